@@ -1,0 +1,1 @@
+"""Pitwall: the operations console of a remote-mechanic marketplace."""

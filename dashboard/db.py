@@ -1,0 +1,67 @@
+"""Engines for PostgreSQL and the embedded DuckDB, and the one error users see
+when the database cannot be reached."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be reached or opened. ``str()`` is one line for people."""
+
+
+def is_duckdb(bind) -> bool:
+    return bind.dialect.name == "duckdb"
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine whose sessions run in UTC; ``auth.*`` maps to DuckDB's default schema."""
+    if url.startswith("duckdb://"):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, execution_options={"schema_translate_map": {"auth": None}})
+        sa.event.listen(engine, "connect", _duckdb_session_utc)
+        return engine
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        connect_args={"connect_timeout": 5, "options": "-c timezone=UTC"},
+    )
+
+
+def _duckdb_session_utc(dbapi_connection, _record) -> None:
+    # The TimeZone setting needs ICU, which is loaded only once a connection exists.
+    dbapi_connection.execute("SET TimeZone = 'UTC'")
+
+
+def explain_failure(exc: BaseException, url: str) -> str:
+    """One line that says what is wrong and what to check, never a traceback."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    where = redact(url)
+    if url.startswith("duckdb://"):
+        if re.search(r"lock|Conflicting lock", text, re.I):
+            return (f"The embedded database {make_url(url).database} is open in another process "
+                    "(DuckDB allows one writer): stop the app or run this from its Emails page.")
+        return f"Cannot open the embedded database {make_url(url).database}: {text}"
+    return f"Cannot reach the database at {where}: {text}. Check DATABASE_URL and that the server is running."
+
+
+def check_connection(engine: Engine) -> None:
+    """Raise DatabaseUnavailable with a one-line reason if the database does not answer."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # any driver error means "unavailable" to the caller
+        raise DatabaseUnavailable(explain_failure(exc, engine.url.render_as_string(hide_password=False))) from exc

@@ -1,0 +1,442 @@
+"""The one schema definition for PostgreSQL and the embedded DuckDB.
+
+Every table and column carries the migration step that introduced it
+(``table.info["step"]`` / ``column.info["step"]``, default: the table's step).
+The Alembic migrations build each step from these tags, so the schema is
+written once and the migrated database always matches this module.
+
+Backend differences (DuckDB 2.0):
+- foreign keys and secondary indexes are created on PostgreSQL only
+  (DuckDB cannot reference ``auth.users`` across schemas, has no ON DELETE
+  actions, and its ART indexes turn updates of indexed rows into delete+insert;
+  its zone maps serve the analytical scans instead);
+- the ``auth`` schema maps to DuckDB's default schema (see ``dashboard.db``).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Allowed values of every status/enum column. Domain code imports these.
+PLANS = ("standard", "premium")
+ACQUISITION_CHANNELS = ("organic_search", "paid_search", "social", "referral", "partner", "direct")
+REQUEST_CATEGORIES = (
+    "engine", "brakes", "electrical", "transmission", "suspension",
+    "hvac", "diagnostics", "tyres", "other",
+)
+REQUEST_STATUSES = ("open", "matched", "completed", "cancelled")
+FOLLOW_UP_TYPES = ("quick_question", "mini_extension", "new_issue")
+SESSION_TYPES = ("chat", "video")
+SESSION_STATUSES = ("pending", "scheduled", "accepted", "live", "completed", "cancelled")
+EXTENSION_STATUSES = ("requested", "approved", "declined", "paid")
+INTERACTION_TYPES = (
+    "intake", "session", "summary_viewed", "upsell_shown", "upsell_clicked", "purchase",
+)
+RECOMMENDATION_TYPES = ("follow_up", "maintenance_plan", "premium_upgrade")
+REVIEW_STATUSES = ("pending", "published", "hidden")
+HIDE_REASONS = (
+    "harmful_or_illegal", "personal_information", "advertising",
+    "not_genuine_experience", "off_topic",
+)
+STAFF_ROLES = ("admin", "support", "manager")
+EMAIL_MILESTONES = (
+    "booking_confirmed", "mechanic_assigned", "session_starting", "session_ended",
+    "summary_delivered", "mechanic_nudge", "support_alert",
+)
+EMAIL_STATUSES = ("pending", "sending", "sent", "failed", "skipped")
+
+# Price multipliers of availability slots: 0.50x to 3.00x, two decimals.
+MULTIPLIER_MIN = "0.50"
+MULTIPLIER_MAX = "3.00"
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+def _pk() -> sa.Column:
+    return sa.Column("id", sa.Uuid, primary_key=True, server_default=sa.text("gen_random_uuid()"))
+
+
+def _created_at() -> sa.Column:
+    return sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
+
+
+def _fk(column: str, target: str, ondelete: str | None = None) -> sa.ForeignKeyConstraint:
+    """A foreign key that exists on PostgreSQL only (see module docstring)."""
+    return sa.ForeignKeyConstraint([column], [target], ondelete=ondelete).ddl_if(dialect="postgresql")
+
+
+def _index(name: str, *columns, **kw) -> sa.Index:
+    return sa.Index(name, *columns, **kw).ddl_if(dialect="postgresql")
+
+
+def _step(step: str, *columns: sa.Column) -> list[sa.Column]:
+    for column in columns:
+        column.info["step"] = step
+    return list(columns)
+
+
+def _json() -> sa.types.TypeEngine:
+    return sa.JSON().with_variant(pg.JSONB(), "postgresql")
+
+
+TEXT_ARRAY = pg.ARRAY(sa.Text)
+
+# --- platform tables (baseline: created only where absent) -------------------
+
+users = sa.Table(
+    "users", metadata,
+    sa.Column("id", sa.Uuid, primary_key=True, server_default=sa.text("gen_random_uuid()")),
+    sa.Column("email", sa.Text, nullable=False, unique=True),
+    _created_at(),
+    schema="auth", info={"step": "base"},
+)
+
+profiles = sa.Table(
+    "profiles", metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("full_name", sa.Text),
+    sa.Column("plan", sa.Text, nullable=False, server_default="standard"),
+    sa.Column("timezone", sa.Text, nullable=False, server_default="UTC"),
+    sa.Column("email_opt_out", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("acquisition_channel", sa.Text),
+    _created_at(),
+    _fk("id", "auth.users.id", "CASCADE"),
+    sa.CheckConstraint(_in("plan", PLANS), name="plan"),
+    sa.CheckConstraint(_in("acquisition_channel", ACQUISITION_CHANNELS), name="channel"),
+    info={"step": "base"},
+)
+
+mechanics = sa.Table(
+    "mechanics", metadata,
+    sa.Column("user_id", sa.Uuid, primary_key=True),
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("timezone", sa.Text, nullable=False, server_default="UTC"),
+    sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
+    _created_at(),
+    *_step(
+        "08",
+        sa.Column("specialties", TEXT_ARRAY),
+        sa.Column("avg_rating", sa.Numeric(3, 2), nullable=False, server_default="0"),
+        sa.Column("total_reviews", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("response_sla_minutes", sa.Integer, nullable=False, server_default="5"),
+        sa.Column("bio", sa.Text),
+        sa.Column("years_experience", sa.Integer),
+    ),
+    _fk("user_id", "auth.users.id", "CASCADE"),
+    sa.CheckConstraint("avg_rating >= 0 AND avg_rating <= 5", name="avg_rating", info={"step": "08"}),
+    sa.CheckConstraint("total_reviews >= 0", name="total_reviews", info={"step": "08"}),
+    sa.CheckConstraint("response_sla_minutes > 0", name="sla", info={"step": "08"}),
+    sa.CheckConstraint("years_experience >= 0 AND years_experience <= 80", name="experience", info={"step": "08"}),
+    info={"step": "base"},
+)
+
+requests = sa.Table(
+    "requests", metadata,
+    _pk(),
+    sa.Column("customer_id", sa.Uuid, nullable=False),
+    sa.Column("vehicle_make", sa.Text),
+    sa.Column("vehicle_model", sa.Text),
+    sa.Column("vehicle_year", sa.Integer),
+    sa.Column("category", sa.Text, nullable=False, server_default="other"),
+    sa.Column("description", sa.Text),
+    sa.Column("status", sa.Text, nullable=False, server_default="open"),
+    _created_at(),
+    sa.Column("updated_at", sa.DateTime(timezone=True)),
+    *_step(
+        "10",
+        sa.Column("parent_session_id", sa.Uuid),
+        sa.Column("is_follow_up", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("follow_up_type", sa.Text),
+    ),
+    _fk("customer_id", "auth.users.id", "CASCADE"),
+    sa.CheckConstraint(_in("category", REQUEST_CATEGORIES), name="category"),
+    sa.CheckConstraint(_in("status", REQUEST_STATUSES), name="status"),
+    sa.CheckConstraint("vehicle_year BETWEEN 1950 AND 2100", name="vehicle_year"),
+    sa.CheckConstraint(_in("follow_up_type", FOLLOW_UP_TYPES), name="follow_up_type", info={"step": "10"}),
+    sa.CheckConstraint(
+        "(is_follow_up AND parent_session_id IS NOT NULL AND follow_up_type IS NOT NULL)"
+        " OR (NOT is_follow_up AND follow_up_type IS NULL)",
+        name="follow_up_shape", info={"step": "10"},
+    ),
+    info={"step": "base"},
+)
+
+sessions = sa.Table(
+    "sessions", metadata,
+    _pk(),
+    sa.Column("request_id", sa.Uuid),
+    sa.Column("customer_id", sa.Uuid, nullable=False),
+    sa.Column("mechanic_id", sa.Uuid),
+    sa.Column("session_type", sa.Text, nullable=False, server_default="video"),
+    sa.Column("status", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("scheduled_at", sa.DateTime(timezone=True)),
+    sa.Column("accepted_at", sa.DateTime(timezone=True)),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("price_cents", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("findings", sa.Text),
+    sa.Column("steps_taken", sa.Text),
+    sa.Column("parts_needed", sa.Text),
+    sa.Column("next_steps", sa.Text),
+    sa.Column("summary_submitted_at", sa.DateTime(timezone=True)),
+    _created_at(),
+    _fk("request_id", "requests.id", "SET NULL"),
+    _fk("customer_id", "auth.users.id", "CASCADE"),
+    _fk("mechanic_id", "mechanics.user_id", "SET NULL"),
+    sa.CheckConstraint(_in("session_type", SESSION_TYPES), name="session_type"),
+    sa.CheckConstraint(_in("status", SESSION_STATUSES), name="status"),
+    sa.CheckConstraint("price_cents >= 0", name="price"),
+    sa.CheckConstraint("ended_at IS NULL OR started_at IS NULL OR ended_at >= started_at", name="ended_after_start"),
+    info={"step": "base"},
+)
+
+session_files = sa.Table(
+    "session_files", metadata,
+    _pk(),
+    sa.Column("session_id", sa.Uuid, nullable=False),
+    sa.Column("uploaded_by", sa.Uuid),
+    sa.Column("file_name", sa.Text, nullable=False),
+    sa.Column("storage_path", sa.Text, nullable=False),
+    sa.Column("content_type", sa.Text),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False, server_default="0"),
+    _created_at(),
+    _fk("session_id", "sessions.id", "CASCADE"),
+    sa.CheckConstraint("size_bytes >= 0", name="size"),
+    info={"step": "base"},
+)
+
+session_extensions = sa.Table(
+    "session_extensions", metadata,
+    _pk(),
+    sa.Column("session_id", sa.Uuid, nullable=False),
+    sa.Column("minutes", sa.Integer, nullable=False),
+    sa.Column("price_cents", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("status", sa.Text, nullable=False, server_default="requested"),
+    _created_at(),
+    _fk("session_id", "sessions.id", "CASCADE"),
+    sa.CheckConstraint("minutes > 0", name="minutes"),
+    sa.CheckConstraint("price_cents >= 0", name="price"),
+    sa.CheckConstraint(_in("status", EXTENSION_STATUSES), name="status"),
+    info={"step": "base"},
+)
+
+# --- 08 reputation ------------------------------------------------------------
+
+mechanic_reviews = sa.Table(
+    "mechanic_reviews", metadata,
+    _pk(),
+    sa.Column("session_id", sa.Uuid, unique=True),
+    sa.Column("mechanic_id", sa.Uuid),
+    sa.Column("customer_id", sa.Uuid),
+    sa.Column("rating", sa.Integer, nullable=False),
+    sa.Column("review_text", sa.Text),
+    sa.Column("helpful_count", sa.Integer, nullable=False, server_default="0"),
+    _created_at(),
+    *_step(
+        "12",
+        sa.Column("status", sa.Text, nullable=False, server_default="pending"),
+        sa.Column("flags", TEXT_ARRAY),
+        sa.Column("hidden_reason", sa.Text),
+        sa.Column("moderated_by", sa.Text),
+        sa.Column("moderated_at", sa.DateTime(timezone=True)),
+    ),
+    _fk("session_id", "sessions.id", "CASCADE"),
+    _fk("mechanic_id", "mechanics.user_id", "CASCADE"),
+    _fk("customer_id", "auth.users.id", "SET NULL"),
+    sa.CheckConstraint("rating >= 1 AND rating <= 5", name="rating"),
+    sa.CheckConstraint("helpful_count >= 0", name="helpful"),
+    sa.CheckConstraint(_in("status", REVIEW_STATUSES), name="status", info={"step": "12"}),
+    sa.CheckConstraint(_in("hidden_reason", HIDE_REASONS), name="hidden_reason", info={"step": "12"}),
+    sa.CheckConstraint(
+        "(status = 'hidden') = (hidden_reason IS NOT NULL)", name="hidden_has_reason", info={"step": "12"}
+    ),
+    info={"step": "08"},
+)
+
+# --- 09 CRM and upsells ---------------------------------------------------------
+
+crm_interactions = sa.Table(
+    "crm_interactions", metadata,
+    _pk(),
+    sa.Column("customer_id", sa.Uuid, nullable=False),
+    sa.Column("interaction_type", sa.Text, nullable=False),
+    sa.Column("session_id", sa.Uuid),
+    sa.Column("metadata", _json()),
+    _created_at(),
+    _fk("customer_id", "auth.users.id", "CASCADE"),
+    _fk("session_id", "sessions.id", "SET NULL"),
+    sa.CheckConstraint(_in("interaction_type", INTERACTION_TYPES), name="interaction_type"),
+    info={"step": "09"},
+)
+
+upsell_recommendations = sa.Table(
+    "upsell_recommendations", metadata,
+    _pk(),
+    sa.Column("customer_id", sa.Uuid, nullable=False),
+    sa.Column("session_id", sa.Uuid),
+    sa.Column("recommendation_type", sa.Text, nullable=False),
+    sa.Column("service_title", sa.Text, nullable=False),
+    sa.Column("service_description", sa.Text),
+    sa.Column("price_cents", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("shown_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+    sa.Column("clicked_at", sa.DateTime(timezone=True)),
+    sa.Column("purchased_at", sa.DateTime(timezone=True)),
+    _fk("customer_id", "auth.users.id", "CASCADE"),
+    _fk("session_id", "sessions.id", "CASCADE"),
+    sa.CheckConstraint(_in("recommendation_type", RECOMMENDATION_TYPES), name="recommendation_type"),
+    sa.CheckConstraint("price_cents >= 0", name="price"),
+    info={"step": "09"},
+)
+
+# --- 11 scheduling ----------------------------------------------------------------
+
+mechanic_availability_slots = sa.Table(
+    "mechanic_availability_slots", metadata,
+    _pk(),
+    sa.Column("mechanic_id", sa.Uuid, nullable=False),
+    sa.Column("day_of_week", sa.Integer, nullable=False),
+    sa.Column("start_time", sa.Time, nullable=False),
+    sa.Column("end_time", sa.Time, nullable=False),
+    sa.Column("is_available", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("price_multiplier", sa.Numeric(3, 2), nullable=False, server_default="1.00"),
+    _created_at(),
+    _fk("mechanic_id", "mechanics.user_id", "CASCADE"),
+    sa.CheckConstraint("day_of_week >= 0 AND day_of_week <= 6", name="day_of_week"),
+    sa.CheckConstraint("start_time < end_time", name="start_before_end"),
+    sa.CheckConstraint(
+        f"price_multiplier >= {MULTIPLIER_MIN} AND price_multiplier <= {MULTIPLIER_MAX}", name="multiplier"
+    ),
+    info={"step": "11"},
+)
+
+mechanic_availability_overrides = sa.Table(
+    "mechanic_availability_overrides", metadata,
+    _pk(),
+    sa.Column("mechanic_id", sa.Uuid, nullable=False),
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("is_available", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("reason", sa.Text),
+    _created_at(),
+    _fk("mechanic_id", "mechanics.user_id", "CASCADE"),
+    sa.UniqueConstraint("mechanic_id", "date"),
+    info={"step": "11"},
+)
+
+# --- 12 Pitwall's own tables -------------------------------------------------------
+
+staff_roles = sa.Table(
+    "staff_roles", metadata,
+    sa.Column("email", sa.Text, primary_key=True),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("display_name", sa.Text),
+    _created_at(),
+    sa.CheckConstraint(_in("role", STAFF_ROLES), name="role"),
+    sa.CheckConstraint("email = lower(email)", name="email_lower"),
+    info={"step": "12"},
+)
+
+audit_log = sa.Table(
+    "audit_log", metadata,
+    _pk(),
+    sa.Column("actor_email", sa.Text, nullable=False),
+    sa.Column("actor_role", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("entity_type", sa.Text, nullable=False),
+    sa.Column("entity_id", sa.Text, nullable=False),
+    sa.Column("before", _json()),
+    sa.Column("after", _json()),
+    sa.Column("reason", sa.Text),
+    _created_at(),
+    info={"step": "12"},
+)
+
+email_outbox = sa.Table(
+    "email_outbox", metadata,
+    _pk(),
+    sa.Column("session_id", sa.Uuid, nullable=False),
+    sa.Column("milestone", sa.Text, nullable=False),
+    sa.Column("recipient", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("last_error", sa.Text),
+    sa.Column("skip_reason", sa.Text),
+    sa.Column("provider_message_id", sa.Text),
+    sa.Column("sent_at", sa.DateTime(timezone=True)),
+    sa.Column("updated_at", sa.DateTime(timezone=True)),
+    _created_at(),
+    _fk("session_id", "sessions.id", "CASCADE"),
+    sa.UniqueConstraint("session_id", "milestone", "recipient"),
+    sa.CheckConstraint(_in("milestone", EMAIL_MILESTONES), name="milestone"),
+    sa.CheckConstraint(_in("status", EMAIL_STATUSES), name="status"),
+    sa.CheckConstraint("attempts >= 0", name="attempts"),
+    info={"step": "12"},
+)
+
+# --- indexes for the filters the pages and jobs use (PostgreSQL) -------------------
+# Each index belongs to the step of its table unless tagged otherwise.
+# DuckDB gets none (see the module docstring).
+
+_index("ix_requests_customer_created", requests.c.customer_id, requests.c.created_at)
+_index("ix_requests_created_at", requests.c.created_at)
+_index("ix_sessions_customer", sessions.c.customer_id)
+_index("ix_sessions_mechanic_scheduled", sessions.c.mechanic_id, sessions.c.scheduled_at)
+_index("ix_sessions_status_scheduled", sessions.c.status, sessions.c.scheduled_at)
+_index("ix_sessions_ended_at", sessions.c.ended_at)
+_index("ix_session_files_session", session_files.c.session_id)
+_index("ix_session_extensions_session", session_extensions.c.session_id)
+_index("ix_mechanic_reviews_mechanic_created", mechanic_reviews.c.mechanic_id, mechanic_reviews.c.created_at)
+_index("ix_mechanic_reviews_customer", mechanic_reviews.c.customer_id)
+_index(
+    "ix_crm_interactions_customer_type_created",
+    crm_interactions.c.customer_id, crm_interactions.c.interaction_type, crm_interactions.c.created_at,
+)
+_index("ix_crm_interactions_type_created", crm_interactions.c.interaction_type, crm_interactions.c.created_at)
+_index("ix_crm_interactions_session", crm_interactions.c.session_id)
+_index("ix_upsell_recommendations_customer", upsell_recommendations.c.customer_id)
+_index("ix_upsell_recommendations_session", upsell_recommendations.c.session_id)
+_index("ix_upsell_recommendations_shown_at", upsell_recommendations.c.shown_at)
+_index("ix_availability_slots_mechanic_day", mechanic_availability_slots.c.mechanic_id,
+       mechanic_availability_slots.c.day_of_week)
+_index("ix_audit_log_entity", audit_log.c.entity_type, audit_log.c.entity_id, audit_log.c.created_at)
+_index("ix_audit_log_created_at", audit_log.c.created_at)
+_index("ix_email_outbox_status_next_attempt", email_outbox.c.status, email_outbox.c.next_attempt_at)
+_index("ix_email_outbox_created_at", email_outbox.c.created_at)
+_index(
+    "ix_requests_parent_session", requests.c.parent_session_id,
+    postgresql_where=requests.c.is_follow_up, info={"step": "10"},
+)
+_index(
+    "ix_mechanic_reviews_pending", mechanic_reviews.c.created_at,
+    postgresql_where=mechanic_reviews.c.status == "pending", info={"step": "12"},
+)
+requests.append_constraint(
+    sa.ForeignKeyConstraint(
+        ["parent_session_id"], ["sessions.id"], ondelete="SET NULL", use_alter=True, info={"step": "10"}
+    )
+    .ddl_if(dialect="postgresql")
+)
+
+STEPS = ("base", "08", "09", "10", "11", "12")
+
+
+def step_of(item, table: sa.Table | None = None) -> str:
+    """The migration step that introduced a table, column, constraint or index."""
+    if "step" in item.info:
+        return item.info["step"]
+    owner = table if table is not None else getattr(item, "table", None)
+    return owner.info["step"] if owner is not None else "base"

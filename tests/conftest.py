@@ -1,0 +1,123 @@
+"""Shared fixtures: a migrated database on each backend.
+
+``engine`` runs a test once on the embedded DuckDB and once on the PostgreSQL
+at 127.0.0.1:5432 (``PITWALL_TEST_PG`` overrides). Outside CI an unreachable
+PostgreSQL skips its half; in CI (``CI=true``) it fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from dashboard.db import make_engine
+from dashboard.migrate import upgrade
+from dashboard.schema import metadata
+
+PG_ADMIN_URL = os.environ.get("PITWALL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _pg_admin():
+    return sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+
+
+def create_pg_database(prefix: str = "pitwall_test") -> str:
+    """Create an empty PostgreSQL database and return its URL."""
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = _pg_admin()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(url: str) -> None:
+    name = sa.engine.make_url(url).database
+    admin = _pg_admin()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_available() -> bool:
+    try:
+        with _pg_admin().connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return True
+    except sa.exc.OperationalError as exc:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is required in CI: {exc}")
+        return False
+
+
+@pytest.fixture
+def empty_pg_url(pg_available):
+    """A brand-new, empty PostgreSQL database (dropped afterwards)."""
+    if not pg_available:
+        pytest.skip("PostgreSQL not reachable (outside CI)")
+    url = create_pg_database()
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture(scope="session")
+def _pg_migrated_url(pg_available):
+    if not pg_available:
+        yield None
+        return
+    url = create_pg_database()
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture(scope="session")
+def _duckdb_template(tmp_path_factory):
+    path = tmp_path_factory.mktemp("duckdb-template") / "template.duckdb"
+    engine = make_engine(f"duckdb:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+def _truncate_all(engine) -> None:
+    names = ", ".join(
+        engine.dialect.identifier_preparer.format_table(t) for t in reversed(metadata.sorted_tables)
+    )
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {names} CASCADE"))
+
+
+@pytest.fixture
+def pg_engine(_pg_migrated_url):
+    """The migrated, emptied PostgreSQL database alone, for PostgreSQL-only behaviour."""
+    if _pg_migrated_url is None:
+        pytest.skip("PostgreSQL not reachable (outside CI)")
+    eng = make_engine(_pg_migrated_url)
+    _truncate_all(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def engine(request, tmp_path, _duckdb_template, _pg_migrated_url):
+    """A migrated, empty database on each backend."""
+    if request.param == "duckdb":
+        path = tmp_path / "pitwall.duckdb"
+        shutil.copy(_duckdb_template, path)
+        eng = make_engine(f"duckdb:///{path}")
+    else:
+        if _pg_migrated_url is None:
+            pytest.skip("PostgreSQL not reachable (outside CI)")
+        eng = make_engine(_pg_migrated_url)
+        _truncate_all(eng)
+    yield eng
+    eng.dispose()
