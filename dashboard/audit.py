@@ -1,0 +1,45 @@
+"""The audit trail: one row per write, in the same transaction as the write."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from dashboard.auth import Actor
+from dashboard.schema import audit_log
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy of a row snapshot (uuids, decimals, dates become text)."""
+    return json.loads(json.dumps(value, default=lambda v: str(v) if isinstance(
+        v, (uuid.UUID, decimal.Decimal, dt.date, dt.time, dt.datetime)) else repr(v)))
+
+
+def record_audit(
+    conn: Connection,
+    actor: Actor,
+    action: str,
+    entity_type: str,
+    entity_id: Any,
+    before: dict | None = None,
+    after: dict | None = None,
+    reason: str | None = None,
+) -> None:
+    """Write an audit row on ``conn``; call it inside the write's transaction."""
+    conn.execute(
+        audit_log.insert().values(
+            actor_email=actor.email,
+            actor_role=actor.role,
+            action=action,
+            entity_type=entity_type,
+            entity_id=str(entity_id),
+            before=_plain(before) if before is not None else None,
+            after=_plain(after) if after is not None else None,
+            reason=reason,
+        )
+    )
