@@ -431,7 +431,9 @@ requests.append_constraint(
     .ddl_if(dialect="postgresql")
 )
 
-STEPS = ("base", "08", "09", "10", "11", "12")
+# Migration steps in order; 13 and later are Pitwall's feature steps
+# (13: reputation moderation, 14: scheduling and pricing, 15: follow-up lifecycle, 16: CRM upsell catalogue).
+STEPS = ("base", "08", "09", "10", "11", "12", "13", "14", "15", "16")
 
 
 def step_of(item, table: sa.Table | None = None) -> str:
