@@ -1,0 +1,148 @@
+"""Overview queries on a hand-built fixture, on both backends.
+
+The period is 1-10 March 2024 in America/New_York (10 days; DST starts on
+10 March), so it runs from 2024-03-01 05:00 UTC to 2024-03-11 04:00 UTC and
+the previous period from 2024-02-20 05:00 UTC to 2024-03-01 05:00 UTC.
+Every expected value below is counted by hand from the rows.
+"""
+
+import datetime as dt
+import uuid
+
+import pytest
+
+from dashboard import schema as s
+from dashboard.period import Period
+from queries.overview import kpis, open_follow_ups, sessions_completed_per_day
+
+PERIOD = Period(dt.date(2024, 3, 1), dt.date(2024, 3, 10), "America/New_York")
+
+
+def utc(*args) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=dt.timezone.utc)
+
+
+def ids(*names):
+    return {name: uuid.uuid4() for name in names}
+
+
+U = ids("c1", "c2", "mech")
+R = ids("r1", "r2", "r3", "r4", "r5", "f1", "f2", "f3")
+S = ids("s1", "s2", "s3", "s4", "s5", "s6", "s7")
+
+
+@pytest.fixture
+def overview_db(engine):
+    with engine.begin() as conn:
+        conn.execute(s.users.insert(), [{"id": U[n], "email": f"{n}@example.com"} for n in U])
+        conn.execute(s.mechanics.insert().values(user_id=U["mech"], display_name="Mo"))
+        conn.execute(s.requests.insert(), [
+            {"id": R["r1"], "customer_id": U["c1"], "created_at": utc(2024, 3, 2, 12)},   # current, converted
+            {"id": R["r2"], "customer_id": U["c1"], "created_at": utc(2024, 3, 5, 12)},   # current, cancelled only
+            {"id": R["r3"], "customer_id": U["c2"], "created_at": utc(2024, 3, 9, 12)},   # current, converted
+            {"id": R["r4"], "customer_id": U["c2"], "created_at": utc(2024, 2, 25, 12)},  # previous, converted
+            # 29 Feb 23:59 in New York (1 March in UTC): the previous period
+            {"id": R["r5"], "customer_id": U["c2"], "created_at": utc(2024, 3, 1, 4, 59)},
+        ])
+        session = {"customer_id": U["c1"], "mechanic_id": U["mech"], "status": "completed", "ended_at": None}
+        conn.execute(s.sessions.insert(), [
+            {**session, "id": S["s1"], "request_id": R["r1"], "ended_at": utc(2024, 3, 2, 13)},  # 2 Mar
+            {**session, "id": S["s2"], "request_id": R["r2"], "status": "cancelled"},
+            # 10 Mar 23:30 EDT (11 March in UTC): the last local day of the period
+            {**session, "id": S["s3"], "request_id": R["r3"], "ended_at": utc(2024, 3, 11, 3, 30)},
+            # 29 Feb 23:30 EST (1 March in UTC): the previous period
+            {**session, "id": S["s4"], "request_id": R["r4"], "ended_at": utc(2024, 3, 1, 4, 30)},
+            # 11 Mar 00:00 EDT: just outside the period
+            {**session, "id": S["s5"], "request_id": None, "ended_at": utc(2024, 3, 11, 4)},
+            {**session, "id": S["s6"], "request_id": None, "ended_at": utc(2024, 3, 2, 23, 30)},  # 2 Mar
+            {**session, "id": S["s7"], "request_id": None, "status": "accepted"},
+        ])
+        follow_up = {"customer_id": U["c1"], "is_follow_up": True, "parent_session_id": S["s1"],
+                     "follow_up_type": "quick_question", "created_at": utc(2024, 3, 3)}
+        conn.execute(s.requests.insert(), [
+            {**follow_up, "id": R["f1"], "status": "open"},
+            {**follow_up, "id": R["f2"], "status": "matched", "created_at": utc(2024, 1, 1)},
+            {**follow_up, "id": R["f3"], "status": "completed"},
+        ])
+        review = {"mechanic_id": U["mech"], "customer_id": U["c1"], "status": "published", "hidden_reason": None}
+        conn.execute(s.mechanic_reviews.insert(), [
+            {**review, "session_id": S["s1"], "rating": 5, "created_at": utc(2024, 3, 3)},
+            {**review, "session_id": S["s3"], "rating": 2, "created_at": utc(2024, 3, 10, 12)},
+            {**review, "session_id": S["s6"], "rating": 1, "created_at": utc(2024, 3, 4),
+             "status": "hidden", "hidden_reason": "off_topic"},
+            {**review, "session_id": S["s4"], "rating": 4, "created_at": utc(2024, 2, 28)},
+            {**review, "session_id": S["s5"], "rating": 3, "created_at": utc(2024, 3, 5), "status": "pending"},
+        ])
+        upsell = {"customer_id": U["c1"], "recommendation_type": "maintenance_plan", "service_title": "Plan"}
+        conn.execute(s.upsell_recommendations.insert(), [
+            {**upsell, "price_cents": 4900, "purchased_at": utc(2024, 3, 4)},
+            {**upsell, "price_cents": 12000, "purchased_at": utc(2024, 3, 10, 23)},
+            {**upsell, "price_cents": 9900, "purchased_at": None},
+            {**upsell, "price_cents": 2500, "purchased_at": utc(2024, 3, 11, 4)},  # just outside
+            {**upsell, "price_cents": 1500, "purchased_at": utc(2024, 2, 21)},
+        ])
+        email = {"recipient": "c1@example.com", "status": "failed"}
+        conn.execute(s.email_outbox.insert(), [
+            {**email, "session_id": S["s1"], "milestone": "booking_confirmed", "created_at": utc(2024, 3, 2)},
+            {**email, "session_id": S["s1"], "milestone": "session_ended", "created_at": utc(2024, 3, 2),
+             "status": "sent"},
+            {**email, "session_id": S["s3"], "milestone": "booking_confirmed", "created_at": utc(2024, 3, 10)},
+            # 29 Feb 23:00 EST: the previous period
+            {**email, "session_id": S["s4"], "milestone": "booking_confirmed", "created_at": utc(2024, 3, 1, 4)},
+        ])
+    return engine
+
+
+def test_period_bounds_follow_the_display_timezone():
+    assert PERIOD.bounds() == (utc(2024, 3, 1, 5), utc(2024, 3, 11, 4))
+    assert PERIOD.previous() == Period(dt.date(2024, 2, 20), dt.date(2024, 2, 29), "America/New_York")
+    assert PERIOD.previous().bounds() == (utc(2024, 2, 20, 5), utc(2024, 3, 1, 5))
+
+
+def test_kpis_of_the_period_and_the_previous_one(overview_db):
+    with overview_db.connect() as conn:
+        frame = kpis(conn, period=PERIOD)
+    assert list(frame.index) == ["current", "previous"]
+    current, previous = frame.loc["current"], frame.loc["previous"]
+    assert current.sessions_completed == 3  # s1, s3, s6
+    assert previous.sessions_completed == 1  # s4
+    assert (current.intake_requests, current.converted_requests) == (3, 2)  # r1, r2, r3; r1 and r3
+    assert current.conversion_rate == pytest.approx(2 / 3)
+    assert (previous.intake_requests, previous.converted_requests) == (2, 1)  # r4, r5; r4
+    assert previous.conversion_rate == pytest.approx(0.5)
+    assert (current.reviews_published, current.avg_rating) == (2, pytest.approx(3.5))  # 5 and 2
+    assert (previous.reviews_published, previous.avg_rating) == (1, pytest.approx(4.0))
+    assert current.upsell_revenue_cents == 4900 + 12000
+    assert previous.upsell_revenue_cents == 1500
+    assert (current.emails_failed, previous.emails_failed) == (2, 1)
+
+
+def test_kpis_of_an_empty_period_are_zero_or_missing(overview_db):
+    with overview_db.connect() as conn:
+        frame = kpis(conn, period=Period(dt.date(2020, 1, 1), dt.date(2020, 1, 7), "UTC"))
+    current = frame.loc["current"]
+    assert (current.sessions_completed, current.intake_requests, current.upsell_revenue_cents) == (0, 0, 0)
+    assert current.isna()[["avg_rating", "conversion_rate"]].all()
+
+
+def test_open_follow_ups_counts_open_and_matched_now(overview_db):
+    with overview_db.connect() as conn:
+        assert open_follow_ups(conn).loc[0, "open_follow_ups"] == 2  # f1 open, f2 matched
+
+
+def test_sessions_per_day_in_the_display_timezone(overview_db):
+    with overview_db.connect() as conn:
+        local = sessions_completed_per_day(conn, period=PERIOD)
+        in_utc = sessions_completed_per_day(conn, period=Period(PERIOD.start, PERIOD.end, "UTC"))
+    assert list(local.day) == [dt.date(2024, 3, d) for d in range(1, 11)]
+    assert dict(zip(local.day, local.sessions)) == {
+        **{dt.date(2024, 3, d): 0 for d in range(1, 11)},
+        dt.date(2024, 3, 2): 2,  # s1, s6
+        dt.date(2024, 3, 10): 1,  # s3 at 23:30 EDT
+    }
+    # In UTC, s4 falls on 1 March and s3 on 11 March (outside the period).
+    assert dict(zip(in_utc.day, in_utc.sessions)) == {
+        **{dt.date(2024, 3, d): 0 for d in range(1, 11)},
+        dt.date(2024, 3, 1): 1,
+        dt.date(2024, 3, 2): 2,
+    }
