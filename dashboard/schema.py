@@ -387,6 +387,46 @@ email_outbox = sa.Table(
     info={"step": "12"},
 )
 
+# --- 13 reputation: review flags, helpful votes, moderation setting ----------------
+# (dashboard/reviews.py holds the rules that use these)
+
+# Automatic flags a new review can get; a flagged review waits in the moderation queue.
+REVIEW_FLAGS = (
+    "personal_data", "link_or_promo", "profanity", "short_negative", "duplicate_text", "review_burst",
+)
+
+for _column in _step(
+    "13",
+    # Hash of the normalised text (long enough texts only), to find copies of a review quickly.
+    sa.Column("text_fingerprint", sa.Text),
+):
+    mechanic_reviews.append_column(_column)
+
+review_helpful_votes = sa.Table(
+    "review_helpful_votes", metadata,
+    sa.Column("review_id", sa.Uuid, primary_key=True),
+    sa.Column("voter_id", sa.Uuid, primary_key=True),  # one vote per (review, voter)
+    _created_at(),
+    _fk("review_id", "mechanic_reviews.id", "CASCADE"),
+    _fk("voter_id", "auth.users.id", "CASCADE"),
+    info={"step": "13"},
+)
+
+review_settings = sa.Table(
+    "review_settings", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("moderate_all", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("updated_by", sa.Text),
+    sa.Column("updated_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint("id = 1", name="single_row"),
+    info={"step": "13"},
+)
+
+_index("ix_mechanic_reviews_text_fingerprint", mechanic_reviews.c.text_fingerprint,
+       postgresql_where=mechanic_reviews.c.text_fingerprint.isnot(None), info={"step": "13"})
+
+# --- end of 13 ----------------------------------------------------------------------
+
 # --- indexes for the filters the pages and jobs use (PostgreSQL) -------------------
 # Each index belongs to the step of its table unless tagged otherwise.
 # DuckDB gets none (see the module docstring).
@@ -430,6 +470,42 @@ requests.append_constraint(
     )
     .ddl_if(dialect="postgresql")
 )
+
+# --- 14 scheduling and pricing: base prices, override hours ------------------------
+# (dashboard/scheduling.py holds the rules that use these)
+
+# The list price of a session type; a slot's price is this times its multiplier.
+# Booked sessions keep their own price_cents, so a change here never rewrites history.
+session_base_prices = sa.Table(
+    "session_base_prices", metadata,
+    sa.Column("session_type", sa.Text, primary_key=True),
+    sa.Column("price_cents", sa.Integer, nullable=False),
+    sa.Column("updated_by", sa.Text),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint(_in("session_type", SESSION_TYPES), name="session_type"),
+    sa.CheckConstraint("price_cents > 0", name="price_positive"),
+    info={"step": "14"},
+)
+
+# An override is either "unavailable all day" (no hours) or "available only from start to
+# end" at its own multiplier; it replaces that day's weekly hours.
+for _column in _step(
+    "14",
+    sa.Column("start_time", sa.Time),
+    sa.Column("end_time", sa.Time),
+    sa.Column("price_multiplier", sa.Numeric(3, 2), nullable=False, server_default="1.00"),
+):
+    mechanic_availability_overrides.append_column(_column)
+for _check in (
+    sa.CheckConstraint("(start_time IS NULL) = (end_time IS NULL)", name="hours_pair", info={"step": "14"}),
+    sa.CheckConstraint("start_time IS NULL OR (is_available AND start_time < end_time)", name="hours",
+                       info={"step": "14"}),
+    sa.CheckConstraint(f"price_multiplier >= {MULTIPLIER_MIN} AND price_multiplier <= {MULTIPLIER_MAX}",
+                       name="multiplier", info={"step": "14"}),
+):
+    mechanic_availability_overrides.append_constraint(_check)
+
+# --- end of 14 ----------------------------------------------------------------------
 
 # Migration steps in order; 13 and later are Pitwall's feature steps
 # (13: reputation moderation, 14: scheduling and pricing, 15: follow-up lifecycle, 16: CRM upsell catalogue).
