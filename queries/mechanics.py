@@ -1,0 +1,173 @@
+"""Mechanics: the leaderboard, a mechanic's profile, ratings and measured response times.
+
+Ranking uses the Bayesian rating of ``dashboard.reviews`` (see its docstring):
+``(m * C + n * avg_rating) / (m + n)`` with ``m = PRIOR_WEIGHT`` and ``C`` the
+mean of all published reviews, taken from the stored aggregates of every
+mechanic. Both are computed here in SQL, the same on PostgreSQL and DuckDB.
+
+Response time is the time from the request's creation to the session's
+acceptance (``sessions.accepted_at - requests.created_at``), in minutes,
+counted against the mechanic's ``response_sla_minutes``.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dashboard.period import Period
+from dashboard.reviews import PRIOR_WEIGHT
+from dashboard.schema import mechanic_reviews, mechanics, requests, sessions
+from queries.registry import BenchContext, register
+
+LEADERBOARD_LIMIT = 50
+m = mechanics
+
+
+def _global_mean() -> sa.ScalarSelect:
+    """C: the mean rating of all published reviews (0 when there are none)."""
+    total = sa.func.sum(m.c.total_reviews)
+    weighted = sa.func.sum(sa.cast(m.c.avg_rating, sa.Double) * m.c.total_reviews)
+    return sa.select(sa.func.coalesce(weighted / sa.cast(sa.func.nullif(total, 0), sa.Double), 0.0)).scalar_subquery()
+
+
+def _bayesian(mean: sa.ColumnElement) -> sa.ColumnElement:
+    return (
+        (PRIOR_WEIGHT * mean + m.c.total_reviews * sa.cast(m.c.avg_rating, sa.Double))
+        / sa.cast(PRIOR_WEIGHT + m.c.total_reviews, sa.Double)
+    )
+
+
+def _ranked(specialty: str | None = None) -> sa.Subquery:
+    """Active mechanics (with ``specialty`` if given) with their Bayesian rating and rank."""
+    score = _bayesian(_global_mean())
+    query = sa.select(
+        m.c.user_id, m.c.display_name, m.c.specialties, m.c.avg_rating, m.c.total_reviews,
+        m.c.response_sla_minutes, m.c.years_experience, m.c.is_active,
+        score.label("bayesian_rating"),
+        sa.func.rank().over(order_by=score.desc()).label("rank"),
+    ).where(m.c.is_active)
+    if specialty:
+        query = query.where(m.c.specialties.any(specialty))
+    return query.subquery("ranked")
+
+
+def leaderboard(conn: Connection, *, specialty: str | None = None, limit: int = LEADERBOARD_LIMIT) -> pd.DataFrame:
+    """Active mechanics ranked by Bayesian rating (ties: more reviews first, then name).
+
+    Columns: rank, user_id, display_name, specialties, avg_rating, total_reviews,
+    bayesian_rating, response_sla_minutes, years_experience.
+    """
+    ranked = _ranked(specialty)
+    query = (
+        sa.select(ranked.c.rank, ranked.c.user_id, ranked.c.display_name, ranked.c.specialties,
+                  ranked.c.avg_rating, ranked.c.total_reviews, ranked.c.bayesian_rating,
+                  ranked.c.response_sla_minutes, ranked.c.years_experience)
+        .order_by(ranked.c.rank, ranked.c.total_reviews.desc(), ranked.c.display_name, ranked.c.user_id)
+        .limit(limit)
+    )
+    frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=list(query.selected_columns.keys()))
+    return frame.astype({"avg_rating": "float64", "bayesian_rating": "float64"})
+
+
+def specialties(conn: Connection) -> list[str]:
+    """Every specialty any mechanic lists, alphabetically."""
+    listed = sa.select(sa.func.unnest(m.c.specialties).label("specialty")).subquery("listed")
+    return list(conn.execute(sa.select(listed.c.specialty).distinct().order_by(listed.c.specialty)).scalars())
+
+
+def mechanic_options(conn: Connection) -> pd.DataFrame:
+    """Columns user_id, display_name, is_active of every mechanic, by name (for pickers)."""
+    query = sa.select(m.c.user_id, m.c.display_name, m.c.is_active).order_by(m.c.display_name, m.c.user_id)
+    return pd.DataFrame(conn.execute(query).mappings().all(), columns=["user_id", "display_name", "is_active"])
+
+
+def profile(conn: Connection, *, mechanic_id) -> pd.DataFrame:
+    """One row (none for an unknown id): the mechanic's details, aggregates, Bayesian
+    rating and rank among active mechanics (rank is empty for an inactive one)."""
+    ranked = _ranked()
+    score = _bayesian(_global_mean())
+    query = (
+        sa.select(m.c.user_id, m.c.display_name, m.c.bio, m.c.years_experience, m.c.specialties, m.c.timezone,
+                  m.c.is_active, m.c.avg_rating, m.c.total_reviews, m.c.response_sla_minutes,
+                  score.label("bayesian_rating"), ranked.c.rank,
+                  sa.select(sa.func.count()).select_from(ranked).scalar_subquery().label("ranked_mechanics"))
+        .select_from(m.outerjoin(ranked, ranked.c.user_id == m.c.user_id))
+        .where(m.c.user_id == mechanic_id)
+    )
+    frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=list(query.selected_columns.keys()))
+    return frame.astype({"avg_rating": "float64", "bayesian_rating": "float64"})
+
+
+def rating_distribution(conn: Connection, *, mechanic_id) -> pd.DataFrame:
+    """Published reviews per star: columns ``stars`` (1..5, all present) and ``reviews``."""
+    r = mechanic_reviews
+    query = (
+        sa.select(r.c.rating, sa.func.count())
+        .where(r.c.mechanic_id == mechanic_id, r.c.status == "published")
+        .group_by(r.c.rating)
+    )
+    counts = dict(conn.execute(query).all())
+    return pd.DataFrame({"stars": range(1, 6), "reviews": [counts.get(star, 0) for star in range(1, 6)]})
+
+
+def _responses(mechanic_id, period: Period) -> sa.Subquery:
+    start, end = period.bounds()
+    minutes = sa.cast(sa.extract("epoch", sessions.c.accepted_at - requests.c.created_at), sa.Double) / 60.0
+    return (
+        sa.select(
+            sa.cast(sa.func.date_trunc("week", sa.func.timezone(period.tz, sessions.c.accepted_at)), sa.Date)
+            .label("week"),
+            minutes.label("minutes"),
+            (minutes <= m.c.response_sla_minutes).label("within_sla"),
+        )
+        .select_from(sessions.join(requests, requests.c.id == sessions.c.request_id)
+                     .join(m, m.c.user_id == sessions.c.mechanic_id))
+        .where(sessions.c.mechanic_id == mechanic_id,
+               sessions.c.accepted_at >= start, sessions.c.accepted_at < end)
+        .subquery("responses")
+    )
+
+
+def _response_stats(responses: sa.Subquery) -> list:
+    return [
+        sa.func.count().label("sessions"),
+        sa.func.percentile_cont(0.5).within_group(responses.c.minutes).label("median_minutes"),
+        sa.func.avg(sa.case((responses.c.within_sla, 1.0), else_=0.0)).label("within_sla_share"),
+    ]
+
+
+def response_times(conn: Connection, *, mechanic_id, period: Period) -> pd.DataFrame:
+    """Weekly response times of sessions accepted in the period: columns ``week`` (Monday,
+    in the period's timezone), ``sessions``, ``median_minutes``, ``within_sla_share``."""
+    responses = _responses(mechanic_id, period)
+    query = (sa.select(responses.c.week, *_response_stats(responses))
+             .group_by(responses.c.week).order_by(responses.c.week))
+    frame = pd.DataFrame(conn.execute(query).mappings().all(),
+                         columns=["week", "sessions", "median_minutes", "within_sla_share"])
+    return frame.astype({"sessions": "int64", "median_minutes": "float64", "within_sla_share": "float64"})
+
+
+def response_summary(conn: Connection, *, mechanic_id, period: Period) -> pd.DataFrame:
+    """One row over the whole period: ``sessions``, ``median_minutes``, ``within_sla_share``
+    (NaN without accepted sessions)."""
+    responses = _responses(mechanic_id, period)
+    frame = pd.DataFrame(conn.execute(sa.select(*_response_stats(responses))).mappings().all())
+    return frame.astype({"sessions": "int64", "median_minutes": "float64", "within_sla_share": "float64"})
+
+
+def _bench_period(ctx: BenchContext) -> Period:
+    return Period(ctx.start.date(), ctx.end.date(), "UTC")
+
+
+register("mechanics.leaderboard", lambda conn, ctx: leaderboard(conn))
+register("mechanics.leaderboard_specialty",
+         lambda conn, ctx: leaderboard(conn, specialty=(specialties(conn) or [None])[0]))
+register("mechanics.profile", lambda conn, ctx: profile(conn, mechanic_id=ctx.sample["mechanic_id"]))
+register("mechanics.rating_distribution",
+         lambda conn, ctx: rating_distribution(conn, mechanic_id=ctx.sample["mechanic_id"]))
+register("mechanics.response_times", lambda conn, ctx: response_times(
+    conn, mechanic_id=ctx.sample["mechanic_id"], period=_bench_period(ctx)))
+register("mechanics.response_summary", lambda conn, ctx: response_summary(
+    conn, mechanic_id=ctx.sample["mechanic_id"], period=_bench_period(ctx)))

@@ -1,0 +1,124 @@
+"""Reviews: the moderation queue and the recent reviews of a customer or a mechanic.
+
+Every row carries the review, its flags (a list, empty when none), and who
+wrote it about whom. Filters are whitelisted: statuses from
+``REVIEW_STATUSES``, flags from ``REVIEW_FLAGS``, ratings 1..5.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dashboard.period import Period
+from dashboard.schema import REVIEW_FLAGS, REVIEW_STATUSES, mechanic_reviews, mechanics, profiles, users
+from queries.registry import register
+
+QUEUE_LIMIT = 200
+REVIEW_COLUMNS = (
+    "id", "created_at", "status", "rating", "review_text", "flags", "hidden_reason", "helpful_count",
+    "moderated_by", "moderated_at", "session_id", "mechanic_id", "mechanic_name", "customer_id",
+    "customer_name", "customer_email",
+)
+
+
+def _checked(values: Sequence, allowed: Sequence, what: str) -> list:
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise ValueError(f"unknown {what}: {', '.join(map(str, unknown))}")
+    return list(values)
+
+
+def _reviews_select(*extra: sa.ColumnElement) -> sa.Select:
+    r = mechanic_reviews
+    return (
+        sa.select(
+            r.c.id, r.c.created_at, r.c.status, r.c.rating, r.c.review_text, r.c.flags, r.c.hidden_reason,
+            r.c.helpful_count, r.c.moderated_by, r.c.moderated_at, r.c.session_id, r.c.mechanic_id,
+            mechanics.c.display_name.label("mechanic_name"), r.c.customer_id,
+            profiles.c.full_name.label("customer_name"), users.c.email.label("customer_email"), *extra,
+        )
+        .select_from(
+            r.outerjoin(mechanics, mechanics.c.user_id == r.c.mechanic_id)
+            .outerjoin(users, users.c.id == r.c.customer_id)
+            .outerjoin(profiles, profiles.c.id == r.c.customer_id)
+        )
+    )
+
+
+def _frame(conn: Connection, query: sa.Select, columns: Sequence[str]) -> pd.DataFrame:
+    frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=list(columns))
+    frame["flags"] = [list(f) if f is not None else [] for f in frame["flags"]]
+    return frame
+
+
+def moderation_queue(
+    conn: Connection,
+    *,
+    status: str = "pending",
+    flags: Sequence[str] = (),
+    ratings: Sequence[int] = (),
+    mechanic_id=None,
+    period: Period | None = None,
+    limit: int = QUEUE_LIMIT,
+) -> pd.DataFrame:
+    """Reviews in ``status``, oldest first, at most ``limit``; ``REVIEW_COLUMNS`` plus
+    ``matching`` (how many match the filters in all).
+
+    ``flags``: reviews with any of these flags; ``ratings``: any of these ratings;
+    ``period``: written within it.
+    """
+    _checked([status], REVIEW_STATUSES, "status")
+    r = mechanic_reviews
+    query = _reviews_select(sa.func.count().over().label("matching")).where(r.c.status == status)
+    if flags:
+        query = query.where(r.c.flags.overlap(_checked(flags, REVIEW_FLAGS, "flag")))
+    if ratings:
+        query = query.where(r.c.rating.in_(_checked(ratings, range(1, 6), "rating")))
+    if mechanic_id is not None:
+        query = query.where(r.c.mechanic_id == mechanic_id)
+    if period is not None:
+        start, end = period.bounds()
+        query = query.where(r.c.created_at >= start, r.c.created_at < end)
+    query = query.order_by(r.c.created_at, r.c.id).limit(limit)
+    return _frame(conn, query, (*REVIEW_COLUMNS, "matching"))
+
+
+def queue_flag_counts(conn: Connection) -> pd.DataFrame:
+    """Pending reviews per flag: columns ``flag`` (every one of ``REVIEW_FLAGS``) and ``reviews``."""
+    flag = sa.func.unnest(mechanic_reviews.c.flags).label("flag")
+    flagged = sa.select(flag).where(mechanic_reviews.c.status == "pending").subquery("flagged")
+    counts = dict(conn.execute(sa.select(flagged.c.flag, sa.func.count()).group_by(flagged.c.flag)).all())
+    return pd.DataFrame({"flag": list(REVIEW_FLAGS), "reviews": [counts.get(f, 0) for f in REVIEW_FLAGS]})
+
+
+def recent_reviews(
+    conn: Connection,
+    *,
+    mechanic_id=None,
+    customer_id=None,
+    statuses: Sequence[str] = REVIEW_STATUSES,
+    limit: int = 10,
+) -> pd.DataFrame:
+    """The newest reviews of a mechanic and/or by a customer in ``statuses``; ``REVIEW_COLUMNS``."""
+    if mechanic_id is None and customer_id is None:
+        raise ValueError("give a mechanic_id or a customer_id")
+    r = mechanic_reviews
+    query = _reviews_select().where(r.c.status.in_(_checked(statuses, REVIEW_STATUSES, "status")))
+    if mechanic_id is not None:
+        query = query.where(r.c.mechanic_id == mechanic_id)
+    if customer_id is not None:
+        query = query.where(r.c.customer_id == customer_id)
+    return _frame(conn, query.order_by(r.c.created_at.desc(), r.c.id).limit(limit), REVIEW_COLUMNS)
+
+
+register("reviews.queue", lambda conn, ctx: moderation_queue(conn))
+register("reviews.queue_flagged_low_ratings",
+         lambda conn, ctx: moderation_queue(conn, flags=("profanity", "personal_data"), ratings=(1, 2)))
+register("reviews.queue_flag_counts", lambda conn, ctx: queue_flag_counts(conn))
+register("reviews.customer_history", lambda conn, ctx: recent_reviews(conn, customer_id=ctx.sample["customer_id"]))
+register("reviews.mechanic_history",
+         lambda conn, ctx: recent_reviews(conn, mechanic_id=ctx.sample["mechanic_id"]))
