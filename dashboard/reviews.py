@@ -121,7 +121,7 @@ class SubmittedReview:
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE = re.compile(r"(?<![\w+])\+?\(?\d[\d ().-]{6,}\d(?!\w)")
 _LINK = re.compile(
-    r"\b(?:https?://|www\.)\S+"
+    r"\b(?:https?://|www\.)[^\s<>\"]*[^\s<>\".,;:!?)\]]"
     r"|(?<![@\w.])[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|net|org|io|uk|biz|info|shop|store)(?![\w-])(?:/\S*)?",
     re.IGNORECASE,
 )

@@ -59,6 +59,12 @@ def test_text_rules_leave_ordinary_text_alone(text):
     assert find_spans(text) == []
 
 
+def test_spans_cover_the_offending_text_only():
+    text = "Parts at https://partshub.example. Or (www.x.com/a?b=1), promo code GARAGE10!"
+    assert [text[sp.start:sp.end] for sp in find_spans(text)] == [
+        "https://partshub.example", "www.x.com/a?b=1", "promo code GARAGE10"]
+
+
 @pytest.mark.parametrize("rating,text,flagged", [
     (1, "Bad.", True),
     (2, None, True),
