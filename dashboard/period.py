@@ -76,10 +76,10 @@ def default_period(tz: str = DEFAULT_TZ, today: dt.date | None = None) -> Period
 def period_problem(start: dt.date, end: dt.date) -> str | None:
     """Why ``start``..``end`` is not a usable period, or None if it is."""
     if end < start:
-        return f"The end date ({end:%d %b %Y}) is before the start date ({start:%d %b %Y}): pick an end on or after the start."
+        return f"The end date, {end:%d %b %Y}, is before the start date, {start:%d %b %Y}."
     days = (end - start).days + 1
     if days > MAX_DAYS:
-        return f"The period has {days} days; pick at most {MAX_DAYS} days."
+        return f"The period has {days} days; the longest is {MAX_DAYS} days."
     return None
 
 
@@ -107,12 +107,12 @@ def period_from_params(params: Mapping[str, str], today: dt.date | None = None) 
         return fallback, notices
     start, end = _date(params.get("from")), _date(params.get("to"))
     if start is None or end is None:
-        problem = "needs both dates as YYYY-MM-DD"
+        problem = "It needs both dates, as YYYY-MM-DD."
     elif not (EARLIEST <= start and end <= latest_allowed(today)):
-        problem = f"must lie between {EARLIEST:%Y} and {latest_allowed(today):%d %b %Y}"
+        problem = f"Dates must lie between {EARLIEST:%d %b %Y} and {latest_allowed(today):%d %b %Y}."
     else:
         problem = period_problem(start, end)
     if problem:
-        notices.append(f"The link's date range is not valid ({problem.rstrip('.')}): showing the last {DEFAULT_DAYS} days.")
+        notices.append(f"The link's dates could not be used. {problem} Showing the last {DEFAULT_DAYS} days instead.")
         return fallback, notices
     return Period(start, end, tz), notices

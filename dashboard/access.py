@@ -1,0 +1,88 @@
+"""Who may open which page, and who is using the app when nobody signs in.
+
+Pure functions of the settings and the role, so they are tested without
+Streamlit. The server-side check of every write stays in ``dashboard.auth``;
+hiding a page is convenience, not protection.
+
+Pages per role:
+
+| area       | page                          | admin | support | manager |
+|------------|-------------------------------|-------|---------|---------|
+|            | Overview                      | yes   | yes     | yes     |
+| Growth     | CRM funnel, Upsells           | yes   |         |         |
+| Support    | Review moderation, Follow-ups, Customer lookup | yes | yes | |
+| Support    | Mechanic profiles             | yes   | yes     | yes     |
+| Operations | Mechanic calendars & pricing  | yes   |         | yes     |
+| Operations | Emails                        | yes   |         |         |
+
+Emails is admin-only: it shows customer addresses and can resend mail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dashboard.auth import Actor
+from dashboard.config import Settings
+
+ALL = frozenset({"admin", "support", "manager"})
+ADMIN = frozenset({"admin"})
+SUPPORT = frozenset({"admin", "support"})
+OPERATIONS = frozenset({"admin", "manager"})
+
+DEMO_ADMIN = Actor("admin@pitwall.demo", "admin", "Demo Admin")
+ANONYMOUS_ADMIN = Actor("anonymous@pitwall.local", "admin", "Anonymous Admin")
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    file: str  # under pages/
+    title: str
+    icon: str  # a Material icon, ":material/name:"
+    area: str  # "" is the top of the menu, above the named areas
+    roles: frozenset[str]
+
+
+PAGES = (
+    PageSpec("overview.py", "Overview", ":material/dashboard:", "", ALL),
+    PageSpec("funnel.py", "CRM funnel", ":material/filter_alt:", "Growth", ADMIN),
+    PageSpec("upsells.py", "Upsells", ":material/sell:", "Growth", ADMIN),
+    PageSpec("reviews.py", "Review moderation", ":material/reviews:", "Support", SUPPORT),
+    PageSpec("followups.py", "Follow-ups", ":material/forum:", "Support", SUPPORT),
+    PageSpec("customers.py", "Customer lookup", ":material/person_search:", "Support", SUPPORT),
+    PageSpec("mechanics.py", "Mechanic profiles", ":material/engineering:", "Support", ALL),
+    PageSpec("calendars.py", "Mechanic calendars & pricing", ":material/calendar_month:", "Operations", OPERATIONS),
+    PageSpec("emails.py", "Emails", ":material/mail:", "Operations", ADMIN),
+)
+
+
+def pages_for_role(role: str) -> dict[str, list[PageSpec]]:
+    """The pages a role sees, grouped by area in menu order (empty areas left out)."""
+    grouped: dict[str, list[PageSpec]] = {}
+    for page in PAGES:
+        if role in page.roles:
+            grouped.setdefault(page.area, []).append(page)
+    return grouped
+
+
+def login_configured(settings: Settings) -> bool:
+    """True when ``[auth]`` in secrets sets up Streamlit's OIDC login."""
+    return bool(settings.secrets.get("auth"))
+
+
+def actor_without_login(settings: Settings) -> Actor | None:
+    """Who uses the app when login is not configured, or None when nobody may.
+
+    The embedded demo database runs as the demo admin; any other database
+    only when anonymous use is explicitly allowed.
+    """
+    if settings.embedded:
+        return DEMO_ADMIN
+    if settings.allow_anonymous:
+        return ANONYMOUS_ADMIN
+    return None
+
+
+def staff_actor(email: str, role: str | None, name: str | None = None) -> Actor | None:
+    """The signed-in staff member, or None when the email has no staff role."""
+    return Actor(email.strip().lower(), role, name) if role else None

@@ -1,0 +1,232 @@
+"""Pitwall's entry point: ``streamlit run dashboard/app.py``.
+
+Every run goes: settings -> who is using the app -> database ready -> menu of
+the role's pages, identity and period in the sidebar -> the chosen page.
+Whatever stops a run before the page (unusable settings, sign-in needed,
+refused access, database down or not migrated) is shown as a page of its own
+that says what is wrong and what to check, and as one line on stderr; never
+as a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the path
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+from alembic.script import ScriptDirectory  # noqa: E402
+from streamlit.navigation.page import StreamlitPage  # noqa: E402
+
+from dashboard import access, ui  # noqa: E402
+from dashboard.auth import Actor, role_for_email  # noqa: E402
+from dashboard.config import ConfigError, Settings, load_settings  # noqa: E402
+from dashboard.db import DatabaseUnavailable, check_connection, redact  # noqa: E402
+from dashboard.migrate import alembic_config, current_revision, upgrade  # noqa: E402
+from dashboard.period import (  # noqa: E402
+    EARLIEST, Period, latest_allowed, period_from_params, period_problem, timezones, today_in,
+)
+
+PAGES_DIR = ROOT / "pages"
+LOGO = Path(__file__).resolve().parent / "assets" / "logo.svg"
+SETTINGS_HELP = "See `.streamlit/secrets.toml.example` for every setting and where it can be set."
+
+
+def stop_with_error(title: str, detail: str, checks: list[str]) -> None:
+    print(f"pitwall: {title}: {detail}", file=sys.stderr)
+    ui.error_state(title, detail, checks)
+    st.stop()
+
+
+def settings_or_stop() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        stop_with_error("Pitwall's settings are not usable", str(exc), [
+            "The environment variables `DATABASE_URL`, `DATABASE_READ_URL` and `PITWALL_*`.",
+            f"`.streamlit/secrets.toml`. {SETTINGS_HELP}",
+        ])
+
+
+# --- who is using the app ----------------------------------------------------------
+
+
+def sign_in_page() -> None:
+    ui.page_header("Pitwall", "The staff console of the remote-mechanic marketplace.")
+    st.write("Sign in with your work account to continue.")
+    if st.button("Sign in", type="primary", icon=":material/login:"):
+        st.login()
+    st.stop()
+
+
+def anonymous_refused_page(settings: Settings) -> None:
+    print("pitwall: refusing anonymous use of a non-demo database (configure [auth] or allow anonymous use)",
+          file=sys.stderr)
+    ui.page_header("Sign-in required", "Pitwall shows no data from a real database to someone it does not know.")
+    st.warning(f"Connected to `{redact(settings.database_url)}`, and staff sign-in is not configured.",
+               icon=":material/lock:")
+    st.markdown(
+        "Choose one of the two ways in:\n\n"
+        "1. **Configure staff sign-in** (recommended): add an `[auth]` section for your OpenID Connect "
+        "provider to `.streamlit/secrets.toml` and list the staff emails with their role in the "
+        "`staff_roles` table.\n"
+        "2. **Allow anonymous use** on a trusted network only: set `PITWALL_ALLOW_ANONYMOUS=true`, or "
+        "`allow_anonymous = true` under `[pitwall]` in `.streamlit/secrets.toml`. Everyone who can open "
+        "the app then acts as an admin.\n\n" + SETTINGS_HELP
+    )
+    st.stop()
+
+
+def no_access_page(email: str) -> None:
+    ui.page_header("No access", "Pitwall is open to the marketplace's staff only.")
+    st.warning(f"**{ui.escape_markdown(email)}** is not on the staff list.", icon=":material/block:")
+    st.write("Ask an admin to add your email to the `staff_roles` table with the role admin, support or "
+             "manager, then sign in again.")
+    if st.button("Sign out", icon=":material/logout:"):
+        st.logout()
+    st.stop()
+
+
+# --- the database ------------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner=False)
+def prepare_embedded(url: str, scale: float) -> None:
+    """Migrate the embedded database and fill it with demo data once per server."""
+    from dashboard.demo import load_if_empty
+
+    engine = ui.engine_for(url)
+    upgrade(engine)
+    load_if_empty(engine, scale=scale)
+
+
+@st.cache_resource(show_spinner=False)
+def migrated_revision(url: str) -> str:
+    """The database's revision once it is the one this code needs (not cached while it is not)."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    current = current_revision(ui.engine_for(url))
+    if current != head:
+        raise ConfigError(f"The database is at revision {current or 'none (not migrated)'}; "
+                          f"this version of Pitwall needs revision {head}.")
+    return current
+
+
+def database_or_stop(settings: Settings) -> None:
+    urls = [settings.database_url] + ([settings.read_url] if settings.read_url else [])
+    try:
+        for url in urls:
+            check_connection(ui.engine_for(url))
+    except DatabaseUnavailable as exc:
+        stop_with_error("The database is not available", str(exc), database_checks(settings))
+    if settings.embedded:
+        with st.spinner("Preparing the demo database (first start only)…"):
+            prepare_embedded(settings.database_url, settings.demo_scale)
+        return
+    try:
+        migrated_revision(settings.database_url)
+    except ConfigError as exc:
+        stop_with_error("The database needs migrating", str(exc), [
+            "Run `python -m dashboard.migrate` against this database (it is safe to run again).",
+        ])
+
+
+def database_checks(settings: Settings) -> list[str]:
+    if settings.embedded:
+        return ["Only one process can open the embedded DuckDB file: stop other Pitwall apps or jobs using it.",
+                "`PITWALL_DUCKDB_PATH` points at a folder you can write to."]
+    return ["The database server is running and reachable from this machine.",
+            f"The URL in `DATABASE_URL` or `[connections.sql] url` (source: {settings.source}). {SETTINGS_HELP}"]
+
+
+def actor_or_stop(settings: Settings) -> Actor:
+    email = st.user.get("email") or ""
+    with ui.engine_for(settings.query_url).connect() as conn:
+        role = role_for_email(conn, email) if email else None
+    actor = access.staff_actor(email, role, st.user.get("name"))
+    if actor is None:
+        no_access_page(email or "Your account (the sign-in gave no email)")
+    return actor
+
+
+# --- sidebar -----------------------------------------------------------------------
+
+
+def navigation(role: str) -> StreamlitPage:
+    sections = {
+        area: [st.Page(PAGES_DIR / page.file, title=page.title, icon=page.icon, default=page.file == "overview.py")
+               for page in pages]
+        for area, pages in access.pages_for_role(role).items()
+    }
+    return st.navigation(sections)
+
+
+def identity_sidebar(actor: Actor, login: bool) -> None:
+    with st.sidebar:
+        if actor == access.DEMO_ADMIN:
+            st.badge("Demo admin", icon=":material/science:", color="orange")
+            st.caption("Embedded demo data; nothing here is real.")
+        elif actor == access.ANONYMOUS_ADMIN:
+            st.badge("Anonymous admin", icon=":material/warning:", color="red")
+            st.caption("Anonymous use is allowed by configuration.")
+        else:
+            st.markdown(f"**{ui.escape_markdown(actor.name or actor.email)}** · {actor.role}")
+            st.caption(ui.escape_markdown(actor.email))
+        if login and st.button("Sign out", icon=":material/logout:"):
+            st.logout()
+
+
+def period_inputs() -> tuple:
+    """The period widgets; on a session's first run they start from the link's ``from``, ``to``, ``tz``."""
+    if "filter_from" not in st.session_state:
+        period, notices = period_from_params(st.query_params.to_dict())
+        st.session_state.update(filter_from=period.start, filter_to=period.end, filter_tz=period.tz)
+        for notice in notices:
+            st.warning(ui.escape_markdown(notice), icon=":material/link_off:")
+    latest = latest_allowed(today_in(st.session_state.filter_tz))
+    with st.sidebar:
+        start = st.date_input("From", key="filter_from", min_value=EARLIEST, max_value=latest)
+        end = st.date_input("To", key="filter_to", min_value=EARLIEST, max_value=latest)
+        tz = st.selectbox("Display timezone", timezones(), key="filter_tz",
+                          help="Days start at midnight in this timezone, and times are shown in it.")
+    return start, end, tz
+
+
+def period_or_stop(start, end, tz: str) -> Period:
+    """The chosen period, written to the URL so the view can be shared; a clear message if it is not valid."""
+    problem = period_problem(start, end)
+    if problem:
+        st.warning(f"**Choose a valid period.** {problem}", icon=":material/date_range:")
+        st.stop()
+    period = Period(start, end, tz)
+    params = period.to_params()
+    if any(st.query_params.get(key) != value for key, value in params.items()):
+        st.query_params.update(params)
+    return period
+
+
+def main() -> None:
+    st.set_page_config(page_title="Pitwall", page_icon=":material/build:", layout="wide")
+    st.logo(LOGO)
+    settings = settings_or_stop()
+    login = access.login_configured(settings)
+    if login and not st.user.is_logged_in:
+        sign_in_page()
+    actor = None if login else access.actor_without_login(settings)
+    if not login and actor is None:
+        anonymous_refused_page(settings)
+    database_or_stop(settings)
+    if login:
+        actor = actor_or_stop(settings)
+    page = navigation(actor.role)
+    identity_sidebar(actor, login)
+    ui.set_context(ui.Context(settings=settings, actor=actor, period=period_or_stop(*period_inputs())))
+    try:
+        page.run()
+    except DatabaseUnavailable as exc:
+        stop_with_error("The database stopped answering", str(exc), database_checks(settings))
+
+
+main()

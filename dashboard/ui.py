@@ -1,0 +1,245 @@
+"""Shared building blocks of every page: header, KPIs, empty and error states,
+charts in the brand colours, cached queries, and the request context.
+
+A page reads its context, runs queries and renders::
+
+    from dashboard import ui
+    from queries import reviews
+
+    ui.page_header("Review moderation", "Publish or hide the reviews customers wrote.")
+    queue = ui.run_query(reviews.queue, period=ui.period())
+    if queue.empty:
+        ui.empty_state("No reviews are waiting.", "Widen the date range to see older reviews.")
+
+Writes use ``write_engine()`` and ``actor()``, then call ``clear_query_cache()``.
+Text from users (reviews, names, emails) goes through ``escape_markdown`` before
+it reaches any Markdown, or is shown with ``st.text``/``st.dataframe``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+import sqlalchemy as sa
+import streamlit as st
+from sqlalchemy.engine import Engine
+
+from dashboard.auth import Actor
+from dashboard.config import Settings
+from dashboard.db import DatabaseUnavailable, explain_failure, make_engine
+from dashboard.period import Period
+
+QUERY_TTL_SECONDS = 300
+CURRENCY = "$"
+NO_CHANGE = "no change"
+
+# Brand: "pit-lane orange" first, then colours that stay apart for colour-blind viewers.
+BRAND_COLORS = ["#C2410C", "#0F766E", "#1D4ED8", "#A16207", "#7E22CE", "#475569"]
+FONT = '"Source Sans", sans-serif'  # the font Streamlit ships and the theme uses
+pio.templates["pitwall"] = go.layout.Template(
+    layout=dict(
+        colorway=BRAND_COLORS,
+        font=dict(family=FONT, size=14, color="#1F2937"),
+        title=dict(font=dict(size=18), x=0, xanchor="left"),
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+        margin=dict(l=16, r=16, t=56, b=16),
+        xaxis=dict(showgrid=False, linecolor="#CBD5E1", ticks="outside", tickcolor="#CBD5E1",
+                   automargin=True, title=dict(standoff=12)),
+        yaxis=dict(gridcolor="#E5E7EB", zerolinecolor="#CBD5E1", rangemode="tozero",
+                   automargin=True, title=dict(standoff=12)),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        hoverlabel=dict(font=dict(family=FONT)),
+    )
+)
+pio.templates.default = "pitwall"
+
+_CONTEXT_KEY = "_pitwall_context"
+
+
+# --- the request context (set by dashboard/app.py before the page runs) ----------
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    actor: Actor
+    period: Period
+
+
+def set_context(context: Context) -> None:
+    st.session_state[_CONTEXT_KEY] = context
+
+
+def _context() -> Context:
+    return st.session_state[_CONTEXT_KEY]
+
+
+def actor() -> Actor:
+    """The signed-in staff member (or the demo/anonymous admin); pass it to every write."""
+    return _context().actor
+
+
+def period() -> Period:
+    """The period chosen in the sidebar: whole days in the display timezone."""
+    return _context().period
+
+
+@st.cache_resource(show_spinner=False)
+def engine_for(url: str) -> Engine:
+    """One engine (and connection pool) per database URL for the whole server."""
+    return make_engine(url)
+
+
+def read_engine() -> Engine:
+    """Where read-only queries go: the read replica when configured."""
+    return engine_for(_context().settings.query_url)
+
+
+def write_engine() -> Engine:
+    """The primary database, for writes."""
+    return engine_for(_context().settings.database_url)
+
+
+# --- queries -----------------------------------------------------------------------
+
+
+@st.cache_data(ttl=QUERY_TTL_SECONDS, max_entries=512, show_spinner="Loading data…")
+def _cached_query(url: str, name: str, filters: dict, _fn: Callable[..., pd.DataFrame]) -> pd.DataFrame:
+    try:
+        with engine_for(url).connect() as conn:
+            return _fn(conn, **filters)
+    except sa.exc.OperationalError as exc:
+        raise DatabaseUnavailable(explain_failure(exc, url)) from exc
+
+
+def run_query(fn: Callable[..., pd.DataFrame], **filters) -> pd.DataFrame:
+    """Run ``fn(conn, **filters)`` from ``queries/`` on the read engine.
+
+    Results are cached for ``QUERY_TTL_SECONDS`` per database, function and
+    filters (filters must be hashable values: dates, strings, numbers, Period).
+    A database that stops answering raises ``DatabaseUnavailable``, which the
+    app shows as its error page.
+    """
+    url = _context().settings.query_url
+    return _cached_query(url, f"{fn.__module__}.{fn.__qualname__}", filters, _fn=fn)
+
+
+def clear_query_cache() -> None:
+    """Forget every cached query result; call after a write commits."""
+    _cached_query.clear()
+
+
+# --- formatting --------------------------------------------------------------------
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def escape_markdown(text: object) -> str:
+    """``text`` with every Markdown (and Streamlit directive) character escaped."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def fmt_count(value) -> str:
+    return "—" if _missing(value) else f"{int(value):,}"
+
+
+def fmt_money(cents) -> str:
+    """Integer cents as currency, e.g. ``$1,234.50``."""
+    return "—" if _missing(cents) else f"{'-' if cents < 0 else ''}{CURRENCY}{abs(cents) / 100:,.2f}"
+
+
+def fmt_percent(ratio) -> str:
+    return "—" if _missing(ratio) else f"{ratio * 100:.1f}%"
+
+
+def fmt_points(ratio_change) -> str:
+    """A change of a ratio, in percentage points."""
+    return f"{ratio_change * 100:.1f} pp"
+
+
+def fmt_rating(value) -> str:
+    return "—" if _missing(value) else f"{value:.2f} ★"
+
+
+def change(current, previous, fmt: Callable[[float], str]) -> str | None:
+    """The signed change from ``previous`` to ``current`` for ``st.metric``,
+    formatted with ``fmt``; None when either side is missing."""
+    if _missing(current) or _missing(previous):
+        return None
+    diff = current - previous
+    if diff == 0:
+        return NO_CHANGE
+    return ("+" if diff > 0 else "-") + fmt(abs(diff))
+
+
+# --- layout ------------------------------------------------------------------------
+
+
+def page_header(title: str, purpose: str) -> None:
+    """The page title and one sentence on what the page is for."""
+    st.title(title, anchor=False)
+    st.caption(purpose)
+
+
+@dataclass(frozen=True)
+class Kpi:
+    label: str
+    value: str
+    delta: str | None = None  # from change(); None hides it
+    help: str | None = None
+    lower_is_better: bool = False
+
+
+def kpi_row(kpis: Sequence[Kpi]) -> None:
+    """KPIs side by side, each with its change against the previous period."""
+    for column, kpi in zip(st.columns(len(kpis)), kpis):
+        flat = kpi.delta == NO_CHANGE
+        column.metric(
+            kpi.label, kpi.value, kpi.delta, help=kpi.help, border=True, height="stretch",
+            delta_color="off" if flat else ("inverse" if kpi.lower_is_better else "normal"),
+            delta_arrow="off" if flat else "auto",
+        )
+
+
+def _span(period: Period) -> str:
+    return f"{period.start:%d %b %Y} – {period.end:%d %b %Y}"
+
+
+def comparison_caption(period: Period) -> None:
+    """Under a KPI row: which days the values cover and what the changes compare with."""
+    st.caption(f"{_span(period)} ({period.days} days, {period.tz}); "
+               f"changes compare with {_span(period.previous())}.")
+
+
+def empty_state(what: str, action: str) -> None:
+    """Nothing to show: what that means, and the one thing to do about it (Markdown)."""
+    st.info(f"**{what}**  \n{action}", icon=":material/inbox:")
+
+
+def error_state(title: str, detail: str, checks: Sequence[str] = ()) -> None:
+    """Something is wrong: what (``detail`` is shown as plain text) and what to check."""
+    st.error(f"**{title}**  \n{escape_markdown(detail)}", icon=":material/error:")
+    if checks:
+        st.markdown("**What to check**\n" + "\n".join(f"- {check}" for check in checks))
+
+
+def not_built_yet() -> None:
+    """The body of a page that is planned but not built."""
+    st.info("This page is not built yet.", icon=":material/construction:")
+
+
+def chart(fig: go.Figure, *, title: str, x_title: str, y_title: str) -> None:
+    """Render a plotly figure in the brand template; axis titles carry units."""
+    fig.update_layout(template="pitwall", title_text=title, xaxis_title=x_title, yaxis_title=y_title)
+    st.plotly_chart(fig, theme=None, config={"displaylogo": False})
