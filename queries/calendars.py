@@ -1,0 +1,293 @@
+"""Mechanic calendars: weekly slots, overrides, booked sessions, availability and prices.
+
+Plain reads aggregate in SQL (sessions per local hour use ``timezone(tz, ts)``,
+which PostgreSQL and DuckDB both provide). Availability and bookable slots come
+from ``dashboard.scheduling``, the one implementation of the slot rules, so
+what the page shows is exactly what customers are offered. A mechanic whose
+timezone is not an IANA name offers nothing here (the page lists them).
+
+``mechanic_ids`` is a tuple of ids, or None for every active mechanic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from dataclasses import replace
+from typing import Iterator, Sequence
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dashboard import schema as s
+from dashboard.calendar_edits import BASE_PRICE, CALENDAR
+from dashboard.period import Period
+from dashboard.scheduling import (
+    BLOCKING_STATUSES, Calendar, SlotRules, WeeklySlot, Window, availability_windows, base_prices as price_list, bookable_slots,
+    is_known_timezone, load_calendars, minutes_by_hour, parse_uuid,
+)
+from queries.registry import BenchContext, register
+
+HOURS = range(24)
+
+
+def _who(column: sa.ColumnElement, mechanic_ids: Sequence[str] | None) -> sa.ColumnElement[bool]:
+    if mechanic_ids is None:
+        return column.in_(sa.select(s.mechanics.c.user_id).where(s.mechanics.c.is_active).scalar_subquery())
+    return column.in_([parse_uuid(i, "Mechanic") for i in mechanic_ids])
+
+
+def week_bounds(week_start: dt.date, tz: str, days: int = 7) -> tuple[dt.datetime, dt.datetime]:
+    """The UTC instants of the local midnights that start and end ``days`` days from ``week_start``."""
+    return Period(week_start, week_start + dt.timedelta(days=days - 1), tz).bounds()
+
+
+def mechanics(conn: Connection, *, active_only: bool = True) -> pd.DataFrame:
+    """mechanic_id (text), display_name, timezone, is_active, by name."""
+    m = s.mechanics
+    query = (sa.select(sa.cast(m.c.user_id, sa.Text).label("mechanic_id"), m.c.display_name, m.c.timezone,
+                       m.c.is_active)
+             .order_by(m.c.display_name, m.c.user_id))
+    if active_only:
+        query = query.where(m.c.is_active)
+    return pd.DataFrame(conn.execute(query).mappings().all(),
+                        columns=["mechanic_id", "display_name", "timezone", "is_active"])
+
+
+def weekly_slots(conn: Connection, *, mechanic_id: str) -> pd.DataFrame:
+    """slot_id (text), day_of_week, start_time, end_time, is_available, price_multiplier (float)."""
+    sl = s.mechanic_availability_slots
+    query = (sa.select(sa.cast(sl.c.id, sa.Text).label("slot_id"), sl.c.day_of_week, sl.c.start_time, sl.c.end_time,
+                       sl.c.is_available, sa.cast(sl.c.price_multiplier, sa.Double).label("price_multiplier"))
+             .where(sl.c.mechanic_id == parse_uuid(mechanic_id, "Mechanic"))
+             .order_by(sl.c.day_of_week, sl.c.start_time))
+    return pd.DataFrame(conn.execute(query).mappings().all(),
+                        columns=["slot_id", "day_of_week", "start_time", "end_time", "is_available",
+                                 "price_multiplier"])
+
+
+def overrides(conn: Connection, *, mechanic_id: str, first_day: dt.date) -> pd.DataFrame:
+    """The mechanic's overrides from ``first_day`` on: date, is_available, start_time, end_time,
+    price_multiplier (float), reason."""
+    ov = s.mechanic_availability_overrides
+    query = (sa.select(ov.c.date, ov.c.is_available, ov.c.start_time, ov.c.end_time,
+                       sa.cast(ov.c.price_multiplier, sa.Double).label("price_multiplier"), ov.c.reason)
+             .where(ov.c.mechanic_id == parse_uuid(mechanic_id, "Mechanic"), ov.c.date >= first_day)
+             .order_by(ov.c.date))
+    return pd.DataFrame(conn.execute(query).mappings().all(),
+                        columns=["date", "is_available", "start_time", "end_time", "price_multiplier", "reason"])
+
+
+def base_prices(conn: Connection) -> pd.DataFrame:
+    """session_type, price_cents, updated_by, updated_at for every session type (missing prices are NaN)."""
+    bp = s.session_base_prices
+    types = sa.values(sa.column("session_type", sa.Text), name="types").data([(t,) for t in s.SESSION_TYPES])
+    query = (sa.select(types.c.session_type, bp.c.price_cents, bp.c.updated_by, bp.c.updated_at)
+             .select_from(types.outerjoin(bp, bp.c.session_type == types.c.session_type))
+             .order_by(types.c.session_type))
+    return pd.DataFrame(conn.execute(query).mappings().all(),
+                        columns=["session_type", "price_cents", "updated_by", "updated_at"])
+
+
+def busiest_mechanics(conn: Connection, *, start: dt.datetime, end: dt.datetime, limit: int) -> pd.DataFrame:
+    """The ``limit`` active mechanics with the most booked sessions in [start, end), then by name:
+    mechanic_id (text), display_name, timezone, sessions."""
+    m, se = s.mechanics, s.sessions
+    booked = (sa.select(se.c.mechanic_id, sa.func.count().label("sessions"))
+              .where(se.c.status.in_(BLOCKING_STATUSES), se.c.scheduled_at >= start, se.c.scheduled_at < end)
+              .group_by(se.c.mechanic_id).subquery())
+    sessions = sa.func.coalesce(booked.c.sessions, 0)
+    query = (sa.select(sa.cast(m.c.user_id, sa.Text).label("mechanic_id"), m.c.display_name, m.c.timezone,
+                       sessions.label("sessions"))
+             .select_from(m.outerjoin(booked, booked.c.mechanic_id == m.c.user_id))
+             .where(m.c.is_active)
+             .order_by(sessions.desc(), m.c.display_name, m.c.user_id)
+             .limit(limit))
+    return pd.DataFrame(conn.execute(query).mappings().all(),
+                        columns=["mechanic_id", "display_name", "timezone", "sessions"])
+
+
+def booked_sessions(conn: Connection, *, mechanic_ids: Sequence[str] | None, start: dt.datetime,
+                    end: dt.datetime) -> pd.DataFrame:
+    """Sessions scheduled in [start, end) that hold or held their time (not cancelled):
+    session_id, mechanic_id, display_name, session_type, status, scheduled_at, price_cents."""
+    m, se = s.mechanics, s.sessions
+    query = (sa.select(sa.cast(se.c.id, sa.Text).label("session_id"),
+                       sa.cast(se.c.mechanic_id, sa.Text).label("mechanic_id"), m.c.display_name,
+                       se.c.session_type, se.c.status, se.c.scheduled_at, se.c.price_cents)
+             .join(m, m.c.user_id == se.c.mechanic_id)
+             .where(_who(se.c.mechanic_id, mechanic_ids), se.c.status.in_(BLOCKING_STATUSES),
+                    se.c.scheduled_at >= start, se.c.scheduled_at < end)
+             .order_by(se.c.scheduled_at, se.c.id))
+    return pd.DataFrame(conn.execute(query).mappings().all(),
+                        columns=["session_id", "mechanic_id", "display_name", "session_type", "status",
+                                 "scheduled_at", "price_cents"])
+
+
+def booked_by_hour(conn: Connection, *, mechanic_ids: Sequence[str] | None, start: dt.datetime,
+                   end: dt.datetime, tz: str) -> pd.DataFrame:
+    """Sessions (not cancelled) per local date and hour of ``tz`` in which they start:
+    local_date, hour, sessions."""
+    se = s.sessions
+    local = sa.func.timezone(tz, se.c.scheduled_at)
+    local_date = sa.cast(local, sa.Date).label("local_date")
+    hour = sa.cast(sa.extract("hour", local), sa.Integer).label("hour")
+    query = (sa.select(local_date, hour, sa.func.count().label("sessions"))
+             .where(_who(se.c.mechanic_id, mechanic_ids), se.c.status.in_(BLOCKING_STATUSES),
+                    se.c.scheduled_at >= start, se.c.scheduled_at < end)
+             .group_by(local_date, hour)
+             .order_by(local_date, hour))
+    return pd.DataFrame(conn.execute(query).mappings().all(), columns=["local_date", "hour", "sessions"])
+
+
+def _calendars(conn: Connection, mechanic_ids: Sequence[str] | None, first_day: dt.date,
+               days: int) -> list[Calendar]:
+    found = load_calendars(conn, mechanic_ids, first_day, days)
+    return [calendar for calendar in found.values() if is_known_timezone(calendar.timezone)]
+
+
+def _clipped_windows(calendar: Calendar, start: dt.datetime, end: dt.datetime) -> Iterator[Window]:
+    """The calendar's availability windows cut to [start, end)."""
+    first_day = start.date() - dt.timedelta(days=1)  # local dates are within a day of UTC dates
+    for window in availability_windows(calendar, first_day, (end - start).days + 3):
+        if window.end > start and window.start < end:
+            yield replace(window, start=max(window.start, start), end=min(window.end, end))
+
+
+def availability(conn: Connection, *, mechanic_ids: Sequence[str] | None, start: dt.datetime,
+                 end: dt.datetime) -> pd.DataFrame:
+    """Availability windows in [start, end): mechanic_id, timezone, start_utc, end_utc,
+    multiplier (float), source (weekly or override)."""
+    rows = []
+    first_day = start.date() - dt.timedelta(days=1)
+    for calendar in _calendars(conn, mechanic_ids, first_day, (end - start).days + 3):
+        for window in _clipped_windows(calendar, start, end):
+            rows.append({"mechanic_id": str(calendar.mechanic_id), "timezone": calendar.timezone,
+                         "start_utc": window.start, "end_utc": window.end, "multiplier": float(window.multiplier),
+                         "source": window.source})
+    return pd.DataFrame(rows, columns=["mechanic_id", "timezone", "start_utc", "end_utc", "multiplier", "source"])
+
+
+def hour_grid(conn: Connection, *, mechanic_ids: Sequence[str] | None, week_start: dt.date, tz: str,
+              session_minutes: int) -> pd.DataFrame:
+    """One row per local date and hour of ``tz`` for 7 days from ``week_start``:
+    available_minutes (summed over the mechanics), multiplier (their minute-weighted mean,
+    NaN without availability), sessions starting in that hour, booked_minutes
+    (sessions x session length) and utilisation (booked / available minutes, NaN without availability)."""
+    start, end = week_bounds(week_start, tz)
+    zone = ZoneInfo(tz)
+    cells: dict[tuple[dt.date, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for calendar in _calendars(conn, mechanic_ids, start.date() - dt.timedelta(days=1), 10):
+        for key, (minutes, weighted) in minutes_by_hour(_clipped_windows(calendar, start, end), zone).items():
+            cells[key][0] += minutes
+            cells[key][1] += weighted
+    grid = pd.DataFrame(
+        [{"local_date": week_start + dt.timedelta(days=d), "hour": h} for d in range(7) for h in HOURS])
+    grid["available_minutes"] = [cells.get((d, h), [0.0])[0] for d, h in zip(grid.local_date, grid.hour)]
+    weighted = pd.Series([cells.get((d, h), [0.0, 0.0])[1] for d, h in zip(grid.local_date, grid.hour)])
+    available = grid["available_minutes"].where(grid["available_minutes"] > 0)
+    grid["multiplier"] = weighted / available
+    booked = booked_by_hour(conn, mechanic_ids=mechanic_ids, start=start, end=end, tz=tz)
+    grid = grid.merge(booked, on=["local_date", "hour"], how="left")
+    grid["sessions"] = grid["sessions"].fillna(0).astype(int)
+    grid["booked_minutes"] = grid["sessions"] * session_minutes
+    grid["utilisation"] = grid["booked_minutes"] / available
+    return grid
+
+
+def _slot_frame(calendars: Sequence[Calendar], *, days: int, now: dt.datetime, rules: SlotRules,
+                base_price_cents: int | None) -> pd.DataFrame:
+    rows = []
+    for calendar in calendars:
+        first_day = now.astimezone(calendar.zone).date()
+        for slot in bookable_slots(calendar, first_day, days, now=now, rules=rules,
+                                   base_price_cents=base_price_cents):
+            rows.append({"mechanic_id": str(calendar.mechanic_id), "start_utc": slot.start_utc,
+                         "start_local": slot.start_local.replace(tzinfo=None), "timezone": calendar.timezone,
+                         "multiplier": float(slot.multiplier), "price_cents": slot.price_cents})
+    return pd.DataFrame(rows, columns=["mechanic_id", "start_utc", "start_local", "timezone", "multiplier",
+                                       "price_cents"])
+
+
+def bookable(conn: Connection, *, mechanic_ids: Sequence[str] | None, days: int, session_type: str,
+             now: dt.datetime, rules: SlotRules = SlotRules(),
+             slots: tuple[WeeklySlot, ...] | None = None) -> pd.DataFrame:
+    """Bookable starts for ``days`` local dates from each mechanic's today:
+    mechanic_id, start_utc, start_local (the mechanic's wall clock), timezone, multiplier, price_cents.
+    ``slots`` (one mechanic only) previews a weekly schedule that is not saved yet."""
+    calendars = _calendars(conn, mechanic_ids, now.date() - dt.timedelta(days=1), days + 2)
+    if slots is not None:
+        if len(calendars) != 1:
+            raise ValueError("a preview of unsaved slots needs exactly one mechanic")
+        calendars = [replace(calendars[0], slots=slots)]
+    return _slot_frame(calendars, days=days, now=now, rules=rules,
+                       base_price_cents=price_list(conn).get(session_type))
+
+
+def pricing_audit(conn: Connection, *, mechanic_id: str | None = None, limit: int = 200) -> pd.DataFrame:
+    """The latest calendar and base-price changes, newest first: created_at, actor_email, actor_role,
+    action, mechanic (display name, or the session type for base prices), before, after (dicts), reason."""
+    a, m = s.audit_log, s.mechanics
+    where = [a.c.entity_type.in_([CALENDAR, BASE_PRICE])]
+    if mechanic_id is not None:
+        where = [a.c.entity_type == CALENDAR, a.c.entity_id == str(parse_uuid(mechanic_id, "Mechanic"))]
+    query = (sa.select(a.c.created_at, a.c.actor_email, a.c.actor_role, a.c.action,
+                       sa.func.coalesce(m.c.display_name, a.c.entity_id).label("subject"),
+                       a.c.before, a.c.after, a.c.reason)
+             .select_from(a.outerjoin(m, sa.and_(a.c.entity_type == CALENDAR,
+                                                 sa.cast(m.c.user_id, sa.Text) == a.c.entity_id)))
+             .where(*where)
+             .order_by(a.c.created_at.desc(), a.c.id)
+             .limit(limit))
+    frame = pd.DataFrame(conn.execute(query).mappings().all(),
+                         columns=["created_at", "actor_email", "actor_role", "action", "subject", "before",
+                                  "after", "reason"])
+    for column in ("before", "after"):  # DuckDB returns JSON as text
+        frame[column] = [json.loads(v) if isinstance(v, str) else v for v in frame[column]]
+    return frame
+
+
+# --- benchmark cases --------------------------------------------------------------------------
+
+
+def _bench_week(ctx: BenchContext) -> dt.date:
+    day = ctx.end.date()
+    return day - dt.timedelta(days=day.weekday())
+
+
+def _bench_bounds(ctx: BenchContext) -> dict:
+    start, end = week_bounds(_bench_week(ctx), "UTC")
+    return {"start": start, "end": end}
+
+
+def _bench_mechanics(conn: Connection, count: int) -> tuple[str, ...]:
+    return tuple(mechanics(conn)["mechanic_id"].head(count))
+
+
+def _bench_bookable_200(conn: Connection, ctx: BenchContext) -> pd.DataFrame:
+    return bookable(conn, mechanic_ids=_bench_mechanics(conn, 200), days=14, session_type="video", now=ctx.end)
+
+
+register("calendars.mechanics", lambda conn, ctx: mechanics(conn))
+register("calendars.weekly_slots",
+         lambda conn, ctx: weekly_slots(conn, mechanic_id=str(ctx.sample["mechanic_id"])))
+register("calendars.overrides",
+         lambda conn, ctx: overrides(conn, mechanic_id=str(ctx.sample["mechanic_id"]), first_day=ctx.start.date()))
+register("calendars.base_prices", lambda conn, ctx: base_prices(conn))
+register("calendars.busiest_mechanics", lambda conn, ctx: busiest_mechanics(conn, **_bench_bounds(ctx), limit=25))
+register("calendars.booked_sessions_mechanic", lambda conn, ctx: booked_sessions(
+    conn, mechanic_ids=(str(ctx.sample["mechanic_id"]),), **_bench_bounds(ctx)))
+register("calendars.booked_sessions_25", lambda conn, ctx: booked_sessions(
+    conn, mechanic_ids=_bench_mechanics(conn, 25), **_bench_bounds(ctx)))
+register("calendars.availability_25", lambda conn, ctx: availability(
+    conn, mechanic_ids=_bench_mechanics(conn, 25), **_bench_bounds(ctx)))
+register("calendars.hour_grid_all", lambda conn, ctx: hour_grid(
+    conn, mechanic_ids=None, week_start=_bench_week(ctx), tz="America/New_York", session_minutes=30))
+register("calendars.hour_grid_mechanic", lambda conn, ctx: hour_grid(
+    conn, mechanic_ids=(str(ctx.sample["mechanic_id"]),), week_start=_bench_week(ctx), tz="UTC",
+    session_minutes=30))
+register("calendars.bookable_200x14", _bench_bookable_200)
+register("calendars.pricing_audit", lambda conn, ctx: pricing_audit(conn))
