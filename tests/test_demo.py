@@ -1,0 +1,334 @@
+"""The demo data generator: determinism, the invariants the app relies on, and the CLI.
+
+Every check runs on real databases (DuckDB and PostgreSQL) at small scales.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+import sqlalchemy as sa
+
+from dashboard import demo
+from dashboard import schema as s
+from dashboard.db import make_engine
+
+ANCHOR = dt.date(2026, 3, 15)
+NOW = dt.datetime(2026, 3, 15, tzinfo=dt.timezone.utc)
+SMALL = 0.02  # 100 customers
+
+
+def _load(engine, scale=SMALL, seed=7, **kw):
+    return demo.generate(engine, scale, seed, anchor=ANCHOR, progress=False, **kw)
+
+
+def _scalar(engine, sql: str, **params):
+    with engine.connect() as conn:
+        return conn.execute(sa.text(sql), params).scalar_one()
+
+
+def _fingerprint(engine) -> dict:
+    """Row counts, a few sums, and a digest of every id and of the JSON and array columns."""
+    out: dict = {}
+    with engine.connect() as conn:
+        for table in demo.TABLES:
+            out[table.name] = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+        out["price_cents"] = conn.execute(sa.select(sa.func.sum(s.sessions.c.price_cents))).scalar_one()
+        out["ratings"] = conn.execute(sa.select(sa.func.sum(s.mechanic_reviews.c.rating))).scalar_one()
+        for column in (s.users.c.id, s.sessions.c.id, s.crm_interactions.c.id, s.mechanic_reviews.c.id):
+            ids = sorted(str(v) for v in conn.execute(sa.select(column)).scalars())
+            out[str(column)] = hashlib.sha256("\n".join(ids).encode()).hexdigest()
+        for column, key in ((s.crm_interactions.c.metadata, s.crm_interactions.c.id),
+                            (s.mechanics.c.specialties, s.mechanics.c.user_id),
+                            (s.mechanic_reviews.c.flags, s.mechanic_reviews.c.id)):
+            rows = sorted((str(k), json.dumps(v, sort_keys=True)) for k, v in conn.execute(sa.select(key, column)))
+            out[str(column)] = hashlib.sha256(repr(rows).encode()).hexdigest()
+    return out
+
+
+# --- determinism -------------------------------------------------------------------------
+
+
+def test_same_seed_and_anchor_reload_identically(engine):
+    counts = _load(engine)
+    first = _fingerprint(engine)
+    assert counts == {**{t.name: first[t.name] for t in demo.TABLES}, "staff_roles": len(demo.STAFF)}
+    assert _load(engine, replace=True) == counts
+    assert _fingerprint(engine) == first
+    _load(engine, seed=8, replace=True)
+    other = _fingerprint(engine)
+    assert other[str(s.sessions.c.id)] != first[str(s.sessions.c.id)]
+    assert other["price_cents"] != first["price_cents"]
+
+
+def test_both_backends_hold_identical_data(pg_engine, tmp_path):
+    duck = make_engine(f"duckdb:///{tmp_path / 'demo.duckdb'}")
+    _load(duck)
+    _load(pg_engine)
+    assert _fingerprint(duck) == _fingerprint(pg_engine)
+    duck.dispose()
+
+
+# --- invariants ------------------------------------------------------------------------------
+
+
+def _violations(engine, checks: dict[str, str]) -> dict[str, int]:
+    with engine.connect() as conn:
+        found = {name: conn.execute(sa.text(sql), {"now": NOW}).scalar_one() for name, sql in checks.items()}
+    return {name: n for name, n in found.items() if n}
+
+
+def test_mechanic_ratings_match_published_reviews(engine):
+    _load(engine)
+    assert _scalar(engine, "SELECT count(*) FROM mechanic_reviews WHERE status = 'published'") > 0
+    assert not _violations(engine, {"rating aggregate": """
+        SELECT count(*) FROM mechanics m LEFT JOIN (
+            SELECT mechanic_id, count(*) AS n, sum(rating) AS total
+            FROM mechanic_reviews WHERE status = 'published' GROUP BY mechanic_id
+        ) r ON r.mechanic_id = m.user_id
+        WHERE m.total_reviews <> coalesce(r.n, 0)
+           OR abs(m.avg_rating * coalesce(r.n, 0) - coalesce(r.total, 0)) > 0.005 * coalesce(r.n, 0)
+           OR (r.n IS NULL AND m.avg_rating <> 0)"""})
+
+
+def test_slots_and_overrides_are_valid(engine):
+    _load(engine)
+    assert not _violations(engine, {
+        "overlapping slots": """
+            SELECT count(*) FROM mechanic_availability_slots a JOIN mechanic_availability_slots b
+              ON a.mechanic_id = b.mechanic_id AND a.day_of_week = b.day_of_week AND a.id <> b.id
+             AND a.start_time < b.end_time AND b.start_time < a.end_time""",
+        "multiplier out of range or not two decimals": """
+            SELECT count(*) FROM mechanic_availability_slots
+            WHERE price_multiplier < 0.5 OR price_multiplier > 3
+               OR price_multiplier * 100 <> round(price_multiplier * 100)""",
+        "slot of an unknown mechanic": """
+            SELECT count(*) FROM mechanic_availability_slots a
+            LEFT JOIN mechanics m ON m.user_id = a.mechanic_id WHERE m.user_id IS NULL""",
+        "duplicate override": """
+            SELECT count(*) FROM (SELECT mechanic_id, date FROM mechanic_availability_overrides
+                                  GROUP BY 1, 2 HAVING count(*) > 1) d""",
+        "override without reason": "SELECT count(*) FROM mechanic_availability_overrides WHERE reason IS NULL",
+    })
+    peak = _scalar(engine, "SELECT count(*) FROM mechanic_availability_slots WHERE price_multiplier > 1")
+    assert peak > 0
+
+
+def test_references_resolve(engine):
+    """DuckDB has no foreign keys, so the generator must get every reference right itself."""
+    _load(engine)
+    orphans = {
+        f"{table}.{column}": f"""SELECT count(*) FROM {table} c LEFT JOIN {parent} p ON p.{key} = c.{column}
+                                  WHERE c.{column} IS NOT NULL AND p.{key} IS NULL"""
+        for table, column, parent, key in (
+            ("sessions", "customer_id", "users", "id"), ("sessions", "request_id", "requests", "id"),
+            ("sessions", "mechanic_id", "mechanics", "user_id"), ("requests", "customer_id", "users", "id"),
+            ("profiles", "id", "users", "id"), ("mechanics", "user_id", "users", "id"),
+            ("crm_interactions", "customer_id", "users", "id"), ("crm_interactions", "session_id", "sessions", "id"),
+            ("mechanic_reviews", "session_id", "sessions", "id"), ("email_outbox", "session_id", "sessions", "id"),
+            ("upsell_recommendations", "session_id", "sessions", "id"),
+            ("session_files", "session_id", "sessions", "id"), ("session_extensions", "session_id", "sessions", "id"),
+        )
+    }
+    if engine.dialect.name == "postgresql":  # auth.users lives in its own schema there
+        orphans = {k: v.replace("JOIN users", "JOIN auth.users") for k, v in orphans.items()}
+    assert not _violations(engine, orphans)
+
+
+def test_journeys_are_consistent(engine):
+    _load(engine, scale=0.1)
+    with engine.connect() as conn:
+        funnel = conn.execute(sa.text("""
+            SELECT count(DISTINCT CASE WHEN interaction_type = 'intake' THEN customer_id END),
+                   count(DISTINCT CASE WHEN interaction_type = 'session' THEN customer_id END),
+                   count(DISTINCT CASE WHEN interaction_type = 'purchase' THEN customer_id END)
+            FROM crm_interactions""")).one()
+    assert funnel[0] >= funnel[1] >= funnel[2] > 0
+    assert not _violations(engine, {
+        "session timestamps out of order": """
+            SELECT count(*) FROM sessions WHERE accepted_at < created_at OR started_at < scheduled_at
+               OR started_at < accepted_at OR ended_at < started_at OR summary_submitted_at < ended_at""",
+        "status and timestamps disagree": """
+            SELECT count(*) FROM sessions WHERE
+                (status = 'completed' AND (ended_at IS NULL OR ended_at >= :now))
+             OR (status IN ('pending', 'scheduled', 'accepted') AND (started_at IS NOT NULL))
+             OR (status IN ('pending', 'scheduled') AND accepted_at IS NOT NULL)
+             OR (status = 'pending' AND mechanic_id IS NOT NULL)
+             OR (status = 'live' AND (started_at IS NULL OR started_at > :now OR ended_at IS NOT NULL))
+             OR (status = 'cancelled' AND started_at IS NOT NULL)
+             OR (findings IS NULL) <> (summary_submitted_at IS NULL)
+             OR scheduled_at >= :now + INTERVAL '14 days'""",
+        "request status disagrees with its session": """
+            SELECT count(*) FROM sessions x JOIN requests r ON r.id = x.request_id
+            WHERE (x.status = 'completed') <> (r.status = 'completed')
+               OR (x.status = 'cancelled' AND r.status <> 'cancelled')""",
+        "follow-up parent not a completed session of the same customer": """
+            SELECT count(*) FROM requests r LEFT JOIN sessions p ON p.id = r.parent_session_id
+            WHERE r.is_follow_up AND (p.id IS NULL OR p.status <> 'completed'
+                  OR p.customer_id <> r.customer_id OR r.created_at <= p.ended_at)""",
+        "event in the future": """
+            SELECT (SELECT count(*) FROM crm_interactions WHERE created_at >= :now)
+                 + (SELECT count(*) FROM requests WHERE created_at >= :now)
+                 + (SELECT count(*) FROM mechanic_reviews WHERE created_at >= :now)
+                 + (SELECT count(*) FROM email_outbox WHERE created_at >= :now)""",
+        "review before its session ended": """
+            SELECT count(*) FROM mechanic_reviews v JOIN sessions x ON x.id = v.session_id
+            WHERE x.status <> 'completed' OR v.created_at < x.ended_at OR v.mechanic_id <> x.mechanic_id""",
+        "'session' interaction not at the end of a completed session": """
+            SELECT count(*) FROM crm_interactions i JOIN sessions x ON x.id = i.session_id
+            WHERE i.interaction_type = 'session' AND (x.status <> 'completed' OR i.created_at <> x.ended_at)""",
+        "upsell before the summary": """
+            SELECT count(*) FROM upsell_recommendations u JOIN sessions x ON x.id = u.session_id
+            WHERE x.summary_submitted_at IS NULL OR u.shown_at < x.summary_submitted_at
+               OR u.clicked_at < u.shown_at OR u.purchased_at < u.clicked_at
+               OR (u.purchased_at IS NOT NULL AND u.clicked_at IS NULL)""",
+        "purchase without its interaction": """
+            SELECT count(*) FROM upsell_recommendations u
+            WHERE u.purchased_at IS NOT NULL AND NOT EXISTS (
+                SELECT 1 FROM crm_interactions i WHERE i.interaction_type = 'purchase'
+                   AND i.session_id = u.session_id AND i.created_at = u.purchased_at)""",
+        "purchase interaction without a purchase": """
+            SELECT (SELECT count(*) FROM crm_interactions WHERE interaction_type = 'purchase')
+                 - (SELECT count(*) FROM upsell_recommendations WHERE purchased_at IS NOT NULL)""",
+    })
+    assert _scalar(engine, "SELECT count(*) FROM requests WHERE is_follow_up") > 0
+
+
+def test_emails_match_customers_and_milestones(engine):
+    _load(engine)
+    assert not _violations(engine, {
+        "skipped for a customer who did not opt out": """
+            SELECT count(*) FROM email_outbox e JOIN sessions x ON x.id = e.session_id
+            JOIN profiles p ON p.id = x.customer_id
+            WHERE e.status = 'skipped' AND (NOT p.email_opt_out OR e.skip_reason IS NULL)""",
+        "sent without a send time or provider id": """
+            SELECT count(*) FROM email_outbox WHERE status = 'sent'
+               AND (sent_at IS NULL OR provider_message_id IS NULL OR sent_at < created_at)""",
+        "failed without an error": """
+            SELECT count(*) FROM email_outbox WHERE status = 'failed' AND (last_error IS NULL OR attempts = 0)""",
+        "milestone before its event": """
+            SELECT count(*) FROM email_outbox e JOIN sessions x ON x.id = e.session_id
+            WHERE (e.milestone = 'session_ended' AND e.created_at <> x.ended_at)
+               OR (e.milestone = 'summary_delivered' AND e.created_at <> x.summary_submitted_at)""",
+    })
+    assert _scalar(engine, "SELECT count(*) FROM email_outbox WHERE status = 'skipped'") > 0
+    assert _scalar(engine, "SELECT count(*) FROM audit_log") == 0
+    assert _scalar(engine, "SELECT role FROM staff_roles WHERE email = 'admin@pitwall.demo'") == "admin"
+
+
+PHONE_OR_EMAIL = re.compile(r"\(\d{3}\) \d{3}-\d{4}|[\w.]+@[\w-]+\.\w+")
+LINK_OR_PROMO = re.compile(r"https?://|www\.|\bcode [A-Z0-9]{4,}", re.I)
+
+
+def test_flagged_reviews_contain_what_is_flagged(engine):
+    _load(engine, scale=0.3)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(s.mechanic_reviews.c.id, s.mechanic_reviews.c.flags,
+                                      s.mechanic_reviews.c.review_text, s.mechanic_reviews.c.rating,
+                                      s.mechanic_reviews.c.status)
+                            .where(s.mechanic_reviews.c.flags.isnot(None))).all()
+    seen = set()
+    for _, flags, text, rating, status in rows:
+        for flag in flags:
+            seen.add(flag)
+            if flag == "personal_data":
+                assert PHONE_OR_EMAIL.search(text), text
+            elif flag == "link_or_promo":
+                assert LINK_OR_PROMO.search(text), text
+            elif flag == "profanity":
+                assert any(word in text.lower() for word in demo.PROFANITY), text
+            elif flag == "short_negative":
+                assert rating <= 2 and len(text) <= 40, (rating, text)
+    assert seen == {"personal_data", "link_or_promo", "profanity", "short_negative", "duplicate_text", "review_burst"}
+    assert {r.status for r in rows} >= {"pending"}
+    assert not _violations(engine, {
+        "duplicate_text without a twin": """
+            SELECT count(*) FROM mechanic_reviews r WHERE r.flags IS NOT NULL
+              AND array_to_string(r.flags, ',') LIKE '%duplicate_text%'
+              AND NOT EXISTS (SELECT 1 FROM mechanic_reviews o WHERE o.id <> r.id AND o.review_text = r.review_text)""",
+        "review_burst without a burst": """
+            SELECT count(*) FROM mechanic_reviews r WHERE r.flags IS NOT NULL
+              AND array_to_string(r.flags, ',') LIKE '%review_burst%'
+              AND (SELECT count(*) FROM mechanic_reviews o WHERE o.mechanic_id = r.mechanic_id AND o.id <> r.id
+                   AND o.created_at BETWEEN r.created_at - INTERVAL '1 hour' AND r.created_at + INTERVAL '1 hour') < 3""",
+        "hidden without moderation": """
+            SELECT count(*) FROM mechanic_reviews WHERE status = 'hidden'
+               AND (moderated_by IS NULL OR moderated_at IS NULL OR moderated_at < created_at)""",
+    })
+    assert _scalar(engine, "SELECT count(*) FROM mechanic_reviews WHERE status = 'hidden'") > 0
+
+
+# --- loading once, and the command line ---------------------------------------------------------
+
+
+def test_load_if_empty_loads_once(engine):
+    assert demo.load_if_empty(engine, SMALL, progress=False) is True
+    users = _scalar(engine, "SELECT count(*) FROM mechanic_reviews")
+    assert demo.load_if_empty(engine, SMALL, progress=False) is False
+    assert _scalar(engine, "SELECT count(*) FROM mechanic_reviews") == users
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def empty_url(request, tmp_path):
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path / 'cli.duckdb'}"
+    return request.getfixturevalue("empty_pg_url")
+
+
+def _cli(*args: str) -> int:
+    return demo.main(["--scale", str(SMALL), "--anchor", ANCHOR.isoformat(), *args])
+
+
+def _session_ids(url: str) -> list[str]:
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        ids = sorted(str(v) for v in conn.execute(sa.select(s.sessions.c.id)).scalars())
+    engine.dispose()
+    return ids
+
+
+def test_cli_refuses_a_database_with_data_unless_replace(empty_url, capsys):
+    assert _cli("--database", empty_url) == 0
+    before = _session_ids(empty_url)
+    capsys.readouterr()
+    assert _cli("--database", empty_url, "--seed", "8") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1 and "--replace" in err
+    assert _session_ids(empty_url) == before
+    assert _cli("--database", empty_url, "--seed", "8", "--replace") == 0
+    assert _session_ids(empty_url) != before
+
+
+def test_cli_one_line_error_when_postgres_is_unreachable(capsys):
+    assert _cli("--database", "postgresql://postgres@127.0.0.1:1/none") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cli_one_line_error_when_duckdb_file_is_locked(tmp_path, capsys):
+    path = tmp_path / "locked.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('ok', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ok"
+        assert _cli("--database", f"duckdb:///{path}") == 2
+    finally:
+        holder.kill()
+        holder.wait()
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1 and "another process" in err
+
+
+@pytest.mark.parametrize("scale", ["0", "-1", "1001", "abc", "nan"])
+def test_cli_rejects_bad_scale(scale, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        demo.main(["--scale", scale, "--database", "duckdb:///unused.duckdb"])
+    assert exit_.value.code == 2
+    assert "--scale" in capsys.readouterr().err
