@@ -88,6 +88,14 @@ HIDE_REASON_LABELS = {
     "not_genuine_experience": "Not a genuine experience",
     "off_topic": "Off topic",
 }
+# The hide reason that usually fits a flag, offered first when hiding a flagged review.
+SUGGESTED_REASONS = {
+    "personal_data": "personal_information",
+    "link_or_promo": "advertising",
+    "profanity": "harmful_or_illegal",
+    "duplicate_text": "not_genuine_experience",
+    "review_burst": "not_genuine_experience",
+}
 # action -> (statuses it applies to, resulting status)
 ACTIONS = {
     "publish": (("pending",), "published"),
@@ -165,6 +173,12 @@ def flags_for(text: str | None, rating: int, *, duplicate: bool = False, recent_
     if recent_reviews >= BURST_LIMIT:
         found.add("review_burst")
     return [flag for flag in REVIEW_FLAGS if flag in found]
+
+
+def suggested_reason(flags: Iterable[str]) -> str | None:
+    """The hide reason of the first flag (in ``REVIEW_FLAGS`` order) that suggests one."""
+    present = set(flags)
+    return next((SUGGESTED_REASONS[f] for f in REVIEW_FLAGS if f in present and f in SUGGESTED_REASONS), None)
 
 
 def text_fingerprint(text: str | None) -> str | None:

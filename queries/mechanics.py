@@ -41,11 +41,12 @@ def _bayesian(mean: sa.ColumnElement) -> sa.ColumnElement:
 
 def _ranked(specialty: str | None = None) -> sa.Subquery:
     """Active mechanics (with ``specialty`` if given) with their Bayesian rating and rank."""
-    score = _bayesian(_global_mean())
+    mean = _global_mean()
+    score = _bayesian(mean)
     query = sa.select(
         m.c.user_id, m.c.display_name, m.c.specialties, m.c.avg_rating, m.c.total_reviews,
         m.c.response_sla_minutes, m.c.years_experience, m.c.is_active,
-        score.label("bayesian_rating"),
+        score.label("bayesian_rating"), mean.label("global_mean"),
         sa.func.rank().over(order_by=score.desc()).label("rank"),
     ).where(m.c.is_active)
     if specialty:
@@ -53,22 +54,28 @@ def _ranked(specialty: str | None = None) -> sa.Subquery:
     return query.subquery("ranked")
 
 
+def _frame(conn: Connection, query: sa.Select) -> pd.DataFrame:
+    """The rows as a frame; ``specialties`` a list (empty when none), ratings as floats."""
+    frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=list(query.selected_columns.keys()))
+    frame["specialties"] = [list(s) if isinstance(s, (list, tuple)) else [] for s in frame["specialties"]]
+    return frame.astype({"avg_rating": "float64", "bayesian_rating": "float64", "global_mean": "float64"})
+
+
 def leaderboard(conn: Connection, *, specialty: str | None = None, limit: int = LEADERBOARD_LIMIT) -> pd.DataFrame:
     """Active mechanics ranked by Bayesian rating (ties: more reviews first, then name).
 
     Columns: rank, user_id, display_name, specialties, avg_rating, total_reviews,
-    bayesian_rating, response_sla_minutes, years_experience.
+    bayesian_rating, response_sla_minutes, years_experience, global_mean (C).
     """
     ranked = _ranked(specialty)
     query = (
         sa.select(ranked.c.rank, ranked.c.user_id, ranked.c.display_name, ranked.c.specialties,
                   ranked.c.avg_rating, ranked.c.total_reviews, ranked.c.bayesian_rating,
-                  ranked.c.response_sla_minutes, ranked.c.years_experience)
+                  ranked.c.response_sla_minutes, ranked.c.years_experience, ranked.c.global_mean)
         .order_by(ranked.c.rank, ranked.c.total_reviews.desc(), ranked.c.display_name, ranked.c.user_id)
         .limit(limit)
     )
-    frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=list(query.selected_columns.keys()))
-    return frame.astype({"avg_rating": "float64", "bayesian_rating": "float64"})
+    return _frame(conn, query)
 
 
 def specialties(conn: Connection) -> list[str]:
@@ -85,19 +92,18 @@ def mechanic_options(conn: Connection) -> pd.DataFrame:
 
 def profile(conn: Connection, *, mechanic_id) -> pd.DataFrame:
     """One row (none for an unknown id): the mechanic's details, aggregates, Bayesian
-    rating and rank among active mechanics (rank is empty for an inactive one)."""
+    rating, the global mean C, and rank among active mechanics (empty for an inactive one)."""
     ranked = _ranked()
-    score = _bayesian(_global_mean())
+    mean = _global_mean()
     query = (
         sa.select(m.c.user_id, m.c.display_name, m.c.bio, m.c.years_experience, m.c.specialties, m.c.timezone,
                   m.c.is_active, m.c.avg_rating, m.c.total_reviews, m.c.response_sla_minutes,
-                  score.label("bayesian_rating"), ranked.c.rank,
+                  _bayesian(mean).label("bayesian_rating"), mean.label("global_mean"), ranked.c.rank,
                   sa.select(sa.func.count()).select_from(ranked).scalar_subquery().label("ranked_mechanics"))
         .select_from(m.outerjoin(ranked, ranked.c.user_id == m.c.user_id))
         .where(m.c.user_id == mechanic_id)
     )
-    frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=list(query.selected_columns.keys()))
-    return frame.astype({"avg_rating": "float64", "bayesian_rating": "float64"})
+    return _frame(conn, query)
 
 
 def rating_distribution(conn: Connection, *, mechanic_id) -> pd.DataFrame:

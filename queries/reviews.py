@@ -24,6 +24,8 @@ REVIEW_COLUMNS = (
     "customer_name", "customer_email",
 )
 
+TEXT_COLUMNS = ("review_text", "hidden_reason", "moderated_by", "mechanic_name", "customer_name", "customer_email")
+
 
 def _checked(values: Sequence, allowed: Sequence, what: str) -> list:
     unknown = [v for v in values if v not in allowed]
@@ -50,7 +52,10 @@ def _reviews_select(*extra: sa.ColumnElement) -> sa.Select:
 
 
 def _frame(conn: Connection, query: sa.Select, columns: Sequence[str]) -> pd.DataFrame:
+    """The rows as a frame: missing text is None (not NaN), flags a list (empty when none)."""
     frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=list(columns))
+    for column in TEXT_COLUMNS:
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     frame["flags"] = [list(f) if f is not None else [] for f in frame["flags"]]
     return frame
 
@@ -63,10 +68,11 @@ def moderation_queue(
     ratings: Sequence[int] = (),
     mechanic_id=None,
     period: Period | None = None,
+    oldest_first: bool = True,
     limit: int = QUEUE_LIMIT,
 ) -> pd.DataFrame:
-    """Reviews in ``status``, oldest first, at most ``limit``; ``REVIEW_COLUMNS`` plus
-    ``matching`` (how many match the filters in all).
+    """Reviews in ``status``, oldest first (or newest first), at most ``limit``;
+    ``REVIEW_COLUMNS`` plus ``matching`` (how many match the filters in all).
 
     ``flags``: reviews with any of these flags; ``ratings``: any of these ratings;
     ``period``: written within it.
@@ -83,7 +89,8 @@ def moderation_queue(
     if period is not None:
         start, end = period.bounds()
         query = query.where(r.c.created_at >= start, r.c.created_at < end)
-    query = query.order_by(r.c.created_at, r.c.id).limit(limit)
+    order = (r.c.created_at, r.c.id) if oldest_first else (r.c.created_at.desc(), r.c.id.desc())
+    query = query.order_by(*order).limit(limit)
     return _frame(conn, query, (*REVIEW_COLUMNS, "matching"))
 
 

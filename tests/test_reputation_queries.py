@@ -31,7 +31,7 @@ def board(engine):
                                  years_experience=12, response_sla_minutes=10),
             "bo": add_mechanic(conn, "Bo", specialties=["engine"]),
             "cy": add_mechanic(conn, "Cy", specialties=["brakes"]),
-            "dee": add_mechanic(conn, "Dee", specialties=[]),
+            "dee": add_mechanic(conn, "Dee"),  # no specialties listed
             "old": add_mechanic(conn, "Old", is_active=False),
         }
         for name, ratings in {"rita": (5, 4), "bo": (5,), "cy": (4, 4, 4, 3), "old": (5, 5, 5)}.items():
@@ -59,6 +59,8 @@ def test_leaderboard_ranks_by_bayesian_rating(engine, board):
     assert list(frame["bayesian_rating"]) == pytest.approx([49 / 11, 53 / 12, 4.4, 59 / 14])
     assert list(frame["avg_rating"]) == [5.0, 4.5, 0.0, 3.75]
     assert list(frame["total_reviews"]) == [1, 2, 0, 4]
+    assert list(frame["global_mean"]) == pytest.approx([4.4] * 4)
+    assert list(frame["specialties"]) == [["engine"], ["brakes", "electrical"], [], ["brakes"]]
 
 
 def test_leaderboard_filters_by_specialty_and_limits(engine, board):
@@ -87,7 +89,7 @@ def test_profile_and_rating_distribution(engine, board):
     assert row["display_name"] == "Rita" and row["bio"] == "Brakes <b>expert</b>"
     assert row["years_experience"] == 12 and list(row["specialties"]) == ["brakes", "electrical"]
     assert (row["avg_rating"], row["total_reviews"], row["response_sla_minutes"]) == (4.5, 2, 10)
-    assert row["bayesian_rating"] == pytest.approx(53 / 12)
+    assert row["bayesian_rating"] == pytest.approx(53 / 12) and row["global_mean"] == pytest.approx(4.4)
     assert (row["rank"], row["ranked_mechanics"]) == (2, 4)
     (old,) = _query(engine, mq.profile, mechanic_id=board["old"]).to_dict("records")
     assert pd.isna(old["rank"])  # inactive: not ranked
@@ -138,7 +140,7 @@ def test_moderation_queue_is_oldest_first_with_filters(engine):
     first = queue.iloc[0]
     assert (first["mechanic_name"], first["customer_name"], first["review_text"]) == ("Rita", "Cal <script>", "Bad")
     assert first["customer_email"].endswith("@example.com") and first["flags"] == ["short_negative"]
-    assert queue.iloc[2]["flags"] == []
+    assert queue.iloc[2]["flags"] == [] and queue.iloc[2]["review_text"] is None  # missing text is None, not NaN
 
     def ids(**filters):
         return list(_query(engine, rq.moderation_queue, **filters)["id"])
@@ -146,6 +148,7 @@ def test_moderation_queue_is_oldest_first_with_filters(engine):
     assert ids(flags=["profanity", "short_negative"]) == [old, mid]
     assert ids(flags=["personal_data"]) == []
     assert ids(ratings=[4, 5]) == [mid, new]
+    assert ids(oldest_first=False) == [new, mid, old]
     assert ids(mechanic_id=rita) == [old, new]
     today = (NOW - DAY).date()
     assert ids(period=Period(today, today, "UTC")) == [new]

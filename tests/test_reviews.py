@@ -15,7 +15,7 @@ from dashboard import schema as s
 from dashboard.auth import Actor, PermissionDenied
 from dashboard.reviews import (
     REVIEW_TEXT_MAX, ReviewError, Span, bayesian_rating, find_spans, flags_for, highlight_html, moderate,
-    moderation_required, refresh_aggregates, set_moderation_required, submit_review, text_fingerprint,
+    moderation_required, refresh_aggregates, set_moderation_required, submit_review, suggested_reason, text_fingerprint,
     vote_helpful,
 )
 from reputation_data import NOW, add_mechanic, add_review, add_session, add_user
@@ -82,6 +82,12 @@ def test_context_flags_and_flag_order():
     assert flags_for(GOOD_TEXT, 5, recent_reviews=2) == []
     assert flags_for(GOOD_TEXT, 5, recent_reviews=3) == ["review_burst"]
     assert flags_for("shit x.io 770090012", 1, duplicate=True, recent_reviews=5) == list(s.REVIEW_FLAGS)
+
+
+def test_suggested_hide_reason_follows_the_flags():
+    assert suggested_reason(["short_negative", "review_burst", "link_or_promo"]) == "advertising"
+    assert suggested_reason(["short_negative"]) is None
+    assert suggested_reason([]) is None
 
 
 def test_fingerprint_ignores_case_spacing_and_punctuation_but_not_short_texts():
