@@ -25,7 +25,7 @@ from dashboard import access, ui  # noqa: E402
 from dashboard.auth import Actor, role_for_email  # noqa: E402
 from dashboard.config import ConfigError, Settings, load_settings  # noqa: E402
 from dashboard.db import DatabaseUnavailable, check_connection, redact  # noqa: E402
-from dashboard.migrate import alembic_config, current_revision, upgrade  # noqa: E402
+from dashboard.migrate import alembic_config, current_revision  # noqa: E402
 from dashboard.period import (  # noqa: E402
     EARLIEST, Period, latest_allowed, period_from_params, period_problem, timezones, today_in,
 )
@@ -38,6 +38,7 @@ SETTINGS_HELP = "See `.streamlit/secrets.toml.example` for every setting and whe
 def stop_with_error(title: str, detail: str, checks: list[str]) -> None:
     print(f"pitwall: {title}: {detail}", file=sys.stderr)
     ui.error_state(title, detail, checks)
+    st.button("Try again", type="primary", icon=":material/refresh:")  # a click reruns the app
     st.stop()
 
 
@@ -95,12 +96,10 @@ def no_access_page(email: str) -> None:
 
 @st.cache_resource(show_spinner=False)
 def prepare_embedded(url: str, scale: float) -> None:
-    """Migrate the embedded database and fill it with demo data once per server."""
+    """Migrate the embedded database and fill it with demo data if it is empty, once per server."""
     from dashboard.demo import load_if_empty
 
-    engine = ui.engine_for(url)
-    upgrade(engine)
-    load_if_empty(engine, scale=scale)
+    load_if_empty(ui.engine_for(url), scale=scale)
 
 
 @st.cache_resource(show_spinner=False)
@@ -212,7 +211,7 @@ def main() -> None:
     st.logo(LOGO)
     settings = settings_or_stop()
     login = access.login_configured(settings)
-    if login and not st.user.is_logged_in:
+    if login and not st.user.get("is_logged_in"):
         sign_in_page()
     actor = None if login else access.actor_without_login(settings)
     if not login and actor is None:

@@ -1,0 +1,247 @@
+"""The app shell: pages per role, who may use the app, the database gate and the
+period filter, with streamlit's AppTest against real databases."""
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from streamlit.testing.v1 import AppTest
+
+from dashboard import access
+from dashboard.config import load_settings
+from dashboard.period import DEFAULT_DAYS, Period, default_period, period_from_params, period_problem
+from dashboard.schema import staff_roles
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "dashboard" / "app.py"
+DEMO_SCALE = "0.02"
+SUPPORT_PAGES = ["Overview", "Review moderation", "Follow-ups", "Customer lookup", "Mechanic profiles"]
+
+
+def titles(role: str) -> list[str]:
+    return [page.title for pages in access.pages_for_role(role).values() for page in pages]
+
+
+def text(elements) -> str:
+    """The elements' Markdown with escapes removed."""
+    return re.sub(r"\\(.)", r"\1", "\n".join(str(element.value) for element in elements))
+
+
+def run_app(query: dict | None = None, user: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=90)
+    at.query_params.update(query or {})
+    if user is not None:
+        at.user = user
+    return at.run()
+
+
+def url_of(engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+# --- pure functions ----------------------------------------------------------------
+
+
+def test_pages_per_role():
+    assert titles("admin") == [page.title for page in access.PAGES]
+    assert titles("support") == SUPPORT_PAGES
+    assert titles("manager") == ["Overview", "Mechanic profiles", "Mechanic calendars & pricing"]
+    assert list(access.pages_for_role("manager")) == ["", "Support", "Operations"]
+    assert all((ROOT / "pages" / page.file).is_file() for page in access.PAGES)
+
+
+def test_who_uses_the_app_without_login(tmp_path):
+    def settings(secrets: str = "", **env):
+        path = tmp_path / "secrets.toml"
+        path.write_text(secrets)
+        return load_settings(env={"PITWALL_SECRETS": str(path), **env})
+
+    postgres = {"DATABASE_URL": "postgresql://db.example.com/platform"}
+    assert access.actor_without_login(settings()) == access.DEMO_ADMIN
+    assert access.actor_without_login(settings(**postgres)) is None
+    assert access.actor_without_login(settings(**postgres, PITWALL_ALLOW_ANONYMOUS="true")) == access.ANONYMOUS_ADMIN
+    assert access.actor_without_login(settings("[pitwall]\nallow_anonymous = true\n", **postgres)).role == "admin"
+    assert not access.login_configured(settings())
+    assert access.login_configured(settings('[auth]\nclient_id = "x"\n'))
+    assert access.staff_actor(" Sam@Example.com ", "support").email == "sam@example.com"
+    assert access.staff_actor("who@example.com", None) is None
+
+
+def test_period_from_a_link():
+    today = dt.date(2024, 6, 30)
+    assert period_from_params({}, today) == (default_period("UTC", today), [])
+    assert default_period("UTC", today) == Period(dt.date(2024, 6, 1), today, "UTC")
+    shared = {"from": "2024-03-01", "to": "2024-03-10", "tz": "Europe/Berlin"}
+    assert period_from_params(shared, today) == (Period(dt.date(2024, 3, 1), dt.date(2024, 3, 10), "Europe/Berlin"), [])
+
+    period, notices = period_from_params({"from": "2024-03-10", "to": "2024-03-01", "tz": "Mars/Olympus"}, today)
+    assert period == default_period("UTC", today)
+    assert "not an IANA timezone" in notices[0] and "before the start date" in notices[1]
+    for bad in ({"from": "yesterday", "to": "2024-03-01"}, {"from": "2024-03-01"},
+                {"from": "1999-01-01", "to": "1999-01-02"}, {"from": "2023-01-01", "to": "2024-06-30"}):
+        period, notices = period_from_params(bad, today)
+        assert period == default_period("UTC", today) and f"the last {DEFAULT_DAYS} days instead" in notices[0]
+
+
+def test_period_problems():
+    assert period_problem(dt.date(2024, 1, 1), dt.date(2024, 1, 1)) is None
+    assert "before the start" in period_problem(dt.date(2024, 1, 2), dt.date(2024, 1, 1))
+    assert "the longest is 366 days" in period_problem(dt.date(2023, 1, 1), dt.date(2024, 1, 2))
+
+
+# --- the app -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def app_env(monkeypatch, tmp_path):
+    """An environment with no database and no secrets configured."""
+    for name in ("DATABASE_URL", "DATABASE_READ_URL", "PITWALL_DUCKDB_PATH", "PITWALL_DEMO_SCALE",
+                 "PITWALL_ALLOW_ANONYMOUS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PITWALL_SECRETS", str(tmp_path / "absent-secrets.toml"))
+    return monkeypatch
+
+
+@pytest.fixture(scope="module")
+def demo_path(tmp_path_factory):
+    """One embedded demo database for the module (the app fills it on its first run)."""
+    return tmp_path_factory.mktemp("demo") / "pitwall.duckdb"
+
+
+@pytest.fixture
+def demo_app(app_env, demo_path):
+    app_env.setenv("PITWALL_DUCKDB_PATH", str(demo_path))
+    app_env.setenv("PITWALL_DEMO_SCALE", DEMO_SCALE)
+    return app_env
+
+
+def test_every_page_runs_on_demo_data_as_the_demo_admin(demo_app):
+    at = run_app()
+    assert not at.exception
+    assert "Demo admin" in text(at.sidebar.markdown)
+    for page in access.PAGES:
+        at.switch_page(f"../pages/{page.file}").run()
+        assert not at.exception, page.file
+        assert [title.value for title in at.title] == [page.title]
+    at.switch_page("../pages/overview.py").run()
+    assert len(at.metric) == 6
+    assert "Sessions completed" in [metric.label for metric in at.metric]
+    assert len(at.get("plotly_chart")) == 1  # the demo has sessions in the last 30 days
+
+
+def test_period_round_trips_through_the_url(demo_app):
+    at = run_app({"from": "2024-03-01", "to": "2024-03-10", "tz": "Europe/Berlin"})
+    assert [d.value for d in at.date_input] == [dt.date(2024, 3, 1), dt.date(2024, 3, 10)]
+    assert at.selectbox(key="filter_tz").value == "Europe/Berlin"
+    assert not at.warning
+    at.date_input(key="filter_from").set_value(dt.date(2024, 2, 1))
+    at.selectbox(key="filter_tz").set_value("Asia/Tokyo")
+    at.run()
+    assert at.query_params == {"from": "2024-02-01", "to": "2024-03-10", "tz": "Asia/Tokyo"}
+    assert "01 Feb 2024 – 10 Mar 2024 (39 days, Asia/Tokyo)" in text(at.caption)
+
+
+def test_invalid_link_falls_back_to_defaults_with_a_notice(demo_app):
+    at = run_app({"from": "2024-03-10", "to": "not-a-date", "tz": "Mars/Olympus"})
+    assert not at.exception
+    notices = text(at.warning)
+    assert "not an IANA timezone" in notices and f"Showing the last {DEFAULT_DAYS} days" in notices
+    expected = default_period("UTC")
+    assert at.query_params == expected.to_params()
+    assert [title.value for title in at.title] == ["Overview"]
+
+
+def test_end_before_start_shows_a_message_instead_of_the_page(demo_app):
+    at = run_app({"from": "2024-03-01", "to": "2024-03-10", "tz": "UTC"})
+    at.date_input(key="filter_to").set_value(dt.date(2024, 2, 20)).run()
+    assert not at.exception
+    assert "before the start date" in text(at.warning)
+    assert not at.title and not at.metric
+    assert at.query_params["to"] == "2024-03-10"  # the URL keeps the last valid period
+
+
+def test_postgres_without_login_is_refused(app_env, empty_pg_url):
+    app_env.setenv("DATABASE_URL", empty_pg_url)
+    at = run_app()
+    assert not at.exception
+    assert [title.value for title in at.title] == ["Sign-in required"]
+    page = text(at.markdown)
+    assert "[auth]" in page and "PITWALL_ALLOW_ANONYMOUS=true" in page and "allow_anonymous = true" in page
+    assert not at.metric and not at.date_input
+
+
+def test_allow_anonymous_runs_as_a_visible_anonymous_admin(app_env, pg_engine):
+    app_env.setenv("DATABASE_URL", url_of(pg_engine))
+    app_env.setenv("PITWALL_ALLOW_ANONYMOUS", "true")
+    at = run_app()
+    assert not at.exception
+    assert "Anonymous admin" in text(at.sidebar.markdown)
+    assert [title.value for title in at.title] == ["Overview"]
+    assert "No sessions were completed" in text(at.info)
+
+
+def test_unmigrated_database_says_how_to_migrate(app_env, empty_pg_url):
+    app_env.setenv("DATABASE_URL", empty_pg_url)
+    app_env.setenv("PITWALL_ALLOW_ANONYMOUS", "true")
+    at = run_app()
+    assert not at.exception
+    assert "needs migrating" in text(at.error)
+    assert "python -m dashboard.migrate" in text(at.markdown)
+
+
+def test_unreachable_database_shows_the_error_page(app_env, capfd):
+    app_env.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/nowhere")
+    app_env.setenv("PITWALL_ALLOW_ANONYMOUS", "true")
+    at = run_app()
+    assert not at.exception
+    assert "The database is not available" in text(at.error)
+    assert "Cannot reach the database at postgresql+psycopg://postgres@127.0.0.1:1/nowhere" in text(at.error)
+    assert not at.title
+    err = capfd.readouterr().err
+    assert [line for line in err.splitlines() if line.startswith("pitwall:")] == [
+        f"pitwall: The database is not available: {text(at.error).splitlines()[1]}"]
+    assert "Traceback" not in err
+
+
+@pytest.fixture
+def login_app(app_env, pg_engine, tmp_path):
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('[auth]\nredirect_uri = "http://localhost:8501/oauth2callback"\n'
+                       'cookie_secret = "test"\nclient_id = "x"\nclient_secret = "y"\n'
+                       'server_metadata_url = "https://id.example.com/.well-known/openid-configuration"\n')
+    app_env.setenv("PITWALL_SECRETS", str(secrets))
+    app_env.setenv("DATABASE_URL", url_of(pg_engine))
+    with pg_engine.begin() as conn:
+        conn.execute(staff_roles.insert().values(email="sam@example.com", role="support", display_name="Sam"))
+    return pg_engine
+
+
+def test_login_asks_to_sign_in_first(login_app):
+    at = run_app(user={"is_logged_in": False})
+    assert not at.exception
+    assert [button.label for button in at.button] == ["Sign in"]
+    assert not at.metric
+
+
+def test_unknown_email_gets_no_access_and_can_sign_out(login_app):
+    at = run_app(user={"is_logged_in": True, "email": "stranger@example.com"})
+    assert not at.exception
+    assert [title.value for title in at.title] == ["No access"]
+    assert "stranger@example.com" in text(at.warning)
+    assert [button.label for button in at.button] == ["Sign out"]
+
+
+def test_staff_sees_the_pages_of_their_role(login_app):
+    at = run_app(user={"is_logged_in": True, "email": "Sam@Example.com", "name": "Sam Support"})
+    assert not at.exception
+    assert "**Sam Support** · support" in text(at.sidebar.markdown)
+    at.switch_page("../pages/reviews.py").run()
+    assert [title.value for title in at.title] == ["Review moderation"]
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("../pages/funnel.py")
+    with login_app.begin() as conn:  # revoked access applies on the next run
+        conn.execute(sa.delete(staff_roles))
+    at.run()
+    assert [title.value for title in at.title] == ["No access"]
