@@ -42,6 +42,7 @@ from tqdm import tqdm
 from dashboard import schema as s
 from dashboard.db import is_duckdb
 from dashboard.migrate import upgrade
+from dashboard.reviews import text_fingerprint
 
 HISTORY_DAYS = 180
 UPCOMING_DAYS = 14
@@ -53,7 +54,6 @@ STAFF = (
 )
 SUPPORT_EMAIL = "support@pitwall.demo"
 BASE_PRICE_CENTS = {"chat": 2900, "video": 4900}
-PROFANITY = ("damn", "crap", "bullshit", "wtf")
 
 # Tables the generator fills, in load order (parents before children).
 TABLES = (
@@ -210,8 +210,8 @@ REVIEW_CLOSINGS = {
     "bad": ("Wouldn't book again.", "Asked for a refund.", ""),
 }
 SHORT_NEGATIVE = ("Useless.", "Waste of money.", "Didn't help at all.", "Total ripoff.", "Rude.", "No show.")
-PROFANE_SENTENCES = ("Damn good advice though.", "The dealer quote was crap, this was way better.",
-                     "Honestly wtf, the app crashed twice.", "No bullshit, just answers.")
+PROFANE_SENTENCES = ("The dealer quote was crap, this was way better.", "No bullshit, just answers.",
+                     "My old shop did a shitty job, this was great.", "I was pissed off at my dealer, this saved me.")
 PROMO_SENTENCES = ("Use code FIXIT20 at https://cheap-parts.example/deal for 20% off parts.",
                    "Check out www.bestautodeals.example for cheaper parts.",
                    "Promo code GARAGE10 gets you a discount at https://partshub.example.")
@@ -949,10 +949,10 @@ def _reviews_table(rng, plan: Plan, req: dict, ses: dict, mech: Mechanics, c: di
     flag[reason == "personal_information"] = "personal_data"
     flag[reason == "advertising"] = "link_or_promo"
 
-    created = _burst(rng, plan, ses, row, m, status, flag, rating, created)
+    burst = _burst(rng, plan, ses, row, status, flag, rating, created)
     short = flag == "short_negative"
     rating[short] = rng.choice([1, 2], short.sum())
-    silent = (status == "published") & (rng.random(k) < 0.12)  # a rating without text
+    silent = (status == "published") & ~burst & (rating >= 3) & (rng.random(k) < 0.12)  # a rating alone
     sources = np.nonzero((status == "published") & ~silent)[0]
     if len(sources):
         text = pc.if_else(pa.array(flag == "duplicate_text"), text.take(pa.array(rng.choice(sources, k))), text)
@@ -964,8 +964,7 @@ def _reviews_table(rng, plan: Plan, req: dict, ses: dict, mech: Mechanics, c: di
     for name, sentence in add.items():
         text = pc.if_else(pa.array(flag == name), _join(text, " ", sentence), text)
     text = pc.if_else(pa.array(short), _take(SHORT_NEGATIVE, rng.integers(0, len(SHORT_NEGATIVE), k)), text)
-    text = pc.if_else(pa.array(flag == "review_burst"),
-                      _take(BURST_TEXTS, rng.integers(0, len(BURST_TEXTS), k)), text)
+    text = pc.if_else(pa.array(burst), _take(BURST_TEXTS, rng.integers(0, len(BURST_TEXTS), k)), text)
     for name, replacement in HIDDEN_TEXTS.items():
         text = pc.if_else(pa.array(reason == name), pa.scalar(replacement), text)
     text = _null_unless(~silent, text)
@@ -982,6 +981,7 @@ def _reviews_table(rng, plan: Plan, req: dict, ses: dict, mech: Mechanics, c: di
         "customer_id": c["ids"].take(pa.array(ses["cust"][row])),
         "rating": pa.array(rating, pa.int32()),
         "review_text": text,
+        "text_fingerprint": _fingerprints(text),
         "helpful_count": pa.array(rng.poisson(0.2 + age / 90), pa.int32()),
         "created_at": _ts(created),
         "status": pa.array(status.tolist(), pa.string()),
@@ -993,18 +993,31 @@ def _reviews_table(rng, plan: Plan, req: dict, ses: dict, mech: Mechanics, c: di
     })
 
 
-def _burst(rng, plan: Plan, ses: dict, row, m, status, flag, rating, created) -> np.ndarray:
-    """Turn four recent reviews of one mechanic per ~5,000 into a burst within the hour (in place)."""
-    recent = np.nonzero((status == "published") & (flag == "") & (plan.now - created < np.timedelta64(30, "D")))[0]
-    counts = np.bincount(m[recent], minlength=1)
-    candidates = np.nonzero(counts >= 4)[0]
-    created = created.copy()
-    for mechanic in rng.permutation(candidates)[: 1 + len(row) // 5000]:
-        rows = rng.permutation(recent[m[recent] == mechanic])[:4]
-        at = ses["ended"][row[rows]].max() + _minutes(np.cumsum(rng.uniform(2, 10, 4)))
+def _fingerprints(text: pa.Array) -> pa.Array:
+    """The app's duplicate-detection hash of each text (computed once per distinct text)."""
+    distinct = pc.unique(text)
+    hashes = pa.array([text_fingerprint(t) for t in distinct.to_pylist()], pa.string())
+    return hashes.take(pc.index_in(text, distinct))
+
+
+def _burst(rng, plan: Plan, ses: dict, row, status, flag, rating, created) -> np.ndarray:
+    """A few customers (one per ~5,000 reviews) review four or five sessions within the hour.
+
+    As in the app's moderation rule, a review with three or more by the same customer in the
+    24 hours before it is held as pending with 'review_burst'. Changes the arrays in place;
+    returns which rows are part of a burst.
+    """
+    cust = ses["cust"][row]
+    eligible = (status == "published") & (flag == "")
+    counts = np.bincount(cust[eligible], minlength=1)
+    burst = np.zeros(len(row), bool)
+    for customer in rng.permutation(np.nonzero(counts >= 4)[0])[: 1 + len(row) // 5000]:
+        rows = rng.permutation(np.nonzero(eligible & (cust == customer))[0])[: rng.integers(4, 6)]
+        at = ses["ended"][row[rows]].max() + _minutes(np.cumsum(rng.uniform(2, 10, len(rows))))
         if at[-1] < plan.now:
-            created[rows], status[rows], flag[rows], rating[rows] = at, "pending", "review_burst", 5
-    return created
+            created[rows], rating[rows], burst[rows] = at, 5, True
+            status[rows[3:]], flag[rows[3:]] = "pending", "review_burst"
+    return burst
 
 
 def _upsells(rng, plan: Plan, c: dict, ses: dict) -> dict:
@@ -1309,11 +1322,16 @@ def _without_keys(conn: Connection, tables):
         conn.execute(sa.text(create))
 
 
-def _add_staff(conn: Connection) -> None:
+def _add_settings(conn: Connection) -> None:
+    """The demo's staff and base prices, keeping any the database already has."""
     conn.execute(sa.text(
         f"INSERT INTO {_table_sql(conn, s.staff_roles)} (email, role, display_name) "
         "VALUES (:email, :role, :name) ON CONFLICT (email) DO NOTHING"),
         [{"email": e, "role": r, "name": n} for e, r, n in STAFF])
+    conn.execute(sa.text(
+        f"INSERT INTO {_table_sql(conn, s.session_base_prices)} (session_type, price_cents) "
+        "VALUES (:type, :cents) ON CONFLICT (session_type) DO NOTHING"),
+        [{"type": t, "cents": c} for t, c in BASE_PRICE_CENTS.items()])
 
 
 class _Progress:
@@ -1367,7 +1385,7 @@ def generate(engine: Engine, scale: float, seed: int = 7, anchor: dt.date | None
                         write(table, data)
                     bars.customers.update(n)
                 write(s.mechanics, mech.mechanics_table())
-            _add_staff(conn)
+            _add_settings(conn)
     finally:
         bars.close()
     with engine.connect() as conn:
