@@ -82,7 +82,8 @@ def hide_controls(review_ids: list[str], key: str, suggested: str | None, label:
               args=(review_ids, "hide", key), disabled=not review_ids or reason is None, shortcut=shortcut)
 
 
-def history_table(frame: pd.DataFrame, other: str, tz: str) -> None:
+def history_table(frame: pd.DataFrame, review_id, other: str, tz: str) -> None:
+    frame = frame[frame.id != review_id]
     if frame.empty:
         st.caption("No other reviews.")
         return
@@ -100,7 +101,7 @@ def history_table(frame: pd.DataFrame, other: str, tz: str) -> None:
 
 
 def history(row, tz: str) -> None:
-    panel = st.expander("Recent reviews by this customer and of this mechanic", key=f"history_{row.id}",
+    panel = st.expander("Other recent reviews by this customer and of this mechanic", key=f"history_{row.id}",
                         on_change="rerun", icon=":material/history:")
     with panel:
         if not panel.open:
@@ -112,11 +113,11 @@ def history(row, tz: str) -> None:
                 st.caption("The customer's account was deleted.")
             else:
                 history_table(ui.run_query(review_queries.recent_reviews, customer_id=row.customer_id),
-                              "mechanic_name", tz)
+                              row.id, "mechanic_name", tz)
         with of_mechanic:
             st.markdown(f"**Of {ui.escape_markdown(row.mechanic_name or 'the mechanic')}**")
             history_table(ui.run_query(review_queries.recent_reviews, mechanic_id=row.mechanic_id),
-                          "customer_name", tz)
+                          row.id, "customer_name", tz)
 
 
 def review_card(row, first: bool, tz: str) -> None:
@@ -193,8 +194,8 @@ ratings = star_column.pills("Stars", [1, 2, 3, 4, 5], selection_mode="multi", ke
                             format_func=lambda r: f"{r}★")
 mechanic = mechanic_column.selectbox("Mechanic", list(mechanic_names), index=None, format_func=mechanic_names.get,
                                      placeholder="All mechanics", key="queue_mechanic")
-in_period = date_column.toggle("Written in the period", key="queue_in_period",
-                               help="Only reviews written in the period chosen in the sidebar.")
+in_period = date_column.toggle("In the period", key="queue_in_period",
+                               help="Only reviews written in the period chosen in the sidebar; off shows every date.")
 
 queue = ui.run_query(
     review_queries.moderation_queue, status=status, flags=tuple(flags), ratings=tuple(ratings),
@@ -207,7 +208,7 @@ if queue.empty:
         ui.empty_state("The queue is clear.", "Reviews that get a flag wait here for a decision; none are waiting now.")
     else:
         ui.empty_state(f"No {STATUS_LABELS[status].lower()} reviews match these filters.",
-                       "Clear a filter, or turn off “Written in the period”.")
+                       "Clear a filter, or turn off “In the period”.")
 else:
     matching = int(queue.matching.iloc[0])
     order = "oldest" if status == "pending" else "newest"
