@@ -1,0 +1,1 @@
+"""Background jobs: ``python -m jobs emails --once`` or ``--loop [--interval 60]``."""

@@ -1,0 +1,75 @@
+"""``python -m jobs emails --once`` or ``--loop [--interval 60]``; ``python -m jobs emails-bench``.
+
+The same command serves cron (``--once``), systemd timers and containers (``--loop``).
+Exit status: 0 done, 2 configuration or database problem (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from dashboard.config import ConfigError, load_settings, normalize_url
+from dashboard.db import DatabaseUnavailable, check_connection, make_engine
+
+
+def _engine(database: str | None):
+    engine = make_engine(normalize_url(database) if database else load_settings().database_url)
+    check_connection(engine)
+    return engine
+
+
+def _emails(args) -> int:
+    from jobs.emails.settings import load_email_settings
+    from jobs.emails.worker import check_ready, run_loop, run_once
+
+    engine = _engine(args.database)
+    settings = load_email_settings()
+    check_ready(engine, settings)
+    if args.once:
+        print(run_once(engine, settings).summary())
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        run_loop(engine, settings, args.interval, stop, report=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _emails_bench(args) -> int:
+    from jobs.emails.bench import main as bench
+
+    return bench(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jobs", description="Pitwall's background jobs.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    emails = commands.add_parser("emails", help="send the milestone emails that are due")
+    mode = emails.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--once", action="store_true", help="one run, then exit (cron)")
+    mode.add_argument("--loop", action="store_true", help="run every --interval seconds until stopped")
+    emails.add_argument("--interval", type=float, default=60, help="seconds between runs with --loop (default 60)")
+    emails.add_argument("--database", help="database URL (default: the configured one)")
+    emails.set_defaults(run=_emails)
+    bench = commands.add_parser("emails-bench", help="throughput: N due emails sent to a local Resend stand-in")
+    bench.add_argument("--database", required=True, help="PostgreSQL URL of a database loaded with demo data")
+    bench.add_argument("--emails", type=int, default=10_000, help="due emails to create and send (default 10000)")
+    bench.add_argument("--workers", type=int, default=1, help="job processes running at once (default 1)")
+    bench.set_defaults(run=_emails_bench)
+    args = parser.parse_args(argv)
+    if args.command == "emails" and args.interval <= 0:
+        parser.error("--interval must be positive")
+    try:
+        return args.run(args)
+    except (ConfigError, DatabaseUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""One run of the email job: enqueue due milestones, then claim, render, send and
+record batches until nothing is due. ``run_loop`` repeats it every interval."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import datetime as dt
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from dashboard.config import ConfigError
+from dashboard.db import is_duckdb
+from dashboard.schema import email_outbox
+from jobs.emails.outbox import Batch, claim, enqueue, record
+from jobs.emails.render import Brand, email_context, load_brand, render
+from jobs.emails.sender import Outcome, send_batch
+from jobs.emails.settings import EmailSettings
+
+Clock = Callable[[], dt.datetime]
+
+# The embedded DuckDB has one writer: in the app, one run at a time (PostgreSQL
+# runs can overlap safely, see jobs.emails.outbox).
+_embedded_run = threading.Lock()
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass
+class RunResult:
+    enqueued: collections.Counter = field(default_factory=collections.Counter)
+    outcomes: collections.Counter = field(default_factory=collections.Counter)  # sent, failed, skipped, retry
+    requests: int = 0
+    rate_limited: bool = False
+
+    def summary(self) -> str:
+        new = sum(self.enqueued.values())
+        line = (f"enqueued {new} ({self.enqueued['pending']} to send, {self.enqueued['skipped']} skipped); "
+                f"sent {self.outcomes['sent']}, failed {self.outcomes['failed']}, "
+                f"skipped {self.outcomes['skipped']}, to retry {self.outcomes['retry']} "
+                f"in {self.requests} request{'s' if self.requests != 1 else ''}")
+        return line + ("; stopped early: Resend rate limit" if self.rate_limited else "")
+
+
+def check_ready(engine: Engine, settings: EmailSettings) -> None:
+    """Raise ConfigError with the fix if the job cannot run against this database."""
+    if not settings.api_key:
+        raise ConfigError("RESEND_API_KEY is not set (or [resend] api_key in .streamlit/secrets.toml): "
+                          "the email job needs it to send.")
+    if not sa.inspect(engine).has_table(email_outbox.name):
+        raise ConfigError("The database has no email_outbox table: run `python -m dashboard.migrate` first.")
+
+
+def run_once(engine: Engine, settings: EmailSettings, clock: Clock = utc_now) -> RunResult:
+    """Enqueue what is due, then send until nothing is due (or Resend rate-limits us)."""
+    check_ready(engine, settings)
+    brand = load_brand(settings.brand_name)
+    result = RunResult()
+    with _embedded_run if is_duckdb(engine) else contextlib.nullcontext():
+        with engine.begin() as conn:
+            result.enqueued = enqueue(conn, clock(), settings)
+        while True:
+            with engine.begin() as conn:
+                batch = claim(conn, clock(), settings)
+            if batch is None:
+                break
+            result.outcomes.update(batch.finished)
+            if batch.rows:
+                outcome, done = _send(engine, batch, settings, brand, clock)
+                result.outcomes.update(done)
+                result.requests += 1
+                if outcome.rate_limited:
+                    result.rate_limited = True
+                    break
+    return result
+
+
+def _send(engine: Engine, batch: Batch, settings: EmailSettings, brand: Brand,
+          clock: Clock) -> tuple[Outcome, collections.Counter]:
+    emails, render_errors = [], {}
+    for row in batch.rows:
+        try:
+            emails.append(_email(row, batch.facts[row.session_id], settings, brand))
+        except Exception as exc:  # a template bug fails this email, not the batch
+            render_errors[row.id] = f"{type(exc).__name__}: {exc}"
+    outcome = send_batch(settings, emails, batch.key) if emails else Outcome("sent")
+    with engine.begin() as conn:
+        return outcome, record(conn, batch, outcome, render_errors, clock(), settings)
+
+
+def _email(row, facts, settings: EmailSettings, brand: Brand) -> dict:
+    rendered = render(row.milestone, email_context(row.milestone, facts, settings, brand))
+    email = {
+        "from": settings.sender,
+        "to": [row.recipient],
+        "subject": rendered.subject,
+        "html": rendered.html,
+        "text": rendered.text,
+        "headers": {"X-Entity-Ref-ID": str(row.id)},  # keeps mail apps from threading distinct emails
+        "tags": [{"name": "milestone", "value": row.milestone}, {"name": "outbox_id", "value": str(row.id)}],
+    }
+    if settings.reply_to:
+        email["reply_to"] = settings.reply_to
+    return email
+
+
+def run_loop(engine: Engine, settings: EmailSettings, interval: float, stop: threading.Event,
+             report: Callable[[str], None]) -> None:
+    """Run every ``interval`` seconds until ``stop`` is set; a failed run is reported and retried."""
+    while not stop.is_set():
+        try:
+            report(f"{utc_now():%Y-%m-%d %H:%M:%S} UTC {run_once(engine, settings).summary()}")
+        except sa.exc.OperationalError as exc:
+            report(f"run failed, retrying in {interval:g} s: {str(exc.orig or exc).splitlines()[0]}")
+        stop.wait(interval)
