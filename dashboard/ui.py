@@ -122,8 +122,9 @@ def _cached_query(url: str, name: str, filters: dict, _fn: Callable[..., pd.Data
 def run_query(fn: Callable[..., pd.DataFrame], **filters) -> pd.DataFrame:
     """Run ``fn(conn, **filters)`` from ``queries/`` on the read engine.
 
-    Results are cached for ``QUERY_TTL_SECONDS`` per database, function and
-    filters (filters must be hashable values: dates, strings, numbers, Period).
+    ``fn`` is a module-level function (its module and name key the cache, so
+    no lambdas). Results are cached for ``QUERY_TTL_SECONDS`` per database,
+    function and filters (dates, strings, numbers, tuples, UUIDs, a Period).
     A database that stops answering raises ``DatabaseUnavailable``, which the
     app shows as its error page.
     """
