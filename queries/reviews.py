@@ -79,18 +79,20 @@ def moderation_queue(
     """
     _checked([status], REVIEW_STATUSES, "status")
     r = mechanic_reviews
-    query = _reviews_select(sa.func.count().over().label("matching")).where(r.c.status == status)
+    where = [r.c.status == status]
     if flags:
-        query = query.where(r.c.flags.overlap(_checked(flags, REVIEW_FLAGS, "flag")))
+        where.append(r.c.flags.overlap(_checked(flags, REVIEW_FLAGS, "flag")))
     if ratings:
-        query = query.where(r.c.rating.in_(_checked(ratings, range(1, 6), "rating")))
+        where.append(r.c.rating.in_(_checked(ratings, range(1, 6), "rating")))
     if mechanic_id is not None:
-        query = query.where(r.c.mechanic_id == mechanic_id)
+        where.append(r.c.mechanic_id == mechanic_id)
     if period is not None:
         start, end = period.bounds()
-        query = query.where(r.c.created_at >= start, r.c.created_at < end)
+        where += [r.c.created_at >= start, r.c.created_at < end]
+    # Counted apart from the page of rows, so that only the rows shown are joined to names.
+    matching = sa.select(sa.func.count()).select_from(r).where(*where).scalar_subquery()
     order = (r.c.created_at, r.c.id) if oldest_first else (r.c.created_at.desc(), r.c.id.desc())
-    query = query.order_by(*order).limit(limit)
+    query = _reviews_select(matching.label("matching")).where(*where).order_by(*order).limit(limit)
     return _frame(conn, query, (*REVIEW_COLUMNS, "matching"))
 
 
