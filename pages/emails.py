@@ -1,6 +1,164 @@
-"""Emails (not built yet)."""
+"""Emails (admin): the milestone emails the job queued, sent, skipped or failed,
+the last error of the failed ones with a retry, and a preview of every template.
+
+The sidebar's period filters by the day an email was queued, in the display
+timezone. Retry and "Run now" check the admin role on the server, write an
+audit row and clear the cached queries. Addresses and errors are shown with
+``st.dataframe``/``st.code`` or escaped, never as Markdown or HTML; the template
+previews render a built-in sample session, not data from the database.
+"""
+
+import uuid
+
+import pandas as pd
+import plotly.express as px
+import sqlalchemy as sa
+import streamlit as st
 
 from dashboard import ui
+from dashboard.auth import PermissionDenied
+from dashboard.config import ConfigError
+from dashboard.schema import EMAIL_MILESTONES, EMAIL_STATUSES
+from jobs.emails.outbox import RetryRefused, retry
+from jobs.emails.render import email_context, load_brand, render, sample_facts
+from jobs.emails.settings import load_email_settings
+from jobs.emails.worker import run_now, utc_now
+from queries import emails as q
 
-ui.page_header("Emails", "Will show the milestone emails sent to customers, and the failed ones to retry.")
-ui.not_built_yet()
+MILESTONE_LABELS = {
+    "booking_confirmed": "Booking confirmed", "mechanic_assigned": "Mechanic assigned",
+    "session_starting": "Session starting", "session_ended": "Session ended",
+    "summary_delivered": "Summary delivered", "mechanic_nudge": "Mechanic nudge", "support_alert": "Support alert",
+}
+STATUS_LABELS = {"pending": "Waiting", "sending": "Sending", "sent": "Sent", "failed": "Failed", "skipped": "Skipped"}
+STATUS_COLORS = {"sent": "#0F766E", "pending": "#A16207", "sending": "#1D4ED8", "failed": "#B91C1C",
+                 "skipped": "#94A3B8"}
+FAILED_SHOWN = 20
+NOTICE = "emails_notice"
+
+
+def retry_email(outbox_id: uuid.UUID) -> None:
+    """Button callback: retry on the server (role checked there), then refresh every cached query."""
+    try:
+        retry(ui.write_engine(), ui.actor(), outbox_id, utc_now())
+    except (PermissionDenied, RetryRefused) as exc:
+        st.session_state[NOTICE] = str(exc)
+        return
+    ui.clear_query_cache()
+    st.toast("Queued again: the job sends it on its next run.", icon=":material/replay:")
+
+
+def run_job() -> None:
+    try:
+        result = run_now(ui.write_engine(), ui.actor(), load_email_settings())
+    except (PermissionDenied, ConfigError) as exc:
+        st.session_state[NOTICE] = str(exc)
+        return
+    except sa.exc.OperationalError as exc:
+        st.session_state[NOTICE] = f"The run stopped: {str(exc.orig or exc).splitlines()[0]}"
+        return
+    finally:
+        ui.clear_query_cache()
+    st.session_state["emails_last_run"] = result.summary()
+
+
+ui.page_header("Emails", "The milestone emails queued for customers, mechanics and support: what was sent, "
+                         "skipped or failed, and what each template looks like.")
+if NOTICE in st.session_state:
+    st.warning(ui.escape_markdown(st.session_state.pop(NOTICE)), icon=":material/error:")
+
+period = ui.period()
+settings = load_email_settings()
+filters = st.columns([3, 2, 2], vertical_alignment="bottom")
+milestones = tuple(filters[0].multiselect("Milestones", EMAIL_MILESTONES, format_func=MILESTONE_LABELS.get,
+                                          placeholder="All milestones", key="emails_milestones"))
+statuses = tuple(filters[1].multiselect("Statuses", EMAIL_STATUSES, format_func=STATUS_LABELS.get,
+                                        placeholder="All statuses", key="emails_statuses"))
+with filters[2]:
+    st.button("Run now", icon=":material/send:", on_click=run_job, disabled=not settings.api_key,
+              help="Send the emails that are due now, inside the app (the embedded database allows one writer)."
+              if settings.api_key else "Set RESEND_API_KEY (or [resend] api_key in the secrets) to send emails.")
+if "emails_last_run" in st.session_state:
+    st.success(f"Run finished: {st.session_state.pop('emails_last_run')}.", icon=":material/check_circle:")
+
+per_day = ui.run_query(q.status_counts_per_day, period=period, milestones=milestones)
+totals = per_day.groupby("status")["emails"].sum()
+ui.kpi_row([
+    ui.Kpi("Sent", ui.fmt_count(totals.get("sent", 0)), help="Accepted by Resend."),
+    ui.Kpi("Waiting", ui.fmt_count(totals.get("pending", 0) + totals.get("sending", 0)),
+           help="Queued, being sent, or waiting for a retry after a temporary error."),
+    ui.Kpi("Skipped", ui.fmt_count(totals.get("skipped", 0)),
+           help="Not sent on purpose: opted out, no address, late or too old; the reason is in the outbox."),
+    ui.Kpi("Failed", ui.fmt_count(totals.get("failed", 0)), help="Refused by Resend or out of attempts."),
+])
+st.caption(f"Emails queued from {period.start:%d %b %Y} to {period.end:%d %b %Y} ({period.tz}).")
+
+if per_day.empty:
+    ui.empty_state("No emails were queued in this period.",
+                   "Choose other dates in the sidebar, or clear the milestone filter.")
+else:
+    shown = per_day[per_day.status.isin(statuses)] if statuses else per_day
+    fig = px.bar(shown.assign(status=shown.status.map(STATUS_LABELS)), x="day", y="emails", color="status",
+                 color_discrete_map={STATUS_LABELS[k]: v for k, v in STATUS_COLORS.items()},
+                 category_orders={"status": [STATUS_LABELS[s] for s in ("sent", "pending", "sending", "skipped",
+                                                                         "failed")]})
+    fig.update_traces(hovertemplate="%{x|%a %d %b %Y}: %{y:,}<extra></extra>")
+    fig.update_layout(legend=dict(title=None, xanchor="right", x=1))
+    ui.chart(fig, title="Emails queued per day, by status", x_title=f"Day ({period.tz})",
+             y_title="Emails (count)")
+
+st.subheader("Outbox", anchor=False)
+outbox = ui.run_query(q.outbox, period=period, milestones=milestones, statuses=statuses)
+if outbox.empty:
+    ui.empty_state("No emails match these filters.", "Clear the milestone or status filter, or widen the period.")
+else:
+    timestamps = ["created_at", "next_attempt_at", "sent_at"]
+    st.dataframe(
+        outbox.assign(**{c: outbox[c].dt.tz_convert(period.tz) for c in timestamps},
+                      milestone=outbox.milestone.map(MILESTONE_LABELS), status=outbox.status.map(STATUS_LABELS)),
+        column_order=["created_at", "milestone", "status", "recipient", "attempts", "sent_at", "next_attempt_at",
+                      "skip_reason", "last_error"],
+        column_config={
+            "created_at": st.column_config.DatetimeColumn("Queued", format="D MMM YYYY, HH:mm"),
+            "milestone": "Milestone", "status": "Status", "recipient": "To", "attempts": "Attempts",
+            "sent_at": st.column_config.DatetimeColumn("Sent", format="D MMM, HH:mm"),
+            "next_attempt_at": st.column_config.DatetimeColumn("Next attempt", format="D MMM, HH:mm"),
+            "skip_reason": "Why skipped",
+            "last_error": st.column_config.TextColumn("Last error", width="large"),
+        },
+        hide_index=True,
+    )
+    if len(outbox) == q.OUTBOX_LIMIT:
+        st.caption(f"The newest {q.OUTBOX_LIMIT:,} emails; narrow the filters to see older ones.")
+
+st.subheader("Failed emails", anchor=False)
+failed = ui.run_query(q.failed, limit=FAILED_SHOWN)
+if failed.empty:
+    st.caption("No email has failed.")
+for row in failed.itertuples():
+    with st.container(border=True):
+        when = row.updated_at.tz_convert(period.tz).strftime("%d %b %Y, %H:%M") if pd.notna(row.updated_at) else "—"
+        st.markdown(f"**{MILESTONE_LABELS[row.milestone]}** · {row.attempts} attempt"
+                    f"{'s' if row.attempts != 1 else ''} · failed {when}")
+        st.text(f"To: {row.recipient or 'no address'}")
+        st.code(row.last_error or "No error recorded.", language=None, wrap_lines=True)
+        st.button("Retry", key=f"retry_{row.id}", icon=":material/replay:", on_click=retry_email, args=(row.id,))
+if len(failed) == FAILED_SHOWN:
+    st.caption(f"The {FAILED_SHOWN} most recent failures; filter the outbox by status Failed to see all.")
+
+st.subheader("Templates", anchor=False)
+controls = st.columns([3, 2], vertical_alignment="bottom")
+milestone = controls[0].selectbox("Template", EMAIL_MILESTONES, format_func=MILESTONE_LABELS.get,
+                                  key="emails_template")
+width = controls[1].segmented_control("Width", ["Desktop", "Phone"], default="Desktop", key="emails_width")
+preview = render(milestone, email_context(milestone, sample_facts(utc_now()), settings,
+                                          load_brand(settings.brand_name)))
+st.markdown(f"**Subject:** {ui.escape_markdown(preview.subject)}  \n"
+            f"**Preheader:** {ui.escape_markdown(preview.preheader)}")
+html_tab, text_tab = st.tabs(["HTML", "Plain text"])
+with html_tab:
+    st.iframe(preview.html, width=375 if width == "Phone" else "stretch", height=720)
+with text_tab:
+    st.code(preview.text, language=None, wrap_lines=True)
+st.caption("Rendered with a sample session. Subject and preheader come from the template; "
+           "the preheader is the hidden preview line mail apps show after the subject.")

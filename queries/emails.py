@@ -49,7 +49,7 @@ NUDGE_AFTER = dt.timedelta(minutes=3)
 NO_MECHANIC_AFTER = dt.timedelta(minutes=2)
 NO_SHOW_AFTER = NUDGE_AFTER + dt.timedelta(minutes=2)
 OPERATIONAL_WINDOW = dt.timedelta(hours=1)
-DEFAULT_LOOKBACK = dt.timedelta(days=7)  # the job's default look-back for customer milestones
+DEFAULT_LOOKBACK = dt.timedelta(days=2)  # the job's default look-back for customer milestones
 BOOKED = ("scheduled", "accepted", "live", "completed")
 ASSIGNED = ("accepted", "live", "completed")
 
@@ -151,6 +151,7 @@ def due_milestones(conn: Connection, *, milestone: str, now: dt.datetime, since:
 
 # --- the Emails page ----------------------------------------------------------------
 
+OUTBOX_LIMIT = 500
 OUTBOX_COLUMNS = (
     "created_at", "milestone", "status", "recipient", "attempts", "next_attempt_at", "sent_at",
     "skip_reason", "last_error", "session_id", "id",
@@ -168,13 +169,14 @@ def _outbox_filter(period: Period, milestones: tuple[str, ...], statuses: tuple[
 
 
 def outbox(conn: Connection, *, period: Period, milestones: tuple[str, ...] = (),
-           statuses: tuple[str, ...] = (), limit: int = 500) -> pd.DataFrame:
+           statuses: tuple[str, ...] = (), limit: int = OUTBOX_LIMIT) -> pd.DataFrame:
     """The newest ``limit`` outbox rows created in the period, filtered by milestone and status
     (an empty filter means all); columns OUTBOX_COLUMNS."""
     query = (sa.select(*[email_outbox.c[name] for name in OUTBOX_COLUMNS])
              .where(*_outbox_filter(period, milestones, statuses))
              .order_by(email_outbox.c.created_at.desc(), email_outbox.c.id).limit(limit))
-    return pd.DataFrame(conn.execute(query).mappings().all(), columns=list(OUTBOX_COLUMNS))
+    return _utc(pd.DataFrame(conn.execute(query).mappings().all(), columns=list(OUTBOX_COLUMNS)),
+                "created_at", "next_attempt_at", "sent_at")
 
 
 def status_counts_per_day(conn: Connection, *, period: Period, milestones: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -196,9 +198,14 @@ def failed(conn: Connection, *, limit: int = 200) -> pd.DataFrame:
                        email_outbox.c.session_id)
              .where(email_outbox.c.status == "failed")
              .order_by(email_outbox.c.updated_at.desc().nulls_last(), email_outbox.c.id).limit(limit))
-    return pd.DataFrame(conn.execute(query).mappings().all(),
-                        columns=["id", "updated_at", "milestone", "recipient", "attempts", "last_error",
-                                 "session_id"])
+    return _utc(pd.DataFrame(conn.execute(query).mappings().all(),
+                             columns=["id", "updated_at", "milestone", "recipient", "attempts", "last_error",
+                                      "session_id"]), "updated_at")
+
+
+def _utc(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """Timestamp columns as UTC datetimes, also when every value is missing."""
+    return frame.assign(**{column: pd.to_datetime(frame[column], utc=True) for column in columns})
 
 
 def _bench_period(ctx: BenchContext) -> Period:

@@ -244,12 +244,11 @@ def test_admin_retry_sends_a_failed_email_again_and_is_audited(engine, resend_ap
     run_once(engine, settings, clock=at(NOW))
     (row,) = outbox_rows(engine).values()
     admin = Actor("boss@pitwall.example", "admin")
-    with pytest.raises(PermissionDenied), engine.begin() as conn:
-        retry(conn, Actor("help@pitwall.example", "support"), row["id"], NOW)
-    with engine.begin() as conn:
-        retry(conn, admin, row["id"], NOW + MINUTE)
-    with pytest.raises(RetryRefused, match="Only failed emails"), engine.begin() as conn:
-        retry(conn, admin, row["id"], NOW + MINUTE)
+    with pytest.raises(PermissionDenied):
+        retry(engine, Actor("help@pitwall.example", "support"), row["id"], NOW)
+    retry(engine, admin, row["id"], NOW + MINUTE)
+    with pytest.raises(RetryRefused, match="Only failed emails"):
+        retry(engine, admin, row["id"], NOW + MINUTE)
     run_once(engine, settings, clock=at(NOW + 2 * MINUTE))
     (row,) = outbox_rows(engine).values()
     assert row["status"] == "sent" and row["attempts"] == 1 and len(resend_api.deliveries) == 1

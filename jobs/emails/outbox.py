@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from dashboard.audit import record_audit
 from dashboard.auth import Actor, require_role
@@ -249,17 +249,18 @@ def _group(errors: dict) -> dict[str, list]:
 # --- the Emails page's retry --------------------------------------------------------
 
 
-def retry(conn: Connection, actor: Actor | None, outbox_id: uuid.UUID, now: dt.datetime) -> None:
-    """Send a failed email again (admin only, audited): it becomes ``pending`` with fresh attempts.
-    Call in a transaction."""
+def retry(engine: Engine, actor: Actor | None, outbox_id: uuid.UUID, now: dt.datetime) -> None:
+    """Send a failed email again (admin only, audited): it becomes ``pending`` with fresh attempts
+    and joins the job's next batch."""
     require_role(actor, "admin")
-    row = conn.execute(sa.select(o).where(o.c.id == outbox_id)).mappings().one_or_none()
-    if row is None:
-        raise RetryRefused(f"There is no email {outbox_id} in the outbox.")
-    if row["status"] != "failed":
-        raise RetryRefused(f"Only failed emails can be retried; this one is {row['status']}.")
-    after = {"status": "pending", "attempts": 0, "next_attempt_at": now, "provider_message_id": None}
-    conn.execute(o.update().where(o.c.id == outbox_id, o.c.status == "failed").values(updated_at=now, **after))
-    record_audit(conn, actor, "email.retry", "email_outbox", outbox_id,
-                 before={k: row[k] for k in ("status", "attempts", "last_error")},
-                 after={"status": "pending", "attempts": 0})
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(o).where(o.c.id == outbox_id)).mappings().one_or_none()
+        if row is None:
+            raise RetryRefused(f"There is no email {outbox_id} in the outbox.")
+        if row["status"] != "failed":
+            raise RetryRefused(f"Only failed emails can be retried; this one is {row['status']}.")
+        conn.execute(o.update().where(o.c.id == outbox_id).values(
+            status="pending", attempts=0, next_attempt_at=now, provider_message_id=None, updated_at=now))
+        record_audit(conn, actor, "email.retry", "email_outbox", outbox_id,
+                     before={k: row[k] for k in ("status", "attempts", "last_error")},
+                     after={"status": "pending", "attempts": 0})

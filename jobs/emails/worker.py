@@ -13,6 +13,8 @@ from typing import Callable
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from dashboard.audit import record_audit
+from dashboard.auth import Actor, require_role
 from dashboard.config import ConfigError
 from dashboard.db import is_duckdb
 from dashboard.schema import email_outbox
@@ -108,6 +110,21 @@ def _email(row, facts, settings: EmailSettings, brand: Brand) -> dict:
     if settings.reply_to:
         email["reply_to"] = settings.reply_to
     return email
+
+
+def run_now(engine: Engine, actor: Actor | None, settings: EmailSettings, clock: Clock = utc_now) -> RunResult:
+    """The Emails page's "Run now": one run inside the app (admin only), audited with its result."""
+    require_role(actor, "admin")
+    check_ready(engine, settings)
+    result = None
+    try:
+        result = run_once(engine, settings, clock)
+        return result
+    finally:
+        with engine.begin() as conn:
+            record_audit(conn, actor, "email.run_now", "email_job", clock().isoformat(),
+                         after={"summary": result.summary()} if result else None,
+                         reason=None if result else "the run stopped with an error")
 
 
 def run_loop(engine: Engine, settings: EmailSettings, interval: float, stop: threading.Event,

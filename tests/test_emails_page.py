@@ -1,0 +1,136 @@
+"""The Emails page with streamlit's AppTest, on both databases: the outbox and its
+filters, the failed list with an audited, role-checked retry, "Run now" through
+the loopback Resend, and the template previews."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from streamlit.testing.v1 import AppTest
+
+from dashboard import schema as s
+from dashboard import ui
+from dashboard.auth import Actor
+from dashboard.config import Settings
+from dashboard.period import Period
+from emails_support import add_person, add_session, resend_api
+
+__all__ = ["resend_api"]  # the fixture, used by name
+PAGE = Path(__file__).resolve().parents[1] / "pages" / "emails.py"
+ADMIN = Actor("ada@example.com", "admin", "Ada Admin")
+SUPPORT = Actor("sam@example.com", "support", "Sam Support")
+NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+@pytest.fixture
+def outbox(engine, resend_api, monkeypatch, tmp_path):
+    """Three queued emails today (one failed) and one due booking; settings point at the loopback Resend."""
+    monkeypatch.setenv("PITWALL_SECRETS", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("RESEND_API_KEY", resend_api.api_key)
+    monkeypatch.setenv("RESEND_API_URL", resend_api.url)
+    ui.clear_query_cache()  # PostgreSQL tests share one database URL, and with it the query cache
+    with engine.begin() as conn:
+        done = add_session(conn, add_person(conn, "done@example.com"), created_at=NOW - dt.timedelta(days=3))
+        row = {"session_id": done, "created_at": NOW - dt.timedelta(minutes=5), "updated_at": NOW,
+               "last_error": None, "skip_reason": None}
+        failed_id = conn.execute(s.email_outbox.insert().returning(s.email_outbox.c.id), [
+            {**row, "milestone": "session_ended", "recipient": "<b>x</b>@example.com", "status": "failed",
+             "attempts": 1, "last_error": "422 validation_error: Invalid `to` field"},
+        ]).scalar_one()
+        conn.execute(s.email_outbox.insert(), [
+            {**row, "milestone": "booking_confirmed", "recipient": "done@example.com", "status": "sent"},
+            {**row, "milestone": "mechanic_assigned", "recipient": "done@example.com", "status": "skipped",
+             "skip_reason": "customer opted out of emails"},
+        ])
+        due = add_session(conn, add_person(conn, "due@example.com"), created_at=NOW - dt.timedelta(minutes=1),
+                          scheduled_at=NOW + dt.timedelta(days=1))
+    return engine, failed_id, due
+
+
+def open_page(engine, actor: Actor = ADMIN) -> AppTest:
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    settings = Settings(database_url=engine.url.render_as_string(hide_password=False), read_url=None,
+                        source="environment", allow_anonymous=True, demo_scale=1, secrets={})
+    today = NOW.date()
+    at.session_state["_pitwall_context"] = ui.Context(settings, actor, Period(today - dt.timedelta(days=6), today))
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def audit_rows(engine) -> list[dict]:
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(s.audit_log)).mappings()]
+
+
+def test_the_page_shows_counts_outbox_failures_and_template_previews(outbox):
+    engine, failed_id, _ = outbox
+    at = open_page(engine)
+    assert (metric(at, "Sent"), metric(at, "Skipped"), metric(at, "Failed"), metric(at, "Waiting")) == (
+        "1", "1", "1", "0")
+    table = at.dataframe[0].value
+    assert sorted(table["status"]) == ["Failed", "Sent", "Skipped"]
+    assert "customer opted out of emails" in set(table["skip_reason"])
+    assert at.code[0].value == "422 validation_error: Invalid `to` field"
+    assert "To: <b>x</b>@example.com" in [t.value for t in at.text]  # plain text, never markup
+    assert at.button(key=f"retry_{failed_id}")
+    assert any("**Subject:** Your session is booked for" in m.value for m in at.markdown)
+    assert "Hi Jordan, thanks for booking" in at.code[-1].value  # the plain-text part
+
+    at.selectbox(key="emails_template").set_value("summary_delivered").run()
+    assert any("**Subject:** Your session summary from Priya Natarajan" in m.value for m in at.markdown)
+    at.multiselect(key="emails_statuses").set_value(["failed"]).run()
+    assert list(at.dataframe[0].value["status"]) == ["Failed"]
+
+
+def test_retry_queues_the_email_again_and_is_audited(outbox):
+    engine, failed_id, _ = outbox
+    at = open_page(engine)
+    at.button(key=f"retry_{failed_id}").click().run()
+    assert not at.exception and not at.warning
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(s.email_outbox).where(s.email_outbox.c.id == failed_id)).mappings().one()
+    assert (row["status"], row["attempts"]) == ("pending", 0)
+    assert metric(at, "Failed") == "0" and metric(at, "Waiting") == "1"  # the caches were cleared
+    (audit,) = audit_rows(engine)
+    assert (audit["action"], audit["actor_email"], audit["entity_id"]) == ("email.retry", ADMIN.email, str(failed_id))
+
+
+def test_only_admins_can_retry_or_run_the_job(outbox):
+    engine, failed_id, _ = outbox
+    at = open_page(engine, SUPPORT)
+    at.button(key=f"retry_{failed_id}").click().run()
+    assert "Only admin staff can do this" in at.warning[0].value
+    at.button[0].click().run()  # Run now
+    assert "Only admin staff can do this" in at.warning[0].value
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(s.email_outbox.c.status).where(
+            s.email_outbox.c.id == failed_id)).scalar_one() == "failed"
+    assert not audit_rows(engine)
+
+
+def test_run_now_sends_what_is_due_inside_the_app(outbox, resend_api):
+    engine, _, due = outbox
+    at = open_page(engine)
+    run = next(b for b in at.button if b.label == "Run now")
+    run.click().run()
+    assert not at.exception and not at.warning
+    assert "Run finished: enqueued 1 (1 to send, 0 skipped); sent 1" in at.success[0].value
+    assert [d.email["to"] for d in resend_api.deliveries] == [["due@example.com"]]
+    assert metric(at, "Sent") == "2"
+    (audit,) = audit_rows(engine)
+    assert audit["action"] == "email.run_now" and audit["actor_email"] == ADMIN.email
+
+
+def test_run_now_is_disabled_without_an_api_key(outbox, monkeypatch):
+    monkeypatch.delenv("RESEND_API_KEY")
+    at = open_page(outbox[0])
+    run = next(b for b in at.button if b.label == "Run now")
+    assert run.disabled and "RESEND_API_KEY" in run.help
