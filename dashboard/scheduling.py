@@ -333,20 +333,29 @@ def validate_weekly_rows(rows: Sequence[Mapping[str, Any]]) -> list[WeeklySlot]:
             parsed[position] = parse_slot_row(row)
         except ValidationError as exc:
             errors[position].append(str(exc))
-    positions = sorted(parsed)
-    valid = [parsed[p] for p in positions]
-    for a, b in overlaps(valid):
-        first, second = positions[a], positions[b]
-        errors[first].append(f"Overlaps {valid[b].label()} (row {second + 1}).")
-        errors[second].append(f"Overlaps {valid[a].label()} (row {first + 1}).")
-    ids = [slot.id for slot in valid if slot.id is not None]
+    timed = [(p, hours) for p, hours in enumerate(map(_hours, rows)) if hours is not None]
+    for a, b in overlaps([hours for _, hours in timed]):
+        (first, one), (second, other) = timed[a], timed[b]
+        errors[first].append(f"Overlaps {other.label()} (row {second + 1}).")
+        errors[second].append(f"Overlaps {one.label()} (row {first + 1}).")
+    ids = [slot.id for slot in parsed.values() if slot.id is not None]
     if len(ids) != len(set(ids)):
         raise ValidationError("The same slot appears twice; reload the page.")
     if errors:
         count = len(errors)
         raise ValidationError(f"{count} row{'s' if count > 1 else ''} need{'' if count > 1 else 's'} fixing.",
                               {p: errors[p] for p in sorted(errors)})
-    return valid
+    return [parsed[p] for p in sorted(parsed)]
+
+
+def _hours(row: Mapping[str, Any]) -> WeeklySlot | None:
+    """A row's day and hours when those are valid, so overlaps are found even if another cell is not."""
+    try:
+        slot = WeeklySlot(parse_day(row.get("day_of_week")), parse_time(row.get("start_time")),
+                          parse_time(row.get("end_time")))
+    except ValidationError:
+        return None
+    return slot if slot.start < slot.end else None
 
 
 # --- expansion ------------------------------------------------------------------------------

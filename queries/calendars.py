@@ -15,6 +15,7 @@ import datetime as dt
 import json
 from collections import defaultdict
 from dataclasses import replace
+from decimal import Decimal
 from typing import Iterator, Sequence
 from zoneinfo import ZoneInfo
 
@@ -23,11 +24,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dashboard import schema as s
-from dashboard.calendar_edits import BASE_PRICE, CALENDAR
+from dashboard.calendar_edits import BASE_PRICE, CALENDAR, apply_peak
 from dashboard.period import Period
 from dashboard.scheduling import (
-    BLOCKING_STATUSES, Calendar, SlotRules, WeeklySlot, Window, availability_windows, base_prices as price_list, bookable_slots,
-    is_known_timezone, load_calendars, minutes_by_hour, parse_uuid,
+    BLOCKING_STATUSES, Calendar, Override, SlotRules, WeeklySlot, Window, availability_windows,
+    base_prices as price_list, bookable_slots, is_known_timezone, load_calendars, minutes_by_hour, parse_uuid,
+    weekly_slots as slots_by_mechanic,
 )
 from queries.registry import BenchContext, register
 
@@ -213,23 +215,53 @@ def _slot_frame(calendars: Sequence[Calendar], *, days: int, now: dt.datetime, r
 
 
 def bookable(conn: Connection, *, mechanic_ids: Sequence[str] | None, days: int, session_type: str,
-             now: dt.datetime, rules: SlotRules = SlotRules(),
-             slots: tuple[WeeklySlot, ...] | None = None) -> pd.DataFrame:
+             now: dt.datetime, rules: SlotRules = SlotRules()) -> pd.DataFrame:
     """Bookable starts for ``days`` local dates from each mechanic's today:
-    mechanic_id, start_utc, start_local (the mechanic's wall clock), timezone, multiplier, price_cents.
-    ``slots`` (one mechanic only) previews a weekly schedule that is not saved yet."""
+    mechanic_id, start_utc, start_local (the mechanic's wall clock), timezone, multiplier, price_cents."""
     calendars = _calendars(conn, mechanic_ids, now.date() - dt.timedelta(days=1), days + 2)
-    if slots is not None:
-        if len(calendars) != 1:
-            raise ValueError("a preview of unsaved slots needs exactly one mechanic")
-        calendars = [replace(calendars[0], slots=slots)]
     return _slot_frame(calendars, days=days, now=now, rules=rules,
                        base_price_cents=price_list(conn).get(session_type))
 
 
+def preview(conn: Connection, *, mechanic_id: str, days: int, session_type: str, now: dt.datetime,
+            rules: SlotRules = SlotRules(), slots: tuple[WeeklySlot, ...] | None = None,
+            override: Override | None = None) -> pd.DataFrame:
+    """``bookable`` for one mechanic as it would be with unsaved weekly ``slots`` and/or ``override``."""
+    calendars = _calendars(conn, (mechanic_id,), now.date() - dt.timedelta(days=1), days + 2)
+    if slots is not None:
+        calendars = [replace(calendar, slots=slots) for calendar in calendars]
+    if override is not None:
+        calendars = [replace(calendar, overrides=tuple(o for o in calendar.overrides if o.date != override.date)
+                             + (override,)) for calendar in calendars]
+    return _slot_frame(calendars, days=days, now=now, rules=rules,
+                       base_price_cents=price_list(conn).get(session_type))
+
+
+def peak_preview(conn: Connection, *, mechanic_ids: Sequence[str], days: tuple[int, ...], start: dt.time,
+                 end: dt.time, multiplier: Decimal) -> pd.DataFrame:
+    """What ``set_peak_multiplier`` would change, per mechanic: mechanic_id, display_name,
+    slots_repriced, hours_repriced, slots_split_off (new slots keeping the old multiplier)."""
+    ids = [parse_uuid(i, "Mechanic") for i in mechanic_ids]
+    names = dict(conn.execute(sa.select(s.mechanics.c.user_id, s.mechanics.c.display_name)
+                              .where(s.mechanics.c.user_id.in_(ids))).all())
+    current = slots_by_mechanic(conn, ids)
+    rows = []
+    for mechanic in ids:
+        before = {slot.id: slot for slot in current.get(mechanic, [])}
+        after = apply_peak(before.values(), set(days), start, end, multiplier)
+        repriced = [slot for slot in after if slot.id is not None and slot != before[slot.id]]
+        hours = sum((dt.datetime.combine(dt.date.min, slot.end) - dt.datetime.combine(dt.date.min, slot.start))
+                    .total_seconds() / 3600 for slot in repriced)
+        rows.append({"mechanic_id": str(mechanic), "display_name": names.get(mechanic), "slots_repriced": len(repriced),
+                     "hours_repriced": hours, "slots_split_off": sum(slot.id is None for slot in after)})
+    return pd.DataFrame(rows, columns=["mechanic_id", "display_name", "slots_repriced", "hours_repriced",
+                                       "slots_split_off"])
+
+
 def pricing_audit(conn: Connection, *, mechanic_id: str | None = None, limit: int = 200) -> pd.DataFrame:
     """The latest calendar and base-price changes, newest first: created_at, actor_email, actor_role,
-    action, mechanic (display name, or the session type for base prices), before, after (dicts), reason."""
+    action, subject (the mechanic's name, or the session type for base prices), before, after (dicts),
+    reason and change (before -> after in one line)."""
     a, m = s.audit_log, s.mechanics
     where = [a.c.entity_type.in_([CALENDAR, BASE_PRICE])]
     if mechanic_id is not None:
@@ -247,7 +279,22 @@ def pricing_audit(conn: Connection, *, mechanic_id: str | None = None, limit: in
                                   "after", "reason"])
     for column in ("before", "after"):  # DuckDB returns JSON as text
         frame[column] = [json.loads(v) if isinstance(v, str) else v for v in frame[column]]
+    frame["change"] = [" → ".join(_describe(side) for side in (b, a) if side)
+                       for b, a in zip(frame["before"], frame["after"])]
     return frame
+
+
+def _describe(snapshot: dict) -> str:
+    """One line for an audited slot, override, timezone or base price."""
+    if "price_cents" in snapshot:
+        return f"${snapshot['price_cents'] / 100:,.2f}"
+    if "timezone" in snapshot:
+        return snapshot["timezone"]
+    hours = f"{snapshot['start_time']}-{snapshot['end_time']} x{snapshot['price_multiplier']}"
+    if "day" in snapshot:
+        return f"{snapshot['day']} {hours}" + ("" if snapshot["is_available"] else " (unavailable)")
+    what = hours if snapshot["start_time"] else "time off"
+    return f"{snapshot['date']} {what}: {snapshot['reason']}"
 
 
 # --- benchmark cases --------------------------------------------------------------------------

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from decimal import Decimal
 
 import pandas as pd
 import pytest
 
 from dashboard.auth import Actor
 from dashboard.calendar_edits import save_weekly_slots, set_base_price, set_override
-from dashboard.scheduling import WeeklySlot
+from dashboard.scheduling import Override, WeeklySlot
 from queries import calendars as q
 from queries.registry import CASES
 from tests.test_calendar_edits import add_mechanic, add_session, row
@@ -99,9 +100,16 @@ def test_bookable_and_preview(engine, people):
         # 09:00 and 09:30 clash with the 09:00 session, 10:00 with the 09:40 one (10-minute buffer)
         assert [f"{t:%H:%M}" for t in frame.start_utc] == ["10:30", "11:00", "11:30"]
         assert set(frame.price_cents) == {4999}
-        preview = q.bookable(conn, mechanic_ids=(people["ben"],), days=1, session_type="video", now=now,
-                             slots=(WeeklySlot(1, dt.time(11), dt.time(12), 2),))
+        preview = q.preview(conn, mechanic_id=people["ben"], days=1, session_type="video", now=now,
+                            slots=(WeeklySlot(1, dt.time(11), dt.time(12), 2),))
         assert preview[["multiplier", "price_cents"]].values.tolist() == [[2.0, 9998], [2.0, 9998]]
+        day_off = q.preview(conn, mechanic_id=people["ben"], days=1, session_type="video", now=now,
+                            override=Override(WEEK, False, reason="Sick"))
+        assert day_off.empty
+        peak = q.peak_preview(conn, mechanic_ids=(people["ben"], people["asha"]), days=(1,), start=dt.time(11),
+                              end=dt.time(14), multiplier=Decimal("1.50"))
+        assert peak[["display_name", "slots_repriced", "hours_repriced", "slots_split_off"]].values.tolist() == [
+            ["Ben", 1, 1.0, 1], ["Asha", 0, 0.0, 0]]
         unpriced = q.bookable(conn, mechanic_ids=(people["ben"],), days=1, session_type="chat", now=now)
         assert unpriced.price_cents.isna().all() and len(unpriced) == 3
         everyone = q.bookable(conn, mechanic_ids=None, days=8, session_type="video", now=now)
@@ -143,6 +151,8 @@ def test_overrides_prices_and_audit_trail(engine, people):
     assert set(trail.subject) == {"Asha", "Ben", "Cy", "Dee", "video"}
     assert mine.action.tolist() == ["override.set", "slot.create"]
     assert mine.after[0]["price_multiplier"] == "2.50" and mine.before[0] is None
+    assert mine.change.tolist() == ["2026-03-16 03:00-04:00 x2.50: Festival", "Monday 02:00-06:00 x1.50"]
+    assert trail.change[trail.subject == "video"].tolist() == ["$49.99"]
 
 
 def test_benchmark_cases_run(engine, people):
