@@ -507,6 +507,134 @@ for _check in (
 
 # --- end of 14 ----------------------------------------------------------------------
 
+# --- 15 follow-up lifecycle: state, assignment, fixed price, pricing rules --------------
+# (dashboard/followups.py holds the rules that use these)
+
+FOLLOW_UP_STATES = ("open", "assigned", "answered", "closed", "cancelled")
+FOLLOW_UP_PRICE_MAX_CENTS = 100_000  # $1,000.00
+
+# A follow-up's lifecycle lives beside the platform's requests.status, which keeps its meaning.
+# follow_up_state is NULL on follow-ups Pitwall has not handled yet (dashboard/followups.py
+# reads their state from requests.status); the price is fixed when Pitwall creates one.
+for _column in _step(
+    "15",
+    sa.Column("follow_up_state", sa.Text),
+    sa.Column("assigned_mechanic_id", sa.Uuid),
+    sa.Column("assigned_at", sa.DateTime(timezone=True)),
+    sa.Column("answered_at", sa.DateTime(timezone=True)),
+    sa.Column("closed_at", sa.DateTime(timezone=True)),
+    sa.Column("cancelled_at", sa.DateTime(timezone=True)),
+    sa.Column("cancel_reason", sa.Text),
+    sa.Column("follow_up_price_cents", sa.Integer),
+):
+    requests.append_column(_column)
+for _constraint in (
+    sa.CheckConstraint(_in("follow_up_state", FOLLOW_UP_STATES), name="follow_up_state", info={"step": "15"}),
+    sa.CheckConstraint("follow_up_state IS NULL OR is_follow_up", name="follow_up_state_shape", info={"step": "15"}),
+    sa.CheckConstraint("follow_up_state NOT IN ('answered', 'closed') OR answered_at IS NOT NULL",
+                       name="follow_up_answered_at", info={"step": "15"}),
+    sa.CheckConstraint("(follow_up_state = 'cancelled') = (cancelled_at IS NOT NULL AND cancel_reason IS NOT NULL)",
+                       name="follow_up_cancelled", info={"step": "15"}),
+    sa.CheckConstraint(f"follow_up_price_cents >= 0 AND follow_up_price_cents <= {FOLLOW_UP_PRICE_MAX_CENTS}",
+                       name="follow_up_price", info={"step": "15"}),
+    sa.ForeignKeyConstraint(["assigned_mechanic_id"], ["mechanics.user_id"], ondelete="SET NULL",
+                            info={"step": "15"}).ddl_if(dialect="postgresql"),
+):
+    requests.append_constraint(_constraint)
+
+# The price of a follow-up per customer plan and type, set by admins; pairs without a row
+# take the defaults in dashboard/followups.py.
+follow_up_pricing = sa.Table(
+    "follow_up_pricing", metadata,
+    sa.Column("plan", sa.Text, primary_key=True),
+    sa.Column("follow_up_type", sa.Text, primary_key=True),
+    sa.Column("price_cents", sa.Integer, nullable=False),
+    sa.Column("updated_by", sa.Text),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint(_in("plan", PLANS), name="plan"),
+    sa.CheckConstraint(_in("follow_up_type", FOLLOW_UP_TYPES), name="follow_up_type"),
+    sa.CheckConstraint(f"price_cents >= 0 AND price_cents <= {FOLLOW_UP_PRICE_MAX_CENTS}", name="price"),
+    info={"step": "15"},
+)
+
+_index("ix_requests_follow_up_created", requests.c.created_at,
+       postgresql_where=requests.c.is_follow_up, info={"step": "15"})
+_index("ix_requests_follow_up_assigned", requests.c.assigned_mechanic_id,
+       postgresql_where=requests.c.follow_up_state == "assigned", info={"step": "15"})
+
+# --- end of 15 ----------------------------------------------------------------------
+
+# --- 16 CRM: upsell service catalogue, funnel roll-ups ------------------------------
+# (dashboard/upsells.py and dashboard/crm.py hold the rules that use these;
+#  jobs/upsells.py and jobs/funnel.py keep the derived rows fresh)
+
+# When an interaction reached the database (created_at is when it happened): the funnel
+# roll-up job reads only the interactions recorded since its last run.
+for _column in _step(
+    "16",
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+):
+    crm_interactions.append_column(_column)
+_index("ix_crm_interactions_recorded_at", crm_interactions.c.recorded_at, info={"step": "16"})
+
+UPSELL_PRICE_MAX_CENTS = 100_000  # $1,000.00
+
+# The services the upsell engine offers, one active service per recommendation type; a
+# recommendation copies the title and price, so a price change never rewrites history.
+upsell_services = sa.Table(
+    "upsell_services", metadata,
+    _pk(),
+    sa.Column("recommendation_type", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False, unique=True),
+    sa.Column("description", sa.Text),
+    sa.Column("price_cents", sa.Integer, nullable=False),
+    sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("updated_by", sa.Text),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    _created_at(),
+    sa.CheckConstraint(_in("recommendation_type", RECOMMENDATION_TYPES), name="recommendation_type"),
+    sa.CheckConstraint(f"price_cents > 0 AND price_cents <= {UPSELL_PRICE_MAX_CENTS}", name="price"),
+    sa.CheckConstraint("length(title) BETWEEN 3 AND 80", name="title_length"),
+    info={"step": "16"},
+)
+
+# One row per tracked funnel (its ordered steps, e.g. "intake>session>purchase") and how
+# far the roll-up job has read crm_interactions.recorded_at.
+crm_funnel_rollups = sa.Table(
+    "crm_funnel_rollups", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("steps", sa.Text, nullable=False, unique=True),
+    sa.Column("processed_until", sa.DateTime(timezone=True)),
+    sa.Column("refreshed_at", sa.DateTime(timezone=True)),
+    _created_at(),
+    info={"step": "16"},
+)
+
+# Per tracked funnel, customer and possible entry (each distinct time of a step-1 event):
+# the earliest time of each later step in order, with no window, and the attributes the
+# breakdowns need. A period's funnel reads the rows whose entry is the first in the period.
+FUNNEL_MAX_STEPS = len(INTERACTION_TYPES)
+crm_funnel_progress = sa.Table(
+    "crm_funnel_progress", metadata,
+    sa.Column("funnel_id", sa.Integer, primary_key=True),
+    sa.Column("customer_id", sa.Uuid, primary_key=True),
+    sa.Column("entry_at", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("prev_entry_at", sa.DateTime(timezone=True)),
+    *[sa.Column(f"step{k}_at", sa.DateTime(timezone=True)) for k in range(2, FUNNEL_MAX_STEPS + 1)],
+    sa.Column("vehicle_make", sa.Text),
+    sa.Column("session_at", sa.DateTime(timezone=True)),
+    sa.Column("mechanic_id", sa.Uuid),
+    _fk("funnel_id", "crm_funnel_rollups.id", "CASCADE"),
+    _fk("customer_id", "auth.users.id", "CASCADE"),
+    _fk("mechanic_id", "mechanics.user_id", "SET NULL"),
+    sa.CheckConstraint("prev_entry_at < entry_at", name="prev_entry_first"),
+    sa.CheckConstraint("step2_at >= entry_at", name="steps_after_entry"),
+    info={"step": "16"},
+)
+_index("ix_crm_funnel_progress_funnel_entry", crm_funnel_progress.c.funnel_id, crm_funnel_progress.c.entry_at)
+
+# --- end of 16 ----------------------------------------------------------------------
+
 # Migration steps in order; 13 and later are Pitwall's feature steps
 # (13: reputation moderation, 14: scheduling and pricing, 15: follow-up lifecycle, 16: CRM upsell catalogue).
 STEPS = ("base", "08", "09", "10", "11", "12", "13", "14", "15", "16")

@@ -1,0 +1,354 @@
+"""CRM interactions and the rules of the ordered conversion funnel.
+
+Recording
+---------
+``record_interaction`` is how the platform, the demo and other features write a
+``crm_interactions`` row: a known type, a known customer, and a session (required for
+``session`` and ``summary_viewed``) that belongs to that customer. It writes on the
+caller's connection, inside the caller's transaction. It is the platform's event
+intake, not a staff action, so it has no actor and no audit row.
+
+The funnel
+----------
+A funnel is 2 to 6 distinct interaction types in order, a period (whole days in the
+display timezone) and a conversion window in days. Per customer:
+
+- **Entry**: the customer's first step-1 event in the period. Later step-1 events in the
+  period do not restart the funnel; a customer is counted once.
+- **Later steps**: step k is reached at the earliest step-k event at or after the time
+  step k-1 was reached, if that event is at most ``window`` after the entry
+  (``entry + window`` included). The window is an exact duration (days x 24 h), so it
+  does not depend on the timezone; events after the period's end still count while
+  they are inside the window.
+- **Identical timestamps**: an event at the same instant as the previous step counts
+  (steps are distinct types, so one event can never be two steps); ties resolve in
+  step order.
+- **Repeats**: repeated events of a step count once, at the earliest qualifying one;
+  repeats before the previous step are ignored.
+- **Time zones**: the period's first and last day start and end at midnight in the
+  display timezone (``Period.bounds()``), and the trend groups entries by the local
+  day, week (Monday) or month of that timezone. Durations are exact seconds.
+
+Taking the earliest qualifying event at every step is also the best possible path,
+so a later step is reached iff some ordered path within the window exists.
+
+Breakdown attributes (each customer in exactly one group, so groups sum to the total):
+plan and acquisition channel from the profile as it is now; vehicle make of the
+customer's latest request made at or before entry; mechanic specialty: the first listed
+specialty of the mechanic who held the customer's first completed session (the first
+``session`` interaction) at or after entry and inside the window, else "(no session)".
+
+Roll-up
+-------
+Because every later step is the earliest event after the previous one, the step times
+of an entry do not depend on the window: reached within window W iff the unbounded
+time is at most ``entry + W``. So ``crm_funnel_progress`` stores, per tracked funnel,
+customer and distinct step-1 time, the unbounded step times, the previous step-1 time
+and the attributes; a period's funnel is the rows whose entry is in the period and whose
+previous step-1 time is not (``journeys_from_rollup``). A funnel whose steps are a
+prefix of a tracked funnel reads the roll-up; any other computes from raw events
+(``journeys_from_events``). ``jobs/funnel.py`` keeps the roll-up fresh.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dashboard import schema as s
+from dashboard.period import Period, period_problem, timezones
+from dashboard.scheduling import parse_uuid
+
+STEP_LABELS = {
+    "intake": "Intake request",
+    "session": "Session completed",
+    "summary_viewed": "Summary viewed",
+    "upsell_shown": "Upsell shown",
+    "upsell_clicked": "Upsell clicked",
+    "purchase": "Purchase",
+}
+DEFAULT_STEPS = ("intake", "session", "summary_viewed", "upsell_clicked", "purchase")
+# Funnels the roll-up keeps: the default, and every type in the platform's order.
+TRACKED_FUNNELS = (DEFAULT_STEPS, s.INTERACTION_TYPES)
+MIN_STEPS = 2
+DEFAULT_WINDOW_DAYS = 14
+MAX_WINDOW_DAYS = 90
+NEEDS_SESSION = ("session", "summary_viewed")
+MAX_METADATA_BYTES = 4096
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+
+
+class CrmInputError(ValueError):
+    """Input that breaks a CRM rule; the message says which and how to fix it."""
+
+
+# --- recording interactions ----------------------------------------------------------
+
+
+def _metadata(value: Mapping | None) -> dict | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise CrmInputError("Interaction metadata must be a JSON object.")
+    try:
+        text = json.dumps(dict(value))
+    except (TypeError, ValueError):
+        raise CrmInputError("Interaction metadata must hold only JSON values (text, numbers, lists, objects).") from None
+    if len(text.encode()) > MAX_METADATA_BYTES:
+        raise CrmInputError(f"Interaction metadata is over {MAX_METADATA_BYTES:,} bytes.")
+    return json.loads(text)
+
+
+def record_interaction(conn: Connection, *, customer_id: Any, interaction_type: str, session_id: Any = None,
+                       metadata: Mapping | None = None, occurred_at: dt.datetime | None = None) -> uuid.UUID:
+    """Insert one interaction and return its id. Raises CrmInputError if it breaks a rule
+    (``dashboard.scheduling.ValidationError`` for a malformed id); nothing is written then."""
+    if interaction_type not in s.INTERACTION_TYPES:
+        raise CrmInputError(f"Unknown interaction type {str(interaction_type)[:40]!r}; "
+                            f"use one of {', '.join(s.INTERACTION_TYPES)}.")
+    customer = parse_uuid(customer_id, "Customer")
+    if conn.execute(sa.select(s.users.c.id).where(s.users.c.id == customer)).first() is None:
+        raise CrmInputError(f"Unknown customer {customer}.")
+    session = None if session_id is None else parse_uuid(session_id, "Session")
+    if session is None and interaction_type in NEEDS_SESSION:
+        raise CrmInputError(f"A {interaction_type!r} interaction needs the session it is about.")
+    if session is not None:
+        owner = conn.execute(sa.select(s.sessions.c.customer_id).where(s.sessions.c.id == session)).first()
+        if owner is None:
+            raise CrmInputError(f"Unknown session {session}.")
+        if owner.customer_id != customer:
+            raise CrmInputError(f"Session {session} belongs to another customer.")
+    if occurred_at is not None:
+        if occurred_at.tzinfo is None:
+            raise CrmInputError("The interaction time needs a timezone.")
+        if occurred_at > dt.datetime.now(dt.timezone.utc) + FUTURE_TOLERANCE:
+            raise CrmInputError(f"The interaction time {occurred_at:%Y-%m-%d %H:%M %Z} is in the future.")
+    new_id = uuid.uuid4()
+    values = {"id": new_id, "customer_id": customer, "interaction_type": interaction_type,
+              "session_id": session, "metadata": _metadata(metadata)}
+    if occurred_at is not None:
+        values["created_at"] = occurred_at
+    conn.execute(s.crm_interactions.insert().values(**values))
+    return new_id
+
+
+# --- the funnel definition -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FunnelSpec:
+    """A validated funnel: ordered distinct steps, the period of entry, the window in days."""
+
+    steps: tuple[str, ...]
+    period: Period
+    window_days: int = DEFAULT_WINDOW_DAYS
+
+    def __post_init__(self):
+        steps = tuple(self.steps)
+        unknown = [step for step in steps if step not in s.INTERACTION_TYPES]
+        if unknown:
+            raise CrmInputError(f"Unknown funnel step {str(unknown[0])[:40]!r}; "
+                                f"choose from {', '.join(s.INTERACTION_TYPES)}.")
+        if not MIN_STEPS <= len(steps) <= s.FUNNEL_MAX_STEPS:
+            raise CrmInputError(f"Choose {MIN_STEPS} to {s.FUNNEL_MAX_STEPS} steps; {len(steps)} chosen.")
+        if len(set(steps)) != len(steps):
+            raise CrmInputError("Each step can appear once in a funnel.")
+        if isinstance(self.window_days, bool) or not isinstance(self.window_days, int) \
+                or not 1 <= self.window_days <= MAX_WINDOW_DAYS:
+            raise CrmInputError(f"The conversion window must be a whole number of days from 1 to {MAX_WINDOW_DAYS}.")
+        problem = period_problem(self.period.start, self.period.end)
+        if problem:
+            raise CrmInputError(problem)
+        if self.period.tz not in timezones():
+            raise CrmInputError(f"Unknown timezone {self.period.tz[:40]!r}.")
+        object.__setattr__(self, "steps", steps)
+
+    @property
+    def window(self) -> dt.timedelta:
+        return dt.timedelta(days=self.window_days)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.period.tz)
+
+    def step_index(self, value: Any) -> int:
+        """A 1-based step number of this funnel, validated."""
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= len(self.steps):
+            raise CrmInputError(f"Step must be a number from 1 to {len(self.steps)}.")
+        return value
+
+
+def step_column(k: int) -> str:
+    """Name of the column holding the time step ``k`` (2..6) was reached."""
+    return f"step{k}_at"
+
+
+def serving_funnel(steps: Sequence[str]) -> tuple[str, ...] | None:
+    """The tracked funnel whose roll-up serves ``steps`` (they are its first steps), if any."""
+    steps = tuple(steps)
+    return next((tracked for tracked in TRACKED_FUNNELS if tracked[:len(steps)] == steps), None)
+
+
+def steps_key(steps: Sequence[str]) -> str:
+    return ">".join(steps)
+
+
+# --- journeys: one row per entered customer, from raw events or from the roll-up ---------
+
+
+def _window(value: dt.timedelta) -> sa.BindParameter:
+    return sa.bindparam(None, value, type_=sa.Interval())
+
+
+def journeys_from_entries(entries: sa.FromClause, steps: Sequence[str], *, window: dt.timedelta | None = None,
+                          events_from: dt.datetime | None = None, events_until: dt.datetime | None = None,
+                          attributes: bool = False) -> sa.Select:
+    """Per row of ``entries`` (customer_id, entry_at, any other columns): the earliest time of
+    each later step in order (``step2_at`` ...), NULL where not reached.
+
+    ``window`` limits each step to ``entry + window``; ``events_from``/``events_until`` only
+    prune the events read (callers pass bounds no qualifying event lies outside of).
+    ``attributes`` adds ``vehicle_make``, ``session_at`` and ``mechanic_id`` (module docstring).
+    """
+    i = s.crm_interactions
+    key = (entries.c.customer_id, entries.c.entry_at)
+
+    def events_after(previous: sa.FromClause, at: sa.ColumnElement, kind: str) -> sa.ColumnElement[bool]:
+        conditions = [i.c.customer_id == previous.c.customer_id, i.c.interaction_type == kind, i.c.created_at >= at]
+        if window is not None:
+            conditions.append(i.c.created_at <= previous.c.entry_at + _window(window))
+        if events_from is not None:
+            conditions.append(i.c.created_at >= events_from)
+        if events_until is not None:
+            conditions.append(i.c.created_at <= events_until)
+        return sa.and_(*conditions)
+
+    reached = []
+    previous, at = entries, entries.c.entry_at
+    for k, kind in enumerate(steps[1:], start=2):
+        step = (
+            sa.select(previous.c.customer_id, previous.c.entry_at, sa.func.min(i.c.created_at).label("at"))
+            .select_from(previous.join(i, events_after(previous, at, kind)))
+            .group_by(previous.c.customer_id, previous.c.entry_at)
+            .subquery(f"reach{k}")
+        )
+        reached.append(step)
+        previous, at = step, step.c.at
+    columns = [*entries.c] + [step.c.at.label(step_column(k)) for k, step in enumerate(reached, start=2)]
+    joined = entries
+    for step in reached:
+        joined = joined.outerjoin(step, sa.and_(step.c.customer_id == key[0], step.c.entry_at == key[1]))
+    if attributes:
+        vehicle, session = _vehicle_at_entry(entries), _first_session(entries)
+        joined = joined.outerjoin(vehicle, sa.and_(vehicle.c.customer_id == key[0], vehicle.c.entry_at == key[1]))
+        joined = joined.outerjoin(session, sa.and_(session.c.customer_id == key[0], session.c.entry_at == key[1]))
+        columns += [vehicle.c.vehicle_make, session.c.session_at, session.c.mechanic_id]
+    return sa.select(*columns).select_from(joined)
+
+
+def _first_ranked(entries: sa.FromClause, source: sa.FromClause, on: sa.ColumnElement[bool],
+                  columns: list, order_by: list, name: str) -> sa.Subquery:
+    """Per entry, the first row of ``source`` matching ``on`` in ``order_by``."""
+    ranked = (
+        sa.select(entries.c.customer_id, entries.c.entry_at, *columns,
+                  sa.func.row_number().over(partition_by=[entries.c.customer_id, entries.c.entry_at],
+                                            order_by=order_by).label("rank"))
+        .select_from(entries.join(source, on))
+        .subquery(f"{name}_ranked")
+    )
+    return sa.select(*[c for c in ranked.c if c.name != "rank"]).where(ranked.c.rank == 1).subquery(name)
+
+
+def _vehicle_at_entry(entries: sa.FromClause) -> sa.Subquery:
+    r = s.requests
+    return _first_ranked(
+        entries, r, sa.and_(r.c.customer_id == entries.c.customer_id, r.c.created_at <= entries.c.entry_at),
+        [r.c.vehicle_make], [r.c.created_at.desc(), r.c.vehicle_make.asc().nulls_last()], "vehicle")
+
+
+def _first_session(entries: sa.FromClause) -> sa.Subquery:
+    i, ses = s.crm_interactions, s.sessions
+    source = i.outerjoin(ses, ses.c.id == i.c.session_id)
+    on = sa.and_(i.c.customer_id == entries.c.customer_id, i.c.interaction_type == "session",
+                 i.c.created_at >= entries.c.entry_at)
+    return _first_ranked(entries, source, on, [i.c.created_at.label("session_at"), ses.c.mechanic_id],
+                         [i.c.created_at, ses.c.mechanic_id.asc().nulls_last()], "first_session")
+
+
+def journeys_from_events(spec: FunnelSpec, *, attributes: bool = False) -> sa.Subquery:
+    """The spec's journeys computed from ``crm_interactions`` (entries: first step-1 event in the period)."""
+    i = s.crm_interactions
+    start, end = spec.period.bounds()
+    entries = (
+        sa.select(i.c.customer_id, sa.func.min(i.c.created_at).label("entry_at"))
+        .where(i.c.interaction_type == spec.steps[0], i.c.created_at >= start, i.c.created_at < end)
+        .group_by(i.c.customer_id)
+        .subquery("entries")
+    )
+    return journeys_from_entries(entries, spec.steps, window=spec.window, events_from=start,
+                                 events_until=end + spec.window, attributes=attributes).subquery("journeys")
+
+
+def journeys_from_rollup(spec: FunnelSpec, funnel_id: int) -> sa.Subquery:
+    """The spec's journeys read from ``crm_funnel_progress`` of the tracked funnel ``funnel_id``."""
+    p = s.crm_funnel_progress
+    start, end = spec.period.bounds()
+    steps = [p.c[step_column(k)] for k in range(2, len(spec.steps) + 1)]
+    return (
+        sa.select(p.c.customer_id, p.c.entry_at, *steps, p.c.vehicle_make, p.c.session_at, p.c.mechanic_id)
+        .where(p.c.funnel_id == funnel_id, p.c.entry_at >= start, p.c.entry_at < end,
+               sa.or_(p.c.prev_entry_at.is_(None), p.c.prev_entry_at < start))
+        .subquery("journeys")
+    )
+
+
+def rollup_id(conn: Connection, steps: Sequence[str]) -> int | None:
+    """The id of the built roll-up that serves ``steps``, or None."""
+    tracked = serving_funnel(steps)
+    if tracked is None:
+        return None
+    r = s.crm_funnel_rollups
+    return conn.execute(
+        sa.select(r.c.id).where(r.c.steps == steps_key(tracked), r.c.refreshed_at.isnot(None))
+    ).scalar_one_or_none()
+
+
+SOURCES = ("auto", "events", "rollup")
+
+
+def journeys(conn: Connection, spec: FunnelSpec, source: str = "auto", *,
+             attributes: bool = False) -> tuple[sa.Subquery, str]:
+    """The journeys of ``spec`` and where they come from (``"rollup"`` or ``"events"``).
+
+    ``source="auto"`` reads the roll-up when one serves the steps, else raw events.
+    """
+    if source not in SOURCES:
+        raise CrmInputError(f"Unknown source {str(source)[:20]!r}.")
+    funnel_id = rollup_id(conn, spec.steps) if source != "events" else None
+    if funnel_id is not None:
+        return journeys_from_rollup(spec, funnel_id), "rollup"
+    if source == "rollup":
+        raise CrmInputError(f"No roll-up serves the funnel {steps_key(spec.steps)}; run `python -m jobs.funnel`.")
+    return journeys_from_events(spec, attributes=attributes), "events"
+
+
+def reached(journey: sa.FromClause, spec: FunnelSpec, k: int) -> sa.ColumnElement[bool]:
+    """Whether the journey reached step ``k`` (1-based) inside the window."""
+    if k == 1:
+        return sa.true()
+    return journey.c[step_column(k)] <= journey.c.entry_at + _window(spec.window)
+
+
+def reached_at(journey: sa.FromClause, k: int) -> sa.ColumnElement:
+    return journey.c.entry_at if k == 1 else journey.c[step_column(k)]
+
+
+def seconds_between(earlier: sa.ColumnElement, later: sa.ColumnElement) -> sa.ColumnElement[float]:
+    return sa.cast(sa.extract("epoch", later - earlier), sa.Double)

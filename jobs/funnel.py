@@ -1,0 +1,111 @@
+"""The funnel roll-up: ``python -m jobs funnel [--rebuild]``.
+
+Keeps ``crm_funnel_progress`` (what it holds: ``dashboard.crm``) fresh for every tracked
+funnel, so the funnel page reads a few columns of one row per entered customer instead
+of ordering millions of raw events:
+
+- the first run for a funnel (or ``--rebuild``) computes the rows of every customer;
+- a later run reads only the interactions recorded since the previous run
+  (``crm_interactions.recorded_at``, minus ``OVERLAP`` for transactions that committed
+  after a run started) and recomputes the rows of the customers they belong to, from
+  those customers' whole history (an ordered funnel depends on it). Rows of other
+  customers are untouched.
+
+Deleted interactions are noticed only by ``--rebuild``; a deleted customer's rows go with
+the customer (foreign key, PostgreSQL). A run is one transaction; on PostgreSQL an
+advisory lock makes two runs take turns, DuckDB allows one writer anyway.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from dashboard import schema as s
+from dashboard.crm import TRACKED_FUNNELS, journeys_from_entries, step_column, steps_key
+
+OVERLAP = dt.timedelta(minutes=10)
+LOCK_KEY = 7_160_016  # pg_advisory_xact_lock key of this job
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    funnel: str
+    rebuilt: bool
+    new_events: int  # interactions read (recorded since the previous run, or all on a rebuild)
+    customers: int  # customers whose rows were recomputed
+    rows: int  # progress rows the funnel has now
+
+    def summary(self) -> str:
+        how = "rebuilt" if self.rebuilt else "refreshed"
+        return (f"funnel {self.funnel}: {how} from {self.new_events:,} interactions, "
+                f"{self.customers:,} customers recomputed, {self.rows:,} rows")
+
+
+def progress_rows(funnel_id: int, steps: Sequence[str], customers: sa.Select | None) -> sa.Select:
+    """The progress rows of ``steps`` for ``customers`` (a select of ids; None: everyone),
+    one per distinct step-1 time, in the order of the columns of ``progress_columns``."""
+    i = s.crm_interactions
+    entry_events = (sa.select(i.c.customer_id, i.c.created_at.label("entry_at"))
+                    .where(i.c.interaction_type == steps[0]).distinct())
+    if customers is not None:
+        entry_events = entry_events.where(i.c.customer_id.in_(customers))
+    events = entry_events.subquery("entry_events")
+    entries = sa.select(
+        events.c.customer_id, events.c.entry_at,
+        sa.func.lag(events.c.entry_at).over(partition_by=events.c.customer_id, order_by=events.c.entry_at)
+        .label("prev_entry_at"),
+    ).subquery("entries")
+    journeys = journeys_from_entries(entries, steps, attributes=True).subquery("journeys")
+    return (sa.select(sa.literal(funnel_id, sa.Integer).label("funnel_id"),
+                      *[journeys.c[name] for name in progress_columns(steps)[1:]])
+            .order_by(journeys.c.entry_at))
+
+
+def progress_columns(steps: Sequence[str]) -> list[str]:
+    return ["funnel_id", "customer_id", "entry_at", "prev_entry_at",
+            *[step_column(k) for k in range(2, len(steps) + 1)], "vehicle_make", "session_at", "mechanic_id"]
+
+
+def _funnel_row(conn: Connection, steps: Sequence[str]) -> tuple[int, dt.datetime | None]:
+    """The roll-up's id and how far it has read, registering the funnel on its first run."""
+    r = s.crm_funnel_rollups
+    row = conn.execute(sa.select(r.c.id, r.c.processed_until).where(r.c.steps == steps_key(steps))).first()
+    if row is not None:
+        return row.id, row.processed_until
+    new_id = conn.execute(sa.select(sa.func.coalesce(sa.func.max(r.c.id), 0) + 1)).scalar_one()
+    conn.execute(r.insert().values(id=new_id, steps=steps_key(steps)))
+    return new_id, None
+
+
+def _refresh_one(conn: Connection, steps: Sequence[str], rebuild: bool) -> RefreshResult:
+    i, p, r = s.crm_interactions, s.crm_funnel_progress, s.crm_funnel_rollups
+    funnel_id, processed_until = _funnel_row(conn, steps)
+    rebuild = rebuild or processed_until is None
+    new = [] if rebuild else [i.c.recorded_at > processed_until - OVERLAP]
+    latest, new_events, customers = conn.execute(
+        sa.select(sa.func.max(i.c.recorded_at), sa.func.count(), sa.func.count(sa.distinct(i.c.customer_id)))
+        .where(*new)
+    ).one()
+    changed = None if rebuild else sa.select(i.c.customer_id).where(*new).distinct()
+    delete = p.delete().where(p.c.funnel_id == funnel_id)
+    conn.execute(delete if changed is None else delete.where(p.c.customer_id.in_(changed)))
+    if rebuild or new_events:
+        conn.execute(p.insert().from_select(progress_columns(steps), progress_rows(funnel_id, steps, changed)))
+    conn.execute(r.update().where(r.c.id == funnel_id)
+                 .values(processed_until=sa.func.coalesce(latest, r.c.processed_until), refreshed_at=sa.func.now()))
+    rows = conn.execute(sa.select(sa.func.count()).select_from(p).where(p.c.funnel_id == funnel_id)).scalar_one()
+    return RefreshResult(steps_key(steps), rebuild, new_events, customers, rows)
+
+
+def refresh(engine: Engine, *, rebuild: bool = False,
+            funnels: Sequence[Sequence[str]] = TRACKED_FUNNELS) -> list[RefreshResult]:
+    """Bring the roll-up of every tracked funnel up to date, in one transaction."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_KEY)))
+        return [_refresh_one(conn, steps, rebuild) for steps in funnels]

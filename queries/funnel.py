@@ -1,0 +1,281 @@
+"""The ordered conversion funnel: steps, breakdown, time to convert, trend, drop-off list.
+
+Every function takes a validated ``dashboard.crm.FunnelSpec`` (the rules are in that
+module's docstring) and aggregates in SQL over the spec's journeys: one row per entered
+customer, read from the roll-up when one serves the steps, else computed from raw events
+(``source`` forces one: ``"rollup"`` or ``"events"``). Both give the same numbers.
+
+Names of breakdown dimensions and trend grains come only from ``BREAKDOWNS`` and ``GRAINS``.
+Times come back in UTC; the page shows them in the display timezone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dashboard import schema as s
+from dashboard.crm import (
+    DEFAULT_STEPS, STEP_LABELS, CrmInputError, FunnelSpec, journeys, reached, reached_at, seconds_between, serving_funnel,
+    steps_key,
+)
+from dashboard.period import Period
+from queries.registry import BenchContext, register
+
+BREAKDOWNS = {
+    "plan": "Plan",
+    "acquisition_channel": "Acquisition channel",
+    "vehicle_make": "Vehicle make",
+    "specialty": "Mechanic specialty",
+}
+NEEDS_ATTRIBUTES = ("vehicle_make", "specialty")
+OTHER, UNKNOWN, NO_SESSION = "(other)", "(unknown)", "(no session)"
+MAX_TOP_N = 20
+GRAINS = ("day", "week", "month")
+# Time-to-convert bins: (lower bound in seconds, label). A bin holds durations above its lower
+# bound up to and including the next one (the first from 0); the last ends at the longest window.
+DURATION_BINS = (
+    (0, "up to 5 min"), (300, "5 min – 1 h"), (3600, "1 – 6 h"), (21600, "6 – 24 h"), (86400, "1 – 3 days"),
+    (259200, "3 – 7 days"), (604800, "7 – 14 days"), (1209600, "14 – 30 days"), (2592000, "30 – 90 days"),
+)
+
+
+def _frame(conn: Connection, query: sa.Select, columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(conn.execute(query).all(), columns=columns)
+
+
+def _counts(journey: sa.FromClause, spec: FunnelSpec) -> list[sa.ColumnElement]:
+    """``reached_1`` .. ``reached_N``: journeys that reached each step inside the window."""
+    return [sa.func.count().filter(reached(journey, spec, k)).label(f"reached_{k}")
+            for k in range(1, len(spec.steps) + 1)]
+
+
+def funnel(conn: Connection, *, spec: FunnelSpec, source: str = "auto") -> pd.DataFrame:
+    """One row per step: step (1-based), interaction_type, label, customers, from_first and
+    from_previous (ratios, NaN without customers), median_seconds from the previous step."""
+    j, _ = journeys(conn, spec, source)
+    n = len(spec.steps)
+    medians = [
+        sa.func.percentile_cont(0.5).within_group(
+            sa.case((reached(j, spec, k), seconds_between(reached_at(j, k - 1), reached_at(j, k))))
+        ).label(f"median_{k}")
+        for k in range(2, n + 1)
+    ]
+    row = conn.execute(sa.select(*_counts(j, spec), *medians).select_from(j)).mappings().one()
+    customers = pd.Series([row[f"reached_{k}"] for k in range(1, n + 1)], dtype="int64")
+    first = customers.iloc[0]
+    return pd.DataFrame({
+        "step": range(1, n + 1),
+        "interaction_type": list(spec.steps),
+        "label": [STEP_LABELS[step] for step in spec.steps],
+        "customers": customers,
+        "from_first": customers / first if first else float("nan"),
+        "from_previous": customers / customers.shift(1).where(customers.shift(1) > 0),
+        "median_seconds": [float("nan")] + [float("nan") if row[f"median_{k}"] is None else float(row[f"median_{k}"])
+                                            for k in range(2, n + 1)],
+    })
+
+
+def _dimension(j: sa.FromClause, spec: FunnelSpec, dimension: str) -> tuple[sa.ColumnElement, sa.FromClause]:
+    if dimension in ("plan", "acquisition_channel"):
+        p = s.profiles
+        return sa.func.coalesce(p.c[dimension], UNKNOWN), j.outerjoin(p, p.c.id == j.c.customer_id)
+    if dimension == "vehicle_make":
+        return sa.func.coalesce(sa.func.nullif(sa.func.trim(j.c.vehicle_make), ""), UNKNOWN), j
+    m = s.mechanics
+    specialty = sa.case(
+        (j.c.session_at <= j.c.entry_at + sa.bindparam(None, spec.window, type_=sa.Interval()),
+         sa.func.coalesce(m.c.specialties[1], UNKNOWN)),
+        else_=NO_SESSION,
+    )
+    return specialty, j.outerjoin(m, m.c.user_id == j.c.mechanic_id)
+
+
+def breakdown(conn: Connection, *, spec: FunnelSpec, dimension: str, top_n: int = 8,
+              source: str = "auto") -> pd.DataFrame:
+    """Per group of ``dimension`` (a key of BREAKDOWNS): ``group``, one count column per step
+    (named by interaction type) and ``conversion`` (last step / first). The ``top_n`` groups
+    with most entered customers are kept and the rest summed as "(other)"; groups sum to the totals."""
+    if dimension not in BREAKDOWNS:
+        raise CrmInputError(f"Unknown breakdown {str(dimension)[:40]!r}; choose from {', '.join(BREAKDOWNS)}.")
+    if isinstance(top_n, bool) or not isinstance(top_n, int) or not 1 <= top_n <= MAX_TOP_N:
+        raise CrmInputError(f"Top N must be a whole number from 1 to {MAX_TOP_N}.")
+    j, _ = journeys(conn, spec, source, attributes=dimension in NEEDS_ATTRIBUTES)
+    value, joined = _dimension(j, spec, dimension)
+    n = len(spec.steps)
+    flags = (sa.select(value.label("grp"), *[reached(j, spec, k).label(f"r{k}") for k in range(2, n + 1)])
+             .select_from(joined).subquery("flags"))
+    grouped = (sa.select(flags.c.grp, sa.func.count().label("reached_1"),
+                         *[sa.func.count().filter(flags.c[f"r{k}"]).label(f"reached_{k}") for k in range(2, n + 1)])
+               .group_by(flags.c.grp).subquery("grouped"))
+    counts = [f"reached_{k}" for k in range(1, n + 1)]
+    rank = sa.func.row_number().over(order_by=[grouped.c.reached_1.desc(), grouped.c.grp])
+    ranked = sa.select(grouped, rank.label("rank")).subquery("ranked")
+    labelled = sa.select(sa.case((ranked.c.rank <= top_n, ranked.c.grp), else_=OTHER).label("grp"),
+                         ranked.c.rank, *[ranked.c[c] for c in counts]).subquery("labelled")
+    query = (sa.select(labelled.c.grp, *[sa.cast(sa.func.sum(labelled.c[c]), sa.BigInteger) for c in counts])
+             .group_by(labelled.c.grp).order_by(sa.func.min(labelled.c.rank)))
+    frame = _frame(conn, query, ["group", *spec.steps]).astype({step: "int64" for step in spec.steps})
+    first, last = frame[spec.steps[0]], frame[spec.steps[-1]]
+    frame["conversion"] = last / first.where(first > 0)
+    return frame
+
+
+def time_to_convert(conn: Connection, *, spec: FunnelSpec, from_step: int, to_step: int,
+                    source: str = "auto") -> pd.DataFrame:
+    """Journeys that reached ``to_step``, by the time from ``from_step`` to ``to_step``
+    (1-based, from before to): ``bin`` label, ``lower_seconds``, ``customers``; every bin that
+    starts inside the window is listed, with zeros."""
+    low, high = spec.step_index(from_step), spec.step_index(to_step)
+    if low >= high:
+        raise CrmInputError("The first step of the time to convert must come before the second.")
+    j, _ = journeys(conn, spec, source)
+    seconds = seconds_between(reached_at(j, low), reached_at(j, high))
+    number = sa.case(*[(seconds <= upper, i) for i, (upper, _) in enumerate(DURATION_BINS[1:])],
+                     else_=len(DURATION_BINS) - 1)
+    numbered = sa.select(number.label("bin")).select_from(j).where(reached(j, spec, high)).subquery("numbered")
+    counts = dict(conn.execute(sa.select(numbered.c.bin, sa.func.count()).group_by(numbered.c.bin)).all())
+    window = spec.window.total_seconds()
+    bins = [(i, lower, label) for i, (lower, label) in enumerate(DURATION_BINS) if lower < window]
+    return pd.DataFrame({
+        "bin": [label for _, _, label in bins],
+        "lower_seconds": [lower for _, lower, _ in bins],
+        "customers": pd.Series([counts.get(i, 0) for i, _, _ in bins], dtype="int64"),
+    })
+
+
+def _bucket_starts(period: Period, grain: str) -> list[dt.date]:
+    def floor(day: dt.date) -> dt.date:
+        if grain == "week":
+            return day - dt.timedelta(days=day.weekday())
+        return day.replace(day=1) if grain == "month" else day
+
+    starts, day = [], floor(period.start)
+    while day <= period.end:
+        starts.append(day)
+        day = _next_bucket(day, grain)
+    return starts
+
+
+def _next_bucket(day: dt.date, grain: str) -> dt.date:
+    if grain == "month":
+        return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return day + dt.timedelta(days=7 if grain == "week" else 1)
+
+
+def trend(conn: Connection, *, spec: FunnelSpec, grain: str = "week", source: str = "auto",
+          now: dt.datetime | None = None) -> pd.DataFrame:
+    """Conversion from the first to the last step by local ``grain`` of entry (a day, a week
+    starting Monday, or a month in the display timezone), every bucket of the period listed:
+    ``bucket`` (its first day), ``entered``, ``converted``, ``conversion`` (NaN without
+    entries) and ``complete`` (False while the window of its latest possible entry is still
+    open at ``now``, so its conversion can still grow)."""
+    if grain not in GRAINS:
+        raise CrmInputError(f"Unknown trend grain {str(grain)[:20]!r}; choose from {', '.join(GRAINS)}.")
+    j, _ = journeys(conn, spec, source)
+    local = sa.func.timezone(spec.period.tz, j.c.entry_at)
+    flags = sa.select(sa.cast(sa.func.date_trunc(grain, local), sa.Date).label("bucket"),
+                      reached(j, spec, len(spec.steps)).label("converted")).select_from(j).subquery("flags")
+    query = sa.select(flags.c.bucket, sa.func.count(), sa.func.count().filter(flags.c.converted)).group_by(flags.c.bucket)
+    counts = {bucket: (entered, converted) for bucket, entered, converted in conn.execute(query)}
+    starts = _bucket_starts(spec.period, grain)
+    entered = pd.Series([counts.get(day, (0, 0))[0] for day in starts], dtype="int64")
+    converted = pd.Series([counts.get(day, (0, 0))[1] for day in starts], dtype="int64")
+    now = now or dt.datetime.now(dt.timezone.utc)
+    last_entry = [Period(day, min(_next_bucket(day, grain) - dt.timedelta(days=1), spec.period.end),
+                         spec.period.tz).bounds()[1] for day in starts]
+    return pd.DataFrame({
+        "bucket": starts,
+        "entered": entered,
+        "converted": converted,
+        "conversion": converted / entered.where(entered > 0),
+        "complete": [end + spec.window <= now for end in last_entry],
+    })
+
+
+DROP_OFF_COLUMNS = ["customer_id", "email", "full_name", "plan", "acquisition_channel", "entered_at", "reached_at"]
+
+
+def drop_off(conn: Connection, *, spec: FunnelSpec, step: int, limit: int | None = None,
+             source: str = "auto") -> pd.DataFrame:
+    """Customers who reached ``step`` (1-based) but not the next one inside the window, latest
+    first: the columns of DROP_OFF_COLUMNS (``reached_at``: when they reached ``step``)."""
+    k = spec.step_index(step)
+    if k == len(spec.steps):
+        raise CrmInputError("The last step has no next step to drop off before.")
+    j, _ = journeys(conn, spec, source)
+    u, p = s.users, s.profiles
+    at = reached_at(j, k).label("reached_at")
+    query = (
+        sa.select(sa.cast(j.c.customer_id, sa.Text), u.c.email, p.c.full_name, p.c.plan, p.c.acquisition_channel,
+                  j.c.entry_at, at)
+        .select_from(j.join(u, u.c.id == j.c.customer_id).outerjoin(p, p.c.id == j.c.customer_id))
+        .where(reached(j, spec, k), sa.not_(sa.func.coalesce(reached(j, spec, k + 1), sa.false())))
+        .order_by(at.desc(), j.c.customer_id)
+        .limit(limit)
+    )
+    frame = _frame(conn, query, DROP_OFF_COLUMNS)
+    for column in ("entered_at", "reached_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+def rollup_status(conn: Connection, *, steps: tuple[str, ...]) -> pd.DataFrame:
+    """The roll-up that serves ``steps``: one row (``funnel``, ``refreshed_at``,
+    ``processed_until``, ``pending_events``: interactions recorded since), or no rows."""
+    tracked = serving_funnel(steps)
+    r, i = s.crm_funnel_rollups, s.crm_interactions
+    pending = (sa.select(sa.func.count()).select_from(i)
+               .where(sa.or_(r.c.processed_until.is_(None), i.c.recorded_at > r.c.processed_until))
+               .scalar_subquery())
+    query = (sa.select(r.c.steps, r.c.refreshed_at, r.c.processed_until, pending)
+             .where(r.c.steps == steps_key(tracked or ()), r.c.refreshed_at.isnot(None)))
+    return _frame(conn, query, ["funnel", "refreshed_at", "processed_until", "pending_events"])
+
+
+# --- the pandas peer (benchmark): the same funnel computed in pandas from raw events ----------
+
+
+def funnel_in_pandas(conn: Connection, *, spec: FunnelSpec) -> pd.DataFrame:
+    """``funnel()``'s ``customers`` per step, computed in pandas: read the events of the steps
+    in [period start, period end + window], then take each step with ``merge_asof``."""
+    i = s.crm_interactions
+    start, end = spec.period.bounds()
+    query = (sa.select(i.c.customer_id, i.c.interaction_type, i.c.created_at)
+             .where(i.c.interaction_type.in_(spec.steps), i.c.created_at >= start,
+                    i.c.created_at <= end + spec.window))
+    events = pd.read_sql(query, conn)
+    events["created_at"] = pd.to_datetime(events["created_at"], utc=True)
+    events["customer_id"] = events["customer_id"].astype(str)
+    first = events[(events.interaction_type == spec.steps[0]) & (events.created_at < end)]
+    current = first.groupby("customer_id", as_index=False)["created_at"].min()
+    current = current.assign(entry_at=current.created_at, at=current.created_at)[["customer_id", "entry_at", "at"]]
+    customers = [len(current)]
+    for step in spec.steps[1:]:
+        later = events.loc[events.interaction_type == step, ["customer_id", "created_at"]].sort_values("created_at")
+        matched = pd.merge_asof(current.sort_values("at"), later, left_on="at", right_on="created_at",
+                                by="customer_id", direction="forward")
+        matched = matched[matched.created_at <= matched.entry_at + spec.window]
+        current = matched.assign(at=matched.created_at)[["customer_id", "entry_at", "at"]]
+        customers.append(len(current))
+    return pd.DataFrame({"step": range(1, len(spec.steps) + 1), "interaction_type": list(spec.steps),
+                         "customers": pd.Series(customers, dtype="int64")})
+
+
+def _bench_spec(ctx: BenchContext) -> FunnelSpec:
+    return FunnelSpec(DEFAULT_STEPS, Period(ctx.start.date(), ctx.end.date(), "UTC"))
+
+
+register("funnel.steps", lambda conn, ctx: funnel(conn, spec=_bench_spec(ctx)))
+register("funnel.steps_from_events", lambda conn, ctx: funnel(conn, spec=_bench_spec(ctx), source="events"))
+register("funnel.steps_pandas_peer", lambda conn, ctx: funnel_in_pandas(conn, spec=_bench_spec(ctx)))
+register("funnel.breakdown_channel",
+         lambda conn, ctx: breakdown(conn, spec=_bench_spec(ctx), dimension="acquisition_channel"))
+register("funnel.breakdown_specialty", lambda conn, ctx: breakdown(conn, spec=_bench_spec(ctx), dimension="specialty"))
+register("funnel.time_to_convert", lambda conn, ctx: time_to_convert(conn, spec=_bench_spec(ctx), from_step=1,
+                                                                     to_step=5))
+register("funnel.trend_day", lambda conn, ctx: trend(conn, spec=_bench_spec(ctx), grain="day"))
+register("funnel.drop_off_1000", lambda conn, ctx: drop_off(conn, spec=_bench_spec(ctx), step=2, limit=1000))

@@ -1,0 +1,398 @@
+"""The ordered funnel on a hand-built fixture, on both backends, from raw events and from
+the roll-up; the roll-up job; recording interactions.
+
+The period is 1-10 March 2024 in America/New_York (DST starts on 10 March): entries count
+from 2024-03-01 05:00 UTC to 2024-03-11 04:00 UTC. In UTC the same dates run from
+03-01 00:00 to 03-11 00:00. Default steps: intake -> session -> summary_viewed ->
+upsell_clicked -> purchase, window 14 days. Every expected figure is worked out by hand
+in the comments of ``EVENTS`` and the tests.
+"""
+
+import datetime as dt
+import uuid
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from dashboard import schema as s
+from dashboard.crm import DEFAULT_STEPS, CrmInputError, FunnelSpec, record_interaction
+from dashboard.period import Period
+from jobs.funnel import refresh
+from queries import funnel as q
+
+NY = Period(dt.date(2024, 3, 1), dt.date(2024, 3, 10), "America/New_York")
+UTC = Period(NY.start, NY.end, "UTC")
+FULL = s.INTERACTION_TYPES  # the other tracked funnel (adds upsell_shown)
+H, D = 3600, 86400
+
+
+def utc(*args) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=dt.timezone.utc)
+
+
+C = {name: uuid.uuid4() for name in "ABCDEFGIJKM"}  # customers
+M = {name: uuid.uuid4() for name in ("brakes", "electrical", "none")}  # mechanics
+S = {name: uuid.uuid4() for name in ("A", "B0", "B1", "C", "D", "E", "J")}  # sessions: customer, mechanic
+
+SESSIONS = {"A": "brakes", "B0": "brakes", "B1": "electrical", "C": "none", "D": "brakes", "E": "electrical", "J": None}
+
+EVENTS = [  # (customer, type, time, session)
+    # A: steps 1-5; session and summary view at the same instant, click and purchase too.
+    ("A", "intake", utc(2024, 3, 2, 12), None),
+    ("A", "session", utc(2024, 3, 2, 13), "A"),              # +1 h
+    ("A", "summary_viewed", utc(2024, 3, 2, 13), "A"),       # +0 (same instant counts)
+    ("A", "upsell_shown", utc(2024, 3, 3, 9), "A"),
+    ("A", "upsell_clicked", utc(2024, 3, 3, 10), "A"),       # +21 h
+    ("A", "purchase", utc(2024, 3, 3, 10), "A"),             # +0
+    # B: repeats. Second intake ignored; session before entry ignored; the click before the
+    # summary view is ignored; earliest of three views counts. Reaches step 4.
+    ("B", "session", utc(2024, 3, 4, 8), "B0"),
+    ("B", "intake", utc(2024, 3, 4, 9), None),
+    ("B", "intake", utc(2024, 3, 5, 9), None),
+    ("B", "upsell_shown", utc(2024, 3, 5, 11), "B0"),
+    ("B", "upsell_clicked", utc(2024, 3, 5, 12), "B0"),
+    ("B", "session", utc(2024, 3, 6, 9), "B1"),               # +2 days (exactly the 2-day window)
+    ("B", "summary_viewed", utc(2024, 3, 6, 10), "B1"),       # +1 h
+    ("B", "summary_viewed", utc(2024, 3, 6, 11), "B1"),
+    ("B", "summary_viewed", utc(2024, 3, 7), "B1"),
+    ("B", "upsell_shown", utc(2024, 3, 7, 12), "B1"),
+    ("B", "upsell_clicked", utc(2024, 3, 8, 9), "B1"),        # +47 h
+    # C: the session 1 minute inside the window, the summary view 1 second outside it.
+    ("C", "intake", utc(2024, 3, 6), None),
+    ("C", "session", utc(2024, 3, 19, 23, 59), "C"),          # +14 days - 60 s
+    ("C", "summary_viewed", utc(2024, 3, 20, 0, 0, 1), "C"),  # outside
+    # D: session and summary view exactly at entry + 14 days (the window includes its end).
+    ("D", "intake", utc(2024, 3, 7), None),
+    ("D", "session", utc(2024, 3, 21), "D"),                  # +14 days
+    ("D", "summary_viewed", utc(2024, 3, 21), "D"),           # +0
+    # E: an intake on 29 Feb 23:30 EST (1 March in UTC) and on 10 March 23:30 EDT (11 March UTC).
+    ("E", "intake", utc(2024, 3, 1, 4, 30), None),
+    ("E", "intake", utc(2024, 3, 11, 3, 30), None),
+    ("E", "session", utc(2024, 3, 11, 5), "E"),               # NY: +1.5 h; UTC: +10 days 30 min
+    # F: entered before the period; G: no intake at all. Neither counts.
+    ("F", "intake", utc(2024, 2, 20), None),
+    ("G", "purchase", utc(2024, 3, 3), None),
+    # I: entered only. J: intake and session at the same instant, then a purchase.
+    ("I", "intake", utc(2024, 3, 9, 12), None),
+    ("I", "upsell_shown", utc(2024, 3, 9, 13), None),
+    ("J", "intake", utc(2024, 3, 8, 15), None),
+    ("J", "session", utc(2024, 3, 8, 15), "J"),               # +0
+    ("J", "purchase", utc(2024, 3, 8, 16), "J"),
+    # K: 10 March 22:00 EDT, inside the New York period, outside the UTC one.
+    ("K", "intake", utc(2024, 3, 11, 2), None),
+    # M: 11 March 00:00 EDT, just after the New York period.
+    ("M", "intake", utc(2024, 3, 11, 4), None),
+]
+
+PROFILES = {  # customer: (plan, channel); J has no profile
+    "A": ("premium", "referral"), "B": ("standard", "paid_search"), "C": ("standard", "paid_search"),
+    "D": ("premium", "organic_search"), "E": ("standard", "social"), "I": ("standard", "social"),
+    "K": ("standard", None),
+}
+REQUESTS = [  # (customer, created, make): the latest at or before entry gives the make
+    ("A", utc(2024, 3, 2, 12), "Toyota"), ("A", utc(2024, 3, 5), "Honda"),  # Honda comes after entry
+    ("B", utc(2024, 3, 1), "Ford"), ("B", utc(2024, 3, 4, 9), " "),          # blank: unknown
+    ("D", utc(2024, 1, 1), "BMW"),
+    ("E", utc(2024, 3, 1, 4, 30), "Toyota"), ("E", utc(2024, 3, 11, 3, 30), "Tesla"),
+    ("I", utc(2024, 3, 9, 12), "Toyota"), ("J", utc(2024, 3, 8, 15), "Toyota"),
+]
+
+
+def insert_events(conn, events, recorded_at=None) -> None:
+    conn.execute(s.crm_interactions.insert(), [
+        {"customer_id": C[who], "interaction_type": kind, "created_at": at,
+         "session_id": S[session] if session else None, "recorded_at": recorded_at or at}
+        for who, kind, at, session in events
+    ])
+
+
+@pytest.fixture
+def crm_db(engine):
+    with engine.begin() as conn:
+        conn.execute(s.users.insert(), [{"id": C[n], "email": f"{n.lower()}@example.com"} for n in C]
+                     + [{"id": M[n], "email": f"mech-{n}@example.com"} for n in M])
+        conn.execute(s.mechanics.insert(), [
+            {"user_id": M["brakes"], "display_name": "Bo", "specialties": ["brakes", "engine"]},
+            {"user_id": M["electrical"], "display_name": "El", "specialties": ["electrical"]},
+            {"user_id": M["none"], "display_name": "No", "specialties": None},
+        ])
+        conn.execute(s.profiles.insert(), [
+            {"id": C[n], "full_name": f"Customer {n}", "plan": plan, "acquisition_channel": channel}
+            for n, (plan, channel) in PROFILES.items()
+        ])
+        conn.execute(s.requests.insert(), [
+            {"customer_id": C[n], "created_at": at, "vehicle_make": make} for n, at, make in REQUESTS
+        ])
+        conn.execute(s.sessions.insert(), [
+            {"id": S[n], "customer_id": C[n[0]], "mechanic_id": M[m] if m else None, "status": "completed"}
+            for n, m in SESSIONS.items()
+        ])
+        insert_events(conn, EVENTS)
+    return engine
+
+
+def spec(period=NY, steps=DEFAULT_STEPS, window=14) -> FunnelSpec:
+    return FunnelSpec(steps, period, window)
+
+
+def counts(engine, funnel_spec, source="events") -> list[int]:
+    with engine.connect() as conn:
+        return q.funnel(conn, spec=funnel_spec, source=source).customers.tolist()
+
+
+# --- the rules, from raw events -----------------------------------------------------------
+
+
+def test_default_funnel_by_hand(crm_db):
+    with crm_db.connect() as conn:
+        frame = q.funnel(conn, spec=spec(), source="events")
+    # entered: A B C D E I J K; session: A B C D E J; viewed: A B D; clicked: A B; purchase: A
+    assert frame.customers.tolist() == [8, 6, 3, 2, 1]
+    assert frame.from_first.tolist() == pytest.approx([1, 6 / 8, 3 / 8, 2 / 8, 1 / 8])
+    assert frame.from_previous.iloc[1:].tolist() == pytest.approx([6 / 8, 3 / 6, 2 / 3, 1 / 2])
+    # intake -> session: J 0, A 1 h, E 1.5 h, B 2 days, C 14 days - 60 s, D 14 days
+    assert frame.median_seconds.iloc[1:].tolist() == pytest.approx([(1.5 * H + 2 * D) / 2, 0, (21 * H + 47 * H) / 2, 0])
+    assert frame.label.tolist()[0] == "Intake request"
+
+
+def test_window_boundaries(crm_db):
+    # 2 days: B's session lands exactly on the boundary (counted), its summary view 1 h later
+    # does not; C's and D's sessions are outside.
+    assert counts(crm_db, spec(window=2)) == [8, 4, 1, 1, 1]
+    # 13 days: C's session (14 days - 60 s) and D's (14 days) are outside; B's click (+4 days) is in
+    assert counts(crm_db, spec(window=13)) == [8, 4, 2, 2, 1]
+
+
+def test_day_boundaries_follow_the_display_timezone(crm_db):
+    # UTC: E enters on 1 March 04:30 (the 10 March entry is after the period) and K is out.
+    assert counts(crm_db, spec(period=UTC)) == [7, 6, 3, 2, 1]
+    with crm_db.connect() as conn:
+        medians = q.funnel(conn, spec=spec(period=UTC), source="events").median_seconds
+    # intake -> session: J 0, A 1 h, B 2 days, E 10 days 30 min, C, D
+    assert medians.iloc[1] == pytest.approx((2 * D + 10 * D + 1800) / 2)
+
+
+def test_a_funnel_that_skips_steps(crm_db):
+    assert counts(crm_db, spec(steps=("intake", "session", "purchase"))) == [8, 6, 2]  # A and J buy
+    assert counts(crm_db, spec(steps=FULL)) == [8, 6, 3, 2, 2, 1]  # A and B saw an upsell after the summary
+    # sessions in the period: A, B (8:00), J; an intake at or after: B (9:00), J (the same instant)
+    assert counts(crm_db, spec(steps=("session", "intake"))) == [3, 2]
+
+
+def test_breakdowns_sum_to_the_totals(crm_db):
+    with crm_db.connect() as conn:
+        totals = q.funnel(conn, spec=spec(), source="events").customers.tolist()
+        frames = {dimension: q.breakdown(conn, spec=spec(), dimension=dimension, source="events")
+                  for dimension in q.BREAKDOWNS}
+    for dimension, frame in frames.items():
+        assert frame[list(DEFAULT_STEPS)].sum().tolist() == totals, dimension
+    plan = frames["plan"].set_index("group")
+    assert plan.loc["standard", list(DEFAULT_STEPS)].tolist() == [5, 3, 1, 1, 0]  # B C E I K
+    assert plan.loc["premium", list(DEFAULT_STEPS)].tolist() == [2, 2, 2, 1, 1]  # A D
+    assert plan.loc["(unknown)", list(DEFAULT_STEPS)].tolist() == [1, 1, 0, 0, 0]  # J has no profile
+    assert plan.loc["premium", "conversion"] == pytest.approx(0.5)
+    make = frames["vehicle_make"].set_index("group")["intake"].to_dict()
+    assert make == {"(unknown)": 3, "Toyota": 3, "BMW": 1, "Tesla": 1}  # B blank, C and K none; E: Tesla at entry
+    specialty = frames["specialty"].set_index("group")["intake"].to_dict()
+    assert specialty == {"(no session)": 2, "(unknown)": 2, "brakes": 2, "electrical": 2}
+    assert frames["acquisition_channel"].group.tolist()[:3] == ["(unknown)", "paid_search", "social"]
+
+
+def test_breakdown_top_n_and_window(crm_db):
+    with crm_db.connect() as conn:
+        top = q.breakdown(conn, spec=spec(), dimension="plan", top_n=1, source="events")
+        short = q.breakdown(conn, spec=spec(window=2), dimension="specialty", source="events")
+    assert top.group.tolist() == ["standard", "(other)"]
+    assert top.set_index("group").loc["(other)", list(DEFAULT_STEPS)].tolist() == [3, 3, 2, 1, 1]
+    # with 2 days C's and D's sessions are outside the window: no session
+    assert short.set_index("group")["intake"].to_dict() == {
+        "(no session)": 4, "electrical": 2, "brakes": 1, "(unknown)": 1}
+
+
+def test_time_to_convert_histogram(crm_db):
+    with crm_db.connect() as conn:
+        frame = q.time_to_convert(conn, spec=spec(), from_step=1, to_step=2, source="events")
+        short = q.time_to_convert(conn, spec=spec(window=2), from_step=2, to_step=3, source="events")
+    # J 0 | A 1 h | E 1.5 h | - | B 2 days | - | C and D (14 days is the upper end of 7-14 days)
+    assert frame.customers.tolist() == [1, 1, 1, 0, 1, 0, 2]
+    assert frame.bin.tolist()[-1] == "7 – 14 days"
+    assert short.customers.sum() == 1 and len(short) == 5  # only A; bins up to "1 - 3 days"
+
+
+def test_trend_by_local_week_day_and_month(crm_db):
+    with crm_db.connect() as conn:
+        weeks = q.trend(conn, spec=spec(), grain="week", source="events")
+        days = q.trend(conn, spec=spec(), grain="day", source="events")
+        months = q.trend(conn, spec=spec(), grain="month", source="events")
+        utc_weeks = q.trend(conn, spec=spec(period=UTC), grain="week", source="events",
+                            now=utc(2024, 3, 20))
+    assert weeks.bucket.tolist() == [dt.date(2024, 2, 26), dt.date(2024, 3, 4)]
+    assert weeks.entered.tolist() == [1, 7] and weeks.converted.tolist() == [1, 0]
+    assert weeks.complete.all()
+    assert len(days) == 10 and days.entered.sum() == 8
+    assert days.set_index("bucket").loc[dt.date(2024, 3, 10), "entered"] == 2  # E and K, local evening
+    assert pd.isna(days.set_index("bucket").loc[dt.date(2024, 3, 1), "conversion"])
+    assert months.entered.tolist() == [8] and months.converted.tolist() == [1]
+    assert utc_weeks.entered.tolist() == [2, 5]  # A and E (1 March in UTC)
+    # on 20 March the windows of entries after 6 March are still open
+    assert utc_weeks.complete.tolist() == [True, False]
+
+
+def test_drop_off_lists_match_the_counts(crm_db):
+    with crm_db.connect() as conn:
+        totals = q.funnel(conn, spec=spec(), source="events").customers.tolist()
+        lists = {k: q.drop_off(conn, spec=spec(), step=k, source="events") for k in range(1, 5)}
+    for k, frame in lists.items():
+        assert len(frame) == totals[k - 1] - totals[k]
+    assert sorted(lists[1].email) == ["i@example.com", "k@example.com"]
+    assert sorted(lists[2].email) == ["c@example.com", "e@example.com", "j@example.com"]
+    assert lists[4].email.tolist() == ["b@example.com"]
+    row = lists[4].iloc[0]
+    assert (row.full_name, row.plan, row.reached_at) == ("Customer B", "standard", pd.Timestamp("2024-03-08 09:00Z"))
+    assert lists[2].columns.tolist() == q.DROP_OFF_COLUMNS
+
+
+# --- the roll-up gives the same numbers ------------------------------------------------------
+
+
+def everything(engine, funnel_spec, source) -> dict:
+    with engine.connect() as conn:
+        out = {"funnel": q.funnel(conn, spec=funnel_spec, source=source),
+               "trend": q.trend(conn, spec=funnel_spec, grain="day", source=source, now=utc(2024, 5, 1)),
+               "hist": q.time_to_convert(conn, spec=funnel_spec, from_step=1, to_step=len(funnel_spec.steps),
+                                         source=source)}
+        for dimension in q.BREAKDOWNS:
+            out[dimension] = q.breakdown(conn, spec=funnel_spec, dimension=dimension, top_n=2, source=source)
+        for k in range(1, len(funnel_spec.steps)):
+            out[f"drop{k}"] = q.drop_off(conn, spec=funnel_spec, step=k, source=source)
+    return out
+
+
+def assert_same(engine, specs) -> None:
+    for funnel_spec in specs:
+        raw, rolled = everything(engine, funnel_spec, "events"), everything(engine, funnel_spec, "rollup")
+        for name in raw:
+            pd.testing.assert_frame_equal(raw[name], rolled[name], check_exact=False, obj=f"{name} {funnel_spec}")
+
+
+SPECS = [spec(), spec(window=2), spec(period=UTC), spec(steps=FULL), spec(steps=FULL[:3], window=1),
+         spec(steps=DEFAULT_STEPS[:2], period=Period(dt.date(2024, 2, 1), dt.date(2024, 3, 31), "Asia/Tokyo"))]
+
+
+def test_rollup_gives_the_same_numbers_as_raw_events(crm_db):
+    results = refresh(crm_db)
+    assert [r.rebuilt for r in results] == [True, True]
+    # one row per distinct intake time: A B B C D E E F I J K M
+    assert [r.rows for r in results] == [12, 12]
+    assert_same(crm_db, SPECS)
+    with crm_db.connect() as conn:
+        assert q.rollup_status(conn, steps=DEFAULT_STEPS[:3]).pending_events.tolist() == [0]
+        assert q.rollup_status(conn, steps=("intake", "purchase")).empty
+        with pytest.raises(CrmInputError, match="No roll-up serves"):
+            q.funnel(conn, spec=spec(steps=("intake", "purchase")), source="rollup")
+
+
+def test_refresh_reads_only_new_events(crm_db):
+    refresh(crm_db)
+    new = [
+        ("I", "session", utc(2024, 3, 10), "B1"),            # I converts to a session
+        ("B", "purchase", utc(2024, 3, 9), "B1"),            # B buys: now 2 purchases
+        ("A", "intake", utc(2024, 3, 1, 12), None),          # arrives late, earlier than A's entry
+        ("G", "intake", utc(2024, 3, 2), None),              # G enters
+    ]
+    with crm_db.begin() as conn:
+        insert_events(conn, new, recorded_at=utc(2024, 4, 2))
+        before = conn.execute(sa.select(s.crm_funnel_progress).where(
+            s.crm_funnel_progress.c.customer_id == C["C"])).all()
+    results = refresh(crm_db)
+    # the new events, and D's two events recorded within OVERLAP of the previous run's last one
+    assert [(r.rebuilt, r.new_events, r.customers) for r in results] == [(False, 6, 5)] * 2
+    with crm_db.connect() as conn:
+        assert conn.execute(sa.select(s.crm_funnel_progress).where(
+            s.crm_funnel_progress.c.customer_id == C["C"])).all() == before
+    assert counts(crm_db, spec(), "rollup") == [9, 7, 3, 2, 2]
+    assert_same(crm_db, SPECS)
+    assert [r.rows for r in refresh(crm_db, rebuild=True)] == [14, 14]
+    assert counts(crm_db, spec(), "rollup") == [9, 7, 3, 2, 2]
+
+
+def test_the_pandas_peer_agrees(crm_db):
+    for funnel_spec in SPECS:
+        with crm_db.connect() as conn:
+            peer = q.funnel_in_pandas(conn, spec=funnel_spec)
+        assert peer.customers.tolist() == counts(crm_db, funnel_spec)
+
+
+def test_empty_database(engine):
+    with engine.connect() as conn:
+        frame = q.funnel(conn, spec=spec())
+        assert frame.customers.tolist() == [0] * 5 and frame.from_first.isna().all()
+        assert q.breakdown(conn, spec=spec(), dimension="plan").empty
+        assert q.trend(conn, spec=spec()).entered.sum() == 0
+        assert q.drop_off(conn, spec=spec(), step=1).empty
+    assert [r.rows for r in refresh(engine)] == [0, 0]
+    assert counts(engine, spec(), "rollup") == [0] * 5
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("steps, window, period, message", [
+    (("intake",), 14, NY, "Choose 2 to 6 steps"),
+    (("intake", "intake"), 14, NY, "once"),
+    (("intake", "session; DROP TABLE users"), 14, NY, "Unknown funnel step"),
+    (DEFAULT_STEPS, 0, NY, "from 1 to 90"),
+    (DEFAULT_STEPS, 91, NY, "from 1 to 90"),
+    (DEFAULT_STEPS, "14", NY, "whole number"),
+    (DEFAULT_STEPS, 14, Period(dt.date(2024, 3, 10), dt.date(2024, 3, 1)), "before the start date"),
+    (DEFAULT_STEPS, 14, Period(dt.date(2023, 1, 1), dt.date(2024, 3, 1)), "the longest is 366 days"),
+    (DEFAULT_STEPS, 14, Period(dt.date(2024, 3, 1), dt.date(2024, 3, 2), "Mars/Olympus"), "Unknown timezone"),
+])
+def test_invalid_funnels_are_refused(steps, window, period, message):
+    with pytest.raises(CrmInputError, match=message):
+        FunnelSpec(steps, period, window)
+
+
+def test_invalid_query_options_are_refused(engine):
+    with engine.connect() as conn:
+        for call, message in [
+            (lambda: q.breakdown(conn, spec=spec(), dimension="email"), "Unknown breakdown"),
+            (lambda: q.breakdown(conn, spec=spec(), dimension="plan", top_n=0), "Top N"),
+            (lambda: q.trend(conn, spec=spec(), grain="year'); --"), "Unknown trend grain"),
+            (lambda: q.time_to_convert(conn, spec=spec(), from_step=3, to_step=2), "come before"),
+            (lambda: q.time_to_convert(conn, spec=spec(), from_step=1, to_step=6), "from 1 to 5"),
+            (lambda: q.drop_off(conn, spec=spec(), step=5), "last step"),
+            (lambda: q.funnel(conn, spec=spec(), source="cache"), "Unknown source"),
+        ]:
+            with pytest.raises(CrmInputError, match=message):
+                call()
+
+
+# --- recording interactions ----------------------------------------------------------------
+
+
+def test_record_interaction_validates(crm_db):
+    with crm_db.begin() as conn:
+        new_id = record_interaction(conn, customer_id=str(C["A"]), interaction_type="summary_viewed",
+                                    session_id=S["A"], metadata={"source": "ios"})
+        row = conn.execute(sa.select(s.crm_interactions).where(s.crm_interactions.c.id == new_id)).mappings().one()
+    assert (row["customer_id"], row["session_id"], row["recorded_at"] is not None) == (C["A"], S["A"], True)
+    stranger = uuid.uuid4()
+    for kwargs, message in [
+        ({"interaction_type": "signup"}, "Unknown interaction type"),
+        ({"customer_id": stranger}, "Unknown customer"),
+        ({"customer_id": "not-an-id"}, "not a known id"),
+        ({"interaction_type": "session", "session_id": None}, "needs the session"),
+        ({"session_id": uuid.uuid4()}, "Unknown session"),
+        ({"session_id": S["B1"]}, "belongs to another customer"),
+        ({"metadata": ["not", "an", "object"]}, "JSON object"),
+        ({"metadata": {"blob": "x" * 5000}}, "over 4,096 bytes"),
+        ({"occurred_at": dt.datetime(2024, 3, 1)}, "needs a timezone"),
+        ({"occurred_at": dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)}, "in the future"),
+    ]:
+        call = {"customer_id": C["A"], "interaction_type": "upsell_clicked", "session_id": S["A"], **kwargs}
+        with pytest.raises(ValueError, match=message), crm_db.begin() as conn:
+            record_interaction(conn, **call)
+    with crm_db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(s.crm_interactions)).scalar_one() == len(EVENTS) + 1
