@@ -468,10 +468,11 @@ def weekly_slots(conn: Connection, mechanic_ids: Sequence[uuid.UUID]) -> dict[uu
 
 
 def load_calendars(
-    conn: Connection, mechanic_ids: Sequence[Any] | None, first_day: dt.date, days: int
+    conn: Connection, mechanic_ids: Sequence[Any] | None, first_day: dt.date, days: int, bookings: bool = True
 ) -> dict[uuid.UUID, Calendar]:
     """Calendars of the given mechanics (None: every active mechanic) with the overrides
-    and booked sessions that can matter for ``days`` local dates from ``first_day``."""
+    and (unless ``bookings`` is false) booked sessions that can matter for ``days`` local
+    dates from ``first_day``."""
     m, ov, se = s.mechanics, s.mechanic_availability_overrides, s.sessions
     if mechanic_ids is None:
         chosen = sa.select(m.c.user_id).where(m.c.is_active).scalar_subquery()
@@ -491,10 +492,11 @@ def load_calendars(
             ov.c.mechanic_id.in_(ids), ov.c.date >= first_day, ov.c.date < first_day + dt.timedelta(days=days))):
         overrides[row.mechanic_id].append(Override(row.date, row.is_available, row.start_time, row.end_time,
                                                    row.price_multiplier, row.reason))
-    for row in conn.execute(sa.select(se.c.mechanic_id, se.c.scheduled_at).where(
-            se.c.mechanic_id.in_(ids), se.c.status.in_(BLOCKING_STATUSES),
-            se.c.scheduled_at >= low, se.c.scheduled_at < high)):
-        booked[row.mechanic_id].append(row.scheduled_at.astimezone(UTC))
+    if bookings:
+        for row in conn.execute(sa.select(se.c.mechanic_id, se.c.scheduled_at).where(
+                se.c.mechanic_id.in_(ids), se.c.status.in_(BLOCKING_STATUSES),
+                se.c.scheduled_at >= low, se.c.scheduled_at < high)):
+            booked[row.mechanic_id].append(row.scheduled_at.astimezone(UTC))
     return {
         row.user_id: Calendar(row.user_id, row.timezone, tuple(slots[row.user_id]),
                               tuple(overrides[row.user_id]), tuple(sorted(booked[row.user_id])), row.is_active)

@@ -146,8 +146,8 @@ def booked_by_hour(conn: Connection, *, mechanic_ids: Sequence[str] | None, star
 
 
 def _calendars(conn: Connection, mechanic_ids: Sequence[str] | None, first_day: dt.date,
-               days: int) -> list[Calendar]:
-    found = load_calendars(conn, mechanic_ids, first_day, days)
+               days: int, bookings: bool = True) -> list[Calendar]:
+    found = load_calendars(conn, mechanic_ids, first_day, days, bookings)
     return [calendar for calendar in found.values() if is_known_timezone(calendar.timezone)]
 
 
@@ -165,7 +165,7 @@ def availability(conn: Connection, *, mechanic_ids: Sequence[str] | None, start:
     multiplier (float), source (weekly or override)."""
     rows = []
     first_day = start.date() - dt.timedelta(days=1)
-    for calendar in _calendars(conn, mechanic_ids, first_day, (end - start).days + 3):
+    for calendar in _calendars(conn, mechanic_ids, first_day, (end - start).days + 3, bookings=False):
         for window in _clipped_windows(calendar, start, end):
             rows.append({"mechanic_id": str(calendar.mechanic_id), "timezone": calendar.timezone,
                          "start_utc": window.start, "end_utc": window.end, "multiplier": float(window.multiplier),
@@ -182,7 +182,7 @@ def hour_grid(conn: Connection, *, mechanic_ids: Sequence[str] | None, week_star
     start, end = week_bounds(week_start, tz)
     zone = ZoneInfo(tz)
     cells: dict[tuple[dt.date, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for calendar in _calendars(conn, mechanic_ids, start.date() - dt.timedelta(days=1), 10):
+    for calendar in _calendars(conn, mechanic_ids, start.date() - dt.timedelta(days=1), 10, bookings=False):
         for key, (minutes, weighted) in minutes_by_hour(_clipped_windows(calendar, start, end), zone).items():
             cells[key][0] += minutes
             cells[key][1] += weighted
