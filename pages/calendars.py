@@ -8,6 +8,7 @@ audit row) and is previewed first as the bookable slots and prices of the next 1
 """
 
 import datetime as dt
+import html
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -138,19 +139,21 @@ def week_view(mechanic: str, week_start: dt.date, tz: str) -> None:
                        "Pick another week, or add weekly slots in the Weekly slots view.")
         return
     by_day = mechanic != ALL
+    # plotly renders some HTML in labels and hovers: names and zones come from the database
     bars = pd.DataFrame({
-        "display_name": windows.mechanic_id.map(NAMES),
+        "display_name": windows.mechanic_id.map(NAMES).map(html.escape),
         "start": local_times(windows.start_utc, tz), "end": local_times(windows.end_utc, tz),
         "multiplier": windows.multiplier,
-        "detail": [f"{row.source} hours · x{row.multiplier:.2f} · {_their_clock(row.start_utc, row.end_utc, row.timezone)}"
+        "detail": [html.escape(f"{row.source} hours · x{row.multiplier:.2f} · "
+                               f"{_their_clock(row.start_utc, row.end_utc, row.timezone)}")
                    for row in windows.itertuples()],
     })
     length = dt.timedelta(minutes=RULES.session_minutes)
     booked = pd.DataFrame({
-        "display_name": sessions.display_name,
+        "display_name": sessions.display_name.map(html.escape),
         "start": local_times(sessions.scheduled_at, tz), "end": local_times(sessions.scheduled_at + length, tz),
-        "detail": [f"{row.session_type} session · {row.status} · {money(row.price_cents)} · "
-                   f"{_their_clock(row.scheduled_at, row.scheduled_at + length, ZONES.get(row.mechanic_id, 'UTC'))}"
+        "detail": [html.escape(f"{row.session_type} session · {row.status} · {money(row.price_cents)} · "
+                               f"{_their_clock(row.scheduled_at, row.scheduled_at + length, ZONES[row.mechanic_id])}")
                    for row in sessions.itertuples()],
     })
     fig = px.timeline(timeline_rows(bars, by_day), x_start="start", x_end="end",
@@ -168,7 +171,7 @@ def week_view(mechanic: str, week_start: dt.date, tz: str) -> None:
         labels = [f"{week_start + dt.timedelta(days=n):%a %d %b}" for n in range(7)]
         fig.update_xaxes(range=[DAY0, DAY0 + dt.timedelta(days=1)], tickformat="%H:%M")
     else:
-        labels = [NAMES[i] for i in ids]
+        labels = [html.escape(NAMES[i]) for i in ids]
     fig.update_yaxes(categoryorder="array", categoryarray=labels[::-1], range=[-0.5, len(labels) - 0.5])
     fig.update_layout(height=160 + 36 * len(labels), coloraxis_colorbar_title_text="Multiplier",
                       legend=dict(yanchor="top", y=-0.12 * 420 / (160 + 36 * len(labels)), x=0))
@@ -226,9 +229,17 @@ def heatmaps(mechanic: str, week_start: dt.date, tz: str) -> None:
 
 def weekly_slots(mechanic: str, editable: bool, version: int) -> None:
     zone = ZONES[mechanic]
-    st.caption(f"Hours are {ui.escape_markdown(NAMES[mechanic])}'s own clock ({zone}). A slot may not cross "
-               "midnight: split it. Touching slots join up, so splitting a slot into price bands never "
-               "removes a start time; a session is priced by the slot it starts in.")
+    st.caption(f"Hours are {ui.escape_markdown(NAMES[mechanic])}'s own clock ({ui.escape_markdown(zone)}). "
+               "A slot may not cross midnight: split it. Touching slots join up, so splitting a slot into price "
+               "bands never removes a start time; a session is priced by the slot it starts in.")
+    if editable:
+        with st.expander("Mechanic's timezone", expanded=not is_known_timezone(zone)):
+            chosen = st.selectbox("Their hours are read in", timezones(),
+                                  index=timezones().index(zone) if zone in timezones() else 0,
+                                  key=f"calendar_tz_{mechanic}_{version}")
+            st.button("Save timezone", disabled=chosen == zone, on_click=write, args=(
+                lambda: set_mechanic_timezone(ui.write_engine(), ACTOR, mechanic, chosen),
+                lambda r: f"Timezone set to {r}."))
     slots = ui.run_query(calendars.weekly_slots, mechanic_id=mechanic)
     table = pd.DataFrame({"slot_id": slots.slot_id, "day": [DAY_NAMES[d] for d in slots.day_of_week],
                           "start": slots.start_time, "end": slots.end_time, "available": slots.is_available,
@@ -263,32 +274,31 @@ def weekly_slots(mechanic: str, editable: bool, version: int) -> None:
              "Problem": " ".join(messages)}
             for position, messages in exc.row_errors.items()]), hide_index=True)
         return
-    session_type = st.segmented_control("Preview prices for", SESSION_TYPES, default="video", required=True,
-                                        key="calendar_preview_type")
-    now = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
-    current = ui.run_query(calendars.bookable, mechanic_ids=(mechanic,), days=PREVIEW_DAYS,
-                           session_type=session_type, now=now, rules=RULES)
-    after = ui.run_query(calendars.preview, mechanic_id=mechanic, days=PREVIEW_DAYS, session_type=session_type,
-                         now=now, rules=RULES, slots=new) if changed else current
-    st.subheader("Next 14 days as customers will see them", anchor=False)
-    preview_table(current, after, today_in(zone))
+    if is_known_timezone(zone):
+        session_type = st.segmented_control("Preview prices for", SESSION_TYPES, default="video", required=True,
+                                            key="calendar_preview_type")
+        now = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
+        current = ui.run_query(calendars.bookable, mechanic_ids=(mechanic,), days=PREVIEW_DAYS,
+                               session_type=session_type, now=now, rules=RULES)
+        after = ui.run_query(calendars.preview, mechanic_id=mechanic, days=PREVIEW_DAYS, session_type=session_type,
+                             now=now, rules=RULES, slots=new) if changed else current
+        st.subheader("Next 14 days as customers will see them", anchor=False)
+        preview_table(current, after, today_in(zone))
+    else:
+        st.warning("No preview: this mechanic's timezone is not an IANA name, so they offer no slots. "
+                   "Set it under Mechanic's timezone.", icon=":material/schedule:")
     if editable:
         st.button("Save weekly slots", type="primary", disabled=not changed, icon=":material/save:",
                   on_click=write, args=(lambda: save_weekly_slots(ui.write_engine(), ACTOR, mechanic, rows),
                                         lambda r: f"Weekly slots saved: {r.created} added, {r.updated} changed, "
                                                   f"{r.deleted} removed."))
-        with st.expander("Mechanic's timezone"):
-            chosen = st.selectbox("Their hours are read in", timezones(),
-                                  index=timezones().index(zone) if zone in timezones() else 0,
-                                  key=f"calendar_tz_{mechanic}_{version}")
-            st.button("Save timezone", disabled=chosen == zone, on_click=write, args=(
-                lambda: set_mechanic_timezone(ui.write_engine(), ACTOR, mechanic, chosen), lambda r: f"Timezone set to {r}."))
 
 
 def days_off(mechanic: str, editable: bool, version: int) -> None:
     zone = ZONES[mechanic]
     if not is_known_timezone(zone):
-        st.warning(f"This mechanic's timezone {zone!r} is not valid: set it in Weekly slots first.")
+        st.warning("This mechanic's timezone is not an IANA name: set it in Weekly slots first.",
+                   icon=":material/schedule:")
         return
     today = today_in(zone)
     upcoming = ui.run_query(calendars.overrides, mechanic_id=mechanic, first_day=today)

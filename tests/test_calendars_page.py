@@ -138,3 +138,22 @@ def test_base_price_with_bad_input_shows_the_error(calendar):
     with engine.connect() as conn:
         assert conn.execute(sa.select(s.session_base_prices.c.price_cents)
                             .where(s.session_base_prices.c.session_type == "chat")).scalar() == 1950
+
+
+def test_a_mechanic_with_an_unknown_timezone_is_named_and_can_be_fixed(calendar):
+    engine, _ = calendar
+    with engine.begin() as conn:
+        lost = str(add_mechanic(conn, "Mars/Olympus_Mons", name="<b>Dee</b> *Mars*"))
+    save_weekly_slots(engine, MANAGER, lost, [row(1, "09:00", "12:00")])
+    for view in ("Week", "Heatmaps", "Weekly slots", "Days off"):
+        at = open_page(engine, MANAGER, lost, view)
+        assert not at.exception, view
+        assert "<b>Dee</b> *Mars*" in at.warning[0].value.replace("\\", "")  # escaped, not rendered
+    assert "not an IANA name" in at.warning[1].value
+    at = open_page(engine, MANAGER, lost, "Weekly slots")
+    at.selectbox(key=f"calendar_tz_{lost}_0").set_value("Europe/Paris").run()
+    next(button for button in at.button if button.label == "Save timezone").click().run()
+    assert not at.exception and not at.warning
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(s.mechanics.c.timezone).where(s.mechanics.c.display_name.like("%Dee%"))
+                            ).scalar() == "Europe/Paris"
