@@ -174,7 +174,7 @@ def week_view(mechanic: str, week_start: dt.date, tz: str) -> None:
         labels = [html.escape(NAMES[i]) for i in ids]
     fig.update_yaxes(categoryorder="array", categoryarray=labels[::-1], range=[-0.5, len(labels) - 0.5])
     fig.update_layout(height=160 + 36 * len(labels), coloraxis_colorbar_title_text="Multiplier",
-                      legend=dict(yanchor="top", y=-0.12 * 420 / (160 + 36 * len(labels)), x=0))
+                      legend=dict(yanchor="bottom", y=1.0, xanchor="right", x=1))
     ui.chart(fig, title="Availability (coloured by price multiplier) and booked sessions",
              x_title=f"{'Time of day' if by_day else 'Day'} ({tz})", y_title="Day" if by_day else "Mechanic")
     if by_day and not sessions.empty:
