@@ -12,10 +12,11 @@ Pages per role:
 | Growth     | CRM funnel, Upsells           | yes   |         |         |
 | Support    | Review moderation, Follow-ups, Customer lookup | yes | yes | |
 | Support    | Mechanic profiles             | yes   | yes     | yes     |
-| Operations | Mechanic calendars & pricing  | yes   |         | yes     |
+| Operations | Mechanic calendars & pricing  | yes   | read    | yes     |
 | Operations | Emails                        | yes   |         |         |
 
-Emails is admin-only: it shows customer addresses and can resend mail.
+Emails is admin-only: it shows customer addresses and can resend mail. Support reads the
+calendars (to tell a customer when a mechanic is free); only managers and admins edit them.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from dashboard.config import Settings
 ALL = frozenset({"admin", "support", "manager"})
 ADMIN = frozenset({"admin"})
 SUPPORT = frozenset({"admin", "support"})
-OPERATIONS = frozenset({"admin", "manager"})
 
 DEMO_ADMIN = Actor("admin@pitwall.demo", "admin", "Demo Admin")
 ANONYMOUS_ADMIN = Actor("anonymous@pitwall.local", "admin", "Anonymous Admin")
@@ -51,7 +51,7 @@ PAGES = (
     PageSpec("followups.py", "Follow-ups", ":material/forum:", "Support", SUPPORT),
     PageSpec("customers.py", "Customer lookup", ":material/person_search:", "Support", SUPPORT),
     PageSpec("mechanics.py", "Mechanic profiles", ":material/engineering:", "Support", ALL),
-    PageSpec("calendars.py", "Mechanic calendars & pricing", ":material/calendar_month:", "Operations", OPERATIONS),
+    PageSpec("calendars.py", "Mechanic calendars & pricing", ":material/calendar_month:", "Operations", ALL),
     PageSpec("emails.py", "Emails", ":material/mail:", "Operations", ADMIN),
 )
 

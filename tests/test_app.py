@@ -17,7 +17,8 @@ from dashboard.schema import staff_roles
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "dashboard" / "app.py"
 DEMO_SCALE = "0.02"
-SUPPORT_PAGES = ["Overview", "Review moderation", "Follow-ups", "Customer lookup", "Mechanic profiles"]
+SUPPORT_PAGES = ["Overview", "Review moderation", "Follow-ups", "Customer lookup", "Mechanic profiles",
+                 "Mechanic calendars & pricing"]
 
 
 def titles(role: str) -> list[str]:
