@@ -19,7 +19,7 @@ from dashboard import schema as s
 from dashboard.auth import Actor, PermissionDenied
 from dashboard.config import ROOT
 from jobs.emails.outbox import RetryRefused, retry
-from jobs.emails.worker import run_once
+from jobs.emails.worker import run_loop, run_once
 from emails_support import (
     MINUTE, NOW, SUPPORT, add_mechanic, add_person, add_session, delivered_outbox_ids, resend_api, settings_for,
 )
@@ -326,6 +326,19 @@ def test_a_worker_killed_mid_batch_is_finished_by_the_next_run_without_duplicate
     assert set(statuses(pg_engine).values()) == {"sent"}
     first_key = resend_api.requests[0]["headers"]["idempotency-key"]
     assert [r["headers"]["idempotency-key"] for r in resend_api.requests].count(first_key) == 2  # the re-send
+
+
+def test_the_loop_runs_on_the_real_clock_until_stopped(engine, resend_api):
+    _due_bookings(engine, 3, now=dt.datetime.now(dt.timezone.utc))
+    stop, lines = threading.Event(), []
+
+    def report(line: str) -> None:
+        lines.append(line)
+        if len(lines) == 2:
+            stop.set()
+
+    run_loop(engine, settings_for(resend_api), 0.01, stop, report)
+    assert "sent 3," in lines[0] and "enqueued 0 " in lines[1] and len(resend_api.deliveries) == 3
 
 
 def test_the_cli_explains_a_locked_embedded_database(tmp_path, _duckdb_template):
