@@ -1,0 +1,236 @@
+"""Follow-ups: the support queue with ages and SLA states, its counts, the mechanics'
+load and the weekly trend.
+
+Ages and SLA states are computed in SQL at ``now`` (a parameter, so that a page can
+round it to the minute and tests can fix it), with the targets of ``FollowUpRules``:
+
+- due at: ``created_at`` + the type's target;
+- waiting (open or assigned): ``breached`` once now is after the due time,
+  ``due_soon`` in the last ``DUE_SOON_SHARE`` of the target (from
+  ``created_at`` + 3/4 of it), else ``on_track``;
+- answered or closed: ``met`` if answered by the due time, else ``missed``
+  (None for follow-ups closed before Pitwall tracked answers); cancelled: None.
+
+The state of a follow-up is ``dashboard.followups.STATE``. Plans are the customer's
+current plan (``standard`` without a profile).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Mapping, Sequence
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dashboard.followups import STATE, WAITING, FollowUpRules
+from dashboard.period import Period
+from dashboard.schema import FOLLOW_UP_STATES, FOLLOW_UP_TYPES, PLANS, mechanics, profiles, requests, sessions, users
+from queries.registry import register
+
+QUEUE_LIMIT = 200
+DUE_SOON_SHARE = 0.25
+ORDERS = ("due", "oldest")  # most overdue first (earliest due time), or oldest first
+SLA_STATES = ("on_track", "due_soon", "breached", "met", "missed")
+QUEUE_COLUMNS = (
+    "id", "created_at", "follow_up_type", "state", "description", "price_cents", "customer_id", "customer_name",
+    "customer_email", "plan", "assigned_mechanic_id", "assigned_mechanic_name", "assigned_at", "answered_at",
+    "closed_at", "cancelled_at", "cancel_reason", "parent_session_id", "parent_session_type", "parent_ended_at",
+    "parent_mechanic_id", "parent_mechanic_name", "parent_mechanic_active", "findings", "steps_taken",
+    "parts_needed", "next_steps", "summary_submitted_at", "age_minutes", "due_at", "minutes_to_due", "sla_state",
+    "matching",
+)
+TEXT_COLUMNS = ("description", "customer_name", "customer_email", "assigned_mechanic_name", "cancel_reason",
+                "parent_mechanic_name", "findings", "steps_taken", "parts_needed", "next_steps", "sla_state")
+
+r = requests
+
+
+def _checked(values: Sequence, allowed: Sequence, what: str) -> list:
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise ValueError(f"unknown {what}: {', '.join(map(str, unknown))}")
+    return list(values)
+
+
+def _at(moment: dt.datetime) -> sa.BindParameter:
+    if moment.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return sa.literal(moment, sa.DateTime(timezone=True))
+
+
+def _seconds(count: sa.ColumnElement) -> sa.ColumnElement:
+    return sa.literal_column("INTERVAL '1 second'", sa.Interval) * count
+
+
+def _by_type(seconds: Mapping[str, int]) -> sa.ColumnElement:
+    return sa.case({t: sa.literal(s, sa.Integer) for t, s in seconds.items()}, value=r.c.follow_up_type)
+
+
+def _minutes_between(start: sa.ColumnElement, end: sa.ColumnElement) -> sa.ColumnElement:
+    return sa.cast((sa.extract("epoch", end) - sa.extract("epoch", start)) / 60, sa.Double)
+
+
+def _sla_columns(rules: FollowUpRules, now: dt.datetime) -> dict[str, sa.ColumnElement]:
+    """``age_minutes``, ``due_at``, ``minutes_to_due`` (negative: overdue) and ``sla_state`` at ``now``."""
+    target = {t: rules.sla(t) * 60 for t in FOLLOW_UP_TYPES}
+    due_at = r.c.created_at + _seconds(_by_type(target))
+    due_soon_at = r.c.created_at + _seconds(_by_type({t: round(s * (1 - DUE_SOON_SHARE)) for t, s in target.items()}))
+    at = _at(now)
+    waiting = STATE.in_(WAITING)
+    sla_state = sa.case(
+        (waiting & (at > due_at), "breached"),
+        (waiting & (at >= due_soon_at), "due_soon"),
+        (waiting, "on_track"),
+        (r.c.answered_at <= due_at, "met"),
+        (r.c.answered_at > due_at, "missed"),
+    )
+    columns = {"age_minutes": _minutes_between(r.c.created_at, at), "due_at": due_at,
+               "minutes_to_due": _minutes_between(at, due_at), "sla_state": sla_state}
+    return {name: column.label(name) for name, column in columns.items()}
+
+
+def _plan() -> sa.ColumnElement:
+    return sa.func.coalesce(profiles.c.plan, "standard")
+
+
+def _filters(states: Sequence[str], types: Sequence[str], plans: Sequence[str], mechanic_id) -> list:
+    where = [r.c.is_follow_up]
+    if states:
+        where.append(STATE.in_(_checked(states, FOLLOW_UP_STATES, "state")))
+    if types:
+        where.append(r.c.follow_up_type.in_(_checked(types, FOLLOW_UP_TYPES, "follow-up type")))
+    if plans:
+        where.append(_plan().in_(_checked(plans, PLANS, "plan")))
+    if mechanic_id is not None:
+        where.append(r.c.assigned_mechanic_id == mechanic_id)
+    return where
+
+
+def queue(
+    conn: Connection,
+    *,
+    now: dt.datetime,
+    rules: FollowUpRules = FollowUpRules(),
+    states: Sequence[str] = WAITING,
+    types: Sequence[str] = (),
+    plans: Sequence[str] = (),
+    mechanic_id=None,
+    order: str = "due",
+    limit: int = QUEUE_LIMIT,
+) -> pd.DataFrame:
+    """Follow-ups in ``states`` (any when empty) of ``types``, for customers on ``plans``,
+    assigned to ``mechanic_id``; most overdue first (``order="due"``: earliest due time)
+    or oldest first; at most ``limit``. ``QUEUE_COLUMNS``: the follow-up, its customer,
+    assignee, parent session with its summary, SLA columns, and ``matching`` (how many
+    match the filters in all)."""
+    _checked([order], ORDERS, "order")
+    assigned = mechanics.alias("assigned")
+    parent = sessions.alias("parent")
+    parent_mechanic = mechanics.alias("parent_mechanic")
+    sla = _sla_columns(rules, now)
+    query = (
+        sa.select(
+            r.c.id, r.c.created_at, r.c.follow_up_type, STATE.label("state"), r.c.description,
+            r.c.follow_up_price_cents.label("price_cents"), r.c.customer_id,
+            profiles.c.full_name.label("customer_name"), users.c.email.label("customer_email"), _plan().label("plan"),
+            r.c.assigned_mechanic_id, assigned.c.display_name.label("assigned_mechanic_name"), r.c.assigned_at,
+            r.c.answered_at, r.c.closed_at, r.c.cancelled_at, r.c.cancel_reason, r.c.parent_session_id,
+            parent.c.session_type.label("parent_session_type"), parent.c.ended_at.label("parent_ended_at"),
+            parent.c.mechanic_id.label("parent_mechanic_id"),
+            parent_mechanic.c.display_name.label("parent_mechanic_name"),
+            parent_mechanic.c.is_active.label("parent_mechanic_active"),
+            parent.c.findings, parent.c.steps_taken, parent.c.parts_needed, parent.c.next_steps,
+            parent.c.summary_submitted_at, *sla.values(), sa.func.count().over().label("matching"),
+        )
+        .select_from(
+            r.outerjoin(profiles, profiles.c.id == r.c.customer_id)
+            .outerjoin(users, users.c.id == r.c.customer_id)
+            .outerjoin(assigned, assigned.c.user_id == r.c.assigned_mechanic_id)
+            .outerjoin(parent, parent.c.id == r.c.parent_session_id)
+            .outerjoin(parent_mechanic, parent_mechanic.c.user_id == parent.c.mechanic_id)
+        )
+        .where(*_filters(states, types, plans, mechanic_id))
+        .order_by(sla["due_at"] if order == "due" else r.c.created_at, r.c.created_at, r.c.id)
+        .limit(limit)
+    )
+    frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=list(QUEUE_COLUMNS))
+    for column in TEXT_COLUMNS:
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    return frame
+
+
+def summary(conn: Connection, *, now: dt.datetime, rules: FollowUpRules = FollowUpRules()) -> pd.DataFrame:
+    """One row, whatever the filters: ``open`` (unassigned), ``assigned``, ``waiting`` (both),
+    ``breached`` and ``due_soon`` (of the waiting ones) and ``answered`` (to close)."""
+    counted = (
+        sa.select(STATE.label("state"), _sla_columns(rules, now)["sla_state"])
+        .where(r.c.is_follow_up, STATE.in_((*WAITING, "answered")))
+        .subquery("counted")
+    )
+    query = sa.select(
+        *[sa.func.count().filter(counted.c.state == s).label(s) for s in ("open", "assigned", "answered")],
+        sa.func.count().filter(counted.c.state.in_(WAITING)).label("waiting"),
+        *[sa.func.count().filter(counted.c.sla_state == s).label(s) for s in ("breached", "due_soon")],
+    )
+    return pd.DataFrame(conn.execute(query).mappings().all()).astype("int64")
+
+
+def mechanic_load(conn: Connection) -> pd.DataFrame:
+    """Active mechanics by name: ``user_id``, ``display_name`` and ``open_items``
+    (follow-ups assigned to them and not answered yet)."""
+    load = (
+        sa.select(r.c.assigned_mechanic_id, sa.func.count().label("open_items"))
+        .where(r.c.follow_up_state == "assigned")
+        .group_by(r.c.assigned_mechanic_id)
+        .subquery("load")
+    )
+    query = (
+        sa.select(mechanics.c.user_id, mechanics.c.display_name,
+                  sa.func.coalesce(load.c.open_items, 0).label("open_items"))
+        .select_from(mechanics.outerjoin(load, load.c.assigned_mechanic_id == mechanics.c.user_id))
+        .where(mechanics.c.is_active)
+        .order_by(mechanics.c.display_name, mechanics.c.user_id)
+    )
+    frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=["user_id", "display_name", "open_items"])
+    return frame.astype({"open_items": "int64"})
+
+
+def weekly(conn: Connection, *, period: Period) -> pd.DataFrame:
+    """One row per week (Monday in the period's timezone) that overlaps the period:
+    ``week``, ``follow_ups`` asked in the period that week, how many of them were
+    ``answered``, and their ``median_hours_to_answer`` (NaN when none)."""
+    start, end = period.bounds()
+    week = sa.cast(sa.func.date_trunc("week", sa.func.timezone(period.tz, r.c.created_at)), sa.Date).label("week")
+    hours = sa.cast((sa.extract("epoch", r.c.answered_at) - sa.extract("epoch", r.c.created_at)) / 3600, sa.Double)
+    asked = (
+        sa.select(week, r.c.answered_at, hours.label("hours"))
+        .where(r.c.is_follow_up, r.c.created_at >= start, r.c.created_at < end)
+        .subquery("asked")
+    )
+    query = sa.select(
+        asked.c.week, sa.func.count().label("follow_ups"), sa.func.count(asked.c.answered_at).label("answered"),
+        sa.cast(sa.func.percentile_cont(0.5).within_group(asked.c.hours), sa.Double).label("median_hours_to_answer"),
+    ).group_by(asked.c.week)
+    found = {row.week: row for row in conn.execute(query)}
+    first = period.start - dt.timedelta(days=period.start.weekday())
+    weeks = [first + dt.timedelta(weeks=i) for i in range((period.end - first).days // 7 + 1)]
+    return pd.DataFrame({
+        "week": weeks,
+        "follow_ups": pd.Series([found[w].follow_ups if w in found else 0 for w in weeks], dtype="int64"),
+        "answered": pd.Series([found[w].answered if w in found else 0 for w in weeks], dtype="int64"),
+        "median_hours_to_answer": pd.Series(
+            [found[w].median_hours_to_answer if w in found else None for w in weeks], dtype="float64"),
+    })
+
+
+register("followups.queue", lambda conn, ctx: queue(conn, now=ctx.end, limit=20))
+register("followups.queue_filtered", lambda conn, ctx: queue(
+    conn, now=ctx.end, types=("quick_question",), plans=("standard",), order="oldest", limit=20))
+register("followups.queue_mechanic", lambda conn, ctx: queue(
+    conn, now=ctx.end, states=(*WAITING, "answered"), mechanic_id=ctx.sample["mechanic_id"], limit=20))
+register("followups.summary", lambda conn, ctx: summary(conn, now=ctx.end))
+register("followups.mechanic_load", lambda conn, ctx: mechanic_load(conn))
+register("followups.weekly", lambda conn, ctx: weekly(
+    conn, period=Period(ctx.start.date(), ctx.end.date(), "UTC")))

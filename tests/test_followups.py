@@ -1,0 +1,430 @@
+"""Follow-up rules: creation, prices, the lifecycle with audit, and concurrent assignment
+(both backends; the race on PostgreSQL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from dashboard import schema as s
+from dashboard.auth import Actor, PermissionDenied
+from dashboard.followups import (
+    STATE, TEXT_MAX, FollowUpConflict, FollowUpError, FollowUpRules, assign, cancel, close, create_follow_up,
+    mark_answered, prices, set_prices,
+)
+from queries.followups import summary
+from queries.overview import open_follow_ups
+from reputation_data import add_mechanic, add_session, add_user
+
+SUPPORT = Actor("sam@example.com", "support")
+OTHER_SUPPORT = Actor("sue@example.com", "support")
+ADMIN = Actor("ada@example.com", "admin")
+MANAGER = Actor("max@example.com", "manager")
+NOW = dt.datetime(2024, 3, 10, 12, 0, tzinfo=dt.timezone.utc)
+HOUR = dt.timedelta(hours=1)
+QUESTION = "Is it safe to keep driving until the weekend?"
+
+
+@pytest.fixture
+def world(engine):
+    """Cal (standard) and Pia (premium); Rita and Bo active, Otto not; Cal's session with Rita
+    ended two days ago (from a brakes request on his 2015 Civic), his session with Otto three
+    days ago, a scheduled one; Pia's with Rita yesterday. Chat sessions cost $29.00."""
+    with engine.begin() as conn:
+        cal, pia = add_user(conn, "Cal"), add_user(conn, "Pia")
+        conn.execute(s.profiles.update().where(s.profiles.c.id == pia).values(plan="premium"))
+        rita, bo = add_mechanic(conn, "Rita"), add_mechanic(conn, "Bo")
+        otto = add_mechanic(conn, "Otto", is_active=False)
+        request = uuid.uuid4()
+        conn.execute(s.requests.insert().values(id=request, customer_id=cal, vehicle_make="Honda",
+                                                vehicle_model="Civic", vehicle_year=2015, category="brakes",
+                                                status="completed"))
+        w = {
+            "cal": cal, "pia": pia, "rita": rita, "bo": bo, "otto": otto,
+            "cal_rita": add_session(conn, cal, rita, ended_at=NOW - 2 * 24 * HOUR, request_id=request),
+            "cal_otto": add_session(conn, cal, otto, ended_at=NOW - 3 * 24 * HOUR),
+            "cal_scheduled": add_session(conn, cal, rita, "scheduled"),
+            "pia_rita": add_session(conn, pia, rita, ended_at=NOW - 24 * HOUR),
+        }
+        conn.execute(s.session_base_prices.insert().values(session_type="chat", price_cents=2900))
+    return w
+
+
+def ask(engine, session, customer, follow_up_type="quick_question", text=QUESTION, **kw):
+    return create_follow_up(engine, kw.pop("actor", SUPPORT), parent_session_id=session, customer_id=customer,
+                            follow_up_type=follow_up_type, text=text, now=kw.pop("now", NOW), **kw)
+
+
+def follow_up(engine, follow_up_id) -> dict:
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.select(s.requests, STATE.label("state"))
+                                 .where(s.requests.c.id == follow_up_id)).mappings().one())
+
+
+def follow_up_count(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(s.requests).where(s.requests.c.is_follow_up)
+                            ).scalar_one()
+
+
+def audit(engine) -> list[dict]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(s.audit_log).order_by(s.audit_log.c.created_at)).mappings().all()
+    return [{**row, "before": _json(row["before"]), "after": _json(row["after"])} for row in rows]
+
+
+def _json(value):
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def purchases(engine) -> list[dict]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(s.crm_interactions)
+                            .where(s.crm_interactions.c.interaction_type == "purchase")).mappings().all()
+    return [{**row, "metadata": _json(row["metadata"])} for row in rows]
+
+
+# --- settings (pure) ----------------------------------------------------------------
+
+def test_rules_from_settings():
+    assert FollowUpRules.from_mapping({}) == FollowUpRules()
+    rules = FollowUpRules.from_mapping({"window_days": 7, "sla_minutes": {"new_issue": 120}})
+    assert (rules.window_days, rules.max_open_per_session) == (7, 2)
+    assert [rules.sla(t) for t in s.FOLLOW_UP_TYPES] == [240, 480, 120]
+    for bad, message in [
+        ({"window": 7}, "Unknown follow-up setting"),
+        ({"window_days": 0}, "window_days must be a whole number from 1 to 365"),
+        ({"max_open_per_session": True}, "max_open_per_session must be"),
+        ({"sla_minutes": {"quick_question": "4h"}}, "sla_minutes.quick_question must be"),
+        ({"sla_minutes": {"chat": 10}}, "maps types"),
+        ({"sla_minutes": 240}, "maps types"),
+    ]:
+        with pytest.raises(FollowUpError, match=message):
+            FollowUpRules.from_mapping(bad)
+
+
+# --- prices ---------------------------------------------------------------------------
+
+def test_default_prices(engine, world):
+    with engine.connect() as conn:
+        current = {key: (price.cents, price.source) for key, price in prices(conn).items()}
+    assert current == {
+        ("standard", "quick_question"): (500, "default"), ("standard", "mini_extension"): (1500, "default"),
+        ("standard", "new_issue"): (2900, "new session"),
+        ("premium", "quick_question"): (0, "default"), ("premium", "mini_extension"): (0, "default"),
+        ("premium", "new_issue"): (2900, "new session"),
+    }
+
+
+def test_price_is_fixed_on_the_follow_up(engine, world):
+    first = ask(engine, world["cal_rita"], world["cal"])
+    assert (first.plan, first.price_cents) == ("standard", 500)
+    assert set_prices(engine, ADMIN, {("standard", "quick_question"): 700, ("premium", "new_issue"): 0}) == 2
+    assert set_prices(engine, ADMIN, {("standard", "quick_question"): 700}) == 0  # unchanged: no audit row
+    second = ask(engine, world["cal_rita"], world["cal"], text="And the rear pads?")
+    assert second.price_cents == 700
+    assert follow_up(engine, first.id)["follow_up_price_cents"] == 500  # history kept
+    free = ask(engine, world["pia_rita"], world["pia"], "new_issue", text="Now the AC blows warm.")
+    assert (free.plan, free.price_cents) == ("premium", 0)
+
+    price_changes = [(a["entity_id"], a["before"], a["after"], a["actor_email"])
+                     for a in audit(engine) if a["action"] == "follow_up_price.set"]
+    assert sorted(price_changes) == [
+        ("premium/new_issue", {"price_cents": 2900, "source": "new session"}, {"price_cents": 0, "source": "rule"},
+         ADMIN.email),
+        ("standard/quick_question", {"price_cents": 500, "source": "default"},
+         {"price_cents": 700, "source": "rule"}, ADMIN.email),
+    ]
+    with engine.connect() as conn:
+        rule = prices(conn)["standard", "quick_question"]
+    assert (rule.cents, rule.source, rule.updated_by) == (700, "rule", ADMIN.email)
+
+
+def test_only_admins_set_valid_prices(engine, world):
+    for actor, changes, error, message in [
+        (SUPPORT, {("standard", "quick_question"): 100}, PermissionDenied, "Only admin staff"),
+        (MANAGER, {("standard", "quick_question"): 100}, PermissionDenied, "Only admin staff"),
+        (ADMIN, {("gold", "quick_question"): 100}, FollowUpError, "Unknown plan 'gold'"),
+        (ADMIN, {("standard", "chat"): 100}, FollowUpError, "Unknown follow-up type 'chat'"),
+        (ADMIN, {("standard", "quick_question"): -1}, FollowUpError, "whole cents from 0 to 100,000"),
+        (ADMIN, {("standard", "quick_question"): 100_001}, FollowUpError, "whole cents"),
+        (ADMIN, {("standard", "quick_question"): 4.5}, FollowUpError, "whole cents"),
+        (ADMIN, {("standard", "mini_extension"): 100, ("standard", "quick_question"): None}, FollowUpError,
+         "quick questions must be whole cents"),  # all or none
+    ]:
+        with pytest.raises(error, match=message):
+            set_prices(engine, actor, changes)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(s.follow_up_pricing)).scalar_one() == 0
+    assert audit(engine) == []
+
+
+def test_new_issue_needs_a_session_price(engine, world):
+    with engine.begin() as conn:
+        conn.execute(sa.delete(s.session_base_prices))
+    with pytest.raises(FollowUpError, match="new chat session costs, and that has no base price"):
+        ask(engine, world["cal_rita"], world["cal"], "new_issue")
+    assert ask(engine, world["cal_rita"], world["cal"], "mini_extension").price_cents == 1500
+
+
+# --- creating ---------------------------------------------------------------------------
+
+def test_create_copies_the_parent_request_and_audits(engine, world):
+    created = ask(engine, world["cal_rita"], world["cal"], text=f"  {QUESTION}\n")
+    row = follow_up(engine, created.id)
+    assert {k: row[k] for k in ("customer_id", "parent_session_id", "is_follow_up", "follow_up_type", "status",
+                                "follow_up_state", "state", "description", "vehicle_make", "vehicle_model",
+                                "vehicle_year", "category", "created_at", "follow_up_price_cents")} == {
+        "customer_id": world["cal"], "parent_session_id": world["cal_rita"], "is_follow_up": True,
+        "follow_up_type": "quick_question", "status": "open", "follow_up_state": "open", "state": "open",
+        "description": QUESTION, "vehicle_make": "Honda", "vehicle_model": "Civic", "vehicle_year": 2015,
+        "category": "brakes", "created_at": NOW, "follow_up_price_cents": 500,
+    }
+    (entry,) = audit(engine)
+    assert (entry["action"], entry["entity_type"], entry["entity_id"], entry["actor_email"]) == (
+        "follow_up.create", "follow_up", str(created.id), SUPPORT.email)
+    assert entry["after"] == {
+        "state": "open", "parent_session_id": str(world["cal_rita"]), "customer_id": str(world["cal"]),
+        "follow_up_type": "quick_question", "plan": "standard", "price_cents": 500, "price_source": "default"}
+
+
+def test_window_boundary(engine, world):
+    with engine.begin() as conn:
+        exactly = add_session(conn, world["cal"], world["rita"], ended_at=NOW - dt.timedelta(days=14))
+        just_over = add_session(conn, world["cal"], world["rita"],
+                                ended_at=NOW - dt.timedelta(days=14, microseconds=1))
+    assert ask(engine, exactly, world["cal"]).price_cents == 500  # exactly 14 days after: still allowed
+    with pytest.raises(FollowUpError, match=r"ended 25 Feb 2024 11:59 UTC; follow-ups can be asked up to 14 days"):
+        ask(engine, just_over, world["cal"])
+    three_days = FollowUpRules(window_days=3)
+    assert ask(engine, world["cal_otto"], world["cal"], rules=three_days).price_cents == 500  # ended 3 days ago
+    with pytest.raises(FollowUpError, match="up to 2 days"):
+        ask(engine, world["pia_rita"], world["pia"], rules=FollowUpRules(window_days=2),
+            now=NOW + dt.timedelta(days=1, seconds=1))
+    assert follow_up_count(engine) == 2
+
+
+@pytest.mark.parametrize("change,error,message", [
+    (dict(session="unknown"), FollowUpError, "No session with id"),
+    (dict(session="not-a-uuid"), FollowUpError, "Session 'not-a-uuid' is not a valid id"),
+    (dict(customer="pia"), FollowUpError, "is another customer's"),
+    (dict(session="cal_scheduled"), FollowUpError, "is scheduled; follow-ups can only be asked on completed"),
+    (dict(now=NOW + dt.timedelta(days=12, seconds=1)), FollowUpError, "up to 14 days after a session ends"),
+    (dict(follow_up_type="urgent"), FollowUpError, "Unknown follow-up type 'urgent'; use one of quick_question"),
+    (dict(follow_up_type=None), FollowUpError, "Unknown follow-up type"),
+    (dict(text="   "), FollowUpError, "The question is required"),
+    (dict(text=None), FollowUpError, "The question is required"),
+    (dict(text="x" * (TEXT_MAX + 1)), FollowUpError, "2,001 characters; the limit is 2,000"),
+    (dict(text="why\x00"), FollowUpError, "NUL"),
+    (dict(actor=MANAGER), PermissionDenied, "Only support or admin staff"),
+    (dict(actor=None), PermissionDenied, "Sign in"),
+])
+def test_bad_follow_ups_are_refused_and_write_nothing(engine, world, change, error, message):
+    change = dict(change)
+    session = change.pop("session", "cal_rita")
+    session = world.get(session, uuid.uuid4() if session == "unknown" else session)
+    customer = world[change.pop("customer", "cal")]
+    with pytest.raises(error, match=message):
+        ask(engine, session, customer, **change)
+    assert follow_up_count(engine) == 0
+    assert audit(engine) == []
+
+
+def test_longest_text_is_accepted(engine, world):
+    assert ask(engine, world["cal_rita"], world["cal"], text="x" * TEXT_MAX)
+
+
+def test_limit_of_waiting_follow_ups_per_session(engine, world):
+    session, cal = world["cal_rita"], world["cal"]
+    first, second = ask(engine, session, cal), ask(engine, session, cal)
+    with pytest.raises(FollowUpError, match="already has 2 follow-up\\(s\\) waiting for an answer; the limit is 2"):
+        ask(engine, session, cal)
+    assert ask(engine, world["cal_otto"], cal)  # another session has its own limit
+    assign(engine, SUPPORT, first.id, at=NOW)
+    mark_answered(engine, SUPPORT, first.id, at=NOW)  # answered: no longer waiting
+    third = ask(engine, session, cal)
+    cancel(engine, SUPPORT, second.id, "Asked twice", at=NOW)
+    assert ask(engine, session, cal).id not in (first.id, second.id, third.id)
+    with pytest.raises(FollowUpError, match="the limit is 1"):
+        ask(engine, world["cal_otto"], cal, rules=FollowUpRules(max_open_per_session=1))
+
+
+# --- the lifecycle ------------------------------------------------------------------------
+
+def test_lifecycle_with_timestamps_audit_and_purchase(engine, world):
+    created = ask(engine, world["cal_rita"], world["cal"])
+    assert assign(engine, SUPPORT, created.id, at=NOW + HOUR) == world["rita"]  # the parent session's mechanic
+    row = follow_up(engine, created.id)
+    assert (row["state"], row["status"], row["assigned_mechanic_id"], row["assigned_at"], row["updated_at"]) == (
+        "assigned", "matched", world["rita"], NOW + HOUR, NOW + HOUR)
+    assign(engine, OTHER_SUPPORT, created.id, world["bo"], seen_mechanic_id=world["rita"], at=NOW + 2 * HOUR)
+    mark_answered(engine, ADMIN, str(created.id), at=NOW + 3 * HOUR)
+    row = follow_up(engine, created.id)
+    assert (row["state"], row["status"], row["assigned_mechanic_id"], row["answered_at"]) == (
+        "answered", "completed", world["bo"], NOW + 3 * HOUR)
+    close(engine, SUPPORT, created.id, at=NOW + 4 * HOUR)
+    row = follow_up(engine, created.id)
+    assert (row["state"], row["status"], row["closed_at"]) == ("closed", "completed", NOW + 4 * HOUR)
+
+    trail = [(a["action"], a["actor_email"], a["before"], a["after"]) for a in audit(engine)[1:]]
+    rita, bo = str(world["rita"]), str(world["bo"])
+    assert trail == [
+        ("follow_up.assign", SUPPORT.email, {"state": "open", "assigned_mechanic_id": None},
+         {"state": "assigned", "assigned_mechanic_id": rita, "assigned_at": str(NOW + HOUR)}),
+        ("follow_up.reassign", OTHER_SUPPORT.email, {"state": "assigned", "assigned_mechanic_id": rita},
+         {"state": "assigned", "assigned_mechanic_id": bo, "assigned_at": str(NOW + 2 * HOUR)}),
+        ("follow_up.answer", ADMIN.email, {"state": "assigned", "assigned_mechanic_id": bo},
+         {"state": "answered", "answered_at": str(NOW + 3 * HOUR)}),
+        ("follow_up.close", SUPPORT.email, {"state": "answered", "assigned_mechanic_id": bo},
+         {"state": "closed", "closed_at": str(NOW + 4 * HOUR)}),
+    ]
+    (purchase,) = purchases(engine)
+    assert (purchase["customer_id"], purchase["session_id"], purchase["created_at"]) == (
+        world["cal"], world["cal_rita"], NOW + 3 * HOUR)
+    assert purchase["metadata"] == {"follow_up_id": str(created.id), "follow_up_type": "quick_question",
+                                    "price_cents": 500}
+
+
+def test_free_answers_record_no_purchase(engine, world):
+    created = ask(engine, world["pia_rita"], world["pia"])
+    assign(engine, SUPPORT, created.id, at=NOW)
+    mark_answered(engine, SUPPORT, created.id, at=NOW)
+    assert purchases(engine) == []
+
+
+def test_cancel_needs_a_reason(engine, world):
+    created = ask(engine, world["cal_rita"], world["cal"])
+    for reason, message in [(None, "The reason to cancel is required"), (" ", "is required"),
+                            ("x" * 301, "301 characters; the limit is 300")]:
+        with pytest.raises(FollowUpError, match=message):
+            cancel(engine, SUPPORT, created.id, reason)
+    cancel(engine, SUPPORT, created.id, " Customer found the answer ", at=NOW + HOUR)
+    row = follow_up(engine, created.id)
+    assert (row["state"], row["status"], row["cancel_reason"], row["cancelled_at"]) == (
+        "cancelled", "cancelled", "Customer found the answer", NOW + HOUR)
+    entry = audit(engine)[-1]
+    assert (entry["action"], entry["reason"], entry["after"]["state"]) == (
+        "follow_up.cancel", "Customer found the answer", "cancelled")
+
+
+def test_steps_out_of_order_are_refused_and_write_nothing(engine, world):
+    fresh = ask(engine, world["cal_rita"], world["cal"]).id
+    done = ask(engine, world["pia_rita"], world["pia"]).id
+    assign(engine, SUPPORT, done, at=NOW)
+    mark_answered(engine, SUPPORT, done, at=NOW)
+    close(engine, SUPPORT, done, at=NOW)
+    before = (follow_up(engine, fresh), follow_up(engine, done), len(audit(engine)))
+    for step, message in [
+        (lambda: mark_answered(engine, SUPPORT, fresh), "is open: assign it to a mechanic before marking it answered"),
+        (lambda: close(engine, SUPPORT, fresh), "is open; only answered follow-ups can be closed"),
+        (lambda: mark_answered(engine, SUPPORT, done), "is closed; only assigned follow-ups can be marked answered"),
+        (lambda: assign(engine, SUPPORT, done), "is closed; only open or assigned follow-ups can be assigned"),
+        (lambda: cancel(engine, SUPPORT, done, "late"), "is closed; only open or assigned follow-ups can be cancelled"),
+        (lambda: close(engine, SUPPORT, done), "is closed; only answered"),
+        (lambda: mark_answered(engine, SUPPORT, uuid.uuid4()), "No follow-up with id"),
+        (lambda: close(engine, SUPPORT, "42"), "Follow-up '42' is not a valid id"),
+        (lambda: assign(engine, SUPPORT, fresh, "nobody"), "Mechanic 'nobody' is not a valid id"),
+    ]:
+        with pytest.raises(FollowUpError, match=message):
+            step()
+    assert (follow_up(engine, fresh), follow_up(engine, done), len(audit(engine))) == before
+
+
+def test_only_support_and_admins_move_follow_ups(engine, world):
+    created = ask(engine, world["cal_rita"], world["cal"]).id
+    for step in (lambda a: assign(engine, a, created), lambda a: mark_answered(engine, a, created),
+                 lambda a: close(engine, a, created), lambda a: cancel(engine, a, created, "no")):
+        with pytest.raises(PermissionDenied, match="Only support or admin staff can do this; you are signed in as "
+                                                   "manager"):
+            step(MANAGER)
+    assert follow_up(engine, created)["state"] == "open"
+    assert [a["action"] for a in audit(engine)] == ["follow_up.create"]
+
+
+def test_assignment_choices(engine, world):
+    on_otto = ask(engine, world["cal_otto"], world["cal"]).id
+    with pytest.raises(FollowUpError, match="Otto is not an active mechanic: choose another"):
+        assign(engine, SUPPORT, on_otto)  # the parent session's mechanic is inactive
+    with pytest.raises(FollowUpError, match="Otto is not an active mechanic"):
+        assign(engine, SUPPORT, on_otto, world["otto"])
+    with pytest.raises(FollowUpError, match="No mechanic with id"):
+        assign(engine, SUPPORT, on_otto, uuid.uuid4())
+    assert assign(engine, SUPPORT, on_otto, str(world["bo"])) == world["bo"]
+    with pytest.raises(FollowUpError, match="already assigned to Bo"):
+        assign(engine, SUPPORT, on_otto, world["bo"], seen_mechanic_id=world["bo"])
+    with pytest.raises(FollowUpConflict, match="someone assigned this follow-up to Bo; nothing was changed"):
+        assign(engine, SUPPORT, on_otto, world["rita"])  # the caller saw it unassigned
+    with pytest.raises(FollowUpConflict, match="to Bo"):
+        assign(engine, SUPPORT, on_otto, world["rita"], seen_mechanic_id=world["otto"])
+    assert follow_up(engine, on_otto)["assigned_mechanic_id"] == world["bo"]
+
+
+def test_platform_follow_ups_take_their_state_from_the_status(engine, world):
+    """Follow-ups the platform created (no follow_up_state) enter the lifecycle where their status says."""
+    rows = {status: uuid.uuid4() for status in s.REQUEST_STATUSES}
+    with engine.begin() as conn:
+        for status, request_id in rows.items():
+            conn.execute(s.requests.insert().values(
+                id=request_id, customer_id=world["cal"], status=status, is_follow_up=True,
+                parent_session_id=world["cal_rita"], follow_up_type="quick_question", created_at=NOW))
+    assert {status: follow_up(engine, rid)["state"] for status, rid in rows.items()} == {
+        "open": "open", "matched": "open", "completed": "closed", "cancelled": "cancelled"}
+    assign(engine, SUPPORT, rows["matched"], at=NOW)
+    assert follow_up(engine, rows["matched"])["follow_up_state"] == "assigned"
+    mark_answered(engine, SUPPORT, rows["matched"], at=NOW)
+    assert purchases(engine) == []  # no price was recorded
+    with pytest.raises(FollowUpError, match="is closed"):
+        assign(engine, SUPPORT, rows["completed"])
+
+
+def test_overview_counts_what_waits_for_an_answer(engine, world):
+    """The Overview's open follow-ups (requests.status open or matched) equal the queue's waiting ones."""
+    ids = [ask(engine, world["cal_rita"], world["cal"]).id, ask(engine, world["cal_rita"], world["cal"]).id,
+           ask(engine, world["pia_rita"], world["pia"]).id, ask(engine, world["pia_rita"], world["pia"]).id]
+    assign(engine, SUPPORT, ids[1], at=NOW)
+    assign(engine, SUPPORT, ids[2], at=NOW)
+    mark_answered(engine, SUPPORT, ids[2], at=NOW)
+    cancel(engine, SUPPORT, ids[3], "duplicate", at=NOW)
+    with engine.connect() as conn:
+        waiting = summary(conn, now=NOW).loc[0, "waiting"]
+        assert waiting == open_follow_ups(conn).loc[0, "open_follow_ups"] == 2  # open + assigned
+
+
+def test_two_people_assigning_at_once_one_wins(pg_engine):
+    """Two support staff assign the same open follow-up at the same moment, many times over:
+    exactly one assignment is written each time, the other gets a clear message."""
+    with pg_engine.begin() as conn:
+        cal, rita, bo = add_user(conn), add_mechanic(conn, "Rita"), add_mechanic(conn, "Bo")
+        session = add_session(conn, cal, rita, ended_at=NOW - HOUR)
+    rules = FollowUpRules(max_open_per_session=20)
+    for _ in range(8):
+        created = ask(pg_engine, session, cal, rules=rules)
+        barrier = threading.Barrier(2)
+        results = {}
+
+        def take(actor, mechanic):
+            barrier.wait()
+            try:
+                results[actor.email] = assign(pg_engine, actor, created.id, mechanic)
+            except FollowUpConflict as exc:
+                results[actor.email] = exc
+
+        threads = [threading.Thread(target=take, args=pair) for pair in ((SUPPORT, rita), (OTHER_SUPPORT, bo))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        winners = {email: m for email, m in results.items() if isinstance(m, uuid.UUID)}
+        (loser,) = [exc for exc in results.values() if isinstance(exc, FollowUpConflict)]
+        (winner_mechanic,) = winners.values()
+        name = "Rita" if winner_mechanic == rita else "Bo"
+        assert str(loser) == (f"While you were looking, someone assigned this follow-up to {name}; nothing was "
+                              "changed. Reload the queue to see it, then reassign it if needed.")
+        assert follow_up(pg_engine, created.id)["assigned_mechanic_id"] == winner_mechanic
+    assert sum(a["action"] == "follow_up.assign" for a in audit(pg_engine)) == 8
+    assert not any(a["action"] == "follow_up.reassign" for a in audit(pg_engine))

@@ -1,0 +1,220 @@
+"""Follow-up queries on both backends: SLA states around their boundaries, queue order and
+filters, counts, the mechanics' load and the weekly trend in the display timezone."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import uuid
+
+import pytest
+
+from dashboard import schema as s
+from dashboard.followups import FollowUpRules
+from dashboard.period import Period
+from queries.followups import mechanic_load, queue, summary, weekly
+from reputation_data import add_mechanic, add_session, add_user
+
+UTC = dt.timezone.utc
+NOW = dt.datetime(2024, 3, 10, 12, 0, tzinfo=UTC)
+MINUTE = dt.timedelta(minutes=1)
+SECOND = dt.timedelta(seconds=1)
+
+
+def add_follow_up(conn, customer, session, follow_up_type="quick_question", *, created_at, state="open",
+                  status=None, **columns) -> uuid.UUID:
+    """A follow-up row as stored (``state`` None: one the platform created, with ``status``)."""
+    rid = uuid.uuid4()
+    platform_status = {"open": "open", "assigned": "matched", "answered": "completed", "closed": "completed",
+                       "cancelled": "cancelled"}
+    conn.execute(s.requests.insert().values(
+        id=rid, customer_id=customer, is_follow_up=True, parent_session_id=session, follow_up_type=follow_up_type,
+        created_at=created_at, follow_up_state=state, status=status or platform_status[state], **columns))
+    return rid
+
+
+@pytest.fixture
+def queue_db(engine):
+    """Targets: quick question 240 min (due soon from 180), mini extension 480 (from 360),
+    new issue 1440 (from 1080). At NOW:
+
+    | id      | type  | customer | created        | state    | mechanic | SLA               |
+    |---------|-------|----------|----------------|----------|----------|-------------------|
+    | q1      | quick | Cal      | -240 min       | open     |          | due soon, due now |
+    | q2      | quick | Cal      | -240 min -1 s  | assigned | Rita     | breached by 1 s   |
+    | q3      | quick | Pia      | -180 min       | open     |          | due soon          |
+    | q4      | quick | Pia      | -180 min +1 s  | assigned | Rita     | on track          |
+    | n1      | new   | Cal      | -1200 min      | open     |          | due soon, +240    |
+    | m1      | mini  | Pia      | -1 day         | answered | Rita     | met (480 min)     |
+    | m2      | mini  | Cal      | -2 days        | closed   | Bo       | missed (+1 s)     |
+    | c1      | quick | Cal      | -60 min        | cancelled|          | none              |
+    | legacy  | quick | Cal      | -3 days        | (completed: closed) | | none             |
+    | legacy2 | quick | Pia      | -30 min        | (matched: open) |   | on track, +210    |
+    """
+    with engine.begin() as conn:
+        cal, pia = add_user(conn, "Cal"), add_user(conn, "Pia")
+        conn.execute(s.profiles.update().where(s.profiles.c.id == pia).values(plan="premium"))
+        rita, bo = add_mechanic(conn, "Rita"), add_mechanic(conn, "Bo")
+        add_mechanic(conn, "Otto", is_active=False)
+        cal_session = add_session(conn, cal, rita, ended_at=NOW - dt.timedelta(days=4), findings="Worn <b>pads</b>",
+                                  summary_submitted_at=NOW - dt.timedelta(days=4))
+        pia_session = add_session(conn, pia, bo, ended_at=NOW - dt.timedelta(days=4))
+        ids = {
+            "q1": add_follow_up(conn, cal, cal_session, created_at=NOW - 240 * MINUTE),
+            "q2": add_follow_up(conn, cal, cal_session, created_at=NOW - 240 * MINUTE - SECOND, state="assigned",
+                                assigned_mechanic_id=rita),
+            "q3": add_follow_up(conn, pia, pia_session, created_at=NOW - 180 * MINUTE, follow_up_price_cents=0),
+            "q4": add_follow_up(conn, pia, pia_session, created_at=NOW - 180 * MINUTE + SECOND, state="assigned",
+                                assigned_mechanic_id=rita),
+            "n1": add_follow_up(conn, cal, cal_session, "new_issue", created_at=NOW - 1200 * MINUTE,
+                                follow_up_price_cents=2900, description="New issue: <script>"),
+            "m1": add_follow_up(conn, pia, pia_session, "mini_extension", created_at=NOW - dt.timedelta(days=1),
+                                state="answered", assigned_mechanic_id=rita,
+                                answered_at=NOW - dt.timedelta(days=1) + 480 * MINUTE),
+            "m2": add_follow_up(conn, cal, cal_session, "mini_extension", created_at=NOW - dt.timedelta(days=2),
+                                state="closed", assigned_mechanic_id=bo, closed_at=NOW,
+                                answered_at=NOW - dt.timedelta(days=2) + 480 * MINUTE + SECOND),
+            "c1": add_follow_up(conn, cal, cal_session, created_at=NOW - 60 * MINUTE, state="cancelled",
+                                cancelled_at=NOW, cancel_reason="Asked twice"),
+            "legacy": add_follow_up(conn, cal, cal_session, created_at=NOW - dt.timedelta(days=3), state=None,
+                                    status="completed"),
+            "legacy2": add_follow_up(conn, pia, pia_session, created_at=NOW - 30 * MINUTE, state=None,
+                                     status="matched"),
+        }
+        conn.execute(s.requests.insert().values(customer_id=cal, created_at=NOW))  # not a follow-up
+    names = {rid: name for name, rid in ids.items()}
+    return {"ids": ids, "names": names, "rita": rita, "bo": bo, "cal_session": cal_session}
+
+
+def named(frame, names) -> list[str]:
+    return [names[rid] for rid in frame.id]
+
+
+def test_sla_states_around_the_boundaries(engine, queue_db):
+    with engine.connect() as conn:
+        frame = queue(conn, now=NOW, states=())
+    rows = {queue_db["names"][row.id]: row for row in frame.itertuples()}
+    assert {name: row.sla_state for name, row in rows.items()} == {
+        "q1": "due_soon", "q2": "breached", "q3": "due_soon", "q4": "on_track", "n1": "due_soon",
+        "m1": "met", "m2": "missed", "c1": None, "legacy": None, "legacy2": "on_track"}
+    assert {name: row.state for name, row in rows.items()} == {
+        "q1": "open", "q2": "assigned", "q3": "open", "q4": "assigned", "n1": "open", "m1": "answered",
+        "m2": "closed", "c1": "cancelled", "legacy": "closed", "legacy2": "open"}
+    assert (rows["q1"].age_minutes, rows["q1"].minutes_to_due) == (240.0, 0.0)
+    assert rows["q1"].due_at == NOW
+    assert rows["q2"].minutes_to_due == pytest.approx(-1 / 60)
+    assert (rows["n1"].age_minutes, rows["n1"].minutes_to_due) == (1200.0, 240.0)
+    assert rows["legacy2"].minutes_to_due == 210.0
+    assert set(frame.matching) == {10}
+    # one second later q1 is breached too; one second earlier q3 was still on track
+    with engine.connect() as conn:
+        later = queue(conn, now=NOW + SECOND, types=("quick_question",))
+        earlier = queue(conn, now=NOW - SECOND, types=("quick_question",))
+    names = queue_db["names"]
+    assert dict(zip(named(later, names), later.sla_state))["q1"] == "breached"
+    assert dict(zip(named(earlier, names), earlier.sla_state)) == {
+        "q2": "due_soon", "q1": "due_soon", "q3": "on_track", "q4": "on_track", "legacy2": "on_track"}
+
+
+def test_targets_come_from_the_rules(engine, queue_db):
+    rules = FollowUpRules.from_mapping({"sla_minutes": {"quick_question": 300}})
+    with engine.connect() as conn:
+        frame = queue(conn, now=NOW, rules=rules, types=("quick_question",))
+    assert dict(zip(named(frame, queue_db["names"]), frame.sla_state)) == {
+        "q2": "due_soon", "q1": "due_soon", "q3": "on_track", "q4": "on_track", "legacy2": "on_track"}
+    assert frame.minutes_to_due.iloc[1] == 60.0  # q1: 300 - 240, due soon from 225
+
+
+def test_queue_order(engine, queue_db):
+    names = queue_db["names"]
+    with engine.connect() as conn:
+        by_due = queue(conn, now=NOW)
+        oldest = queue(conn, now=NOW, order="oldest")
+        first_two = queue(conn, now=NOW, limit=2)
+        with pytest.raises(ValueError, match="unknown order"):
+            queue(conn, now=NOW, order="newest")
+    assert named(by_due, names) == ["q2", "q1", "q3", "q4", "legacy2", "n1"]
+    assert named(oldest, names) == ["n1", "q2", "q1", "q3", "q4", "legacy2"]
+    assert named(first_two, names) == ["q2", "q1"] and set(first_two.matching) == {6}
+
+
+def test_queue_filters(engine, queue_db):
+    names = queue_db["names"]
+    with engine.connect() as conn:
+        def ids(**filters):
+            return named(queue(conn, now=NOW, **filters), names)
+
+        assert ids(types=("new_issue",)) == ["n1"]
+        assert ids(plans=("premium",)) == ["q3", "q4", "legacy2"]
+        assert ids(plans=("standard",), types=("quick_question",)) == ["q2", "q1"]
+        assert ids(states=(), mechanic_id=queue_db["rita"]) == ["m1", "q2", "q4"]
+        assert ids(states=("answered", "closed")) == ["legacy", "m2", "m1"]
+        assert ids(states=("cancelled",)) == ["c1"]
+        assert ids(states=("open",), mechanic_id=queue_db["bo"]) == []
+        for bad in (dict(states=("waiting",)), dict(types=("chat",)), dict(plans=("gold",))):
+            with pytest.raises(ValueError, match="unknown"):
+                queue(conn, now=NOW, **bad)
+
+
+def test_queue_rows_carry_the_parent_summary_and_texts(engine, queue_db):
+    with engine.connect() as conn:
+        frame = queue(conn, now=NOW, types=("new_issue",))
+    row = frame.iloc[0]
+    assert (row.description, row.price_cents, row.plan, row.customer_name) == ("New issue: <script>", 2900,
+                                                                               "standard", "Cal")
+    assert (row.parent_session_id, row.parent_mechanic_name, row.parent_mechanic_active, row.findings) == (
+        queue_db["cal_session"], "Rita", True, "Worn <b>pads</b>")
+    assert row.parent_ended_at == NOW - dt.timedelta(days=4) and row.steps_taken is None
+
+
+def test_summary_counts(engine, queue_db):
+    with engine.connect() as conn:
+        counts = summary(conn, now=NOW).iloc[0].to_dict()
+        later = summary(conn, now=NOW + SECOND).iloc[0].to_dict()
+    assert counts == {"open": 4, "assigned": 2, "answered": 1, "waiting": 6, "breached": 1, "due_soon": 3}
+    assert (later["breached"], later["due_soon"]) == (2, 3)  # q1 crossed its due time, q4 its 3/4 mark
+
+
+def test_mechanic_load_counts_assigned_follow_ups_of_active_mechanics(engine, queue_db):
+    with engine.connect() as conn:
+        load = mechanic_load(conn)
+    assert list(zip(load.display_name, load.open_items)) == [("Bo", 0), ("Rita", 2)]  # Otto is inactive
+
+
+@pytest.fixture
+def weekly_db(engine):
+    """Follow-ups around the week boundaries of Berlin (UTC+1 in March 2024) and UTC,
+    with hours to answer."""
+    with engine.begin() as conn:
+        cal = add_user(conn)
+        session = add_session(conn, cal, add_mechanic(conn))
+        for created, hours in [
+            (dt.datetime(2024, 3, 3, 22, 59), None),  # Sun 23:59 Berlin: before the Berlin period
+            (dt.datetime(2024, 3, 3, 23, 0), None),  # Mon 00:00 Berlin
+            (dt.datetime(2024, 3, 4, 8, 0), 2),
+            (dt.datetime(2024, 3, 6, 10, 0), 4),
+            (dt.datetime(2024, 3, 10, 22, 30), 9),  # Sun 23:30 Berlin
+            (dt.datetime(2024, 3, 10, 23, 30), 1),  # Mon 00:30 Berlin, Sun 23:30 UTC
+            (dt.datetime(2024, 3, 12, 10, 0), None),
+            (dt.datetime(2024, 3, 17, 23, 0), None),  # Mon 18 March 00:00 Berlin: after the Berlin period
+        ]:
+            created = created.replace(tzinfo=UTC)
+            add_follow_up(conn, cal, session, created_at=created,
+                          **({"state": "answered", "answered_at": created + dt.timedelta(hours=hours)}
+                             if hours else {}))
+        conn.execute(s.requests.insert().values(customer_id=cal, created_at=dt.datetime(2024, 3, 5, tzinfo=UTC)))
+
+
+def rows(frame) -> list[tuple]:
+    return [(w.isoformat(), n, a, None if math.isnan(m) else m)
+            for w, n, a, m in zip(frame.week, frame.follow_ups, frame.answered, frame.median_hours_to_answer)]
+
+
+def test_weekly_volume_and_median_in_the_display_timezone(engine, weekly_db):
+    with engine.connect() as conn:
+        berlin = weekly(conn, period=Period(dt.date(2024, 3, 4), dt.date(2024, 3, 17), "Europe/Berlin"))
+        utc = weekly(conn, period=Period(dt.date(2024, 3, 4), dt.date(2024, 3, 24), "UTC"))
+        midweek = weekly(conn, period=Period(dt.date(2024, 3, 6), dt.date(2024, 3, 12), "UTC"))
+    assert rows(berlin) == [("2024-03-04", 4, 3, 4.0), ("2024-03-11", 2, 1, 1.0)]  # median of 2, 4, 9 hours
+    assert rows(utc) == [("2024-03-04", 4, 4, 3.0), ("2024-03-11", 2, 0, None), ("2024-03-18", 0, 0, None)]
+    assert rows(midweek) == [("2024-03-04", 3, 3, 4.0), ("2024-03-11", 1, 0, None)]  # from Wednesday
