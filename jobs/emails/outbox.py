@@ -144,10 +144,11 @@ def _claim_resend(conn: Connection, now: dt.datetime, settings: EmailSettings) -
     rows = conn.execute(_locked(conn, sa.select(o).where(in_batch).order_by(o.c.id))).all()
     if len(rows) != conn.execute(sa.select(sa.func.count()).where(in_batch)).scalar_one():
         return None  # another worker holds part of this batch
-    if rows[0].attempts >= settings.max_attempts:
+    attempts = max(row.attempts for row in rows)
+    if attempts >= settings.max_attempts:
         error = rows[0].last_error or "no answer recorded: the worker stopped while sending"
         _set(conn, [r.id for r in rows], now, status="failed", provider_message_id=None,
-             last_error=f"gave up after {rows[0].attempts} attempts: {error}")
+             last_error=f"gave up after {attempts} attempts: {error}")
         return Batch(key, [], {}, collections.Counter(failed=len(rows)))
     _set(conn, [r.id for r in rows], now, status="sending", attempts=o.c.attempts + 1,
          next_attempt_at=now + settings.lease)
@@ -200,7 +201,8 @@ def backoff(attempts: int, retry_after: float | None) -> dt.timedelta:
 def record(conn: Connection, batch: Batch, outcome: Outcome, render_errors: dict, now: dt.datetime,
            settings: EmailSettings) -> collections.Counter:
     """Write Resend's answer for ``batch`` (rows that could not be rendered fail with their error).
-    Only rows still ``sending`` under this batch's key are touched. Returns rows per new status."""
+    Only rows still ``sending`` under this batch's key are touched. Returns rows per new status
+    (``pending``: to be retried)."""
     mine = sa.and_(o.c.status == "sending", o.c.provider_message_id == batch.key)
     done = collections.Counter()
 
@@ -235,7 +237,6 @@ def record(conn: Connection, batch: Batch, outcome: Outcome, render_errors: dict
         update(ids, status="pending", last_error=outcome.message,
                next_attempt_at=now + backoff(attempts, outcome.retry_after),
                provider_message_id=None if outcome.rate_limited else batch.key)
-        done["retry"] += len(ids)
     return done
 
 

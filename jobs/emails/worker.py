@@ -37,7 +37,7 @@ def utc_now() -> dt.datetime:
 @dataclass
 class RunResult:
     enqueued: collections.Counter = field(default_factory=collections.Counter)
-    outcomes: collections.Counter = field(default_factory=collections.Counter)  # sent, failed, skipped, retry
+    outcomes: collections.Counter = field(default_factory=collections.Counter)  # sent, failed, skipped, pending
     requests: int = 0
     rate_limited: bool = False
 
@@ -45,7 +45,7 @@ class RunResult:
         new = sum(self.enqueued.values())
         line = (f"enqueued {new} ({self.enqueued['pending']} to send, {self.enqueued['skipped']} skipped); "
                 f"sent {self.outcomes['sent']}, failed {self.outcomes['failed']}, "
-                f"skipped {self.outcomes['skipped']}, to retry {self.outcomes['retry']} "
+                f"skipped {self.outcomes['skipped']}, to retry {self.outcomes['pending']} "
                 f"in {self.requests} request{'s' if self.requests != 1 else ''}")
         return line + ("; stopped early: Resend rate limit" if self.rate_limited else "")
 
