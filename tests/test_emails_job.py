@@ -306,7 +306,8 @@ def test_a_worker_killed_mid_batch_is_finished_by_the_next_run_without_duplicate
     _due_bookings(pg_engine, 20, now=dt.datetime.now(dt.timezone.utc))  # the worker runs on the real clock
     env = {**os.environ, "DATABASE_URL": pg_engine.url.render_as_string(hide_password=False),
            "RESEND_API_KEY": resend_api.api_key, "RESEND_API_URL": resend_api.url,
-           "PITWALL_EMAIL_BATCH_SIZE": "5", "PITWALL_EMAIL_LEASE_SECONDS": "60"}
+           "PITWALL_EMAIL_BATCH_SIZE": "5", "PITWALL_EMAIL_LEASE_SECONDS": "60",
+           "PITWALL_SECRETS": str(ROOT / "absent-secrets.toml")}
     held = resend_api.hold_next()  # the first batch is delivered, its answer never arrives
     worker = subprocess.Popen([sys.executable, "-m", "jobs", "emails", "--once"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -350,7 +351,8 @@ def test_the_cli_explains_a_locked_embedded_database(tmp_path, _duckdb_template)
     shutil.copy(_duckdb_template, path)
     holder = duckdb.connect(str(path))  # the app, holding the one writer lock
     try:
-        env = {**os.environ, "PITWALL_DUCKDB_PATH": str(path), "RESEND_API_KEY": "re_x"}
+        env = {**os.environ, "PITWALL_DUCKDB_PATH": str(path), "RESEND_API_KEY": "re_x",
+               "PITWALL_SECRETS": str(tmp_path / "absent.toml")}
         env.pop("DATABASE_URL", None)
         done = subprocess.run([sys.executable, "-m", "jobs", "emails", "--once"], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=60)
