@@ -123,8 +123,13 @@ def profile_view() -> None:
     options = ui.run_query(mechanic_queries.mechanic_options)
     names = {str(mid): name + ("" if active else " (inactive)")
              for mid, name, active in zip(options.user_id, options.display_name, options.is_active)}
+    # Kept in the URL as the mechanic's id (names need not be unique), so a profile can be shared.
+    if "mechanic" not in st.session_state and st.query_params.get("mechanic") in names:
+        st.session_state["mechanic"] = st.query_params["mechanic"]
     chosen = st.selectbox("Mechanic", list(names), index=None, format_func=names.get, key="mechanic",
-                          placeholder="Choose a mechanic", bind="query-params")
+                          placeholder="Choose a mechanic")
+    if chosen is not None and st.query_params.get("mechanic") != chosen:
+        st.query_params["mechanic"] = chosen
     if chosen is None:
         ui.empty_state("Choose a mechanic.", "Pick one above, or click a row of the leaderboard.")
         return
