@@ -9,7 +9,7 @@ import pytest
 
 from dashboard import schema as s
 from dashboard.period import Period
-from dashboard.reviews import refresh_aggregates
+from dashboard.reviews import bayesian_rating, refresh_aggregates
 from queries import mechanics as mq
 from queries import reviews as rq
 from reputation_data import NOW, add_mechanic, add_review, add_session, add_user
@@ -61,6 +61,8 @@ def test_leaderboard_ranks_by_bayesian_rating(engine, board):
     assert list(frame["total_reviews"]) == [1, 2, 0, 4]
     assert list(frame["global_mean"]) == pytest.approx([4.4] * 4)
     assert list(frame["specialties"]) == [["engine"], ["brakes", "electrical"], [], ["brakes"]]
+    assert list(frame["bayesian_rating"]) == pytest.approx(  # the SQL agrees with the documented formula
+        [bayesian_rating(r.avg_rating, r.total_reviews, 4.4) for r in frame.itertuples()])
 
 
 def test_leaderboard_filters_by_specialty_and_limits(engine, board):
