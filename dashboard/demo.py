@@ -28,6 +28,7 @@ import io
 import sys
 import time
 import zoneinfo
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -379,7 +380,7 @@ class Mechanics:
         m = plan.mechanics
         self.n = m
         self.ids = _uuids(rng, m)
-        first, self.first_names = _pick(rng, FIRST_NAMES, m)
+        _, self.first_names = _pick(rng, FIRST_NAMES, m)
         _, last = _pick(rng, LAST_NAMES, m)
         self.names = _join(self.first_names, " ", last)
         self.emails = pc.utf8_lower(_join(self.first_names, ".", pc.replace_substring(last, "'", ""),
@@ -404,7 +405,7 @@ class Mechanics:
         self._days_off(rng, plan)
         self._timeline()
         self._pick_table(plan)
-        self._details(rng, first)
+        self._details(rng)
         self.rating_sum = np.zeros(m, np.int64)
         self.rating_count = np.zeros(m, np.int64)
 
@@ -476,7 +477,7 @@ class Mechanics:
         pos = np.where(flat, np.arange(flat.shape[1], dtype=np.int32), never)
         self.next_free = np.minimum.accumulate(pos[:, ::-1], axis=1)[:, ::-1]
 
-    def _details(self, rng, first_idx):
+    def _details(self, rng):
         m = self.n
         self.years = np.clip(np.round(rng.gamma(2.2, 6, m)), 1, 45).astype(np.int64)
         self.sla = rng.choice([5, 10, 15, 20, 30], m, p=[.3, .3, .2, .1, .1])
@@ -719,7 +720,7 @@ def _sessions(rng, plan: Plan, mech: Mechanics, c: dict, req: dict, take, video_
     summary = np.where(summary < plan.now, summary, NAT)
     price = np.round(np.where(video, BASE_PRICE_CENTS["video"], BASE_PRICE_CENTS["chat"]) * mult / 50) * 50
     return {
-        "req": r, "cust": req["cust"][r], "mech": np.where(status == "pending", -1, m), "booked_with": m,
+        "req": r, "cust": req["cust"][r], "mech": np.where(status == "pending", -1, m),
         "video": video, "status": status, "created": created, "scheduled": scheduled,
         "accepted": np.where(was_accepted, accepted, NAT),
         "started": np.where(went_ahead, started, NAT), "ended": np.where(done, ended, NAT),
@@ -1075,7 +1076,7 @@ def _interactions_table(rng, plan: Plan, c: dict, req: dict, ses: dict, up: dict
         keep = at < plan.now
         parts.append(pa.table({
             "customer_id": c["ids"].take(pa.array(cust[keep])),
-            "interaction_type": pa.array(np.full(keep.sum(), kind).tolist(), pa.string()),
+            "interaction_type": pa.repeat(pa.scalar(kind), keep.sum()),
             "session_id": _take_or_null(ses["ids"], session[keep]),
             "metadata": metadata.filter(pa.array(keep)),
             "created_at": _ts(at[keep]),
@@ -1095,11 +1096,14 @@ def _interactions_table(rng, plan: Plan, c: dict, req: dict, ses: dict, up: dict
     first_view = ses["summary"][summarised] + _minutes(rng.lognormal(np.log(90), 1, len(summarised)))
     row, at = _repeat_events(rng, first_view[viewer], rng.poisson(9, viewer.sum()), 4)
     viewed = summarised[viewer][row]
-    add("summary_viewed", ses["cust"][viewed], viewed, pa.array(np.full(len(row), "{}").tolist()), at)
+    add("summary_viewed", ses["cust"][viewed], viewed, pa.repeat(pa.scalar("{}"), len(row)), at)
 
-    rec_meta = _json_object(recommendation_id=up["ids"], recommendation_type=_take(s.RECOMMENDATION_TYPES, up["kind"]))
+    kind = _take(s.RECOMMENDATION_TYPES, up["kind"])
     row, at = _repeat_events(rng, up["shown"], rng.poisson(7, len(up["row"])), 5)
-    add("upsell_shown", ses["cust"][up["row"][row]], up["row"][row], rec_meta.take(pa.array(row)), at)
+    # Impressions are many: they carry the type only; clicks and purchases name the recommendation.
+    add("upsell_shown", ses["cust"][up["row"][row]], up["row"][row],
+        _json_object(recommendation_type=kind).take(pa.array(row)), at)
+    rec_meta = _json_object(recommendation_id=up["ids"], recommendation_type=kind)
     clicked = np.nonzero(~np.isnat(up["clicked"]))[0]
     row, at = _repeat_events(rng, up["clicked"][clicked], (rng.random(len(clicked)) < 0.2).astype(int), 2)
     row = clicked[row]
@@ -1159,7 +1163,7 @@ def _emails_table(rng, plan: Plan, c: dict, ses: dict, mech: Mechanics) -> pa.Ta
     })
 
 
-def _customer_tables(c: dict, plan: Plan) -> dict[sa.Table, pa.Table]:
+def _customer_tables(c: dict) -> dict[sa.Table, pa.Table]:
     signup = _ts(c["signup"])
     return {
         s.users: pa.table({"id": c["ids"], "email": c["emails"], "created_at": signup}),
@@ -1189,7 +1193,7 @@ def _chunk(plan: Plan, mech: Mechanics, number: int, first: int, n: int) -> dict
     req["ids"], ses["ids"] = _uuids(rng, len(req["cust"])), _uuids(rng, len(ses["cust"]))
     up = _upsells(rng, plan, c, ses)
     return {
-        **_customer_tables(c, plan),
+        **_customer_tables(c),
         s.requests: _requests_table(rng, plan, c, req, ses),
         s.sessions: _sessions_table(rng, c, req, ses, mech),
         s.session_files: _files_table(rng, c, ses, mech),
@@ -1255,14 +1259,14 @@ class _DuckDBSink:
             self._raw.unregister("demo_rows")
 
 
-def _has_rows(conn: Connection, tables) -> bool:
+def _existing(conn: Connection, tables) -> list[sa.Table]:
     inspector = sa.inspect(conn)
-    for table in tables:
-        schema = None if is_duckdb(conn) else table.schema
-        if inspector.has_table(table.name, schema=schema) and conn.execute(
-                sa.select(sa.literal(1)).select_from(table).limit(1)).first():
-            return True
-    return False
+    return [t for t in tables if inspector.has_table(t.name, schema=None if is_duckdb(conn) else t.schema)]
+
+
+def _has_rows(conn: Connection, tables) -> bool:
+    return any(conn.execute(sa.select(sa.literal(1)).select_from(t).limit(1)).first()
+               for t in _existing(conn, tables))
 
 
 def has_data(engine: Engine) -> bool:
@@ -1284,6 +1288,7 @@ def _with_dependents(tables) -> list[sa.Table]:
 
 
 def _clear(conn: Connection, tables) -> None:
+    tables = _existing(conn, tables)  # a table of a later migration may not be there yet
     if is_duckdb(conn):
         for table in tables:
             conn.execute(sa.text(f"DELETE FROM {_table_sql(conn, table)}"))
@@ -1353,6 +1358,18 @@ class _Progress:
             bar.close()
 
 
+def _chunks_ahead(plan: Plan, mech: Mechanics):
+    """(customers, tables) per chunk; the next chunk is generated in a thread while this one loads."""
+    chunks = plan.chunks()
+    with ThreadPoolExecutor(max_workers=1) as pool:  # one worker: chunks are made in order
+        upcoming = pool.submit(_chunk, plan, mech, 0, *chunks[0])
+        for number, (_, n) in enumerate(chunks):
+            current = upcoming
+            if number + 1 < len(chunks):
+                upcoming = pool.submit(_chunk, plan, mech, number + 1, *chunks[number + 1])
+            yield n, current.result()
+
+
 def generate(engine: Engine, scale: float, seed: int = 7, anchor: dt.date | None = None,
              progress: bool = True, *, replace: bool = False) -> dict[str, int]:
     """Migrate, then load the demo data in one transaction; returns rows per table.
@@ -1380,8 +1397,8 @@ def generate(engine: Engine, scale: float, seed: int = 7, anchor: dt.date | None
                 mech = Mechanics(plan)
                 for table, data in mech.tables(plan).items():
                     write(table, data)
-                for number, (first, n) in enumerate(plan.chunks()):
-                    for table, data in _chunk(plan, mech, number, first, n).items():
+                for n, tables in _chunks_ahead(plan, mech):
+                    for table, data in tables.items():
                         write(table, data)
                     bars.customers.update(n)
                 write(s.mechanics, mech.mechanics_table())
