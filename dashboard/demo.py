@@ -27,6 +27,7 @@ import datetime as dt
 import io
 import sys
 import time
+import uuid
 import zoneinfo
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -1328,7 +1329,11 @@ def _without_keys(conn: Connection, tables):
 
 
 def _add_settings(conn: Connection) -> None:
-    """The demo's staff and base prices, keeping any the database already has."""
+    """The demo's staff, base prices and upsell catalogue, keeping what the database already has.
+
+    The catalogue's first service of each type is the active one; the others are the older
+    offers that past recommendations show.
+    """
     conn.execute(sa.text(
         f"INSERT INTO {_table_sql(conn, s.staff_roles)} (email, role, display_name) "
         "VALUES (:email, :role, :name) ON CONFLICT (email) DO NOTHING"),
@@ -1337,6 +1342,13 @@ def _add_settings(conn: Connection) -> None:
         f"INSERT INTO {_table_sql(conn, s.session_base_prices)} (session_type, price_cents) "
         "VALUES (:type, :cents) ON CONFLICT (session_type) DO NOTHING"),
         [{"type": t, "cents": c} for t, c in BASE_PRICE_CENTS.items()])
+    conn.execute(sa.text(
+        f"INSERT INTO {_table_sql(conn, s.upsell_services)} "
+        "(id, recommendation_type, title, description, price_cents, is_active) "
+        "VALUES (:id, :type, :title, :description, :cents, :active) ON CONFLICT DO NOTHING"),
+        [{"id": uuid.uuid5(uuid.NAMESPACE_URL, f"pitwall-demo:{title}"), "type": kind, "title": title,
+          "description": description, "cents": cents, "active": i == 0}
+         for kind, offers in UPSELLS.items() for i, (title, description, cents) in enumerate(offers)])
 
 
 class _Progress:

@@ -199,7 +199,7 @@ def test_journeys_are_consistent(engine):
     assert _scalar(engine, "SELECT count(*) FROM requests WHERE is_follow_up") > 0
 
 
-def test_emails_match_customers_and_milestones(engine):
+def test_emails_staff_and_settings(engine):
     _load(engine)
     assert not _violations(engine, {
         "skipped for a customer who did not opt out": """
@@ -219,6 +219,9 @@ def test_emails_match_customers_and_milestones(engine):
     assert _scalar(engine, "SELECT count(*) FROM email_outbox WHERE status = 'skipped'") > 0
     assert _scalar(engine, "SELECT count(*) FROM audit_log") == 0
     assert _scalar(engine, "SELECT role FROM staff_roles WHERE email = 'admin@pitwall.demo'") == "admin"
+    assert _scalar(engine, "SELECT count(*) FROM session_base_prices") == len(s.SESSION_TYPES)
+    assert _scalar(engine, "SELECT count(DISTINCT recommendation_type) FROM upsell_services WHERE is_active") \
+        == _scalar(engine, "SELECT count(*) FROM upsell_services WHERE is_active") == len(s.RECOMMENDATION_TYPES)
 
 
 def test_flagged_reviews_contain_what_is_flagged(engine):
