@@ -124,12 +124,23 @@ def queue(
     assigned to ``mechanic_id``; most overdue first (``order="due"``: earliest due time)
     or oldest first; at most ``limit``. ``QUEUE_COLUMNS``: the follow-up, its customer,
     assignee, parent session with its summary, SLA columns, and ``matching`` (how many
-    match the filters in all)."""
+    match the filters in all).
+
+    The page's rows are chosen first and only they are joined to their details."""
     _checked([order], ORDERS, "order")
+    sla = _sla_columns(rules, now)
+    key = sla["due_at"] if order == "due" else r.c.created_at
+    chosen = (
+        sa.select(r.c.id, key.label("sort_key"), sa.func.count().over().label("matching"))
+        .select_from(r.outerjoin(profiles, profiles.c.id == r.c.customer_id) if plans else r)
+        .where(*_filters(states, types, plans, mechanic_id))
+        .order_by(key, r.c.created_at, r.c.id)
+        .limit(limit)
+        .subquery("chosen")
+    )
     assigned = mechanics.alias("assigned")
     parent = sessions.alias("parent")
     parent_mechanic = mechanics.alias("parent_mechanic")
-    sla = _sla_columns(rules, now)
     query = (
         sa.select(
             r.c.id, r.c.created_at, r.c.follow_up_type, STATE.label("state"), r.c.description,
@@ -142,18 +153,17 @@ def queue(
             parent_mechanic.c.display_name.label("parent_mechanic_name"),
             parent_mechanic.c.is_active.label("parent_mechanic_active"),
             parent.c.findings, parent.c.steps_taken, parent.c.parts_needed, parent.c.next_steps,
-            parent.c.summary_submitted_at, *sla.values(), sa.func.count().over().label("matching"),
+            parent.c.summary_submitted_at, *sla.values(), chosen.c.matching,
         )
         .select_from(
-            r.outerjoin(profiles, profiles.c.id == r.c.customer_id)
+            chosen.join(r, r.c.id == chosen.c.id)
+            .outerjoin(profiles, profiles.c.id == r.c.customer_id)
             .outerjoin(users, users.c.id == r.c.customer_id)
             .outerjoin(assigned, assigned.c.user_id == r.c.assigned_mechanic_id)
             .outerjoin(parent, parent.c.id == r.c.parent_session_id)
             .outerjoin(parent_mechanic, parent_mechanic.c.user_id == parent.c.mechanic_id)
         )
-        .where(*_filters(states, types, plans, mechanic_id))
-        .order_by(sla["due_at"] if order == "due" else r.c.created_at, r.c.created_at, r.c.id)
-        .limit(limit)
+        .order_by(chosen.c.sort_key, r.c.created_at, r.c.id)
     )
     frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=list(QUEUE_COLUMNS))
     for column in TEXT_COLUMNS:
