@@ -210,8 +210,9 @@ def _window(value: dt.timedelta) -> sa.BindParameter:
 def journeys_from_entries(entries: sa.FromClause, steps: Sequence[str], *, window: dt.timedelta | None = None,
                           events_from: dt.datetime | None = None, events_until: dt.datetime | None = None,
                           attributes: bool = False) -> sa.Select:
-    """Per row of ``entries`` (customer_id, entry_at, any other columns): the earliest time of
-    each later step in order (``step2_at`` ...), NULL where not reached.
+    """Per row of ``entries`` (a CTE of customer_id, entry_at, any other columns): the earliest
+    time of each later step in order (``step2_at`` ...), NULL where not reached. Each step is a
+    CTE over the entries that reached the step before, so the database computes it once.
 
     ``window`` limits each step to ``entry + window``; ``events_from``/``events_until`` only
     prune the events read (callers pass bounds no qualifying event lies outside of).
@@ -237,7 +238,7 @@ def journeys_from_entries(entries: sa.FromClause, steps: Sequence[str], *, windo
             sa.select(previous.c.customer_id, previous.c.entry_at, sa.func.min(i.c.created_at).label("at"))
             .select_from(previous.join(i, events_after(previous, at, kind)))
             .group_by(previous.c.customer_id, previous.c.entry_at)
-            .subquery(f"reach{k}")
+            .cte(f"reach{k}")
         )
         reached.append(step)
         previous, at = step, step.c.at
@@ -263,7 +264,7 @@ def _first_ranked(entries: sa.FromClause, source: sa.FromClause, on: sa.ColumnEl
         .select_from(entries.join(source, on))
         .subquery(f"{name}_ranked")
     )
-    return sa.select(*[c for c in ranked.c if c.name != "rank"]).where(ranked.c.rank == 1).subquery(name)
+    return sa.select(*[c for c in ranked.c if c.name != "rank"]).where(ranked.c.rank == 1).cte(name)
 
 
 def _vehicle_at_entry(entries: sa.FromClause) -> sa.Subquery:
@@ -290,7 +291,7 @@ def journeys_from_events(spec: FunnelSpec, *, attributes: bool = False) -> sa.Su
         sa.select(i.c.customer_id, sa.func.min(i.c.created_at).label("entry_at"))
         .where(i.c.interaction_type == spec.steps[0], i.c.created_at >= start, i.c.created_at < end)
         .group_by(i.c.customer_id)
-        .subquery("entries")
+        .cte("entries")
     )
     return journeys_from_entries(entries, spec.steps, window=spec.window, events_from=start,
                                  events_until=end + spec.window, attributes=attributes).subquery("journeys")

@@ -597,6 +597,8 @@ upsell_services = sa.Table(
     sa.CheckConstraint("length(title) BETWEEN 3 AND 80", name="title_length"),
     info={"step": "16"},
 )
+_index("ux_upsell_services_active_type", upsell_services.c.recommendation_type, unique=True,
+       postgresql_where=upsell_services.c.is_active)
 
 # One row per tracked funnel (its ordered steps, e.g. "intake>session>purchase") and how
 # far the roll-up job has read crm_interactions.recorded_at.

@@ -1,5 +1,8 @@
 """``python -m jobs emails --once`` or ``--loop [--interval 60]``; ``python -m jobs emails-bench``.
 
+``python -m jobs funnel [--rebuild]`` and ``python -m jobs upsells [--days N]`` keep the CRM's
+derived data fresh (``jobs/funnel.py``, ``jobs/upsells.py``); run them from cron.
+
 The same command serves cron (``--once``), systemd timers and containers (``--loop``).
 Exit status: 0 done, 2 configuration or database problem (one line on stderr).
 """
@@ -46,6 +49,21 @@ def _emails_bench(args) -> int:
     return bench(args)
 
 
+def _funnel(args) -> int:
+    from jobs.funnel import refresh
+
+    for result in refresh(_engine(args.database), rebuild=args.rebuild):
+        print(result.summary())
+    return 0
+
+
+def _upsells(args) -> int:
+    from jobs.upsells import run
+
+    print(run(_engine(args.database), days=args.days).summary())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs", description="Pitwall's background jobs.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -61,7 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--emails", type=int, default=10_000, help="due emails to create and send (default 10000)")
     bench.add_argument("--workers", type=int, default=1, help="job processes running at once (default 1)")
     bench.set_defaults(run=_emails_bench)
+    funnel = commands.add_parser("funnel", help="bring the CRM funnel roll-up up to date")
+    funnel.add_argument("--rebuild", action="store_true", help="recompute every customer, not only the changed")
+    funnel.add_argument("--database", help="database URL (default: the configured one)")
+    funnel.set_defaults(run=_funnel)
+    upsells = commands.add_parser("upsells", help="create upsell recommendations for recent summaries")
+    upsells.add_argument("--days", type=int, default=7, help="summaries of the last N days (default 7, at most 366)")
+    upsells.add_argument("--database", help="database URL (default: the configured one)")
+    upsells.set_defaults(run=_upsells)
     args = parser.parse_args(argv)
+    if args.command == "upsells" and not 1 <= args.days <= 366:
+        parser.error("--days must be from 1 to 366")
     if args.command == "emails" and args.interval <= 0:
         parser.error("--interval must be positive")
     try:

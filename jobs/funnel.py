@@ -26,6 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from dashboard import schema as s
+from dashboard.audit import record_audit
+from dashboard.auth import Actor, require_role
 from dashboard.crm import TRACKED_FUNNELS, journeys_from_entries, step_column, steps_key
 
 OVERLAP = dt.timedelta(minutes=10)
@@ -59,7 +61,7 @@ def progress_rows(funnel_id: int, steps: Sequence[str], customers: sa.Select | N
         events.c.customer_id, events.c.entry_at,
         sa.func.lag(events.c.entry_at).over(partition_by=events.c.customer_id, order_by=events.c.entry_at)
         .label("prev_entry_at"),
-    ).subquery("entries")
+    ).cte("entries")
     journeys = journeys_from_entries(entries, steps, attributes=True).subquery("journeys")
     return (sa.select(sa.literal(funnel_id, sa.Integer).label("funnel_id"),
                       *[journeys.c[name] for name in progress_columns(steps)[1:]])
@@ -102,10 +104,20 @@ def _refresh_one(conn: Connection, steps: Sequence[str], rebuild: bool) -> Refre
     return RefreshResult(steps_key(steps), rebuild, new_events, customers, rows)
 
 
-def refresh(engine: Engine, *, rebuild: bool = False,
-            funnels: Sequence[Sequence[str]] = TRACKED_FUNNELS) -> list[RefreshResult]:
-    """Bring the roll-up of every tracked funnel up to date, in one transaction."""
+def refresh(engine: Engine, *, rebuild: bool = False, funnels: Sequence[Sequence[str]] = TRACKED_FUNNELS,
+            actor: Actor | None = None) -> list[RefreshResult]:
+    """Bring the roll-up of every tracked funnel up to date, in one transaction.
+
+    The scheduled job runs without an ``actor``; a refresh asked for in the app passes the
+    staff member, who must be an admin, and is audited.
+    """
+    if actor is not None:
+        require_role(actor, "admin")
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_KEY)))
-        return [_refresh_one(conn, steps, rebuild) for steps in funnels]
+        results = [_refresh_one(conn, steps, rebuild) for steps in funnels]
+        if actor is not None:
+            record_audit(conn, actor, "funnel_rollup.refresh", "crm_funnel_rollups", "tracked funnels",
+                         after={r.funnel: r.rows for r in results})
+    return results

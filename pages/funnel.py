@@ -1,6 +1,230 @@
-"""CRM funnel (not built yet)."""
+"""CRM funnel: where customers fall out between intake, session and a follow-up sale.
+
+Admins pick the steps in order and the conversion window; the period and display timezone
+come from the sidebar. The rules (entry, order, window, ties, repeats, time zones) are in
+``dashboard.crm``; every number is computed in SQL by ``queries.funnel``.
+"""
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
 
 from dashboard import ui
+from dashboard.auth import PermissionDenied
+from dashboard.crm import (
+    DEFAULT_STEPS, DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS, STEP_LABELS, CrmInputError, FunnelSpec, serving_funnel,
+)
+from dashboard.schema import FUNNEL_MAX_STEPS, INTERACTION_TYPES
+from jobs.funnel import refresh
+from queries import funnel as q
 
-ui.page_header("CRM funnel", "Will show where customers drop off between intake, session, summary viewed and a follow-up purchase, by channel and week.")
-ui.not_built_yet()
+PREVIEW_ROWS = 200
+CSV_LIMIT = 100_000
+GRAIN_LABELS = {"day": "Day", "week": "Week", "month": "Month"}
+
+
+def duration(seconds) -> str:
+    """A duration for people: 45 s, 12 min, 3.5 h, 2.3 days; a dash when missing."""
+    if pd.isna(seconds):
+        return "—"
+    for limit, unit, size in ((90, "s", 1), (5400, "min", 60), (129600, "h", 3600)):
+        if seconds < limit:
+            return f"{seconds / size:.0f} {unit}" if unit != "h" else f"{seconds / size:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def in_tz(frame: pd.DataFrame, columns, tz: str) -> pd.DataFrame:
+    return frame.assign(**{c: frame[c].dt.tz_convert(tz) for c in columns})
+
+
+def rebuild_rollup() -> None:
+    """Button callback: refresh the roll-up on the server (admins only, audited)."""
+    try:
+        results = refresh(ui.write_engine(), actor=ui.actor())
+    except PermissionDenied as exc:
+        st.session_state["funnel_notice"] = str(exc)
+        return
+    ui.clear_query_cache()
+    st.toast(f"Roll-up refreshed from {sum(r.new_events for r in results):,} interactions.",
+             icon=":material/check_circle:")
+
+
+def source_caption(spec: FunnelSpec) -> None:
+    status = ui.run_query(q.rollup_status, steps=spec.steps)
+    tracked = serving_funnel(spec.steps) is not None
+    with st.container(horizontal=True, vertical_alignment="center"):
+        if not status.empty:
+            row = status.iloc[0]
+            pending = int(row.pending_events)
+            st.caption(f"From the roll-up refreshed {pd.Timestamp(row.refreshed_at).tz_convert(spec.period.tz):%d %b %Y %H:%M}"
+                       f" ({spec.period.tz})" + (f"; {pending:,} newer interactions are not in it yet." if pending else "."))
+        elif tracked:
+            st.caption("Computed from raw interactions: the roll-up for these steps is not built yet.")
+        else:
+            st.caption("Computed from raw interactions (no roll-up keeps these steps; it can take a few seconds).")
+        if tracked:
+            st.button("Refresh the roll-up", icon=":material/refresh:", on_click=rebuild_rollup, type="tertiary",
+                      help="Reads the interactions recorded since the last refresh (the job `python -m jobs funnel` "
+                           "does the same on a schedule).")
+
+
+def funnel_chart(frame: pd.DataFrame) -> None:
+    fig = go.Figure(go.Funnel(y=frame.label, x=frame.customers, textinfo="value+percent initial+percent previous",
+                              hovertemplate="%{y}: %{x:,} customers<extra></extra>"))
+    ui.chart(fig, title="Customers reaching each step", x_title="Customers (count)", y_title="Step")
+
+
+def steps_table(frame: pd.DataFrame) -> None:
+    st.dataframe(
+        frame.assign(median=frame.median_seconds.map(duration)),
+        column_order=["step", "label", "customers", "from_first", "from_previous", "median"],
+        column_config={
+            "step": st.column_config.NumberColumn("Step", format="%d"),
+            "label": "Step name",
+            "customers": st.column_config.NumberColumn("Customers", format="localized"),
+            "from_first": st.column_config.NumberColumn("From step 1", format="percent"),
+            "from_previous": st.column_config.NumberColumn("From previous step", format="percent"),
+            "median": st.column_config.TextColumn("Median time from previous step"),
+        },
+        hide_index=True,
+    )
+
+
+def breakdown_tab(spec: FunnelSpec) -> None:
+    left, right = st.columns([2, 3])
+    dimension = left.selectbox("Break down by", list(q.BREAKDOWNS), format_func=q.BREAKDOWNS.get,
+                               key="funnel_breakdown")
+    top_n = right.slider("Largest groups shown (the rest are summed as “(other)”)", 1, q.MAX_TOP_N, 8,
+                         key="funnel_top_n")
+    frame = ui.run_query(q.breakdown, spec=spec, dimension=dimension, top_n=top_n)
+    fig = px.bar(frame, x="conversion", y="group", orientation="h", custom_data=[spec.steps[0], spec.steps[-1]])
+    fig.update_traces(hovertemplate="%{y}: %{x:.1%} (%{customdata[1]:,} of %{customdata[0]:,})<extra></extra>")
+    fig.update_layout(yaxis={"autorange": "reversed"}, xaxis={"tickformat": ".0%"})
+    ui.chart(fig, title=f"Conversion from {STEP_LABELS[spec.steps[0]].lower()} to "
+                        f"{STEP_LABELS[spec.steps[-1]].lower()} by {q.BREAKDOWNS[dimension].lower()}",
+             x_title="Conversion (share of entered customers)", y_title=q.BREAKDOWNS[dimension])
+    st.dataframe(frame, hide_index=True, column_config={
+        "group": q.BREAKDOWNS[dimension],
+        **{step: st.column_config.NumberColumn(STEP_LABELS[step], format="localized") for step in spec.steps},
+        "conversion": st.column_config.NumberColumn("Conversion", format="percent"),
+    })
+    st.caption("Plan and channel are the customer's now; vehicle make from their latest request at entry; "
+               "specialty of the mechanic of their first completed session inside the window.")
+
+
+def time_tab(spec: FunnelSpec) -> None:
+    numbers = list(range(1, len(spec.steps) + 1))
+    left, right = st.columns(2)
+    name = {k: f"{k}. {STEP_LABELS[spec.steps[k - 1]]}" for k in numbers}
+    low = left.selectbox("From step", numbers[:-1], format_func=name.get, key="funnel_from_step")
+    high = right.selectbox("To step", [k for k in numbers if k > low], index=None, format_func=name.get,
+                           key="funnel_to_step", placeholder=name[numbers[-1]]) or numbers[-1]
+    frame = ui.run_query(q.time_to_convert, spec=spec, from_step=low, to_step=high)
+    if frame.customers.sum() == 0:
+        ui.empty_state(f"Nobody reached “{STEP_LABELS[spec.steps[high - 1]]}” in this period.",
+                       "Widen the period or the conversion window.")
+        return
+    fig = px.bar(frame, x="bin", y="customers")
+    fig.update_traces(hovertemplate="%{x}: %{y:,} customers<extra></extra>")
+    ui.chart(fig, title=f"Time from “{STEP_LABELS[spec.steps[low - 1]]}” to “{STEP_LABELS[spec.steps[high - 1]]}”",
+             x_title="Time between the steps", y_title="Customers (count)")
+
+
+def trend_tab(spec: FunnelSpec) -> None:
+    grain = st.segmented_control("Entries by", list(GRAIN_LABELS), format_func=GRAIN_LABELS.get, default="week",
+                                 required=True, key="funnel_grain")
+    frame = ui.run_query(q.trend, spec=spec, grain=grain)
+    frame = frame.assign(state=frame.complete.map({True: "final", False: "window still open"}))
+    fig = px.line(frame, x="bucket", y="conversion", markers=True, symbol="state",
+                  symbol_map={"final": "circle", "window still open": "circle-open"},
+                  custom_data=["entered", "converted", "state"])
+    fig.update_traces(hovertemplate="%{x|%d %b %Y}: %{y:.1%} (%{customdata[1]:,} of %{customdata[0]:,}; "
+                                    "%{customdata[2]})<extra></extra>")
+    fig.update_layout(yaxis={"tickformat": ".0%"})
+    ui.chart(fig, title=f"Conversion to “{STEP_LABELS[spec.steps[-1]]}” by {grain} of entry",
+             x_title=f"{GRAIN_LABELS[grain]} of entry ({spec.period.tz})", y_title="Conversion (share of entered)")
+    if not frame.complete.all():
+        st.caption("Open markers: some customers who entered then can still convert inside the window.")
+
+
+def drop_off_tab(spec: FunnelSpec, steps: pd.DataFrame) -> None:
+    numbers = list(range(1, len(spec.steps)))
+    label = {k: f"Reached “{STEP_LABELS[spec.steps[k - 1]]}”, not “{STEP_LABELS[spec.steps[k]]}”"
+             for k in numbers}
+    step = st.selectbox("Customers who", numbers, format_func=label.get, key="funnel_drop_step")
+    count = int(steps.customers.iloc[step - 1] - steps.customers.iloc[step])
+    if count == 0:
+        ui.empty_state("Nobody dropped off at this step.", "Choose another step, or widen the period.")
+        return
+    preview = in_tz(ui.run_query(q.drop_off, spec=spec, step=step, limit=PREVIEW_ROWS),
+                    ["entered_at", "reached_at"], spec.period.tz)
+    st.caption(f"{count:,} customers; the latest {min(count, PREVIEW_ROWS):,} shown. Times in {spec.period.tz}.")
+    st.dataframe(preview, hide_index=True, column_config={
+        "customer_id": None, "email": "Email", "full_name": "Name", "plan": "Plan",
+        "acquisition_channel": "Channel",
+        "entered_at": st.column_config.DatetimeColumn("Entered", format="D MMM YYYY, HH:mm"),
+        "reached_at": st.column_config.DatetimeColumn("Reached the step", format="D MMM YYYY, HH:mm"),
+    })
+
+    def csv() -> bytes:
+        frame = ui.run_query(q.drop_off, spec=spec, step=step, limit=CSV_LIMIT)
+        return q.as_csv(in_tz(frame, ["entered_at", "reached_at"], spec.period.tz))
+
+    st.download_button(f"Download {min(count, CSV_LIMIT):,} as CSV", csv, on_click="ignore", mime="text/csv",
+                       file_name=f"drop-off-step-{step}-{spec.period.start}-{spec.period.end}.csv",
+                       icon=":material/download:")
+    if count > CSV_LIMIT:
+        st.caption(f"The file holds the latest {CSV_LIMIT:,}; narrow the period for the rest.")
+
+
+ui.page_header("CRM funnel", "Where customers fall out between intake, session and a follow-up sale: "
+                             "each customer counted once, from their first step in the period.")
+notice = st.session_state.pop("funnel_notice", None)
+if notice:
+    st.error(ui.escape_markdown(notice), icon=":material/error:")
+
+steps_column, window_column = st.columns([4, 1], vertical_alignment="bottom")
+chosen = steps_column.multiselect("Steps, in the order you pick them", INTERACTION_TYPES, default=DEFAULT_STEPS,
+                                  format_func=STEP_LABELS.get, max_selections=FUNNEL_MAX_STEPS, key="funnel_steps")
+window = window_column.number_input("Conversion window (days)", 1, MAX_WINDOW_DAYS, DEFAULT_WINDOW_DAYS,
+                                    key="funnel_window",
+                                    help="Every later step must happen at most this long after the customer entered.")
+try:
+    spec = FunnelSpec(tuple(chosen), ui.period(), int(window))
+except CrmInputError as exc:
+    st.warning(f"**Choose the funnel.** {ui.escape_markdown(exc)}", icon=":material/filter_alt:")
+    st.stop()
+
+source_caption(spec)
+steps = ui.run_query(q.funnel, spec=spec)
+entered = int(steps.customers.iloc[0])
+if entered == 0:
+    ui.empty_state(f"No customer started the funnel with “{STEP_LABELS[spec.steps[0]]}” in this period.",
+                   "Choose earlier dates or a longer period in the sidebar, or another first step.")
+    st.stop()
+
+last = steps.iloc[-1]
+worst = steps.iloc[1:].sort_values("from_previous").iloc[0]
+ui.kpi_row([
+    ui.Kpi("Entered", ui.fmt_count(entered), help=f"Customers whose first “{STEP_LABELS[spec.steps[0]]}” in the "
+                                                   "period starts their funnel."),
+    ui.Kpi("Converted", ui.fmt_count(last.customers), help=f"Reached “{last.label}” within the window."),
+    ui.Kpi("Conversion", ui.fmt_percent(last.from_first), help="Converted / entered."),
+    ui.Kpi("Biggest drop", f"{ui.fmt_percent(1 - worst.from_previous)} lost",
+           help=f"At “{worst.label}”: {ui.fmt_percent(worst.from_previous)} of the step before continued."),
+])
+st.caption(f"{spec.period.start:%d %b %Y} – {spec.period.end:%d %b %Y} ({spec.period.tz}), "
+           f"window {spec.window_days} days.")
+funnel_chart(steps)
+steps_table(steps)
+
+breakdown, timing, trend, drop = st.tabs(["Breakdown", "Time to convert", "Trend", "Drop-off list"])
+with breakdown:
+    breakdown_tab(spec)
+with timing:
+    time_tab(spec)
+with trend:
+    trend_tab(spec)
+with drop:
+    drop_off_tab(spec, steps)

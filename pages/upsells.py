@@ -1,6 +1,161 @@
-"""Upsells (not built yet)."""
+"""Upsells: what the follow-up offers shown after a session earn, and the catalogue they come from.
+
+Numbers follow the recommendations shown in the period to what became of them (see
+``queries.upsells``). The catalogue is edited here by admins; ``dashboard.upsells`` checks
+the role again, validates and audits every change.
+"""
+
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
 
 from dashboard import ui
+from dashboard.auth import PermissionDenied
+from dashboard.schema import RECOMMENDATION_TYPES
+from dashboard.scheduling import ValidationError
+from dashboard.upsells import TYPE_LABELS, save_service
+from queries import upsells as q
 
-ui.page_header("Upsells", "Will show which follow-up offers are shown, clicked and bought after a session, and the revenue they bring.")
-ui.not_built_yet()
+NEW = "new"
+RATES = {
+    "shown": st.column_config.NumberColumn("Shown", format="localized"),
+    "clicked": st.column_config.NumberColumn("Clicked", format="localized"),
+    "purchased": st.column_config.NumberColumn("Bought", format="localized"),
+    "ctr": st.column_config.NumberColumn("Click rate", format="percent"),
+    "conversion": st.column_config.NumberColumn("Conversion", format="percent", help="Bought / shown."),
+    "click_to_purchase": st.column_config.NumberColumn("Bought after click", format="percent"),
+}
+
+
+def money_columns(frame):
+    return frame.assign(revenue=frame.revenue_cents / 100, per_shown=frame.revenue_per_shown / 100)
+
+
+MONEY = {
+    "revenue": st.column_config.NumberColumn("Revenue", format="dollar"),
+    "per_shown": st.column_config.NumberColumn("Revenue per shown", format="$%.2f"),
+    "revenue_cents": None, "revenue_per_shown": None,
+}
+
+
+def kpis(period) -> None:
+    summary = ui.run_query(q.summary, period=period)
+    now, before = summary.loc["current"], summary.loc["previous"]
+    ui.kpi_row([
+        ui.Kpi("Shown", ui.fmt_count(now.shown), ui.change(now.shown, before.shown, ui.fmt_count),
+               help="Recommendations shown to customers in the period."),
+        ui.Kpi("Click rate", ui.fmt_percent(now.ctr), ui.change(now.ctr, before.ctr, ui.fmt_points),
+               help="Clicked / shown, clicks up to now."),
+        ui.Kpi("Conversion", ui.fmt_percent(now.conversion),
+               ui.change(now.conversion, before.conversion, ui.fmt_points), help="Bought / shown."),
+        ui.Kpi("Revenue", ui.fmt_money(now.revenue_cents),
+               ui.change(now.revenue_cents, before.revenue_cents, ui.fmt_money),
+               help="Price of the recommendations shown in the period and bought (up to now)."),
+        ui.Kpi("Revenue per shown", ui.fmt_money(now.revenue_per_shown),
+               ui.change(now.revenue_per_shown, before.revenue_per_shown, ui.fmt_money)),
+    ])
+    ui.comparison_caption(period)
+
+
+def performance(period) -> None:
+    by = st.segmented_control("Group by", list(q.GROUPS), format_func=q.GROUPS.get, default="recommendation_type",
+                              required=True, key="upsell_group")
+    frame = ui.run_query(q.performance, period=period, by=by)
+    totals = frame[["shown", "clicked", "purchased"]].sum()
+    fig = go.Figure(go.Funnel(y=["Shown", "Clicked", "Bought"], x=totals.tolist(),
+                              textinfo="value+percent initial",
+                              hovertemplate="%{y}: %{x:,}<extra></extra>"))
+    ui.chart(fig, title="Shown → clicked → bought", x_title="Recommendations (count)", y_title="Stage")
+    st.dataframe(money_columns(frame).assign(recommendation_type=frame.recommendation_type.map(TYPE_LABELS)),
+                 hide_index=True, column_config={
+                     "recommendation_type": "Type", "service_title": "Service", **RATES, **MONEY})
+
+
+def weekly(period) -> None:
+    frame = ui.run_query(q.trend, period=period, grain="week")
+    fig = px.bar(money_columns(frame), x="bucket", y="revenue", custom_data=["shown", "ctr", "conversion"])
+    fig.update_traces(hovertemplate="Week of %{x|%d %b %Y}: $%{y:,.2f}; %{customdata[0]:,} shown, "
+                                    "%{customdata[1]:.1%} clicked, %{customdata[2]:.1%} bought<extra></extra>")
+    ui.chart(fig, title="Revenue by week shown", x_title=f"Week starting Monday ({period.tz})",
+             y_title="Revenue (dollars)")
+
+
+def mechanics(period) -> None:
+    frame = ui.run_query(q.by_mechanic, period=period)
+    if frame.empty:
+        ui.empty_state("No recommendation in the period followed a session with a mechanic.",
+                       "Choose a longer period in the sidebar.")
+        return
+    st.caption("The mechanic who held the session each recommendation followed; most revenue first.")
+    st.dataframe(money_columns(frame), hide_index=True, column_config={
+        "mechanic_id": None, "display_name": "Mechanic", **RATES, **MONEY})
+
+
+def save(choice: str) -> None:
+    """Form callback: save on the server (admins only, validated, audited), then refresh the queries."""
+    field = {name: st.session_state[f"service_{name}_{choice}"]
+             for name in ("type", "title", "description", "price", "active")}
+    try:
+        save_service(ui.write_engine(), ui.actor(), None if choice == NEW else choice,
+                     recommendation_type=field["type"], title=field["title"], description=field["description"],
+                     price=field["price"], is_active=field["active"])
+    except (ValidationError, PermissionDenied) as exc:
+        st.session_state["upsell_notice"] = str(exc)
+        return
+    ui.clear_query_cache()
+    st.toast(f"Saved “{ui.escape_markdown(field['title'].strip())}”.", icon=":material/check_circle:")
+
+
+def catalogue() -> None:
+    frame = ui.run_query(q.catalogue)
+    st.caption("The engine offers each type's active service at its price; a recommendation keeps the price it "
+               "was shown at.")
+    st.dataframe(frame.assign(price=frame.price_cents / 100,
+                              recommendation_type=frame.recommendation_type.map(TYPE_LABELS)),
+                 hide_index=True, column_config={
+                     "service_id": None, "price_cents": None, "recommendation_type": "Type", "title": "Service",
+                     "description": st.column_config.TextColumn("Description", width="large"),
+                     "price": st.column_config.NumberColumn("Price", format="dollar"),
+                     "is_active": "Active", "updated_by": "Changed by",
+                     "updated_at": st.column_config.DatetimeColumn("Changed", format="D MMM YYYY"),
+                 })
+    if ui.actor().role != "admin":
+        return
+    titles = dict(zip(frame.service_id, frame.title))
+    choice = st.selectbox("Edit", [NEW, *titles], format_func=lambda key: "Add a service" if key == NEW
+                          else titles[key], key="service_choice")
+    row = None if choice == NEW else frame.set_index("service_id").loc[choice]
+    with st.form(f"service_{choice}", border=True):
+        st.selectbox("Type", RECOMMENDATION_TYPES, format_func=TYPE_LABELS.get, key=f"service_type_{choice}",
+                     index=0 if row is None else RECOMMENDATION_TYPES.index(row.recommendation_type))
+        st.text_input("Title", value="" if row is None else row.title, key=f"service_title_{choice}", max_chars=80)
+        st.text_area("Description", value="" if row is None else (row.description or ""),
+                     key=f"service_description_{choice}", max_chars=300)
+        st.number_input("Price (dollars)", min_value=0.0, max_value=1000.0, step=1.0, format="%.2f",
+                        value=None if row is None else row.price_cents / 100, key=f"service_price_{choice}")
+        st.toggle("Active (replaces the active service of its type)", value=True if row is None else bool(row.is_active),
+                  key=f"service_active_{choice}")
+        st.form_submit_button("Save", type="primary", icon=":material/save:", on_click=save, args=(choice,))
+
+
+ui.page_header("Upsells", "What the follow-up offers shown after a session earn: shown, clicked, bought, "
+                          "by type, service, week and mechanic.")
+notice = st.session_state.pop("upsell_notice", None)
+if notice:
+    st.error(ui.escape_markdown(notice), icon=":material/error:")
+
+period = ui.period()
+overview, by_week, by_mechanic, services = st.tabs(["Performance", "By week", "By mechanic", "Catalogue"])
+with overview:
+    kpis(period)
+    if ui.run_query(q.summary, period=period).loc["current", "shown"] == 0:
+        ui.empty_state("No recommendation was shown in this period.",
+                       "Choose earlier dates or a longer period in the sidebar.")
+    else:
+        performance(period)
+with by_week:
+    weekly(period)
+with by_mechanic:
+    mechanics(period)
+with services:
+    catalogue()

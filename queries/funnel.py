@@ -147,7 +147,8 @@ def time_to_convert(conn: Connection, *, spec: FunnelSpec, from_step: int, to_st
     })
 
 
-def _bucket_starts(period: Period, grain: str) -> list[dt.date]:
+def bucket_starts(period: Period, grain: str) -> list[dt.date]:
+    """The first day of every day, week (from Monday) or month that overlaps the period."""
     def floor(day: dt.date) -> dt.date:
         if grain == "week":
             return day - dt.timedelta(days=day.weekday())
@@ -181,7 +182,7 @@ def trend(conn: Connection, *, spec: FunnelSpec, grain: str = "week", source: st
                       reached(j, spec, len(spec.steps)).label("converted")).select_from(j).subquery("flags")
     query = sa.select(flags.c.bucket, sa.func.count(), sa.func.count().filter(flags.c.converted)).group_by(flags.c.bucket)
     counts = {bucket: (entered, converted) for bucket, entered, converted in conn.execute(query)}
-    starts = _bucket_starts(spec.period, grain)
+    starts = bucket_starts(spec.period, grain)
     entered = pd.Series([counts.get(day, (0, 0))[0] for day in starts], dtype="int64")
     converted = pd.Series([counts.get(day, (0, 0))[1] for day in starts], dtype="int64")
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -221,6 +222,18 @@ def drop_off(conn: Connection, *, spec: FunnelSpec, step: int, limit: int | None
     for column in ("entered_at", "reached_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def as_csv(frame: pd.DataFrame) -> bytes:
+    """``frame`` as UTF-8 CSV for a download. Text a spreadsheet would run as a formula
+    (starting with = + - @ or a tab) gets a leading apostrophe, so names stay names."""
+    text = frame.select_dtypes(include=["object", "string"]).columns
+    safe = frame.assign(**{column: frame[column].map(
+        lambda v: f"'{v}" if isinstance(v, str) and v.startswith(FORMULA_START) else v) for column in text})
+    return safe.to_csv(index=False).encode()
 
 
 def rollup_status(conn: Connection, *, steps: tuple[str, ...]) -> pd.DataFrame:

@@ -1,0 +1,204 @@
+"""Upsell rules and the upsell service catalogue.
+
+Rules
+-----
+After a mechanic delivers a summary (a completed session with ``summary_submitted_at``),
+each rule that fires suggests one recommendation type for the customer:
+
+- **follow_up**: the summary lists parts needed (not blank and not "none...") or next steps;
+- **maintenance_plan**: the customer had 3 or more completed sessions in the 6 months
+  (183 days) up to the summary, or the session's vehicle is 10 or more model years old
+  in the year of the summary;
+- **premium_upgrade**: the customer is on the standard plan and has had 2 or more
+  completed sessions up to the summary (repeat use).
+
+No duplicates: a suggestion is dropped when the customer already has an **open**
+recommendation of the type (not purchased, shown in the last 30 days), when one of the
+type already exists for the same session (so a rerun adds nothing), or, for the
+per-customer products maintenance_plan and premium_upgrade, when the customer bought
+that type in the last 365 days. Of several sessions suggesting one type for a customer
+at once, the latest summary wins.
+
+Prices come from the catalogue (``upsell_services``): each type has at most one active
+service, whose title, description and price the recommendation copies (a later price
+change does not rewrite history). A type without an active service is not offered.
+
+Catalogue edits are for admins only, validated, and audited (entity ``upsell_service``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from dashboard import schema as s
+from dashboard.audit import record_audit
+from dashboard.auth import Actor, require_role
+from dashboard.scheduling import ValidationError, parse_base_price, parse_uuid
+
+OPEN_DAYS = 30
+REPURCHASE_DAYS = 365
+BUSY_SESSIONS = 3
+BUSY_PERIOD = dt.timedelta(days=183)
+OLD_VEHICLE_YEARS = 10
+REPEAT_SESSIONS = 2
+PER_CUSTOMER_TYPES = ("maintenance_plan", "premium_upgrade")
+TYPE_LABELS = {"follow_up": "Follow-up session", "maintenance_plan": "Maintenance plan",
+               "premium_upgrade": "Premium upgrade"}
+TITLE_MIN, TITLE_MAX, DESCRIPTION_MAX = 3, 80, 300
+EDITOR_ROLES = ("admin",)
+SERVICE = "upsell_service"
+
+
+# --- rules -------------------------------------------------------------------------------
+
+
+def _completed_sessions(since: dt.timedelta | None = None) -> sa.ScalarSelect:
+    """Completed sessions of the summarised session's customer that ended by its summary
+    (and within ``since`` before it)."""
+    ses, other = s.sessions, s.sessions.alias("other")
+    where = [other.c.customer_id == ses.c.customer_id, other.c.status == "completed",
+             other.c.ended_at <= ses.c.summary_submitted_at]
+    if since is not None:
+        where.append(other.c.ended_at > ses.c.summary_submitted_at - sa.bindparam(None, since, type_=sa.Interval()))
+    return sa.select(sa.func.count()).where(*where).scalar_subquery()
+
+
+def rule_matches(*where: sa.ColumnElement[bool]) -> sa.CompoundSelect:
+    """One row per rule that fires for a summarised session matching ``where``: session_id,
+    customer_id, recommendation_type, summary_at, reason."""
+    ses, req, prof = s.sessions, s.requests, s.profiles
+    summarised = [ses.c.status == "completed", ses.c.summary_submitted_at.isnot(None), *where]
+    parts = sa.func.lower(sa.func.trim(sa.func.coalesce(ses.c.parts_needed, "")))
+    has_parts = sa.and_(parts != "", sa.not_(parts.like("none%")))
+    has_next_steps = sa.func.trim(sa.func.coalesce(ses.c.next_steps, "")) != ""
+    busy = _completed_sessions(BUSY_PERIOD) >= BUSY_SESSIONS
+    old = req.c.vehicle_year <= sa.cast(sa.extract("year", ses.c.summary_submitted_at), sa.Integer) - OLD_VEHICLE_YEARS
+
+    def match(kind: str, fires: sa.ColumnElement[bool], reason: sa.ColumnElement, source=ses) -> sa.Select:
+        return (sa.select(ses.c.id.label("session_id"), ses.c.customer_id,
+                          sa.literal(kind, sa.Text).label("recommendation_type"),
+                          ses.c.summary_submitted_at.label("summary_at"), reason.label("reason"))
+                .select_from(source).where(*summarised, fires))
+
+    return sa.union_all(
+        match("follow_up", sa.or_(has_parts, has_next_steps),
+              sa.case((has_parts, "the summary lists parts needed"), else_="the summary lists next steps")),
+        match("maintenance_plan", sa.or_(busy, old),
+              sa.case((busy, f"{BUSY_SESSIONS}+ sessions in 6 months"),
+                      else_=f"vehicle {OLD_VEHICLE_YEARS}+ years old"),
+              ses.outerjoin(req, req.c.id == ses.c.request_id)),
+        match("premium_upgrade", sa.and_(prof.c.plan == "standard", _completed_sessions() >= REPEAT_SESSIONS),
+              sa.literal("standard plan, repeat customer", sa.Text), ses.join(prof, prof.c.id == ses.c.customer_id)),
+    )
+
+
+def new_recommendations(now: dt.datetime, *where: sa.ColumnElement[bool]) -> sa.Select:
+    """The recommendations the rules add at ``now`` for summarised sessions matching ``where``,
+    with no duplicates (module docstring): customer_id, session_id, recommendation_type,
+    service_title, service_description, price_cents, reason."""
+    matches = rule_matches(*where).subquery("matches")
+    rec, svc = s.upsell_recommendations, s.upsell_services
+    same_type = sa.and_(rec.c.customer_id == matches.c.customer_id,
+                        rec.c.recommendation_type == matches.c.recommendation_type)
+    for_session = sa.exists().where(rec.c.session_id == matches.c.session_id,
+                                    rec.c.recommendation_type == matches.c.recommendation_type)
+    still_open = sa.exists().where(same_type, rec.c.purchased_at.is_(None),
+                                   rec.c.shown_at > now - dt.timedelta(days=OPEN_DAYS))
+    bought = sa.exists().where(same_type, matches.c.recommendation_type.in_(PER_CUSTOMER_TYPES),
+                               rec.c.purchased_at > now - dt.timedelta(days=REPURCHASE_DAYS))
+    latest = sa.func.row_number().over(partition_by=[matches.c.customer_id, matches.c.recommendation_type],
+                                       order_by=[matches.c.summary_at.desc(), matches.c.session_id])
+    fresh = (sa.select(matches, latest.label("latest"))
+             .where(sa.not_(for_session), sa.not_(still_open), sa.not_(bought)).subquery("fresh"))
+    return (
+        sa.select(fresh.c.customer_id, fresh.c.session_id, fresh.c.recommendation_type,
+                  svc.c.title.label("service_title"), svc.c.description.label("service_description"),
+                  svc.c.price_cents, fresh.c.reason)
+        .select_from(fresh.join(svc, sa.and_(svc.c.recommendation_type == fresh.c.recommendation_type,
+                                             svc.c.is_active)))
+        .where(fresh.c.latest == 1)
+    )
+
+
+# --- the catalogue -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Service:
+    recommendation_type: str
+    title: str
+    description: str | None
+    price_cents: int
+    is_active: bool
+
+
+def parse_service(*, recommendation_type: Any, title: Any, description: Any, price: Any, is_active: Any) -> Service:
+    """A catalogue entry from form values (price in dollars, e.g. ``19.00``); ValidationError if not valid."""
+    if recommendation_type not in s.RECOMMENDATION_TYPES:
+        raise ValidationError(f"Unknown recommendation type {str(recommendation_type)[:40]!r}; "
+                              f"choose from {', '.join(s.RECOMMENDATION_TYPES)}.")
+    name = " ".join(str(title or "").split())
+    if not TITLE_MIN <= len(name) <= TITLE_MAX:
+        raise ValidationError(f"The title needs {TITLE_MIN} to {TITLE_MAX} characters.")
+    text = " ".join(str(description or "").split()) or None
+    if text and len(text) > DESCRIPTION_MAX:
+        raise ValidationError(f"Keep the description to {DESCRIPTION_MAX} characters.")
+    if not isinstance(is_active, bool):
+        raise ValidationError("Active must be yes or no.")
+    return Service(recommendation_type, name, text, parse_base_price(price), is_active)
+
+
+def _snapshot(row) -> dict:
+    return {"recommendation_type": row.recommendation_type, "title": row.title, "description": row.description,
+            "price_cents": row.price_cents, "is_active": row.is_active}
+
+
+def save_service(engine: Engine, actor: Actor | None, service_id: Any, **fields) -> uuid.UUID:
+    """Create (``service_id`` None) or update a catalogue service from form values (see
+    ``parse_service``); returns its id. Activating a service deactivates the other active
+    service of its type. One audit row per changed service; nothing changes on error."""
+    require_role(actor, *EDITOR_ROLES)
+    new = parse_service(**fields)
+    svc = s.upsell_services
+    target = None if service_id is None else parse_uuid(service_id, "Service")
+    values = {**asdict(new), "updated_by": actor.email, "updated_at": sa.func.now()}
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("LOCK TABLE upsell_services IN SHARE ROW EXCLUSIVE MODE"))
+        clash = conn.execute(sa.select(svc.c.id).where(sa.func.lower(svc.c.title) == new.title.lower(),
+                                                       svc.c.id != target if target else sa.true())).first()
+        if clash:
+            raise ValidationError(f"Another service is already called {new.title!r}.")
+        if new.is_active:
+            _deactivate_others(conn, actor, new.recommendation_type, target)
+        if target is None:
+            target = uuid.uuid4()
+            conn.execute(svc.insert().values(id=target, **values))
+            record_audit(conn, actor, "upsell_service.create", SERVICE, target, after=asdict(new))
+            return target
+        before = conn.execute(sa.select(svc).where(svc.c.id == target)).first()
+        if before is None:
+            raise ValidationError("This service no longer exists: reload the page.")
+        if _snapshot(before) != asdict(new):
+            conn.execute(svc.update().where(svc.c.id == target).values(**values))
+            record_audit(conn, actor, "upsell_service.update", SERVICE, target, before=_snapshot(before),
+                         after=asdict(new))
+    return target
+
+
+def _deactivate_others(conn: Connection, actor: Actor, kind: str, keep: uuid.UUID | None) -> None:
+    svc = s.upsell_services
+    others = conn.execute(sa.select(svc).where(svc.c.recommendation_type == kind, svc.c.is_active,
+                                               svc.c.id != keep if keep else sa.true())).all()
+    for row in others:
+        conn.execute(svc.update().where(svc.c.id == row.id)
+                     .values(is_active=False, updated_by=actor.email, updated_at=sa.func.now()))
+        record_audit(conn, actor, "upsell_service.update", SERVICE, row.id, before=_snapshot(row),
+                     after={**_snapshot(row), "is_active": False},
+                     reason=f"another {kind} service was activated")

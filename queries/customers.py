@@ -1,0 +1,167 @@
+"""Customer lookup: search by email or name, one customer's profile, their whole timeline,
+and the next service to recommend to them.
+
+Search text is a bound parameter; its ``%`` and ``_`` match themselves (escaped with ``!``). A customer is
+any account that is not a mechanic. Times come back in UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dashboard import schema as s
+from dashboard.crm import STEP_LABELS
+from dashboard.scheduling import ValidationError, parse_uuid
+from dashboard.upsells import OPEN_DAYS, new_recommendations
+from queries.registry import register
+
+SEARCH_MIN, SEARCH_MAX, SEARCH_LIMIT = 3, 100, 50
+SEARCH_COLUMNS = ["customer_id", "email", "full_name", "plan", "acquisition_channel", "created_at"]
+
+
+def _like(text: str) -> str:
+    """``text`` as a LIKE pattern (escape character ``!``) that matches it anywhere."""
+    return "%" + text.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+
+
+def search(conn: Connection, *, text: str, limit: int = SEARCH_LIMIT) -> pd.DataFrame:
+    """Customers whose email or name contains ``text`` (case-insensitive), an exact email
+    first, then by email; at most ``limit``."""
+    term = " ".join(str(text or "").split())
+    if not SEARCH_MIN <= len(term) <= SEARCH_MAX:
+        raise ValidationError(f"Type {SEARCH_MIN} to {SEARCH_MAX} characters of an email or name.")
+    u, p, m = s.users, s.profiles, s.mechanics
+    pattern = _like(term)
+    query = (
+        sa.select(sa.cast(u.c.id, sa.Text), u.c.email, p.c.full_name, p.c.plan, p.c.acquisition_channel, u.c.created_at)
+        .select_from(u.outerjoin(p, p.c.id == u.c.id))
+        .where(sa.or_(u.c.email.ilike(pattern, escape="!"), p.c.full_name.ilike(pattern, escape="!")),
+               ~sa.exists().where(m.c.user_id == u.c.id))
+        .order_by((sa.func.lower(u.c.email) == term.lower()).desc(), u.c.email)
+        .limit(limit)
+    )
+    return pd.DataFrame(conn.execute(query).all(), columns=SEARCH_COLUMNS)
+
+
+def _count(table: sa.Table, *where) -> sa.ScalarSelect:
+    return sa.select(sa.func.count()).select_from(table).where(*where).scalar_subquery()
+
+
+def customer(conn: Connection, *, customer_id) -> pd.DataFrame:
+    """One row (none if unknown): email, full_name, plan, acquisition_channel, timezone,
+    created_at, requests, sessions_completed, reviews, upsells_bought, upsell_spend_cents."""
+    cid = parse_uuid(customer_id, "Customer")
+    u, p, r, ses, rev, rec = (s.users, s.profiles, s.requests, s.sessions, s.mechanic_reviews,
+                              s.upsell_recommendations)
+    bought = sa.and_(rec.c.customer_id == cid, rec.c.purchased_at.isnot(None))
+    query = (
+        sa.select(u.c.email, p.c.full_name, p.c.plan, p.c.acquisition_channel, p.c.timezone, u.c.created_at,
+                  _count(r, r.c.customer_id == cid).label("requests"),
+                  _count(ses, ses.c.customer_id == cid, ses.c.status == "completed").label("sessions_completed"),
+                  _count(rev, rev.c.customer_id == cid).label("reviews"),
+                  _count(rec, bought).label("upsells_bought"),
+                  sa.select(sa.func.coalesce(sa.func.sum(rec.c.price_cents), 0)).where(bought).scalar_subquery()
+                  .label("upsell_spend_cents"))
+        .select_from(u.outerjoin(p, p.c.id == u.c.id))
+        .where(u.c.id == cid)
+    )
+    return pd.DataFrame(conn.execute(query).mappings().all())
+
+
+TIMELINE_COLUMNS = ["happened_at", "kind", "title", "detail", "amount_cents"]
+
+
+def _words(*parts: sa.ColumnElement, sep: str = " ") -> sa.ColumnElement:
+    """The non-null, non-empty parts joined by ``sep``; NULL when there are none."""
+    return sa.func.nullif(sa.func.concat_ws(sep, *[sa.func.nullif(part, "") for part in parts]), "")
+
+
+def timeline(conn: Connection, *, customer_id) -> pd.DataFrame:
+    """Everything about a customer, latest first: requests, follow-ups, sessions, summaries,
+    reviews, interactions, recommendations shown/clicked/purchased and emails to them."""
+    cid = parse_uuid(customer_id, "Customer")
+    u, r, ses, m, rev = s.users, s.requests, s.sessions, s.mechanics, s.mechanic_reviews
+    i, rec, mail = s.crm_interactions, s.upsell_recommendations, s.email_outbox
+    none = sa.null().cast(sa.Integer)
+
+    def row(at, kind, title, detail, amount=none) -> list:
+        kind = sa.literal(kind, sa.Text) if isinstance(kind, str) else kind
+        return [at.label("happened_at"), kind.label("kind"), sa.cast(title, sa.Text).label("title"), sa.cast(detail, sa.Text).label("detail"),
+                sa.cast(amount, sa.Integer).label("amount_cents")]
+
+    vehicle = _words(sa.cast(r.c.vehicle_year, sa.Text), r.c.vehicle_make, r.c.vehicle_model)
+    with_mechanic = ses.outerjoin(m, m.c.user_id == ses.c.mechanic_id)
+    summary = _words(sa.literal("Findings: ") + ses.c.findings, sa.literal("Parts: ") + ses.c.parts_needed,
+                     sa.literal("Next steps: ") + ses.c.next_steps, sep=" | ")
+    label = sa.case(*[(i.c.interaction_type == kind, text) for kind, text in STEP_LABELS.items()])
+    parts = [
+        sa.select(*row(r.c.created_at, sa.case((r.c.is_follow_up, "Follow-up question"), else_="Request"),
+                       _words(r.c.category, r.c.follow_up_type, vehicle, r.c.status, sep=" · "), r.c.description))
+        .where(r.c.customer_id == cid),
+        sa.select(*row(sa.func.coalesce(ses.c.ended_at, ses.c.started_at, ses.c.scheduled_at, ses.c.created_at),
+                       "Session", _words(ses.c.session_type, ses.c.status, m.c.display_name, sep=" · "), none,
+                       ses.c.price_cents))
+        .select_from(with_mechanic).where(ses.c.customer_id == cid),
+        sa.select(*row(ses.c.summary_submitted_at, "Summary", m.c.display_name, summary))
+        .select_from(with_mechanic).where(ses.c.customer_id == cid, ses.c.summary_submitted_at.isnot(None)),
+        sa.select(*row(rev.c.created_at, "Review", _words(sa.cast(rev.c.rating, sa.Text) + sa.literal(" of 5"),
+                                                          rev.c.status, sep=" · "), rev.c.review_text))
+        .where(rev.c.customer_id == cid),
+        sa.select(*row(i.c.created_at, "Interaction", label, none)).where(i.c.customer_id == cid),
+        *[sa.select(*row(at, f"Upsell {what}", rec.c.service_title, rec.c.recommendation_type, rec.c.price_cents))
+          .where(rec.c.customer_id == cid, at.isnot(None))
+          for what, at in (("shown", rec.c.shown_at), ("clicked", rec.c.clicked_at), ("purchased", rec.c.purchased_at))],
+        sa.select(*row(sa.func.coalesce(mail.c.sent_at, mail.c.created_at), "Email", mail.c.milestone,
+                       _words(mail.c.status, mail.c.last_error, mail.c.skip_reason, sep=" · ")))
+        .select_from(mail.join(ses, ses.c.id == mail.c.session_id).join(u, u.c.id == ses.c.customer_id))
+        .where(ses.c.customer_id == cid, mail.c.recipient == u.c.email),
+    ]
+    events = sa.union_all(*parts).subquery("events")
+    query = sa.select(events).order_by(events.c.happened_at.desc(), events.c.kind, events.c.title)
+    frame = pd.DataFrame(conn.execute(query).all(), columns=TIMELINE_COLUMNS)
+    frame["happened_at"] = pd.to_datetime(frame["happened_at"], utc=True)
+    return frame
+
+
+RECOMMENDATION_COLUMNS = ["recommendation_type", "service_title", "price_cents", "reason"]
+
+
+def recommended_next(conn: Connection, *, customer_id, now: dt.datetime | None = None) -> pd.DataFrame:
+    """The next service to offer the customer (one row, or none): their open recommendation
+    (a clicked one first, then the latest shown), else what the upsell rules would add for
+    their latest summary now, the first of follow_up, maintenance_plan, premium_upgrade."""
+    cid = parse_uuid(customer_id, "Customer")
+    now = now or dt.datetime.now(dt.timezone.utc)
+    rec, ses = s.upsell_recommendations, s.sessions
+    reason = sa.case((rec.c.clicked_at.isnot(None), "open recommendation, clicked but not bought"),
+                     else_="open recommendation, shown but not clicked")
+    open_one = conn.execute(
+        sa.select(rec.c.recommendation_type, rec.c.service_title, rec.c.price_cents, reason)
+        .where(rec.c.customer_id == cid, rec.c.purchased_at.is_(None),
+               rec.c.shown_at > now - dt.timedelta(days=OPEN_DAYS))
+        .order_by(rec.c.clicked_at.is_(None), rec.c.shown_at.desc(), rec.c.id)
+        .limit(1)
+    ).all()
+    if open_one:
+        return pd.DataFrame(open_one, columns=RECOMMENDATION_COLUMNS)
+    latest = (sa.select(ses.c.id).where(ses.c.customer_id == cid, ses.c.status == "completed",
+                                        ses.c.summary_submitted_at.isnot(None))
+              .order_by(ses.c.summary_submitted_at.desc(), ses.c.id).limit(1).scalar_subquery())
+    found = new_recommendations(now, ses.c.id == latest).subquery("found")
+    rank = sa.case(*[(found.c.recommendation_type == kind, n) for n, kind in enumerate(s.RECOMMENDATION_TYPES)])
+    query = (sa.select(found.c.recommendation_type, found.c.service_title, found.c.price_cents,
+                       sa.literal("rule on the latest summary: ", sa.Text) + found.c.reason)
+             .order_by(rank).limit(1))
+    return pd.DataFrame(conn.execute(query).all(), columns=RECOMMENDATION_COLUMNS)
+
+
+register("customers.search_name", lambda conn, ctx: search(conn, text="smith"))
+register("customers.search_email", lambda conn, ctx: search(conn, text="james.smith1"))
+register("customers.customer", lambda conn, ctx: customer(conn, customer_id=ctx.sample["customer_id"]))
+register("customers.timeline", lambda conn, ctx: timeline(conn, customer_id=ctx.sample["customer_id"]))
+register("customers.recommended_next",
+         lambda conn, ctx: recommended_next(conn, customer_id=ctx.sample["customer_id"], now=ctx.end))

@@ -1,0 +1,118 @@
+"""Upsell performance: shown -> clicked -> purchased, revenue, trend, by mechanic; the catalogue.
+
+Cohort view: each function takes the recommendations **shown** in the period (whole days in
+the display timezone) and counts what became of them up to now, so a recommendation
+shown on the last day can still be clicked or bought later. (Overview's upsell revenue
+counts purchases made in the period instead.)
+
+Metrics of a group: shown, clicked, purchased, revenue_cents (price of the purchased ones),
+ctr (clicked / shown), conversion (purchased / shown), click_to_purchase (purchased /
+clicked) and revenue_per_shown (cents); ratios are NaN for an empty group.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dashboard import schema as s
+from dashboard.period import Period
+from queries.funnel import GRAINS, bucket_starts
+from queries.registry import BenchContext, register
+
+COUNTS = ["shown", "clicked", "purchased", "revenue_cents"]
+GROUPS = {"recommendation_type": "Recommendation type", "service": "Service"}
+
+
+def _shown_in(period: Period) -> sa.ColumnElement[bool]:
+    start, end = period.bounds()
+    rec = s.upsell_recommendations
+    return sa.and_(rec.c.shown_at >= start, rec.c.shown_at < end)
+
+
+def _counts(rec: sa.FromClause = s.upsell_recommendations) -> list[sa.ColumnElement]:
+    """The counts of COUNTS over ``rec`` (recommendations, or rows with their column names)."""
+    return [sa.func.count().label("shown"), sa.func.count(rec.c.clicked_at).label("clicked"),
+            sa.func.count(rec.c.purchased_at).label("purchased"),
+            sa.cast(sa.func.coalesce(sa.func.sum(rec.c.price_cents).filter(rec.c.purchased_at.isnot(None)), 0),
+                    sa.BigInteger).label("revenue_cents")]
+
+
+def _with_rates(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.astype({column: "int64" for column in COUNTS})
+    shown, clicked = frame.shown.where(frame.shown > 0), frame.clicked.where(frame.clicked > 0)
+    return frame.assign(ctr=frame.clicked / shown, conversion=frame.purchased / shown,
+                        click_to_purchase=frame.purchased / clicked, revenue_per_shown=frame.revenue_cents / shown)
+
+
+def summary(conn: Connection, *, period: Period) -> pd.DataFrame:
+    """Two rows indexed by ``period``: ``current`` and ``previous`` (the equal period before)."""
+    parts = [sa.select(sa.literal(label, sa.Text).label("period"), *_counts()).where(_shown_in(p))
+             for label, p in (("current", period), ("previous", period.previous()))]
+    frame = pd.DataFrame(conn.execute(sa.union_all(*parts)).mappings().all())
+    return _with_rates(frame).set_index("period").loc[["current", "previous"]]
+
+
+def performance(conn: Connection, *, period: Period, by: str = "recommendation_type") -> pd.DataFrame:
+    """Metrics per recommendation type, or per service (``by="service"``: type and title),
+    most revenue first."""
+    if by not in GROUPS:
+        raise ValueError(f"Unknown grouping {str(by)[:40]!r}; choose from {', '.join(GROUPS)}.")
+    rec = s.upsell_recommendations
+    keys = [rec.c.recommendation_type] + ([rec.c.service_title] if by == "service" else [])
+    query = (sa.select(*keys, *_counts()).where(_shown_in(period)).group_by(*keys)
+             .order_by(sa.literal_column("revenue_cents").desc(), *keys))
+    return _with_rates(pd.DataFrame(conn.execute(query).all(), columns=[k.name for k in keys] + COUNTS))
+
+
+def trend(conn: Connection, *, period: Period, grain: str = "week") -> pd.DataFrame:
+    """Metrics per local day, week (from Monday) or month of ``shown_at``, every bucket of the period listed."""
+    if grain not in GRAINS:
+        raise ValueError(f"Unknown grain {str(grain)[:20]!r}; choose from {', '.join(GRAINS)}.")
+    rec = s.upsell_recommendations
+    bucketed = (sa.select(sa.cast(sa.func.date_trunc(grain, sa.func.timezone(period.tz, rec.c.shown_at)), sa.Date)
+                          .label("bucket"), rec.c.clicked_at, rec.c.purchased_at, rec.c.price_cents)
+                .where(_shown_in(period)).subquery("bucketed"))
+    query = sa.select(bucketed.c.bucket, *_counts(bucketed)).group_by(bucketed.c.bucket)
+    found = {row[0]: row[1:] for row in conn.execute(query)}
+    starts = bucket_starts(period, grain)
+    frame = pd.DataFrame([found.get(day, (0, 0, 0, 0)) for day in starts], columns=COUNTS)
+    return _with_rates(frame).assign(bucket=starts)[["bucket", *COUNTS, "ctr", "conversion",
+                                                      "click_to_purchase", "revenue_per_shown"]]
+
+
+def by_mechanic(conn: Connection, *, period: Period) -> pd.DataFrame:
+    """Metrics per mechanic who held the session a recommendation followed, most revenue first
+    (recommendations without a session or mechanic are left out)."""
+    rec, ses, m = s.upsell_recommendations, s.sessions, s.mechanics
+    query = (sa.select(sa.cast(m.c.user_id, sa.Text), m.c.display_name, *_counts())
+             .select_from(rec.join(ses, ses.c.id == rec.c.session_id).join(m, m.c.user_id == ses.c.mechanic_id))
+             .where(_shown_in(period))
+             .group_by(m.c.user_id, m.c.display_name)
+             .order_by(sa.literal_column("revenue_cents").desc(), m.c.display_name, m.c.user_id))
+    return _with_rates(pd.DataFrame(conn.execute(query).all(), columns=["mechanic_id", "display_name", *COUNTS]))
+
+
+CATALOGUE_COLUMNS = ["service_id", "recommendation_type", "title", "description", "price_cents", "is_active",
+                     "updated_by", "updated_at"]
+
+
+def catalogue(conn: Connection) -> pd.DataFrame:
+    """Every catalogue service, active first, by type and title."""
+    svc = s.upsell_services
+    query = (sa.select(sa.cast(svc.c.id, sa.Text), svc.c.recommendation_type, svc.c.title, svc.c.description,
+                       svc.c.price_cents, svc.c.is_active, svc.c.updated_by, svc.c.updated_at)
+             .order_by(svc.c.is_active.desc(), svc.c.recommendation_type, svc.c.title))
+    return pd.DataFrame(conn.execute(query).all(), columns=CATALOGUE_COLUMNS)
+
+
+def _bench_period(ctx: BenchContext) -> Period:
+    return Period(ctx.start.date(), ctx.end.date(), "UTC")
+
+
+register("upsells.summary", lambda conn, ctx: summary(conn, period=_bench_period(ctx)))
+register("upsells.by_service", lambda conn, ctx: performance(conn, period=_bench_period(ctx), by="service"))
+register("upsells.trend_week", lambda conn, ctx: trend(conn, period=_bench_period(ctx)))
+register("upsells.by_mechanic", lambda conn, ctx: by_mechanic(conn, period=_bench_period(ctx)))
+register("upsells.catalogue", lambda conn, ctx: catalogue(conn))

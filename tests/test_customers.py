@@ -1,0 +1,170 @@
+"""Customer lookup: search (escaped, mechanics left out), the profile, the timeline, the
+recommended next service, and the page with AppTest, on both databases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard import schema as s
+from dashboard import ui
+from dashboard.auth import Actor
+from dashboard.period import Period
+from dashboard.scheduling import ValidationError
+from queries import customers as q
+from tests.test_funnel_page import open_page as open_any_page
+
+PAGE = Path(__file__).resolve().parents[1] / "pages" / "customers.py"
+SUPPORT = Actor("sam@pitwall.test", "support", "Sam Support")
+U = {name: uuid.uuid4() for name in ("ann", "joann", "bob", "bobx", "newbie", "mech")}
+SESSION, REQUEST = uuid.uuid4(), uuid.uuid4()
+
+
+def at(day, hour=12) -> dt.datetime:
+    return dt.datetime(2024, 3, day, hour, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture
+def people(engine, monkeypatch, tmp_path):
+    monkeypatch.setenv("PITWALL_SECRETS", str(tmp_path / "absent.toml"))
+    ui.clear_query_cache()
+    emails = {"ann": "ann@example.com", "joann": "joann@example.com", "bob": "bob_100%@example.com",
+              "bobx": "bob1100x@example.com", "newbie": "new@example.com", "mech": "anna.mech@example.com"}
+    names = {"ann": "Ann O'Neil", "joann": "Jo Ann *Bold*", "bob": "Bob", "bobx": "Bobby", "newbie": None}
+    with engine.begin() as conn:
+        conn.execute(s.users.insert(), [{"id": U[n], "email": e, "created_at": at(1, 8)} for n, e in emails.items()])
+        conn.execute(s.profiles.insert(), [{"id": U[n], "full_name": name, "plan": "standard",
+                                            "acquisition_channel": "referral"} for n, name in names.items()])
+        conn.execute(s.mechanics.insert().values(user_id=U["mech"], display_name="Mo Mechanic"))
+        conn.execute(s.requests.insert(), [
+            {"id": REQUEST, "customer_id": U["ann"], "category": "brakes", "vehicle_year": 2015,
+             "vehicle_make": "Toyota", "vehicle_model": "Corolla", "description": "Squeals when braking",
+             "created_at": at(1), "is_follow_up": False, "parent_session_id": None, "follow_up_type": None},
+        ])
+        conn.execute(s.sessions.insert().values(
+            id=SESSION, request_id=REQUEST, customer_id=U["ann"], mechanic_id=U["mech"], status="completed",
+            ended_at=at(2), summary_submitted_at=at(2, 13), price_cents=4900, findings="Pads worn",
+            parts_needed="Brake pads", next_steps="Replace this week"))
+        conn.execute(s.requests.insert().values(
+            customer_id=U["ann"], category="brakes", description="Which pads?", created_at=at(5),
+            is_follow_up=True, parent_session_id=SESSION, follow_up_type="quick_question"))
+        conn.execute(s.mechanic_reviews.insert().values(
+            session_id=SESSION, mechanic_id=U["mech"], customer_id=U["ann"], rating=5, review_text="Great help",
+            status="published", created_at=at(3)))
+        conn.execute(s.crm_interactions.insert().values(customer_id=U["ann"], interaction_type="intake",
+                                                        created_at=at(1)))
+        conn.execute(s.upsell_recommendations.insert().values(
+            customer_id=U["ann"], session_id=SESSION, recommendation_type="maintenance_plan",
+            service_title="Brake care plan", price_cents=7900, shown_at=at(2, 14), clicked_at=at(2, 15)))
+        conn.execute(s.email_outbox.insert(), [
+            {"session_id": SESSION, "milestone": "summary_delivered", "recipient": "ann@example.com",
+             "status": "sent", "sent_at": at(2, 13), "created_at": at(2, 13)},
+            {"session_id": SESSION, "milestone": "mechanic_nudge", "recipient": "anna.mech@example.com",
+             "status": "sent", "sent_at": at(2, 11), "created_at": at(2, 11)},
+        ])
+        conn.execute(s.upsell_services.delete())
+        conn.execute(s.upsell_services.insert().values(recommendation_type="follow_up", title="Follow-up call",
+                                                       price_cents=1900, is_active=True))
+    return engine
+
+
+def found(engine, text) -> list[str]:
+    with engine.connect() as conn:
+        return q.search(conn, text=text).email.tolist()
+
+
+def test_search_by_email_or_name(people):
+    assert found(people, "ANN") == ["ann@example.com", "joann@example.com"]  # not the mechanic Anna
+    assert found(people, "joann@example.com") == ["joann@example.com"]
+    assert found(people, "ann@example.com") == ["ann@example.com", "joann@example.com"]  # the exact one first
+    assert found(people, "o'neil") == ["ann@example.com"]
+    assert found(people, "  jo   ann ") == ["joann@example.com"]  # spaces collapse
+    assert found(people, "_100%") == ["bob_100%@example.com"]  # wildcards match themselves
+    assert found(people, "%%%") == [] and found(people, "!!!") == []
+    assert found(people, "x'); DROP TABLE users; --") == []
+
+
+@pytest.mark.parametrize("text", ["ab", "   ", "x" * 101, None])
+def test_search_needs_3_to_100_characters(engine, text):
+    with pytest.raises(ValidationError, match="3 to 100 characters"), engine.connect() as conn:
+        q.search(conn, text=text)
+
+
+def test_profile_and_timeline(people):
+    with people.connect() as conn:
+        profile = q.customer(conn, customer_id=str(U["ann"])).iloc[0]
+        events = q.timeline(conn, customer_id=U["ann"])
+        assert q.timeline(conn, customer_id=U["newbie"]).empty
+        assert q.customer(conn, customer_id=uuid.uuid4()).empty
+        with pytest.raises(ValidationError, match="not a known id"):
+            q.timeline(conn, customer_id="../etc/passwd")
+    assert (profile.email, profile.requests, profile.sessions_completed, profile.reviews, profile.upsells_bought) == (
+        "ann@example.com", 2, 1, 1, 0)
+    assert events.kind.tolist() == [
+        "Follow-up question", "Review", "Upsell clicked", "Upsell shown", "Email", "Summary", "Session",
+        "Interaction", "Request"]
+    by_kind = events.set_index("kind")
+    assert by_kind.loc["Request", "title"] == "brakes · 2015 Toyota Corolla · open"
+    assert by_kind.loc["Request", "detail"] == "Squeals when braking"
+    assert by_kind.loc["Follow-up question", "title"] == "brakes · quick_question · open"
+    assert by_kind.loc["Session", "title"] == "video · completed · Mo Mechanic"
+    assert by_kind.loc["Session", "amount_cents"] == 4900
+    assert by_kind.loc["Summary", "detail"] == "Findings: Pads worn | Parts: Brake pads | Next steps: Replace this week"
+    assert by_kind.loc["Review", "title"] == "5 of 5 · published"
+    assert by_kind.loc["Interaction", "title"] == "Intake request"
+    assert by_kind.loc["Email", "title"] == "summary_delivered"  # the mechanic's nudge is not the customer's
+    assert by_kind.loc["Upsell clicked", "amount_cents"] == 7900
+    assert str(events.happened_at.dt.tz) == "UTC"
+
+
+def recommended(engine, who, now) -> list:
+    with engine.connect() as conn:
+        return q.recommended_next(conn, customer_id=U[who], now=now).values.tolist()
+
+
+def test_recommended_next_service(people):
+    # within 30 days the clicked recommendation is still open
+    assert recommended(people, "ann", at(10)) == [
+        ["maintenance_plan", "Brake care plan", 7900, "open recommendation, clicked but not bought"]]
+    # later it has lapsed: the rules on the latest summary suggest a follow-up (parts needed)
+    assert recommended(people, "ann", dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)) == [
+        ["follow_up", "Follow-up call", 1900, "rule on the latest summary: the summary lists parts needed"]]
+    assert recommended(people, "newbie", at(10)) == []
+
+
+# --- the page ---------------------------------------------------------------------------------
+
+
+def open_page(engine) -> AppTest:
+    return open_any_page(engine, Period(at(1).date(), at(31).date(), "Europe/London"), SUPPORT, PAGE)
+
+
+def search_for(page: AppTest, text: str) -> AppTest:
+    page.text_input(key="customer_search_text").input(text)
+    page.button[0].click().run()
+    assert not page.exception, page.exception
+    return page
+
+
+def test_page_finds_a_customer_and_shows_everything(people):
+    page = search_for(open_page(people), "ann")
+    assert page.selectbox(key="customer_choice").options == ["Ann O'Neil · ann@example.com",
+                                                             "Jo Ann *Bold* · joann@example.com"]
+    assert [h.value for h in page.subheader] == ["Ann O'Neil"]
+    assert {m.label: m.value for m in page.metric}["Sessions completed"] == "1"
+    assert "Recommended next: Follow\\-up call" in page.success[0].value  # the open one lapsed long ago
+    assert len(page.dataframe[0].value) == 9
+    page.selectbox(key="customer_choice").set_value(str(U["joann"])).run()
+    assert [h.value for h in page.subheader] == ["Jo Ann \\*Bold\\*"]  # escaped, not bold
+    assert "Nothing has happened for this customer yet" in page.info[-1].value
+
+
+def test_page_bad_searches(people):
+    page = open_page(people)
+    assert "at least 3 characters" in page.caption[-1].value
+    assert "3 to 100 characters" in search_for(page, "ab").warning[0].value
+    assert "No customer matches" in search_for(page, "zzz").info[0].value

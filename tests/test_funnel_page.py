@@ -1,0 +1,115 @@
+"""The CRM funnel page with streamlit's AppTest on the hand-built fixture of test_funnel,
+on both databases: the numbers, each tab, bad input, the roll-up button, the CSV."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from streamlit.testing.v1 import AppTest
+
+from dashboard import schema as s
+from dashboard import ui
+from dashboard.auth import Actor, PermissionDenied
+from dashboard.config import Settings
+from dashboard.period import Period
+from jobs.funnel import refresh
+from queries.funnel import as_csv
+from tests.test_funnel import NY, crm_db  # noqa: F401  (the fixture)
+
+PAGE = Path(__file__).resolve().parents[1] / "pages" / "funnel.py"
+ADMIN = Actor("ada@pitwall.test", "admin", "Ada Admin")
+
+
+def open_page(engine, period: Period = NY, actor: Actor = ADMIN, page: Path = PAGE) -> AppTest:
+    """Run ``page`` as ``actor`` on ``engine`` with ``period`` in the sidebar (the app shell's context)."""
+    at = AppTest.from_file(str(page), default_timeout=60)
+    settings = Settings(database_url=engine.url.render_as_string(hide_password=False), read_url=None,
+                        source="environment", allow_anonymous=True, demo_scale=1, secrets={})
+    at.session_state["_pitwall_context"] = ui.Context(settings, actor, period)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture
+def page_db(crm_db, monkeypatch, tmp_path):  # noqa: F811
+    monkeypatch.setenv("PITWALL_SECRETS", str(tmp_path / "absent.toml"))
+    ui.clear_query_cache()  # PostgreSQL tests share one database URL, and with it the query cache
+    return crm_db
+
+
+def captions(at) -> str:
+    return "\n".join(caption.value for caption in at.caption)
+
+
+def metrics(at) -> dict[str, str]:
+    return {metric.label: metric.value for metric in at.metric}
+
+
+def test_the_funnel_by_hand(page_db):
+    at = open_page(page_db)
+    assert [t.value for t in at.title] == ["CRM funnel"]
+    assert metrics(at) == {"Entered": "8", "Converted": "1", "Conversion": "12.5%", "Biggest drop": "50.0% lost"}
+    steps = at.dataframe[0].value
+    assert steps.customers.tolist() == [8, 6, 3, 2, 1]
+    assert steps["median"].tolist() == ["—", "24.8 h", "0 s", "34.0 h", "0 s"]
+    assert "not built yet" in captions(at)
+    assert len(at.get("plotly_chart")) >= 3  # funnel, breakdown, time to convert, trend
+    breakdown = at.dataframe[1].value
+    assert breakdown.intake.sum() == 8 and "(other)" not in breakdown.group.tolist()
+
+
+def test_tabs_follow_their_controls(page_db):
+    at = open_page(page_db)
+    at.selectbox(key="funnel_breakdown").set_value("specialty")
+    at.slider(key="funnel_top_n").set_value(2)
+    at.segmented_control(key="funnel_grain").set_value("day")
+    at.selectbox(key="funnel_drop_step").set_value(2)
+    at.run()
+    assert not at.exception
+    assert at.dataframe[1].value.group.tolist() == ["(no session)", "(unknown)", "(other)"]
+    drop = at.dataframe[2].value
+    assert sorted(drop.email) == ["c@example.com", "e@example.com", "j@example.com"]
+    assert str(drop.reached_at.dt.tz) == "America/New_York"
+    assert [b.label for b in at.get("download_button")] == ["Download 3 as CSV"]
+
+
+def test_a_funnel_without_a_roll_up_and_bad_steps(page_db):
+    at = open_page(page_db)
+    at.multiselect(key="funnel_steps").set_value(["intake", "purchase"]).run()
+    assert metrics(at)["Converted"] == "2"  # A and J bought
+    assert "no roll-up keeps these steps" in captions(at)
+    assert not at.button  # nothing to refresh
+    at.multiselect(key="funnel_steps").set_value(["intake"]).run()
+    assert not at.exception
+    assert "Choose 2 to 6 steps" in at.warning[0].value
+    assert not at.metric and not at.get("plotly_chart")
+
+
+def test_empty_period(page_db):
+    at = open_page(page_db, Period(dt.date(2023, 1, 1), dt.date(2023, 1, 31), "UTC"))
+    assert "No customer started the funnel with “Intake request” in this period" in at.info[0].value
+    assert not at.metric
+
+
+def test_the_admin_refreshes_the_roll_up(page_db):
+    at = open_page(page_db)
+    at.button[0].click().run()
+    assert not at.exception
+    assert "From the roll-up refreshed" in captions(at)
+    assert metrics(at)["Entered"] == "8"
+    with page_db.connect() as conn:
+        audit = conn.execute(sa.select(s.audit_log.c.action, s.audit_log.c.actor_email)).all()
+    assert audit == [("funnel_rollup.refresh", ADMIN.email)]
+    with pytest.raises(PermissionDenied):
+        refresh(page_db, actor=Actor("sam@pitwall.test", "support"))
+
+
+def test_csv_keeps_formulas_as_text():
+    frame = pd.DataFrame({"full_name": ["=HYPERLINK(\"http://x\")", "Ann", "-1+2", None], "n": [1, 2, 3, 4]})
+    assert as_csv(frame).decode().splitlines() == [
+        "full_name,n", "\"'=HYPERLINK(\"\"http://x\"\")\",1", "Ann,2", "'-1+2,3", ",4"]

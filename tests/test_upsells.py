@@ -1,0 +1,231 @@
+"""The upsell engine's rules (each with cases that fire and cases that do not), no duplicates
+on a rerun, and catalogue edits (admins only, validated, audited), on both backends.
+
+The engine runs at NOW with the default 7-day look-back: summaries after 25 May 12:00 count.
+"""
+
+import datetime as dt
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from dashboard import schema as s
+from dashboard.auth import Actor, PermissionDenied
+from dashboard.scheduling import ValidationError
+from dashboard.upsells import save_service
+from jobs.upsells import run
+
+NOW = dt.datetime(2024, 6, 1, 12, tzinfo=dt.timezone.utc)
+ADMIN = Actor("ada@pitwall.test", "admin")
+SUPPORT = Actor("sam@pitwall.test", "support")
+CATALOGUE = {  # type: (title, price)
+    "follow_up": ("Follow-up call", 1900),
+    "maintenance_plan": ("Maintenance plan", 9900),
+    "premium_upgrade": ("Premium", 999),
+}
+
+
+def at(month, day, hour=12) -> dt.datetime:
+    return dt.datetime(2024, month, day, hour, tzinfo=dt.timezone.utc)
+
+
+P = {name: uuid.uuid4() for name in ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8")}
+PLANS = {"P3": "premium"}  # everyone else is on the standard plan
+SESSIONS = [  # (name, customer, ended, summary, parts, next steps, vehicle year, status)
+    # P1: parts needed -> follow_up only (one session, a 2020 car)
+    ("s1", "P1", at(5, 30, 10), at(5, 30, 11), "Brake pads", "", 2020, "completed"),
+    # P2: three sessions in 6 months -> maintenance_plan; standard and repeat -> premium_upgrade;
+    # parts "None" and blank next steps -> no follow_up
+    ("s2a", "P2", at(1, 10), None, None, None, 2019, "completed"),
+    ("s2b", "P2", at(3, 10), None, None, None, 2019, "completed"),
+    ("s2c", "P2", at(5, 31), at(5, 31, 13), "None", "  ", 2019, "completed"),
+    # P3: premium; a 2014 car is 10 years old in 2024 -> maintenance_plan; next steps -> follow_up
+    ("s3", "P3", at(5, 29), at(5, 29, 13), None, "Monitor it", 2014, "completed"),
+    # P4: a 2015 car is 9 years old; the other session is older than 6 months -> only premium_upgrade
+    ("s4a", "P4", dt.datetime(2023, 1, 1, tzinfo=dt.timezone.utc), None, None, None, 2015, "completed"),
+    ("s4b", "P4", at(5, 31), at(5, 31, 13), "none needed", None, 2015, "completed"),
+    # P5: would get follow_up and maintenance_plan, but has an open follow_up and bought a plan this year
+    ("s5", "P5", at(5, 31), at(5, 31, 13), "Spark plugs", None, 2000, "completed"),
+    # P6: summary before the look-back; P7: the session was cancelled
+    ("s6", "P6", at(5, 1), at(5, 1, 13), "Tyres", None, 2020, "completed"),
+    ("s7", "P7", at(5, 31), at(5, 31, 13), "Tyres", None, 2020, "cancelled"),
+    # P8: two summaries in the look-back: one follow_up, from the latest; premium from the second
+    ("s8a", "P8", at(5, 27), at(5, 27, 13), None, "Book a shop", 2020, "completed"),
+    ("s8b", "P8", at(5, 30), at(5, 30, 13), None, "Send a photo", 2020, "completed"),
+]
+S = {row[0]: uuid.uuid4() for row in SESSIONS}
+
+
+@pytest.fixture
+def upsell_db(engine):
+    with engine.begin() as conn:
+        conn.execute(s.users.insert(), [{"id": P[n], "email": f"{n.lower()}@example.com"} for n in P])
+        conn.execute(s.profiles.insert(), [{"id": P[n], "plan": PLANS.get(n, "standard")} for n in P])
+        for name, who, ended, summary, parts, steps, year, status in SESSIONS:
+            request = uuid.uuid4()
+            conn.execute(s.requests.insert().values(id=request, customer_id=P[who], vehicle_year=year,
+                                                    created_at=ended - dt.timedelta(days=1)))
+            conn.execute(s.sessions.insert().values(
+                id=S[name], request_id=request, customer_id=P[who], status=status, ended_at=ended,
+                summary_submitted_at=summary, parts_needed=parts, next_steps=steps))
+        old = {"customer_id": P["P5"], "service_title": "Old offer", "price_cents": 100, "purchased_at": None}
+        conn.execute(s.upsell_recommendations.insert(), [
+            {**old, "recommendation_type": "follow_up", "shown_at": at(5, 20)},  # open
+            {**old, "recommendation_type": "follow_up", "shown_at": at(4, 1)},  # lapsed
+            {**old, "recommendation_type": "maintenance_plan", "shown_at": at(1, 1), "purchased_at": at(1, 2)},
+        ])
+        conn.execute(sa.delete(s.upsell_services))
+        conn.execute(s.upsell_services.insert(), [
+            {"recommendation_type": kind, "title": title, "price_cents": cents, "is_active": True}
+            for kind, (title, cents) in CATALOGUE.items()
+        ] + [{"recommendation_type": "follow_up", "title": "Retired call", "price_cents": 500, "is_active": False}])
+    return engine
+
+
+def created(engine) -> set[tuple[str, str]]:
+    """(session name, type) of the recommendations the engine made."""
+    names = {v: k for k, v in S.items()}
+    rec = s.upsell_recommendations
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(rec.c.session_id, rec.c.recommendation_type).where(rec.c.session_id.isnot(None)))
+        return {(names[row.session_id], row.recommendation_type) for row in rows}
+
+
+def test_rules_fire_and_hold_back_by_hand(upsell_db):
+    result = run(upsell_db, now=NOW)
+    assert created(upsell_db) == {
+        ("s1", "follow_up"),
+        ("s2c", "maintenance_plan"), ("s2c", "premium_upgrade"),
+        ("s3", "follow_up"), ("s3", "maintenance_plan"),
+        ("s4b", "premium_upgrade"),
+        ("s8b", "follow_up"), ("s8b", "premium_upgrade"),
+    }
+    assert result.created == {"follow_up": 3, "maintenance_plan": 2, "premium_upgrade": 3}
+    assert result.without_service == ()
+    rec = s.upsell_recommendations
+    with upsell_db.connect() as conn:
+        row = conn.execute(sa.select(rec).where(rec.c.session_id == S["s1"])).mappings().one()
+    assert (row["customer_id"], row["service_title"], row["price_cents"], row["shown_at"]) == (
+        P["P1"], "Follow-up call", 1900, NOW)
+    assert row["clicked_at"] is None and row["purchased_at"] is None
+
+
+def test_a_rerun_adds_nothing_and_a_longer_look_back_only_the_missed(upsell_db):
+    run(upsell_db, now=NOW)
+    first = created(upsell_db)
+    assert run(upsell_db, now=NOW).created == {}
+    assert run(upsell_db, now=NOW + dt.timedelta(hours=1), days=60).created == {"follow_up": 1}
+    assert created(upsell_db) == first | {("s6", "follow_up")}
+
+
+def test_lapsed_and_bought_recommendations(upsell_db):
+    run(upsell_db, now=NOW)
+    rec = s.upsell_recommendations
+    with upsell_db.begin() as conn:  # P1 buys the follow-up; P8's lapses unbought
+        conn.execute(rec.update().where(rec.c.session_id == S["s1"]).values(purchased_at=NOW))
+        conn.execute(sa.delete(rec).where(rec.c.session_id == S["s8b"], rec.c.recommendation_type == "premium_upgrade"))
+        later = {"status": "completed", "ended_at": at(6, 20), "summary_submitted_at": at(6, 20, 13),
+                 "next_steps": "Check again"}
+        conn.execute(s.sessions.insert(), [{**later, "customer_id": P["P1"]}, {**later, "customer_id": P["P8"]},
+                                           {**later, "customer_id": P["P2"]}])
+    made = run(upsell_db, now=at(6, 21)).created
+    # follow_up: P1 bought its last one, P2 never had one; P8's is still open (shown 1 June).
+    # premium: P1 now has 2 sessions, P8's was removed, P2's is open.
+    # maintenance: P8 now has 3 sessions in 6 months; P2's is open.
+    assert made == {"follow_up": 2, "premium_upgrade": 2, "maintenance_plan": 1}
+
+
+def test_a_type_without_an_active_service_is_not_offered(upsell_db):
+    with upsell_db.begin() as conn:
+        conn.execute(s.upsell_services.update().where(s.upsell_services.c.recommendation_type == "premium_upgrade")
+                     .values(is_active=False))
+    result = run(upsell_db, now=NOW)
+    assert result.created == {"follow_up": 3, "maintenance_plan": 2}
+    assert result.without_service == ("premium_upgrade",)
+    assert "no active service for premium_upgrade" in result.summary()
+
+
+def test_look_back_is_bounded(upsell_db):
+    with pytest.raises(ValueError, match="from 1 to 366"):
+        run(upsell_db, days=0)
+
+
+# --- the catalogue ------------------------------------------------------------------------------
+
+
+def service(engine, title):
+    svc = s.upsell_services
+    with engine.connect() as conn:
+        return conn.execute(sa.select(svc).where(svc.c.title == title)).mappings().one()
+
+
+def audit_rows(engine):
+    with engine.connect() as conn:
+        return conn.execute(sa.select(s.audit_log).order_by(s.audit_log.c.created_at, s.audit_log.c.action)).mappings().all()
+
+
+FORM = {"recommendation_type": "follow_up", "title": "Repair check call", "description": "Show the repair.",
+        "price": "29.00", "is_active": True}
+
+
+def test_admin_adds_an_active_service_and_the_old_one_retires(upsell_db):
+    new_id = save_service(upsell_db, ADMIN, None, **FORM)
+    row = service(upsell_db, "Repair check call")
+    assert (row["id"], row["price_cents"], row["is_active"], row["updated_by"]) == (new_id, 2900, True, ADMIN.email)
+    assert service(upsell_db, "Follow-up call")["is_active"] is False
+    actions = [(r["action"], r["entity_type"], r["reason"]) for r in audit_rows(upsell_db)]
+    assert sorted(actions) == [("upsell_service.create", "upsell_service", None),
+                               ("upsell_service.update", "upsell_service", "another follow_up service was activated")]
+    assert run(upsell_db, now=NOW).created["follow_up"] == 3
+    rec = s.upsell_recommendations
+    with upsell_db.connect() as conn:
+        assert set(conn.execute(sa.select(rec.c.price_cents).where(
+            rec.c.recommendation_type == "follow_up", rec.c.session_id.isnot(None))).scalars()) == {2900}
+
+
+def test_admin_edits_a_price_and_only_changes_are_audited(upsell_db):
+    current = service(upsell_db, "Premium")
+    form = {"recommendation_type": "premium_upgrade", "title": "Premium", "description": None, "is_active": True}
+    save_service(upsell_db, ADMIN, str(current["id"]), **form, price="12.50")
+    save_service(upsell_db, ADMIN, current["id"], **form, price=12.5)  # the same values again
+    assert service(upsell_db, "Premium")["price_cents"] == 1250
+    [row] = audit_rows(upsell_db)
+    assert (row["before"]["price_cents"], row["after"]["price_cents"]) == (999, 1250)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"title": "ab"}, "3 to 80 characters"),
+    ({"title": "x" * 81}, "3 to 80 characters"),
+    ({"title": "  follow-UP   call "}, "already called"),
+    ({"description": "x" * 301}, "300 characters"),
+    ({"price": "0"}, "above \\$0.00"),
+    ({"price": "1000.01"}, "at most \\$1,000.00"),
+    ({"price": "19.999"}, "two decimals"),
+    ({"price": "free"}, "not a number"),
+    ({"price": ""}, "required"),
+    ({"recommendation_type": "gift_card"}, "Unknown recommendation type"),
+    ({"is_active": "yes"}, "yes or no"),
+])
+def test_invalid_services_change_nothing(upsell_db, change, message):
+    with pytest.raises(ValidationError, match=message):
+        save_service(upsell_db, ADMIN, None, **{**FORM, **change})
+    assert not audit_rows(upsell_db)
+    assert service(upsell_db, "Follow-up call")["is_active"] is True
+
+
+def test_only_admins_edit_the_catalogue(upsell_db):
+    for actor in (SUPPORT, Actor("max@pitwall.test", "manager"), None):
+        with pytest.raises(PermissionDenied):
+            save_service(upsell_db, actor, None, **FORM)
+    with pytest.raises(ValidationError, match="no longer exists"):
+        save_service(upsell_db, ADMIN, uuid.uuid4(), **FORM)
+    with pytest.raises(ValidationError, match="not a known id"):
+        save_service(upsell_db, ADMIN, "1; DROP TABLE upsell_services", **FORM)
+    assert not audit_rows(upsell_db)
+
+
+def test_postgres_allows_one_active_service_per_type(pg_engine):
+    with pytest.raises(sa.exc.IntegrityError), pg_engine.begin() as conn:
+        conn.execute(s.upsell_services.insert(), [
+            {"recommendation_type": "follow_up", "title": f"Call {n}", "price_cents": 100} for n in (1, 2)])
