@@ -9,14 +9,16 @@ and mechanics wrote is shown as plain text, never as Markdown or HTML.
 
 import datetime as dt
 import uuid
+from typing import Callable
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from sqlalchemy.engine import Engine
 
 from dashboard import followups as fu
 from dashboard import ui
-from dashboard.auth import PermissionDenied
+from dashboard.auth import Actor, PermissionDenied
 from dashboard.config import load_settings
 from dashboard.schema import FOLLOW_UP_PRICE_MAX_CENTS, FOLLOW_UP_STATES, FOLLOW_UP_TYPES, PLANS
 from queries import followups as queries
@@ -31,7 +33,6 @@ SLA_BADGES = {  # sla_state -> (label, colour, icon)
     "missed": ("Answered late", "gray", ":material/history:"),
 }
 ORDER_LABELS = {"due": "Most overdue first", "oldest": "Oldest first"}
-ACTIONS = {"assign": fu.assign, "answer": fu.mark_answered, "close": fu.close, "cancel": fu.cancel}
 WEEK_MS = 7 * 24 * 3600 * 1000
 SUMMARY_PARTS = {"findings": "Findings", "steps_taken": "Steps taken", "parts_needed": "Parts needed",
                  "next_steps": "Next steps"}
@@ -54,17 +55,11 @@ def plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
-def act(action: str, follow_up_id: str, seen: str | None = None, mechanic_key: str | None = None,
-        reason_key: str | None = None) -> None:
-    """Button callback: the step on the server (role checked there), then refresh every cached query."""
-    args = []
-    if action == "assign":
-        args.append(st.session_state.get(mechanic_key) if mechanic_key else None)
-    if action == "cancel":
-        args.append(st.session_state.get(reason_key))
-    kwargs = {"seen_mechanic_id": seen} if action == "assign" else {}
+def act(action: str, step: Callable[[Engine, Actor], object]) -> None:
+    """Button callback: ``step(engine, actor)`` on the server (role checked there), then refresh
+    every cached query. Steps read their widgets' values when clicked."""
     try:
-        ACTIONS[action](ui.write_engine(), ui.actor(), follow_up_id, *args, **kwargs)
+        step(ui.write_engine(), ui.actor())
     except (fu.FollowUpError, PermissionDenied) as exc:
         st.session_state["followup_notice"] = str(exc)
         if isinstance(exc, fu.FollowUpConflict):
@@ -145,18 +140,23 @@ def mechanic_chooser(row, names: dict[str, str], load: dict[str, int]) -> None:
             index=options.index(current) if current in names else None, placeholder="Choose a mechanic…",
             format_func=lambda m: f"{names[m]} · {load[m]:,} open",
         )
-        seen = str(row.assigned_mechanic_id) if reassign else None
+        seen = row.assigned_mechanic_id if reassign else None  # who this page showed as assigned
+
+        def step(engine, actor):
+            return fu.assign(engine, actor, follow_up_id, st.session_state[f"mechanic_{follow_up_id}"],
+                             seen_mechanic_id=seen)
+
         st.button("Reassign" if reassign else "Assign", key=f"assign_{follow_up_id}", type="primary",
-                  disabled=choice is None or choice == seen, on_click=act,
-                  args=("assign", follow_up_id, seen, f"mechanic_{follow_up_id}"))
+                  disabled=choice is None or choice == str(seen), on_click=act, args=("assign", step))
 
 
 def canceller(follow_up_id: str) -> None:
     with st.popover("Cancel…", icon=":material/cancel:"):
         st.text_input("Reason to cancel", key=f"reason_{follow_up_id}", max_chars=fu.CANCEL_REASON_MAX,
                       placeholder="e.g. the customer found the answer")
-        st.button("Cancel follow-up", key=f"cancel_{follow_up_id}", on_click=act,
-                  args=("cancel", follow_up_id), kwargs={"reason_key": f"reason_{follow_up_id}"})
+        st.button("Cancel follow-up", key=f"cancel_{follow_up_id}", on_click=act, args=(
+            "cancel", lambda engine, actor: fu.cancel(engine, actor, follow_up_id,
+                                                      st.session_state[f"reason_{follow_up_id}"])))
 
 
 def card(row, tz: str, names: dict[str, str], load: dict[str, int]) -> None:
@@ -177,15 +177,15 @@ def card(row, tz: str, names: dict[str, str], load: dict[str, int]) -> None:
             if row.state == "open" and parent in names:
                 st.button(f"Assign to {ui.escape_markdown(names[parent])} · {load[parent]:,} open",
                           key=f"assign_default_{follow_up_id}", type="primary", icon=":material/person_check:",
-                          on_click=act, args=("assign", follow_up_id))
+                          on_click=act, args=("assign", lambda e, a: fu.assign(e, a, follow_up_id)))
             if row.state in fu.WAITING:
                 mechanic_chooser(row, names, load)
             if row.state == "assigned":
                 st.button("Mark answered", key=f"answer_{follow_up_id}", type="primary", icon=":material/done:",
-                          on_click=act, args=("answer", follow_up_id))
+                          on_click=act, args=("answer", lambda e, a: fu.mark_answered(e, a, follow_up_id)))
             if row.state == "answered":
                 st.button("Close", key=f"close_{follow_up_id}", type="primary", icon=":material/done_all:",
-                          on_click=act, args=("close", follow_up_id))
+                          on_click=act, args=("close", lambda e, a: fu.close(e, a, follow_up_id)))
             if row.state in fu.WAITING:
                 canceller(follow_up_id)
 

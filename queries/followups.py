@@ -32,7 +32,6 @@ from queries.registry import register
 QUEUE_LIMIT = 200
 DUE_SOON_SHARE = 0.25
 ORDERS = ("due", "oldest")  # most overdue first (earliest due time), or oldest first
-SLA_STATES = ("on_track", "due_soon", "breached", "met", "missed")
 QUEUE_COLUMNS = (
     "id", "created_at", "follow_up_type", "state", "description", "price_cents", "customer_id", "customer_name",
     "customer_email", "plan", "assigned_mechanic_id", "assigned_mechanic_name", "assigned_at", "answered_at",
