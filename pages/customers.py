@@ -63,13 +63,14 @@ def timeline(customer_id: str, tz: str) -> None:
     events = events[events.kind.isin(shown)]
     st.caption(f"{len(events):,} of the customer's events, latest first. Times in {tz}.")
     st.dataframe(
-        events.assign(happened_at=events.happened_at.dt.tz_convert(tz), amount=events.amount_cents / 100),
+        events.assign(happened_at=events.happened_at.dt.tz_convert(tz), detail=events.detail.fillna(""),
+                      amount=events.amount_cents.map(ui.fmt_money)),
         hide_index=True,
         column_config={
             "happened_at": st.column_config.DatetimeColumn("When", format="D MMM YYYY, HH:mm"),
             "kind": "What", "title": st.column_config.TextColumn("About", width="medium"),
             "detail": st.column_config.TextColumn("Detail", width="large"),
-            "amount_cents": None, "amount": st.column_config.NumberColumn("Amount", format="dollar"),
+            "amount_cents": None, "amount": "Amount",
         },
     )
 

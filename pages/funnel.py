@@ -70,22 +70,22 @@ def source_caption(spec: FunnelSpec) -> None:
 
 
 def funnel_chart(frame: pd.DataFrame) -> None:
-    fig = go.Figure(go.Funnel(y=frame.label, x=frame.customers, textinfo="value+percent initial+percent previous",
-                              hovertemplate="%{y}: %{x:,} customers<extra></extra>"))
-    ui.chart(fig, title="Customers reaching each step", x_title="Customers (count)", y_title="Step")
+    fig = go.Figure(go.Funnel(y=frame.label, x=frame.customers, textinfo="value+percent initial",
+                              hovertemplate="%{y}: %{x:,} customers, %{percentPrevious:.1%} of the step before"
+                                            "<extra></extra>"))
+    ui.chart(fig, title="Customers reaching each step", x_title="Customers (count)", y_title="")
 
 
 def steps_table(frame: pd.DataFrame) -> None:
     st.dataframe(
-        frame.assign(median=frame.median_seconds.map(duration)),
-        column_order=["step", "label", "customers", "from_first", "from_previous", "median"],
+        frame.assign(first=frame.from_first.map(ui.fmt_percent), previous=frame.from_previous.map(ui.fmt_percent),
+                     median=frame.median_seconds.map(duration)),
+        column_order=["step", "label", "customers", "first", "previous", "median"],
         column_config={
             "step": st.column_config.NumberColumn("Step", format="%d"),
             "label": "Step name",
             "customers": st.column_config.NumberColumn("Customers", format="localized"),
-            "from_first": st.column_config.NumberColumn("From step 1", format="percent"),
-            "from_previous": st.column_config.NumberColumn("From previous step", format="percent"),
-            "median": st.column_config.TextColumn("Median time from previous step"),
+            "first": "From step 1", "previous": "From the step before", "median": "Median time from the step before",
         },
         hide_index=True,
     )
@@ -100,7 +100,7 @@ def breakdown_tab(spec: FunnelSpec) -> None:
     frame = ui.run_query(q.breakdown, spec=spec, dimension=dimension, top_n=top_n)
     fig = px.bar(frame, x="conversion", y="group", orientation="h", custom_data=[spec.steps[0], spec.steps[-1]])
     fig.update_traces(hovertemplate="%{y}: %{x:.1%} (%{customdata[1]:,} of %{customdata[0]:,})<extra></extra>")
-    fig.update_layout(yaxis={"autorange": "reversed"}, xaxis={"tickformat": ".0%"})
+    fig.update_layout(yaxis={"autorange": "reversed"}, xaxis={"tickformat": ".0%"}, height=140 + 36 * len(frame))
     ui.chart(fig, title=f"Conversion from {STEP_LABELS[spec.steps[0]].lower()} to "
                         f"{STEP_LABELS[spec.steps[-1]].lower()} by {q.BREAKDOWNS[dimension].lower()}",
              x_title="Conversion (share of entered customers)", y_title=q.BREAKDOWNS[dimension])
@@ -135,13 +135,17 @@ def trend_tab(spec: FunnelSpec) -> None:
     grain = st.segmented_control("Entries by", list(GRAIN_LABELS), format_func=GRAIN_LABELS.get, default="week",
                                  required=True, key="funnel_grain")
     frame = ui.run_query(q.trend, spec=spec, grain=grain)
-    frame = frame.assign(state=frame.complete.map({True: "final", False: "window still open"}))
-    fig = px.line(frame, x="bucket", y="conversion", markers=True, symbol="state",
-                  symbol_map={"final": "circle", "window still open": "circle-open"},
-                  custom_data=["entered", "converted", "state"])
-    fig.update_traces(hovertemplate="%{x|%d %b %Y}: %{y:.1%} (%{customdata[1]:,} of %{customdata[0]:,}; "
-                                    "%{customdata[2]})<extra></extra>")
+    state = frame.complete.map({True: "final", False: "window still open"})
+    fig = go.Figure(go.Scatter(
+        x=frame.bucket, y=frame.conversion, mode="lines+markers", connectgaps=True,
+        marker={"size": 9, "symbol": frame.complete.map({True: "circle", False: "circle-open"})},
+        customdata=list(zip(frame.entered, frame.converted, state)),
+        hovertemplate="%{x|%d %b %Y}: %{y:.1%} (%{customdata[1]:,} of %{customdata[0]:,}; %{customdata[2]})"
+                      "<extra></extra>",
+    ))
     fig.update_layout(yaxis={"tickformat": ".0%"})
+    if grain != "day":  # one tick per bucket, on its first day
+        fig.update_xaxes(tickvals=frame.bucket, tickformat="%d %b" if grain == "week" else "%b %Y")
     ui.chart(fig, title=f"Conversion to “{STEP_LABELS[spec.steps[-1]]}” by {grain} of entry",
              x_title=f"{GRAIN_LABELS[grain]} of entry ({spec.period.tz})", y_title="Conversion (share of entered)")
     if not frame.complete.all():

@@ -65,7 +65,8 @@ def performance(period) -> None:
     fig = go.Figure(go.Funnel(y=["Shown", "Clicked", "Bought"], x=totals.tolist(),
                               textinfo="value+percent initial",
                               hovertemplate="%{y}: %{x:,}<extra></extra>"))
-    ui.chart(fig, title="Shown → clicked → bought", x_title="Recommendations (count)", y_title="Stage")
+    fig.update_layout(height=320)
+    ui.chart(fig, title="Shown → clicked → bought", x_title="Recommendations (count)", y_title="")
     st.dataframe(money_columns(frame).assign(recommendation_type=frame.recommendation_type.map(TYPE_LABELS)),
                  hide_index=True, column_config={
                      "recommendation_type": "Type", "service_title": "Service", **RATES, **MONEY})
@@ -76,8 +77,11 @@ def weekly(period) -> None:
     fig = px.bar(money_columns(frame), x="bucket", y="revenue", custom_data=["shown", "ctr", "conversion"])
     fig.update_traces(hovertemplate="Week of %{x|%d %b %Y}: $%{y:,.2f}; %{customdata[0]:,} shown, "
                                     "%{customdata[1]:.1%} clicked, %{customdata[2]:.1%} bought<extra></extra>")
+    fig.update_xaxes(tickvals=frame.bucket, tickformat="%d %b")
     ui.chart(fig, title="Revenue by week shown", x_title=f"Week starting Monday ({period.tz})",
              y_title="Revenue (dollars)")
+    st.dataframe(money_columns(frame), hide_index=True, column_config={
+        "bucket": st.column_config.DateColumn("Week starting", format="D MMM YYYY"), **RATES, **MONEY})
 
 
 def mechanics(period) -> None:
@@ -110,7 +114,7 @@ def catalogue() -> None:
     frame = ui.run_query(q.catalogue)
     st.caption("The engine offers each type's active service at its price; a recommendation keeps the price it "
                "was shown at.")
-    st.dataframe(frame.assign(price=frame.price_cents / 100,
+    st.dataframe(frame.assign(price=frame.price_cents / 100, updated_by=frame.updated_by.fillna("—"),
                               recommendation_type=frame.recommendation_type.map(TYPE_LABELS)),
                  hide_index=True, column_config={
                      "service_id": None, "price_cents": None, "recommendation_type": "Type", "title": "Service",
