@@ -49,6 +49,7 @@ from dashboard.reviews import text_fingerprint
 HISTORY_DAYS = 180
 UPCOMING_DAYS = 14
 CHUNK_CUSTOMERS = 25_000
+DUCKDB_LOAD_MEMORY = "3GB"
 STAFF = (
     ("admin@pitwall.demo", "admin", "Demo Admin"),
     ("support@pitwall.demo", "support", "Demo Support"),
@@ -1245,7 +1246,11 @@ class _PostgresSink:
 
 
 class _DuckDBSink:
-    """``INSERT ... SELECT`` from the Arrow table, registered as a view."""
+    """``INSERT ... SELECT`` from the Arrow table as a relation.
+
+    Not ``register``: a view registered and dropped inside the load's transaction keeps its
+    Arrow data alive until the commit, which at scale 100 is gigabytes.
+    """
 
     def __init__(self, conn: Connection):
         self._conn = conn
@@ -1253,11 +1258,8 @@ class _DuckDBSink:
 
     def write(self, table: sa.Table, data: pa.Table) -> None:
         columns = _columns_sql(self._conn, data)
-        self._raw.register("demo_rows", data)
-        try:
-            self._raw.execute(f"INSERT INTO {_table_sql(self._conn, table)} ({columns}) SELECT {columns} FROM demo_rows")
-        finally:
-            self._raw.unregister("demo_rows")
+        self._raw.from_arrow(data).query(
+            "demo_rows", f"INSERT INTO {_table_sql(self._conn, table)} ({columns}) SELECT {columns} FROM demo_rows")
 
 
 def _existing(conn: Connection, tables) -> list[sa.Table]:
@@ -1326,6 +1328,17 @@ def _without_keys(conn: Connection, tables):
     conn.execute(sa.text("SET LOCAL maintenance_work_mem = '1GB'"))
     for _, create, *_ in keys + indexes + foreign:
         conn.execute(sa.text(create))
+
+
+@contextlib.contextmanager
+def _duckdb_memory(conn: Connection):
+    """DuckDB: cap its memory during the load (it spills to disk) so a large scale fits anywhere."""
+    previous = conn.execute(sa.text("SELECT current_setting('memory_limit')")).scalar_one()
+    conn.execute(sa.text(f"SET memory_limit = '{DUCKDB_LOAD_MEMORY}'"))
+    try:
+        yield
+    finally:
+        conn.execute(sa.text(f"SET memory_limit = '{previous}'"))
 
 
 def _add_settings(conn: Connection) -> None:
@@ -1405,7 +1418,7 @@ def generate(engine: Engine, scale: float, seed: int = 7, anchor: dt.date | None
                 counts[table.name] += data.num_rows
                 bars.add(table.name, data.num_rows)
 
-            with contextlib.nullcontext() if is_duckdb(conn) else _without_keys(conn, _with_dependents(TABLES)):
+            with _duckdb_memory(conn) if is_duckdb(conn) else _without_keys(conn, _with_dependents(TABLES)):
                 mech = Mechanics(plan)
                 for table, data in mech.tables(plan).items():
                     write(table, data)
