@@ -5,11 +5,15 @@ funnel, so the funnel page reads a few columns of one row per entered customer i
 of ordering millions of raw events:
 
 - the first run for a funnel (or ``--rebuild``) computes the rows of every customer;
-- a later run reads only the interactions recorded since the previous run
-  (``crm_interactions.recorded_at``, minus ``OVERLAP`` for transactions that committed
-  after a run started) and recomputes the rows of the customers they belong to, from
-  those customers' whole history (an ordered funnel depends on it). Rows of other
-  customers are untouched.
+- a later run reads only the interactions recorded since the previous run and recomputes
+  the rows of the customers they belong to, from those customers' whole history (an
+  ordered funnel depends on it). Rows of other customers are untouched.
+
+"Recorded since" uses ``crm_interactions.recorded_at`` (the inserting transaction's start).
+A transaction that started before a run but committed after it is not in that run, so each
+run marks as processed only what was recorded up to ``OVERLAP`` before it started
+(``processed_until``); the next run reads those last minutes again, which is harmless.
+Transactions writing interactions must be shorter than ``OVERLAP``.
 
 Deleted interactions are noticed only by ``--rebuild``; a deleted customer's rows go with
 the customer (foreign key, PostgreSQL). A run is one transaction; on PostgreSQL an
@@ -88,18 +92,17 @@ def _refresh_one(conn: Connection, steps: Sequence[str], rebuild: bool) -> Refre
     i, p, r = s.crm_interactions, s.crm_funnel_progress, s.crm_funnel_rollups
     funnel_id, processed_until = _funnel_row(conn, steps)
     rebuild = rebuild or processed_until is None
-    new = [] if rebuild else [i.c.recorded_at > processed_until - OVERLAP]
-    latest, new_events, customers = conn.execute(
-        sa.select(sa.func.max(i.c.recorded_at), sa.func.count(), sa.func.count(sa.distinct(i.c.customer_id)))
-        .where(*new)
+    new = [] if rebuild else [i.c.recorded_at > processed_until]
+    new_events, customers = conn.execute(
+        sa.select(sa.func.count(), sa.func.count(sa.distinct(i.c.customer_id))).where(*new)
     ).one()
     changed = None if rebuild else sa.select(i.c.customer_id).where(*new).distinct()
     delete = p.delete().where(p.c.funnel_id == funnel_id)
     conn.execute(delete if changed is None else delete.where(p.c.customer_id.in_(changed)))
     if rebuild or new_events:
         conn.execute(p.insert().from_select(progress_columns(steps), progress_rows(funnel_id, steps, changed)))
-    conn.execute(r.update().where(r.c.id == funnel_id)
-                 .values(processed_until=sa.func.coalesce(latest, r.c.processed_until), refreshed_at=sa.func.now()))
+    conn.execute(r.update().where(r.c.id == funnel_id).values(
+        processed_until=sa.func.now() - sa.bindparam(None, OVERLAP, type_=sa.Interval()), refreshed_at=sa.func.now()))
     rows = conn.execute(sa.select(sa.func.count()).select_from(p).where(p.c.funnel_id == funnel_id)).scalar_one()
     return RefreshResult(steps_key(steps), rebuild, new_events, customers, rows)
 

@@ -238,11 +238,11 @@ def as_csv(frame: pd.DataFrame) -> bytes:
 
 def rollup_status(conn: Connection, *, steps: tuple[str, ...]) -> pd.DataFrame:
     """The roll-up that serves ``steps``: one row (``funnel``, ``refreshed_at``,
-    ``processed_until``, ``pending_events``: interactions recorded since), or no rows."""
+    ``processed_until``, ``pending_events``: interactions recorded after the refresh), or no rows."""
     tracked = serving_funnel(steps)
     r, i = s.crm_funnel_rollups, s.crm_interactions
     pending = (sa.select(sa.func.count()).select_from(i)
-               .where(sa.or_(r.c.processed_until.is_(None), i.c.recorded_at > r.c.processed_until))
+               .where(i.c.recorded_at > r.c.refreshed_at)
                .scalar_subquery())
     query = (sa.select(r.c.steps, r.c.refreshed_at, r.c.processed_until, pending)
              .where(r.c.steps == steps_key(tracked or ()), r.c.refreshed_at.isnot(None)))

@@ -99,10 +99,12 @@ REQUESTS = [  # (customer, created, make): the latest at or before entry gives t
 ]
 
 
-def insert_events(conn, events, recorded_at=None) -> None:
+def insert_events(conn, events, historic: bool = True) -> None:
+    """Insert (customer, type, time, session) rows; historic ones were recorded when they
+    happened, the others get the database's ``recorded_at`` (now)."""
     conn.execute(s.crm_interactions.insert(), [
         {"customer_id": C[who], "interaction_type": kind, "created_at": at,
-         "session_id": S[session] if session else None, "recorded_at": recorded_at or at}
+         "session_id": S[session] if session else None, **({"recorded_at": at} if historic else {})}
         for who, kind, at, session in events
     ])
 
@@ -302,12 +304,13 @@ def test_refresh_reads_only_new_events(crm_db):
         ("G", "intake", utc(2024, 3, 2), None),              # G enters
     ]
     with crm_db.begin() as conn:
-        insert_events(conn, new, recorded_at=utc(2024, 4, 2))
+        insert_events(conn, new, historic=False)
         before = conn.execute(sa.select(s.crm_funnel_progress).where(
             s.crm_funnel_progress.c.customer_id == C["C"])).all()
+    with crm_db.connect() as conn:
+        assert q.rollup_status(conn, steps=DEFAULT_STEPS).pending_events.tolist() == [4]
     results = refresh(crm_db)
-    # the new events, and D's two events recorded within OVERLAP of the previous run's last one
-    assert [(r.rebuilt, r.new_events, r.customers) for r in results] == [(False, 6, 5)] * 2
+    assert [(r.rebuilt, r.new_events, r.customers) for r in results] == [(False, 4, 4)] * 2
     with crm_db.connect() as conn:
         assert conn.execute(sa.select(s.crm_funnel_progress).where(
             s.crm_funnel_progress.c.customer_id == C["C"])).all() == before
