@@ -637,9 +637,18 @@ _index("ix_crm_funnel_progress_funnel_entry", crm_funnel_progress.c.funnel_id, c
 
 # --- end of 16 ----------------------------------------------------------------------
 
+# --- 17 indexes for period filters found while measuring ---------------------------------
+
+_index("ix_email_outbox_created_status", email_outbox.c.created_at, email_outbox.c.status, info={"step": "17"})
+_index("ix_sessions_summary_submitted_at", sessions.c.summary_submitted_at, info={"step": "17"})
+_index("ix_upsell_recommendations_purchased_at", upsell_recommendations.c.purchased_at, info={"step": "17"})
+
+# --- end of 17 ----------------------------------------------------------------------
+
 # Migration steps in order; 13 and later are Pitwall's feature steps
-# (13: reputation moderation, 14: scheduling and pricing, 15: follow-up lifecycle, 16: CRM upsell catalogue).
-STEPS = ("base", "08", "09", "10", "11", "12", "13", "14", "15", "16")
+# (13: reputation moderation, 14: scheduling and pricing, 15: follow-up lifecycle, 16: CRM upsell catalogue,
+# 17: indexes for period filters).
+STEPS = ("base", "08", "09", "10", "11", "12", "13", "14", "15", "16", "17")
 
 
 def step_of(item, table: sa.Table | None = None) -> str:
