@@ -15,8 +15,9 @@ come first; sessions are booked into those slots at the slot's price multiplier.
 
 Loading is one transaction: PostgreSQL through ``COPY ... FROM STDIN (FORMAT csv, FREEZE)``
 with the tables' keys, indexes and foreign keys dropped during the load and rebuilt after it
-(faster than maintaining them row by row); DuckDB through ``INSERT ... SELECT`` from
-registered Arrow tables.
+(faster than maintaining them row by row); DuckDB through ``INSERT ... SELECT`` from Arrow
+relations, with its memory capped for the load. The next chunk is generated in a thread while
+the current one loads.
 """
 
 from __future__ import annotations
@@ -262,9 +263,8 @@ def _uuids(rng: np.random.Generator, n: int) -> pa.StringArray:
     hexed = np.empty((n, 32), np.uint8)
     hexed[:, 0::2], hexed[:, 1::2] = _HEX[b >> 4], _HEX[b & 15]
     out = np.full((n, 36), ord("-"), np.uint8)
-    for dst, src in ((0, 0), (9, 8), (14, 12), (19, 16), (24, 20)):
-        width = 12 if dst == 24 else (8 if dst == 0 else 4)
-        out[:, dst:dst + width] = hexed[:, src:src + width]
+    for dashes, (a, b) in enumerate(((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))):
+        out[:, a + dashes:b + dashes] = hexed[:, a:b]
     offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(out))
 
@@ -273,9 +273,8 @@ def _take(pool, idx) -> pa.Array:
     return pa.array(pool, pa.string()).take(pa.array(np.asarray(idx, dtype=np.int64)))
 
 
-def _pick(rng, pool, n, p=None) -> tuple[np.ndarray, pa.Array]:
-    idx = rng.choice(len(pool), size=n, p=p)
-    return idx, _take(pool, idx)
+def _pick(rng, pool, n) -> pa.Array:
+    return _take(pool, rng.choice(len(pool), size=n))
 
 
 def _join(*parts) -> pa.Array:
@@ -382,8 +381,8 @@ class Mechanics:
         m = plan.mechanics
         self.n = m
         self.ids = _uuids(rng, m)
-        _, self.first_names = _pick(rng, FIRST_NAMES, m)
-        _, last = _pick(rng, LAST_NAMES, m)
+        self.first_names = _pick(rng, FIRST_NAMES, m)
+        last = _pick(rng, LAST_NAMES, m)
         self.names = _join(self.first_names, " ", last)
         self.emails = pc.utf8_lower(_join(self.first_names, ".", pc.replace_substring(last, "'", ""),
                                           _text(np.arange(1, m + 1)), "@mechanics.example.com"))
@@ -613,8 +612,8 @@ REVIEW_MIX = {  # P(5, 4, 3, 2, 1 stars) for a good and for a poor mechanic
 
 def _customers(rng, plan: Plan, first: int, n: int) -> dict:
     c: dict = {"n": n, "ids": _uuids(rng, n)}
-    _, c["first"] = _pick(rng, FIRST_NAMES, n)
-    _, c["last"] = _pick(rng, LAST_NAMES, n)
+    c["first"] = _pick(rng, FIRST_NAMES, n)
+    c["last"] = _pick(rng, LAST_NAMES, n)
     c["emails"] = pc.utf8_lower(_join(c["first"], ".", pc.replace_substring(c["last"], "'", ""),
                                       _text(np.arange(first + 1, first + n + 1)), "@example.com"))
     c["zone"] = rng.choice(len(CUSTOMER_ZONES), n, p=[z[1] for z in CUSTOMER_ZONES])
@@ -918,7 +917,7 @@ def _contact_details(rng, k: int) -> pa.Array:
     """A phone number or an e-mail address in a sentence, as people leave them in reviews."""
     phone = _join("Text me at (", _text(rng.choice([212, 312, 415, 503, 617, 702], k)), ") 555-01",
                   pc.utf8_lpad(_text(rng.integers(0, 100, k)), 2, "0"), " if you want details.")
-    email = pc.utf8_lower(_join("Email me at ", _pick(rng, FIRST_NAMES, k)[1], ".",
+    email = pc.utf8_lower(_join("Email me at ", _pick(rng, FIRST_NAMES, k), ".",
                                 _text(rng.integers(10, 99, k)), "@gmail.com for details."))
     return pc.if_else(pa.array(rng.random(k) < 0.5), phone, email)
 

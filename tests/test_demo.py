@@ -10,7 +10,9 @@ import hashlib
 import json
 import subprocess
 import sys
+import uuid
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
@@ -52,6 +54,12 @@ def _fingerprint(engine) -> dict:
 
 
 # --- determinism -------------------------------------------------------------------------
+
+
+def test_ids_are_version_4_uuids_from_the_seeded_generator():
+    ids = demo._uuids(np.random.default_rng(3), 4).to_pylist()
+    raw = np.random.default_rng(3).integers(0, 256, size=(4, 16), dtype=np.uint8)
+    assert ids == [str(uuid.UUID(bytes=bytes(row), version=4)) for row in raw]
 
 
 def test_same_seed_and_anchor_reload_identically(engine):
