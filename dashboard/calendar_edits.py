@@ -28,8 +28,9 @@ from dashboard.audit import record_audit
 from dashboard.auth import Actor, require_role
 from dashboard.scheduling import (
     DAY_NAMES, ONE, UTC, Override, ValidationError, WeeklySlot, parse_base_price, parse_day,
-    parse_multiplier, parse_reason, parse_time, parse_timezone, parse_uuid, validate_weekly_rows, weekly_slots,
+    parse_multiplier, parse_reason, parse_time, parse_timezone, validate_weekly_rows, weekly_slots,
 )
+from dashboard.validation import parse_uuid
 
 EDITOR_ROLES = ("manager", "admin")
 CALENDAR = "mechanic_calendar"
@@ -110,7 +111,7 @@ def save_weekly_slots(engine: Engine, actor: Actor | None, mechanic_id: Any,
     rows with an id update that slot, rows without one add a slot, missing slots are deleted."""
     require_role(actor, *EDITOR_ROLES)
     new = validate_weekly_rows(rows)
-    mechanic = parse_uuid(mechanic_id, "Mechanic")
+    mechanic = parse_uuid(mechanic_id, "Mechanic", ValidationError)
     with engine.begin() as conn:
         _lock_mechanic(conn, mechanic)
         return _write_slots(conn, actor, mechanic, new)
@@ -153,7 +154,7 @@ def set_peak_multiplier(engine: Engine, actor: Actor | None, mechanic_ids: Seque
     if low >= high:
         raise ValidationError(f"Start {low:%H:%M} must be before end {high:%H:%M}.")
     value = parse_multiplier(multiplier)
-    ids = sorted({parse_uuid(m, "Mechanic") for m in mechanic_ids})
+    ids = sorted({parse_uuid(m, "Mechanic", ValidationError) for m in mechanic_ids})
     reason = f"peak x{value} on {', '.join(DAY_NAMES[d][:3] for d in sorted(chosen_days))} {low:%H:%M}-{high:%H:%M}"
     changes = SlotChanges()
     with engine.begin() as conn:
@@ -224,7 +225,7 @@ def set_override(engine: Engine, actor: Actor | None, mechanic_id: Any, day: Any
     require_role(actor, *EDITOR_ROLES)
     override = parse_override(day, is_available=is_available, start=start, end=end,
                               multiplier=multiplier, reason=reason)
-    mechanic = parse_uuid(mechanic_id, "Mechanic")
+    mechanic = parse_uuid(mechanic_id, "Mechanic", ValidationError)
     ov = s.mechanic_availability_overrides
     with engine.begin() as conn:
         _check_not_past(_lock_mechanic(conn, mechanic).timezone, override.date, now)
@@ -245,7 +246,7 @@ def delete_override(engine: Engine, actor: Actor | None, mechanic_id: Any, day: 
     """Remove the override of a mechanic's local date (today or later): the weekly hours apply again."""
     require_role(actor, *EDITOR_ROLES)
     date = parse_date(day)
-    mechanic = parse_uuid(mechanic_id, "Mechanic")
+    mechanic = parse_uuid(mechanic_id, "Mechanic", ValidationError)
     ov = s.mechanic_availability_overrides
     with engine.begin() as conn:
         _check_not_past(_lock_mechanic(conn, mechanic).timezone, date, now)
@@ -263,7 +264,7 @@ def set_mechanic_timezone(engine: Engine, actor: Actor | None, mechanic_id: Any,
     """Change the IANA timezone a mechanic's hours are read in."""
     require_role(actor, *EDITOR_ROLES)
     name = str(parse_timezone(timezone))
-    mechanic = parse_uuid(mechanic_id, "Mechanic")
+    mechanic = parse_uuid(mechanic_id, "Mechanic", ValidationError)
     m = s.mechanics
     with engine.begin() as conn:
         before = _lock_mechanic(conn, mechanic).timezone

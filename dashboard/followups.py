@@ -61,6 +61,7 @@ from dashboard.schema import (
     FOLLOW_UP_PRICE_MAX_CENTS, FOLLOW_UP_TYPES, PLANS, crm_interactions, follow_up_pricing, mechanics, profiles,
     requests, session_base_prices, sessions,
 )
+from dashboard.validation import parse_uuid
 
 UTC = dt.timezone.utc
 TEXT_MAX = 2000
@@ -171,13 +172,6 @@ class CreatedFollowUp:
 
 # --- validation -----------------------------------------------------------------
 
-def _as_uuid(value, what: str) -> uuid.UUID:
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise FollowUpError(f"{what} {str(value)[:40]!r} is not a valid id.") from None
 
 
 def _text(value, what: str, limit: int) -> str:
@@ -277,8 +271,8 @@ def create_follow_up(engine: Engine, actor: Actor | None, *, parent_session_id, 
     require_role(actor, *HANDLERS)
     follow_up_type = _type(follow_up_type)
     text = _text(text, "The question", TEXT_MAX)
-    parent_session_id = _as_uuid(parent_session_id, "Session")
-    customer_id = _as_uuid(customer_id, "Customer")
+    parent_session_id = parse_uuid(parent_session_id, "Session", FollowUpError)
+    customer_id = parse_uuid(customer_id, "Customer", FollowUpError)
     now = _moment(now)
     with engine.begin() as conn:
         # Locking the session makes follow-ups on it take turns, so the limit holds.
@@ -389,9 +383,9 @@ def assign(engine: Engine, actor: Actor | None, follow_up_id, mechanic_id=None, 
     the caller saw assigned (None: nobody); FollowUpConflict if that changed meanwhile.
     """
     require_role(actor, *HANDLERS)
-    follow_up_id = _as_uuid(follow_up_id, "Follow-up")
-    mechanic_id = None if mechanic_id is None else _as_uuid(mechanic_id, "Mechanic")
-    seen = None if seen_mechanic_id is None else _as_uuid(seen_mechanic_id, "Mechanic")
+    follow_up_id = parse_uuid(follow_up_id, "Follow-up", FollowUpError)
+    mechanic_id = None if mechanic_id is None else parse_uuid(mechanic_id, "Mechanic", FollowUpError)
+    seen = None if seen_mechanic_id is None else parse_uuid(seen_mechanic_id, "Mechanic", FollowUpError)
     at = _moment(at)
     with engine.begin() as conn:
         row = _follow_up(conn, follow_up_id, "assign")
@@ -407,7 +401,7 @@ def assign(engine: Engine, actor: Actor | None, follow_up_id, mechanic_id=None, 
 def mark_answered(engine: Engine, actor: Actor | None, follow_up_id, *, at: dt.datetime | None = None) -> None:
     """An assigned follow-up was answered; a paid one also records a ``purchase`` interaction."""
     require_role(actor, *HANDLERS)
-    follow_up_id = _as_uuid(follow_up_id, "Follow-up")
+    follow_up_id = parse_uuid(follow_up_id, "Follow-up", FollowUpError)
     at = _moment(at)
     with engine.begin() as conn:
         row = _follow_up(conn, follow_up_id, "answer")
@@ -423,7 +417,7 @@ def mark_answered(engine: Engine, actor: Actor | None, follow_up_id, *, at: dt.d
 def close(engine: Engine, actor: Actor | None, follow_up_id, *, at: dt.datetime | None = None) -> None:
     """Close an answered follow-up."""
     require_role(actor, *HANDLERS)
-    follow_up_id = _as_uuid(follow_up_id, "Follow-up")
+    follow_up_id = parse_uuid(follow_up_id, "Follow-up", FollowUpError)
     at = _moment(at)
     with engine.begin() as conn:
         _move(conn, actor, _follow_up(conn, follow_up_id, "close"), "close", at, {"closed_at": at})
@@ -433,7 +427,7 @@ def cancel(engine: Engine, actor: Actor | None, follow_up_id, reason, *, at: dt.
     """Cancel a follow-up that is waiting for an answer, with a reason (at most ``CANCEL_REASON_MAX`` characters)."""
     require_role(actor, *HANDLERS)
     reason = _text(reason, "The reason to cancel", CANCEL_REASON_MAX)
-    follow_up_id = _as_uuid(follow_up_id, "Follow-up")
+    follow_up_id = parse_uuid(follow_up_id, "Follow-up", FollowUpError)
     at = _moment(at)
     with engine.begin() as conn:
         row = _follow_up(conn, follow_up_id, "cancel")

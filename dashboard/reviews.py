@@ -65,6 +65,7 @@ from dashboard.auth import Actor, require_role
 from dashboard.schema import (
     HIDE_REASONS, REVIEW_FLAGS, mechanic_reviews, mechanics, review_helpful_votes, review_settings, sessions, users,
 )
+from dashboard.validation import parse_uuid
 
 REVIEW_TEXT_MAX = 2000
 SHORT_NEGATIVE_MAX_CHARS = 20
@@ -215,13 +216,6 @@ def bayesian_rating(avg_rating: float, total_reviews: int, global_mean: float,
 
 # --- validation -----------------------------------------------------------------
 
-def _as_uuid(value, what: str) -> uuid.UUID:
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise ReviewError(f"{what} {value!r} is not a valid id.") from None
 
 
 def _check_rating(rating) -> int:
@@ -313,8 +307,8 @@ def submit_review(engine: Engine, *, session_id, customer_id, rating, text=None)
     """
     rating = _check_rating(rating)
     text = _check_text(text)
-    session_id = _as_uuid(session_id, "Session")
-    customer_id = _as_uuid(customer_id, "Customer")
+    session_id = parse_uuid(session_id, "Session", ReviewError)
+    customer_id = parse_uuid(customer_id, "Customer", ReviewError)
     try:
         with engine.begin() as conn:
             session = conn.execute(
@@ -374,7 +368,7 @@ def moderate(engine: Engine, actor: Actor, review_ids: Iterable, action: str, re
         raise ReviewError(f"Hiding needs a reason: one of {', '.join(HIDE_REASONS)}.")
     if action != "hide" and reason is not None:
         raise ReviewError("Only hiding takes a reason.")
-    ids = sorted({_as_uuid(rid, "Review") for rid in review_ids})
+    ids = sorted({parse_uuid(rid, "Review", ReviewError) for rid in review_ids})
     if not ids:
         raise ReviewError("Select at least one review.")
     allowed_from, new_status = ACTIONS[action]
@@ -405,8 +399,8 @@ def moderate(engine: Engine, actor: Actor, review_ids: Iterable, action: str, re
 
 def vote_helpful(engine: Engine, *, review_id, voter_id) -> bool:
     """Count ``voter_id``'s helpful vote on a published review; False if they had already voted."""
-    review_id = _as_uuid(review_id, "Review")
-    voter_id = _as_uuid(voter_id, "Voter")
+    review_id = parse_uuid(review_id, "Review", ReviewError)
+    voter_id = parse_uuid(voter_id, "Voter", ReviewError)
     r = mechanic_reviews
     with engine.begin() as conn:
         review = conn.execute(sa.select(r.c.status, r.c.customer_id).where(r.c.id == review_id)).first()

@@ -46,6 +46,7 @@ from sqlalchemy.engine import Connection
 
 from dashboard import schema as s
 from dashboard.period import timezones
+from dashboard.validation import parse_uuid
 
 UTC = dt.timezone.utc
 DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
@@ -283,17 +284,10 @@ def overlaps(slots: Sequence[WeeklySlot]) -> list[tuple[int, int]]:
     return sorted(pairs)
 
 
-def parse_uuid(value: Any, what: str = "Id") -> uuid.UUID:
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value).strip())
-    except ValueError:
-        raise ValidationError(f"{what} {str(value)[:40]!r} is not a known id.") from None
 
 
 def _slot_id(value: Any) -> uuid.UUID | None:
-    return None if _blank(value) else parse_uuid(value, "Slot")
+    return None if _blank(value) else parse_uuid(value, "Slot", ValidationError)
 
 
 def parse_slot_row(row: Mapping[str, Any]) -> WeeklySlot:
@@ -478,7 +472,7 @@ def load_calendars(
         chosen = sa.select(m.c.user_id).where(m.c.is_active).scalar_subquery()
         who = m.c.user_id.in_(chosen)
     else:
-        who = m.c.user_id.in_([parse_uuid(i, 'Mechanic') for i in mechanic_ids])
+        who = m.c.user_id.in_([parse_uuid(i, "Mechanic", ValidationError) for i in mechanic_ids])
     mechanics = conn.execute(sa.select(m.c.user_id, m.c.timezone, m.c.is_active).where(who)).all()
     ids = [row.user_id for row in mechanics]
     if not ids:

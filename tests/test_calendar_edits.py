@@ -152,7 +152,7 @@ def test_support_cannot_edit_anything(engine, mechanic):
 
 def test_unknown_mechanic_and_stale_slot_ids_are_rejected(engine, mechanic):
     for unknown in (uuid.uuid4(), "not-a-uuid"):
-        with pytest.raises(ValidationError, match="Unknown mechanic|not a known id"):
+        with pytest.raises(ValidationError, match="Unknown mechanic|not a valid id"):
             save_weekly_slots(engine, MANAGER, unknown, [row(1, "09:00", "12:00")])
     with pytest.raises(ValidationError, match="reload") as caught:
         save_weekly_slots(engine, MANAGER, mechanic, [row(1, "09:00", "12:00", slot_id=uuid.uuid4())])
