@@ -64,7 +64,7 @@ from sqlalchemy.engine import Connection
 
 from dashboard import schema as s
 from dashboard.period import Period, period_problem, timezones
-from dashboard.scheduling import parse_uuid
+from dashboard.validation import parse_uuid
 
 STEP_LABELS = {
     "intake": "Intake request",
@@ -108,15 +108,14 @@ def _metadata(value: Mapping | None) -> dict | None:
 
 def record_interaction(conn: Connection, *, customer_id: Any, interaction_type: str, session_id: Any = None,
                        metadata: Mapping | None = None, occurred_at: dt.datetime | None = None) -> uuid.UUID:
-    """Insert one interaction and return its id. Raises CrmInputError if it breaks a rule
-    (``dashboard.scheduling.ValidationError`` for a malformed id); nothing is written then."""
+    """Insert one interaction and return its id; CrmInputError (nothing written) if it breaks a rule."""
     if interaction_type not in s.INTERACTION_TYPES:
         raise CrmInputError(f"Unknown interaction type {str(interaction_type)[:40]!r}; "
                             f"use one of {', '.join(s.INTERACTION_TYPES)}.")
-    customer = parse_uuid(customer_id, "Customer")
+    customer = parse_uuid(customer_id, "Customer", CrmInputError)
     if conn.execute(sa.select(s.users.c.id).where(s.users.c.id == customer)).first() is None:
         raise CrmInputError(f"Unknown customer {customer}.")
-    session = None if session_id is None else parse_uuid(session_id, "Session")
+    session = None if session_id is None else parse_uuid(session_id, "Session", CrmInputError)
     if session is None and interaction_type in NEEDS_SESSION:
         raise CrmInputError(f"A {interaction_type!r} interaction needs the session it is about.")
     if session is not None:
@@ -340,11 +339,14 @@ def journeys(conn: Connection, spec: FunnelSpec, source: str = "auto", *,
     return journeys_from_events(spec, attributes=attributes), "events"
 
 
+def within_window(journey: sa.FromClause, spec: FunnelSpec, at: sa.ColumnElement) -> sa.ColumnElement[bool]:
+    """Whether ``at`` is at most the window after the journey's entry (NULL when ``at`` is)."""
+    return at <= journey.c.entry_at + _window(spec.window)
+
+
 def reached(journey: sa.FromClause, spec: FunnelSpec, k: int) -> sa.ColumnElement[bool]:
     """Whether the journey reached step ``k`` (1-based) inside the window."""
-    if k == 1:
-        return sa.true()
-    return journey.c[step_column(k)] <= journey.c.entry_at + _window(spec.window)
+    return sa.true() if k == 1 else within_window(journey, spec, journey.c[step_column(k)])
 
 
 def reached_at(journey: sa.FromClause, k: int) -> sa.ColumnElement:

@@ -39,7 +39,8 @@ from sqlalchemy.engine import Connection, Engine
 from dashboard import schema as s
 from dashboard.audit import record_audit
 from dashboard.auth import Actor, require_role
-from dashboard.scheduling import ValidationError, parse_base_price, parse_uuid
+from dashboard.scheduling import ValidationError, parse_base_price
+from dashboard.validation import parse_uuid
 
 OPEN_DAYS = 30
 REPURCHASE_DAYS = 365
@@ -166,7 +167,7 @@ def save_service(engine: Engine, actor: Actor | None, service_id: Any, **fields)
     require_role(actor, *EDITOR_ROLES)
     new = parse_service(**fields)
     svc = s.upsell_services
-    target = None if service_id is None else parse_uuid(service_id, "Service")
+    target = None if service_id is None else parse_uuid(service_id, "Service", ValidationError)
     values = {**asdict(new), "updated_by": actor.email, "updated_at": sa.func.now()}
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":

@@ -15,6 +15,7 @@ run marks as processed only what was recorded up to ``OVERLAP`` before it starte
 (``processed_until``); the next run reads those last minutes again, which is harmless.
 Transactions writing interactions must be shorter than ``OVERLAP``.
 
+When more than 10,000 customers and a tenth of the rows changed (a bulk load), the run rebuilds.
 Deleted interactions are noticed only by ``--rebuild``; a deleted customer's rows go with
 the customer (foreign key, PostgreSQL). A run is one transaction; on PostgreSQL an
 advisory lock makes two runs take turns, DuckDB allows one writer anyway.
@@ -35,6 +36,8 @@ from dashboard.auth import Actor, require_role
 from dashboard.crm import TRACKED_FUNNELS, journeys_from_entries, step_column, steps_key
 
 OVERLAP = dt.timedelta(minutes=10)
+# A run that finds more changed customers than this many and this share of the rows rebuilds.
+REBUILD_CUSTOMERS, REBUILD_SHARE = 10_000, 0.1
 LOCK_KEY = 7_160_016  # pg_advisory_xact_lock key of this job
 
 
@@ -88,6 +91,11 @@ def _funnel_row(conn: Connection, steps: Sequence[str]) -> tuple[int, dt.datetim
     return new_id, None
 
 
+def _rows(conn: Connection, funnel_id: int) -> int:
+    p = s.crm_funnel_progress
+    return conn.execute(sa.select(sa.func.count()).select_from(p).where(p.c.funnel_id == funnel_id)).scalar_one()
+
+
 def _refresh_one(conn: Connection, steps: Sequence[str], rebuild: bool) -> RefreshResult:
     i, p, r = s.crm_interactions, s.crm_funnel_progress, s.crm_funnel_rollups
     funnel_id, processed_until = _funnel_row(conn, steps)
@@ -96,15 +104,16 @@ def _refresh_one(conn: Connection, steps: Sequence[str], rebuild: bool) -> Refre
     new_events, customers = conn.execute(
         sa.select(sa.func.count(), sa.func.count(sa.distinct(i.c.customer_id))).where(*new)
     ).one()
-    changed = None if rebuild else sa.select(i.c.customer_id).where(*new).distinct()
+    # After a bulk load most customers changed: computing everyone at once is faster.
+    rebuild = rebuild or customers > max(REBUILD_CUSTOMERS, REBUILD_SHARE * _rows(conn, funnel_id))
+    changed = None if rebuild else sa.select(i.c.customer_id).where(*new)
     delete = p.delete().where(p.c.funnel_id == funnel_id)
     conn.execute(delete if changed is None else delete.where(p.c.customer_id.in_(changed)))
     if rebuild or new_events:
         conn.execute(p.insert().from_select(progress_columns(steps), progress_rows(funnel_id, steps, changed)))
     conn.execute(r.update().where(r.c.id == funnel_id).values(
         processed_until=sa.func.now() - sa.bindparam(None, OVERLAP, type_=sa.Interval()), refreshed_at=sa.func.now()))
-    rows = conn.execute(sa.select(sa.func.count()).select_from(p).where(p.c.funnel_id == funnel_id)).scalar_one()
-    return RefreshResult(steps_key(steps), rebuild, new_events, customers, rows)
+    return RefreshResult(steps_key(steps), rebuild, new_events, customers, _rows(conn, funnel_id))
 
 
 def refresh(engine: Engine, *, rebuild: bool = False, funnels: Sequence[Sequence[str]] = TRACKED_FUNNELS,

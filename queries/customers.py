@@ -15,8 +15,9 @@ from sqlalchemy.engine import Connection
 
 from dashboard import schema as s
 from dashboard.crm import STEP_LABELS
-from dashboard.scheduling import ValidationError, parse_uuid
+from dashboard.scheduling import ValidationError
 from dashboard.upsells import OPEN_DAYS, new_recommendations
+from dashboard.validation import parse_uuid
 from queries.registry import register
 
 SEARCH_MIN, SEARCH_MAX, SEARCH_LIMIT = 3, 100, 50
@@ -54,7 +55,7 @@ def _count(table: sa.Table, *where) -> sa.ScalarSelect:
 def customer(conn: Connection, *, customer_id) -> pd.DataFrame:
     """One row (none if unknown): email, full_name, plan, acquisition_channel, timezone,
     created_at, requests, sessions_completed, reviews, upsells_bought, upsell_spend_cents."""
-    cid = parse_uuid(customer_id, "Customer")
+    cid = parse_uuid(customer_id, "Customer", ValidationError)
     u, p, r, ses, rev, rec = (s.users, s.profiles, s.requests, s.sessions, s.mechanic_reviews,
                               s.upsell_recommendations)
     bought = sa.and_(rec.c.customer_id == cid, rec.c.purchased_at.isnot(None))
@@ -83,7 +84,7 @@ def _words(*parts: sa.ColumnElement, sep: str = " ") -> sa.ColumnElement:
 def timeline(conn: Connection, *, customer_id) -> pd.DataFrame:
     """Everything about a customer, latest first: requests, follow-ups, sessions, summaries,
     reviews, interactions, recommendations shown/clicked/purchased and emails to them."""
-    cid = parse_uuid(customer_id, "Customer")
+    cid = parse_uuid(customer_id, "Customer", ValidationError)
     u, r, ses, m, rev = s.users, s.requests, s.sessions, s.mechanics, s.mechanic_reviews
     i, rec, mail = s.crm_interactions, s.upsell_recommendations, s.email_outbox
     none = sa.null().cast(sa.Integer)
@@ -134,7 +135,7 @@ def recommended_next(conn: Connection, *, customer_id, now: dt.datetime | None =
     """The next service to offer the customer (one row, or none): their open recommendation
     (a clicked one first, then the latest shown), else what the upsell rules would add for
     their latest summary now, the first of follow_up, maintenance_plan, premium_upgrade."""
-    cid = parse_uuid(customer_id, "Customer")
+    cid = parse_uuid(customer_id, "Customer", ValidationError)
     now = now or dt.datetime.now(dt.timezone.utc)
     rec, ses = s.upsell_recommendations, s.sessions
     reason = sa.case((rec.c.clicked_at.isnot(None), "open recommendation, clicked but not bought"),

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from dashboard import schema as s
 from dashboard.crm import (
     DEFAULT_STEPS, STEP_LABELS, CrmInputError, FunnelSpec, journeys, reached, reached_at, seconds_between, serving_funnel,
-    steps_key,
+    steps_key, within_window,
 )
 from dashboard.period import Period
 from queries.registry import BenchContext, register
@@ -86,11 +86,8 @@ def _dimension(j: sa.FromClause, spec: FunnelSpec, dimension: str) -> tuple[sa.C
     if dimension == "vehicle_make":
         return sa.func.coalesce(sa.func.nullif(sa.func.trim(j.c.vehicle_make), ""), UNKNOWN), j
     m = s.mechanics
-    specialty = sa.case(
-        (j.c.session_at <= j.c.entry_at + sa.bindparam(None, spec.window, type_=sa.Interval()),
-         sa.func.coalesce(m.c.specialties[1], UNKNOWN)),
-        else_=NO_SESSION,
-    )
+    specialty = sa.case((within_window(j, spec, j.c.session_at), sa.func.coalesce(m.c.specialties[1], UNKNOWN)),
+                        else_=NO_SESSION)
     return specialty, j.outerjoin(m, m.c.user_id == j.c.mechanic_id)
 
 

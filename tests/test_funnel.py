@@ -385,7 +385,7 @@ def test_record_interaction_validates(crm_db):
     for kwargs, message in [
         ({"interaction_type": "signup"}, "Unknown interaction type"),
         ({"customer_id": stranger}, "Unknown customer"),
-        ({"customer_id": "not-an-id"}, "not a known id"),
+        ({"customer_id": "not-an-id"}, "not a valid id"),
         ({"interaction_type": "session", "session_id": None}, "needs the session"),
         ({"session_id": uuid.uuid4()}, "Unknown session"),
         ({"session_id": S["B1"]}, "belongs to another customer"),
@@ -395,7 +395,7 @@ def test_record_interaction_validates(crm_db):
         ({"occurred_at": dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)}, "in the future"),
     ]:
         call = {"customer_id": C["A"], "interaction_type": "upsell_clicked", "session_id": S["A"], **kwargs}
-        with pytest.raises(ValueError, match=message), crm_db.begin() as conn:
+        with pytest.raises(CrmInputError, match=message), crm_db.begin() as conn:
             record_interaction(conn, **call)
     with crm_db.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(s.crm_interactions)).scalar_one() == len(EVENTS) + 1

@@ -220,7 +220,7 @@ def test_only_admins_edit_the_catalogue(upsell_db):
             save_service(upsell_db, actor, None, **FORM)
     with pytest.raises(ValidationError, match="no longer exists"):
         save_service(upsell_db, ADMIN, uuid.uuid4(), **FORM)
-    with pytest.raises(ValidationError, match="not a known id"):
+    with pytest.raises(ValidationError, match="not a valid id"):
         save_service(upsell_db, ADMIN, "1; DROP TABLE upsell_services", **FORM)
     assert not audit_rows(upsell_db)
 
