@@ -107,17 +107,28 @@ def pg_engine(_pg_migrated_url):
     eng.dispose()
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def engine(request, tmp_path, _duckdb_template, _pg_migrated_url):
-    """A migrated, empty database on each backend."""
-    if request.param == "duckdb":
-        path = tmp_path / "pitwall.duckdb"
-        shutil.copy(_duckdb_template, path)
-        eng = make_engine(f"duckdb:///{path}")
-    else:
-        if _pg_migrated_url is None:
-            pytest.skip("PostgreSQL not reachable (outside CI)")
-        eng = make_engine(_pg_migrated_url)
-        _truncate_all(eng)
+@pytest.fixture
+def duckdb_engine(tmp_path, _duckdb_template):
+    """A migrated, empty embedded DuckDB file of this test's own."""
+    path = tmp_path / "pitwall.duckdb"
+    shutil.copy(_duckdb_template, path)
+    eng = make_engine(f"duckdb:///{path}")
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def engine(request):
+    """A migrated, empty database on each backend."""
+    return request.getfixturevalue("duckdb_engine" if request.param == "duckdb" else "pg_engine")
+
+
+@pytest.fixture
+def oidc_secrets(tmp_path, monkeypatch):
+    """Point the app at a secrets file with ``[auth]`` set, so staff must sign in."""
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('[auth]\nredirect_uri = "http://localhost:8501/oauth2callback"\n'
+                       'cookie_secret = "test"\nclient_id = "x"\nclient_secret = "y"\n'
+                       'server_metadata_url = "https://id.example.com/.well-known/openid-configuration"\n')
+    monkeypatch.setenv("PITWALL_SECRETS", str(secrets))
+    return secrets

@@ -207,12 +207,7 @@ def test_unreachable_database_shows_the_error_page(app_env, capfd):
 
 
 @pytest.fixture
-def login_app(app_env, pg_engine, tmp_path):
-    secrets = tmp_path / "secrets.toml"
-    secrets.write_text('[auth]\nredirect_uri = "http://localhost:8501/oauth2callback"\n'
-                       'cookie_secret = "test"\nclient_id = "x"\nclient_secret = "y"\n'
-                       'server_metadata_url = "https://id.example.com/.well-known/openid-configuration"\n')
-    app_env.setenv("PITWALL_SECRETS", str(secrets))
+def login_app(app_env, pg_engine, oidc_secrets):
     app_env.setenv("DATABASE_URL", url_of(pg_engine))
     with pg_engine.begin() as conn:
         conn.execute(staff_roles.insert().values(email="sam@example.com", role="support", display_name="Sam"))

@@ -154,12 +154,7 @@ def test_admin_saves_prices(queue_db):
                             .where(s.audit_log.c.action == "follow_up_price.set")).scalar_one() == 2
 
 
-def test_support_staff_work_the_queue_but_only_read_prices(queue_db, tmp_path, monkeypatch):
-    secrets = tmp_path / "secrets.toml"
-    secrets.write_text('[auth]\nredirect_uri = "http://localhost:8501/oauth2callback"\n'
-                       'cookie_secret = "test"\nclient_id = "x"\nclient_secret = "y"\n'
-                       'server_metadata_url = "https://id.example.com/.well-known/openid-configuration"\n')
-    monkeypatch.setenv("PITWALL_SECRETS", str(secrets))
+def test_support_staff_work_the_queue_but_only_read_prices(queue_db, oidc_secrets):
     engine = queue_db["engine"]
     with engine.begin() as conn:
         conn.execute(s.staff_roles.insert().values(email="sam@example.com", role="support"))

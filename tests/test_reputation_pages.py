@@ -138,12 +138,7 @@ def test_leaderboard_filters_by_specialty(shop):
 
 
 @pytest.fixture
-def staff_login(shop, monkeypatch, tmp_path):
-    secrets = tmp_path / "secrets.toml"
-    secrets.write_text('[auth]\nredirect_uri = "http://localhost:8501/oauth2callback"\n'
-                       'cookie_secret = "test"\nclient_id = "x"\nclient_secret = "y"\n'
-                       'server_metadata_url = "https://id.example.com/.well-known/openid-configuration"\n')
-    monkeypatch.setenv("PITWALL_SECRETS", str(secrets))
+def staff_login(shop, oidc_secrets):
     with shop["engine"].begin() as conn:
         conn.execute(s.staff_roles.insert(), [{"email": "sam@example.com", "role": "support"},
                                               {"email": "max@example.com", "role": "manager"}])
