@@ -57,7 +57,6 @@ import json
 import uuid
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -100,7 +99,8 @@ def _metadata(value: Mapping | None) -> dict | None:
     try:
         text = json.dumps(dict(value))
     except (TypeError, ValueError):
-        raise CrmInputError("Interaction metadata must hold only JSON values (text, numbers, lists, objects).") from None
+        raise CrmInputError("Interaction metadata must hold only JSON values "
+                            "(text, numbers, lists, objects).") from None
     if len(text.encode()) > MAX_METADATA_BYTES:
         raise CrmInputError(f"Interaction metadata is over {MAX_METADATA_BYTES:,} bytes.")
     return json.loads(text)
@@ -172,10 +172,6 @@ class FunnelSpec:
     @property
     def window(self) -> dt.timedelta:
         return dt.timedelta(days=self.window_days)
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.period.tz)
 
     def step_index(self, value: Any) -> int:
         """A 1-based step number of this funnel, validated."""
@@ -254,7 +250,7 @@ def journeys_from_entries(entries: sa.FromClause, steps: Sequence[str], *, windo
 
 
 def _first_ranked(entries: sa.FromClause, source: sa.FromClause, on: sa.ColumnElement[bool],
-                  columns: list, order_by: list, name: str) -> sa.Subquery:
+                  columns: list, order_by: list, name: str) -> sa.CTE:
     """Per entry, the first row of ``source`` matching ``on`` in ``order_by``."""
     ranked = (
         sa.select(entries.c.customer_id, entries.c.entry_at, *columns,
@@ -266,14 +262,14 @@ def _first_ranked(entries: sa.FromClause, source: sa.FromClause, on: sa.ColumnEl
     return sa.select(*[c for c in ranked.c if c.name != "rank"]).where(ranked.c.rank == 1).cte(name)
 
 
-def _vehicle_at_entry(entries: sa.FromClause) -> sa.Subquery:
+def _vehicle_at_entry(entries: sa.FromClause) -> sa.CTE:
     r = s.requests
     return _first_ranked(
         entries, r, sa.and_(r.c.customer_id == entries.c.customer_id, r.c.created_at <= entries.c.entry_at),
         [r.c.vehicle_make], [r.c.created_at.desc(), r.c.vehicle_make.asc().nulls_last()], "vehicle")
 
 
-def _first_session(entries: sa.FromClause) -> sa.Subquery:
+def _first_session(entries: sa.FromClause) -> sa.CTE:
     i, ses = s.crm_interactions, s.sessions
     source = i.outerjoin(ses, ses.c.id == i.c.session_id)
     on = sa.and_(i.c.customer_id == entries.c.customer_id, i.c.interaction_type == "session",
@@ -324,19 +320,17 @@ SOURCES = ("auto", "events", "rollup")
 
 
 def journeys(conn: Connection, spec: FunnelSpec, source: str = "auto", *,
-             attributes: bool = False) -> tuple[sa.Subquery, str]:
-    """The journeys of ``spec`` and where they come from (``"rollup"`` or ``"events"``).
-
-    ``source="auto"`` reads the roll-up when one serves the steps, else raw events.
-    """
+             attributes: bool = False) -> sa.Subquery:
+    """The journeys of ``spec``: from the roll-up (``source="rollup"``), from raw events
+    (``"events"``), or from the roll-up when a built one serves the steps (``"auto"``)."""
     if source not in SOURCES:
         raise CrmInputError(f"Unknown source {str(source)[:20]!r}.")
     funnel_id = rollup_id(conn, spec.steps) if source != "events" else None
     if funnel_id is not None:
-        return journeys_from_rollup(spec, funnel_id), "rollup"
+        return journeys_from_rollup(spec, funnel_id)
     if source == "rollup":
-        raise CrmInputError(f"No roll-up serves the funnel {steps_key(spec.steps)}; run `python -m jobs.funnel`.")
-    return journeys_from_events(spec, attributes=attributes), "events"
+        raise CrmInputError(f"No roll-up serves the funnel {steps_key(spec.steps)}; run `python -m jobs funnel`.")
+    return journeys_from_events(spec, attributes=attributes)
 
 
 def within_window(journey: sa.FromClause, spec: FunnelSpec, at: sa.ColumnElement) -> sa.ColumnElement[bool]:

@@ -50,7 +50,8 @@ def run(engine: Engine, *, days: int = DEFAULT_DAYS, now: dt.datetime | None = N
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_KEY)))
         created = conn.execute(
             rec.insert()
-            .from_select([*columns, "shown_at"], sa.select(*[new.c[c] for c in columns], sa.literal(now, rec.c.shown_at.type)))
+            .from_select([*columns, "shown_at"],
+                         sa.select(*[new.c[c] for c in columns], sa.literal(now, rec.c.shown_at.type)))
             .returning(rec.c.recommendation_type)
         ).scalars().all()
         active = set(conn.execute(sa.select(svc.c.recommendation_type).where(svc.c.is_active)).scalars())

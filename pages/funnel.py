@@ -57,8 +57,9 @@ def source_caption(spec: FunnelSpec) -> None:
         if not status.empty:
             row = status.iloc[0]
             pending = int(row.pending_events)
-            st.caption(f"From the roll-up refreshed {pd.Timestamp(row.refreshed_at).tz_convert(spec.period.tz):%d %b %Y %H:%M}"
-                       f" ({spec.period.tz})" + (f"; {pending:,} newer interactions are not in it yet." if pending else "."))
+            refreshed = pd.Timestamp(row.refreshed_at).tz_convert(spec.period.tz)
+            st.caption(f"From the roll-up refreshed {refreshed:%d %b %Y %H:%M} ({spec.period.tz})"
+                       + (f"; {pending:,} newer interactions are not in it yet." if pending else "."))
         elif tracked:
             st.caption("Computed from raw interactions: the roll-up for these steps is not built yet.")
         else:

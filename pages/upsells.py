@@ -38,7 +38,8 @@ MONEY = {
 }
 
 
-def kpis(period) -> None:
+def kpis(period) -> int:
+    """The KPI row; returns how many recommendations were shown in the period."""
     summary = ui.run_query(q.summary, period=period)
     now, before = summary.loc["current"], summary.loc["previous"]
     ui.kpi_row([
@@ -55,6 +56,7 @@ def kpis(period) -> None:
                ui.change(now.revenue_per_shown, before.revenue_per_shown, ui.fmt_money)),
     ])
     ui.comparison_caption(period)
+    return int(now.shown)
 
 
 def performance(period) -> None:
@@ -137,8 +139,8 @@ def catalogue() -> None:
                      key=f"service_description_{choice}", max_chars=300)
         st.number_input("Price (dollars)", min_value=0.0, max_value=1000.0, step=1.0, format="%.2f",
                         value=None if row is None else row.price_cents / 100, key=f"service_price_{choice}")
-        st.toggle("Active (replaces the active service of its type)", value=True if row is None else bool(row.is_active),
-                  key=f"service_active_{choice}")
+        st.toggle("Active (replaces the active service of its type)", key=f"service_active_{choice}",
+                  value=True if row is None else bool(row.is_active))
         st.form_submit_button("Save", type="primary", icon=":material/save:", on_click=save, args=(choice,))
 
 
@@ -151,8 +153,7 @@ if notice:
 period = ui.period()
 overview, by_week, by_mechanic, services = st.tabs(["Performance", "By week", "By mechanic", "Catalogue"])
 with overview:
-    kpis(period)
-    if ui.run_query(q.summary, period=period).loc["current", "shown"] == 0:
+    if kpis(period) == 0:
         ui.empty_state("No recommendation was shown in this period.",
                        "Choose earlier dates or a longer period in the sidebar.")
     else:

@@ -91,7 +91,8 @@ def timeline(conn: Connection, *, customer_id) -> pd.DataFrame:
 
     def row(at, kind, title, detail, amount=none) -> list:
         kind = sa.literal(kind, sa.Text) if isinstance(kind, str) else kind
-        return [at.label("happened_at"), kind.label("kind"), sa.cast(title, sa.Text).label("title"), sa.cast(detail, sa.Text).label("detail"),
+        return [at.label("happened_at"), kind.label("kind"), sa.cast(title, sa.Text).label("title"),
+                sa.cast(detail, sa.Text).label("detail"),
                 sa.cast(amount, sa.Integer).label("amount_cents")]
 
     vehicle = _words(sa.cast(r.c.vehicle_year, sa.Text), r.c.vehicle_make, r.c.vehicle_model)
@@ -115,7 +116,8 @@ def timeline(conn: Connection, *, customer_id) -> pd.DataFrame:
         sa.select(*row(i.c.created_at, "Interaction", label, none)).where(i.c.customer_id == cid),
         *[sa.select(*row(at, f"Upsell {what}", rec.c.service_title, rec.c.recommendation_type, rec.c.price_cents))
           .where(rec.c.customer_id == cid, at.isnot(None))
-          for what, at in (("shown", rec.c.shown_at), ("clicked", rec.c.clicked_at), ("purchased", rec.c.purchased_at))],
+          for what, at in (("shown", rec.c.shown_at), ("clicked", rec.c.clicked_at),
+                           ("purchased", rec.c.purchased_at))],
         sa.select(*row(sa.func.coalesce(mail.c.sent_at, mail.c.created_at), "Email", mail.c.milestone,
                        _words(mail.c.status, mail.c.last_error, mail.c.skip_reason, sep=" · ")))
         .select_from(mail.join(ses, ses.c.id == mail.c.session_id).join(u, u.c.id == ses.c.customer_id))

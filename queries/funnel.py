@@ -19,8 +19,8 @@ from sqlalchemy.engine import Connection
 
 from dashboard import schema as s
 from dashboard.crm import (
-    DEFAULT_STEPS, STEP_LABELS, CrmInputError, FunnelSpec, journeys, reached, reached_at, seconds_between, serving_funnel,
-    steps_key, within_window,
+    DEFAULT_STEPS, STEP_LABELS, CrmInputError, FunnelSpec, journeys, reached, reached_at, seconds_between,
+    serving_funnel, steps_key, within_window,
 )
 from dashboard.period import Period
 from queries.registry import BenchContext, register
@@ -56,7 +56,7 @@ def _counts(journey: sa.FromClause, spec: FunnelSpec) -> list[sa.ColumnElement]:
 def funnel(conn: Connection, *, spec: FunnelSpec, source: str = "auto") -> pd.DataFrame:
     """One row per step: step (1-based), interaction_type, label, customers, from_first and
     from_previous (ratios, NaN without customers), median_seconds from the previous step."""
-    j, _ = journeys(conn, spec, source)
+    j = journeys(conn, spec, source)
     n = len(spec.steps)
     medians = [
         sa.func.percentile_cont(0.5).within_group(
@@ -100,7 +100,7 @@ def breakdown(conn: Connection, *, spec: FunnelSpec, dimension: str, top_n: int 
         raise CrmInputError(f"Unknown breakdown {str(dimension)[:40]!r}; choose from {', '.join(BREAKDOWNS)}.")
     if isinstance(top_n, bool) or not isinstance(top_n, int) or not 1 <= top_n <= MAX_TOP_N:
         raise CrmInputError(f"Top N must be a whole number from 1 to {MAX_TOP_N}.")
-    j, _ = journeys(conn, spec, source, attributes=dimension in NEEDS_ATTRIBUTES)
+    j = journeys(conn, spec, source, attributes=dimension in NEEDS_ATTRIBUTES)
     value, joined = _dimension(j, spec, dimension)
     n = len(spec.steps)
     flags = (sa.select(value.label("grp"), *[reached(j, spec, k).label(f"r{k}") for k in range(2, n + 1)])
@@ -129,7 +129,7 @@ def time_to_convert(conn: Connection, *, spec: FunnelSpec, from_step: int, to_st
     low, high = spec.step_index(from_step), spec.step_index(to_step)
     if low >= high:
         raise CrmInputError("The first step of the time to convert must come before the second.")
-    j, _ = journeys(conn, spec, source)
+    j = journeys(conn, spec, source)
     seconds = seconds_between(reached_at(j, low), reached_at(j, high))
     number = sa.case(*[(seconds <= upper, i) for i, (upper, _) in enumerate(DURATION_BINS[1:])],
                      else_=len(DURATION_BINS) - 1)
@@ -173,11 +173,12 @@ def trend(conn: Connection, *, spec: FunnelSpec, grain: str = "week", source: st
     open at ``now``, so its conversion can still grow)."""
     if grain not in GRAINS:
         raise CrmInputError(f"Unknown trend grain {str(grain)[:20]!r}; choose from {', '.join(GRAINS)}.")
-    j, _ = journeys(conn, spec, source)
+    j = journeys(conn, spec, source)
     local = sa.func.timezone(spec.period.tz, j.c.entry_at)
     flags = sa.select(sa.cast(sa.func.date_trunc(grain, local), sa.Date).label("bucket"),
                       reached(j, spec, len(spec.steps)).label("converted")).select_from(j).subquery("flags")
-    query = sa.select(flags.c.bucket, sa.func.count(), sa.func.count().filter(flags.c.converted)).group_by(flags.c.bucket)
+    query = (sa.select(flags.c.bucket, sa.func.count(), sa.func.count().filter(flags.c.converted))
+             .group_by(flags.c.bucket))
     counts = {bucket: (entered, converted) for bucket, entered, converted in conn.execute(query)}
     starts = bucket_starts(spec.period, grain)
     entered = pd.Series([counts.get(day, (0, 0))[0] for day in starts], dtype="int64")
@@ -204,7 +205,7 @@ def drop_off(conn: Connection, *, spec: FunnelSpec, step: int, limit: int | None
     k = spec.step_index(step)
     if k == len(spec.steps):
         raise CrmInputError("The last step has no next step to drop off before.")
-    j, _ = journeys(conn, spec, source)
+    j = journeys(conn, spec, source)
     u, p = s.users, s.profiles
     at = reached_at(j, k).label("reached_at")
     query = (

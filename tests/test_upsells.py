@@ -162,7 +162,8 @@ def service(engine, title):
 
 def audit_rows(engine):
     with engine.connect() as conn:
-        return conn.execute(sa.select(s.audit_log).order_by(s.audit_log.c.created_at, s.audit_log.c.action)).mappings().all()
+        query = sa.select(s.audit_log).order_by(s.audit_log.c.created_at, s.audit_log.c.action)
+        return conn.execute(query).mappings().all()
 
 
 FORM = {"recommendation_type": "follow_up", "title": "Repair check call", "description": "Show the repair.",
