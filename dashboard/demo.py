@@ -11,7 +11,12 @@ Generation is vectorised (numpy + Arrow compute) in chunks of customers, each ch
 own generator seeded from (seed, chunk), so memory stays flat at any scale. A chunk holds a
 customer's whole journey: intake requests, sessions, follow-up requests, files, extensions,
 reviews, upsells, CRM interactions and emails. Mechanics, their weekly slots and days off
-come first; sessions are booked into those slots at the slot's price multiplier.
+come first. Sessions are booked into free starts an hour apart, so no two sessions of a
+mechanic clash with the app's session length and buffer (``scheduling.SlotRules``); a
+request that no mechanic can take soon enough gets no session. Prices are the app's
+(``scheduling.price_cents``). Follow-ups go through the app's lifecycle
+(``dashboard.followups``), and the email outbox holds the emails due in the last two hours
+as pending work for the email job.
 
 Loading is one transaction: PostgreSQL through ``COPY ... FROM STDIN (FORMAT csv, FREEZE)``
 with the tables' keys, indexes and foreign keys dropped during the load and rebuilt after it
@@ -32,6 +37,7 @@ import uuid
 import zoneinfo
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -42,15 +48,26 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from tqdm import tqdm
 
+from dashboard import followups
 from dashboard import schema as s
 from dashboard.db import is_duckdb
 from dashboard.migrate import upgrade
 from dashboard.reviews import text_fingerprint
+from dashboard.scheduling import SlotRules, price_cents
 
 HISTORY_DAYS = 180
 UPCOMING_DAYS = 14
+RULES = SlotRules()  # the app's session length and buffer
+# A booked session holds its length plus a buffer either side (50 minutes), so bookable starts
+# an hour apart never clash, and an instant session may start up to 10 minutes after one.
+HOLD_MINUTES = RULES.session_minutes + 2 * RULES.buffer_minutes
+START_STEP = -(-HOLD_MINUTES // 30)  # half-hours between bookable starts
+START_SLACK = np.timedelta64(START_STEP * 30 - HOLD_MINUTES, "m").astype("timedelta64[us]")
+MAX_WAIT_DAYS = 2  # a mechanic without a free start this soon after the wanted time is passed over
+PICKS = 3  # mechanics asked per session; a request none of them can take gets no session
 CHUNK_CUSTOMERS = 25_000
 DUCKDB_LOAD_MEMORY = "3GB"
+FOLLOW_UP_RULES = followups.FollowUpRules()  # the app's window and SLA targets
 STAFF = (
     ("admin@pitwall.demo", "admin", "Demo Admin"),
     ("support@pitwall.demo", "support", "Demo Support"),
@@ -238,8 +255,17 @@ UPSELLS = {  # type -> ((title, description, price_cents), ...)
 }
 OVERRIDE_REASONS = ("Public holiday", "Sick day", "Personal appointment", "Training course",
                     "Family commitment", "Garage inventory day")
-EMAIL_ERRORS = ("Resend API 422: invalid recipient address", "Resend API 429: rate limit exceeded",
-                "timeout after 10s talking to api.resend.com", "Resend API 500: internal server error")
+FOLLOW_UP_CANCEL_REASONS = ("The follow-up session was cancelled.", "The customer sorted it out themselves.",
+                            "The customer booked a new session instead.", "Duplicate of another follow-up.",
+                            "No reply from the customer.")
+EMAIL_BACKLOG = np.timedelta64(2, "h")  # emails due this close to now still wait in the outbox
+EMAIL_MAX_ATTEMPTS = 5  # the email job's default
+EMAIL_REFUSED = ("rejected by Resend: Invalid `to` field. The email address needs to follow the "
+                 "`email@example.com` or `Name <email@example.com>` format.",
+                 "rejected by Resend: The recipient's address is on the suppression list.")
+EMAIL_TRANSIENT = ("429 rate_limit_exceeded: Too many requests. You can only make 2 requests per second.",
+                   "500 application_error: An unexpected error occurred.",
+                   "503 service_unavailable: The service is temporarily unavailable.")
 HOUR_WEIGHTS = (1, .6, .4, .3, .3, .5, 1.2, 2.5, 3.5, 4, 4.2, 4.5, 5, 4.8, 4.3, 4.2, 4.5, 5.5, 6.5,
                 7, 6.5, 5, 3.5, 2)
 
@@ -369,11 +395,11 @@ class Plan:
 
 
 class Mechanics:
-    """Every mechanic with the arrays sessions are booked against.
+    """Every mechanic with the bookable starts sessions are booked into.
 
-    ``next_free[m, k]`` is the first bookable half-hour at or after half-hour ``k`` of
-    mechanic ``m``'s local timeline (local midnight of ``origin`` onwards), within working
-    hours, employment and outside days off; ``multiplier[m, dow, half_hour]`` its price.
+    A mechanic's timeline counts local half-hours from local midnight of ``origin``.
+    ``start_key`` (mechanic x ``halves`` + half-hour, sorted) lists the bookable starts,
+    ``taken`` marks the booked ones; ``multiplier[m, dow, half_hour]`` is the price multiplier.
     """
 
     def __init__(self, plan: Plan):
@@ -404,7 +430,7 @@ class Mechanics:
 
         self._slots(rng)
         self._days_off(rng, plan)
-        self._timeline()
+        self._starts()
         self._pick_table(plan)
         self._details(rng)
         self.rating_sum = np.zeros(m, np.int64)
@@ -464,19 +490,25 @@ class Mechanics:
         _, first = np.unique(mech * 100_000 + day, return_index=True)
         self.days_off = dict(mech=mech[first], day=day[first], reason=reasons[first])
 
-    def _timeline(self):
+    def _starts(self):
+        """A start every START_STEP half-hours from the beginning of each run of open half-hours
+        (working hours, while employed, outside days off): starts that far apart never clash."""
         d = np.arange(self.days)
         dow = _dow(self.origin + d.astype("timedelta64[D]"))
-        open_ = self.weekly[:, dow, :]  # (m, days, 48)
         employed = (d >= self.join_day[:, None]) & (d < self.leave_day[:, None])
-        open_ &= employed[:, :, None]
+        open_ = self.weekly[:, dow, :] & employed[:, :, None]  # (m, days, 48)
         off = self.days_off
         inside = off["day"] < self.days
         open_[off["mech"][inside], off["day"][inside], :] = False
         flat = open_.reshape(self.n, -1)
-        never = np.iinfo(np.int32).max
-        pos = np.where(flat, np.arange(flat.shape[1], dtype=np.int32), never)
-        self.next_free = np.minimum.accumulate(pos[:, ::-1], axis=1)[:, ::-1]
+        self.halves = flat.shape[1]
+        half = np.arange(self.halves, dtype=np.int32)
+        first = flat.copy()
+        first[:, 1:] &= ~flat[:, :-1]
+        run_start = np.maximum.accumulate(np.where(first, half, 0), axis=1)
+        mech, at = np.nonzero(flat & ((half - run_start) % START_STEP == 0))
+        self.start_key = mech.astype(np.int64) * self.halves + at
+        self.taken = np.zeros(len(mech), bool)
 
     def _details(self, rng):
         m = self.n
@@ -523,35 +555,62 @@ class Mechanics:
         key = (fortnight * 3 + region) * 84 + _dow(utc_day) * 12 + hour // 2
         return np.searchsorted(self._pick_cdf, key + rng.random(len(key)), side="right") - key * self.n
 
-    def book(self, mech: np.ndarray, wanted: np.ndarray, exact: np.ndarray):
-        """The start of the first bookable moment at or after ``wanted`` (UTC) for each mechanic.
+    def book(self, rng, wanted: np.ndarray, region: np.ndarray, exact: np.ndarray, preferred=None):
+        """Book each session wanted at ``wanted`` (UTC) by a customer of ``region``.
 
-        ``exact`` rows keep the wanted minute when it falls inside a slot (instant sessions);
-        the others start on the slot's half-hour. Returns (scheduled UTC or NaT, multiplier).
+        Each mechanic asked offers the first free start from ``wanted`` on, within
+        MAX_WAIT_DAYS; ``exact`` rows (instant sessions) keep the wanted minute when it is
+        less than START_SLACK after a free start. The ``preferred`` mechanics are asked first,
+        then picked ones, PICKS mechanics in all. Returns (mechanic or -1, scheduled UTC or NaT, multiplier).
         """
-        scheduled = np.full(len(mech), NAT)
-        mult = np.ones(len(mech))
+        mech, scheduled, mult = np.full(len(wanted), -1), np.full(len(wanted), NAT), np.ones(len(wanted))
+        rows = np.arange(len(wanted))
+        first_asked = self.pick(rng, wanted, region) if preferred is None else preferred
+        for attempt in range(PICKS):
+            asked = first_asked if attempt == 0 else self.pick(rng, wanted[rows], region[rows])
+            start, local = self._claim(asked, wanted[rows], exact[rows])
+            ok = start >= 0
+            booked, asked, start, local = rows[ok], asked[ok], start[ok], local[ok]
+            half = self.start_key[start] - asked * self.halves
+            dow = _dow(self.origin + (half // 48).astype("timedelta64[D]"))
+            at = np.maximum(local, self.origin.astype("datetime64[us]") + _minutes(half * 30))
+            mech[booked], mult[booked] = asked, self.multiplier[asked, dow, half % 48]
+            scheduled[booked] = self._in_zones(asked, at, _local_to_utc)
+            rows = rows[~ok]
+        return mech, scheduled, mult
+
+    def _in_zones(self, mech: np.ndarray, values: np.ndarray, convert) -> np.ndarray:
+        """``convert(values, zone)`` in each mechanic's zone."""
+        out = np.empty_like(values)
         zone = self.zone[mech]
         for z in np.unique(zone):
-            rows = np.nonzero(zone == z)[0]
-            name = MECHANIC_ZONES[z][0]
-            local = _utc_to_local(wanted[rows], name)
-            minutes = (local - self.origin.astype("datetime64[us]")) // np.timedelta64(1, "m")
-            half = np.where(exact[rows], minutes // 30, -(-minutes // 30))
-            ok = (half >= 0) & (half < self.next_free.shape[1])
-            free = np.full(len(rows), np.iinfo(np.int32).max)
-            free[ok] = self.next_free[mech[rows][ok], half[ok]]
-            ok &= free < half + UPCOMING_DAYS * 48
-            free = np.where(ok, free, 0)
-            local_start = self.origin.astype("datetime64[us]") + _minutes(free * 30)
-            keep_minute = exact[rows] & (free == minutes // 30)
-            local_start = np.where(keep_minute, local, local_start)
-            utc = _local_to_utc(local_start, name)
-            scheduled[rows] = np.where(ok, utc, NAT)
-            day = free // 48
-            dow = _dow(self.origin + day.astype("timedelta64[D]"))
-            mult[rows] = self.multiplier[mech[rows], dow, free % 48]
-        return scheduled, mult
+            rows = zone == z
+            out[rows] = convert(values[rows], MECHANIC_ZONES[z][0])
+        return out
+
+    def _claim(self, mech: np.ndarray, wanted: np.ndarray, exact: np.ndarray):
+        """Take the first free start of each row's mechanic at or after ``wanted`` (see ``book``),
+        earliest wanted first; returns (index into ``start_key`` or -1, wanted in local time)."""
+        local = self._in_zones(mech, wanted, _utc_to_local)
+        since = (local - self.origin.astype("datetime64[us]")) // US
+        slack = np.where(exact, START_SLACK // US - 1, 0)
+        first = -((slack - since) // (30 * 60_000_000))  # the first half-hour a start may be on
+        free = np.nonzero(~self.taken)[0]
+        keys = self.start_key[free]
+        base = mech.astype(np.int64) * self.halves
+        lo = np.searchsorted(keys, base + np.minimum(first, self.halves))
+        hi = np.searchsorted(keys, base + np.minimum(first + MAX_WAIT_DAYS * 48, self.halves - 1), side="right")
+        # Per mechanic, earliest first: row i of n gets free start max(lo_i, start of row i-1 + 1).
+        order = np.lexsort((lo, mech))
+        m = mech[order].astype(np.int64)
+        position = np.arange(len(m)) - np.searchsorted(m, m)
+        group = m * (len(keys) + len(m) + 1)  # keeps each mechanic's running maximum apart
+        got = np.maximum.accumulate(lo[order] - position + group) - group + position
+        ok = got < hi[order]
+        start = np.full(len(mech), -1)
+        start[order[ok]] = free[got[ok]]
+        self.taken[start[start >= 0]] = True
+        return start, local
 
     def tables(self, plan: Plan) -> dict[sa.Table, pa.Table]:
         """users, slots and days off (the mechanics rows come last, with their ratings)."""
@@ -682,17 +741,20 @@ def _utc_offset_minutes(zone: str, day: dt.date) -> float:
     return zoneinfo.ZoneInfo(zone).utcoffset(dt.datetime(day.year, 1, 15)).total_seconds() / 60
 
 
-def _sessions(rng, plan: Plan, mech: Mechanics, c: dict, req: dict, take, video_share) -> dict:
-    """Sessions booked from requests (``take`` = chance per request), with consistent timestamps."""
+def _sessions(rng, plan: Plan, mech: Mechanics, c: dict, req: dict, take, booked_share, video_share,
+              preferred=None) -> dict:
+    """Sessions from requests (``take`` = chance per request), booked ahead (``booked_share``)
+    or for now, with the ``preferred`` mechanic per request if given; consistent timestamps.
+    Requests no mechanic can take get no session."""
     r = np.nonzero(rng.random(len(req["cust"])) < take)[0]
     k = len(r)
     created = req["created"][r] + _minutes(rng.uniform(1, 15, k))
-    booked = rng.random(k) < 0.4
+    booked = rng.random(k) < np.broadcast_to(booked_share, len(req["cust"]))[r]
     lead = np.where(booked, np.clip(rng.lognormal(np.log(20 * 60), 1.0, k), 60, 6 * 1440), rng.uniform(1, 10, k))
     wanted = created + _minutes(lead)
-    m = mech.pick(rng, wanted, c["region"][req["cust"][r]])
-    scheduled, mult = mech.book(m, wanted, ~booked)
-    keep = ~np.isnat(scheduled) & (scheduled < plan.now + np.timedelta64(UPCOMING_DAYS, "D"))
+    m, scheduled, mult = mech.book(rng, wanted, c["region"][req["cust"][r]], ~booked,
+                                   None if preferred is None else preferred[r])
+    keep = m >= 0
     r, created, m, scheduled, mult = r[keep], created[keep], m[keep], scheduled[keep], mult[keep]
     k = len(r)
     video = rng.random(k) < np.broadcast_to(video_share, len(req["cust"]))[r]
@@ -719,15 +781,24 @@ def _sessions(rng, plan: Plan, mech: Mechanics, c: dict, req: dict, take, video_
     went_ahead = done | (status == "live")
     summary = np.where(done & (rng.random(k) < 0.93), ended + _minutes(rng.lognormal(np.log(25), 0.8, k)), NAT)
     summary = np.where(summary < plan.now, summary, NAT)
-    price = np.round(np.where(video, BASE_PRICE_CENTS["video"], BASE_PRICE_CENTS["chat"]) * mult / 50) * 50
+    cancelled = np.where(status == "cancelled", created + (scheduled - created) * rng.uniform(.2, 1, k), NAT)
     return {
         "req": r, "cust": req["cust"][r], "mech": np.where(status == "pending", -1, m),
         "video": video, "status": status, "created": created, "scheduled": scheduled,
         "accepted": np.where(was_accepted, accepted, NAT),
         "started": np.where(went_ahead, started, NAT), "ended": np.where(done, ended, NAT),
-        "summary": summary, "price": price.astype(np.int64),
+        "summary": summary, "cancelled": cancelled, "price": _prices(video, mult),
         "ext_minutes": np.where(went_ahead, extension, 0), "ext_status": ext_status,
     }
+
+
+def _prices(video: np.ndarray, mult: np.ndarray) -> np.ndarray:
+    """The app's price of each session (``scheduling.price_cents`` of the base price and the
+    slot's multiplier), computed once per distinct pair."""
+    key = np.round(mult * 100).astype(np.int64) * 2 + video
+    distinct, inverse = np.unique(key, return_inverse=True)
+    cents = [price_cents(BASE_PRICE_CENTS[s.SESSION_TYPES[k % 2]], Decimal(int(k // 2)) / 100) for k in distinct]
+    return np.asarray(cents, np.int64)[inverse]
 
 
 def _concat(a: dict, b: dict) -> dict:
@@ -735,11 +806,12 @@ def _concat(a: dict, b: dict) -> dict:
 
 
 def _follow_ups(rng, plan: Plan, req: dict, ses: dict) -> dict:
-    """Follow-up requests on ~8% of completed, summarised sessions, by the same customer."""
-    parent = np.nonzero(~np.isnat(ses["summary"]) & (rng.random(len(ses["summary"])) < 0.08))[0]
+    """Follow-up requests on ~15% of completed, summarised sessions, by the same customer,
+    within the app's window after the session ended."""
+    parent = np.nonzero(~np.isnat(ses["summary"]) & (rng.random(len(ses["summary"])) < 0.15))[0]
     created = ses["summary"][parent] + _minutes(rng.lognormal(np.log(2 * 1440), 1.0, len(parent)))
-    parent = parent[created < plan.now]
-    created = created[created < plan.now]
+    keep = (created < plan.now) & (created <= ses["ended"][parent] + np.timedelta64(FOLLOW_UP_RULES.window_days, "D"))
+    parent, created = parent[keep], created[keep]
     k = len(parent)
     kind = rng.choice(len(s.FOLLOW_UP_TYPES), k, p=[.55, .25, .20])
     base = ses["req"][parent]
@@ -750,6 +822,61 @@ def _follow_ups(rng, plan: Plan, req: dict, ses: dict) -> dict:
         "vehicle": req["vehicle"][base], "year": req["year"][base],
         "follow_up": kind, "parent": parent,
     }
+
+
+def _lifecycle(rng, plan: Plan, mech: Mechanics, c: dict, req: dict, ses: dict) -> dict:
+    """The follow-ups' lifecycle as ``dashboard.followups`` records it, per request (empty for
+    the others): state, assignee (-1: none), assigned, answered, closed and cancelled times,
+    cancel reason (index into FOLLOW_UP_CANCEL_REASONS, -1: none) and the price fixed at creation.
+
+    A follow-up with a session follows it: assigned to its mechanic when booked, answered when
+    it ends, cancelled with it. The others are assigned to the parent session's mechanic while
+    employed (else a picked one) and answered in writing, mostly within the type's SLA target
+    and always within 6 days, or cancelled on the way. Answered ones are closed a day or so
+    later. The state is the last step taken before now, so only recent follow-ups still wait.
+    """
+    f = np.nonzero(req["follow_up"] >= 0)[0]
+    n = len(f)
+    kind, created, cust, session = req["follow_up"][f], req["created"][f], req["cust"][f], req["session"][f]
+    has = session >= 0
+    at = np.maximum(session, 0)
+
+    # Most are answered well within the type's target, some late, a few only after days.
+    target = np.array([FOLLOW_UP_RULES.sla(t) for t in s.FOLLOW_UP_TYPES])[kind]
+    pace = rng.choice(3, n, p=[.78, .14, .08])
+    median = np.select([pace == 0, pace == 1], [.3 * target, 1.2 * target], 2 * 1440)
+    response = _minutes(np.minimum(median * rng.lognormal(0, np.where(pace == 0, .6, .5)), 6 * 1440))
+    written = created + response * rng.uniform(.05, .4, n)  # assigned to write the answer
+    parent = ses["mech"][req["parent"][f]]
+    day = (written - mech.origin.astype("datetime64[us]")) // np.timedelta64(1, "D")
+    stays = (rng.random(n) < .9) & (day >= mech.join_day[parent]) & (day < mech.leave_day[parent])
+    writer = np.where(stays, parent, mech.pick(rng, written, c["region"][cust]))
+    cancel = ~has & (rng.random(n) < np.array([.06, .4, .5])[kind])
+
+    cancelled = np.where(has, ses["cancelled"][at], np.where(cancel, created + response * rng.uniform(.1, 1, n), NAT))
+    assignee = np.where(has, ses["mech"][at], writer)
+    assigned = np.where(has, ses["created"][at], written)
+    assigned = np.where((assignee >= 0) & ~(assigned >= cancelled), assigned, NAT)  # not if cancelled first
+    answered = np.where(has, np.where(ses["status"][at] == "completed", ses["ended"][at], NAT),
+                        np.where(cancel, NAT, created + response))
+    closed = answered + _minutes(np.minimum(rng.lognormal(np.log(1440), .8, n), 7 * 1440))
+    assigned, answered, closed, cancelled = (np.where(x < plan.now, x, NAT)
+                                             for x in (assigned, answered, closed, cancelled))
+    state = np.select([~np.isnat(closed), ~np.isnat(answered), ~np.isnat(cancelled), ~np.isnat(assigned)],
+                      ["closed", "answered", "cancelled", "assigned"], "open")
+    reason = np.where(has, 0, rng.integers(1, len(FOLLOW_UP_CANCEL_REASONS), n))
+    prices = np.array([[followups.DEFAULT_PRICES.get((p, t), BASE_PRICE_CENTS[followups.NEW_SESSION_TYPE])
+                        for t in s.FOLLOW_UP_TYPES] for p in s.PLANS])
+
+    k = len(req["cust"])
+    out = {"state": np.full(k, "", object), "assignee": np.full(k, -1), "reason": np.full(k, -1),
+           "price": np.full(k, -1), **{x: np.full(k, NAT) for x in ("assigned", "answered", "closed", "cancelled")}}
+    out["state"][f], out["price"][f] = state, prices[c["premium"][cust].astype(int), kind]
+    out["assignee"][f] = np.where(np.isnat(assigned), -1, assignee)
+    out["reason"][f] = np.where(state == "cancelled", reason, -1)
+    for name, values in (("assigned", assigned), ("answered", answered), ("closed", closed), ("cancelled", cancelled)):
+        out[name][f] = values
+    return out
 
 
 FOLLOW_UP_TEXTS = (
@@ -769,29 +896,28 @@ def _flat(pools) -> tuple[str, ...]:
     return tuple(x for pool in pools for x in pool)
 
 
-def _requests_table(rng, plan: Plan, c: dict, req: dict, ses: dict) -> pa.Table:
+def _requests_table(rng, plan: Plan, c: dict, req: dict, ses: dict, mech: Mechanics) -> pa.Table:
     k = len(req["cust"])
-    session_of = np.full(k, -1)
-    session_of[ses["req"]] = np.arange(len(ses["req"]))
-    has = session_of >= 0
-    at = np.maximum(session_of, 0)
+    has = req["session"] >= 0
+    at = np.maximum(req["session"], 0)
     sst = np.where(has, ses["status"][at], "")
     age_days = (plan.now - req["created"]) / np.timedelta64(1, "D")
-    pick = rng.random(k)
     status = np.select(
         [sst == "completed", sst == "cancelled", np.isin(sst, ("scheduled", "accepted", "live")), sst == "pending",
-         req["follow_up"] == 0, age_days <= 7],
-        ["completed", "cancelled", "matched", "open",
-         np.where((age_days > 2) & (pick < .85), "completed", "open"), "open"],
-        np.where(pick < .65, "cancelled", "open"))
-    answered = np.minimum(req["created"] + _minutes(rng.lognormal(np.log(360), 0.8, k)), plan.now - _minutes(1))
-    cancel_time = ses["created"][at] + (ses["scheduled"][at] - ses["created"][at]) * rng.uniform(.2, 1, k)
+         age_days <= 7],
+        ["completed", "cancelled", "matched", "open", "open"],
+        np.where(rng.random(k) < .65, "cancelled", "open"))
     updated = np.select(
-        [has & (status == "completed"), status == "completed", has & (status == "cancelled"),
-         status == "cancelled", has & ~np.isnat(ses["accepted"][at]), has],
-        [ses["ended"][at], answered, cancel_time,
-         req["created"] + _minutes(rng.uniform(3, 7, k) * 1440), ses["accepted"][at], ses["created"][at]],
+        [has & (status == "completed"), has & (status == "cancelled"), status == "cancelled",
+         has & ~np.isnat(ses["accepted"][at]), has],
+        [ses["ended"][at], ses["cancelled"][at], req["created"] + _minutes(rng.uniform(3, 7, k) * 1440),
+         ses["accepted"][at], ses["created"][at]],
         NAT)
+    # Follow-ups: the platform status of their state, updated at their last step.
+    status = np.select([req["state"] == state for state in followups.PLATFORM_STATUS],
+                       list(followups.PLATFORM_STATUS.values()), status)
+    last_step = np.fmax.reduce(np.stack([req[x] for x in ("created", "assigned", "answered", "closed", "cancelled")]))
+    updated = np.where(req["state"] != "", last_step, updated)
 
     label = _take(CATEGORY_LABELS, req["category"])
     make, model = zip(*(VEHICLES + CLASSICS))
@@ -819,6 +945,14 @@ def _requests_table(rng, plan: Plan, c: dict, req: dict, ses: dict) -> pa.Table:
         "parent_session_id": _take_or_null(ses["ids"], req["parent"]),
         "is_follow_up": pa.array(fu >= 0),
         "follow_up_type": follow_up_type,
+        "follow_up_state": _null_unless(fu >= 0, pa.array(req["state"].tolist(), pa.string())),
+        "assigned_mechanic_id": _take_or_null(mech.ids, req["assignee"]),
+        "assigned_at": _ts(req["assigned"]),
+        "answered_at": _ts(req["answered"]),
+        "closed_at": _ts(req["closed"]),
+        "cancelled_at": _ts(req["cancelled"]),
+        "cancel_reason": _take_or_null(pa.array(FOLLOW_UP_CANCEL_REASONS), req["reason"]),
+        "follow_up_price_cents": _null_unless(fu >= 0, pa.array(req["price"], pa.int32())),
     })
 
 
@@ -934,10 +1068,10 @@ def _reviews_table(rng, plan: Plan, req: dict, ses: dict, mech: Mechanics, c: di
     band = np.where(rating >= 4, 0, np.where(rating == 3, 1, 2))
     openings, i = _banded(rng, REVIEW_OPENINGS, band)
     middles, j = _banded(rng, REVIEW_MIDDLES, band)
-    closings, l = _banded(rng, REVIEW_CLOSINGS, band)
+    closings, last = _banded(rng, REVIEW_CLOSINGS, band)
     text = pc.utf8_rtrim_whitespace(_join(
         _fill(openings, i, mech.first_names.take(pa.array(m))), " ",
-        _fill(middles, j, _take(CATEGORY_LABELS, req["category"][ses["req"][row]])), " ", _take(closings, l)))
+        _fill(middles, j, _take(CATEGORY_LABELS, req["category"][ses["req"][row]])), " ", _take(closings, last)))
 
     age = (plan.now - created) / np.timedelta64(1, "D")
     u = rng.random(k)
@@ -1113,6 +1247,11 @@ def _interactions_table(rng, plan: Plan, c: dict, req: dict, ses: dict, up: dict
     add("purchase", ses["cust"][up["row"][bought]], up["row"][bought],
         _json_object(recommendation_id=up["ids"].take(pa.array(bought)), price_cents=pa.array(up["price"][bought])),
         up["bought"][bought])
+    paid = np.nonzero(~np.isnat(req["answered"]) & (req["price"] > 0))[0]  # as dashboard.followups.mark_answered
+    add("purchase", req["cust"][paid], req["parent"][paid],
+        _json_object(follow_up_id=req["ids"].take(pa.array(paid)),
+                     follow_up_type=_take(s.FOLLOW_UP_TYPES, req["follow_up"][paid]),
+                     price_cents=pa.array(req["price"][paid])), req["answered"][paid])
     table = pa.concat_tables(parts)
     return table.add_column(0, "id", _uuids(rng, table.num_rows))
 
@@ -1141,11 +1280,25 @@ def _emails_table(rng, plan: Plan, c: dict, ses: dict, mech: Mechanics) -> pa.Ta
     recipient = pc.if_else(pa.array(to == 0), c["emails"].take(pa.array(customer)), pc.if_else(
         pa.array(to == 1), _take_or_null(mech.emails, np.where(to == 1, ses["mech"][row], -1)),
         pa.scalar(SUPPORT_EMAIL)))
+    # The job sends most at the first attempt, some after retries; Resend refuses a few
+    # addresses, and the job gives up on a few after the maximum attempts. Emails due in the
+    # last EMAIL_BACKLOG still wait: most not tried yet, some rate-limited and due again soon.
     u = rng.random(k)
-    status = np.where((to == 0) & c["opt_out"][customer], "skipped", np.where(u < 0.012, "failed", "sent"))
-    attempts = np.select([status == "skipped", status == "failed", u < 0.06], [0, 5, rng.integers(2, 4, k)], 1)
-    retry_minutes = np.where(attempts > 1, 2.0 ** attempts, 0)
-    done_at = at + _minutes(retry_minutes + rng.uniform(0.02, 0.5, k))
+    skipped = (to == 0) & c["opt_out"][customer]
+    waiting = ~skipped & (at >= plan.now - EMAIL_BACKLOG)
+    retrying = waiting & (u < .3)
+    done = ~skipped & ~waiting
+    refused, gave_up = done & (u < .006), done & (u >= .006) & (u < .012)
+    status = np.select([skipped, waiting, refused | gave_up], ["skipped", "pending", "failed"], "sent")
+    attempts = np.select([skipped | (waiting & ~retrying), retrying, refused, gave_up, u < .06],
+                         [0, rng.integers(1, EMAIL_MAX_ATTEMPTS, k), 1, EMAIL_MAX_ATTEMPTS, rng.integers(2, 4, k)], 1)
+    backoff = _minutes(2.0 ** np.maximum(attempts - 1, 0))  # the job's wait after an attempt: 1, 2, 4 ... minutes
+    done_at = at + (backoff - _minutes(1)) + _minutes(rng.uniform(0.02, 0.5, k))  # after 1 + 2 + ... minutes of retries
+    tried_at = at + (plan.now - at) * rng.random(k)  # a waiting email's last attempt
+    errors = (*EMAIL_REFUSED, *(f"gave up after {EMAIL_MAX_ATTEMPTS} attempts: {e}" for e in EMAIL_TRANSIENT),
+              EMAIL_TRANSIENT[0])
+    error = np.select([refused, gave_up, retrying], [rng.integers(0, len(EMAIL_REFUSED), k),
+                      len(EMAIL_REFUSED) + rng.integers(0, len(EMAIL_TRANSIENT), k), len(errors) - 1], -1)
     sent = status == "sent"
     return pa.table({
         "id": _uuids(rng, k),
@@ -1154,12 +1307,12 @@ def _emails_table(rng, plan: Plan, c: dict, ses: dict, mech: Mechanics) -> pa.Ta
         "recipient": recipient,
         "status": pa.array(status.tolist(), pa.string()),
         "attempts": pa.array(attempts, pa.int32()),
-        "next_attempt_at": _ts(np.where(status == "failed", done_at, at)),
-        "last_error": _null_unless(status == "failed", _take(EMAIL_ERRORS, rng.integers(0, len(EMAIL_ERRORS), k))),
-        "skip_reason": _null_unless(status == "skipped", pa.array(np.full(k, "customer opted out of email").tolist())),
+        "next_attempt_at": _ts(np.select([retrying, done & ~sent], [tried_at + backoff, done_at], at)),
+        "last_error": _take_or_null(pa.array(errors), error),
+        "skip_reason": _null_unless(skipped, pa.array(np.full(k, "customer opted out of emails").tolist())),
         "provider_message_id": _null_unless(sent, _uuids(rng, k)),
         "sent_at": _ts(np.where(sent, done_at, NAT)),
-        "updated_at": _ts(np.where(status == "skipped", at, done_at)),
+        "updated_at": _ts(np.select([done, retrying], [done_at, tried_at], at)),
         "created_at": _ts(at),
     })
 
@@ -1185,17 +1338,21 @@ def _chunk(plan: Plan, mech: Mechanics, number: int, first: int, n: int) -> dict
     rng = np.random.default_rng([plan.seed, 1, number])
     c = _customers(rng, plan, first, n)
     req = _requests(rng, plan, c)
-    ses = _sessions(rng, plan, mech, c, req, np.where(c["premium"][req["cust"]], .9, .76), 0.6)
+    ses = _sessions(rng, plan, mech, c, req, np.where(c["premium"][req["cust"]], .9, .76), .4, .6)
     follow = _follow_ups(rng, plan, req, ses)
-    follow_ses = _sessions(rng, plan, mech, c, follow, np.array([0, .6, .7])[follow["follow_up"]],
-                           np.array([0, 0, .4])[follow["follow_up"]])
+    kind = follow["follow_up"]
+    follow_ses = _sessions(rng, plan, mech, c, follow, np.array([0, .6, .7])[kind], np.array([0, .1, .4])[kind],
+                           np.array([0, 0, .4])[kind], preferred=ses["mech"][follow["parent"]])
     follow_ses["req"] += len(req["cust"])
     req, ses = _concat(req, follow), _concat(ses, follow_ses)
+    req["session"] = np.full(len(req["cust"]), -1)
+    req["session"][ses["req"]] = np.arange(len(ses["req"]))
+    req.update(_lifecycle(rng, plan, mech, c, req, ses))
     req["ids"], ses["ids"] = _uuids(rng, len(req["cust"])), _uuids(rng, len(ses["cust"]))
     up = _upsells(rng, plan, c, ses)
     return {
         **_customer_tables(c),
-        s.requests: _requests_table(rng, plan, c, req, ses),
+        s.requests: _requests_table(rng, plan, c, req, ses, mech),
         s.sessions: _sessions_table(rng, c, req, ses, mech),
         s.session_files: _files_table(rng, c, ses, mech),
         s.session_extensions: _extensions_table(rng, ses),

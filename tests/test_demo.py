@@ -5,6 +5,8 @@ Every check runs on real databases (DuckDB and PostgreSQL) at small scales.
 
 from __future__ import annotations
 
+import bisect
+import collections
 import datetime as dt
 import hashlib
 import json
@@ -16,9 +18,11 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from dashboard import demo, reviews
+import queries.followups
+from dashboard import demo, followups, reviews, scheduling
 from dashboard import schema as s
 from dashboard.db import make_engine
+from jobs.emails.settings import load_email_settings
 
 ANCHOR = dt.date(2026, 3, 15)
 NOW = dt.datetime(2026, 3, 15, tzinfo=dt.timezone.utc)
@@ -50,6 +54,14 @@ def _fingerprint(engine) -> dict:
                             (s.mechanic_reviews.c.flags, s.mechanic_reviews.c.id)):
             rows = sorted((str(k), json.dumps(v, sort_keys=True)) for k, v in conn.execute(sa.select(key, column)))
             out[str(column)] = hashlib.sha256(repr(rows).encode()).hexdigest()
+        for column, key in ((s.sessions.c.scheduled_at, s.sessions.c.id), (s.requests.c.answered_at, s.requests.c.id),
+                            (s.email_outbox.c.next_attempt_at, s.email_outbox.c.id)):
+            rows = sorted((str(k), v and v.astimezone(dt.timezone.utc).isoformat())
+                          for k, v in conn.execute(sa.select(key, column)))
+            out[str(column)] = hashlib.sha256(repr(rows).encode()).hexdigest()
+        for column in (s.requests.c.follow_up_state, s.email_outbox.c.status):
+            out[str(column)] = sorted((str(v), n) for v, n in conn.execute(
+                sa.select(column, sa.func.count()).group_by(column)))
     return out
 
 
@@ -85,9 +97,9 @@ def test_both_backends_hold_identical_data(pg_engine, tmp_path):
 # --- invariants ------------------------------------------------------------------------------
 
 
-def _violations(engine, checks: dict[str, str]) -> dict[str, int]:
+def _violations(engine, checks: dict[str, str], **params) -> dict[str, int]:
     with engine.connect() as conn:
-        found = {name: conn.execute(sa.text(sql), {"now": NOW}).scalar_one() for name, sql in checks.items()}
+        found = {name: conn.execute(sa.text(sql), {"now": NOW, **params}).scalar_one() for name, sql in checks.items()}
     return {name: n for name, n in found.items() if n}
 
 
@@ -201,7 +213,8 @@ def test_journeys_are_consistent(engine):
                 SELECT 1 FROM crm_interactions i WHERE i.interaction_type = 'purchase'
                    AND i.session_id = u.session_id AND i.created_at = u.purchased_at)""",
         "purchase interaction without a purchase": """
-            SELECT (SELECT count(*) FROM crm_interactions WHERE interaction_type = 'purchase')
+            SELECT (SELECT count(*) FROM crm_interactions
+                    WHERE interaction_type = 'purchase' AND metadata->>'follow_up_id' IS NULL)
                  - (SELECT count(*) FROM upsell_recommendations WHERE purchased_at IS NOT NULL)""",
     })
     assert _scalar(engine, "SELECT count(*) FROM requests WHERE is_follow_up") > 0
@@ -262,6 +275,146 @@ def test_flagged_reviews_contain_what_is_flagged(engine):
                AND (moderated_by IS NULL OR moderated_at IS NULL OR moderated_at < created_at)""",
     })
     assert _scalar(engine, "SELECT count(*) FROM mechanic_reviews WHERE status = 'hidden'") > 0
+
+
+# --- what the feature pages rely on: bookings, follow-ups, the outbox ----------------------------
+
+MID = 0.3  # 1,500 customers and 25 mechanics: enough bookings, follow-ups and emails to check
+
+
+def test_booking_never_gives_two_sessions_one_start_even_when_demand_exceeds_capacity():
+    plan = demo.Plan(SMALL, 7, ANCHOR)
+    mechanics = demo.Mechanics(plan)
+    wanted = np.full(2000, plan.now - np.timedelta64(3, "D"))  # everyone at once, for right now
+    mech, at, _ = mechanics.book(np.random.default_rng(1), wanted, np.zeros(2000, int), np.ones(2000, bool))
+    booked = mech >= 0
+    assert 0 < booked.sum() < 2000  # the others found no mechanic free within the wait: no session
+    assert (at[booked] >= wanted[booked]).all()
+    assert (at[booked] <= wanted[booked] + np.timedelta64(demo.MAX_WAIT_DAYS, "D")).all()
+    order = np.lexsort((at[booked], mech[booked]))
+    same_mechanic = np.diff(mech[booked][order]) == 0
+    rules = scheduling.SlotRules()
+    hold = np.timedelta64(rules.session_minutes + 2 * rules.buffer_minutes, "m")
+    assert (np.diff(at[booked][order])[same_mechanic] >= hold).all()
+
+
+def test_bookings_never_overlap_and_cost_the_apps_price(engine):
+    _load(engine, scale=MID)
+    rules = scheduling.SlotRules()
+    assert not _violations(engine, {"sessions of a mechanic whose windows with buffers overlap": """
+        SELECT count(*) FROM sessions a JOIN sessions b ON b.mechanic_id = a.mechanic_id AND a.id < b.id
+        WHERE a.status <> 'cancelled' AND b.status <> 'cancelled'
+          AND b.scheduled_at < a.scheduled_at + :hold AND a.scheduled_at < b.scheduled_at + :hold"""},
+        hold=dt.timedelta(minutes=rules.session_minutes + 2 * rules.buffer_minutes))
+    first, days = ANCHOR - dt.timedelta(days=demo.HISTORY_DAYS + 2), demo.HISTORY_DAYS + demo.UPCOMING_DAYS + 4
+    x = s.sessions
+    with engine.connect() as conn:
+        base = scheduling.base_prices(conn)
+        rows = conn.execute(sa.select(x.c.mechanic_id, x.c.session_type, x.c.scheduled_at, x.c.price_cents)
+                            .where(x.c.mechanic_id.isnot(None))).all()
+        calendars = scheduling.load_calendars(conn, list({r.mechanic_id for r in rows}), first, days, bookings=False)
+    windows = {m: scheduling.availability_windows(cal, first, days) for m, cal in calendars.items()}
+    starts = {m: [w.start for w in found] for m, found in windows.items()}
+    outside, mispriced, peak = 0, 0, 0
+    for row in rows:  # the app's slot rules: each start lies in an availability window, at its price
+        i = bisect.bisect_right(starts[row.mechanic_id], row.scheduled_at) - 1
+        window = windows[row.mechanic_id][i] if i >= 0 else None
+        if window is None or row.scheduled_at >= window.end:
+            outside += 1
+            continue
+        mispriced += row.price_cents != scheduling.price_cents(base[row.session_type], window.multiplier)
+        peak += window.multiplier != 1
+    assert (outside, mispriced) == (0, 0)
+    assert len(rows) > 1000 and peak > 100
+
+
+def test_follow_ups_move_through_the_lifecycle(engine):
+    _load(engine, scale=1)  # enough follow-ups for some to wait at the anchor
+    rules = followups.FollowUpRules()
+    r, p, x = s.requests, s.profiles, s.sessions
+    with engine.connect() as conn:
+        prices = followups.prices(conn)
+        rows = conn.execute(
+            sa.select(r, p.c.plan, x.c.mechanic_id.label("parent_mechanic_id"))
+            .join(p, p.c.id == r.c.customer_id).join(x, x.c.id == r.c.parent_session_id)
+            .where(r.c.is_follow_up)).all()
+        summary = queries.followups.summary(conn, now=NOW).iloc[0]
+    steps = ("assigned_at", "answered_at", "closed_at", "cancelled_at")
+    taken = {  # the steps each state has taken; a cancelled follow-up may have been assigned first
+        "open": set(), "assigned": {"assigned_at"}, "answered": {"assigned_at", "answered_at"},
+        "closed": {"assigned_at", "answered_at", "closed_at"}, "cancelled": {"cancelled_at"},
+    }
+    wrong = []
+    oldest_waiting = NOW - dt.timedelta(days=rules.window_days)
+    for row in rows:
+        state = row.follow_up_state
+        done = {step for step in steps if getattr(row, step)}
+        times = [row.created_at, *(getattr(row, step) for step in steps if step in done)]
+        problems = {
+            "status": row.status != followups.PLATFORM_STATUS[state],
+            "steps": done - ({"assigned_at"} if state == "cancelled" else set()) != taken[state],
+            "assignee": (row.assigned_at is None) != (row.assigned_mechanic_id is None),
+            "order": times != sorted(times) or times[-1] >= NOW or row.updated_at != times[-1],
+            "reason": (row.cancel_reason is None) == (state == "cancelled"),
+            "waiting too long": state in followups.WAITING and row.created_at < oldest_waiting,
+            "price": row.follow_up_price_cents != prices[row.plan, row.follow_up_type].cents,
+        }
+        if any(problems.values()):
+            wrong.append((row.id, row.follow_up_state, [k for k, v in problems.items() if v]))
+    assert not wrong
+    states = collections.Counter(row.follow_up_state for row in rows)
+    answered = [row for row in rows if row.answered_at]
+    on_time = sum(row.answered_at <= row.created_at + dt.timedelta(minutes=rules.sla(row.follow_up_type))
+                  for row in answered)
+    assigned = [row for row in rows if row.assigned_at]
+    assert states["closed"] > len(rows) / 2 and states["cancelled"] > 0 and on_time > .7 * len(answered)
+    assert sum(row.assigned_mechanic_id == row.parent_mechanic_id for row in assigned) > .8 * len(assigned)
+    assert summary.waiting > summary.breached > 0
+
+
+def test_paid_answered_follow_ups_have_one_purchase_each(engine):
+    _load(engine, scale=MID)
+    assert not _violations(engine, {
+        "paid answered follow-up without exactly one purchase": """
+            SELECT count(*) FROM requests r
+            WHERE r.is_follow_up AND r.follow_up_state IN ('answered', 'closed') AND r.follow_up_price_cents > 0
+              AND (SELECT count(*) FROM crm_interactions i WHERE i.interaction_type = 'purchase'
+                     AND i.metadata->>'follow_up_id' = CAST(r.id AS TEXT) AND i.customer_id = r.customer_id
+                     AND i.session_id = r.parent_session_id AND i.created_at = r.answered_at
+                     AND i.metadata->>'follow_up_type' = r.follow_up_type
+                     AND CAST(i.metadata->>'price_cents' AS INTEGER) = r.follow_up_price_cents) <> 1""",
+        "purchase of a follow-up that is free or not answered": """
+            SELECT count(*) FROM crm_interactions i
+            LEFT JOIN requests r ON CAST(r.id AS TEXT) = i.metadata->>'follow_up_id'
+            WHERE i.interaction_type = 'purchase' AND i.metadata->>'follow_up_id' IS NOT NULL
+              AND (r.id IS NULL OR r.follow_up_state NOT IN ('answered', 'closed') OR r.follow_up_price_cents = 0)""",
+    })
+    assert _scalar(engine, "SELECT count(*) FROM crm_interactions WHERE metadata->>'follow_up_id' IS NOT NULL") > 0
+
+
+def test_outbox_has_work_waiting_around_now(engine):
+    _load(engine, scale=MID)
+    attempts = load_email_settings({}, {}).max_attempts
+    assert demo.EMAIL_MAX_ATTEMPTS == attempts
+    assert not _violations(engine, {
+        "two rows for one email": """
+            SELECT count(*) FROM (SELECT session_id, milestone, recipient FROM email_outbox
+                                  GROUP BY session_id, milestone, recipient HAVING count(*) > 1) d""",
+        "pending row not due around now, tried too often or half sent": """
+            SELECT count(*) FROM email_outbox WHERE status = 'pending'
+               AND (created_at < :now - :backlog OR attempts >= :attempts OR next_attempt_at < created_at
+                    OR (attempts = 0) <> (last_error IS NULL) OR sent_at IS NOT NULL
+                    OR provider_message_id IS NOT NULL)""",
+        "failed after too many or no attempts": """
+            SELECT count(*) FROM email_outbox WHERE status = 'failed' AND (attempts < 1 OR attempts > :attempts)""",
+    }, backlog=demo.EMAIL_BACKLOG.item(), attempts=attempts)
+    with engine.connect() as conn:
+        found = dict(conn.execute(sa.text("""
+            SELECT CASE WHEN status = 'pending' AND attempts = 0 THEN 'new'
+                        WHEN status = 'pending' THEN 'retrying'
+                        WHEN status = 'failed' AND attempts < :attempts THEN 'refused' ELSE status END, count(*)
+            FROM email_outbox GROUP BY 1"""), {"attempts": attempts}).all())
+    assert min(found.get(k, 0) for k in ("new", "retrying", "refused", "failed", "sent", "skipped")) > 0
 
 
 # --- loading once, and the command line ---------------------------------------------------------
