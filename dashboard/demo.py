@@ -843,8 +843,8 @@ def _lifecycle(rng, plan: Plan, mech: Mechanics, c: dict, req: dict, ses: dict) 
 
     # Most are answered well within the type's target, some late, a few only after days.
     target = np.array([FOLLOW_UP_RULES.sla(t) for t in s.FOLLOW_UP_TYPES])[kind]
-    pace = rng.choice(3, n, p=[.78, .14, .08])
-    median = np.select([pace == 0, pace == 1], [.3 * target, 1.2 * target], 2 * 1440)
+    pace = rng.choice(3, n, p=[.8, .14, .06])
+    median = np.select([pace == 0, pace == 1], [.3 * target, 1.2 * target], 1.5 * 1440)
     response = _minutes(np.minimum(median * rng.lognormal(0, np.where(pace == 0, .6, .5)), 6 * 1440))
     written = created + response * rng.uniform(.05, .4, n)  # assigned to write the answer
     parent = ses["mech"][req["parent"][f]]
