@@ -305,15 +305,23 @@ def journeys_from_rollup(spec: FunnelSpec, funnel_id: int) -> sa.Subquery:
     )
 
 
-def rollup_id(conn: Connection, steps: Sequence[str]) -> int | None:
-    """The id of the built roll-up that serves ``steps``, or None."""
+def usable_rollup(steps: Sequence[str]) -> sa.ColumnElement[bool]:
+    """The condition on ``crm_funnel_rollups`` of the roll-up that can serve ``steps``: tracked,
+    refreshed, and holding rows unless there is nothing to roll up (its rows are emptied
+    with the interactions, e.g. by reloading the demo, while its refresh time stays)."""
+    r, p, i = s.crm_funnel_rollups, s.crm_funnel_progress, s.crm_interactions
     tracked = serving_funnel(steps)
     if tracked is None:
-        return None
+        return sa.false()
+    return sa.and_(r.c.steps == steps_key(tracked), r.c.refreshed_at.isnot(None),
+                   sa.or_(sa.exists().where(p.c.funnel_id == r.c.id),
+                          ~sa.exists().where(i.c.interaction_type == tracked[0])))
+
+
+def rollup_id(conn: Connection, steps: Sequence[str]) -> int | None:
+    """The id of the roll-up that can serve ``steps``, or None."""
     r = s.crm_funnel_rollups
-    return conn.execute(
-        sa.select(r.c.id).where(r.c.steps == steps_key(tracked), r.c.refreshed_at.isnot(None))
-    ).scalar_one_or_none()
+    return conn.execute(sa.select(r.c.id).where(usable_rollup(steps))).scalar_one_or_none()
 
 
 SOURCES = ("auto", "events", "rollup")

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 from dashboard import schema as s
 from dashboard.audit import record_audit
 from dashboard.auth import Actor, require_role
-from dashboard.crm import TRACKED_FUNNELS, journeys_from_entries, step_column, steps_key
+from dashboard.crm import TRACKED_FUNNELS, journeys_from_entries, rollup_id, step_column, steps_key
 
 OVERLAP = dt.timedelta(minutes=10)
 # A run that finds more changed customers than this many and this share of the rows rebuilds.
@@ -99,7 +99,8 @@ def _rows(conn: Connection, funnel_id: int) -> int:
 def _refresh_one(conn: Connection, steps: Sequence[str], rebuild: bool) -> RefreshResult:
     i, p, r = s.crm_interactions, s.crm_funnel_progress, s.crm_funnel_rollups
     funnel_id, processed_until = _funnel_row(conn, steps)
-    rebuild = rebuild or processed_until is None
+    # never refreshed, or emptied since (as reloading the demo data does): start over
+    rebuild = rebuild or processed_until is None or rollup_id(conn, steps) != funnel_id
     new = [] if rebuild else [i.c.recorded_at > processed_until]
     new_events, customers = conn.execute(
         sa.select(sa.func.count(), sa.func.count(sa.distinct(i.c.customer_id))).where(*new)

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from dashboard import schema as s
 from dashboard.crm import (
     DEFAULT_STEPS, STEP_LABELS, CrmInputError, FunnelSpec, journeys, reached, reached_at, seconds_between,
-    serving_funnel, steps_key, within_window,
+    usable_rollup, within_window,
 )
 from dashboard.period import Period
 from queries.registry import BenchContext, register
@@ -235,15 +235,12 @@ def as_csv(frame: pd.DataFrame) -> bytes:
 
 
 def rollup_status(conn: Connection, *, steps: tuple[str, ...]) -> pd.DataFrame:
-    """The roll-up that serves ``steps``: one row (``funnel``, ``refreshed_at``,
-    ``processed_until``, ``pending_events``: interactions recorded after the refresh), or no rows."""
-    tracked = serving_funnel(steps)
+    """The roll-up that serves ``steps`` (``dashboard.crm.usable_rollup``): one row (``funnel``,
+    ``refreshed_at``, ``processed_until``, ``pending_events``: interactions recorded after the
+    refresh), or no rows."""
     r, i = s.crm_funnel_rollups, s.crm_interactions
-    pending = (sa.select(sa.func.count()).select_from(i)
-               .where(i.c.recorded_at > r.c.refreshed_at)
-               .scalar_subquery())
-    query = (sa.select(r.c.steps, r.c.refreshed_at, r.c.processed_until, pending)
-             .where(r.c.steps == steps_key(tracked or ()), r.c.refreshed_at.isnot(None)))
+    pending = sa.select(sa.func.count()).select_from(i).where(i.c.recorded_at > r.c.refreshed_at).scalar_subquery()
+    query = sa.select(r.c.steps, r.c.refreshed_at, r.c.processed_until, pending).where(usable_rollup(steps))
     return _frame(conn, query, ["funnel", "refreshed_at", "processed_until", "pending_events"])
 
 

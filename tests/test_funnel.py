@@ -320,6 +320,19 @@ def test_refresh_reads_only_new_events(crm_db):
     assert counts(crm_db, spec(), "rollup") == [9, 7, 3, 2, 2]
 
 
+def test_an_emptied_rollup_is_not_used_and_rebuilt(crm_db):
+    refresh(crm_db)
+    with crm_db.begin() as conn:  # what reloading the demo data does
+        conn.execute(sa.delete(s.crm_funnel_progress))
+    with crm_db.connect() as conn:
+        assert q.rollup_status(conn, steps=DEFAULT_STEPS).empty
+        with pytest.raises(CrmInputError, match="No roll-up serves"):
+            q.funnel(conn, spec=spec(), source="rollup")
+    assert counts(crm_db, spec(), "auto") == [8, 6, 3, 2, 1]  # from raw events
+    assert [(r.rebuilt, r.rows) for r in refresh(crm_db)] == [(True, 12), (True, 12)]
+    assert counts(crm_db, spec(), "rollup") == [8, 6, 3, 2, 1]
+
+
 def test_the_pandas_peer_agrees(crm_db):
     for funnel_spec in SPECS:
         with crm_db.connect() as conn:
