@@ -1,5 +1,6 @@
-"""Shared building blocks of every page: header, KPIs, empty and error states,
-charts in the brand colours, cached queries, and the request context.
+"""Shared building blocks of every page: header, KPIs, filter bar, badges, star
+ratings, empty and error states, confirmations, charts in the brand colours,
+cached queries with a spinner, formatters, and the request context.
 
 A page reads its context, runs queries and renders::
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -110,7 +111,7 @@ def write_engine() -> Engine:
 # --- queries -----------------------------------------------------------------------
 
 
-@st.cache_data(ttl=QUERY_TTL_SECONDS, max_entries=512, show_spinner="Loading data…")
+@st.cache_data(ttl=QUERY_TTL_SECONDS, max_entries=512, show_spinner=False)
 def _cached_query(url: str, name: str, filters: dict, _fn: Callable[..., pd.DataFrame]) -> pd.DataFrame:
     try:
         with engine_for(url).connect() as conn:
@@ -119,17 +120,19 @@ def _cached_query(url: str, name: str, filters: dict, _fn: Callable[..., pd.Data
         raise DatabaseUnavailable(explain_failure(exc, url)) from exc
 
 
-def run_query(fn: Callable[..., pd.DataFrame], **filters) -> pd.DataFrame:
+def run_query(fn: Callable[..., pd.DataFrame], loading: str = "the data", **filters) -> pd.DataFrame:
     """Run ``fn(conn, **filters)`` from ``queries/`` on the read engine.
 
     ``fn`` is a module-level function (its module and name key the cache, so
     no lambdas). Results are cached for ``QUERY_TTL_SECONDS`` per database,
     function and filters (dates, strings, numbers, tuples, UUIDs, a Period).
-    A database that stops answering raises ``DatabaseUnavailable``, which the
-    app shows as its error page.
+    A query that takes longer than half a second shows "Loading ``loading``…"
+    with the time spent. A database that stops answering raises
+    ``DatabaseUnavailable``, which the app shows as its error page.
     """
     url = _context().settings.query_url
-    return _cached_query(url, f"{fn.__module__}.{fn.__qualname__}", filters, _fn=fn)
+    with st.spinner(f"Loading {loading}…", show_time=True):
+        return _cached_query(url, f"{fn.__module__}.{fn.__qualname__}", filters, _fn=fn)
 
 
 def clear_query_cache() -> None:
@@ -171,6 +174,41 @@ def fmt_points(ratio_change) -> str:
 
 def fmt_rating(value) -> str:
     return "—" if _missing(value) else f"{value:.2f} ★"
+
+
+def fmt_stars(rating: int) -> str:
+    """A 1..5 rating as stars with the number, e.g. ``★★★★☆ 4/5`` (the number is for screen readers)."""
+    return "★" * rating + "☆" * (5 - rating) + f" {rating}/5"
+
+
+def fmt_datetime(timestamp, tz: str, date_only: bool = False) -> str:
+    """A UTC instant in the display timezone, e.g. ``08 Jul 2026, 23:27``; a dash when missing."""
+    if timestamp is None or pd.isna(timestamp):
+        return "—"
+    return pd.Timestamp(timestamp).tz_convert(tz).strftime("%d %b %Y" if date_only else "%d %b %Y, %H:%M")
+
+
+def fmt_duration(minutes) -> str:
+    """A length of time for people: ``3d 4h``, ``2h 05m``, ``45m`` or ``30s``; a dash when missing."""
+    if _missing(minutes):
+        return "—"
+    total = abs(minutes)
+    if total < 1:
+        return f"{round(total * 60)}s"
+    total = int(total)
+    days, hours, mins = total // 1440, total % 1440 // 60, total % 60
+    if days:
+        return f"{days}d {hours}h"
+    return f"{hours}h {mins:02d}m" if hours else f"{mins}m"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 review``, ``2 reviews``, ``1,234 reviews``."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def specialty_label(specialty: str) -> str:
+    return "HVAC" if specialty == "hvac" else specialty.replace("_", " ").capitalize()
 
 
 def change(current, previous, fmt: Callable[[float], str]) -> str | None:
@@ -221,6 +259,63 @@ def comparison_caption(period: Period) -> None:
     """Under a KPI row: which days the values cover and what the changes compare with."""
     st.caption(f"{_span(period)} ({period.days} days, {period.tz}); "
                f"changes compare with {_span(period.previous())}.")
+
+
+def filter_bar():
+    """A row of filters that wraps onto a second line on narrow screens; give each widget a ``width``."""
+    return st.container(horizontal=True, vertical_alignment="bottom", gap="medium")
+
+
+# Tone -> (badge colour, default icon). The badge always says its state in words too.
+TONES = {
+    "good": ("green", ":material/check_circle:"),
+    "warning": ("orange", ":material/schedule:"),
+    "bad": ("red", ":material/error:"),
+    "info": ("blue", ":material/info:"),
+    "neutral": ("gray", None),
+}
+
+
+def badge_row():
+    """Badges side by side: ``with ui.badge_row(): ui.status_badge(...)``."""
+    return st.container(horizontal=True, gap="small")
+
+
+def status_badge(text: str, tone: str = "neutral", icon: str | None = None) -> None:
+    """A state as a coloured badge that also says it in words (``text`` is escaped)."""
+    color, default_icon = TONES[tone]
+    st.badge(escape_markdown(text), color=color, icon=icon or default_icon)
+
+
+def specialty_badges(specialties: Iterable[str]) -> None:
+    """A mechanic's specialties as badges, in one row."""
+    with badge_row():
+        for specialty in specialties:
+            st.badge(specialty_label(specialty), color="blue", icon=":material/build:")
+
+
+_REVIEW_STYLE = """<style>
+.pw-review { white-space: pre-wrap; overflow-wrap: anywhere; line-height: 1.55; margin: 0.25rem 0; }
+.pw-review mark { background: #FDE68A; color: inherit; padding: 0 0.15em; border-radius: 0.2em; }
+.pw-review mark.flag-personal_data, .pw-review mark.flag-profanity { background: #FECACA; }
+</style>"""
+
+
+def review_text(markup: str) -> None:
+    """A review's text, already escaped into safe HTML (``dashboard.reviews.highlight_html``)."""
+    st.html(f'{_REVIEW_STYLE}<div class="pw-review">{markup}</div>')
+
+
+def confirm(label: str, question: str, confirm_label: str, on_confirm: Callable, args: tuple = (), *, key: str,
+            icon: str | None = None, disabled: bool = False, inputs: Callable[[], object] | None = None) -> None:
+    """A destructive action in two clicks: ``label`` opens a popover that says what will
+    happen (``question``, Markdown), draws ``inputs()`` if given (e.g. a reason), and holds
+    the button ``key`` that calls ``on_confirm(*args)``."""
+    with st.popover(label, icon=icon, disabled=disabled):
+        st.markdown(question)
+        if inputs:
+            inputs()
+        st.button(confirm_label, key=key, icon=icon, on_click=on_confirm, args=args)
 
 
 def empty_state(what: str, action: str) -> None:

@@ -63,10 +63,6 @@ def mechanic_label(mechanic_id: str) -> str:
     return f"{NAMES[mechanic_id]} · {ZONES[mechanic_id]}"
 
 
-def money(cents) -> str:
-    return ui.fmt_money(cents)
-
-
 def _hhmm(value) -> str:
     return f"{value:%H:%M}" if isinstance(value, dt.time) else "?"
 
@@ -85,7 +81,7 @@ def daily_summary(slots: pd.DataFrame) -> pd.DataFrame:
                           low=("price_cents", "min"), high=("price_cents", "max")).reset_index()
     summary["first"] = summary["first"].dt.strftime("%H:%M")
     summary["last"] = summary["last"].dt.strftime("%H:%M")
-    summary["prices"] = [money(lo) if lo == hi or pd.isna(lo) else f"{money(lo)}–{money(hi)}"
+    summary["prices"] = [ui.fmt_money(lo) if lo == hi or pd.isna(lo) else f"{ui.fmt_money(lo)}–{ui.fmt_money(hi)}"
                          for lo, hi in zip(summary.low, summary.high)]
     return summary.drop(columns=["low", "high"])
 
@@ -128,11 +124,12 @@ def week_view(mechanic: str, week_start: dt.date, tz: str) -> None:
     if mechanic == ALL:
         shown = ui.run_query(calendars.busiest_mechanics, start=start, end=end, limit=TIMELINE_MECHANICS)
         ids = tuple(shown.mechanic_id)
-        st.caption(f"The {len(ids)} busiest of {len(NAMES):,} active mechanics this week, one row each. "
-                   "Pick a mechanic above to see their week day by day.")
+        st.caption(("Every active mechanic" if len(ids) == len(NAMES) else
+                    f"The {len(ids)} busiest of {len(NAMES):,} active mechanics")
+                   + " this week, one row each. Pick a mechanic above to see their week day by day.")
     else:
         ids = (mechanic,)
-    windows = ui.run_query(calendars.availability, mechanic_ids=ids, start=start, end=end)
+    windows = ui.run_query(calendars.availability, loading="availability", mechanic_ids=ids, start=start, end=end)
     sessions = ui.run_query(calendars.booked_sessions, mechanic_ids=ids, start=start, end=end)
     if windows.empty and sessions.empty:
         ui.empty_state("No availability and no sessions this week.",
@@ -152,7 +149,7 @@ def week_view(mechanic: str, week_start: dt.date, tz: str) -> None:
     booked = pd.DataFrame({
         "display_name": sessions.display_name.map(html.escape),
         "start": local_times(sessions.scheduled_at, tz), "end": local_times(sessions.scheduled_at + length, tz),
-        "detail": [html.escape(f"{row.session_type} session · {row.status} · {money(row.price_cents)} · "
+        "detail": [html.escape(f"{row.session_type} session · {row.status} · {ui.fmt_money(row.price_cents)} · "
                                f"{_their_clock(row.scheduled_at, row.scheduled_at + length, ZONES[row.mechanic_id])}")
                    for row in sessions.itertuples()],
     })
@@ -173,7 +170,7 @@ def week_view(mechanic: str, week_start: dt.date, tz: str) -> None:
     else:
         labels = [html.escape(NAMES[i]) for i in ids]
     fig.update_yaxes(categoryorder="array", categoryarray=labels[::-1], range=[-0.5, len(labels) - 0.5])
-    fig.update_layout(height=160 + 36 * len(labels), coloraxis_colorbar_title_text="Multiplier",
+    fig.update_layout(height=160 + 36 * len(labels), coloraxis_colorbar_title_text="Price<br>multiplier (×)",
                       legend=dict(yanchor="bottom", y=1.0, xanchor="right", x=1))
     ui.chart(fig, title="Availability (coloured by price multiplier) and booked sessions",
              x_title=f"{'Time of day' if by_day else 'Day'} ({tz})", y_title="Day" if by_day else "Mechanic")
@@ -183,7 +180,7 @@ def week_view(mechanic: str, week_start: dt.date, tz: str) -> None:
             f"Start ({tz})": local_times(sessions.scheduled_at, tz),
             f"Their clock ({ZONES[mechanic]})": local_times(sessions.scheduled_at, ZONES[mechanic]),
             "Type": sessions.session_type, "Status": sessions.status,
-            "Price": [money(c) for c in sessions.price_cents],
+            "Price": [ui.fmt_money(c) for c in sessions.price_cents],
         }), hide_index=True, column_config={f"Start ({tz})": clock, f"Their clock ({ZONES[mechanic]})": clock})
 
 
@@ -196,7 +193,7 @@ def _their_clock(start, end, zone: str) -> str:
 
 
 def heatmaps(mechanic: str, week_start: dt.date, tz: str) -> None:
-    grid = ui.run_query(calendars.hour_grid, mechanic_ids=None if mechanic == ALL else (mechanic,),
+    grid = ui.run_query(calendars.hour_grid, loading="the hour grid", mechanic_ids=None if mechanic == ALL else (mechanic,),
                         week_start=week_start, tz=tz, session_minutes=RULES.session_minutes)
     available = grid.available_minutes.sum()
     if available == 0:
@@ -256,9 +253,10 @@ def weekly_slots(mechanic: str, editable: bool, version: int) -> None:
             "end": st.column_config.TimeColumn("End", format="HH:mm", step=dt.timedelta(minutes=15), required=True),
             "available": st.column_config.CheckboxColumn("Available", default=True,
                                                          help="Unticked: the hours are kept but not bookable."),
+            # No min/max here: an out-of-range value gets the validation message below instead of a silent clamp.
             "multiplier": st.column_config.NumberColumn(
-                "Multiplier", default=1.0, help=f"Price = base price x multiplier ({MULTIPLIER_MIN}-{MULTIPLIER_MAX}).",
-                **MULTIPLIER_INPUT),
+                "Multiplier", default=1.0, step=0.01, format="%.2f",
+                help=f"Price = base price x multiplier ({MULTIPLIER_MIN}-{MULTIPLIER_MAX})."),
         })
     rows = [{"id": r["slot_id"], "day_of_week": r["day"], "start_time": r["start"], "end_time": r["end"],
              "is_available": r["available"], "price_multiplier": r["multiplier"]} for r in edited.to_dict("records")]
@@ -280,8 +278,8 @@ def weekly_slots(mechanic: str, editable: bool, version: int) -> None:
         now = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
         current = ui.run_query(calendars.bookable, mechanic_ids=(mechanic,), days=PREVIEW_DAYS,
                                session_type=session_type, now=now, rules=RULES)
-        after = ui.run_query(calendars.preview, mechanic_id=mechanic, days=PREVIEW_DAYS, session_type=session_type,
-                             now=now, rules=RULES, slots=new) if changed else current
+        after = ui.run_query(calendars.preview, loading="the preview", mechanic_id=mechanic, days=PREVIEW_DAYS,
+                             session_type=session_type, now=now, rules=RULES, slots=new) if changed else current
         st.subheader("Next 14 days as customers will see them", anchor=False)
         preview_table(current, after, today_in(zone))
     else:
@@ -345,8 +343,8 @@ def days_off(mechanic: str, editable: bool, version: int) -> None:
         start_utc, end_utc = calendars.week_bounds(day, zone, days=1)
         held = ui.run_query(calendars.booked_sessions, mechanic_ids=(mechanic,), start=start_utc, end=end_utc)
         if not held.empty:
-            st.warning(f"{len(held)} session(s) are booked that day. They stay booked: contact the customers "
-                       "if they need to move.", icon=":material/event_busy:")
+            st.warning(f"{ui.plural(len(held), 'session')} booked that day. They stay booked: contact the "
+                       "customers if they need to move.", icon=":material/event_busy:")
         st.button("Save override", type="primary", icon=":material/save:", on_click=write, args=(
             lambda: set_override(ui.write_engine(), ACTOR, mechanic, day, is_available=hours, start=start, end=end,
                                  multiplier=multiplier, reason=reason),
@@ -355,9 +353,11 @@ def days_off(mechanic: str, editable: bool, version: int) -> None:
         st.subheader("Remove an override", anchor=False)
         removed = st.selectbox("Date", list(upcoming.date), format_func=lambda d: f"{d:%a %d %b %Y}",
                                key=f"override_remove_{version}")
-        st.button("Remove override", icon=":material/delete:", on_click=write, args=(
-            lambda: delete_override(ui.write_engine(), ACTOR, mechanic, removed),
-            lambda r: "Override removed: the weekly hours apply again."))
+        ui.confirm("Remove override…", f"The override of **{removed:%a %d %b %Y}** is deleted and the weekly "
+                   "hours apply that day again.", "Remove override", write, (
+                       lambda: delete_override(ui.write_engine(), ACTOR, mechanic, removed),
+                       lambda r: "Override removed: the weekly hours apply again."),
+                   key=f"override_remove_button_{version}", icon=":material/delete:")
 
 
 def peak_pricing(mechanic: str, editable: bool, version: int) -> None:
@@ -403,7 +403,7 @@ def base_prices(editable: bool, version: int) -> None:
     for column, row in zip(st.columns(len(prices)), prices.itertuples()):
         with column.container(border=True):
             current = None if pd.isna(row.price_cents) else int(row.price_cents)
-            st.metric(f"{row.session_type.capitalize()} session", money(current) if current else "Not set")
+            st.metric(f"{row.session_type.capitalize()} session", ui.fmt_money(current) if current else "Not set")
             if current:
                 st.caption(f"Set by {ui.escape_markdown(row.updated_by or 'the platform')} on "
                            f"{pd.Timestamp(row.updated_at):%d %b %Y}")
@@ -414,7 +414,7 @@ def base_prices(editable: bool, version: int) -> None:
                 st.button("Save price", key=f"save_price_{row.session_type}", on_click=write, args=(
                     lambda t=row.session_type, k=key: set_base_price(ui.write_engine(), ACTOR, t,
                                                                       f"{st.session_state[k]:.2f}"),
-                    lambda cents, t=row.session_type: f"{t.capitalize()} base price set to {money(cents)}."))
+                    lambda cents, t=row.session_type: f"{t.capitalize()} base price set to {ui.fmt_money(cents)}."))
 
 
 def audit_trail(mechanic: str, tz: str) -> None:
@@ -462,8 +462,8 @@ NAMES = dict(zip(mechanics.mechanic_id, mechanics.display_name))
 ZONES = dict(zip(mechanics.mechanic_id, mechanics.timezone))
 unknown = [NAMES[i] for i in NAMES if not is_known_timezone(ZONES[i])]
 if unknown:
-    st.warning(f"{len(unknown)} mechanic(s) have a timezone that is not an IANA name and offer no slots until it "
-               f"is fixed: {ui.escape_markdown(', '.join(unknown[:10]))}.", icon=":material/schedule:")
+    st.warning(f"{ui.plural(len(unknown), 'mechanic')} with a timezone that is not an IANA name offer no slots "
+               f"until it is fixed: {ui.escape_markdown(', '.join(unknown[:10]))}.", icon=":material/schedule:")
 
 left, right = st.columns([3, 1])
 mechanic = left.selectbox("Mechanic", [ALL, *NAMES], format_func=mechanic_label, key="calendar_mechanic")

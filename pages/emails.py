@@ -10,7 +10,6 @@ previews render a built-in sample session, not data from the database.
 
 import uuid
 
-import pandas as pd
 import plotly.express as px
 import sqlalchemy as sa
 import streamlit as st
@@ -50,7 +49,8 @@ def retry_email(outbox_id: uuid.UUID) -> None:
 
 def run_job() -> None:
     try:
-        result = run_now(ui.write_engine(), ui.actor(), load_email_settings())
+        with st.spinner("Sending the emails that are due…", show_time=True):
+            result = run_now(ui.write_engine(), ui.actor(), load_email_settings())
     except (PermissionDenied, ConfigError) as exc:
         st.session_state[NOTICE] = str(exc)
         return
@@ -62,6 +62,53 @@ def run_job() -> None:
     st.session_state["emails_last_run"] = result.summary()
 
 
+def outbox_table(outbox, tz: str) -> None:
+    st.dataframe(
+        outbox.assign(created_at=outbox.created_at.dt.tz_convert(tz),
+                      sent_at=[ui.fmt_datetime(t, tz) for t in outbox.sent_at],
+                      next_attempt_at=[ui.fmt_datetime(t, tz) for t in outbox.next_attempt_at],
+                      skip_reason=outbox.skip_reason.fillna(""), last_error=outbox.last_error.fillna(""),
+                      milestone=outbox.milestone.map(MILESTONE_LABELS), status=outbox.status.map(STATUS_LABELS)),
+        column_order=["created_at", "milestone", "status", "recipient", "attempts", "sent_at", "next_attempt_at",
+                      "skip_reason", "last_error"],
+        column_config={
+            "created_at": st.column_config.DatetimeColumn(f"Queued ({tz})", format="D MMM YYYY, HH:mm"),
+            "milestone": "Milestone", "status": "Status", "recipient": "To", "attempts": "Attempts",
+            "sent_at": f"Sent ({tz})", "next_attempt_at": f"Next attempt ({tz})", "skip_reason": "Why skipped",
+            "last_error": st.column_config.TextColumn("Last error", width="large"),
+        },
+        hide_index=True,
+    )
+    if len(outbox) == q.OUTBOX_LIMIT:
+        st.caption(f"The newest {q.OUTBOX_LIMIT:,} emails; narrow the filters to see older ones.")
+
+def failed_card(row, tz: str) -> None:
+    with st.container(border=True):
+        st.markdown(f"**{MILESTONE_LABELS[row.milestone]}** · {ui.plural(row.attempts, 'attempt')} · "
+                    f"failed {ui.fmt_datetime(row.updated_at, tz)}")
+        st.text(f"To: {row.recipient or 'no address'}")
+        st.code(row.last_error or "No error recorded.", language=None, wrap_lines=True)
+        st.button("Retry", key=f"retry_{row.id}", icon=":material/replay:", on_click=retry_email, args=(row.id,))
+
+
+def template_preview(settings) -> None:
+    controls = st.columns([3, 2], vertical_alignment="bottom")
+    milestone = controls[0].selectbox("Template", EMAIL_MILESTONES, format_func=MILESTONE_LABELS.get,
+                                      key="emails_template")
+    width = controls[1].segmented_control("Width", ["Desktop", "Phone"], default="Desktop", key="emails_width")
+    preview = render(milestone, email_context(milestone, sample_facts(utc_now()), settings,
+                                              load_brand(settings.brand_name)))
+    st.markdown(f"**Subject:** {ui.escape_markdown(preview.subject)}  \n"
+                f"**Preheader:** {ui.escape_markdown(preview.preheader)}")
+    html_tab, text_tab = st.tabs(["HTML", "Plain text"])
+    with html_tab:
+        st.iframe(preview.html, width=375 if width == "Phone" else "stretch", height=720)
+    with text_tab:
+        st.code(preview.text, language=None, wrap_lines=True)
+    st.caption("Rendered with a sample session. Subject and preheader come from the template; "
+               "the preheader is the hidden preview line mail apps show after the subject.")
+
+
 ui.page_header("Emails", "The milestone emails queued for customers, mechanics and support: what was sent, "
                          "skipped or failed, and what each template looks like.")
 if NOTICE in st.session_state:
@@ -69,19 +116,18 @@ if NOTICE in st.session_state:
 
 period = ui.period()
 settings = load_email_settings()
-filters = st.columns([3, 2, 2], vertical_alignment="bottom")
-milestones = tuple(filters[0].multiselect("Milestones", EMAIL_MILESTONES, format_func=MILESTONE_LABELS.get,
-                                          placeholder="All milestones", key="emails_milestones"))
-statuses = tuple(filters[1].multiselect("Statuses", EMAIL_STATUSES, format_func=STATUS_LABELS.get,
-                                        placeholder="All statuses", key="emails_statuses"))
-with filters[2]:
+with ui.filter_bar():
+    milestones = tuple(st.multiselect("Milestones", EMAIL_MILESTONES, format_func=MILESTONE_LABELS.get,
+                                      placeholder="All milestones", key="emails_milestones", width=360))
+    statuses = tuple(st.multiselect("Statuses", EMAIL_STATUSES, format_func=STATUS_LABELS.get,
+                                    placeholder="All statuses", key="emails_statuses", width=280))
     st.button("Run now", icon=":material/send:", on_click=run_job, disabled=not settings.api_key,
               help="Send the emails that are due now, inside the app (the embedded database allows one writer)."
               if settings.api_key else "Set RESEND_API_KEY (or [resend] api_key in the secrets) to send emails.")
 if "emails_last_run" in st.session_state:
     st.success(f"Run finished: {st.session_state.pop('emails_last_run')}.", icon=":material/check_circle:")
 
-per_day = ui.run_query(q.status_counts_per_day, period=period, milestones=milestones)
+per_day = ui.run_query(q.status_counts_per_day, loading="email counts", period=period, milestones=milestones)
 totals = per_day.groupby("status")["emails"].sum()
 ui.kpi_row([
     ui.Kpi("Sent", ui.fmt_count(totals.get("sent", 0)), help="Accepted by Resend."),
@@ -102,63 +148,27 @@ else:
                  color_discrete_map={STATUS_LABELS[k]: v for k, v in STATUS_COLORS.items()},
                  category_orders={"status": [STATUS_LABELS[s] for s in ("sent", "pending", "sending", "skipped",
                                                                          "failed")]})
-    fig.update_traces(hovertemplate="%{x|%a %d %b %Y}: %{y:,}<extra></extra>")
+    fig.update_traces(hovertemplate="%{x|%a %d %b %Y}: %{y:,} %{fullData.name}<extra></extra>")
     fig.update_layout(legend=dict(title=None, xanchor="right", x=1))
     ui.chart(fig, title="Emails queued per day, by status", x_title=f"Day ({period.tz})",
              y_title="Emails (count)")
 
-st.subheader("Outbox", anchor=False)
-outbox = ui.run_query(q.outbox, period=period, milestones=milestones, statuses=statuses)
-if outbox.empty:
-    ui.empty_state("No emails match these filters.", "Clear the milestone or status filter, or widen the period.")
-else:
-    timestamps = ["created_at", "next_attempt_at", "sent_at"]
-    st.dataframe(
-        outbox.assign(**{c: outbox[c].dt.tz_convert(period.tz) for c in timestamps},
-                      milestone=outbox.milestone.map(MILESTONE_LABELS), status=outbox.status.map(STATUS_LABELS)),
-        column_order=["created_at", "milestone", "status", "recipient", "attempts", "sent_at", "next_attempt_at",
-                      "skip_reason", "last_error"],
-        column_config={
-            "created_at": st.column_config.DatetimeColumn("Queued", format="D MMM YYYY, HH:mm"),
-            "milestone": "Milestone", "status": "Status", "recipient": "To", "attempts": "Attempts",
-            "sent_at": st.column_config.DatetimeColumn("Sent", format="D MMM, HH:mm"),
-            "next_attempt_at": st.column_config.DatetimeColumn("Next attempt", format="D MMM, HH:mm"),
-            "skip_reason": "Why skipped",
-            "last_error": st.column_config.TextColumn("Last error", width="large"),
-        },
-        hide_index=True,
-    )
-    if len(outbox) == q.OUTBOX_LIMIT:
-        st.caption(f"The newest {q.OUTBOX_LIMIT:,} emails; narrow the filters to see older ones.")
+outbox_tab, failed_tab, templates_tab = st.tabs(["Outbox", "Failed emails", "Templates"])
+with outbox_tab:
+    outbox = ui.run_query(q.outbox, loading="the outbox", period=period, milestones=milestones, statuses=statuses)
+    if outbox.empty:
+        ui.empty_state("No emails match these filters.", "Clear the milestone or status filter, or widen the period.")
+    else:
+        outbox_table(outbox, period.tz)
 
-st.subheader("Failed emails", anchor=False)
-failed = ui.run_query(q.failed, limit=FAILED_SHOWN)
-if failed.empty:
-    st.caption("No email has failed.")
-for row in failed.itertuples():
-    with st.container(border=True):
-        when = row.updated_at.tz_convert(period.tz).strftime("%d %b %Y, %H:%M") if pd.notna(row.updated_at) else "—"
-        st.markdown(f"**{MILESTONE_LABELS[row.milestone]}** · {row.attempts} attempt"
-                    f"{'s' if row.attempts != 1 else ''} · failed {when}")
-        st.text(f"To: {row.recipient or 'no address'}")
-        st.code(row.last_error or "No error recorded.", language=None, wrap_lines=True)
-        st.button("Retry", key=f"retry_{row.id}", icon=":material/replay:", on_click=retry_email, args=(row.id,))
-if len(failed) == FAILED_SHOWN:
-    st.caption(f"The {FAILED_SHOWN} most recent failures; filter the outbox by status Failed to see all.")
+with failed_tab:
+    failed = ui.run_query(q.failed, loading="failed emails", limit=FAILED_SHOWN)
+    if failed.empty:
+        ui.empty_state("No email has failed.", "Emails Resend refuses, or that run out of attempts, show here.")
+    for row in failed.itertuples():
+        failed_card(row, period.tz)
+    if len(failed) == FAILED_SHOWN:
+        st.caption(f"The {FAILED_SHOWN} most recent failures; filter the outbox by status Failed to see all.")
 
-st.subheader("Templates", anchor=False)
-controls = st.columns([3, 2], vertical_alignment="bottom")
-milestone = controls[0].selectbox("Template", EMAIL_MILESTONES, format_func=MILESTONE_LABELS.get,
-                                  key="emails_template")
-width = controls[1].segmented_control("Width", ["Desktop", "Phone"], default="Desktop", key="emails_width")
-preview = render(milestone, email_context(milestone, sample_facts(utc_now()), settings,
-                                          load_brand(settings.brand_name)))
-st.markdown(f"**Subject:** {ui.escape_markdown(preview.subject)}  \n"
-            f"**Preheader:** {ui.escape_markdown(preview.preheader)}")
-html_tab, text_tab = st.tabs(["HTML", "Plain text"])
-with html_tab:
-    st.iframe(preview.html, width=375 if width == "Phone" else "stretch", height=720)
-with text_tab:
-    st.code(preview.text, language=None, wrap_lines=True)
-st.caption("Rendered with a sample session. Subject and preheader come from the template; "
-           "the preheader is the hidden preview line mail apps show after the subject.")
+with templates_tab:
+    template_preview(settings)

@@ -25,34 +25,17 @@ from queries import followups as queries
 from queries import mechanics as mechanic_queries
 
 PAGE_SIZE = 20
-SLA_BADGES = {  # sla_state -> (label, colour, icon)
-    "breached": ("Breached", "red", ":material/error:"),
-    "due_soon": ("Due soon", "orange", ":material/schedule:"),
-    "on_track": ("On track", "green", ":material/check_circle:"),
-    "met": ("Answered in time", "blue", ":material/task_alt:"),
-    "missed": ("Answered late", "gray", ":material/history:"),
+SLA_BADGES = {  # sla_state -> (label, tone, icon)
+    "breached": ("Breached", "bad", None),
+    "due_soon": ("Due soon", "warning", None),
+    "on_track": ("On track", "good", None),
+    "met": ("Answered in time", "info", ":material/task_alt:"),
+    "missed": ("Answered late", "neutral", ":material/history:"),
 }
 ORDER_LABELS = {"due": "Most overdue first", "oldest": "Oldest first"}
 WEEK_MS = 7 * 24 * 3600 * 1000
 SUMMARY_PARTS = {"findings": "Findings", "steps_taken": "Steps taken", "parts_needed": "Parts needed",
                  "next_steps": "Next steps"}
-
-
-def duration(minutes: float) -> str:
-    """``3d 4h``, ``2h 05m`` or ``45m``."""
-    total = int(abs(minutes))
-    days, hours, mins = total // 1440, total % 1440 // 60, total % 60
-    if days:
-        return f"{days}d {hours}h"
-    return f"{hours}h {mins:02d}m" if hours else f"{mins}m"
-
-
-def when(timestamp, tz: str) -> str:
-    return pd.Timestamp(timestamp).tz_convert(tz).strftime("%d %b %Y, %H:%M")
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def act(action: str, step: Callable[[Engine, Actor], object]) -> None:
@@ -84,18 +67,18 @@ def save_prices(current: dict) -> None:
     except (fu.FollowUpError, PermissionDenied) as exc:
         st.session_state["followup_notice"] = str(exc)
         return
-    st.toast(f"Saved {plural(count, 'price')}.", icon=":material/check_circle:")
+    st.toast(f"Saved {ui.plural(count, 'price')}.", icon=":material/check_circle:")
 
 
 def sla_badge(row) -> None:
     if pd.isna(row.sla_state):
         return
-    label, color, icon = SLA_BADGES[row.sla_state]
+    label, tone, icon = SLA_BADGES[row.sla_state]
     if row.sla_state == "breached":
-        label += f" · {duration(row.minutes_to_due)} over"
+        label += f" · {ui.fmt_duration(row.minutes_to_due)} over"
     elif row.sla_state in ("due_soon", "on_track"):
-        label += f" · {duration(row.minutes_to_due)} left"
-    st.badge(label, color=color, icon=icon)
+        label += f" · {ui.fmt_duration(row.minutes_to_due)} left"
+    ui.status_badge(label, tone, icon)
 
 
 def state_badge(row) -> None:
@@ -105,13 +88,13 @@ def state_badge(row) -> None:
         text = f"Cancelled · {row.cancel_reason}"
     else:
         text = fu.STATE_LABELS[row.state]
-    st.badge(ui.escape_markdown(text), color="gray", icon=":material/person:" if row.state == "assigned" else None)
+    ui.status_badge(text, icon=":material/person:" if row.state == "assigned" else None)
 
 
 def parent_summary(row, tz: str) -> None:
     with st.popover("Parent session", icon=":material/description:"):
         mechanic = row.parent_mechanic_name or "no mechanic"
-        ended = when(row.parent_ended_at, tz) if pd.notna(row.parent_ended_at) else "not ended"
+        ended = ui.fmt_datetime(row.parent_ended_at, tz) if pd.notna(row.parent_ended_at) else "not ended"
         st.markdown(f"**{(row.parent_session_type or 'session').capitalize()} session** with "
                     f"{ui.escape_markdown(mechanic)}, ended {ended}")
         if pd.isna(row.summary_submitted_at):
@@ -121,7 +104,6 @@ def parent_summary(row, tz: str) -> None:
             if text:
                 st.markdown(f"**{label}**")
                 st.text(text)
-        st.caption(f"Session {row.parent_session_id}")
 
 
 def mechanic_chooser(row, names: dict[str, str], load: dict[str, int]) -> None:
@@ -151,12 +133,13 @@ def mechanic_chooser(row, names: dict[str, str], load: dict[str, int]) -> None:
 
 
 def canceller(follow_up_id: str) -> None:
-    with st.popover("Cancel…", icon=":material/cancel:"):
-        st.text_input("Reason to cancel", key=f"reason_{follow_up_id}", max_chars=fu.CANCEL_REASON_MAX,
-                      placeholder="e.g. the customer found the answer")
-        st.button("Cancel follow-up", key=f"cancel_{follow_up_id}", on_click=act, args=(
-            "cancel", lambda engine, actor: fu.cancel(engine, actor, follow_up_id,
-                                                      st.session_state[f"reason_{follow_up_id}"])))
+    ui.confirm("Cancel…", "The customer's question is closed without an answer. Say why:", "Cancel follow-up",
+               act, ("cancel", lambda engine, actor: fu.cancel(engine, actor, follow_up_id,
+                                                               st.session_state[f"reason_{follow_up_id}"])),
+               key=f"cancel_{follow_up_id}", icon=":material/cancel:",
+               inputs=lambda: st.text_input("Reason to cancel", key=f"reason_{follow_up_id}",
+                                            max_chars=fu.CANCEL_REASON_MAX,
+                                            placeholder="e.g. the customer found the answer"))
 
 
 def card(row, tz: str, names: dict[str, str], load: dict[str, int]) -> None:
@@ -166,8 +149,9 @@ def card(row, tz: str, names: dict[str, str], load: dict[str, int]) -> None:
         price = ("price not recorded" if pd.isna(row.price_cents)
                  else "free" if row.price_cents == 0 else ui.fmt_money(row.price_cents))
         st.markdown(f"**{fu.TYPE_LABELS[row.follow_up_type]}** from {ui.escape_markdown(customer)} "
-                    f"({row.plan}) · asked {duration(row.age_minutes)} ago, {when(row.created_at, tz)} · {price}")
-        with st.container(horizontal=True, gap="small"):
+                    f"({row.plan}) · asked {ui.fmt_duration(row.age_minutes)} ago, "
+                    f"{ui.fmt_datetime(row.created_at, tz)} · {price}")
+        with ui.badge_row():
             sla_badge(row)
             state_badge(row)
         st.text(row.description or "(no text)")
@@ -191,7 +175,7 @@ def card(row, tz: str, names: dict[str, str], load: dict[str, int]) -> None:
 
 
 def weekly_chart(period) -> None:
-    weeks = ui.run_query(queries.weekly, period=period)
+    weeks = ui.run_query(queries.weekly, loading="weekly volumes", period=period)
     if weeks.follow_ups.sum() == 0:
         ui.empty_state("No follow-ups were asked in this period.", "Choose a longer period in the sidebar.")
         return
@@ -220,7 +204,7 @@ def pricing(rules: fu.FollowUpRules) -> None:
         "type": [fu.TYPE_LABELS[t] for t in FOLLOW_UP_TYPES],
         **{plan: [None if current[plan, t].cents is None else current[plan, t].cents / 100 for t in FOLLOW_UP_TYPES]
            for plan in PLANS},
-        "sla": [duration(rules.sla(t)) for t in FOLLOW_UP_TYPES],
+        "sla": [ui.fmt_duration(rules.sla(t)) for t in FOLLOW_UP_TYPES],
     })
     columns = {"type": "Type", "sla": st.column_config.TextColumn("First-response target", disabled=True),
                **{plan: st.column_config.NumberColumn(f"{plan.capitalize()} ($)", min_value=0.0, step=0.01,
@@ -274,19 +258,18 @@ load = dict(zip(load_frame.user_id.astype(str), load_frame.open_items))
 all_mechanics = ui.run_query(mechanic_queries.mechanic_options)
 mechanic_names = dict(zip(all_mechanics.user_id.astype(str), all_mechanics.display_name))
 
-state_column, type_column = st.columns(2)
-states = state_column.pills("State", FOLLOW_UP_STATES, selection_mode="multi", default=list(fu.WAITING),
-                            format_func=fu.STATE_LABELS.get, key="followup_states")
-types = type_column.pills("Type", FOLLOW_UP_TYPES, selection_mode="multi", format_func=fu.TYPE_LABELS.get,
-                          key="followup_types")
-plan_column, mechanic_column, order_column = st.columns([2, 3, 3], vertical_alignment="bottom")
-plans = plan_column.pills("Plan", PLANS, selection_mode="multi", format_func=str.capitalize, key="followup_plans")
-mechanic = mechanic_column.selectbox("Assigned to", list(mechanic_names), index=None, format_func=mechanic_names.get,
-                                     placeholder="Any mechanic", key="followup_mechanic")
-order = order_column.segmented_control("Order", list(ORDER_LABELS), format_func=ORDER_LABELS.get, default="due",
-                                       required=True, key="followup_order")
+with ui.filter_bar():
+    states = st.pills("State", FOLLOW_UP_STATES, selection_mode="multi", default=list(fu.WAITING),
+                      format_func=fu.STATE_LABELS.get, key="followup_states")
+    types = st.pills("Type", FOLLOW_UP_TYPES, selection_mode="multi", format_func=fu.TYPE_LABELS.get,
+                     key="followup_types")
+    plans = st.pills("Plan", PLANS, selection_mode="multi", format_func=str.capitalize, key="followup_plans")
+    mechanic = st.selectbox("Assigned to", list(mechanic_names), index=None, format_func=mechanic_names.get,
+                            placeholder="Any mechanic", key="followup_mechanic", width=240)
+    order = st.segmented_control("Order", list(ORDER_LABELS), format_func=ORDER_LABELS.get, default="due",
+                                 required=True, key="followup_order")
 
-queue = ui.run_query(queries.queue, now=now, rules=RULES, states=tuple(states), types=tuple(types),
+queue = ui.run_query(queries.queue, loading="the follow-up queue", now=now, rules=RULES, states=tuple(states), types=tuple(types),
                      plans=tuple(plans), mechanic_id=uuid.UUID(mechanic) if mechanic else None, order=order,
                      limit=PAGE_SIZE)
 filtered = bool(types or plans or mechanic) or set(states) != set(fu.WAITING)
@@ -297,9 +280,9 @@ if queue.empty:
         ui.empty_state("No follow-ups match these filters.", "Clear a filter or choose other states.")
 else:
     matching = int(queue.matching.iloc[0])
-    st.caption(f"{plural(matching, 'follow-up')} {'match' if matching != 1 else 'matches'}"
+    st.caption(f"{ui.plural(matching, 'follow-up')} {'match' if matching != 1 else 'matches'}"
                f"{' these filters' if filtered else ''}; showing {len(queue):,}, {ORDER_LABELS[order].lower()}. "
-               f"Ages as of {when(now, tz)} ({tz}).")
+               f"Ages as of {ui.fmt_datetime(now, tz)} ({tz}).")
     for row in queue.itertuples(index=False):
         card(row, tz, names, load)
 

@@ -19,17 +19,6 @@ from queries import mechanics as mechanic_queries
 from queries import reviews as review_queries
 
 REVIEWS_SHOWN = 30
-STYLE = """<style>
-.pw-review { white-space: pre-wrap; overflow-wrap: anywhere; line-height: 1.55; margin: 0.25rem 0; }
-</style>"""
-
-
-def stars(rating: int) -> str:
-    return "★" * rating + "☆" * (5 - rating)
-
-
-def specialty_label(specialty: str) -> str:
-    return "HVAC" if specialty == "hvac" else specialty.replace("_", " ").capitalize()
 
 
 def open_profile(mechanic_ids: list[str]) -> None:
@@ -42,16 +31,16 @@ def open_profile(mechanic_ids: list[str]) -> None:
 
 def leaderboard_view() -> None:
     specialty = st.selectbox("Specialty", ui.run_query(mechanic_queries.specialties), index=None,
-                             format_func=specialty_label, placeholder="All specialties", key="specialty",
+                             format_func=ui.specialty_label, placeholder="All specialties", key="specialty",
                              bind="query-params", width=320)
-    board = ui.run_query(mechanic_queries.leaderboard, specialty=specialty)
+    board = ui.run_query(mechanic_queries.leaderboard, loading="the leaderboard", specialty=specialty)
     if board.empty:
         ui.empty_state("No active mechanic lists this specialty." if specialty else "There are no active mechanics.",
                        "Choose another specialty." if specialty else "Mechanics appear here once they are active.")
         return
     ids = [str(mid) for mid in board.user_id]
     st.dataframe(
-        board.assign(specialties=[[specialty_label(x) for x in listed] for listed in board.specialties]),
+        board.assign(specialties=[[ui.specialty_label(x) for x in listed] for listed in board.specialties]),
         column_order=["rank", "display_name", "bayesian_rating", "avg_rating", "total_reviews", "specialties",
                       "response_sla_minutes", "years_experience"],
         column_config={
@@ -59,13 +48,13 @@ def leaderboard_view() -> None:
             "display_name": "Mechanic",
             "bayesian_rating": st.column_config.NumberColumn(
                 "Bayesian rating", format="%.2f", help="The rating used for ranking (see below)."),
-            "avg_rating": st.column_config.NumberColumn("Average ★", format="%.2f"),
+            "avg_rating": st.column_config.NumberColumn("Average rating", format="%.2f ★"),
             "total_reviews": st.column_config.NumberColumn("Reviews", format="localized"),
             "specialties": st.column_config.ListColumn("Specialties"),
             "response_sla_minutes": st.column_config.NumberColumn("Response SLA", format="%d min"),
             "years_experience": st.column_config.NumberColumn("Experience", format="%d yrs"),
         },
-        hide_index=True, key="leaderboard", on_select=functools.partial(open_profile, ids),
+        hide_index=True, key="leaderboard", height=36 * (min(len(board), 15) + 1) + 2, on_select=functools.partial(open_profile, ids),
         selection_mode="single-row",
     )
     st.caption(
@@ -87,13 +76,13 @@ def reviews_list(mechanic_id: uuid.UUID, total: int, tz: str) -> None:
     for row in shown.itertuples(index=False):
         with st.container(border=True):
             author = ui.escape_markdown(row.customer_name or "a deleted account")
-            written = row.created_at.tz_convert(tz).strftime("%d %b %Y")
-            st.markdown(f"**{stars(row.rating)}** · by {author} · {written}")
+            st.markdown(f"**{ui.fmt_stars(row.rating)}** · by {author} · "
+                        f"{ui.fmt_datetime(row.created_at, tz, date_only=True)}")
             if row.status == "hidden":
-                st.badge(f"Hidden from customers: {HIDE_REASON_LABELS[row.hidden_reason]}", color="gray",
-                         icon=":material/visibility_off:")
+                ui.status_badge(f"Hidden from customers: {HIDE_REASON_LABELS[row.hidden_reason]}",
+                                icon=":material/visibility_off:")
             if row.review_text:
-                st.html(f'<div class="pw-review">{highlight_html(row.review_text)}</div>')
+                ui.review_text(highlight_html(row.review_text))
             else:
                 st.caption("No text: a rating only.")
             if row.helpful_count:
@@ -102,7 +91,8 @@ def reviews_list(mechanic_id: uuid.UUID, total: int, tz: str) -> None:
 
 def response_view(mechanic_id: uuid.UUID, sla: int) -> None:
     period = ui.period()
-    weekly = ui.run_query(mechanic_queries.response_times, mechanic_id=mechanic_id, period=period)
+    weekly = ui.run_query(mechanic_queries.response_times, loading="response times", mechanic_id=mechanic_id,
+                          period=period)
     st.subheader("Response times", anchor=False)
     if weekly.empty:
         ui.empty_state("No sessions were accepted in this period.", "Choose a longer period in the sidebar.")
@@ -117,6 +107,14 @@ def response_view(mechanic_id: uuid.UUID, sla: int) -> None:
     fig.update_traces(hovertemplate="Week of %{x|%d %b %Y}: median %{y:.1f} min<extra></extra>")
     ui.chart(fig, title="Median time from request to acceptance", x_title=f"Week ({period.tz})",
              y_title="Median response (minutes)")
+
+
+def rating_chart(distribution: pd.DataFrame) -> None:
+    fig = px.bar(distribution.assign(label=distribution.stars.map(lambda s: f"{s} ★")),
+                 x="reviews", y="label", orientation="h")
+    fig.update_yaxes(categoryorder="array", categoryarray=[f"{s} ★" for s in range(1, 6)])
+    fig.update_traces(hovertemplate="%{y}: %{x:,} reviews<extra></extra>")
+    ui.chart(fig, title="Published reviews by stars", x_title="Reviews (count)", y_title="Stars")
 
 
 def profile_view() -> None:
@@ -138,11 +136,9 @@ def profile_view() -> None:
     summary = ui.run_query(mechanic_queries.response_summary, mechanic_id=mechanic_id, period=ui.period()).iloc[0]
 
     st.header(ui.escape_markdown(profile.display_name), anchor=False)
-    with st.container(horizontal=True, gap="small"):
-        if not profile.is_active:
-            st.badge("Inactive", color="gray", icon=":material/pause_circle:")
-        for specialty in profile.specialties:
-            st.badge(specialty_label(specialty), color="blue", icon=":material/build:")
+    if not profile.is_active:
+        ui.status_badge("Inactive", icon=":material/pause_circle:")
+    ui.specialty_badges(profile.specialties)
     facts = [f"Rank {int(profile['rank'])} of {profile.ranked_mechanics:,} by Bayesian rating" if profile.is_active
              else "Not ranked while inactive"]
     if pd.notna(profile.years_experience):
@@ -158,9 +154,9 @@ def profile_view() -> None:
         ui.Kpi("Bayesian rating", f"{profile.bayesian_rating:.2f}",
                help=f"({PRIOR_WEIGHT} × C + n × average) / ({PRIOR_WEIGHT} + n) with C = "
                     f"{profile.global_mean:.2f}, the mean of all published reviews."),
-        ui.Kpi("Response SLA", f"{profile.response_sla_minutes} min",
+        ui.Kpi("Response SLA", ui.fmt_duration(profile.response_sla_minutes),
                help="The time within which this mechanic should accept a request."),
-        ui.Kpi("Median response", "—" if summary.sessions == 0 else f"{summary.median_minutes:.1f} min",
+        ui.Kpi("Median response", "—" if summary.sessions == 0 else ui.fmt_duration(summary.median_minutes),
                help=f"Request created → session accepted, {summary.sessions:,} sessions accepted in the period."),
         ui.Kpi("Within SLA", ui.fmt_percent(summary.within_sla_share),
                help="Share of the period's accepted sessions accepted within the SLA."),
@@ -170,18 +166,16 @@ def profile_view() -> None:
     ratings_column, responses_column = st.columns(2)
     with ratings_column:
         st.subheader("Rating distribution", anchor=False)
-        fig = px.bar(distribution.assign(label=distribution.stars.map(lambda s: f"{s} ★")),
-                     x="reviews", y="label", orientation="h")
-        fig.update_yaxes(categoryorder="array", categoryarray=[f"{s} ★" for s in range(1, 6)])
-        fig.update_traces(hovertemplate="%{y}: %{x:,} reviews<extra></extra>")
-        ui.chart(fig, title="Published reviews by stars", x_title="Reviews (count)", y_title="Stars")
+        if distribution.reviews.sum() == 0:
+            ui.empty_state("No published reviews yet.", "The distribution shows once reviews are published.")
+        else:
+            rating_chart(distribution)
     with responses_column:
         response_view(mechanic_id, int(profile.response_sla_minutes))
     reviews_list(mechanic_id, int(profile.total_reviews), ui.period().tz)
 
 
 ui.page_header("Mechanic profiles", "Who the best-rated mechanics are, and how each one is reviewed and responds.")
-st.html(STYLE)
 leaderboard_tab, profile_tab = st.tabs(["Leaderboard", "Profile"], key="view", on_change="rerun",
                                        bind="query-params")
 if leaderboard_tab.open:

@@ -8,7 +8,7 @@ from queries import overview
 ui.page_header("Overview", "How the marketplace did in the chosen period, against the period of equal length before it.")
 
 period = ui.period()
-kpis = ui.run_query(overview.kpis, period=period)
+kpis = ui.run_query(overview.kpis, loading="the headline numbers", period=period)
 now, before = kpis.loc["current"], kpis.loc["previous"]
 open_follow_ups = ui.run_query(overview.open_follow_ups).loc[0, "open_follow_ups"]
 
@@ -36,7 +36,7 @@ ui.kpi_row([
 ])
 ui.comparison_caption(period)
 
-per_day = ui.run_query(overview.sessions_completed_per_day, period=period)
+per_day = ui.run_query(overview.sessions_completed_per_day, loading="sessions per day", period=period)
 if per_day.sessions.sum() == 0:
     ui.empty_state("No sessions were completed in this period.",
                    "Choose earlier dates or a longer period in the sidebar.")

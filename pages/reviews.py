@@ -27,23 +27,6 @@ STATUS_LABELS = {"pending": "Waiting", "published": "Published", "hidden": "Hidd
 FLAG_COLORS = {"personal_data": "red", "link_or_promo": "orange", "profanity": "violet",
                "short_negative": "yellow", "duplicate_text": "blue", "review_burst": "gray"}
 DONE = {"publish": "Published", "hide": "Hid", "restore": "Restored"}
-STYLE = """<style>
-.pw-review { white-space: pre-wrap; overflow-wrap: anywhere; line-height: 1.55; margin: 0.25rem 0; }
-.pw-review mark { background: #FDE68A; color: inherit; padding: 0 0.15em; border-radius: 0.2em; }
-.pw-review mark.flag-personal_data, .pw-review mark.flag-profanity { background: #FECACA; }
-</style>"""
-
-
-def stars(rating: int) -> str:
-    return "★" * rating + "☆" * (5 - rating)
-
-
-def when(timestamp, tz: str) -> str:
-    return pd.Timestamp(timestamp).tz_convert(tz).strftime("%d %b %Y, %H:%M")
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def act(review_ids: list[str], action: str, reason_key: str | None = None) -> None:
@@ -57,7 +40,7 @@ def act(review_ids: list[str], action: str, reason_key: str | None = None) -> No
     ui.clear_query_cache()
     for review_id in review_ids:
         st.session_state.pop(f"select_{review_id}", None)
-    st.toast(f"{DONE[action]} {plural(count, 'review')}.", icon=":material/check_circle:")
+    st.toast(f"{DONE[action]} {ui.plural(count, 'review')}.", icon=":material/check_circle:")
 
 
 def select(review_ids: list[str], value: bool) -> None:
@@ -88,7 +71,7 @@ def history_table(frame: pd.DataFrame, review_id, other: str, tz: str) -> None:
         st.caption("No other reviews.")
         return
     st.dataframe(
-        frame.assign(created_at=frame.created_at.dt.tz_convert(tz), rating=frame.rating.map(stars)),
+        frame.assign(created_at=frame.created_at.dt.tz_convert(tz), rating=frame.rating.map(ui.fmt_stars)),
         column_order=["created_at", "rating", "status", other, "review_text"],
         column_config={
             "created_at": st.column_config.DatetimeColumn("Written", format="D MMM YYYY"),
@@ -124,19 +107,20 @@ def review_card(row, first: bool, tz: str) -> None:
     review_id = str(row.id)
     with st.container(border=True, key=f"review_{review_id}"):
         author = row.customer_name or row.customer_email or "a deleted account"
-        st.markdown(f"**{stars(row.rating)}** for **{ui.escape_markdown(row.mechanic_name or 'an unknown mechanic')}**"
-                    f" · by {ui.escape_markdown(author)} · {when(row.created_at, tz)}")
+        st.markdown(f"**{ui.fmt_stars(row.rating)}** for "
+                    f"**{ui.escape_markdown(row.mechanic_name or 'an unknown mechanic')}**"
+                    f" · by {ui.escape_markdown(author)} · {ui.fmt_datetime(row.created_at, tz)}")
         if row.flags or row.status == "hidden" or row.helpful_count:
-            with st.container(horizontal=True, gap="small"):
+            with ui.badge_row():
                 for flag in row.flags:
                     st.badge(FLAG_LABELS.get(flag, flag), color=FLAG_COLORS.get(flag, "gray"), icon=":material/flag:")
                 if row.status == "hidden":
-                    st.badge(f"Hidden: {HIDE_REASON_LABELS[row.hidden_reason]}", color="gray",
-                             icon=":material/visibility_off:")
+                    ui.status_badge(f"Hidden: {HIDE_REASON_LABELS[row.hidden_reason]}",
+                                    icon=":material/visibility_off:")
                 if row.helpful_count:
-                    st.badge(f"{row.helpful_count:,} found it helpful", color="green", icon=":material/thumb_up:")
+                    ui.status_badge(f"{row.helpful_count:,} found it helpful", "good", icon=":material/thumb_up:")
         if row.review_text:
-            st.html(f'<div class="pw-review">{highlight_html(row.review_text, find_spans(row.review_text))}</div>')
+            ui.review_text(highlight_html(row.review_text, find_spans(row.review_text)))
         else:
             st.caption("No text: a rating only.")
         with st.container(horizontal=True, vertical_alignment="center"):
@@ -151,15 +135,20 @@ def review_card(row, first: bool, tz: str) -> None:
                 st.button("Restore", key=f"restore_{review_id}", icon=":material/undo:", on_click=act,
                           args=([review_id], "restore"))
         if row.moderated_by:
-            st.caption(f"Last moderated by {ui.escape_markdown(row.moderated_by)} on {when(row.moderated_at, tz)}.")
+            st.caption(f"Last moderated by {ui.escape_markdown(row.moderated_by)} on "
+                       f"{ui.fmt_datetime(row.moderated_at, tz)}.")
         history(row, tz)
 
 
 def bulk_bar(review_ids: list[str], status: str) -> None:
+    """Select reviews, then act on all of them: the actions show once something is selected."""
     selected = [rid for rid in review_ids if st.session_state.get(f"select_{rid}")]
     with st.container(horizontal=True, vertical_alignment="center"):
         st.button("Select all shown", icon=":material/select_all:", on_click=select, args=(review_ids, True))
-        st.button("Clear selection", on_click=select, args=(review_ids, False), disabled=not selected)
+        if not selected:
+            st.caption("Or tick “Select” on the reviews to act on several at once.")
+            return
+        st.button(f"Clear {len(selected)} selected", on_click=select, args=(review_ids, False))
         if status == "pending":
             st.button(f"Publish {len(selected)} selected", type="primary", icon=":material/done_all:",
                       on_click=act, args=(selected, "publish"), disabled=not selected)
@@ -172,7 +161,6 @@ def bulk_bar(review_ids: list[str], status: str) -> None:
 
 ui.page_header("Review moderation",
                "Publish or hide what customers wrote about their mechanic; flagged reviews wait here, oldest first.")
-st.html(STYLE)
 notice = st.session_state.pop("review_notice", None)
 if notice:
     st.error(ui.escape_markdown(notice), icon=":material/error:")
@@ -185,20 +173,20 @@ mechanic_names = dict(zip(mechanics.user_id.astype(str), mechanics.display_name)
 
 status = st.segmented_control("Show", list(STATUS_LABELS), format_func=STATUS_LABELS.get, default="pending",
                               required=True, key="show", bind="query-params")
-flag_column, star_column, mechanic_column, date_column = st.columns([3, 3, 3, 2], vertical_alignment="bottom")
-flags = flag_column.multiselect(
-    "Flags", REVIEW_FLAGS, key="queue_flags", placeholder="Any flag",
-    format_func=lambda flag: f"{FLAG_LABELS[flag]} ({waiting[flag]:,} waiting)",
-)
-ratings = star_column.pills("Stars", [1, 2, 3, 4, 5], selection_mode="multi", key="queue_ratings",
-                            format_func=lambda r: f"{r}★")
-mechanic = mechanic_column.selectbox("Mechanic", list(mechanic_names), index=None, format_func=mechanic_names.get,
-                                     placeholder="All mechanics", key="queue_mechanic")
-in_period = date_column.toggle("In the period", key="queue_in_period",
-                               help="Only reviews written in the period chosen in the sidebar; off shows every date.")
+with ui.filter_bar():
+    flags = st.multiselect(
+        "Flags", REVIEW_FLAGS, key="queue_flags", placeholder="Any flag", width=300,
+        format_func=lambda flag: f"{FLAG_LABELS[flag]} ({waiting[flag]:,} waiting)",
+    )
+    ratings = st.pills("Stars", [1, 2, 3, 4, 5], selection_mode="multi", key="queue_ratings",
+                       format_func=lambda r: f"{r}★")
+    mechanic = st.selectbox("Mechanic", list(mechanic_names), index=None, format_func=mechanic_names.get,
+                            placeholder="All mechanics", key="queue_mechanic", width=240)
+    in_period = st.toggle("In the period", key="queue_in_period",
+                          help="Only reviews written in the period chosen in the sidebar; off shows every date.")
 
 queue = ui.run_query(
-    review_queries.moderation_queue, status=status, flags=tuple(flags), ratings=tuple(ratings),
+    review_queries.moderation_queue, loading="the reviews", status=status, flags=tuple(flags), ratings=tuple(ratings),
     mechanic_id=uuid.UUID(mechanic) if mechanic else None, period=ui.period() if in_period else None,
     oldest_first=status == "pending", limit=PAGE_SIZE,
 )
@@ -212,7 +200,7 @@ if queue.empty:
 else:
     matching = int(queue.matching.iloc[0])
     order = "oldest" if status == "pending" else "newest"
-    st.caption(f"{plural(matching, 'review')} {'match' if matching != 1 else 'matches'}"
+    st.caption(f"{ui.plural(matching, 'review')} {'match' if matching != 1 else 'matches'}"
                f"{' these filters' if filtered else ''}; showing the {order} {len(queue):,}. Times in {tz}.")
     bulk_bar([str(rid) for rid in queue.id], status)
     for position, row in enumerate(queue.itertuples(index=False)):
