@@ -30,7 +30,12 @@ ALL = frozenset({"admin", "support", "manager"})
 ADMIN = frozenset({"admin"})
 SUPPORT = frozenset({"admin", "support"})
 
-DEMO_ADMIN = Actor("admin@pitwall.demo", "admin", "Demo Admin")
+def demo_actor(role: str) -> Actor:
+    """Who uses the embedded demo: ``[pitwall] demo_role`` (admin unless set)."""
+    return Actor(f"{role}@pitwall.demo", role, f"Demo {role.capitalize()}")
+
+
+DEMO_ADMIN = demo_actor("admin")
 ANONYMOUS_ADMIN = Actor("anonymous@pitwall.local", "admin", "Anonymous Admin")
 
 
@@ -73,14 +78,20 @@ def login_configured(settings: Settings) -> bool:
 def actor_without_login(settings: Settings) -> Actor | None:
     """Who uses the app when login is not configured, or None when nobody may.
 
-    The embedded demo database runs as the demo admin; any other database
-    only when anonymous use is explicitly allowed.
+    The embedded demo database runs as the demo admin, or as the demo
+    support or manager when ``demo_role`` says so (to try the app, and for the
+    browser journeys of each role). Any other database ignores ``demo_role``
+    and runs only when anonymous use is explicitly allowed, as an admin.
     """
     if settings.embedded:
-        return DEMO_ADMIN
+        return demo_actor(settings.demo_role)
     if settings.allow_anonymous:
         return ANONYMOUS_ADMIN
     return None
+
+
+def is_demo(actor: Actor) -> bool:
+    return actor == demo_actor(actor.role)
 
 
 def staff_actor(email: str, role: str | None, name: str | None = None) -> Actor | None:

@@ -164,8 +164,8 @@ def navigation(role: str) -> StreamlitPage:
 
 def identity_sidebar(actor: Actor, login: bool) -> None:
     with st.sidebar:
-        if actor == access.DEMO_ADMIN:
-            st.badge("Demo admin", icon=":material/science:", color="orange")
+        if access.is_demo(actor):
+            st.badge(f"Demo {actor.role}", icon=":material/science:", color="orange")
             st.caption("Embedded demo data; nothing here is real.")
         elif actor == access.ANONYMOUS_ADMIN:
             st.badge("Anonymous admin", icon=":material/warning:", color="red")

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from dashboard.schema import STAFF_ROLES
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SECRETS = ROOT / ".streamlit" / "secrets.toml"
 DEFAULT_DUCKDB = ROOT / "data" / "pitwall.duckdb"
@@ -32,6 +34,7 @@ class Settings:
     allow_anonymous: bool
     demo_scale: float
     secrets: Mapping
+    demo_role: str = "admin"  # who the embedded demo runs as; ignored on any other database
 
     @property
     def embedded(self) -> bool:
@@ -92,6 +95,10 @@ def load_settings(env: Mapping[str, str] | None = None, secrets_path: Path | Non
     if not 0 < demo_scale <= 1000:
         raise ConfigError(f"PITWALL_DEMO_SCALE must be between 0 and 1000, got {demo_scale}")
 
+    demo_role = str(env.get("PITWALL_DEMO_ROLE", pitwall.get("demo_role", "admin"))).strip().lower()
+    if demo_role not in STAFF_ROLES:
+        raise ConfigError(f"PITWALL_DEMO_ROLE must be one of {', '.join(STAFF_ROLES)}, got {demo_role!r}")
+
     return Settings(
         database_url=normalize_url(url),
         read_url=normalize_url(read_url) if read_url else None,
@@ -99,4 +106,5 @@ def load_settings(env: Mapping[str, str] | None = None, secrets_path: Path | Non
         allow_anonymous=_flag(env.get("PITWALL_ALLOW_ANONYMOUS", pitwall.get("allow_anonymous", False))),
         demo_scale=demo_scale,
         secrets=secrets,
+        demo_role=demo_role,
     )

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from dashboard import access
-from dashboard.config import load_settings
+from dashboard.config import ConfigError, load_settings
 from dashboard.period import DEFAULT_DAYS, Period, default_period, period_from_params, period_problem
 from dashboard.schema import staff_roles
 
@@ -64,6 +64,16 @@ def test_who_uses_the_app_without_login(tmp_path):
     assert access.actor_without_login(settings(**postgres)) is None
     assert access.actor_without_login(settings(**postgres, PITWALL_ALLOW_ANONYMOUS="true")) == access.ANONYMOUS_ADMIN
     assert access.actor_without_login(settings("[pitwall]\nallow_anonymous = true\n", **postgres)).role == "admin"
+    # demo_role picks the demo's role on the embedded database only; elsewhere it is ignored
+    assert access.actor_without_login(settings(PITWALL_DEMO_ROLE="support")) == access.demo_actor("support")
+    assert access.actor_without_login(settings('[pitwall]\ndemo_role = "manager"\n')).role == "manager"
+    assert access.actor_without_login(settings(**postgres, PITWALL_DEMO_ROLE="support")) is None
+    assert access.actor_without_login(settings(**postgres, PITWALL_DEMO_ROLE="manager",
+                                               PITWALL_ALLOW_ANONYMOUS="true")) == access.ANONYMOUS_ADMIN
+    assert access.actor_without_login(settings('[pitwall]\ndemo_role = "support"\n[connections.sql]\n'
+                                               'url = "postgresql://db.example.com/platform"\n')) is None
+    with pytest.raises(ConfigError, match="PITWALL_DEMO_ROLE must be one of"):
+        settings(PITWALL_DEMO_ROLE="owner")
     assert not access.login_configured(settings())
     assert access.login_configured(settings('[auth]\nclient_id = "x"\n'))
     assert access.staff_actor(" Sam@Example.com ", "support").email == "sam@example.com"
@@ -99,7 +109,7 @@ def test_period_problems():
 def app_env(monkeypatch, tmp_path):
     """An environment with no database and no secrets configured."""
     for name in ("DATABASE_URL", "DATABASE_READ_URL", "PITWALL_DUCKDB_PATH", "PITWALL_DEMO_SCALE",
-                 "PITWALL_ALLOW_ANONYMOUS"):
+                 "PITWALL_ALLOW_ANONYMOUS", "PITWALL_DEMO_ROLE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PITWALL_SECRETS", str(tmp_path / "absent-secrets.toml"))
     return monkeypatch
@@ -130,6 +140,28 @@ def test_every_page_runs_on_demo_data_as_the_demo_admin(demo_app):
     assert len(at.metric) == 6
     assert "Sessions completed" in [metric.label for metric in at.metric]
     assert len(at.get("plotly_chart")) == 1  # the demo has sessions in the last 30 days
+
+
+def test_demo_role_runs_the_demo_as_that_role(demo_app):
+    demo_app.setenv("PITWALL_DEMO_ROLE", "manager")
+    at = run_app()
+    assert not at.exception
+    assert "Demo manager" in text(at.sidebar.markdown)
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("../pages/funnel.py")
+    at.switch_page("../pages/calendars.py").run()
+    assert [title.value for title in at.title] == ["Mechanic calendars & pricing"]
+
+
+def test_demo_role_is_ignored_on_another_database(app_env, pg_engine):
+    app_env.setenv("DATABASE_URL", url_of(pg_engine))
+    app_env.setenv("PITWALL_ALLOW_ANONYMOUS", "true")
+    app_env.setenv("PITWALL_DEMO_ROLE", "support")
+    at = run_app()
+    assert not at.exception
+    assert "Anonymous admin" in text(at.sidebar.markdown)
+    at.switch_page("../pages/funnel.py").run()  # an admin page: the demo role did not apply
+    assert [title.value for title in at.title] == ["CRM funnel"]
 
 
 def test_period_round_trips_through_the_url(demo_app):
