@@ -24,16 +24,6 @@ CSV_LIMIT = 100_000
 GRAIN_LABELS = {"day": "Day", "week": "Week", "month": "Month"}
 
 
-def duration(seconds) -> str:
-    """A duration for people: 45 s, 12 min, 3.5 h, 2.3 days; a dash when missing."""
-    if pd.isna(seconds):
-        return "—"
-    for limit, unit, size in ((90, "s", 1), (5400, "min", 60), (129600, "h", 3600)):
-        if seconds < limit:
-            return f"{seconds / size:.0f} {unit}" if unit != "h" else f"{seconds / size:.1f} h"
-    return f"{seconds / 86400:.1f} days"
-
-
 def in_tz(frame: pd.DataFrame, columns, tz: str) -> pd.DataFrame:
     return frame.assign(**{c: frame[c].dt.tz_convert(tz) for c in columns})
 
@@ -57,8 +47,8 @@ def source_caption(spec: FunnelSpec) -> None:
         if not status.empty:
             row = status.iloc[0]
             pending = int(row.pending_events)
-            refreshed = pd.Timestamp(row.refreshed_at).tz_convert(spec.period.tz)
-            st.caption(f"From the roll-up refreshed {refreshed:%d %b %Y %H:%M} ({spec.period.tz})"
+            refreshed = ui.fmt_datetime(row.refreshed_at, spec.period.tz)
+            st.caption(f"From the roll-up refreshed {refreshed} ({spec.period.tz})"
                        + (f"; {pending:,} newer interactions are not in it yet." if pending else "."))
         elif tracked:
             st.caption("Computed from raw interactions: the roll-up for these steps is not built yet.")
@@ -80,7 +70,7 @@ def funnel_chart(frame: pd.DataFrame) -> None:
 def steps_table(frame: pd.DataFrame) -> None:
     st.dataframe(
         frame.assign(first=frame.from_first.map(ui.fmt_percent), previous=frame.from_previous.map(ui.fmt_percent),
-                     median=frame.median_seconds.map(duration)),
+                     median=(frame.median_seconds / 60).map(ui.fmt_duration)),
         column_order=["step", "label", "customers", "first", "previous", "median"],
         column_config={
             "step": st.column_config.NumberColumn("Step", format="%d"),
@@ -98,7 +88,9 @@ def breakdown_tab(spec: FunnelSpec) -> None:
                                key="funnel_breakdown")
     top_n = right.slider("Largest groups shown (the rest are summed as “(other)”)", 1, q.MAX_TOP_N, 8,
                          key="funnel_top_n")
-    frame = ui.run_query(q.breakdown, spec=spec, dimension=dimension, top_n=top_n)
+    frame = ui.run_query(q.breakdown, "the breakdown", spec=spec, dimension=dimension, top_n=top_n)
+    if dimension == "specialty":
+        frame = frame.assign(group=frame.group.map(lambda g: g if g.startswith("(") else ui.specialty_label(g)))
     fig = px.bar(frame, x="conversion", y="group", orientation="h", custom_data=[spec.steps[0], spec.steps[-1]])
     fig.update_traces(hovertemplate="%{y}: %{x:.1%} (%{customdata[1]:,} of %{customdata[0]:,})<extra></extra>")
     fig.update_layout(yaxis={"autorange": "reversed"}, xaxis={"tickformat": ".0%"}, height=140 + 36 * len(frame))
@@ -121,7 +113,7 @@ def time_tab(spec: FunnelSpec) -> None:
     low = left.selectbox("From step", numbers[:-1], format_func=name.get, key="funnel_from_step")
     high = right.selectbox("To step", [k for k in numbers if k > low], index=None, format_func=name.get,
                            key="funnel_to_step", placeholder=name[numbers[-1]]) or numbers[-1]
-    frame = ui.run_query(q.time_to_convert, spec=spec, from_step=low, to_step=high)
+    frame = ui.run_query(q.time_to_convert, "the times to convert", spec=spec, from_step=low, to_step=high)
     if frame.customers.sum() == 0:
         ui.empty_state(f"Nobody reached “{STEP_LABELS[spec.steps[high - 1]]}” in this period.",
                        "Widen the period or the conversion window.")
@@ -135,7 +127,7 @@ def time_tab(spec: FunnelSpec) -> None:
 def trend_tab(spec: FunnelSpec) -> None:
     grain = st.segmented_control("Entries by", list(GRAIN_LABELS), format_func=GRAIN_LABELS.get, default="week",
                                  required=True, key="funnel_grain")
-    frame = ui.run_query(q.trend, spec=spec, grain=grain)
+    frame = ui.run_query(q.trend, "the trend", spec=spec, grain=grain)
     state = frame.complete.map({True: "final", False: "window still open"})
     fig = go.Figure(go.Scatter(
         x=frame.bucket, y=frame.conversion, mode="lines+markers", connectgaps=True,
@@ -162,7 +154,7 @@ def drop_off_tab(spec: FunnelSpec, steps: pd.DataFrame) -> None:
     if count == 0:
         ui.empty_state("Nobody dropped off at this step.", "Choose another step, or widen the period.")
         return
-    preview = in_tz(ui.run_query(q.drop_off, spec=spec, step=step, limit=PREVIEW_ROWS),
+    preview = in_tz(ui.run_query(q.drop_off, "the customers who dropped off", spec=spec, step=step, limit=PREVIEW_ROWS),
                     ["entered_at", "reached_at"], spec.period.tz)
     st.caption(f"{count:,} customers; the latest {min(count, PREVIEW_ROWS):,} shown. Times in {spec.period.tz}.")
     st.dataframe(preview, hide_index=True, column_config={
@@ -202,7 +194,7 @@ except CrmInputError as exc:
     st.stop()
 
 source_caption(spec)
-steps = ui.run_query(q.funnel, spec=spec)
+steps = ui.run_query(q.funnel, "the funnel", spec=spec)
 entered = int(steps.customers.iloc[0])
 if entered == 0:
     ui.empty_state(f"No customer started the funnel with “{STEP_LABELS[spec.steps[0]]}” in this period.",
