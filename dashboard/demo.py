@@ -54,6 +54,7 @@ from dashboard.db import is_duckdb
 from dashboard.migrate import upgrade
 from dashboard.reviews import text_fingerprint
 from dashboard.scheduling import SlotRules, price_cents
+from jobs.funnel import refresh as refresh_funnel_rollups
 
 HISTORY_DAYS = 180
 UPCOMING_DAYS = 14
@@ -1593,6 +1594,7 @@ def generate(engine: Engine, scale: float, seed: int = 7, anchor: dt.date | None
     with engine.connect() as conn:
         conn.execute(sa.text("CHECKPOINT" if is_duckdb(conn) else "ANALYZE"))
         conn.commit()
+    counts[s.crm_funnel_progress.name] = sum(r.rows for r in refresh_funnel_rollups(engine, rebuild=True))
     counts[s.staff_roles.name] = len(STAFF)
     return counts
 

@@ -19,9 +19,12 @@ import pytest
 import sqlalchemy as sa
 
 import queries.followups
+import queries.funnel
 from dashboard import demo, followups, reviews, scheduling
 from dashboard import schema as s
+from dashboard.crm import DEFAULT_STEPS, FunnelSpec
 from dashboard.db import make_engine
+from dashboard.period import Period
 from jobs.emails.settings import load_email_settings
 
 ANCHOR = dt.date(2026, 3, 15)
@@ -77,7 +80,9 @@ def test_ids_are_version_4_uuids_from_the_seeded_generator():
 def test_same_seed_and_anchor_reload_identically(engine):
     counts = _load(engine)
     first = _fingerprint(engine)
-    assert counts == {**{t.name: first[t.name] for t in demo.TABLES}, "staff_roles": len(demo.STAFF)}
+    progress = _scalar(engine, "SELECT count(*) FROM crm_funnel_progress")
+    assert counts == {**{t.name: first[t.name] for t in demo.TABLES}, "staff_roles": len(demo.STAFF),
+                      "crm_funnel_progress": progress}
     assert _load(engine, replace=True) == counts
     assert _fingerprint(engine) == first
     _load(engine, seed=8, replace=True)
@@ -416,6 +421,18 @@ def test_outbox_has_work_waiting_around_now(engine):
 
 
 # --- loading once, and the command line ---------------------------------------------------------
+
+
+def test_the_funnel_roll_up_is_built_with_the_data(engine):
+    """The funnel page reads the roll-up; right after a load it must agree with the raw events."""
+    counts = _load(engine)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(sa.func.count()).select_from(s.crm_funnel_progress)).scalar_one()
+        spec = FunnelSpec(DEFAULT_STEPS, Period(ANCHOR - dt.timedelta(days=60), ANCHOR, "America/New_York"))
+        rolled = queries.funnel.funnel(conn, spec=spec, source="rollup")
+        raw = queries.funnel.funnel(conn, spec=spec, source="events")
+    assert counts["crm_funnel_progress"] == stored > 0
+    assert rolled.customers.tolist() == raw.customers.tolist() and raw.customers.iloc[0] > 0
 
 
 def test_load_if_empty_loads_once(engine):
