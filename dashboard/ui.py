@@ -135,6 +135,14 @@ def run_query(fn: Callable[..., pd.DataFrame], loading: str = "the data", **filt
         return _cached_query(url, f"{fn.__module__}.{fn.__qualname__}", filters, _fn=fn)
 
 
+def query_later(fn: Callable[..., pd.DataFrame], **filters) -> Callable[[], pd.DataFrame]:
+    """``run_query`` for data made when a button is clicked (``st.download_button`` with a
+    callable): that runs outside the page's run, without its context, so the database is
+    chosen now."""
+    url = _context().settings.query_url
+    return lambda: _cached_query(url, f"{fn.__module__}.{fn.__qualname__}", filters, _fn=fn)
+
+
 def clear_query_cache() -> None:
     """Forget every cached query result; call after a write commits."""
     _cached_query.clear()

@@ -164,9 +164,10 @@ def drop_off_tab(spec: FunnelSpec, steps: pd.DataFrame) -> None:
         "reached_at": st.column_config.DatetimeColumn("Reached the step", format="D MMM YYYY, HH:mm"),
     })
 
-    def csv() -> bytes:
-        frame = ui.run_query(q.drop_off, spec=spec, step=step, limit=CSV_LIMIT)
-        return q.as_csv(in_tz(frame, ["entered_at", "reached_at"], spec.period.tz))
+    rows = ui.query_later(q.drop_off, spec=spec, step=step, limit=CSV_LIMIT)
+
+    def csv() -> bytes:  # runs on the click, outside this page's run
+        return q.as_csv(in_tz(rows(), ["entered_at", "reached_at"], spec.period.tz))
 
     st.download_button(f"Download {min(count, CSV_LIMIT):,} as CSV", csv, on_click="ignore", mime="text/csv",
                        file_name=f"drop-off-step-{step}-{spec.period.start}-{spec.period.end}.csv",

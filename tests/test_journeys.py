@@ -1,0 +1,249 @@
+"""Browser journeys, one per role: the real app (`streamlit run`) on a small embedded
+demo database, driven by headless chromium. The demo runs as each role through
+``PITWALL_DEMO_ROLE`` (honoured on the embedded database only); every write still
+goes through the server-side role checks. Each journey asserts what staff see,
+finds no exception on any page, and saves a 1280x800 screenshot of every step to
+test-artifacts/journey-<role>-<step>.png.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import shutil
+from dataclasses import dataclass
+
+import pytest
+import sqlalchemy as sa
+
+from browser_support import (
+    DEMO_SCALE, assert_no_exception, browser_page, open_page, require_chromium, screenshot, serve, settle,
+)
+from dashboard import access
+from dashboard import schema as s
+from dashboard.db import make_engine
+from dashboard.demo import load_if_empty
+from dashboard.followups import FollowUpRules, create_follow_up
+from dashboard.scheduling import DAY_NAMES
+from dashboard.ui import fmt_money
+
+QUESTION = "Journey check: is the squeal from the front pads normal after the fix?"
+
+
+@dataclass(frozen=True)
+class Demo:
+    """The template database and the rows the journeys act on."""
+
+    path: object
+    review_id: str  # a waiting review flagged for personal data
+    review_mechanic_id: str
+    review_text: str
+    follow_up_id: str  # an open follow-up the test asked
+    customer_email: str
+    customer_name: str
+    slot_mechanic: str  # "name · zone" as the calendars page lists them
+    slot_day: str  # e.g. "Sun": the weekday of that mechanic's first weekly slot
+    doubled_price: str  # the video base price at multiplier 2.00
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Demo:
+    """One demo database for every journey (each app gets a copy), with a follow-up waiting."""
+    require_chromium()
+    path = tmp_path_factory.mktemp("journeys") / "template.duckdb"
+    engine = make_engine(f"duckdb:///{path}")
+    load_if_empty(engine, scale=float(DEMO_SCALE), progress=False)
+    r, m, u, p = s.mechanic_reviews, s.mechanics, s.users, s.profiles
+    with engine.connect() as conn:
+        waiting = conn.execute(sa.select(r.c.id, r.c.mechanic_id, r.c.review_text, r.c.flags)
+                               .where(r.c.status == "pending").order_by(r.c.created_at)).all()
+        review = next(row for row in waiting if "personal_data" in row.flags)
+        ses = s.sessions
+        session = conn.execute(
+            sa.select(ses.c.id, ses.c.customer_id)
+            .where(ses.c.status == "completed", ses.c.mechanic_id.is_not(None),
+                   ses.c.ended_at > dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=FollowUpRules().window_days - 1))
+            .order_by(ses.c.ended_at.desc())).first()
+        customer = conn.execute(sa.select(u.c.email, p.c.full_name).join(p, p.c.id == u.c.id)
+                                .where(u.c.id == session.customer_id)).one()
+        sl = s.mechanic_availability_slots
+        slot = conn.execute(
+            sa.select(m.c.display_name, m.c.timezone, sl.c.day_of_week)
+            .join(sl, sl.c.mechanic_id == m.c.user_id)
+            .where(m.c.is_active, sl.c.is_available, sl.c.price_multiplier != 2)
+            .order_by(m.c.display_name, sl.c.day_of_week, sl.c.start_time)).first()
+        video = conn.execute(sa.select(s.session_base_prices.c.price_cents)
+                             .where(s.session_base_prices.c.session_type == "video")).scalar_one()
+    follow_up = create_follow_up(engine, access.demo_actor("support"), parent_session_id=session.id,
+                                 customer_id=session.customer_id, follow_up_type="quick_question", text=QUESTION)
+    engine.dispose()
+    return Demo(path, str(review.id), str(review.mechanic_id), review.review_text, str(follow_up.id),
+                customer.email, customer.full_name, f"{slot.display_name} · {slot.timezone}",
+                DAY_NAMES[slot.day_of_week][:3], fmt_money(video * 2))
+
+
+@pytest.fixture
+def app(demo, tmp_path):
+    """``app(role)``: the URL of the app running as the demo ``role`` on its own copy of the demo."""
+    with contextlib.ExitStack() as servers:
+        def start(role: str) -> str:
+            database = tmp_path / f"{role}.duckdb"
+            shutil.copy(demo.path, database)
+            return servers.enter_context(serve(database, PITWALL_DEMO_ROLE=role))
+
+        yield start
+
+
+def step(page, role: str, number: int, name: str) -> None:
+    """After each step: settled, no exception, a screenshot."""
+    settle(page)
+    assert_no_exception(page, f"{role} {name}")
+    screenshot(page, f"journey-{role}-{number}-{name}")
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the selectbox labelled ``label``, typing it to filter the list."""
+    box = page.get_by_role("combobox", name=label, exact=True)
+    box.scroll_into_view_if_needed()
+    box.click()
+    box.fill(option)
+    page.get_by_role("option", name=option, exact=True).click()
+    settle(page)
+
+
+def test_admin_journey(app):
+    from playwright.sync_api import expect
+
+    url = app("admin")
+    with browser_page() as page:
+        open_page(page, url, "Overview")
+        expect(page.get_by_test_id("stSidebar")).to_contain_text("Demo admin")
+        expect(page.get_by_test_id("stMetric").filter(has_text="Sessions completed")).to_be_visible()
+        expect(page.locator(".gtitle")).to_have_text("Sessions completed per day")
+        step(page, "admin", 1, "overview")
+
+        open_page(page, f"{url}/funnel", "CRM funnel")
+        expect(page.get_by_test_id("stMetric").filter(has_text="Entered")).to_be_visible()
+        choose(page, "Break down by", "Acquisition channel")
+        expect(page.locator(".gtitle").filter(has_text="by acquisition channel")).to_be_visible()
+        step(page, "admin", 2, "funnel-breakdown")
+
+        page.get_by_role("tab", name="Drop-off list").click()
+        settle(page)
+        with page.expect_download() as download:
+            page.get_by_test_id("stDownloadButton").locator("button").click()
+        assert download.value.suggested_filename.startswith("drop-off-step-1-")
+        lines = open(download.value.path(), encoding="utf-8").read().splitlines()
+        assert "email" in lines[0].split(",") and len(lines) > 1, lines[:2]
+        step(page, "admin", 3, "funnel-drop-off")
+
+        open_page(page, f"{url}/upsells", "Upsells")
+        expect(page.get_by_test_id("stMetric").filter(has_text="Click rate")).to_be_visible()
+        step(page, "admin", 4, "upsells")
+
+        open_page(page, f"{url}/emails", "Emails")
+        page.get_by_role("tab", name="Templates").click()
+        choose(page, "Template", "Summary delivered")
+        expect(page.get_by_text("Subject: Your session summary from")).to_be_visible()
+        expect(page.frame_locator("iframe").first.locator("body")).to_contain_text("summary")
+        step(page, "admin", 5, "emails-preview")
+
+
+def test_support_journey(app, demo):
+    from playwright.sync_api import expect
+
+    url = app("support")
+    profile = f"{url}/mechanics?view=Profile&mechanic={demo.review_mechanic_id}"
+    with browser_page() as page:
+        open_page(page, f"{url}/reviews", "Review moderation")
+        sidebar = page.get_by_test_id("stSidebar")
+        expect(sidebar).to_contain_text("Demo support")
+        expect(sidebar.get_by_text("CRM funnel")).to_have_count(0)  # an admin page
+        card = page.locator(f".st-key-review_{demo.review_id}")
+        expect(card.get_by_test_id("stMarkdown").filter(has_text="Personal data")).to_be_visible()
+        step(page, "support", 1, "reviews")
+        card.locator(f".st-key-hide_reason_{demo.review_id} button").click()
+        expect(page.get_by_text("Hid 1 review.")).to_be_visible()
+        expect(card).to_have_count(0)  # gone from the queue
+
+        open_page(page, profile, "Mechanic profiles")
+        hidden = page.get_by_test_id("stVerticalBlock").filter(has_text=demo.review_text[:40]).last
+        expect(hidden).to_contain_text("Hidden from customers: Personal information")
+        hidden.scroll_into_view_if_needed()
+        step(page, "support", 2, "mechanic-profile")
+
+        open_page(page, f"{url}/followups", "Follow-ups")
+        card = page.locator(f".st-key-followup_{demo.follow_up_id}")
+        expect(card).to_contain_text(QUESTION)
+        card.scroll_into_view_if_needed()
+        step(page, "support", 3, "follow-up-open")
+        card.locator(f".st-key-assign_default_{demo.follow_up_id} button").click()
+        expect(page.get_by_text("Follow-up assigned.")).to_be_visible()
+        expect(card).to_contain_text("Assigned ·")
+        card.locator(f".st-key-answer_{demo.follow_up_id} button").click()
+        expect(page.get_by_text("Follow-up marked answered.")).to_be_visible()
+        expect(card).to_have_count(0)  # answered: no longer waiting
+        step(page, "support", 4, "follow-up-answered")
+
+        open_page(page, f"{url}/customers", "Customer lookup")
+        page.get_by_label("Email or name").fill(demo.customer_email)
+        page.get_by_label("Email or name").press("Enter")
+        expect(page.get_by_role("heading", name=demo.customer_name)).to_be_visible()
+        settle(page)
+        expect(page.get_by_test_id("stDataFrame").last).to_contain_text(QUESTION)  # the timeline
+        step(page, "support", 5, "customer-lookup")
+
+
+def test_manager_journey(app, demo):
+    from playwright.sync_api import expect
+
+    url = app("manager")
+    with browser_page() as page:
+        open_page(page, f"{url}/calendars", "Mechanic calendars & pricing")
+        expect(page.get_by_test_id("stSidebar")).to_contain_text("Demo manager")
+        choose(page, "Mechanic", demo.slot_mechanic)
+        page.get_by_role("radio", name="Weekly slots").click()
+        settle(page)
+        editor = page.get_by_test_id("stDataFrame").filter(has_text="Multiplier").first
+        preview = page.get_by_test_id("stDataFrame").filter(has_text="Starts after saving").first
+
+        def prices_on_slot_day() -> list[str]:
+            expect(preview.locator("tbody tr")).to_have_count(14)
+            rows = preview.locator("tbody tr").all_inner_texts()
+            return [row for row in rows if row.startswith(demo.slot_day)]
+
+        before = prices_on_slot_day()
+        assert before and not any(demo.doubled_price in row for row in before), before
+        step(page, "manager", 1, "weekly-slots")
+
+        def set_first_multiplier(value: str) -> None:
+            expect(editor.locator("tbody tr").first).to_be_attached()  # the grid has drawn its rows
+            box = editor.bounding_box()  # the first row's Day cell (under the header), then four cells right
+            page.mouse.click(box["x"] + 100, box["y"] + 52)
+            for _ in range(4):
+                page.keyboard.press("ArrowRight")
+            page.keyboard.press("Enter")  # opens the cell's editor
+            cell = page.locator("[id^=gdg-overlay-] input")
+            cell.fill(value)
+            cell.press("Enter")
+            settle(page)
+
+        set_first_multiplier("9")
+        error = page.get_by_test_id("stAlertContentError")
+        expect(error).to_contain_text("1 row needs fixing. Nothing is saved until every row is valid.")
+        expect(page.get_by_test_id("stDataFrame").filter(has_text="Problem")).to_contain_text(
+            "Multiplier must be from 0.50 to 3.00, got 9")
+        step(page, "manager", 2, "invalid-multiplier")
+
+        set_first_multiplier("2")
+        expect(error).to_have_count(0)
+        expect(preview.locator("tbody tr").filter(has_text=demo.doubled_price).first).to_be_attached()
+        assert any(demo.doubled_price in row for row in prices_on_slot_day())
+        step(page, "manager", 3, "preview")
+
+        page.get_by_role("button", name="Save weekly slots").click()
+        expect(page.get_by_text("Weekly slots saved: 0 added, 1 changed, 0 removed.")).to_be_visible()
+        settle(page)
+        saved = prices_on_slot_day()
+        assert any(demo.doubled_price in row for row in saved) and saved != before, saved
+        step(page, "manager", 4, "saved")
