@@ -92,10 +92,10 @@ def failed_card(row, tz: str) -> None:
 
 
 def template_preview(settings) -> None:
-    controls = st.columns([3, 2], vertical_alignment="bottom")
-    milestone = controls[0].selectbox("Template", EMAIL_MILESTONES, format_func=MILESTONE_LABELS.get,
-                                      key="emails_template")
-    width = controls[1].segmented_control("Width", ["Desktop", "Phone"], default="Desktop", key="emails_width")
+    with ui.filter_bar():
+        milestone = st.selectbox("Template", EMAIL_MILESTONES, format_func=MILESTONE_LABELS.get,
+                                 key="emails_template", width=360)
+        width = st.segmented_control("Width", ["Desktop", "Phone"], default="Desktop", key="emails_width")
     preview = render(milestone, email_context(milestone, sample_facts(utc_now()), settings,
                                               load_brand(settings.brand_name)))
     st.markdown(f"**Subject:** {ui.escape_markdown(preview.subject)}  \n"

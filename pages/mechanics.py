@@ -54,7 +54,7 @@ def leaderboard_view() -> None:
             "response_sla_minutes": st.column_config.NumberColumn("Response SLA", format="%d min"),
             "years_experience": st.column_config.NumberColumn("Experience", format="%d yrs"),
         },
-        hide_index=True, key="leaderboard", height=36 * (min(len(board), 15) + 1) + 2, on_select=functools.partial(open_profile, ids),
+        hide_index=True, key="leaderboard", height=35 * (min(len(board), 15) + 1) + 3, on_select=functools.partial(open_profile, ids),
         selection_mode="single-row",
     )
     st.caption(

@@ -171,17 +171,18 @@ waiting = dict(zip(flag_counts.flag, flag_counts.reviews))
 mechanics = ui.run_query(mechanic_queries.mechanic_options)
 mechanic_names = dict(zip(mechanics.user_id.astype(str), mechanics.display_name))
 
-status = st.segmented_control("Show", list(STATUS_LABELS), format_func=STATUS_LABELS.get, default="pending",
-                              required=True, key="show", bind="query-params")
+with ui.filter_bar():
+    status = st.segmented_control("Show", list(STATUS_LABELS), format_func=STATUS_LABELS.get, default="pending",
+                                  required=True, key="show", bind="query-params")
+    ratings = st.pills("Stars", [1, 2, 3, 4, 5], selection_mode="multi", key="queue_ratings",
+                       format_func=lambda r: f"{r}★")
 with ui.filter_bar():
     flags = st.multiselect(
         "Flags", REVIEW_FLAGS, key="queue_flags", placeholder="Any flag", width=300,
         format_func=lambda flag: f"{FLAG_LABELS[flag]} ({waiting[flag]:,} waiting)",
     )
-    ratings = st.pills("Stars", [1, 2, 3, 4, 5], selection_mode="multi", key="queue_ratings",
-                       format_func=lambda r: f"{r}★")
     mechanic = st.selectbox("Mechanic", list(mechanic_names), index=None, format_func=mechanic_names.get,
-                            placeholder="All mechanics", key="queue_mechanic", width=240)
+                            placeholder="All mechanics", key="queue_mechanic", width=260)
     in_period = st.toggle("In the period", key="queue_in_period",
                           help="Only reviews written in the period chosen in the sidebar; off shows every date.")
 
