@@ -248,9 +248,16 @@ class Kpi:
     lower_is_better: bool = False
 
 
+KPIS_PER_ROW = 4  # more would cut values short at 1280 px
+
+
 def kpi_row(kpis: Sequence[Kpi]) -> None:
-    """KPIs side by side, each with its change against the previous period."""
-    for column, kpi in zip(st.columns(len(kpis)), kpis):
+    """KPIs side by side, each with its change against the previous period; more than
+    ``KPIS_PER_ROW`` go on balanced rows of one grid (five: three, then two)."""
+    rows = math.ceil(len(kpis) / KPIS_PER_ROW)
+    per_row = math.ceil(len(kpis) / rows)
+    columns = [column for _ in range(rows) for column in st.columns(per_row)]
+    for column, kpi in zip(columns, kpis):
         flat = kpi.delta == NO_CHANGE
         column.metric(
             kpi.label, kpi.value, kpi.delta, help=kpi.help, border=True, height="stretch",
