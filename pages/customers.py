@@ -20,7 +20,7 @@ def label(row) -> str:
 
 
 def profile(customer_id: str, tz: str) -> None:
-    found = ui.run_query(q.customer, customer_id=customer_id)
+    found = ui.run_query(q.customer, loading="the customer", customer_id=customer_id)
     if found.empty:
         ui.empty_state("This customer no longer exists.", "Search again.")
         return
@@ -34,7 +34,8 @@ def profile(customer_id: str, tz: str) -> None:
         ui.Kpi("Requests", ui.fmt_count(row.requests)),
         ui.Kpi("Sessions completed", ui.fmt_count(row.sessions_completed)),
         ui.Kpi("Reviews", ui.fmt_count(row.reviews)),
-        ui.Kpi("Upsells bought", ui.fmt_count(row.upsells_bought), help=ui.fmt_money(row.upsell_spend_cents)),
+        ui.Kpi("Upsell spend", ui.fmt_money(row.upsell_spend_cents),
+               help=f"{ui.plural(int(row.upsells_bought), 'follow-up service')} bought."),
     ])
     recommend(customer_id)
     timeline(customer_id, tz)
@@ -53,7 +54,7 @@ def recommend(customer_id: str) -> None:
 
 
 def timeline(customer_id: str, tz: str) -> None:
-    events = ui.run_query(q.timeline, customer_id=customer_id)
+    events = ui.run_query(q.timeline, loading="the customer's history", customer_id=customer_id)
     if events.empty:
         ui.empty_state("Nothing has happened for this customer yet.",
                        "Requests, sessions, reviews, interactions and emails show here as they happen.")
@@ -87,7 +88,7 @@ if not text.strip():
     st.caption("Type part of an email address or name, at least 3 characters.")
     st.stop()
 try:
-    matches = ui.run_query(q.search, text=text)
+    matches = ui.run_query(q.search, loading="matching customers", text=text)
 except ValidationError as exc:
     st.warning(ui.escape_markdown(exc), icon=":material/search_off:")
     st.stop()

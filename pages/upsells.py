@@ -62,7 +62,7 @@ def kpis(period) -> int:
 def performance(period) -> None:
     by = st.segmented_control("Group by", list(q.GROUPS), format_func=q.GROUPS.get, default="recommendation_type",
                               required=True, key="upsell_group")
-    frame = ui.run_query(q.performance, period=period, by=by)
+    frame = ui.run_query(q.performance, loading="upsell performance", period=period, by=by)
     totals = frame[["shown", "clicked", "purchased"]].sum()
     fig = go.Figure(go.Funnel(y=["Shown", "Clicked", "Bought"], x=totals.tolist(),
                               textinfo="value+percent initial",
@@ -75,7 +75,11 @@ def performance(period) -> None:
 
 
 def weekly(period) -> None:
-    frame = ui.run_query(q.trend, period=period, grain="week")
+    frame = ui.run_query(q.trend, loading="weekly revenue", period=period, grain="week")
+    if frame.empty or frame.shown.sum() == 0:
+        ui.empty_state("No recommendation was shown in this period.",
+                       "Choose earlier dates or a longer period in the sidebar.")
+        return
     fig = px.bar(money_columns(frame), x="bucket", y="revenue", custom_data=["shown", "ctr", "conversion"])
     fig.update_traces(hovertemplate="Week of %{x|%d %b %Y}: $%{y:,.2f}; %{customdata[0]:,} shown, "
                                     "%{customdata[1]:.1%} clicked, %{customdata[2]:.1%} bought<extra></extra>")
@@ -87,7 +91,7 @@ def weekly(period) -> None:
 
 
 def mechanics(period) -> None:
-    frame = ui.run_query(q.by_mechanic, period=period)
+    frame = ui.run_query(q.by_mechanic, loading="revenue by mechanic", period=period)
     if frame.empty:
         ui.empty_state("No recommendation in the period followed a session with a mechanic.",
                        "Choose a longer period in the sidebar.")
