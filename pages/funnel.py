@@ -31,7 +31,8 @@ def in_tz(frame: pd.DataFrame, columns, tz: str) -> pd.DataFrame:
 def rebuild_rollup() -> None:
     """Button callback: refresh the roll-up on the server (admins only, audited)."""
     try:
-        results = refresh(ui.write_engine(), actor=ui.actor())
+        with st.spinner("Refreshing the roll-up from the new interactions…", show_time=True):
+            results = refresh(ui.write_engine(), actor=ui.actor())
     except PermissionDenied as exc:
         st.session_state["funnel_notice"] = str(exc)
         return
