@@ -175,6 +175,17 @@ def fmt_percent(ratio) -> str:
     return "—" if _missing(ratio) else f"{ratio * 100:.1f}%"
 
 
+def percent_column(label: str, help: str | None = None):
+    """A table column of ratios (0.123) shown like ``fmt_percent`` (12.3%); scale the
+    column with ``in_percent`` first."""
+    return st.column_config.NumberColumn(label, format="%.1f%%", help=help)
+
+
+def in_percent(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with the ratio ``columns`` in percent, for ``percent_column``."""
+    return frame.assign(**{column: frame[column] * 100 for column in columns})
+
+
 def fmt_points(ratio_change) -> str:
     """A change of a ratio, in percentage points."""
     return f"{ratio_change * 100:.1f} pp"

@@ -98,10 +98,10 @@ def breakdown_tab(spec: FunnelSpec) -> None:
     ui.chart(fig, title=f"Conversion from {STEP_LABELS[spec.steps[0]].lower()} to "
                         f"{STEP_LABELS[spec.steps[-1]].lower()} by {q.BREAKDOWNS[dimension].lower()}",
              x_title="Conversion (share of entered customers)", y_title=q.BREAKDOWNS[dimension])
-    st.dataframe(frame, hide_index=True, column_config={
+    st.dataframe(ui.in_percent(frame, ["conversion"]), hide_index=True, column_config={
         "group": q.BREAKDOWNS[dimension],
         **{step: st.column_config.NumberColumn(STEP_LABELS[step], format="localized") for step in spec.steps},
-        "conversion": st.column_config.NumberColumn("Conversion", format="percent"),
+        "conversion": ui.percent_column("Conversion"),
     })
     st.caption("Plan and channel are the customer's now; vehicle make from their latest request at entry; "
                "specialty of the mechanic of their first completed session inside the window.")

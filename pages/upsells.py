@@ -21,14 +21,19 @@ RATES = {
     "shown": st.column_config.NumberColumn("Shown", format="localized"),
     "clicked": st.column_config.NumberColumn("Clicked", format="localized"),
     "purchased": st.column_config.NumberColumn("Bought", format="localized"),
-    "ctr": st.column_config.NumberColumn("Click rate", format="percent"),
-    "conversion": st.column_config.NumberColumn("Conversion", format="percent", help="Bought / shown."),
-    "click_to_purchase": st.column_config.NumberColumn("Bought after click", format="percent"),
+    "ctr": ui.percent_column("Click rate"),
+    "conversion": ui.percent_column("Conversion", help="Bought / shown."),
+    "click_to_purchase": ui.percent_column("Bought after click"),
 }
 
 
 def money_columns(frame):
     return frame.assign(revenue=frame.revenue_cents / 100, per_shown=frame.revenue_per_shown / 100)
+
+
+def table(frame):
+    """``frame`` as the tables show it: dollars and percentages."""
+    return ui.in_percent(money_columns(frame), ["ctr", "conversion", "click_to_purchase"])
 
 
 MONEY = {
@@ -69,7 +74,7 @@ def performance(period) -> None:
                               hovertemplate="%{y}: %{x:,}<extra></extra>"))
     fig.update_layout(height=320)
     ui.chart(fig, title="Shown → clicked → bought", x_title="Recommendations (count)", y_title="")
-    st.dataframe(money_columns(frame).assign(recommendation_type=frame.recommendation_type.map(TYPE_LABELS)),
+    st.dataframe(table(frame).assign(recommendation_type=frame.recommendation_type.map(TYPE_LABELS)),
                  hide_index=True, column_config={
                      "recommendation_type": "Type", "service_title": "Service", **RATES, **MONEY})
 
@@ -86,7 +91,7 @@ def weekly(period) -> None:
     fig.update_xaxes(tickvals=frame.bucket, tickformat="%d %b")
     ui.chart(fig, title="Revenue by week shown", x_title=f"Week starting Monday ({period.tz})",
              y_title="Revenue (dollars)")
-    st.dataframe(money_columns(frame), hide_index=True, column_config={
+    st.dataframe(table(frame), hide_index=True, column_config={
         "bucket": st.column_config.DateColumn("Week starting", format="D MMM YYYY"), **RATES, **MONEY})
 
 
@@ -97,7 +102,7 @@ def mechanics(period) -> None:
                        "Choose a longer period in the sidebar.")
         return
     st.caption("The mechanic who held the session each recommendation followed; most revenue first.")
-    st.dataframe(money_columns(frame), hide_index=True, column_config={
+    st.dataframe(table(frame), hide_index=True, column_config={
         "mechanic_id": None, "display_name": "Mechanic", **RATES, **MONEY})
 
 
