@@ -356,11 +356,6 @@ def error_state(title: str, detail: str, checks: Sequence[str] = ()) -> None:
         st.markdown("**What to check**\n" + "\n".join(f"- {check}" for check in checks))
 
 
-def not_built_yet() -> None:
-    """The body of a page that is planned but not built."""
-    st.info("This page is not built yet.", icon=":material/construction:")
-
-
 def chart(fig: go.Figure, *, title: str, x_title: str, y_title: str) -> None:
     """Render a plotly figure in the brand template; axis titles carry units."""
     fig.update_layout(template="pitwall", title_text=title, xaxis_title=x_title, yaxis_title=y_title)
