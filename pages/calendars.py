@@ -406,7 +406,7 @@ def base_prices(editable: bool, version: int) -> None:
             st.metric(f"{row.session_type.capitalize()} session", ui.fmt_money(current) if current else "Not set")
             if current:
                 st.caption(f"Set by {ui.escape_markdown(row.updated_by or 'the platform')} on "
-                           f"{pd.Timestamp(row.updated_at):%d %b %Y}")
+                           f"{ui.fmt_datetime(row.updated_at, TZ, date_only=True)}")
             if editable:
                 key = f"price_{row.session_type}_{version}"
                 st.number_input("New price (USD)", min_value=0.0, max_value=1000.0, step=1.0, format="%.2f",

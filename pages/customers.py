@@ -6,7 +6,6 @@ sessions with summaries, reviews, follow-ups, interactions, recommendations and 
 Everything the customer wrote is shown in tables or escaped.
 """
 
-import pandas as pd
 import streamlit as st
 
 from dashboard import ui
@@ -26,10 +25,10 @@ def profile(customer_id: str, tz: str) -> None:
         return
     row = found.iloc[0]
     st.subheader(ui.escape_markdown(row.full_name or row.email), anchor=False)
-    joined = pd.Timestamp(row.created_at).tz_convert(tz)
     st.caption(f"{ui.escape_markdown(row.email)} · {row.plan or 'no profile'} plan · "
                f"{ui.escape_markdown(row.acquisition_channel or 'unknown channel')} · "
-               f"lives in {ui.escape_markdown(row.timezone or 'an unknown timezone')} · joined {joined:%d %b %Y}")
+               f"lives in {ui.escape_markdown(row.timezone or 'an unknown timezone')} · "
+               f"joined {ui.fmt_datetime(row.created_at, tz, date_only=True)}")
     ui.kpi_row([
         ui.Kpi("Requests", ui.fmt_count(row.requests)),
         ui.Kpi("Sessions completed", ui.fmt_count(row.sessions_completed)),
