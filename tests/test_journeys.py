@@ -195,6 +195,7 @@ def test_support_journey(app, demo):
 
 
 def test_manager_journey(app, demo):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
     url = app("manager")
@@ -217,13 +218,18 @@ def test_manager_journey(app, demo):
         step(page, "manager", 1, "weekly-slots")
 
         def set_first_multiplier(value: str) -> None:
+            """Double-click the first row's Multiplier cell (the grid's last column, drawn on a
+            canvas) to open its editor; a busy machine may drop the first clicks on a new grid."""
             expect(editor.locator("tbody tr").first).to_be_attached()  # the grid has drawn its rows
-            box = editor.bounding_box()  # the first row's Day cell (under the header), then four cells right
-            page.mouse.click(box["x"] + 100, box["y"] + 52)
-            for _ in range(4):
-                page.keyboard.press("ArrowRight")
-            page.keyboard.press("Enter")  # opens the cell's editor
             cell = page.locator("[id^=gdg-overlay-] input")
+            for _ in range(5):
+                box = editor.bounding_box()
+                page.mouse.dblclick(box["x"] + box["width"] - 40, box["y"] + 52)
+                try:
+                    cell.wait_for(timeout=3000)
+                    break
+                except PlaywrightTimeout:
+                    continue
             cell.fill(value)
             cell.press("Enter")
             settle(page)
