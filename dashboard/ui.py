@@ -226,8 +226,13 @@ def plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
+def code_label(code: str) -> str:
+    """A stored code such as ``paid_search`` as people read it: "Paid search"."""
+    return code.replace("_", " ").capitalize()
+
+
 def specialty_label(specialty: str) -> str:
-    return "HVAC" if specialty == "hvac" else specialty.replace("_", " ").capitalize()
+    return "HVAC" if specialty == "hvac" else code_label(specialty)
 
 
 def change(current, previous, fmt: Callable[[float], str]) -> str | None:

@@ -90,8 +90,9 @@ def breakdown_tab(spec: FunnelSpec) -> None:
     top_n = right.slider("Largest groups shown (the rest are summed as “(other)”)", 1, q.MAX_TOP_N, 8,
                          key="funnel_top_n")
     frame = ui.run_query(q.breakdown, "the breakdown", spec=spec, dimension=dimension, top_n=top_n)
-    if dimension == "specialty":
-        frame = frame.assign(group=frame.group.map(lambda g: g if g.startswith("(") else ui.specialty_label(g)))
+    if dimension != "vehicle_make":  # the other dimensions hold codes; "(other)" and the like stay as they are
+        label = ui.specialty_label if dimension == "specialty" else ui.code_label
+        frame = frame.assign(group=frame.group.map(lambda g: g if g.startswith("(") else label(g)))
     fig = px.bar(frame, x="conversion", y="group", orientation="h", custom_data=[spec.steps[0], spec.steps[-1]])
     fig.update_traces(hovertemplate="%{y}: %{x:.1%} (%{customdata[1]:,} of %{customdata[0]:,})<extra></extra>")
     fig.update_layout(yaxis={"autorange": "reversed"}, xaxis={"tickformat": ".0%"}, height=140 + 36 * len(frame))

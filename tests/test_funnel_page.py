@@ -62,6 +62,7 @@ def test_the_funnel_by_hand(page_db):
     assert len(at.get("plotly_chart")) >= 3  # funnel, breakdown, time to convert, trend
     breakdown = at.dataframe[1].value
     assert breakdown.intake.sum() == 8 and "(other)" not in breakdown.group.tolist()
+    assert sorted(breakdown.group.tolist()) == ["(unknown)", "Premium", "Standard"]  # labels, not the stored codes
 
 
 def test_tabs_follow_their_controls(page_db):
