@@ -41,7 +41,7 @@ from dashboard.period import Period
 from dashboard.schema import (
     EMAIL_MILESTONES, email_outbox, mechanics, profiles, requests, session_files, sessions, users,
 )
-from queries.registry import BenchContext, register
+from queries.registry import register
 
 CUSTOMER_MILESTONES = EMAIL_MILESTONES[:5]
 STARTING_LEAD = dt.timedelta(minutes=5)
@@ -208,14 +208,10 @@ def _utc(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     return frame.assign(**{column: pd.to_datetime(frame[column], utc=True) for column in columns})
 
 
-def _bench_period(ctx: BenchContext) -> Period:
-    return Period(ctx.start.date(), ctx.end.date(), "UTC")
-
-
 for _milestone in EMAIL_MILESTONES:
     register(f"emails.due.{_milestone}",
              lambda conn, ctx, m=_milestone: due_milestones(conn, milestone=m, now=ctx.end,
                                                            since=ctx.end - DEFAULT_LOOKBACK))
-register("emails.outbox", lambda conn, ctx: outbox(conn, period=_bench_period(ctx)))
-register("emails.status_counts_per_day", lambda conn, ctx: status_counts_per_day(conn, period=_bench_period(ctx)))
+register("emails.outbox", lambda conn, ctx: outbox(conn, period=ctx.period))
+register("emails.status_counts_per_day", lambda conn, ctx: status_counts_per_day(conn, period=ctx.period))
 register("emails.failed", lambda conn, ctx: failed(conn))

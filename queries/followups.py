@@ -242,4 +242,4 @@ register("followups.queue_mechanic", lambda conn, ctx: queue(
 register("followups.summary", lambda conn, ctx: summary(conn, now=ctx.end))
 register("followups.mechanic_load", lambda conn, ctx: mechanic_load(conn))
 register("followups.weekly", lambda conn, ctx: weekly(
-    conn, period=Period(ctx.start.date(), ctx.end.date(), "UTC")))
+    conn, period=ctx.period))

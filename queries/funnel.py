@@ -274,7 +274,7 @@ def funnel_in_pandas(conn: Connection, *, spec: FunnelSpec) -> pd.DataFrame:
 
 
 def _bench_spec(ctx: BenchContext) -> FunnelSpec:
-    return FunnelSpec(DEFAULT_STEPS, Period(ctx.start.date(), ctx.end.date(), "UTC"))
+    return FunnelSpec(DEFAULT_STEPS, ctx.period)
 
 
 register("funnel.steps", lambda conn, ctx: funnel(conn, spec=_bench_spec(ctx)))

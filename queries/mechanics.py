@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from dashboard.period import Period
 from dashboard.reviews import PRIOR_WEIGHT
 from dashboard.schema import mechanic_reviews, mechanics, requests, sessions
-from queries.registry import BenchContext, register
+from queries.registry import register
 
 LEADERBOARD_LIMIT = 50
 m = mechanics
@@ -163,10 +163,6 @@ def response_summary(conn: Connection, *, mechanic_id, period: Period) -> pd.Dat
     return frame.astype({"sessions": "int64", "median_minutes": "float64", "within_sla_share": "float64"})
 
 
-def _bench_period(ctx: BenchContext) -> Period:
-    return Period(ctx.start.date(), ctx.end.date(), "UTC")
-
-
 register("mechanics.leaderboard", lambda conn, ctx: leaderboard(conn))
 register("mechanics.leaderboard_specialty",
          lambda conn, ctx: leaderboard(conn, specialty=(specialties(conn) or [None])[0]))
@@ -174,6 +170,6 @@ register("mechanics.profile", lambda conn, ctx: profile(conn, mechanic_id=ctx.sa
 register("mechanics.rating_distribution",
          lambda conn, ctx: rating_distribution(conn, mechanic_id=ctx.sample["mechanic_id"]))
 register("mechanics.response_times", lambda conn, ctx: response_times(
-    conn, mechanic_id=ctx.sample["mechanic_id"], period=_bench_period(ctx)))
+    conn, mechanic_id=ctx.sample["mechanic_id"], period=ctx.period))
 register("mechanics.response_summary", lambda conn, ctx: response_summary(
-    conn, mechanic_id=ctx.sample["mechanic_id"], period=_bench_period(ctx)))
+    conn, mechanic_id=ctx.sample["mechanic_id"], period=ctx.period))

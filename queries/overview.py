@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from dashboard.period import Period
 from dashboard.schema import email_outbox, mechanic_reviews, requests, sessions, upsell_recommendations
-from queries.registry import BenchContext, register
+from queries.registry import register
 
 KPI_COLUMNS = (
     "sessions_completed", "intake_requests", "converted_requests", "reviews_published",
@@ -115,11 +115,7 @@ def sessions_completed_per_day(conn: Connection, *, period: Period) -> pd.DataFr
     return pd.DataFrame({"day": all_days, "sessions": sessions_per_day})
 
 
-def _bench_period(ctx: BenchContext) -> Period:
-    return Period(ctx.start.date(), ctx.end.date(), "UTC")
-
-
-register("overview.kpis", lambda conn, ctx: kpis(conn, period=_bench_period(ctx)))
+register("overview.kpis", lambda conn, ctx: kpis(conn, period=ctx.period))
 register("overview.open_follow_ups", lambda conn, ctx: open_follow_ups(conn))
 register("overview.sessions_per_day",
-         lambda conn, ctx: sessions_completed_per_day(conn, period=_bench_period(ctx)))
+         lambda conn, ctx: sessions_completed_per_day(conn, period=ctx.period))

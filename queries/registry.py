@@ -17,12 +17,19 @@ from typing import Callable
 import pandas as pd
 from sqlalchemy.engine import Connection
 
+from dashboard.period import Period
+
 
 @dataclass(frozen=True)
 class BenchContext:
     start: dt.datetime  # first day of the demo period, UTC
     end: dt.datetime  # the demo's "now", UTC
     sample: dict = field(default_factory=dict)  # e.g. {"mechanic_id": ..., "customer_id": ...}
+
+    @property
+    def period(self) -> Period:
+        """The benchmark's period as whole UTC days, the filter most pages take."""
+        return Period(self.start.date(), self.end.date(), "UTC")
 
 
 BenchCase = Callable[[Connection, BenchContext], pd.DataFrame]

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from dashboard import schema as s
 from dashboard.period import Period
 from queries.funnel import GRAINS, bucket_starts
-from queries.registry import BenchContext, register
+from queries.registry import register
 
 COUNTS = ["shown", "clicked", "purchased", "revenue_cents"]
 GROUPS = {"recommendation_type": "Recommendation type", "service": "Service"}
@@ -107,12 +107,8 @@ def catalogue(conn: Connection) -> pd.DataFrame:
     return pd.DataFrame(conn.execute(query).all(), columns=CATALOGUE_COLUMNS)
 
 
-def _bench_period(ctx: BenchContext) -> Period:
-    return Period(ctx.start.date(), ctx.end.date(), "UTC")
-
-
-register("upsells.summary", lambda conn, ctx: summary(conn, period=_bench_period(ctx)))
-register("upsells.by_service", lambda conn, ctx: performance(conn, period=_bench_period(ctx), by="service"))
-register("upsells.trend_week", lambda conn, ctx: trend(conn, period=_bench_period(ctx)))
-register("upsells.by_mechanic", lambda conn, ctx: by_mechanic(conn, period=_bench_period(ctx)))
+register("upsells.summary", lambda conn, ctx: summary(conn, period=ctx.period))
+register("upsells.by_service", lambda conn, ctx: performance(conn, period=ctx.period, by="service"))
+register("upsells.trend_week", lambda conn, ctx: trend(conn, period=ctx.period))
+register("upsells.by_mechanic", lambda conn, ctx: by_mechanic(conn, period=ctx.period))
 register("upsells.catalogue", lambda conn, ctx: catalogue(conn))
