@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import shutil
+import uuid
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -23,11 +25,15 @@ from dashboard import access
 from dashboard import schema as s
 from dashboard.db import make_engine
 from dashboard.demo import load_if_empty
-from dashboard.followups import FollowUpRules, create_follow_up
-from dashboard.scheduling import DAY_NAMES
+from dashboard.calendar_edits import save_weekly_slots
+from dashboard.followups import create_follow_up
+from dashboard.reviews import submit_review
+from dashboard.scheduling import DAY_NAMES, day_of_week
 from dashboard.ui import fmt_money
+from reputation_data import add_mechanic, add_session, add_user
 
 QUESTION = "Journey check: is the squeal from the front pads normal after the fix?"
+REVIEW_TEXT = "Sorted my brakes in minutes. Call me on 0176 1234 5678 if you want the details of the fix."
 
 
 @dataclass(frozen=True)
@@ -46,40 +52,62 @@ class Demo:
     doubled_price: str  # the video base price at multiplier 2.00
 
 
+JOURNEY_TIMEZONE = "America/New_York"
+
+
+def _journey_rows(engine) -> dict:
+    """Rows the journeys act on, written on top of the demo so no journey depends on what a
+    day's demo happens to hold: a mechanic with one weekly slot in the coming days, and a
+    customer with two sessions with that mechanic that ended yesterday."""
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    with engine.begin() as conn:
+        customer = add_user(conn, name=f"Journey Customer {uuid.uuid4().hex[:6]}")
+        mechanic = add_mechanic(conn, name=f"Journey Mechanic {uuid.uuid4().hex[:6]}", timezone=JOURNEY_TIMEZONE)
+        ended = {"ended_at": now - dt.timedelta(days=1), "started_at": now - dt.timedelta(days=1, hours=1),
+                 "scheduled_at": now - dt.timedelta(days=1, hours=1)}
+        reviewed = add_session(conn, customer, mechanic, **ended)
+        asked = add_session(conn, customer, mechanic, **ended)
+        email, name = conn.execute(sa.select(s.users.c.email, s.profiles.c.full_name)
+                                   .join(s.profiles, s.profiles.c.id == s.users.c.id)
+                                   .where(s.users.c.id == customer)).one()
+    slot_day = day_of_week(now.astimezone(ZoneInfo(JOURNEY_TIMEZONE)).date() + dt.timedelta(days=3))
+    save_weekly_slots(engine, access.demo_actor("manager"), mechanic, [
+        {"day_of_week": slot_day, "start_time": "08:00", "end_time": "20:00", "price_multiplier": "1.00"}])
+    return {"customer": customer, "mechanic": mechanic, "reviewed": reviewed, "asked": asked,
+            "email": email, "name": name, "slot_day": slot_day}
+
+
+def _oldest_waiting(engine, review_id) -> None:
+    """Make ``review_id`` the review that has waited longest, so it opens the moderation queue."""
+    r = s.mechanic_reviews
+    with engine.begin() as conn:
+        oldest = conn.execute(sa.select(sa.func.min(r.c.created_at)).where(r.c.status == "pending")).scalar_one()
+        conn.execute(r.update().where(r.c.id == review_id).values(created_at=oldest - dt.timedelta(hours=1)))
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Demo:
-    """One demo database for every journey (each app gets a copy), with a follow-up waiting."""
+    """One demo database for every journey (each app gets a copy), with the rows they act on."""
     require_chromium()
     path = tmp_path_factory.mktemp("journeys") / "template.duckdb"
     engine = make_engine(f"duckdb:///{path}")
     load_if_empty(engine, scale=float(DEMO_SCALE), progress=False)
-    r, m, u, p = s.mechanic_reviews, s.mechanics, s.users, s.profiles
+    rows = _journey_rows(engine)
+    review = submit_review(engine, session_id=rows["reviewed"], customer_id=rows["customer"], rating=4,
+                           text=REVIEW_TEXT)
+    assert review.status == "pending" and "personal_data" in review.flags, review
+    _oldest_waiting(engine, review.id)
+    follow_up = create_follow_up(engine, access.demo_actor("support"), parent_session_id=rows["asked"],
+                                 customer_id=rows["customer"], follow_up_type="quick_question", text=QUESTION)
     with engine.connect() as conn:
-        waiting = conn.execute(sa.select(r.c.id, r.c.mechanic_id, r.c.review_text, r.c.flags)
-                               .where(r.c.status == "pending").order_by(r.c.created_at)).all()
-        review = next(row for row in waiting if "personal_data" in row.flags)
-        ses = s.sessions
-        session = conn.execute(
-            sa.select(ses.c.id, ses.c.customer_id)
-            .where(ses.c.status == "completed", ses.c.mechanic_id.is_not(None),
-                   ses.c.ended_at > dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=FollowUpRules().window_days - 1))
-            .order_by(ses.c.ended_at.desc())).first()
-        customer = conn.execute(sa.select(u.c.email, p.c.full_name).join(p, p.c.id == u.c.id)
-                                .where(u.c.id == session.customer_id)).one()
-        sl = s.mechanic_availability_slots
-        slot = conn.execute(
-            sa.select(m.c.display_name, m.c.timezone, sl.c.day_of_week)
-            .join(sl, sl.c.mechanic_id == m.c.user_id)
-            .where(m.c.is_active, sl.c.is_available, sl.c.price_multiplier != 2)
-            .order_by(m.c.display_name, sl.c.day_of_week, sl.c.start_time)).first()
         video = conn.execute(sa.select(s.session_base_prices.c.price_cents)
                              .where(s.session_base_prices.c.session_type == "video")).scalar_one()
-    follow_up = create_follow_up(engine, access.demo_actor("support"), parent_session_id=session.id,
-                                 customer_id=session.customer_id, follow_up_type="quick_question", text=QUESTION)
+        mechanic_name = conn.execute(sa.select(s.mechanics.c.display_name)
+                                     .where(s.mechanics.c.user_id == rows["mechanic"])).scalar_one()
     engine.dispose()
-    return Demo(path, str(review.id), str(review.mechanic_id), review.review_text, str(follow_up.id),
-                customer.email, customer.full_name, f"{slot.display_name} · {slot.timezone}",
-                DAY_NAMES[slot.day_of_week][:3], fmt_money(video * 2))
+    return Demo(path, str(review.id), str(rows["mechanic"]), REVIEW_TEXT, str(follow_up.id),
+                rows["email"], rows["name"], f"{mechanic_name} · {JOURNEY_TIMEZONE}",
+                DAY_NAMES[rows["slot_day"]][:3], fmt_money(video * 2))
 
 
 @pytest.fixture
