@@ -24,7 +24,7 @@ from streamlit.navigation.page import StreamlitPage  # noqa: E402
 from dashboard import access, ui  # noqa: E402
 from dashboard.auth import Actor, role_for_email  # noqa: E402
 from dashboard.config import ConfigError, Settings, load_settings  # noqa: E402
-from dashboard.db import DatabaseUnavailable, check_connection, redact  # noqa: E402
+from dashboard.db import DatabaseUnavailable, check_connection, explain_failure, redact  # noqa: E402
 from dashboard.migrate import alembic_config, current_revision  # noqa: E402
 from dashboard.period import (  # noqa: E402
     EARLIEST, Period, latest_allowed, period_from_params, period_problem, timezones, today_in,
@@ -132,6 +132,14 @@ def database_or_stop(settings: Settings) -> None:
         ])
 
 
+def write_failure_notice() -> None:
+    """Say once that the change clicked last was not saved because the database did not answer."""
+    detail = ui.write_failure()
+    if detail:
+        ui.error_state("Your change was not saved", detail,
+                       ["Once the database answers again, check the page and make the change again."])
+
+
 def database_checks(settings: Settings) -> list[str]:
     if settings.embedded:
         return ["Only one process can open the embedded DuckDB file: stop other Pitwall apps or jobs using it.",
@@ -216,6 +224,7 @@ def main() -> None:
     actor = None if login else access.actor_without_login(settings)
     if not login and actor is None:
         anonymous_refused_page(settings)
+    write_failure_notice()
     database_or_stop(settings)
     if login:
         actor = actor_or_stop(settings)
@@ -224,8 +233,9 @@ def main() -> None:
     ui.set_context(ui.Context(settings=settings, actor=actor, period=period_or_stop(*period_inputs())))
     try:
         page.run()
-    except DatabaseUnavailable as exc:
-        stop_with_error("The database stopped answering", str(exc), database_checks(settings))
+    except ui.UNREACHABLE_ERRORS as exc:  # also from pages that read on a connection of their own
+        stop_with_error("The database stopped answering", explain_failure(exc, settings.database_url),
+                        database_checks(settings))
 
 
 main()

@@ -48,6 +48,8 @@ def _duckdb_session_utc(dbapi_connection, _record) -> None:
 
 def explain_failure(exc: BaseException, url: str) -> str:
     """One line that says what is wrong and what to check, never a traceback."""
+    if isinstance(exc, DatabaseUnavailable):  # explained already
+        return str(exc)
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     where = redact(url)
     if url.startswith("duckdb://"):

@@ -12,15 +12,18 @@ A page reads its context, runs queries and renders::
     if queue.empty:
         ui.empty_state("No reviews are waiting.", "Widen the date range to see older reviews.")
 
-Writes use ``write_engine()`` and ``actor()``, then call ``clear_query_cache()``.
+Writes run in a button callback decorated with ``write_action``: they use
+``write_engine()`` and ``actor()``, then call ``clear_query_cache()``.
 Text from users (reviews, names, emails) goes through ``escape_markdown`` before
 it reaches any Markdown, or is shown with ``st.text``/``st.dataframe``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+import sys
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
@@ -146,6 +149,33 @@ def query_later(fn: Callable[..., pd.DataFrame], **filters) -> Callable[[], pd.D
 def clear_query_cache() -> None:
     """Forget every cached query result; call after a write commits."""
     _cached_query.clear()
+
+
+# --- writes ------------------------------------------------------------------------
+
+UNREACHABLE_ERRORS = (DatabaseUnavailable, sa.exc.OperationalError, sa.exc.InterfaceError)
+_WRITE_FAILED_KEY = "_pitwall_write_failed"
+
+
+def write_action(callback: Callable) -> Callable:
+    """Decorate a button callback that writes. Callbacks run before the app's script, where
+    no error page can catch them: a database that does not answer would show a traceback.
+    Decorated, the failed write (one transaction, rolled back) is reported by the next
+    ``write_failure()`` instead."""
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except UNREACHABLE_ERRORS as exc:
+            detail = explain_failure(exc, _context().settings.database_url)
+            print(f"pitwall: a change was not saved: {detail}", file=sys.stderr)
+            st.session_state[_WRITE_FAILED_KEY] = detail
+    return run
+
+
+def write_failure() -> str | None:
+    """Why the change clicked last was not saved (once), or None."""
+    return st.session_state.pop(_WRITE_FAILED_KEY, None)
 
 
 # --- formatting --------------------------------------------------------------------

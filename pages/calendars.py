@@ -44,6 +44,7 @@ MULTIPLIER_INPUT = {"min_value": float(MULTIPLIER_MIN), "max_value": float(MULTI
 # --- writes: button callbacks, so their notice shows on the rerun they cause --------------
 
 
+@ui.write_action
 def write(action, done) -> None:
     """Run a write (the server checks role and input); then refresh caches and editors and say
     ``done(result)``, or keep the error for the rerun."""

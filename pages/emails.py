@@ -36,6 +36,7 @@ FAILED_SHOWN = 20
 NOTICE = "emails_notice"
 
 
+@ui.write_action
 def retry_email(outbox_id: uuid.UUID) -> None:
     """Button callback: retry on the server (role checked there), then refresh every cached query."""
     try:
@@ -47,6 +48,7 @@ def retry_email(outbox_id: uuid.UUID) -> None:
     st.toast("Queued again: the job sends it on its next run.", icon=":material/replay:")
 
 
+@ui.write_action
 def run_job() -> None:
     try:
         with st.spinner("Sending the emails that are due…", show_time=True):

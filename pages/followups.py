@@ -38,6 +38,7 @@ SUMMARY_PARTS = {"findings": "Findings", "steps_taken": "Steps taken", "parts_ne
                  "next_steps": "Next steps"}
 
 
+@ui.write_action
 def act(action: str, step: Callable[[Engine, Actor], object]) -> None:
     """Button callback: ``step(engine, actor)`` on the server (role checked there), then refresh
     every cached query. Steps read their widgets' values when clicked."""
@@ -52,6 +53,7 @@ def act(action: str, step: Callable[[Engine, Actor], object]) -> None:
     st.toast(f"Follow-up {fu.DONE[action]}.", icon=":material/check_circle:")
 
 
+@ui.write_action
 def save_prices(current: dict) -> None:
     """Form callback: the prices edited in the table, in dollars, as cents per (plan, type)."""
     edits = st.session_state["followup_price_editor"]["edited_rows"]

@@ -28,6 +28,7 @@ def in_tz(frame: pd.DataFrame, columns, tz: str) -> pd.DataFrame:
     return frame.assign(**{c: frame[c].dt.tz_convert(tz) for c in columns})
 
 
+@ui.write_action
 def rebuild_rollup() -> None:
     """Button callback: refresh the roll-up on the server (admins only, audited)."""
     try:

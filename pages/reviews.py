@@ -29,6 +29,7 @@ FLAG_COLORS = {"personal_data": "red", "link_or_promo": "orange", "profanity": "
 DONE = {"publish": "Published", "hide": "Hid", "restore": "Restored"}
 
 
+@ui.write_action
 def act(review_ids: list[str], action: str, reason_key: str | None = None) -> None:
     """Button callback: moderate on the server (role checked there), then refresh every cached query."""
     reason = st.session_state.get(reason_key) if reason_key else None
@@ -48,6 +49,7 @@ def select(review_ids: list[str], value: bool) -> None:
         st.session_state[f"select_{review_id}"] = value
 
 
+@ui.write_action
 def save_setting() -> None:
     try:
         set_moderation_required(ui.write_engine(), ui.actor(), st.session_state["moderate_all"])

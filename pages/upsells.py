@@ -106,6 +106,7 @@ def mechanics(period) -> None:
         "mechanic_id": None, "display_name": "Mechanic", **RATES, **MONEY})
 
 
+@ui.write_action
 def save(choice: str) -> None:
     """Form callback: save on the server (admins only, validated, audited), then refresh the queries."""
     field = {name: st.session_state[f"service_{name}_{choice}"]

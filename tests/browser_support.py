@@ -58,18 +58,16 @@ def wait_until_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"streamlit did not answer within {START_TIMEOUT}s:\n{log.read_text()}")
 
 
-@contextlib.contextmanager
-def serve(database: Path, **env_settings: str):
-    """The app on a free port over the embedded DuckDB file ``database`` (created and
+def start_app(database: Path, log: Path, **env_settings: str) -> tuple[subprocess.Popen, str]:
+    """Start the app on a free port over the embedded DuckDB file ``database`` (created and
     filled on first start), with nothing else configured but ``env_settings``
-    (e.g. ``PITWALL_DEMO_ROLE="support"``). Yields its URL; the server log must
-    hold no traceback when it stops."""
+    (e.g. ``PITWALL_DEMO_ROLE="support"``), its output to ``log``. Returns the process and
+    its URL once it answers."""
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("DATABASE_", "PITWALL_", "STREAMLIT_"))}
     env.update(PITWALL_DUCKDB_PATH=str(database), PITWALL_DEMO_SCALE=DEMO_SCALE,
                PITWALL_SECRETS=str(database.parent / "absent-secrets.toml"), **env_settings)
     port = free_port()
-    log = database.with_suffix(".log")
     with log.open("w") as out:
         server = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
@@ -79,6 +77,20 @@ def serve(database: Path, **env_settings: str):
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(url, server, log)
+    except BaseException:
+        server.kill()
+        server.wait()
+        raise
+    return server, url
+
+
+@contextlib.contextmanager
+def serve(database: Path, **env_settings: str):
+    """``start_app`` for the length of the block; yields its URL. The server log must hold
+    no traceback when it stops."""
+    log = database.with_suffix(".log")
+    server, url = start_app(database, log, **env_settings)
+    try:
         yield url
     finally:
         server.terminate()

@@ -1,0 +1,230 @@
+"""Faults, the app's side: PostgreSQL stopped and started while the app is open, a write
+clicked while it is down, and the app process killed and started again on its embedded
+DuckDB file. Each ends with nothing lost, nothing done twice, and Pitwall's clear message
+(no traceback, no credentials) while it lasted.
+
+PostgreSQL faults run on a throwaway cluster of the test's own (``tests/throwaway_pg.py``),
+never the shared server; the app runs with AppTest there. The kill runs the real app
+(``streamlit run``) and drives it with chromium.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+import sqlalchemy as sa
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from browser_support import ROOT, assert_no_exception, browser_page, open_page, require_chromium, start_app
+from dashboard import access
+from dashboard import schema as s
+from dashboard.db import make_engine
+from dashboard.followups import create_follow_up
+from dashboard.migrate import upgrade
+from dashboard.reviews import submit_review
+from reputation_data import add_mechanic, add_session, add_user
+from throwaway_pg import throwaway_cluster
+
+APP = ROOT / "dashboard" / "app.py"
+PASSWORD = "Sup3r-secret-pw"  # trust auth ignores it; it must never be shown or logged
+SUPPORT = access.demo_actor("support")
+REVIEW_TEXT = "Fixed my brakes over video. Call me on 0176 1234 5678 for the details."
+QUESTION = "Is the squeal after the pad change normal?"
+UNREACHABLE = "The database is not available"
+
+
+def text(elements) -> str:
+    """The elements' Markdown with escapes removed."""
+    return re.sub(r"\\(.)", r"\1", "\n".join(str(element.value) for element in elements))
+
+
+def shown(at: AppTest) -> str:
+    """Everything the run put on the page, as text."""
+    return text([*at.title, *at.error, *at.warning, *at.info, *at.markdown, *at.caption, *at.exception])
+
+
+def write_rows(engine) -> dict:
+    """A customer whose session with a mechanic ended yesterday, with a review of it that waits
+    for moderation (flagged for personal data) and an open follow-up question."""
+    ended = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
+    with engine.begin() as conn:
+        customer = add_user(conn, "Fay Fault")
+        mechanic = add_mechanic(conn, "Max Mender", timezone="Europe/Berlin")
+        reviewed = add_session(conn, customer, mechanic, ended_at=ended, started_at=ended - dt.timedelta(hours=1))
+        asked = add_session(conn, customer, mechanic, ended_at=ended, started_at=ended - dt.timedelta(hours=1))
+    review = submit_review(engine, session_id=reviewed, customer_id=customer, rating=4, text=REVIEW_TEXT)
+    assert review.status == "pending" and "personal_data" in review.flags
+    follow_up = create_follow_up(engine, SUPPORT, parent_session_id=asked, customer_id=customer,
+                                 follow_up_type="quick_question", text=QUESTION)
+    return {"review": str(review.id), "follow_up": str(follow_up.id), "mechanic": mechanic}
+
+
+def audit_rows(engine, action: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(s.audit_log)
+                            .where(s.audit_log.c.action == action)).scalar_one()
+
+
+@pytest.fixture
+def cluster(monkeypatch, tmp_path):
+    """A migrated throwaway PostgreSQL with ``write_rows``, and the app's environment pointing at
+    it by a URL with a password, anonymous use allowed."""
+    with throwaway_cluster() as server:
+        url = server.url.replace("postgres@", f"postgres:{PASSWORD}@")
+        engine = make_engine(url)
+        upgrade(engine)
+        rows = write_rows(engine)
+        for name in ("DATABASE_READ_URL", "PITWALL_DUCKDB_PATH", "PITWALL_DEMO_ROLE"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("PITWALL_SECRETS", str(tmp_path / "absent-secrets.toml"))
+        monkeypatch.setenv("DATABASE_URL", url)
+        monkeypatch.setenv("PITWALL_ALLOW_ANONYMOUS", "true")
+        st.cache_data.clear()
+        yield server, engine, rows
+        engine.dispose()
+
+
+def open_app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    return at.switch_page(f"../pages/{page}").run() if page else at
+
+
+def assert_unreachable_message(at: AppTest, where: str) -> None:
+    page = shown(at)
+    assert not at.exception, where
+    assert UNREACHABLE in text(at.error), where
+    assert "Cannot reach the database at postgresql+psycopg://postgres:***@127.0.0.1" in text(at.error), where
+    assert PASSWORD not in page and "Traceback" not in page, where
+    assert [button.label for button in at.button] == ["Try again"], where
+
+
+def assert_clean_log(err: str) -> None:
+    """No uncaught exception logged by Streamlit, and no password anywhere on stderr."""
+    assert "Uncaught app execution" not in err and PASSWORD not in err
+
+
+def test_every_page_says_the_database_is_down_and_works_again_after_the_restart(cluster, capfd):
+    server, _, _ = cluster
+    at = open_app()
+    assert [t.value for t in at.title] == ["Overview"]
+    server.stop()
+    for page in access.PAGES:
+        at.switch_page(f"../pages/{page.file}").run()
+        assert_unreachable_message(at, page.file)
+        assert not at.title, page.file  # the page itself did not run
+    server.start()
+    at.button[0].click().run()  # "Try again", on the page that was open: no restart of the app
+    assert [t.value for t in at.title] == [access.PAGES[-1].title]
+    for page in access.PAGES:
+        at.switch_page(f"../pages/{page.file}").run()
+        assert not at.exception and UNREACHABLE not in text(at.error), page.file
+        assert [t.value for t in at.title] == [page.title], page.file
+    err = capfd.readouterr().err
+    assert f"pitwall: {UNREACHABLE}: Cannot reach the database" in err
+    assert_clean_log(err)
+
+
+def test_a_moderation_clicked_while_the_database_is_down_changes_nothing_and_is_done_once_later(cluster, capfd):
+    server, engine, rows = cluster
+    review = rows["review"]
+    at = open_app("reviews.py")
+    assert at.selectbox(key=f"reason_{review}").value == "personal_information"
+    server.stop()
+    at.button(key=f"hide_reason_{review}").click().run()
+    assert_unreachable_message(at, "hide while down")
+    assert "Your change was not saved" in text(at.error)
+    server.start()
+    with engine.connect() as conn:
+        status = conn.execute(sa.select(s.mechanic_reviews.c.status)
+                              .where(s.mechanic_reviews.c.id == review)).scalar_one()
+    assert status == "pending" and audit_rows(engine, "review.hide") == 0
+    at.run()  # the same session, now that the database answers
+    assert not at.error  # the click's fate was said once, while it mattered
+    at.button(key=f"hide_reason_{review}").click().run()
+    assert not at.exception and not at.error
+    with engine.connect() as conn:
+        status = conn.execute(sa.select(s.mechanic_reviews.c.status)
+                              .where(s.mechanic_reviews.c.id == review)).scalar_one()
+    assert status == "hidden" and audit_rows(engine, "review.hide") == 1
+    err = capfd.readouterr().err
+    assert_clean_log(err)
+
+
+def test_an_assignment_clicked_while_the_database_is_down_changes_nothing_and_is_done_once_later(cluster, capfd):
+    server, engine, rows = cluster
+    follow_up = rows["follow_up"]
+    at = open_app("followups.py")
+    server.stop()
+    at.button(key=f"assign_default_{follow_up}").click().run()
+    assert_unreachable_message(at, "assign while down")
+    assert "Your change was not saved" in text(at.error)
+    server.start()
+    r = s.requests
+    with engine.connect() as conn:
+        state = conn.execute(sa.select(r.c.follow_up_state, r.c.assigned_mechanic_id)
+                             .where(r.c.id == follow_up)).one()
+    assert tuple(state) == ("open", None) and audit_rows(engine, "follow_up.assign") == 0
+    at.run()
+    at.button(key=f"assign_default_{follow_up}").click().run()
+    assert not at.exception and not at.error
+    with engine.connect() as conn:
+        state = conn.execute(sa.select(r.c.follow_up_state, r.c.assigned_mechanic_id)
+                             .where(r.c.id == follow_up)).one()
+    assert tuple(state) == ("assigned", rows["mechanic"]) and audit_rows(engine, "follow_up.assign") == 1
+    assert_clean_log(capfd.readouterr().err)
+
+
+# --- the app process killed --------------------------------------------------------
+
+
+def table_counts(engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {table.name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+                for table in (s.users, s.sessions, s.mechanic_reviews, s.requests, s.audit_log)}
+
+
+def test_a_write_acknowledged_before_the_app_is_killed_is_there_once_after_the_restart(tmp_path):
+    require_chromium()
+    database = tmp_path / "pitwall.duckdb"
+    engine = make_engine(f"duckdb:///{database}")
+    upgrade(engine)
+    rows = write_rows(engine)  # the app finds users, so it loads no demo data on top
+    before = table_counts(engine)
+    engine.dispose()
+    review = rows["review"]
+
+    server, url = start_app(database, tmp_path / "first.log", PITWALL_DEMO_ROLE="support")
+    try:
+        with browser_page() as page:
+            from playwright.sync_api import expect
+
+            open_page(page, f"{url}/reviews", "Review moderation")
+            page.locator(f".st-key-hide_reason_{review} button").click()
+            expect(page.get_by_text("Hid 1 review.")).to_be_visible()  # acknowledged
+    finally:
+        server.kill()  # SIGKILL: no shutdown, no checkpoint
+        server.wait()
+    assert server.returncode == -9
+
+    server, url = start_app(database, tmp_path / "second.log", PITWALL_DEMO_ROLE="support")
+    try:
+        with browser_page() as page:
+            open_page(page, f"{url}/reviews", "Review moderation")
+            assert_no_exception(page, "reviews after the restart")
+            assert page.locator(f".st-key-review_{review}").count() == 0  # no longer waiting
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    assert "Traceback" not in (tmp_path / "second.log").read_text()
+
+    engine = make_engine(f"duckdb:///{database}")
+    with engine.connect() as conn:
+        status = conn.execute(sa.select(s.mechanic_reviews.c.status, s.mechanic_reviews.c.hidden_reason)
+                              .where(s.mechanic_reviews.c.id == review)).one()
+    assert tuple(status) == ("hidden", "personal_information")
+    assert audit_rows(engine, "review.hide") == 1
+    assert table_counts(engine) == {**before, "audit_log": before["audit_log"] + 1}  # nothing lost or doubled
+    engine.dispose()
