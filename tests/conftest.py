@@ -3,6 +3,8 @@
 ``engine`` runs a test once on the embedded DuckDB and once on the PostgreSQL
 at 127.0.0.1:5432 (``PITWALL_TEST_PG`` overrides). Outside CI an unreachable
 PostgreSQL skips its half; in CI (``CI=true``) it fails the run.
+``PITWALL_TEST_DUCKDB_ONLY=true`` skips the PostgreSQL half on purpose: ``make test``
+sets it for the runs under ``faketime``, which cannot move the server's clock.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from dashboard.schema import metadata
 
 PG_ADMIN_URL = os.environ.get("PITWALL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+DUCKDB_ONLY = os.environ.get("PITWALL_TEST_DUCKDB_ONLY", "").lower() == "true"
+PG_SKIPPED = "PostgreSQL half skipped (PITWALL_TEST_DUCKDB_ONLY)" if DUCKDB_ONLY else "PostgreSQL not reachable (outside CI)"
 
 
 def _pg_admin():
@@ -46,6 +50,8 @@ def drop_pg_database(url: str) -> None:
 
 @pytest.fixture(scope="session")
 def pg_available() -> bool:
+    if DUCKDB_ONLY:
+        return False
     try:
         with _pg_admin().connect() as conn:
             conn.execute(sa.text("SELECT 1"))
@@ -60,7 +66,7 @@ def pg_available() -> bool:
 def empty_pg_url(pg_available):
     """A brand-new, empty PostgreSQL database (dropped afterwards)."""
     if not pg_available:
-        pytest.skip("PostgreSQL not reachable (outside CI)")
+        pytest.skip(PG_SKIPPED)
     url = create_pg_database()
     yield url
     drop_pg_database(url)
@@ -100,7 +106,7 @@ def _truncate_all(engine) -> None:
 def pg_engine(_pg_migrated_url):
     """The migrated, emptied PostgreSQL database alone, for PostgreSQL-only behaviour."""
     if _pg_migrated_url is None:
-        pytest.skip("PostgreSQL not reachable (outside CI)")
+        pytest.skip(PG_SKIPPED)
     eng = make_engine(_pg_migrated_url)
     _truncate_all(eng)
     yield eng

@@ -11,8 +11,11 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import access
 from dashboard.config import ConfigError, load_settings
+from dashboard.db import make_engine
+from dashboard.demo import load_if_empty
 from dashboard.period import DEFAULT_DAYS, Period, default_period, period_from_params, period_problem
 from dashboard.schema import staff_roles
+from reputation_data import add_mechanic, add_session, add_user
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "dashboard" / "app.py"
@@ -117,8 +120,17 @@ def app_env(monkeypatch, tmp_path):
 
 @pytest.fixture(scope="module")
 def demo_path(tmp_path_factory):
-    """One embedded demo database for the module (the app fills it on its first run)."""
-    return tmp_path_factory.mktemp("demo") / "pitwall.duckdb"
+    """One embedded demo database for the module, with a session of its own that ended an hour
+    ago on top of the demo, so the overview has a completed session in the default period
+    whatever the day's demo holds."""
+    path = tmp_path_factory.mktemp("demo") / "pitwall.duckdb"
+    engine = make_engine(f"duckdb:///{path}")
+    load_if_empty(engine, scale=float(DEMO_SCALE), progress=False)
+    ended = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    with engine.begin() as conn:
+        add_session(conn, add_user(conn), add_mechanic(conn), ended_at=ended, started_at=ended - dt.timedelta(hours=1))
+    engine.dispose()
+    return path
 
 
 @pytest.fixture
@@ -139,7 +151,7 @@ def test_every_page_runs_on_demo_data_as_the_demo_admin(demo_app):
     at.switch_page("../pages/overview.py").run()
     assert len(at.metric) == 6
     assert "Sessions completed" in [metric.label for metric in at.metric]
-    assert len(at.get("plotly_chart")) == 1  # the demo has sessions in the last 30 days
+    assert len(at.get("plotly_chart")) == 1  # sessions completed in the last 30 days, one of them ours
 
 
 def test_demo_role_runs_the_demo_as_that_role(demo_app):

@@ -25,6 +25,7 @@ from dashboard import schema as s
 from dashboard.crm import DEFAULT_STEPS, FunnelSpec
 from dashboard.db import make_engine
 from dashboard.period import Period
+from browser_support import DEMO_SCALE
 from jobs.emails.settings import load_email_settings
 
 ANCHOR = dt.date(2026, 3, 15)
@@ -418,6 +419,79 @@ def test_outbox_has_work_waiting_around_now(engine):
             SELECT CASE WHEN status = 'failed' AND attempts < :attempts THEN 'refused' ELSE status END, count(*)
             FROM email_outbox GROUP BY 1"""), {"attempts": attempts}).all())
     assert min(found.get(k, 0) for k in ("pending", "refused", "failed", "sent", "skipped")) > 0
+
+
+# --- whatever the date: the rows the pages and journeys need -------------------------------------
+
+# Anchors with a daylight-saving change in Europe and in America, a new year and a leap day.
+ANCHORS = [dt.date(2026, 3, 29), dt.date(2026, 11, 1), dt.date(2027, 1, 1), dt.date(2028, 2, 29)]
+TEST_SCALE = float(DEMO_SCALE)  # what the app, browser and journey tests load
+RECENT = """(SELECT count(*) FROM {table} WHERE {column} >= :since AND {column} < :now{also})"""
+NEEDED_AT_ANY_SCALE = {  # kind of row -> the page or journey that shows it
+    "completed sessions in the default 30 days (overview chart)":
+        RECENT.format(table="sessions", column="ended_at", also=" AND status = 'completed'"),
+    "intakes in the default 30 days (funnel)":
+        RECENT.format(table="crm_interactions", column="created_at", also=" AND interaction_type = 'intake'"),
+    "intakes in the default 30 days that got no session (drop-off list)": """
+        SELECT count(*) FROM crm_interactions i WHERE i.interaction_type = 'intake'
+           AND i.created_at >= :since AND i.created_at < :now AND NOT EXISTS (
+               SELECT 1 FROM crm_interactions x WHERE x.customer_id = i.customer_id
+                  AND x.interaction_type = 'session')""",
+    "upsells shown in the default 30 days (upsells)":
+        RECENT.format(table="upsell_recommendations", column="shown_at", also=""),
+    "upsells clicked in the default 30 days (upsells click rate)":
+        RECENT.format(table="upsell_recommendations", column="clicked_at", also=""),
+    "flagged reviews waiting (review moderation)":
+        "SELECT count(*) FROM mechanic_reviews WHERE status = 'pending' AND flags IS NOT NULL",
+    "published reviews in the default 30 days (overview, mechanic profiles)":
+        RECENT.format(table="mechanic_reviews", column="created_at", also=" AND status = 'published'"),
+    "emails queued in the default 30 days (emails)":
+        RECENT.format(table="email_outbox", column="created_at", also=""),
+    "failed emails (emails retry)": "SELECT count(*) FROM email_outbox WHERE status = 'failed'",
+    "follow-ups asked in the default 30 days (follow-ups chart)":
+        RECENT.format(table="requests", column="created_at", also=" AND is_follow_up"),
+    "days off in the coming two weeks (calendars)": """
+        SELECT count(*) FROM mechanic_availability_overrides WHERE date >= :today AND date < :today + 14""",
+    "customers with a completed session (customer lookup)":
+        "SELECT count(DISTINCT customer_id) FROM sessions WHERE status = 'completed'",
+}
+NEEDED_AT_SCALE_1 = {  # what `make run` shows besides (the tests create their own such rows)
+    "follow-ups waiting for an answer (follow-ups queue)":
+        "SELECT count(*) FROM requests WHERE is_follow_up AND follow_up_state IN ('open', 'assigned')",
+    "emails due in the outbox (emails run now)": "SELECT count(*) FROM email_outbox WHERE status = 'pending'",
+    "sessions booked ahead (calendars)": "SELECT count(*) FROM sessions WHERE scheduled_at >= :now",
+    "hidden reviews (moderation, hidden)": "SELECT count(*) FROM mechanic_reviews WHERE status = 'hidden'",
+}
+
+
+def _missing_kinds(engine, anchor: dt.date, checks: dict[str, str]) -> list[str]:
+    now = dt.datetime(anchor.year, anchor.month, anchor.day, tzinfo=dt.timezone.utc)
+    params = {"now": now, "since": now - dt.timedelta(days=30), "today": anchor}
+    with engine.connect() as conn:
+        missing = [kind for kind, sql in checks.items() if not conn.execute(sa.text(sql), params).scalar_one()]
+        without_slots = conn.execute(sa.text("""
+            SELECT count(*) FROM mechanics m WHERE m.is_active AND NOT EXISTS (
+                SELECT 1 FROM mechanic_availability_slots a WHERE a.mechanic_id = m.user_id)""")).scalar_one()
+        roles = set(conn.execute(sa.select(s.staff_roles.c.role)).scalars())
+    if without_slots:
+        missing.append(f"weekly slots of {without_slots} active mechanics (calendars)")
+    if roles != {"admin", "support", "manager"}:
+        missing.append("a demo staff member of every role")
+    return missing
+
+
+@pytest.mark.parametrize("anchor", ANCHORS, ids=str)
+def test_every_kind_of_row_the_pages_and_journeys_need_is_there_on_any_day(duckdb_engine, anchor):
+    """At the tests' scale; one backend is enough, as both hold identical data."""
+    demo.generate(duckdb_engine, TEST_SCALE, anchor=anchor, progress=False)
+    assert _missing_kinds(duckdb_engine, anchor, NEEDED_AT_ANY_SCALE) == []
+
+
+def test_the_default_demo_has_work_waiting_right_now(duckdb_engine):
+    """Scale 1 is slower to load: one more anchor than the follow-up lifecycle test's."""
+    anchor = ANCHORS[1]
+    demo.generate(duckdb_engine, 1, anchor=anchor, progress=False)
+    assert _missing_kinds(duckdb_engine, anchor, NEEDED_AT_SCALE_1) == []
 
 
 # --- loading once, and the command line ---------------------------------------------------------
