@@ -10,8 +10,12 @@ never the shared server; the app runs with AppTest there. The kill runs the real
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
+import signal
+import threading
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -62,29 +66,38 @@ def write_rows(engine) -> dict:
     return {"review": str(review.id), "follow_up": str(follow_up.id), "mechanic": mechanic}
 
 
-def audit_rows(engine, action: str) -> int:
+def audit_rows(engine, action: str, entity_id: str) -> int:
     with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(s.audit_log)
-                            .where(s.audit_log.c.action == action)).scalar_one()
+        return conn.execute(sa.select(sa.func.count()).select_from(s.audit_log).where(
+            s.audit_log.c.action == action, s.audit_log.c.entity_id == entity_id)).scalar_one()
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A migrated throwaway PostgreSQL for the module, and an engine on it by a URL with a password."""
+    with throwaway_cluster() as cluster:
+        url = cluster.url.replace("postgres@", f"postgres:{PASSWORD}@")
+        engine = make_engine(url)
+        upgrade(engine)
+        yield cluster, url, engine
+        engine.dispose()
 
 
 @pytest.fixture
-def cluster(monkeypatch, tmp_path):
-    """A migrated throwaway PostgreSQL with ``write_rows``, and the app's environment pointing at
-    it by a URL with a password, anonymous use allowed."""
-    with throwaway_cluster() as server:
-        url = server.url.replace("postgres@", f"postgres:{PASSWORD}@")
-        engine = make_engine(url)
-        upgrade(engine)
-        rows = write_rows(engine)
-        for name in ("DATABASE_READ_URL", "PITWALL_DUCKDB_PATH", "PITWALL_DEMO_ROLE"):
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("PITWALL_SECRETS", str(tmp_path / "absent-secrets.toml"))
-        monkeypatch.setenv("DATABASE_URL", url)
-        monkeypatch.setenv("PITWALL_ALLOW_ANONYMOUS", "true")
-        st.cache_data.clear()
-        yield server, engine, rows
-        engine.dispose()
+def cluster(server, monkeypatch, tmp_path):
+    """The module's server, up, with this test's ``write_rows``, and the app's environment
+    pointing at it, anonymous use allowed."""
+    cluster, url, engine = server
+    rows = write_rows(engine)
+    for name in ("DATABASE_READ_URL", "PITWALL_DUCKDB_PATH", "PITWALL_DEMO_ROLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PITWALL_SECRETS", str(tmp_path / "absent-secrets.toml"))
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("PITWALL_ALLOW_ANONYMOUS", "true")
+    st.cache_data.clear()
+    yield cluster, engine, rows
+    if not cluster.is_up():  # a test that failed while it was down
+        cluster.start()
 
 
 def open_app(page: str | None = None) -> AppTest:
@@ -140,7 +153,7 @@ def test_a_moderation_clicked_while_the_database_is_down_changes_nothing_and_is_
     with engine.connect() as conn:
         status = conn.execute(sa.select(s.mechanic_reviews.c.status)
                               .where(s.mechanic_reviews.c.id == review)).scalar_one()
-    assert status == "pending" and audit_rows(engine, "review.hide") == 0
+    assert status == "pending" and audit_rows(engine, "review.hide", review) == 0
     at.run()  # the same session, now that the database answers
     assert not at.error  # the click's fate was said once, while it mattered
     at.button(key=f"hide_reason_{review}").click().run()
@@ -148,7 +161,7 @@ def test_a_moderation_clicked_while_the_database_is_down_changes_nothing_and_is_
     with engine.connect() as conn:
         status = conn.execute(sa.select(s.mechanic_reviews.c.status)
                               .where(s.mechanic_reviews.c.id == review)).scalar_one()
-    assert status == "hidden" and audit_rows(engine, "review.hide") == 1
+    assert status == "hidden" and audit_rows(engine, "review.hide", review) == 1
     err = capfd.readouterr().err
     assert_clean_log(err)
 
@@ -166,16 +179,57 @@ def test_an_assignment_clicked_while_the_database_is_down_changes_nothing_and_is
     with engine.connect() as conn:
         state = conn.execute(sa.select(r.c.follow_up_state, r.c.assigned_mechanic_id)
                              .where(r.c.id == follow_up)).one()
-    assert tuple(state) == ("open", None) and audit_rows(engine, "follow_up.assign") == 0
+    assert tuple(state) == ("open", None) and audit_rows(engine, "follow_up.assign", follow_up) == 0
     at.run()
     at.button(key=f"assign_default_{follow_up}").click().run()
     assert not at.exception and not at.error
     with engine.connect() as conn:
         state = conn.execute(sa.select(r.c.follow_up_state, r.c.assigned_mechanic_id)
                              .where(r.c.id == follow_up)).one()
-    assert tuple(state) == ("assigned", rows["mechanic"]) and audit_rows(engine, "follow_up.assign") == 1
+    assert tuple(state) == ("assigned", rows["mechanic"]) and audit_rows(engine, "follow_up.assign", follow_up) == 1
     assert_clean_log(capfd.readouterr().err)
 
+
+def stop_once_a_query_waits_for_a_lock(server, engine) -> threading.Thread:
+    """Stop ``server`` as soon as one of the app's queries is blocked on a lock: the database
+    goes down in the middle of a page."""
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                if conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                                ).scalar_one():
+                    break
+            time.sleep(0.05)
+        server.stop()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    return watcher
+
+
+def test_the_database_going_down_in_the_middle_of_a_page_shows_the_message(cluster, capfd):
+    """The moderation setting is read on a connection of the page's own, not through run_query."""
+    server, engine, _ = cluster
+    at = open_app("reviews.py")
+    assert "Moderation setting" in [e.label for e in at.expander]
+    locker = make_engine(server.url)
+    with locker.connect() as conn:
+        conn.execute(sa.text("LOCK TABLE review_settings IN ACCESS EXCLUSIVE MODE"))  # until the server stops
+        watcher = stop_once_a_query_waits_for_a_lock(server, locker)
+        at.run()  # the queue comes from the cache; the setting waits for the lock, then the server is gone
+        watcher.join()
+        with contextlib.suppress(sa.exc.DBAPIError):
+            conn.rollback()
+    locker.dispose()
+    page = shown(at)
+    assert not at.exception
+    assert "The database stopped answering" in text(at.error)
+    assert PASSWORD not in page and "Traceback" not in page
+    server.start()
+    at.button[0].click().run()  # "Try again"
+    assert [t.value for t in at.title] == ["Review moderation"] and not at.error
+    assert_clean_log(capfd.readouterr().err)
 
 # --- the app process killed --------------------------------------------------------
 
@@ -196,28 +250,27 @@ def test_a_write_acknowledged_before_the_app_is_killed_is_there_once_after_the_r
     engine.dispose()
     review = rows["review"]
 
-    server, url = start_app(database, tmp_path / "first.log", PITWALL_DEMO_ROLE="support")
-    try:
-        with browser_page() as page:
-            from playwright.sync_api import expect
+    from playwright.sync_api import expect
 
+    with browser_page() as page:
+        server, url = start_app(database, tmp_path / "first.log", PITWALL_DEMO_ROLE="support")
+        try:
             open_page(page, f"{url}/reviews", "Review moderation")
             page.locator(f".st-key-hide_reason_{review} button").click()
             expect(page.get_by_text("Hid 1 review.")).to_be_visible()  # acknowledged
-    finally:
-        server.kill()  # SIGKILL: no shutdown, no checkpoint
-        server.wait()
-    assert server.returncode == -9
+        finally:
+            server.kill()  # SIGKILL: no shutdown, no checkpoint
+            server.wait()
+        assert server.returncode == -signal.SIGKILL
 
-    server, url = start_app(database, tmp_path / "second.log", PITWALL_DEMO_ROLE="support")
-    try:
-        with browser_page() as page:
+        server, url = start_app(database, tmp_path / "second.log", PITWALL_DEMO_ROLE="support")
+        try:
             open_page(page, f"{url}/reviews", "Review moderation")
             assert_no_exception(page, "reviews after the restart")
             assert page.locator(f".st-key-review_{review}").count() == 0  # no longer waiting
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
     assert "Traceback" not in (tmp_path / "second.log").read_text()
 
     engine = make_engine(f"duckdb:///{database}")
@@ -225,6 +278,6 @@ def test_a_write_acknowledged_before_the_app_is_killed_is_there_once_after_the_r
         status = conn.execute(sa.select(s.mechanic_reviews.c.status, s.mechanic_reviews.c.hidden_reason)
                               .where(s.mechanic_reviews.c.id == review)).one()
     assert tuple(status) == ("hidden", "personal_information")
-    assert audit_rows(engine, "review.hide") == 1
+    assert audit_rows(engine, "review.hide", review) == 1
     assert table_counts(engine) == {**before, "audit_log": before["audit_log"] + 1}  # nothing lost or doubled
     engine.dispose()
