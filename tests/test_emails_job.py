@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -18,10 +19,11 @@ import sqlalchemy as sa
 from dashboard import schema as s
 from dashboard.auth import Actor, PermissionDenied
 from dashboard.config import ROOT
-from jobs.emails.outbox import RetryRefused, retry
+from jobs.emails.outbox import RetryRefused, decide, retry, skip_reason
 from jobs.emails.worker import run_loop, run_once
 from emails_support import (
-    MINUTE, NOW, SUPPORT, add_mechanic, add_person, add_session, delivered_outbox_ids, resend_api, settings_for,
+    MINUTE, NOW, SUPPORT, add_mechanic, add_person, add_session, crash_after_sending, delivered_outbox_ids,
+    resend_api, settings_for,
 )
 
 __all__ = ["resend_api"]  # the fixture, used by name
@@ -277,6 +279,198 @@ def test_a_replayed_batch_whose_content_changed_is_recorded_as_sent(engine, rese
     (row,) = outbox_rows(engine).values()
     assert row["status"] == "sent" and "invalid_idempotent_request" in row["last_error"]
     assert len(resend_api.deliveries) == 1
+
+
+# --- attempts per row, re-sends after a crash, the idempotency window ------------------
+
+
+def test_a_row_out_of_attempts_fails_alone_and_its_batch_is_sent(engine, resend_api):
+    with engine.begin() as conn:
+        worn, *fresh = [add_session(conn, add_person(conn, f"{n}@example.com")) for n in "abc"]
+    settings = settings_for(resend_api, PITWALL_EMAIL_MAX_ATTEMPTS="5")
+    with engine.begin() as conn:  # the first row has four attempts behind it, the others none
+        from jobs.emails.outbox import enqueue
+        enqueue(conn, NOW, settings)
+        conn.execute(s.email_outbox.update().where(s.email_outbox.c.session_id == worn).values(attempts=4))
+    resend_api.fail_next(500, "application_error")
+    run_once(engine, settings, clock=at(NOW))  # one batch of three: attempts 5, 1, 1
+    assert set(statuses(engine).values()) == {"pending"}
+    run_once(engine, settings, clock=at(NOW + HOUR))
+    rows = outbox_rows(engine)
+    worn_row = rows[(worn, "booking_confirmed")]
+    assert worn_row["status"] == "failed" and worn_row["last_error"].startswith("gave up after 5 attempts: 500")
+    assert [(rows[(sid, "booking_confirmed")]["status"], rows[(sid, "booking_confirmed")]["attempts"])
+            for sid in fresh] == [("sent", 2), ("sent", 2)]
+    first, second = resend_api.requests
+    assert first["headers"]["idempotency-key"] == second["headers"]["idempotency-key"]
+    assert len(resend_api.deliveries) == 2
+
+
+def test_a_resent_batch_applies_every_rule_again(engine, resend_api):
+    with engine.begin() as conn:
+        names = ["cancelled", "opted_out", "started", "too_old", "unchanged"]
+        people = {n: add_person(conn, f"{n}@example.com") for n in names}
+        sid = {n: add_session(conn, people[n], created_at=NOW - (5 if n == "too_old" else 0) * MINUTE)
+               for n in names}
+    settings = settings_for(resend_api, PITWALL_EMAIL_MAX_AGE_HOURS="0.1")  # six minutes
+    resend_api.fail_next(500, "application_error")  # not processed: the re-send decides
+    run_once(engine, settings, clock=at(NOW))
+    with engine.begin() as conn:
+        sessions = s.sessions.update().where
+        conn.execute(sessions(s.sessions.c.id == sid["cancelled"]).values(status="cancelled"))
+        conn.execute(s.profiles.update().where(s.profiles.c.id == people["opted_out"]).values(email_opt_out=True))
+        conn.execute(sessions(s.sessions.c.id == sid["started"]).values(status="live", started_at=NOW + MINUTE))
+    run_once(engine, settings, clock=at(NOW + 2 * MINUTE))
+    rows = {name: outbox_rows(engine)[(sid[name], "booking_confirmed")] for name in names}
+    assert {name: (row["status"], row["skip_reason"]) for name, row in rows.items()} == {
+        "cancelled": ("skipped", "session cancelled"),
+        "opted_out": ("skipped", "customer opted out of emails"),
+        "started": ("skipped", "late: the session had already started"),
+        "too_old": ("skipped", "older than the maximum age of 0.1 h"),
+        "unchanged": ("sent", None),
+    }
+    bookings = [d.email["to"] for d in resend_api.deliveries if d.email["tags"][0]["value"] == "booking_confirmed"]
+    assert bookings == [["unchanged@example.com"]]
+
+
+def test_a_batch_that_reached_resend_keeps_its_ids_when_sent_again(engine, resend_api):
+    _due_bookings(engine, 10)
+    settings = settings_for(resend_api, PITWALL_EMAIL_LEASE_SECONDS="60")
+    crash_after_sending(engine, settings, NOW)
+    run_once(engine, settings, clock=at(NOW + 2 * MINUTE))  # past the lease
+    rows = {str(r["id"]): r for r in outbox_rows(engine).values()}
+    assert len(resend_api.deliveries) == 10 and len(resend_api.requests) == 2  # the same request again
+    for delivery in resend_api.deliveries:
+        row = rows[delivery.email["headers"]["X-Entity-Ref-ID"]]
+        assert (row["status"], row["provider_message_id"], row["last_error"]) == ("sent", delivery.id, None)
+
+
+def test_a_batch_that_reached_resend_is_sent_even_if_the_rules_changed_and_keeps_its_ids(engine, resend_api):
+    _due_bookings(engine, 3)
+    settings = settings_for(resend_api, PITWALL_EMAIL_LEASE_SECONDS="60")
+    crash_after_sending(engine, settings, NOW)
+    with engine.begin() as conn:
+        cancelled = conn.execute(sa.select(s.sessions.c.id).limit(1)).scalar_one()
+        conn.execute(s.sessions.update().where(s.sessions.c.id == cancelled).values(status="cancelled"))
+    run_once(engine, settings, clock=at(NOW + 2 * MINUTE))
+    # without the cancelled row the request differs: 409, so the first request was processed;
+    # asked again with the first request's rows, Resend answers as the first time
+    assert [r["headers"]["idempotency-key"] for r in resend_api.requests].count(
+        resend_api.requests[0]["headers"]["idempotency-key"]) == 3
+    rows = {str(r["id"]): r for r in outbox_rows(engine).values()}
+    assert len(resend_api.deliveries) == 3
+    for delivery in resend_api.deliveries:
+        row = rows[delivery.email["headers"]["X-Entity-Ref-ID"]]
+        assert (row["status"], row["provider_message_id"]) == ("sent", delivery.id)
+
+
+def test_a_batch_older_than_the_idempotency_window_is_held_for_an_admin(engine, resend_api):
+    with engine.begin() as conn:
+        for name in "ab":
+            add_session(conn, add_person(conn, f"{name}@example.com"), scheduled_at=NOW + 72 * HOUR)
+    settings = settings_for(resend_api, PITWALL_EMAIL_MAX_AGE_HOURS="72")
+    key = crash_after_sending(engine, settings, NOW)
+    resend_api.age_keys(25 * 3600)  # Resend has forgotten the key
+    later = NOW + 25 * HOUR
+    result = run_once(engine, settings, clock=at(later))
+    assert result.outcomes["uncertain"] == 2 and "uncertain 2" in result.summary()
+    assert len(resend_api.deliveries) == 2 and len(resend_api.requests) == 1  # nothing sent again
+    rows = list(outbox_rows(engine).values())
+    assert {(r["status"], r["provider_message_id"]) for r in rows} == {("uncertain", key)}
+    assert "Resend forgets the batch's idempotency key after 24 h" in rows[0]["last_error"]
+    assert run_once(engine, settings, clock=at(later + HOUR)).requests == 0  # held until an admin decides
+
+    admin = Actor("boss@pitwall.example", "admin")
+    decide(engine, admin, rows[0]["id"], "mark_sent", later)
+    decide(engine, admin, rows[1]["id"], "send_again", later)
+    run_once(engine, settings, clock=at(later + MINUTE))
+    after = {r["id"]: r for r in outbox_rows(engine).values()}
+    assert (after[rows[0]["id"]]["status"], after[rows[0]["id"]]["sent_at"]) == ("sent", NOW)
+    assert after[rows[1]["id"]]["status"] == "sent"
+    assert collections.Counter(delivered_outbox_ids(resend_api))[str(rows[1]["id"])] == 2  # the admin's choice
+    with engine.connect() as conn:
+        actions = sorted(conn.execute(sa.select(s.audit_log.c.action)).scalars())
+    assert actions == ["email.mark_sent", "email.send_again"]
+
+
+def test_decisions_are_refused_for_the_wrong_row_role_or_decision(engine, resend_api):
+    _due_bookings(engine, 1)
+    run_once(engine, settings_for(resend_api), clock=at(NOW))
+    (row,) = outbox_rows(engine).values()
+    admin = Actor("boss@pitwall.example", "admin")
+    with pytest.raises(RetryRefused, match="Only uncertain emails can be decided on; this one is sent"):
+        decide(engine, admin, row["id"], "mark_sent", NOW)
+    with pytest.raises(RetryRefused, match="Unknown decision 'delete'"):
+        decide(engine, admin, row["id"], "delete", NOW)
+    with pytest.raises(RetryRefused, match="There is no email"):
+        decide(engine, admin, uuid.uuid4(), "send_again", NOW)
+    with pytest.raises(PermissionDenied):
+        decide(engine, Actor("help@pitwall.example", "support"), row["id"], "send_again", NOW)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(s.audit_log)).scalar_one() == 0
+    assert statuses(engine) == {(row["session_id"], "booking_confirmed"): "sent"}
+
+
+_STARTED = {"status": "live", "started_at": NOW - 10 * MINUTE, "scheduled_at": NOW - 10 * MINUTE}
+_ENDED = {"status": "completed", "started_at": NOW - 2 * HOUR, "scheduled_at": NOW - 2 * HOUR,
+          "ended_at": NOW - HOUR}
+
+
+@pytest.mark.parametrize("milestone, facts, reason", [
+    ("booking_confirmed", _STARTED, "late: the session had already started"),
+    ("booking_confirmed", _ENDED, "late: the session had already started"),
+    ("booking_confirmed", {"scheduled_at": NOW - MINUTE}, "late: the scheduled time had passed"),
+    ("mechanic_assigned", {"scheduled_at": NOW - MINUTE}, "late: the scheduled time had passed"),
+    ("session_starting", _STARTED, "late: the session had already started"),
+    ("session_ended", {**_ENDED, "ended_at": NOW - 25 * HOUR}, "older than the maximum age of 24 h"),
+    ("summary_delivered", {**_ENDED, "summary_submitted_at": NOW - 25 * HOUR}, "older than the maximum age of 24 h"),
+    ("mechanic_nudge", {"status": "accepted", "scheduled_at": NOW - 61 * MINUTE},
+     "late: more than 1 h after the scheduled time"),
+    ("support_alert", {"scheduled_at": NOW - 61 * MINUTE, "problem": "no_mechanic"},
+     "late: more than 1 h after the scheduled time"),
+])
+def test_every_milestone_has_a_lateness_rule(resend_api, milestone, facts, reason):
+    base = {"customer_email": "a@example.com", "mechanic_email": "m@example.com", "opted_out": False,
+            "status": "scheduled", "created_at": NOW - 2 * HOUR, "scheduled_at": NOW + HOUR, "started_at": None,
+            "accepted_at": NOW - HOUR, "ended_at": None, "summary_submitted_at": None, "nudge_due": True,
+            "problem": None}
+    settings = settings_for(resend_api)
+    assert skip_reason(milestone, {**base, **facts}, NOW, settings) == reason
+    on_time = {"session_ended": {**_ENDED}, "summary_delivered": {**_ENDED, "summary_submitted_at": NOW - HOUR},
+               "mechanic_nudge": {"status": "accepted", "scheduled_at": NOW - 4 * MINUTE},
+               "support_alert": {"scheduled_at": NOW - 3 * MINUTE, "problem": "no_mechanic"}}.get(milestone, {})
+    assert skip_reason(milestone, {**base, **on_time}, NOW, settings) is None
+
+
+def test_step_18_keeps_the_outbox_and_accepts_the_uncertain_status(tmp_path, request):
+    from alembic import command
+
+    from dashboard.db import make_engine
+    from dashboard.migrate import alembic_config, upgrade
+
+    urls = [f"duckdb:///{tmp_path / 'at17.duckdb'}", request.getfixturevalue("empty_pg_url")]
+    for url in urls:
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0017_period_indexes")
+            customer = uuid.uuid4()
+            conn.execute(s.users.insert().values(id=customer, email="a@example.com"))
+            conn.execute(sa.text("INSERT INTO requests (id, customer_id, vehicle_make, vehicle_model, vehicle_year, "
+                                 "category, description, status) VALUES (:r, :c, 'Honda', 'Civic', 2017, 'brakes', "
+                                 "'noise', 'matched')"), {"r": (request_id := uuid.uuid4()), "c": customer})
+            conn.execute(sa.text("INSERT INTO sessions (id, request_id, customer_id, session_type, status, "
+                                 "scheduled_at, price_cents) VALUES (:s, :r, :c, 'video', 'scheduled', now(), 4900)"),
+                         {"s": (session_id := uuid.uuid4()), "r": request_id, "c": customer})
+            conn.execute(sa.text("INSERT INTO email_outbox (session_id, milestone, recipient, status) "
+                                 "VALUES (:s, 'booking_confirmed', 'a@example.com', 'sent')"), {"s": session_id})
+        upgrade(engine)
+        with engine.begin() as conn:
+            assert conn.execute(sa.select(s.email_outbox.c.status, s.email_outbox.c.batch_started_at)).all() == [
+                ("sent", None)]
+            conn.execute(s.email_outbox.update().values(status="uncertain"))
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+            conn.execute(s.email_outbox.update().values(status="lost"))
+        engine.dispose()
 
 
 # --- PostgreSQL: two workers, and a worker killed mid-batch ---------------------------
