@@ -5,7 +5,9 @@ Due rules. ``now`` is the job's clock; each milestone is found by its own
 timestamp and state, within a look-back window (``since``) so that every rule is
 an index range scan (``ix_sessions_status_scheduled`` or ``ix_sessions_ended_at``)
 rather than a scan of all sessions. A milestone with an outbox row for the
-session is never due again.
+session is never due again. Whether a due email is sent or skipped (opted out,
+late, too old) is ``jobs.emails.outbox.skip_reason``'s rule, applied when it is
+queued and again before each send.
 
 | milestone           | due when                                                       | event time            |
 |---------------------|----------------------------------------------------------------|-----------------------|

@@ -93,6 +93,8 @@ def test_the_page_shows_counts_outbox_failures_and_template_previews(outbox):
     assert sorted(table["status"]) == ["Failed", "Sent", "Skipped"]
     assert metric(at, "Uncertain") == "0"
     assert any("No email is uncertain." in i.value for i in at.info)
+    assert at.multiselect(key="emails_statuses").options == [  # one label per status in the schema's CHECK
+        "Waiting", "Sending", "Sent", "Failed", "Skipped", "Uncertain"]
     assert "customer opted out of emails" in set(table["skip_reason"])
     assert at.code[0].value == "422 validation_error: Invalid `to` field"
     assert "To: <b>x</b>@example.com" in [t.value for t in at.text]  # plain text, never markup

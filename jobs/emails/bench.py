@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import dataclasses
 import datetime as dt
 import multiprocessing
 import os
@@ -126,11 +127,11 @@ def _stale_batch(engine, settings: EmailSettings, server: LocalResend) -> int:
     return len(emails)
 
 
-def _kill_a_worker_mid_batch(url: str, server: LocalResend) -> None:
+def _kill_a_worker_mid_batch(url: str, server: LocalResend, batch_size: int) -> None:
     """Start ``python -m jobs emails --once`` and SIGKILL it while Resend holds its first answer."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PITWALL_", "RESEND_", "DATABASE_"))}
     env.update(DATABASE_URL=url, RESEND_API_KEY=server.api_key, RESEND_API_URL=server.url,
-               PITWALL_SECRETS=str(ROOT / "absent-secrets.toml"))
+               PITWALL_EMAIL_BATCH_SIZE=str(batch_size), PITWALL_SECRETS=str(ROOT / "absent-secrets.toml"))
     held = server.hold_next()
     worker = subprocess.Popen([sys.executable, "-m", "jobs", "emails", "--once"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -151,10 +152,11 @@ def _faults(url: str, count: int, workers: int) -> int:
         engine = make_engine(url)
         booked = _book(engine, count)
         print(f"booked {len(booked):,} sessions: {len(booked):,} booking confirmations due")
-        stale = _stale_batch(engine, settings, server)
+        part = min(settings.batch_size, max(1, count // 4))  # each fault takes one batch of at most a quarter
+        stale = _stale_batch(engine, dataclasses.replace(settings, batch_size=part), server)
         print(f"fault: a batch of {stale} sent 25 h ago by a worker that died before recording it")
-        _kill_a_worker_mid_batch(url, server)
-        print("fault: a worker killed with SIGKILL while its batch was in flight")
+        _kill_a_worker_mid_batch(url, server, part)
+        print(f"fault: a worker killed with SIGKILL while its batch of {part} was in flight")
         server.fail_next(500, "application_error")
         server.fail_next(429, "rate_limit_exceeded", retry_after=1)
         server.fail_next(429, "rate_limit_exceeded", retry_after=1)
