@@ -91,22 +91,25 @@ def outbox_table(outbox, tz: str) -> None:
     if len(outbox) == q.OUTBOX_LIMIT:
         st.caption(f"The newest {q.OUTBOX_LIMIT:,} emails; narrow the filters to see older ones.")
 
+
+def email_card(row, when: str, missing: str) -> None:
+    """What an admin decides on: the milestone, attempts, recipient and last error, as plain text."""
+    st.markdown(f"**{MILESTONE_LABELS[row.milestone]}** · {ui.plural(row.attempts, 'attempt')} · {when}")
+    st.text(f"To: {row.recipient or 'no address'}")
+    st.code(row.last_error or missing, language=None, wrap_lines=True)
+
+
 def failed_card(row, tz: str) -> None:
     with st.container(border=True):
-        st.markdown(f"**{MILESTONE_LABELS[row.milestone]}** · {ui.plural(row.attempts, 'attempt')} · "
-                    f"failed {ui.fmt_datetime(row.updated_at, tz)}")
-        st.text(f"To: {row.recipient or 'no address'}")
-        st.code(row.last_error or "No error recorded.", language=None, wrap_lines=True)
+        email_card(row, f"failed {ui.fmt_datetime(row.updated_at, tz)}", "No error recorded.")
         st.button("Retry", key=f"retry_{row.id}", icon=":material/replay:", on_click=decide_email,
                   args=(row.id, "retry"))
 
 
 def uncertain_card(row, tz: str) -> None:
     with st.container(border=True):
-        st.markdown(f"**{MILESTONE_LABELS[row.milestone]}** · its batch was first sent "
-                    f"{ui.fmt_datetime(row.batch_started_at, tz)} · {ui.plural(row.attempts, 'attempt')}")
-        st.text(f"To: {row.recipient or 'no address'}")
-        st.code(row.last_error or "No answer recorded.", language=None, wrap_lines=True)
+        email_card(row, f"its batch was first sent {ui.fmt_datetime(row.batch_started_at, tz)}",
+                   "No answer recorded.")
         with st.container(horizontal=True):
             st.button("Mark as sent", key=f"mark_sent_{row.id}", icon=":material/check_circle:",
                       on_click=decide_email, args=(row.id, "mark_sent"),

@@ -371,7 +371,7 @@ def decide(engine: Engine, actor: Actor | None, outbox_id: uuid.UUID, decision: 
         conn.execute(o.update().where(o.c.id == outbox_id, o.c.status == status).values(updated_at=now, **change))
         record_audit(conn, actor, action, "email_outbox", outbox_id,
                      before={k: row[k] for k in ("status", "attempts", "last_error")},
-                     after={k: v for k, v in values.items()})
+                     after=dict(values))
 
 
 def retry(engine: Engine, actor: Actor | None, outbox_id: uuid.UUID, now: dt.datetime) -> None:
