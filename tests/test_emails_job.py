@@ -364,6 +364,23 @@ def test_a_batch_that_reached_resend_is_sent_even_if_the_rules_changed_and_keeps
         assert (row["status"], row["provider_message_id"]) == ("sent", delivery.id)
 
 
+def test_a_refused_address_stays_failed_when_the_first_answer_is_fetched_again(engine, resend_api):
+    with engine.begin() as conn:
+        good = add_session(conn, add_person(conn, "good@example.com"))
+        bad = add_session(conn, add_person(conn, "not-an-address"))
+    settings = settings_for(resend_api, PITWALL_EMAIL_LEASE_SECONDS="60")
+    crash_after_sending(engine, settings, NOW)
+    with engine.begin() as conn:
+        conn.execute(s.sessions.update().where(s.sessions.c.id == good).values(status="cancelled"))
+    run_once(engine, settings, clock=at(NOW + 2 * MINUTE))
+    rows = outbox_rows(engine)
+    (delivery,) = resend_api.deliveries
+    assert (rows[(good, "booking_confirmed")]["status"], rows[(good, "booking_confirmed")]["provider_message_id"]) == (
+        "sent", delivery.id)
+    assert rows[(bad, "booking_confirmed")]["status"] == "failed"
+    assert rows[(bad, "booking_confirmed")]["last_error"].startswith("rejected by Resend: Invalid `to` field")
+
+
 def test_a_batch_older_than_the_idempotency_window_is_held_for_an_admin(engine, resend_api):
     with engine.begin() as conn:
         for name in "ab":

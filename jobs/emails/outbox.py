@@ -281,41 +281,48 @@ def record(conn: Connection, batch: Batch, outcome: Outcome, render_errors: dict
             done[values["status"]] += len(ids)
 
     if outcome.kind == "sent" and outcome.earlier:
-        # The key's first request was processed: every row it held was sent then.
-        first = batch.first_rows
-        _record_sent(conn, mine, list(zip(first, outcome.ids or [None] * len(first))), outcome.message, now, done)
-        return done
-    for error, ids in _group(render_errors).items():
-        update(ids, status="failed", last_error=f"could not render: {error}", provider_message_id=None)
-    sent_rows = [row for row in batch.rows if row.id not in render_errors]
-    ids = [row.id for row in sent_rows]
-    if outcome.kind == "retry":
-        tried = {row.id: row.attempts + (0 if outcome.rate_limited else 1) for row in sent_rows}
-        if not outcome.rate_limited and all(n >= settings.max_attempts for n in tried.values()):
-            update(ids, status="failed", provider_message_id=None,
-                   last_error=f"gave up after {max(tried.values(), default=0)} attempts: {outcome.message}")
-            done.update(_settle_held(conn, batch.held, now))
+        sent_rows = batch.first_rows  # the key's first request was processed: it held these rows
+    else:
+        for error, ids in _group(render_errors).items():
+            update(ids, status="failed", last_error=f"could not render: {error}", provider_message_id=None)
+        sent_rows = [row for row in batch.rows if row.id not in render_errors]
+        if outcome.kind == "retry":
+            _record_retry(conn, mine, batch, sent_rows, outcome, now, settings, update, done)
             return done
-        keep_key = batch.resend or not outcome.rate_limited  # a 429 on a first request: never processed
-        next_at = now + backoff(max(tried.values(), default=1), outcome.retry_after)
-        update(ids, status="pending", last_error=outcome.message, next_attempt_at=next_at,
-               attempts=o.c.attempts - (1 if outcome.rate_limited else 0),
-               **({} if keep_key else {"provider_message_id": None, "batch_started_at": None}))
-        held_ids = [h.row.id for h in batch.held]
-        if held_ids:  # still undecided: they wait with their batch, due at the same time
-            conn.execute(o.update().where(mine, o.c.id.in_(held_ids)).values(
-                status="pending", updated_at=now, next_attempt_at=next_at))
-        return done
-    done.update(_settle_held(conn, batch.held, now))
-    if outcome.kind == "failed":
-        update(ids, status="failed", last_error=outcome.message, provider_message_id=None)
-        return done
+        done.update(_settle_held(conn, batch.held, now))
+        if outcome.kind == "failed":
+            update([row.id for row in sent_rows], status="failed", last_error=outcome.message,
+                   provider_message_id=None)
+            return done
     refused = {sent_rows[i].id: message for i, message in outcome.errors.items()}
     for error, refused_ids in _group(refused).items():
         update(refused_ids, status="failed", last_error=f"rejected by Resend: {error}", provider_message_id=None)
-    accepted = [(row, email_id) for row, email_id in zip(sent_rows, outcome.ids) if row.id not in refused]
+    ids = outcome.ids or [None] * len(sent_rows)
+    accepted = [(row, email_id) for row, email_id in zip(sent_rows, ids) if row.id not in refused]
     _record_sent(conn, mine, accepted, outcome.message, now, done)
     return done
+
+
+def _record_retry(conn: Connection, mine, batch: Batch, sent_rows: list, outcome: Outcome, now: dt.datetime,
+                  settings: EmailSettings, update, done: collections.Counter) -> None:
+    """Not answered (5xx, network) or rate-limited (429): back to ``pending`` after a backoff,
+    or ``failed`` when every row's attempts are used up."""
+    ids = [row.id for row in sent_rows]
+    tried = {row.id: row.attempts + (0 if outcome.rate_limited else 1) for row in sent_rows}
+    if not outcome.rate_limited and all(n >= settings.max_attempts for n in tried.values()):
+        update(ids, status="failed", provider_message_id=None,
+               last_error=f"gave up after {max(tried.values(), default=0)} attempts: {outcome.message}")
+        done.update(_settle_held(conn, batch.held, now))
+        return
+    keep_key = batch.resend or not outcome.rate_limited  # a 429 on a first request: never processed
+    next_at = now + backoff(max(tried.values(), default=1), outcome.retry_after)
+    update(ids, status="pending", last_error=outcome.message, next_attempt_at=next_at,
+           attempts=o.c.attempts - (1 if outcome.rate_limited else 0),
+           **({} if keep_key else {"provider_message_id": None, "batch_started_at": None}))
+    held_ids = [h.row.id for h in batch.held]
+    if held_ids:  # still undecided: they wait with their batch, due at the same time
+        conn.execute(o.update().where(mine, o.c.id.in_(held_ids)).values(
+            status="pending", updated_at=now, next_attempt_at=next_at))
 
 
 def _record_sent(conn: Connection, mine, accepted: list, message: str, now: dt.datetime,

@@ -116,9 +116,10 @@ def _first_answer(batch: Batch, settings: EmailSettings, brand: Brand, conflict:
     if render_errors:
         return conflict
     again = send_batch(settings, emails, batch.key)
-    if again.kind != "sent" or again.earlier or again.errors:
+    if again.kind != "sent" or again.earlier:
         return conflict  # the content changed since: the ids stay unknown
-    return Outcome("sent", "sent by an earlier request under this idempotency key", ids=again.ids, earlier=True)
+    return Outcome("sent", "sent by an earlier request under this idempotency key", ids=again.ids,
+                   errors=again.errors, earlier=True)
 
 
 def _email(row, facts, settings: EmailSettings, brand: Brand) -> dict:
