@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from dashboard import schema as s
 from dashboard.auth import Actor, PermissionDenied
 from dashboard.config import ROOT
-from jobs.emails.outbox import RetryRefused, decide, retry, skip_reason
+from jobs.emails.outbox import RetryRefused, decide, skip_reason
 from jobs.emails.worker import run_loop, run_once
 from emails_support import (
     MINUTE, NOW, SUPPORT, add_mechanic, add_person, add_session, crash_after_sending, delivered_outbox_ids,
@@ -252,10 +252,10 @@ def test_admin_retry_sends_a_failed_email_again_and_is_audited(engine, resend_ap
     (row,) = outbox_rows(engine).values()
     admin = Actor("boss@pitwall.example", "admin")
     with pytest.raises(PermissionDenied):
-        retry(engine, Actor("help@pitwall.example", "support"), row["id"], NOW)
-    retry(engine, admin, row["id"], NOW + MINUTE)
-    with pytest.raises(RetryRefused, match="Only failed emails"):
-        retry(engine, admin, row["id"], NOW + MINUTE)
+        decide(engine, Actor("help@pitwall.example", "support"), row["id"], "retry", NOW)
+    decide(engine, admin, row["id"], "retry", NOW + MINUTE)
+    with pytest.raises(RetryRefused, match="Only failed emails can be retried"):
+        decide(engine, admin, row["id"], "retry", NOW + MINUTE)
     run_once(engine, settings, clock=at(NOW + 2 * MINUTE))
     (row,) = outbox_rows(engine).values()
     assert row["status"] == "sent" and row["attempts"] == 1 and len(resend_api.deliveries) == 1
@@ -421,6 +421,8 @@ def test_decisions_are_refused_for_the_wrong_row_role_or_decision(engine, resend
         decide(engine, admin, row["id"], "delete", NOW)
     with pytest.raises(RetryRefused, match="There is no email"):
         decide(engine, admin, uuid.uuid4(), "send_again", NOW)
+    with pytest.raises(RetryRefused, match="'1; DROP TABLE email_outbox' is not an email id"):
+        decide(engine, admin, "1; DROP TABLE email_outbox", "send_again", NOW)
     with pytest.raises(PermissionDenied):
         decide(engine, Actor("help@pitwall.example", "support"), row["id"], "send_again", NOW)
     with engine.connect() as conn:

@@ -364,6 +364,10 @@ def decide(engine: Engine, actor: Actor | None, outbox_id: uuid.UUID, decision: 
     if decision not in DECISIONS:
         raise RetryRefused(f"Unknown decision {decision!r}.")
     status, action, values = DECISIONS[decision]
+    try:
+        outbox_id = uuid.UUID(str(outbox_id))
+    except ValueError:
+        raise RetryRefused(f"{str(outbox_id)[:40]!r} is not an email id.") from None
     with engine.begin() as conn:
         row = conn.execute(sa.select(o).where(o.c.id == outbox_id)).mappings().one_or_none()
         if row is None:
@@ -375,12 +379,11 @@ def decide(engine: Engine, actor: Actor | None, outbox_id: uuid.UUID, decision: 
         if decision == "mark_sent":
             change = {**values, "sent_at": row["batch_started_at"] or now, "provider_message_id": None,
                       "last_error": "Marked as sent by an admin after checking Resend's log."}
-        conn.execute(o.update().where(o.c.id == outbox_id, o.c.status == status).values(updated_at=now, **change))
+        changed = conn.execute(o.update().where(o.c.id == outbox_id, o.c.status == status)
+                               .values(updated_at=now, **change)).rowcount
+        if changed != 1:  # the job or another admin changed it meanwhile
+            raise RetryRefused("This email changed meanwhile: reload the page and decide again.")
         record_audit(conn, actor, action, "email_outbox", outbox_id,
                      before={k: row[k] for k in ("status", "attempts", "last_error")},
                      after=dict(values))
 
-
-def retry(engine: Engine, actor: Actor | None, outbox_id: uuid.UUID, now: dt.datetime) -> None:
-    """Send a failed email again (see ``decide``)."""
-    decide(engine, actor, outbox_id, "retry", now)
