@@ -7,7 +7,6 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -19,7 +18,7 @@ import sqlalchemy as sa
 from dashboard import schema as s
 from dashboard.auth import Actor, PermissionDenied
 from dashboard.config import ROOT
-from jobs.emails.outbox import RetryRefused, decide, skip_reason
+from jobs.emails.outbox import RetryRefused, decide, enqueue, skip_reason
 from jobs.emails.worker import run_loop, run_once
 from emails_support import (
     MINUTE, NOW, SUPPORT, add_mechanic, add_person, add_session, crash_after_sending, delivered_outbox_ids,
@@ -289,7 +288,6 @@ def test_a_row_out_of_attempts_fails_alone_and_its_batch_is_sent(engine, resend_
         worn, *fresh = [add_session(conn, add_person(conn, f"{n}@example.com")) for n in "abc"]
     settings = settings_for(resend_api, PITWALL_EMAIL_MAX_ATTEMPTS="5")
     with engine.begin() as conn:  # the first row has four attempts behind it, the others none
-        from jobs.emails.outbox import enqueue
         enqueue(conn, NOW, settings)
         conn.execute(s.email_outbox.update().where(s.email_outbox.c.session_id == worn).values(attempts=4))
     resend_api.fail_next(500, "application_error")
@@ -316,10 +314,11 @@ def test_a_resent_batch_applies_every_rule_again(engine, resend_api):
     resend_api.fail_next(500, "application_error")  # not processed: the re-send decides
     run_once(engine, settings, clock=at(NOW))
     with engine.begin() as conn:
-        sessions = s.sessions.update().where
-        conn.execute(sessions(s.sessions.c.id == sid["cancelled"]).values(status="cancelled"))
+        session = s.sessions.c.id
+        conn.execute(s.sessions.update().where(session == sid["cancelled"]).values(status="cancelled"))
         conn.execute(s.profiles.update().where(s.profiles.c.id == people["opted_out"]).values(email_opt_out=True))
-        conn.execute(sessions(s.sessions.c.id == sid["started"]).values(status="live", started_at=NOW + MINUTE))
+        conn.execute(s.sessions.update().where(session == sid["started"]).values(status="live",
+                                                                                 started_at=NOW + MINUTE))
     run_once(engine, settings, clock=at(NOW + 2 * MINUTE))
     rows = {name: outbox_rows(engine)[(sid[name], "booking_confirmed")] for name in names}
     assert {name: (row["status"], row["skip_reason"]) for name, row in rows.items()} == {
