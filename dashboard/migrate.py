@@ -7,6 +7,10 @@ that step are added where missing. Every step is idempotent.
 
 DuckDB cannot add a column with a CHECK or add a constraint to a table, so on
 DuckDB a table that gains columns is rebuilt (create, copy, drop, rename).
+
+A constraint that a later step replaces (e.g. a status CHECK that gains a value)
+carries ``info["replaced_in"]``: it belongs to the schema up to that step, and that
+step drops it (PostgreSQL) or rebuilds the table (DuckDB) before adding the new one.
 """
 
 from __future__ import annotations
@@ -37,6 +41,16 @@ def _upto(step: str) -> set[str]:
     return set(STEPS[: STEPS.index(step) + 1])
 
 
+def _current(item, table: sa.Table, steps: set[str]) -> bool:
+    return step_of(item, table) in steps and item.info.get("replaced_in") not in steps
+
+
+def _replaced(table: sa.Table, step: str) -> list[sa.Constraint]:
+    """The constraints of ``table`` (in ``dashboard.schema``) that ``step`` replaces."""
+    full = metadata.tables[table.key]
+    return [c for c in full.constraints if c.info.get("replaced_in") == step]
+
+
 def schema_as_of(step: str) -> sa.MetaData:
     """A MetaData holding every table, column, constraint and index up to ``step``."""
     steps = _upto(step)
@@ -46,7 +60,7 @@ def schema_as_of(step: str) -> sa.MetaData:
             continue
         items: list = [c._copy() for c in table.columns if step_of(c, table) in steps]
         for cons in table.constraints:
-            if step_of(cons, table) not in steps or isinstance(cons, sa.PrimaryKeyConstraint):
+            if not _current(cons, table, steps) or isinstance(cons, sa.PrimaryKeyConstraint):
                 continue
             if isinstance(cons, sa.CheckConstraint):
                 items.append(sa.CheckConstraint(cons.sqltext, name=cons.name))
@@ -111,14 +125,20 @@ def _rebuild_duckdb(conn: Connection, table: sa.Table, kept: set[str]) -> None:
     conn.execute(sa.text(f"ALTER TABLE {new} RENAME TO {prep.quote(table.name)}"))
 
 
-def _add_missing(conn: Connection, table: sa.Table) -> None:
-    """Add the columns and constraints of ``table`` that the database lacks."""
+def _add_missing(conn: Connection, table: sa.Table, step: str) -> None:
+    """Add the columns and constraints of ``table`` that the database lacks, replacing
+    the constraints that ``step`` replaces."""
     existing = _existing_columns(conn, table)
     missing = [c for c in table.columns if c.name not in existing]
+    replaced = _replaced(table, step)
     if conn.dialect.name == "duckdb":
-        if missing:
+        if missing or replaced:
             _rebuild_duckdb(conn, table, existing)
         return
+    prep = conn.dialect.identifier_preparer
+    for cons in replaced:
+        conn.execute(sa.text(f"ALTER TABLE {prep.format_table(table)} DROP CONSTRAINT IF EXISTS "
+                             f"{prep.format_constraint(cons)}"))
     for column in missing:
         ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
         conn.execute(sa.text(f"ALTER TABLE {conn.dialect.identifier_preparer.format_table(table)} "
@@ -142,7 +162,7 @@ def apply_step(conn: Connection, step: str) -> None:
         if not exists:
             table.create(conn)
         else:
-            _add_missing(conn, table)
+            _add_missing(conn, table, step)
         if conn.dialect.name == "postgresql":
             for index in table.indexes:
                 conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))

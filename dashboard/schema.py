@@ -54,7 +54,7 @@ EMAIL_MILESTONES = (
     "booking_confirmed", "mechanic_assigned", "session_starting", "session_ended",
     "summary_delivered", "mechanic_nudge", "support_alert",
 )
-EMAIL_STATUSES = ("pending", "sending", "sent", "failed", "skipped")
+EMAIL_STATUSES = ("pending", "sending", "sent", "failed", "skipped", "uncertain")  # uncertain: step 18
 
 # Price multipliers of availability slots: 0.50x to 3.00x, two decimals.
 MULTIPLIER_MIN = "0.50"
@@ -382,7 +382,7 @@ email_outbox = sa.Table(
     _fk("session_id", "sessions.id", "CASCADE"),
     sa.UniqueConstraint("session_id", "milestone", "recipient"),
     sa.CheckConstraint(_in("milestone", EMAIL_MILESTONES), name="milestone"),
-    sa.CheckConstraint(_in("status", EMAIL_STATUSES), name="status"),
+    sa.CheckConstraint(_in("status", EMAIL_STATUSES[:5]), name="status", info={"replaced_in": "18"}),
     sa.CheckConstraint("attempts >= 0", name="attempts"),
     info={"step": "12"},
 )
@@ -645,10 +645,21 @@ _index("ix_upsell_recommendations_purchased_at", upsell_recommendations.c.purcha
 
 # --- end of 17 ----------------------------------------------------------------------
 
+# --- 18 email outbox: batches that may have reached Resend -------------------------
+# (jobs/emails/outbox.py holds the rules that use these)
+
+# When the row's batch key was first used: past Resend's idempotency window the key no
+# longer protects a re-send, and the row is held as ``uncertain`` for an admin to decide.
+for _column in _step("18", sa.Column("batch_started_at", sa.DateTime(timezone=True))):
+    email_outbox.append_column(_column)
+email_outbox.append_constraint(sa.CheckConstraint(_in("status", EMAIL_STATUSES), name="status", info={"step": "18"}))
+
+# --- end of 18 ----------------------------------------------------------------------
+
 # Migration steps in order; 13 and later are Pitwall's feature steps
 # (13: reputation moderation, 14: scheduling and pricing, 15: follow-up lifecycle, 16: CRM upsell catalogue,
-# 17: indexes for period filters).
-STEPS = ("base", "08", "09", "10", "11", "12", "13", "14", "15", "16", "17")
+# 17: indexes for period filters, 18: email outbox uncertain status).
+STEPS = ("base", "08", "09", "10", "11", "12", "13", "14", "15", "16", "17", "18")
 
 
 def step_of(item, table: sa.Table | None = None) -> str:

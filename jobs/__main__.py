@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--database", required=True, help="PostgreSQL URL of a database loaded with demo data")
     bench.add_argument("--emails", type=int, default=10_000, help="due emails to create and send (default 10000)")
     bench.add_argument("--workers", type=int, default=1, help="job processes running at once (default 1)")
+    bench.add_argument("--faults", action="store_true",
+                       help="send through faults (a stale in-flight batch, a killed worker, a 500, 429s) and count "
+                            "duplicates and losses instead of timing")
     bench.set_defaults(run=_emails_bench)
     funnel = commands.add_parser("funnel", help="bring the CRM funnel roll-up up to date")
     funnel.add_argument("--rebuild", action="store_true", help="recompute every customer, not only the changed")

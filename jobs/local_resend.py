@@ -5,7 +5,9 @@ It answers ``POST /emails`` and ``POST /emails/batch`` like Resend does:
 - a bearer key is required (401 ``missing_api_key`` otherwise);
 - ``Idempotency-Key``: the same key with the same body gets the first answer
   again and delivers nothing new; the same key with another body gets
-  409 ``invalid_idempotent_request``;
+  409 ``invalid_idempotent_request``; a key is remembered for 24 hours, as by
+  Resend (``age_keys(seconds)`` makes the remembered keys older, for tests of a
+  re-send after the window);
 - a batch holds at most 100 emails; an email without ``from``, ``subject`` or a
   valid ``to`` fails the whole batch with 422 (strict mode) or is listed in
   ``errors`` by index while the others are delivered (``x-batch-validation: permissive``);
@@ -16,6 +18,8 @@ It answers ``POST /emails`` and ``POST /emails/batch`` like Resend does:
 request is repeated with its idempotency key); ``requests`` every request.
 ``hold_next()`` delivers the next request, then keeps its answer back until
 ``release()``: the client is stuck between "sent" and "answered", as in a crash.
+``stop()`` closes the port (connections are refused) and ``start()`` opens it
+again with everything remembered, as in an outage of Resend.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 BATCH_LIMIT = 100
+IDEMPOTENCY_SECONDS = 24 * 3600
 
 
 @dataclass
@@ -51,7 +56,7 @@ class _State:
     deliveries: list[Delivery] = field(default_factory=list)
     requests: list[dict] = field(default_factory=list)
     failures: collections.deque = field(default_factory=collections.deque)
-    answers: dict = field(default_factory=dict)  # idempotency key -> (body hash, status, answer)
+    answers: dict = field(default_factory=dict)  # idempotency key -> (body hash, status, answer, stored at)
     hold_next: bool = False
     release: threading.Event = field(default_factory=threading.Event)
     held: threading.Event = field(default_factory=threading.Event)
@@ -77,23 +82,43 @@ class LocalResend:
         self.delay = delay  # seconds each request takes, to make workers overlap
         self._state = _State()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._server = self._listen(0)
+        self._port = self._server.server_address[1]
+        self._running = False
+
+    def _listen(self, port: int) -> ThreadingHTTPServer:
+        server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        server.daemon_threads = True
+        return server
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._port}"
 
     def __enter__(self) -> LocalResend:
-        self._thread.start()
+        self.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.release()
-        self._server.shutdown()
-        self._server.server_close()
+        self.stop()
+
+    def start(self) -> None:
+        """Serve (again, on the same port, with the same memory)."""
+        if self._running:
+            return
+        if self._server is None:
+            self._server = self._listen(self._port)
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        self._running = True
+
+    def stop(self) -> None:
+        """Close the port: clients get "connection refused" until ``start()``."""
+        if self._server is not None:
+            if self._running:
+                self._server.shutdown()
+            self._server.server_close()
+            self._server, self._running = None, False
 
     # --- what the tests and the benchmark use ---------------------------------------
 
@@ -123,6 +148,12 @@ class LocalResend:
         with self._lock:
             self._state.release.set()
 
+    def age_keys(self, seconds: float) -> None:
+        """Make every remembered idempotency key ``seconds`` older (past 24 hours it is forgotten)."""
+        with self._lock:
+            self._state.answers = {key: (*entry[:3], entry[3] - seconds)
+                                   for key, entry in self._state.answers.items()}
+
     # --- the API --------------------------------------------------------------------
 
     def _answer(self, path: str, headers: dict, body: bytes) -> tuple[int, dict, dict]:
@@ -136,8 +167,11 @@ class LocalResend:
         digest = hashlib.sha256(path.encode() + body).hexdigest()
         with self._lock:
             self._state.requests.append({"path": path, "headers": headers, "body": body})
-            if key in self._state.answers:
-                first_digest, status, answer = self._state.answers[key]
+            remembered = self._state.answers.get(key)
+            if remembered and time.time() - remembered[3] > IDEMPOTENCY_SECONDS:
+                del self._state.answers[key]  # forgotten, as by Resend after its window
+            elif remembered:
+                first_digest, status, answer, _ = remembered
                 if first_digest != digest:
                     return 409, {}, _error(409, "invalid_idempotent_request",
                                            "Same idempotency key used with a different request payload.")
@@ -148,7 +182,7 @@ class LocalResend:
                 return failure.status, extra, _error(failure.status, failure.name, f"Scripted {failure.status}.")
             status, answer = self._deliver(path, headers, body, key)
             if key is not None and status == 200:
-                self._state.answers[key] = (digest, status, answer)
+                self._state.answers[key] = (digest, status, answer, time.time())
             return status, {}, answer
 
     def _deliver(self, path: str, headers: dict, body: bytes, key: str | None) -> tuple[int, dict]:

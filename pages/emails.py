@@ -1,9 +1,11 @@
 """Emails (admin): the milestone emails the job queued, sent, skipped or failed,
-the last error of the failed ones with a retry, and a preview of every template.
+the last error of the failed ones with a retry, the uncertain ones (their batch
+may have reached Resend, too long ago to re-send safely) with "Mark as sent" and
+"Send again", and a preview of every template.
 
 The sidebar's period filters by the day an email was queued, in the display
-timezone. Retry and "Run now" check the admin role on the server, write an
-audit row and clear the cached queries. Addresses and errors are shown with
+timezone. Retry, the decisions on uncertain emails and "Run now" check the admin
+role on the server, write an audit row and clear the cached queries. Addresses and errors are shown with
 ``st.dataframe``/``st.code`` or escaped, never as Markdown or HTML; the template
 previews render a built-in sample session, not data from the database.
 """
@@ -18,7 +20,7 @@ from dashboard import ui
 from dashboard.auth import PermissionDenied
 from dashboard.config import ConfigError
 from dashboard.schema import EMAIL_MILESTONES, EMAIL_STATUSES
-from jobs.emails.outbox import RetryRefused, retry
+from jobs.emails.outbox import RetryRefused, decide
 from jobs.emails.render import email_context, load_brand, render, sample_facts
 from jobs.emails.settings import load_email_settings
 from jobs.emails.worker import run_now, utc_now
@@ -29,23 +31,30 @@ MILESTONE_LABELS = {
     "session_starting": "Session starting", "session_ended": "Session ended",
     "summary_delivered": "Summary delivered", "mechanic_nudge": "Mechanic nudge", "support_alert": "Support alert",
 }
-STATUS_LABELS = {"pending": "Waiting", "sending": "Sending", "sent": "Sent", "failed": "Failed", "skipped": "Skipped"}
+STATUS_LABELS = {"pending": "Waiting", "sending": "Sending", "sent": "Sent", "failed": "Failed", "skipped": "Skipped",
+                 "uncertain": "Uncertain"}
 STATUS_COLORS = {"sent": "#0F766E", "pending": "#A16207", "sending": "#1D4ED8", "failed": "#B91C1C",
-                 "skipped": "#94A3B8"}
-FAILED_SHOWN = 20
+                 "skipped": "#94A3B8", "uncertain": "#7C3AED"}
+SHOWN = 20  # cards per tab (failed, uncertain)
 NOTICE = "emails_notice"
+DECIDED = {
+    "retry": ("Queued again: the job sends it on its next run.", ":material/replay:"),
+    "send_again": ("Queued again: the job checks the rules and sends it on its next run.", ":material/replay:"),
+    "mark_sent": ("Recorded as sent.", ":material/check_circle:"),
+}
 
 
 @ui.write_action
-def retry_email(outbox_id: uuid.UUID) -> None:
-    """Button callback: retry on the server (role checked there), then refresh every cached query."""
+def decide_email(outbox_id: uuid.UUID, decision: str) -> None:
+    """Button callback: the decision on the server (role checked there), then refresh every cached query."""
     try:
-        retry(ui.write_engine(), ui.actor(), outbox_id, utc_now())
+        decide(ui.write_engine(), ui.actor(), outbox_id, decision, utc_now())
     except (PermissionDenied, RetryRefused) as exc:
         st.session_state[NOTICE] = str(exc)
         return
     ui.clear_query_cache()
-    st.toast("Queued again: the job sends it on its next run.", icon=":material/replay:")
+    message, icon = DECIDED[decision]
+    st.toast(message, icon=icon)
 
 
 @ui.write_action
@@ -84,13 +93,32 @@ def outbox_table(outbox, tz: str) -> None:
     if len(outbox) == q.OUTBOX_LIMIT:
         st.caption(f"The newest {q.OUTBOX_LIMIT:,} emails; narrow the filters to see older ones.")
 
+
+def email_card(row, when: str, missing: str) -> None:
+    """What an admin decides on: the milestone, attempts, recipient and last error, as plain text."""
+    st.markdown(f"**{MILESTONE_LABELS[row.milestone]}** · {ui.plural(row.attempts, 'attempt')} · {when}")
+    st.text(f"To: {row.recipient or 'no address'}")
+    st.code(row.last_error or missing, language=None, wrap_lines=True)
+
+
 def failed_card(row, tz: str) -> None:
     with st.container(border=True):
-        st.markdown(f"**{MILESTONE_LABELS[row.milestone]}** · {ui.plural(row.attempts, 'attempt')} · "
-                    f"failed {ui.fmt_datetime(row.updated_at, tz)}")
-        st.text(f"To: {row.recipient or 'no address'}")
-        st.code(row.last_error or "No error recorded.", language=None, wrap_lines=True)
-        st.button("Retry", key=f"retry_{row.id}", icon=":material/replay:", on_click=retry_email, args=(row.id,))
+        email_card(row, f"failed {ui.fmt_datetime(row.updated_at, tz)}", "No error recorded.")
+        st.button("Retry", key=f"retry_{row.id}", icon=":material/replay:", on_click=decide_email,
+                  args=(row.id, "retry"))
+
+
+def uncertain_card(row, tz: str) -> None:
+    with st.container(border=True):
+        email_card(row, f"its batch was first sent {ui.fmt_datetime(row.batch_started_at, tz)}",
+                   "No answer recorded.")
+        with st.container(horizontal=True):
+            st.button("Mark as sent", key=f"mark_sent_{row.id}", icon=":material/check_circle:",
+                      on_click=decide_email, args=(row.id, "mark_sent"),
+                      help="Resend's log shows this email: record it as sent, send nothing.")
+            st.button("Send again", key=f"send_again_{row.id}", icon=":material/replay:",
+                      on_click=decide_email, args=(row.id, "send_again"),
+                      help="Resend's log does not show it: the job checks the rules again and sends it.")
 
 
 def template_preview(settings) -> None:
@@ -138,6 +166,9 @@ ui.kpi_row([
     ui.Kpi("Skipped", ui.fmt_count(totals.get("skipped", 0)),
            help="Not sent on purpose: opted out, no address, late or too old; the reason is in the outbox."),
     ui.Kpi("Failed", ui.fmt_count(totals.get("failed", 0)), help="Refused by Resend or out of attempts."),
+    ui.Kpi("Uncertain", ui.fmt_count(totals.get("uncertain", 0)),
+           help="May have reached Resend before a worker stopped, too long ago to re-send safely: "
+                "an admin decides in the Uncertain tab."),
 ])
 st.caption(f"Emails queued from {period.start:%d %b %Y} to {period.end:%d %b %Y} ({period.tz}).")
 
@@ -149,13 +180,14 @@ else:
     fig = px.bar(shown.assign(status=shown.status.map(STATUS_LABELS)), x="day", y="emails", color="status",
                  color_discrete_map={STATUS_LABELS[k]: v for k, v in STATUS_COLORS.items()},
                  category_orders={"status": [STATUS_LABELS[s] for s in ("sent", "pending", "sending", "skipped",
-                                                                         "failed")]})
+                                                                         "failed", "uncertain")]})
     fig.update_traces(hovertemplate="%{x|%a %d %b %Y}: %{y:,} %{fullData.name}<extra></extra>")
     fig.update_layout(legend=dict(title=None, xanchor="right", x=1))
     ui.chart(fig, title="Emails queued per day, by status", x_title=f"Day ({period.tz})",
              y_title="Emails (count)")
 
-outbox_tab, failed_tab, templates_tab = st.tabs(["Outbox", "Failed emails", "Templates"])
+outbox_tab, failed_tab, uncertain_tab, templates_tab = st.tabs(
+    ["Outbox", "Failed emails", "Uncertain emails", "Templates"])
 with outbox_tab:
     outbox = ui.run_query(q.outbox, loading="the outbox", period=period, milestones=milestones, statuses=statuses)
     if outbox.empty:
@@ -164,13 +196,26 @@ with outbox_tab:
         outbox_table(outbox, period.tz)
 
 with failed_tab:
-    failed = ui.run_query(q.failed, loading="failed emails", limit=FAILED_SHOWN)
+    failed = ui.run_query(q.awaiting_decision, loading="failed emails", status="failed", limit=SHOWN)
     if failed.empty:
         ui.empty_state("No email has failed.", "Emails Resend refuses, or that run out of attempts, show here.")
     for row in failed.itertuples():
         failed_card(row, period.tz)
-    if len(failed) == FAILED_SHOWN:
-        st.caption(f"The {FAILED_SHOWN} most recent failures; filter the outbox by status Failed to see all.")
+    if len(failed) == SHOWN:
+        st.caption(f"The {SHOWN} most recent failures; filter the outbox by status Failed to see all.")
+
+with uncertain_tab:
+    uncertain = ui.run_query(q.awaiting_decision, loading="uncertain emails", status="uncertain", limit=SHOWN)
+    if uncertain.empty:
+        ui.empty_state("No email is uncertain.", "An email whose batch may have reached Resend more than "
+                       "a day before the job could check shows here, for you to decide.")
+    else:
+        st.caption("Find each email in Resend's log (by recipient and time), then mark it as sent, "
+                   "or send it again if Resend has no trace of it.")
+    for row in uncertain.itertuples():
+        uncertain_card(row, period.tz)
+    if len(uncertain) == SHOWN:
+        st.caption(f"The {SHOWN} most recent; filter the outbox by status Uncertain to see all.")
 
 with templates_tab:
     template_preview(settings)

@@ -5,7 +5,9 @@ Due rules. ``now`` is the job's clock; each milestone is found by its own
 timestamp and state, within a look-back window (``since``) so that every rule is
 an index range scan (``ix_sessions_status_scheduled`` or ``ix_sessions_ended_at``)
 rather than a scan of all sessions. A milestone with an outbox row for the
-session is never due again.
+session is never due again. Whether a due email is sent or skipped (opted out,
+late, too old) is ``jobs.emails.outbox.skip_reason``'s rule, applied when it is
+queued and again before each send.
 
 | milestone           | due when                                                       | event time            |
 |---------------------|----------------------------------------------------------------|-----------------------|
@@ -44,6 +46,7 @@ from dashboard.schema import (
 from queries.registry import register
 
 CUSTOMER_MILESTONES = EMAIL_MILESTONES[:5]
+BEFORE_START = ("booking_confirmed", "mechanic_assigned", "session_starting")  # late once the session starts
 STARTING_LEAD = dt.timedelta(minutes=5)
 NUDGE_AFTER = dt.timedelta(minutes=3)
 NO_MECHANIC_AFTER = dt.timedelta(minutes=2)
@@ -191,16 +194,21 @@ def status_counts_per_day(conn: Connection, *, period: Period, milestones: tuple
     return frame.astype({"emails": "int64"})
 
 
-def failed(conn: Connection, *, limit: int = 200) -> pd.DataFrame:
-    """The newest ``limit`` failed rows (of any date) with their last error, newest change first."""
-    query = (sa.select(email_outbox.c.id, email_outbox.c.updated_at, email_outbox.c.milestone,
-                       email_outbox.c.recipient, email_outbox.c.attempts, email_outbox.c.last_error,
-                       email_outbox.c.session_id)
-             .where(email_outbox.c.status == "failed")
+DECISION_STATUSES = ("failed", "uncertain")  # the rows an admin acts on (Retry; Mark as sent / Send again)
+DECISION_COLUMNS = ["id", "updated_at", "milestone", "recipient", "attempts", "last_error", "batch_started_at",
+                    "session_id"]
+
+
+def awaiting_decision(conn: Connection, *, status: str = "failed", limit: int = 200) -> pd.DataFrame:
+    """The newest ``limit`` rows (of any date) of ``status`` (failed or uncertain) with their
+    last error, newest change first; columns DECISION_COLUMNS."""
+    if status not in DECISION_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(DECISION_STATUSES)}, got {status!r}")
+    query = (sa.select(*[email_outbox.c[name] for name in DECISION_COLUMNS])
+             .where(email_outbox.c.status == status)
              .order_by(email_outbox.c.updated_at.desc().nulls_last(), email_outbox.c.id).limit(limit))
-    return _utc(pd.DataFrame(conn.execute(query).mappings().all(),
-                             columns=["id", "updated_at", "milestone", "recipient", "attempts", "last_error",
-                                      "session_id"]), "updated_at")
+    return _utc(pd.DataFrame(conn.execute(query).mappings().all(), columns=DECISION_COLUMNS),
+                "updated_at", "batch_started_at")
 
 
 def _utc(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
@@ -214,4 +222,5 @@ for _milestone in EMAIL_MILESTONES:
                                                            since=ctx.end - DEFAULT_LOOKBACK))
 register("emails.outbox", lambda conn, ctx: outbox(conn, period=ctx.period))
 register("emails.status_counts_per_day", lambda conn, ctx: status_counts_per_day(conn, period=ctx.period))
-register("emails.failed", lambda conn, ctx: failed(conn))
+for _status in DECISION_STATUSES:
+    register(f"emails.{_status}", lambda conn, ctx, status=_status: awaiting_decision(conn, status=status))

@@ -1,5 +1,6 @@
-"""Shared pieces of the email tests: a loopback Resend, settings that point at it,
-and sessions at each stage of their life, written row by row."""
+"""Shared pieces of the email tests: a loopback Resend, settings that point at it
+(also as the environment of a job subprocess), sessions at each stage of their
+life written row by row, and a worker that stops between sending and recording."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ import uuid
 import pytest
 
 from dashboard import schema as s
+from jobs.emails.outbox import claim, enqueue
+from jobs.emails.render import load_brand
+from jobs.emails.sender import send_batch
 from jobs.emails.settings import EmailSettings, load_email_settings
+from jobs.emails.worker import render_batch
 from jobs.local_resend import LocalResend
 
 NOW = dt.datetime(2026, 3, 3, 12, 0, tzinfo=dt.timezone.utc)
@@ -23,11 +28,14 @@ def resend_api():
         yield server
 
 
-def settings_for(server: LocalResend, **env: str) -> EmailSettings:
-    base = {"RESEND_API_KEY": server.api_key, "RESEND_API_URL": server.url,
+def settings_env(server: LocalResend, **env: str) -> dict[str, str]:
+    return {"RESEND_API_KEY": server.api_key, "RESEND_API_URL": server.url,
             "PITWALL_EMAIL_FROM": "Pitwall <mail@pitwall.example>", "PITWALL_SUPPORT_EMAIL": SUPPORT,
-            "PITWALL_APP_URL": "https://app.example.com"}
-    return load_email_settings({**base, **env}, secrets={})
+            "PITWALL_APP_URL": "https://app.example.com", **env}
+
+
+def settings_for(server: LocalResend, **env: str) -> EmailSettings:
+    return load_email_settings(settings_env(server, **env), secrets={})
 
 
 def add_person(conn, email: str, name: str | None = "Sam Driver", *, opt_out: bool = False,
@@ -63,3 +71,14 @@ def add_session(conn, customer_id: uuid.UUID, *, status: str = "scheduled", mech
 def delivered_outbox_ids(server: LocalResend) -> list[str]:
     """The outbox id of every email the server delivered (one entry per delivery)."""
     return [tag["value"] for d in server.deliveries for tag in d.email["tags"] if tag["name"] == "outbox_id"]
+
+
+def crash_after_sending(engine, settings: EmailSettings, now: dt.datetime) -> str:
+    """What a worker killed between Resend's answer and its commit leaves behind: the due emails
+    enqueued, one batch claimed and sent, nothing recorded. Returns the batch's key."""
+    with engine.begin() as conn:
+        enqueue(conn, now, settings)
+        batch = claim(conn, now, settings)
+    emails, errors = render_batch(batch.rows, batch.facts, settings, load_brand(settings.brand_name))
+    assert not errors and send_batch(settings, emails, batch.key).kind == "sent"
+    return batch.key

@@ -50,6 +50,20 @@ def outbox(engine, resend_api, monkeypatch, tmp_path):
     return engine, failed_id, due
 
 
+@pytest.fixture
+def uncertain(outbox):
+    """Two uncertain emails today: their batch went out 26 hours ago and was never answered."""
+    engine = outbox[0]
+    started = NOW - dt.timedelta(hours=26)
+    with engine.begin() as conn:
+        sid = add_session(conn, add_person(conn, "unsure@example.com"), created_at=NOW - dt.timedelta(days=2))
+        return [conn.execute(s.email_outbox.insert().returning(s.email_outbox.c.id).values(
+            session_id=sid, milestone=milestone, recipient="unsure@example.com", status="uncertain", attempts=1,
+            provider_message_id="pitwall-batch/5d1e", batch_started_at=started, created_at=NOW - dt.timedelta(minutes=3),
+            updated_at=NOW, last_error="Its batch may have reached Resend")).scalar_one()
+            for milestone in ("booking_confirmed", "mechanic_assigned")]
+
+
 def open_page(engine, actor: Actor = ADMIN) -> AppTest:
     at = AppTest.from_file(str(PAGE), default_timeout=60)
     settings = Settings(database_url=engine.url.render_as_string(hide_password=False), read_url=None,
@@ -77,6 +91,10 @@ def test_the_page_shows_counts_outbox_failures_and_template_previews(outbox):
         "1", "1", "1", "0")
     table = at.dataframe[0].value
     assert sorted(table["status"]) == ["Failed", "Sent", "Skipped"]
+    assert metric(at, "Uncertain") == "0"
+    assert any("No email is uncertain." in i.value for i in at.info)
+    assert at.multiselect(key="emails_statuses").options == [  # one label per status in the schema's CHECK
+        "Waiting", "Sending", "Sent", "Failed", "Skipped", "Uncertain"]
     assert "customer opted out of emails" in set(table["skip_reason"])
     assert at.code[0].value == "422 validation_error: Invalid `to` field"
     assert "To: <b>x</b>@example.com" in [t.value for t in at.text]  # plain text, never markup
@@ -134,3 +152,36 @@ def test_run_now_is_disabled_without_an_api_key(outbox, monkeypatch):
     at = open_page(outbox[0])
     run = next(b for b in at.button if b.label == "Run now")
     assert run.disabled and "RESEND_API_KEY" in run.help
+
+
+def test_admins_mark_uncertain_emails_as_sent_or_send_them_again_audited(outbox, uncertain):
+    engine = outbox[0]
+    mark, again = uncertain
+    at = open_page(engine)
+    assert metric(at, "Uncertain") == "2"
+    assert "Its batch may have reached Resend" in [c.value for c in at.code]
+    at.button(key=f"mark_sent_{mark}").click().run()
+    at.button(key=f"send_again_{again}").click().run()
+    assert not at.exception and not at.warning
+    with engine.connect() as conn:
+        rows = {r["id"]: r for r in conn.execute(sa.select(s.email_outbox).where(
+            s.email_outbox.c.id.in_(uncertain))).mappings()}
+    assert (rows[mark]["status"], rows[mark]["sent_at"]) == ("sent", NOW - dt.timedelta(hours=26))
+    assert (rows[again]["status"], rows[again]["attempts"], rows[again]["provider_message_id"]) == ("pending", 0, None)
+    assert metric(at, "Uncertain") == "0" and metric(at, "Sent") == "2" and metric(at, "Waiting") == "1"
+    assert [(a["action"], a["entity_id"], a["actor_email"]) for a in sorted(audit_rows(engine),
+                                                                             key=lambda a: a["created_at"])] == [
+        ("email.mark_sent", str(mark), ADMIN.email), ("email.send_again", str(again), ADMIN.email)]
+
+
+def test_only_admins_decide_on_uncertain_emails(outbox, uncertain):
+    engine = outbox[0]
+    at = open_page(engine, SUPPORT)
+    at.button(key=f"mark_sent_{uncertain[0]}").click().run()
+    assert "Only admin staff can do this" in at.warning[0].value
+    at.button(key=f"send_again_{uncertain[1]}").click().run()
+    assert "Only admin staff can do this" in at.warning[0].value
+    with engine.connect() as conn:
+        assert set(conn.execute(sa.select(s.email_outbox.c.status).where(
+            s.email_outbox.c.id.in_(uncertain))).scalars()) == {"uncertain"}
+    assert not audit_rows(engine)

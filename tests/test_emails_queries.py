@@ -110,6 +110,10 @@ def outbox_history(engine):
             _outbox_row(dt.datetime(2026, 2, 20, 12, tzinfo=dt.timezone.utc), "summary_delivered", "failed",
                         session_id=sid, last_error="422 validation_error: bad"),
         ])
+        conn.execute(s.email_outbox.insert().values(_outbox_row(
+            dt.datetime(2026, 2, 21, 12, tzinfo=dt.timezone.utc), "mechanic_assigned", "uncertain", session_id=sid,
+            last_error="Its batch may have reached Resend",
+            batch_started_at=dt.datetime(2026, 2, 21, 11, tzinfo=dt.timezone.utc))))
 
 
 def test_outbox_filters_by_period_milestone_and_status(engine, outbox_history):
@@ -137,9 +141,18 @@ def test_status_counts_per_day_use_the_display_timezone(engine, outbox_history):
 
 def test_failed_lists_every_failed_row_newest_first(engine, outbox_history):
     with engine.connect() as conn:
-        failed = q.failed(conn)
+        failed = q.awaiting_decision(conn, status="failed")
     assert list(failed["milestone"]) == ["session_ended", "summary_delivered"]
     assert failed["last_error"].iloc[0] == "500 application_error: boom"
+
+
+def test_uncertain_rows_are_listed_apart_with_the_time_their_batch_started(engine, outbox_history):
+    with engine.connect() as conn:
+        uncertain = q.awaiting_decision(conn, status="uncertain")
+        with pytest.raises(ValueError, match="status must be one of failed, uncertain"):
+            q.awaiting_decision(conn, status="sent")
+    assert list(uncertain["milestone"]) == ["mechanic_assigned"]
+    assert uncertain["batch_started_at"].iloc[0] == pd.Timestamp("2026-02-21 11:00", tz="UTC")
 
 
 def test_the_due_queries_and_page_queries_are_registered_for_the_benchmark(engine):

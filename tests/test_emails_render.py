@@ -142,3 +142,19 @@ def test_multi_line_text_keeps_its_lines_in_both_parts():
 def test_times_are_shown_in_the_readers_timezone_and_unknown_zones_fall_back_to_utc():
     assert "Tuesday 3 March 2026 at 08:00 (America/Chicago)" in rendered("booking_confirmed").text
     assert "at 14:00 (UTC)" in rendered("booking_confirmed", customer_timezone="Mars/Olympus").text
+
+
+@pytest.mark.parametrize("milestone", EMAIL_MILESTONES)
+def test_user_text_is_bounded_and_long_words_wrap_in_the_column(milestone):
+    from jobs.emails.render import NAME_MAX, TEXT_MAX
+
+    name, word = "N" * 5000, "W" * 5000
+    email = rendered(milestone, customer_name=name, mechanic_name=name, vehicle_make=word, specialties=[word],
+                     description=word, findings=word, steps_taken=word, parts_needed=word, next_steps=word)
+    for part in (email.html, email.text):
+        runs = [len(run) for run in re.findall(r"N+|W+", part)]
+        assert runs and max(runs) <= TEXT_MAX - 1  # cut with an ellipsis
+    assert max(len(run) for run in re.findall(r"N+", email.html + email.subject)) <= NAME_MAX - 1
+    assert len(email.subject) <= 120 and len(email.html) < 40_000
+    content = next(attrs["style"] for tag, attrs in Structure(email.html).tags if attrs.get("class") == "content")
+    assert "overflow-wrap: anywhere" in content and "word-break: break-word" in content

@@ -8,9 +8,11 @@ HTML is then passed through css-inline, which moves the stylesheet into
 
 Text that customers and mechanics wrote reaches the templates through
 ``clean``: control and bidirectional-override characters are removed, so it
-cannot hide or reorder text in either part; the subject and preheader are
-folded to one line, so no text can add a header line. In HTML, autoescape
-turns markup into visible text.
+cannot hide or reorder text in either part; it is cut to ``NAME_MAX``
+characters (names, addresses, vehicle, specialties) or ``TEXT_MAX`` (the issue
+and the summary); the subject and preheader are folded to one line, so no text
+can add a header line. In HTML, autoescape turns markup into visible text, and
+the layout breaks long words, so no text can widen the 600 px column.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ THEME_FILE = ROOT / ".streamlit" / "config.toml"
 FONT = "-apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif"  # no quotes: autoescape would break them
 SUBJECT_MAX = 120
 PREHEADER_MAX = 150
+NAME_MAX = 80  # a name, an address, a vehicle part, a specialty
+TEXT_MAX = 2000  # the issue a customer wrote, each part of a summary
 CATEGORY_LABELS = {"hvac": "Heating and air conditioning"}
 PROBLEM_TITLES = {
     "no_mechanic": "no mechanic accepted",
@@ -80,18 +84,22 @@ class Rendered:
     text: str
 
 
-def clean(value: object) -> str | None:
-    """User text made safe for both parts: no control or bidi characters, ``\\n`` line ends."""
+def clean(value: object, limit: int = NAME_MAX) -> str | None:
+    """User text made safe for both parts: no control or bidi characters, ``\\n`` line ends,
+    at most ``limit`` characters (cut with an ellipsis)."""
     if value is None:
         return None
     text = str(value).replace("\r\n", "\n").replace("\r", "\n").translate(_BIDI)
     text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc").strip()
-    return text or None
+    return _cut(text, limit) or None
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def one_line(text: str, limit: int) -> str:
-    folded = " ".join(text.split())
-    return folded if len(folded) <= limit else folded[: limit - 1].rstrip() + "…"
+    return _cut(" ".join(text.split()), limit)
 
 
 def _lines(text: str) -> Markup:
@@ -204,14 +212,14 @@ def email_context(milestone: str, facts: Mapping, settings: EmailSettings, brand
         "scheduled": format_time(facts.get("scheduled_at"), tz),
         "vehicle": _vehicle(facts),
         "category": CATEGORY_LABELS.get(category, category.capitalize()) if category else None,
-        "issue": clean(facts.get("description")),
+        "issue": clean(facts.get("description"), TEXT_MAX),
         "session_type": {"video": "video call", "chat": "chat"}.get(session_type),
         "price": format_money(facts.get("price_cents")),
         "duration": _duration(facts.get("started_at"), facts.get("ended_at")),
-        "findings": clean(facts.get("findings")),
-        "steps_taken": clean(facts.get("steps_taken")),
-        "parts_needed": clean(facts.get("parts_needed")),
-        "next_steps": clean(facts.get("next_steps")),
+        "findings": clean(facts.get("findings"), TEXT_MAX),
+        "steps_taken": clean(facts.get("steps_taken"), TEXT_MAX),
+        "parts_needed": clean(facts.get("parts_needed"), TEXT_MAX),
+        "next_steps": clean(facts.get("next_steps"), TEXT_MAX),
         "problem": PROBLEMS.get(problem_code),
         "problem_title": PROBLEM_TITLES.get(problem_code, "resolved"),
     }

@@ -12,7 +12,8 @@ from jobs.emails.settings import EmailSettings
 @dataclass(frozen=True)
 class Outcome:
     """``sent``: Resend took the emails (``ids`` by position, None where unknown; ``errors``
-    by position for the emails it refused). ``retry``: try again later, not before
+    by position for the emails it refused; ``earlier``: it took them with an earlier request
+    under the same key, which held other rows). ``retry``: try again later, not before
     ``retry_after`` seconds. ``failed``: Resend refused the request for good."""
 
     kind: str
@@ -21,6 +22,7 @@ class Outcome:
     errors: dict[int, str] = field(default_factory=dict)
     retry_after: float | None = None
     rate_limited: bool = False
+    earlier: bool = False
 
 
 def send_batch(settings: EmailSettings, emails: list[dict], key: str) -> Outcome:
@@ -31,7 +33,7 @@ def send_batch(settings: EmailSettings, emails: list[dict], key: str) -> Outcome
     try:
         answer = resend.Batch.send(emails, {"idempotency_key": key, "batch_validation": "permissive"})
     except ResendError as exc:
-        return _outcome_of_error(exc, len(emails))
+        return _outcome_of_error(exc)
     except NoContentError:
         return Outcome("retry", "Resend answered without content")
     errors = {int(e["index"]): str(e.get("message", "rejected")) for e in answer.get("errors") or []}
@@ -40,15 +42,17 @@ def send_batch(settings: EmailSettings, emails: list[dict], key: str) -> Outcome
                    errors=errors)
 
 
-def _outcome_of_error(exc: ResendError, count: int) -> Outcome:
+def _outcome_of_error(exc: ResendError) -> Outcome:
     try:
         code = int(exc.code)
     except (TypeError, ValueError):
         code = 500
     message = f"{code} {exc.error_type}: {exc.message}"
+    if exc.error_type == "HttpClientError":  # the SDK's wrapper around a connection error or timeout
+        message = f"Resend could not be reached: {exc.message}"
     if code == 409 and exc.error_type == "invalid_idempotent_request":
         # The key was used before: the first request of this batch was processed.
-        return Outcome("sent", f"already sent under this idempotency key ({message})", ids=[None] * count)
+        return Outcome("sent", f"already sent under this idempotency key ({message})", earlier=True)
     if code == 429:
         return Outcome("retry", message, retry_after=_retry_after(exc), rate_limited=True)
     if code >= 500 or code == 409:  # 409 here: the same batch is still in flight

@@ -11,7 +11,7 @@
 | brand name     | PITWALL_BRAND_NAME       | [pitwall] brand_name             | Pitwall                      |
 | max age (h)    | PITWALL_EMAIL_MAX_AGE_HOURS | [pitwall] email_max_age_hours | 24                           |
 | look-back (h)  | PITWALL_EMAIL_LOOKBACK_HOURS | [pitwall] email_lookback_hours | 48                         |
-| max attempts   | PITWALL_EMAIL_MAX_ATTEMPTS | [pitwall] email_max_attempts   | 5                            |
+| max attempts   | PITWALL_EMAIL_MAX_ATTEMPTS | [pitwall] email_max_attempts   | 5 (per email)                |
 | batch size     | PITWALL_EMAIL_BATCH_SIZE | [pitwall] email_batch_size       | 100 (Resend's batch maximum) |
 | lease (s)      | PITWALL_EMAIL_LEASE_SECONDS | [pitwall] email_lease_seconds | 300                          |
 

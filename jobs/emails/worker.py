@@ -1,5 +1,8 @@
 """One run of the email job: enqueue due milestones, then claim, render, send and
-record batches until nothing is due. ``run_loop`` repeats it every interval."""
+record batches until nothing is due, or until Resend asks us to wait (429) or does
+not answer (5xx, network): then the run stops, so that an outage costs one attempt
+of one batch, not of every row. ``run_loop`` repeats it every interval and reports
+a database outage in one line without stopping."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from sqlalchemy.engine import Engine
 from dashboard.audit import record_audit
 from dashboard.auth import Actor, require_role
 from dashboard.config import ConfigError
-from dashboard.db import is_duckdb
+from dashboard.db import explain_failure, is_duckdb
 from dashboard.schema import email_outbox
 from jobs.emails.outbox import Batch, claim, enqueue, record
 from jobs.emails.render import Brand, email_context, load_brand, render
@@ -39,15 +42,16 @@ class RunResult:
     enqueued: collections.Counter = field(default_factory=collections.Counter)
     outcomes: collections.Counter = field(default_factory=collections.Counter)  # sent, failed, skipped, pending
     requests: int = 0
-    rate_limited: bool = False
+    stopped: str | None = None  # why the run stopped before nothing was due
 
     def summary(self) -> str:
         new = sum(self.enqueued.values())
         line = (f"enqueued {new} ({self.enqueued['pending']} to send, {self.enqueued['skipped']} skipped); "
                 f"sent {self.outcomes['sent']}, failed {self.outcomes['failed']}, "
-                f"skipped {self.outcomes['skipped']}, to retry {self.outcomes['pending']} "
+                f"skipped {self.outcomes['skipped']}, to retry {self.outcomes['pending']}, "
+                f"uncertain {self.outcomes['uncertain']} "
                 f"in {self.requests} request{'s' if self.requests != 1 else ''}")
-        return line + ("; stopped early: Resend rate limit" if self.rate_limited else "")
+        return line + (f"; stopped early: {self.stopped}" if self.stopped else "")
 
 
 def check_ready(engine: Engine, settings: EmailSettings) -> None:
@@ -77,23 +81,45 @@ def run_once(engine: Engine, settings: EmailSettings, clock: Clock = utc_now) ->
                 outcome, done = _send(engine, batch, settings, brand, clock)
                 result.outcomes.update(done)
                 result.requests += 1
-                if outcome.rate_limited:
-                    result.rate_limited = True
+                if outcome.kind == "retry":
+                    result.stopped = ("Resend rate limit" if outcome.rate_limited
+                                      else f"Resend did not answer ({outcome.message})")
                     break
     return result
 
 
-def _send(engine: Engine, batch: Batch, settings: EmailSettings, brand: Brand,
-          clock: Clock) -> tuple[Outcome, collections.Counter]:
+def render_batch(rows: list, facts: dict, settings: EmailSettings, brand: Brand) -> tuple[list[dict], dict]:
+    """The emails of ``rows`` in their order, and the rows that could not be rendered (id -> error)."""
     emails, render_errors = [], {}
-    for row in batch.rows:
+    for row in rows:
         try:
-            emails.append(_email(row, batch.facts[row.session_id], settings, brand))
+            emails.append(_email(row, facts[row.session_id], settings, brand))
         except Exception as exc:  # a template bug fails this email, not the batch
             render_errors[row.id] = f"{type(exc).__name__}: {exc}"
+    return emails, render_errors
+
+
+def _send(engine: Engine, batch: Batch, settings: EmailSettings, brand: Brand,
+          clock: Clock) -> tuple[Outcome, collections.Counter]:
+    emails, render_errors = render_batch(batch.rows, batch.facts, settings, brand)
     outcome = send_batch(settings, emails, batch.key) if emails else Outcome("sent")
+    if outcome.earlier:
+        outcome = _first_answer(batch, settings, brand, outcome)
     with engine.begin() as conn:
         return outcome, record(conn, batch, outcome, render_errors, clock(), settings)
+
+
+def _first_answer(batch: Batch, settings: EmailSettings, brand: Brand, conflict: Outcome) -> Outcome:
+    """The key's first request was processed (409 for a re-send without the rows the rules now hold
+    back): ask again with the first request's rows, in its order, for Resend's first answer and its ids."""
+    emails, render_errors = render_batch(batch.first_rows, batch.facts, settings, brand)
+    if render_errors:
+        return conflict
+    again = send_batch(settings, emails, batch.key)
+    if again.kind != "sent" or again.earlier:
+        return conflict  # the content changed since: the ids stay unknown
+    return Outcome("sent", "sent by an earlier request under this idempotency key", ids=again.ids,
+                   errors=again.errors, earlier=True)
 
 
 def _email(row, facts, settings: EmailSettings, brand: Brand) -> dict:
@@ -133,6 +159,8 @@ def run_loop(engine: Engine, settings: EmailSettings, interval: float, stop: thr
     while not stop.is_set():
         try:
             report(f"{utc_now():%Y-%m-%d %H:%M:%S} UTC {run_once(engine, settings).summary()}")
-        except sa.exc.OperationalError as exc:
-            report(f"run failed, retrying in {interval:g} s: {str(exc.orig or exc).splitlines()[0]}")
+        except sa.exc.DBAPIError as exc:  # the database went away: say so, and try again next time
+            url = engine.url.render_as_string(hide_password=False)
+            report(f"{utc_now():%Y-%m-%d %H:%M:%S} UTC run failed, retrying in {interval:g} s: "
+                   f"{explain_failure(exc, url)}")
         stop.wait(interval)
