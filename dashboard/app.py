@@ -24,7 +24,7 @@ from streamlit.navigation.page import StreamlitPage  # noqa: E402
 from dashboard import access, ui  # noqa: E402
 from dashboard.auth import Actor, role_for_email  # noqa: E402
 from dashboard.config import ConfigError, Settings, load_settings  # noqa: E402
-from dashboard.db import DatabaseUnavailable, check_connection, redact  # noqa: E402
+from dashboard.db import DatabaseUnavailable, check_connection  # noqa: E402
 from dashboard.migrate import alembic_config, current_revision  # noqa: E402
 from dashboard.period import (  # noqa: E402
     EARLIEST, Period, latest_allowed, period_from_params, period_problem, timezones, today_in,
@@ -67,8 +67,9 @@ def anonymous_refused_page(settings: Settings) -> None:
     print("pitwall: refusing anonymous use of a non-demo database (configure [auth] or allow anonymous use)",
           file=sys.stderr)
     ui.page_header("Sign-in required", "Pitwall shows no data from a real database to someone it does not know.")
-    st.warning(f"Connected to `{redact(settings.database_url)}`, and staff sign-in is not configured.",
-               icon=":material/lock:")
+    # Nothing of the database URL (host, user, name) is shown to someone who is not signed in.
+    st.warning(f"Pitwall is set up for a database other than the embedded demo (in the {settings.source}), "
+               "and staff sign-in is not configured.", icon=":material/lock:")
     st.markdown(
         "Choose one of the two ways in:\n\n"
         "1. **Configure staff sign-in** (recommended): add an `[auth]` section for your OpenID Connect "

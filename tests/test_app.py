@@ -205,6 +205,23 @@ def test_postgres_without_login_is_refused(app_env, empty_pg_url):
     assert not at.metric and not at.date_input
 
 
+def test_sign_in_required_page_shows_nothing_of_the_database_url(app_env, capfd):
+    app_env.setenv("DATABASE_URL", "postgresql://dbuser@db-host.internal:5432/payments?password=hunter2")
+    at = run_app()
+    assert [title.value for title in at.title] == ["Sign-in required"]
+    shown = text(at.warning) + text(at.markdown) + text(at.caption) + capfd.readouterr().err
+    for part in ("db-host.internal", "dbuser", "payments", "hunter2"):
+        assert part not in shown
+
+
+def test_error_page_and_stderr_hide_a_password_given_as_query_parameter(app_env, capfd):
+    app_env.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/nowhere?password=hunter2")
+    app_env.setenv("PITWALL_ALLOW_ANONYMOUS", "true")
+    at = run_app()
+    assert "The database is not available" in text(at.error)
+    assert "hunter2" not in text(at.error) + text(at.markdown) + capfd.readouterr().err
+
+
 def test_allow_anonymous_runs_as_a_visible_anonymous_admin(app_env, pg_engine):
     app_env.setenv("DATABASE_URL", url_of(pg_engine))
     app_env.setenv("PITWALL_ALLOW_ANONYMOUS", "true")
