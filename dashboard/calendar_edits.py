@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dashboard import schema as s
 from dashboard.audit import record_audit
-from dashboard.auth import Actor, require_role
+from dashboard.auth import Actor, require_current_role, require_role
 from dashboard.scheduling import (
     DAY_NAMES, ONE, UTC, Override, ValidationError, WeeklySlot, parse_base_price, parse_day,
     parse_multiplier, parse_reason, parse_time, parse_timezone, validate_weekly_rows, weekly_slots,
@@ -113,6 +113,7 @@ def save_weekly_slots(engine: Engine, actor: Actor | None, mechanic_id: Any,
     new = validate_weekly_rows(rows)
     mechanic = parse_uuid(mechanic_id, "Mechanic", ValidationError)
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, *EDITOR_ROLES)
         _lock_mechanic(conn, mechanic)
         return _write_slots(conn, actor, mechanic, new)
 
@@ -158,6 +159,7 @@ def set_peak_multiplier(engine: Engine, actor: Actor | None, mechanic_ids: Seque
     reason = f"peak x{value} on {', '.join(DAY_NAMES[d][:3] for d in sorted(chosen_days))} {low:%H:%M}-{high:%H:%M}"
     changes = SlotChanges()
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, *EDITOR_ROLES)
         for mechanic in ids:
             _lock_mechanic(conn, mechanic)
         current = weekly_slots(conn, ids)
@@ -228,6 +230,7 @@ def set_override(engine: Engine, actor: Actor | None, mechanic_id: Any, day: Any
     mechanic = parse_uuid(mechanic_id, "Mechanic", ValidationError)
     ov = s.mechanic_availability_overrides
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, *EDITOR_ROLES)
         _check_not_past(_lock_mechanic(conn, mechanic).timezone, override.date, now)
         before = _existing_override(conn, mechanic, override.date)
         values = {"is_available": override.is_available, "start_time": override.start, "end_time": override.end,
@@ -249,6 +252,7 @@ def delete_override(engine: Engine, actor: Actor | None, mechanic_id: Any, day: 
     mechanic = parse_uuid(mechanic_id, "Mechanic", ValidationError)
     ov = s.mechanic_availability_overrides
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, *EDITOR_ROLES)
         _check_not_past(_lock_mechanic(conn, mechanic).timezone, date, now)
         before = _existing_override(conn, mechanic, date)
         if before is None:
@@ -267,6 +271,7 @@ def set_mechanic_timezone(engine: Engine, actor: Actor | None, mechanic_id: Any,
     mechanic = parse_uuid(mechanic_id, "Mechanic", ValidationError)
     m = s.mechanics
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, *EDITOR_ROLES)
         before = _lock_mechanic(conn, mechanic).timezone
         if before != name:
             conn.execute(m.update().where(m.c.user_id == mechanic).values(timezone=name))
@@ -284,6 +289,7 @@ def set_base_price(engine: Engine, actor: Actor | None, session_type: Any, price
     cents = parse_base_price(price)
     bp = s.session_base_prices
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, *EDITOR_ROLES)
         before = conn.execute(sa.select(bp.c.price_cents).where(bp.c.session_type == session_type)).scalar()
         if before == cents:
             return cents

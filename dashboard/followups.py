@@ -56,7 +56,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from dashboard.audit import record_audit
-from dashboard.auth import Actor, require_role
+from dashboard.auth import Actor, require_current_role, require_role
 from dashboard.schema import (
     FOLLOW_UP_PRICE_MAX_CENTS, FOLLOW_UP_TYPES, PLANS, crm_interactions, follow_up_pricing, mechanics, profiles,
     requests, session_base_prices, sessions,
@@ -240,6 +240,7 @@ def set_prices(engine: Engine, actor: Actor | None, changes: Mapping[tuple[str, 
     p = follow_up_pricing
     changed = 0
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, "admin")
         current = prices(conn)
         for (plan, follow_up_type), cents in changes.items():
             before = current[plan, follow_up_type]
@@ -275,6 +276,7 @@ def create_follow_up(engine: Engine, actor: Actor | None, *, parent_session_id, 
     customer_id = parse_uuid(customer_id, "Customer", FollowUpError)
     now = _moment(now)
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, *HANDLERS)
         # Locking the session makes follow-ups on it take turns, so the limit holds.
         session = conn.execute(_for_update(conn, sa.select(
             sessions.c.customer_id, sessions.c.status, sessions.c.ended_at, sessions.c.request_id,
@@ -388,6 +390,7 @@ def assign(engine: Engine, actor: Actor | None, follow_up_id, mechanic_id=None, 
     seen = None if seen_mechanic_id is None else parse_uuid(seen_mechanic_id, "Mechanic", FollowUpError)
     at = _moment(at)
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, *HANDLERS)
         row = _follow_up(conn, follow_up_id, "assign")
         if row.assigned_mechanic_id != seen:
             raise FollowUpConflict(f"While you were looking, someone assigned this follow-up to "
@@ -404,6 +407,7 @@ def mark_answered(engine: Engine, actor: Actor | None, follow_up_id, *, at: dt.d
     follow_up_id = parse_uuid(follow_up_id, "Follow-up", FollowUpError)
     at = _moment(at)
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, *HANDLERS)
         row = _follow_up(conn, follow_up_id, "answer")
         _move(conn, actor, row, "answer", at, {"answered_at": at})
         if row.follow_up_price_cents:
@@ -420,6 +424,7 @@ def close(engine: Engine, actor: Actor | None, follow_up_id, *, at: dt.datetime 
     follow_up_id = parse_uuid(follow_up_id, "Follow-up", FollowUpError)
     at = _moment(at)
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, *HANDLERS)
         _move(conn, actor, _follow_up(conn, follow_up_id, "close"), "close", at, {"closed_at": at})
 
 
@@ -430,5 +435,6 @@ def cancel(engine: Engine, actor: Actor | None, follow_up_id, reason, *, at: dt.
     follow_up_id = parse_uuid(follow_up_id, "Follow-up", FollowUpError)
     at = _moment(at)
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, *HANDLERS)
         row = _follow_up(conn, follow_up_id, "cancel")
         _move(conn, actor, row, "cancel", at, {"cancelled_at": at, "cancel_reason": reason}, reason=reason)

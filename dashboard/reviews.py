@@ -61,7 +61,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
 
 from dashboard.audit import record_audit
-from dashboard.auth import Actor, require_role
+from dashboard.auth import Actor, require_current_role, require_role
 from dashboard.schema import (
     HIDE_REASONS, REVIEW_FLAGS, mechanic_reviews, mechanics, review_helpful_votes, review_settings, sessions, users,
 )
@@ -290,6 +290,7 @@ def set_moderation_required(engine: Engine, actor: Actor, required: bool) -> Non
     """Admins switch 'every review waits for moderation' on or off; audited."""
     require_role(actor, "admin")
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, "admin")
         before = moderation_required(conn)
         values = {"moderate_all": bool(required), "updated_by": actor.email, "updated_at": sa.func.now()}
         if conn.execute(review_settings.update().where(review_settings.c.id == 1).values(**values)).rowcount == 0:
@@ -374,6 +375,7 @@ def moderate(engine: Engine, actor: Actor, review_ids: Iterable, action: str, re
     allowed_from, new_status = ACTIONS[action]
     r = mechanic_reviews
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, *MODERATORS)
         owners = dict(conn.execute(sa.select(r.c.id, r.c.mechanic_id).where(r.c.id.in_(ids))).all())
         missing = [str(rid) for rid in ids if rid not in owners]
         if missing:

@@ -31,7 +31,8 @@ import sqlalchemy as sa
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from dashboard.auth import Actor
+from dashboard import access
+from dashboard.auth import Actor, vouch_for
 from dashboard.config import Settings
 from dashboard.db import DatabaseUnavailable, explain_failure, make_engine
 from dashboard.period import Period
@@ -104,8 +105,14 @@ def read_engine() -> Engine:
 
 
 def write_engine() -> Engine:
-    """The primary database, for writes."""
-    return engine_for(_context().settings.database_url)
+    """The primary database, for writes. Every write re-reads the signed-in staff member's
+    role from ``staff_roles``; the actor who comes from configuration instead (the embedded
+    demo's, or the anonymous admin where allowed) is vouched for on this engine."""
+    context = _context()
+    engine = engine_for(context.settings.database_url)
+    if not access.login_configured(context.settings) and context.actor == access.actor_without_login(context.settings):
+        return vouch_for(engine, context.actor)
+    return engine
 
 
 # --- queries -----------------------------------------------------------------------

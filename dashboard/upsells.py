@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dashboard import schema as s
 from dashboard.audit import record_audit
-from dashboard.auth import Actor, require_role
+from dashboard.auth import Actor, require_current_role, require_role
 from dashboard.scheduling import ValidationError, parse_base_price
 from dashboard.validation import parse_uuid
 
@@ -170,6 +170,7 @@ def save_service(engine: Engine, actor: Actor | None, service_id: Any, **fields)
     target = None if service_id is None else parse_uuid(service_id, "Service", ValidationError)
     values = {**asdict(new), "updated_by": actor.email, "updated_at": sa.func.now()}
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, *EDITOR_ROLES)
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("LOCK TABLE upsell_services IN SHARE ROW EXCLUSIVE MODE"))
         clash = conn.execute(sa.select(svc.c.id).where(sa.func.lower(svc.c.title) == new.title.lower(),

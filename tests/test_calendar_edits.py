@@ -21,11 +21,13 @@ from dashboard.calendar_edits import (
 from dashboard.db import make_engine
 from dashboard.migrate import alembic_config
 from dashboard.scheduling import BookingRejected, ValidationError, check_booking
+from tests.staff import staff_fixture
 from tests.test_schema import empty_url  # noqa: F401 (a fixture: an empty database on each backend)
 
 UTC = dt.timezone.utc
 MANAGER = Actor("manager@example.com", "manager")
 SUPPORT = Actor("support@example.com", "support")
+staff = staff_fixture(MANAGER, SUPPORT, Actor("admin@example.com", "admin"))
 NOW = dt.datetime(2026, 3, 9, 6, 0, tzinfo=UTC)  # Monday 07:00 in Berlin
 
 

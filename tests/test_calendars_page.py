@@ -18,11 +18,13 @@ from dashboard.auth import Actor
 from dashboard.calendar_edits import save_weekly_slots, set_base_price
 from dashboard.config import Settings
 from dashboard.period import Period
+from tests.staff import staff_fixture
 from tests.test_calendar_edits import add_mechanic, add_session, row
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "calendars.py"
 MANAGER = Actor("manager@example.com", "manager", "Maya Manager")
 SUPPORT = Actor("support@example.com", "support", "Sam Support")
+staff = staff_fixture(MANAGER, SUPPORT)
 
 
 @pytest.fixture

@@ -19,12 +19,14 @@ from dashboard.followups import (
 )
 from queries.followups import summary
 from queries.overview import open_follow_ups
+from tests.staff import staff_fixture
 from reputation_data import add_mechanic, add_session, add_user
 
 SUPPORT = Actor("sam@example.com", "support")
 OTHER_SUPPORT = Actor("sue@example.com", "support")
 ADMIN = Actor("ada@example.com", "admin")
 MANAGER = Actor("max@example.com", "manager")
+staff = staff_fixture(SUPPORT, OTHER_SUPPORT, ADMIN, MANAGER)
 NOW = dt.datetime(2024, 3, 10, 12, 0, tzinfo=dt.timezone.utc)
 HOUR = dt.timedelta(hours=1)
 QUESTION = "Is it safe to keep driving until the weekend?"

@@ -18,10 +18,12 @@ from dashboard.config import Settings
 from dashboard.period import Period
 from jobs.funnel import refresh
 from queries.funnel import as_csv
+from tests.staff import staff_fixture
 from tests.test_funnel import NY, crm_db  # noqa: F401  (the fixture)
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "funnel.py"
 ADMIN = Actor("ada@pitwall.test", "admin", "Ada Admin")
+staff = staff_fixture(ADMIN)
 
 
 def open_page(engine, period: Period = NY, actor: Actor = ADMIN, page: Path = PAGE) -> AppTest:

@@ -19,10 +19,12 @@ from dashboard.reviews import (
     vote_helpful,
 )
 from reputation_data import NOW, add_mechanic, add_review, add_session, add_user
+from tests.staff import staff_fixture
 
 SUPPORT = Actor("sam@example.com", "support")
 ADMIN = Actor("ada@example.com", "admin")
 MANAGER = Actor("max@example.com", "manager")
+staff = staff_fixture(SUPPORT, ADMIN, MANAGER)
 GOOD_TEXT = "Found the loose earth strap in ten minutes, car starts every time now."
 
 

@@ -15,10 +15,12 @@ from dashboard.auth import Actor, PermissionDenied
 from dashboard.scheduling import ValidationError
 from dashboard.upsells import save_service
 from jobs.upsells import run
+from tests.staff import staff_fixture
 
 NOW = dt.datetime(2024, 6, 1, 12, tzinfo=dt.timezone.utc)
 ADMIN = Actor("ada@pitwall.test", "admin")
 SUPPORT = Actor("sam@pitwall.test", "support")
+staff = staff_fixture(ADMIN, SUPPORT)
 CATALOGUE = {  # type: (title, price)
     "follow_up": ("Follow-up call", 1900),
     "maintenance_plan": ("Maintenance plan", 9900),
