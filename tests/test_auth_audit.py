@@ -149,3 +149,17 @@ def test_configured_actors_keep_their_role_only_where_the_app_vouches_for_them(e
 ])
 def test_only_a_verified_email_can_be_staff(user, email):
     assert access.verified_email(user) == email
+
+
+def test_audit_rows_are_ordered_by_when_the_change_happened(engine):
+    admin = Actor("a@example.com", "admin")
+    with engine.connect() as slow, engine.connect() as quick:
+        with slow.begin():
+            slow.execute(sa.select(sa.func.count()).select_from(audit_log))  # the slow transaction has begun
+            with quick.begin():
+                record_audit(quick, admin, "first", "thing", 1)
+            record_audit(slow, admin, "second", "thing", 2)
+            record_audit(slow, admin, "third", "thing", 3)
+    with engine.connect() as conn:
+        actions = conn.execute(sa.select(audit_log.c.action).order_by(audit_log.c.created_at)).scalars().all()
+    assert actions == ["first", "second", "third"]

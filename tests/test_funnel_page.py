@@ -17,7 +17,6 @@ from dashboard.auth import Actor, PermissionDenied
 from dashboard.config import Settings
 from dashboard.period import Period
 from jobs.funnel import refresh
-from queries.funnel import as_csv
 from tests.staff import staff_fixture
 from tests.test_funnel import NY, crm_db  # noqa: F401  (the fixture)
 
@@ -112,8 +111,3 @@ def test_the_admin_refreshes_the_roll_up(page_db):
     with pytest.raises(PermissionDenied):
         refresh(page_db, actor=Actor("sam@pitwall.test", "support"))
 
-
-def test_csv_keeps_formulas_as_text():
-    frame = pd.DataFrame({"full_name": ["=HYPERLINK(\"http://x\")", "Ann", "-1+2", None], "n": [1, 2, 3, 4]})
-    assert as_csv(frame).decode().splitlines() == [
-        "full_name,n", "\"'=HYPERLINK(\"\"http://x\"\")\",1", "Ann,2", "'-1+2,3", ",4"]
