@@ -58,3 +58,23 @@ def _clock(conn: Connection):
     if conn.dialect.name == "postgresql":
         return sa.func.clock_timestamp()
     return dt.datetime.now(dt.timezone.utc)
+
+
+class _Unchecked:
+    def __repr__(self) -> str:
+        return "UNCHECKED"
+
+
+UNCHECKED = _Unchecked()  # "the caller did not say what it saw": an edit without the stale-view check
+
+
+def changed_meanwhile(conn: Connection, what: str, entity_type: str, entity_id: Any) -> str:
+    """The refusal of an edit made from an out-of-date view: who last changed ``what`` and
+    when, from the audit trail (stored as ``entity_type``/``entity_id``)."""
+    a = audit_log
+    last = conn.execute(sa.select(a.c.actor_email, a.c.created_at)
+                        .where(a.c.entity_type == entity_type, a.c.entity_id == str(entity_id))
+                        .order_by(a.c.created_at.desc()).limit(1)).first()
+    by = "meanwhile" if last is None else (
+        f"by {last.actor_email} at {last.created_at.astimezone(dt.timezone.utc):%d %b %Y %H:%M} UTC")
+    return f"{what} was changed {by}: reload the page to see the change, then edit again. Nothing was saved."

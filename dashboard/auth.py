@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from dashboard.db import locking
 from dashboard.schema import STAFF_ROLES, staff_roles
 
 
@@ -68,9 +69,7 @@ def require_current_role(conn: Connection, actor: Actor | None, *allowed: str) -
     if conn.get_execution_options().get(_VOUCHED) == actor:
         return actor
     query = sa.select(staff_roles.c.role).where(staff_roles.c.email == actor.email.strip().lower())
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(read=True)
-    role = conn.execute(query).scalar_one_or_none()
+    role = conn.execute(locking(conn, query, read=True)).scalar_one_or_none()
     if role is None:
         raise PermissionDenied(f"{actor.email} is no longer on the staff list, so nothing was changed.")
     if role not in allowed:

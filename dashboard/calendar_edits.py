@@ -24,10 +24,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from dashboard import schema as s
-from dashboard.audit import record_audit
+from dashboard.audit import UNCHECKED, changed_meanwhile, record_audit
 from dashboard.auth import Actor, require_current_role, require_role
+from dashboard.db import locking
 from dashboard.scheduling import (
-    DAY_NAMES, ONE, UTC, Override, ValidationError, WeeklySlot, parse_base_price, parse_day,
+    DAY_NAMES, ONE, UTC, ChangedMeanwhile, Override, ValidationError, WeeklySlot, parse_base_price, parse_day,
     parse_multiplier, parse_reason, parse_time, parse_timezone, validate_weekly_rows, weekly_slots,
 )
 from dashboard.validation import parse_uuid
@@ -55,10 +56,8 @@ class SlotChanges:
 def _lock_mechanic(conn: Connection, mechanic_id: uuid.UUID):
     """The mechanic's row (locked on PostgreSQL); ValidationError if there is none."""
     m = s.mechanics
-    query = sa.select(m.c.user_id, m.c.display_name, m.c.timezone).where(m.c.user_id == mechanic_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    row = conn.execute(locking(conn, sa.select(m.c.user_id, m.c.display_name, m.c.timezone)
+                               .where(m.c.user_id == mechanic_id))).first()
     if row is None:
         raise ValidationError(f"Unknown mechanic {mechanic_id}.")
     return row
@@ -106,15 +105,24 @@ def _write_slots(conn: Connection, actor: Actor, mechanic_id: uuid.UUID, new: Se
 
 
 def save_weekly_slots(engine: Engine, actor: Actor | None, mechanic_id: Any,
-                      rows: Sequence[Mapping[str, Any]]) -> SlotChanges:
+                      rows: Sequence[Mapping[str, Any]], *, seen: Sequence[Mapping[str, Any]] | None = None
+                      ) -> SlotChanges:
     """Replace a mechanic's weekly schedule with ``rows`` (see ``validate_weekly_rows``):
-    rows with an id update that slot, rows without one add a slot, missing slots are deleted."""
+    rows with an id update that slot, rows without one add a slot, missing slots are deleted.
+
+    ``seen``: the slots the editor started from (rows of the same form). When the stored slots
+    differ from them, another editor saved meanwhile: ValidationError saying who and when,
+    and nothing is saved (instead of deleting a slot the editor never saw).
+    """
     require_role(actor, *EDITOR_ROLES)
     new = validate_weekly_rows(rows)
+    seen_slots = None if seen is None else set(validate_weekly_rows(seen))
     mechanic = parse_uuid(mechanic_id, "Mechanic", ValidationError)
     with engine.begin() as conn:
         actor = require_current_role(conn, actor, *EDITOR_ROLES)
-        _lock_mechanic(conn, mechanic)
+        row = _lock_mechanic(conn, mechanic)
+        if seen_slots is not None and set(weekly_slots(conn, [mechanic]).get(mechanic, [])) != seen_slots:
+            raise ChangedMeanwhile(changed_meanwhile(conn, f"{row.display_name}'s calendar", CALENDAR, mechanic))
         return _write_slots(conn, actor, mechanic, new)
 
 
@@ -280,9 +288,11 @@ def set_mechanic_timezone(engine: Engine, actor: Actor | None, mechanic_id: Any,
     return name
 
 
-def set_base_price(engine: Engine, actor: Actor | None, session_type: Any, price: Any) -> int:
+def set_base_price(engine: Engine, actor: Actor | None, session_type: Any, price: Any, *,
+                   seen_cents: int | None | object = UNCHECKED) -> int:
     """Set the base price of a session type from dollars (e.g. ``"49.99"``); returns cents.
-    Sessions already booked keep their own price."""
+    Sessions already booked keep their own price. ``seen_cents``: the price the editor saw
+    (None: not set); ValidationError saying who changed it and when if it is no longer so."""
     require_role(actor, *EDITOR_ROLES)
     if session_type not in s.SESSION_TYPES:
         raise ValidationError(f"Unknown session type {str(session_type)[:20]!r}.")
@@ -290,7 +300,10 @@ def set_base_price(engine: Engine, actor: Actor | None, session_type: Any, price
     bp = s.session_base_prices
     with engine.begin() as conn:
         actor = require_current_role(conn, actor, *EDITOR_ROLES)
-        before = conn.execute(sa.select(bp.c.price_cents).where(bp.c.session_type == session_type)).scalar()
+        before = conn.execute(locking(conn, sa.select(bp.c.price_cents)
+                                       .where(bp.c.session_type == session_type))).scalar()
+        if seen_cents is not UNCHECKED and before != seen_cents:
+            raise ChangedMeanwhile(changed_meanwhile(conn, f"The {session_type} base price", BASE_PRICE, session_type))
         if before == cents:
             return cents
         values = {"price_cents": cents, "updated_by": actor.email, "updated_at": dt.datetime.now(UTC)}

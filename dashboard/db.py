@@ -49,6 +49,12 @@ def _secrets_of(url: str) -> list[str]:
     return [str(v) for v in flat if str(v)]
 
 
+def locking(conn, stmt, *, read: bool = False):
+    """``stmt`` locking the rows it reads on PostgreSQL (FOR UPDATE, or FOR SHARE when ``read``)
+    until the transaction ends; unchanged on DuckDB, which has one writer and no row locks."""
+    return stmt.with_for_update(read=read) if conn.dialect.name == "postgresql" else stmt
+
+
 def make_engine(url: str) -> Engine:
     """An engine whose sessions run in UTC; ``auth.*`` maps to DuckDB's default schema."""
     if url.startswith("duckdb://"):

@@ -62,6 +62,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dashboard.audit import record_audit
 from dashboard.auth import Actor, require_current_role, require_role
+from dashboard.db import locking
 from dashboard.schema import (
     HIDE_REASONS, REVIEW_FLAGS, mechanic_reviews, mechanics, review_helpful_votes, review_settings, sessions, users,
 )
@@ -239,15 +240,11 @@ def _check_text(text) -> str | None:
 
 # --- writes ---------------------------------------------------------------------
 
-def _locking(conn: Connection, stmt):
-    """``stmt`` with FOR UPDATE on PostgreSQL (DuckDB has one writer and no row locks)."""
-    return stmt.with_for_update() if conn.dialect.name == "postgresql" else stmt
-
 
 def _lock_mechanics(conn: Connection, mechanic_ids: Iterable) -> list:
     ids = sorted({m for m in mechanic_ids if m is not None})  # one order everywhere: no deadlocks
     if ids:
-        conn.execute(_locking(conn, sa.select(mechanics.c.user_id).where(mechanics.c.user_id.in_(ids))
+        conn.execute(locking(conn, sa.select(mechanics.c.user_id).where(mechanics.c.user_id.in_(ids))
                               .order_by(mechanics.c.user_id))).all()
     return ids
 
@@ -382,7 +379,7 @@ def moderate(engine: Engine, actor: Actor, review_ids: Iterable, action: str, re
             raise ReviewError(f"No review with id {', '.join(missing)}.")
         mechanic_ids = _lock_mechanics(conn, owners.values())
         before = {row.id: row for row in conn.execute(
-            _locking(conn, sa.select(r.c.id, r.c.status, r.c.hidden_reason).where(r.c.id.in_(ids)).order_by(r.c.id))
+            locking(conn, sa.select(r.c.id, r.c.status, r.c.hidden_reason).where(r.c.id.in_(ids)).order_by(r.c.id))
         )}
         wrong = [f"{rid} is {row.status}" for rid, row in before.items() if row.status not in allowed_from]
         if wrong:

@@ -26,7 +26,8 @@ from dashboard.calendar_edits import (
 from dashboard.config import load_settings
 from dashboard.period import timezones, today_in
 from dashboard.scheduling import (
-    DAY_NAMES, MULTIPLIER_MAX, MULTIPLIER_MIN, SlotRules, ValidationError, is_known_timezone, validate_weekly_rows,
+    DAY_NAMES, MULTIPLIER_MAX, MULTIPLIER_MIN, ChangedMeanwhile, SlotRules, ValidationError, is_known_timezone,
+    validate_weekly_rows,
 )
 from dashboard.schema import SESSION_TYPES
 from queries import calendars
@@ -51,6 +52,9 @@ def write(action, done) -> None:
         result = action()
     except (ValidationError, PermissionDenied) as exc:
         st.session_state["calendar_notice"] = (str(exc), getattr(exc, "row_errors", {}))
+        if isinstance(exc, ChangedMeanwhile):  # show what is stored now, in fresh editors
+            ui.clear_query_cache()
+            st.session_state["calendar_version"] = st.session_state.get("calendar_version", 0) + 1
         return
     ui.clear_query_cache()
     st.session_state["calendar_version"] = st.session_state.get("calendar_version", 0) + 1
@@ -224,6 +228,12 @@ def heatmaps(mechanic: str, week_start: dt.date, tz: str) -> None:
                "are set on their own clock.")
 
 
+def slot_rows(table: pd.DataFrame) -> list[dict]:
+    """The slots table's rows as ``save_weekly_slots`` reads them."""
+    return [{"id": r["slot_id"], "day_of_week": r["day"], "start_time": r["start"], "end_time": r["end"],
+             "is_available": r["available"], "price_multiplier": r["multiplier"]} for r in table.to_dict("records")]
+
+
 def weekly_slots(mechanic: str, editable: bool, version: int) -> None:
     zone = ZONES[mechanic]
     st.caption(f"Hours are {ui.escape_markdown(NAMES[mechanic])}'s own clock ({ui.escape_markdown(zone)}). "
@@ -258,8 +268,7 @@ def weekly_slots(mechanic: str, editable: bool, version: int) -> None:
                 "Multiplier", default=1.0, step=0.01, format="%.2f",
                 help=f"Price = base price x multiplier ({MULTIPLIER_MIN}-{MULTIPLIER_MAX})."),
         })
-    rows = [{"id": r["slot_id"], "day_of_week": r["day"], "start_time": r["start"], "end_time": r["end"],
-             "is_available": r["available"], "price_multiplier": r["multiplier"]} for r in edited.to_dict("records")]
+    rows, seen = slot_rows(edited), slot_rows(table)
     state = st.session_state.get(key, {})
     changed = any(state.get(part) for part in ("edited_rows", "added_rows", "deleted_rows"))
     try:
@@ -287,7 +296,8 @@ def weekly_slots(mechanic: str, editable: bool, version: int) -> None:
                    "Set it under Mechanic's timezone.", icon=":material/schedule:")
     if editable:
         st.button("Save weekly slots", type="primary", disabled=not changed, icon=":material/save:",
-                  on_click=write, args=(lambda: save_weekly_slots(ui.write_engine(), ACTOR, mechanic, rows),
+                  on_click=write, args=(lambda: save_weekly_slots(ui.write_engine(), ACTOR, mechanic, rows,
+                                                                  seen=seen),
                                         lambda r: f"Weekly slots saved: {r.created} added, {r.updated} changed, "
                                                   f"{r.deleted} removed."))
 
@@ -412,8 +422,8 @@ def base_prices(editable: bool, version: int) -> None:
                 st.number_input("New price (USD)", min_value=0.0, max_value=1000.0, step=1.0, format="%.2f",
                                 value=(current or 0) / 100, key=key)
                 st.button("Save price", key=f"save_price_{row.session_type}", on_click=write, args=(
-                    lambda t=row.session_type, k=key: set_base_price(ui.write_engine(), ACTOR, t,
-                                                                      f"{st.session_state[k]:.2f}"),
+                    lambda t=row.session_type, k=key, seen=current: set_base_price(
+                        ui.write_engine(), ACTOR, t, f"{st.session_state[k]:.2f}", seen_cents=seen),
                     lambda cents, t=row.session_type: f"{t.capitalize()} base price set to {ui.fmt_money(cents)}."))
 
 
