@@ -8,7 +8,6 @@ audit row) and is previewed first as the bookable slots and prices of the next 1
 """
 
 import datetime as dt
-import html
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -140,21 +139,20 @@ def week_view(mechanic: str, week_start: dt.date, tz: str) -> None:
                        "Pick another week, or add weekly slots in the Weekly slots view.")
         return
     by_day = mechanic != ALL
-    # plotly renders some HTML in labels and hovers: names and zones come from the database
     bars = pd.DataFrame({
-        "display_name": windows.mechanic_id.map(NAMES).map(html.escape),
+        "display_name": windows.mechanic_id.map(NAMES),
         "start": local_times(windows.start_utc, tz), "end": local_times(windows.end_utc, tz),
         "multiplier": windows.multiplier,
-        "detail": [html.escape(f"{row.source} hours · x{row.multiplier:.2f} · "
-                               f"{_their_clock(row.start_utc, row.end_utc, row.timezone)}")
+        "detail": [f"{row.source} hours · x{row.multiplier:.2f} · "
+                   f"{_their_clock(row.start_utc, row.end_utc, row.timezone)}"
                    for row in windows.itertuples()],
     })
     length = dt.timedelta(minutes=RULES.session_minutes)
     booked = pd.DataFrame({
-        "display_name": sessions.display_name.map(html.escape),
+        "display_name": sessions.display_name,
         "start": local_times(sessions.scheduled_at, tz), "end": local_times(sessions.scheduled_at + length, tz),
-        "detail": [html.escape(f"{row.session_type} session · {row.status} · {ui.fmt_money(row.price_cents)} · "
-                               f"{_their_clock(row.scheduled_at, row.scheduled_at + length, ZONES[row.mechanic_id])}")
+        "detail": [f"{row.session_type} session · {row.status} · {ui.fmt_money(row.price_cents)} · "
+                   f"{_their_clock(row.scheduled_at, row.scheduled_at + length, ZONES[row.mechanic_id])}"
                    for row in sessions.itertuples()],
     })
     fig = px.timeline(timeline_rows(bars, by_day), x_start="start", x_end="end",
@@ -172,7 +170,7 @@ def week_view(mechanic: str, week_start: dt.date, tz: str) -> None:
         labels = [f"{week_start + dt.timedelta(days=n):%a %d %b}" for n in range(7)]
         fig.update_xaxes(range=[DAY0, DAY0 + dt.timedelta(days=1)], tickformat="%H:%M")
     else:
-        labels = [html.escape(NAMES[i]) for i in ids]
+        labels = [NAMES[i] for i in ids]
     fig.update_yaxes(categoryorder="array", categoryarray=labels[::-1], range=[-0.5, len(labels) - 0.5])
     fig.update_layout(height=160 + 36 * len(labels), coloraxis_colorbar_title_text="Price<br>multiplier (×)",
                       legend=dict(yanchor="bottom", y=1.0, xanchor="right", x=1))
@@ -274,7 +272,7 @@ def weekly_slots(mechanic: str, editable: bool, version: int) -> None:
     try:
         new = tuple(validate_weekly_rows(rows))
     except ValidationError as exc:
-        st.error(f"**{exc}** Nothing is saved until every row is valid.", icon=":material/error:")
+        st.error(f"**{ui.escape_markdown(exc)}** Nothing is saved until every row is valid.", icon=":material/error:")
         st.dataframe(pd.DataFrame([
             {"Row": position + 1, "Day": rows[position]["day_of_week"],
              "Hours": f"{_hhmm(rows[position]['start_time'])}–{_hhmm(rows[position]['end_time'])}",

@@ -59,11 +59,11 @@ def wait_until_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
 
 
 @contextlib.contextmanager
-def serve(database: Path, **env_settings: str):
-    """The app on a free port over the embedded DuckDB file ``database`` (created and
-    filled on first start), with nothing else configured but ``env_settings``
-    (e.g. ``PITWALL_DEMO_ROLE="support"``). Yields its URL; the server log must
-    hold no traceback when it stops."""
+def serve(database: Path, script: str = "dashboard/app.py", **env_settings: str):
+    """The app (or another Streamlit ``script`` of the repository) on a free port over the
+    embedded DuckDB file ``database`` (created and filled on first start), with nothing
+    else configured but ``env_settings`` (e.g. ``PITWALL_DEMO_ROLE="support"``). Yields
+    its URL; the server log must hold no traceback when it stops."""
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("DATABASE_", "PITWALL_", "STREAMLIT_"))}
     env.update(PITWALL_DUCKDB_PATH=str(database), PITWALL_DEMO_SCALE=DEMO_SCALE,
@@ -72,7 +72,7 @@ def serve(database: Path, **env_settings: str):
     log = database.with_suffix(".log")
     with log.open("w") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
+            [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )

@@ -26,8 +26,8 @@ def titles(role: str) -> list[str]:
 
 
 def text(elements) -> str:
-    """The elements' Markdown with escapes removed."""
-    return re.sub(r"\\(.)", r"\1", "\n".join(str(element.value) for element in elements))
+    """The elements' Markdown with escapes (and the word joiners that keep addresses unlinked) removed."""
+    return re.sub(r"\\(.)", r"\1", "\n".join(str(element.value) for element in elements)).replace("\u2060", "")
 
 
 def run_app(query: dict | None = None, user: dict | None = None) -> AppTest:
