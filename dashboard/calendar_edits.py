@@ -63,6 +63,14 @@ def _lock_mechanic(conn: Connection, mechanic_id: uuid.UUID):
     return row
 
 
+def _unchanged_since_seen(conn: Connection, mechanic, seen: Any, stored: Any) -> None:
+    """ChangedMeanwhile (who changed the calendar, and when) if the editor saw ``seen`` but
+    ``stored`` is there now; ``seen`` UNCHECKED skips the check."""
+    if seen is not UNCHECKED and stored != seen:
+        raise ChangedMeanwhile(changed_meanwhile(conn, f"{mechanic.display_name}'s calendar", CALENDAR,
+                                                 mechanic.user_id))
+
+
 def _slot_snapshot(slot: WeeklySlot) -> dict:
     return {"slot_id": slot.id, "day": DAY_NAMES[slot.day_of_week], "start_time": f"{slot.start:%H:%M}",
             "end_time": f"{slot.end:%H:%M}", "is_available": slot.is_available,
@@ -121,8 +129,8 @@ def save_weekly_slots(engine: Engine, actor: Actor | None, mechanic_id: Any,
     with engine.begin() as conn:
         actor = require_current_role(conn, actor, *EDITOR_ROLES)
         row = _lock_mechanic(conn, mechanic)
-        if seen_slots is not None and set(weekly_slots(conn, [mechanic]).get(mechanic, [])) != seen_slots:
-            raise ChangedMeanwhile(changed_meanwhile(conn, f"{row.display_name}'s calendar", CALENDAR, mechanic))
+        if seen_slots is not None:
+            _unchanged_since_seen(conn, row, seen_slots, set(weekly_slots(conn, [mechanic]).get(mechanic, [])))
         return _write_slots(conn, actor, mechanic, new)
 
 
@@ -230,8 +238,9 @@ def _check_not_past(timezone: str, date: dt.date, now: dt.datetime | None) -> No
 
 def set_override(engine: Engine, actor: Actor | None, mechanic_id: Any, day: Any, *, is_available: bool,
                  start: Any = None, end: Any = None, multiplier: Any = ONE, reason: Any = None,
-                 now: dt.datetime | None = None) -> Override:
-    """Add or replace the override of a mechanic's local date (today or later)."""
+                 now: dt.datetime | None = None, seen: Override | None | object = UNCHECKED) -> Override:
+    """Add or replace the override of a mechanic's local date (today or later). ``seen``: the
+    override of that date the editor saw (None: none); ChangedMeanwhile if that is no longer so."""
     require_role(actor, *EDITOR_ROLES)
     override = parse_override(day, is_available=is_available, start=start, end=end,
                               multiplier=multiplier, reason=reason)
@@ -239,8 +248,10 @@ def set_override(engine: Engine, actor: Actor | None, mechanic_id: Any, day: Any
     ov = s.mechanic_availability_overrides
     with engine.begin() as conn:
         actor = require_current_role(conn, actor, *EDITOR_ROLES)
-        _check_not_past(_lock_mechanic(conn, mechanic).timezone, override.date, now)
+        row = _lock_mechanic(conn, mechanic)
+        _check_not_past(row.timezone, override.date, now)
         before = _existing_override(conn, mechanic, override.date)
+        _unchanged_since_seen(conn, row, seen, before)
         values = {"is_available": override.is_available, "start_time": override.start, "end_time": override.end,
                   "price_multiplier": override.multiplier, "reason": override.reason}
         if before is None:
@@ -253,18 +264,21 @@ def set_override(engine: Engine, actor: Actor | None, mechanic_id: Any, day: Any
 
 
 def delete_override(engine: Engine, actor: Actor | None, mechanic_id: Any, day: Any,
-                    now: dt.datetime | None = None) -> None:
-    """Remove the override of a mechanic's local date (today or later): the weekly hours apply again."""
+                    now: dt.datetime | None = None, seen: Override | object = UNCHECKED) -> None:
+    """Remove the override of a mechanic's local date (today or later): the weekly hours apply
+    again. ``seen``: the override the editor saw; ChangedMeanwhile if it was changed since."""
     require_role(actor, *EDITOR_ROLES)
     date = parse_date(day)
     mechanic = parse_uuid(mechanic_id, "Mechanic", ValidationError)
     ov = s.mechanic_availability_overrides
     with engine.begin() as conn:
         actor = require_current_role(conn, actor, *EDITOR_ROLES)
-        _check_not_past(_lock_mechanic(conn, mechanic).timezone, date, now)
+        row = _lock_mechanic(conn, mechanic)
+        _check_not_past(row.timezone, date, now)
         before = _existing_override(conn, mechanic, date)
         if before is None:
             raise ValidationError(f"There is no override on {date:%a %d %b %Y}.")
+        _unchanged_since_seen(conn, row, seen, before)
         conn.execute(ov.delete().where(ov.c.mechanic_id == mechanic, ov.c.date == date))
         record_audit(conn, actor, "override.delete", CALENDAR, mechanic, before=_override_snapshot(before))
 
@@ -272,15 +286,19 @@ def delete_override(engine: Engine, actor: Actor | None, mechanic_id: Any, day: 
 # --- mechanic timezone and base prices ----------------------------------------------------
 
 
-def set_mechanic_timezone(engine: Engine, actor: Actor | None, mechanic_id: Any, timezone: Any) -> str:
-    """Change the IANA timezone a mechanic's hours are read in."""
+def set_mechanic_timezone(engine: Engine, actor: Actor | None, mechanic_id: Any, timezone: Any, *,
+                          seen: str | object = UNCHECKED) -> str:
+    """Change the IANA timezone a mechanic's hours are read in. ``seen``: the timezone the
+    editor saw; ChangedMeanwhile if it was changed since."""
     require_role(actor, *EDITOR_ROLES)
     name = str(parse_timezone(timezone))
     mechanic = parse_uuid(mechanic_id, "Mechanic", ValidationError)
     m = s.mechanics
     with engine.begin() as conn:
         actor = require_current_role(conn, actor, *EDITOR_ROLES)
-        before = _lock_mechanic(conn, mechanic).timezone
+        row = _lock_mechanic(conn, mechanic)
+        before = row.timezone
+        _unchanged_since_seen(conn, row, seen, before)
         if before != name:
             conn.execute(m.update().where(m.c.user_id == mechanic).values(timezone=name))
             record_audit(conn, actor, "timezone.set", CALENDAR, mechanic,

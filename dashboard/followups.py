@@ -226,6 +226,8 @@ def set_prices(engine: Engine, actor: Actor | None, changes: Mapping[tuple[str, 
     prices (the same new price is then no change) instead of failing on the second insert.
     """
     require_role(actor, "admin")
+    if not isinstance(changes, Mapping) or not all(isinstance(key, tuple) and len(key) == 2 for key in changes):
+        raise FollowUpError("Prices are given per (plan, follow-up type) pair, in whole cents.")
     for (plan, follow_up_type), cents in changes.items():
         if plan not in PLANS:
             raise FollowUpError(f"Unknown plan {str(plan)[:40]!r}; use one of {', '.join(PLANS)}.")

@@ -286,6 +286,8 @@ def moderation_required(conn: Connection) -> bool:
 def set_moderation_required(engine: Engine, actor: Actor, required: bool) -> None:
     """Admins switch 'every review waits for moderation' on or off; audited."""
     require_role(actor, "admin")
+    if not isinstance(required, bool):
+        raise ReviewError(f"The moderation setting is on or off (true or false), not {str(required)[:20]!r}.")
     with engine.begin() as conn:
         actor = require_current_role(conn, actor, "admin")
         before = moderation_required(conn)

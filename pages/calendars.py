@@ -25,8 +25,8 @@ from dashboard.calendar_edits import (
 from dashboard.config import load_settings
 from dashboard.period import timezones, today_in
 from dashboard.scheduling import (
-    DAY_NAMES, MULTIPLIER_MAX, MULTIPLIER_MIN, ChangedMeanwhile, SlotRules, ValidationError, is_known_timezone,
-    validate_weekly_rows,
+    DAY_NAMES, MULTIPLIER_MAX, MULTIPLIER_MIN, ChangedMeanwhile, Override, SlotRules, ValidationError,
+    is_known_timezone, validate_weekly_rows,
 )
 from dashboard.schema import SESSION_TYPES
 from queries import calendars
@@ -243,7 +243,7 @@ def weekly_slots(mechanic: str, editable: bool, version: int) -> None:
                                   index=timezones().index(zone) if zone in timezones() else 0,
                                   key=f"calendar_tz_{mechanic}_{version}")
             st.button("Save timezone", disabled=chosen == zone, on_click=write, args=(
-                lambda: set_mechanic_timezone(ui.write_engine(), ACTOR, mechanic, chosen),
+                lambda: set_mechanic_timezone(ui.write_engine(), ACTOR, mechanic, chosen, seen=zone),
                 lambda r: f"Timezone set to {r}."))
     slots = ui.run_query(calendars.weekly_slots, mechanic_id=mechanic)
     table = pd.DataFrame({"slot_id": slots.slot_id, "day": [DAY_NAMES[d] for d in slots.day_of_week],
@@ -298,6 +298,17 @@ def weekly_slots(mechanic: str, editable: bool, version: int) -> None:
                                                                   seen=seen),
                                         lambda r: f"Weekly slots saved: {r.created} added, {r.updated} changed, "
                                                   f"{r.deleted} removed."))
+
+
+def seen_override(upcoming: pd.DataFrame, day: dt.date) -> Override | None:
+    """The override of ``day`` this view shows, as the calendar edits compare it (None: none)."""
+    shown = upcoming[upcoming.date == day]
+    if shown.empty:
+        return None
+    row = shown.iloc[0]
+    hours = pd.notna(row.start_time)
+    return Override(row.date, bool(row.is_available), row.start_time if hours else None,
+                    row.end_time if hours else None, Decimal(f"{row.price_multiplier:.2f}"), row.reason)
 
 
 def days_off(mechanic: str, editable: bool, version: int) -> None:
@@ -355,7 +366,7 @@ def days_off(mechanic: str, editable: bool, version: int) -> None:
                        "customers if they need to move.", icon=":material/event_busy:")
         st.button("Save override", type="primary", icon=":material/save:", on_click=write, args=(
             lambda: set_override(ui.write_engine(), ACTOR, mechanic, day, is_available=hours, start=start, end=end,
-                                 multiplier=multiplier, reason=reason),
+                                 multiplier=multiplier, reason=reason, seen=seen_override(upcoming, day)),
             lambda r: f"Override saved for {r.date:%a %d %b}."))
     if not upcoming.empty:
         st.subheader("Remove an override", anchor=False)
@@ -363,7 +374,8 @@ def days_off(mechanic: str, editable: bool, version: int) -> None:
                                key=f"override_remove_{version}")
         ui.confirm("Remove override…", f"The override of **{removed:%a %d %b %Y}** is deleted and the weekly "
                    "hours apply that day again.", "Remove override", write, (
-                       lambda: delete_override(ui.write_engine(), ACTOR, mechanic, removed),
+                       lambda: delete_override(ui.write_engine(), ACTOR, mechanic, removed,
+                                               seen=seen_override(upcoming, removed)),
                        lambda r: "Override removed: the weekly hours apply again."),
                    key=f"override_remove_button_{version}", icon=":material/delete:")
 

@@ -20,7 +20,7 @@ from dashboard.calendar_edits import (
 )
 from dashboard.db import make_engine
 from dashboard.migrate import alembic_config
-from dashboard.scheduling import BookingRejected, ChangedMeanwhile, ValidationError, check_booking
+from dashboard.scheduling import BookingRejected, ChangedMeanwhile, Override, ValidationError, check_booking
 from tests.staff import staff_fixture
 from tests.test_schema import empty_url  # noqa: F401 (a fixture: an empty database on each backend)
 
@@ -437,3 +437,19 @@ def test_a_day_that_is_not_a_day_gets_its_own_message(engine, mechanic, day):
 def test_an_override_reason_that_is_not_text_gets_its_own_message(engine, mechanic, reason, message):
     with pytest.raises(ValidationError, match=message):
         set_override(engine, MANAGER, mechanic, "2099-01-01", is_available=False, reason=reason)
+
+
+def test_overrides_and_timezone_changed_meanwhile_are_not_overwritten(engine, mechanic):
+    day = "2099-01-01"
+    set_override(engine, OTHER_MANAGER, mechanic, day, is_available=False, reason="training")
+    with pytest.raises(ChangedMeanwhile, match="Mia's calendar was changed by mo@example.com"):
+        set_override(engine, MANAGER, mechanic, day, is_available=False, reason="holiday", seen=None)
+    with pytest.raises(ChangedMeanwhile):  # removing what the view showed, but it was replaced since
+        delete_override(engine, MANAGER, mechanic, day, seen=Override(dt.date(2099, 1, 1), reason="dentist"))
+    with pytest.raises(ChangedMeanwhile):
+        set_mechanic_timezone(engine, MANAGER, mechanic, "Europe/Paris", seen="Europe/Lisbon")
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(s.mechanic_availability_overrides.c.reason)).scalars().all() == ["training"]
+        assert conn.execute(sa.select(s.mechanics.c.timezone)).scalar_one() == "Europe/Berlin"
+    delete_override(engine, MANAGER, mechanic, day, seen=Override(dt.date(2099, 1, 1), reason="training"))
+    assert set_mechanic_timezone(engine, MANAGER, mechanic, "Europe/Paris", seen="Europe/Berlin") == "Europe/Paris"

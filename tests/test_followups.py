@@ -157,6 +157,10 @@ def test_only_admins_set_valid_prices(engine, world):
         (ADMIN, {("standard", "quick_question"): -1}, FollowUpError, "whole cents from 0 to 100,000"),
         (ADMIN, {("standard", "quick_question"): 100_001}, FollowUpError, "whole cents"),
         (ADMIN, {("standard", "quick_question"): 4.5}, FollowUpError, "whole cents"),
+        (ADMIN, {("standard", "quick_question"): float("inf")}, FollowUpError, "whole cents"),
+        (ADMIN, {("standard", "quick_question"): 10 ** 30}, FollowUpError, "whole cents"),
+        (ADMIN, {"standard": 100}, FollowUpError, "per \\(plan, follow-up type\\) pair"),
+        (ADMIN, [("standard", "quick_question", 100)], FollowUpError, "per \\(plan, follow-up type\\) pair"),
         (ADMIN, {("standard", "mini_extension"): 100, ("standard", "quick_question"): None}, FollowUpError,
          "quick questions must be whole cents"),  # all or none
     ]:

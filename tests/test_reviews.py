@@ -165,6 +165,15 @@ def test_flagged_review_waits_and_leaves_aggregates(engine, people):
     assert tuple(_mechanic(engine, people["mechanic"])) == (Decimal("0.00"), 0)
 
 
+def test_the_moderation_setting_takes_only_on_or_off(engine):
+    for value in ("no", 0, None):
+        with pytest.raises(ReviewError, match="on or off"):
+            set_moderation_required(engine, ADMIN, value)
+    with engine.connect() as conn:
+        assert not moderation_required(conn)
+        assert conn.execute(sa.select(sa.func.count()).select_from(s.audit_log)).scalar_one() == 0
+
+
 def test_setting_sends_every_review_to_the_queue(engine, people):
     with pytest.raises(PermissionDenied):
         set_moderation_required(engine, SUPPORT, True)
