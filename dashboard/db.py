@@ -8,7 +8,9 @@ only through ``redact``, which removes every credential of its URL.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -53,6 +55,19 @@ def locking(conn, stmt, *, read: bool = False):
     """``stmt`` locking the rows it reads on PostgreSQL (FOR UPDATE, or FOR SHARE when ``read``)
     until the transaction ends; unchanged on DuckDB, which has one writer and no row locks."""
     return stmt.with_for_update(read=read) if conn.dialect.name == "postgresql" else stmt
+
+
+_DUCKDB_WRITERS: dict[str, threading.Lock] = {}
+
+
+def one_writer(engine: Engine) -> contextlib.AbstractContextManager:
+    """Around a write transaction: on DuckDB, one such transaction of this process at a time,
+    since DuckDB refuses a second writer of the same rows instead of making it wait (and the
+    embedded demo serves every browser session from one process). Nothing on PostgreSQL,
+    whose locks make writers wait."""
+    if not is_duckdb(engine):
+        return contextlib.nullcontext()
+    return _DUCKDB_WRITERS.setdefault(engine.url.render_as_string(hide_password=False), threading.Lock())
 
 
 def make_engine(url: str) -> Engine:

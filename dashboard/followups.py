@@ -57,7 +57,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dashboard.audit import changed_meanwhile, record_audit
 from dashboard.auth import Actor, require_current_role, require_role
-from dashboard.db import locking
+from dashboard.db import locking, one_writer
 from dashboard.schema import (
     FOLLOW_UP_PRICE_MAX_CENTS, FOLLOW_UP_TYPES, PLANS, crm_interactions, follow_up_pricing, mechanics, profiles,
     requests, session_base_prices, sessions,
@@ -223,7 +223,8 @@ def set_prices(engine: Engine, actor: Actor | None, changes: Mapping[tuple[str, 
     ``seen``: the cents the editor saw for the pairs it changes; FollowUpConflict saying who
     changed one and when if it is no longer so. On PostgreSQL the price table is locked for
     the transaction, so two admins saving at once take turns and the second sees the first's
-    prices (the same new price is then no change) instead of failing on the second insert.
+    prices (the same new price is then no change) instead of failing on the second insert; on
+    DuckDB (one process) the second save waits for the first (``one_writer``) and sees the same.
     """
     require_role(actor, "admin")
     if not isinstance(changes, Mapping) or not all(isinstance(key, tuple) and len(key) == 2 for key in changes):
@@ -237,7 +238,7 @@ def set_prices(engine: Engine, actor: Actor | None, changes: Mapping[tuple[str, 
                                 f"from 0 to {FOLLOW_UP_PRICE_MAX_CENTS:,}, got {cents!r}.")
     p = follow_up_pricing
     changed = 0
-    with engine.begin() as conn:
+    with one_writer(engine), engine.begin() as conn:
         actor = require_current_role(conn, actor, "admin")
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("LOCK TABLE follow_up_pricing IN SHARE ROW EXCLUSIVE MODE"))

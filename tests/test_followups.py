@@ -215,6 +215,27 @@ def test_two_admins_setting_the_same_new_price_at_once_get_a_clean_outcome(pg_en
     assert [a["action"] for a in audit(pg_engine)] == ["follow_up_price.set"]
 
 
+def test_two_admins_saving_prices_at_once_on_the_embedded_database_take_turns(duckdb_engine):
+    # the embedded demo serves every browser session from one process: sessions are threads
+    for cents in (610, 620, 630):
+        barrier, results = threading.Barrier(2), []
+
+        def save(actor):
+            barrier.wait()
+            try:
+                results.append(set_prices(duckdb_engine, actor, {("standard", "quick_question"): cents}))
+            except Exception as exc:  # the outcome under test: no conflict error reaches the admin
+                results.append(exc)
+
+        threads = [threading.Thread(target=save, args=(actor,)) for actor in (ADMIN, OTHER_ADMIN)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(results) == [0, 1]
+    assert len(audit(duckdb_engine)) == 3
+
+
 def test_new_issue_needs_a_session_price(engine, world):
     with engine.begin() as conn:
         conn.execute(sa.delete(s.session_base_prices))
