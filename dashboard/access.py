@@ -22,6 +22,7 @@ calendars (to tell a customer when a mechanic is free); only managers and admins
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 from dashboard.auth import Actor
 from dashboard.config import Settings
@@ -92,6 +93,15 @@ def actor_without_login(settings: Settings) -> Actor | None:
 
 def is_demo(actor: Actor) -> bool:
     return actor == demo_actor(actor.role)
+
+
+def verified_email(user: Mapping[str, Any]) -> str | None:
+    """The signed-in identity's email, lower-cased, when the provider says it verified
+    it (``email_verified`` true); otherwise None, and the identity gets no staff role:
+    an unverified address is only a claim."""
+    email = str(user.get("email") or "").strip().lower()
+    verified = user.get("email_verified")
+    return email if email and (verified is True or str(verified).strip().lower() == "true") else None
 
 
 def staff_actor(email: str, role: str | None, name: str | None = None) -> Actor | None:

@@ -67,8 +67,9 @@ def anonymous_refused_page(settings: Settings) -> None:
     print("pitwall: refusing anonymous use of a non-demo database (configure [auth] or allow anonymous use)",
           file=sys.stderr)
     ui.page_header("Sign-in required", "Pitwall shows no data from a real database to someone it does not know.")
-    st.warning(f"Connected to `{redact(settings.database_url)}`, and staff sign-in is not configured.",
-               icon=":material/lock:")
+    # Nothing of the database URL (host, user, name) is shown to someone who is not signed in.
+    st.warning(f"Pitwall is set up for a database other than the embedded demo (in the {settings.source}), "
+               "and staff sign-in is not configured.", icon=":material/lock:")
     st.markdown(
         "Choose one of the two ways in:\n\n"
         "1. **Configure staff sign-in** (recommended): add an `[auth]` section for your OpenID Connect "
@@ -81,11 +82,16 @@ def anonymous_refused_page(settings: Settings) -> None:
     st.stop()
 
 
-def no_access_page(email: str) -> None:
+def no_access_page(email: str, verified: bool = True) -> None:
     ui.page_header("No access", "Pitwall is open to the marketplace's staff only.")
-    st.warning(f"**{ui.escape_markdown(email)}** is not on the staff list.", icon=":material/block:")
-    st.write("Ask an admin to add your email to the `staff_roles` table with the role admin, support or "
-             "manager, then sign in again.")
+    if verified:
+        st.warning(f"**{ui.escape_markdown(email)}** is not on the staff list.", icon=":material/block:")
+        st.write("Ask an admin to add your email to the `staff_roles` table with the role admin, support or "
+                 "manager, then sign in again.")
+    else:
+        st.warning(f"Your sign-in provider has not verified **{ui.escape_markdown(email)}**, and Pitwall gives "
+                   "staff access to verified addresses only.", icon=":material/block:")
+        st.write("Verify the address with your provider (or sign in with your work account), then sign in again.")
     if st.button("Sign out", icon=":material/logout:"):
         st.logout()
     st.stop()
@@ -149,10 +155,13 @@ def database_checks(settings: Settings) -> list[str]:
 
 
 def actor_or_stop(settings: Settings) -> Actor:
-    email = st.user.get("email") or ""
+    claimed = st.user.get("email") or ""
+    email = access.verified_email(st.user)
+    if claimed and email is None:
+        no_access_page(claimed, verified=False)
     with ui.engine_for(settings.query_url).connect() as conn:
         role = role_for_email(conn, email) if email else None
-    actor = access.staff_actor(email, role, st.user.get("name"))
+    actor = access.staff_actor(email or "", role, st.user.get("name"))
     if actor is None:
         no_access_page(email or "Your account (the sign-in gave no email)")
     return actor

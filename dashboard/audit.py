@@ -1,4 +1,11 @@
-"""The audit trail: one row per write, in the same transaction as the write."""
+"""The audit trail: one row per write, in the same transaction as the write.
+
+A row's ``created_at`` is when the change was written (clock time), not when its
+transaction began: a long transaction that changes something after a shorter one
+committed sorts after it. PostgreSQL's ``clock_timestamp()`` gives that time; DuckDB
+has no clock function (its ``now()`` is the transaction's start) and allows one
+writing process, so there the time is this process's clock.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ import json
 import uuid
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dashboard.auth import Actor
@@ -41,5 +49,32 @@ def record_audit(
             before=_plain(before) if before is not None else None,
             after=_plain(after) if after is not None else None,
             reason=reason,
+            created_at=_clock(conn),
         )
     )
+
+
+def _clock(conn: Connection):
+    if conn.dialect.name == "postgresql":
+        return sa.func.clock_timestamp()
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class _Unchecked:
+    def __repr__(self) -> str:
+        return "UNCHECKED"
+
+
+UNCHECKED = _Unchecked()  # "the caller did not say what it saw": an edit without the stale-view check
+
+
+def changed_meanwhile(conn: Connection, what: str, entity_type: str, entity_id: Any) -> str:
+    """The refusal of an edit made from an out-of-date view: who last changed ``what`` and
+    when, from the audit trail (stored as ``entity_type``/``entity_id``)."""
+    a = audit_log
+    last = conn.execute(sa.select(a.c.actor_email, a.c.created_at)
+                        .where(a.c.entity_type == entity_type, a.c.entity_id == str(entity_id))
+                        .order_by(a.c.created_at.desc()).limit(1)).first()
+    by = "meanwhile" if last is None else (
+        f"by {last.actor_email} at {last.created_at.astimezone(dt.timezone.utc):%d %b %Y %H:%M} UTC")
+    return f"{what} was changed {by}: reload the page to see the change, then edit again. Nothing was saved."

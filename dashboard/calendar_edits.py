@@ -24,10 +24,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from dashboard import schema as s
-from dashboard.audit import record_audit
-from dashboard.auth import Actor, require_role
+from dashboard.audit import UNCHECKED, changed_meanwhile, record_audit
+from dashboard.auth import Actor, require_current_role, require_role
+from dashboard.db import locking
 from dashboard.scheduling import (
-    DAY_NAMES, ONE, UTC, Override, ValidationError, WeeklySlot, parse_base_price, parse_day,
+    DAY_NAMES, ONE, UTC, ChangedMeanwhile, Override, ValidationError, WeeklySlot, parse_base_price, parse_day,
     parse_multiplier, parse_reason, parse_time, parse_timezone, validate_weekly_rows, weekly_slots,
 )
 from dashboard.validation import parse_uuid
@@ -55,13 +56,19 @@ class SlotChanges:
 def _lock_mechanic(conn: Connection, mechanic_id: uuid.UUID):
     """The mechanic's row (locked on PostgreSQL); ValidationError if there is none."""
     m = s.mechanics
-    query = sa.select(m.c.user_id, m.c.display_name, m.c.timezone).where(m.c.user_id == mechanic_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    row = conn.execute(locking(conn, sa.select(m.c.user_id, m.c.display_name, m.c.timezone)
+                               .where(m.c.user_id == mechanic_id))).first()
     if row is None:
         raise ValidationError(f"Unknown mechanic {mechanic_id}.")
     return row
+
+
+def _unchanged_since_seen(conn: Connection, mechanic, seen: Any, stored: Any) -> None:
+    """ChangedMeanwhile (who changed the calendar, and when) if the editor saw ``seen`` but
+    ``stored`` is there now; ``seen`` UNCHECKED skips the check."""
+    if seen is not UNCHECKED and stored != seen:
+        raise ChangedMeanwhile(changed_meanwhile(conn, f"{mechanic.display_name}'s calendar", CALENDAR,
+                                                 mechanic.user_id))
 
 
 def _slot_snapshot(slot: WeeklySlot) -> dict:
@@ -106,14 +113,24 @@ def _write_slots(conn: Connection, actor: Actor, mechanic_id: uuid.UUID, new: Se
 
 
 def save_weekly_slots(engine: Engine, actor: Actor | None, mechanic_id: Any,
-                      rows: Sequence[Mapping[str, Any]]) -> SlotChanges:
+                      rows: Sequence[Mapping[str, Any]], *, seen: Sequence[Mapping[str, Any]] | None = None
+                      ) -> SlotChanges:
     """Replace a mechanic's weekly schedule with ``rows`` (see ``validate_weekly_rows``):
-    rows with an id update that slot, rows without one add a slot, missing slots are deleted."""
+    rows with an id update that slot, rows without one add a slot, missing slots are deleted.
+
+    ``seen``: the slots the editor started from (rows of the same form). When the stored slots
+    differ from them, another editor saved meanwhile: ValidationError saying who and when,
+    and nothing is saved (instead of deleting a slot the editor never saw).
+    """
     require_role(actor, *EDITOR_ROLES)
     new = validate_weekly_rows(rows)
+    seen_slots = None if seen is None else set(validate_weekly_rows(seen))
     mechanic = parse_uuid(mechanic_id, "Mechanic", ValidationError)
     with engine.begin() as conn:
-        _lock_mechanic(conn, mechanic)
+        actor = require_current_role(conn, actor, *EDITOR_ROLES)
+        row = _lock_mechanic(conn, mechanic)
+        if seen_slots is not None:
+            _unchanged_since_seen(conn, row, seen_slots, set(weekly_slots(conn, [mechanic]).get(mechanic, [])))
         return _write_slots(conn, actor, mechanic, new)
 
 
@@ -158,6 +175,7 @@ def set_peak_multiplier(engine: Engine, actor: Actor | None, mechanic_ids: Seque
     reason = f"peak x{value} on {', '.join(DAY_NAMES[d][:3] for d in sorted(chosen_days))} {low:%H:%M}-{high:%H:%M}"
     changes = SlotChanges()
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, *EDITOR_ROLES)
         for mechanic in ids:
             _lock_mechanic(conn, mechanic)
         current = weekly_slots(conn, ids)
@@ -220,16 +238,20 @@ def _check_not_past(timezone: str, date: dt.date, now: dt.datetime | None) -> No
 
 def set_override(engine: Engine, actor: Actor | None, mechanic_id: Any, day: Any, *, is_available: bool,
                  start: Any = None, end: Any = None, multiplier: Any = ONE, reason: Any = None,
-                 now: dt.datetime | None = None) -> Override:
-    """Add or replace the override of a mechanic's local date (today or later)."""
+                 now: dt.datetime | None = None, seen: Override | None | object = UNCHECKED) -> Override:
+    """Add or replace the override of a mechanic's local date (today or later). ``seen``: the
+    override of that date the editor saw (None: none); ChangedMeanwhile if that is no longer so."""
     require_role(actor, *EDITOR_ROLES)
     override = parse_override(day, is_available=is_available, start=start, end=end,
                               multiplier=multiplier, reason=reason)
     mechanic = parse_uuid(mechanic_id, "Mechanic", ValidationError)
     ov = s.mechanic_availability_overrides
     with engine.begin() as conn:
-        _check_not_past(_lock_mechanic(conn, mechanic).timezone, override.date, now)
+        actor = require_current_role(conn, actor, *EDITOR_ROLES)
+        row = _lock_mechanic(conn, mechanic)
+        _check_not_past(row.timezone, override.date, now)
         before = _existing_override(conn, mechanic, override.date)
+        _unchanged_since_seen(conn, row, seen, before)
         values = {"is_available": override.is_available, "start_time": override.start, "end_time": override.end,
                   "price_multiplier": override.multiplier, "reason": override.reason}
         if before is None:
@@ -242,17 +264,21 @@ def set_override(engine: Engine, actor: Actor | None, mechanic_id: Any, day: Any
 
 
 def delete_override(engine: Engine, actor: Actor | None, mechanic_id: Any, day: Any,
-                    now: dt.datetime | None = None) -> None:
-    """Remove the override of a mechanic's local date (today or later): the weekly hours apply again."""
+                    now: dt.datetime | None = None, seen: Override | object = UNCHECKED) -> None:
+    """Remove the override of a mechanic's local date (today or later): the weekly hours apply
+    again. ``seen``: the override the editor saw; ChangedMeanwhile if it was changed since."""
     require_role(actor, *EDITOR_ROLES)
     date = parse_date(day)
     mechanic = parse_uuid(mechanic_id, "Mechanic", ValidationError)
     ov = s.mechanic_availability_overrides
     with engine.begin() as conn:
-        _check_not_past(_lock_mechanic(conn, mechanic).timezone, date, now)
+        actor = require_current_role(conn, actor, *EDITOR_ROLES)
+        row = _lock_mechanic(conn, mechanic)
+        _check_not_past(row.timezone, date, now)
         before = _existing_override(conn, mechanic, date)
         if before is None:
             raise ValidationError(f"There is no override on {date:%a %d %b %Y}.")
+        _unchanged_since_seen(conn, row, seen, before)
         conn.execute(ov.delete().where(ov.c.mechanic_id == mechanic, ov.c.date == date))
         record_audit(conn, actor, "override.delete", CALENDAR, mechanic, before=_override_snapshot(before))
 
@@ -260,14 +286,19 @@ def delete_override(engine: Engine, actor: Actor | None, mechanic_id: Any, day: 
 # --- mechanic timezone and base prices ----------------------------------------------------
 
 
-def set_mechanic_timezone(engine: Engine, actor: Actor | None, mechanic_id: Any, timezone: Any) -> str:
-    """Change the IANA timezone a mechanic's hours are read in."""
+def set_mechanic_timezone(engine: Engine, actor: Actor | None, mechanic_id: Any, timezone: Any, *,
+                          seen: str | object = UNCHECKED) -> str:
+    """Change the IANA timezone a mechanic's hours are read in. ``seen``: the timezone the
+    editor saw; ChangedMeanwhile if it was changed since."""
     require_role(actor, *EDITOR_ROLES)
     name = str(parse_timezone(timezone))
     mechanic = parse_uuid(mechanic_id, "Mechanic", ValidationError)
     m = s.mechanics
     with engine.begin() as conn:
-        before = _lock_mechanic(conn, mechanic).timezone
+        actor = require_current_role(conn, actor, *EDITOR_ROLES)
+        row = _lock_mechanic(conn, mechanic)
+        before = row.timezone
+        _unchanged_since_seen(conn, row, seen, before)
         if before != name:
             conn.execute(m.update().where(m.c.user_id == mechanic).values(timezone=name))
             record_audit(conn, actor, "timezone.set", CALENDAR, mechanic,
@@ -275,16 +306,22 @@ def set_mechanic_timezone(engine: Engine, actor: Actor | None, mechanic_id: Any,
     return name
 
 
-def set_base_price(engine: Engine, actor: Actor | None, session_type: Any, price: Any) -> int:
+def set_base_price(engine: Engine, actor: Actor | None, session_type: Any, price: Any, *,
+                   seen_cents: int | None | object = UNCHECKED) -> int:
     """Set the base price of a session type from dollars (e.g. ``"49.99"``); returns cents.
-    Sessions already booked keep their own price."""
+    Sessions already booked keep their own price. ``seen_cents``: the price the editor saw
+    (None: not set); ValidationError saying who changed it and when if it is no longer so."""
     require_role(actor, *EDITOR_ROLES)
     if session_type not in s.SESSION_TYPES:
         raise ValidationError(f"Unknown session type {str(session_type)[:20]!r}.")
     cents = parse_base_price(price)
     bp = s.session_base_prices
     with engine.begin() as conn:
-        before = conn.execute(sa.select(bp.c.price_cents).where(bp.c.session_type == session_type)).scalar()
+        actor = require_current_role(conn, actor, *EDITOR_ROLES)
+        before = conn.execute(locking(conn, sa.select(bp.c.price_cents)
+                                       .where(bp.c.session_type == session_type))).scalar()
+        if seen_cents is not UNCHECKED and before != seen_cents:
+            raise ChangedMeanwhile(changed_meanwhile(conn, f"The {session_type} base price", BASE_PRICE, session_type))
         if before == cents:
             return cents
         values = {"price_cents": cents, "updated_by": actor.email, "updated_at": dt.datetime.now(UTC)}

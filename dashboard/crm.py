@@ -97,10 +97,12 @@ def _metadata(value: Mapping | None) -> dict | None:
     if not isinstance(value, Mapping):
         raise CrmInputError("Interaction metadata must be a JSON object.")
     try:
-        text = json.dumps(dict(value))
+        text = json.dumps(dict(value), allow_nan=False)  # inf and NaN are not JSON
     except (TypeError, ValueError):
         raise CrmInputError("Interaction metadata must hold only JSON values "
-                            "(text, numbers, lists, objects).") from None
+                            "(text, finite numbers, lists, objects).") from None
+    if "\\u0000" in text:  # PostgreSQL's jsonb cannot store a NUL character
+        raise CrmInputError("Interaction metadata contains a NUL character.")
     if len(text.encode()) > MAX_METADATA_BYTES:
         raise CrmInputError(f"Interaction metadata is over {MAX_METADATA_BYTES:,} bytes.")
     return json.loads(text)
@@ -125,6 +127,8 @@ def record_interaction(conn: Connection, *, customer_id: Any, interaction_type: 
         if owner.customer_id != customer:
             raise CrmInputError(f"Session {session} belongs to another customer.")
     if occurred_at is not None:
+        if not isinstance(occurred_at, dt.datetime):
+            raise CrmInputError(f"The interaction time must be a date and time, not {type(occurred_at).__name__}.")
         if occurred_at.tzinfo is None:
             raise CrmInputError("The interaction time needs a timezone.")
         if occurred_at > dt.datetime.now(dt.timezone.utc) + FUTURE_TOLERANCE:

@@ -1,9 +1,16 @@
 """Engines for PostgreSQL and the embedded DuckDB, and the one error users see
-when the database cannot be reached."""
+when the database cannot be reached.
+
+Engines hide SQL parameters from their errors and logs (``hide_parameters``):
+those values are customer emails and search text. Messages name the database
+only through ``redact``, which removes every credential of its URL.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -18,9 +25,49 @@ def is_duckdb(bind) -> bool:
     return bind.dialect.name == "duckdb"
 
 
+SECRET_QUERY_KEY = re.compile(r"pass|secret|token|key", re.I)  # password, sslpassword, passfile, sslkey, ...
+HIDDEN = "***"
+
+
 def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    return make_url(url).render_as_string(hide_password=True)
+    """The URL without any credential, for messages and logs: the password of the user part
+    and every query parameter that holds one (``?password=``, ``sslpassword``, ``sslkey``...)."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # not even a URL: show nothing of it
+        return HIDDEN
+    query = {key: (HIDDEN if SECRET_QUERY_KEY.search(key) else value) for key, value in parsed.query.items()}
+    return parsed.set(query=query).render_as_string(hide_password=True).replace("%2A%2A%2A", HIDDEN)
+
+
+def _secrets_of(url: str) -> list[str]:
+    """The credential values in ``url`` (to scrub them from a driver's message)."""
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return []
+    values = [parsed.password] + [value for key, value in parsed.query.items() if SECRET_QUERY_KEY.search(key)]
+    flat = [v for value in values if value for v in ([value] if isinstance(value, str) else value)]
+    return [str(v) for v in flat if str(v)]
+
+
+def locking(conn, stmt, *, read: bool = False):
+    """``stmt`` locking the rows it reads on PostgreSQL (FOR UPDATE, or FOR SHARE when ``read``)
+    until the transaction ends; unchanged on DuckDB, which has one writer and no row locks."""
+    return stmt.with_for_update(read=read) if conn.dialect.name == "postgresql" else stmt
+
+
+_DUCKDB_WRITERS: dict[str, threading.Lock] = {}
+
+
+def one_writer(engine: Engine) -> contextlib.AbstractContextManager:
+    """Around a write transaction: on DuckDB, one such transaction of this process at a time,
+    since DuckDB refuses a second writer of the same rows instead of making it wait (and the
+    embedded demo serves every browser session from one process). Nothing on PostgreSQL,
+    whose locks make writers wait."""
+    if not is_duckdb(engine):
+        return contextlib.nullcontext()
+    return _DUCKDB_WRITERS.setdefault(engine.url.render_as_string(hide_password=False), threading.Lock())
 
 
 def make_engine(url: str) -> Engine:
@@ -29,11 +76,13 @@ def make_engine(url: str) -> Engine:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, execution_options={"schema_translate_map": {"auth": None}})
+        engine = sa.create_engine(url, hide_parameters=True,
+                                  execution_options={"schema_translate_map": {"auth": None}})
         sa.event.listen(engine, "connect", _duckdb_session_utc)
         return engine
     return sa.create_engine(
         url,
+        hide_parameters=True,  # errors and logs never carry the values (customer emails, search text)
         pool_pre_ping=True,
         pool_size=5,
         max_overflow=5,
@@ -51,6 +100,8 @@ def explain_failure(exc: BaseException, url: str) -> str:
     if isinstance(exc, DatabaseUnavailable):  # explained already
         return str(exc)
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    for secret in _secrets_of(url):
+        text = text.replace(secret, HIDDEN)
     where = redact(url)
     if url.startswith("duckdb://"):
         if re.search(r"lock|Conflicting lock", text, re.I):

@@ -55,13 +55,14 @@ from typing import Any, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from dashboard.audit import record_audit
-from dashboard.auth import Actor, require_role
+from dashboard.audit import changed_meanwhile, record_audit
+from dashboard.auth import Actor, require_current_role, require_role
+from dashboard.db import locking, one_writer
 from dashboard.schema import (
     FOLLOW_UP_PRICE_MAX_CENTS, FOLLOW_UP_TYPES, PLANS, crm_interactions, follow_up_pricing, mechanics, profiles,
     requests, session_base_prices, sessions,
 )
-from dashboard.validation import parse_uuid
+from dashboard.validation import parse_text, parse_uuid
 
 UTC = dt.timezone.utc
 TEXT_MAX = 2000
@@ -175,14 +176,7 @@ class CreatedFollowUp:
 
 
 def _text(value, what: str, limit: int) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise FollowUpError(f"{what} is required.")
-    if "\x00" in value:
-        raise FollowUpError(f"{what} contains a NUL character.")
-    text = value.strip()
-    if len(text) > limit:
-        raise FollowUpError(f"{what} is {len(text):,} characters; the limit is {limit:,}.")
-    return text
+    return parse_text(value, what, limit, FollowUpError)
 
 
 def _type(value) -> str:
@@ -197,11 +191,6 @@ def _moment(at: dt.datetime | None) -> dt.datetime:
     if at.tzinfo is None:
         raise ValueError("times must be timezone-aware")
     return at
-
-
-def _for_update(conn: Connection, stmt: sa.Select) -> sa.Select:
-    """``stmt`` with FOR UPDATE on PostgreSQL (DuckDB has one writer and no row locks)."""
-    return stmt.with_for_update() if conn.dialect.name == "postgresql" else stmt
 
 
 # --- prices -----------------------------------------------------------------------
@@ -226,10 +215,20 @@ def prices(conn: Connection) -> dict[tuple[str, str], Price]:
     return current
 
 
-def set_prices(engine: Engine, actor: Actor | None, changes: Mapping[tuple[str, str], Any]) -> int:
+def set_prices(engine: Engine, actor: Actor | None, changes: Mapping[tuple[str, str], Any], *,
+               seen: Mapping[tuple[str, str], int | None] | None = None) -> int:
     """Admins set the price in cents of (plan, type) pairs, all or none; one audit row per
-    price that changed. Follow-ups already created keep their price. Returns how many changed."""
+    price that changed. Follow-ups already created keep their price. Returns how many changed.
+
+    ``seen``: the cents the editor saw for the pairs it changes; FollowUpConflict saying who
+    changed one and when if it is no longer so. On PostgreSQL the price table is locked for
+    the transaction, so two admins saving at once take turns and the second sees the first's
+    prices (the same new price is then no change) instead of failing on the second insert; on
+    DuckDB (one process) the second save waits for the first (``one_writer``) and sees the same.
+    """
     require_role(actor, "admin")
+    if not isinstance(changes, Mapping) or not all(isinstance(key, tuple) and len(key) == 2 for key in changes):
+        raise FollowUpError("Prices are given per (plan, follow-up type) pair, in whole cents.")
     for (plan, follow_up_type), cents in changes.items():
         if plan not in PLANS:
             raise FollowUpError(f"Unknown plan {str(plan)[:40]!r}; use one of {', '.join(PLANS)}.")
@@ -239,8 +238,17 @@ def set_prices(engine: Engine, actor: Actor | None, changes: Mapping[tuple[str, 
                                 f"from 0 to {FOLLOW_UP_PRICE_MAX_CENTS:,}, got {cents!r}.")
     p = follow_up_pricing
     changed = 0
-    with engine.begin() as conn:
+    with one_writer(engine), engine.begin() as conn:
+        actor = require_current_role(conn, actor, "admin")
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("LOCK TABLE follow_up_pricing IN SHARE ROW EXCLUSIVE MODE"))
         current = prices(conn)
+        for plan, follow_up_type in changes:
+            if seen is not None and (plan, follow_up_type) in seen \
+                    and current[plan, follow_up_type].cents != seen[plan, follow_up_type]:
+                raise FollowUpConflict(changed_meanwhile(
+                    conn, f"The {plan} {TYPE_LABELS[follow_up_type].lower()} price", PRICE_ENTITY,
+                    f"{plan}/{follow_up_type}"))
         for (plan, follow_up_type), cents in changes.items():
             before = current[plan, follow_up_type]
             if before.source == "rule" and before.cents == cents:
@@ -275,8 +283,9 @@ def create_follow_up(engine: Engine, actor: Actor | None, *, parent_session_id, 
     customer_id = parse_uuid(customer_id, "Customer", FollowUpError)
     now = _moment(now)
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, *HANDLERS)
         # Locking the session makes follow-ups on it take turns, so the limit holds.
-        session = conn.execute(_for_update(conn, sa.select(
+        session = conn.execute(locking(conn, sa.select(
             sessions.c.customer_id, sessions.c.status, sessions.c.ended_at, sessions.c.request_id,
         ).where(sessions.c.id == parent_session_id))).first()
         if session is None:
@@ -324,7 +333,7 @@ def create_follow_up(engine: Engine, actor: Actor | None, *, parent_session_id, 
 def _follow_up(conn: Connection, follow_up_id: uuid.UUID, action: str):
     """The follow-up's row (locked on PostgreSQL) if ``action`` applies to its state."""
     r = requests
-    row = conn.execute(_for_update(conn, sa.select(
+    row = conn.execute(locking(conn, sa.select(
         r.c.id, r.c.customer_id, r.c.parent_session_id, r.c.follow_up_type, r.c.follow_up_price_cents,
         r.c.assigned_mechanic_id, STATE.label("state"),
     ).where(r.c.id == follow_up_id, r.c.is_follow_up))).first()
@@ -388,6 +397,7 @@ def assign(engine: Engine, actor: Actor | None, follow_up_id, mechanic_id=None, 
     seen = None if seen_mechanic_id is None else parse_uuid(seen_mechanic_id, "Mechanic", FollowUpError)
     at = _moment(at)
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, *HANDLERS)
         row = _follow_up(conn, follow_up_id, "assign")
         if row.assigned_mechanic_id != seen:
             raise FollowUpConflict(f"While you were looking, someone assigned this follow-up to "
@@ -404,6 +414,7 @@ def mark_answered(engine: Engine, actor: Actor | None, follow_up_id, *, at: dt.d
     follow_up_id = parse_uuid(follow_up_id, "Follow-up", FollowUpError)
     at = _moment(at)
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, *HANDLERS)
         row = _follow_up(conn, follow_up_id, "answer")
         _move(conn, actor, row, "answer", at, {"answered_at": at})
         if row.follow_up_price_cents:
@@ -420,6 +431,7 @@ def close(engine: Engine, actor: Actor | None, follow_up_id, *, at: dt.datetime 
     follow_up_id = parse_uuid(follow_up_id, "Follow-up", FollowUpError)
     at = _moment(at)
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, *HANDLERS)
         _move(conn, actor, _follow_up(conn, follow_up_id, "close"), "close", at, {"closed_at": at})
 
 
@@ -430,5 +442,6 @@ def cancel(engine: Engine, actor: Actor | None, follow_up_id, reason, *, at: dt.
     follow_up_id = parse_uuid(follow_up_id, "Follow-up", FollowUpError)
     at = _moment(at)
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, *HANDLERS)
         row = _follow_up(conn, follow_up_id, "cancel")
         _move(conn, actor, row, "cancel", at, {"cancelled_at": at, "cancel_reason": reason}, reason=reason)

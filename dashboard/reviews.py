@@ -61,7 +61,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
 
 from dashboard.audit import record_audit
-from dashboard.auth import Actor, require_role
+from dashboard.auth import Actor, require_current_role, require_role
+from dashboard.db import locking
 from dashboard.schema import (
     HIDE_REASONS, REVIEW_FLAGS, mechanic_reviews, mechanics, review_helpful_votes, review_settings, sessions, users,
 )
@@ -239,15 +240,11 @@ def _check_text(text) -> str | None:
 
 # --- writes ---------------------------------------------------------------------
 
-def _locking(conn: Connection, stmt):
-    """``stmt`` with FOR UPDATE on PostgreSQL (DuckDB has one writer and no row locks)."""
-    return stmt.with_for_update() if conn.dialect.name == "postgresql" else stmt
-
 
 def _lock_mechanics(conn: Connection, mechanic_ids: Iterable) -> list:
     ids = sorted({m for m in mechanic_ids if m is not None})  # one order everywhere: no deadlocks
     if ids:
-        conn.execute(_locking(conn, sa.select(mechanics.c.user_id).where(mechanics.c.user_id.in_(ids))
+        conn.execute(locking(conn, sa.select(mechanics.c.user_id).where(mechanics.c.user_id.in_(ids))
                               .order_by(mechanics.c.user_id))).all()
     return ids
 
@@ -289,7 +286,10 @@ def moderation_required(conn: Connection) -> bool:
 def set_moderation_required(engine: Engine, actor: Actor, required: bool) -> None:
     """Admins switch 'every review waits for moderation' on or off; audited."""
     require_role(actor, "admin")
+    if not isinstance(required, bool):
+        raise ReviewError(f"The moderation setting is on or off (true or false), not {str(required)[:20]!r}.")
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, "admin")
         before = moderation_required(conn)
         values = {"moderate_all": bool(required), "updated_by": actor.email, "updated_at": sa.func.now()}
         if conn.execute(review_settings.update().where(review_settings.c.id == 1).values(**values)).rowcount == 0:
@@ -374,13 +374,14 @@ def moderate(engine: Engine, actor: Actor, review_ids: Iterable, action: str, re
     allowed_from, new_status = ACTIONS[action]
     r = mechanic_reviews
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, *MODERATORS)
         owners = dict(conn.execute(sa.select(r.c.id, r.c.mechanic_id).where(r.c.id.in_(ids))).all())
         missing = [str(rid) for rid in ids if rid not in owners]
         if missing:
             raise ReviewError(f"No review with id {', '.join(missing)}.")
         mechanic_ids = _lock_mechanics(conn, owners.values())
         before = {row.id: row for row in conn.execute(
-            _locking(conn, sa.select(r.c.id, r.c.status, r.c.hidden_reason).where(r.c.id.in_(ids)).order_by(r.c.id))
+            locking(conn, sa.select(r.c.id, r.c.status, r.c.hidden_reason).where(r.c.id.in_(ids)).order_by(r.c.id))
         )}
         wrong = [f"{rid} is {row.status}" for rid, row in before.items() if row.status not in allowed_from]
         if wrong:

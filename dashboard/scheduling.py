@@ -46,7 +46,7 @@ from sqlalchemy.engine import Connection
 
 from dashboard import schema as s
 from dashboard.period import timezones
-from dashboard.validation import parse_uuid
+from dashboard.validation import parse_text, parse_uuid
 
 UTC = dt.timezone.utc
 DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
@@ -65,6 +65,11 @@ class ValidationError(ValueError):
     def __init__(self, message: str, row_errors: Mapping[int, list[str]] | None = None):
         super().__init__(message)
         self.row_errors = dict(row_errors or {})
+
+
+class ChangedMeanwhile(ValidationError):
+    """The edit was made from an out-of-date view: someone else changed the data since it
+    loaded. The message says who and when; nothing was saved."""
 
 
 class BookingRejected(ValueError):
@@ -181,8 +186,10 @@ def parse_day(value: Any) -> int:
                 return number
         value = text
     try:
+        if isinstance(value, bool):
+            raise TypeError
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValidationError(f"Day {str(value)[:20]!r} is not a day of the week.") from None
     if isinstance(value, float) and value != number or not 0 <= number <= 6:
         raise ValidationError(f"Day must be 0 (Sunday) to 6 (Saturday), got {value}.")
@@ -205,25 +212,34 @@ def parse_time(value: Any, what: str = "Time") -> dt.time:
     raise ValidationError(f"{what} {str(value)[:20]!r} is not a time like 09:00.")
 
 
-def _two_decimals(value: Any, what: str) -> Decimal:
-    """A finite number with at most two decimals, from a number or text."""
+CENT = Decimal("0.01")
+
+
+def _two_decimals(value: Any, what: str, low: Decimal, high: Decimal, out_of_range: str) -> Decimal:
+    """A finite number from ``low`` to ``high`` with at most two decimals, from a number or text;
+    ``out_of_range`` is the message for any other size (also one of 30 digits, which Decimal
+    cannot quantize)."""
     if _blank(value):
         raise ValidationError(f"{what} is required.")
+    if isinstance(value, bool):
+        raise ValidationError(f"{what} must be a number, not yes or no.")
     try:
         number = Decimal(str(value).strip())
     except InvalidOperation:
         raise ValidationError(f"{what} {str(value)[:20]!r} is not a number.") from None
-    if not number.is_finite() or number != number.quantize(Decimal("0.01")):
+    if not number.is_finite():
+        raise ValidationError(f"{what} must be a finite number, got {str(value)[:20]}.")
+    if number.normalize().as_tuple().exponent < -2:
         raise ValidationError(f"{what} must be a number with at most two decimals, got {str(value)[:20]}.")
-    return number.quantize(Decimal("0.01"))
+    if not low <= number <= high:
+        raise ValidationError(out_of_range)
+    return number.quantize(CENT)
 
 
 def parse_multiplier(value: Any) -> Decimal:
     """A price multiplier from MULTIPLIER_MIN to MULTIPLIER_MAX with at most two decimals."""
-    number = _two_decimals(value, "Multiplier")
-    if not MULTIPLIER_MIN <= number <= MULTIPLIER_MAX:
-        raise ValidationError(f"Multiplier must be from {MULTIPLIER_MIN} to {MULTIPLIER_MAX}, got {value}.")
-    return number
+    return _two_decimals(value, "Multiplier", MULTIPLIER_MIN, MULTIPLIER_MAX,
+                         f"Multiplier must be from {MULTIPLIER_MIN} to {MULTIPLIER_MAX}, got {str(value)[:20]}.")
 
 
 def is_known_timezone(name: Any) -> bool:
@@ -240,19 +256,15 @@ def parse_timezone(name: Any) -> ZoneInfo:
 
 def parse_base_price(value: Any) -> int:
     """A base price in dollars (e.g. ``49.99``) as whole cents, above zero and at most $1,000."""
-    cents = int(_two_decimals(value, "Price") * 100)
-    if not 0 < cents <= MAX_BASE_PRICE_CENTS:
-        raise ValidationError(f"Price must be above $0.00 and at most ${MAX_BASE_PRICE_CENTS / 100:,.2f}.")
-    return cents
+    dollars = _two_decimals(value, "Price", CENT, Decimal(MAX_BASE_PRICE_CENTS) / 100,
+                            f"Price must be above $0.00 and at most ${MAX_BASE_PRICE_CENTS / 100:,.2f}.")
+    return int(dollars * 100)
 
 
 def parse_reason(value: Any) -> str:
     if _blank(value):
         raise ValidationError("Give a reason (e.g. holiday, training).")
-    text = str(value).strip()
-    if len(text) > REASON_MAX_CHARS:
-        raise ValidationError(f"Keep the reason to {REASON_MAX_CHARS} characters.")
-    return text
+    return parse_text(value, "The reason", REASON_MAX_CHARS, ValidationError)
 
 
 def price_cents(base_cents: int, multiplier: Decimal) -> int:

@@ -21,12 +21,14 @@ it reaches any Markdown, or is shown with ``st.text``/``st.dataframe``.
 from __future__ import annotations
 
 import functools
+import html
 import math
 import re
 import sys
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -34,7 +36,8 @@ import sqlalchemy as sa
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from dashboard.auth import Actor
+from dashboard import access
+from dashboard.auth import Actor, vouch_for
 from dashboard.config import Settings
 from dashboard.db import DatabaseUnavailable, explain_failure, make_engine
 from dashboard.period import Period
@@ -107,8 +110,14 @@ def read_engine() -> Engine:
 
 
 def write_engine() -> Engine:
-    """The primary database, for writes."""
-    return engine_for(_context().settings.database_url)
+    """The primary database, for writes. Every write re-reads the signed-in staff member's
+    role from ``staff_roles``; the actor who comes from configuration instead (the embedded
+    demo's, or the anonymous admin where allowed) is vouched for on this engine."""
+    context = _context()
+    engine = engine_for(context.settings.database_url)
+    if not access.login_configured(context.settings) and context.actor == access.actor_without_login(context.settings):
+        return vouch_for(engine, context.actor)
+    return engine
 
 
 # --- queries -----------------------------------------------------------------------
@@ -183,9 +192,18 @@ def write_failure() -> str | None:
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
+# Streamlit's Markdown turns a bare www.…, http(s)://… or name@host into a live link even
+# when every character is escaped (the link is found after the escapes are read). A word
+# joiner (U+2060, invisible) inside each such pattern keeps the text as it reads, unlinked.
+_WORD_JOINER = "\u2060"
+_AUTOLINK_START = re.compile(r"(?i)(www)(?=\.)|(:)(?=//)|(@)")
+
+
 def escape_markdown(text: object) -> str:
-    """``text`` with every Markdown (and Streamlit directive) character escaped."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+    """``text`` with every Markdown (and Streamlit directive) character escaped, and the
+    addresses Markdown would link broken up invisibly: user text stays inert."""
+    unlinked = _AUTOLINK_START.sub(lambda m: m.group(0) + _WORD_JOINER, str(text))
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", unlinked)
 
 
 def _missing(value) -> bool:
@@ -352,7 +370,7 @@ def specialty_badges(specialties: Iterable[str]) -> None:
     """A mechanic's specialties as badges, in one row."""
     with badge_row():
         for specialty in specialties:
-            st.badge(specialty_label(specialty), color="blue", icon=":material/build:")
+            st.badge(escape_markdown(specialty_label(specialty)), color="blue", icon=":material/build:")
 
 
 _REVIEW_STYLE = """<style>
@@ -392,6 +410,40 @@ def error_state(title: str, detail: str, checks: Sequence[str] = ()) -> None:
 
 
 def chart(fig: go.Figure, *, title: str, x_title: str, y_title: str) -> None:
-    """Render a plotly figure in the brand template; axis titles carry units."""
-    fig.update_layout(template="pitwall", title_text=title, xaxis_title=x_title, yaxis_title=y_title)
-    st.plotly_chart(fig, theme=None, config={"displaylogo": False})
+    """Render a plotly figure in the brand template; axis titles carry units. The data's
+    text is made inert first (``inert_figure``), so pages pass names and labels as they are."""
+    fig.update_layout(template="pitwall", title_text=_inert(title), xaxis_title=_inert(x_title),
+                      yaxis_title=_inert(y_title))
+    st.plotly_chart(inert_figure(fig), theme=None, config={"displaylogo": False})
+
+
+# Plotly draws a subset of HTML (<a href>, <b>, <br>, ...) found in labels, hovers, legends and
+# tick labels, and shows HTML entities as their characters: escaped, user text reads as typed.
+_TRACE_TEXT = ("x", "y", "text", "hovertext", "customdata", "labels", "parents")
+_AXIS_TEXT = ("categoryarray", "ticktext")
+
+
+def _inert(values):
+    if isinstance(values, str):
+        return html.escape(values, quote=False)
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind in "OUS":
+            return np.vectorize(_inert, otypes=[object])(values) if values.size else values
+        return values
+    if isinstance(values, (list, tuple)):
+        return type(values)(_inert(v) for v in values)
+    return values
+
+
+def inert_figure(fig: go.Figure) -> go.Figure:
+    """``fig`` with every text of its data (values, hovers, trace names, category tick labels)
+    HTML-escaped, so plotly shows it as text and never as markup or a link."""
+    for trace in fig.data:
+        updates = {name: _inert(trace[name]) for name in _TRACE_TEXT
+                   if name in trace and trace[name] is not None}
+        if getattr(trace, "name", None):
+            updates["name"] = _inert(trace.name)
+        trace.update(updates)
+    for axis in (fig.layout[key] for key in fig.layout if key.startswith(("xaxis", "yaxis"))):
+        axis.update({name: _inert(axis[name]) for name in _AXIS_TEXT if axis[name] is not None})
+    return fig

@@ -37,10 +37,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from dashboard import schema as s
-from dashboard.audit import record_audit
-from dashboard.auth import Actor, require_role
-from dashboard.scheduling import ValidationError, parse_base_price
-from dashboard.validation import parse_uuid
+from dashboard.audit import changed_meanwhile, record_audit
+from dashboard.auth import Actor, require_current_role, require_role
+from dashboard.scheduling import ChangedMeanwhile, ValidationError, parse_base_price
+from dashboard.validation import parse_text, parse_uuid
 
 OPEN_DAYS = 30
 REPURCHASE_DAYS = 365
@@ -144,12 +144,11 @@ def parse_service(*, recommendation_type: Any, title: Any, description: Any, pri
     if recommendation_type not in s.RECOMMENDATION_TYPES:
         raise ValidationError(f"Unknown recommendation type {str(recommendation_type)[:40]!r}; "
                               f"choose from {', '.join(s.RECOMMENDATION_TYPES)}.")
-    name = " ".join(str(title or "").split())
-    if not TITLE_MIN <= len(name) <= TITLE_MAX:
+    name = " ".join((parse_text(title, "The title", TITLE_MAX, ValidationError, required=False) or "").split())
+    if len(name) < TITLE_MIN:
         raise ValidationError(f"The title needs {TITLE_MIN} to {TITLE_MAX} characters.")
-    text = " ".join(str(description or "").split()) or None
-    if text and len(text) > DESCRIPTION_MAX:
-        raise ValidationError(f"Keep the description to {DESCRIPTION_MAX} characters.")
+    text = parse_text(description, "The description", DESCRIPTION_MAX, ValidationError, required=False)
+    text = " ".join(text.split()) if text else None
     if not isinstance(is_active, bool):
         raise ValidationError("Active must be yes or no.")
     return Service(recommendation_type, name, text, parse_base_price(price), is_active)
@@ -160,18 +159,27 @@ def _snapshot(row) -> dict:
             "price_cents": row.price_cents, "is_active": row.is_active}
 
 
-def save_service(engine: Engine, actor: Actor | None, service_id: Any, **fields) -> uuid.UUID:
+def save_service(engine: Engine, actor: Actor | None, service_id: Any, *,
+                 seen_updated_at: dt.datetime | None = None, **fields) -> uuid.UUID:
     """Create (``service_id`` None) or update a catalogue service from form values (see
     ``parse_service``); returns its id. Activating a service deactivates the other active
-    service of its type. One audit row per changed service; nothing changes on error."""
+    service of its type. One audit row per changed service; nothing changes on error.
+    ``seen_updated_at``: when the service the editor saw was last changed; ValidationError
+    saying who changed it and when if it has changed since."""
     require_role(actor, *EDITOR_ROLES)
     new = parse_service(**fields)
     svc = s.upsell_services
     target = None if service_id is None else parse_uuid(service_id, "Service", ValidationError)
     values = {**asdict(new), "updated_by": actor.email, "updated_at": sa.func.now()}
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, *EDITOR_ROLES)
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("LOCK TABLE upsell_services IN SHARE ROW EXCLUSIVE MODE"))
+        before = None if target is None else conn.execute(sa.select(svc).where(svc.c.id == target)).first()
+        if target is not None and before is None:
+            raise ValidationError("This service no longer exists: reload the page.")
+        if seen_updated_at is not None and before is not None and before.updated_at != seen_updated_at:
+            raise ChangedMeanwhile(changed_meanwhile(conn, f"The service {before.title!r}", SERVICE, target))
         clash = conn.execute(sa.select(svc.c.id).where(sa.func.lower(svc.c.title) == new.title.lower(),
                                                        svc.c.id != target if target else sa.true())).first()
         if clash:
@@ -183,9 +191,6 @@ def save_service(engine: Engine, actor: Actor | None, service_id: Any, **fields)
             conn.execute(svc.insert().values(id=target, **values))
             record_audit(conn, actor, "upsell_service.create", SERVICE, target, after=asdict(new))
             return target
-        before = conn.execute(sa.select(svc).where(svc.c.id == target)).first()
-        if before is None:
-            raise ValidationError("This service no longer exists: reload the page.")
         if _snapshot(before) != asdict(new):
             conn.execute(svc.update().where(svc.c.id == target).values(**values))
             record_audit(conn, actor, "upsell_service.update", SERVICE, target, before=_snapshot(before),

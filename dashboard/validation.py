@@ -14,3 +14,21 @@ def parse_uuid(value: Any, what: str, error: type[Exception] = ValueError) -> uu
         return uuid.UUID(str(value).strip())
     except ValueError:
         raise error(f"{what} {str(value)[:40]!r} is not a valid id.") from None
+
+
+def parse_text(value: Any, what: str, limit: int, error: type[Exception] = ValueError, *,
+               required: bool = True) -> str | None:
+    """Text from a form or a request, stripped: a string with no NUL character (PostgreSQL
+    cannot store one) and at most ``limit`` characters; None when blank and not ``required``."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise error(f"{what} is required.")
+        return None
+    if not isinstance(value, str):
+        raise error(f"{what} must be text, not {type(value).__name__}.")
+    if "\x00" in value:
+        raise error(f"{what} contains a NUL character.")
+    text = value.strip()
+    if len(text) > limit:
+        raise error(f"{what} is {len(text):,} characters; the limit is {limit:,}.")
+    return text

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dashboard import schema as s
 from dashboard.audit import record_audit
-from dashboard.auth import Actor, require_role
+from dashboard.auth import Actor, require_current_role, require_role
 from dashboard.crm import TRACKED_FUNNELS, journeys_from_entries, rollup_id, step_column, steps_key
 
 OVERLAP = dt.timedelta(minutes=10)
@@ -127,6 +127,8 @@ def refresh(engine: Engine, *, rebuild: bool = False, funnels: Sequence[Sequence
     if actor is not None:
         require_role(actor, "admin")
     with engine.begin() as conn:
+        if actor is not None:
+            actor = require_current_role(conn, actor, "admin")
         if conn.dialect.name == "postgresql":
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_KEY)))
         results = [_refresh_one(conn, steps, rebuild) for steps in funnels]

@@ -8,7 +8,6 @@ audit row) and is previewed first as the bookable slots and prices of the next 1
 """
 
 import datetime as dt
-import html
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -26,7 +25,8 @@ from dashboard.calendar_edits import (
 from dashboard.config import load_settings
 from dashboard.period import timezones, today_in
 from dashboard.scheduling import (
-    DAY_NAMES, MULTIPLIER_MAX, MULTIPLIER_MIN, SlotRules, ValidationError, is_known_timezone, validate_weekly_rows,
+    DAY_NAMES, MULTIPLIER_MAX, MULTIPLIER_MIN, ChangedMeanwhile, Override, SlotRules, ValidationError,
+    is_known_timezone, validate_weekly_rows,
 )
 from dashboard.schema import SESSION_TYPES
 from queries import calendars
@@ -52,6 +52,9 @@ def write(action, done) -> None:
         result = action()
     except (ValidationError, PermissionDenied) as exc:
         st.session_state["calendar_notice"] = (str(exc), getattr(exc, "row_errors", {}))
+        if isinstance(exc, ChangedMeanwhile):  # show what is stored now, in fresh editors
+            ui.clear_query_cache()
+            st.session_state["calendar_version"] = st.session_state.get("calendar_version", 0) + 1
         return
     ui.clear_query_cache()
     st.session_state["calendar_version"] = st.session_state.get("calendar_version", 0) + 1
@@ -137,21 +140,20 @@ def week_view(mechanic: str, week_start: dt.date, tz: str) -> None:
                        "Pick another week, or add weekly slots in the Weekly slots view.")
         return
     by_day = mechanic != ALL
-    # plotly renders some HTML in labels and hovers: names and zones come from the database
     bars = pd.DataFrame({
-        "display_name": windows.mechanic_id.map(NAMES).map(html.escape),
+        "display_name": windows.mechanic_id.map(NAMES),
         "start": local_times(windows.start_utc, tz), "end": local_times(windows.end_utc, tz),
         "multiplier": windows.multiplier,
-        "detail": [html.escape(f"{row.source} hours · x{row.multiplier:.2f} · "
-                               f"{_their_clock(row.start_utc, row.end_utc, row.timezone)}")
+        "detail": [f"{row.source} hours · x{row.multiplier:.2f} · "
+                   f"{_their_clock(row.start_utc, row.end_utc, row.timezone)}"
                    for row in windows.itertuples()],
     })
     length = dt.timedelta(minutes=RULES.session_minutes)
     booked = pd.DataFrame({
-        "display_name": sessions.display_name.map(html.escape),
+        "display_name": sessions.display_name,
         "start": local_times(sessions.scheduled_at, tz), "end": local_times(sessions.scheduled_at + length, tz),
-        "detail": [html.escape(f"{row.session_type} session · {row.status} · {ui.fmt_money(row.price_cents)} · "
-                               f"{_their_clock(row.scheduled_at, row.scheduled_at + length, ZONES[row.mechanic_id])}")
+        "detail": [f"{row.session_type} session · {row.status} · {ui.fmt_money(row.price_cents)} · "
+                   f"{_their_clock(row.scheduled_at, row.scheduled_at + length, ZONES[row.mechanic_id])}"
                    for row in sessions.itertuples()],
     })
     fig = px.timeline(timeline_rows(bars, by_day), x_start="start", x_end="end",
@@ -169,7 +171,7 @@ def week_view(mechanic: str, week_start: dt.date, tz: str) -> None:
         labels = [f"{week_start + dt.timedelta(days=n):%a %d %b}" for n in range(7)]
         fig.update_xaxes(range=[DAY0, DAY0 + dt.timedelta(days=1)], tickformat="%H:%M")
     else:
-        labels = [html.escape(NAMES[i]) for i in ids]
+        labels = [NAMES[i] for i in ids]
     fig.update_yaxes(categoryorder="array", categoryarray=labels[::-1], range=[-0.5, len(labels) - 0.5])
     fig.update_layout(height=160 + 36 * len(labels), coloraxis_colorbar_title_text="Price<br>multiplier (×)",
                       legend=dict(yanchor="bottom", y=1.0, xanchor="right", x=1))
@@ -225,6 +227,12 @@ def heatmaps(mechanic: str, week_start: dt.date, tz: str) -> None:
                "are set on their own clock.")
 
 
+def slot_rows(table: pd.DataFrame) -> list[dict]:
+    """The slots table's rows as ``save_weekly_slots`` reads them."""
+    return [{"id": r["slot_id"], "day_of_week": r["day"], "start_time": r["start"], "end_time": r["end"],
+             "is_available": r["available"], "price_multiplier": r["multiplier"]} for r in table.to_dict("records")]
+
+
 def weekly_slots(mechanic: str, editable: bool, version: int) -> None:
     zone = ZONES[mechanic]
     st.caption(f"Hours are {ui.escape_markdown(NAMES[mechanic])}'s own clock ({ui.escape_markdown(zone)}). "
@@ -236,7 +244,7 @@ def weekly_slots(mechanic: str, editable: bool, version: int) -> None:
                                   index=timezones().index(zone) if zone in timezones() else 0,
                                   key=f"calendar_tz_{mechanic}_{version}")
             st.button("Save timezone", disabled=chosen == zone, on_click=write, args=(
-                lambda: set_mechanic_timezone(ui.write_engine(), ACTOR, mechanic, chosen),
+                lambda: set_mechanic_timezone(ui.write_engine(), ACTOR, mechanic, chosen, seen=zone),
                 lambda r: f"Timezone set to {r}."))
     slots = ui.run_query(calendars.weekly_slots, mechanic_id=mechanic)
     table = pd.DataFrame({"slot_id": slots.slot_id, "day": [DAY_NAMES[d] for d in slots.day_of_week],
@@ -259,14 +267,13 @@ def weekly_slots(mechanic: str, editable: bool, version: int) -> None:
                 "Multiplier", default=1.0, step=0.01, format="%.2f",
                 help=f"Price = base price x multiplier ({MULTIPLIER_MIN}-{MULTIPLIER_MAX})."),
         })
-    rows = [{"id": r["slot_id"], "day_of_week": r["day"], "start_time": r["start"], "end_time": r["end"],
-             "is_available": r["available"], "price_multiplier": r["multiplier"]} for r in edited.to_dict("records")]
+    rows, seen = slot_rows(edited), slot_rows(table)
     state = st.session_state.get(key, {})
     changed = any(state.get(part) for part in ("edited_rows", "added_rows", "deleted_rows"))
     try:
         new = tuple(validate_weekly_rows(rows))
     except ValidationError as exc:
-        st.error(f"**{exc}** Nothing is saved until every row is valid.", icon=":material/error:")
+        st.error(f"**{ui.escape_markdown(exc)}** Nothing is saved until every row is valid.", icon=":material/error:")
         st.dataframe(pd.DataFrame([
             {"Row": position + 1, "Day": rows[position]["day_of_week"],
              "Hours": f"{_hhmm(rows[position]['start_time'])}–{_hhmm(rows[position]['end_time'])}",
@@ -288,9 +295,21 @@ def weekly_slots(mechanic: str, editable: bool, version: int) -> None:
                    "Set it under Mechanic's timezone.", icon=":material/schedule:")
     if editable:
         st.button("Save weekly slots", type="primary", disabled=not changed, icon=":material/save:",
-                  on_click=write, args=(lambda: save_weekly_slots(ui.write_engine(), ACTOR, mechanic, rows),
+                  on_click=write, args=(lambda: save_weekly_slots(ui.write_engine(), ACTOR, mechanic, rows,
+                                                                  seen=seen),
                                         lambda r: f"Weekly slots saved: {r.created} added, {r.updated} changed, "
                                                   f"{r.deleted} removed."))
+
+
+def seen_override(upcoming: pd.DataFrame, day: dt.date) -> Override | None:
+    """The override of ``day`` this view shows, as the calendar edits compare it (None: none)."""
+    shown = upcoming[upcoming.date == day]
+    if shown.empty:
+        return None
+    row = shown.iloc[0]
+    hours = pd.notna(row.start_time)
+    return Override(row.date, bool(row.is_available), row.start_time if hours else None,
+                    row.end_time if hours else None, Decimal(f"{row.price_multiplier:.2f}"), row.reason)
 
 
 def days_off(mechanic: str, editable: bool, version: int) -> None:
@@ -348,7 +367,7 @@ def days_off(mechanic: str, editable: bool, version: int) -> None:
                        "customers if they need to move.", icon=":material/event_busy:")
         st.button("Save override", type="primary", icon=":material/save:", on_click=write, args=(
             lambda: set_override(ui.write_engine(), ACTOR, mechanic, day, is_available=hours, start=start, end=end,
-                                 multiplier=multiplier, reason=reason),
+                                 multiplier=multiplier, reason=reason, seen=seen_override(upcoming, day)),
             lambda r: f"Override saved for {r.date:%a %d %b}."))
     if not upcoming.empty:
         st.subheader("Remove an override", anchor=False)
@@ -356,7 +375,8 @@ def days_off(mechanic: str, editable: bool, version: int) -> None:
                                key=f"override_remove_{version}")
         ui.confirm("Remove override…", f"The override of **{removed:%a %d %b %Y}** is deleted and the weekly "
                    "hours apply that day again.", "Remove override", write, (
-                       lambda: delete_override(ui.write_engine(), ACTOR, mechanic, removed),
+                       lambda: delete_override(ui.write_engine(), ACTOR, mechanic, removed,
+                                               seen=seen_override(upcoming, removed)),
                        lambda r: "Override removed: the weekly hours apply again."),
                    key=f"override_remove_button_{version}", icon=":material/delete:")
 
@@ -413,8 +433,8 @@ def base_prices(editable: bool, version: int) -> None:
                 st.number_input("New price (USD)", min_value=0.0, max_value=1000.0, step=1.0, format="%.2f",
                                 value=(current or 0) / 100, key=key)
                 st.button("Save price", key=f"save_price_{row.session_type}", on_click=write, args=(
-                    lambda t=row.session_type, k=key: set_base_price(ui.write_engine(), ACTOR, t,
-                                                                      f"{st.session_state[k]:.2f}"),
+                    lambda t=row.session_type, k=key, seen=current: set_base_price(
+                        ui.write_engine(), ACTOR, t, f"{st.session_state[k]:.2f}", seen_cents=seen),
                     lambda cents, t=row.session_type: f"{t.capitalize()} base price set to {ui.fmt_money(cents)}."))
 
 

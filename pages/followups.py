@@ -65,7 +65,8 @@ def save_prices(current: dict) -> None:
             if cents != current[key].cents:
                 changes[key] = cents
     try:
-        count = fu.set_prices(ui.write_engine(), ui.actor(), changes)
+        count = fu.set_prices(ui.write_engine(), ui.actor(), changes,
+                              seen={key: current[key].cents for key in changes})
     except (fu.FollowUpError, PermissionDenied) as exc:
         st.session_state["followup_notice"] = str(exc)
         return

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import ui
+from dashboard.exports import as_csv
 from dashboard.auth import PermissionDenied
 from dashboard.crm import (
     DEFAULT_STEPS, DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS, STEP_LABELS, CrmInputError, FunnelSpec, serving_funnel,
@@ -170,7 +171,7 @@ def drop_off_tab(spec: FunnelSpec, steps: pd.DataFrame) -> None:
     rows = ui.query_later(q.drop_off, spec=spec, step=step, limit=CSV_LIMIT)
 
     def csv() -> bytes:  # runs on the click, outside this page's run
-        return q.as_csv(in_tz(rows(), ["entered_at", "reached_at"], spec.period.tz))
+        return as_csv(in_tz(rows(), ["entered_at", "reached_at"], spec.period.tz))
 
     st.download_button(f"Download {min(count, CSV_LIMIT):,} as CSV", csv, on_click="ignore", mime="text/csv",
                        file_name=f"drop-off-step-{step}-{spec.period.start}-{spec.period.end}.csv",

@@ -12,7 +12,7 @@ import streamlit as st
 from dashboard import ui
 from dashboard.auth import PermissionDenied
 from dashboard.schema import RECOMMENDATION_TYPES
-from dashboard.scheduling import ValidationError
+from dashboard.scheduling import ChangedMeanwhile, ValidationError
 from dashboard.upsells import TYPE_LABELS, save_service
 from queries import upsells as q
 
@@ -107,16 +107,20 @@ def mechanics(period) -> None:
 
 
 @ui.write_action
-def save(choice: str) -> None:
-    """Form callback: save on the server (admins only, validated, audited), then refresh the queries."""
+def save(choice: str, seen_updated_at) -> None:
+    """Form callback: save on the server (admins only, validated, audited, refused if the service
+    changed since this view loaded), then refresh the queries."""
     field = {name: st.session_state[f"service_{name}_{choice}"]
              for name in ("type", "title", "description", "price", "active")}
     try:
         save_service(ui.write_engine(), ui.actor(), None if choice == NEW else choice,
+                     seen_updated_at=seen_updated_at,
                      recommendation_type=field["type"], title=field["title"], description=field["description"],
                      price=field["price"], is_active=field["active"])
     except (ValidationError, PermissionDenied) as exc:
         st.session_state["upsell_notice"] = str(exc)
+        if isinstance(exc, ChangedMeanwhile):  # the reload shows what is stored now
+            ui.clear_query_cache()
         return
     ui.clear_query_cache()
     st.toast(f"Saved “{ui.escape_markdown(field['title'].strip())}”.", icon=":material/check_circle:")
@@ -151,7 +155,8 @@ def catalogue() -> None:
                         value=None if row is None else row.price_cents / 100, key=f"service_price_{choice}")
         st.toggle("Active (replaces the active service of its type)", key=f"service_active_{choice}",
                   value=True if row is None else bool(row.is_active))
-        st.form_submit_button("Save", type="primary", icon=":material/save:", on_click=save, args=(choice,))
+        st.form_submit_button("Save", type="primary", icon=":material/save:", on_click=save,
+                              args=(choice, None if row is None else row.updated_at.to_pydatetime()))
 
 
 ui.page_header("Upsells", "What the follow-up offers shown after a session earn: shown, clicked, bought, "

@@ -222,18 +222,6 @@ def drop_off(conn: Connection, *, spec: FunnelSpec, step: int, limit: int | None
     return frame
 
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def as_csv(frame: pd.DataFrame) -> bytes:
-    """``frame`` as UTF-8 CSV for a download. Text a spreadsheet would run as a formula
-    (starting with = + - @ or a tab) gets a leading apostrophe, so names stay names."""
-    text = frame.select_dtypes(include=["object", "string"]).columns
-    safe = frame.assign(**{column: frame[column].map(
-        lambda v: f"'{v}" if isinstance(v, str) and v.startswith(FORMULA_START) else v) for column in text})
-    return safe.to_csv(index=False).encode()
-
-
 def rollup_status(conn: Connection, *, steps: tuple[str, ...]) -> pd.DataFrame:
     """The roll-up that serves ``steps`` (``dashboard.crm.usable_rollup``): one row (``funnel``,
     ``refreshed_at``, ``processed_until``, ``pending_events``: interactions recorded after the

@@ -58,11 +58,12 @@ def wait_until_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"streamlit did not answer within {START_TIMEOUT}s:\n{log.read_text()}")
 
 
-def start_app(database: Path, log: Path, **env_settings: str) -> tuple[subprocess.Popen, str]:
-    """Start the app on a free port over the embedded DuckDB file ``database`` (created and
-    filled on first start), with nothing else configured but ``env_settings``
-    (e.g. ``PITWALL_DEMO_ROLE="support"``), its output to ``log``. Returns the process and
-    its URL once it answers."""
+def start_app(database: Path, log: Path, script: str = "dashboard/app.py", **env_settings: str
+              ) -> tuple[subprocess.Popen, str]:
+    """Start the app (or another Streamlit ``script`` of the repository) on a free port over the
+    embedded DuckDB file ``database`` (created and filled on first start), with nothing else
+    configured but ``env_settings`` (e.g. ``PITWALL_DEMO_ROLE="support"``), its output to
+    ``log``. Returns the process and its URL once it answers."""
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("DATABASE_", "PITWALL_", "STREAMLIT_"))}
     env.update(PITWALL_DUCKDB_PATH=str(database), PITWALL_DEMO_SCALE=DEMO_SCALE,
@@ -70,7 +71,7 @@ def start_app(database: Path, log: Path, **env_settings: str) -> tuple[subproces
     port = free_port()
     with log.open("w") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
+            [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
@@ -85,11 +86,11 @@ def start_app(database: Path, log: Path, **env_settings: str) -> tuple[subproces
 
 
 @contextlib.contextmanager
-def serve(database: Path, **env_settings: str):
+def serve(database: Path, script: str = "dashboard/app.py", **env_settings: str):
     """``start_app`` for the length of the block; yields its URL. The server log must hold
     no traceback when it stops."""
     log = database.with_suffix(".log")
-    server, url = start_app(database, log, **env_settings)
+    server, url = start_app(database, log, script, **env_settings)
     try:
         yield url
     finally:

@@ -9,12 +9,12 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from dashboard import access
+from dashboard import access, ui
 from dashboard.config import ConfigError, load_settings
 from dashboard.db import make_engine
 from dashboard.demo import load_if_empty
 from dashboard.period import DEFAULT_DAYS, Period, default_period, period_from_params, period_problem
-from dashboard.schema import staff_roles
+from dashboard.schema import audit_log, staff_roles
 from reputation_data import add_mechanic, add_session, add_user
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,8 +29,8 @@ def titles(role: str) -> list[str]:
 
 
 def text(elements) -> str:
-    """The elements' Markdown with escapes removed."""
-    return re.sub(r"\\(.)", r"\1", "\n".join(str(element.value) for element in elements))
+    """The elements' Markdown with escapes (and the word joiners that keep addresses unlinked) removed."""
+    return re.sub(r"\\(.)", r"\1", "\n".join(str(element.value) for element in elements)).replace("\u2060", "")
 
 
 def run_app(query: dict | None = None, user: dict | None = None) -> AppTest:
@@ -176,6 +176,31 @@ def test_demo_role_is_ignored_on_another_database(app_env, pg_engine):
     assert [title.value for title in at.title] == ["CRM funnel"]
 
 
+def refresh_the_rollup(at: AppTest) -> AppTest:
+    at.switch_page("../pages/funnel.py").run()
+    return next(b for b in at.button if b.label == "Refresh the roll-up").click().run()
+
+
+def last_audit_actor(url: str) -> tuple:
+    with ui.engine_for(url).connect() as conn:  # the app's own engine: DuckDB allows one process
+        return tuple(conn.execute(sa.select(audit_log.c.actor_email, audit_log.c.actor_role)
+                                  .order_by(audit_log.c.created_at.desc()).limit(1)).one())
+
+
+def test_the_demo_admin_writes_on_the_embedded_demo_without_a_staff_row(demo_app, demo_path):
+    at = refresh_the_rollup(run_app())
+    assert not at.exception and not at.error
+    assert last_audit_actor(f"duckdb:///{demo_path}") == ("admin@pitwall.demo", "admin")
+
+
+def test_the_anonymous_admin_writes_where_anonymous_use_is_allowed(app_env, pg_engine):
+    app_env.setenv("DATABASE_URL", url_of(pg_engine))
+    app_env.setenv("PITWALL_ALLOW_ANONYMOUS", "true")
+    at = refresh_the_rollup(run_app())
+    assert not at.exception and not at.error
+    assert last_audit_actor(url_of(pg_engine)) == ("anonymous@pitwall.local", "admin")
+
+
 def test_period_round_trips_through_the_url(demo_app):
     at = run_app({"from": "2024-03-01", "to": "2024-03-10", "tz": "Europe/Berlin"})
     assert [d.value for d in at.date_input] == [dt.date(2024, 3, 1), dt.date(2024, 3, 10)]
@@ -215,6 +240,23 @@ def test_postgres_without_login_is_refused(app_env, empty_pg_url):
     page = text(at.markdown)
     assert "[auth]" in page and "PITWALL_ALLOW_ANONYMOUS=true" in page and "allow_anonymous = true" in page
     assert not at.metric and not at.date_input
+
+
+def test_sign_in_required_page_shows_nothing_of_the_database_url(app_env, capfd):
+    app_env.setenv("DATABASE_URL", "postgresql://dbuser@db-host.internal:5432/payments?password=hunter2")
+    at = run_app()
+    assert [title.value for title in at.title] == ["Sign-in required"]
+    shown = text(at.warning) + text(at.markdown) + text(at.caption) + capfd.readouterr().err
+    for part in ("db-host.internal", "dbuser", "payments", "hunter2"):
+        assert part not in shown
+
+
+def test_error_page_and_stderr_hide_a_password_given_as_query_parameter(app_env, capfd):
+    app_env.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/nowhere?password=hunter2")
+    app_env.setenv("PITWALL_ALLOW_ANONYMOUS", "true")
+    at = run_app()
+    assert "The database is not available" in text(at.error)
+    assert "hunter2" not in text(at.error) + text(at.markdown) + capfd.readouterr().err
 
 
 def test_allow_anonymous_runs_as_a_visible_anonymous_admin(app_env, pg_engine):
@@ -266,15 +308,22 @@ def test_login_asks_to_sign_in_first(login_app):
 
 
 def test_unknown_email_gets_no_access_and_can_sign_out(login_app):
-    at = run_app(user={"is_logged_in": True, "email": "stranger@example.com"})
+    at = run_app(user={"is_logged_in": True, "email": "stranger@example.com", "email_verified": True})
     assert not at.exception
     assert [title.value for title in at.title] == ["No access"]
     assert "stranger@example.com" in text(at.warning)
     assert [button.label for button in at.button] == ["Sign out"]
 
 
+def test_an_unverified_email_gets_no_staff_role(login_app):
+    at = run_app(user={"is_logged_in": True, "email": "sam@example.com", "email_verified": False})
+    assert not at.exception
+    assert [title.value for title in at.title] == ["No access"]
+    assert "has not verified" in text(at.warning) and not at.sidebar.markdown
+
+
 def test_staff_sees_the_pages_of_their_role(login_app):
-    at = run_app(user={"is_logged_in": True, "email": "Sam@Example.com", "name": "Sam Support"})
+    at = run_app(user={"is_logged_in": True, "email": "Sam@Example.com", "email_verified": True, "name": "Sam Support"})
     assert not at.exception
     assert "**Sam Support** · support" in text(at.sidebar.markdown)
     at.switch_page("../pages/reviews.py").run()

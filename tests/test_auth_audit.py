@@ -46,3 +46,125 @@ def test_audit_row_keeps_before_and_after(engine):
         before, after = json.loads(before), json.loads(after)
     assert before == {"status": "published", "at": "2026-01-02 00:00:00+00:00"}
     assert after == {"status": "hidden", "price": "1.50"}
+
+
+# --- the role re-read by every write ---------------------------------------------------
+
+from dashboard import access, calendar_edits, followups, reviews, upsells  # noqa: E402
+from dashboard.auth import require_current_role, vouch_for  # noqa: E402
+from jobs import funnel as funnel_job  # noqa: E402
+from jobs.emails import outbox, worker  # noqa: E402
+from jobs.emails.settings import load_email_settings  # noqa: E402
+from tests.staff import add_staff  # noqa: E402
+
+ADMIN = Actor("ada@example.com", "admin", "Ada")
+SOME_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
+SERVICE = dict(recommendation_type="follow_up", title="Brake check", description=None, price="19.00", is_active=True)
+
+# Every staff write, with a role that may not do it, called as ``ADMIN`` with well-formed input; the
+# ids need not exist, since the role is read first in the write's transaction.
+WRITES = {
+    "review moderation setting": ("support", lambda e, a: reviews.set_moderation_required(e, a, True)),
+    "review moderation": ("manager", lambda e, a: reviews.moderate(e, a, [SOME_ID], "publish")),
+    "follow-up prices": ("support", lambda e, a: followups.set_prices(e, a, {("standard", "quick_question"): 500})),
+    "follow-up create": ("manager", lambda e, a: followups.create_follow_up(
+        e, a, parent_session_id=SOME_ID, customer_id=SOME_ID, follow_up_type="quick_question", text="Still noisy?")),
+    "follow-up assign": ("manager", lambda e, a: followups.assign(e, a, SOME_ID)),
+    "follow-up answered": ("manager", lambda e, a: followups.mark_answered(e, a, SOME_ID)),
+    "follow-up close": ("manager", lambda e, a: followups.close(e, a, SOME_ID)),
+    "follow-up cancel": ("manager", lambda e, a: followups.cancel(e, a, SOME_ID, "asked twice")),
+    "weekly slots": ("support", lambda e, a: calendar_edits.save_weekly_slots(e, a, SOME_ID, [])),
+    "peak multiplier": ("support", lambda e, a: calendar_edits.set_peak_multiplier(
+        e, a, [SOME_ID], [1], "17:00", "19:00", "1.2")),
+    "override": ("support", lambda e, a: calendar_edits.set_override(
+        e, a, SOME_ID, "2099-01-01", is_available=False, reason="holiday")),
+    "override delete": ("support", lambda e, a: calendar_edits.delete_override(e, a, SOME_ID, "2099-01-01")),
+    "mechanic timezone": ("support", lambda e, a: calendar_edits.set_mechanic_timezone(e, a, SOME_ID, "Europe/Berlin")),
+    "base price": ("support", lambda e, a: calendar_edits.set_base_price(e, a, "video", "49.00")),
+    "upsell catalogue": ("manager", lambda e, a: upsells.save_service(e, a, None, **SERVICE)),
+    "funnel roll-up refresh": ("manager", lambda e, a: funnel_job.refresh(e, actor=a)),
+    "email decision": ("support", lambda e, a: outbox.decide(
+        e, a, SOME_ID, "retry", dt.datetime.now(dt.timezone.utc))),
+    "email run now": ("manager", lambda e, a: worker.run_now(e, a, load_email_settings({}))),
+}
+
+
+def audit_count(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(audit_log)).scalar_one()
+
+
+@pytest.mark.parametrize("denied, write", WRITES.values(), ids=WRITES.keys())
+def test_every_write_refuses_a_revoked_or_changed_role(engine, denied, write):
+    with pytest.raises(PermissionDenied, match="no longer on the staff list"):
+        write(engine, ADMIN)  # signed in as admin, but not (or no longer) in staff_roles
+    add_staff(engine, Actor(ADMIN.email, denied))  # signed in as admin, demoted meanwhile
+    with pytest.raises(PermissionDenied, match=f"Your role was changed to {denied}"):
+        write(engine, ADMIN)
+    assert audit_count(engine) == 0
+
+
+def test_a_role_changed_to_another_allowed_role_writes_with_the_new_role(engine):
+    add_staff(engine, Actor("max@example.com", "admin"))
+    manager = Actor("max@example.com", "manager")  # signed in as manager, promoted meanwhile
+    assert calendar_edits.set_base_price(engine, manager, "video", "49.00") == 4900
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(audit_log.c.actor_role)).scalar_one() == "admin"
+
+
+def test_revocation_applies_to_the_very_next_write(engine):
+    add_staff(engine, Actor("max@example.com", "manager"))
+    manager = Actor("max@example.com", "manager")
+    calendar_edits.set_base_price(engine, manager, "video", "49.00")
+    with engine.begin() as conn:
+        conn.execute(staff_roles.delete())
+    with pytest.raises(PermissionDenied):
+        calendar_edits.set_base_price(engine, manager, "video", "59.00")
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.text("price_cents FROM session_base_prices"))).scalar_one() == 4900
+
+
+def test_a_revocation_waits_for_the_write_that_read_the_role(pg_engine):
+    add_staff(pg_engine, ADMIN)
+    with pg_engine.connect() as writer, pg_engine.connect() as revoker:
+        with writer.begin():
+            require_current_role(writer, ADMIN, "admin")
+            revoker.execute(sa.text("SET lock_timeout = '200ms'"))
+            with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
+                revoker.execute(staff_roles.delete())
+            revoker.rollback()
+
+
+def test_configured_actors_keep_their_role_only_where_the_app_vouches_for_them(engine):
+    demo = access.demo_actor("manager")
+    with pytest.raises(PermissionDenied, match="no longer on the staff list"):
+        calendar_edits.set_base_price(engine, demo, "video", "49.00")
+    assert calendar_edits.set_base_price(vouch_for(engine, demo), demo, "video", "49.00") == 4900
+    with pytest.raises(PermissionDenied):  # vouching for one actor does not cover another
+        calendar_edits.set_base_price(vouch_for(engine, demo), access.demo_actor("admin"), "video", "59.00")
+
+
+@pytest.mark.parametrize("user, email", [
+    ({"email": "Sam@Example.com", "email_verified": True}, "sam@example.com"),
+    ({"email": "sam@example.com", "email_verified": "true"}, "sam@example.com"),
+    ({"email": "sam@example.com", "email_verified": False}, None),
+    ({"email": "sam@example.com", "email_verified": "false"}, None),
+    ({"email": "sam@example.com"}, None),
+    ({"email_verified": True}, None),
+])
+def test_only_a_verified_email_can_be_staff(user, email):
+    assert access.verified_email(user) == email
+
+
+def test_audit_rows_are_ordered_by_when_the_change_happened(engine):
+    admin = Actor("a@example.com", "admin")
+    with engine.connect() as slow, engine.connect() as quick:
+        with slow.begin():
+            slow.execute(sa.select(sa.func.count()).select_from(audit_log))  # the slow transaction has begun
+            with quick.begin():
+                record_audit(quick, admin, "first", "thing", 1)
+            record_audit(slow, admin, "second", "thing", 2)
+            record_audit(slow, admin, "third", "thing", 3)
+    with engine.connect() as conn:
+        actions = conn.execute(sa.select(audit_log.c.action).order_by(audit_log.c.created_at)).scalars().all()
+    assert actions == ["first", "second", "third"]

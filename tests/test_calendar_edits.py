@@ -20,12 +20,15 @@ from dashboard.calendar_edits import (
 )
 from dashboard.db import make_engine
 from dashboard.migrate import alembic_config
-from dashboard.scheduling import BookingRejected, ValidationError, check_booking
+from dashboard.scheduling import BookingRejected, ChangedMeanwhile, Override, ValidationError, check_booking
+from tests.staff import staff_fixture
 from tests.test_schema import empty_url  # noqa: F401 (a fixture: an empty database on each backend)
 
 UTC = dt.timezone.utc
 MANAGER = Actor("manager@example.com", "manager")
 SUPPORT = Actor("support@example.com", "support")
+OTHER_MANAGER = Actor("mo@example.com", "manager")
+staff = staff_fixture(MANAGER, OTHER_MANAGER, SUPPORT, Actor("admin@example.com", "admin"))
 NOW = dt.datetime(2026, 3, 9, 6, 0, tzinfo=UTC)  # Monday 07:00 in Berlin
 
 
@@ -363,3 +366,90 @@ def test_step_14_keeps_existing_overrides(empty_url):
         command.upgrade(alembic_config(conn), "head")
     assert overrides_of(engine, mechanic) == [(dt.date(2026, 3, 10), False, None, None, Decimal("1.00"), "holiday")]
     engine.dispose()
+
+
+# --- edits from an out-of-date view --------------------------------------------------------
+
+def test_a_slot_added_meanwhile_is_not_deleted_by_a_save_from_an_old_view(engine, mechanic):
+    save_weekly_slots(engine, MANAGER, mechanic, [row(1, "09:00", "12:00")])
+    (monday,) = slot_ids(engine, mechanic)
+    seen = [row(1, T(9), T(12), Decimal("1.00"), slot_id=monday)]  # what the first manager's view shows
+    save_weekly_slots(engine, OTHER_MANAGER, mechanic, [*seen, row(2, "09:00", "12:00")])  # adds Tuesday
+    with pytest.raises(ChangedMeanwhile, match=r"Mia's calendar was changed by mo@example.com at "
+                                               r"\d\d \w{3} \d{4} \d\d:\d\d UTC: reload the page"):
+        save_weekly_slots(engine, MANAGER, mechanic, [row(1, "09:00", "13:00", slot_id=monday)], seen=seen)
+    assert slots_of(engine, mechanic) == [(1, T(9), T(12), Decimal("1.00"), True), (2, T(9), T(12), Decimal("1.00"), True)]
+    assert len(audit_actions(engine)) == 2
+    fresh = [row(1, T(9), T(12), 1.0, slot_id=monday), row(2, T(9), T(12), 1.0, slot_id=slot_ids(engine, mechanic)[1])]
+    assert save_weekly_slots(engine, MANAGER, mechanic, [row(1, "09:00", "13:00", slot_id=monday), fresh[1]],
+                             seen=fresh).updated == 1
+
+
+def test_a_base_price_changed_meanwhile_is_not_overwritten(engine):
+    set_base_price(engine, OTHER_MANAGER, "video", "45.00")
+    with pytest.raises(ChangedMeanwhile, match="The video base price was changed by mo@example.com at"):
+        set_base_price(engine, MANAGER, "video", "55.00", seen_cents=None)  # the view showed no price
+    with pytest.raises(ChangedMeanwhile):
+        set_base_price(engine, MANAGER, "video", "55.00", seen_cents=4000)
+    assert set_base_price(engine, MANAGER, "video", "55.00", seen_cents=4500) == 5500
+
+
+@pytest.mark.parametrize("value, message", [
+    ("1e30", "Multiplier must be from 0.50 to 3.00, got 1e30"),
+    (1e30, "Multiplier must be from 0.50 to 3.00"),
+    ("9" * 40, "Multiplier must be from 0.50 to 3.00"),
+    (10 ** 40, "Multiplier must be from 0.50 to 3.00"),
+    ("inf", "Multiplier must be a finite number"),
+    (float("-inf"), "Multiplier must be a finite number"),
+    ("1\x00", "is not a number"),
+    (True, "Multiplier must be a number, not yes or no"),
+    ([1], "is not a number"),
+    ("1.005", "at most two decimals"),
+])
+def test_multiplier_input_gets_its_own_message(engine, mechanic, value, message):
+    with pytest.raises(ValidationError) as info:
+        save_weekly_slots(engine, MANAGER, mechanic, [row(1, "09:00", "12:00", multiplier=value)])
+    assert message in " ".join(info.value.row_errors[0])
+    assert slots_of(engine, mechanic) == []
+
+
+@pytest.mark.parametrize("value, message", [
+    ("1e30", "Price must be above \\$0.00 and at most \\$1,000.00"),
+    ("9" * 40, "Price must be above"),
+    (float("inf"), "Price must be a finite number"),
+    ("4\x009", "is not a number"),
+    (False, "Price must be a number, not yes or no"),
+])
+def test_base_price_input_gets_its_own_message(engine, value, message):
+    with pytest.raises(ValidationError, match=message):
+        set_base_price(engine, MANAGER, "video", value)
+
+
+@pytest.mark.parametrize("day", [float("inf"), True, "Mon\x00", [1]])
+def test_a_day_that_is_not_a_day_gets_its_own_message(engine, mechanic, day):
+    with pytest.raises(ValidationError) as info:
+        save_weekly_slots(engine, MANAGER, mechanic, [row(day, "09:00", "12:00")])
+    assert "is not a day of the week" in " ".join(info.value.row_errors[0])
+
+
+@pytest.mark.parametrize("reason, message", [("holiday\x00", "contains a NUL character"),
+                                             (42, "must be text, not int")])
+def test_an_override_reason_that_is_not_text_gets_its_own_message(engine, mechanic, reason, message):
+    with pytest.raises(ValidationError, match=message):
+        set_override(engine, MANAGER, mechanic, "2099-01-01", is_available=False, reason=reason)
+
+
+def test_overrides_and_timezone_changed_meanwhile_are_not_overwritten(engine, mechanic):
+    day = "2099-01-01"
+    set_override(engine, OTHER_MANAGER, mechanic, day, is_available=False, reason="training")
+    with pytest.raises(ChangedMeanwhile, match="Mia's calendar was changed by mo@example.com"):
+        set_override(engine, MANAGER, mechanic, day, is_available=False, reason="holiday", seen=None)
+    with pytest.raises(ChangedMeanwhile):  # removing what the view showed, but it was replaced since
+        delete_override(engine, MANAGER, mechanic, day, seen=Override(dt.date(2099, 1, 1), reason="dentist"))
+    with pytest.raises(ChangedMeanwhile):
+        set_mechanic_timezone(engine, MANAGER, mechanic, "Europe/Paris", seen="Europe/Lisbon")
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(s.mechanic_availability_overrides.c.reason)).scalars().all() == ["training"]
+        assert conn.execute(sa.select(s.mechanics.c.timezone)).scalar_one() == "Europe/Berlin"
+    delete_override(engine, MANAGER, mechanic, day, seen=Override(dt.date(2099, 1, 1), reason="training"))
+    assert set_mechanic_timezone(engine, MANAGER, mechanic, "Europe/Paris", seen="Europe/Berlin") == "Europe/Paris"

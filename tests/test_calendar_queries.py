@@ -18,10 +18,12 @@ from dashboard.calendar_edits import save_weekly_slots, set_base_price, set_over
 from dashboard.scheduling import Override, WeeklySlot
 from queries import calendars as q
 from queries.registry import CASES
+from tests.staff import staff_fixture
 from tests.test_calendar_edits import add_mechanic, add_session, row
 
 UTC = dt.timezone.utc
 MANAGER = Actor("manager@example.com", "manager")
+staff = staff_fixture(MANAGER)
 WEEK = dt.date(2026, 3, 9)
 
 

@@ -5,6 +5,7 @@ previewed and saved), the other views, and read-only use."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,11 +19,14 @@ from dashboard.auth import Actor
 from dashboard.calendar_edits import save_weekly_slots, set_base_price
 from dashboard.config import Settings
 from dashboard.period import Period
+from dashboard.scheduling import weekly_slots as weekly_slots_of
+from tests.staff import add_staff, staff_fixture
 from tests.test_calendar_edits import add_mechanic, add_session, row
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "calendars.py"
 MANAGER = Actor("manager@example.com", "manager", "Maya Manager")
 SUPPORT = Actor("support@example.com", "support", "Sam Support")
+staff = staff_fixture(MANAGER, SUPPORT)
 
 
 @pytest.fixture
@@ -157,3 +161,24 @@ def test_a_mechanic_with_an_unknown_timezone_is_named_and_can_be_fixed(calendar)
     with engine.connect() as conn:
         assert conn.execute(sa.select(s.mechanics.c.timezone).where(s.mechanics.c.display_name.like("%Dee%"))
                             ).scalar() == "Europe/Paris"
+
+
+def test_a_save_from_an_out_of_date_view_keeps_the_slot_another_manager_added(calendar):
+    engine, mechanic = calendar
+    at = open_page(engine, MANAGER, mechanic, "Weekly slots")
+    seen = slots(engine, mechanic)
+    # meanwhile another manager adds a Monday evening slot
+    other = Actor("mo@example.com", "manager")
+    add_staff(engine, other)
+    with engine.connect() as conn:
+        current = [{"id": str(slot.id), "day_of_week": slot.day_of_week, "start_time": slot.start,
+                    "end_time": slot.end, "price_multiplier": slot.multiplier}
+                   for slot in weekly_slots_of(conn, [uuid.UUID(mechanic)])[uuid.UUID(mechanic)]]
+    save_weekly_slots(engine, other, mechanic, [*current, row(1, "18:00", "20:00")])
+
+    at = edit(at, mechanic, edited={1: {"multiplier": 1.5}})  # this view does not show the new slot
+    next(button for button in at.button if button.label == "Save weekly slots").click().run()
+    assert not at.exception
+    assert "changed by mo@example.com at" in at.error[0].value.replace("\\", "").replace("\u2060", "")
+    assert len(slots(engine, mechanic)) == len(seen) + 1  # the other manager's slot is still there
+    assert len(at.data_editor[0].value) == len(seen) + 1  # and the fresh editor shows it

@@ -6,9 +6,10 @@ import subprocess
 import sys
 
 import pytest
+import sqlalchemy as sa
 
 from dashboard.config import DEFAULT_DUCKDB, ROOT, ConfigError, load_settings, normalize_url
-from dashboard.db import DatabaseUnavailable, check_connection, make_engine
+from dashboard.db import DatabaseUnavailable, check_connection, explain_failure, make_engine, redact
 
 PG = "postgresql+psycopg://u:secret@db.example:5432/app"
 
@@ -100,3 +101,39 @@ def test_locked_duckdb_file_is_explained(tmp_path):
             check_connection(make_engine(f"duckdb:///{path}"))
     finally:
         holder.kill()
+
+
+@pytest.mark.parametrize("url, secret", [
+    ("postgresql+psycopg://u:hunter2@db.example/app", "hunter2"),
+    ("postgresql+psycopg://u@db.example/app?password=hunter2", "hunter2"),
+    ("postgresql+psycopg://u@db.example/app?sslmode=require&sslpassword=keypass", "keypass"),
+    ("postgresql+psycopg://u@db.example/app?passfile=/run/pgpass", "/run/pgpass"),
+])
+def test_redact_removes_every_credential_form(url, secret):
+    shown = redact(url)
+    assert secret not in shown and "***" in shown
+    assert shown.startswith("postgresql+psycopg://u") and "db.example/app" in shown
+
+
+def test_redact_shows_nothing_of_what_is_not_a_url():
+    assert redact("u:hunter2@@::/") == "***"
+
+
+def test_unreachable_database_message_hides_a_password_given_as_query_parameter():
+    engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/nowhere?password=hunter2")
+    with pytest.raises(DatabaseUnavailable) as info:
+        check_connection(engine)
+    assert "hunter2" not in str(info.value) and "password=***" in str(info.value)
+
+
+def test_driver_message_is_scrubbed_of_the_password():
+    message = explain_failure(RuntimeError('invalid option "password=hunter2"'),
+                              "postgresql+psycopg://u@h/db?password=hunter2")
+    assert "hunter2" not in message and 'invalid option "password=***"' in message
+
+
+def test_errors_carry_no_sql_parameters(engine):
+    with pytest.raises(sa.exc.DBAPIError) as info, engine.connect() as conn:
+        conn.execute(sa.text("SELECT * FROM no_such_table WHERE email = :email"), {"email": "customer@example.com"})
+    assert "customer@example.com" not in str(info.value)
+    assert "hidden due to hide_parameters" in str(info.value)

@@ -16,10 +16,12 @@ from dashboard.auth import Actor
 from dashboard.period import Period
 from dashboard.scheduling import ValidationError
 from queries import customers as q
+from tests.staff import staff_fixture
 from tests.test_funnel_page import open_page as open_any_page
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "customers.py"
 SUPPORT = Actor("sam@pitwall.test", "support", "Sam Support")
+staff = staff_fixture(SUPPORT)
 U = {name: uuid.uuid4() for name in ("ann", "joann", "bob", "bobx", "newbie", "mech")}
 SESSION, REQUEST = uuid.uuid4(), uuid.uuid4()
 

@@ -19,12 +19,15 @@ from dashboard.followups import (
 )
 from queries.followups import summary
 from queries.overview import open_follow_ups
+from tests.staff import staff_fixture
 from reputation_data import add_mechanic, add_session, add_user
 
 SUPPORT = Actor("sam@example.com", "support")
 OTHER_SUPPORT = Actor("sue@example.com", "support")
 ADMIN = Actor("ada@example.com", "admin")
+OTHER_ADMIN = Actor("al@example.com", "admin")
 MANAGER = Actor("max@example.com", "manager")
+staff = staff_fixture(SUPPORT, OTHER_SUPPORT, ADMIN, OTHER_ADMIN, MANAGER)
 NOW = dt.datetime(2024, 3, 10, 12, 0, tzinfo=dt.timezone.utc)
 HOUR = dt.timedelta(hours=1)
 QUESTION = "Is it safe to keep driving until the weekend?"
@@ -154,6 +157,10 @@ def test_only_admins_set_valid_prices(engine, world):
         (ADMIN, {("standard", "quick_question"): -1}, FollowUpError, "whole cents from 0 to 100,000"),
         (ADMIN, {("standard", "quick_question"): 100_001}, FollowUpError, "whole cents"),
         (ADMIN, {("standard", "quick_question"): 4.5}, FollowUpError, "whole cents"),
+        (ADMIN, {("standard", "quick_question"): float("inf")}, FollowUpError, "whole cents"),
+        (ADMIN, {("standard", "quick_question"): 10 ** 30}, FollowUpError, "whole cents"),
+        (ADMIN, {"standard": 100}, FollowUpError, "per \\(plan, follow-up type\\) pair"),
+        (ADMIN, [("standard", "quick_question", 100)], FollowUpError, "per \\(plan, follow-up type\\) pair"),
         (ADMIN, {("standard", "mini_extension"): 100, ("standard", "quick_question"): None}, FollowUpError,
          "quick questions must be whole cents"),  # all or none
     ]:
@@ -162,6 +169,71 @@ def test_only_admins_set_valid_prices(engine, world):
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(s.follow_up_pricing)).scalar_one() == 0
     assert audit(engine) == []
+
+
+def test_a_price_changed_since_the_editor_looked_is_not_overwritten(engine, world):
+    set_prices(engine, OTHER_ADMIN, {("standard", "quick_question"): 700})
+    with pytest.raises(FollowUpConflict, match=r"The standard quick question price was changed by "
+                                               r"al@example.com at \d\d \w{3} \d{4} \d\d:\d\d UTC: reload"):
+        set_prices(engine, ADMIN, {("standard", "quick_question"): 900}, seen={("standard", "quick_question"): 500})
+    with engine.connect() as conn:
+        assert prices(conn)["standard", "quick_question"].cents == 700
+    assert len(audit(engine)) == 1
+    # from an up-to-date view the edit goes through
+    assert set_prices(engine, ADMIN, {("standard", "quick_question"): 900},
+                      seen={("standard", "quick_question"): 700}) == 1
+
+
+def test_two_admins_setting_the_same_new_price_at_once_get_a_clean_outcome(pg_engine):
+    change = {("standard", "quick_question"): 650}
+    results = []
+    with pg_engine.connect() as blocker:  # holds both saves at their first statement, then lets them race
+        blocker.execute(sa.text("LOCK TABLE follow_up_pricing IN ACCESS EXCLUSIVE MODE"))
+
+        def save(actor):
+            try:
+                results.append(set_prices(pg_engine, actor, change))
+            except Exception as exc:  # the outcome under test: no IntegrityError reaches the admin
+                results.append(exc)
+
+        threads = [threading.Thread(target=save, args=(actor,)) for actor in (ADMIN, OTHER_ADMIN)]
+        for thread in threads:
+            thread.start()
+        for _ in range(100):
+            waiting = blocker.execute(sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )).scalar_one()
+            if waiting == 2:
+                break
+            threading.Event().wait(0.05)
+        blocker.commit()
+        for thread in threads:
+            thread.join()
+    assert sorted(results) == [0, 1]  # the second admin finds the price already set: nothing to change
+    with pg_engine.connect() as conn:
+        assert conn.execute(sa.select(s.follow_up_pricing.c.price_cents)).scalars().all() == [650]
+    assert [a["action"] for a in audit(pg_engine)] == ["follow_up_price.set"]
+
+
+def test_two_admins_saving_prices_at_once_on_the_embedded_database_take_turns(duckdb_engine):
+    # the embedded demo serves every browser session from one process: sessions are threads
+    for cents in (610, 620, 630):
+        barrier, results = threading.Barrier(2), []
+
+        def save(actor):
+            barrier.wait()
+            try:
+                results.append(set_prices(duckdb_engine, actor, {("standard", "quick_question"): cents}))
+            except Exception as exc:  # the outcome under test: no conflict error reaches the admin
+                results.append(exc)
+
+        threads = [threading.Thread(target=save, args=(actor,)) for actor in (ADMIN, OTHER_ADMIN)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(results) == [0, 1]
+    assert len(audit(duckdb_engine)) == 3
 
 
 def test_new_issue_needs_a_session_price(engine, world):

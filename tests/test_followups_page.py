@@ -15,10 +15,12 @@ from streamlit.testing.v1 import AppTest
 from dashboard import schema as s
 from dashboard.auth import Actor
 from dashboard.followups import STATE, assign, create_follow_up, prices
+from tests.staff import staff_fixture
 from reputation_data import add_mechanic, add_session, add_user
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 SUPPORT = Actor("sue@example.com", "support")
+staff = staff_fixture(SUPPORT)
 EVIL = "<script>alert('x')</script> **bold** [link](http://x.example)"
 
 
@@ -159,7 +161,7 @@ def test_support_staff_work_the_queue_but_only_read_prices(queue_db, oidc_secret
     with engine.begin() as conn:
         conn.execute(s.staff_roles.insert().values(email="sam@example.com", role="support"))
     at = AppTest.from_file(str(APP), default_timeout=60)
-    at.user = {"is_logged_in": True, "email": "sam@example.com"}
+    at.user = {"is_logged_in": True, "email": "sam@example.com", "email_verified": True}
     at = at.run().switch_page("../pages/followups.py").run()
     assert not at.exception
     assert not at.data_editor and not at.form_submit_button

@@ -404,6 +404,9 @@ def test_record_interaction_validates(crm_db):
         ({"session_id": S["B1"]}, "belongs to another customer"),
         ({"metadata": ["not", "an", "object"]}, "JSON object"),
         ({"metadata": {"blob": "x" * 5000}}, "over 4,096 bytes"),
+        ({"metadata": {"note": "nul\x00"}}, "contains a NUL character"),
+        ({"metadata": {"score": float("inf")}}, "finite numbers"),
+        ({"occurred_at": "2024-03-01T10:00Z"}, "must be a date and time, not str"),
         ({"occurred_at": dt.datetime(2024, 3, 1)}, "needs a timezone"),
         ({"occurred_at": dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)}, "in the future"),
     ]:

@@ -4,6 +4,7 @@ on both databases: the numbers, each tab, bad input, the roll-up button, the CSV
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -17,11 +18,12 @@ from dashboard.auth import Actor, PermissionDenied
 from dashboard.config import Settings
 from dashboard.period import Period
 from jobs.funnel import refresh
-from queries.funnel import as_csv
+from tests.staff import staff_fixture
 from tests.test_funnel import NY, crm_db  # noqa: F401  (the fixture)
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "funnel.py"
 ADMIN = Actor("ada@pitwall.test", "admin", "Ada Admin")
+staff = staff_fixture(ADMIN)
 
 
 def open_page(engine, period: Period = NY, actor: Actor = ADMIN, page: Path = PAGE) -> AppTest:
@@ -111,7 +113,17 @@ def test_the_admin_refreshes_the_roll_up(page_db):
         refresh(page_db, actor=Actor("sam@pitwall.test", "support"))
 
 
-def test_csv_keeps_formulas_as_text():
-    frame = pd.DataFrame({"full_name": ["=HYPERLINK(\"http://x\")", "Ann", "-1+2", None], "n": [1, 2, 3, 4]})
-    assert as_csv(frame).decode().splitlines() == [
-        "full_name,n", "\"'=HYPERLINK(\"\"http://x\"\")\",1", "Ann,2", "'-1+2,3", ",4"]
+
+def test_a_vehicle_make_with_markup_is_drawn_as_text(page_db):
+    from tests.test_funnel import C, utc
+
+    with page_db.begin() as conn:  # D's latest request before entry now names a "make" with a link
+        conn.execute(s.requests.insert().values(customer_id=C["D"], created_at=utc(2024, 1, 2),
+                                                vehicle_make='<a href="https://evil.example">Ford</a>'))
+    at = open_page(page_db)
+    at.selectbox(key="funnel_breakdown").set_value("vehicle_make").run()
+    assert not at.exception
+    assert '<a href="https://evil.example">Ford</a>' in at.dataframe[1].value.group.tolist()  # tables show text
+    drawn = [json.dumps(json.loads(chart.proto.spec)["data"]) for chart in at.get("plotly_chart")]
+    assert not [data for data in drawn if "<a href" in data]
+    assert any('&lt;a href=\\"https://evil.example\\"&gt;Ford&lt;/a&gt;' in data for data in drawn)

@@ -147,7 +147,7 @@ def staff_login(shop, oidc_secrets):
 
 def test_support_moderates_and_a_manager_only_reads_profiles(staff_login):
     at = AppTest.from_file(str(APP), default_timeout=60)
-    at.user = {"is_logged_in": True, "email": "sam@example.com"}
+    at.user = {"is_logged_in": True, "email": "sam@example.com", "email_verified": True}
     at = open_page(at.run(), "reviews.py")
     assert not at.exception
     assert "Moderation setting" not in [e.label for e in at.expander]  # admins only
@@ -155,7 +155,7 @@ def test_support_moderates_and_a_manager_only_reads_profiles(staff_login):
     assert status_of(staff_login["engine"], staff_login["waiting"]) == "published"
 
     at = AppTest.from_file(str(APP), default_timeout=60)
-    at.user = {"is_logged_in": True, "email": "max@example.com"}
+    at.user = {"is_logged_in": True, "email": "max@example.com", "email_verified": True}
     at.run()
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page("../pages/reviews.py")

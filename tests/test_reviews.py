@@ -19,10 +19,12 @@ from dashboard.reviews import (
     vote_helpful,
 )
 from reputation_data import NOW, add_mechanic, add_review, add_session, add_user
+from tests.staff import staff_fixture
 
 SUPPORT = Actor("sam@example.com", "support")
 ADMIN = Actor("ada@example.com", "admin")
 MANAGER = Actor("max@example.com", "manager")
+staff = staff_fixture(SUPPORT, ADMIN, MANAGER)
 GOOD_TEXT = "Found the loose earth strap in ten minutes, car starts every time now."
 
 
@@ -161,6 +163,15 @@ def test_flagged_review_waits_and_leaves_aggregates(engine, people):
     assert result.status == "pending" and result.flags == ("short_negative",)
     assert _reviews(engine)[0]["flags"] == ["short_negative"]
     assert tuple(_mechanic(engine, people["mechanic"])) == (Decimal("0.00"), 0)
+
+
+def test_the_moderation_setting_takes_only_on_or_off(engine):
+    for value in ("no", 0, None):
+        with pytest.raises(ReviewError, match="on or off"):
+            set_moderation_required(engine, ADMIN, value)
+    with engine.connect() as conn:
+        assert not moderation_required(conn)
+        assert conn.execute(sa.select(sa.func.count()).select_from(s.audit_log)).scalar_one() == 0
 
 
 def test_setting_sends_every_review_to_the_queue(engine, people):

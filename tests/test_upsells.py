@@ -12,13 +12,16 @@ import sqlalchemy as sa
 
 from dashboard import schema as s
 from dashboard.auth import Actor, PermissionDenied
-from dashboard.scheduling import ValidationError
+from dashboard.scheduling import ChangedMeanwhile, ValidationError
 from dashboard.upsells import save_service
 from jobs.upsells import run
+from tests.staff import staff_fixture
 
 NOW = dt.datetime(2024, 6, 1, 12, tzinfo=dt.timezone.utc)
 ADMIN = Actor("ada@pitwall.test", "admin")
 SUPPORT = Actor("sam@pitwall.test", "support")
+OTHER_ADMIN = Actor("al@pitwall.test", "admin")
+staff = staff_fixture(ADMIN, OTHER_ADMIN, SUPPORT)
 CATALOGUE = {  # type: (title, price)
     "follow_up": ("Follow-up call", 1900),
     "maintenance_plan": ("Maintenance plan", 9900),
@@ -197,9 +200,14 @@ def test_admin_edits_a_price_and_only_changes_are_audited(upsell_db):
 
 @pytest.mark.parametrize("change, message", [
     ({"title": "ab"}, "3 to 80 characters"),
-    ({"title": "x" * 81}, "3 to 80 characters"),
+    ({"title": "x" * 81}, "The title is 81 characters; the limit is 80"),
+    ({"title": "Brake\x00check"}, "The title contains a NUL character"),
+    ({"title": ["Brake", "check"]}, "The title must be text, not list"),
     ({"title": "  follow-UP   call "}, "already called"),
-    ({"description": "x" * 301}, "300 characters"),
+    ({"description": "x" * 301}, "The description is 301 characters; the limit is 300"),
+    ({"description": "Show\x00"}, "The description contains a NUL character"),
+    ({"price": "1e30"}, "at most \\$1,000.00"),
+    ({"price": float("inf")}, "Price must be a finite number"),
     ({"price": "0"}, "above \\$0.00"),
     ({"price": "1000.01"}, "at most \\$1,000.00"),
     ({"price": "19.999"}, "two decimals"),
@@ -213,6 +221,16 @@ def test_invalid_services_change_nothing(upsell_db, change, message):
         save_service(upsell_db, ADMIN, None, **{**FORM, **change})
     assert not audit_rows(upsell_db)
     assert service(upsell_db, "Follow-up call")["is_active"] is True
+
+
+def test_a_service_changed_meanwhile_is_not_overwritten(upsell_db):
+    current = service(upsell_db, "Premium")
+    form = {"recommendation_type": "premium_upgrade", "title": "Premium", "description": None, "is_active": True}
+    save_service(upsell_db, OTHER_ADMIN, current["id"], **form, price="11.00", seen_updated_at=current["updated_at"])
+    with pytest.raises(ChangedMeanwhile, match="The service 'Premium' was changed by al@pitwall.test at .* UTC: reload"):
+        save_service(upsell_db, ADMIN, current["id"], **form, price="12.50", seen_updated_at=current["updated_at"])
+    assert service(upsell_db, "Premium")["price_cents"] == 1100
+    assert len(audit_rows(upsell_db)) == 1
 
 
 def test_only_admins_edit_the_catalogue(upsell_db):

@@ -16,8 +16,10 @@ from dashboard.auth import Actor
 from dashboard.period import Period
 from jobs.upsells import run
 from queries import upsells as q
+from tests.staff import staff_fixture
 from tests.test_funnel_page import open_page as open_any_page
 from tests.test_upsells import ADMIN, NOW, SUPPORT, S, upsell_db  # noqa: F401  (the fixture)
+staff = staff_fixture(ADMIN, SUPPORT)
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "upsells.py"
 PERIOD = Period(dt.date(2024, 5, 1), dt.date(2024, 6, 30), "UTC")

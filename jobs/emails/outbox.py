@@ -51,7 +51,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.engine import Connection, Engine
 
 from dashboard.audit import record_audit
-from dashboard.auth import Actor, require_role
+from dashboard.auth import Actor, require_current_role, require_role
 from dashboard.schema import EMAIL_MILESTONES, email_outbox, sessions
 from jobs.emails.sender import Outcome
 from jobs.emails.settings import EmailSettings
@@ -369,6 +369,7 @@ def decide(engine: Engine, actor: Actor | None, outbox_id: uuid.UUID, decision: 
     except ValueError:
         raise RetryRefused(f"{str(outbox_id)[:40]!r} is not an email id.") from None
     with engine.begin() as conn:
+        actor = require_current_role(conn, actor, "admin")
         row = conn.execute(sa.select(o).where(o.c.id == outbox_id)).mappings().one_or_none()
         if row is None:
             raise RetryRefused(f"There is no email {outbox_id} in the outbox.")

@@ -1,0 +1,43 @@
+"""Files staff download from the app: every cell of every export is inert in a spreadsheet.
+
+A text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a line break (also after
+leading spaces) would run as a formula in Excel, LibreOffice or Google Sheets; it gets a
+leading apostrophe, the spreadsheet's own "this is text" mark. Line breaks inside a cell
+(CR, LF and the other Unicode line separators) become spaces, so no importer splits the
+row and starts a formula on the next line. NUL bytes are dropped. Numbers, dates and
+empty cells are left as they are.
+
+Streamlit's own table download (the toolbar of ``st.dataframe``) is switched off for the
+whole app in ``.streamlit/config.toml`` (``client.disableDataExport``): every download is
+a ``st.download_button`` whose data comes from ``as_csv``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import numbers
+import re
+
+import pandas as pd
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x85\u2028\u2029]+")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """``value`` as a spreadsheet shows it without running anything (see the module docstring)."""
+    if value is None or isinstance(value, (numbers.Number, decimal.Decimal, dt.date, dt.time, pd.Timestamp)):
+        return value
+    if not isinstance(value, str) and pd.isna(value):
+        return value
+    text = str(value).replace("\x00", "")
+    if text.lstrip(" ").startswith(FORMULA_START):
+        text = "'" + text
+    return LINE_BREAKS.sub(" ", text)
+
+
+def as_csv(frame: pd.DataFrame) -> bytes:
+    """``frame`` as UTF-8 CSV for a download, every cell and header through ``spreadsheet_safe``."""
+    safe = frame.map(spreadsheet_safe).rename(columns=spreadsheet_safe)
+    return safe.to_csv(index=False).encode()
