@@ -24,9 +24,12 @@ from emails_support import (
     MINUTE, NOW, SUPPORT, add_mechanic, add_person, add_session, crash_after_sending, delivered_outbox_ids,
     resend_api, settings_for,
 )
+from tests.staff import staff_fixture
 
 __all__ = ["resend_api"]  # the fixture, used by name
 HOUR = dt.timedelta(hours=1)
+ADMIN = Actor("boss@pitwall.example", "admin")
+staff = staff_fixture(ADMIN)
 
 
 def at(moment: dt.datetime):
@@ -249,7 +252,7 @@ def test_admin_retry_sends_a_failed_email_again_and_is_audited(engine, resend_ap
     resend_api.fail_next(422, "validation_error")
     run_once(engine, settings, clock=at(NOW))
     (row,) = outbox_rows(engine).values()
-    admin = Actor("boss@pitwall.example", "admin")
+    admin = ADMIN
     with pytest.raises(PermissionDenied):
         decide(engine, Actor("help@pitwall.example", "support"), row["id"], "retry", NOW)
     decide(engine, admin, row["id"], "retry", NOW + MINUTE)
@@ -396,7 +399,7 @@ def test_a_batch_older_than_the_idempotency_window_is_held_for_an_admin(engine, 
     assert "Resend forgets the batch's idempotency key after 24 h" in rows[0]["last_error"]
     assert run_once(engine, settings, clock=at(later + HOUR)).requests == 0  # held until an admin decides
 
-    admin = Actor("boss@pitwall.example", "admin")
+    admin = ADMIN
     decide(engine, admin, rows[0]["id"], "mark_sent", later)
     decide(engine, admin, rows[1]["id"], "send_again", later)
     run_once(engine, settings, clock=at(later + MINUTE))
@@ -413,7 +416,7 @@ def test_decisions_are_refused_for_the_wrong_row_role_or_decision(engine, resend
     _due_bookings(engine, 1)
     run_once(engine, settings_for(resend_api), clock=at(NOW))
     (row,) = outbox_rows(engine).values()
-    admin = Actor("boss@pitwall.example", "admin")
+    admin = ADMIN
     with pytest.raises(RetryRefused, match="Only uncertain emails can be decided on; this one is sent"):
         decide(engine, admin, row["id"], "mark_sent", NOW)
     with pytest.raises(RetryRefused, match="Unknown decision 'delete'"):

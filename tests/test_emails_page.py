@@ -17,12 +17,14 @@ from dashboard.auth import Actor
 from dashboard.config import Settings
 from dashboard.period import Period
 from emails_support import add_person, add_session, resend_api
+from tests.staff import staff_fixture
 
 __all__ = ["resend_api"]  # the fixture, used by name
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "emails.py"
 ADMIN = Actor("ada@example.com", "admin", "Ada Admin")
 SUPPORT = Actor("sam@example.com", "support", "Sam Support")
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+staff = staff_fixture(ADMIN, SUPPORT)
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from streamlit.testing.v1 import AppTest
 from browser_support import ROOT, assert_no_exception, browser_page, open_page, require_chromium, start_app
 from dashboard import access
 from dashboard import schema as s
+from dashboard.auth import vouch_for
 from dashboard.db import make_engine
 from dashboard.followups import create_follow_up
 from dashboard.migrate import upgrade
@@ -41,8 +42,9 @@ UNREACHABLE = "The database is not available"
 
 
 def text(elements) -> str:
-    """The elements' Markdown with escapes removed."""
-    return re.sub(r"\\(.)", r"\1", "\n".join(str(element.value) for element in elements))
+    """The elements' Markdown as a reader sees it: escapes and invisible word joiners removed."""
+    shown = "\n".join(str(element.value) for element in elements).replace("\u2060", "")
+    return re.sub(r"\\(.)", r"\1", shown)
 
 
 def shown(at: AppTest) -> str:
@@ -61,7 +63,7 @@ def write_rows(engine) -> dict:
         asked = add_session(conn, customer, mechanic, ended_at=ended, started_at=ended - dt.timedelta(hours=1))
     review = submit_review(engine, session_id=reviewed, customer_id=customer, rating=4, text=REVIEW_TEXT)
     assert review.status == "pending" and "personal_data" in review.flags
-    follow_up = create_follow_up(engine, SUPPORT, parent_session_id=asked, customer_id=customer,
+    follow_up = create_follow_up(vouch_for(engine, SUPPORT), SUPPORT, parent_session_id=asked, customer_id=customer,
                                  follow_up_type="quick_question", text=QUESTION)
     return {"review": str(review.id), "follow_up": str(follow_up.id), "mechanic": mechanic}
 
