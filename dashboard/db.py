@@ -18,6 +18,16 @@ def is_duckdb(bind) -> bool:
     return bind.dialect.name == "duckdb"
 
 
+def is_write_conflict(exc: BaseException) -> bool:
+    """A transaction lost a race with a concurrent one and may be retried: a unique key
+    taken meanwhile, or (DuckDB, which checks at commit instead of waiting) a conflict."""
+    if isinstance(exc, sa.exc.IntegrityError):
+        return True
+    text = str(getattr(exc, "orig", None) or exc)
+    return isinstance(exc, sa.exc.OperationalError) and "TransactionContext Error" in text \
+        and re.search(r"conflict|constraint violation", text, re.I) is not None
+
+
 def redact(url: str) -> str:
     """The URL without its password, for messages and logs."""
     return make_url(url).render_as_string(hide_password=True)
