@@ -1,0 +1,190 @@
+"""The API's routes over a real uvicorn on loopback, on DuckDB and on PostgreSQL.
+
+One server per backend for the whole module; each test creates the rows it uses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from api_support import ApiServer, served_database
+from dashboard import schema as s
+from reputation_data import add_mechanic, add_review, add_session, add_user
+
+NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def api(request, tmp_path_factory, _duckdb_template):
+    if request.param == "postgres" and not request.getfixturevalue("pg_available"):
+        pytest.skip("PostgreSQL not reachable (outside CI)")
+    tmp = tmp_path_factory.mktemp("api")
+    (tmp / "secrets.toml").write_text("")
+    engine, url, cleanup = served_database(request.param, tmp, _duckdb_template)
+    server = ApiServer(engine, url, tmp / "secrets.toml", PITWALL_API_MAX_BODY_BYTES="65536")
+    yield server
+    server.close()
+    cleanup()
+
+
+@pytest.fixture
+def world(api):
+    """A customer, another customer, a mechanic and a completed session of the customer's."""
+    with api.engine.begin() as conn:
+        customer, other = add_user(conn, "Cora"), add_user(conn, "Otto")
+        mechanic = add_mechanic(conn, "Rita", bio="Brakes and <b>bold</b> claims", years_experience=12,
+                                specialties=["brakes", "engine"])
+        session = add_session(conn, customer, mechanic, ended_at=NOW - dt.timedelta(days=1))
+    return {"customer": customer, "other": other, "mechanic": mechanic, "session": session}
+
+
+def rows(api, table, **where):
+    with api.engine.connect() as conn:
+        return conn.execute(sa.select(table).where(*[table.c[k] == v for k, v in where.items()])).mappings().all()
+
+
+def problem(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["code"] == code and body["status"] == status
+    assert "Traceback" not in response.text and "sqlalchemy" not in response.text.lower()
+    return body
+
+
+# --- health, docs, errors ------------------------------------------------------------------
+
+
+def test_healthz_says_the_database_is_migrated(api):
+    response = api.http.get("/healthz")
+    assert response.status_code == 200
+    with api.engine.connect() as conn:
+        revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+    assert response.json() == {"status": "ok", "database": api.engine.dialect.name, "revision": revision}
+
+
+def test_openapi_and_docs(api):
+    spec = api.http.get("/openapi.json").json()
+    assert {"/v1/reviews", "/v1/mechanics/{mechanic_id}/slots", "/v1/crm/interactions",
+            "/v1/bookings/check", "/v1/follow-ups"} <= set(spec["paths"])
+    assert "swagger-ui" in api.http.get("/docs").text
+
+
+def test_unknown_route_and_method_are_problems(api, world):
+    problem(api.get("/v1/nothing", api.as_customer(world["customer"])), 404, "no_such_route")
+    problem(api.http.delete("/v1/reviews"), 405, "method_not_allowed")
+
+
+# --- reviews -------------------------------------------------------------------------------
+
+
+def test_a_review_is_published_and_counted(api, world):
+    response = api.post("/v1/reviews", api.as_customer(world["customer"]),
+                        {"session_id": str(world["session"]), "rating": 4, "text": "Found the leak in minutes."})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["status"] == "published" and body["flags"] == []
+    [stored] = rows(api, s.mechanic_reviews, session_id=world["session"])
+    assert str(stored["id"]) == body["id"] and stored["rating"] == 4
+    [mechanic] = rows(api, s.mechanics, user_id=world["mechanic"])
+    assert mechanic["total_reviews"] == 1 and float(mechanic["avg_rating"]) == 4.0
+
+
+def test_a_flagged_review_waits_and_html_stays_text(api, world):
+    text = "<script>alert(1)</script> mail me at cora@example.com"
+    response = api.post("/v1/reviews", api.as_platform(world["customer"]),
+                        {"session_id": str(world["session"]), "rating": 5, "text": text})
+    assert response.status_code == 201, response.text
+    assert response.json()["status"] == "pending" and response.json()["flags"] == ["personal_data"]
+    assert response.headers["content-type"] == "application/json"
+    [stored] = rows(api, s.mechanic_reviews, session_id=world["session"])
+    assert stored["review_text"] == text
+
+
+def test_another_customers_session_is_not_found(api, world):
+    response = api.post("/v1/reviews", api.as_customer(world["other"]),
+                        {"session_id": str(world["session"]), "rating": 5})
+    assert problem(response, 404, "not_found")["detail"] == f"No session with id {world['session']}."
+    assert rows(api, s.mechanic_reviews, session_id=world["session"]) == []
+
+
+@pytest.mark.parametrize("change, status, code", [
+    ({"rating": "5"}, 422, "invalid_request"),            # text, not a number
+    ({"rating": 4.0}, 422, "invalid_request"),            # not a whole number
+    ({"rating": True}, 422, "invalid_request"),
+    ({"rating": 10 ** 30}, 422, "review_rejected"),       # huge
+    ({"rating": 0}, 422, "review_rejected"),
+    ({"text": "fine\x00work"}, 422, "review_rejected"),   # NUL
+    ({"text": "x" * 2001}, 422, "review_rejected"),
+    ({"text": 12}, 422, "invalid_request"),
+    ({"session_id": "not-an-id"}, 422, "invalid_request"),
+    ({"session_id": str(uuid.UUID(int=7))}, 404, "not_found"),
+    ({"stars": 5}, 422, "invalid_request"),               # unknown field
+])
+def test_bad_reviews_are_refused_and_write_nothing(api, world, change, status, code):
+    body = {"session_id": str(world["session"]), "rating": 5, **change}
+    problem(api.post("/v1/reviews", api.as_customer(world["customer"]), body), status, code)
+    assert rows(api, s.mechanic_reviews, session_id=world["session"]) == []
+
+
+def test_a_body_that_is_not_json_is_refused(api, world):
+    response = api.post("/v1/reviews", {**api.as_customer(world["customer"]), "Content-Type": "application/json"},
+                        content=b"{not json")
+    problem(response, 422, "invalid_request")
+
+
+def test_helpful_votes_count_once_per_voter(api, world):
+    with api.engine.begin() as conn:
+        review = add_review(conn, world["mechanic"], 5)
+    first = api.post(f"/v1/reviews/{review}/helpful", api.as_customer(world["other"]))
+    again = api.post(f"/v1/reviews/{review}/helpful", api.as_customer(world["other"]))
+    assert first.json() == {"review_id": str(review), "counted": True}
+    assert again.json() == {"review_id": str(review), "counted": False}
+    assert rows(api, s.mechanic_reviews, id=review)[0]["helpful_count"] == 1
+    problem(api.post(f"/v1/reviews/{uuid.UUID(int=3)}/helpful", api.as_customer(world["other"])), 404, "not_found")
+    problem(api.post("/v1/reviews/nope/helpful", api.as_customer(world["other"])), 404, "not_found")
+
+
+# --- idempotency and limits ---------------------------------------------------------------------
+
+
+def test_a_replayed_key_gets_the_same_answer_and_writes_once(api, world):
+    body = {"session_id": str(world["session"]), "rating": 5, "text": "Great help."}
+    headers = api.as_customer(world["customer"])
+    first = api.post("/v1/reviews", headers, body, key="review-1")
+    again = api.post("/v1/reviews", headers, body, key="review-1")
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    assert len(rows(api, s.mechanic_reviews, session_id=world["session"])) == 1
+    other_body = api.post("/v1/reviews", headers, {**body, "rating": 1}, key="review-1")
+    problem(other_body, 422, "idempotency_key_reused")
+
+
+def test_a_replayed_rejection_is_the_same_rejection(api, world):
+    headers = api.as_customer(world["customer"])
+    body = {"session_id": str(world["session"]), "rating": 9}
+    first = api.post("/v1/reviews", headers, body, key="bad-review")
+    again = api.post("/v1/reviews", headers, body, key="bad-review")
+    assert problem(first, 422, "review_rejected") == problem(again, 422, "review_rejected")
+
+
+def test_every_post_needs_an_idempotency_key(api, world):
+    response = api.http.post("/v1/reviews", headers=api.as_customer(world["customer"]),
+                             json={"session_id": str(world["session"]), "rating": 5})
+    problem(response, 400, "idempotency_key_required")
+    assert rows(api, s.mechanic_reviews, session_id=world["session"]) == []
+
+
+def test_an_oversize_body_is_refused(api, world):
+    body = {"session_id": str(world["session"]), "rating": 5, "text": "x" * 70_000}
+    problem(api.post("/v1/reviews", api.as_customer(world["customer"]), body), 413, "body_too_large")
+    chunks = (b'{"session_id": "%s", "rating": 5, "text": "' % str(world["session"]).encode(),
+              b"y" * 70_000, b'"}')
+    streamed = api.post("/v1/reviews", {**api.as_customer(world["customer"]), "Content-Type": "application/json"},
+                        content=iter(chunks))  # no Content-Length: counted while it arrives
+    problem(streamed, 413, "body_too_large")
+    assert rows(api, s.mechanic_reviews, session_id=world["session"]) == []
