@@ -170,16 +170,16 @@ def mechanic_reviews(mechanic_id: str, request: Request, principal: Caller,
 
 
 @router.get("/v1/mechanics/{mechanic_id}/slots", tags=["scheduling"])
-def mechanic_slots(mechanic_id: str, request: Request, principal: Caller, start: dt.date, end: dt.date,
+def mechanic_slots(mechanic_id: str, request: Request, principal: Caller,
+                   start: Annotated[str, Query(max_length=20, description="first date, YYYY-MM-DD")],
+                   end: Annotated[str, Query(max_length=20, description="last date, YYYY-MM-DD (at most 31 days)")],
                    time_zone: Annotated[str, Query(alias="timeZone", max_length=64)],
-                   session_type: Literal["chat", "video"] = "video"):
-    """Bookable starts by day in ``timeZone`` (at most 31 days), shaped like Cal.com's /v2/slots."""
+                   session_type: Annotated[str, Query(max_length=20)] = "video"):
+    """Bookable starts by date of ``timeZone``, shaped like Cal.com's /v2/slots."""
     mid = parse_id(mechanic_id, "mechanic")
     days = scheduling.slots_by_day(request.app.state.read_engine, mid, start=start, end=end, zone=time_zone,
-                                   session_type=session_type)
-    return {"data": {day: [{"start": slot["start"].isoformat(), "end": slot["end"].isoformat(),
-                            "price_cents": slot["price_cents"], "multiplier": slot["multiplier"]}
-                           for slot in slots] for day, slots in days.items()}}
+                                   session_type=session_type, rules=request.app.state.settings.slot_rules)
+    return {"data": _json(days)}
 
 
 @router.post("/v1/bookings/check", tags=["scheduling"])

@@ -188,3 +188,123 @@ def test_an_oversize_body_is_refused(api, world):
                         content=iter(chunks))  # no Content-Length: counted while it arrives
     problem(streamed, 413, "body_too_large")
     assert rows(api, s.mechanic_reviews, session_id=world["session"]) == []
+
+
+# --- slots and the booking check --------------------------------------------------------------
+
+
+@pytest.fixture
+def calendar(api, world):
+    """Rita (UTC) works 09:00-11:00 every day at 1.25x; chat sessions cost 19.99; a day off in 4 days."""
+    day = (NOW + dt.timedelta(days=3)).date()
+    with api.engine.begin() as conn:
+        for weekday in range(7):
+            conn.execute(s.mechanic_availability_slots.insert().values(
+                mechanic_id=world["mechanic"], day_of_week=weekday, start_time=dt.time(9), end_time=dt.time(11),
+                price_multiplier="1.25"))
+        conn.execute(s.mechanic_availability_overrides.insert().values(
+            mechanic_id=world["mechanic"], date=day + dt.timedelta(days=1), is_available=False, reason="Holiday"))
+        conn.execute(s.session_base_prices.delete())
+        conn.execute(s.session_base_prices.insert().values(session_type="chat", price_cents=1999))
+    return {"day": day}
+
+
+def at(day: dt.date, hour: int, minute: int = 0) -> str:
+    return dt.datetime.combine(day, dt.time(hour, minute), dt.timezone.utc).isoformat()
+
+
+def test_slots_are_listed_by_day_in_the_asked_timezone(api, world, calendar):
+    day = calendar["day"]
+    response = api.get(f"/v1/mechanics/{world['mechanic']}/slots", api.as_customer(world["customer"]),
+                       start=day.isoformat(), end=day.isoformat(), timeZone="Europe/Berlin", session_type="chat")
+    assert response.status_code == 200, response.text
+    # 09:00-11:00 UTC is 10:00-12:00 in Berlin in winter; 1,999 x 1.25 = 2,498.75 -> 2,499 cents
+    assert response.json() == {"data": {day.isoformat(): [
+        {"start": f"{day}T{hour}:00+01:00", "end": f"{day}T{end}:00+01:00", "price_cents": 2499, "multiplier": "1.25"}
+        for hour, end in (("10:00", "10:30"), ("10:30", "11:00"), ("11:00", "11:30"), ("11:30", "12:00"))]}}
+
+
+@pytest.mark.parametrize("params, status, code", [
+    ({"end": "+40"}, 422, "invalid_input"),                 # 40 days
+    ({"timeZone": "Mars/Olympus"}, 422, "invalid_input"),
+    ({"start": "2026-02-30"}, 422, "invalid_input"),
+    ({"session_type": "phone"}, 422, "invalid_input"),
+    ({"mechanic": str(uuid.UUID(int=5))}, 404, "not_found"),
+])
+def test_bad_slot_questions_are_refused(api, world, calendar, params, status, code):
+    day = calendar["day"]
+    query = {"start": day.isoformat(), "end": day.isoformat(), "timeZone": "UTC", "session_type": "chat", **params}
+    if query["end"] == "+40":
+        query["end"] = (day + dt.timedelta(days=39)).isoformat()
+    mechanic = query.pop("mechanic", world["mechanic"])
+    problem(api.get(f"/v1/mechanics/{mechanic}/slots", api.as_customer(world["customer"]), **query), status, code)
+
+
+def test_booking_check_gives_the_price_or_the_reason(api, world, calendar):
+    day, mechanic = calendar["day"], str(world["mechanic"])
+    with api.engine.begin() as conn:
+        add_session(conn, world["other"], world["mechanic"], "scheduled", scheduled_at=at(day, 10))
+    headers = api.as_platform(world["customer"])
+
+    def check(start):
+        return api.post("/v1/bookings/check", headers, {"mechanic_id": mechanic, "start": start,
+                                                         "session_type": "chat"})
+
+    ok = check(at(day, 9))
+    assert ok.status_code == 200, ok.text
+    assert ok.json() == {"bookable": True, "price_cents": 2499, "start": at(day, 9),
+                         "end": at(day, 9, 30), "multiplier": "1.25"}
+    assert "booked session" in problem(check(at(day, 10, 30)), 409, "not_bookable")["detail"]  # taken
+    assert "open start time" in problem(check(at(day, 14)), 409, "not_bookable")["detail"]  # outside hours
+    assert "open start time" in problem(check(at(day + dt.timedelta(days=1), 9)), 409, "not_bookable")["detail"]
+    problem(check("2026-12-03T09:00:00"), 422, "invalid_request")  # no offset
+
+
+def test_booking_check_refuses_too_soon(api, world):
+    with api.engine.begin() as conn:
+        mechanic = add_mechanic(conn, "Nia")
+        for weekday in range(7):
+            conn.execute(s.mechanic_availability_slots.insert().values(
+                mechanic_id=mechanic, day_of_week=weekday, start_time=dt.time(0), end_time=dt.time(23, 59)))
+        if not conn.execute(sa.select(s.session_base_prices).where(s.session_base_prices.c.session_type == "video")
+                            ).first():
+            conn.execute(s.session_base_prices.insert().values(session_type="video", price_cents=2999))
+    soon = NOW + dt.timedelta(minutes=30)
+    soon = soon.replace(minute=0 if soon.minute == 0 else 30 if soon.minute <= 30 else 0, second=0) + (
+        dt.timedelta(hours=1) if soon.minute > 30 else dt.timedelta())
+    if soon.time() >= dt.time(23, 30):  # 23:30 is no start: the day's window ends at 23:59
+        soon += dt.timedelta(minutes=30)
+    response = api.post("/v1/bookings/check", api.as_customer(world["customer"]),
+                        {"mechanic_id": str(mechanic), "start": soon.isoformat(), "session_type": "video"})
+    assert "notice" in problem(response, 409, "not_bookable")["detail"]
+
+
+# --- CRM ingest -------------------------------------------------------------------------------------
+
+
+def event(customer, kind="intake", **extra) -> dict:
+    return {"event_id": str(uuid.uuid4()), "customer_id": str(customer), "interaction_type": kind,
+            "occurred_at": (NOW - dt.timedelta(hours=1)).isoformat(), **extra}
+
+
+def test_a_batch_keeps_good_events_and_records_each_once(api, world):
+    batch = [event(world["customer"]), event(world["customer"], "lunch"),
+             event(world["customer"], "session", session_id=str(world["session"]))]
+    first = api.post("/v1/crm/interactions", api.as_platform(), {"events": batch})
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert (body["accepted"], body["duplicates"]) == (2, 0)
+    assert [(r["index"], r["code"]) for r in body["rejected"]] == [(1, "invalid")]
+    assert "lunch" in body["rejected"][0]["message"]
+    retried = api.post("/v1/crm/interactions", api.as_platform(), {"events": batch})  # a new key: a retried batch
+    assert (retried.json()["accepted"], retried.json()["duplicates"]) == (0, 2)
+    assert len(rows(api, s.crm_interactions, customer_id=world["customer"])) == 2
+
+
+def test_batch_ingest_is_for_service_keys_and_at_most_1000_events(api, world):
+    problem(api.post("/v1/crm/interactions", api.as_customer(world["customer"]),
+                     {"events": [event(world["customer"])]}), 403, "forbidden")
+    too_many = [{}] * 1001  # small, so it is the count that is refused, not the size
+    problem(api.post("/v1/crm/interactions", api.as_platform(), {"events": too_many}), 422, "invalid_request")
+    problem(api.post("/v1/crm/interactions", api.as_platform(), {"events": "all of them"}), 422, "invalid_request")
+    assert rows(api, s.crm_interactions, customer_id=world["customer"]) == []
