@@ -32,7 +32,6 @@ from queries import upsells as upsell_queries
 router = APIRouter()
 Caller = Annotated[Principal, Depends(caller)]
 Key = Annotated[IdempotencyKey, Depends(idempotency_key)]
-REVIEWS_PAGE_MAX = 100
 
 
 class Body(BaseModel):
@@ -158,8 +157,7 @@ def mechanic_profile(mechanic_id: str, request: Request, principal: Caller):
 
 @router.get("/v1/mechanics/{mechanic_id}/reviews", tags=["mechanics"])
 def mechanic_reviews(mechanic_id: str, request: Request, principal: Caller,
-                     cursor: Annotated[str | None, Query(max_length=200)] = None,
-                     limit: Annotated[int, Query(ge=1, le=REVIEWS_PAGE_MAX)] = 20):
+                     cursor: Annotated[str | None, Query(max_length=200)] = None, limit: int = 20):
     """Published reviews, newest first; ``next_cursor`` fetches the next page (null on the last)."""
     mid = parse_id(mechanic_id, "mechanic")
     with _read(request) as conn:

@@ -308,3 +308,50 @@ def test_batch_ingest_is_for_service_keys_and_at_most_1000_events(api, world):
     problem(api.post("/v1/crm/interactions", api.as_platform(), {"events": too_many}), 422, "invalid_request")
     problem(api.post("/v1/crm/interactions", api.as_platform(), {"events": "all of them"}), 422, "invalid_request")
     assert rows(api, s.crm_interactions, customer_id=world["customer"]) == []
+
+
+# --- mechanics' public pages ------------------------------------------------------------------------
+
+
+def test_public_profile_counts_published_reviews_only(api, world):
+    with api.engine.begin() as conn:
+        mechanic = add_mechanic(conn, "Ada", bio="<i>Hybrid</i> systems", years_experience=9,
+                                specialties=["electrical"], avg_rating="4.33", total_reviews=3)
+        for rating, status in ((5, "published"), (4, "published"), (4, "published"), (1, "pending"), (2, "hidden")):
+            add_review(conn, mechanic, rating, status)
+        total, weighted = conn.execute(sa.text(
+            "SELECT sum(total_reviews), sum(avg_rating * total_reviews) FROM mechanics")).one()
+    mean = float(weighted) / float(total)
+    response = api.get(f"/v1/mechanics/{mechanic}", api.as_customer(world["customer"]))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert {k: body[k] for k in ("name", "bio", "years_experience", "specialties", "average_rating",
+                                 "review_count", "rating_distribution")} == {
+        "name": "Ada", "bio": "<i>Hybrid</i> systems", "years_experience": 9, "specialties": ["electrical"],
+        "average_rating": 4.33, "review_count": 3, "rating_distribution": {"1": 0, "2": 0, "3": 0, "4": 2, "5": 1}}
+    assert body["ranking_score"] == pytest.approx((10 * mean + 3 * 4.33) / 13, abs=1e-4)
+
+
+def test_unknown_or_inactive_mechanics_are_not_found(api, world):
+    with api.engine.begin() as conn:
+        retired = add_mechanic(conn, "Gone", is_active=False)
+    for mechanic in (retired, uuid.UUID(int=9), "x' OR 1=1 --"):
+        problem(api.get(f"/v1/mechanics/{mechanic}", api.as_customer(world["customer"])), 404, "not_found")
+        problem(api.get(f"/v1/mechanics/{mechanic}/reviews", api.as_customer(world["customer"])), 404, "not_found")
+
+
+def test_published_reviews_come_a_page_at_a_time(api, world):
+    with api.engine.begin() as conn:
+        mechanic = add_mechanic(conn, "Bo")
+        newest, middle, oldest = (add_review(conn, mechanic, 5 - n, created_at=NOW - dt.timedelta(days=n),
+                                             review_text=f"review {n}") for n in range(3))
+        add_review(conn, mechanic, 1, "pending", created_at=NOW)
+    headers = api.as_customer(world["customer"])
+    first = api.get(f"/v1/mechanics/{mechanic}/reviews", headers, limit=2).json()
+    assert [r["id"] for r in first["data"]] == [str(newest), str(middle)]
+    assert first["data"][0]["created_at"] == NOW.isoformat() and first["data"][0]["review_text"] == "review 0"
+    second = api.get(f"/v1/mechanics/{mechanic}/reviews", headers, limit=2, cursor=first["next_cursor"]).json()
+    assert [r["id"] for r in second["data"]] == [str(oldest)] and second["next_cursor"] is None
+    problem(api.get(f"/v1/mechanics/{mechanic}/reviews", headers, cursor="bm90IGEgY3Vyc29y"), 422, "invalid_input")
+    problem(api.get(f"/v1/mechanics/{mechanic}/reviews", headers, limit=500), 422, "invalid_input")
+    problem(api.get(f"/v1/mechanics/{mechanic}/reviews", headers, limit="many"), 422, "invalid_request")
