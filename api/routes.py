@@ -206,7 +206,7 @@ def follow_up_quote(request: Request, principal: Caller, parent_session_id: str,
     with _engine(request).connect() as conn:
         _own_session(conn, session_id, customer)
     quote = followups.quote(_engine(request), parent_session_id=session_id, customer_id=customer,
-                            follow_up_type=follow_up_type)
+                            follow_up_type=follow_up_type, rules=request.app.state.settings.follow_up_rules)
     return _json(quote)
 
 

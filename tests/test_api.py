@@ -355,3 +355,75 @@ def test_published_reviews_come_a_page_at_a_time(api, world):
     problem(api.get(f"/v1/mechanics/{mechanic}/reviews", headers, cursor="bm90IGEgY3Vyc29y"), 422, "invalid_input")
     problem(api.get(f"/v1/mechanics/{mechanic}/reviews", headers, limit=500), 422, "invalid_input")
     problem(api.get(f"/v1/mechanics/{mechanic}/reviews", headers, limit="many"), 422, "invalid_request")
+
+
+# --- follow-ups -----------------------------------------------------------------------------------
+
+
+def quote(api, headers, session, follow_up_type="quick_question"):
+    return api.get("/v1/follow-ups/quote", headers, parent_session_id=str(session), follow_up_type=follow_up_type)
+
+
+def test_follow_up_price_comes_from_the_rules_and_is_fixed_when_asked(api, world):
+    headers = api.as_customer(world["customer"])
+    with api.engine.begin() as conn:
+        premium = add_user(conn, "Pia")
+        conn.execute(s.profiles.update().where(s.profiles.c.id == premium).values(plan="premium"))
+        premium_session = add_session(conn, premium, world["mechanic"], ended_at=NOW - dt.timedelta(hours=2))
+        conn.execute(s.follow_up_pricing.delete())
+        conn.execute(s.follow_up_pricing.insert().values(plan="standard", follow_up_type="mini_extension",
+                                                         price_cents=1250, updated_by="admin@example.com"))
+    assert quote(api, headers, world["session"]).json() == {
+        "eligible": True, "reason": None, "price_cents": 500, "plan": "standard"}  # the default micro-charge
+    assert quote(api, headers, world["session"], "mini_extension").json()["price_cents"] == 1250  # the admin's rule
+    assert quote(api, api.as_customer(premium), premium_session).json()["price_cents"] == 0  # free on premium
+
+    created = api.post("/v1/follow-ups", headers, {"parent_session_id": str(world["session"]),
+                                                    "follow_up_type": "mini_extension", "text": "Which oil?"})
+    assert created.status_code == 201, created.text
+    assert created.json() == {"id": created.json()["id"], "parent_session_id": str(world["session"]),
+                              "follow_up_type": "mini_extension", "plan": "standard", "price_cents": 1250,
+                              "state": "open"}
+    with api.engine.begin() as conn:
+        conn.execute(s.follow_up_pricing.update().values(price_cents=1500))
+    [stored] = rows(api, s.requests, id=uuid.UUID(created.json()["id"]))
+    assert stored["follow_up_price_cents"] == 1250 and stored["description"] == "Which oil?"
+    assert stored["customer_id"] == world["customer"]
+    with api.engine.connect() as conn:
+        actors = conn.execute(sa.select(s.audit_log.c.actor_email).where(
+            s.audit_log.c.entity_id == created.json()["id"])).scalars().all()
+    assert actors == ["platform"]
+    with api.engine.begin() as conn:
+        conn.execute(s.follow_up_pricing.delete())
+
+
+def test_follow_ups_on_another_customers_session_are_not_found(api, world):
+    headers = api.as_customer(world["other"])
+    problem(quote(api, headers, world["session"]), 404, "not_found")
+    created = api.post("/v1/follow-ups", headers, {"parent_session_id": str(world["session"]),
+                                                    "follow_up_type": "quick_question", "text": "Mine?"})
+    problem(created, 404, "not_found")
+    assert rows(api, s.requests, parent_session_id=world["session"]) == []
+
+
+def test_a_follow_up_after_the_window_is_quoted_as_not_eligible(api, world):
+    with api.engine.begin() as conn:
+        old = add_session(conn, world["customer"], world["mechanic"], ended_at=NOW - dt.timedelta(days=20))
+    body = quote(api, api.as_customer(world["customer"]), old).json()
+    assert body["eligible"] is False and body["price_cents"] is None and "14 days" in body["reason"]
+    created = api.post("/v1/follow-ups", api.as_customer(world["customer"]),
+                       {"parent_session_id": str(old), "follow_up_type": "quick_question", "text": "Still?"})
+    assert "14 days" in problem(created, 422, "follow_up_rejected")["detail"]
+
+
+@pytest.mark.parametrize("change, status, code", [
+    ({"follow_up_type": "lifetime_support"}, 422, "follow_up_rejected"),
+    ({"text": "   "}, 422, "follow_up_rejected"),
+    ({"text": "why\x00"}, 422, "follow_up_rejected"),
+    ({"text": None}, 422, "invalid_request"),
+    ({"follow_up_type": 3}, 422, "invalid_request"),
+])
+def test_bad_follow_ups_are_refused_and_write_nothing(api, world, change, status, code):
+    body = {"parent_session_id": str(world["session"]), "follow_up_type": "quick_question", "text": "Ok?", **change}
+    problem(api.post("/v1/follow-ups", api.as_customer(world["customer"]), body), status, code)
+    assert rows(api, s.requests, parent_session_id=world["session"]) == []
