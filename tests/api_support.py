@@ -9,6 +9,7 @@ its signing keys.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import http.server
 import json
@@ -75,7 +76,8 @@ def token(customer_id, *, secret: str = JWT_SECRET, algorithm: str = "HS256", ke
 class ApiServer:
     """uvicorn serving the API over ``engine`` on 127.0.0.1 (a free port), in a thread."""
 
-    def __init__(self, engine, database_url: str, secrets_path, jwks_url: str | None = None, **env):
+    def __init__(self, engine, database_url: str, secrets_path, jwks_url: str | None = None, *,
+                 service_key: bool = True, **env):
         settings = load_api_settings({
             "DATABASE_URL": database_url, "PITWALL_SECRETS": str(secrets_path),
             "SUPABASE_JWT_SECRET": JWT_SECRET, **({"SUPABASE_JWKS_URL": jwks_url} if jwks_url else {}),
@@ -95,7 +97,7 @@ class ApiServer:
         port = self.server.servers[0].sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         self.http = httpx.Client(base_url=self.url, timeout=30)
-        self.service_key = create_key(engine, f"platform-{uuid.uuid4().hex[:8]}")
+        self.service_key = create_key(engine, f"platform-{uuid.uuid4().hex[:8]}") if service_key else None
 
     def close(self):
         self.http.close()
@@ -126,26 +128,36 @@ def utc(*args) -> dt.datetime:
     return dt.datetime(*args, tzinfo=dt.timezone.utc)
 
 
-def served_database(backend: str, tmp_dir, duckdb_template):
-    """A migrated database of a test module's own: (engine, url, cleanup)."""
+def served_database(request, tmp_dir, backend: str | None = None):
+    """A migrated database for a test module's server: (engine, url). DuckDB: a copy of the
+    migrated template of the module's own; PostgreSQL: the session's migrated database
+    (tests that need it empty truncate it first, so the rows left here do not matter)."""
     import shutil
 
-    from conftest import create_pg_database, drop_pg_database
+    import pytest
+
     from dashboard.db import make_engine
-    from dashboard.migrate import upgrade
 
-    if backend == "duckdb":
+    if (backend or request.param) == "duckdb":
         path = tmp_dir / "api.duckdb"
-        shutil.copy(duckdb_template, path)
+        shutil.copy(request.getfixturevalue("_duckdb_template"), path)
         url = f"duckdb:///{path}"
-        engine = make_engine(url)
-        return engine, url, engine.dispose
-    url = create_pg_database("pitwall_api")
-    engine = make_engine(url)
-    upgrade(engine)
+    else:
+        url = request.getfixturevalue("_pg_migrated_url")
+        if url is None:
+            pytest.skip("PostgreSQL not reachable (outside CI)")
+    return make_engine(url), url
 
-    def cleanup():
+
+@contextlib.contextmanager
+def api_server(request, tmp_path_factory, backend: str | None = None, jwks_url: str | None = None, **env):
+    """A module's ``ApiServer`` over ``served_database``, with an empty secrets file."""
+    tmp = tmp_path_factory.mktemp("api")
+    (tmp / "secrets.toml").write_text("")
+    engine, url = served_database(request, tmp, backend)
+    server = ApiServer(engine, url, tmp / "secrets.toml", jwks_url, **env)
+    try:
+        yield server
+    finally:
+        server.close()
         engine.dispose()
-        drop_pg_database(url)
-
-    return engine, url, cleanup

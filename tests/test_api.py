@@ -11,7 +11,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from api_support import ApiServer, served_database
+from api_support import api_server
 from dashboard import schema as s
 from reputation_data import add_mechanic, add_review, add_session, add_user
 
@@ -19,16 +19,9 @@ NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
 
 @pytest.fixture(scope="module", params=["duckdb", "postgres"])
-def api(request, tmp_path_factory, _duckdb_template):
-    if request.param == "postgres" and not request.getfixturevalue("pg_available"):
-        pytest.skip("PostgreSQL not reachable (outside CI)")
-    tmp = tmp_path_factory.mktemp("api")
-    (tmp / "secrets.toml").write_text("")
-    engine, url, cleanup = served_database(request.param, tmp, _duckdb_template)
-    server = ApiServer(engine, url, tmp / "secrets.toml", PITWALL_API_MAX_BODY_BYTES="65536")
-    yield server
-    server.close()
-    cleanup()
+def api(request, tmp_path_factory):
+    with api_server(request, tmp_path_factory, PITWALL_API_MAX_BODY_BYTES="65536") as server:
+        yield server
 
 
 @pytest.fixture

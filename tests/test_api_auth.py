@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from api.__main__ import main as api_main
 from api.auth import create_key, list_keys, revoke_key
-from api_support import ApiServer, JwksServer, served_database, token
+from api_support import JwksServer, api_server, served_database, token
 from dashboard import schema as s
 from reputation_data import add_mechanic
 
@@ -36,14 +36,9 @@ def jwks():
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory, _duckdb_template, jwks):
-    tmp = tmp_path_factory.mktemp("api-auth")
-    (tmp / "secrets.toml").write_text("")
-    engine, url, cleanup = served_database("duckdb", tmp, _duckdb_template)
-    server = ApiServer(engine, url, tmp / "secrets.toml", jwks.url)
-    yield server
-    server.close()
-    cleanup()
+def api(request, tmp_path_factory, jwks):
+    with api_server(request, tmp_path_factory, "duckdb", jwks.url) as server:
+        yield server
 
 
 @pytest.fixture
@@ -133,8 +128,8 @@ def test_a_service_key_names_the_customer_it_acts_for(api):
     assert bad.status_code == 400 and bad.json()["code"] == "invalid_customer_header"
 
 
-def test_key_commands_create_list_and_revoke(tmp_path, _duckdb_template, monkeypatch, capsys):
-    engine, url, cleanup = served_database("duckdb", tmp_path, _duckdb_template)
+def test_key_commands_create_list_and_revoke(request, tmp_path, monkeypatch, capsys):
+    engine, url = served_database(request, tmp_path, "duckdb")
     engine.dispose()  # the first command opens the file in its own process
     (tmp_path / "empty.toml").write_text("")
     monkeypatch.setenv("DATABASE_URL", url)
@@ -164,23 +159,18 @@ def test_key_commands_create_list_and_revoke(tmp_path, _duckdb_template, monkeyp
         code, _, err = run("keys", "revoke", "nobody")
         assert code == 2 and "No key named 'nobody'" in err
     finally:
-        cleanup()
+        engine.dispose()
 
 
 # --- rate limits and CORS ---------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def strict_api(tmp_path_factory, _duckdb_template):
+def strict_api(request, tmp_path_factory):
     """A server allowing 3 requests a minute per customer and 5 per key, with one CORS origin."""
-    tmp = tmp_path_factory.mktemp("api-strict")
-    (tmp / "secrets.toml").write_text("")
-    engine, url, cleanup = served_database("duckdb", tmp, _duckdb_template)
-    server = ApiServer(engine, url, tmp / "secrets.toml", PITWALL_API_CUSTOMER_RATE="3",
-                       PITWALL_API_KEY_RATE="5", PITWALL_API_CORS_ORIGINS="https://app.example.com")
-    yield server
-    server.close()
-    cleanup()
+    with api_server(request, tmp_path_factory, "duckdb", PITWALL_API_CUSTOMER_RATE="3", PITWALL_API_KEY_RATE="5",
+                    PITWALL_API_CORS_ORIGINS="https://app.example.com") as server:
+        yield server
 
 
 def test_rate_limits_per_customer_and_per_key(strict_api):

@@ -1,0 +1,184 @@
+"""The API as deployed: ``python -m api`` with workers, requests racing on PostgreSQL, a write
+cut off before its answer is stored, a database that is down or not migrated."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from api.auth import Principal
+from api.idempotency import IdempotencyKey, run_write
+from api_support import ApiServer, api_server
+from browser_support import free_port
+from dashboard import followups
+from dashboard import schema as s
+from dashboard.db import make_engine
+from reputation_data import add_mechanic, add_session, add_user
+
+ROOT = Path(__file__).resolve().parents[1]
+NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+@pytest.fixture(scope="module")
+def pg_api(request, tmp_path_factory):
+    with api_server(request, tmp_path_factory, "postgres") as server:
+        yield server
+
+
+@pytest.fixture
+def world(pg_api):
+    with pg_api.engine.begin() as conn:
+        customer = add_user(conn)
+        mechanic = add_mechanic(conn, "Rita")
+        session = add_session(conn, customer, mechanic, ended_at=NOW - dt.timedelta(hours=3))
+    return {"customer": customer, "mechanic": mechanic, "session": session}
+
+
+def follow_ups(api, session) -> list:
+    with api.engine.connect() as conn:
+        return conn.execute(sa.select(s.requests.c.id).where(s.requests.c.parent_session_id == session)).all()
+
+
+def test_concurrent_follow_ups_keep_the_limit_per_session(pg_api, world):
+    headers = pg_api.as_customer(world["customer"])
+    body = {"parent_session_id": str(world["session"]), "follow_up_type": "quick_question", "text": "Which fuse?"}
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: pg_api.post("/v1/follow-ups", headers, body), range(6)))
+    assert sorted(a.status_code for a in answers) == [201, 201, 422, 422, 422, 422]
+    assert all("limit is 2" in a.json()["detail"] for a in answers if a.status_code == 422)
+    assert len(follow_ups(pg_api, world["session"])) == 2
+
+
+def test_one_idempotency_key_sent_at_once_writes_once(pg_api, world):
+    headers = pg_api.as_customer(world["customer"])
+    body = {"parent_session_id": str(world["session"]), "follow_up_type": "quick_question", "text": "Tyre size?"}
+    with ThreadPoolExecutor(5) as pool:
+        answers = list(pool.map(lambda _: pg_api.post("/v1/follow-ups", headers, body, key="same-key"), range(5)))
+    assert [a.status_code for a in answers] == [201] * 5
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert sum(a.headers.get("Idempotent-Replayed") == "true" for a in answers) == 4
+    assert len(follow_ups(pg_api, world["session"])) == 1
+
+
+def test_concurrent_booking_checks_agree(pg_api, world):
+    day = (NOW + dt.timedelta(days=2)).date()
+    with pg_api.engine.begin() as conn:
+        conn.execute(s.mechanic_availability_slots.insert().values(
+            mechanic_id=world["mechanic"], day_of_week=(day.weekday() + 1) % 7, start_time=dt.time(9),
+            end_time=dt.time(12), price_multiplier="1.50"))
+        conn.execute(s.session_base_prices.delete())
+        conn.execute(s.session_base_prices.insert().values(session_type="video", price_cents=1999))
+        add_session(conn, world["customer"], world["mechanic"], "scheduled",
+                    scheduled_at=dt.datetime.combine(day, dt.time(11), dt.timezone.utc))
+    headers = pg_api.as_platform(world["customer"])
+
+    def check(hour):
+        start = dt.datetime.combine(day, dt.time(hour), dt.timezone.utc).isoformat()
+        return pg_api.post("/v1/bookings/check", headers, {"mechanic_id": str(world["mechanic"]), "start": start,
+                                                            "session_type": "video"})
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(check, [9, 11] * 8))
+    free, taken = answers[::2], answers[1::2]
+    assert {(a.status_code, a.json()["price_cents"]) for a in free} == {(200, 2999)}  # 1,999 x 1.50 = 2,998.5
+    assert {(a.status_code, a.json()["code"]) for a in taken} == {(409, "not_bookable")}
+
+
+def test_a_write_cut_off_before_its_answer_leaves_nothing_and_the_retry_writes_once(pg_api, world):
+    customer = world["customer"]
+    principal = Principal("customer", customer)
+    key = IdempotencyKey("cut-off", "hash-of-the-request")
+
+    def write_then_die(db):
+        followups.create_follow_up(db, None, on_behalf_of_customer=True, parent_session_id=world["session"],
+                                   customer_id=customer, follow_up_type="quick_question", text="Lost?")
+        raise RuntimeError("the worker died here")
+
+    with pytest.raises(RuntimeError):
+        run_write(pg_api.engine, principal, key, write_then_die)
+    assert follow_ups(pg_api, world["session"]) == []
+    with pg_api.engine.connect() as conn:
+        assert conn.execute(sa.select(s.api_idempotency).where(
+            s.api_idempotency.c.idempotency_key == "cut-off")).first() is None
+    body = {"parent_session_id": str(world["session"]), "follow_up_type": "quick_question", "text": "Lost?"}
+    retried = pg_api.post("/v1/follow-ups", pg_api.as_customer(customer), body, key="cut-off")
+    assert retried.status_code == 201
+    assert len(follow_ups(pg_api, world["session"])) == 1
+
+
+def test_a_database_that_is_down_answers_503(tmp_path):
+    (tmp_path / "secrets.toml").write_text("")
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing"
+    server = ApiServer(make_engine(url), url, tmp_path / "secrets.toml", service_key=False)
+    try:
+        health = server.http.get("/healthz")
+        assert health.status_code == 503 and health.json()["code"] == "database_unavailable"
+        assert health.headers["Retry-After"] == "5" and "127.0.0.1" not in health.text
+        review = server.post("/v1/reviews", server.as_customer(uuid.uuid4()),
+                             {"session_id": str(uuid.uuid4()), "rating": 5})
+        assert review.status_code == 503 and review.json()["code"] == "database_unavailable"
+    finally:
+        server.close()
+
+
+def test_healthz_says_when_the_database_is_not_migrated(tmp_path, empty_pg_url):
+    (tmp_path / "secrets.toml").write_text("")
+    engine = make_engine(empty_pg_url)
+    server = ApiServer(engine, empty_pg_url, tmp_path / "secrets.toml", service_key=False)
+    try:
+        health = server.http.get("/healthz")
+        assert health.status_code == 503 and health.json()["code"] == "not_migrated"
+        assert "python -m dashboard.migrate" in health.json()["detail"]
+    finally:
+        server.close()
+        engine.dispose()
+
+
+def _serve(*args, env: dict) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(port), *args],
+                               cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def test_python_m_api_serves_with_workers(pg_api, tmp_path):
+    env = {"DATABASE_URL": pg_api.engine.url.render_as_string(hide_password=False),
+           "PITWALL_SECRETS": str(tmp_path / "none.toml")}
+    process, url = _serve("--workers", "2", env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                health = httpx.get(f"{url}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stdout.read()
+                assert time.monotonic() < deadline, "python -m api did not start"
+                time.sleep(0.2)
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        key = pg_api.service_key
+        answers = [httpx.get(f"{url}/v1/mechanics/{uuid.uuid4()}", headers={"Authorization": f"Bearer {key}"})
+                   for _ in range(4)]
+        assert {a.status_code for a in answers} == {404}
+        assert "server" not in health.headers
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_the_embedded_database_takes_one_worker(tmp_path):
+    env = {"DATABASE_URL": f"duckdb:///{tmp_path / 'one.duckdb'}", "PITWALL_SECRETS": str(tmp_path / "none.toml")}
+    process, _ = _serve("--workers", "2", env=env)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 2 and "one writer process" in output and "Traceback" not in output
