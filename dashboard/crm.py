@@ -69,7 +69,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
 
 from dashboard import schema as s
-from dashboard.db import is_write_conflict
+from dashboard.db import retry_on_conflict
 from dashboard.period import Period, period_problem, timezones
 from dashboard.validation import parse_uuid
 
@@ -105,7 +105,6 @@ class CrmInputError(ValueError):
 # --- recording interactions ----------------------------------------------------------
 
 MAX_BATCH = 1000
-INGEST_ATTEMPTS = 3
 EVENT_FIELDS = ("event_id", "customer_id", "interaction_type", "occurred_at", "session_id", "request_id", "metadata")
 REQUIRED_EVENT_FIELDS = ("event_id", "customer_id", "interaction_type", "occurred_at")
 
@@ -260,14 +259,8 @@ def record_interactions(engine: Engine, events: Sequence[Mapping]) -> IngestResu
             parsed.append((position, *_event_values(event)))
         except CrmInputError as exc:
             rejected.append((position, exc.code, str(exc)))
-    for attempt in range(INGEST_ATTEMPTS):
-        try:
-            accepted, duplicates, unowned = _write_events(engine, parsed)
-            break
-        except sa.exc.DBAPIError as exc:
-            # a concurrent batch wrote the same event ids first, or removed a customer: read again
-            if attempt == INGEST_ATTEMPTS - 1 or not is_write_conflict(exc):
-                raise
+    # a concurrent batch may write the same event ids first, or remove a customer: read again
+    accepted, duplicates, unowned = retry_on_conflict(lambda: _write_events(engine, parsed))
     return IngestResult(accepted, duplicates, sorted(rejected + unowned))
 
 

@@ -3,8 +3,11 @@ when the database cannot be reached."""
 
 from __future__ import annotations
 
+import random
 import re
+import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
@@ -26,6 +29,26 @@ def is_write_conflict(exc: BaseException) -> bool:
     text = str(getattr(exc, "orig", None) or exc)
     return isinstance(exc, sa.exc.OperationalError) and "TransactionContext Error" in text \
         and re.search(r"conflict|constraint violation", text, re.I) is not None
+
+
+T = TypeVar("T")
+CONFLICT_ATTEMPTS = 5
+CONFLICT_BACKOFF_SECONDS = 0.02
+
+
+def retry_on_conflict(write: Callable[[], T], attempts: int = CONFLICT_ATTEMPTS) -> T:
+    """Run the transaction ``write`` again (it reads afresh) when it lost a race
+    (``is_write_conflict``), up to ``attempts`` times in all, waiting a little longer each
+    time so the winner can commit."""
+    attempt = 1
+    while True:
+        try:
+            return write()
+        except sa.exc.DBAPIError as exc:
+            if attempt >= attempts or not is_write_conflict(exc):
+                raise
+            time.sleep(CONFLICT_BACKOFF_SECONDS * attempt * (1 + random.random()))
+            attempt += 1
 
 
 def redact(url: str) -> str:
