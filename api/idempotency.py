@@ -10,7 +10,8 @@ refused with 422. On PostgreSQL a retry that arrives while the first is still ru
 waits for it on the key's row and then gets its answer.
 
 A rejection by the domain rules (4xx) writes nothing and is stored on its own, so its
-retry gets the same answer too.
+retry gets the same answer too. A transaction that loses a race (``retry_on_conflict``:
+DuckDB checks at commit) runs again from the claim.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from api.auth import Principal
 from api.problems import MEDIA_TYPE, Problem, from_domain, problem_body
+from dashboard.db import retry_on_conflict
 from dashboard.schema import api_idempotency
 
 HEADER = "Idempotency-Key"
 KEY_MAX_CHARS = 255
 REPLAYED = "Idempotent-Replayed"
-CLAIMED = 0  # status_code of a claimed key whose answer is not stored yet (never committed so)
+CLAIMED = 0  # status_code of a claimed key until its answer is stored (in the same transaction)
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,6 @@ def _stored(conn: Connection, principal: Principal, key: IdempotencyKey) -> JSON
     if row.request_hash != key.request_hash:
         raise Problem(422, "idempotency_key_reused", f"This {HEADER} was used for another request; "
                                                      "use a new key for each request.")
-    if row.status_code == CLAIMED:
-        raise Problem(409, "request_in_progress", f"A request with this {HEADER} is still running.")
     return _response(row.status_code, json.loads(row.response_body), replayed=True)
 
 
@@ -117,11 +117,9 @@ def run_write(engine: Engine, principal: Principal, key: IdempotencyKey,
     and is safe to repeat), it returns the answer's status and body."""
     try:
         if shared_transaction:
-            with engine.begin() as conn:
-                if not _claim(conn, principal, key):
-                    return _stored(conn, principal, key)
-                status, body = write(InTransaction(conn))
-                _store(conn, principal, key, status, body)
+            stored, status, body = retry_on_conflict(lambda: _in_one_transaction(engine, principal, key, write))
+            if stored is not None:
+                return stored
         else:
             with engine.connect() as conn:
                 if _exists(conn, principal, key):
@@ -140,6 +138,16 @@ def run_write(engine: Engine, principal: Principal, key: IdempotencyKey,
                 return _stored(conn, principal, key)
         return _response(problem.status, body, headers=problem.headers)
     return _response(status, body)
+
+
+def _in_one_transaction(engine: Engine, principal: Principal, key: IdempotencyKey, write):
+    """(the stored answer, or None with the status and body of the write just committed)."""
+    with engine.begin() as conn:
+        if not _claim(conn, principal, key):
+            return _stored(conn, principal, key), None, None
+        status, body = write(InTransaction(conn))
+        _store(conn, principal, key, status, body)
+    return None, status, body
 
 
 def _exists(conn: Connection, principal: Principal, key: IdempotencyKey) -> bool:

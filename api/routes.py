@@ -257,7 +257,8 @@ def customer_upsells(customer_id: str, request: Request, principal: Caller):
     with _read(request) as conn:
         _known_customer(conn, principal, cid)
         cards = upsell_queries.customer_cards(conn, cid)
-    return _json(cards)
+        next_service = upsell_queries.recommended_next_service(conn, cid)
+    return _json({"data": cards, "recommended_next_service": next_service})
 
 
 @router.post("/v1/upsells/{recommendation_id}/{event}", tags=["upsells"])

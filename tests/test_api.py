@@ -420,3 +420,54 @@ def test_bad_follow_ups_are_refused_and_write_nothing(api, world, change, status
     body = {"parent_session_id": str(world["session"]), "follow_up_type": "quick_question", "text": "Ok?", **change}
     problem(api.post("/v1/follow-ups", api.as_customer(world["customer"]), body), status, code)
     assert rows(api, s.requests, parent_session_id=world["session"]) == []
+
+
+# --- upsells ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def offer(api, world):
+    """An open follow-up recommendation for the customer, shown a day ago, and one they bought."""
+    rec = s.upsell_recommendations
+    with api.engine.begin() as conn:
+        open_id, bought_id = uuid.uuid4(), uuid.uuid4()
+        conn.execute(rec.insert().values(id=open_id, customer_id=world["customer"], session_id=world["session"],
+                                         recommendation_type="follow_up", service_title="Follow-up call",
+                                         service_description="Check the <b>brakes</b> again", price_cents=2900,
+                                         shown_at=NOW - dt.timedelta(days=1)))
+        conn.execute(rec.insert().values(id=bought_id, customer_id=world["customer"], session_id=world["session"],
+                                         recommendation_type="maintenance_plan", service_title="Care plan",
+                                         price_cents=4900, shown_at=NOW - dt.timedelta(days=2),
+                                         purchased_at=NOW - dt.timedelta(days=1)))
+    return open_id
+
+
+def test_upsell_cards_are_the_customers_open_recommendations(api, world, offer):
+    response = api.get(f"/v1/customers/{world['customer']}/upsells", api.as_customer(world["customer"]))
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "data": [{"id": str(offer), "kind": "follow_up", "title": "Follow-up call",
+                  "description": "Check the <b>brakes</b> again", "price_cents": 2900,
+                  "reason": "open recommendation, shown but not clicked"}],
+        "recommended_next_service": {"kind": "follow_up", "title": "Follow-up call", "price_cents": 2900,
+                                     "reason": "open recommendation, shown but not clicked"}}
+    assert api.get(f"/v1/customers/{world['customer']}/upsells", api.as_platform()).json() == response.json()
+    for headers, customer in ((api.as_customer(world["other"]), world["customer"]),
+                              (api.as_platform(), uuid.UUID(int=11))):
+        problem(api.get(f"/v1/customers/{customer}/upsells", headers), 404, "not_found")
+
+
+def test_upsell_events_are_recorded_once_with_their_interaction(api, world, offer):
+    headers = api.as_customer(world["customer"])
+    first = api.post(f"/v1/upsells/{offer}/clicked", headers)
+    again = api.post(f"/v1/upsells/{offer}/clicked", headers)
+    assert first.status_code == again.status_code == 200, first.text
+    assert first.json()["changed"] is True and again.json()["changed"] is False
+    assert "nothing changed" in again.json()["message"]
+    [stored] = rows(api, s.upsell_recommendations, id=offer)
+    assert stored["clicked_at"] is not None and dt.datetime.fromisoformat(first.json()["at"]) == stored["clicked_at"]
+    clicks = rows(api, s.crm_interactions, customer_id=world["customer"], interaction_type="upsell_clicked")
+    assert len(clicks) == 1
+    problem(api.post(f"/v1/upsells/{offer}/purchased", api.as_customer(world["other"])), 404, "not_found")
+    assert rows(api, s.upsell_recommendations, id=offer)[0]["purchased_at"] is None
+    problem(api.post(f"/v1/upsells/{offer}/liked", headers), 422, "invalid_request")
