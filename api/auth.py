@@ -27,8 +27,10 @@ import jwt
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dashboard.schema import API_SCOPES, api_keys
 from api.problems import Problem
+from dashboard.audit import record_audit
+from dashboard.schema import API_SCOPES, api_keys
+from dashboard.system_actors import SystemActor
 
 KEY_PREFIX = "pw_"
 PREFIX_CHARS = 12
@@ -36,6 +38,8 @@ AUDIENCE = "authenticated"
 ASYMMETRIC = ("ES256", "RS256")
 CUSTOMER_HEADER = "X-Pitwall-Customer"
 LAST_USED_EVERY = 60.0  # seconds between writes of a key's last_used_at by one process
+KEYS_COMMAND = SystemActor("python -m api keys", role="operator")  # who the audit trail names
+KEY_ENTITY = "api_key"
 
 
 @dataclass(frozen=True)
@@ -146,10 +150,11 @@ def create_key(engine: Engine, name: str, scopes: tuple[str, ...] = ("platform",
     if unknown or not scopes:
         raise KeyCommandError(f"Scopes are some of: {', '.join(API_SCOPES)}.")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
+    key_id, shown = uuid.uuid4(), {"name": name, "prefix": key[:PREFIX_CHARS], "scopes": list(scopes)}
     try:
         with engine.begin() as conn:
-            conn.execute(api_keys.insert().values(id=uuid.uuid4(), name=name, key_hash=hash_key(key),
-                                                  prefix=key[:PREFIX_CHARS], scopes=list(scopes)))
+            conn.execute(api_keys.insert().values(id=key_id, key_hash=hash_key(key), **shown))
+            record_audit(conn, KEYS_COMMAND, "api_key.create", KEY_ENTITY, key_id, after=shown)
     except sa.exc.IntegrityError:
         raise KeyCommandError(f"A key named {name!r} exists already; choose another name.") from None
     return key
@@ -165,13 +170,17 @@ def list_keys(engine: Engine) -> list[dict]:
 
 
 def revoke_key(engine: Engine, name: str) -> None:
+    """Refuse the key from the next request on (revoking it again changes nothing)."""
     k = api_keys
     with engine.begin() as conn:
-        found = conn.execute(sa.select(k.c.revoked_at).where(k.c.name == name)).first()
+        found = conn.execute(sa.select(k.c.id, k.c.revoked_at).where(k.c.name == name)).first()
         if found is None:
             raise KeyCommandError(f"No key named {str(name)[:80]!r}.")
         if found.revoked_at is None:
-            conn.execute(k.update().where(k.c.name == name).values(revoked_at=dt.datetime.now(dt.timezone.utc)))
+            now = dt.datetime.now(dt.timezone.utc)
+            conn.execute(k.update().where(k.c.id == found.id).values(revoked_at=now))
+            record_audit(conn, KEYS_COMMAND, "api_key.revoke", KEY_ENTITY, found.id,
+                         before={"name": name, "revoked_at": None}, after={"name": name, "revoked_at": now})
 
 
 class KeyStore:
@@ -194,6 +203,8 @@ class KeyStore:
         self._touch(row.id)
         customer = None
         if customer_header is not None:
+            if "platform" not in (row.scopes or ()):
+                raise Problem(403, "forbidden", "Only a key with the platform scope acts for a customer.")
             try:
                 customer = uuid.UUID(customer_header.strip())
             except ValueError:

@@ -10,15 +10,18 @@ refused with 422. On PostgreSQL a retry that arrives while the first is still ru
 waits for it on the key's row and then gets its answer.
 
 A rejection by the domain rules (4xx) writes nothing and is stored on its own, so its
-retry gets the same answer too. A transaction that loses a race (``retry_on_conflict``:
+retry gets the same answer too. Answers are kept for a day (``REPLY_DAYS``; each process
+prunes older ones hourly). A transaction that loses a race (``retry_on_conflict``:
 DuckDB checks at commit) runs again from the claim.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -37,6 +40,9 @@ HEADER = "Idempotency-Key"
 KEY_MAX_CHARS = 255
 REPLAYED = "Idempotent-Replayed"
 CLAIMED = 0  # status_code of a claimed key until its answer is stored (in the same transaction)
+REPLY_DAYS = 1  # stored answers are kept this long; a key seen again later is a new request
+PRUNE_EVERY = 3600.0  # seconds between two prunings by one process
+_pruned_at: dict[str, float] = {}
 
 
 @dataclass(frozen=True)
@@ -110,11 +116,27 @@ def _claim(conn: Connection, principal: Principal, key: IdempotencyKey, status: 
     ).first() is not None
 
 
+def prune_replies(engine: Engine, days: int = REPLY_DAYS) -> int:
+    """Delete the stored answers older than ``days``; returns how many."""
+    t = api_idempotency
+    cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)
+    with engine.begin() as conn:
+        return conn.execute(t.delete().where(t.c.created_at < cutoff)).rowcount
+
+
+def _prune_now_and_then(engine: Engine) -> None:
+    now, where = time.monotonic(), engine.url.render_as_string(hide_password=True)
+    if now - _pruned_at.get(where, -PRUNE_EVERY) >= PRUNE_EVERY:
+        _pruned_at[where] = now
+        prune_replies(engine)
+
+
 def run_write(engine: Engine, principal: Principal, key: IdempotencyKey,
               write: Callable[[Any], tuple[int, dict]], *, shared_transaction: bool = True) -> JSONResponse:
     """Run ``write`` once per key: given the transaction's engine stand-in (or, with
     ``shared_transaction`` false, the engine, for a write that takes its own transactions
     and is safe to repeat), it returns the answer's status and body."""
+    _prune_now_and_then(engine)
     try:
         if shared_transaction:
             stored, status, body = retry_on_conflict(lambda: _in_one_transaction(engine, principal, key, write))

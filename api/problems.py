@@ -1,4 +1,5 @@
-"""Errors as RFC 9457 problem details: ``{type, title, status, detail, code}``.
+"""Errors as RFC 9457 problem details: ``{type, title, status, detail, code}``
+(``type`` is ``/problems/<code>``, relative to the API).
 
 ``code`` is stable (clients branch on it); ``detail`` is the domain's own message.
 No answer ever carries a stack trace, a SQL statement or the input that was sent.
@@ -23,7 +24,7 @@ from dashboard.reviews import ReviewError
 from dashboard.scheduling import BookingRejected, ValidationError
 
 MEDIA_TYPE = "application/problem+json"
-TYPE_BASE = "https://pitwall.dev/problems/"
+TYPE_BASE = "/problems/"  # a relative reference: the code is the problem's type
 log = logging.getLogger("api")
 
 # The domain's error classes, most specific first: (class, status, code).

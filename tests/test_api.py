@@ -282,15 +282,16 @@ def event(customer, kind="intake", **extra) -> dict:
 
 def test_a_batch_keeps_good_events_and_records_each_once(api, world):
     batch = [event(world["customer"]), event(world["customer"], "lunch"),
-             event(world["customer"], "session", session_id=str(world["session"]))]
+             event(world["customer"], "session", session_id=str(world["session"])),
+             event(world["customer"], metadata={"note": "nul\x00here"})]
     first = api.post("/v1/crm/interactions", api.as_platform(), {"events": batch})
     assert first.status_code == 200, first.text
     body = first.json()
     assert (body["accepted"], body["duplicates"]) == (2, 0)
-    assert [(r["index"], r["code"]) for r in body["rejected"]] == [(1, "invalid")]
+    assert [(r["index"], r["code"]) for r in body["rejected"]] == [(1, "invalid"), (3, "invalid")]
     assert "lunch" in body["rejected"][0]["message"]
     retried = api.post("/v1/crm/interactions", api.as_platform(), {"events": batch})  # a new key: a retried batch
-    assert (retried.json()["accepted"], retried.json()["duplicates"]) == (0, 2)
+    assert (retried.json()["accepted"], retried.json()["duplicates"], len(retried.json()["rejected"])) == (0, 2, 2)
     assert len(rows(api, s.crm_interactions, customer_id=world["customer"])) == 2
 
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from api.__main__ import main as api_main
-from api.auth import create_key, list_keys, revoke_key
+from api.auth import create_key, hash_key, list_keys, revoke_key
 from api_support import JwksServer, api_server, served_database, token
 from dashboard import schema as s
 from reputation_data import add_mechanic
@@ -116,6 +116,13 @@ def test_a_service_key_gets_in_until_it_is_revoked(api, mechanic):
     assert key not in stored and len(stored) == 64
     revoke_key(api.engine, name)
     refused(profile(api, mechanic, bearer(key)), "revoked")
+    with api.engine.connect() as conn:
+        audit = conn.execute(sa.select(s.audit_log.c.action, s.audit_log.c.actor_email, s.audit_log.c.after)
+                             .where(s.audit_log.c.entity_type == "api_key").order_by(s.audit_log.c.created_at)
+                             ).all()
+    mine = [(action, actor) for action, actor, after in audit if json.loads(json.dumps(after))["name"] == name]
+    assert mine == [("api_key.create", "python -m api keys"), ("api_key.revoke", "python -m api keys")]
+    assert key not in json.dumps([row.after for row in audit], default=str)
     refused(profile(api, mechanic, bearer(key[:-2] + "xx")), "not known")
 
 
@@ -126,6 +133,16 @@ def test_a_service_key_names_the_customer_it_acts_for(api):
     bad = api.post("/v1/reviews", {**api.as_platform(), "X-Pitwall-Customer": "me"},
                    {"session_id": str(session), "rating": 5})
     assert bad.status_code == 400 and bad.json()["code"] == "invalid_customer_header"
+
+
+def test_only_a_platform_key_acts_for_a_customer(api, mechanic):
+    key = "pw_" + uuid.uuid4().hex * 2
+    with api.engine.begin() as conn:
+        conn.execute(s.api_keys.insert().values(id=uuid.uuid4(), name=f"read-{key[-6:]}", key_hash=hash_key(key),
+                                                prefix=key[:12], scopes=[]))
+    assert profile(api, mechanic, bearer(key)).status_code == 200
+    acting = profile(api, mechanic, {**bearer(key), "X-Pitwall-Customer": str(uuid.uuid4())})
+    assert acting.status_code == 403 and acting.json()["code"] == "forbidden"
 
 
 def test_key_commands_create_list_and_revoke(request, tmp_path, monkeypatch, capsys):

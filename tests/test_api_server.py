@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from api.auth import Principal
-from api.idempotency import IdempotencyKey, run_write
+from api.idempotency import IdempotencyKey, prune_replies, run_write
 from api_support import ApiServer, api_server
 from browser_support import free_port
 from dashboard import followups
@@ -182,3 +182,15 @@ def test_the_embedded_database_takes_one_worker(tmp_path):
     process, _ = _serve("--workers", "2", env=env)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 2 and "one writer process" in output and "Traceback" not in output
+
+
+def test_stored_answers_older_than_a_day_are_pruned(pg_api):
+    t = s.api_idempotency
+    with pg_api.engine.begin() as conn:
+        for key, age in (("old-key", dt.timedelta(days=2)), ("new-key", dt.timedelta(hours=1))):
+            conn.execute(t.insert().values(principal="customer:prune-test", idempotency_key=key, request_hash="h",
+                                           status_code=201, response_body="{}", created_at=NOW - age))
+    assert prune_replies(pg_api.engine) >= 1
+    with pg_api.engine.connect() as conn:
+        left = conn.execute(sa.select(t.c.idempotency_key).where(t.c.principal == "customer:prune-test")).scalars()
+        assert list(left) == ["new-key"]
