@@ -10,7 +10,8 @@ refused with 422. On PostgreSQL a retry that arrives while the first is still ru
 waits for it on the key's row and then gets its answer.
 
 A rejection by the domain rules (4xx) writes nothing and is stored on its own, so its
-retry gets the same answer too. Answers are kept for a day (``REPLY_DAYS``; each process
+retry gets the same answer too. On DuckDB the writes of one process take turns (it has
+no row locks). Answers are kept for a day (``REPLY_DAYS``; each process
 prunes older ones hourly). A transaction that loses a race (``retry_on_conflict``:
 DuckDB checks at commit) runs again from the claim.
 """
@@ -21,6 +22,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -33,7 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from api.auth import Principal
 from api.problems import MEDIA_TYPE, Problem, from_domain, problem_body
-from dashboard.db import retry_on_conflict
+from dashboard.db import is_duckdb, retry_on_conflict
 from dashboard.schema import api_idempotency
 
 HEADER = "Idempotency-Key"
@@ -43,6 +45,9 @@ CLAIMED = 0  # status_code of a claimed key until its answer is stored (in the s
 REPLY_DAYS = 1  # stored answers are kept this long; a key seen again later is a new request
 PRUNE_EVERY = 3600.0  # seconds between two prunings by one process
 _pruned_at: dict[str, float] = {}
+# DuckDB takes one writer and has no row locks, so the domain's locks are PostgreSQL's only:
+# this process's writes to a DuckDB file take turns (its threads would race past the rules).
+_DUCKDB_WRITER = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,12 @@ def run_write(engine: Engine, principal: Principal, key: IdempotencyKey,
     """Run ``write`` once per key: given the transaction's engine stand-in (or, with
     ``shared_transaction`` false, the engine, for a write that takes its own transactions
     and is safe to repeat), it returns the answer's status and body."""
-    _prune_now_and_then(engine)
+    with _DUCKDB_WRITER if is_duckdb(engine) else contextlib.nullcontext():
+        _prune_now_and_then(engine)
+        return _run_write(engine, principal, key, write, shared_transaction)
+
+
+def _run_write(engine: Engine, principal: Principal, key: IdempotencyKey, write, shared_transaction: bool):
     try:
         if shared_transaction:
             stored, status, body = retry_on_conflict(lambda: _in_one_transaction(engine, principal, key, write))

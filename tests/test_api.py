@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
@@ -472,3 +473,12 @@ def test_upsell_events_are_recorded_once_with_their_interaction(api, world, offe
     problem(api.post(f"/v1/upsells/{offer}/purchased", api.as_customer(world["other"])), 404, "not_found")
     assert rows(api, s.upsell_recommendations, id=offer)[0]["purchased_at"] is None
     problem(api.post(f"/v1/upsells/{offer}/liked", headers), 422, "invalid_request")
+
+
+def test_concurrent_follow_ups_keep_the_limit_on_either_backend(api, world):
+    body = {"parent_session_id": str(world["session"]), "follow_up_type": "quick_question", "text": "Which fuse?"}
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: api.post("/v1/follow-ups", api.as_customer(world["customer"]), body),
+                                range(6)))
+    assert sorted(a.status_code for a in answers) == [201, 201, 422, 422, 422, 422]
+    assert len(rows(api, s.requests, parent_session_id=world["session"])) == 2
