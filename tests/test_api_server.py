@@ -18,12 +18,14 @@ import sqlalchemy as sa
 
 from api.auth import Principal
 from api.idempotency import IdempotencyKey, prune_replies, run_write
-from api_support import ApiServer, api_server
+from api_support import JWT_SECRET, ApiServer, api_server
 from browser_support import free_port
 from dashboard import followups
 from dashboard import schema as s
 from dashboard.db import make_engine
+from dashboard.migrate import upgrade
 from reputation_data import add_mechanic, add_session, add_user
+from throwaway_pg import throwaway_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
@@ -152,20 +154,26 @@ def _serve(*args, env: dict) -> tuple[subprocess.Popen, str]:
     return process, f"http://127.0.0.1:{port}"
 
 
+def _healthy(process: subprocess.Popen, url: str) -> httpx.Response:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return httpx.get(f"{url}/healthz", timeout=2)
+        except httpx.TransportError:
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, "python -m api did not start"
+            time.sleep(0.2)
+
+
+def _pg_env(pg_api, tmp_path) -> dict:
+    return {"DATABASE_URL": pg_api.engine.url.render_as_string(hide_password=False),
+            "PITWALL_SECRETS": str(tmp_path / "none.toml"), "SUPABASE_JWT_SECRET": JWT_SECRET}
+
+
 def test_python_m_api_serves_with_workers(pg_api, tmp_path):
-    env = {"DATABASE_URL": pg_api.engine.url.render_as_string(hide_password=False),
-           "PITWALL_SECRETS": str(tmp_path / "none.toml")}
-    process, url = _serve("--workers", "2", env=env)
+    process, url = _serve("--workers", "2", env=_pg_env(pg_api, tmp_path))
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                health = httpx.get(f"{url}/healthz", timeout=2)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, process.stdout.read()
-                assert time.monotonic() < deadline, "python -m api did not start"
-                time.sleep(0.2)
+        health = _healthy(process, url)
         assert health.status_code == 200 and health.json()["status"] == "ok"
         key = pg_api.service_key
         answers = [httpx.get(f"{url}/v1/mechanics/{uuid.uuid4()}", headers={"Authorization": f"Bearer {key}"})
@@ -194,3 +202,69 @@ def test_stored_answers_older_than_a_day_are_pruned(pg_api):
     with pg_api.engine.connect() as conn:
         left = conn.execute(sa.select(t.c.idempotency_key).where(t.c.principal == "customer:prune-test")).scalars()
         assert list(left) == ["new-key"]
+
+
+def test_a_killed_worker_leaves_nothing_and_the_retry_writes_once(pg_api, world, tmp_path):
+    """The API process is killed while its write waits on a row lock: the transaction never
+    commits (no follow-up, no claimed key); the retry with the same key writes once."""
+    body = {"parent_session_id": str(world["session"]), "follow_up_type": "quick_question", "text": "Killed?"}
+    headers = {**pg_api.as_customer(world["customer"]), "Idempotency-Key": "killed-worker"}
+    process, url = _serve(env=_pg_env(pg_api, tmp_path))
+    with pg_api.engine.connect() as blocker:
+        try:
+            assert _healthy(process, url).status_code == 200
+            blocker.execute(sa.select(s.sessions.c.id).where(s.sessions.c.id == world["session"]).with_for_update())
+            with ThreadPoolExecutor(1) as pool:
+                pending = pool.submit(httpx.post, f"{url}/v1/follow-ups", json=body, headers=headers, timeout=30)
+                deadline = time.monotonic() + 20
+                while not _waiting_for_lock(pg_api.engine):
+                    assert time.monotonic() < deadline, "the write never reached the session's lock"
+                    time.sleep(0.05)
+                process.kill()
+                process.wait(10)
+                with pytest.raises(httpx.TransportError):
+                    pending.result()
+        finally:
+            blocker.rollback()
+            if process.poll() is None:
+                process.kill()
+    deadline = time.monotonic() + 10
+    while _waiting_for_lock(pg_api.engine, any_state=True) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the killed worker's backend ends once it finds its client gone
+    assert follow_ups(pg_api, world["session"]) == []
+    with pg_api.engine.connect() as conn:
+        assert conn.execute(sa.select(s.api_idempotency).where(
+            s.api_idempotency.c.idempotency_key == "killed-worker")).first() is None
+    retried = pg_api.post("/v1/follow-ups", pg_api.as_customer(world["customer"]), body, key="killed-worker")
+    assert retried.status_code == 201, retried.text
+    assert len(follow_ups(pg_api, world["session"])) == 1
+
+
+def _waiting_for_lock(engine, any_state: bool = False) -> bool:
+    """Whether another backend of this database waits on a lock (or, ``any_state``, is in a transaction)."""
+    condition = "state <> 'idle'" if any_state else "wait_event_type = 'Lock'"
+    with engine.connect() as conn:
+        return conn.execute(sa.text(
+            f"SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            f"AND pid <> pg_backend_pid() AND {condition}")).scalar_one() > 0
+
+
+def test_a_restarted_database_is_reconnected_to(tmp_path):
+    (tmp_path / "secrets.toml").write_text("")
+    with throwaway_cluster() as cluster:
+        engine = make_engine(cluster.url)
+        upgrade(engine)
+        server = ApiServer(engine, cluster.url, tmp_path / "secrets.toml")
+        try:
+            with engine.begin() as conn:
+                mechanic = add_mechanic(conn, "Rita")
+            headers = server.as_platform()
+            assert server.get(f"/v1/mechanics/{mechanic}", headers).status_code == 200
+            cluster.stop("immediate")
+            down = server.get(f"/v1/mechanics/{mechanic}", headers)
+            assert down.status_code == 503 and down.json()["code"] == "database_unavailable"
+            cluster.start()
+            assert server.get(f"/v1/mechanics/{mechanic}", headers).json()["name"] == "Rita"
+        finally:
+            server.close()
+            engine.dispose()
