@@ -133,10 +133,11 @@ def test_a_database_that_is_down_answers_503(tmp_path):
         server.close()
 
 
-def test_healthz_says_when_the_database_is_not_migrated(tmp_path, empty_pg_url):
+def test_healthz_says_when_the_database_is_not_migrated(tmp_path):
     (tmp_path / "secrets.toml").write_text("")
-    engine = make_engine(empty_pg_url)
-    server = ApiServer(engine, empty_pg_url, tmp_path / "secrets.toml", service_key=False)
+    url = f"duckdb:///{tmp_path / 'empty.duckdb'}"
+    engine = make_engine(url)
+    server = ApiServer(engine, url, tmp_path / "secrets.toml", service_key=False)
     try:
         health = server.http.get("/healthz")
         assert health.status_code == 503 and health.json()["code"] == "not_migrated"
