@@ -111,6 +111,9 @@ class TokenVerifier:
         elif algorithm in ASYMMETRIC and self.jwks is not None:
             try:
                 key, algorithms = self.jwks.get_signing_key_from_jwt(token), [algorithm]
+            except jwt.PyJWKClientConnectionError:
+                raise Problem(503, "jwks_unavailable", "The signing keys of the sign-in service cannot be "
+                                                       "fetched; try again shortly.", headers={"Retry-After": "5"}) from None
             except (jwt.PyJWKClientError, jwt.PyJWKError, jwt.DecodeError):
                 raise unauthorized("The token is signed with a key this API does not know.") from None
         else:

@@ -230,3 +230,14 @@ def test_a_jwks_can_be_a_file(tmp_path, jwks):
     with pytest.raises(Exception, match="not accepted"):
         verifier.customer(token(customer))  # HS256 without a configured secret
 
+
+
+def test_an_unreachable_jwks_is_an_outage_not_a_forgery(jwks):
+    from api.auth import TokenVerifier
+    from api.problems import Problem
+    from browser_support import free_port
+
+    verifier = TokenVerifier(None, f"http://127.0.0.1:{free_port()}/jwks.json")
+    with pytest.raises(Problem) as raised:
+        verifier.customer(token(uuid.uuid4(), algorithm="ES256", key=jwks.ec_key, kid="ec-1"))
+    assert (raised.value.status, raised.value.code) == (503, "jwks_unavailable")
