@@ -25,7 +25,9 @@ def _serve(args) -> int:
     if args.workers > 1 and settings.app.database_url.startswith("duckdb://"):
         raise ConfigError("The embedded DuckDB file takes one writer process: run one worker, "
                           "or point DATABASE_URL at PostgreSQL.")
-    check_connection(make_engine(settings.app.database_url))
+    engine = make_engine(settings.app.database_url)
+    check_connection(engine)
+    engine.dispose()  # each worker opens its own
     uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
                 proxy_headers=True, server_header=False, log_level=args.log_level)
     return 0

@@ -6,6 +6,7 @@ One server per backend for the whole module; each test creates the rows it uses.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -472,6 +473,11 @@ def test_upsell_events_are_recorded_once_with_their_interaction(api, world, offe
     assert len(clicks) == 1
     problem(api.post(f"/v1/upsells/{offer}/purchased", api.as_customer(world["other"])), 404, "not_found")
     assert rows(api, s.upsell_recommendations, id=offer)[0]["purchased_at"] is None
+    bought = api.post(f"/v1/upsells/{offer}/purchased", api.as_platform(world["customer"]))
+    assert bought.status_code == 200 and bought.json()["changed"] is True
+    [purchase] = rows(api, s.crm_interactions, customer_id=world["customer"], interaction_type="purchase")
+    metadata = purchase["metadata"]  # JSON text on DuckDB
+    assert (json.loads(metadata) if isinstance(metadata, str) else metadata)["price_cents"] == 2900
     problem(api.post(f"/v1/upsells/{offer}/liked", headers), 422, "invalid_request")
 
 
