@@ -112,8 +112,8 @@ class TokenVerifier:
             try:
                 key, algorithms = self.jwks.get_signing_key_from_jwt(token), [algorithm]
             except jwt.PyJWKClientConnectionError:
-                raise Problem(503, "jwks_unavailable", "The signing keys of the sign-in service cannot be "
-                                                       "fetched; try again shortly.", headers={"Retry-After": "5"}) from None
+                raise Problem(503, "jwks_unavailable", "The sign-in service's signing keys cannot be fetched; "
+                                                       "try again shortly.", headers={"Retry-After": "5"}) from None
             except (jwt.PyJWKClientError, jwt.PyJWKError, jwt.DecodeError):
                 raise unauthorized("The token is signed with a key this API does not know.") from None
         else:

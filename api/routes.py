@@ -16,12 +16,15 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from api.app import caller, parse_id
 from api.auth import Principal
 from api.idempotency import IdempotencyKey, idempotency_key, run_write
 from api.problems import Problem
+from api.schemas import (
+    PROBLEMS, BookableOut, BookingCheckIn, FollowUpIn, FollowUpOut, HelpfulOut, IngestOut, InteractionsIn,
+    ProfileOut, QuoteOut, ReviewIn, ReviewOut, ReviewsPage, SlotsOut, UpsellEventOut, UpsellsOut,
+)
 from dashboard import crm, followups, reviews, scheduling, upsells
 from dashboard.db import check_connection
 from dashboard.migrate import alembic_config, current_revision
@@ -32,34 +35,6 @@ from queries import upsells as upsell_queries
 router = APIRouter()
 Caller = Annotated[Principal, Depends(caller)]
 Key = Annotated[IdempotencyKey, Depends(idempotency_key)]
-
-
-class Body(BaseModel):
-    """Request bodies: numbers and text of exact JSON types (ids and times are text), no unknown fields."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class ReviewIn(Body):
-    session_id: uuid.UUID
-    rating: StrictInt
-    text: StrictStr | None = None
-
-
-class FollowUpIn(Body):
-    parent_session_id: uuid.UUID
-    follow_up_type: StrictStr
-    text: StrictStr
-
-
-class BookingCheckIn(Body):
-    mechanic_id: uuid.UUID
-    start: AwareDatetime
-    session_type: StrictStr
-
-
-class InteractionsIn(Body):
-    events: list[Any] = Field(max_length=crm.MAX_BATCH)
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -113,7 +88,7 @@ def healthz(request: Request):
 # --- reviews -------------------------------------------------------------------------------
 
 
-@router.post("/v1/reviews", status_code=201, tags=["reviews"])
+@router.post("/v1/reviews", status_code=201, tags=["reviews"], responses={**PROBLEMS, 201: {"model": ReviewOut}})
 def submit_review(body: ReviewIn, request: Request, principal: Caller, key: Key):
     """A customer's review of their completed session: published at once, or pending when flagged."""
     customer = principal.customer()
@@ -128,7 +103,7 @@ def submit_review(body: ReviewIn, request: Request, principal: Caller, key: Key)
     return run_write(_engine(request), principal, key, write)
 
 
-@router.post("/v1/reviews/{review_id}/helpful", tags=["reviews"])
+@router.post("/v1/reviews/{review_id}/helpful", tags=["reviews"], responses={**PROBLEMS, 200: {"model": HelpfulOut}})
 def vote_helpful(review_id: str, request: Request, principal: Caller, key: Key):
     """The customer finds a published review helpful; a second vote by them counts nothing."""
     rid, voter = parse_id(review_id, "review"), principal.customer()
@@ -143,7 +118,7 @@ def vote_helpful(review_id: str, request: Request, principal: Caller, key: Key):
 # --- mechanics ------------------------------------------------------------------------------
 
 
-@router.get("/v1/mechanics/{mechanic_id}", tags=["mechanics"])
+@router.get("/v1/mechanics/{mechanic_id}", tags=["mechanics"], responses={**PROBLEMS, 200: {"model": ProfileOut}})
 def mechanic_profile(mechanic_id: str, request: Request, principal: Caller):
     """The public profile: name, bio, experience, specialties, published reviews' average and count,
     ranking score and rating distribution."""
@@ -155,7 +130,8 @@ def mechanic_profile(mechanic_id: str, request: Request, principal: Caller):
     return _json(found)
 
 
-@router.get("/v1/mechanics/{mechanic_id}/reviews", tags=["mechanics"])
+@router.get("/v1/mechanics/{mechanic_id}/reviews", tags=["mechanics"],
+            responses={**PROBLEMS, 200: {"model": ReviewsPage}})
 def mechanic_reviews(mechanic_id: str, request: Request, principal: Caller,
                      cursor: Annotated[str | None, Query(max_length=200)] = None, limit: int = 20):
     """Published reviews, newest first; ``next_cursor`` fetches the next page (null on the last)."""
@@ -167,7 +143,7 @@ def mechanic_reviews(mechanic_id: str, request: Request, principal: Caller,
     return {"data": _json(rows), "next_cursor": next_cursor}
 
 
-@router.get("/v1/mechanics/{mechanic_id}/slots", tags=["scheduling"])
+@router.get("/v1/mechanics/{mechanic_id}/slots", tags=["scheduling"], responses={**PROBLEMS, 200: {"model": SlotsOut}})
 def mechanic_slots(mechanic_id: str, request: Request, principal: Caller,
                    start: Annotated[str, Query(max_length=20, description="first date, YYYY-MM-DD")],
                    end: Annotated[str, Query(max_length=20, description="last date, YYYY-MM-DD (at most 31 days)")],
@@ -180,7 +156,7 @@ def mechanic_slots(mechanic_id: str, request: Request, principal: Caller,
     return {"data": _json(days)}
 
 
-@router.post("/v1/bookings/check", tags=["scheduling"])
+@router.post("/v1/bookings/check", tags=["scheduling"], responses={**PROBLEMS, 200: {"model": BookableOut}})
 def check_booking(body: BookingCheckIn, request: Request, principal: Caller, key: Key):
     """Whether the start is bookable now, at what price; 409 with the reason when it is not."""
     rules = request.app.state.settings.slot_rules
@@ -198,7 +174,7 @@ def check_booking(body: BookingCheckIn, request: Request, principal: Caller, key
 # --- follow-ups -------------------------------------------------------------------------------
 
 
-@router.get("/v1/follow-ups/quote", tags=["follow-ups"])
+@router.get("/v1/follow-ups/quote", tags=["follow-ups"], responses={**PROBLEMS, 200: {"model": QuoteOut}})
 def follow_up_quote(request: Request, principal: Caller, parent_session_id: str,
                     follow_up_type: Annotated[str, Query(max_length=40)]):
     """Whether the customer may ask this follow-up on the session now, and its price."""
@@ -210,7 +186,8 @@ def follow_up_quote(request: Request, principal: Caller, parent_session_id: str,
     return _json(quote)
 
 
-@router.post("/v1/follow-ups", status_code=201, tags=["follow-ups"])
+@router.post("/v1/follow-ups", status_code=201, tags=["follow-ups"],
+             responses={**PROBLEMS, 201: {"model": FollowUpOut}})
 def create_follow_up(body: FollowUpIn, request: Request, principal: Caller, key: Key):
     """The customer's follow-up question, priced by the admin-edited rules when it is asked."""
     customer = principal.customer()
@@ -232,7 +209,7 @@ def create_follow_up(body: FollowUpIn, request: Request, principal: Caller, key:
 # --- CRM ------------------------------------------------------------------------------------------
 
 
-@router.post("/v1/crm/interactions", tags=["crm"])
+@router.post("/v1/crm/interactions", tags=["crm"], responses={**PROBLEMS, 200: {"model": IngestOut}})
 def record_interactions(body: InteractionsIn, request: Request, principal: Caller, key: Key):
     """A batch of the platform's events (service key only); each ``event_id`` is recorded once."""
     principal.require_platform()
@@ -250,7 +227,7 @@ def record_interactions(body: InteractionsIn, request: Request, principal: Calle
 # --- upsells ----------------------------------------------------------------------------------------
 
 
-@router.get("/v1/customers/{customer_id}/upsells", tags=["upsells"])
+@router.get("/v1/customers/{customer_id}/upsells", tags=["upsells"], responses={**PROBLEMS, 200: {"model": UpsellsOut}})
 def customer_upsells(customer_id: str, request: Request, principal: Caller):
     """The customer's open recommendations as cards, and the recommended next service."""
     cid = parse_id(customer_id, "customer")
@@ -261,7 +238,8 @@ def customer_upsells(customer_id: str, request: Request, principal: Caller):
     return _json({"data": cards, "recommended_next_service": next_service})
 
 
-@router.post("/v1/upsells/{recommendation_id}/{event}", tags=["upsells"])
+@router.post("/v1/upsells/{recommendation_id}/{event}", tags=["upsells"],
+             responses={**PROBLEMS, 200: {"model": UpsellEventOut}})
 def upsell_event(recommendation_id: str, event: Literal["shown", "clicked", "purchased"], request: Request,
                  principal: Caller, key: Key):
     """Sets the recommendation's shown, clicked or purchased time once, with its CRM interaction."""

@@ -13,6 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import sqlalchemy as sa
 
+from api.schemas import (
+    BookableOut, FollowUpOut, HelpfulOut, IngestOut, ProfileOut, QuoteOut, ReviewOut, ReviewsPage, SlotsOut,
+    UpsellEventOut, UpsellsOut,
+)
 from api_support import api_server
 from dashboard import schema as s
 from reputation_data import add_mechanic, add_review, add_session, add_user
@@ -42,6 +46,12 @@ def rows(api, table, **where):
         return conn.execute(sa.select(table).where(*[table.c[k] == v for k, v in where.items()])).mappings().all()
 
 
+def shaped(model, response) -> dict:
+    """The answer's JSON, checked against the model OpenAPI documents for it."""
+    model.model_validate(response.json())
+    return response.json()
+
+
 def problem(response, status: int, code: str) -> dict:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
@@ -64,6 +74,7 @@ def test_healthz_says_the_database_is_migrated(api):
 
 def test_openapi_and_docs(api):
     spec = api.http.get("/openapi.json").json()
+    assert {"ReviewOut", "SlotsOut", "ProblemOut", "IngestOut"} <= set(spec["components"]["schemas"])
     assert {"/v1/reviews", "/v1/mechanics/{mechanic_id}/slots", "/v1/crm/interactions",
             "/v1/bookings/check", "/v1/follow-ups"} <= set(spec["paths"])
     assert "swagger-ui" in api.http.get("/docs").text
@@ -81,7 +92,7 @@ def test_a_review_is_published_and_counted(api, world):
     response = api.post("/v1/reviews", api.as_customer(world["customer"]),
                         {"session_id": str(world["session"]), "rating": 4, "text": "Found the leak in minutes."})
     assert response.status_code == 201, response.text
-    body = response.json()
+    body = shaped(ReviewOut, response)
     assert body["status"] == "published" and body["flags"] == []
     [stored] = rows(api, s.mechanic_reviews, session_id=world["session"])
     assert str(stored["id"]) == body["id"] and stored["rating"] == 4
@@ -137,7 +148,7 @@ def test_helpful_votes_count_once_per_voter(api, world):
         review = add_review(conn, world["mechanic"], 5)
     first = api.post(f"/v1/reviews/{review}/helpful", api.as_customer(world["other"]))
     again = api.post(f"/v1/reviews/{review}/helpful", api.as_customer(world["other"]))
-    assert first.json() == {"review_id": str(review), "counted": True}
+    assert shaped(HelpfulOut, first) == {"review_id": str(review), "counted": True}
     assert again.json() == {"review_id": str(review), "counted": False}
     assert rows(api, s.mechanic_reviews, id=review)[0]["helpful_count"] == 1
     problem(api.post(f"/v1/reviews/{uuid.UUID(int=3)}/helpful", api.as_customer(world["other"])), 404, "not_found")
@@ -213,6 +224,7 @@ def test_slots_are_listed_by_day_in_the_asked_timezone(api, world, calendar):
     response = api.get(f"/v1/mechanics/{world['mechanic']}/slots", api.as_customer(world["customer"]),
                        start=day.isoformat(), end=day.isoformat(), timeZone="Europe/Berlin", session_type="chat")
     assert response.status_code == 200, response.text
+    shaped(SlotsOut, response)
     # 09:00-11:00 UTC is 10:00-12:00 in Berlin in winter; 1,999 x 1.25 = 2,498.75 -> 2,499 cents
     assert response.json() == {"data": {day.isoformat(): [
         {"start": f"{day}T{hour}:00+01:00", "end": f"{day}T{end}:00+01:00", "price_cents": 2499, "multiplier": "1.25"}
@@ -247,12 +259,14 @@ def test_booking_check_gives_the_price_or_the_reason(api, world, calendar):
 
     ok = check(at(day, 9))
     assert ok.status_code == 200, ok.text
-    assert ok.json() == {"bookable": True, "price_cents": 2499, "start": at(day, 9),
+    assert shaped(BookableOut, ok) == {"bookable": True, "price_cents": 2499, "start": at(day, 9),
                          "end": at(day, 9, 30), "multiplier": "1.25"}
     assert "booked session" in problem(check(at(day, 10, 30)), 409, "not_bookable")["detail"]  # taken
     assert "open start time" in problem(check(at(day, 14)), 409, "not_bookable")["detail"]  # outside hours
     assert "open start time" in problem(check(at(day + dt.timedelta(days=1), 9)), 409, "not_bookable")["detail"]
     problem(check("2026-12-03T09:00:00"), 422, "invalid_request")  # no offset
+    problem(api.post("/v1/bookings/check", headers, {"mechanic_id": mechanic, "start": at(day, 9),
+                                                      "session_type": "phone"}), 422, "invalid_request")
 
 
 def test_booking_check_refuses_too_soon(api, world):
@@ -288,7 +302,7 @@ def test_a_batch_keeps_good_events_and_records_each_once(api, world):
              event(world["customer"], metadata={"note": "nul\x00here"})]
     first = api.post("/v1/crm/interactions", api.as_platform(), {"events": batch})
     assert first.status_code == 200, first.text
-    body = first.json()
+    body = shaped(IngestOut, first)
     assert (body["accepted"], body["duplicates"]) == (2, 0)
     assert [(r["index"], r["code"]) for r in body["rejected"]] == [(1, "invalid"), (3, "invalid")]
     assert "lunch" in body["rejected"][0]["message"]
@@ -320,7 +334,7 @@ def test_public_profile_counts_published_reviews_only(api, world):
     mean = float(weighted) / float(total)
     response = api.get(f"/v1/mechanics/{mechanic}", api.as_customer(world["customer"]))
     assert response.status_code == 200, response.text
-    body = response.json()
+    body = shaped(ProfileOut, response)
     assert {k: body[k] for k in ("name", "bio", "years_experience", "specialties", "average_rating",
                                  "review_count", "rating_distribution")} == {
         "name": "Ada", "bio": "<i>Hybrid</i> systems", "years_experience": 9, "specialties": ["electrical"],
@@ -343,7 +357,7 @@ def test_published_reviews_come_a_page_at_a_time(api, world):
                                              review_text=f"review {n}") for n in range(3))
         add_review(conn, mechanic, 1, "pending", created_at=NOW)
     headers = api.as_customer(world["customer"])
-    first = api.get(f"/v1/mechanics/{mechanic}/reviews", headers, limit=2).json()
+    first = shaped(ReviewsPage, api.get(f"/v1/mechanics/{mechanic}/reviews", headers, limit=2))
     assert [r["id"] for r in first["data"]] == [str(newest), str(middle)]
     assert first["data"][0]["created_at"] == NOW.isoformat() and first["data"][0]["review_text"] == "review 0"
     second = api.get(f"/v1/mechanics/{mechanic}/reviews", headers, limit=2, cursor=first["next_cursor"]).json()
@@ -369,7 +383,7 @@ def test_follow_up_price_comes_from_the_rules_and_is_fixed_when_asked(api, world
         conn.execute(s.follow_up_pricing.delete())
         conn.execute(s.follow_up_pricing.insert().values(plan="standard", follow_up_type="mini_extension",
                                                          price_cents=1250, updated_by="admin@example.com"))
-    assert quote(api, headers, world["session"]).json() == {
+    assert shaped(QuoteOut, quote(api, headers, world["session"])) == {
         "eligible": True, "reason": None, "price_cents": 500, "plan": "standard"}  # the default micro-charge
     assert quote(api, headers, world["session"], "mini_extension").json()["price_cents"] == 1250  # the admin's rule
     assert quote(api, api.as_customer(premium), premium_session).json()["price_cents"] == 0  # free on premium
@@ -377,7 +391,7 @@ def test_follow_up_price_comes_from_the_rules_and_is_fixed_when_asked(api, world
     created = api.post("/v1/follow-ups", headers, {"parent_session_id": str(world["session"]),
                                                     "follow_up_type": "mini_extension", "text": "Which oil?"})
     assert created.status_code == 201, created.text
-    assert created.json() == {"id": created.json()["id"], "parent_session_id": str(world["session"]),
+    assert shaped(FollowUpOut, created) == {"id": created.json()["id"], "parent_session_id": str(world["session"]),
                               "follow_up_type": "mini_extension", "plan": "standard", "price_cents": 1250,
                               "state": "open"}
     with api.engine.begin() as conn:
@@ -448,7 +462,7 @@ def offer(api, world):
 def test_upsell_cards_are_the_customers_open_recommendations(api, world, offer):
     response = api.get(f"/v1/customers/{world['customer']}/upsells", api.as_customer(world["customer"]))
     assert response.status_code == 200, response.text
-    assert response.json() == {
+    assert shaped(UpsellsOut, response) == {
         "data": [{"id": str(offer), "kind": "follow_up", "title": "Follow-up call",
                   "description": "Check the <b>brakes</b> again", "price_cents": 2900,
                   "reason": "open recommendation, shown but not clicked"}],
@@ -465,7 +479,7 @@ def test_upsell_events_are_recorded_once_with_their_interaction(api, world, offe
     first = api.post(f"/v1/upsells/{offer}/clicked", headers)
     again = api.post(f"/v1/upsells/{offer}/clicked", headers)
     assert first.status_code == again.status_code == 200, first.text
-    assert first.json()["changed"] is True and again.json()["changed"] is False
+    assert shaped(UpsellEventOut, first)["changed"] is True and again.json()["changed"] is False
     assert "nothing changed" in again.json()["message"]
     [stored] = rows(api, s.upsell_recommendations, id=offer)
     assert stored["clicked_at"] is not None and dt.datetime.fromisoformat(first.json()["at"]) == stored["clicked_at"]
