@@ -5,7 +5,8 @@ A follow-up is a ``requests`` row with ``is_follow_up``, a ``follow_up_type`` of
 
 Creating (``create_follow_up``; support or admin staff log it for the customer, or
 the platform asks for the customer, audited as the platform; ``quote`` says beforehand
-whether the same rules allow it and at what price):
+whether the same rules allow it and at what price; follow-ups the platform stores itself
+get the same rules from the intake job, ``apply_follow_up_rules``):
 the parent session exists, is the customer's, is completed, and ended at most
 ``FollowUpRules.window_days`` before now (exactly the window is still allowed);
 the session has fewer than ``max_open_per_session`` follow-ups waiting (open or
@@ -287,12 +288,20 @@ def _plan(conn: Connection, customer_id: uuid.UUID) -> str:
     return conn.execute(sa.select(profiles.c.plan).where(profiles.c.id == customer_id)).scalar() or "standard"
 
 
+def _counted_before(checking) -> list[sa.ColumnElement[bool]]:
+    if checking is None:
+        return []
+    r = requests
+    return [r.c.id != checking.id, sa.or_(r.c.rules_applied_at.isnot(None),
+                                          sa.tuple_(r.c.created_at, r.c.id) < sa.tuple_(checking.created_at, checking.id))]
+
+
 def _price_for(conn: Connection, session, *, parent_session_id: uuid.UUID, customer_id: uuid.UUID,
-               follow_up_type: str, rules: FollowUpRules, now: dt.datetime,
-               exclude: uuid.UUID | None = None) -> tuple[str, Price]:
+               follow_up_type: str, rules: FollowUpRules, now: dt.datetime, checking=None) -> tuple[str, Price]:
     """The creation rules (module docstring) for a follow-up on ``session``: the customer's plan
-    and the price, or FollowUpError saying which rule is broken. ``exclude``: a follow-up
-    already stored that is not counted against the limit (the one being checked)."""
+    and the price, or FollowUpError saying which rule is broken. ``checking``: the stored
+    follow-up (id, created_at) being checked; the limit counts the follow-ups handled
+    already or asked before it, not itself."""
     if session.customer_id != customer_id:
         raise FollowUpError(f"Session {parent_session_id} is another customer's; "
                             "a follow-up can only be asked on one's own session.")
@@ -306,7 +315,7 @@ def _price_for(conn: Connection, session, *, parent_session_id: uuid.UUID, custo
                             f"{rules.window_days} days after a session ends.")
     waiting = conn.execute(sa.select(sa.func.count()).select_from(requests).where(
         requests.c.parent_session_id == parent_session_id, requests.c.is_follow_up, STATE.in_(WAITING),
-        requests.c.id != exclude if exclude is not None else sa.true(),
+        *_counted_before(checking),
     )).scalar_one()
     if waiting >= rules.max_open_per_session:
         raise FollowUpError(f"Session {parent_session_id} already has {waiting} follow-up(s) waiting for an "
@@ -383,6 +392,57 @@ def create_follow_up(engine: Engine, actor: Actor | None, *, parent_session_id, 
             "follow_up_type": follow_up_type, "plan": plan, "price_cents": price.cents, "price_source": price.source,
         })
     return CreatedFollowUp(follow_up_id, plan, price.cents)
+
+
+def apply_follow_up_rules(conn: Connection, follow_up_id: uuid.UUID, actor,
+                          rules: FollowUpRules = FollowUpRules()) -> str | None:
+    """The creation rules on a follow-up the platform stored itself (``rules_applied_at``
+    NULL), in the caller's transaction, as of when it was asked: a follow-up they allow gets
+    its price (unless the platform set one) and, while open, its state; one that breaks a
+    rule is cancelled with the rule as its reason (or, if the platform closed it already,
+    only noted). Audited. Returns "priced", "cancelled" or "rejected"; None when the
+    follow-up is not waiting for the rules (handled already, or by another worker right now)."""
+    r = requests
+    waiting = sa.select(r).where(r.c.id == follow_up_id, r.c.is_follow_up, r.c.rules_applied_at.is_(None))
+    seen = conn.execute(waiting).first()
+    if seen is None:
+        return None
+    session = conn.execute(_for_update(conn, sa.select(  # before the follow-up, as create_follow_up locks it
+        sessions.c.customer_id, sessions.c.status, sessions.c.ended_at).where(sessions.c.id == seen.parent_session_id)
+    )).first()
+    if conn.dialect.name == "postgresql":  # DuckDB has no row locks: a racing worker's commit fails instead
+        waiting = waiting.with_for_update(skip_locked=True)
+    row = conn.execute(waiting).first()
+    if row is None:
+        return None
+    now = dt.datetime.now(UTC)
+    state = conn.execute(sa.select(STATE).where(r.c.id == row.id)).scalar_one()
+    try:
+        if session is None:
+            raise FollowUpError(f"No session with id {row.parent_session_id}.")
+        _text(row.description, "The question", TEXT_MAX)
+        plan, price = _price_for(conn, session, parent_session_id=row.parent_session_id, customer_id=row.customer_id,
+                                 follow_up_type=row.follow_up_type, rules=rules, now=row.created_at, checking=row)
+    except FollowUpError as exc:
+        reason = str(exc)[:CANCEL_REASON_MAX]
+        changes = {"rules_applied_at": now}
+        if state in WAITING:
+            changes.update(follow_up_state="cancelled", status=PLATFORM_STATUS["cancelled"], cancelled_at=now,
+                           cancel_reason=reason, updated_at=now)
+        conn.execute(r.update().where(r.c.id == row.id).values(**changes))
+        outcome = "cancelled" if state in WAITING else "rejected"
+        record_audit(conn, actor, f"follow_up.intake_{outcome}", ENTITY, row.id, before={"state": state},
+                     after={"state": "cancelled" if state in WAITING else state}, reason=reason)
+        return outcome
+    cents = price.cents if row.follow_up_price_cents is None else row.follow_up_price_cents
+    changes = {"rules_applied_at": now, "follow_up_price_cents": cents}
+    if row.follow_up_state is None and row.status == PLATFORM_STATUS["open"]:
+        changes["follow_up_state"] = "open"
+    conn.execute(r.update().where(r.c.id == row.id).values(**changes))
+    record_audit(conn, actor, "follow_up.intake", ENTITY, row.id, before={"state": state}, after={
+        "state": changes.get("follow_up_state", state), "plan": plan, "price_cents": cents,
+        "price_source": price.source if row.follow_up_price_cents is None else "platform"})
+    return "priced"
 
 
 # --- the lifecycle ------------------------------------------------------------------
