@@ -286,8 +286,11 @@ def _write_events(engine: Engine, parsed: list[tuple[int, uuid.UUID, dict]]) -> 
         accepted = 0
         if rows:
             i = s.crm_interactions
+            # one statement compiled once, sent as multi-row batches (insertmanyvalues)
+            partial = i.c.event_id.isnot(None) if conn.dialect.name == "postgresql" else None
             accepted = len(conn.execute(
-                pg_insert(i).values(rows).on_conflict_do_nothing(index_elements=[i.c.event_id]).returning(i.c.id)
+                pg_insert(i).on_conflict_do_nothing(index_elements=[i.c.event_id], index_where=partial)
+                .returning(i.c.id), rows
             ).all())
         duplicates += len(rows) - accepted
     return accepted, duplicates, rejected

