@@ -21,6 +21,7 @@ from dashboard.reviews import submit_review
 from jobs import intake
 from jobs.__main__ import main as jobs_main
 from reputation_data import add_mechanic, add_session, add_user
+from throwaway_pg import throwaway_cluster
 
 UTC = dt.timezone.utc
 NOW = dt.datetime.now(UTC).replace(microsecond=0)
@@ -308,3 +309,30 @@ def test_the_command_runs_once_and_reports(duckdb_engine, capsys, monkeypatch, t
     assert capsys.readouterr().out.strip() == "intake reviews: 1 published; follow_ups: none waiting"
     assert jobs_main(["intake", "--once", "--database", "postgresql://postgres@127.0.0.1:1/none"]) == 2
     assert capsys.readouterr().err.startswith("error: Cannot reach the database")
+
+
+def test_the_loop_rides_out_a_database_restart():
+    """The database goes down under the loop and comes back: the loop reports, carries on,
+    listens again, and every row is handled once."""
+    with throwaway_cluster() as cluster:
+        engine = make_engine(cluster.url)
+        upgrade(engine)
+        with engine.begin() as conn:
+            w = {"cal": add_user(conn), "rita": add_mechanic(conn, "Rita")}
+            w["s0"], w["s1"] = (add_session(conn, w["cal"], w["rita"], ended_at=NOW - DAY) for _ in range(2))
+            before = platform_review(conn, w, "s0")
+        stop, thread, lines = _loop(engine, interval=0.5)
+        try:
+            assert _wait_until(lambda: review(engine, before)["rules_applied_at"] is not None, 10)
+            cluster.stop()
+            assert _wait_until(lambda: any("run failed" in line for line in lines), 10)
+            assert thread.is_alive()
+            cluster.start()
+            with engine.begin() as conn:
+                after = platform_review(conn, w, "s1")
+            assert _wait_until(lambda: review(engine, after)["rules_applied_at"] is not None, 15)
+        finally:
+            stop.set()
+            thread.join(5)
+        assert [a["entity_id"] for a in audit_rows(engine)] == [str(before), str(after)]
+        engine.dispose()
