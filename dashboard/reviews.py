@@ -381,7 +381,8 @@ def apply_review_rules(conn: Connection, review_id: uuid.UUID, actor) -> str | N
     NULL), in the caller's transaction: the same checks and flags as ``submit_review``, then
     published or queued, aggregates updated, an audit row. A review that breaks a rule
     (unknown session, another customer's, bad text) waits in the queue as pending, its
-    reason in the audit row. Returns "published", "queued" or "rejected"; None when the
+    reason in the audit row. A review a moderator (or the platform, hiding it) decided on keeps
+    its status. Returns "published", "queued", "hidden" or "rejected"; None when the
     review is not waiting for the rules (handled already, or by another worker right now)."""
     r = mechanic_reviews
     waiting = sa.select(r).where(r.c.id == review_id, r.c.rules_applied_at.is_(None))
@@ -395,6 +396,7 @@ def apply_review_rules(conn: Connection, review_id: uuid.UUID, actor) -> str | N
     if review is None or review.mechanic_id != seen.mechanic_id:
         return None  # another worker has it, or the platform is changing it: a later run takes it
     now = dt.datetime.now(dt.timezone.utc)
+    decided = review.moderated_at is not None or review.status == "hidden"  # by a moderator or the platform
     try:
         if review.session_id is None:
             raise ReviewError("The review names no session.")
@@ -404,7 +406,7 @@ def apply_review_rules(conn: Connection, review_id: uuid.UUID, actor) -> str | N
                               f"{session.mechanic_id}.")
         text = _check_text(review.review_text)
     except ReviewError as exc:
-        status = review.status if review.moderated_at is not None else "pending"
+        status = review.status if decided else "pending"
         conn.execute(r.update().where(r.c.id == review_id).values(status=status, rules_applied_at=now))
         _refresh_if_published(conn, review, status)
         record_audit(conn, actor, "review.intake_rejected", "mechanic_review", review_id,
@@ -412,14 +414,14 @@ def apply_review_rules(conn: Connection, review_id: uuid.UUID, actor) -> str | N
         return "rejected"
     flags, status, fingerprint = _judge(conn, customer_id=review.customer_id, rating=review.rating, text=text,
                                         at=review.created_at, exclude=review_id)
-    if review.moderated_at is not None:  # a moderator decided already: the flags inform, the status stays
+    if decided:  # the flags inform, the status stays
         status = review.status
     conn.execute(r.update().where(r.c.id == review_id).values(
         status=status, flags=flags, text_fingerprint=fingerprint, rules_applied_at=now))
     _refresh_if_published(conn, review, status)
     record_audit(conn, actor, "review.intake", "mechanic_review", review_id,
                  before={"status": review.status}, after={"status": status, "flags": flags})
-    return "published" if status == "published" else "queued"
+    return {"published": "published", "hidden": "hidden"}.get(status, "queued")
 
 
 def _refresh_if_published(conn: Connection, review, status: str) -> None:

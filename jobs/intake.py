@@ -28,6 +28,7 @@ connection was down). On DuckDB it polls every ``--interval`` seconds.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from dashboard.followups import FollowUpRules, apply_follow_up_rules
 from dashboard.reviews import apply_review_rules
 from dashboard.system_actors import INTAKE_JOB
 
+log = logging.getLogger(__name__)
 CHANNEL = "pitwall_intake"  # the channel migration 20's trigger notifies
 BATCH = 200  # rows read per query of a run
 DEFAULT_INTERVAL = 10.0
@@ -108,10 +110,17 @@ def run_once(engine: Engine, rules: FollowUpRules = FollowUpRules()) -> IntakeRu
             if not ids:
                 break
             for row_id in ids:
-                outcome = _handle(engine, source, row_id, rules)
-                if outcome is None:
-                    skipped.add(row_id)  # another worker is on it
-                else:
+                try:
+                    outcome = _handle(engine, source, row_id, rules)
+                except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
+                    # a row the database refuses to change as the rules say: it stays waiting
+                    # and is tried again next run; the others go on
+                    outcome = "failed"
+                    log.warning("intake of %s %s failed: %s", source.name, row_id,
+                                str(exc.orig or exc).splitlines()[0])
+                if outcome is None or outcome == "failed":
+                    skipped.add(row_id)  # another worker is on it, or it failed
+                if outcome is not None:
                     run.outcomes[source.name][outcome] += 1
             if len(ids) < BATCH:
                 break

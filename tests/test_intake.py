@@ -336,3 +336,33 @@ def test_the_loop_rides_out_a_database_restart():
             thread.join(5)
         assert [a["entity_id"] for a in audit_rows(engine)] == [str(before), str(after)]
         engine.dispose()
+
+
+def test_decided_reviews_keep_their_status(engine, world):
+    with engine.begin() as conn:
+        hidden = platform_review(conn, world, "s0", status="hidden", hidden_reason="off_topic",
+                                 text="Visit www.example.com", created_at=NOW - dt.timedelta(minutes=2))
+        moderated = platform_review(conn, world, "s1", status="published", moderated_at=NOW, moderated_by="sam",
+                                    text="Email me at a@b.co", created_at=NOW - dt.timedelta(minutes=1))
+    assert intake.run_once(engine).outcomes["reviews"] == {"hidden": 1, "published": 1}
+    assert (review(engine, hidden)["status"], review(engine, hidden)["flags"]) == ("hidden", ["link_or_promo"])
+    assert (review(engine, moderated)["status"], review(engine, moderated)["flags"]) == ("published", ["personal_data"])
+    assert aggregates(engine, world["rita"]) == (5.0, 1)
+
+
+def test_a_row_the_database_refuses_waits_and_the_run_goes_on(engine, world, monkeypatch):
+    with engine.begin() as conn:
+        refused = platform_review(conn, world, "s0", created_at=NOW - dt.timedelta(minutes=2))
+        fine = platform_review(conn, world, "s1", created_at=NOW - dt.timedelta(minutes=1))
+    real = intake.apply_review_rules
+
+    def refusing(conn, review_id, actor):
+        if review_id == refused:
+            raise sa.exc.DataError("UPDATE mechanic_reviews", {}, Exception("value out of range"))
+        return real(conn, review_id, actor)
+
+    monkeypatch.setattr(intake, "apply_review_rules", refusing)
+    assert intake.run_once(engine).outcomes["reviews"] == {"failed": 1, "published": 1}
+    assert review(engine, refused)["rules_applied_at"] is None and review(engine, fine)["status"] == "published"
+    monkeypatch.setattr(intake, "apply_review_rules", real)
+    assert intake.run_once(engine).outcomes["reviews"] == {"published": 1}  # tried again, once
