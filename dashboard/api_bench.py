@@ -273,17 +273,20 @@ def run(engine: Engine, url: str, *, workers: int, samples: int, batches: int, c
     name = f"benchmark {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} {uuid.uuid4().hex[:6]}"
     key = create_key(engine, name)
     engine.dispose()  # the server's workers open their own connections (DuckDB: the one writer)
-    server, base = start_server(url, workers)
-    load = Load(base, key, sample)
+    server, load = None, None
     try:
+        server, base = start_server(url, workers)
+        load = Load(base, key, sample)
         slots = sequential(load, load.slots, samples)
         checks = sequential(load, load.booking_check, samples)
         accepted, rate = ingest_rate(load, batches)
         load_figures = mixed(load, clients, seconds)
     finally:
-        stop_server(server)
+        if server is not None:
+            stop_server(server)
         revoke_key(engine, name)
-        cleanup(engine, load)
+        if load is not None:
+            cleanup(engine, load)
     return [
         f"api on {engine.dialect.name}, {workers} worker(s), loopback port {httpx.URL(base).port}",
         f"slots over {SLOT_DAYS} days, one mechanic: p50 {statistics.median(slots):.1f} ms, "
