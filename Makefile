@@ -1,9 +1,9 @@
-# The two commands of the README: `make run` and `make test`.
+# The two commands of the README: `make run` and `make test` (and `make api`, the platform API).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test install browser faketime
+.PHONY: run api test install browser faketime
 
 # Suites that depend on today's date (the demo, the app on it, the pages, the journeys) run
 # again with the clock moved by Debian's faketime: the Sunday Europe leaves summer time (the
@@ -32,6 +32,12 @@ faketime:
 
 run: install
 	$(VENV)/bin/streamlit run dashboard/app.py
+
+# The platform API (docs/api.md); on the embedded database stop `make run` first (one writer per file).
+API_HOST ?= 127.0.0.1
+API_PORT ?= 8000
+api: install
+	$(PY) -m api --host $(API_HOST) --port $(API_PORT)
 
 test: install browser faketime
 	$(PY) -m pytest -q

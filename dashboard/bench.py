@@ -1,9 +1,10 @@
-"""Benchmark: ``python -m dashboard.bench --scale N [--database URL]``.
+"""Benchmark: ``python -m dashboard.bench --scale N [--database URL] [--api]``.
 
 Loads demo data at scale N into the database when it is empty (or reuses what
 is there), then runs every query registered in ``queries.registry`` and prints
 one row per query: rows returned, cold time (first run on a fresh connection)
-and warm time (median of the repeats).
+and warm time (median of the repeats). With ``--api`` it measures the platform
+API over HTTP instead (``dashboard.api_bench``).
 """
 
 from __future__ import annotations
@@ -91,9 +92,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", help="database URL (default: the configured one)")
     parser.add_argument("--repeat", type=int, default=3, help="warm runs per query (median reported)")
     parser.add_argument("--only", help="run only the queries whose name starts with this")
+    api = parser.add_argument_group("API benchmark")
+    api.add_argument("--api", action="store_true", help="measure the platform API (python -m api) instead")
+    api.add_argument("--workers", type=int, default=2, help="API worker processes (default 2; 1 on DuckDB)")
+    api.add_argument("--samples", type=int, default=200, help="timed slot and booking requests (default 200)")
+    api.add_argument("--batches", type=int, default=40, help="ingest batches of 500 events (default 40)")
+    api.add_argument("--clients", type=int, default=50, help="concurrent clients of the mixed load (default 50)")
+    api.add_argument("--seconds", type=float, default=30, help="length of the mixed load (default 30)")
     args = parser.parse_args(argv)
     if not 0 < args.scale <= 1000 or args.repeat < 1:
         parser.error("--scale must be in (0, 1000] and --repeat at least 1")
+    if not (1 <= args.workers <= 8 and 1 <= args.samples <= 10_000 and 1 <= args.batches <= 1_000
+            and 1 <= args.clients <= 200 and 0 < args.seconds <= 600):
+        parser.error("--workers 1-8, --samples 1-10000, --batches 1-1000, --clients 1-200, --seconds up to 600")
     try:
         url = normalize_url(args.database) if args.database else load_settings().database_url
         engine = make_engine(url)
@@ -102,6 +113,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(ensure_demo_data(engine, args.scale, args.seed))
+    if args.api:
+        from dashboard.api_bench import run
+
+        for line in run(engine, url, workers=args.workers, samples=args.samples, batches=args.batches,
+                        clients=args.clients, seconds=args.seconds):
+            print(line, flush=True)
+        return 0
     load_query_modules()
     with engine.connect() as conn:
         ctx = bench_context(conn)

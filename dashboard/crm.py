@@ -8,6 +8,12 @@ Recording
 caller's connection, inside the caller's transaction. It is the platform's event
 intake, not a staff action, so it has no actor and no audit row.
 
+``record_interactions`` takes the platform's batches (at most 1,000 events, each with the
+platform's ``event_id``) under the same rules, checked for the whole batch with one query
+per table: good events are written even when others are rejected (each rejection says its
+position, a code and why), and an ``event_id`` seen before is a duplicate that writes
+nothing (a unique key, so replays and concurrent senders record an event once).
+
 The funnel
 ----------
 A funnel is 2 to 6 distinct interaction types in order, a period (whole days in the
@@ -59,9 +65,11 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Connection, Engine
 
 from dashboard import schema as s
+from dashboard.db import retry_on_conflict
 from dashboard.period import Period, period_problem, timezones
 from dashboard.validation import parse_uuid
 
@@ -85,10 +93,20 @@ FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 
 
 class CrmInputError(ValueError):
-    """Input that breaks a CRM rule; the message says which and how to fix it."""
+    """Input that breaks a CRM rule; the message says which and how to fix it.
+
+    ``code`` names the rule for callers that report it (e.g. the API's batch ingest)."""
+
+    def __init__(self, message: str, code: str = "invalid"):
+        super().__init__(message)
+        self.code = code
 
 
 # --- recording interactions ----------------------------------------------------------
+
+MAX_BATCH = 1000
+EVENT_FIELDS = ("event_id", "customer_id", "interaction_type", "occurred_at", "session_id", "request_id", "metadata")
+REQUIRED_EVENT_FIELDS = ("event_id", "customer_id", "interaction_type", "occurred_at")
 
 
 def _metadata(value: Mapping | None) -> dict | None:
@@ -97,49 +115,185 @@ def _metadata(value: Mapping | None) -> dict | None:
     if not isinstance(value, Mapping):
         raise CrmInputError("Interaction metadata must be a JSON object.")
     try:
-        text = json.dumps(dict(value), allow_nan=False)  # inf and NaN are not JSON
+        text = json.dumps(dict(value), allow_nan=False)
     except (TypeError, ValueError):
         raise CrmInputError("Interaction metadata must hold only JSON values "
                             "(text, finite numbers, lists, objects).") from None
-    if "\\u0000" in text:  # PostgreSQL's jsonb cannot store a NUL character
+    if _has_nul(value):
         raise CrmInputError("Interaction metadata contains a NUL character.")
     if len(text.encode()) > MAX_METADATA_BYTES:
         raise CrmInputError(f"Interaction metadata is over {MAX_METADATA_BYTES:,} bytes.")
     return json.loads(text)
 
 
-def record_interaction(conn: Connection, *, customer_id: Any, interaction_type: str, session_id: Any = None,
-                       metadata: Mapping | None = None, occurred_at: dt.datetime | None = None) -> uuid.UUID:
-    """Insert one interaction and return its id; CrmInputError (nothing written) if it breaks a rule."""
-    if interaction_type not in s.INTERACTION_TYPES:
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(map(_has_nul, value))
+    return False
+
+
+def _occurred_at(value: Any) -> dt.datetime:
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise CrmInputError(f"The interaction time {value[:40]!r} is not an ISO 8601 time.") from None
+    if not isinstance(value, dt.datetime):
+        raise CrmInputError("The interaction time must be a date and time with a timezone.")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise CrmInputError("The interaction time needs a timezone.")
+    if value > dt.datetime.now(dt.timezone.utc) + FUTURE_TOLERANCE:
+        raise CrmInputError(f"The interaction time {value:%Y-%m-%d %H:%M %Z} is in the future.")
+    return value
+
+
+def _interaction_values(*, customer_id: Any, interaction_type: Any, session_id: Any, metadata: Mapping | None,
+                        occurred_at: Any) -> dict:
+    """The row of an interaction, checked for everything that needs no database."""
+    if not isinstance(interaction_type, str) or interaction_type not in s.INTERACTION_TYPES:
         raise CrmInputError(f"Unknown interaction type {str(interaction_type)[:40]!r}; "
                             f"use one of {', '.join(s.INTERACTION_TYPES)}.")
     customer = parse_uuid(customer_id, "Customer", CrmInputError)
-    if conn.execute(sa.select(s.users.c.id).where(s.users.c.id == customer)).first() is None:
-        raise CrmInputError(f"Unknown customer {customer}.")
     session = None if session_id is None else parse_uuid(session_id, "Session", CrmInputError)
     if session is None and interaction_type in NEEDS_SESSION:
         raise CrmInputError(f"A {interaction_type!r} interaction needs the session it is about.")
+    values = {"customer_id": customer, "interaction_type": interaction_type, "session_id": session,
+              "metadata": _metadata(metadata)}
+    if occurred_at is not None:
+        values["created_at"] = _occurred_at(occurred_at)
+    return values
+
+
+def _check_owners(values: Mapping, customers: set, session_owners: Mapping) -> None:
+    """The customer exists and the session (if any) is theirs; ``customers`` and
+    ``session_owners`` are what the database holds of the ids concerned."""
+    customer, session = values["customer_id"], values["session_id"]
+    if customer not in customers:
+        raise CrmInputError(f"Unknown customer {customer}.", "unknown_customer")
     if session is not None:
-        owner = conn.execute(sa.select(s.sessions.c.customer_id).where(s.sessions.c.id == session)).first()
-        if owner is None:
-            raise CrmInputError(f"Unknown session {session}.")
-        if owner.customer_id != customer:
-            raise CrmInputError(f"Session {session} belongs to another customer.")
-    if occurred_at is not None:
-        if not isinstance(occurred_at, dt.datetime):
-            raise CrmInputError(f"The interaction time must be a date and time, not {type(occurred_at).__name__}.")
-        if occurred_at.tzinfo is None:
-            raise CrmInputError("The interaction time needs a timezone.")
-        if occurred_at > dt.datetime.now(dt.timezone.utc) + FUTURE_TOLERANCE:
-            raise CrmInputError(f"The interaction time {occurred_at:%Y-%m-%d %H:%M %Z} is in the future.")
+        if session not in session_owners:
+            raise CrmInputError(f"Unknown session {session}.", "unknown_session")
+        if session_owners[session] != customer:
+            raise CrmInputError(f"Session {session} belongs to another customer.", "other_customer")
+
+
+def _known(conn: Connection, customers: set, sessions: set) -> tuple[set, dict]:
+    """Which of ``customers`` exist, and the customer of each of ``sessions`` that exists."""
+    found = set(conn.execute(sa.select(s.users.c.id).where(s.users.c.id.in_(customers))).scalars()) \
+        if customers else set()
+    owners = dict(conn.execute(sa.select(s.sessions.c.id, s.sessions.c.customer_id)
+                               .where(s.sessions.c.id.in_(sessions))).all()) if sessions else {}
+    return found, owners
+
+
+def record_interaction(conn: Connection, *, customer_id: Any, interaction_type: str, session_id: Any = None,
+                       metadata: Mapping | None = None, occurred_at: dt.datetime | None = None,
+                       event_id: uuid.UUID | None = None) -> uuid.UUID:
+    """Insert one interaction and return its id; CrmInputError (nothing written) if it breaks a rule.
+
+    ``event_id``: the sender's id of the event (unique), for interactions that must be
+    recorded once."""
+    values = _interaction_values(customer_id=customer_id, interaction_type=interaction_type, session_id=session_id,
+                                 metadata=metadata, occurred_at=occurred_at)
+    customers, owners = _known(conn, {values["customer_id"]},
+                               {values["session_id"]} - {None})
+    _check_owners(values, customers, owners)
     new_id = uuid.uuid4()
-    values = {"id": new_id, "customer_id": customer, "interaction_type": interaction_type,
-              "session_id": session, "metadata": _metadata(metadata)}
-    if occurred_at is not None:
-        values["created_at"] = occurred_at
-    conn.execute(s.crm_interactions.insert().values(**values))
+    conn.execute(s.crm_interactions.insert().values(id=new_id, event_id=event_id, **values))
     return new_id
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What became of a batch: events written, replays of events already recorded, and
+    the rejected ones as (position in the batch, code, message)."""
+
+    accepted: int
+    duplicates: int
+    rejected: list[tuple[int, str, str]]
+
+
+def _event_values(event: Any) -> tuple[uuid.UUID, dict]:
+    """An event of a batch as (event_id, interaction row); CrmInputError if it breaks a rule."""
+    if not isinstance(event, Mapping):
+        raise CrmInputError("An event must be an object.")
+    unknown = sorted(str(k)[:40] for k in event if k not in EVENT_FIELDS)
+    if unknown:
+        raise CrmInputError(f"Unknown event field(s): {', '.join(unknown)}; use {', '.join(EVENT_FIELDS)}.")
+    missing = [k for k in REQUIRED_EVENT_FIELDS if event.get(k) is None]
+    if missing:
+        raise CrmInputError(f"Missing event field(s): {', '.join(missing)}.")
+    event_id = parse_uuid(event["event_id"], "Event", CrmInputError)
+    metadata = event.get("metadata")
+    if event.get("request_id") is not None:
+        request = parse_uuid(event["request_id"], "Request", CrmInputError)
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise CrmInputError("Interaction metadata must be a JSON object.")
+        metadata = {**(metadata or {}), "request_id": str(request)}
+    return event_id, _interaction_values(customer_id=event["customer_id"], interaction_type=event["interaction_type"],
+                                         session_id=event.get("session_id"), metadata=metadata,
+                                         occurred_at=event["occurred_at"])
+
+
+def record_interactions(engine: Engine, events: Sequence[Mapping]) -> IngestResult:
+    """Record a batch of the platform's interaction events (at most ``MAX_BATCH``) in one transaction.
+
+    Each event: ``event_id`` (the platform's UUID), ``customer_id``, ``interaction_type``,
+    ``occurred_at`` (aware datetime or ISO 8601 text), optional ``session_id``,
+    ``request_id`` (kept in the metadata, as intake events carry it) and ``metadata``.
+    Good events are written even when others are rejected; an event whose ``event_id`` was
+    recorded before (or earlier in the batch) is a duplicate and writes nothing.
+    """
+    if isinstance(events, (str, bytes, Mapping)) or not isinstance(events, Sequence):
+        raise CrmInputError("Send the events as a list.")
+    if len(events) > MAX_BATCH:
+        raise CrmInputError(f"A batch holds at most {MAX_BATCH:,} events; this one has {len(events):,}.")
+    rejected: list[tuple[int, str, str]] = []
+    parsed: list[tuple[int, uuid.UUID, dict]] = []
+    for position, event in enumerate(events):
+        try:
+            parsed.append((position, *_event_values(event)))
+        except CrmInputError as exc:
+            rejected.append((position, exc.code, str(exc)))
+    # a concurrent batch may write the same event ids first, or remove a customer: read again
+    accepted, duplicates, unowned = retry_on_conflict(lambda: _write_events(engine, parsed))
+    return IngestResult(accepted, duplicates, sorted(rejected + unowned))
+
+
+def _write_events(engine: Engine, parsed: list[tuple[int, uuid.UUID, dict]]) -> tuple[int, int, list]:
+    """Insert the parsed events whose customer and session check out, in one transaction:
+    (written, duplicates, rejected)."""
+    rejected = []
+    with engine.begin() as conn:
+        customers, owners = _known(conn, {v["customer_id"] for _, _, v in parsed},
+                                   {v["session_id"] for _, _, v in parsed} - {None})
+        rows, seen, duplicates = [], set(), 0
+        for position, event_id, values in parsed:
+            try:
+                _check_owners(values, customers, owners)
+            except CrmInputError as exc:
+                rejected.append((position, exc.code, str(exc)))
+                continue
+            if event_id in seen:
+                duplicates += 1
+                continue
+            seen.add(event_id)
+            rows.append({"id": uuid.uuid4(), "event_id": event_id, **values})
+        accepted = 0
+        if rows:
+            i = s.crm_interactions
+            # one statement compiled once, sent as multi-row batches (insertmanyvalues)
+            partial = i.c.event_id.isnot(None) if conn.dialect.name == "postgresql" else None
+            accepted = len(conn.execute(
+                pg_insert(i).on_conflict_do_nothing(index_elements=[i.c.event_id], index_where=partial)
+                .returning(i.c.id), rows
+            ).all())
+        duplicates += len(rows) - accepted
+    return accepted, duplicates, rejected
 
 
 # --- the funnel definition -----------------------------------------------------------

@@ -9,9 +9,12 @@ only through ``redact``, which removes every credential of its URL.
 from __future__ import annotations
 
 import contextlib
+import random
 import re
 import threading
+import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
@@ -27,6 +30,36 @@ def is_duckdb(bind) -> bool:
 
 SECRET_QUERY_KEY = re.compile(r"pass|secret|token|key", re.I)  # password, sslpassword, passfile, sslkey, ...
 HIDDEN = "***"
+
+
+def is_write_conflict(exc: BaseException) -> bool:
+    """A transaction lost a race with a concurrent one and may be retried: a unique key
+    taken meanwhile, or (DuckDB, which checks at commit instead of waiting) a conflict."""
+    if isinstance(exc, sa.exc.IntegrityError):
+        return True
+    text = str(getattr(exc, "orig", None) or exc)
+    return isinstance(exc, sa.exc.OperationalError) and "TransactionContext Error" in text \
+        and re.search(r"conflict|constraint violation", text, re.I) is not None
+
+
+T = TypeVar("T")
+CONFLICT_ATTEMPTS = 5
+CONFLICT_BACKOFF_SECONDS = 0.02
+
+
+def retry_on_conflict(write: Callable[[], T], attempts: int = CONFLICT_ATTEMPTS) -> T:
+    """Run the transaction ``write`` again (it reads afresh) when it lost a race
+    (``is_write_conflict``), up to ``attempts`` times in all, waiting a little longer each
+    time so the winner can commit."""
+    attempt = 1
+    while True:
+        try:
+            return write()
+        except sa.exc.DBAPIError as exc:
+            if attempt >= attempts or not is_write_conflict(exc):
+                raise
+            time.sleep(CONFLICT_BACKOFF_SECONDS * attempt * (1 + random.random()))
+            attempt += 1
 
 
 def redact(url: str) -> str:

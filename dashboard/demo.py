@@ -954,6 +954,7 @@ def _requests_table(rng, plan: Plan, c: dict, req: dict, ses: dict, mech: Mechan
         "cancelled_at": _ts(req["cancelled"]),
         "cancel_reason": _take_or_null(pa.array(FOLLOW_UP_CANCEL_REASONS), req["reason"]),
         "follow_up_price_cents": _null_unless(fu >= 0, pa.array(req["price"], pa.int32())),
+        "rules_applied_at": _null_unless(fu >= 0, _ts(req["created"])),  # priced when created
     })
 
 
@@ -1127,6 +1128,7 @@ def _reviews_table(rng, plan: Plan, req: dict, ses: dict, mech: Mechanics, c: di
         "moderated_by": _null_unless(moderated, _take((SUPPORT_EMAIL, "admin@pitwall.demo"),
                                                       (rng.random(k) < 0.3).astype(int))),
         "moderated_at": _ts(np.where(moderated, moderated_at, NAT)),
+        "rules_applied_at": _ts(created),  # flagged when written
     })
 
 

@@ -3,7 +3,10 @@
 A follow-up is a ``requests`` row with ``is_follow_up``, a ``follow_up_type`` of
 ``FOLLOW_UP_TYPES`` and the session it follows (``parent_session_id``).
 
-Creating (``create_follow_up``; support or admin staff log it for the customer):
+Creating (``create_follow_up``; support or admin staff log it for the customer, or
+the platform asks for the customer, audited as the platform; ``quote`` says beforehand
+whether the same rules allow it and at what price; follow-ups the platform stores itself
+get the same rules from the intake job, ``apply_follow_up_rules``):
 the parent session exists, is the customer's, is completed, and ended at most
 ``FollowUpRules.window_days`` before now (exactly the window is still allowed);
 the session has fewer than ``max_open_per_session`` follow-ups waiting (open or
@@ -49,7 +52,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 import sqlalchemy as sa
@@ -62,6 +65,7 @@ from dashboard.schema import (
     FOLLOW_UP_PRICE_MAX_CENTS, FOLLOW_UP_TYPES, PLANS, crm_interactions, follow_up_pricing, mechanics, profiles,
     requests, session_base_prices, sessions,
 )
+from dashboard.system_actors import PLATFORM
 from dashboard.validation import parse_text, parse_uuid
 
 UTC = dt.timezone.utc
@@ -267,51 +271,122 @@ def set_prices(engine: Engine, actor: Actor | None, changes: Mapping[tuple[str, 
 
 # --- creating ---------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Quote:
+    """Whether the customer may ask a follow-up of a type on a session now, and its price."""
+
+    eligible: bool
+    reason: str | None  # why not, when not eligible
+    price_cents: int | None
+    plan: str
+
+
+def _parent_session(conn: Connection, parent_session_id: uuid.UUID):
+    """The session a follow-up is asked on, locked on PostgreSQL (follow-ups on it take turns,
+    so the limit holds); FollowUpError if there is none."""
+    session = conn.execute(locking(conn, sa.select(
+        sessions.c.customer_id, sessions.c.status, sessions.c.ended_at, sessions.c.request_id,
+    ).where(sessions.c.id == parent_session_id))).first()
+    if session is None:
+        raise FollowUpError(f"No session with id {parent_session_id}.")
+    return session
+
+
+def _plan(conn: Connection, customer_id: uuid.UUID) -> str:
+    return conn.execute(sa.select(profiles.c.plan).where(profiles.c.id == customer_id)).scalar() or "standard"
+
+
+def _counted_before(checking) -> list[sa.ColumnElement[bool]]:
+    if checking is None:
+        return []
+    r = requests
+    return [r.c.id != checking.id, sa.or_(r.c.rules_applied_at.isnot(None),
+                                          sa.tuple_(r.c.created_at, r.c.id) < sa.tuple_(checking.created_at, checking.id))]
+
+
+def _price_for(conn: Connection, session, *, parent_session_id: uuid.UUID, customer_id: uuid.UUID,
+               follow_up_type: str, rules: FollowUpRules, now: dt.datetime, checking=None) -> tuple[str, Price]:
+    """The creation rules (module docstring) for a follow-up on ``session``: the customer's plan
+    and the price, or FollowUpError saying which rule is broken. ``checking``: the stored
+    follow-up (id, created_at) being checked; the limit counts the follow-ups handled
+    already or asked before it, not itself."""
+    if session.customer_id != customer_id:
+        raise FollowUpError(f"Session {parent_session_id} is another customer's; "
+                            "a follow-up can only be asked on one's own session.")
+    if session.status != "completed":
+        raise FollowUpError(f"Session {parent_session_id} is {session.status}; "
+                            "follow-ups can only be asked on completed sessions.")
+    window = dt.timedelta(days=rules.window_days)
+    if session.ended_at is None or now - session.ended_at > window:
+        ended = f"ended {session.ended_at:%d %b %Y %H:%M} UTC" if session.ended_at else "has no end time"
+        raise FollowUpError(f"Session {parent_session_id} {ended}; follow-ups can be asked up to "
+                            f"{rules.window_days} days after a session ends.")
+    waiting = conn.execute(sa.select(sa.func.count()).select_from(requests).where(
+        requests.c.parent_session_id == parent_session_id, requests.c.is_follow_up, STATE.in_(WAITING),
+        *_counted_before(checking),
+    )).scalar_one()
+    if waiting >= rules.max_open_per_session:
+        raise FollowUpError(f"Session {parent_session_id} already has {waiting} follow-up(s) waiting for an "
+                            f"answer; the limit is {rules.max_open_per_session}.")
+    plan = _plan(conn, customer_id)
+    price = prices(conn)[plan, follow_up_type]
+    if price.cents is None:
+        raise FollowUpError(f"New issues cost what a new {NEW_SESSION_TYPE} session costs, and that has no "
+                            "base price yet: an admin sets one (or a follow-up price) first.")
+    return plan, price
+
+
+def quote(engine: Engine, *, parent_session_id, customer_id, follow_up_type, rules: FollowUpRules = FollowUpRules(),
+          now: dt.datetime | None = None) -> dict:
+    """Whether ``create_follow_up`` would accept this follow-up now, and at what price:
+    ``{"eligible", "reason", "price_cents", "plan"}``. Writes nothing. FollowUpError for a
+    malformed type or id, or an unknown session (those are not a customer's question)."""
+    follow_up_type = _type(follow_up_type)
+    parent_session_id = parse_uuid(parent_session_id, "Session", FollowUpError)
+    customer_id = parse_uuid(customer_id, "Customer", FollowUpError)
+    now = _moment(now)
+    with engine.connect() as conn:
+        session = conn.execute(sa.select(sessions.c.customer_id, sessions.c.status, sessions.c.ended_at)
+                               .where(sessions.c.id == parent_session_id)).first()
+        if session is None:
+            raise FollowUpError(f"No session with id {parent_session_id}.")
+        try:
+            plan, price = _price_for(conn, session, parent_session_id=parent_session_id, customer_id=customer_id,
+                                     follow_up_type=follow_up_type, rules=rules, now=now)
+        except FollowUpError as exc:
+            return asdict(Quote(False, str(exc), None, _plan(conn, customer_id)))
+    return asdict(Quote(True, None, price.cents, plan))
+
+
 def create_follow_up(engine: Engine, actor: Actor | None, *, parent_session_id, customer_id, follow_up_type,
-                     text, rules: FollowUpRules = FollowUpRules(), now: dt.datetime | None = None) -> CreatedFollowUp:
+                     text, rules: FollowUpRules = FollowUpRules(), now: dt.datetime | None = None,
+                     on_behalf_of_customer: bool = False) -> CreatedFollowUp:
     """Log a customer's follow-up question on one of their sessions, priced by the current rules.
 
+    Support or admin staff log it (``actor``); the platform asks for the customer itself
+    with ``actor=None, on_behalf_of_customer=True`` (audited as the platform).
     Raises FollowUpError (nothing written) for a bad type or text, an unknown
     session, a session that is not the customer's, not completed, or ended more
     than ``rules.window_days`` ago, or one with ``rules.max_open_per_session``
     follow-ups waiting already; or when the price is not set.
     """
-    require_role(actor, *HANDLERS)
+    if on_behalf_of_customer:
+        if actor is not None:
+            raise FollowUpError("A follow-up is logged either by staff or for the customer, not both.")
+        audited_as = PLATFORM
+    else:
+        audited_as = require_role(actor, *HANDLERS)
     follow_up_type = _type(follow_up_type)
     text = _text(text, "The question", TEXT_MAX)
     parent_session_id = parse_uuid(parent_session_id, "Session", FollowUpError)
     customer_id = parse_uuid(customer_id, "Customer", FollowUpError)
     now = _moment(now)
     with engine.begin() as conn:
-        actor = require_current_role(conn, actor, *HANDLERS)
-        # Locking the session makes follow-ups on it take turns, so the limit holds.
-        session = conn.execute(locking(conn, sa.select(
-            sessions.c.customer_id, sessions.c.status, sessions.c.ended_at, sessions.c.request_id,
-        ).where(sessions.c.id == parent_session_id))).first()
-        if session is None:
-            raise FollowUpError(f"No session with id {parent_session_id}.")
-        if session.customer_id != customer_id:
-            raise FollowUpError(f"Session {parent_session_id} is another customer's; "
-                                "a follow-up can only be asked on one's own session.")
-        if session.status != "completed":
-            raise FollowUpError(f"Session {parent_session_id} is {session.status}; "
-                                "follow-ups can only be asked on completed sessions.")
-        window = dt.timedelta(days=rules.window_days)
-        if session.ended_at is None or now - session.ended_at > window:
-            ended = f"ended {session.ended_at:%d %b %Y %H:%M} UTC" if session.ended_at else "has no end time"
-            raise FollowUpError(f"Session {parent_session_id} {ended}; follow-ups can be asked up to "
-                                f"{rules.window_days} days after a session ends.")
-        waiting = conn.execute(sa.select(sa.func.count()).select_from(requests).where(
-            requests.c.parent_session_id == parent_session_id, requests.c.is_follow_up, STATE.in_(WAITING),
-        )).scalar_one()
-        if waiting >= rules.max_open_per_session:
-            raise FollowUpError(f"Session {parent_session_id} already has {waiting} follow-up(s) waiting for an "
-                                f"answer; the limit is {rules.max_open_per_session}.")
-        plan = conn.execute(sa.select(profiles.c.plan).where(profiles.c.id == customer_id)).scalar() or "standard"
-        price = prices(conn)[plan, follow_up_type]
-        if price.cents is None:
-            raise FollowUpError(f"New issues cost what a new {NEW_SESSION_TYPE} session costs, and that has no "
-                                "base price yet: an admin sets one (or a follow-up price) first.")
+        if not on_behalf_of_customer:
+            audited_as = require_current_role(conn, actor, *HANDLERS)
+        session = _parent_session(conn, parent_session_id)
+        plan, price = _price_for(conn, session, parent_session_id=parent_session_id, customer_id=customer_id,
+                                 follow_up_type=follow_up_type, rules=rules, now=now)
         parent_request = conn.execute(sa.select(
             requests.c.vehicle_make, requests.c.vehicle_model, requests.c.vehicle_year, requests.c.category,
         ).where(requests.c.id == session.request_id)).mappings().first() or {}
@@ -319,13 +394,65 @@ def create_follow_up(engine: Engine, actor: Actor | None, *, parent_session_id, 
             **parent_request, "customer_id": customer_id, "description": text, "status": PLATFORM_STATUS["open"],
             "is_follow_up": True, "parent_session_id": parent_session_id, "follow_up_type": follow_up_type,
             "follow_up_state": "open", "follow_up_price_cents": price.cents, "created_at": now, "updated_at": now,
+            "rules_applied_at": now,
         }
         follow_up_id = conn.execute(requests.insert().values(**values).returning(requests.c.id)).scalar_one()
-        record_audit(conn, actor, "follow_up.create", ENTITY, follow_up_id, after={
+        record_audit(conn, audited_as, "follow_up.create", ENTITY, follow_up_id, after={
             "state": "open", "parent_session_id": parent_session_id, "customer_id": customer_id,
             "follow_up_type": follow_up_type, "plan": plan, "price_cents": price.cents, "price_source": price.source,
         })
     return CreatedFollowUp(follow_up_id, plan, price.cents)
+
+
+def apply_follow_up_rules(conn: Connection, follow_up_id: uuid.UUID, actor,
+                          rules: FollowUpRules = FollowUpRules()) -> str | None:
+    """The creation rules on a follow-up the platform stored itself (``rules_applied_at``
+    NULL), in the caller's transaction, as of when it was asked: a follow-up they allow gets
+    its price (unless the platform set one) and, while open, its state; one that breaks a
+    rule is cancelled with the rule as its reason (or, if the platform closed it already,
+    only noted). Audited. Returns "priced", "cancelled" or "rejected"; None when the
+    follow-up is not waiting for the rules (handled already, or by another worker right now)."""
+    r = requests
+    waiting = sa.select(r).where(r.c.id == follow_up_id, r.c.is_follow_up, r.c.rules_applied_at.is_(None))
+    seen = conn.execute(waiting).first()
+    if seen is None:
+        return None
+    session = conn.execute(locking(conn, sa.select(  # before the follow-up, as create_follow_up locks it
+        sessions.c.customer_id, sessions.c.status, sessions.c.ended_at).where(sessions.c.id == seen.parent_session_id)
+    )).first()
+    if conn.dialect.name == "postgresql":  # DuckDB has no row locks: a racing worker's commit fails instead
+        waiting = waiting.with_for_update(skip_locked=True)
+    row = conn.execute(waiting).first()
+    if row is None:
+        return None
+    now = dt.datetime.now(UTC)
+    state = conn.execute(sa.select(STATE).where(r.c.id == row.id)).scalar_one()
+    try:
+        if session is None:
+            raise FollowUpError(f"No session with id {row.parent_session_id}.")
+        _text(row.description, "The question", TEXT_MAX)
+        plan, price = _price_for(conn, session, parent_session_id=row.parent_session_id, customer_id=row.customer_id,
+                                 follow_up_type=row.follow_up_type, rules=rules, now=row.created_at, checking=row)
+    except FollowUpError as exc:
+        reason = str(exc)[:CANCEL_REASON_MAX]
+        changes = {"rules_applied_at": now}
+        if state in WAITING:
+            changes.update(follow_up_state="cancelled", status=PLATFORM_STATUS["cancelled"], cancelled_at=now,
+                           cancel_reason=reason, updated_at=now)
+        conn.execute(r.update().where(r.c.id == row.id).values(**changes))
+        outcome = "cancelled" if state in WAITING else "rejected"
+        record_audit(conn, actor, f"follow_up.intake_{outcome}", ENTITY, row.id, before={"state": state},
+                     after={"state": "cancelled" if state in WAITING else state}, reason=reason)
+        return outcome
+    cents = price.cents if row.follow_up_price_cents is None else row.follow_up_price_cents
+    changes = {"rules_applied_at": now, "follow_up_price_cents": cents}
+    if row.follow_up_state is None and row.status == PLATFORM_STATUS["open"]:
+        changes["follow_up_state"] = "open"
+    conn.execute(r.update().where(r.c.id == row.id).values(**changes))
+    record_audit(conn, actor, "follow_up.intake", ENTITY, row.id, before={"state": state}, after={
+        "state": changes.get("follow_up_state", state), "plan": plan, "price_cents": cents,
+        "price_source": price.source if row.follow_up_price_cents is None else "platform"})
+    return "priced"
 
 
 # --- the lifecycle ------------------------------------------------------------------

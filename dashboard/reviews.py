@@ -21,6 +21,10 @@ An unflagged review is published at once; a flagged one waits as ``pending``
 in the moderation queue. The review setting ``moderate_all`` queues every
 review.
 
+Reviews the platform stores itself get the same checks and flags from the intake job
+(``apply_review_rules``, run by ``jobs/intake.py``); ``rules_applied_at`` says when a
+review's rules ran.
+
 Moderation (``moderate``): support and admin staff publish, hide (with one of
 ``HIDE_REASONS``) or restore reviews; each change writes an audit row.
 
@@ -242,10 +246,15 @@ def _check_text(text) -> str | None:
 
 
 def _lock_mechanics(conn: Connection, mechanic_ids: Iterable) -> list:
+    """Lock the mechanics' rows (PostgreSQL) so writers of their aggregates take turns. NO KEY
+    UPDATE: inserting a row that references a mechanic (the platform's reviews, sessions)
+    is not held up by it, nor does it hold up the lock."""
     ids = sorted({m for m in mechanic_ids if m is not None})  # one order everywhere: no deadlocks
     if ids:
-        conn.execute(locking(conn, sa.select(mechanics.c.user_id).where(mechanics.c.user_id.in_(ids))
-                              .order_by(mechanics.c.user_id))).all()
+        query = sa.select(mechanics.c.user_id).where(mechanics.c.user_id.in_(ids)).order_by(mechanics.c.user_id)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(key_share=True)
+        conn.execute(query).all()
     return ids
 
 
@@ -298,6 +307,41 @@ def set_moderation_required(engine: Engine, actor: Actor, required: bool) -> Non
                      before={"moderate_all": before}, after={"moderate_all": bool(required)})
 
 
+def _reviewable_session(conn: Connection, session_id: uuid.UUID, customer_id: uuid.UUID | None):
+    """The session a review is about, if the customer may review it; ReviewError otherwise."""
+    session = conn.execute(
+        sa.select(sessions.c.customer_id, sessions.c.mechanic_id, sessions.c.status).where(sessions.c.id == session_id)
+    ).first()
+    if session is None:
+        raise ReviewError(f"No session with id {session_id}.")
+    if session.status != "completed":
+        raise ReviewError(f"Session {session_id} is {session.status}; only completed sessions can be reviewed.")
+    if session.customer_id != customer_id:
+        raise ReviewError("Only the session's customer can review it.")
+    if session.mechanic_id is None:
+        raise ReviewError(f"Session {session_id} has no mechanic to review.")
+    return session
+
+
+def _judge(conn: Connection, *, customer_id: uuid.UUID, rating: int, text: str | None, at: dt.datetime,
+           exclude: uuid.UUID | None = None) -> tuple[list[str], str, str | None]:
+    """(flags, status, text fingerprint) of a review written at ``at`` by the flag rules and the
+    moderation setting; ``exclude``: the review itself, when it is stored already."""
+    r = mechanic_reviews
+    others = [r.c.id != exclude] if exclude is not None else []
+    fingerprint = text_fingerprint(text)
+    duplicate = fingerprint is not None and conn.execute(
+        sa.select(r.c.id).where(r.c.text_fingerprint == fingerprint, *others).limit(1)
+    ).first() is not None
+    recent = conn.execute(
+        sa.select(sa.func.count()).select_from(r).where(
+            r.c.customer_id == customer_id, r.c.created_at >= at - BURST_WINDOW, r.c.created_at <= at, *others)
+    ).scalar_one()
+    flags = flags_for(text, rating, duplicate=duplicate, recent_reviews=recent)
+    status = "pending" if flags or moderation_required(conn) else "published"
+    return flags, status, fingerprint
+
+
 def submit_review(engine: Engine, *, session_id, customer_id, rating, text=None) -> SubmittedReview:
     """Store a customer's review of a session, with its flags; publish it unless flagged.
 
@@ -311,39 +355,18 @@ def submit_review(engine: Engine, *, session_id, customer_id, rating, text=None)
     customer_id = parse_uuid(customer_id, "Customer", ReviewError)
     try:
         with engine.begin() as conn:
-            session = conn.execute(
-                sa.select(sessions.c.customer_id, sessions.c.mechanic_id, sessions.c.status)
-                .where(sessions.c.id == session_id)
-            ).first()
-            if session is None:
-                raise ReviewError(f"No session with id {session_id}.")
-            if session.status != "completed":
-                raise ReviewError(f"Session {session_id} is {session.status}; only completed sessions can be reviewed.")
-            if session.customer_id != customer_id:
-                raise ReviewError("Only the session's customer can review it.")
-            if session.mechanic_id is None:
-                raise ReviewError(f"Session {session_id} has no mechanic to review.")
+            session = _reviewable_session(conn, session_id, customer_id)
             if conn.execute(sa.select(mechanic_reviews.c.id).where(mechanic_reviews.c.session_id == session_id)).first():
                 raise ReviewError(f"Session {session_id} already has a review.")
-
-            fingerprint = text_fingerprint(text)
-            duplicate = fingerprint is not None and conn.execute(
-                sa.select(mechanic_reviews.c.id).where(mechanic_reviews.c.text_fingerprint == fingerprint).limit(1)
-            ).first() is not None
-            recent = conn.execute(
-                sa.select(sa.func.count()).select_from(mechanic_reviews).where(
-                    mechanic_reviews.c.customer_id == customer_id,
-                    mechanic_reviews.c.created_at >= dt.datetime.now(dt.timezone.utc) - BURST_WINDOW,
-                )
-            ).scalar_one()
-            flags = flags_for(text, rating, duplicate=duplicate, recent_reviews=recent)
-            status = "pending" if flags or moderation_required(conn) else "published"
+            now = dt.datetime.now(dt.timezone.utc)
+            flags, status, fingerprint = _judge(conn, customer_id=customer_id, rating=rating, text=text, at=now)
             if status == "published":
                 _lock_mechanics(conn, [session.mechanic_id])
             review_id = conn.execute(
                 mechanic_reviews.insert().values(
                     session_id=session_id, mechanic_id=session.mechanic_id, customer_id=customer_id,
                     rating=rating, review_text=text, status=status, flags=flags, text_fingerprint=fingerprint,
+                    rules_applied_at=now,
                 ).returning(mechanic_reviews.c.id)
             ).scalar_one()
             if status == "published":
@@ -351,6 +374,60 @@ def submit_review(engine: Engine, *, session_id, customer_id, rating, text=None)
     except sa.exc.IntegrityError as exc:  # a concurrent review of the same session won the race
         raise ReviewError(f"Session {session_id} already has a review.") from exc
     return SubmittedReview(review_id, status, tuple(flags))
+
+
+def apply_review_rules(conn: Connection, review_id: uuid.UUID, actor) -> str | None:
+    """Pitwall's intake rules on a review the platform stored itself (``rules_applied_at``
+    NULL), in the caller's transaction: the same checks and flags as ``submit_review``, then
+    published or queued, aggregates updated, an audit row. A review that breaks a rule
+    (unknown session, another customer's, bad text) waits in the queue as pending, its
+    reason in the audit row. A review a moderator (or the platform, hiding it) decided on keeps
+    its status. Returns "published", "queued", "hidden" or "rejected"; None when the
+    review is not waiting for the rules (handled already, or by another worker right now)."""
+    r = mechanic_reviews
+    waiting = sa.select(r).where(r.c.id == review_id, r.c.rules_applied_at.is_(None))
+    seen = conn.execute(waiting).first()
+    if seen is None:
+        return None
+    _lock_mechanics(conn, [seen.mechanic_id])  # before the review, in the order moderation locks them
+    if conn.dialect.name == "postgresql":  # DuckDB has no row locks: a racing worker's commit fails instead
+        waiting = waiting.with_for_update(skip_locked=True)
+    review = conn.execute(waiting).first()
+    if review is None or review.mechanic_id != seen.mechanic_id:
+        return None  # another worker has it, or the platform is changing it: a later run takes it
+    now = dt.datetime.now(dt.timezone.utc)
+    decided = review.moderated_at is not None or review.status == "hidden"  # by a moderator or the platform
+    try:
+        if review.session_id is None:
+            raise ReviewError("The review names no session.")
+        session = _reviewable_session(conn, review.session_id, review.customer_id)
+        if review.mechanic_id != session.mechanic_id:
+            raise ReviewError(f"The review names mechanic {review.mechanic_id}, the session's is "
+                              f"{session.mechanic_id}.")
+        text = _check_text(review.review_text)
+    except ReviewError as exc:
+        status = review.status if decided else "pending"
+        conn.execute(r.update().where(r.c.id == review_id).values(status=status, rules_applied_at=now))
+        _refresh_if_published(conn, review, status)
+        record_audit(conn, actor, "review.intake_rejected", "mechanic_review", review_id,
+                     before={"status": review.status}, after={"status": status}, reason=str(exc))
+        return "rejected"
+    flags, status, fingerprint = _judge(conn, customer_id=review.customer_id, rating=review.rating, text=text,
+                                        at=review.created_at, exclude=review_id)
+    if decided:  # the flags inform, the status stays
+        status = review.status
+    conn.execute(r.update().where(r.c.id == review_id).values(
+        status=status, flags=flags, text_fingerprint=fingerprint, rules_applied_at=now))
+    _refresh_if_published(conn, review, status)
+    record_audit(conn, actor, "review.intake", "mechanic_review", review_id,
+                 before={"status": review.status}, after={"status": status, "flags": flags})
+    return {"published": "published", "hidden": "hidden"}.get(status, "queued")
+
+
+def _refresh_if_published(conn: Connection, review, status: str) -> None:
+    """Recompute the (locked) mechanic's aggregates when the review is or was published."""
+    if "published" in (review.status, status) and review.mechanic_id is not None:
+        refresh_aggregates(conn, [review.mechanic_id])
 
 
 def moderate(engine: Engine, actor: Actor, review_ids: Iterable, action: str, reason: str | None = None) -> int:

@@ -23,6 +23,8 @@ Bookable slots
   session needs ``session_minutes`` inside the window, a start must be at
   least ``notice_minutes`` after now, and it must keep ``buffer_minutes``
   clear of every booked session (statuses in ``BLOCKING_STATUSES``).
+- ``slots_by_day`` lists the starts for customers, by date of the customer's timezone;
+  ``check_booking`` re-checks a chosen start on the server with the same rules.
 - A slot's multiplier is the one of the slot its start falls in; its price is
   ``price_cents(base, multiplier)``: base cents x multiplier computed exactly
   and rounded half up to whole cents (4,999 x 1.25 = 6,248.75 -> 6,249;
@@ -42,7 +44,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from dashboard import schema as s
 from dashboard.period import timezones
@@ -57,6 +59,7 @@ ONE = Decimal("1.00")
 BLOCKING_STATUSES = tuple(status for status in s.SESSION_STATUSES if status != "cancelled")
 MAX_BASE_PRICE_CENTS = 100_000  # $1,000.00 per session
 REASON_MAX_CHARS = 200
+MAX_SLOT_DAYS = 31  # the longest range ``slots_by_day`` lists
 
 
 class ValidationError(ValueError):
@@ -566,3 +569,57 @@ def check_booking(
     if quoted_price_cents is not None and quoted_price_cents != slot.price_cents:
         raise BookingRejected(f"The price is now ${slot.price_cents / 100:,.2f}; confirm the new price.")
     return slot
+
+
+# --- bookable slots for customers ------------------------------------------------------------
+
+
+def _date(value: Any, what: str) -> dt.date:
+    if isinstance(value, dt.datetime) or not isinstance(value, (dt.date, str)):
+        raise ValidationError(f"The {what} date must be a date like 2026-03-09.")
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            raise ValidationError(f"The {what} date {value[:20]!r} is not a date like 2026-03-09.") from None
+    return value
+
+
+def slots_by_day(engine: Engine, mechanic_id: Any, *, start: Any, end: Any, zone: str, session_type: str,
+                 now: dt.datetime | None = None, rules: SlotRules = SlotRules()) -> dict[str, list[dict]]:
+    """A mechanic's bookable starts on the dates ``start`` to ``end`` (both included, at most
+    ``MAX_SLOT_DAYS``) as the customer's ``zone`` shows them: ``{"2026-03-09": [slot, ...]}``
+    with every date present, each slot ``start`` and ``end`` (aware, in ``zone``),
+    ``price_cents`` and ``multiplier`` (text, two decimals). The same rules as ``check_booking``.
+    """
+    if session_type not in s.SESSION_TYPES:
+        raise ValidationError(f"Unknown session type {str(session_type)[:20]!r}; "
+                              f"use one of {', '.join(s.SESSION_TYPES)}.")
+    shown_in = parse_timezone(zone)
+    first, last = _date(start, "start"), _date(end, "end")
+    if last < first:
+        raise ValidationError(f"The end date {last} is before the start date {first}.")
+    days = (last - first).days + 1
+    if days > MAX_SLOT_DAYS:
+        raise ValidationError(f"Ask for at most {MAX_SLOT_DAYS} days of slots at a time; {days} asked.")
+    mechanic = parse_uuid(mechanic_id, "Mechanic", ValidationError)
+    now = now or dt.datetime.now(UTC)
+    with engine.connect() as conn:
+        # the customer's dates lie within a day either side of the mechanic's
+        calendar = load_calendars(conn, [mechanic], first - dt.timedelta(days=1), days + 2).get(mechanic)
+        if calendar is None:
+            raise ValidationError(f"No mechanic with id {mechanic}.")
+        base = base_prices(conn).get(session_type)
+    if not calendar.is_active:
+        raise ValidationError("This mechanic is not taking bookings.")
+    if base is None:
+        raise ValidationError(f"No base price is set for {session_type} sessions yet.")
+    found: dict[str, list[dict]] = {(first + dt.timedelta(days=n)).isoformat(): [] for n in range(days)}
+    for slot in bookable_slots(calendar, first - dt.timedelta(days=1), days + 2, now=now, rules=rules,
+                               base_price_cents=base):
+        local = slot.start_utc.astimezone(shown_in)
+        day = found.get(local.date().isoformat())
+        if day is not None:
+            day.append({"start": local, "end": slot.end_utc.astimezone(shown_in), "price_cents": slot.price_cents,
+                        "multiplier": f"{slot.multiplier:.2f}"})
+    return found

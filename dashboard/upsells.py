@@ -24,6 +24,13 @@ service, whose title, description and price the recommendation copies (a later p
 change does not rewrite history). A type without an active service is not offered.
 
 Catalogue edits are for admins only, validated, and audited (entity ``upsell_service``).
+
+Events from the platform (``record_upsell_event``): a recommendation was shown to its
+customer, clicked, or bought. Each is recorded once per recommendation: the first report
+sets its time (``shown_at`` replaces the time the engine created it), writes the CRM
+interaction (``upsell_shown``, ``upsell_clicked``, ``purchase``) in the same transaction
+under an event id derived from the recommendation and the event, and an audit row (the
+platform as actor); a repeated report changes nothing and says so.
 """
 
 from __future__ import annotations
@@ -39,7 +46,10 @@ from sqlalchemy.engine import Connection, Engine
 from dashboard import schema as s
 from dashboard.audit import changed_meanwhile, record_audit
 from dashboard.auth import Actor, require_current_role, require_role
+from dashboard.crm import FUTURE_TOLERANCE, record_interaction
+from dashboard.db import retry_on_conflict
 from dashboard.scheduling import ChangedMeanwhile, ValidationError, parse_base_price
+from dashboard.system_actors import PLATFORM
 from dashboard.validation import parse_text, parse_uuid
 
 OPEN_DAYS = 30
@@ -54,6 +64,11 @@ TYPE_LABELS = {"follow_up": "Follow-up session", "maintenance_plan": "Maintenanc
 TITLE_MIN, TITLE_MAX, DESCRIPTION_MAX = 3, 80, 300
 EDITOR_ROLES = ("admin",)
 SERVICE = "upsell_service"
+RECOMMENDATION = "upsell_recommendation"
+# event -> (the recommendation's time column, the CRM interaction it records)
+UPSELL_EVENTS = {"shown": ("shown_at", "upsell_shown"), "clicked": ("clicked_at", "upsell_clicked"),
+                 "purchased": ("purchased_at", "purchase")}
+EVENT_IDS = uuid.UUID("5f3c1d7e-8a9b-4c2d-9e0f-a1b2c3d4e5f6")  # namespace of the events' uuid5 ids
 
 
 # --- rules -------------------------------------------------------------------------------
@@ -208,3 +223,60 @@ def _deactivate_others(conn: Connection, actor: Actor, kind: str, keep: uuid.UUI
         record_audit(conn, actor, "upsell_service.update", SERVICE, row.id, before=_snapshot(row),
                      after={**_snapshot(row), "is_active": False},
                      reason=f"another {kind} service was activated")
+
+
+# --- events from the platform --------------------------------------------------------------
+
+
+def _event_time(at: Any) -> dt.datetime:
+    now = dt.datetime.now(dt.timezone.utc)
+    if at is None:
+        return now
+    if not isinstance(at, dt.datetime) or at.tzinfo is None or at.utcoffset() is None:
+        raise ValidationError("The event time must be a date and time with a timezone.")
+    if at > now + FUTURE_TOLERANCE:
+        raise ValidationError(f"The event time {at:%Y-%m-%d %H:%M %Z} is in the future.")
+    return at
+
+
+def record_upsell_event(engine: Engine, recommendation_id: Any, customer_id: Any, event: str, *,
+                        at: dt.datetime | None = None) -> dict:
+    """Record that the customer's recommendation was ``"shown"``, ``"clicked"`` or
+    ``"purchased"`` at ``at`` (default now), once (module docstring). Returns
+    recommendation_id, event, at (the recorded time), changed and a message."""
+    if event not in UPSELL_EVENTS:
+        raise ValidationError(f"Unknown upsell event {str(event)[:20]!r}; use one of {', '.join(UPSELL_EVENTS)}.")
+    recommendation = parse_uuid(recommendation_id, "Recommendation", ValidationError)
+    customer = parse_uuid(customer_id, "Customer", ValidationError)
+    at = _event_time(at)
+    column, interaction_type = UPSELL_EVENTS[event]
+    event_id = uuid.uuid5(EVENT_IDS, f"{recommendation}/{event}")
+    rec, i = s.upsell_recommendations, s.crm_interactions
+
+    def write() -> dict:
+        with engine.begin() as conn:
+            query = sa.select(rec).where(rec.c.id == recommendation, rec.c.customer_id == customer)
+            row = conn.execute(query.with_for_update() if conn.dialect.name == "postgresql" else query).first()
+            if row is None:
+                raise ValidationError(f"No upsell recommendation with id {recommendation} for this customer.")
+            done = conn.execute(sa.select(i.c.created_at).where(i.c.event_id == event_id)).scalar()
+            if done is None and event != "shown":
+                done = row._mapping[column]
+            if done is not None:
+                return {"recommendation_id": recommendation, "event": event, "at": done, "changed": False,
+                        "message": f"Already recorded as {event} at {done:%Y-%m-%d %H:%M:%S %Z}; nothing changed."}
+            if event != "shown" and at < row.shown_at:
+                raise ValidationError(f"The recommendation cannot be {event} before it was shown "
+                                      f"({row.shown_at:%Y-%m-%d %H:%M %Z}).")
+            conn.execute(rec.update().where(rec.c.id == recommendation).values({column: at}))
+            metadata = {"recommendation_id": str(recommendation), "recommendation_type": row.recommendation_type}
+            if event == "purchased":
+                metadata["price_cents"] = row.price_cents
+            record_interaction(conn, customer_id=customer, interaction_type=interaction_type,
+                               session_id=row.session_id, metadata=metadata, occurred_at=at, event_id=event_id)
+            record_audit(conn, PLATFORM, f"upsell.{event}", RECOMMENDATION, recommendation,
+                         before={column: row._mapping[column]}, after={column: at})
+        return {"recommendation_id": recommendation, "event": event, "at": at, "changed": True,
+                "message": f"Recorded as {event}."}
+
+    return retry_on_conflict(write)

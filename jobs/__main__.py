@@ -3,6 +3,9 @@
 ``python -m jobs funnel [--rebuild]`` and ``python -m jobs upsells [--days N]`` keep the CRM's
 derived data fresh (``jobs/funnel.py``, ``jobs/upsells.py``); run them from cron.
 
+``python -m jobs intake --once`` or ``--loop [--interval 10]`` applies Pitwall's rules to the
+reviews and follow-ups the platform wrote itself (``jobs/intake.py``).
+
 The same command serves cron (``--once``), systemd timers and containers (``--loop``).
 Exit status: 0 done, 2 configuration or database problem (one line on stderr).
 """
@@ -13,6 +16,7 @@ import argparse
 import signal
 import sys
 import threading
+from typing import Callable
 
 from dashboard.config import ConfigError, load_settings, normalize_url
 from dashboard.db import DatabaseUnavailable, check_connection, make_engine
@@ -22,6 +26,21 @@ def _engine(database: str | None):
     engine = make_engine(normalize_url(database) if database else load_settings().database_url)
     check_connection(engine)
     return engine
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def _until_stopped(loop: Callable[[threading.Event], None]) -> int:
+    """Run a job's loop until SIGTERM (systemd, containers) or Ctrl-C."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        loop(stop)
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 def _emails(args) -> int:
@@ -34,13 +53,7 @@ def _emails(args) -> int:
     if args.once:
         print(run_once(engine, settings).summary())
         return 0
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        run_loop(engine, settings, args.interval, stop, report=lambda line: print(line, flush=True))
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return _until_stopped(lambda stop: run_loop(engine, settings, args.interval, stop, report=_print))
 
 
 def _emails_bench(args) -> int:
@@ -62,6 +75,21 @@ def _upsells(args) -> int:
 
     print(run(_engine(args.database), days=args.days).summary())
     return 0
+
+
+def _intake(args) -> int:
+    from dashboard.followups import FollowUpError, FollowUpRules
+    from jobs.intake import run_loop, run_once
+
+    engine = _engine(args.database)
+    try:
+        rules = FollowUpRules.from_mapping(load_settings().secrets.get("followups", {}))
+    except FollowUpError as exc:
+        raise ConfigError(f"[followups] in secrets.toml: {exc}") from exc
+    if args.once:
+        print(run_once(engine, rules).summary())
+        return 0
+    return _until_stopped(lambda stop: run_loop(engine, args.interval, stop, report=_print, rules=rules))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,10 +118,19 @@ def main(argv: list[str] | None = None) -> int:
     upsells.add_argument("--days", type=int, default=7, help="summaries of the last N days (default 7, at most 366)")
     upsells.add_argument("--database", help="database URL (default: the configured one)")
     upsells.set_defaults(run=_upsells)
+    intake = commands.add_parser("intake", help="apply Pitwall's rules to reviews and follow-ups the platform wrote")
+    mode = intake.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--once", action="store_true", help="handle what waits now, then exit (cron)")
+    mode.add_argument("--loop", action="store_true",
+                      help="keep handling new rows: on notification (PostgreSQL) or every --interval seconds")
+    intake.add_argument("--interval", type=float, default=10,
+                        help="seconds between polls with --loop (default 10; PostgreSQL also wakes on NOTIFY)")
+    intake.add_argument("--database", help="database URL (default: the configured one)")
+    intake.set_defaults(run=_intake)
     args = parser.parse_args(argv)
     if args.command == "upsells" and not 1 <= args.days <= 366:
         parser.error("--days must be from 1 to 366")
-    if args.command == "emails" and args.interval <= 0:
+    if args.command in ("emails", "intake") and args.interval <= 0:
         parser.error("--interval must be positive")
     try:
         return args.run(args)

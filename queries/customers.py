@@ -133,6 +133,18 @@ def timeline(conn: Connection, *, customer_id) -> pd.DataFrame:
 RECOMMENDATION_COLUMNS = ["recommendation_type", "service_title", "price_cents", "reason"]
 
 
+def open_recommendations(customer_id, now: dt.datetime, *columns: sa.ColumnElement) -> sa.Select:
+    """``columns`` and ``reason`` of the customer's open recommendations (not bought, shown in
+    the last ``OPEN_DAYS``), the clicked ones first, then the latest shown."""
+    rec = s.upsell_recommendations
+    reason = sa.case((rec.c.clicked_at.isnot(None), "open recommendation, clicked but not bought"),
+                     else_="open recommendation, shown but not clicked")
+    return (sa.select(*columns, reason.label("reason"))
+            .where(rec.c.customer_id == customer_id, rec.c.purchased_at.is_(None),
+                   rec.c.shown_at > now - dt.timedelta(days=OPEN_DAYS))
+            .order_by(rec.c.clicked_at.is_(None), rec.c.shown_at.desc(), rec.c.id))
+
+
 def recommended_next(conn: Connection, *, customer_id, now: dt.datetime | None = None) -> pd.DataFrame:
     """The next service to offer the customer (one row, or none): their open recommendation
     (a clicked one first, then the latest shown), else what the upsell rules would add for
@@ -140,14 +152,8 @@ def recommended_next(conn: Connection, *, customer_id, now: dt.datetime | None =
     cid = parse_uuid(customer_id, "Customer", ValidationError)
     now = now or dt.datetime.now(dt.timezone.utc)
     rec, ses = s.upsell_recommendations, s.sessions
-    reason = sa.case((rec.c.clicked_at.isnot(None), "open recommendation, clicked but not bought"),
-                     else_="open recommendation, shown but not clicked")
     open_one = conn.execute(
-        sa.select(rec.c.recommendation_type, rec.c.service_title, rec.c.price_cents, reason)
-        .where(rec.c.customer_id == cid, rec.c.purchased_at.is_(None),
-               rec.c.shown_at > now - dt.timedelta(days=OPEN_DAYS))
-        .order_by(rec.c.clicked_at.is_(None), rec.c.shown_at.desc(), rec.c.id)
-        .limit(1)
+        open_recommendations(cid, now, rec.c.recommendation_type, rec.c.service_title, rec.c.price_cents).limit(1)
     ).all()
     if open_one:
         return pd.DataFrame(open_one, columns=RECOMMENDATION_COLUMNS)

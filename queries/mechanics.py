@@ -8,9 +8,19 @@ mechanic. Both are computed here in SQL, the same on PostgreSQL and DuckDB.
 Response time is the time from the request's creation to the session's
 acceptance (``sessions.accepted_at - requests.created_at``), in minutes,
 counted against the mechanic's ``response_sla_minutes``.
+
+For customers: ``public_profile`` (an active mechanic's public details, ratings and rank)
+and ``published_reviews_page`` (their published reviews, newest first, a page at a time
+with an opaque cursor over ``(created_at, id)``, so pages never skip or repeat a review
+while new ones arrive).
 """
 
 from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import uuid
 
 import pandas as pd
 import sqlalchemy as sa
@@ -18,10 +28,13 @@ from sqlalchemy.engine import Connection
 
 from dashboard.period import Period
 from dashboard.reviews import PRIOR_WEIGHT
+from dashboard.scheduling import ValidationError
 from dashboard.schema import mechanic_reviews, mechanics, requests, sessions
+from dashboard.validation import parse_uuid
 from queries.registry import register
 
 LEADERBOARD_LIMIT = 50
+REVIEWS_PAGE_MAX = 100
 m = mechanics
 
 
@@ -118,6 +131,66 @@ def rating_distribution(conn: Connection, *, mechanic_id) -> pd.DataFrame:
     return pd.DataFrame({"stars": range(1, 6), "reviews": [counts.get(star, 0) for star in range(1, 6)]})
 
 
+def public_profile(conn: Connection, mechanic_id) -> dict | None:
+    """What customers see of an active mechanic (None for an unknown or inactive one): name,
+    bio, years_experience, specialties, average_rating and review_count (published reviews),
+    ranking_score (the Bayesian rating), rank, and rating_distribution ``{1: n, ..., 5: n}``."""
+    mechanic = parse_uuid(mechanic_id, "Mechanic", ValidationError)
+    frame = profile(conn, mechanic_id=mechanic)
+    if frame.empty or not frame.at[0, "is_active"]:
+        return None
+    row = frame.iloc[0]
+    distribution = rating_distribution(conn, mechanic_id=mechanic)
+    return {
+        "mechanic_id": mechanic, "name": row["display_name"], "bio": row["bio"],
+        "years_experience": None if pd.isna(row["years_experience"]) else int(row["years_experience"]),
+        "specialties": list(row["specialties"]), "average_rating": round(float(row["avg_rating"]), 2),
+        "review_count": int(row["total_reviews"]), "ranking_score": round(float(row["bayesian_rating"]), 4),
+        "rank": int(row["rank"]),
+        "rating_distribution": dict(zip(distribution["stars"].tolist(), distribution["reviews"].tolist())),
+    }
+
+
+def _cursor(created_at: dt.datetime, review_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{review_id}".encode()).decode()
+
+
+def _after(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+    problem = ValidationError("The cursor is not one this list gave out; start again without it.")
+    if not isinstance(cursor, str) or len(cursor) > 200:
+        raise problem
+    try:
+        at, review_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        created_at = dt.datetime.fromisoformat(at)
+        if created_at.tzinfo is None:
+            raise ValueError
+        return created_at, uuid.UUID(review_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise problem from None
+
+
+def published_reviews_page(conn: Connection, mechanic_id, *, after: str | None = None,
+                           limit: int = 20) -> tuple[list[dict], str | None]:
+    """A mechanic's published reviews, newest first: up to ``limit`` (1 to ``REVIEWS_PAGE_MAX``)
+    rows of id, rating, review_text, helpful_count, created_at, and the cursor of the next page
+    (None on the last). ``after``: the cursor a previous page returned."""
+    mechanic = parse_uuid(mechanic_id, "Mechanic", ValidationError)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= REVIEWS_PAGE_MAX:
+        raise ValidationError(f"The page size must be a whole number from 1 to {REVIEWS_PAGE_MAX}.")
+    r = mechanic_reviews
+    query = (sa.select(r.c.id, r.c.rating, r.c.review_text, r.c.helpful_count, r.c.created_at)
+             .where(r.c.mechanic_id == mechanic, r.c.status == "published")
+             .order_by(r.c.created_at.desc(), r.c.id.desc()).limit(limit + 1))
+    if after is not None:
+        created_at, review_id = _after(after)
+        query = query.where(sa.tuple_(r.c.created_at, r.c.id) < sa.tuple_(created_at, review_id))
+    rows = [dict(row) for row in conn.execute(query).mappings()]
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, _cursor(rows[-1]["created_at"], rows[-1]["id"])
+
+
 def _responses(mechanic_id, period: Period) -> sa.Subquery:
     start, end = period.bounds()
     minutes = sa.cast(sa.extract("epoch", sessions.c.accepted_at - requests.c.created_at), sa.Double) / 60.0
@@ -167,6 +240,10 @@ register("mechanics.leaderboard", lambda conn, ctx: leaderboard(conn))
 register("mechanics.leaderboard_specialty",
          lambda conn, ctx: leaderboard(conn, specialty=(specialties(conn) or [None])[0]))
 register("mechanics.profile", lambda conn, ctx: profile(conn, mechanic_id=ctx.sample["mechanic_id"]))
+register("mechanics.public_profile",
+         lambda conn, ctx: pd.DataFrame([public_profile(conn, ctx.sample["mechanic_id"]) or {}]))
+register("mechanics.published_reviews_page",
+         lambda conn, ctx: pd.DataFrame(published_reviews_page(conn, ctx.sample["mechanic_id"])[0]))
 register("mechanics.rating_distribution",
          lambda conn, ctx: rating_distribution(conn, mechanic_id=ctx.sample["mechanic_id"]))
 register("mechanics.response_times", lambda conn, ctx: response_times(

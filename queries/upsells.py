@@ -8,9 +8,14 @@ counts purchases made in the period instead.)
 Metrics of a group: shown, clicked, purchased, revenue_cents (price of the purchased ones),
 ctr (clicked / shown), conversion (purchased / shown), click_to_purchase (purchased /
 clicked) and revenue_per_shown (cents); ratios are NaN for an empty group.
+
+For the customer: ``customer_cards`` (their open recommendations) and
+``recommended_next_service`` (the one to offer first, as the customer lookup shows it).
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 import pandas as pd
 import sqlalchemy as sa
@@ -18,6 +23,9 @@ from sqlalchemy.engine import Connection
 
 from dashboard import schema as s
 from dashboard.period import Period
+from dashboard.scheduling import ValidationError
+from dashboard.validation import parse_uuid
+from queries.customers import open_recommendations, recommended_next
 from queries.funnel import GRAINS, bucket_starts
 from queries.registry import register
 
@@ -92,6 +100,28 @@ def by_mechanic(conn: Connection, *, period: Period) -> pd.DataFrame:
              .group_by(m.c.user_id, m.c.display_name)
              .order_by(sa.literal_column("revenue_cents").desc(), m.c.display_name, m.c.user_id))
     return _with_rates(pd.DataFrame(conn.execute(query).all(), columns=["mechanic_id", "display_name", *COUNTS]))
+
+
+def customer_cards(conn: Connection, customer_id, *, now: dt.datetime | None = None) -> list[dict]:
+    """The customer's open recommendations as cards (clicked first, then the latest shown):
+    id, kind, title, description, price_cents, reason."""
+    cid = parse_uuid(customer_id, "Customer", ValidationError)
+    rec = s.upsell_recommendations
+    query = open_recommendations(cid, now or dt.datetime.now(dt.timezone.utc), rec.c.id,
+                                 rec.c.recommendation_type.label("kind"), rec.c.service_title.label("title"),
+                                 rec.c.service_description.label("description"), rec.c.price_cents)
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def recommended_next_service(conn: Connection, customer_id, *, now: dt.datetime | None = None) -> dict | None:
+    """The next service to offer the customer (``queries.customers.recommended_next``):
+    kind, title, price_cents, reason; None when there is nothing to offer."""
+    found = recommended_next(conn, customer_id=customer_id, now=now)
+    if found.empty:
+        return None
+    row = found.iloc[0]
+    return {"kind": row["recommendation_type"], "title": row["service_title"],
+            "price_cents": int(row["price_cents"]), "reason": row["reason"]}
 
 
 CATALOGUE_COLUMNS = ["service_id", "recommendation_type", "title", "description", "price_cents", "is_active",

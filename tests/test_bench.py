@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+import sqlalchemy as sa
 
 from dashboard import bench
+from dashboard import schema as s
+from dashboard.db import make_engine
 from queries.registry import CASES, register
 
 
@@ -42,8 +47,30 @@ def test_bench_reports_unreachable_database_in_one_line(capsys):
     assert err.startswith("error: Cannot reach the database") and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("args", [["--scale", "0"], ["--scale", "abc"], ["--repeat", "0"]])
+@pytest.mark.parametrize("args", [["--scale", "0"], ["--scale", "abc"], ["--repeat", "0"], ["--api", "--workers", "0"],
+                                  ["--api", "--clients", "1000"], ["--api", "--seconds", "inf"]])
 def test_bench_rejects_bad_arguments(args):
     with pytest.raises(SystemExit) as info:
         bench.main(args + ["--database", "duckdb:///:memory:"])
     assert info.value.code == 2
+
+
+def test_api_bench_reports_every_figure(tmp_path, capsys):
+    """A tiny run over HTTP (one worker: DuckDB has one writer); the figures, not their values."""
+    url = f"duckdb:///{tmp_path / 'api-bench.duckdb'}"
+    args = ["--api", "--scale", "0.01", "--database", url, "--workers", "1", "--samples", "2", "--batches", "2",
+            "--clients", "2", "--seconds", "0.5"]
+    assert bench.main(args) == 0
+    out = capsys.readouterr().out
+    for pattern in [r"api on duckdb, 1 worker", r"slots over 14 days, one mechanic: p50 [\d.]+ ms, p95 [\d.]+ ms",
+                    r"booking check: p50 [\d.]+ ms, p95 [\d.]+ ms",
+                    r"interaction ingest: 1,000 events in batches of 500 from 4 senders: [\d,]+ events/s",
+                    r"mixed load: 2 clients for 0.5 s: [\d,]+ requests, [\d,]+ requests/s, p95 [\d.]+ ms, 0 errors"]:
+        assert re.search(pattern, out), pattern
+    engine = make_engine(url)
+    with engine.connect() as conn:  # the run cleans up after itself and revokes its key
+        assert conn.execute(sa.select(sa.func.count()).select_from(s.crm_interactions)
+                            .where(s.crm_interactions.c.event_id.isnot(None))).scalar_one() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(s.api_idempotency)).scalar_one() == 0
+        assert conn.execute(sa.select(s.api_keys.c.revoked_at)).scalar_one() is not None
+    engine.dispose()

@@ -15,7 +15,7 @@ from dashboard import schema as s
 from dashboard.auth import Actor, PermissionDenied
 from dashboard.followups import (
     STATE, TEXT_MAX, FollowUpConflict, FollowUpError, FollowUpRules, assign, cancel, close, create_follow_up,
-    mark_answered, prices, set_prices,
+    mark_answered, prices, quote, set_prices,
 )
 from queries.followups import summary
 from queries.overview import open_follow_ups
@@ -500,3 +500,46 @@ def test_two_people_assigning_at_once_one_wins(pg_engine):
         assert follow_up(pg_engine, created.id)["assigned_mechanic_id"] == winner_mechanic
     assert sum(a["action"] == "follow_up.assign" for a in audit(pg_engine)) == 8
     assert not any(a["action"] == "follow_up.reassign" for a in audit(pg_engine))
+
+
+# --- for the customer: the quote, and asking on their behalf ----------------------------------
+
+def quote_for(engine, session, customer, follow_up_type="quick_question", **kw):
+    return quote(engine, parent_session_id=session, customer_id=customer, follow_up_type=follow_up_type,
+                 now=kw.pop("now", NOW), **kw)
+
+
+def test_quote_says_what_creating_would_cost_or_why_not(engine, world):
+    assert quote_for(engine, world["cal_rita"], world["cal"]) == \
+        {"eligible": True, "reason": None, "price_cents": 500, "plan": "standard"}
+    assert quote_for(engine, world["pia_rita"], world["pia"], "new_issue") == \
+        {"eligible": True, "reason": None, "price_cents": 2900, "plan": "premium"}
+    late = quote_for(engine, world["cal_rita"], world["cal"], now=NOW + dt.timedelta(days=13))
+    assert (late["eligible"], late["price_cents"], late["plan"]) == (False, None, "standard")
+    assert "up to 14 days after a session ends" in late["reason"]
+    assert "another customer's" in quote_for(engine, world["pia_rita"], world["cal"])["reason"]
+    assert "is scheduled" in quote_for(engine, world["cal_scheduled"], world["cal"])["reason"]
+    ask(engine, world["cal_rita"], world["cal"])
+    ask(engine, world["cal_rita"], world["cal"])
+    assert "the limit is 2" in quote_for(engine, world["cal_rita"], world["cal"])["reason"]
+    for session, follow_up_type, message in [(uuid.uuid4(), "quick_question", "No session with id"),
+                                             ("x';--", "quick_question", "not a valid id"),
+                                             (world["cal_rita"], "<b>free</b>", "Unknown follow-up type")]:
+        with pytest.raises(FollowUpError, match=message):
+            quote_for(engine, session, world["cal"], follow_up_type)
+    assert follow_up_count(engine) == 2  # quotes write nothing
+
+
+def test_the_platform_asks_for_the_customer_audited_as_the_platform(engine, world):
+    offered = quote_for(engine, world["cal_rita"], world["cal"], "mini_extension")
+    created = ask(engine, world["cal_rita"], world["cal"], "mini_extension", actor=None, on_behalf_of_customer=True)
+    assert created.price_cents == offered["price_cents"] == 1500
+    row = follow_up(engine, created.id)
+    assert (row["state"], row["follow_up_price_cents"], row["rules_applied_at"] is not None) == ("open", 1500, True)
+    (entry,) = audit(engine)
+    assert (entry["actor_email"], entry["actor_role"], entry["action"]) == ("platform", "platform", "follow_up.create")
+    with pytest.raises(FollowUpError, match="either by staff or for the customer"):
+        ask(engine, world["cal_rita"], world["cal"], actor=SUPPORT, on_behalf_of_customer=True)
+    with pytest.raises(FollowUpError, match="another customer's"):
+        ask(engine, world["pia_rita"], world["cal"], actor=None, on_behalf_of_customer=True)
+    assert follow_up_count(engine) == 1

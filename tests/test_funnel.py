@@ -10,13 +10,14 @@ in the comments of ``EVENTS`` and the tests.
 
 import datetime as dt
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from dashboard import schema as s
-from dashboard.crm import DEFAULT_STEPS, CrmInputError, FunnelSpec, record_interaction
+from dashboard.crm import DEFAULT_STEPS, CrmInputError, FunnelSpec, IngestResult, record_interaction, record_interactions
 from dashboard.period import Period
 from jobs.funnel import refresh
 from queries import funnel as q
@@ -406,7 +407,8 @@ def test_record_interaction_validates(crm_db):
         ({"metadata": {"blob": "x" * 5000}}, "over 4,096 bytes"),
         ({"metadata": {"note": "nul\x00"}}, "contains a NUL character"),
         ({"metadata": {"score": float("inf")}}, "finite numbers"),
-        ({"occurred_at": "2024-03-01T10:00Z"}, "must be a date and time, not str"),
+        ({"occurred_at": 1709287200}, "must be a date and time"),
+        ({"occurred_at": "yesterday"}, "not an ISO 8601 time"),
         ({"occurred_at": dt.datetime(2024, 3, 1)}, "needs a timezone"),
         ({"occurred_at": dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)}, "in the future"),
     ]:
@@ -415,3 +417,79 @@ def test_record_interaction_validates(crm_db):
             record_interaction(conn, **call)
     with crm_db.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(s.crm_interactions)).scalar_one() == len(EVENTS) + 1
+
+
+# --- batches of the platform's events ---------------------------------------------------------
+
+def _event(**changes) -> dict:
+    return {"event_id": uuid.uuid4(), "customer_id": C["A"], "interaction_type": "upsell_clicked",
+            "occurred_at": "2024-03-05T10:00:00+01:00", "session_id": S["A"], **changes}
+
+
+def _count_interactions(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(s.crm_interactions)).scalar_one()
+
+
+def test_record_interactions_keeps_good_events_and_says_why_others_are_rejected(crm_db):
+    good = [_event(), _event(interaction_type="intake", session_id=None, request_id=uuid.uuid4(),
+                             metadata={"source": "ios"}, occurred_at=utc(2024, 3, 6, 8))]
+    bad = [
+        (_event(customer_id=uuid.uuid4()), "unknown_customer"),
+        (_event(session_id=uuid.uuid4()), "unknown_session"),
+        (_event(session_id=S["B1"]), "other_customer"),
+        (_event(interaction_type="<script>alert(1)</script>"), "invalid"),
+        (_event(occurred_at="yesterday"), "invalid"),
+        (_event(occurred_at="2024-03-05T10:00:00"), "invalid"),
+        (_event(metadata={"note": "nul\x00byte"}), "invalid"),
+        (_event(metadata={"value": float("inf")}), "invalid"),
+        (_event(event_id="not-a-uuid"), "invalid"),
+        (_event(colour="red"), "invalid"),
+        ({"customer_id": C["A"]}, "invalid"),
+        ("not an object", "invalid"),
+    ]
+    batch = [good[0], *[event for event, _ in bad], good[1]]
+    result = record_interactions(crm_db, batch)
+    assert (result.accepted, result.duplicates) == (2, 0)
+    assert [(position, code) for position, code, _ in result.rejected] == \
+        [(n, code) for n, (_, code) in enumerate(bad, start=1)]
+    assert all(message for _, _, message in result.rejected)
+    i = s.crm_interactions
+    with crm_db.connect() as conn:
+        rows = {r.event_id: r for r in conn.execute(sa.select(i).where(i.c.event_id.isnot(None)))}
+    assert set(rows) == {good[0]["event_id"], good[1]["event_id"]}
+    first, second = rows[good[0]["event_id"]], rows[good[1]["event_id"]]
+    assert first.created_at == utc(2024, 3, 5, 9) and first.session_id == S["A"]
+    assert second.metadata == {"source": "ios", "request_id": str(good[1]["request_id"])}
+    assert _count_interactions(crm_db) == len(EVENTS) + 2
+
+
+def test_a_replayed_event_is_a_duplicate_and_writes_nothing(crm_db):
+    once, twice = _event(), _event()
+    assert record_interactions(crm_db, [once, twice, dict(twice)]) == IngestResult(2, 1, [])
+    again = record_interactions(crm_db, [{**once, "interaction_type": "purchase"}, twice, _event()])
+    assert again == IngestResult(1, 2, [])
+    assert _count_interactions(crm_db) == len(EVENTS) + 3
+    i = s.crm_interactions
+    with crm_db.connect() as conn:
+        kind = conn.execute(sa.select(i.c.interaction_type).where(i.c.event_id == once["event_id"])).scalar_one()
+    assert kind == "upsell_clicked"  # the replay did not overwrite the first
+
+
+@pytest.mark.parametrize("batch, message", [
+    ([_event() for _ in range(1001)], "at most 1,000 events"),
+    ({"event_id": "x"}, "as a list"),
+    ("events", "as a list"),
+])
+def test_a_batch_that_is_too_big_or_not_a_list_is_refused(crm_db, batch, message):
+    with pytest.raises(CrmInputError, match=message):
+        record_interactions(crm_db, batch)
+    assert _count_interactions(crm_db) == len(EVENTS)
+
+
+def test_two_senders_of_the_same_batch_record_it_once(crm_db):
+    batch = [_event() for _ in range(50)]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: record_interactions(crm_db, batch), range(2)))
+    assert sum(r.accepted for r in results) == 50 and sum(r.duplicates for r in results) == 50
+    assert _count_interactions(crm_db) == len(EVENTS) + 50

@@ -188,3 +188,56 @@ def test_empty_database_gives_empty_frames_with_columns(engine):
     assert list(_query(engine, rq.moderation_queue).columns) == [*rq.REVIEW_COLUMNS, "matching"]
     assert _query(engine, mq.leaderboard).empty and _query(engine, mq.specialties) == []
     assert _query(engine, mq.response_times, mechanic_id=add_user_id(engine), period=period).empty
+
+
+# --- what customers see ---------------------------------------------------------------------
+
+
+def test_public_profile_of_an_active_mechanic(engine, board):
+    rita = _query(engine, mq.public_profile, mechanic_id=board["rita"])
+    assert rita == {
+        "mechanic_id": board["rita"], "name": "Rita", "bio": "Brakes <b>expert</b>", "years_experience": 12,
+        "specialties": ["brakes", "electrical"], "average_rating": 4.5, "review_count": 2,
+        "ranking_score": round(53 / 12, 4), "rank": 2,
+        "rating_distribution": {1: 0, 2: 0, 3: 0, 4: 1, 5: 1},  # the hidden 1-star is not counted
+    }
+    dee = _query(engine, mq.public_profile, mechanic_id=str(board["dee"]))
+    assert (dee["years_experience"], dee["specialties"], dee["review_count"], dee["rank"]) == (None, [], 0, 3)
+    assert _query(engine, mq.public_profile, mechanic_id=board["old"]) is None  # inactive: not public
+    assert _query(engine, mq.public_profile, mechanic_id=add_user_id(engine)) is None
+    with pytest.raises(ValueError, match="not a valid id"):
+        _query(engine, mq.public_profile, mechanic_id="1 OR 1=1")
+
+
+def test_published_reviews_come_a_page_at_a_time_newest_first(engine):
+    with engine.begin() as conn:
+        mia, other = add_mechanic(conn, "Mia"), add_mechanic(conn, "Other")
+        times = [NOW - DAY * n for n in (5, 4, 3, 3, 3, 1)]  # three at the same instant: ties go by id
+        published = [(at, add_review(conn, mia, 4, created_at=at)) for at in times]
+        add_review(conn, mia, 1, "pending", created_at=NOW)
+        add_review(conn, mia, 2, "hidden", created_at=NOW)
+        add_review(conn, other, 5, created_at=NOW)
+    expected = [rid for _, rid in sorted(published, key=lambda p: (p[0], p[1]), reverse=True)]
+    seen, cursor = [], None
+    for page_number in range(3):
+        rows, cursor = _query(engine, mq.published_reviews_page, mechanic_id=mia, after=cursor, limit=2)
+        seen += [row["id"] for row in rows]
+        assert len(rows) == 2 and set(rows[0]) == {"id", "rating", "review_text", "helpful_count", "created_at"}
+        if page_number == 0:  # a review arriving meanwhile goes on top and shifts nothing
+            with engine.begin() as conn:
+                add_review(conn, mia, 5, created_at=NOW + DAY)
+    assert seen == expected and cursor is None
+    rows, cursor = _query(engine, mq.published_reviews_page, mechanic_id=mia)
+    assert len(rows) == 7 and cursor is None
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"limit": 0}, "page size"), ({"limit": 101}, "page size"), ({"limit": "20"}, "page size"),
+    ({"after": "bm90IGEgY3Vyc29y"}, "cursor"), ({"after": "%%%"}, "cursor"), ({"after": "x" * 500}, "cursor"),
+    ({"mechanic_id": "garbage"}, "not a valid id"),
+])
+def test_bad_review_page_requests_are_refused(engine, changes, message):
+    with engine.begin() as conn:
+        call = {"mechanic_id": add_mechanic(conn), **changes}
+    with pytest.raises(ValueError, match=message):
+        _query(engine, mq.published_reviews_page, **call)

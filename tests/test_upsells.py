@@ -5,7 +5,9 @@ The engine runs at NOW with the default 7-day look-back: summaries after 25 May 
 """
 
 import datetime as dt
+import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
@@ -13,8 +15,9 @@ import sqlalchemy as sa
 from dashboard import schema as s
 from dashboard.auth import Actor, PermissionDenied
 from dashboard.scheduling import ChangedMeanwhile, ValidationError
-from dashboard.upsells import save_service
+from dashboard.upsells import record_upsell_event, save_service
 from jobs.upsells import run
+from queries.upsells import customer_cards, recommended_next_service
 from tests.staff import staff_fixture
 
 NOW = dt.datetime(2024, 6, 1, 12, tzinfo=dt.timezone.utc)
@@ -248,3 +251,115 @@ def test_postgres_allows_one_active_service_per_type(pg_engine):
     with pytest.raises(sa.exc.IntegrityError), pg_engine.begin() as conn:
         conn.execute(s.upsell_services.insert(), [
             {"recommendation_type": "follow_up", "title": f"Call {n}", "price_cents": 100} for n in (1, 2)])
+
+
+# --- the customer's cards and the platform's events ---------------------------------------------
+
+@pytest.fixture
+def pat(engine):
+    """Pat's recommendations: a follow-up call shown 2 days ago, a plan shown 5 days ago and
+    clicked, a bought upgrade, and a call shown 40 days ago (lapsed); Quinn has one of his own."""
+    now = dt.datetime.now(dt.timezone.utc)
+    ids = {name: uuid.uuid4() for name in ("pat", "quinn", "session", "call", "plan", "bought", "lapsed", "theirs")}
+    with engine.begin() as conn:
+        conn.execute(s.users.insert(), [{"id": ids[n], "email": f"{n}@example.com"} for n in ("pat", "quinn")])
+        conn.execute(s.sessions.insert().values(id=ids["session"], customer_id=ids["pat"], status="completed"))
+        base = {"customer_id": ids["pat"], "session_id": ids["session"], "service_description": None,
+                "clicked_at": None, "purchased_at": None}
+        conn.execute(s.upsell_recommendations.insert(), [
+            {**base, "id": ids["call"], "recommendation_type": "follow_up", "service_title": "Follow-up call",
+             "service_description": "We check the <b>repair</b>.", "price_cents": 1900,
+             "shown_at": now - dt.timedelta(days=2)},
+            {**base, "id": ids["plan"], "recommendation_type": "maintenance_plan", "service_title": "Plan",
+             "price_cents": 9900, "shown_at": now - dt.timedelta(days=5), "clicked_at": now - dt.timedelta(days=4)},
+            {**base, "id": ids["bought"], "recommendation_type": "premium_upgrade", "service_title": "Premium",
+             "price_cents": 999, "shown_at": now - dt.timedelta(days=3), "purchased_at": now - dt.timedelta(days=3)},
+            {**base, "id": ids["lapsed"], "recommendation_type": "follow_up", "service_title": "Old call",
+             "price_cents": 1500, "shown_at": now - dt.timedelta(days=40)},
+            {**base, "id": ids["theirs"], "customer_id": ids["quinn"], "session_id": None, "recommendation_type": "follow_up",
+             "service_title": "Quinn's call", "price_cents": 1900, "shown_at": now - dt.timedelta(days=1)},
+        ])
+    return ids
+
+
+def test_customer_cards_are_the_open_recommendations_clicked_first(engine, pat):
+    with engine.connect() as conn:
+        cards = customer_cards(conn, str(pat["pat"]))
+        best = recommended_next_service(conn, pat["pat"])
+        nothing = customer_cards(conn, uuid.uuid4()), recommended_next_service(conn, uuid.uuid4())
+        with pytest.raises(ValidationError, match="not a valid id"):
+            customer_cards(conn, "pat")
+    assert cards == [
+        {"id": pat["plan"], "kind": "maintenance_plan", "title": "Plan", "description": None, "price_cents": 9900,
+         "reason": "open recommendation, clicked but not bought"},
+        {"id": pat["call"], "kind": "follow_up", "title": "Follow-up call",
+         "description": "We check the <b>repair</b>.", "price_cents": 1900,
+         "reason": "open recommendation, shown but not clicked"},
+    ]
+    assert best == {"kind": "maintenance_plan", "title": "Plan", "price_cents": 9900,
+                    "reason": "open recommendation, clicked but not bought"}
+    assert nothing == ([], None)
+
+
+def _recommendation(engine, rid) -> dict:
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.select(s.upsell_recommendations)
+                                 .where(s.upsell_recommendations.c.id == rid)).mappings().one())
+
+
+def _interactions(engine) -> list[tuple]:
+    i = s.crm_interactions
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(i.c.interaction_type, i.c.created_at, i.c.metadata).order_by(i.c.created_at))
+        return [(kind, when, _json(meta)) for kind, when, meta in rows]
+
+
+def _json(value):
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def test_each_upsell_event_is_recorded_once_with_its_interaction(engine, pat):
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    shown, clicked, bought = now - dt.timedelta(hours=3), now - dt.timedelta(hours=2), now - dt.timedelta(hours=1)
+    call, customer = pat["call"], pat["pat"]
+    first = record_upsell_event(engine, call, customer, "shown", at=shown)
+    assert (first["changed"], first["at"]) == (True, shown)
+    again = record_upsell_event(engine, str(call), str(customer), "shown", at=now)
+    assert again["changed"] is False and again["at"] == shown and "nothing changed" in again["message"]
+    assert record_upsell_event(engine, call, customer, "clicked", at=clicked)["changed"] is True
+    assert record_upsell_event(engine, call, customer, "clicked")["at"] == clicked
+    assert record_upsell_event(engine, call, customer, "purchased", at=bought)["changed"] is True
+    assert record_upsell_event(engine, pat["plan"], customer, "clicked")["changed"] is False  # clicked before
+    row = _recommendation(engine, call)
+    assert (row["shown_at"], row["clicked_at"], row["purchased_at"]) == (shown, clicked, bought)
+    ref = {"recommendation_id": str(call), "recommendation_type": "follow_up"}
+    assert _interactions(engine) == [("upsell_shown", shown, ref), ("upsell_clicked", clicked, ref),
+                                     ("purchase", bought, {**ref, "price_cents": 1900})]
+    with engine.connect() as conn:
+        trail = conn.execute(sa.select(s.audit_log.c.actor_email, s.audit_log.c.action)
+                             .order_by(s.audit_log.c.created_at)).all()
+    assert [tuple(r) for r in trail] == [("platform", "upsell.shown"), ("platform", "upsell.clicked"),
+                                         ("platform", "upsell.purchased")]
+
+
+def test_bad_upsell_events_are_refused_and_change_nothing(engine, pat):
+    now = dt.datetime.now(dt.timezone.utc)
+    for rid, customer, event, when, message in [
+        (pat["theirs"], pat["pat"], "clicked", None, f"No upsell recommendation with id {pat['theirs']}"),
+        (uuid.uuid4(), pat["pat"], "clicked", None, "No upsell recommendation with id"),
+        ("1; DROP TABLE x", pat["pat"], "clicked", None, "not a valid id"),
+        (pat["call"], pat["pat"], "viewed", None, "Unknown upsell event"),
+        (pat["call"], pat["pat"], "clicked", now.replace(tzinfo=None), "with a timezone"),
+        (pat["call"], pat["pat"], "clicked", now + dt.timedelta(days=1), "in the future"),
+        (pat["call"], pat["pat"], "clicked", now - dt.timedelta(days=3), "before it was shown"),
+    ]:
+        with pytest.raises(ValidationError, match=message):
+            record_upsell_event(engine, rid, customer, event, at=when)
+    assert _interactions(engine) == [] and _recommendation(engine, pat["call"])["clicked_at"] is None
+
+
+def test_two_reports_of_one_click_at_once_record_it_once(engine, pat):
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: record_upsell_event(engine, pat["call"], pat["pat"], "clicked"), range(2)))
+    assert sorted(r["changed"] for r in results) == [False, True]
+    assert [kind for kind, _, _ in _interactions(engine)] == ["upsell_clicked"]

@@ -1,0 +1,1 @@
+"""Pitwall's platform API (FastAPI on uvicorn): thin routes over the domain rules; see docs/api.md."""
