@@ -11,6 +11,10 @@ import argparse
 import json
 import sys
 
+import uvicorn
+from uvicorn.supervisors import Multiprocess
+
+from api.app import TcpNoDelayConfig
 from api.auth import KeyCommandError, create_key, list_keys, revoke_key
 from api.settings import load_api_settings
 from dashboard.config import ConfigError
@@ -19,8 +23,6 @@ from dashboard.schema import API_SCOPES
 
 
 def _serve(args) -> int:
-    import uvicorn
-
     settings = load_api_settings()
     if args.workers > 1 and settings.app.database_url.startswith("duckdb://"):
         raise ConfigError("The embedded DuckDB file takes one writer process: run one worker, "
@@ -28,8 +30,14 @@ def _serve(args) -> int:
     engine = make_engine(settings.app.database_url)
     check_connection(engine)
     engine.dispose()  # each worker opens its own
-    uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                proxy_headers=True, server_header=False, log_level=args.log_level)
+    config = TcpNoDelayConfig("api.app:create_app", factory=True, host=args.host, port=args.port,
+                              workers=args.workers, proxy_headers=True, server_header=False,
+                              log_level=args.log_level)
+    if config.workers > 1:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        config.load_app()
+        uvicorn.Server(config).run()
     return 0
 
 

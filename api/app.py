@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.engine import Engine
@@ -108,3 +110,17 @@ def parse_id(value: str, what: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise Problem(404, "not_found", f"No {what} with id {value[:40]!r}.") from None
+
+
+class TcpNoDelayConfig(uvicorn.Config):
+    """uvicorn's Config whose shared listening socket (``--workers`` above 1) is marked as TCP.
+
+    uvicorn binds it with protocol 0, and asyncio sets TCP_NODELAY only on sockets whose
+    protocol is IPPROTO_TCP, so every keep-alive answer waited for a delayed ACK (measured on
+    /healthz: 7 ms with one worker, 52 ms with two)."""
+
+    def bind_socket(self) -> socket.socket:
+        sock = super().bind_socket()
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return sock
+        return socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())

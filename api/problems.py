@@ -70,7 +70,8 @@ def from_domain(exc: Exception) -> Problem | None:
             message = str(exc)
             if is_not_found(message):
                 return Problem(404, "not_found", message)
-            return Problem(status, getattr(exc, "code", None) or code, message)
+            reason = {"reason": exc.reason} if isinstance(exc, BookingRejected) else {}
+            return Problem(status, code, message, **reason)
     return None
 
 

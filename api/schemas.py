@@ -168,6 +168,8 @@ class ProblemOut(BaseModel):
     status: int
     detail: str
     code: str
+    reason: str | None = Field(None, description="With not_bookable: taken, outside_hours, day_off, too_soon, "
+                                                  "price_changed, not_taking_bookings, no_price or invalid.")
 
 
 PROBLEMS = {status: {"model": ProblemOut, "content": {"application/problem+json": {}}}

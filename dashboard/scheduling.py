@@ -75,8 +75,17 @@ class ChangedMeanwhile(ValidationError):
     loaded. The message says who and when; nothing was saved."""
 
 
+BOOKING_REASONS = ("taken", "outside_hours", "day_off", "too_soon", "price_changed", "not_taking_bookings",
+                   "no_price", "invalid")
+
+
 class BookingRejected(ValueError):
-    """The chosen start time is not bookable; the message says why."""
+    """The chosen start time is not bookable; the message says why and ``reason`` (one of
+    BOOKING_REASONS) says it for a program."""
+
+    def __init__(self, message: str, reason: str = "invalid"):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -544,10 +553,10 @@ def check_booking(
         calendars = {}
     calendar = next(iter(calendars.values()), None)
     if calendar is None or not calendar.is_active:
-        raise BookingRejected("This mechanic is not taking bookings.")
+        raise BookingRejected("This mechanic is not taking bookings.", "not_taking_bookings")
     base = base_prices(conn).get(session_type)
     if base is None:
-        raise BookingRejected(f"No base price is set for {session_type} sessions yet.")
+        raise BookingRejected(f"No base price is set for {session_type} sessions yet.", "no_price")
     try:
         first_day = start.astimezone(calendar.zone).date() - dt.timedelta(days=1)
     except ValidationError as exc:
@@ -561,13 +570,18 @@ def check_booking(
     slot = offered(calendar, rules, now)
     if slot is None:
         if offered(replace(calendar, booked=()), replace(rules, notice_minutes=0), start) is None:
-            raise BookingRejected("That time is not an open start time in the mechanic's availability.")
+            local_day = start.astimezone(calendar.zone).date()
+            if not availability_windows(calendar, local_day, 1):
+                raise BookingRejected(f"The mechanic does not work on {local_day:%a %d %b %Y} (their date).", "day_off")
+            raise BookingRejected("That time is not an open start time in the mechanic's availability.",
+                                  "outside_hours")
         if start < now + dt.timedelta(minutes=rules.notice_minutes):
-            raise BookingRejected(f"Bookings need at least {rules.notice_minutes} minutes' notice.")
+            raise BookingRejected(f"Bookings need at least {rules.notice_minutes} minutes' notice.", "too_soon")
         raise BookingRejected("That time clashes with a booked session (including the "
-                              f"{rules.buffer_minutes}-minute buffer).")
+                              f"{rules.buffer_minutes}-minute buffer).", "taken")
     if quoted_price_cents is not None and quoted_price_cents != slot.price_cents:
-        raise BookingRejected(f"The price is now ${slot.price_cents / 100:,.2f}; confirm the new price.")
+        raise BookingRejected(f"The price is now ${slot.price_cents / 100:,.2f}; confirm the new price.",
+                              "price_changed")
     return slot
 
 

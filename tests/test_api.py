@@ -261,9 +261,12 @@ def test_booking_check_gives_the_price_or_the_reason(api, world, calendar):
     assert ok.status_code == 200, ok.text
     assert shaped(BookableOut, ok) == {"bookable": True, "price_cents": 2499, "start": at(day, 9),
                          "end": at(day, 9, 30), "multiplier": "1.25"}
-    assert "booked session" in problem(check(at(day, 10, 30)), 409, "not_bookable")["detail"]  # taken
-    assert "open start time" in problem(check(at(day, 14)), 409, "not_bookable")["detail"]  # outside hours
-    assert "open start time" in problem(check(at(day + dt.timedelta(days=1), 9)), 409, "not_bookable")["detail"]
+    taken = problem(check(at(day, 10, 30)), 409, "not_bookable")
+    assert taken["reason"] == "taken" and "booked session" in taken["detail"]
+    outside = problem(check(at(day, 14)), 409, "not_bookable")
+    assert outside["reason"] == "outside_hours" and "open start time" in outside["detail"]
+    day_off = problem(check(at(day + dt.timedelta(days=1), 9)), 409, "not_bookable")
+    assert day_off["reason"] == "day_off" and "does not work on" in day_off["detail"]
     problem(check("2026-12-03T09:00:00"), 422, "invalid_request")  # no offset
     problem(api.post("/v1/bookings/check", headers, {"mechanic_id": mechanic, "start": at(day, 9),
                                                       "session_type": "phone"}), 422, "invalid_request")
@@ -285,7 +288,8 @@ def test_booking_check_refuses_too_soon(api, world):
         soon += dt.timedelta(minutes=30)
     response = api.post("/v1/bookings/check", api.as_customer(world["customer"]),
                         {"mechanic_id": str(mechanic), "start": soon.isoformat(), "session_type": "video"})
-    assert "notice" in problem(response, 409, "not_bookable")["detail"]
+    too_soon = problem(response, 409, "not_bookable")
+    assert too_soon["reason"] == "too_soon" and "notice" in too_soon["detail"]
 
 
 # --- CRM ingest -------------------------------------------------------------------------------------

@@ -319,21 +319,23 @@ def test_booking_check_returns_the_server_price(engine, bookable_mechanic):
             check_booking(conn, bookable_mechanic, "video", at("10:00"), now=NOW, quoted_price_cents=4999)
 
 
-@pytest.mark.parametrize("start,now,message", [
-    (at("07:30"), NOW, "not an open start time"),  # 08:30 local, before the slot
-    (at("08:15"), NOW, "not an open start time"),  # off the 30-minute grid
-    (at("10:45"), NOW, "not an open start time"),  # would end after 12:00 local
-    (at("08:00"), at("07:00"), "120 minutes' notice"),
-    (at("09:00"), NOW, "clashes with a booked session"),  # 09:30Z is booked
+@pytest.mark.parametrize("start,now,message,reason", [
+    (at("07:30"), NOW, "not an open start time", "outside_hours"),  # 08:30 local, before the slot
+    (at("08:15"), NOW, "not an open start time", "outside_hours"),  # off the 30-minute grid
+    (at("10:45"), NOW, "not an open start time", "outside_hours"),  # would end after 12:00 local
+    (at("08:00") + dt.timedelta(days=1), NOW, "does not work on Tue 10 Mar 2026", "day_off"),  # no slot on Tuesdays
+    (at("08:00"), at("07:00"), "120 minutes' notice", "too_soon"),
+    (at("09:00"), NOW, "clashes with a booked session", "taken"),  # 09:30Z is booked
 ])
-def test_booking_check_rejects_with_a_reason(engine, bookable_mechanic, start, now, message):
+def test_booking_check_rejects_with_a_reason(engine, bookable_mechanic, start, now, message, reason):
     with engine.begin() as conn:
         add_session(conn, bookable_mechanic, at("09:30"))
         add_session(conn, bookable_mechanic, at("08:00"), status="cancelled")  # cancelled frees its time
     with engine.connect() as conn:
         assert check_booking(conn, bookable_mechanic, "video", at("08:30"), now=NOW).price_cents == 4999
-        with pytest.raises(BookingRejected, match=message):
+        with pytest.raises(BookingRejected, match=message) as rejected:
             check_booking(conn, bookable_mechanic, "video", start, now=now)
+    assert rejected.value.reason == reason
 
 
 def test_booking_check_rejects_unknown_inputs(engine, bookable_mechanic):
