@@ -24,7 +24,7 @@ from streamlit.navigation.page import StreamlitPage  # noqa: E402
 from dashboard import access, ui  # noqa: E402
 from dashboard.auth import Actor, role_for_email  # noqa: E402
 from dashboard.config import ConfigError, Settings, load_settings  # noqa: E402
-from dashboard.db import DatabaseUnavailable, check_connection, explain_failure, redact  # noqa: E402
+from dashboard.db import DatabaseUnavailable, check_connection, explain_failure  # noqa: E402
 from dashboard.migrate import alembic_config, current_revision  # noqa: E402
 from dashboard.period import (  # noqa: E402
     EARLIEST, Period, latest_allowed, period_from_params, period_problem, timezones, today_in,

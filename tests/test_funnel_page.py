@@ -7,7 +7,6 @@ import datetime as dt
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
