@@ -22,7 +22,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -35,7 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from api.auth import Principal
 from api.problems import MEDIA_TYPE, Problem, from_domain, problem_body
-from dashboard.db import is_duckdb, retry_on_conflict
+from dashboard.db import one_writer, retry_on_conflict
 from dashboard.schema import api_idempotency
 
 HEADER = "Idempotency-Key"
@@ -45,9 +44,6 @@ CLAIMED = 0  # status_code of a claimed key until its answer is stored (in the s
 REPLY_DAYS = 1  # stored answers are kept this long; a key seen again later is a new request
 PRUNE_EVERY = 3600.0  # seconds between two prunings by one process
 _pruned_at: dict[str, float] = {}
-# DuckDB takes one writer and has no row locks, so the domain's locks are PostgreSQL's only:
-# this process's writes to a DuckDB file take turns (its threads would race past the rules).
-_DUCKDB_WRITER = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -140,8 +136,10 @@ def run_write(engine: Engine, principal: Principal, key: IdempotencyKey,
               write: Callable[[Any], tuple[int, dict]], *, shared_transaction: bool = True) -> JSONResponse:
     """Run ``write`` once per key: given the transaction's engine stand-in (or, with
     ``shared_transaction`` false, the engine, for a write that takes its own transactions
-    and is safe to repeat), it returns the answer's status and body."""
-    with _DUCKDB_WRITER if is_duckdb(engine) else contextlib.nullcontext():
+    and is safe to repeat), it returns the answer's status and body. On DuckDB, which has no
+    row locks, this process's writes take turns (``one_writer``): its threads would race past
+    the domain's rules."""
+    with one_writer(engine):
         _prune_now_and_then(engine)
         return _run_write(engine, principal, key, write, shared_transaction)
 

@@ -84,10 +84,11 @@ def _secrets_of(url: str) -> list[str]:
     return [str(v) for v in flat if str(v)]
 
 
-def locking(conn, stmt, *, read: bool = False):
-    """``stmt`` locking the rows it reads on PostgreSQL (FOR UPDATE, or FOR SHARE when ``read``)
-    until the transaction ends; unchanged on DuckDB, which has one writer and no row locks."""
-    return stmt.with_for_update(read=read) if conn.dialect.name == "postgresql" else stmt
+def locking(conn, stmt, *, read: bool = False, **for_update):
+    """``stmt`` locking the rows it reads on PostgreSQL (FOR UPDATE, or FOR SHARE when ``read``;
+    ``for_update`` as ``with_for_update`` takes it: ``skip_locked``, ``key_share``) until the
+    transaction ends; unchanged on DuckDB, which has one writer and no row locks."""
+    return stmt.with_for_update(read=read, **for_update) if conn.dialect.name == "postgresql" else stmt
 
 
 _DUCKDB_WRITERS: dict[str, threading.Lock] = {}

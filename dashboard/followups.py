@@ -413,20 +413,20 @@ def apply_follow_up_rules(conn: Connection, follow_up_id: uuid.UUID, actor,
     only noted). Audited. Returns "priced", "cancelled" or "rejected"; None when the
     follow-up is not waiting for the rules (handled already, or by another worker right now)."""
     r = requests
-    waiting = sa.select(r).where(r.c.id == follow_up_id, r.c.is_follow_up, r.c.rules_applied_at.is_(None))
+    waiting = sa.select(r, STATE.label("state")).where(r.c.id == follow_up_id, r.c.is_follow_up,
+                                                      r.c.rules_applied_at.is_(None))
     seen = conn.execute(waiting).first()
     if seen is None:
         return None
     session = conn.execute(locking(conn, sa.select(  # before the follow-up, as create_follow_up locks it
         sessions.c.customer_id, sessions.c.status, sessions.c.ended_at).where(sessions.c.id == seen.parent_session_id)
     )).first()
-    if conn.dialect.name == "postgresql":  # DuckDB has no row locks: a racing worker's commit fails instead
-        waiting = waiting.with_for_update(skip_locked=True)
-    row = conn.execute(waiting).first()
+    # DuckDB has no row locks: a racing worker's commit fails instead
+    row = conn.execute(locking(conn, waiting, skip_locked=True)).first()
     if row is None:
         return None
     now = dt.datetime.now(UTC)
-    state = conn.execute(sa.select(STATE).where(r.c.id == row.id)).scalar_one()
+    state = row.state
     try:
         if session is None:
             raise FollowUpError(f"No session with id {row.parent_session_id}.")

@@ -252,9 +252,7 @@ def _lock_mechanics(conn: Connection, mechanic_ids: Iterable) -> list:
     ids = sorted({m for m in mechanic_ids if m is not None})  # one order everywhere: no deadlocks
     if ids:
         query = sa.select(mechanics.c.user_id).where(mechanics.c.user_id.in_(ids)).order_by(mechanics.c.user_id)
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(key_share=True)
-        conn.execute(query).all()
+        conn.execute(locking(conn, query, key_share=True)).all()
     return ids
 
 
@@ -390,9 +388,8 @@ def apply_review_rules(conn: Connection, review_id: uuid.UUID, actor) -> str | N
     if seen is None:
         return None
     _lock_mechanics(conn, [seen.mechanic_id])  # before the review, in the order moderation locks them
-    if conn.dialect.name == "postgresql":  # DuckDB has no row locks: a racing worker's commit fails instead
-        waiting = waiting.with_for_update(skip_locked=True)
-    review = conn.execute(waiting).first()
+    # DuckDB has no row locks: a racing worker's commit fails instead
+    review = conn.execute(locking(conn, waiting, skip_locked=True)).first()
     if review is None or review.mechanic_id != seen.mechanic_id:
         return None  # another worker has it, or the platform is changing it: a later run takes it
     now = dt.datetime.now(dt.timezone.utc)

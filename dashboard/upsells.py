@@ -47,7 +47,7 @@ from dashboard import schema as s
 from dashboard.audit import changed_meanwhile, record_audit
 from dashboard.auth import Actor, require_current_role, require_role
 from dashboard.crm import FUTURE_TOLERANCE, record_interaction
-from dashboard.db import retry_on_conflict
+from dashboard.db import locking, retry_on_conflict
 from dashboard.scheduling import ChangedMeanwhile, ValidationError, parse_base_price
 from dashboard.system_actors import PLATFORM
 from dashboard.validation import parse_text, parse_uuid
@@ -256,7 +256,7 @@ def record_upsell_event(engine: Engine, recommendation_id: Any, customer_id: Any
     def write() -> dict:
         with engine.begin() as conn:
             query = sa.select(rec).where(rec.c.id == recommendation, rec.c.customer_id == customer)
-            row = conn.execute(query.with_for_update() if conn.dialect.name == "postgresql" else query).first()
+            row = conn.execute(locking(conn, query)).first()
             if row is None:
                 raise ValidationError(f"No upsell recommendation with id {recommendation} for this customer.")
             done = conn.execute(sa.select(i.c.created_at).where(i.c.event_id == event_id)).scalar()

@@ -52,6 +52,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dashboard.audit import record_audit
 from dashboard.auth import Actor, require_current_role, require_role
+from dashboard.db import locking
 from dashboard.schema import EMAIL_MILESTONES, email_outbox, sessions
 from jobs.emails.sender import Outcome
 from jobs.emails.settings import EmailSettings
@@ -161,10 +162,6 @@ class Batch:
         return sorted([*self.rows, *(h.row for h in self.held)], key=lambda row: row.id)
 
 
-def _locked(conn: Connection, query: sa.Select) -> sa.Select:
-    return query.with_for_update(skip_locked=True) if conn.dialect.name == "postgresql" else query
-
-
 def _due(now: dt.datetime) -> sa.ColumnElement[bool]:
     return sa.and_(o.c.status.in_(("pending", "sending")), o.c.next_attempt_at <= now)
 
@@ -177,11 +174,12 @@ def claim(conn: Connection, now: dt.datetime, settings: EmailSettings) -> Batch 
 
 def _claim_resend(conn: Connection, now: dt.datetime, settings: EmailSettings) -> Batch | None:
     waiting = sa.and_(_due(now), o.c.provider_message_id.like(f"{KEY_PREFIX}%"))
-    key = conn.execute(_locked(conn, sa.select(o.c.provider_message_id).where(waiting).limit(1))).scalar()
+    first = sa.select(o.c.provider_message_id).where(waiting).limit(1)
+    key = conn.execute(locking(conn, first, skip_locked=True)).scalar()
     if key is None:
         return None
     in_batch = sa.and_(waiting, o.c.provider_message_id == key)
-    rows = conn.execute(_locked(conn, sa.select(o).where(in_batch).order_by(o.c.id))).all()
+    rows = conn.execute(locking(conn, sa.select(o).where(in_batch).order_by(o.c.id), skip_locked=True)).all()
     if len(rows) != conn.execute(sa.select(sa.func.count()).where(in_batch)).scalar_one():
         return None  # another worker holds part of this batch
     started = min(row.batch_started_at or row.created_at for row in rows)
@@ -213,8 +211,8 @@ def _claim_resend(conn: Connection, now: dt.datetime, settings: EmailSettings) -
 
 def _claim_fresh(conn: Connection, now: dt.datetime, settings: EmailSettings) -> Batch | None:
     fresh = sa.and_(o.c.status == "pending", o.c.next_attempt_at <= now, o.c.provider_message_id.is_(None))
-    rows = conn.execute(_locked(conn, sa.select(o).where(fresh).order_by(o.c.next_attempt_at)
-                                .limit(settings.batch_size))).all()
+    rows = conn.execute(locking(conn, sa.select(o).where(fresh).order_by(o.c.next_attempt_at)
+                                .limit(settings.batch_size), skip_locked=True)).all()
     if not rows:
         return None
     facts = _facts(conn, rows, now)
