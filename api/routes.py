@@ -13,7 +13,6 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
 
@@ -27,7 +26,7 @@ from api.schemas import (
 )
 from dashboard import crm, followups, reviews, scheduling, upsells
 from dashboard.db import check_connection
-from dashboard.migrate import alembic_config, current_revision
+from dashboard.migrate import current_revision, head_revision
 from dashboard.schema import sessions, users
 from queries import mechanics as mechanic_queries
 from queries import upsells as upsell_queries
@@ -77,7 +76,7 @@ def healthz(request: Request):
     """200 when the database answers and is migrated to the revision this code needs (no auth)."""
     engine = _engine(request)
     check_connection(engine)
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = head_revision()
     current = current_revision(engine)
     if current != head:
         raise Problem(503, "not_migrated", f"The database is at revision {current or 'none'}; this API needs "
@@ -137,7 +136,7 @@ def mechanic_reviews(mechanic_id: str, request: Request, principal: Caller,
     """Published reviews, newest first; ``next_cursor`` fetches the next page (null on the last)."""
     mid = parse_id(mechanic_id, "mechanic")
     with _read(request) as conn:
-        if mechanic_queries.public_profile(conn, mid) is None:
+        if not mechanic_queries.is_public(conn, mid):
             raise Problem(404, "not_found", f"No mechanic with id {mid}.")
         rows, next_cursor = mechanic_queries.published_reviews_page(conn, mid, after=cursor, limit=limit)
     return {"data": _json(rows), "next_cursor": next_cursor}

@@ -18,14 +18,13 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the pat
     sys.path.insert(0, str(ROOT))
 
 import streamlit as st  # noqa: E402
-from alembic.script import ScriptDirectory  # noqa: E402
 from streamlit.navigation.page import StreamlitPage  # noqa: E402
 
 from dashboard import access, ui  # noqa: E402
 from dashboard.auth import Actor, role_for_email  # noqa: E402
 from dashboard.config import ConfigError, Settings, load_settings  # noqa: E402
 from dashboard.db import DatabaseUnavailable, check_connection, explain_failure  # noqa: E402
-from dashboard.migrate import alembic_config, current_revision  # noqa: E402
+from dashboard.migrate import current_revision, head_revision  # noqa: E402
 from dashboard.period import (  # noqa: E402
     EARLIEST, Period, latest_allowed, period_from_params, period_problem, timezones, today_in,
 )
@@ -111,7 +110,7 @@ def prepare_embedded(url: str, scale: float) -> None:
 @st.cache_resource(show_spinner=False)
 def migrated_revision(url: str) -> str:
     """The database's revision once it is the one this code needs (not cached while it is not)."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = head_revision()
     current = current_revision(ui.engine_for(url))
     if current != head:
         raise ConfigError(f"The database is at revision {current or 'none (not migrated)'}; "

@@ -16,6 +16,7 @@ step drops it (PostgreSQL) or rebuilds the table (DuckDB) before adding the new 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.ddl.impl import DefaultImpl
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 from dashboard.schema import STEPS, metadata, step_of
@@ -180,6 +182,12 @@ def upgrade(engine: Engine) -> None:
     """Run every pending migration in one transaction per call."""
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), "head")
+
+
+@functools.cache
+def head_revision() -> str:
+    """The revision this code needs (read once from the migration scripts)."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -131,14 +131,19 @@ def rating_distribution(conn: Connection, *, mechanic_id) -> pd.DataFrame:
     return pd.DataFrame({"stars": range(1, 6), "reviews": [counts.get(star, 0) for star in range(1, 6)]})
 
 
+def is_public(conn: Connection, mechanic_id: uuid.UUID) -> bool:
+    """Whether customers may see the mechanic (known and active), without ranking anyone."""
+    return conn.execute(sa.select(m.c.user_id).where(m.c.user_id == mechanic_id, m.c.is_active)).first() is not None
+
+
 def public_profile(conn: Connection, mechanic_id) -> dict | None:
     """What customers see of an active mechanic (None for an unknown or inactive one): name,
     bio, years_experience, specialties, average_rating and review_count (published reviews),
     ranking_score (the Bayesian rating), rank, and rating_distribution ``{1: n, ..., 5: n}``."""
     mechanic = parse_uuid(mechanic_id, "Mechanic", ValidationError)
-    frame = profile(conn, mechanic_id=mechanic)
-    if frame.empty or not frame.at[0, "is_active"]:
+    if not is_public(conn, mechanic):
         return None
+    frame = profile(conn, mechanic_id=mechanic)
     row = frame.iloc[0]
     distribution = rating_distribution(conn, mechanic_id=mechanic)
     return {
