@@ -19,7 +19,7 @@ once handle each row once: on PostgreSQL a worker skips rows another has locked
 (``FOR UPDATE SKIP LOCKED``); DuckDB has no row locks, so the loser of a race retries and
 finds the row handled.
 
-On PostgreSQL ``--loop`` listens on channel ``pitwall_intake`` (a trigger of migration 20
+On PostgreSQL ``--loop`` listens on channel ``pitwall_intake`` (a trigger of migration 19
 notifies it when the platform inserts such a row) and runs within a moment of the insert;
 it also runs every ``--interval`` seconds in case a notification is missed (e.g. while the
 connection was down). On DuckDB it polls every ``--interval`` seconds.
@@ -38,13 +38,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from dashboard import schema as s
-from dashboard.db import retry_on_conflict
+from dashboard.db import explain_failure, retry_on_conflict
 from dashboard.followups import FollowUpRules, apply_follow_up_rules
 from dashboard.reviews import apply_review_rules
 from dashboard.system_actors import INTAKE_JOB
 
 log = logging.getLogger(__name__)
-CHANNEL = "pitwall_intake"  # the channel migration 20's trigger notifies
+CHANNEL = "pitwall_intake"  # the channel migration 19's trigger notifies
 BATCH = 200  # rows read per query of a run
 DEFAULT_INTERVAL = 10.0
 
@@ -81,35 +81,39 @@ def _handle(engine: Engine, source: Source, row_id, rules: FollowUpRules) -> str
     """One row's rules in a transaction of its own; its outcome, None if another worker has it."""
     def write() -> str | None:
         with engine.begin() as conn:
-            outcome = source.apply(conn, row_id, rules)
-            if outcome is not None:
-                _advance(conn, source, row_id)
-            return outcome
+            return source.apply(conn, row_id, rules)
 
     return retry_on_conflict(write)
 
 
-def _advance(conn, source: Source, row_id) -> None:
-    w, table = s.intake_watermarks, source.table
-    created_at = conn.execute(sa.select(table.c.created_at).where(table.c.id == row_id)).scalar_one()
-    values = {"last_seen_at": created_at, "last_id": row_id, "updated_at": dt.datetime.now(dt.timezone.utc)}
-    if conn.execute(w.update().where(w.c.name == source.name).values(**values)).rowcount == 0:
-        conn.execute(w.insert().values(name=source.name, **values))
+def _advance(engine: Engine, source: Source, last) -> None:
+    """Record the source's progress (the last row a run handled) once per run, in a transaction
+    of its own, not in each row's transaction, where workers would queue on the source's one row."""
+    w = s.intake_watermarks
+    values = {"last_seen_at": last.created_at, "last_id": last.id, "updated_at": dt.datetime.now(dt.timezone.utc)}
+
+    def write() -> None:
+        with engine.begin() as conn:
+            if conn.execute(w.update().where(w.c.name == source.name).values(**values)).rowcount == 0:
+                conn.execute(w.insert().values(name=source.name, **values))
+
+    retry_on_conflict(write)
 
 
 def run_once(engine: Engine, rules: FollowUpRules = FollowUpRules()) -> IntakeRun:
     """Apply the rules to every row waiting now, oldest first; returns the outcomes."""
     run = IntakeRun()
     for source in SOURCES:
-        table, skipped = source.table, set()
+        table, skipped, last = source.table, set(), None
         while True:
             with engine.connect() as conn:
-                query = (sa.select(table.c.id).where(source.waiting)
+                query = (sa.select(table.c.id, table.c.created_at).where(source.waiting)
                          .order_by(table.c.created_at, table.c.id).limit(BATCH + len(skipped)))
-                ids = [row_id for row_id in conn.execute(query).scalars() if row_id not in skipped]
-            if not ids:
+                rows = [row for row in conn.execute(query) if row.id not in skipped]
+            if not rows:
                 break
-            for row_id in ids:
+            for row in rows:
+                row_id = row.id
                 try:
                     outcome = _handle(engine, source, row_id, rules)
                 except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
@@ -120,10 +124,14 @@ def run_once(engine: Engine, rules: FollowUpRules = FollowUpRules()) -> IntakeRu
                                 str(exc.orig or exc).splitlines()[0])
                 if outcome is None or outcome == "failed":
                     skipped.add(row_id)  # another worker is on it, or it failed
+                else:
+                    last = row
                 if outcome is not None:
                     run.outcomes[source.name][outcome] += 1
-            if len(ids) < BATCH:
+            if len(rows) < BATCH:
                 break
+        if last is not None:
+            _advance(engine, source, last)
     return run
 
 
@@ -137,8 +145,9 @@ def run_loop(engine: Engine, interval: float, stop: threading.Event, report: Cal
             listener = _listen(engine, report)
         try:
             report(f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC {run_once(engine, rules).summary()}")
-        except sa.exc.OperationalError as exc:
-            report(f"run failed, retrying in {interval:g} s: {str(exc.orig or exc).splitlines()[0]}")
+        except sa.exc.DBAPIError as exc:  # the database went away: say so, and try again
+            report(f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC run failed, retrying in {interval:g} s: "
+                   f"{explain_failure(exc, engine.url.render_as_string(hide_password=False))}")
         if listener is None:
             stop.wait(interval)
         elif not _wait_for_notification(listener, interval, stop):
