@@ -17,9 +17,9 @@ from uvicorn.supervisors import Multiprocess
 from api.app import TcpNoDelayConfig
 from api.auth import KeyCommandError, create_key, list_keys, revoke_key
 from api.settings import load_api_settings
-from dashboard.config import ConfigError
-from dashboard.db import DatabaseUnavailable, check_connection, make_engine
-from dashboard.schema import API_SCOPES
+from dashboard.core.settings import ConfigError
+from dashboard.core.db import DatabaseUnavailable, check_connection, make_engine
+from dashboard.core.schema import API_SCOPES
 
 
 def _serve(args) -> int:

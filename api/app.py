@@ -18,7 +18,7 @@ from api.auth import CUSTOMER_HEADER, KEY_PREFIX, KeyStore, Principal, TokenVeri
 from api.limits import RateLimiter
 from api.problems import CatchAll, Problem, install, problem_response
 from api.settings import ApiSettings, load_api_settings
-from dashboard.db import make_engine
+from dashboard.core.db import make_engine
 
 VERSION = "1.0.0"
 
@@ -61,7 +61,7 @@ def create_app(settings: ApiSettings | None = None, engine: Engine | None = None
     if engine is None:
         engine = make_engine(settings.app.database_url)
         if settings.app.embedded:
-            from dashboard.demo import load_if_empty
+            from dashboard.tools.demo import load_if_empty
 
             load_if_empty(engine, scale=settings.app.demo_scale, progress=False)
     read_engine = make_engine(settings.app.read_url) if settings.app.read_url else engine

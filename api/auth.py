@@ -28,9 +28,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from api.problems import Problem
-from dashboard.audit import record_audit
-from dashboard.schema import API_SCOPES, api_keys
-from dashboard.system_actors import SystemActor
+from dashboard.core.audit import record_audit
+from dashboard.core.schema import API_SCOPES, api_keys
+from dashboard.core.actors import SystemActor
 
 KEY_PREFIX = "pw_"
 PREFIX_CHARS = 12

@@ -34,8 +34,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from api.auth import Principal
 from api.problems import MEDIA_TYPE, Problem, from_domain, problem_body
-from dashboard.db import one_writer, retry_on_conflict
-from dashboard.schema import api_idempotency
+from dashboard.core.db import one_writer, retry_on_conflict
+from dashboard.core.schema import api_idempotency
 
 HEADER = "Idempotency-Key"
 KEY_MAX_CHARS = 255

@@ -17,11 +17,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dashboard.crm import CrmInputError
-from dashboard.db import DatabaseUnavailable
-from dashboard.followups import FollowUpConflict, FollowUpError
-from dashboard.reviews import ReviewError
-from dashboard.scheduling import BookingRejected, ValidationError
+from dashboard.domain.funnel.interactions import CrmInputError
+from dashboard.core.db import DatabaseUnavailable
+from dashboard.domain.followups import FollowUpConflict, FollowUpError
+from dashboard.domain.reviews import ReviewError
+from dashboard.domain.calendars.slots import BookingRejected, ValidationError
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "/problems/"  # a relative reference: the code is the problem's type

@@ -24,10 +24,14 @@ from api.schemas import (
     PROBLEMS, BookableOut, BookingCheckIn, FollowUpIn, FollowUpOut, HelpfulOut, IngestOut, InteractionsIn,
     ProfileOut, QuoteOut, ReviewIn, ReviewOut, ReviewsPage, SlotsOut, UpsellEventOut, UpsellsOut,
 )
-from dashboard import crm, followups, reviews, scheduling, upsells
-from dashboard.db import check_connection
-from dashboard.migrate import current_revision, head_revision
-from dashboard.schema import sessions, users
+from dashboard.domain.funnel import interactions as crm
+from dashboard.domain import followups
+from dashboard.domain import reviews
+from dashboard.domain.calendars import slots as scheduling
+from dashboard.domain import upsells
+from dashboard.core.db import check_connection
+from dashboard.core.migrate import current_revision, head_revision
+from dashboard.core.schema import sessions, users
 from queries import mechanics as mechanic_queries
 from queries import upsells as upsell_queries
 
@@ -80,7 +84,7 @@ def healthz(request: Request):
     current = current_revision(engine)
     if current != head:
         raise Problem(503, "not_migrated", f"The database is at revision {current or 'none'}; this API needs "
-                                           f"{head}: run python -m dashboard.migrate.")
+                                           f"{head}: run python -m dashboard.core.migrate.")
     return {"status": "ok", "database": engine.dialect.name, "revision": current}
 
 

@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from dashboard.crm import MAX_BATCH
-from dashboard.schema import SESSION_TYPES
+from dashboard.domain.funnel.interactions import MAX_BATCH
+from dashboard.core.schema import SESSION_TYPES
 
 
 class Body(BaseModel):

@@ -10,7 +10,7 @@
 | requests per minute per key     | PITWALL_API_KEY_RATE         | key_rate               | 6,000              |
 
 The database, the scheduling rules (``[scheduling]``) and the follow-up rules
-(``[followups]``) are the app's (``dashboard.config``). Without a JWT secret and a
+(``[followups]``) are the app's (``dashboard.core.settings``). Without a JWT secret and a
 JWKS, customer tokens are refused and only service keys get in.
 """
 
@@ -20,9 +20,9 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
-from dashboard.config import ConfigError, Settings, load_settings
-from dashboard.followups import FollowUpError, FollowUpRules
-from dashboard.scheduling import SlotRules, ValidationError
+from dashboard.core.settings import ConfigError, Settings, load_settings
+from dashboard.domain.followups import FollowUpError, FollowUpRules
+from dashboard.domain.calendars.slots import SlotRules, ValidationError
 
 
 @dataclass(frozen=True)

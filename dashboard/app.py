@@ -20,17 +20,18 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the pat
 import streamlit as st  # noqa: E402
 from streamlit.navigation.page import StreamlitPage  # noqa: E402
 
-from dashboard import access, ui  # noqa: E402
-from dashboard.auth import Actor, role_for_email  # noqa: E402
-from dashboard.config import ConfigError, Settings, load_settings  # noqa: E402
-from dashboard.db import DatabaseUnavailable, check_connection, explain_failure  # noqa: E402
-from dashboard.migrate import current_revision, head_revision  # noqa: E402
-from dashboard.period import (  # noqa: E402
+from dashboard.ui import access  # noqa: E402
+from dashboard.ui import components as ui  # noqa: E402
+from dashboard.core.auth import Actor, role_for_email  # noqa: E402
+from dashboard.core.settings import ConfigError, Settings, load_settings  # noqa: E402
+from dashboard.core.db import DatabaseUnavailable, check_connection, explain_failure  # noqa: E402
+from dashboard.core.migrate import current_revision, head_revision  # noqa: E402
+from dashboard.core.period import (  # noqa: E402
     EARLIEST, Period, latest_allowed, period_from_params, period_problem, timezones, today_in,
 )
 
 PAGES_DIR = ROOT / "pages"
-LOGO = Path(__file__).resolve().parent / "assets" / "logo.svg"
+LOGO = Path(__file__).resolve().parent / "ui" / "assets" / "logo.svg"
 SETTINGS_HELP = "See `.streamlit/secrets.toml.example` for every setting and where it can be set."
 
 
@@ -102,7 +103,7 @@ def no_access_page(email: str, verified: bool = True) -> None:
 @st.cache_resource(show_spinner=False)
 def prepare_embedded(url: str, scale: float) -> None:
     """Migrate the embedded database and fill it with demo data if it is empty, once per server."""
-    from dashboard.demo import load_if_empty
+    from dashboard.tools.demo import load_if_empty
 
     load_if_empty(ui.engine_for(url), scale=scale)
 
@@ -133,7 +134,7 @@ def database_or_stop(settings: Settings) -> None:
         migrated_revision(settings.database_url)
     except ConfigError as exc:
         stop_with_error("The database needs migrating", str(exc), [
-            "Run `python -m dashboard.migrate` against this database (it is safe to run again).",
+            "Run `python -m dashboard.core.migrate` against this database (it is safe to run again).",
         ])
 
 

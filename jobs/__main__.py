@@ -1,10 +1,10 @@
 """``python -m jobs emails --once`` or ``--loop [--interval 60]``; ``python -m jobs emails-bench``.
 
 ``python -m jobs funnel [--rebuild]`` and ``python -m jobs upsells [--days N]`` keep the CRM's
-derived data fresh (``jobs/funnel.py``, ``jobs/upsells.py``); run them from cron.
+derived data fresh (``dashboard/domain/funnel/rollups.py``, ``dashboard/domain/upsells.py``); run them from cron.
 
 ``python -m jobs intake --once`` or ``--loop [--interval 10]`` applies Pitwall's rules to the
-reviews and follow-ups the platform wrote itself (``jobs/intake.py``).
+reviews and follow-ups the platform wrote itself (``dashboard/domain/intake.py``).
 
 The same command serves cron (``--once``), systemd timers and containers (``--loop``).
 Exit status: 0 done, 2 configuration or database problem (one line on stderr).
@@ -18,8 +18,8 @@ import sys
 import threading
 from typing import Callable
 
-from dashboard.config import ConfigError, load_settings, normalize_url
-from dashboard.db import DatabaseUnavailable, check_connection, make_engine
+from dashboard.core.settings import ConfigError, load_settings, normalize_url
+from dashboard.core.db import DatabaseUnavailable, check_connection, make_engine
 
 
 def _engine(database: str | None):
@@ -44,8 +44,8 @@ def _until_stopped(loop: Callable[[threading.Event], None]) -> int:
 
 
 def _emails(args) -> int:
-    from jobs.emails.settings import load_email_settings
-    from jobs.emails.worker import check_ready, run_loop, run_once
+    from dashboard.domain.emails.settings import load_email_settings
+    from dashboard.domain.emails.worker import check_ready, run_loop, run_once
 
     engine = _engine(args.database)
     settings = load_email_settings()
@@ -57,13 +57,13 @@ def _emails(args) -> int:
 
 
 def _emails_bench(args) -> int:
-    from jobs.emails.bench import main as bench
+    from dashboard.tools.bench.emails import main as bench
 
     return bench(args)
 
 
 def _funnel(args) -> int:
-    from jobs.funnel import refresh
+    from dashboard.domain.funnel.rollups import refresh
 
     for result in refresh(_engine(args.database), rebuild=args.rebuild):
         print(result.summary())
@@ -71,15 +71,15 @@ def _funnel(args) -> int:
 
 
 def _upsells(args) -> int:
-    from jobs.upsells import run
+    from dashboard.domain.upsells import refresh_recommendations
 
-    print(run(_engine(args.database), days=args.days).summary())
+    print(refresh_recommendations(_engine(args.database), days=args.days).summary())
     return 0
 
 
 def _intake(args) -> int:
-    from dashboard.followups import FollowUpError, FollowUpRules
-    from jobs.intake import run_loop, run_once
+    from dashboard.domain.followups import FollowUpError, FollowUpRules
+    from dashboard.domain.intake import run_loop, run_once
 
     engine = _engine(args.database)
     try:

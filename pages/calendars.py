@@ -3,7 +3,7 @@ prices, with what customers can book.
 
 Times are shown in the sidebar's display timezone, with the mechanic's own wall clock
 beside them. Managers and admins edit; anyone else reads. Every change goes through
-``dashboard.calendar_edits`` (role check on the server, validation, one transaction,
+``dashboard.domain.calendars.edits`` (role check on the server, validation, one transaction,
 audit row) and is previewed first as the bookable slots and prices of the next 14 days.
 """
 
@@ -16,19 +16,19 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import ui
-from dashboard.auth import PermissionDenied
-from dashboard.calendar_edits import (
+from dashboard.ui import components as ui
+from dashboard.core.auth import PermissionDenied
+from dashboard.domain.calendars.edits import (
     EDITOR_ROLES, delete_override, parse_override, save_weekly_slots, set_base_price, set_mechanic_timezone,
     set_override, set_peak_multiplier,
 )
-from dashboard.config import load_settings
-from dashboard.period import timezones, today_in
-from dashboard.scheduling import (
+from dashboard.core.settings import load_settings
+from dashboard.core.period import timezones, today_in
+from dashboard.domain.calendars.slots import (
     DAY_NAMES, MULTIPLIER_MAX, MULTIPLIER_MIN, ChangedMeanwhile, Override, SlotRules, ValidationError,
     is_known_timezone, validate_weekly_rows,
 )
-from dashboard.schema import SESSION_TYPES
+from dashboard.core.schema import SESSION_TYPES
 from queries import calendars
 
 ALL = "all"
@@ -462,7 +462,7 @@ try:
     RULES = SlotRules.from_mapping(load_settings().secrets.get("scheduling", {}))
 except ValidationError as exc:
     ui.error_state("The scheduling settings are not usable", str(exc),
-                   ["`[scheduling]` in `.streamlit/secrets.toml` (see docs/scheduling.md)."])
+                   ["`[scheduling]` in `.streamlit/secrets.toml` (see docs/calendars.md)."])
     st.stop()
 
 notice = st.session_state.pop("calendar_notice", None)

@@ -8,9 +8,9 @@ Everything the customer wrote is shown in tables or escaped.
 
 import streamlit as st
 
-from dashboard import ui
-from dashboard.scheduling import ValidationError
-from dashboard.upsells import TYPE_LABELS
+from dashboard.ui import components as ui
+from dashboard.domain.calendars.slots import ValidationError
+from dashboard.domain.upsells import TYPE_LABELS
 from queries import customers as q
 
 

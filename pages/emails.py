@@ -16,14 +16,14 @@ import plotly.express as px
 import sqlalchemy as sa
 import streamlit as st
 
-from dashboard import ui
-from dashboard.auth import PermissionDenied
-from dashboard.config import ConfigError
-from dashboard.schema import EMAIL_MILESTONES, EMAIL_STATUSES
-from jobs.emails.outbox import RetryRefused, decide
-from jobs.emails.render import email_context, load_brand, render, sample_facts
-from jobs.emails.settings import load_email_settings
-from jobs.emails.worker import run_now, utc_now
+from dashboard.ui import components as ui
+from dashboard.core.auth import PermissionDenied
+from dashboard.core.settings import ConfigError
+from dashboard.core.schema import EMAIL_MILESTONES, EMAIL_STATUSES
+from dashboard.domain.emails.outbox import RetryRefused, decide
+from dashboard.domain.emails.render import email_context, load_brand, render, sample_facts
+from dashboard.domain.emails.settings import load_email_settings
+from dashboard.domain.emails.worker import run_now, utc_now
 from queries import emails as q
 
 MILESTONE_LABELS = {

@@ -2,7 +2,7 @@
 
 Support and admin staff assign each follow-up to a mechanic (by default the one
 of the parent session), mark it answered, close it, or cancel it with a reason;
-every action is checked and audited on the server (``dashboard.followups``). The
+every action is checked and audited on the server (``dashboard.domain.followups``). The
 SLA state shows as a coloured badge that also says it in words. What customers
 and mechanics wrote is shown as plain text, never as Markdown or HTML.
 """
@@ -16,11 +16,11 @@ import plotly.graph_objects as go
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from dashboard import followups as fu
-from dashboard import ui
-from dashboard.auth import Actor, PermissionDenied
-from dashboard.config import load_settings
-from dashboard.schema import FOLLOW_UP_PRICE_MAX_CENTS, FOLLOW_UP_STATES, FOLLOW_UP_TYPES, PLANS
+from dashboard.domain import followups as fu
+from dashboard.ui import components as ui
+from dashboard.core.auth import Actor, PermissionDenied
+from dashboard.core.settings import load_settings
+from dashboard.core.schema import FOLLOW_UP_PRICE_MAX_CENTS, FOLLOW_UP_STATES, FOLLOW_UP_TYPES, PLANS
 from queries import followups as queries
 from queries import mechanics as mechanic_queries
 

@@ -2,7 +2,7 @@
 
 Admins pick the steps in order and the conversion window; the period and display timezone
 come from the sidebar. The rules (entry, order, window, ties, repeats, time zones) are in
-``dashboard.crm``; every number is computed in SQL by ``queries.funnel``.
+``dashboard.domain.funnel.interactions``; every number is computed in SQL by ``queries.funnel``.
 """
 
 import pandas as pd
@@ -10,14 +10,14 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import ui
-from dashboard.exports import as_csv
-from dashboard.auth import PermissionDenied
-from dashboard.crm import (
+from dashboard.ui import components as ui
+from dashboard.ui.exports import as_csv
+from dashboard.core.auth import PermissionDenied
+from dashboard.domain.funnel.interactions import (
     DEFAULT_STEPS, DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS, STEP_LABELS, CrmInputError, FunnelSpec, serving_funnel,
 )
-from dashboard.schema import FUNNEL_MAX_STEPS, INTERACTION_TYPES
-from jobs.funnel import refresh
+from dashboard.core.schema import FUNNEL_MAX_STEPS, INTERACTION_TYPES
+from dashboard.domain.funnel.rollups import refresh
 from queries import funnel as q
 
 PREVIEW_ROWS = 200

@@ -13,8 +13,8 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from dashboard import ui
-from dashboard.reviews import HIDE_REASON_LABELS, PRIOR_WEIGHT, highlight_html
+from dashboard.ui import components as ui
+from dashboard.domain.reviews import HIDE_REASON_LABELS, PRIOR_WEIGHT, highlight_html
 from queries import mechanics as mechanic_queries
 from queries import reviews as review_queries
 

@@ -2,7 +2,7 @@
 
 import plotly.express as px
 
-from dashboard import ui
+from dashboard.ui import components as ui
 from queries import overview
 
 ui.page_header("Overview", "How the marketplace did in the chosen period, against the period of equal length before it.")

@@ -12,13 +12,13 @@ import uuid
 import pandas as pd
 import streamlit as st
 
-from dashboard import ui
-from dashboard.auth import PermissionDenied
-from dashboard.reviews import (
+from dashboard.ui import components as ui
+from dashboard.core.auth import PermissionDenied
+from dashboard.domain.reviews import (
     FLAG_LABELS, HIDE_REASON_LABELS, ReviewError, find_spans, highlight_html, moderate, moderation_required,
     set_moderation_required, suggested_reason,
 )
-from dashboard.schema import HIDE_REASONS, REVIEW_FLAGS
+from dashboard.core.schema import HIDE_REASONS, REVIEW_FLAGS
 from queries import mechanics as mechanic_queries
 from queries import reviews as review_queries
 

@@ -1,7 +1,7 @@
 """Upsells: what the follow-up offers shown after a session earn, and the catalogue they come from.
 
 Numbers follow the recommendations shown in the period to what became of them (see
-``queries.upsells``). The catalogue is edited here by admins; ``dashboard.upsells`` checks
+``queries.upsells``). The catalogue is edited here by admins; ``dashboard.domain.upsells`` checks
 the role again, validates and audits every change.
 """
 
@@ -9,11 +9,11 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import ui
-from dashboard.auth import PermissionDenied
-from dashboard.schema import RECOMMENDATION_TYPES
-from dashboard.scheduling import ChangedMeanwhile, ValidationError
-from dashboard.upsells import TYPE_LABELS, save_service
+from dashboard.ui import components as ui
+from dashboard.core.auth import PermissionDenied
+from dashboard.core.schema import RECOMMENDATION_TYPES
+from dashboard.domain.calendars.slots import ChangedMeanwhile, ValidationError
+from dashboard.domain.upsells import TYPE_LABELS, save_service
 from queries import upsells as q
 
 NEW = "new"

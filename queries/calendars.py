@@ -2,7 +2,7 @@
 
 Plain reads aggregate in SQL (sessions per local hour use ``timezone(tz, ts)``,
 which PostgreSQL and DuckDB both provide). Availability and bookable slots come
-from ``dashboard.scheduling``, the one implementation of the slot rules, so
+from ``dashboard.domain.calendars.slots``, the one implementation of the slot rules, so
 what the page shows is exactly what customers are offered. A mechanic whose
 timezone is not an IANA name offers nothing here (the page lists them).
 
@@ -23,10 +23,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dashboard import schema as s
-from dashboard.calendar_edits import BASE_PRICE, CALENDAR, apply_peak
-from dashboard.period import Period
-from dashboard.scheduling import (
+from dashboard.core import schema as s
+from dashboard.domain.calendars.edits import BASE_PRICE, CALENDAR, apply_peak
+from dashboard.core.period import Period
+from dashboard.domain.calendars.slots import (
     BLOCKING_STATUSES, Calendar, Override, SlotRules, WeeklySlot, Window, availability_windows,
     base_prices as price_list, bookable_slots, is_known_timezone, load_calendars, minutes_by_hour, parse_uuid,
     weekly_slots as slots_by_mechanic,

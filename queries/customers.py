@@ -13,11 +13,11 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dashboard import schema as s
-from dashboard.crm import STEP_LABELS
-from dashboard.scheduling import ValidationError
-from dashboard.upsells import OPEN_DAYS, new_recommendations
-from dashboard.validation import parse_uuid
+from dashboard.core import schema as s
+from dashboard.domain.funnel.interactions import STEP_LABELS
+from dashboard.domain.calendars.slots import ValidationError
+from dashboard.domain.upsells import OPEN_DAYS, new_recommendations
+from dashboard.core.validation import parse_uuid
 from queries.registry import register
 
 SEARCH_MIN, SEARCH_MAX, SEARCH_LIMIT = 3, 100, 50

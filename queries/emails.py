@@ -6,7 +6,7 @@ timestamp and state, within a look-back window (``since``) so that every rule is
 an index range scan (``ix_sessions_status_scheduled`` or ``ix_sessions_ended_at``)
 rather than a scan of all sessions. A milestone with an outbox row for the
 session is never due again. Whether a due email is sent or skipped (opted out,
-late, too old) is ``jobs.emails.outbox.skip_reason``'s rule, applied when it is
+late, too old) is ``dashboard.domain.emails.outbox.skip_reason``'s rule, applied when it is
 queued and again before each send.
 
 | milestone           | due when                                                       | event time            |
@@ -39,8 +39,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dashboard.period import Period
-from dashboard.schema import (
+from dashboard.core.period import Period
+from dashboard.core.schema import (
     EMAIL_MILESTONES, email_outbox, mechanics, profiles, requests, session_files, sessions, users,
 )
 from queries.registry import register

@@ -11,7 +11,7 @@ round it to the minute and tests can fix it), with the targets of ``FollowUpRule
 - answered or closed: ``met`` if answered by the due time, else ``missed``
   (None for follow-ups closed before Pitwall tracked answers); cancelled: None.
 
-The state of a follow-up is ``dashboard.followups.STATE``. Plans are the customer's
+The state of a follow-up is ``dashboard.domain.followups.STATE``. Plans are the customer's
 current plan (``standard`` without a profile).
 """
 
@@ -24,9 +24,9 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dashboard.followups import STATE, WAITING, FollowUpRules
-from dashboard.period import Period
-from dashboard.schema import FOLLOW_UP_STATES, FOLLOW_UP_TYPES, PLANS, mechanics, profiles, requests, sessions, users
+from dashboard.domain.followups import STATE, WAITING, FollowUpRules
+from dashboard.core.period import Period
+from dashboard.core.schema import FOLLOW_UP_STATES, FOLLOW_UP_TYPES, PLANS, mechanics, profiles, requests, sessions, users
 from queries.registry import register
 
 QUEUE_LIMIT = 200

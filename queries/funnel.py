@@ -1,6 +1,6 @@
 """The ordered conversion funnel: steps, breakdown, time to convert, trend, drop-off list.
 
-Every function takes a validated ``dashboard.crm.FunnelSpec`` (the rules are in that
+Every function takes a validated ``dashboard.domain.funnel.interactions.FunnelSpec`` (the rules are in that
 module's docstring) and aggregates in SQL over the spec's journeys: one row per entered
 customer, read from the roll-up when one serves the steps, else computed from raw events
 (``source`` forces one: ``"rollup"`` or ``"events"``). Both give the same numbers.
@@ -17,12 +17,12 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dashboard import schema as s
-from dashboard.crm import (
+from dashboard.core import schema as s
+from dashboard.domain.funnel.interactions import (
     DEFAULT_STEPS, STEP_LABELS, CrmInputError, FunnelSpec, journeys, reached, reached_at, seconds_between,
     usable_rollup, within_window,
 )
-from dashboard.period import Period
+from dashboard.core.period import Period
 from queries.registry import BenchContext, register
 
 BREAKDOWNS = {
@@ -223,7 +223,7 @@ def drop_off(conn: Connection, *, spec: FunnelSpec, step: int, limit: int | None
 
 
 def rollup_status(conn: Connection, *, steps: tuple[str, ...]) -> pd.DataFrame:
-    """The roll-up that serves ``steps`` (``dashboard.crm.usable_rollup``): one row (``funnel``,
+    """The roll-up that serves ``steps`` (``dashboard.domain.funnel.interactions.usable_rollup``): one row (``funnel``,
     ``refreshed_at``, ``processed_until``, ``pending_events``: interactions recorded after the
     refresh), or no rows."""
     r, i = s.crm_funnel_rollups, s.crm_interactions

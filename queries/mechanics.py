@@ -1,6 +1,6 @@
 """Mechanics: the leaderboard, a mechanic's profile, ratings and measured response times.
 
-Ranking uses the Bayesian rating of ``dashboard.reviews`` (see its docstring):
+Ranking uses the Bayesian rating of ``dashboard.domain.reviews`` (see its docstring):
 ``(m * C + n * avg_rating) / (m + n)`` with ``m = PRIOR_WEIGHT`` and ``C`` the
 mean of all published reviews, taken from the stored aggregates of every
 mechanic. Both are computed here in SQL, the same on PostgreSQL and DuckDB.
@@ -26,11 +26,11 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dashboard.period import Period
-from dashboard.reviews import PRIOR_WEIGHT
-from dashboard.scheduling import ValidationError
-from dashboard.schema import mechanic_reviews, mechanics, requests, sessions
-from dashboard.validation import parse_uuid
+from dashboard.core.period import Period
+from dashboard.domain.reviews import PRIOR_WEIGHT
+from dashboard.domain.calendars.slots import ValidationError
+from dashboard.core.schema import mechanic_reviews, mechanics, requests, sessions
+from dashboard.core.validation import parse_uuid
 from queries.registry import register
 
 LEADERBOARD_LIMIT = 50

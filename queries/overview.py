@@ -1,6 +1,6 @@
 """Overview: the headline KPIs of a period against the period before, and the daily trend.
 
-Periods are whole days in the display timezone (``dashboard.period.Period``):
+Periods are whole days in the display timezone (``dashboard.core.period.Period``):
 filters compare ``timestamptz`` columns with the UTC instants of the local
 midnights, and the trend groups by the local day with ``timezone(tz, ts)``,
 which PostgreSQL and DuckDB both provide.
@@ -23,8 +23,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dashboard.period import Period
-from dashboard.schema import email_outbox, mechanic_reviews, requests, sessions, upsell_recommendations
+from dashboard.core.period import Period
+from dashboard.core.schema import email_outbox, mechanic_reviews, requests, sessions, upsell_recommendations
 from queries.registry import register
 
 KPI_COLUMNS = (

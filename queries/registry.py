@@ -1,4 +1,4 @@
-"""Queries registered for ``python -m dashboard.bench``.
+"""Queries registered for ``python -m dashboard.tools.bench.queries``.
 
 A query module registers one benchmark case per page query::
 
@@ -17,7 +17,7 @@ from typing import Callable
 import pandas as pd
 from sqlalchemy.engine import Connection
 
-from dashboard.period import Period
+from dashboard.core.period import Period
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dashboard.period import Period
-from dashboard.schema import REVIEW_FLAGS, REVIEW_STATUSES, mechanic_reviews, mechanics, profiles, users
+from dashboard.core.period import Period
+from dashboard.core.schema import REVIEW_FLAGS, REVIEW_STATUSES, mechanic_reviews, mechanics, profiles, users
 from queries.registry import register
 
 QUEUE_LIMIT = 200

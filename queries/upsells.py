@@ -21,10 +21,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dashboard import schema as s
-from dashboard.period import Period
-from dashboard.scheduling import ValidationError
-from dashboard.validation import parse_uuid
+from dashboard.core import schema as s
+from dashboard.core.period import Period
+from dashboard.domain.calendars.slots import ValidationError
+from dashboard.core.validation import parse_uuid
 from queries.customers import open_recommendations, recommended_next
 from queries.funnel import GRAINS, bucket_starts
 from queries.registry import register

@@ -136,7 +136,7 @@ def served_database(request, tmp_dir, backend: str | None = None):
 
     import pytest
 
-    from dashboard.db import make_engine
+    from dashboard.core.db import make_engine
 
     if (backend or request.param) == "duckdb":
         path = tmp_dir / "api.duckdb"

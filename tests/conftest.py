@@ -16,9 +16,9 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from dashboard.db import make_engine
-from dashboard.migrate import upgrade
-from dashboard.schema import metadata
+from dashboard.core.db import make_engine
+from dashboard.core.migrate import upgrade
+from dashboard.core.schema import metadata
 
 PG_ADMIN_URL = os.environ.get("PITWALL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -9,13 +9,13 @@ import uuid
 
 import pytest
 
-from dashboard import schema as s
-from jobs.emails.outbox import claim, enqueue
-from jobs.emails.render import load_brand
-from jobs.emails.sender import send_batch
-from jobs.emails.settings import EmailSettings, load_email_settings
-from jobs.emails.worker import render_batch
-from jobs.local_resend import LocalResend
+from dashboard.core import schema as s
+from dashboard.domain.emails.outbox import claim, enqueue
+from dashboard.domain.emails.render import load_brand
+from dashboard.domain.emails.sender import send_batch
+from dashboard.domain.emails.settings import EmailSettings, load_email_settings
+from dashboard.domain.emails.worker import render_batch
+from tests.local_resend import LocalResend
 
 NOW = dt.datetime(2026, 3, 3, 12, 0, tzinfo=dt.timezone.utc)
 MINUTE = dt.timedelta(minutes=1)

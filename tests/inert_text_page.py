@@ -10,7 +10,7 @@ import plotly.express as px  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from dashboard import ui  # noqa: E402
+from dashboard.ui import components as ui  # noqa: E402
 from tests.test_inert_text import HOSTILE  # noqa: E402
 
 for text in HOSTILE:

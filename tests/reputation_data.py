@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from dashboard import schema as s
+from dashboard.core import schema as s
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.auth import Actor
-from dashboard.schema import staff_roles
+from dashboard.core.auth import Actor
+from dashboard.core.schema import staff_roles
 
 DATABASE_FIXTURES = ("engine", "pg_engine", "duckdb_engine")
 

@@ -18,7 +18,7 @@ from api.schemas import (
     UpsellEventOut, UpsellsOut,
 )
 from api_support import api_server
-from dashboard import schema as s
+from dashboard.core import schema as s
 from reputation_data import add_mechanic, add_review, add_session, add_user
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)

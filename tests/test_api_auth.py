@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from api.__main__ import main as api_main
 from api.auth import create_key, hash_key, list_keys, revoke_key
 from api_support import JwksServer, api_server, served_database, token
-from dashboard import schema as s
+from dashboard.core import schema as s
 from reputation_data import add_mechanic
 
 ROOT = Path(__file__).resolve().parents[1]

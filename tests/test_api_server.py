@@ -20,10 +20,10 @@ from api.auth import Principal
 from api.idempotency import IdempotencyKey, prune_replies, run_write
 from api_support import JWT_SECRET, ApiServer, api_server
 from browser_support import free_port
-from dashboard import followups
-from dashboard import schema as s
-from dashboard.db import make_engine
-from dashboard.migrate import upgrade
+from dashboard.domain import followups
+from dashboard.core import schema as s
+from dashboard.core.db import make_engine
+from dashboard.core.migrate import upgrade
 from reputation_data import add_mechanic, add_session, add_user
 from throwaway_pg import throwaway_cluster
 
@@ -141,7 +141,7 @@ def test_healthz_says_when_the_database_is_not_migrated(tmp_path):
     try:
         health = server.http.get("/healthz")
         assert health.status_code == 503 and health.json()["code"] == "not_migrated"
-        assert "python -m dashboard.migrate" in health.json()["detail"]
+        assert "python -m dashboard.core.migrate" in health.json()["detail"]
     finally:
         server.close()
         engine.dispose()

@@ -9,12 +9,13 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from dashboard import access, ui
-from dashboard.config import ConfigError, load_settings
-from dashboard.db import make_engine
-from dashboard.demo import load_if_empty
-from dashboard.period import DEFAULT_DAYS, Period, default_period, period_from_params, period_problem
-from dashboard.schema import audit_log, staff_roles
+from dashboard.ui import access
+from dashboard.ui import components as ui
+from dashboard.core.settings import ConfigError, load_settings
+from dashboard.core.db import make_engine
+from dashboard.tools.demo import load_if_empty
+from dashboard.core.period import DEFAULT_DAYS, Period, default_period, period_from_params, period_problem
+from dashboard.core.schema import audit_log, staff_roles
 from reputation_data import add_mechanic, add_session, add_user
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -275,7 +276,7 @@ def test_unmigrated_database_says_how_to_migrate(app_env, empty_pg_url):
     at = run_app()
     assert not at.exception
     assert "needs migrating" in text(at.error)
-    assert "python -m dashboard.migrate" in text(at.markdown)
+    assert "python -m dashboard.core.migrate" in text(at.markdown)
 
 
 def test_unreachable_database_shows_the_error_page(app_env, capfd):

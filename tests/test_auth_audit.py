@@ -5,9 +5,9 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from dashboard.audit import record_audit
-from dashboard.auth import Actor, PermissionDenied, require_role, role_for_email
-from dashboard.schema import audit_log, staff_roles
+from dashboard.core.audit import record_audit
+from dashboard.core.auth import Actor, PermissionDenied, require_role, role_for_email
+from dashboard.core.schema import audit_log, staff_roles
 
 
 def test_require_role_allows_listed_roles_only():
@@ -50,11 +50,16 @@ def test_audit_row_keeps_before_and_after(engine):
 
 # --- the role re-read by every write ---------------------------------------------------
 
-from dashboard import access, calendar_edits, followups, reviews, upsells  # noqa: E402
-from dashboard.auth import require_current_role, vouch_for  # noqa: E402
-from jobs import funnel as funnel_job  # noqa: E402
-from jobs.emails import outbox, worker  # noqa: E402
-from jobs.emails.settings import load_email_settings  # noqa: E402
+from dashboard.ui import access  # noqa: E402
+from dashboard.domain.calendars import edits as calendar_edits  # noqa: E402
+from dashboard.domain import followups  # noqa: E402
+from dashboard.domain import reviews  # noqa: E402
+from dashboard.domain import upsells  # noqa: E402
+from dashboard.core.auth import require_current_role, vouch_for  # noqa: E402
+from dashboard.domain.funnel import rollups as funnel_job  # noqa: E402
+from dashboard.domain.emails import outbox  # noqa: E402
+from dashboard.domain.emails import worker  # noqa: E402
+from dashboard.domain.emails.settings import load_email_settings  # noqa: E402
 from tests.staff import add_staff  # noqa: E402
 
 ADMIN = Actor("ada@example.com", "admin", "Ada")

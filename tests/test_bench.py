@@ -7,9 +7,9 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from dashboard import bench
-from dashboard import schema as s
-from dashboard.db import make_engine
+from dashboard.tools.bench import queries as bench
+from dashboard.core import schema as s
+from dashboard.core.db import make_engine
 from queries.registry import CASES, register
 
 

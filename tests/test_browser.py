@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from browser_support import assert_no_exception, browser_page, open_page, require_chromium, screenshot, serve
-from dashboard import access
+from dashboard.ui import access
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,15 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from dashboard import schema as s
-from dashboard import ui
-from dashboard.auth import Actor
-from dashboard.calendar_edits import save_weekly_slots, set_base_price
-from dashboard.config import Settings
-from dashboard.period import Period
-from dashboard.scheduling import weekly_slots as weekly_slots_of
+from dashboard.core import schema as s
+from dashboard.ui import components as ui
+from dashboard.core.auth import Actor
+from dashboard.domain.calendars.edits import save_weekly_slots, set_base_price
+from dashboard.core.settings import Settings
+from dashboard.core.period import Period
+from dashboard.domain.calendars.slots import weekly_slots as weekly_slots_of
 from tests.staff import add_staff, staff_fixture
-from tests.test_calendar_edits import add_mechanic, add_session, row
+from tests.test_calendars_edits import add_mechanic, add_session, row
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "calendars.py"
 MANAGER = Actor("manager@example.com", "manager", "Maya Manager")

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import schema as s
-from dashboard import ui
-from dashboard.auth import Actor
-from dashboard.period import Period
-from dashboard.scheduling import ValidationError
+from dashboard.core import schema as s
+from dashboard.ui import components as ui
+from dashboard.core.auth import Actor
+from dashboard.core.period import Period
+from dashboard.domain.calendars.slots import ValidationError
 from queries import customers as q
 from tests.staff import staff_fixture
 from tests.test_funnel_page import open_page as open_any_page

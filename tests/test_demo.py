@@ -20,13 +20,16 @@ import sqlalchemy as sa
 
 import queries.followups
 import queries.funnel
-from dashboard import demo, followups, reviews, scheduling
-from dashboard import schema as s
-from dashboard.crm import DEFAULT_STEPS, FunnelSpec
-from dashboard.db import make_engine
-from dashboard.period import Period
+from dashboard.tools import demo
+from dashboard.domain import followups
+from dashboard.domain import reviews
+from dashboard.domain.calendars import slots as scheduling
+from dashboard.core import schema as s
+from dashboard.domain.funnel.interactions import DEFAULT_STEPS, FunnelSpec
+from dashboard.core.db import make_engine
+from dashboard.core.period import Period
 from browser_support import DEMO_SCALE
-from jobs.emails.settings import load_email_settings
+from dashboard.domain.emails.settings import load_email_settings
 
 ANCHOR = dt.date(2026, 3, 15)
 NOW = dt.datetime(2026, 3, 15, tzinfo=dt.timezone.utc)

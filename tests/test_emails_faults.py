@@ -17,11 +17,11 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from dashboard import schema as s
-from dashboard.config import ROOT
-from dashboard.db import make_engine
-from dashboard.migrate import upgrade
-from jobs.emails.worker import run_loop, run_once
+from dashboard.core import schema as s
+from dashboard.core.settings import ROOT
+from dashboard.core.db import make_engine
+from dashboard.core.migrate import upgrade
+from dashboard.domain.emails.worker import run_loop, run_once
 from emails_support import (
     MINUTE, NOW, add_person, add_session, delivered_outbox_ids, resend_api, settings_env, settings_for,
 )

@@ -1,5 +1,5 @@
 """The email job end to end: due milestones -> outbox -> the real resend SDK ->
-a Resend-compatible server on loopback (``jobs.local_resend``), on both backends
+a Resend-compatible server on loopback (``tests.local_resend``), on both backends
 unless a test is about PostgreSQL's row locks."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from dashboard import schema as s
-from dashboard.auth import Actor, PermissionDenied
-from dashboard.config import ROOT
-from jobs.emails.outbox import RetryRefused, decide, enqueue, skip_reason
-from jobs.emails.worker import run_loop, run_once
+from dashboard.core import schema as s
+from dashboard.core.auth import Actor, PermissionDenied
+from dashboard.core.settings import ROOT
+from dashboard.domain.emails.outbox import RetryRefused, decide, enqueue, skip_reason
+from dashboard.domain.emails.worker import run_loop, run_once
 from emails_support import (
     MINUTE, NOW, SUPPORT, add_mechanic, add_person, add_session, crash_after_sending, delivered_outbox_ids,
     resend_api, settings_for,
@@ -466,8 +466,8 @@ def test_every_milestone_has_a_lateness_rule(resend_api, milestone, facts, reaso
 def test_step_18_keeps_the_outbox_and_accepts_the_uncertain_status(tmp_path, request):
     from alembic import command
 
-    from dashboard.db import make_engine
-    from dashboard.migrate import alembic_config, upgrade
+    from dashboard.core.db import make_engine
+    from dashboard.core.migrate import alembic_config, upgrade
 
     urls = [f"duckdb:///{tmp_path / 'at17.duckdb'}", request.getfixturevalue("empty_pg_url")]
     for url in urls:

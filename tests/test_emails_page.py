@@ -11,11 +11,11 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from dashboard import schema as s
-from dashboard import ui
-from dashboard.auth import Actor
-from dashboard.config import Settings
-from dashboard.period import Period
+from dashboard.core import schema as s
+from dashboard.ui import components as ui
+from dashboard.core.auth import Actor
+from dashboard.core.settings import Settings
+from dashboard.core.period import Period
 from emails_support import add_person, add_session, resend_api
 from tests.staff import staff_fixture
 

@@ -8,8 +8,8 @@ import uuid
 import pandas as pd
 import pytest
 
-from dashboard import schema as s
-from dashboard.period import Period
+from dashboard.core import schema as s
+from dashboard.core.period import Period
 from queries import emails as q
 from queries.registry import CASES, BenchContext
 from emails_support import MINUTE, NOW, add_mechanic, add_person, add_session

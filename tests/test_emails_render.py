@@ -9,10 +9,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-from dashboard.config import ROOT
-from dashboard.schema import EMAIL_MILESTONES
-from jobs.emails.render import email_context, load_brand, render, sample_facts
-from jobs.emails.settings import load_email_settings
+from dashboard.core.settings import ROOT
+from dashboard.core.schema import EMAIL_MILESTONES
+from dashboard.domain.emails.render import email_context, load_brand, render, sample_facts
+from dashboard.domain.emails.settings import load_email_settings
 
 NOW = dt.datetime(2026, 3, 3, 12, 0, tzinfo=dt.timezone.utc)
 SETTINGS = load_email_settings({"PITWALL_APP_URL": "https://app.example.com",
@@ -146,7 +146,7 @@ def test_times_are_shown_in_the_readers_timezone_and_unknown_zones_fall_back_to_
 
 @pytest.mark.parametrize("milestone", EMAIL_MILESTONES)
 def test_user_text_is_bounded_and_long_words_wrap_in_the_column(milestone):
-    from jobs.emails.render import NAME_MAX, TEXT_MAX
+    from dashboard.domain.emails.render import NAME_MAX, TEXT_MAX
 
     name, word = "N" * 5000, "W" * 5000
     email = rendered(milestone, customer_name=name, mechanic_name=name, vehicle_make=word, specialties=[word],

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dashboard.exports import as_csv, spreadsheet_safe
+from dashboard.ui.exports import as_csv, spreadsheet_safe
 
 ROOT = Path(__file__).resolve().parents[1]
 

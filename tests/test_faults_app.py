@@ -23,13 +23,13 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from browser_support import ROOT, assert_no_exception, browser_page, open_page, require_chromium, start_app
-from dashboard import access
-from dashboard import schema as s
-from dashboard.auth import vouch_for
-from dashboard.db import make_engine
-from dashboard.followups import create_follow_up
-from dashboard.migrate import upgrade
-from dashboard.reviews import submit_review
+from dashboard.ui import access
+from dashboard.core import schema as s
+from dashboard.core.auth import vouch_for
+from dashboard.core.db import make_engine
+from dashboard.domain.followups import create_follow_up
+from dashboard.core.migrate import upgrade
+from dashboard.domain.reviews import submit_review
 from reputation_data import add_mechanic, add_session, add_user
 from throwaway_pg import throwaway_cluster
 

@@ -11,9 +11,9 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from dashboard import schema as s
-from dashboard.auth import Actor, PermissionDenied
-from dashboard.followups import (
+from dashboard.core import schema as s
+from dashboard.core.auth import Actor, PermissionDenied
+from dashboard.domain.followups import (
     STATE, TEXT_MAX, FollowUpConflict, FollowUpError, FollowUpRules, assign, cancel, close, create_follow_up,
     mark_answered, prices, quote, set_prices,
 )

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard import schema as s
-from dashboard.auth import Actor
-from dashboard.followups import STATE, assign, create_follow_up, prices
+from dashboard.core import schema as s
+from dashboard.core.auth import Actor
+from dashboard.domain.followups import STATE, assign, create_follow_up, prices
 from tests.staff import staff_fixture
 from reputation_data import add_mechanic, add_session, add_user
 

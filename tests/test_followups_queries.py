@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
-from dashboard import schema as s
-from dashboard.followups import FollowUpRules
-from dashboard.period import Period
+from dashboard.core import schema as s
+from dashboard.domain.followups import FollowUpRules
+from dashboard.core.period import Period
 from queries.followups import mechanic_load, queue, summary, weekly
 from reputation_data import add_mechanic, add_session, add_user
 

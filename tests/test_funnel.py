@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from dashboard import schema as s
-from dashboard.crm import DEFAULT_STEPS, CrmInputError, FunnelSpec, IngestResult, record_interaction, record_interactions
-from dashboard.period import Period
-from jobs.funnel import refresh
+from dashboard.core import schema as s
+from dashboard.domain.funnel.interactions import DEFAULT_STEPS, CrmInputError, FunnelSpec, IngestResult, record_interaction, record_interactions
+from dashboard.core.period import Period
+from dashboard.domain.funnel.rollups import refresh
 from queries import funnel as q
 
 NY = Period(dt.date(2024, 3, 1), dt.date(2024, 3, 10), "America/New_York")

@@ -11,12 +11,12 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from dashboard import schema as s
-from dashboard import ui
-from dashboard.auth import Actor, PermissionDenied
-from dashboard.config import Settings
-from dashboard.period import Period
-from jobs.funnel import refresh
+from dashboard.core import schema as s
+from dashboard.ui import components as ui
+from dashboard.core.auth import Actor, PermissionDenied
+from dashboard.core.settings import Settings
+from dashboard.core.period import Period
+from dashboard.domain.funnel.rollups import refresh
 from tests.staff import staff_fixture
 from tests.test_funnel import NY, crm_db  # noqa: F401  (the fixture)
 

@@ -7,7 +7,7 @@ import numpy as np
 import plotly.express as px
 import pandas as pd
 
-from dashboard import ui
+from dashboard.ui import components as ui
 from tests.browser_support import browser_page, require_chromium, serve, settle
 
 HOSTILE = [

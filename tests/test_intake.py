@@ -14,11 +14,11 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from dashboard import schema as s
-from dashboard.db import make_engine
-from dashboard.migrate import alembic_config, upgrade
-from dashboard.reviews import submit_review
-from jobs import intake
+from dashboard.core import schema as s
+from dashboard.core.db import make_engine
+from dashboard.core.migrate import alembic_config, upgrade
+from dashboard.domain.reviews import submit_review
+from dashboard.domain import intake
 from jobs.__main__ import main as jobs_main
 from reputation_data import add_mechanic, add_session, add_user
 from throwaway_pg import throwaway_cluster

@@ -21,15 +21,15 @@ import sqlalchemy as sa
 from browser_support import (
     DEMO_SCALE, assert_no_exception, browser_page, open_page, require_chromium, screenshot, serve, settle,
 )
-from dashboard import access
-from dashboard import schema as s
-from dashboard.db import make_engine
-from dashboard.demo import load_if_empty
-from dashboard.calendar_edits import save_weekly_slots
-from dashboard.followups import create_follow_up
-from dashboard.reviews import submit_review
-from dashboard.scheduling import DAY_NAMES, day_of_week
-from dashboard.ui import fmt_money
+from dashboard.ui import access
+from dashboard.core import schema as s
+from dashboard.core.db import make_engine
+from dashboard.tools.demo import load_if_empty
+from dashboard.domain.calendars.edits import save_weekly_slots
+from dashboard.domain.followups import create_follow_up
+from dashboard.domain.reviews import submit_review
+from dashboard.domain.calendars.slots import DAY_NAMES, day_of_week
+from dashboard.ui.components import fmt_money
 from reputation_data import add_mechanic, add_session, add_user
 
 QUESTION = "Journey check: is the squeal from the front pads normal after the fix?"

@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 
-from dashboard import schema as s
-from dashboard.period import Period
+from dashboard.core import schema as s
+from dashboard.core.period import Period
 from queries.overview import kpis, open_follow_ups, sessions_completed_per_day
 
 PERIOD = Period(dt.date(2024, 3, 1), dt.date(2024, 3, 10), "America/New_York")

@@ -11,9 +11,9 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from dashboard import schema as s
-from dashboard.auth import Actor, PermissionDenied
-from dashboard.reviews import (
+from dashboard.core import schema as s
+from dashboard.core.auth import Actor, PermissionDenied
+from dashboard.domain.reviews import (
     REVIEW_TEXT_MAX, ReviewError, Span, bayesian_rating, find_spans, flags_for, highlight_html, moderate,
     moderation_required, refresh_aggregates, set_moderation_required, submit_review, suggested_reason, text_fingerprint,
     vote_helpful,

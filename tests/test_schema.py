@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
-from dashboard import schema as s
-from dashboard.db import make_engine
-from dashboard.migrate import alembic_config, current_revision, upgrade
+from dashboard.core import schema as s
+from dashboard.core.db import make_engine
+from dashboard.core.migrate import alembic_config, current_revision, upgrade
 
 
 def _columns(engine) -> dict[str, set[str]]:

@@ -12,11 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import sqlalchemy as sa
 
-from dashboard import schema as s
-from dashboard.auth import Actor, PermissionDenied
-from dashboard.scheduling import ChangedMeanwhile, ValidationError
-from dashboard.upsells import record_upsell_event, save_service
-from jobs.upsells import run
+from dashboard.core import schema as s
+from dashboard.core.auth import Actor, PermissionDenied
+from dashboard.domain.calendars.slots import ChangedMeanwhile, ValidationError
+from dashboard.domain.upsells import record_upsell_event, save_service
+from dashboard.domain.upsells import refresh_recommendations
 from queries.upsells import customer_cards, recommended_next_service
 from tests.staff import staff_fixture
 
@@ -99,7 +99,7 @@ def created(engine) -> set[tuple[str, str]]:
 
 
 def test_rules_fire_and_hold_back_by_hand(upsell_db):
-    result = run(upsell_db, now=NOW)
+    result = refresh_recommendations(upsell_db, now=NOW)
     assert created(upsell_db) == {
         ("s1", "follow_up"),
         ("s2c", "maintenance_plan"), ("s2c", "premium_upgrade"),
@@ -118,15 +118,15 @@ def test_rules_fire_and_hold_back_by_hand(upsell_db):
 
 
 def test_a_rerun_adds_nothing_and_a_longer_look_back_only_the_missed(upsell_db):
-    run(upsell_db, now=NOW)
+    refresh_recommendations(upsell_db, now=NOW)
     first = created(upsell_db)
-    assert run(upsell_db, now=NOW).created == {}
-    assert run(upsell_db, now=NOW + dt.timedelta(hours=1), days=60).created == {"follow_up": 1}
+    assert refresh_recommendations(upsell_db, now=NOW).created == {}
+    assert refresh_recommendations(upsell_db, now=NOW + dt.timedelta(hours=1), days=60).created == {"follow_up": 1}
     assert created(upsell_db) == first | {("s6", "follow_up")}
 
 
 def test_lapsed_and_bought_recommendations(upsell_db):
-    run(upsell_db, now=NOW)
+    refresh_recommendations(upsell_db, now=NOW)
     rec = s.upsell_recommendations
     with upsell_db.begin() as conn:  # P1 buys the follow-up; P8's lapses unbought
         conn.execute(rec.update().where(rec.c.session_id == S["s1"]).values(purchased_at=NOW))
@@ -135,7 +135,7 @@ def test_lapsed_and_bought_recommendations(upsell_db):
                  "next_steps": "Check again"}
         conn.execute(s.sessions.insert(), [{**later, "customer_id": P["P1"]}, {**later, "customer_id": P["P8"]},
                                            {**later, "customer_id": P["P2"]}])
-    made = run(upsell_db, now=at(6, 21)).created
+    made = refresh_recommendations(upsell_db, now=at(6, 21)).created
     # follow_up: P1 bought its last one, P2 never had one; P8's is still open (shown 1 June).
     # premium: P1 now has 2 sessions, P8's was removed, P2's is open.
     # maintenance: P8 now has 3 sessions in 6 months; P2's is open.
@@ -146,7 +146,7 @@ def test_a_type_without_an_active_service_is_not_offered(upsell_db):
     with upsell_db.begin() as conn:
         conn.execute(s.upsell_services.update().where(s.upsell_services.c.recommendation_type == "premium_upgrade")
                      .values(is_active=False))
-    result = run(upsell_db, now=NOW)
+    result = refresh_recommendations(upsell_db, now=NOW)
     assert result.created == {"follow_up": 3, "maintenance_plan": 2}
     assert result.without_service == ("premium_upgrade",)
     assert "no active service for premium_upgrade" in result.summary()
@@ -154,7 +154,7 @@ def test_a_type_without_an_active_service_is_not_offered(upsell_db):
 
 def test_look_back_is_bounded(upsell_db):
     with pytest.raises(ValueError, match="from 1 to 366"):
-        run(upsell_db, days=0)
+        refresh_recommendations(upsell_db, days=0)
 
 
 # --- the catalogue ------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ def test_admin_adds_an_active_service_and_the_old_one_retires(upsell_db):
     actions = [(r["action"], r["entity_type"], r["reason"]) for r in audit_rows(upsell_db)]
     assert sorted(actions) == [("upsell_service.create", "upsell_service", None),
                                ("upsell_service.update", "upsell_service", "another follow_up service was activated")]
-    assert run(upsell_db, now=NOW).created["follow_up"] == 3
+    assert refresh_recommendations(upsell_db, now=NOW).created["follow_up"] == 3
     rec = s.upsell_recommendations
     with upsell_db.connect() as conn:
         assert set(conn.execute(sa.select(rec.c.price_cents).where(

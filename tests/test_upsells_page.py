@@ -10,11 +10,11 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from dashboard import schema as s
-from dashboard import ui
-from dashboard.auth import Actor
-from dashboard.period import Period
-from jobs.upsells import run
+from dashboard.core import schema as s
+from dashboard.ui import components as ui
+from dashboard.core.auth import Actor
+from dashboard.core.period import Period
+from dashboard.domain.upsells import refresh_recommendations
 from queries import upsells as q
 from tests.staff import staff_fixture
 from tests.test_funnel_page import open_page as open_any_page
@@ -29,7 +29,7 @@ PERIOD = Period(dt.date(2024, 5, 1), dt.date(2024, 6, 30), "UTC")
 def sold(upsell_db, monkeypatch, tmp_path):  # noqa: F811
     monkeypatch.setenv("PITWALL_SECRETS", str(tmp_path / "absent.toml"))
     ui.clear_query_cache()
-    run(upsell_db, now=NOW)  # 8 recommendations shown on 1 June
+    refresh_recommendations(upsell_db, now=NOW)  # 8 recommendations shown on 1 June
     rec = s.upsell_recommendations
     with upsell_db.begin() as conn:  # P1 clicks and buys the $19 follow-up
         conn.execute(rec.update().where(rec.c.session_id == S["s1"])

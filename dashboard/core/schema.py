@@ -1,0 +1,748 @@
+"""The one schema definition for PostgreSQL and the embedded DuckDB.
+
+Every table and column carries the migration step that introduced it
+(``table.info["step"]`` / ``column.info["step"]``, default: the table's step).
+The Alembic migrations build each step from these tags, so the schema is
+written once and the migrated database always matches this module.
+
+Backend differences (DuckDB 2.0):
+- foreign keys and secondary indexes are created on PostgreSQL only
+  (DuckDB cannot reference ``auth.users`` across schemas, has no ON DELETE
+  actions, and its ART indexes turn updates of indexed rows into delete+insert;
+  its zone maps serve the analytical scans instead);
+- the ``auth`` schema maps to DuckDB's default schema (see ``dashboard.core.db``).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Allowed values of every status/enum column. Domain code imports these.
+PLANS = ("standard", "premium")
+ACQUISITION_CHANNELS = ("organic_search", "paid_search", "social", "referral", "partner", "direct")
+REQUEST_CATEGORIES = (
+    "engine", "brakes", "electrical", "transmission", "suspension",
+    "hvac", "diagnostics", "tyres", "other",
+)
+REQUEST_STATUSES = ("open", "matched", "completed", "cancelled")
+FOLLOW_UP_TYPES = ("quick_question", "mini_extension", "new_issue")
+SESSION_TYPES = ("chat", "video")
+SESSION_STATUSES = ("pending", "scheduled", "accepted", "live", "completed", "cancelled")
+EXTENSION_STATUSES = ("requested", "approved", "declined", "paid")
+INTERACTION_TYPES = (
+    "intake", "session", "summary_viewed", "upsell_shown", "upsell_clicked", "purchase",
+)
+RECOMMENDATION_TYPES = ("follow_up", "maintenance_plan", "premium_upgrade")
+REVIEW_STATUSES = ("pending", "published", "hidden")
+HIDE_REASONS = (
+    "harmful_or_illegal", "personal_information", "advertising",
+    "not_genuine_experience", "off_topic",
+)
+STAFF_ROLES = ("admin", "support", "manager")
+EMAIL_MILESTONES = (
+    "booking_confirmed", "mechanic_assigned", "session_starting", "session_ended",
+    "summary_delivered", "mechanic_nudge", "support_alert",
+)
+EMAIL_STATUSES = ("pending", "sending", "sent", "failed", "skipped", "uncertain")  # uncertain: step 18
+
+# Price multipliers of availability slots: 0.50x to 3.00x, two decimals.
+MULTIPLIER_MIN = "0.50"
+MULTIPLIER_MAX = "3.00"
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+def _pk() -> sa.Column:
+    return sa.Column("id", sa.Uuid, primary_key=True, server_default=sa.text("gen_random_uuid()"))
+
+
+def _created_at() -> sa.Column:
+    return sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
+
+
+def _fk(column: str, target: str, ondelete: str | None = None) -> sa.ForeignKeyConstraint:
+    """A foreign key that exists on PostgreSQL only (see module docstring)."""
+    return sa.ForeignKeyConstraint([column], [target], ondelete=ondelete).ddl_if(dialect="postgresql")
+
+
+def _index(name: str, *columns, **kw) -> sa.Index:
+    return sa.Index(name, *columns, **kw).ddl_if(dialect="postgresql")
+
+
+def _step(step: str, *columns: sa.Column) -> list[sa.Column]:
+    for column in columns:
+        column.info["step"] = step
+    return list(columns)
+
+
+def _json() -> sa.types.TypeEngine:
+    return sa.JSON().with_variant(pg.JSONB(), "postgresql")
+
+
+TEXT_ARRAY = pg.ARRAY(sa.Text)
+
+# --- platform tables (baseline: created only where absent) -------------------
+
+users = sa.Table(
+    "users", metadata,
+    sa.Column("id", sa.Uuid, primary_key=True, server_default=sa.text("gen_random_uuid()")),
+    sa.Column("email", sa.Text, nullable=False, unique=True),
+    _created_at(),
+    schema="auth", info={"step": "base"},
+)
+
+profiles = sa.Table(
+    "profiles", metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("full_name", sa.Text),
+    sa.Column("plan", sa.Text, nullable=False, server_default="standard"),
+    sa.Column("timezone", sa.Text, nullable=False, server_default="UTC"),
+    sa.Column("email_opt_out", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("acquisition_channel", sa.Text),
+    _created_at(),
+    _fk("id", "auth.users.id", "CASCADE"),
+    sa.CheckConstraint(_in("plan", PLANS), name="plan"),
+    sa.CheckConstraint(_in("acquisition_channel", ACQUISITION_CHANNELS), name="channel"),
+    info={"step": "base"},
+)
+
+mechanics = sa.Table(
+    "mechanics", metadata,
+    sa.Column("user_id", sa.Uuid, primary_key=True),
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("timezone", sa.Text, nullable=False, server_default="UTC"),
+    sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
+    _created_at(),
+    *_step(
+        "08",
+        sa.Column("specialties", TEXT_ARRAY),
+        sa.Column("avg_rating", sa.Numeric(3, 2), nullable=False, server_default="0"),
+        sa.Column("total_reviews", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("response_sla_minutes", sa.Integer, nullable=False, server_default="5"),
+        sa.Column("bio", sa.Text),
+        sa.Column("years_experience", sa.Integer),
+    ),
+    _fk("user_id", "auth.users.id", "CASCADE"),
+    sa.CheckConstraint("avg_rating >= 0 AND avg_rating <= 5", name="avg_rating", info={"step": "08"}),
+    sa.CheckConstraint("total_reviews >= 0", name="total_reviews", info={"step": "08"}),
+    sa.CheckConstraint("response_sla_minutes > 0", name="sla", info={"step": "08"}),
+    sa.CheckConstraint("years_experience >= 0 AND years_experience <= 80", name="experience", info={"step": "08"}),
+    info={"step": "base"},
+)
+
+requests = sa.Table(
+    "requests", metadata,
+    _pk(),
+    sa.Column("customer_id", sa.Uuid, nullable=False),
+    sa.Column("vehicle_make", sa.Text),
+    sa.Column("vehicle_model", sa.Text),
+    sa.Column("vehicle_year", sa.Integer),
+    sa.Column("category", sa.Text, nullable=False, server_default="other"),
+    sa.Column("description", sa.Text),
+    sa.Column("status", sa.Text, nullable=False, server_default="open"),
+    _created_at(),
+    sa.Column("updated_at", sa.DateTime(timezone=True)),
+    *_step(
+        "10",
+        sa.Column("parent_session_id", sa.Uuid),
+        sa.Column("is_follow_up", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("follow_up_type", sa.Text),
+    ),
+    _fk("customer_id", "auth.users.id", "CASCADE"),
+    sa.CheckConstraint(_in("category", REQUEST_CATEGORIES), name="category"),
+    sa.CheckConstraint(_in("status", REQUEST_STATUSES), name="status"),
+    sa.CheckConstraint("vehicle_year BETWEEN 1950 AND 2100", name="vehicle_year"),
+    sa.CheckConstraint(_in("follow_up_type", FOLLOW_UP_TYPES), name="follow_up_type", info={"step": "10"}),
+    sa.CheckConstraint(
+        "(is_follow_up AND parent_session_id IS NOT NULL AND follow_up_type IS NOT NULL)"
+        " OR (NOT is_follow_up AND follow_up_type IS NULL)",
+        name="follow_up_shape", info={"step": "10"},
+    ),
+    info={"step": "base"},
+)
+
+sessions = sa.Table(
+    "sessions", metadata,
+    _pk(),
+    sa.Column("request_id", sa.Uuid),
+    sa.Column("customer_id", sa.Uuid, nullable=False),
+    sa.Column("mechanic_id", sa.Uuid),
+    sa.Column("session_type", sa.Text, nullable=False, server_default="video"),
+    sa.Column("status", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("scheduled_at", sa.DateTime(timezone=True)),
+    sa.Column("accepted_at", sa.DateTime(timezone=True)),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("price_cents", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("findings", sa.Text),
+    sa.Column("steps_taken", sa.Text),
+    sa.Column("parts_needed", sa.Text),
+    sa.Column("next_steps", sa.Text),
+    sa.Column("summary_submitted_at", sa.DateTime(timezone=True)),
+    _created_at(),
+    _fk("request_id", "requests.id", "SET NULL"),
+    _fk("customer_id", "auth.users.id", "CASCADE"),
+    _fk("mechanic_id", "mechanics.user_id", "SET NULL"),
+    sa.CheckConstraint(_in("session_type", SESSION_TYPES), name="session_type"),
+    sa.CheckConstraint(_in("status", SESSION_STATUSES), name="status"),
+    sa.CheckConstraint("price_cents >= 0", name="price"),
+    sa.CheckConstraint("ended_at IS NULL OR started_at IS NULL OR ended_at >= started_at", name="ended_after_start"),
+    info={"step": "base"},
+)
+
+session_files = sa.Table(
+    "session_files", metadata,
+    _pk(),
+    sa.Column("session_id", sa.Uuid, nullable=False),
+    sa.Column("uploaded_by", sa.Uuid),
+    sa.Column("file_name", sa.Text, nullable=False),
+    sa.Column("storage_path", sa.Text, nullable=False),
+    sa.Column("content_type", sa.Text),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False, server_default="0"),
+    _created_at(),
+    _fk("session_id", "sessions.id", "CASCADE"),
+    sa.CheckConstraint("size_bytes >= 0", name="size"),
+    info={"step": "base"},
+)
+
+session_extensions = sa.Table(
+    "session_extensions", metadata,
+    _pk(),
+    sa.Column("session_id", sa.Uuid, nullable=False),
+    sa.Column("minutes", sa.Integer, nullable=False),
+    sa.Column("price_cents", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("status", sa.Text, nullable=False, server_default="requested"),
+    _created_at(),
+    _fk("session_id", "sessions.id", "CASCADE"),
+    sa.CheckConstraint("minutes > 0", name="minutes"),
+    sa.CheckConstraint("price_cents >= 0", name="price"),
+    sa.CheckConstraint(_in("status", EXTENSION_STATUSES), name="status"),
+    info={"step": "base"},
+)
+
+# --- 08 reputation ------------------------------------------------------------
+
+mechanic_reviews = sa.Table(
+    "mechanic_reviews", metadata,
+    _pk(),
+    sa.Column("session_id", sa.Uuid, unique=True),
+    sa.Column("mechanic_id", sa.Uuid),
+    sa.Column("customer_id", sa.Uuid),
+    sa.Column("rating", sa.Integer, nullable=False),
+    sa.Column("review_text", sa.Text),
+    sa.Column("helpful_count", sa.Integer, nullable=False, server_default="0"),
+    _created_at(),
+    *_step(
+        "12",
+        sa.Column("status", sa.Text, nullable=False, server_default="pending"),
+        sa.Column("flags", TEXT_ARRAY),
+        sa.Column("hidden_reason", sa.Text),
+        sa.Column("moderated_by", sa.Text),
+        sa.Column("moderated_at", sa.DateTime(timezone=True)),
+    ),
+    _fk("session_id", "sessions.id", "CASCADE"),
+    _fk("mechanic_id", "mechanics.user_id", "CASCADE"),
+    _fk("customer_id", "auth.users.id", "SET NULL"),
+    sa.CheckConstraint("rating >= 1 AND rating <= 5", name="rating"),
+    sa.CheckConstraint("helpful_count >= 0", name="helpful"),
+    sa.CheckConstraint(_in("status", REVIEW_STATUSES), name="status", info={"step": "12"}),
+    sa.CheckConstraint(_in("hidden_reason", HIDE_REASONS), name="hidden_reason", info={"step": "12"}),
+    sa.CheckConstraint(
+        "(status = 'hidden') = (hidden_reason IS NOT NULL)", name="hidden_has_reason", info={"step": "12"}
+    ),
+    info={"step": "08"},
+)
+
+# --- 09 CRM and upsells ---------------------------------------------------------
+
+crm_interactions = sa.Table(
+    "crm_interactions", metadata,
+    _pk(),
+    sa.Column("customer_id", sa.Uuid, nullable=False),
+    sa.Column("interaction_type", sa.Text, nullable=False),
+    sa.Column("session_id", sa.Uuid),
+    sa.Column("metadata", _json()),
+    _created_at(),
+    _fk("customer_id", "auth.users.id", "CASCADE"),
+    _fk("session_id", "sessions.id", "SET NULL"),
+    sa.CheckConstraint(_in("interaction_type", INTERACTION_TYPES), name="interaction_type"),
+    info={"step": "09"},
+)
+
+upsell_recommendations = sa.Table(
+    "upsell_recommendations", metadata,
+    _pk(),
+    sa.Column("customer_id", sa.Uuid, nullable=False),
+    sa.Column("session_id", sa.Uuid),
+    sa.Column("recommendation_type", sa.Text, nullable=False),
+    sa.Column("service_title", sa.Text, nullable=False),
+    sa.Column("service_description", sa.Text),
+    sa.Column("price_cents", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("shown_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+    sa.Column("clicked_at", sa.DateTime(timezone=True)),
+    sa.Column("purchased_at", sa.DateTime(timezone=True)),
+    _fk("customer_id", "auth.users.id", "CASCADE"),
+    _fk("session_id", "sessions.id", "CASCADE"),
+    sa.CheckConstraint(_in("recommendation_type", RECOMMENDATION_TYPES), name="recommendation_type"),
+    sa.CheckConstraint("price_cents >= 0", name="price"),
+    info={"step": "09"},
+)
+
+# --- 11 scheduling ----------------------------------------------------------------
+
+mechanic_availability_slots = sa.Table(
+    "mechanic_availability_slots", metadata,
+    _pk(),
+    sa.Column("mechanic_id", sa.Uuid, nullable=False),
+    sa.Column("day_of_week", sa.Integer, nullable=False),
+    sa.Column("start_time", sa.Time, nullable=False),
+    sa.Column("end_time", sa.Time, nullable=False),
+    sa.Column("is_available", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("price_multiplier", sa.Numeric(3, 2), nullable=False, server_default="1.00"),
+    _created_at(),
+    _fk("mechanic_id", "mechanics.user_id", "CASCADE"),
+    sa.CheckConstraint("day_of_week >= 0 AND day_of_week <= 6", name="day_of_week"),
+    sa.CheckConstraint("start_time < end_time", name="start_before_end"),
+    sa.CheckConstraint(
+        f"price_multiplier >= {MULTIPLIER_MIN} AND price_multiplier <= {MULTIPLIER_MAX}", name="multiplier"
+    ),
+    info={"step": "11"},
+)
+
+mechanic_availability_overrides = sa.Table(
+    "mechanic_availability_overrides", metadata,
+    _pk(),
+    sa.Column("mechanic_id", sa.Uuid, nullable=False),
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("is_available", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("reason", sa.Text),
+    _created_at(),
+    _fk("mechanic_id", "mechanics.user_id", "CASCADE"),
+    sa.UniqueConstraint("mechanic_id", "date"),
+    info={"step": "11"},
+)
+
+# --- 12 Pitwall's own tables -------------------------------------------------------
+
+staff_roles = sa.Table(
+    "staff_roles", metadata,
+    sa.Column("email", sa.Text, primary_key=True),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("display_name", sa.Text),
+    _created_at(),
+    sa.CheckConstraint(_in("role", STAFF_ROLES), name="role"),
+    sa.CheckConstraint("email = lower(email)", name="email_lower"),
+    info={"step": "12"},
+)
+
+audit_log = sa.Table(
+    "audit_log", metadata,
+    _pk(),
+    sa.Column("actor_email", sa.Text, nullable=False),
+    sa.Column("actor_role", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("entity_type", sa.Text, nullable=False),
+    sa.Column("entity_id", sa.Text, nullable=False),
+    sa.Column("before", _json()),
+    sa.Column("after", _json()),
+    sa.Column("reason", sa.Text),
+    _created_at(),
+    info={"step": "12"},
+)
+
+email_outbox = sa.Table(
+    "email_outbox", metadata,
+    _pk(),
+    sa.Column("session_id", sa.Uuid, nullable=False),
+    sa.Column("milestone", sa.Text, nullable=False),
+    sa.Column("recipient", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("last_error", sa.Text),
+    sa.Column("skip_reason", sa.Text),
+    sa.Column("provider_message_id", sa.Text),
+    sa.Column("sent_at", sa.DateTime(timezone=True)),
+    sa.Column("updated_at", sa.DateTime(timezone=True)),
+    _created_at(),
+    _fk("session_id", "sessions.id", "CASCADE"),
+    sa.UniqueConstraint("session_id", "milestone", "recipient"),
+    sa.CheckConstraint(_in("milestone", EMAIL_MILESTONES), name="milestone"),
+    sa.CheckConstraint(_in("status", EMAIL_STATUSES[:5]), name="status", info={"replaced_in": "18"}),
+    sa.CheckConstraint("attempts >= 0", name="attempts"),
+    info={"step": "12"},
+)
+
+# --- 13 reputation: review flags, helpful votes, moderation setting ----------------
+# (dashboard/domain/reviews.py holds the rules that use these)
+
+# Automatic flags a new review can get; a flagged review waits in the moderation queue.
+REVIEW_FLAGS = (
+    "personal_data", "link_or_promo", "profanity", "short_negative", "duplicate_text", "review_burst",
+)
+
+for _column in _step(
+    "13",
+    # Hash of the normalised text (long enough texts only), to find copies of a review quickly.
+    sa.Column("text_fingerprint", sa.Text),
+):
+    mechanic_reviews.append_column(_column)
+
+review_helpful_votes = sa.Table(
+    "review_helpful_votes", metadata,
+    sa.Column("review_id", sa.Uuid, primary_key=True),
+    sa.Column("voter_id", sa.Uuid, primary_key=True),  # one vote per (review, voter)
+    _created_at(),
+    _fk("review_id", "mechanic_reviews.id", "CASCADE"),
+    _fk("voter_id", "auth.users.id", "CASCADE"),
+    info={"step": "13"},
+)
+
+review_settings = sa.Table(
+    "review_settings", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("moderate_all", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("updated_by", sa.Text),
+    sa.Column("updated_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint("id = 1", name="single_row"),
+    info={"step": "13"},
+)
+
+_index("ix_mechanic_reviews_text_fingerprint", mechanic_reviews.c.text_fingerprint,
+       postgresql_where=mechanic_reviews.c.text_fingerprint.isnot(None), info={"step": "13"})
+
+# --- end of 13 ----------------------------------------------------------------------
+
+# --- indexes for the filters the pages and jobs use (PostgreSQL) -------------------
+# Each index belongs to the step of its table unless tagged otherwise.
+# DuckDB gets none (see the module docstring).
+
+_index("ix_requests_customer_created", requests.c.customer_id, requests.c.created_at)
+_index("ix_requests_created_at", requests.c.created_at)
+_index("ix_sessions_customer", sessions.c.customer_id)
+_index("ix_sessions_mechanic_scheduled", sessions.c.mechanic_id, sessions.c.scheduled_at)
+_index("ix_sessions_status_scheduled", sessions.c.status, sessions.c.scheduled_at)
+_index("ix_sessions_ended_at", sessions.c.ended_at)
+_index("ix_session_files_session", session_files.c.session_id)
+_index("ix_session_extensions_session", session_extensions.c.session_id)
+_index("ix_mechanic_reviews_mechanic_created", mechanic_reviews.c.mechanic_id, mechanic_reviews.c.created_at)
+_index("ix_mechanic_reviews_customer", mechanic_reviews.c.customer_id)
+_index(
+    "ix_crm_interactions_customer_type_created",
+    crm_interactions.c.customer_id, crm_interactions.c.interaction_type, crm_interactions.c.created_at,
+)
+_index("ix_crm_interactions_type_created", crm_interactions.c.interaction_type, crm_interactions.c.created_at)
+_index("ix_crm_interactions_session", crm_interactions.c.session_id)
+_index("ix_upsell_recommendations_customer", upsell_recommendations.c.customer_id)
+_index("ix_upsell_recommendations_session", upsell_recommendations.c.session_id)
+_index("ix_upsell_recommendations_shown_at", upsell_recommendations.c.shown_at)
+_index("ix_availability_slots_mechanic_day", mechanic_availability_slots.c.mechanic_id,
+       mechanic_availability_slots.c.day_of_week)
+_index("ix_audit_log_entity", audit_log.c.entity_type, audit_log.c.entity_id, audit_log.c.created_at)
+_index("ix_audit_log_created_at", audit_log.c.created_at)
+_index("ix_email_outbox_status_next_attempt", email_outbox.c.status, email_outbox.c.next_attempt_at)
+_index("ix_email_outbox_created_at", email_outbox.c.created_at)
+_index(
+    "ix_requests_parent_session", requests.c.parent_session_id,
+    postgresql_where=requests.c.is_follow_up, info={"step": "10"},
+)
+_index(
+    "ix_mechanic_reviews_pending", mechanic_reviews.c.created_at,
+    postgresql_where=mechanic_reviews.c.status == "pending", info={"step": "12"},
+)
+requests.append_constraint(
+    sa.ForeignKeyConstraint(
+        ["parent_session_id"], ["sessions.id"], ondelete="SET NULL", use_alter=True, info={"step": "10"}
+    )
+    .ddl_if(dialect="postgresql")
+)
+
+# --- 14 scheduling and pricing: base prices, override hours ------------------------
+# (dashboard/domain/calendars/slots.py holds the rules that use these)
+
+# The list price of a session type; a slot's price is this times its multiplier.
+# Booked sessions keep their own price_cents, so a change here never rewrites history.
+session_base_prices = sa.Table(
+    "session_base_prices", metadata,
+    sa.Column("session_type", sa.Text, primary_key=True),
+    sa.Column("price_cents", sa.Integer, nullable=False),
+    sa.Column("updated_by", sa.Text),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint(_in("session_type", SESSION_TYPES), name="session_type"),
+    sa.CheckConstraint("price_cents > 0", name="price_positive"),
+    info={"step": "14"},
+)
+
+# An override is either "unavailable all day" (no hours) or "available only from start to
+# end" at its own multiplier; it replaces that day's weekly hours.
+for _column in _step(
+    "14",
+    sa.Column("start_time", sa.Time),
+    sa.Column("end_time", sa.Time),
+    sa.Column("price_multiplier", sa.Numeric(3, 2), nullable=False, server_default="1.00"),
+):
+    mechanic_availability_overrides.append_column(_column)
+for _check in (
+    sa.CheckConstraint("(start_time IS NULL) = (end_time IS NULL)", name="hours_pair", info={"step": "14"}),
+    sa.CheckConstraint("start_time IS NULL OR (is_available AND start_time < end_time)", name="hours",
+                       info={"step": "14"}),
+    sa.CheckConstraint(f"price_multiplier >= {MULTIPLIER_MIN} AND price_multiplier <= {MULTIPLIER_MAX}",
+                       name="multiplier", info={"step": "14"}),
+):
+    mechanic_availability_overrides.append_constraint(_check)
+
+# --- end of 14 ----------------------------------------------------------------------
+
+# --- 15 follow-up lifecycle: state, assignment, fixed price, pricing rules --------------
+# (dashboard/domain/followups.py holds the rules that use these)
+
+FOLLOW_UP_STATES = ("open", "assigned", "answered", "closed", "cancelled")
+FOLLOW_UP_PRICE_MAX_CENTS = 100_000  # $1,000.00
+
+# A follow-up's lifecycle lives beside the platform's requests.status, which keeps its meaning.
+# follow_up_state is NULL on follow-ups Pitwall has not handled yet (dashboard/domain/followups.py
+# reads their state from requests.status); the price is fixed when Pitwall creates one.
+for _column in _step(
+    "15",
+    sa.Column("follow_up_state", sa.Text),
+    sa.Column("assigned_mechanic_id", sa.Uuid),
+    sa.Column("assigned_at", sa.DateTime(timezone=True)),
+    sa.Column("answered_at", sa.DateTime(timezone=True)),
+    sa.Column("closed_at", sa.DateTime(timezone=True)),
+    sa.Column("cancelled_at", sa.DateTime(timezone=True)),
+    sa.Column("cancel_reason", sa.Text),
+    sa.Column("follow_up_price_cents", sa.Integer),
+):
+    requests.append_column(_column)
+for _constraint in (
+    sa.CheckConstraint(_in("follow_up_state", FOLLOW_UP_STATES), name="follow_up_state", info={"step": "15"}),
+    sa.CheckConstraint("follow_up_state IS NULL OR is_follow_up", name="follow_up_state_shape", info={"step": "15"}),
+    sa.CheckConstraint("follow_up_state NOT IN ('answered', 'closed') OR answered_at IS NOT NULL",
+                       name="follow_up_answered_at", info={"step": "15"}),
+    sa.CheckConstraint("(follow_up_state = 'cancelled') = (cancelled_at IS NOT NULL AND cancel_reason IS NOT NULL)",
+                       name="follow_up_cancelled", info={"step": "15"}),
+    sa.CheckConstraint(f"follow_up_price_cents >= 0 AND follow_up_price_cents <= {FOLLOW_UP_PRICE_MAX_CENTS}",
+                       name="follow_up_price", info={"step": "15"}),
+    sa.ForeignKeyConstraint(["assigned_mechanic_id"], ["mechanics.user_id"], ondelete="SET NULL",
+                            info={"step": "15"}).ddl_if(dialect="postgresql"),
+):
+    requests.append_constraint(_constraint)
+
+# The price of a follow-up per customer plan and type, set by admins; pairs without a row
+# take the defaults in dashboard/domain/followups.py.
+follow_up_pricing = sa.Table(
+    "follow_up_pricing", metadata,
+    sa.Column("plan", sa.Text, primary_key=True),
+    sa.Column("follow_up_type", sa.Text, primary_key=True),
+    sa.Column("price_cents", sa.Integer, nullable=False),
+    sa.Column("updated_by", sa.Text),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint(_in("plan", PLANS), name="plan"),
+    sa.CheckConstraint(_in("follow_up_type", FOLLOW_UP_TYPES), name="follow_up_type"),
+    sa.CheckConstraint(f"price_cents >= 0 AND price_cents <= {FOLLOW_UP_PRICE_MAX_CENTS}", name="price"),
+    info={"step": "15"},
+)
+
+_index("ix_requests_follow_up_created", requests.c.created_at,
+       postgresql_where=requests.c.is_follow_up, info={"step": "15"})
+_index("ix_requests_follow_up_assigned", requests.c.assigned_mechanic_id,
+       postgresql_where=requests.c.follow_up_state == "assigned", info={"step": "15"})
+
+# --- end of 15 ----------------------------------------------------------------------
+
+# --- 16 CRM: upsell service catalogue, funnel roll-ups ------------------------------
+# (dashboard/domain/upsells.py and dashboard/domain/funnel/interactions.py hold the rules that use these;
+#  dashboard/domain/upsells.py and dashboard/domain/funnel/rollups.py keep the derived rows fresh)
+
+# When an interaction reached the database (created_at is when it happened): the funnel
+# roll-up job reads only the interactions recorded since its last run.
+for _column in _step(
+    "16",
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+):
+    crm_interactions.append_column(_column)
+_index("ix_crm_interactions_recorded_at", crm_interactions.c.recorded_at, info={"step": "16"})
+
+UPSELL_PRICE_MAX_CENTS = 100_000  # $1,000.00
+
+# The services the upsell engine offers, one active service per recommendation type; a
+# recommendation copies the title and price, so a price change never rewrites history.
+upsell_services = sa.Table(
+    "upsell_services", metadata,
+    _pk(),
+    sa.Column("recommendation_type", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False, unique=True),
+    sa.Column("description", sa.Text),
+    sa.Column("price_cents", sa.Integer, nullable=False),
+    sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("updated_by", sa.Text),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    _created_at(),
+    sa.CheckConstraint(_in("recommendation_type", RECOMMENDATION_TYPES), name="recommendation_type"),
+    sa.CheckConstraint(f"price_cents > 0 AND price_cents <= {UPSELL_PRICE_MAX_CENTS}", name="price"),
+    sa.CheckConstraint("length(title) BETWEEN 3 AND 80", name="title_length"),
+    info={"step": "16"},
+)
+_index("ux_upsell_services_active_type", upsell_services.c.recommendation_type, unique=True,
+       postgresql_where=upsell_services.c.is_active)
+
+# One row per tracked funnel (its ordered steps, e.g. "intake>session>purchase") and how
+# far the roll-up job has read crm_interactions.recorded_at.
+crm_funnel_rollups = sa.Table(
+    "crm_funnel_rollups", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("steps", sa.Text, nullable=False, unique=True),
+    sa.Column("processed_until", sa.DateTime(timezone=True)),
+    sa.Column("refreshed_at", sa.DateTime(timezone=True)),
+    _created_at(),
+    info={"step": "16"},
+)
+
+# Per tracked funnel, customer and possible entry (each distinct time of a step-1 event):
+# the earliest time of each later step in order, with no window, and the attributes the
+# breakdowns need. A period's funnel reads the rows whose entry is the first in the period.
+FUNNEL_MAX_STEPS = len(INTERACTION_TYPES)
+crm_funnel_progress = sa.Table(
+    "crm_funnel_progress", metadata,
+    sa.Column("funnel_id", sa.Integer, primary_key=True),
+    sa.Column("customer_id", sa.Uuid, primary_key=True),
+    sa.Column("entry_at", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("prev_entry_at", sa.DateTime(timezone=True)),
+    *[sa.Column(f"step{k}_at", sa.DateTime(timezone=True)) for k in range(2, FUNNEL_MAX_STEPS + 1)],
+    sa.Column("vehicle_make", sa.Text),
+    sa.Column("session_at", sa.DateTime(timezone=True)),
+    sa.Column("mechanic_id", sa.Uuid),
+    _fk("funnel_id", "crm_funnel_rollups.id", "CASCADE"),
+    _fk("customer_id", "auth.users.id", "CASCADE"),
+    _fk("mechanic_id", "mechanics.user_id", "SET NULL"),
+    sa.CheckConstraint("prev_entry_at < entry_at", name="prev_entry_first"),
+    sa.CheckConstraint("step2_at >= entry_at", name="steps_after_entry"),
+    info={"step": "16"},
+)
+_index("ix_crm_funnel_progress_funnel_entry", crm_funnel_progress.c.funnel_id, crm_funnel_progress.c.entry_at)
+
+# --- end of 16 ----------------------------------------------------------------------
+
+# --- 17 indexes for period filters found while measuring ---------------------------------
+
+_index("ix_email_outbox_created_status", email_outbox.c.created_at, email_outbox.c.status, info={"step": "17"})
+_index("ix_sessions_summary_submitted_at", sessions.c.summary_submitted_at, info={"step": "17"})
+_index("ix_upsell_recommendations_purchased_at", upsell_recommendations.c.purchased_at, info={"step": "17"})
+
+# --- end of 17 ----------------------------------------------------------------------
+
+# --- 18 email outbox: batches that may have reached Resend -------------------------
+# (dashboard/domain/emails/outbox.py holds the rules that use these)
+
+# When the row's batch key was first used: past Resend's idempotency window the key no
+# longer protects a re-send, and the row is held as ``uncertain`` for an admin to decide.
+for _column in _step("18", sa.Column("batch_started_at", sa.DateTime(timezone=True))):
+    email_outbox.append_column(_column)
+email_outbox.append_constraint(sa.CheckConstraint(_in("status", EMAIL_STATUSES), name="status", info={"step": "18"}))
+
+# --- end of 18 ----------------------------------------------------------------------
+
+# --- 19 platform API: service keys, idempotent replies, event ids, intake of platform rows ---
+# (api/ serves the platform; dashboard/domain/intake.py applies Pitwall's rules to rows the platform
+#  wrote to its own tables directly)
+
+API_SCOPES = ("platform",)  # "platform": act on behalf of any customer, batch ingest
+
+# A service key is shown once; only its SHA-256 (hex, of the whole key) is kept.
+api_keys = sa.Table(
+    "api_keys", metadata,
+    _pk(),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("key_hash", sa.Text, nullable=False, unique=True),
+    sa.Column("prefix", sa.Text, nullable=False),  # the key's first 12 characters, for display
+    sa.Column("scopes", TEXT_ARRAY, nullable=False),
+    _created_at(),
+    sa.Column("last_used_at", sa.DateTime(timezone=True)),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    info={"step": "19"},
+)
+
+# The stored reply of a write sent with an Idempotency-Key, replayed when the key comes again.
+api_idempotency = sa.Table(
+    "api_idempotency", metadata,
+    sa.Column("principal", sa.Text, primary_key=True),
+    sa.Column("idempotency_key", sa.Text, primary_key=True),
+    sa.Column("request_hash", sa.Text, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("response_body", sa.Text, nullable=False),
+    _created_at(),
+    info={"step": "19"},
+)
+
+# The platform's id of an interaction it sent, so a replayed event is recognised
+# (NULL for interactions Pitwall writes itself). Unique: a table constraint on DuckDB
+# (rebuilt with the column), on PostgreSQL a unique index of the rows that have one (small,
+# so batch inserts do not walk an index of every interaction).
+for _column in _step("19", sa.Column("event_id", sa.Uuid)):
+    crm_interactions.append_column(_column)
+crm_interactions.append_constraint(
+    sa.UniqueConstraint("event_id", name="uq_crm_interactions_event_id", info={"step": "19"})
+    .ddl_if(dialect="duckdb")
+)
+_index("ux_crm_interactions_event_id", crm_interactions.c.event_id, unique=True,
+       postgresql_where=crm_interactions.c.event_id.isnot(None), info={"step": "19"})
+
+# When Pitwall's rules ran on a review or a follow-up request (flags and publish-or-queue;
+# price and state). NULL: the platform wrote the row itself and the intake job has not
+# handled it yet. The partial indexes hold only those rows, so the job reads what is new
+# without a watermark on created_at (which would skip rows whose transaction commits late).
+# Step 19's migration marks the rows that exist when it runs as handled.
+for _table in (mechanic_reviews, requests):
+    for _column in _step("19", sa.Column("rules_applied_at", sa.DateTime(timezone=True))):
+        _table.append_column(_column)
+_index("ix_mechanic_reviews_rules_pending", mechanic_reviews.c.created_at,
+       postgresql_where=mechanic_reviews.c.rules_applied_at.is_(None), info={"step": "19"})
+_index("ix_requests_follow_up_rules_pending", requests.c.created_at,
+       postgresql_where=sa.and_(requests.c.is_follow_up, requests.c.rules_applied_at.is_(None)),
+       info={"step": "19"})
+
+# How far each intake source has got: the last row it handled and when it last ran.
+intake_watermarks = sa.Table(
+    "intake_watermarks", metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True)),
+    sa.Column("last_id", sa.Uuid),
+    sa.Column("updated_at", sa.DateTime(timezone=True)),
+    info={"step": "19"},
+)
+
+# The public profile: a mechanic's published reviews newest first, a page at a time by
+# (created_at, id), and their ratings counted per star from the index alone (scale 100:
+# 92 ms -> 0.3 ms for the busiest mechanic).
+_index("ix_mechanic_reviews_published_mechanic_created", mechanic_reviews.c.mechanic_id,
+       mechanic_reviews.c.created_at, mechanic_reviews.c.id, postgresql_include=["rating"],
+       postgresql_where=mechanic_reviews.c.status == "published", info={"step": "19"})
+
+# --- end of 19 ----------------------------------------------------------------------
+
+# Migration steps in order; 13 and later are Pitwall's feature steps
+# (13: reputation moderation, 14: scheduling and pricing, 15: follow-up lifecycle, 16: CRM upsell catalogue,
+# 17: indexes for period filters, 18: email outbox uncertain status, 19: platform API and intake).
+STEPS = ("base", "08", "09", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19")
+
+
+def step_of(item, table: sa.Table | None = None) -> str:
+    """The migration step that introduced a table, column, constraint or index."""
+    if "step" in item.info:
+        return item.info["step"]
+    owner = table if table is not None else getattr(item, "table", None)
+    return owner.info["step"] if owner is not None else "base"

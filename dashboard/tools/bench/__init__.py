@@ -1,0 +1,2 @@
+"""Benchmarks: the registered queries (``queries``), the platform API (``api``) and the email
+job (``emails``)."""

@@ -1,0 +1,449 @@
+"""Shared building blocks of every page: header, KPIs, filter bar, badges, star
+ratings, empty and error states, confirmations, charts in the brand colours,
+cached queries with a spinner, formatters, and the request context.
+
+A page reads its context, runs queries and renders::
+
+    from dashboard.ui import components as ui
+    from queries import reviews
+
+    ui.page_header("Review moderation", "Publish or hide the reviews customers wrote.")
+    queue = ui.run_query(reviews.queue, period=ui.period())
+    if queue.empty:
+        ui.empty_state("No reviews are waiting.", "Widen the date range to see older reviews.")
+
+Writes run in a button callback decorated with ``write_action``: they use
+``write_engine()`` and ``actor()``, then call ``clear_query_cache()``.
+Text from users (reviews, names, emails) goes through ``escape_markdown`` before
+it reaches any Markdown, or is shown with ``st.text``/``st.dataframe``.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import math
+import re
+import sys
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+import sqlalchemy as sa
+import streamlit as st
+from sqlalchemy.engine import Engine
+
+from dashboard.ui import access
+from dashboard.core.auth import Actor, vouch_for
+from dashboard.core.settings import Settings
+from dashboard.core.db import DatabaseUnavailable, explain_failure, make_engine
+from dashboard.core.period import Period
+
+QUERY_TTL_SECONDS = 300
+CURRENCY = "$"
+NO_CHANGE = "no change"
+
+# Brand: "pit-lane orange" first, then colours that stay apart for colour-blind viewers.
+BRAND_COLORS = ["#C2410C", "#0F766E", "#1D4ED8", "#A16207", "#7E22CE", "#475569"]
+FONT = '"Source Sans", sans-serif'  # the font Streamlit ships and the theme uses
+pio.templates["pitwall"] = go.layout.Template(
+    layout=dict(
+        colorway=BRAND_COLORS,
+        font=dict(family=FONT, size=14, color="#1F2937"),
+        title=dict(font=dict(size=18), x=0, xanchor="left"),
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+        margin=dict(l=16, r=16, t=56, b=16),
+        xaxis=dict(showgrid=False, linecolor="#CBD5E1", ticks="outside", tickcolor="#CBD5E1",
+                   automargin=True, title=dict(standoff=12)),
+        yaxis=dict(gridcolor="#E5E7EB", zerolinecolor="#CBD5E1", rangemode="tozero",
+                   automargin=True, title=dict(standoff=12)),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        hoverlabel=dict(font=dict(family=FONT)),
+    )
+)
+pio.templates.default = "pitwall"
+
+_CONTEXT_KEY = "_pitwall_context"
+
+
+# --- the request context (set by dashboard/app.py before the page runs) ----------
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    actor: Actor
+    period: Period
+
+
+def set_context(context: Context) -> None:
+    st.session_state[_CONTEXT_KEY] = context
+
+
+def _context() -> Context:
+    return st.session_state[_CONTEXT_KEY]
+
+
+def actor() -> Actor:
+    """The signed-in staff member (or the demo/anonymous admin); pass it to every write."""
+    return _context().actor
+
+
+def period() -> Period:
+    """The period chosen in the sidebar: whole days in the display timezone."""
+    return _context().period
+
+
+@st.cache_resource(show_spinner=False)
+def engine_for(url: str) -> Engine:
+    """One engine (and connection pool) per database URL for the whole server."""
+    return make_engine(url)
+
+
+def read_engine() -> Engine:
+    """Where read-only queries go: the read replica when configured."""
+    return engine_for(_context().settings.query_url)
+
+
+def write_engine() -> Engine:
+    """The primary database, for writes. Every write re-reads the signed-in staff member's
+    role from ``staff_roles``; the actor who comes from configuration instead (the embedded
+    demo's, or the anonymous admin where allowed) is vouched for on this engine."""
+    context = _context()
+    engine = engine_for(context.settings.database_url)
+    if not access.login_configured(context.settings) and context.actor == access.actor_without_login(context.settings):
+        return vouch_for(engine, context.actor)
+    return engine
+
+
+# --- queries -----------------------------------------------------------------------
+
+
+@st.cache_data(ttl=QUERY_TTL_SECONDS, max_entries=512, show_spinner=False)
+def _cached_query(url: str, name: str, filters: dict, _fn: Callable[..., pd.DataFrame]) -> pd.DataFrame:
+    try:
+        with engine_for(url).connect() as conn:
+            return _fn(conn, **filters)
+    except sa.exc.OperationalError as exc:
+        raise DatabaseUnavailable(explain_failure(exc, url)) from exc
+
+
+def run_query(fn: Callable[..., pd.DataFrame], loading: str = "the data", **filters) -> pd.DataFrame:
+    """Run ``fn(conn, **filters)`` from ``queries/`` on the read engine.
+
+    ``fn`` is a module-level function (its module and name key the cache, so
+    no lambdas). Results are cached for ``QUERY_TTL_SECONDS`` per database,
+    function and filters (dates, strings, numbers, tuples, UUIDs, a Period).
+    A query that takes longer than half a second shows "Loading ``loading``…"
+    with the time spent. A database that stops answering raises
+    ``DatabaseUnavailable``, which the app shows as its error page.
+    """
+    url = _context().settings.query_url
+    with st.spinner(f"Loading {loading}…", show_time=True):
+        return _cached_query(url, f"{fn.__module__}.{fn.__qualname__}", filters, _fn=fn)
+
+
+def query_later(fn: Callable[..., pd.DataFrame], **filters) -> Callable[[], pd.DataFrame]:
+    """``run_query`` for data made when a button is clicked (``st.download_button`` with a
+    callable): that runs outside the page's run, without its context, so the database is
+    chosen now."""
+    url = _context().settings.query_url
+    return lambda: _cached_query(url, f"{fn.__module__}.{fn.__qualname__}", filters, _fn=fn)
+
+
+def clear_query_cache() -> None:
+    """Forget every cached query result; call after a write commits."""
+    _cached_query.clear()
+
+
+# --- writes ------------------------------------------------------------------------
+
+UNREACHABLE_ERRORS = (DatabaseUnavailable, sa.exc.OperationalError, sa.exc.InterfaceError)
+_WRITE_FAILED_KEY = "_pitwall_write_failed"
+
+
+def write_action(callback: Callable) -> Callable:
+    """Decorate a button callback that writes. Callbacks run before the app's script, where
+    no error page can catch them: a database that does not answer would show a traceback.
+    Decorated, the failed write (one transaction, rolled back) is reported by the next
+    ``write_failure()`` instead."""
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except UNREACHABLE_ERRORS as exc:
+            detail = explain_failure(exc, _context().settings.database_url)
+            print(f"pitwall: a change was not saved: {detail}", file=sys.stderr)
+            st.session_state[_WRITE_FAILED_KEY] = detail
+    return run
+
+
+def write_failure() -> str | None:
+    """Why the change clicked last was not saved (once), or None."""
+    return st.session_state.pop(_WRITE_FAILED_KEY, None)
+
+
+# --- formatting --------------------------------------------------------------------
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+# Streamlit's Markdown turns a bare www.…, http(s)://… or name@host into a live link even
+# when every character is escaped (the link is found after the escapes are read). A word
+# joiner (U+2060, invisible) inside each such pattern keeps the text as it reads, unlinked.
+_WORD_JOINER = "\u2060"
+_AUTOLINK_START = re.compile(r"(?i)(www)(?=\.)|(:)(?=//)|(@)")
+
+
+def escape_markdown(text: object) -> str:
+    """``text`` with every Markdown (and Streamlit directive) character escaped, and the
+    addresses Markdown would link broken up invisibly: user text stays inert."""
+    unlinked = _AUTOLINK_START.sub(lambda m: m.group(0) + _WORD_JOINER, str(text))
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", unlinked)
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def fmt_count(value) -> str:
+    return "—" if _missing(value) else f"{int(value):,}"
+
+
+def fmt_money(cents) -> str:
+    """Integer cents as currency, e.g. ``$1,234.50``."""
+    return "—" if _missing(cents) else f"{'-' if cents < 0 else ''}{CURRENCY}{abs(cents) / 100:,.2f}"
+
+
+def fmt_percent(ratio) -> str:
+    return "—" if _missing(ratio) else f"{ratio * 100:.1f}%"
+
+
+def percent_column(label: str, help: str | None = None):
+    """A table column of ratios (0.123) shown like ``fmt_percent`` (12.3%); scale the
+    column with ``in_percent`` first."""
+    return st.column_config.NumberColumn(label, format="%.1f%%", help=help)
+
+
+def in_percent(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with the ratio ``columns`` in percent, for ``percent_column``."""
+    return frame.assign(**{column: frame[column] * 100 for column in columns})
+
+
+def fmt_points(ratio_change) -> str:
+    """A change of a ratio, in percentage points."""
+    return f"{ratio_change * 100:.1f} pp"
+
+
+def fmt_rating(value) -> str:
+    return "—" if _missing(value) else f"{value:.2f} ★"
+
+
+def fmt_stars(rating: int) -> str:
+    """A 1..5 rating as stars with the number, e.g. ``★★★★☆ 4/5`` (the number is for screen readers)."""
+    return "★" * rating + "☆" * (5 - rating) + f" {rating}/5"
+
+
+def fmt_datetime(timestamp, tz: str, date_only: bool = False) -> str:
+    """A UTC instant in the display timezone, e.g. ``08 Jul 2026, 23:27``; a dash when missing."""
+    if timestamp is None or pd.isna(timestamp):
+        return "—"
+    return pd.Timestamp(timestamp).tz_convert(tz).strftime("%d %b %Y" if date_only else "%d %b %Y, %H:%M")
+
+
+def fmt_duration(minutes) -> str:
+    """A length of time for people: ``3d 4h``, ``2h 05m``, ``45m`` or ``30s``; a dash when missing."""
+    if _missing(minutes):
+        return "—"
+    total = abs(minutes)
+    if total < 1:
+        return f"{round(total * 60)}s"
+    total = int(total)
+    days, hours, mins = total // 1440, total % 1440 // 60, total % 60
+    if days:
+        return f"{days}d {hours}h"
+    return f"{hours}h {mins:02d}m" if hours else f"{mins}m"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 review``, ``2 reviews``, ``1,234 reviews``."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def code_label(code: str) -> str:
+    """A stored code such as ``paid_search`` as people read it: "Paid search"."""
+    return code.replace("_", " ").capitalize()
+
+
+def specialty_label(specialty: str) -> str:
+    return "HVAC" if specialty == "hvac" else code_label(specialty)
+
+
+def change(current, previous, fmt: Callable[[float], str]) -> str | None:
+    """The signed change from ``previous`` to ``current`` for ``st.metric``,
+    formatted with ``fmt``; None when either side is missing."""
+    if _missing(current) or _missing(previous):
+        return None
+    diff = current - previous
+    if diff == 0:
+        return NO_CHANGE
+    return ("+" if diff > 0 else "-") + fmt(abs(diff))
+
+
+# --- layout ------------------------------------------------------------------------
+
+
+def page_header(title: str, purpose: str) -> None:
+    """The page title and one sentence on what the page is for."""
+    st.title(title, anchor=False)
+    st.caption(purpose)
+
+
+@dataclass(frozen=True)
+class Kpi:
+    label: str
+    value: str
+    delta: str | None = None  # from change(); None hides it
+    help: str | None = None
+    lower_is_better: bool = False
+
+
+KPIS_PER_ROW = 4  # more would cut values short at 1280 px
+
+
+def kpi_row(kpis: Sequence[Kpi]) -> None:
+    """KPIs side by side, each with its change against the previous period; more than
+    ``KPIS_PER_ROW`` go on balanced rows of one grid (five: three, then two)."""
+    rows = math.ceil(len(kpis) / KPIS_PER_ROW)
+    per_row = math.ceil(len(kpis) / rows)
+    columns = [column for _ in range(rows) for column in st.columns(per_row)]
+    for column, kpi in zip(columns, kpis):
+        flat = kpi.delta == NO_CHANGE
+        column.metric(
+            kpi.label, kpi.value, kpi.delta, help=kpi.help, border=True, height="stretch",
+            delta_color="off" if flat else ("inverse" if kpi.lower_is_better else "normal"),
+            delta_arrow="off" if flat else "auto",
+        )
+
+
+def _span(period: Period) -> str:
+    return f"{period.start:%d %b %Y} – {period.end:%d %b %Y}"
+
+
+def comparison_caption(period: Period) -> None:
+    """Under a KPI row: which days the values cover and what the changes compare with."""
+    st.caption(f"{_span(period)} ({period.days} days, {period.tz}); "
+               f"changes compare with {_span(period.previous())}.")
+
+
+def filter_bar():
+    """A row of filters that wraps onto a second line on narrow screens; give each widget a ``width``."""
+    return st.container(horizontal=True, vertical_alignment="bottom", gap="medium")
+
+
+# Tone -> (badge colour, default icon). The badge always says its state in words too.
+TONES = {
+    "good": ("green", ":material/check_circle:"),
+    "warning": ("orange", ":material/schedule:"),
+    "bad": ("red", ":material/error:"),
+    "info": ("blue", ":material/info:"),
+    "neutral": ("gray", None),
+}
+
+
+def badge_row():
+    """Badges side by side: ``with ui.badge_row(): ui.status_badge(...)``."""
+    return st.container(horizontal=True, gap="small")
+
+
+def status_badge(text: str, tone: str = "neutral", icon: str | None = None) -> None:
+    """A state as a coloured badge that also says it in words (``text`` is escaped)."""
+    color, default_icon = TONES[tone]
+    st.badge(escape_markdown(text), color=color, icon=icon or default_icon)
+
+
+def specialty_badges(specialties: Iterable[str]) -> None:
+    """A mechanic's specialties as badges, in one row."""
+    with badge_row():
+        for specialty in specialties:
+            st.badge(escape_markdown(specialty_label(specialty)), color="blue", icon=":material/build:")
+
+
+_REVIEW_STYLE = """<style>
+.pw-review { white-space: pre-wrap; overflow-wrap: anywhere; line-height: 1.55; margin: 0.25rem 0; }
+.pw-review mark { background: #FDE68A; color: inherit; padding: 0 0.15em; border-radius: 0.2em; }
+.pw-review mark.flag-personal_data, .pw-review mark.flag-profanity { background: #FECACA; }
+</style>"""
+
+
+def review_text(markup: str) -> None:
+    """A review's text, already escaped into safe HTML (``dashboard.domain.reviews.highlight_html``)."""
+    st.html(f'{_REVIEW_STYLE}<div class="pw-review">{markup}</div>')
+
+
+def confirm(label: str, question: str, confirm_label: str, on_confirm: Callable, args: tuple = (), *, key: str,
+            icon: str | None = None, disabled: bool = False, inputs: Callable[[], object] | None = None) -> None:
+    """A destructive action in two clicks: ``label`` opens a popover that says what will
+    happen (``question``, Markdown), draws ``inputs()`` if given (e.g. a reason), and holds
+    the button ``key`` that calls ``on_confirm(*args)``."""
+    with st.popover(label, icon=icon, disabled=disabled):
+        st.markdown(question)
+        if inputs:
+            inputs()
+        st.button(confirm_label, key=key, icon=icon, on_click=on_confirm, args=args)
+
+
+def empty_state(what: str, action: str) -> None:
+    """Nothing to show: what that means, and the one thing to do about it (Markdown)."""
+    st.info(f"**{what}**  \n{action}", icon=":material/inbox:")
+
+
+def error_state(title: str, detail: str, checks: Sequence[str] = ()) -> None:
+    """Something is wrong: what (``detail`` is shown as plain text) and what to check."""
+    st.error(f"**{title}**  \n{escape_markdown(detail)}", icon=":material/error:")
+    if checks:
+        st.markdown("**What to check**\n" + "\n".join(f"- {check}" for check in checks))
+
+
+def chart(fig: go.Figure, *, title: str, x_title: str, y_title: str) -> None:
+    """Render a plotly figure in the brand template; axis titles carry units. The data's
+    text is made inert first (``inert_figure``), so pages pass names and labels as they are."""
+    fig.update_layout(template="pitwall", title_text=_inert(title), xaxis_title=_inert(x_title),
+                      yaxis_title=_inert(y_title))
+    st.plotly_chart(inert_figure(fig), theme=None, config={"displaylogo": False})
+
+
+# Plotly draws a subset of HTML (<a href>, <b>, <br>, ...) found in labels, hovers, legends and
+# tick labels, and shows HTML entities as their characters: escaped, user text reads as typed.
+_TRACE_TEXT = ("x", "y", "text", "hovertext", "customdata", "labels", "parents")
+_AXIS_TEXT = ("categoryarray", "ticktext")
+
+
+def _inert(values):
+    if isinstance(values, str):
+        return html.escape(values, quote=False)
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind in "OUS":
+            return np.vectorize(_inert, otypes=[object])(values) if values.size else values
+        return values
+    if isinstance(values, (list, tuple)):
+        return type(values)(_inert(v) for v in values)
+    return values
+
+
+def inert_figure(fig: go.Figure) -> go.Figure:
+    """``fig`` with every text of its data (values, hovers, trace names, category tick labels)
+    HTML-escaped, so plotly shows it as text and never as markup or a link."""
+    for trace in fig.data:
+        updates = {name: _inert(trace[name]) for name in _TRACE_TEXT
+                   if name in trace and trace[name] is not None}
+        if getattr(trace, "name", None):
+            updates["name"] = _inert(trace.name)
+        trace.update(updates)
+    for axis in (fig.layout[key] for key in fig.layout if key.startswith(("xaxis", "yaxis"))):
+        axis.update({name: _inert(axis[name]) for name in _AXIS_TEXT if axis[name] is not None})
+    return fig
