@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run api test install browser faketime
+.PHONY: run api test install browser faketime lint
 
 # Suites that depend on today's date (the demo, the app on it, the pages, the journeys) run
 # again with the clock moved by Debian's faketime: the Sunday Europe leaves summer time (the
@@ -30,6 +30,11 @@ browser:
 faketime:
 	@command -v faketime >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null; }
 
+# The linter and the formatter's check (settings in pyproject.toml).
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
 run: install
 	$(VENV)/bin/streamlit run dashboard/app.py
 
@@ -39,7 +44,7 @@ API_PORT ?= 8000
 api: install
 	$(PY) -m api --host $(API_HOST) --port $(API_PORT)
 
-test: install browser faketime
+test: install browser faketime lint
 	$(PY) -m pytest -q
 	@for clock in $(FAKED_CLOCKS); do \
 		echo "The date-dependent suites with the clock at $$clock UTC:"; \
