@@ -21,7 +21,6 @@ DEFAULT_DAYS = 30
 MAX_DAYS = 366
 DEFAULT_TZ = "UTC"
 EARLIEST = dt.date(2000, 1, 1)
-PARAM_KEYS = ("from", "to", "tz")
 
 
 @dataclass(frozen=True)

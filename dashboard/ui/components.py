@@ -8,7 +8,7 @@ A page reads its context, runs queries and renders::
     from queries import reviews
 
     ui.page_header("Review moderation", "Publish or hide the reviews customers wrote.")
-    queue = ui.run_query(reviews.queue, period=ui.period())
+    queue = ui.run_query(reviews.moderation_queue, period=ui.period())
     if queue.empty:
         ui.empty_state("No reviews are waiting.", "Widen the date range to see older reviews.")
 
@@ -102,11 +102,6 @@ def period() -> Period:
 def engine_for(url: str) -> Engine:
     """One engine (and connection pool) per database URL for the whole server."""
     return make_engine(url)
-
-
-def read_engine() -> Engine:
-    """Where read-only queries go: the read replica when configured."""
-    return engine_for(_context().settings.query_url)
 
 
 def write_engine() -> Engine:
