@@ -9,7 +9,7 @@ each one runs except reads and Alembic's bookkeeping, and compares their digests
 ``migration_fingerprints.json``.
 
 Closing a step (adding the next one): record it with
-``PITWALL_RECORD_MIGRATIONS=true .venv/bin/python -m pytest tests/test_migrations.py``, which adds
+``PITWALL_TEST_RECORD_MIGRATIONS=true .venv/bin/python -m pytest tests/test_migrations.py``, which adds
 the closed revisions missing from the file and never rewrites one already there.
 """
 
@@ -29,7 +29,7 @@ from dashboard.core.db import make_engine
 from dashboard.core.migrate import alembic_config
 
 FINGERPRINTS = Path(__file__).with_name("migration_fingerprints.json")
-RECORD = os.environ.get("PITWALL_RECORD_MIGRATIONS", "").lower() == "true"
+RECORD = os.environ.get("PITWALL_TEST_RECORD_MIGRATIONS", "").lower() == "true"
 
 
 def revisions() -> list[str]:
@@ -121,7 +121,7 @@ def test_closed_steps_emit_the_ddl_they_were_closed_with(new_database):
     unrecorded = [revision for revision in closed if revision not in recorded]
     assert not unrecorded, (
         f"closed revisions without a fingerprint ({backend}): {unrecorded}; record them with "
-        "PITWALL_RECORD_MIGRATIONS=true .venv/bin/python -m pytest tests/test_migrations.py"
+        "PITWALL_TEST_RECORD_MIGRATIONS=true .venv/bin/python -m pytest tests/test_migrations.py"
     )
     changed = []
     for revision in closed:
