@@ -37,7 +37,7 @@ run: install
 API_HOST ?= 127.0.0.1
 API_PORT ?= 8000
 api: install
-	$(PY) -m api --host $(API_HOST) --port $(API_PORT)
+	$(PY) -m dashboard api --host $(API_HOST) --port $(API_PORT)
 
 test: install browser faketime
 	$(PY) -m pytest -q

@@ -155,7 +155,7 @@ def test_uncertain_rows_are_listed_apart_with_the_time_their_batch_started(engin
     assert uncertain["batch_started_at"].iloc[0] == pd.Timestamp("2026-02-21 11:00", tz="UTC")
 
 
-def test_the_due_queries_and_page_queries_are_registered_for_the_benchmark(engine):
+def test_the_due_queries_and_page_queries_have_benchmark_cases(engine):
     ctx = BenchContext(start=NOW - dt.timedelta(days=30), end=NOW)
     cases = [case for case in CASES if case.name.startswith("emails.")]
     assert {f"emails.due.{m}" for m in s.EMAIL_MILESTONES} < {case.name for case in cases}
