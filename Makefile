@@ -42,7 +42,7 @@ run: install
 API_HOST ?= 127.0.0.1
 API_PORT ?= 8000
 api: install
-	$(PY) -m api --host $(API_HOST) --port $(API_PORT)
+	$(PY) -m dashboard api --host $(API_HOST) --port $(API_PORT)
 
 test: install browser faketime lint
 	$(PY) -m pytest -q

@@ -1,6 +1,6 @@
 """The FastAPI application: settings, engines, middleware, the caller of each request.
 
-``create_app()`` is what uvicorn serves (``python -m api``). The routes live in
+``create_app()`` is what uvicorn serves (``python -m dashboard api``). The routes live in
 ``api.routes``; every rule they apply is the domain's (``dashboard/``, ``queries/``).
 """
 

@@ -38,7 +38,7 @@ AUDIENCE = "authenticated"
 ASYMMETRIC = ("ES256", "RS256")
 CUSTOMER_HEADER = "X-Pitwall-Customer"
 LAST_USED_EVERY = 60.0  # seconds between writes of a key's last_used_at by one process
-KEYS_COMMAND = SystemActor("python -m api keys", role="operator")  # who the audit trail names
+KEYS_COMMAND = SystemActor("python -m dashboard keys", role="operator")  # who the audit trail names
 KEY_ENTITY = "api_key"
 
 

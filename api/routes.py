@@ -84,7 +84,7 @@ def healthz(request: Request):
     current = current_revision(engine)
     if current != head:
         raise Problem(503, "not_migrated", f"The database is at revision {current or 'none'}; this API needs "
-                                           f"{head}: run python -m dashboard.core.migrate.")
+                                           f"{head}: run python -m dashboard migrate.")
     return {"status": "ok", "database": engine.dialect.name, "revision": current}
 
 

@@ -134,7 +134,7 @@ def database_or_stop(settings: Settings) -> None:
         migrated_revision(settings.database_url)
     except ConfigError as exc:
         stop_with_error("The database needs migrating", str(exc), [
-            "Run `python -m dashboard.core.migrate` against this database (it is safe to run again).",
+            "Run `python -m dashboard migrate` against this database (it is safe to run again).",
         ])
 
 

@@ -1,1 +1,3 @@
-"""Background jobs: ``python -m jobs emails --once`` or ``--loop [--interval 60]``."""
+"""The jobs' entry points: ``python -m dashboard emails|intake --once`` or ``--loop`` (the loops
+live here: ``jobs.emails``, ``jobs.intake``); ``python -m dashboard funnel`` and ``upsells``
+call the domain directly. One run of each is the domain's (``dashboard.domain``)."""

@@ -59,7 +59,7 @@ def source_caption(spec: FunnelSpec) -> None:
             st.caption("Computed from raw interactions (no roll-up keeps these steps; it can take a few seconds).")
         if tracked:
             st.button("Refresh the roll-up", icon=":material/refresh:", on_click=rebuild_rollup, type="tertiary",
-                      help="Reads the interactions recorded since the last refresh (the job `python -m jobs funnel` "
+                      help="Reads the interactions recorded since the last refresh (the job `python -m dashboard funnel` "
                            "does the same on a schedule).")
 
 

@@ -31,7 +31,6 @@ from dashboard.domain.calendars.slots import (
     base_prices as price_list, bookable_slots, is_known_timezone, load_calendars, minutes_by_hour, parse_uuid,
     weekly_slots as slots_by_mechanic,
 )
-from queries.registry import BenchContext, register
 
 HOURS = range(24)
 
@@ -295,46 +294,3 @@ def _describe(snapshot: dict) -> str:
         return f"{snapshot['day']} {hours}" + ("" if snapshot["is_available"] else " (unavailable)")
     what = hours if snapshot["start_time"] else "time off"
     return f"{snapshot['date']} {what}: {snapshot['reason']}"
-
-
-# --- benchmark cases --------------------------------------------------------------------------
-
-
-def _bench_week(ctx: BenchContext) -> dt.date:
-    day = ctx.end.date()
-    return day - dt.timedelta(days=day.weekday())
-
-
-def _bench_bounds(ctx: BenchContext) -> dict:
-    start, end = week_bounds(_bench_week(ctx), "UTC")
-    return {"start": start, "end": end}
-
-
-def _bench_mechanics(conn: Connection, count: int) -> tuple[str, ...]:
-    return tuple(mechanics(conn)["mechanic_id"].head(count))
-
-
-def _bench_bookable_200(conn: Connection, ctx: BenchContext) -> pd.DataFrame:
-    return bookable(conn, mechanic_ids=_bench_mechanics(conn, 200), days=14, session_type="video", now=ctx.end)
-
-
-register("calendars.mechanics", lambda conn, ctx: mechanics(conn))
-register("calendars.weekly_slots",
-         lambda conn, ctx: weekly_slots(conn, mechanic_id=str(ctx.sample["mechanic_id"])))
-register("calendars.overrides",
-         lambda conn, ctx: overrides(conn, mechanic_id=str(ctx.sample["mechanic_id"]), first_day=ctx.start.date()))
-register("calendars.base_prices", lambda conn, ctx: base_prices(conn))
-register("calendars.busiest_mechanics", lambda conn, ctx: busiest_mechanics(conn, **_bench_bounds(ctx), limit=25))
-register("calendars.booked_sessions_mechanic", lambda conn, ctx: booked_sessions(
-    conn, mechanic_ids=(str(ctx.sample["mechanic_id"]),), **_bench_bounds(ctx)))
-register("calendars.booked_sessions_25", lambda conn, ctx: booked_sessions(
-    conn, mechanic_ids=_bench_mechanics(conn, 25), **_bench_bounds(ctx)))
-register("calendars.availability_25", lambda conn, ctx: availability(
-    conn, mechanic_ids=_bench_mechanics(conn, 25), **_bench_bounds(ctx)))
-register("calendars.hour_grid_all", lambda conn, ctx: hour_grid(
-    conn, mechanic_ids=None, week_start=_bench_week(ctx), tz="America/New_York", session_minutes=30))
-register("calendars.hour_grid_mechanic", lambda conn, ctx: hour_grid(
-    conn, mechanic_ids=(str(ctx.sample["mechanic_id"]),), week_start=_bench_week(ctx), tz="UTC",
-    session_minutes=30))
-register("calendars.bookable_200x14", _bench_bookable_200)
-register("calendars.pricing_audit", lambda conn, ctx: pricing_audit(conn))

@@ -18,7 +18,6 @@ from dashboard.domain.funnel.interactions import STEP_LABELS
 from dashboard.domain.calendars.slots import ValidationError
 from dashboard.domain.upsells import OPEN_DAYS, new_recommendations
 from dashboard.core.validation import parse_uuid
-from queries.registry import register
 
 SEARCH_MIN, SEARCH_MAX, SEARCH_LIMIT = 3, 100, 50
 SEARCH_COLUMNS = ["customer_id", "email", "full_name", "plan", "acquisition_channel", "created_at"]
@@ -166,11 +165,3 @@ def recommended_next(conn: Connection, *, customer_id, now: dt.datetime | None =
                        sa.literal("rule on the latest summary: ", sa.Text) + found.c.reason)
              .order_by(rank).limit(1))
     return pd.DataFrame(conn.execute(query).all(), columns=RECOMMENDATION_COLUMNS)
-
-
-register("customers.search_name", lambda conn, ctx: search(conn, text="smith"))
-register("customers.search_email", lambda conn, ctx: search(conn, text="james.smith1"))
-register("customers.customer", lambda conn, ctx: customer(conn, customer_id=ctx.sample["customer_id"]))
-register("customers.timeline", lambda conn, ctx: timeline(conn, customer_id=ctx.sample["customer_id"]))
-register("customers.recommended_next",
-         lambda conn, ctx: recommended_next(conn, customer_id=ctx.sample["customer_id"], now=ctx.end))

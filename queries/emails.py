@@ -43,7 +43,6 @@ from dashboard.core.period import Period
 from dashboard.core.schema import (
     EMAIL_MILESTONES, email_outbox, mechanics, profiles, requests, session_files, sessions, users,
 )
-from queries.registry import register
 
 CUSTOMER_MILESTONES = EMAIL_MILESTONES[:5]
 BEFORE_START = ("booking_confirmed", "mechanic_assigned", "session_starting")  # late once the session starts
@@ -214,13 +213,3 @@ def awaiting_decision(conn: Connection, *, status: str = "failed", limit: int = 
 def _utc(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     """Timestamp columns as UTC datetimes, also when every value is missing."""
     return frame.assign(**{column: pd.to_datetime(frame[column], utc=True) for column in columns})
-
-
-for _milestone in EMAIL_MILESTONES:
-    register(f"emails.due.{_milestone}",
-             lambda conn, ctx, m=_milestone: due_milestones(conn, milestone=m, now=ctx.end,
-                                                           since=ctx.end - DEFAULT_LOOKBACK))
-register("emails.outbox", lambda conn, ctx: outbox(conn, period=ctx.period))
-register("emails.status_counts_per_day", lambda conn, ctx: status_counts_per_day(conn, period=ctx.period))
-for _status in DECISION_STATUSES:
-    register(f"emails.{_status}", lambda conn, ctx, status=_status: awaiting_decision(conn, status=status))

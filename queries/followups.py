@@ -27,7 +27,6 @@ from sqlalchemy.engine import Connection
 from dashboard.domain.followups import STATE, WAITING, FollowUpRules
 from dashboard.core.period import Period
 from dashboard.core.schema import FOLLOW_UP_STATES, FOLLOW_UP_TYPES, PLANS, mechanics, profiles, requests, sessions, users
-from queries.registry import register
 
 QUEUE_LIMIT = 200
 DUE_SOON_SHARE = 0.25
@@ -232,14 +231,3 @@ def weekly(conn: Connection, *, period: Period) -> pd.DataFrame:
         "median_hours_to_answer": pd.Series(
             [found[w].median_hours_to_answer if w in found else None for w in weeks], dtype="float64"),
     })
-
-
-register("followups.queue", lambda conn, ctx: queue(conn, now=ctx.end, limit=20))
-register("followups.queue_filtered", lambda conn, ctx: queue(
-    conn, now=ctx.end, types=("quick_question",), plans=("standard",), order="oldest", limit=20))
-register("followups.queue_mechanic", lambda conn, ctx: queue(
-    conn, now=ctx.end, states=(*WAITING, "answered"), mechanic_id=ctx.sample["mechanic_id"], limit=20))
-register("followups.summary", lambda conn, ctx: summary(conn, now=ctx.end))
-register("followups.mechanic_load", lambda conn, ctx: mechanic_load(conn))
-register("followups.weekly", lambda conn, ctx: weekly(
-    conn, period=ctx.period))

@@ -19,11 +19,10 @@ from sqlalchemy.engine import Connection
 
 from dashboard.core import schema as s
 from dashboard.domain.funnel.interactions import (
-    DEFAULT_STEPS, STEP_LABELS, CrmInputError, FunnelSpec, journeys, reached, reached_at, seconds_between,
+    STEP_LABELS, CrmInputError, FunnelSpec, journeys, reached, reached_at, seconds_between,
     usable_rollup, within_window,
 )
 from dashboard.core.period import Period
-from queries.registry import BenchContext, register
 
 BREAKDOWNS = {
     "plan": "Plan",
@@ -259,19 +258,3 @@ def funnel_in_pandas(conn: Connection, *, spec: FunnelSpec) -> pd.DataFrame:
         customers.append(len(current))
     return pd.DataFrame({"step": range(1, len(spec.steps) + 1), "interaction_type": list(spec.steps),
                          "customers": pd.Series(customers, dtype="int64")})
-
-
-def _bench_spec(ctx: BenchContext) -> FunnelSpec:
-    return FunnelSpec(DEFAULT_STEPS, ctx.period)
-
-
-register("funnel.steps", lambda conn, ctx: funnel(conn, spec=_bench_spec(ctx)))
-register("funnel.steps_from_events", lambda conn, ctx: funnel(conn, spec=_bench_spec(ctx), source="events"))
-register("funnel.steps_pandas_peer", lambda conn, ctx: funnel_in_pandas(conn, spec=_bench_spec(ctx)))
-register("funnel.breakdown_channel",
-         lambda conn, ctx: breakdown(conn, spec=_bench_spec(ctx), dimension="acquisition_channel"))
-register("funnel.breakdown_specialty", lambda conn, ctx: breakdown(conn, spec=_bench_spec(ctx), dimension="specialty"))
-register("funnel.time_to_convert", lambda conn, ctx: time_to_convert(conn, spec=_bench_spec(ctx), from_step=1,
-                                                                     to_step=5))
-register("funnel.trend_day", lambda conn, ctx: trend(conn, spec=_bench_spec(ctx), grain="day"))
-register("funnel.drop_off_1000", lambda conn, ctx: drop_off(conn, spec=_bench_spec(ctx), step=2, limit=1000))

@@ -31,7 +31,6 @@ from dashboard.domain.reviews import PRIOR_WEIGHT
 from dashboard.domain.calendars.slots import ValidationError
 from dashboard.core.schema import mechanic_reviews, mechanics, requests, sessions
 from dashboard.core.validation import parse_uuid
-from queries.registry import register
 
 LEADERBOARD_LIMIT = 50
 REVIEWS_PAGE_MAX = 100
@@ -239,19 +238,3 @@ def response_summary(conn: Connection, *, mechanic_id, period: Period) -> pd.Dat
     responses = _responses(mechanic_id, period)
     frame = pd.DataFrame(conn.execute(sa.select(*_response_stats(responses))).mappings().all())
     return frame.astype({"sessions": "int64", "median_minutes": "float64", "within_sla_share": "float64"})
-
-
-register("mechanics.leaderboard", lambda conn, ctx: leaderboard(conn))
-register("mechanics.leaderboard_specialty",
-         lambda conn, ctx: leaderboard(conn, specialty=(specialties(conn) or [None])[0]))
-register("mechanics.profile", lambda conn, ctx: profile(conn, mechanic_id=ctx.sample["mechanic_id"]))
-register("mechanics.public_profile",
-         lambda conn, ctx: pd.DataFrame([public_profile(conn, ctx.sample["mechanic_id"]) or {}]))
-register("mechanics.published_reviews_page",
-         lambda conn, ctx: pd.DataFrame(published_reviews_page(conn, ctx.sample["mechanic_id"])[0]))
-register("mechanics.rating_distribution",
-         lambda conn, ctx: rating_distribution(conn, mechanic_id=ctx.sample["mechanic_id"]))
-register("mechanics.response_times", lambda conn, ctx: response_times(
-    conn, mechanic_id=ctx.sample["mechanic_id"], period=ctx.period))
-register("mechanics.response_summary", lambda conn, ctx: response_summary(
-    conn, mechanic_id=ctx.sample["mechanic_id"], period=ctx.period))

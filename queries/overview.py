@@ -25,7 +25,6 @@ from sqlalchemy.engine import Connection
 
 from dashboard.core.period import Period
 from dashboard.core.schema import email_outbox, mechanic_reviews, requests, sessions, upsell_recommendations
-from queries.registry import register
 
 KPI_COLUMNS = (
     "sessions_completed", "intake_requests", "converted_requests", "reviews_published",
@@ -113,9 +112,3 @@ def sessions_completed_per_day(conn: Connection, *, period: Period) -> pd.DataFr
     all_days = [period.start + dt.timedelta(days=i) for i in range(period.days)]
     sessions_per_day = pd.Series([counts.get(day, 0) for day in all_days], dtype="int64")
     return pd.DataFrame({"day": all_days, "sessions": sessions_per_day})
-
-
-register("overview.kpis", lambda conn, ctx: kpis(conn, period=ctx.period))
-register("overview.open_follow_ups", lambda conn, ctx: open_follow_ups(conn))
-register("overview.sessions_per_day",
-         lambda conn, ctx: sessions_completed_per_day(conn, period=ctx.period))

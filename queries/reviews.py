@@ -15,7 +15,6 @@ from sqlalchemy.engine import Connection
 
 from dashboard.core.period import Period
 from dashboard.core.schema import REVIEW_FLAGS, REVIEW_STATUSES, mechanic_reviews, mechanics, profiles, users
-from queries.registry import register
 
 QUEUE_LIMIT = 200
 REVIEW_COLUMNS = (
@@ -122,12 +121,3 @@ def recent_reviews(
     if customer_id is not None:
         query = query.where(r.c.customer_id == customer_id)
     return _frame(conn, query.order_by(r.c.created_at.desc(), r.c.id).limit(limit), REVIEW_COLUMNS)
-
-
-register("reviews.queue", lambda conn, ctx: moderation_queue(conn))
-register("reviews.queue_flagged_low_ratings",
-         lambda conn, ctx: moderation_queue(conn, flags=("profanity", "personal_data"), ratings=(1, 2)))
-register("reviews.queue_flag_counts", lambda conn, ctx: queue_flag_counts(conn))
-register("reviews.customer_history", lambda conn, ctx: recent_reviews(conn, customer_id=ctx.sample["customer_id"]))
-register("reviews.mechanic_history",
-         lambda conn, ctx: recent_reviews(conn, mechanic_id=ctx.sample["mechanic_id"]))

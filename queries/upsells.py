@@ -27,7 +27,6 @@ from dashboard.domain.calendars.slots import ValidationError
 from dashboard.core.validation import parse_uuid
 from queries.customers import open_recommendations, recommended_next
 from queries.funnel import GRAINS, bucket_starts
-from queries.registry import register
 
 COUNTS = ["shown", "clicked", "purchased", "revenue_cents"]
 GROUPS = {"recommendation_type": "Recommendation type", "service": "Service"}
@@ -135,10 +134,3 @@ def catalogue(conn: Connection) -> pd.DataFrame:
                        svc.c.price_cents, svc.c.is_active, svc.c.updated_by, svc.c.updated_at)
              .order_by(svc.c.is_active.desc(), svc.c.recommendation_type, svc.c.title))
     return pd.DataFrame(conn.execute(query).all(), columns=CATALOGUE_COLUMNS)
-
-
-register("upsells.summary", lambda conn, ctx: summary(conn, period=ctx.period))
-register("upsells.by_service", lambda conn, ctx: performance(conn, period=ctx.period, by="service"))
-register("upsells.trend_week", lambda conn, ctx: trend(conn, period=ctx.period))
-register("upsells.by_mechanic", lambda conn, ctx: by_mechanic(conn, period=ctx.period))
-register("upsells.catalogue", lambda conn, ctx: catalogue(conn))

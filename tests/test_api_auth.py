@@ -19,8 +19,8 @@ import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from api.__main__ import main as api_main
 from api.auth import create_key, hash_key, list_keys, revoke_key
+from dashboard.__main__ import main as cli
 from api_support import JwksServer, api_server, served_database, token
 from dashboard.core import schema as s
 from reputation_data import add_mechanic
@@ -121,7 +121,7 @@ def test_a_service_key_gets_in_until_it_is_revoked(api, mechanic):
                              .where(s.audit_log.c.entity_type == "api_key").order_by(s.audit_log.c.created_at)
                              ).all()
     mine = [(action, actor) for action, actor, after in audit if json.loads(json.dumps(after))["name"] == name]
-    assert mine == [("api_key.create", "python -m api keys"), ("api_key.revoke", "python -m api keys")]
+    assert mine == [("api_key.create", "python -m dashboard keys"), ("api_key.revoke", "python -m dashboard keys")]
     assert key not in json.dumps([row.after for row in audit], default=str)
     refused(profile(api, mechanic, bearer(key[:-2] + "xx")), "not known")
 
@@ -152,14 +152,14 @@ def test_key_commands_create_list_and_revoke(request, tmp_path, monkeypatch, cap
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("PITWALL_SECRETS", str(tmp_path / "empty.toml"))
     try:
-        created = subprocess.run([sys.executable, "-m", "api", "keys", "create", "platform-web"], cwd=ROOT,
+        created = subprocess.run([sys.executable, "-m", "dashboard", "keys", "create", "platform-web"], cwd=ROOT,
                                  env=dict(os.environ), capture_output=True, text=True, timeout=60)
         assert created.returncode == 0, created.stderr
         key = created.stdout.strip()
         assert key.startswith("pw_") and len(key) > 40 and "not shown again" in created.stderr
 
         def run(*args):
-            code = api_main(list(args))
+            code = cli(list(args))
             out, err = capsys.readouterr()
             return code, out, err
 

@@ -1,4 +1,4 @@
-"""The API as deployed: ``python -m api`` with workers, requests racing on PostgreSQL, a write
+"""The API as deployed: ``python -m dashboard api`` with workers, requests racing on PostgreSQL, a write
 cut off before its answer is stored, a database that is down or not migrated."""
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def test_healthz_says_when_the_database_is_not_migrated(tmp_path):
     try:
         health = server.http.get("/healthz")
         assert health.status_code == 503 and health.json()["code"] == "not_migrated"
-        assert "python -m dashboard.core.migrate" in health.json()["detail"]
+        assert "python -m dashboard migrate" in health.json()["detail"]
     finally:
         server.close()
         engine.dispose()
@@ -149,7 +149,7 @@ def test_healthz_says_when_the_database_is_not_migrated(tmp_path):
 
 def _serve(*args, env: dict) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(port), *args],
+    process = subprocess.Popen([sys.executable, "-m", "dashboard", "api", "--host", "127.0.0.1", "--port", str(port), *args],
                                cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     return process, f"http://127.0.0.1:{port}"
@@ -162,7 +162,7 @@ def _healthy(process: subprocess.Popen, url: str) -> httpx.Response:
             return httpx.get(f"{url}/healthz", timeout=2)
         except httpx.TransportError:
             assert process.poll() is None, process.stdout.read()
-            assert time.monotonic() < deadline, "python -m api did not start"
+            assert time.monotonic() < deadline, "python -m dashboard api did not start"
             time.sleep(0.2)
 
 

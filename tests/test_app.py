@@ -276,7 +276,7 @@ def test_unmigrated_database_says_how_to_migrate(app_env, empty_pg_url):
     at = run_app()
     assert not at.exception
     assert "needs migrating" in text(at.error)
-    assert "python -m dashboard.core.migrate" in text(at.markdown)
+    assert "python -m dashboard migrate" in text(at.markdown)
 
 
 def test_unreachable_database_shows_the_error_page(app_env, capfd):

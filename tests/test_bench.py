@@ -1,40 +1,56 @@
-"""The benchmark command runs every registered query on loaded demo data."""
+"""The benchmark command (``python -m dashboard bench``) runs every case on loaded demo data,
+and every query of ``queries/`` has a case."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 import re
 
 import pytest
 import sqlalchemy as sa
 
-from dashboard.tools.bench import queries as bench
+import queries
+from dashboard.__main__ import main as cli
 from dashboard.core import schema as s
 from dashboard.core.db import make_engine
-from queries.registry import CASES, register
+from dashboard.tools.bench.cases import CASES
 
 
-def test_registering_a_name_twice_is_refused():
-    register("test.twice", lambda conn, ctx: None)
-    try:
-        with pytest.raises(ValueError, match="registered twice"):
-            register("test.twice", lambda conn, ctx: None)
-    finally:
-        del CASES["test.twice"]
+def _query_functions() -> dict[str, object]:
+    """Every public function of ``queries/`` that takes a connection first, by dotted name."""
+    found = {}
+    for info in pkgutil.iter_modules(queries.__path__):
+        module = importlib.import_module(f"queries.{info.name}")
+        for name, function in vars(module).items():
+            if (inspect.isfunction(function) and function.__module__ == module.__name__ and not name.startswith("_")
+                    and next(iter(inspect.signature(function).parameters), None) == "conn"):
+                found[f"{info.name}.{name}"] = function
+    return found
 
 
-def test_bench_loads_demo_data_and_times_every_registered_query(tmp_path, capsys):
+def test_every_query_has_a_benchmark_case_under_a_name_of_its_own():
+    functions = _query_functions()
+    assert len(functions) > 40 and "reviews.moderation_queue" in functions and "calendars.week_bounds" not in functions
+    benchmarked = {case.query for case in CASES}
+    assert [name for name, function in functions.items() if function not in benchmarked] == []
+    names = [case.name for case in CASES]
+    assert len(names) == len(set(names))
+
+
+def test_bench_loads_demo_data_and_times_every_case(tmp_path, capsys):
     url = f"duckdb:///{tmp_path / 'bench.duckdb'}"
-    assert bench.main(["--scale", "0.01", "--database", url, "--repeat", "1"]) == 0
+    assert cli(["bench", "--scale", "0.01", "--database", url, "--repeat", "1"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("demo data loaded at scale 0.01")
     header = next(i for i, line in enumerate(out) if line.startswith("query"))
     rows = {line.split()[0]: line.split()[1:] for line in out[header + 1:]}
-    bench.load_query_modules()
-    assert set(rows) == set(CASES) and len(rows) >= 3
+    assert set(rows) == {case.name for case in CASES} and len(rows) >= 3
     for name, (count, cold, warm) in rows.items():
         assert int(count.replace(",", "")) >= 0 and float(cold) > 0 and float(warm) > 0, name
 
-    assert bench.main(["--database", url, "--repeat", "1", "--only", "overview"]) == 0
+    assert cli(["bench", "--database", url, "--repeat", "1", "--only", "overview"]) == 0
     again = capsys.readouterr().out.splitlines()
     assert again[0].startswith("demo data reused")
     assert all(line.startswith("overview") for line in again[again.index(next(
@@ -42,16 +58,17 @@ def test_bench_loads_demo_data_and_times_every_registered_query(tmp_path, capsys
 
 
 def test_bench_reports_unreachable_database_in_one_line(capsys):
-    assert bench.main(["--database", "postgresql://postgres@127.0.0.1:1/none"]) == 2
+    assert cli(["bench", "--database", "postgresql://postgres@127.0.0.1:1/none"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: Cannot reach the database") and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("args", [["--scale", "0"], ["--scale", "abc"], ["--repeat", "0"], ["--api", "--workers", "0"],
-                                  ["--api", "--clients", "1000"], ["--api", "--seconds", "inf"]])
+                                  ["--api", "--clients", "1000"], ["--api", "--seconds", "inf"],
+                                  ["--emails", "0"], ["--api", "--emails"]])
 def test_bench_rejects_bad_arguments(args):
     with pytest.raises(SystemExit) as info:
-        bench.main(args + ["--database", "duckdb:///:memory:"])
+        cli(["bench", *args, "--database", "duckdb:///:memory:"])
     assert info.value.code == 2
 
 
@@ -60,7 +77,7 @@ def test_api_bench_reports_every_figure(tmp_path, capsys):
     url = f"duckdb:///{tmp_path / 'api-bench.duckdb'}"
     args = ["--api", "--scale", "0.01", "--database", url, "--workers", "1", "--samples", "2", "--batches", "2",
             "--clients", "2", "--seconds", "0.5"]
-    assert bench.main(args) == 0
+    assert cli(["bench", *args]) == 0
     out = capsys.readouterr().out
     for pattern in [r"api on duckdb, 1 worker", r"slots over 14 days, one mechanic: p50 [\d.]+ ms, p95 [\d.]+ ms",
                     r"booking check: p50 [\d.]+ ms, p95 [\d.]+ ms",

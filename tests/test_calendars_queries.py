@@ -17,7 +17,7 @@ from dashboard.core.auth import Actor
 from dashboard.domain.calendars.edits import save_weekly_slots, set_base_price, set_override
 from dashboard.domain.calendars.slots import Override, WeeklySlot
 from queries import calendars as q
-from queries.registry import CASES
+from dashboard.tools.bench.cases import CASES, BenchContext
 from tests.staff import staff_fixture
 from tests.test_calendars_edits import add_mechanic, add_session, row
 
@@ -158,12 +158,10 @@ def test_overrides_prices_and_audit_trail(engine, people):
 
 
 def test_benchmark_cases_run(engine, people):
-    from queries.registry import BenchContext
-
     ctx = BenchContext(start=z("2026-03-01T00:00"), end=z("2026-03-09T06:00"),
                        sample={"mechanic_id": people["ben"], "customer_id": None})
-    names = [name for name in CASES if name.startswith("calendars.")]
-    assert "calendars.bookable_200x14" in names
+    cases = [case for case in CASES if case.name.startswith("calendars.")]
+    assert "calendars.bookable_200x14" in {case.name for case in cases}
     with engine.connect() as conn:
-        for name in names:
-            assert isinstance(CASES[name](conn, ctx), pd.DataFrame)
+        for case in cases:
+            assert isinstance(case.query(conn, **case.arguments(conn, ctx)), pd.DataFrame), case.name

@@ -21,7 +21,8 @@ from dashboard.core import schema as s
 from dashboard.core.settings import ROOT
 from dashboard.core.db import make_engine
 from dashboard.core.migrate import upgrade
-from dashboard.domain.emails.worker import run_loop, run_once
+from dashboard.domain.emails.worker import run_once
+from jobs.emails import run_loop
 from emails_support import (
     MINUTE, NOW, add_person, add_session, delivered_outbox_ids, resend_api, settings_env, settings_for,
 )
@@ -121,7 +122,7 @@ def test_resend_unreachable_marks_nothing_sent_or_failed_and_sends_everything_on
 def _worker(server, database_url: str, **env: str) -> subprocess.Popen:
     environment = {**os.environ, **settings_env(server, **env), "DATABASE_URL": database_url,
                    "PITWALL_SECRETS": str(ROOT / "absent-secrets.toml")}
-    return subprocess.Popen([sys.executable, "-m", "jobs", "emails", "--once"], cwd=ROOT, env=environment,
+    return subprocess.Popen([sys.executable, "-m", "dashboard", "emails", "--once"], cwd=ROOT, env=environment,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 

@@ -19,7 +19,8 @@ from dashboard.core import schema as s
 from dashboard.core.auth import Actor, PermissionDenied
 from dashboard.core.settings import ROOT
 from dashboard.domain.emails.outbox import RetryRefused, decide, enqueue, skip_reason
-from dashboard.domain.emails.worker import run_loop, run_once
+from dashboard.domain.emails.worker import run_once
+from jobs.emails import run_loop
 from emails_support import (
     MINUTE, NOW, SUPPORT, add_mechanic, add_person, add_session, crash_after_sending, delivered_outbox_ids,
     resend_api, settings_for,
@@ -547,7 +548,7 @@ def test_the_cli_explains_a_locked_embedded_database(tmp_path, _duckdb_template)
         env = {**os.environ, "PITWALL_DUCKDB_PATH": str(path), "RESEND_API_KEY": "re_x",
                "PITWALL_SECRETS": str(tmp_path / "absent.toml")}
         env.pop("DATABASE_URL", None)
-        done = subprocess.run([sys.executable, "-m", "jobs", "emails", "--once"], cwd=ROOT, env=env,
+        done = subprocess.run([sys.executable, "-m", "dashboard", "emails", "--once"], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=60)
     finally:
         holder.close()
@@ -557,7 +558,7 @@ def test_the_cli_explains_a_locked_embedded_database(tmp_path, _duckdb_template)
 
 
 def test_the_cli_asks_for_an_api_key(engine, monkeypatch, capsys):
-    from jobs.__main__ import main
+    from dashboard.__main__ import main
 
     monkeypatch.setenv("DATABASE_URL", engine.url.render_as_string(hide_password=False))
     monkeypatch.delenv("RESEND_API_KEY", raising=False)

@@ -11,7 +11,7 @@ import pytest
 from dashboard.core import schema as s
 from dashboard.core.period import Period
 from queries import emails as q
-from queries.registry import CASES, BenchContext
+from dashboard.tools.bench.cases import CASES, BenchContext
 from emails_support import MINUTE, NOW, add_mechanic, add_person, add_session
 
 SINCE = NOW - dt.timedelta(days=7)
@@ -155,9 +155,9 @@ def test_uncertain_rows_are_listed_apart_with_the_time_their_batch_started(engin
     assert uncertain["batch_started_at"].iloc[0] == pd.Timestamp("2026-02-21 11:00", tz="UTC")
 
 
-def test_the_due_queries_and_page_queries_are_registered_for_the_benchmark(engine):
+def test_the_due_queries_and_page_queries_have_benchmark_cases(engine):
     ctx = BenchContext(start=NOW - dt.timedelta(days=30), end=NOW)
-    names = [name for name in CASES if name.startswith("emails.")]
-    assert {f"emails.due.{m}" for m in s.EMAIL_MILESTONES} < set(names)
+    cases = [case for case in CASES if case.name.startswith("emails.")]
+    assert {f"emails.due.{m}" for m in s.EMAIL_MILESTONES} < {case.name for case in cases}
     with engine.connect() as conn:
-        assert all(isinstance(CASES[name](conn, ctx), pd.DataFrame) for name in names)
+        assert all(isinstance(case.query(conn, **case.arguments(conn, ctx)), pd.DataFrame) for case in cases)

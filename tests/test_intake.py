@@ -19,7 +19,8 @@ from dashboard.core.db import make_engine
 from dashboard.core.migrate import alembic_config, upgrade
 from dashboard.domain.reviews import submit_review
 from dashboard.domain import intake
-from jobs.__main__ import main as jobs_main
+from dashboard.__main__ import main as cli
+from jobs.intake import run_loop
 from reputation_data import add_mechanic, add_session, add_user
 from throwaway_pg import throwaway_cluster
 
@@ -233,7 +234,7 @@ def _wait_until(check, seconds: float) -> bool:
 
 def _loop(engine, interval):
     stop, lines = threading.Event(), []
-    thread = threading.Thread(target=intake.run_loop, args=(engine, interval, stop, lines.append), daemon=True)
+    thread = threading.Thread(target=run_loop, args=(engine, interval, stop, lines.append), daemon=True)
     thread.start()
     assert _wait_until(lambda: lines, 10), "the loop never reported its first run"
     return stop, thread, lines
@@ -305,9 +306,9 @@ def test_the_command_runs_once_and_reports(duckdb_engine, capsys, monkeypatch, t
     url = engine.url.render_as_string(hide_password=False)
     engine.dispose()
     monkeypatch.setenv("PITWALL_SECRETS", str(tmp_path / "none.toml"))
-    assert jobs_main(["intake", "--once", "--database", url]) == 0
+    assert cli(["intake", "--once", "--database", url]) == 0
     assert capsys.readouterr().out.strip() == "intake reviews: 1 published; follow_ups: none waiting"
-    assert jobs_main(["intake", "--once", "--database", "postgresql://postgres@127.0.0.1:1/none"]) == 2
+    assert cli(["intake", "--once", "--database", "postgresql://postgres@127.0.0.1:1/none"]) == 2
     assert capsys.readouterr().err.startswith("error: Cannot reach the database")
 
 

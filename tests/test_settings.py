@@ -81,7 +81,7 @@ def test_unreachable_database_message_is_one_line_without_password():
 
 def test_cli_prints_one_line_error_for_unreachable_database():
     result = subprocess.run(
-        [sys.executable, "-m", "dashboard.core.migrate", "--database", "postgresql://postgres@127.0.0.1:1/nowhere"],
+        [sys.executable, "-m", "dashboard", "migrate", "--database", "postgresql://postgres@127.0.0.1:1/nowhere"],
         capture_output=True, text=True, cwd=ROOT, timeout=60,
     )
     assert result.returncode == 2

@@ -1,4 +1,4 @@
-"""Migrations: ``python -m dashboard.core.migrate [--database URL]`` upgrades to head.
+"""Migrations: ``python -m dashboard migrate [--database URL]`` upgrades to head.
 
 Each Alembic revision applies one step of ``dashboard.core.schema`` with
 ``apply_step``: tables of that step are created where absent (a platform
@@ -15,9 +15,7 @@ step drops it (PostgreSQL) or rebuilds the table (DuckDB) before adding the new 
 
 from __future__ import annotations
 
-import argparse
 import functools
-import sys
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -195,26 +193,3 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
-
-
-def main(argv: list[str] | None = None) -> int:
-    from dashboard.core.settings import ConfigError, load_settings, normalize_url
-    from dashboard.core.db import DatabaseUnavailable, check_connection, make_engine
-
-    parser = argparse.ArgumentParser(prog="python -m dashboard.core.migrate", description=__doc__.splitlines()[0])
-    parser.add_argument("--database", help="database URL (default: the configured one)")
-    args = parser.parse_args(argv)
-    try:
-        url = normalize_url(args.database) if args.database else load_settings().database_url
-        engine = make_engine(url)
-        check_connection(engine)
-        upgrade(engine)
-    except (ConfigError, DatabaseUnavailable) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"database at revision {current_revision(engine)}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""The intake job: ``python -m jobs intake --once`` or ``--loop [--interval 10]``.
+"""The intake job: ``python -m dashboard intake --once`` or ``--loop [--interval 10]``.
 
 The platform may write reviews and follow-up requests to its tables directly, past the
 API. This job gives those rows Pitwall's rules, once each: reviews their flags, publish or
@@ -19,17 +19,13 @@ once handle each row once: on PostgreSQL a worker skips rows another has locked
 (``FOR UPDATE SKIP LOCKED``); DuckDB has no row locks, so the loser of a race retries and
 finds the row handled.
 
-On PostgreSQL ``--loop`` listens on channel ``pitwall_intake`` (a trigger of migration 19
-notifies it when the platform inserts such a row) and runs within a moment of the insert;
-it also runs every ``--interval`` seconds in case a notification is missed (e.g. while the
-connection was down). On DuckDB it polls every ``--interval`` seconds.
+One run is ``run_once``; ``--loop`` is ``jobs.intake.run_loop``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
@@ -38,15 +34,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from dashboard.core import schema as s
-from dashboard.core.db import explain_failure, retry_on_conflict
+from dashboard.core.db import retry_on_conflict
 from dashboard.domain.followups import FollowUpRules, apply_follow_up_rules
 from dashboard.domain.reviews import apply_review_rules
 from dashboard.core.actors import INTAKE_JOB
 
 log = logging.getLogger(__name__)
-CHANNEL = "pitwall_intake"  # the channel migration 19's trigger notifies
 BATCH = 200  # rows read per query of a run
-DEFAULT_INTERVAL = 10.0
 
 
 @dataclass(frozen=True)
@@ -133,56 +127,3 @@ def run_once(engine: Engine, rules: FollowUpRules = FollowUpRules()) -> IntakeRu
         if last is not None:
             _advance(engine, source, last)
     return run
-
-
-def run_loop(engine: Engine, interval: float, stop: threading.Event, report: Callable[[str], None],
-             rules: FollowUpRules = FollowUpRules()) -> None:
-    """Run now and again on each notification (PostgreSQL) or every ``interval`` seconds,
-    until ``stop`` is set; a failed run is reported and retried."""
-    listener = None
-    while not stop.is_set():
-        if engine.dialect.name == "postgresql" and listener is None:
-            listener = _listen(engine, report)
-        try:
-            report(f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC {run_once(engine, rules).summary()}")
-        except sa.exc.DBAPIError as exc:  # the database went away: say so, and try again
-            report(f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC run failed, retrying in {interval:g} s: "
-                   f"{explain_failure(exc, engine.url.render_as_string(hide_password=False))}")
-        if listener is None:
-            stop.wait(interval)
-        elif not _wait_for_notification(listener, interval, stop):
-            listener.close()
-            listener = None
-    if listener is not None:
-        listener.close()
-
-
-def _listen(engine: Engine, report: Callable[[str], None]):
-    """A psycopg connection listening on CHANNEL, or None (then the loop polls)."""
-    import psycopg
-
-    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    try:
-        listener = psycopg.connect(url, autocommit=True, connect_timeout=5, options="-c timezone=UTC")
-        listener.execute(f"LISTEN {CHANNEL}")
-        return listener
-    except psycopg.Error as exc:
-        report(f"cannot listen for new rows, polling instead: {str(exc).splitlines()[0]}")
-        return None
-
-
-def _wait_for_notification(listener, interval: float, stop: threading.Event) -> bool:
-    """Wait until a notification arrives, ``interval`` passes or ``stop`` is set, checking
-    ``stop`` at least every half second; False if the listening connection broke."""
-    import psycopg
-
-    deadline = dt.datetime.now() + dt.timedelta(seconds=interval)
-    try:
-        while not stop.is_set() and dt.datetime.now() < deadline:
-            if any(True for _ in listener.notifies(timeout=0.5, stop_after=1)):
-                for _ in listener.notifies(timeout=0):  # drain what else arrived meanwhile
-                    pass
-                return True
-        return True
-    except psycopg.Error:
-        return False

@@ -1,2 +1,2 @@
 """Milestone emails: templates (``render``), the outbox (``outbox``), Resend (``sender``),
-the job (``worker``) and its settings (``settings``). See ``python -m jobs emails --help``."""
+the job (``worker``) and its settings (``settings``). See ``python -m dashboard emails --help``."""

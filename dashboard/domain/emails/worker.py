@@ -1,8 +1,7 @@
 """One run of the email job: enqueue due milestones, then claim, render, send and
 record batches until nothing is due, or until Resend asks us to wait (429) or does
 not answer (5xx, network): then the run stops, so that an outage costs one attempt
-of one batch, not of every row. ``run_loop`` repeats it every interval and reports
-a database outage in one line without stopping."""
+of one batch, not of every row. The job's loop is ``jobs.emails.run_loop``."""
 
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ from sqlalchemy.engine import Engine
 from dashboard.core.audit import record_audit
 from dashboard.core.auth import Actor, require_current_role
 from dashboard.core.settings import ConfigError
-from dashboard.core.db import explain_failure, is_duckdb
+from dashboard.core.db import is_duckdb
 from dashboard.core.schema import email_outbox
 from dashboard.domain.emails.outbox import Batch, claim, enqueue, record
 from dashboard.domain.emails.render import Brand, email_context, load_brand, render
@@ -60,7 +59,7 @@ def check_ready(engine: Engine, settings: EmailSettings) -> None:
         raise ConfigError("RESEND_API_KEY is not set (or [resend] api_key in .streamlit/secrets.toml): "
                           "the email job needs it to send.")
     if not sa.inspect(engine).has_table(email_outbox.name):
-        raise ConfigError("The database has no email_outbox table: run `python -m dashboard.core.migrate` first.")
+        raise ConfigError("The database has no email_outbox table: run `python -m dashboard migrate` first.")
 
 
 def run_once(engine: Engine, settings: EmailSettings, clock: Clock = utc_now) -> RunResult:
@@ -152,16 +151,3 @@ def run_now(engine: Engine, actor: Actor | None, settings: EmailSettings, clock:
             record_audit(conn, actor, "email.run_now", "email_job", clock().isoformat(),
                          after={"summary": result.summary()} if result else None,
                          reason=None if result else "the run stopped with an error")
-
-
-def run_loop(engine: Engine, settings: EmailSettings, interval: float, stop: threading.Event,
-             report: Callable[[str], None]) -> None:
-    """Run every ``interval`` seconds until ``stop`` is set; a failed run is reported and retried."""
-    while not stop.is_set():
-        try:
-            report(f"{utc_now():%Y-%m-%d %H:%M:%S} UTC {run_once(engine, settings).summary()}")
-        except sa.exc.DBAPIError as exc:  # the database went away: say so, and try again next time
-            url = engine.url.render_as_string(hide_password=False)
-            report(f"{utc_now():%Y-%m-%d %H:%M:%S} UTC run failed, retrying in {interval:g} s: "
-                   f"{explain_failure(exc, url)}")
-        stop.wait(interval)

@@ -495,7 +495,7 @@ def journeys(conn: Connection, spec: FunnelSpec, source: str = "auto", *,
     if funnel_id is not None:
         return journeys_from_rollup(spec, funnel_id)
     if source == "rollup":
-        raise CrmInputError(f"No roll-up serves the funnel {steps_key(spec.steps)}; run `python -m jobs funnel`.")
+        raise CrmInputError(f"No roll-up serves the funnel {steps_key(spec.steps)}; run `python -m dashboard funnel`.")
     return journeys_from_events(spec, attributes=attributes)
 
 

@@ -1,4 +1,4 @@
-"""The funnel roll-up: ``python -m jobs funnel [--rebuild]``.
+"""The funnel roll-up: ``python -m dashboard funnel [--rebuild]``.
 
 Keeps ``crm_funnel_progress`` (what it holds: ``dashboard.domain.funnel.interactions``) fresh for every tracked
 funnel, so the funnel page reads a few columns of one row per entered customer instead

@@ -1,2 +1,2 @@
-"""Benchmarks: the registered queries (``queries``), the platform API (``api``) and the email
+"""Benchmarks: the page queries (``queries``, with their ``cases``), the platform API (``api``) and the email
 job (``emails``)."""

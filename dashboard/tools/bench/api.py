@@ -1,6 +1,6 @@
-"""The API benchmark: ``python -m dashboard.tools.bench.queries --api --database URL``.
+"""The API benchmark: ``python -m dashboard bench --api --database URL``.
 
-Starts ``python -m api --workers 2`` on a free loopback port against the database (demo
+Starts ``python -m dashboard api --workers 2`` on a free loopback port against the database (demo
 data loaded), creates a service key for the run, and measures over HTTP:
 
 - slots: one mechanic's bookable slots over 14 days, p50 and p95 of ``--samples`` requests;
@@ -89,17 +89,17 @@ def _free_port() -> int:
 
 
 def start_server(url: str, workers: int) -> tuple[subprocess.Popen, str]:
-    """``python -m api`` on a free loopback port; returns the process and its base URL once healthy."""
+    """``python -m dashboard api`` on a free loopback port; returns the process and its base URL once healthy."""
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": url, "PITWALL_API_KEY_RATE": "1000000",
            "PITWALL_API_CUSTOMER_RATE": "1000000"}
-    server = subprocess.Popen([sys.executable, "-m", "api", "--host", HOST, "--port", str(port),
+    server = subprocess.Popen([sys.executable, "-m", "dashboard", "api", "--host", HOST, "--port", str(port),
                                "--workers", str(workers), "--log-level", "warning"], env=env)
     base = f"http://{HOST}:{port}"
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit(f"error: python -m api exited with status {server.returncode}")
+            raise SystemExit(f"error: python -m dashboard api exited with status {server.returncode}")
         try:
             if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                 return server, base
@@ -107,7 +107,7 @@ def start_server(url: str, workers: int) -> tuple[subprocess.Popen, str]:
             pass
         time.sleep(0.2)
     stop_server(server)
-    raise SystemExit(f"error: python -m api did not answer within {START_TIMEOUT:g} s")
+    raise SystemExit(f"error: python -m dashboard api did not answer within {START_TIMEOUT:g} s")
 
 
 def stop_server(server: subprocess.Popen) -> None:

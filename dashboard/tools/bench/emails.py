@@ -1,8 +1,8 @@
-"""Throughput and faults: ``python -m jobs emails-bench --database URL [--emails 10000] [--workers 1] [--faults]``.
+"""Throughput and faults: ``python -m dashboard bench --emails [N] [--workers 1] [--faults] [--database URL]``.
 
 On a scratch copy of a PostgreSQL database loaded with demo data (``CREATE
 DATABASE ... TEMPLATE``; the original is not touched, the copy is dropped at
-the end), it books ``--emails`` new sessions for customers who accept email,
+the end), it books N (default 10,000) new sessions for customers who accept email,
 so that exactly that many booking confirmations are due, and times the email
 job sending them through the real resend SDK to ``tests.local_resend`` on
 loopback, in batches of 100, with ``--workers`` job processes at once. It
@@ -35,10 +35,10 @@ import sys
 import time
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine
 
-from dashboard.core.settings import ROOT, ConfigError, normalize_url
-from dashboard.core.db import check_connection, make_engine
+from dashboard.core.settings import ROOT, ConfigError
+from dashboard.core.db import make_engine
 from dashboard.core.schema import email_outbox, profiles, sessions, users
 from dashboard.domain.emails.outbox import IDEMPOTENCY_WINDOW, claim, enqueue
 from dashboard.domain.emails.render import load_brand
@@ -128,12 +128,12 @@ def _stale_batch(engine, settings: EmailSettings, server: LocalResend) -> int:
 
 
 def _kill_a_worker_mid_batch(url: str, server: LocalResend, batch_size: int) -> None:
-    """Start ``python -m jobs emails --once`` and SIGKILL it while Resend holds its first answer."""
+    """Start ``python -m dashboard emails --once`` and SIGKILL it while Resend holds its first answer."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PITWALL_", "RESEND_", "DATABASE_"))}
     env.update(DATABASE_URL=url, RESEND_API_KEY=server.api_key, RESEND_API_URL=server.url,
                PITWALL_EMAIL_BATCH_SIZE=str(batch_size), PITWALL_SECRETS=str(ROOT / "absent-secrets.toml"))
     held = server.hold_next()
-    worker = subprocess.Popen([sys.executable, "-m", "jobs", "emails", "--once"], cwd=ROOT, env=env,
+    worker = subprocess.Popen([sys.executable, "-m", "dashboard", "emails", "--once"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         if not held.wait(60):
@@ -186,15 +186,13 @@ def _faults(url: str, count: int, workers: int) -> int:
     return 0 if duplicated == 0 and lost == 0 else 1
 
 
-def main(args) -> int:
-    url = make_url(normalize_url(args.database))
+def run(engine: Engine, *, emails: int, workers: int, faults: bool) -> int:
+    """Time (or, with ``faults``, break) the sending of ``emails`` due emails on a copy of the
+    database of ``engine``; 0 when every email was sent once."""
+    url = engine.url
     if url.get_backend_name() != "postgresql":
-        raise ConfigError("emails-bench runs on PostgreSQL: pass --database postgresql://...")
-    if not 1 <= args.emails <= 1_000_000 or not 1 <= args.workers <= 16:
-        raise ConfigError("--emails must be 1 to 1,000,000 and --workers 1 to 16")
-    probe = make_engine(url.render_as_string(hide_password=False))
-    check_connection(probe)
-    probe.dispose()  # a template database must have no open connection
+        raise ConfigError("The email benchmark runs on PostgreSQL: pass --database postgresql://...")
+    engine.dispose()  # a template database must have no open connection
     source, copy = url.database, f"{url.database}_emailbench_{os.getpid()}"
     admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     started = time.perf_counter()
@@ -206,8 +204,8 @@ def main(args) -> int:
                           "(close the other connections to it and try again)") from None
     print(f"copied {source} to {copy} in {time.perf_counter() - started:.1f} s")
     try:
-        run = _faults if args.faults else _bench
-        return run(url.set(database=copy).render_as_string(hide_password=False), args.emails, args.workers)
+        measure = _faults if faults else _bench
+        return measure(url.set(database=copy).render_as_string(hide_password=False), emails, workers)
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)'))
