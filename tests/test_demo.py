@@ -5,6 +5,7 @@ Every check runs on real databases (DuckDB and PostgreSQL) at small scales.
 
 from __future__ import annotations
 
+import argparse
 import bisect
 import collections
 import datetime as dt
@@ -21,6 +22,12 @@ import sqlalchemy as sa
 import queries.followups
 import queries.funnel
 from dashboard.tools import demo
+from dashboard.tools.demo.arrays import uuids
+from dashboard.tools.demo.emails import EMAIL_BACKLOG, EMAIL_MAX_ATTEMPTS
+from dashboard.tools.demo.load import TABLES
+from dashboard.tools.demo.mechanics import MAX_WAIT_DAYS, Mechanics
+from dashboard.tools.demo.plan import HISTORY_DAYS, UPCOMING_DAYS, Plan
+from dashboard.tools.demo.vocabulary import STAFF
 from dashboard.domain import followups
 from dashboard.domain import reviews
 from dashboard.domain.calendars import slots as scheduling
@@ -49,7 +56,7 @@ def _fingerprint(engine) -> dict:
     """Row counts, a few sums, and a digest of every id and of the JSON and array columns."""
     out: dict = {}
     with engine.connect() as conn:
-        for table in demo.TABLES:
+        for table in TABLES:
             out[table.name] = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
         out["price_cents"] = conn.execute(sa.select(sa.func.sum(s.sessions.c.price_cents))).scalar_one()
         out["ratings"] = conn.execute(sa.select(sa.func.sum(s.mechanic_reviews.c.rating))).scalar_one()
@@ -76,16 +83,74 @@ def _fingerprint(engine) -> dict:
 
 
 def test_ids_are_version_4_uuids_from_the_seeded_generator():
-    ids = demo._uuids(np.random.default_rng(3), 4).to_pylist()
+    ids = uuids(np.random.default_rng(3), 4).to_pylist()
     raw = np.random.default_rng(3).integers(0, 256, size=(4, 16), dtype=np.uint8)
     assert ids == [str(uuid.UUID(bytes=bytes(row), version=4)) for row in raw]
+
+
+# Scale 0.05, seed 7, ANCHOR: computed when the generator was one module, kept so that
+# reorganising its code cannot change the data (a deliberate change of the data updates them).
+PINNED_COUNTS = {
+    "users": 257,
+    "profiles": 250,
+    "mechanic_availability_slots": 60,
+    "mechanic_availability_overrides": 33,
+    "requests": 608,
+    "sessions": 436,
+    "session_files": 190,
+    "session_extensions": 50,
+    "mechanic_reviews": 233,
+    "upsell_recommendations": 628,
+    "crm_interactions": 9172,
+    "email_outbox": 2127,
+    "mechanics": 7,
+    "crm_funnel_progress": 1216,
+    "staff_roles": 3,
+}
+PINNED_DIGESTS = {
+    "users": (257, "2da337fb2ff73a9f"),
+    "profiles": (250, "d51cb1c64df7fdf3"),
+    "mechanic_availability_slots": (60, "8b215edb67d11e29"),
+    "mechanic_availability_overrides": (33, "980b601a625cf491"),
+    "requests": (608, "015847e519ba324c"),
+    "sessions": (436, "31991de9b0cd40ff"),
+    "session_files": (190, "f1c56d7e4088d5e1"),
+    "session_extensions": (50, "6b0efb0a758e2d7d"),
+    "mechanic_reviews": (233, "490286d496635b0a"),
+    "upsell_recommendations": (628, "6c34a7ca2b7d71a2"),
+    "crm_interactions": (9172, "05e13bb8864c5443"),
+    "email_outbox": (2127, "c4d804744cdd05b5"),
+    "mechanics": (7, "35062e0282b303b0"),
+}
+
+
+def _table_digests(engine) -> dict[str, tuple[int, str]]:
+    """Per demo table: rows, and a digest of every column the generator writes, in key order."""
+    def cell(value) -> str:
+        if isinstance(value, dt.datetime):
+            return value.astimezone(dt.timezone.utc).isoformat()
+        return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
+
+    out = {}
+    with engine.connect() as conn:
+        for table in TABLES:
+            columns = [c for c in table.columns if c is not s.crm_interactions.c.recorded_at]  # the database's
+            rows = conn.execute(sa.select(*columns).order_by(*table.primary_key.columns)).all()
+            text = "\n".join("\t".join(cell(v) for v in row) for row in rows)
+            out[table.name] = (len(rows), hashlib.sha256(text.encode()).hexdigest()[:16])
+    return out
+
+
+def test_the_data_of_a_seed_stays_what_it_was(engine):
+    assert demo.generate(engine, 0.05, 7, anchor=ANCHOR, progress=False) == PINNED_COUNTS
+    assert _table_digests(engine) == PINNED_DIGESTS
 
 
 def test_same_seed_and_anchor_reload_identically(engine):
     counts = _load(engine)
     first = _fingerprint(engine)
     progress = _scalar(engine, "SELECT count(*) FROM crm_funnel_progress")
-    assert counts == {**{t.name: first[t.name] for t in demo.TABLES}, "staff_roles": len(demo.STAFF),
+    assert counts == {**{t.name: first[t.name] for t in TABLES}, "staff_roles": len(STAFF),
                       "crm_funnel_progress": progress}
     assert _load(engine, replace=True) == counts
     assert _fingerprint(engine) == first
@@ -292,14 +357,14 @@ MID = 0.3  # 1,500 customers and 25 mechanics: enough bookings, follow-ups and e
 
 
 def test_booking_never_gives_two_sessions_one_start_even_when_demand_exceeds_capacity():
-    plan = demo.Plan(SMALL, 7, ANCHOR)
-    mechanics = demo.Mechanics(plan)
+    plan = Plan(SMALL, 7, ANCHOR)
+    mechanics = Mechanics(plan)
     wanted = np.full(2000, plan.now - np.timedelta64(3, "D"))  # everyone at once, for right now
     mech, at, _ = mechanics.book(np.random.default_rng(1), wanted, np.zeros(2000, int), np.ones(2000, bool))
     booked = mech >= 0
     assert 0 < booked.sum() < 2000  # the others found no mechanic free within the wait: no session
     assert (at[booked] >= wanted[booked]).all()
-    assert (at[booked] <= wanted[booked] + np.timedelta64(demo.MAX_WAIT_DAYS, "D")).all()
+    assert (at[booked] <= wanted[booked] + np.timedelta64(MAX_WAIT_DAYS, "D")).all()
     order = np.lexsort((at[booked], mech[booked]))
     same_mechanic = np.diff(mech[booked][order]) == 0
     rules = scheduling.SlotRules()
@@ -315,7 +380,7 @@ def test_bookings_never_overlap_and_cost_the_apps_price(engine):
         WHERE a.status <> 'cancelled' AND b.status <> 'cancelled'
           AND b.scheduled_at < a.scheduled_at + :hold AND a.scheduled_at < b.scheduled_at + :hold"""},
         hold=dt.timedelta(minutes=rules.session_minutes + 2 * rules.buffer_minutes))
-    first, days = ANCHOR - dt.timedelta(days=demo.HISTORY_DAYS + 2), demo.HISTORY_DAYS + demo.UPCOMING_DAYS + 4
+    first, days = ANCHOR - dt.timedelta(days=HISTORY_DAYS + 2), HISTORY_DAYS + UPCOMING_DAYS + 4
     x = s.sessions
     with engine.connect() as conn:
         base = scheduling.base_prices(conn)
@@ -404,7 +469,7 @@ def test_paid_answered_follow_ups_have_one_purchase_each(engine):
 def test_outbox_has_work_waiting_around_now(engine):
     _load(engine, scale=MID)
     attempts = load_email_settings({}, {}).max_attempts
-    assert demo.EMAIL_MAX_ATTEMPTS == attempts
+    assert EMAIL_MAX_ATTEMPTS == attempts
     assert not _violations(engine, {
         "two rows for one email": """
             SELECT count(*) FROM (SELECT session_id, milestone, recipient FROM email_outbox
@@ -416,7 +481,7 @@ def test_outbox_has_work_waiting_around_now(engine):
                     OR provider_message_id IS NOT NULL)""",
         "failed after too many or no attempts": """
             SELECT count(*) FROM email_outbox WHERE status = 'failed' AND (attempts < 1 OR attempts > :attempts)""",
-    }, backlog=demo.EMAIL_BACKLOG.item(), attempts=attempts)
+    }, backlog=EMAIL_BACKLOG.item(), attempts=attempts)
     with engine.connect() as conn:
         found = dict(conn.execute(sa.text("""
             SELECT CASE WHEN status = 'failed' AND attempts < :attempts THEN 'refused' ELSE status END, count(*)
@@ -526,8 +591,19 @@ def empty_url(request, tmp_path):
     return request.getfixturevalue("empty_pg_url")
 
 
-def _cli(*args: str) -> int:
-    return demo.main(["--scale", str(SMALL), "--anchor", ANCHOR.isoformat(), *args])
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    return parser
+
+
+def _cli(url: str, *args: str) -> int:
+    """The demo command on ``url``, as ``python -m dashboard demo`` runs it once it has the engine."""
+    engine = make_engine(url)
+    try:
+        return demo.run(engine, _parser().parse_args(["--scale", str(SMALL), "--anchor", ANCHOR.isoformat(), *args]))
+    finally:
+        engine.dispose()
 
 
 def _session_ids(url: str) -> list[str]:
@@ -539,19 +615,20 @@ def _session_ids(url: str) -> list[str]:
 
 
 def test_cli_refuses_a_database_with_data_unless_replace(empty_url, capsys):
-    assert _cli("--database", empty_url) == 0
+    assert _cli(empty_url) == 0
     before = _session_ids(empty_url)
     capsys.readouterr()
-    assert _cli("--database", empty_url, "--seed", "8") == 2
+    assert _cli(empty_url, "--seed", "8") == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and err.count("\n") == 1 and "--replace" in err
     assert _session_ids(empty_url) == before
-    assert _cli("--database", empty_url, "--seed", "8", "--replace") == 0
+    assert _cli(empty_url, "--seed", "8", "--replace") == 0
     assert _session_ids(empty_url) != before
 
 
+# The command checks the connection before the run (exit 2 there); a failure in the run exits 1.
 def test_cli_one_line_error_when_postgres_is_unreachable(capsys):
-    assert _cli("--database", "postgresql://postgres@127.0.0.1:1/none") == 2
+    assert _cli("postgresql+psycopg://postgres@127.0.0.1:1/none") == 1
     err = capsys.readouterr().err
     assert err.startswith("error:") and err.count("\n") == 1 and "Traceback" not in err
 
@@ -563,7 +640,7 @@ def test_cli_one_line_error_when_duckdb_file_is_locked(tmp_path, capsys):
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ok"
-        assert _cli("--database", f"duckdb:///{path}") == 2
+        assert _cli(f"duckdb:///{path}") == 1
     finally:
         holder.kill()
         holder.wait()
@@ -574,6 +651,6 @@ def test_cli_one_line_error_when_duckdb_file_is_locked(tmp_path, capsys):
 @pytest.mark.parametrize("scale", ["0", "-1", "1001", "abc", "nan"])
 def test_cli_rejects_bad_scale(scale, capsys):
     with pytest.raises(SystemExit) as exit_:
-        demo.main(["--scale", scale, "--database", "duckdb:///unused.duckdb"])
+        _parser().parse_args(["--scale", scale])
     assert exit_.value.code == 2
     assert "--scale" in capsys.readouterr().err

@@ -1,0 +1,52 @@
+"""The ``demo`` command's arguments and run; the caller parses, makes the engine and checks it."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from dashboard.core.db import explain_failure
+from dashboard.tools.demo.load import DatabaseNotEmpty, generate, has_data
+
+
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 1000:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 1000, got {text}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scale", type=_scale, required=True, help="1 = about 5,000 customers (0 < N <= 1000)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--anchor", type=dt.date.fromisoformat, help="the demo's today, YYYY-MM-DD (default: today UTC)")
+    parser.add_argument("--replace", action="store_true", help="empty the demo's tables first")
+
+
+def run(engine: Engine, args: argparse.Namespace) -> int:
+    """Load the demo data and print the rows per table: 0 loaded, 2 the database has data
+    (without ``--replace``), 1 a database failure (one line on stderr)."""
+    try:
+        if not args.replace and has_data(engine):
+            raise DatabaseNotEmpty("The database already has data: nothing loaded. Add --replace to empty it first.")
+        started = time.monotonic()
+        counts = generate(engine, args.scale, args.seed, args.anchor, replace=args.replace)
+    except DatabaseNotEmpty as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except sa.exc.SQLAlchemyError as exc:
+        print(f"error: {explain_failure(exc, engine.url.render_as_string(hide_password=False))}", file=sys.stderr)
+        return 1
+    print(f"Loaded {sum(counts.values()):,} rows in {time.monotonic() - started:.1f} s "
+          f"(scale {args.scale:g}, seed {args.seed}):")
+    for name, rows in counts.items():
+        print(f"  {name:<32} {rows:>12,}")
+    return 0
