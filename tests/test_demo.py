@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 import queries.followups
 import queries.funnel
+from dashboard.__main__ import main as cli
 from dashboard.tools import demo
 from dashboard.tools.demo.arrays import uuids
 from dashboard.tools.demo.emails import EMAIL_BACKLOG, EMAIL_MAX_ATTEMPTS
@@ -598,12 +599,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cli(url: str, *args: str) -> int:
-    """The demo command on ``url``, as ``python -m dashboard demo`` runs it once it has the engine."""
-    engine = make_engine(url)
-    try:
-        return demo.run(engine, _parser().parse_args(["--scale", str(SMALL), "--anchor", ANCHOR.isoformat(), *args]))
-    finally:
-        engine.dispose()
+    """``python -m dashboard demo`` on ``url``, in this process."""
+    return cli(["demo", "--database", url, "--scale", str(SMALL), "--anchor", ANCHOR.isoformat(), *args])
 
 
 def _session_ids(url: str) -> list[str]:
@@ -626,9 +623,9 @@ def test_cli_refuses_a_database_with_data_unless_replace(empty_url, capsys):
     assert _session_ids(empty_url) != before
 
 
-# The command checks the connection before the run (exit 2 there); a failure in the run exits 1.
+# The command line checks the connection before the run: one line, exit 2.
 def test_cli_one_line_error_when_postgres_is_unreachable(capsys):
-    assert _cli("postgresql+psycopg://postgres@127.0.0.1:1/none") == 1
+    assert _cli("postgresql+psycopg://postgres@127.0.0.1:1/none") == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and err.count("\n") == 1 and "Traceback" not in err
 
@@ -640,7 +637,7 @@ def test_cli_one_line_error_when_duckdb_file_is_locked(tmp_path, capsys):
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ok"
-        assert _cli(f"duckdb:///{path}") == 1
+        assert _cli(f"duckdb:///{path}") == 2
     finally:
         holder.kill()
         holder.wait()

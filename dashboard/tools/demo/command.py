@@ -1,16 +1,13 @@
-"""The ``demo`` command's arguments and run; the caller parses, makes the engine and checks it."""
+"""The ``demo`` command's arguments and run; ``python -m dashboard`` parses, makes the engine and reports errors."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 import time
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dashboard.core.db import explain_failure
 from dashboard.tools.demo.load import DatabaseNotEmpty, generate, has_data
 
 
@@ -32,19 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(engine: Engine, args: argparse.Namespace) -> int:
-    """Load the demo data and print the rows per table: 0 loaded, 2 the database has data
-    (without ``--replace``), 1 a database failure (one line on stderr)."""
-    try:
-        if not args.replace and has_data(engine):
-            raise DatabaseNotEmpty("The database already has data: nothing loaded. Add --replace to empty it first.")
-        started = time.monotonic()
-        counts = generate(engine, args.scale, args.seed, args.anchor, replace=args.replace)
-    except DatabaseNotEmpty as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except sa.exc.SQLAlchemyError as exc:
-        print(f"error: {explain_failure(exc, engine.url.render_as_string(hide_password=False))}", file=sys.stderr)
-        return 1
+    """Load the demo data and print the rows per table. Raises ``DatabaseNotEmpty`` when the
+    database has data and ``--replace`` was not given; the command line reports it."""
+    if not args.replace and has_data(engine):
+        raise DatabaseNotEmpty("The database already has data: nothing loaded. Add --replace to empty it first.")
+    started = time.monotonic()
+    counts = generate(engine, args.scale, args.seed, args.anchor, replace=args.replace)
     print(f"Loaded {sum(counts.values()):,} rows in {time.monotonic() - started:.1f} s "
           f"(scale {args.scale:g}, seed {args.seed}):")
     for name, rows in counts.items():
