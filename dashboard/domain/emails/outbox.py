@@ -56,7 +56,7 @@ from dashboard.core.db import locking
 from dashboard.core.schema import EMAIL_MILESTONES, email_outbox, sessions
 from dashboard.domain.emails.sender import Outcome
 from dashboard.domain.emails.settings import EmailSettings
-from queries.emails import (
+from dashboard.domain.emails.due import (
     BEFORE_START, CUSTOMER_MILESTONES, EVENT_TIME, OPERATIONAL_WINDOW, due_select, facts_select,
 )
 

@@ -33,7 +33,7 @@ from markupsafe import Markup, escape
 
 from dashboard.core.settings import ROOT
 from dashboard.domain.emails.settings import EmailSettings
-from queries.emails import PROBLEMS
+from dashboard.domain.emails.due import PROBLEMS
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 THEME_FILE = ROOT / ".streamlit" / "config.toml"
@@ -177,7 +177,7 @@ def _rating(avg: Decimal | float | None, reviews: int | None) -> str | None:
 
 
 def email_context(milestone: str, facts: Mapping, settings: EmailSettings, brand: Brand) -> dict:
-    """Everything a template reads, from one row of ``queries.emails.facts_select``.
+    """Everything a template reads, from one row of ``due.facts_select``.
 
     Every key is always present (None when the fact is missing), so every template
     renders for any session; templates leave out what is None.

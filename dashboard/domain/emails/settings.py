@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from dashboard.core.settings import ConfigError, load_settings
-from queries.emails import DEFAULT_LOOKBACK
+from dashboard.domain.emails.due import DEFAULT_LOOKBACK
 
 
 @dataclass(frozen=True)

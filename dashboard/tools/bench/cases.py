@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 
 from dashboard.core import schema as s
 from dashboard.core.period import Period
+from dashboard.domain.emails import due
 from dashboard.domain.followups import WAITING
 from dashboard.domain.funnel.interactions import DEFAULT_STEPS, FunnelSpec
 from queries import calendars, customers, emails, followups, funnel, mechanics, overview, reviews, upsells
@@ -137,8 +138,8 @@ CASES: tuple[Case, ...] = (
     Case("customers.timeline", customers.timeline, lambda conn, ctx: {"customer_id": ctx.sample["customer_id"]}),
     Case("customers.recommended_next", customers.recommended_next,
          lambda conn, ctx: {"customer_id": ctx.sample["customer_id"], "now": ctx.end}),
-    *(Case(f"emails.due.{milestone}", emails.due_milestones,
-           lambda conn, ctx, m=milestone: {"milestone": m, "now": ctx.end, "since": ctx.end - emails.DEFAULT_LOOKBACK})
+    *(Case(f"emails.due.{milestone}", due.due_milestones,
+           lambda conn, ctx, m=milestone: {"milestone": m, "now": ctx.end, "since": ctx.end - due.DEFAULT_LOOKBACK})
       for milestone in s.EMAIL_MILESTONES),
     Case("emails.outbox", emails.outbox, lambda conn, ctx: {"period": ctx.period}),
     Case("emails.status_counts_per_day", emails.status_counts_per_day, lambda conn, ctx: {"period": ctx.period}),
