@@ -41,7 +41,7 @@ class Conflict(Refused):
 
 class ChangedMeanwhile(Conflict):
     """The edit was made from an out-of-date view: someone else changed the data since it
-    loaded. The message says who and when (``audit.changed_meanwhile``); nothing was saved."""
+    loaded. The message says who and when (``audit.unchanged_since_seen``); nothing was saved."""
 
 
 class PermissionDenied(PermissionError):

@@ -207,7 +207,7 @@ def parse_service(*, recommendation_type: Any, title: Any, description: Any, pri
     """A catalogue entry from form values (price in dollars, e.g. ``19.00``); Invalid if not valid."""
     if recommendation_type not in s.RECOMMENDATION_TYPES:
         raise Invalid(f"Unknown recommendation type {str(recommendation_type)[:40]!r}; "
-                              f"choose from {', '.join(s.RECOMMENDATION_TYPES)}.")
+                      f"choose from {', '.join(s.RECOMMENDATION_TYPES)}.")
     name = " ".join((parse_text(title, "The title", TITLE_MAX, Invalid, required=False) or "").split())
     if len(name) < TITLE_MIN:
         raise Invalid(f"The title needs {TITLE_MIN} to {TITLE_MAX} characters.")
@@ -306,7 +306,7 @@ def record_upsell_event(engine: Engine, recommendation_id: Any, customer_id: Any
                         "message": f"Already recorded as {event} at {done:%Y-%m-%d %H:%M:%S %Z}; nothing changed."}
             if event != "shown" and at < row.shown_at:
                 raise Invalid(f"The recommendation cannot be {event} before it was shown "
-                                      f"({row.shown_at:%Y-%m-%d %H:%M %Z}).")
+                              f"({row.shown_at:%Y-%m-%d %H:%M %Z}).")
             conn.execute(rec.update().where(rec.c.id == recommendation).values({column: at}))
             metadata = {"recommendation_id": str(recommendation), "recommendation_type": row.recommendation_type}
             if event == "purchased":
