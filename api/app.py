@@ -19,6 +19,8 @@ from api.limits import RateLimiter
 from api.problems import CatchAll, Problem, install, problem_response
 from api.settings import ApiSettings, load_api_settings
 from dashboard.core.db import make_engine
+from dashboard.core.errors import NotFound
+from dashboard.core.validation import parse_uuid
 
 VERSION = "1.0.0"
 
@@ -105,11 +107,8 @@ def caller(request: Request) -> Principal:
 
 
 def parse_id(value: str, what: str) -> uuid.UUID:
-    """A path or query id; 404 when it is not a UUID (no such thing can exist)."""
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise Problem(404, "not_found", f"No {what} with id {value[:40]!r}.") from None
+    """A path or query id; NotFound (404) when it is not a UUID (no such thing can exist)."""
+    return parse_uuid(value, what.capitalize(), NotFound)
 
 
 class TcpNoDelayConfig(uvicorn.Config):

@@ -29,8 +29,10 @@ from sqlalchemy.engine import Engine
 
 from api.problems import Problem
 from dashboard.core.audit import record_audit
+from dashboard.core.errors import Refused
 from dashboard.core.schema import API_SCOPES, api_keys
 from dashboard.core.actors import SystemActor
+from dashboard.core.validation import parse_text
 
 KEY_PREFIX = "pw_"
 PREFIX_CHARS = 12
@@ -40,6 +42,7 @@ CUSTOMER_HEADER = "X-Pitwall-Customer"
 LAST_USED_EVERY = 60.0  # seconds between writes of a key's last_used_at by one process
 KEYS_COMMAND = SystemActor("python -m dashboard keys", role="operator")  # who the audit trail names
 KEY_ENTITY = "api_key"
+KEY_NAME_MAX = 80
 
 
 @dataclass(frozen=True)
@@ -140,15 +143,13 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-class KeyCommandError(ValueError):
-    """A key command that cannot be done; the message says why."""
+class KeyCommandError(Refused):
+    """A key command that cannot be done; the message says why (``python -m api keys`` prints it)."""
 
 
 def create_key(engine: Engine, name: str, scopes: tuple[str, ...] = ("platform",)) -> str:
     """Store a new key under ``name`` and return it: the only time it is shown."""
-    name = " ".join(str(name or "").split())
-    if not 1 <= len(name) <= 80 or "\x00" in name:
-        raise KeyCommandError("A key's name needs 1 to 80 characters.")
+    name = " ".join(parse_text(name, "A key's name", KEY_NAME_MAX, KeyCommandError).split())
     unknown = sorted(set(scopes) - set(API_SCOPES))
     if unknown or not scopes:
         raise KeyCommandError(f"Scopes are some of: {', '.join(API_SCOPES)}.")
@@ -178,7 +179,7 @@ def revoke_key(engine: Engine, name: str) -> None:
     with engine.begin() as conn:
         found = conn.execute(sa.select(k.c.id, k.c.revoked_at).where(k.c.name == name)).first()
         if found is None:
-            raise KeyCommandError(f"No key named {str(name)[:80]!r}.")
+            raise KeyCommandError(f"No key named {str(name)[:KEY_NAME_MAX]!r}.")
         if found.revoked_at is None:
             now = dt.datetime.now(dt.timezone.utc)
             conn.execute(k.update().where(k.c.id == found.id).values(revoked_at=now))

@@ -17,24 +17,26 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dashboard.core.errors import Conflict, DatabaseUnavailable, Invalid, NotFound, PermissionDenied
 from dashboard.domain.funnel.interactions import CrmInputError
-from dashboard.core.db import DatabaseUnavailable
-from dashboard.domain.followups import FollowUpConflict, FollowUpError
+from dashboard.domain.followups import FollowUpError
 from dashboard.domain.reviews import ReviewError
-from dashboard.domain.calendars.slots import BookingRejected, ValidationError
+from dashboard.domain.calendars.slots import BookingRejected
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "/problems/"  # a relative reference: the code is the problem's type
 log = logging.getLogger("api")
 
-# The domain's error classes, most specific first: (class, status, code).
+# The error family (dashboard/core/errors.py) by class, most specific first: (class, status, code).
 DOMAIN_ERRORS = (
-    (FollowUpConflict, 409, "follow_up_conflict"),
+    (NotFound, 404, "not_found"),
+    (BookingRejected, 409, "not_bookable"),
+    (Conflict, 409, "conflict"),
     (FollowUpError, 422, "follow_up_rejected"),
     (ReviewError, 422, "review_rejected"),
     (CrmInputError, 422, "interaction_rejected"),
-    (BookingRejected, 409, "not_bookable"),
-    (ValidationError, 422, "invalid_input"),
+    (Invalid, 422, "invalid_input"),
+    (PermissionDenied, 403, "forbidden"),
 )
 
 
@@ -58,20 +60,12 @@ def problem_response(problem: Problem) -> JSONResponse:
                         status_code=problem.status, headers=problem.headers, media_type=MEDIA_TYPE)
 
 
-def is_not_found(message: str) -> bool:
-    """The domain's "not found" messages start "No <thing> with id"."""
-    return message.startswith("No ") and " with id" in message.split(".")[0]
-
-
 def from_domain(exc: Exception) -> Problem | None:
-    """The problem of a domain error (404 for "No <thing> with id ..."), None for anything else."""
+    """The problem of an error of the family, None for anything else."""
     for cls, status, code in DOMAIN_ERRORS:
         if isinstance(exc, cls):
-            message = str(exc)
-            if is_not_found(message):
-                return Problem(404, "not_found", message)
             reason = {"reason": exc.reason} if isinstance(exc, BookingRejected) else {}
-            return Problem(status, code, message, **reason)
+            return Problem(status, code, str(exc), **reason)
     return None
 
 

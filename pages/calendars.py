@@ -17,7 +17,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.ui import components as ui
-from dashboard.core.auth import PermissionDenied
 from dashboard.domain.calendars.edits import (
     EDITOR_ROLES, delete_override, parse_override, save_weekly_slots, set_base_price, set_mechanic_timezone,
     set_override, set_peak_multiplier,
@@ -25,7 +24,7 @@ from dashboard.domain.calendars.edits import (
 from dashboard.core.settings import load_settings
 from dashboard.core.period import timezones, today_in
 from dashboard.domain.calendars.slots import (
-    DAY_NAMES, MULTIPLIER_MAX, MULTIPLIER_MIN, ChangedMeanwhile, Override, SlotRules, ValidationError,
+    DAY_NAMES, MULTIPLIER_MAX, MULTIPLIER_MIN, Override, SlotRules, ValidationError,
     is_known_timezone, validate_weekly_rows,
 )
 from dashboard.core.schema import SESSION_TYPES
@@ -44,21 +43,9 @@ MULTIPLIER_INPUT = {"min_value": float(MULTIPLIER_MIN), "max_value": float(MULTI
 # --- writes: button callbacks, so their notice shows on the rerun they cause --------------
 
 
-@ui.write_action
-def write(action, done) -> None:
-    """Run a write (the server checks role and input); then refresh caches and editors and say
-    ``done(result)``, or keep the error for the rerun."""
-    try:
-        result = action()
-    except (ValidationError, PermissionDenied) as exc:
-        st.session_state["calendar_notice"] = (str(exc), getattr(exc, "row_errors", {}))
-        if isinstance(exc, ChangedMeanwhile):  # show what is stored now, in fresh editors
-            ui.clear_query_cache()
-            st.session_state["calendar_version"] = st.session_state.get("calendar_version", 0) + 1
-        return
-    ui.clear_query_cache()
-    st.session_state["calendar_version"] = st.session_state.get("calendar_version", 0) + 1
-    st.toast(done(result), icon=":material/check_circle:")
+# The buttons' callback, with (write, done): the server checks role and input. The editors, keyed
+# by ``ui.data_version()``, start again from what is stored whenever a write refreshed the queries.
+write = ui.write_action(ui.run_write)
 
 
 def mechanic_label(mechanic_id: str) -> str:
@@ -465,12 +452,7 @@ except ValidationError as exc:
                    ["`[scheduling]` in `.streamlit/secrets.toml` (see docs/calendars.md)."])
     st.stop()
 
-notice = st.session_state.pop("calendar_notice", None)
-if notice:
-    message, row_errors = notice
-    st.error(ui.escape_markdown(message), icon=":material/error:")
-    for position, messages in row_errors.items():
-        st.caption(f"Row {position + 1}: {ui.escape_markdown(' '.join(messages))}")
+ui.write_notice()
 if not EDITABLE:
     st.info(f"Read-only: only {' and '.join(EDITOR_ROLES)} staff can change calendars and prices.",
             icon=":material/visibility:")
@@ -491,7 +473,7 @@ mechanic = left.selectbox("Mechanic", [ALL, *NAMES], format_func=mechanic_label,
 week_of = right.date_input("Week of", value=today_in(TZ), key="calendar_week")
 week_start = week_of - dt.timedelta(days=week_of.weekday())
 view = st.segmented_control("View", VIEWS, default="Week", required=True, key="calendar_view")
-version = st.session_state.get("calendar_version", 0)
+version = ui.data_version()
 
 if view == "Week":
     week_view(mechanic, week_start, TZ)

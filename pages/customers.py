@@ -9,7 +9,7 @@ Everything the customer wrote is shown in tables or escaped.
 import streamlit as st
 
 from dashboard.ui import components as ui
-from dashboard.domain.calendars.slots import ValidationError
+from dashboard.core.errors import Invalid
 from dashboard.domain.upsells import TYPE_LABELS
 from queries import customers as q
 
@@ -88,7 +88,7 @@ if not text.strip():
     st.stop()
 try:
     matches = ui.run_query(q.search, loading="matching customers", text=text)
-except ValidationError as exc:
+except Invalid as exc:
     st.warning(ui.escape_markdown(exc), icon=":material/search_off:")
     st.stop()
 if matches.empty:

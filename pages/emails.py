@@ -17,10 +17,9 @@ import sqlalchemy as sa
 import streamlit as st
 
 from dashboard.ui import components as ui
-from dashboard.core.auth import PermissionDenied
-from dashboard.core.settings import ConfigError
+from dashboard.core.errors import ConfigError
 from dashboard.core.schema import EMAIL_MILESTONES, EMAIL_STATUSES
-from dashboard.domain.emails.outbox import RetryRefused, decide
+from dashboard.domain.emails.outbox import decide
 from dashboard.domain.emails.render import email_context, load_brand, render, sample_facts
 from dashboard.domain.emails.settings import load_email_settings
 from dashboard.domain.emails.worker import run_now, utc_now
@@ -36,7 +35,6 @@ STATUS_LABELS = {"pending": "Waiting", "sending": "Sending", "sent": "Sent", "fa
 STATUS_COLORS = {"sent": "#0F766E", "pending": "#A16207", "sending": "#1D4ED8", "failed": "#B91C1C",
                  "skipped": "#94A3B8", "uncertain": "#7C3AED"}
 SHOWN = 20  # cards per tab (failed, uncertain)
-NOTICE = "emails_notice"
 DECIDED = {
     "retry": ("Queued again: the job sends it on its next run.", ":material/replay:"),
     "send_again": ("Queued again: the job checks the rules and sends it on its next run.", ":material/replay:"),
@@ -47,30 +45,22 @@ DECIDED = {
 @ui.write_action
 def decide_email(outbox_id: uuid.UUID, decision: str) -> None:
     """Button callback: the decision on the server (role checked there), then refresh every cached query."""
-    try:
-        decide(ui.write_engine(), ui.actor(), outbox_id, decision, utc_now())
-    except (PermissionDenied, RetryRefused) as exc:
-        st.session_state[NOTICE] = str(exc)
-        return
-    ui.clear_query_cache()
     message, icon = DECIDED[decision]
-    st.toast(message, icon=icon)
+    ui.run_write(lambda: decide(ui.write_engine(), ui.actor(), outbox_id, decision, utc_now()), message, icon=icon)
 
 
 @ui.write_action
 def run_job() -> None:
     try:
         with st.spinner("Sending the emails that are due…", show_time=True):
-            result = run_now(ui.write_engine(), ui.actor(), load_email_settings())
-    except (PermissionDenied, ConfigError) as exc:
-        st.session_state[NOTICE] = str(exc)
-        return
+            result = ui.run_write(lambda: run_now(ui.write_engine(), ui.actor(), load_email_settings()),
+                                  refusals=(ConfigError,))
     except sa.exc.OperationalError as exc:
-        st.session_state[NOTICE] = f"The run stopped: {str(exc.orig or exc).splitlines()[0]}"
-        return
-    finally:
+        ui.keep_notice(f"The run stopped: {str(exc.orig or exc).splitlines()[0]}")
         ui.clear_query_cache()
-    st.session_state["emails_last_run"] = result.summary()
+        return
+    if result is not None:
+        st.session_state["emails_last_run"] = result.summary()
 
 
 def outbox_table(outbox, tz: str) -> None:
@@ -141,8 +131,7 @@ def template_preview(settings) -> None:
 
 ui.page_header("Emails", "The milestone emails queued for customers, mechanics and support: what was sent, "
                          "skipped or failed, and what each template looks like.")
-if NOTICE in st.session_state:
-    st.warning(ui.escape_markdown(st.session_state.pop(NOTICE)), icon=":material/error:")
+ui.write_notice(st.warning)
 
 period = ui.period()
 settings = load_email_settings()

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from dashboard.domain import followups as fu
 from dashboard.ui import components as ui
-from dashboard.core.auth import Actor, PermissionDenied
+from dashboard.core.auth import Actor
 from dashboard.core.settings import load_settings
 from dashboard.core.schema import FOLLOW_UP_PRICE_MAX_CENTS, FOLLOW_UP_STATES, FOLLOW_UP_TYPES, PLANS
 from queries import followups as queries
@@ -42,15 +42,7 @@ SUMMARY_PARTS = {"findings": "Findings", "steps_taken": "Steps taken", "parts_ne
 def act(action: str, step: Callable[[Engine, Actor], object]) -> None:
     """Button callback: ``step(engine, actor)`` on the server (role checked there), then refresh
     every cached query. Steps read their widgets' values when clicked."""
-    try:
-        step(ui.write_engine(), ui.actor())
-    except (fu.FollowUpError, PermissionDenied) as exc:
-        st.session_state["followup_notice"] = str(exc)
-        if isinstance(exc, fu.FollowUpConflict):
-            ui.clear_query_cache()
-        return
-    ui.clear_query_cache()
-    st.toast(f"Follow-up {fu.DONE[action]}.", icon=":material/check_circle:")
+    ui.run_write(lambda: step(ui.write_engine(), ui.actor()), f"Follow-up {fu.DONE[action]}.")
 
 
 @ui.write_action
@@ -64,13 +56,9 @@ def save_prices(current: dict) -> None:
             cents = None if dollars is None else round(dollars * 100)
             if cents != current[key].cents:
                 changes[key] = cents
-    try:
-        count = fu.set_prices(ui.write_engine(), ui.actor(), changes,
-                              seen={key: current[key].cents for key in changes})
-    except (fu.FollowUpError, PermissionDenied) as exc:
-        st.session_state["followup_notice"] = str(exc)
-        return
-    st.toast(f"Saved {ui.plural(count, 'price')}.", icon=":material/check_circle:")
+    ui.run_write(lambda: fu.set_prices(ui.write_engine(), ui.actor(), changes,
+                                       seen={key: current[key].cents for key in changes}),
+                 lambda count: f"Saved {ui.plural(count, 'price')}.")
 
 
 def sla_badge(row) -> None:
@@ -240,9 +228,7 @@ try:
 except fu.FollowUpError as exc:
     ui.error_state("The follow-up settings are not usable", str(exc), ["`[followups]` in `.streamlit/secrets.toml`."])
     st.stop()
-notice = st.session_state.pop("followup_notice", None)
-if notice:
-    st.error(ui.escape_markdown(notice), icon=":material/error:")
+ui.write_notice()
 
 tz = ui.period().tz
 now = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)  # ages move on once a minute

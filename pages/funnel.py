@@ -12,7 +12,6 @@ import streamlit as st
 
 from dashboard.ui import components as ui
 from dashboard.ui.exports import as_csv
-from dashboard.core.auth import PermissionDenied
 from dashboard.domain.funnel.interactions import (
     DEFAULT_STEPS, DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS, STEP_LABELS, CrmInputError, FunnelSpec, serving_funnel,
 )
@@ -32,15 +31,9 @@ def in_tz(frame: pd.DataFrame, columns, tz: str) -> pd.DataFrame:
 @ui.write_action
 def rebuild_rollup() -> None:
     """Button callback: refresh the roll-up on the server (admins only, audited)."""
-    try:
-        with st.spinner("Refreshing the roll-up from the new interactions…", show_time=True):
-            results = refresh(ui.write_engine(), actor=ui.actor())
-    except PermissionDenied as exc:
-        st.session_state["funnel_notice"] = str(exc)
-        return
-    ui.clear_query_cache()
-    st.toast(f"Roll-up refreshed from {sum(r.new_events for r in results):,} interactions.",
-             icon=":material/check_circle:")
+    with st.spinner("Refreshing the roll-up from the new interactions…", show_time=True):
+        ui.run_write(lambda: refresh(ui.write_engine(), actor=ui.actor()),
+                     lambda results: f"Roll-up refreshed from {sum(r.new_events for r in results):,} interactions.")
 
 
 def source_caption(spec: FunnelSpec) -> None:
@@ -182,9 +175,7 @@ def drop_off_tab(spec: FunnelSpec, steps: pd.DataFrame) -> None:
 
 ui.page_header("CRM funnel", "Where customers fall out between intake, session and a follow-up sale: "
                              "each customer counted once, from their first step in the period.")
-notice = st.session_state.pop("funnel_notice", None)
-if notice:
-    st.error(ui.escape_markdown(notice), icon=":material/error:")
+ui.write_notice()
 
 steps_column, window_column = st.columns([4, 1], vertical_alignment="bottom")
 chosen = steps_column.multiselect("Steps, in the order you pick them", INTERACTION_TYPES, default=DEFAULT_STEPS,

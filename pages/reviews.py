@@ -13,9 +13,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.ui import components as ui
-from dashboard.core.auth import PermissionDenied
 from dashboard.domain.reviews import (
-    FLAG_LABELS, HIDE_REASON_LABELS, ReviewError, find_spans, highlight_html, moderate, moderation_required,
+    FLAG_LABELS, HIDE_REASON_LABELS, find_spans, highlight_html, moderate, moderation_required,
     set_moderation_required, suggested_reason,
 )
 from dashboard.core.schema import HIDE_REASONS, REVIEW_FLAGS
@@ -33,15 +32,10 @@ DONE = {"publish": "Published", "hide": "Hid", "restore": "Restored"}
 def act(review_ids: list[str], action: str, reason_key: str | None = None) -> None:
     """Button callback: moderate on the server (role checked there), then refresh every cached query."""
     reason = st.session_state.get(reason_key) if reason_key else None
-    try:
-        count = moderate(ui.write_engine(), ui.actor(), review_ids, action, reason)
-    except (ReviewError, PermissionDenied) as exc:
-        st.session_state["review_notice"] = str(exc)
-        return
-    ui.clear_query_cache()
-    for review_id in review_ids:
-        st.session_state.pop(f"select_{review_id}", None)
-    st.toast(f"{DONE[action]} {ui.plural(count, 'review')}.", icon=":material/check_circle:")
+    if ui.run_write(lambda: moderate(ui.write_engine(), ui.actor(), review_ids, action, reason),
+                    lambda count: f"{DONE[action]} {ui.plural(count, 'review')}.") is not None:
+        for review_id in review_ids:
+            st.session_state.pop(f"select_{review_id}", None)
 
 
 def select(review_ids: list[str], value: bool) -> None:
@@ -51,10 +45,7 @@ def select(review_ids: list[str], value: bool) -> None:
 
 @ui.write_action
 def save_setting() -> None:
-    try:
-        set_moderation_required(ui.write_engine(), ui.actor(), st.session_state["moderate_all"])
-    except PermissionDenied as exc:
-        st.session_state["review_notice"] = str(exc)
+    ui.run_write(lambda: set_moderation_required(ui.write_engine(), ui.actor(), st.session_state["moderate_all"]))
 
 
 def hide_controls(review_ids: list[str], key: str, suggested: str | None, label: str, shortcut: str | None) -> None:
@@ -163,9 +154,7 @@ def bulk_bar(review_ids: list[str], status: str) -> None:
 
 ui.page_header("Review moderation",
                "Publish or hide what customers wrote about their mechanic; flagged reviews wait here, oldest first.")
-notice = st.session_state.pop("review_notice", None)
-if notice:
-    st.error(ui.escape_markdown(notice), icon=":material/error:")
+ui.write_notice()
 
 tz = ui.period().tz
 flag_counts = ui.run_query(review_queries.queue_flag_counts)

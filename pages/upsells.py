@@ -10,9 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.ui import components as ui
-from dashboard.core.auth import PermissionDenied
 from dashboard.core.schema import RECOMMENDATION_TYPES
-from dashboard.domain.calendars.slots import ChangedMeanwhile, ValidationError
 from dashboard.domain.upsells import TYPE_LABELS, save_service
 from queries import upsells as q
 
@@ -112,18 +110,11 @@ def save(choice: str, seen_updated_at) -> None:
     changed since this view loaded), then refresh the queries."""
     field = {name: st.session_state[f"service_{name}_{choice}"]
              for name in ("type", "title", "description", "price", "active")}
-    try:
-        save_service(ui.write_engine(), ui.actor(), None if choice == NEW else choice,
-                     seen_updated_at=seen_updated_at,
-                     recommendation_type=field["type"], title=field["title"], description=field["description"],
-                     price=field["price"], is_active=field["active"])
-    except (ValidationError, PermissionDenied) as exc:
-        st.session_state["upsell_notice"] = str(exc)
-        if isinstance(exc, ChangedMeanwhile):  # the reload shows what is stored now
-            ui.clear_query_cache()
-        return
-    ui.clear_query_cache()
-    st.toast(f"Saved “{ui.escape_markdown(field['title'].strip())}”.", icon=":material/check_circle:")
+    ui.run_write(lambda: save_service(
+        ui.write_engine(), ui.actor(), None if choice == NEW else choice, seen_updated_at=seen_updated_at,
+        recommendation_type=field["type"], title=field["title"], description=field["description"],
+        price=field["price"], is_active=field["active"],
+    ), f"Saved “{ui.escape_markdown(field['title'].strip())}”.")
 
 
 def catalogue() -> None:
@@ -161,9 +152,7 @@ def catalogue() -> None:
 
 ui.page_header("Upsells", "What the follow-up offers shown after a session earn: shown, clicked, bought, "
                           "by type, service, week and mechanic.")
-notice = st.session_state.pop("upsell_notice", None)
-if notice:
-    st.error(ui.escape_markdown(notice), icon=":material/error:")
+ui.write_notice()
 
 period = ui.period()
 overview, by_week, by_mechanic, services = st.tabs(["Performance", "By week", "By mechanic", "Catalogue"])

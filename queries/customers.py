@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from dashboard.core import schema as s
 from dashboard.domain.funnel.interactions import STEP_LABELS
-from dashboard.domain.calendars.slots import ValidationError
+from dashboard.core.errors import Invalid
 from dashboard.domain.upsells import OPEN_DAYS, new_recommendations
 from dashboard.core.validation import parse_uuid
 
@@ -33,7 +33,7 @@ def search(conn: Connection, *, text: str, limit: int = SEARCH_LIMIT) -> pd.Data
     first, then by email; at most ``limit``."""
     term = " ".join(str(text or "").split())
     if not SEARCH_MIN <= len(term) <= SEARCH_MAX:
-        raise ValidationError(f"Type {SEARCH_MIN} to {SEARCH_MAX} characters of an email or name.")
+        raise Invalid(f"Type {SEARCH_MIN} to {SEARCH_MAX} characters of an email or name.")
     u, p, m = s.users, s.profiles, s.mechanics
     pattern = _like(term)
     query = (
@@ -54,7 +54,7 @@ def _count(table: sa.Table, *where) -> sa.ScalarSelect:
 def customer(conn: Connection, *, customer_id) -> pd.DataFrame:
     """One row (none if unknown): email, full_name, plan, acquisition_channel, timezone,
     created_at, requests, sessions_completed, reviews, upsells_bought, upsell_spend_cents."""
-    cid = parse_uuid(customer_id, "Customer", ValidationError)
+    cid = parse_uuid(customer_id, "Customer", Invalid)
     u, p, r, ses, rev, rec = (s.users, s.profiles, s.requests, s.sessions, s.mechanic_reviews,
                               s.upsell_recommendations)
     bought = sa.and_(rec.c.customer_id == cid, rec.c.purchased_at.isnot(None))
@@ -83,7 +83,7 @@ def _words(*parts: sa.ColumnElement, sep: str = " ") -> sa.ColumnElement:
 def timeline(conn: Connection, *, customer_id) -> pd.DataFrame:
     """Everything about a customer, latest first: requests, follow-ups, sessions, summaries,
     reviews, interactions, recommendations shown/clicked/purchased and emails to them."""
-    cid = parse_uuid(customer_id, "Customer", ValidationError)
+    cid = parse_uuid(customer_id, "Customer", Invalid)
     u, r, ses, m, rev = s.users, s.requests, s.sessions, s.mechanics, s.mechanic_reviews
     i, rec, mail = s.crm_interactions, s.upsell_recommendations, s.email_outbox
     none = sa.null().cast(sa.Integer)
@@ -148,7 +148,7 @@ def recommended_next(conn: Connection, *, customer_id, now: dt.datetime | None =
     """The next service to offer the customer (one row, or none): their open recommendation
     (a clicked one first, then the latest shown), else what the upsell rules would add for
     their latest summary now, the first of follow_up, maintenance_plan, premium_upgrade."""
-    cid = parse_uuid(customer_id, "Customer", ValidationError)
+    cid = parse_uuid(customer_id, "Customer", Invalid)
     now = now or dt.datetime.now(dt.timezone.utc)
     rec, ses = s.upsell_recommendations, s.sessions
     open_one = conn.execute(

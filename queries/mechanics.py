@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 
 from dashboard.core.period import Period
 from dashboard.domain.reviews import PRIOR_WEIGHT
-from dashboard.domain.calendars.slots import ValidationError
+from dashboard.core.errors import Invalid
 from dashboard.core.schema import mechanic_reviews, mechanics, requests, sessions
 from dashboard.core.validation import parse_uuid
 
@@ -139,7 +139,7 @@ def public_profile(conn: Connection, mechanic_id) -> dict | None:
     """What customers see of an active mechanic (None for an unknown or inactive one): name,
     bio, years_experience, specialties, average_rating and review_count (published reviews),
     ranking_score (the Bayesian rating), rank, and rating_distribution ``{1: n, ..., 5: n}``."""
-    mechanic = parse_uuid(mechanic_id, "Mechanic", ValidationError)
+    mechanic = parse_uuid(mechanic_id, "Mechanic", Invalid)
     if not is_public(conn, mechanic):
         return None
     frame = profile(conn, mechanic_id=mechanic)
@@ -160,7 +160,7 @@ def _cursor(created_at: dt.datetime, review_id: uuid.UUID) -> str:
 
 
 def _after(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
-    problem = ValidationError("The cursor is not one this list gave out; start again without it.")
+    problem = Invalid("The cursor is not one this list gave out; start again without it.")
     if not isinstance(cursor, str) or len(cursor) > 200:
         raise problem
     try:
@@ -178,9 +178,9 @@ def published_reviews_page(conn: Connection, mechanic_id, *, after: str | None =
     """A mechanic's published reviews, newest first: up to ``limit`` (1 to ``REVIEWS_PAGE_MAX``)
     rows of id, rating, review_text, helpful_count, created_at, and the cursor of the next page
     (None on the last). ``after``: the cursor a previous page returned."""
-    mechanic = parse_uuid(mechanic_id, "Mechanic", ValidationError)
+    mechanic = parse_uuid(mechanic_id, "Mechanic", Invalid)
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= REVIEWS_PAGE_MAX:
-        raise ValidationError(f"The page size must be a whole number from 1 to {REVIEWS_PAGE_MAX}.")
+        raise Invalid(f"The page size must be a whole number from 1 to {REVIEWS_PAGE_MAX}.")
     r = mechanic_reviews
     query = (sa.select(r.c.id, r.c.rating, r.c.review_text, r.c.helpful_count, r.c.created_at)
              .where(r.c.mechanic_id == mechanic, r.c.status == "published")

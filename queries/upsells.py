@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 
 from dashboard.core import schema as s
 from dashboard.core.period import Period
-from dashboard.domain.calendars.slots import ValidationError
+from dashboard.core.errors import Invalid
 from dashboard.core.validation import parse_uuid
 from queries.customers import open_recommendations, recommended_next
 from queries.funnel import GRAINS, bucket_starts
@@ -104,7 +104,7 @@ def by_mechanic(conn: Connection, *, period: Period) -> pd.DataFrame:
 def customer_cards(conn: Connection, customer_id, *, now: dt.datetime | None = None) -> list[dict]:
     """The customer's open recommendations as cards (clicked first, then the latest shown):
     id, kind, title, description, price_cents, reason."""
-    cid = parse_uuid(customer_id, "Customer", ValidationError)
+    cid = parse_uuid(customer_id, "Customer", Invalid)
     rec = s.upsell_recommendations
     query = open_recommendations(cid, now or dt.datetime.now(dt.timezone.utc), rec.c.id,
                                  rec.c.recommendation_type.label("kind"), rec.c.service_title.label("title"),

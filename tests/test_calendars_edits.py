@@ -20,7 +20,8 @@ from dashboard.domain.calendars.edits import (
 )
 from dashboard.core.db import make_engine
 from dashboard.core.migrate import alembic_config
-from dashboard.domain.calendars.slots import BookingRejected, ChangedMeanwhile, Override, ValidationError, check_booking
+from dashboard.core.errors import ChangedMeanwhile, NotFound
+from dashboard.domain.calendars.slots import BookingRejected, Override, ValidationError, check_booking
 from tests.staff import staff_fixture
 from tests.test_schema import empty_url  # noqa: F401 (a fixture: an empty database on each backend)
 
@@ -155,7 +156,8 @@ def test_support_cannot_edit_anything(engine, mechanic):
 
 def test_unknown_mechanic_and_stale_slot_ids_are_rejected(engine, mechanic):
     for unknown in (uuid.uuid4(), "not-a-uuid"):
-        with pytest.raises(ValidationError, match="Unknown mechanic|not a valid id"):
+        with pytest.raises(NotFound if isinstance(unknown, uuid.UUID) else ValidationError,
+                           match="Unknown mechanic|not a valid id"):
             save_weekly_slots(engine, MANAGER, unknown, [row(1, "09:00", "12:00")])
     with pytest.raises(ValidationError, match="reload") as caught:
         save_weekly_slots(engine, MANAGER, mechanic, [row(1, "09:00", "12:00", slot_id=uuid.uuid4())])
@@ -202,7 +204,7 @@ def test_bad_peak_changes_nothing(engine, mechanic, args, message):
     save_weekly_slots(engine, MANAGER, mechanic, [row(1, "09:00", "18:00")])
     before, audited = slots_of(engine, mechanic), audit_actions(engine)
     ids = [mechanic] if args[0] is None else [mechanic, *args[0]] if args[0] else []
-    with pytest.raises(ValidationError, match=message):
+    with pytest.raises(NotFound if message == "Unknown mechanic" else ValidationError, match=message):
         set_peak_multiplier(engine, MANAGER, ids, *args[1:])
     assert slots_of(engine, mechanic) == before and audit_actions(engine) == audited
 

@@ -14,7 +14,7 @@ from dashboard.core import schema as s
 from dashboard.ui import components as ui
 from dashboard.core.auth import Actor
 from dashboard.core.period import Period
-from dashboard.domain.calendars.slots import ValidationError
+from dashboard.core.errors import Invalid
 from queries import customers as q
 from tests.staff import staff_fixture
 from tests.test_funnel_page import open_page as open_any_page
@@ -92,7 +92,7 @@ def test_search_by_email_or_name(people):
 
 @pytest.mark.parametrize("text", ["ab", "   ", "x" * 101, None])
 def test_search_needs_3_to_100_characters(engine, text):
-    with pytest.raises(ValidationError, match="3 to 100 characters"), engine.connect() as conn:
+    with pytest.raises(Invalid, match="3 to 100 characters"), engine.connect() as conn:
         q.search(conn, text=text)
 
 
@@ -102,7 +102,7 @@ def test_profile_and_timeline(people):
         events = q.timeline(conn, customer_id=U["ann"])
         assert q.timeline(conn, customer_id=U["newbie"]).empty
         assert q.customer(conn, customer_id=uuid.uuid4()).empty
-        with pytest.raises(ValidationError, match="not a valid id"):
+        with pytest.raises(Invalid, match="not a valid id"):
             q.timeline(conn, customer_id="../etc/passwd")
     assert (profile.email, profile.requests, profile.sessions_completed, profile.reviews, profile.upsells_bought) == (
         "ann@example.com", 2, 1, 1, 0)

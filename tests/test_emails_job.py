@@ -16,9 +16,10 @@ import pytest
 import sqlalchemy as sa
 
 from dashboard.core import schema as s
-from dashboard.core.auth import Actor, PermissionDenied
+from dashboard.core.auth import Actor
+from dashboard.core.errors import Conflict, Invalid, NotFound, PermissionDenied
 from dashboard.core.settings import ROOT
-from dashboard.domain.emails.outbox import RetryRefused, decide, enqueue, skip_reason
+from dashboard.domain.emails.outbox import decide, enqueue, skip_reason
 from dashboard.domain.emails.worker import run_once
 from jobs.emails import run_loop
 from emails_support import (
@@ -257,7 +258,7 @@ def test_admin_retry_sends_a_failed_email_again_and_is_audited(engine, resend_ap
     with pytest.raises(PermissionDenied):
         decide(engine, Actor("help@pitwall.example", "support"), row["id"], "retry", NOW)
     decide(engine, admin, row["id"], "retry", NOW + MINUTE)
-    with pytest.raises(RetryRefused, match="Only failed emails can be retried"):
+    with pytest.raises(Conflict, match="Only failed emails can be retried"):
         decide(engine, admin, row["id"], "retry", NOW + MINUTE)
     run_once(engine, settings, clock=at(NOW + 2 * MINUTE))
     (row,) = outbox_rows(engine).values()
@@ -418,13 +419,13 @@ def test_decisions_are_refused_for_the_wrong_row_role_or_decision(engine, resend
     run_once(engine, settings_for(resend_api), clock=at(NOW))
     (row,) = outbox_rows(engine).values()
     admin = ADMIN
-    with pytest.raises(RetryRefused, match="Only uncertain emails can be decided on; this one is sent"):
+    with pytest.raises(Conflict, match="Only uncertain emails can be decided on; this one is sent"):
         decide(engine, admin, row["id"], "mark_sent", NOW)
-    with pytest.raises(RetryRefused, match="Unknown decision 'delete'"):
+    with pytest.raises(Invalid, match="Unknown decision 'delete'"):
         decide(engine, admin, row["id"], "delete", NOW)
-    with pytest.raises(RetryRefused, match="There is no email"):
+    with pytest.raises(NotFound, match="There is no email"):
         decide(engine, admin, uuid.uuid4(), "send_again", NOW)
-    with pytest.raises(RetryRefused, match="'1; DROP TABLE email_outbox' is not an email id"):
+    with pytest.raises(Invalid, match="'1; DROP TABLE email_outbox' is not an email id"):
         decide(engine, admin, "1; DROP TABLE email_outbox", "send_again", NOW)
     with pytest.raises(PermissionDenied):
         decide(engine, Actor("help@pitwall.example", "support"), row["id"], "send_again", NOW)

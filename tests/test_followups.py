@@ -13,8 +13,9 @@ import sqlalchemy as sa
 
 from dashboard.core import schema as s
 from dashboard.core.auth import Actor, PermissionDenied
+from dashboard.core.errors import ChangedMeanwhile, NotFound
 from dashboard.domain.followups import (
-    STATE, TEXT_MAX, FollowUpConflict, FollowUpError, FollowUpRules, assign, cancel, close, create_follow_up,
+    STATE, TEXT_MAX, FollowUpError, FollowUpRules, assign, cancel, close, create_follow_up,
     mark_answered, prices, quote, set_prices,
 )
 from queries.followups import summary
@@ -173,7 +174,7 @@ def test_only_admins_set_valid_prices(engine, world):
 
 def test_a_price_changed_since_the_editor_looked_is_not_overwritten(engine, world):
     set_prices(engine, OTHER_ADMIN, {("standard", "quick_question"): 700})
-    with pytest.raises(FollowUpConflict, match=r"The standard quick question price was changed by "
+    with pytest.raises(ChangedMeanwhile, match=r"The standard quick question price was changed by "
                                                r"al@example.com at \d\d \w{3} \d{4} \d\d:\d\d UTC: reload"):
         set_prices(engine, ADMIN, {("standard", "quick_question"): 900}, seen={("standard", "quick_question"): 500})
     with engine.connect() as conn:
@@ -282,7 +283,7 @@ def test_window_boundary(engine, world):
 
 
 @pytest.mark.parametrize("change,error,message", [
-    (dict(session="unknown"), FollowUpError, "No session with id"),
+    (dict(session="unknown"), NotFound, "No session with id"),
     (dict(session="not-a-uuid"), FollowUpError, "Session 'not-a-uuid' is not a valid id"),
     (dict(customer="pia"), FollowUpError, "is another customer's"),
     (dict(session="cal_scheduled"), FollowUpError, "is scheduled; follow-ups can only be asked on completed"),
@@ -402,7 +403,7 @@ def test_steps_out_of_order_are_refused_and_write_nothing(engine, world):
         (lambda: close(engine, SUPPORT, "42"), "Follow-up '42' is not a valid id"),
         (lambda: assign(engine, SUPPORT, fresh, "nobody"), "Mechanic 'nobody' is not a valid id"),
     ]:
-        with pytest.raises(FollowUpError, match=message):
+        with pytest.raises(NotFound if message.startswith("No ") else FollowUpError, match=message):
             step()
     assert (follow_up(engine, fresh), follow_up(engine, done), len(audit(engine))) == before
 
@@ -424,14 +425,14 @@ def test_assignment_choices(engine, world):
         assign(engine, SUPPORT, on_otto)  # the parent session's mechanic is inactive
     with pytest.raises(FollowUpError, match="Otto is not an active mechanic"):
         assign(engine, SUPPORT, on_otto, world["otto"])
-    with pytest.raises(FollowUpError, match="No mechanic with id"):
+    with pytest.raises(NotFound, match="No mechanic with id"):
         assign(engine, SUPPORT, on_otto, uuid.uuid4())
     assert assign(engine, SUPPORT, on_otto, str(world["bo"])) == world["bo"]
     with pytest.raises(FollowUpError, match="already assigned to Bo"):
         assign(engine, SUPPORT, on_otto, world["bo"], seen_mechanic_id=world["bo"])
-    with pytest.raises(FollowUpConflict, match="someone assigned this follow-up to Bo; nothing was changed"):
+    with pytest.raises(ChangedMeanwhile, match="someone assigned this follow-up to Bo; nothing was changed"):
         assign(engine, SUPPORT, on_otto, world["rita"])  # the caller saw it unassigned
-    with pytest.raises(FollowUpConflict, match="to Bo"):
+    with pytest.raises(ChangedMeanwhile, match="to Bo"):
         assign(engine, SUPPORT, on_otto, world["rita"], seen_mechanic_id=world["otto"])
     assert follow_up(engine, on_otto)["assigned_mechanic_id"] == world["bo"]
 
@@ -483,7 +484,7 @@ def test_two_people_assigning_at_once_one_wins(pg_engine):
             barrier.wait()
             try:
                 results[actor.email] = assign(pg_engine, actor, created.id, mechanic)
-            except FollowUpConflict as exc:
+            except ChangedMeanwhile as exc:
                 results[actor.email] = exc
 
         threads = [threading.Thread(target=take, args=pair) for pair in ((SUPPORT, rita), (OTHER_SUPPORT, bo))]
@@ -492,7 +493,7 @@ def test_two_people_assigning_at_once_one_wins(pg_engine):
         for thread in threads:
             thread.join()
         winners = {email: m for email, m in results.items() if isinstance(m, uuid.UUID)}
-        (loser,) = [exc for exc in results.values() if isinstance(exc, FollowUpConflict)]
+        (loser,) = [exc for exc in results.values() if isinstance(exc, ChangedMeanwhile)]
         (winner_mechanic,) = winners.values()
         name = "Rita" if winner_mechanic == rita else "Bo"
         assert str(loser) == (f"While you were looking, someone assigned this follow-up to {name}; nothing was "
@@ -525,7 +526,7 @@ def test_quote_says_what_creating_would_cost_or_why_not(engine, world):
     for session, follow_up_type, message in [(uuid.uuid4(), "quick_question", "No session with id"),
                                              ("x';--", "quick_question", "not a valid id"),
                                              (world["cal_rita"], "<b>free</b>", "Unknown follow-up type")]:
-        with pytest.raises(FollowUpError, match=message):
+        with pytest.raises(NotFound if message.startswith("No ") else FollowUpError, match=message):
             quote_for(engine, session, world["cal"], follow_up_type)
     assert follow_up_count(engine) == 2  # quotes write nothing
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from dashboard.core import schema as s
 from dashboard.core.auth import Actor, PermissionDenied
-from dashboard.domain.calendars.slots import ChangedMeanwhile, ValidationError
+from dashboard.core.errors import ChangedMeanwhile, Conflict, Invalid, NotFound
 from dashboard.domain.upsells import record_upsell_event, save_service
 from dashboard.domain.upsells import refresh_recommendations
 from queries.upsells import customer_cards, recommended_next_service
@@ -220,7 +220,7 @@ def test_admin_edits_a_price_and_only_changes_are_audited(upsell_db):
     ({"is_active": "yes"}, "yes or no"),
 ])
 def test_invalid_services_change_nothing(upsell_db, change, message):
-    with pytest.raises(ValidationError, match=message):
+    with pytest.raises(Conflict if message == "already called" else Invalid, match=message):
         save_service(upsell_db, ADMIN, None, **{**FORM, **change})
     assert not audit_rows(upsell_db)
     assert service(upsell_db, "Follow-up call")["is_active"] is True
@@ -240,9 +240,9 @@ def test_only_admins_edit_the_catalogue(upsell_db):
     for actor in (SUPPORT, Actor("max@pitwall.test", "manager"), None):
         with pytest.raises(PermissionDenied):
             save_service(upsell_db, actor, None, **FORM)
-    with pytest.raises(ValidationError, match="no longer exists"):
+    with pytest.raises(NotFound, match="no longer exists"):
         save_service(upsell_db, ADMIN, uuid.uuid4(), **FORM)
-    with pytest.raises(ValidationError, match="not a valid id"):
+    with pytest.raises(Invalid, match="not a valid id"):
         save_service(upsell_db, ADMIN, "1; DROP TABLE upsell_services", **FORM)
     assert not audit_rows(upsell_db)
 
@@ -287,7 +287,7 @@ def test_customer_cards_are_the_open_recommendations_clicked_first(engine, pat):
         cards = customer_cards(conn, str(pat["pat"]))
         best = recommended_next_service(conn, pat["pat"])
         nothing = customer_cards(conn, uuid.uuid4()), recommended_next_service(conn, uuid.uuid4())
-        with pytest.raises(ValidationError, match="not a valid id"):
+        with pytest.raises(Invalid, match="not a valid id"):
             customer_cards(conn, "pat")
     assert cards == [
         {"id": pat["plan"], "kind": "maintenance_plan", "title": "Plan", "description": None, "price_cents": 9900,
@@ -353,7 +353,7 @@ def test_bad_upsell_events_are_refused_and_change_nothing(engine, pat):
         (pat["call"], pat["pat"], "clicked", now + dt.timedelta(days=1), "in the future"),
         (pat["call"], pat["pat"], "clicked", now - dt.timedelta(days=3), "before it was shown"),
     ]:
-        with pytest.raises(ValidationError, match=message):
+        with pytest.raises(NotFound if message.startswith("No ") else Invalid, match=message):
             record_upsell_event(engine, rid, customer, event, at=when)
     assert _interactions(engine) == [] and _recommendation(engine, pat["call"])["clicked_at"] is None
 

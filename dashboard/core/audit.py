@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dashboard.core.auth import Actor
+from dashboard.core.errors import ChangedMeanwhile
 from dashboard.core.schema import audit_log
 
 
@@ -68,13 +69,18 @@ class _Unchecked:
 UNCHECKED = _Unchecked()  # "the caller did not say what it saw": an edit without the stale-view check
 
 
-def changed_meanwhile(conn: Connection, what: str, entity_type: str, entity_id: Any) -> str:
-    """The refusal of an edit made from an out-of-date view: who last changed ``what`` and
-    when, from the audit trail (stored as ``entity_type``/``entity_id``)."""
+def unchanged_since_seen(conn: Connection, seen: Any, stored: Any, what: str, entity_type: str,
+                         entity_id: Any) -> None:
+    """ChangedMeanwhile if the editor saw ``seen`` but ``stored`` is there now (``seen``
+    UNCHECKED skips the check): an edit made from an out-of-date view. The message says who
+    last changed ``what`` and when, from the audit trail (stored as ``entity_type``/``entity_id``)."""
+    if seen is UNCHECKED or stored == seen:
+        return
     a = audit_log
     last = conn.execute(sa.select(a.c.actor_email, a.c.created_at)
                         .where(a.c.entity_type == entity_type, a.c.entity_id == str(entity_id))
                         .order_by(a.c.created_at.desc()).limit(1)).first()
     by = "meanwhile" if last is None else (
         f"by {last.actor_email} at {last.created_at.astimezone(dt.timezone.utc):%d %b %Y %H:%M} UTC")
-    return f"{what} was changed {by}: reload the page to see the change, then edit again. Nothing was saved."
+    raise ChangedMeanwhile(f"{what} was changed {by}: reload the page to see the change, then edit again. "
+                           "Nothing was saved.")

@@ -22,11 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from dashboard.core.db import locking
+from dashboard.core.errors import PermissionDenied
 from dashboard.core.schema import STAFF_ROLES, staff_roles
-
-
-class PermissionDenied(PermissionError):
-    """The actor's role may not do this; the message says which roles may."""
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""Engines for PostgreSQL and the embedded DuckDB, and the one error users see
-when the database cannot be reached.
+"""Engines for PostgreSQL and the embedded DuckDB; ``DatabaseUnavailable`` (core/errors.py)
+is the one error users see when the database cannot be reached.
 
 Engines hide SQL parameters from their errors and logs (``hide_parameters``):
 those values are customer emails and search text. Messages name the database
@@ -19,9 +19,7 @@ from typing import Callable, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-
-class DatabaseUnavailable(RuntimeError):
-    """The database cannot be reached or opened. ``str()`` is one line for people."""
+from dashboard.core.errors import DatabaseUnavailable
 
 
 def is_duckdb(bind) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from dashboard.core.errors import ConfigError  # noqa: F401 (imported from here by callers)
 from dashboard.core.schema import STAFF_ROLES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,10 +21,6 @@ DEFAULT_SECRETS = ROOT / ".streamlit" / "secrets.toml"
 DEFAULT_DUCKDB = ROOT / "data" / "pitwall.duckdb"
 
 _TRUE = {"1", "true", "yes", "on"}
-
-
-class ConfigError(ValueError):
-    """A setting is present but unusable; the message names it."""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ Each step is validated, timestamped, audited (entity ``follow_up``) and allowed
 to support and admin staff only. Assigning defaults to the parent session's
 mechanic when active. Assigning is compare-and-set: the caller says whom it saw
 assigned (nobody for an open follow-up), and if someone else changed that
-meanwhile it gets ``FollowUpConflict`` and nothing changes; on PostgreSQL the
+meanwhile it gets ``ChangedMeanwhile`` and nothing changes; on PostgreSQL the
 row is locked, so of two people assigning at once exactly one wins. Answering a
 follow-up that had a price records a ``purchase`` interaction for the CRM funnel.
 
@@ -58,9 +58,10 @@ from typing import Any, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from dashboard.core.audit import changed_meanwhile, record_audit
+from dashboard.core.audit import UNCHECKED, record_audit, unchanged_since_seen
 from dashboard.core.auth import Actor, require_current_role, require_role
 from dashboard.core.db import locking, one_writer
+from dashboard.core.errors import ChangedMeanwhile, Invalid, NotFound
 from dashboard.core.schema import (
     FOLLOW_UP_PRICE_MAX_CENTS, FOLLOW_UP_TYPES, PLANS, crm_interactions, follow_up_pricing, mechanics, profiles,
     requests, session_base_prices, sessions,
@@ -107,13 +108,10 @@ STATE = sa.func.coalesce(
 )
 
 
-class FollowUpError(ValueError):
+class FollowUpError(Invalid):
     """Bad input for a follow-up, or a step its state does not allow; the message says
-    what is wrong. Nothing was written."""
-
-
-class FollowUpConflict(FollowUpError):
-    """Someone else changed the follow-up since the caller looked at it. Nothing was written."""
+    what is wrong. Nothing was written. (Its own class: the API answers it as
+    ``follow_up_rejected``.)"""
 
 
 @dataclass(frozen=True)
@@ -224,7 +222,7 @@ def set_prices(engine: Engine, actor: Actor | None, changes: Mapping[tuple[str, 
     """Admins set the price in cents of (plan, type) pairs, all or none; one audit row per
     price that changed. Follow-ups already created keep their price. Returns how many changed.
 
-    ``seen``: the cents the editor saw for the pairs it changes; FollowUpConflict saying who
+    ``seen``: the cents the editor saw for the pairs it changes; ChangedMeanwhile saying who
     changed one and when if it is no longer so. On PostgreSQL the price table is locked for
     the transaction, so two admins saving at once take turns and the second sees the first's
     prices (the same new price is then no change) instead of failing on the second insert; on
@@ -248,11 +246,10 @@ def set_prices(engine: Engine, actor: Actor | None, changes: Mapping[tuple[str, 
             conn.execute(sa.text("LOCK TABLE follow_up_pricing IN SHARE ROW EXCLUSIVE MODE"))
         current = prices(conn)
         for plan, follow_up_type in changes:
-            if seen is not None and (plan, follow_up_type) in seen \
-                    and current[plan, follow_up_type].cents != seen[plan, follow_up_type]:
-                raise FollowUpConflict(changed_meanwhile(
-                    conn, f"The {plan} {TYPE_LABELS[follow_up_type].lower()} price", PRICE_ENTITY,
-                    f"{plan}/{follow_up_type}"))
+            unchanged_since_seen(conn, (seen or {}).get((plan, follow_up_type), UNCHECKED),
+                                 current[plan, follow_up_type].cents,
+                                 f"The {plan} {TYPE_LABELS[follow_up_type].lower()} price", PRICE_ENTITY,
+                                 f"{plan}/{follow_up_type}")
         for (plan, follow_up_type), cents in changes.items():
             before = current[plan, follow_up_type]
             if before.source == "rule" and before.cents == cents:
@@ -281,15 +278,16 @@ class Quote:
     plan: str
 
 
-def _parent_session(conn: Connection, parent_session_id: uuid.UUID):
-    """The session a follow-up is asked on, locked on PostgreSQL (follow-ups on it take turns,
-    so the limit holds); FollowUpError if there is none."""
-    session = conn.execute(locking(conn, sa.select(
-        sessions.c.customer_id, sessions.c.status, sessions.c.ended_at, sessions.c.request_id,
-    ).where(sessions.c.id == parent_session_id))).first()
-    if session is None:
-        raise FollowUpError(f"No session with id {parent_session_id}.")
-    return session
+def _parent_session(conn: Connection, parent_session_id: uuid.UUID, *, lock: bool = True):
+    """The session a follow-up is asked on, or None; ``lock``: locked on PostgreSQL
+    (follow-ups on it take turns, so the limit holds)."""
+    query = sa.select(sessions.c.customer_id, sessions.c.status, sessions.c.ended_at, sessions.c.request_id,
+                      ).where(sessions.c.id == parent_session_id)
+    return conn.execute(locking(conn, query) if lock else query).first()
+
+
+def _no_session(parent_session_id) -> NotFound:
+    return NotFound(f"No session with id {parent_session_id}.")
 
 
 def _plan(conn: Connection, customer_id: uuid.UUID) -> str:
@@ -346,10 +344,9 @@ def quote(engine: Engine, *, parent_session_id, customer_id, follow_up_type, rul
     customer_id = parse_uuid(customer_id, "Customer", FollowUpError)
     now = _moment(now)
     with engine.connect() as conn:
-        session = conn.execute(sa.select(sessions.c.customer_id, sessions.c.status, sessions.c.ended_at)
-                               .where(sessions.c.id == parent_session_id)).first()
+        session = _parent_session(conn, parent_session_id, lock=False)
         if session is None:
-            raise FollowUpError(f"No session with id {parent_session_id}.")
+            raise _no_session(parent_session_id)
         try:
             plan, price = _price_for(conn, session, parent_session_id=parent_session_id, customer_id=customer_id,
                                      follow_up_type=follow_up_type, rules=rules, now=now)
@@ -385,6 +382,8 @@ def create_follow_up(engine: Engine, actor: Actor | None, *, parent_session_id, 
         if not on_behalf_of_customer:
             audited_as = require_current_role(conn, actor, *HANDLERS)
         session = _parent_session(conn, parent_session_id)
+        if session is None:
+            raise _no_session(parent_session_id)
         plan, price = _price_for(conn, session, parent_session_id=parent_session_id, customer_id=customer_id,
                                  follow_up_type=follow_up_type, rules=rules, now=now)
         parent_request = conn.execute(sa.select(
@@ -418,9 +417,7 @@ def apply_follow_up_rules(conn: Connection, follow_up_id: uuid.UUID, actor,
     seen = conn.execute(waiting).first()
     if seen is None:
         return None
-    session = conn.execute(locking(conn, sa.select(  # before the follow-up, as create_follow_up locks it
-        sessions.c.customer_id, sessions.c.status, sessions.c.ended_at).where(sessions.c.id == seen.parent_session_id)
-    )).first()
+    session = _parent_session(conn, seen.parent_session_id)  # before the follow-up, as create_follow_up locks it
     # DuckDB has no row locks: a racing worker's commit fails instead
     row = conn.execute(locking(conn, waiting, skip_locked=True)).first()
     if row is None:
@@ -429,11 +426,11 @@ def apply_follow_up_rules(conn: Connection, follow_up_id: uuid.UUID, actor,
     state = row.state
     try:
         if session is None:
-            raise FollowUpError(f"No session with id {row.parent_session_id}.")
+            raise _no_session(row.parent_session_id)
         _text(row.description, "The question", TEXT_MAX)
         plan, price = _price_for(conn, session, parent_session_id=row.parent_session_id, customer_id=row.customer_id,
                                  follow_up_type=row.follow_up_type, rules=rules, now=row.created_at, checking=row)
-    except FollowUpError as exc:
+    except (FollowUpError, NotFound) as exc:
         reason = str(exc)[:CANCEL_REASON_MAX]
         changes = {"rules_applied_at": now}
         if state in WAITING:
@@ -465,7 +462,7 @@ def _follow_up(conn: Connection, follow_up_id: uuid.UUID, action: str):
         r.c.assigned_mechanic_id, STATE.label("state"),
     ).where(r.c.id == follow_up_id, r.c.is_follow_up))).first()
     if row is None:
-        raise FollowUpError(f"No follow-up with id {follow_up_id}.")
+        raise NotFound(f"No follow-up with id {follow_up_id}.")
     allowed, _ = TRANSITIONS[action]
     if row.state not in allowed:
         if action == "answer" and row.state == "open":
@@ -503,7 +500,7 @@ def _assignee(conn: Connection, row, mechanic_id: uuid.UUID | None):
     mechanic = conn.execute(sa.select(mechanics.c.user_id, mechanics.c.display_name, mechanics.c.is_active)
                             .where(mechanics.c.user_id == mechanic_id)).first()
     if mechanic is None:
-        raise FollowUpError(f"No mechanic with id {mechanic_id}.")
+        raise NotFound(f"No mechanic with id {mechanic_id}.")
     if not mechanic.is_active:
         raise FollowUpError(f"{mechanic.display_name} is not an active mechanic: choose another.")
     if mechanic.user_id == row.assigned_mechanic_id:
@@ -516,7 +513,7 @@ def assign(engine: Engine, actor: Actor | None, follow_up_id, mechanic_id=None, 
     """Assign an open follow-up, or reassign an assigned one, to an active mechanic; returns its id.
 
     ``mechanic_id`` None: the parent session's mechanic. ``seen_mechanic_id``: who
-    the caller saw assigned (None: nobody); FollowUpConflict if that changed meanwhile.
+    the caller saw assigned (None: nobody); ChangedMeanwhile if that changed meanwhile.
     """
     require_role(actor, *HANDLERS)
     follow_up_id = parse_uuid(follow_up_id, "Follow-up", FollowUpError)
@@ -527,7 +524,7 @@ def assign(engine: Engine, actor: Actor | None, follow_up_id, mechanic_id=None, 
         actor = require_current_role(conn, actor, *HANDLERS)
         row = _follow_up(conn, follow_up_id, "assign")
         if row.assigned_mechanic_id != seen:
-            raise FollowUpConflict(f"While you were looking, someone assigned this follow-up to "
+            raise ChangedMeanwhile(f"While you were looking, someone assigned this follow-up to "
                                    f"{_mechanic_name(conn, row.assigned_mechanic_id)}; nothing was changed. "
                                    "Reload the queue to see it, then reassign it if needed.")
         mechanic = _assignee(conn, row, mechanic_id)

@@ -3,7 +3,7 @@
 Intake (``submit_review``): a review is for a completed session, by that
 session's customer, one per session, with an integer rating 1..5 and optional
 text of at most ``REVIEW_TEXT_MAX`` characters. Each violation raises
-``ReviewError`` with a specific message and writes nothing.
+``ReviewError`` (``NotFound`` for an unknown session) with a specific message and writes nothing.
 
 Flags (``REVIEW_FLAGS`` in ``dashboard.core.schema``), stored with the review:
 
@@ -67,6 +67,7 @@ from sqlalchemy.engine import Connection, Engine
 from dashboard.core.audit import record_audit
 from dashboard.core.auth import Actor, require_current_role, require_role
 from dashboard.core.db import locking
+from dashboard.core.errors import Invalid, NotFound
 from dashboard.core.schema import (
     HIDE_REASONS, REVIEW_FLAGS, mechanic_reviews, mechanics, review_helpful_votes, review_settings, sessions, users,
 )
@@ -111,8 +112,9 @@ ACTIONS = {
 }
 
 
-class ReviewError(ValueError):
-    """Bad input for a review write; the message says what is wrong. Nothing was written."""
+class ReviewError(Invalid):
+    """Bad input for a review write; the message says what is wrong. Nothing was written.
+    (Its own class: the API answers it as ``review_rejected``.)"""
 
 
 @dataclass(frozen=True)
@@ -306,12 +308,12 @@ def set_moderation_required(engine: Engine, actor: Actor, required: bool) -> Non
 
 
 def _reviewable_session(conn: Connection, session_id: uuid.UUID, customer_id: uuid.UUID | None):
-    """The session a review is about, if the customer may review it; ReviewError otherwise."""
+    """The session a review is about, if the customer may review it; NotFound or ReviewError otherwise."""
     session = conn.execute(
         sa.select(sessions.c.customer_id, sessions.c.mechanic_id, sessions.c.status).where(sessions.c.id == session_id)
     ).first()
     if session is None:
-        raise ReviewError(f"No session with id {session_id}.")
+        raise NotFound(f"No session with id {session_id}.")
     if session.status != "completed":
         raise ReviewError(f"Session {session_id} is {session.status}; only completed sessions can be reviewed.")
     if session.customer_id != customer_id:
@@ -343,8 +345,8 @@ def _judge(conn: Connection, *, customer_id: uuid.UUID, rating: int, text: str |
 def submit_review(engine: Engine, *, session_id, customer_id, rating, text=None) -> SubmittedReview:
     """Store a customer's review of a session, with its flags; publish it unless flagged.
 
-    Raises ReviewError (nothing written) for a bad rating or text, an unknown
-    session, a session that is not completed or has no mechanic, a customer
+    Raises (nothing written) NotFound for an unknown session, ReviewError for a bad
+    rating or text, a session that is not completed or has no mechanic, a customer
     who is not the session's, or a session that already has a review.
     """
     rating = _check_rating(rating)
@@ -402,7 +404,7 @@ def apply_review_rules(conn: Connection, review_id: uuid.UUID, actor) -> str | N
             raise ReviewError(f"The review names mechanic {review.mechanic_id}, the session's is "
                               f"{session.mechanic_id}.")
         text = _check_text(review.review_text)
-    except ReviewError as exc:
+    except (ReviewError, NotFound) as exc:
         status = review.status if decided else "pending"
         conn.execute(r.update().where(r.c.id == review_id).values(status=status, rules_applied_at=now))
         _refresh_if_published(conn, review, status)
@@ -452,7 +454,7 @@ def moderate(engine: Engine, actor: Actor, review_ids: Iterable, action: str, re
         owners = dict(conn.execute(sa.select(r.c.id, r.c.mechanic_id).where(r.c.id.in_(ids))).all())
         missing = [str(rid) for rid in ids if rid not in owners]
         if missing:
-            raise ReviewError(f"No review with id {', '.join(missing)}.")
+            raise NotFound(f"No review with id {', '.join(missing)}.")
         mechanic_ids = _lock_mechanics(conn, owners.values())
         before = {row.id: row for row in conn.execute(
             locking(conn, sa.select(r.c.id, r.c.status, r.c.hidden_reason).where(r.c.id.in_(ids)).order_by(r.c.id))
@@ -480,13 +482,13 @@ def vote_helpful(engine: Engine, *, review_id, voter_id) -> bool:
     with engine.begin() as conn:
         review = conn.execute(sa.select(r.c.status, r.c.customer_id).where(r.c.id == review_id)).first()
         if review is None:
-            raise ReviewError(f"No review with id {review_id}.")
+            raise NotFound(f"No review with id {review_id}.")
         if review.status != "published":
             raise ReviewError(f"Review {review_id} is {review.status}; only published reviews take votes.")
         if review.customer_id == voter_id:
             raise ReviewError("Customers cannot vote for their own review.")
         if conn.execute(sa.select(users.c.id).where(users.c.id == voter_id)).first() is None:
-            raise ReviewError(f"No user with id {voter_id}.")
+            raise NotFound(f"No user with id {voter_id}.")
         inserted = conn.execute(
             pg_insert(review_helpful_votes)
             .values(review_id=review_id, voter_id=voter_id)

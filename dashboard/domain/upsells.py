@@ -51,11 +51,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from dashboard.core import schema as s
-from dashboard.core.audit import changed_meanwhile, record_audit
+from dashboard.core.audit import record_audit, unchanged_since_seen
 from dashboard.core.auth import Actor, require_current_role, require_role
-from dashboard.domain.funnel.interactions import FUTURE_TOLERANCE, record_interaction
+from dashboard.core.errors import Conflict, Invalid, NotFound
+from dashboard.domain.funnel.interactions import parse_moment, record_interaction
 from dashboard.core.db import locking, retry_on_conflict
-from dashboard.domain.calendars.slots import ChangedMeanwhile, ValidationError, parse_base_price
+from dashboard.domain.calendars.slots import parse_base_price
 from dashboard.core.actors import PLATFORM
 from dashboard.core.validation import parse_text, parse_uuid
 
@@ -203,17 +204,17 @@ class Service:
 
 
 def parse_service(*, recommendation_type: Any, title: Any, description: Any, price: Any, is_active: Any) -> Service:
-    """A catalogue entry from form values (price in dollars, e.g. ``19.00``); ValidationError if not valid."""
+    """A catalogue entry from form values (price in dollars, e.g. ``19.00``); Invalid if not valid."""
     if recommendation_type not in s.RECOMMENDATION_TYPES:
-        raise ValidationError(f"Unknown recommendation type {str(recommendation_type)[:40]!r}; "
-                              f"choose from {', '.join(s.RECOMMENDATION_TYPES)}.")
-    name = " ".join((parse_text(title, "The title", TITLE_MAX, ValidationError, required=False) or "").split())
+        raise Invalid(f"Unknown recommendation type {str(recommendation_type)[:40]!r}; "
+                      f"choose from {', '.join(s.RECOMMENDATION_TYPES)}.")
+    name = " ".join((parse_text(title, "The title", TITLE_MAX, Invalid, required=False) or "").split())
     if len(name) < TITLE_MIN:
-        raise ValidationError(f"The title needs {TITLE_MIN} to {TITLE_MAX} characters.")
-    text = parse_text(description, "The description", DESCRIPTION_MAX, ValidationError, required=False)
+        raise Invalid(f"The title needs {TITLE_MIN} to {TITLE_MAX} characters.")
+    text = parse_text(description, "The description", DESCRIPTION_MAX, Invalid, required=False)
     text = " ".join(text.split()) if text else None
     if not isinstance(is_active, bool):
-        raise ValidationError("Active must be yes or no.")
+        raise Invalid("Active must be yes or no.")
     return Service(recommendation_type, name, text, parse_base_price(price), is_active)
 
 
@@ -227,12 +228,12 @@ def save_service(engine: Engine, actor: Actor | None, service_id: Any, *,
     """Create (``service_id`` None) or update a catalogue service from form values (see
     ``parse_service``); returns its id. Activating a service deactivates the other active
     service of its type. One audit row per changed service; nothing changes on error.
-    ``seen_updated_at``: when the service the editor saw was last changed; ValidationError
+    ``seen_updated_at``: when the service the editor saw was last changed; ChangedMeanwhile
     saying who changed it and when if it has changed since."""
     require_role(actor, *EDITOR_ROLES)
     new = parse_service(**fields)
     svc = s.upsell_services
-    target = None if service_id is None else parse_uuid(service_id, "Service", ValidationError)
+    target = None if service_id is None else parse_uuid(service_id, "Service", Invalid)
     values = {**asdict(new), "updated_by": actor.email, "updated_at": sa.func.now()}
     with engine.begin() as conn:
         actor = require_current_role(conn, actor, *EDITOR_ROLES)
@@ -240,13 +241,14 @@ def save_service(engine: Engine, actor: Actor | None, service_id: Any, *,
             conn.execute(sa.text("LOCK TABLE upsell_services IN SHARE ROW EXCLUSIVE MODE"))
         before = None if target is None else conn.execute(sa.select(svc).where(svc.c.id == target)).first()
         if target is not None and before is None:
-            raise ValidationError("This service no longer exists: reload the page.")
-        if seen_updated_at is not None and before is not None and before.updated_at != seen_updated_at:
-            raise ChangedMeanwhile(changed_meanwhile(conn, f"The service {before.title!r}", SERVICE, target))
+            raise NotFound("This service no longer exists: reload the page.")
+        if seen_updated_at is not None and before is not None:
+            unchanged_since_seen(conn, seen_updated_at, before.updated_at, f"The service {before.title!r}", SERVICE,
+                                 target)
         clash = conn.execute(sa.select(svc.c.id).where(sa.func.lower(svc.c.title) == new.title.lower(),
                                                        svc.c.id != target if target else sa.true())).first()
         if clash:
-            raise ValidationError(f"Another service is already called {new.title!r}.")
+            raise Conflict(f"Another service is already called {new.title!r}.")
         if new.is_active:
             _deactivate_others(conn, actor, new.recommendation_type, target)
         if target is None:
@@ -276,27 +278,16 @@ def _deactivate_others(conn: Connection, actor: Actor, kind: str, keep: uuid.UUI
 # --- events from the platform --------------------------------------------------------------
 
 
-def _event_time(at: Any) -> dt.datetime:
-    now = dt.datetime.now(dt.timezone.utc)
-    if at is None:
-        return now
-    if not isinstance(at, dt.datetime) or at.tzinfo is None or at.utcoffset() is None:
-        raise ValidationError("The event time must be a date and time with a timezone.")
-    if at > now + FUTURE_TOLERANCE:
-        raise ValidationError(f"The event time {at:%Y-%m-%d %H:%M %Z} is in the future.")
-    return at
-
-
 def record_upsell_event(engine: Engine, recommendation_id: Any, customer_id: Any, event: str, *,
                         at: dt.datetime | None = None) -> dict:
     """Record that the customer's recommendation was ``"shown"``, ``"clicked"`` or
     ``"purchased"`` at ``at`` (default now), once (module docstring). Returns
     recommendation_id, event, at (the recorded time), changed and a message."""
     if event not in UPSELL_EVENTS:
-        raise ValidationError(f"Unknown upsell event {str(event)[:20]!r}; use one of {', '.join(UPSELL_EVENTS)}.")
-    recommendation = parse_uuid(recommendation_id, "Recommendation", ValidationError)
-    customer = parse_uuid(customer_id, "Customer", ValidationError)
-    at = _event_time(at)
+        raise Invalid(f"Unknown upsell event {str(event)[:20]!r}; use one of {', '.join(UPSELL_EVENTS)}.")
+    recommendation = parse_uuid(recommendation_id, "Recommendation", Invalid)
+    customer = parse_uuid(customer_id, "Customer", Invalid)
+    at = dt.datetime.now(dt.timezone.utc) if at is None else parse_moment(at, "The event time", Invalid)
     column, interaction_type = UPSELL_EVENTS[event]
     event_id = uuid.uuid5(EVENT_IDS, f"{recommendation}/{event}")
     rec, i = s.upsell_recommendations, s.crm_interactions
@@ -306,7 +297,7 @@ def record_upsell_event(engine: Engine, recommendation_id: Any, customer_id: Any
             query = sa.select(rec).where(rec.c.id == recommendation, rec.c.customer_id == customer)
             row = conn.execute(locking(conn, query)).first()
             if row is None:
-                raise ValidationError(f"No upsell recommendation with id {recommendation} for this customer.")
+                raise NotFound(f"No upsell recommendation with id {recommendation} for this customer.")
             done = conn.execute(sa.select(i.c.created_at).where(i.c.event_id == event_id)).scalar()
             if done is None and event != "shown":
                 done = row._mapping[column]
@@ -314,8 +305,8 @@ def record_upsell_event(engine: Engine, recommendation_id: Any, customer_id: Any
                 return {"recommendation_id": recommendation, "event": event, "at": done, "changed": False,
                         "message": f"Already recorded as {event} at {done:%Y-%m-%d %H:%M:%S %Z}; nothing changed."}
             if event != "shown" and at < row.shown_at:
-                raise ValidationError(f"The recommendation cannot be {event} before it was shown "
-                                      f"({row.shown_at:%Y-%m-%d %H:%M %Z}).")
+                raise Invalid(f"The recommendation cannot be {event} before it was shown "
+                              f"({row.shown_at:%Y-%m-%d %H:%M %Z}).")
             conn.execute(rec.update().where(rec.c.id == recommendation).values({column: at}))
             metadata = {"recommendation_id": str(recommendation), "recommendation_type": row.recommendation_type}
             if event == "purchased":

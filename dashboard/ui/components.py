@@ -12,8 +12,10 @@ A page reads its context, runs queries and renders::
     if queue.empty:
         ui.empty_state("No reviews are waiting.", "Widen the date range to see older reviews.")
 
-Writes run in a button callback decorated with ``write_action``: they use
-``write_engine()`` and ``actor()``, then call ``clear_query_cache()``.
+Writes run in a button callback decorated with ``write_action``, through ``run_write``:
+it runs the write (with ``write_engine()`` and ``actor()``), refreshes the cached queries
+and toasts what was done, or keeps the refusal's message for ``write_notice()``, which the
+page shows near its top on the rerun the click causes.
 Text from users (reviews, names, emails) goes through ``escape_markdown`` before
 it reaches any Markdown, or is shown with ``st.text``/``st.dataframe``.
 """
@@ -26,7 +28,7 @@ import math
 import re
 import sys
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -39,7 +41,8 @@ from sqlalchemy.engine import Engine
 from dashboard.ui import access
 from dashboard.core.auth import Actor, vouch_for
 from dashboard.core.settings import Settings
-from dashboard.core.db import DatabaseUnavailable, explain_failure, make_engine
+from dashboard.core.db import explain_failure, make_engine
+from dashboard.core.errors import ChangedMeanwhile, DatabaseUnavailable, PermissionDenied, Refused
 from dashboard.core.period import Period
 
 QUERY_TTL_SECONDS = 300
@@ -180,6 +183,58 @@ def write_action(callback: Callable) -> Callable:
 def write_failure() -> str | None:
     """Why the change clicked last was not saved (once), or None."""
     return st.session_state.pop(_WRITE_FAILED_KEY, None)
+
+
+T = TypeVar("T")
+WRITE_REFUSALS = (Refused, PermissionDenied)
+_NOTICE_KEY = "_pitwall_write_notice"
+_VERSION_KEY = "_pitwall_data_version"
+
+
+def run_write(write: Callable[[], T], done: str | Callable[[T], str] | None = None, *,
+              icon: str = ":material/check_circle:", refusals: tuple[type[Exception], ...] = ()) -> T | None:
+    """Run ``write`` from a button callback. Done: the cached queries are refreshed and
+    ``done`` (text, or made from the result) is toasted; returns the result. Refused (the
+    error family, PermissionDenied or one of ``refusals``): nothing was written, the message
+    waits for ``write_notice()``; returns None. A write refused because the view was out of
+    date (ChangedMeanwhile) refreshes the queries too, so the rerun shows what is stored now."""
+    try:
+        result = write()
+    except (*WRITE_REFUSALS, *refusals) as exc:
+        keep_notice(str(exc), getattr(exc, "row_errors", None))
+        if isinstance(exc, ChangedMeanwhile):
+            _refresh()
+        return None
+    _refresh()
+    if done is not None:
+        st.toast(done(result) if callable(done) else done, icon=icon)
+    return result
+
+
+def _refresh() -> None:
+    """Every cached query read again, and ``data_version()`` moved on."""
+    clear_query_cache()
+    st.session_state[_VERSION_KEY] = data_version() + 1
+
+
+def data_version() -> int:
+    """Moves on whenever a write refreshed the queries: widgets keyed by it start again from what is stored."""
+    return st.session_state.get(_VERSION_KEY, 0)
+
+
+def keep_notice(message: str, row_errors: dict[int, list[str]] | None = None) -> None:
+    """Keep why a write was refused (and each row's problems) for ``write_notice()``."""
+    st.session_state[_NOTICE_KEY] = (message, dict(row_errors or {}))
+
+
+def write_notice(show: Callable = st.error) -> None:
+    """Show, once, why the last write was refused: its message, then each row's problems."""
+    notice = st.session_state.pop(_NOTICE_KEY, None)
+    if notice:
+        message, row_errors = notice
+        show(escape_markdown(message), icon=":material/error:")
+        for position, messages in row_errors.items():
+            st.caption(f"Row {position + 1}: {escape_markdown(' '.join(messages))}")
 
 
 # --- formatting --------------------------------------------------------------------

@@ -24,11 +24,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from dashboard.core import schema as s
-from dashboard.core.audit import UNCHECKED, changed_meanwhile, record_audit
+from dashboard.core.audit import UNCHECKED, record_audit, unchanged_since_seen
 from dashboard.core.auth import Actor, require_current_role, require_role
 from dashboard.core.db import locking
+from dashboard.core.errors import NotFound
 from dashboard.domain.calendars.slots import (
-    DAY_NAMES, ONE, UTC, ChangedMeanwhile, Override, ValidationError, WeeklySlot, parse_base_price, parse_day,
+    DAY_NAMES, ONE, UTC, Override, ValidationError, WeeklySlot, parse_base_price, parse_day,
     parse_multiplier, parse_reason, parse_time, parse_timezone, validate_weekly_rows, weekly_slots,
 )
 from dashboard.core.validation import parse_uuid
@@ -54,21 +55,18 @@ class SlotChanges:
 
 
 def _lock_mechanic(conn: Connection, mechanic_id: uuid.UUID):
-    """The mechanic's row (locked on PostgreSQL); ValidationError if there is none."""
+    """The mechanic's row (locked on PostgreSQL); NotFound if there is none."""
     m = s.mechanics
     row = conn.execute(locking(conn, sa.select(m.c.user_id, m.c.display_name, m.c.timezone)
                                .where(m.c.user_id == mechanic_id))).first()
     if row is None:
-        raise ValidationError(f"Unknown mechanic {mechanic_id}.")
+        raise NotFound(f"Unknown mechanic {mechanic_id}.")
     return row
 
 
-def _unchanged_since_seen(conn: Connection, mechanic, seen: Any, stored: Any) -> None:
-    """ChangedMeanwhile (who changed the calendar, and when) if the editor saw ``seen`` but
-    ``stored`` is there now; ``seen`` UNCHECKED skips the check."""
-    if seen is not UNCHECKED and stored != seen:
-        raise ChangedMeanwhile(changed_meanwhile(conn, f"{mechanic.display_name}'s calendar", CALENDAR,
-                                                 mechanic.user_id))
+def _calendar_unchanged(conn: Connection, mechanic, seen: Any, stored: Any) -> None:
+    """ChangedMeanwhile naming the mechanic's calendar if the editor saw ``seen`` but ``stored`` is there now."""
+    unchanged_since_seen(conn, seen, stored, f"{mechanic.display_name}'s calendar", CALENDAR, mechanic.user_id)
 
 
 def _slot_snapshot(slot: WeeklySlot) -> dict:
@@ -130,7 +128,7 @@ def save_weekly_slots(engine: Engine, actor: Actor | None, mechanic_id: Any,
         actor = require_current_role(conn, actor, *EDITOR_ROLES)
         row = _lock_mechanic(conn, mechanic)
         if seen_slots is not None:
-            _unchanged_since_seen(conn, row, seen_slots, set(weekly_slots(conn, [mechanic]).get(mechanic, [])))
+            _calendar_unchanged(conn, row, seen_slots, set(weekly_slots(conn, [mechanic]).get(mechanic, [])))
         return _write_slots(conn, actor, mechanic, new)
 
 
@@ -251,7 +249,7 @@ def set_override(engine: Engine, actor: Actor | None, mechanic_id: Any, day: Any
         row = _lock_mechanic(conn, mechanic)
         _check_not_past(row.timezone, override.date, now)
         before = _existing_override(conn, mechanic, override.date)
-        _unchanged_since_seen(conn, row, seen, before)
+        _calendar_unchanged(conn, row, seen, before)
         values = {"is_available": override.is_available, "start_time": override.start, "end_time": override.end,
                   "price_multiplier": override.multiplier, "reason": override.reason}
         if before is None:
@@ -278,7 +276,7 @@ def delete_override(engine: Engine, actor: Actor | None, mechanic_id: Any, day: 
         before = _existing_override(conn, mechanic, date)
         if before is None:
             raise ValidationError(f"There is no override on {date:%a %d %b %Y}.")
-        _unchanged_since_seen(conn, row, seen, before)
+        _calendar_unchanged(conn, row, seen, before)
         conn.execute(ov.delete().where(ov.c.mechanic_id == mechanic, ov.c.date == date))
         record_audit(conn, actor, "override.delete", CALENDAR, mechanic, before=_override_snapshot(before))
 
@@ -298,7 +296,7 @@ def set_mechanic_timezone(engine: Engine, actor: Actor | None, mechanic_id: Any,
         actor = require_current_role(conn, actor, *EDITOR_ROLES)
         row = _lock_mechanic(conn, mechanic)
         before = row.timezone
-        _unchanged_since_seen(conn, row, seen, before)
+        _calendar_unchanged(conn, row, seen, before)
         if before != name:
             conn.execute(m.update().where(m.c.user_id == mechanic).values(timezone=name))
             record_audit(conn, actor, "timezone.set", CALENDAR, mechanic,
@@ -310,7 +308,7 @@ def set_base_price(engine: Engine, actor: Actor | None, session_type: Any, price
                    seen_cents: int | None | object = UNCHECKED) -> int:
     """Set the base price of a session type from dollars (e.g. ``"49.99"``); returns cents.
     Sessions already booked keep their own price. ``seen_cents``: the price the editor saw
-    (None: not set); ValidationError saying who changed it and when if it is no longer so."""
+    (None: not set); ChangedMeanwhile saying who changed it and when if it is no longer so."""
     require_role(actor, *EDITOR_ROLES)
     if session_type not in s.SESSION_TYPES:
         raise ValidationError(f"Unknown session type {str(session_type)[:20]!r}.")
@@ -320,8 +318,7 @@ def set_base_price(engine: Engine, actor: Actor | None, session_type: Any, price
         actor = require_current_role(conn, actor, *EDITOR_ROLES)
         before = conn.execute(locking(conn, sa.select(bp.c.price_cents)
                                        .where(bp.c.session_type == session_type))).scalar()
-        if seen_cents is not UNCHECKED and before != seen_cents:
-            raise ChangedMeanwhile(changed_meanwhile(conn, f"The {session_type} base price", BASE_PRICE, session_type))
+        unchanged_since_seen(conn, seen_cents, before, f"The {session_type} base price", BASE_PRICE, session_type)
         if before == cents:
             return cents
         values = {"price_cents": cents, "updated_by": actor.email, "updated_at": dt.datetime.now(UTC)}

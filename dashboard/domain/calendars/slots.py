@@ -47,6 +47,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from dashboard.core import schema as s
+from dashboard.core.errors import Conflict, Invalid, NotFound
 from dashboard.core.period import timezones
 from dashboard.core.validation import parse_text, parse_uuid
 
@@ -62,24 +63,19 @@ REASON_MAX_CHARS = 200
 MAX_SLOT_DAYS = 31  # the longest range ``slots_by_day`` lists
 
 
-class ValidationError(ValueError):
-    """Input that breaks a rule. ``row_errors`` maps a row's position to its messages."""
+class ValidationError(Invalid):
+    """Input for a calendar that breaks a rule. ``row_errors`` maps a row's position to its messages."""
 
     def __init__(self, message: str, row_errors: Mapping[int, list[str]] | None = None):
         super().__init__(message)
         self.row_errors = dict(row_errors or {})
 
 
-class ChangedMeanwhile(ValidationError):
-    """The edit was made from an out-of-date view: someone else changed the data since it
-    loaded. The message says who and when; nothing was saved."""
-
-
 BOOKING_REASONS = ("taken", "outside_hours", "day_off", "too_soon", "price_changed", "not_taking_bookings",
                    "no_price", "invalid")
 
 
-class BookingRejected(ValueError):
+class BookingRejected(Conflict):
     """The chosen start time is not bookable; the message says why and ``reason`` (one of
     BOOKING_REASONS) says it for a program."""
 
@@ -622,7 +618,7 @@ def slots_by_day(engine: Engine, mechanic_id: Any, *, start: Any, end: Any, zone
         # the customer's dates lie within a day either side of the mechanic's
         calendar = load_calendars(conn, [mechanic], first - dt.timedelta(days=1), days + 2).get(mechanic)
         if calendar is None:
-            raise ValidationError(f"No mechanic with id {mechanic}.")
+            raise NotFound(f"No mechanic with id {mechanic}.")
         base = base_prices(conn).get(session_type)
     if not calendar.is_active:
         raise ValidationError("This mechanic is not taking bookings.")

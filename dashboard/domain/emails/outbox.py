@@ -53,6 +53,7 @@ from sqlalchemy.engine import Connection, Engine
 from dashboard.core.audit import record_audit
 from dashboard.core.auth import Actor, require_current_role, require_role
 from dashboard.core.db import locking
+from dashboard.core.errors import ChangedMeanwhile, Conflict, Invalid, NotFound
 from dashboard.core.schema import EMAIL_MILESTONES, email_outbox, sessions
 from dashboard.domain.emails.sender import Outcome
 from dashboard.domain.emails.settings import EmailSettings
@@ -67,10 +68,6 @@ KEY_TRUSTED_FOR = IDEMPOTENCY_WINDOW - dt.timedelta(hours=1)  # margin for clock
 BACKOFF_BASE = dt.timedelta(seconds=60)
 BACKOFF_CAP = dt.timedelta(hours=1)
 INSERT_CHUNK = 1000
-
-
-class RetryRefused(ValueError):
-    """The row cannot be retried or decided on; the message says why."""
 
 
 def recipient(milestone: str, facts, settings: EmailSettings) -> str:
@@ -360,20 +357,20 @@ def decide(engine: Engine, actor: Actor | None, outbox_id: uuid.UUID, decision: 
     the rules again and sends it under a new key), or ``mark_sent`` an uncertain one."""
     require_role(actor, "admin")
     if decision not in DECISIONS:
-        raise RetryRefused(f"Unknown decision {decision!r}.")
+        raise Invalid(f"Unknown decision {decision!r}.")
     status, action, values = DECISIONS[decision]
     try:
         outbox_id = uuid.UUID(str(outbox_id))
     except ValueError:
-        raise RetryRefused(f"{str(outbox_id)[:40]!r} is not an email id.") from None
+        raise Invalid(f"{str(outbox_id)[:40]!r} is not an email id.") from None
     with engine.begin() as conn:
         actor = require_current_role(conn, actor, "admin")
         row = conn.execute(sa.select(o).where(o.c.id == outbox_id)).mappings().one_or_none()
         if row is None:
-            raise RetryRefused(f"There is no email {outbox_id} in the outbox.")
+            raise NotFound(f"There is no email {outbox_id} in the outbox.")
         if row["status"] != status:
-            raise RetryRefused(f"Only {status} emails can be {'retried' if decision == 'retry' else 'decided on'}; "
-                               f"this one is {row['status']}.")
+            raise Conflict(f"Only {status} emails can be {'retried' if decision == 'retry' else 'decided on'}; "
+                           f"this one is {row['status']}.")
         change = {**values, "next_attempt_at": now, "provider_message_id": None, "batch_started_at": None}
         if decision == "mark_sent":
             change = {**values, "sent_at": row["batch_started_at"] or now, "provider_message_id": None,
@@ -381,7 +378,7 @@ def decide(engine: Engine, actor: Actor | None, outbox_id: uuid.UUID, decision: 
         changed = conn.execute(o.update().where(o.c.id == outbox_id, o.c.status == status)
                                .values(updated_at=now, **change)).rowcount
         if changed != 1:  # the job or another admin changed it meanwhile
-            raise RetryRefused("This email changed meanwhile: reload the page and decide again.")
+            raise ChangedMeanwhile("This email changed meanwhile: reload the page and decide again.")
         record_audit(conn, actor, action, "email_outbox", outbox_id,
                      before={k: row[k] for k in ("status", "attempts", "last_error")},
                      after=dict(values))

@@ -70,6 +70,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dashboard.core import schema as s
 from dashboard.core.db import retry_on_conflict
+from dashboard.core.errors import Invalid
 from dashboard.core.period import Period, period_problem, timezones
 from dashboard.core.validation import parse_uuid
 
@@ -92,10 +93,11 @@ MAX_METADATA_BYTES = 4096
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 
 
-class CrmInputError(ValueError):
+class CrmInputError(Invalid):
     """Input that breaks a CRM rule; the message says which and how to fix it.
 
-    ``code`` names the rule for callers that report it (e.g. the API's batch ingest)."""
+    ``code`` names the rule for callers that report it (e.g. the API's batch ingest);
+    the API answers it as ``interaction_rejected``."""
 
     def __init__(self, message: str, code: str = "invalid"):
         super().__init__(message)
@@ -136,18 +138,20 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-def _occurred_at(value: Any) -> dt.datetime:
+def parse_moment(value: Any, what: str = "The interaction time",
+                 error: type[Exception] = CrmInputError) -> dt.datetime:
+    """When something happened: a datetime with a timezone (or its ISO 8601 text), not in the future."""
     if isinstance(value, str):
         try:
             value = dt.datetime.fromisoformat(value.strip())
         except ValueError:
-            raise CrmInputError(f"The interaction time {value[:40]!r} is not an ISO 8601 time.") from None
+            raise error(f"{what} {value[:40]!r} is not an ISO 8601 time.") from None
     if not isinstance(value, dt.datetime):
-        raise CrmInputError("The interaction time must be a date and time with a timezone.")
+        raise error(f"{what} must be a date and time with a timezone.")
     if value.tzinfo is None or value.utcoffset() is None:
-        raise CrmInputError("The interaction time needs a timezone.")
+        raise error(f"{what} needs a timezone: send a date and time with a timezone.")
     if value > dt.datetime.now(dt.timezone.utc) + FUTURE_TOLERANCE:
-        raise CrmInputError(f"The interaction time {value:%Y-%m-%d %H:%M %Z} is in the future.")
+        raise error(f"{what} {value:%Y-%m-%d %H:%M %Z} is in the future.")
     return value
 
 
@@ -164,7 +168,7 @@ def _interaction_values(*, customer_id: Any, interaction_type: Any, session_id: 
     values = {"customer_id": customer, "interaction_type": interaction_type, "session_id": session,
               "metadata": _metadata(metadata)}
     if occurred_at is not None:
-        values["created_at"] = _occurred_at(occurred_at)
+        values["created_at"] = parse_moment(occurred_at)
     return values
 
 
