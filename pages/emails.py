@@ -22,7 +22,7 @@ from dashboard.core.settings import ConfigError
 from dashboard.core.schema import EMAIL_MILESTONES, EMAIL_STATUSES
 from dashboard.domain.emails.outbox import RetryRefused, decide
 from dashboard.domain.emails.render import email_context, load_brand, render, sample_facts
-from dashboard.domain.emails.settings import load_email_settings
+from dashboard.domain.emails.settings import EmailSettings
 from dashboard.domain.emails.worker import run_now, utc_now
 from queries import emails as q
 
@@ -61,7 +61,7 @@ def decide_email(outbox_id: uuid.UUID, decision: str) -> None:
 def run_job() -> None:
     try:
         with st.spinner("Sending the emails that are due…", show_time=True):
-            result = run_now(ui.write_engine(), ui.actor(), load_email_settings())
+            result = run_now(ui.write_engine(), ui.actor(), EmailSettings.from_settings(ui.settings()))
     except (PermissionDenied, ConfigError) as exc:
         st.session_state[NOTICE] = str(exc)
         return
@@ -145,7 +145,7 @@ if NOTICE in st.session_state:
     st.warning(ui.escape_markdown(st.session_state.pop(NOTICE)), icon=":material/error:")
 
 period = ui.period()
-settings = load_email_settings()
+settings = EmailSettings.from_settings(ui.settings())
 with ui.filter_bar():
     milestones = tuple(st.multiselect("Milestones", EMAIL_MILESTONES, format_func=MILESTONE_LABELS.get,
                                       placeholder="All milestones", key="emails_milestones", width=360))

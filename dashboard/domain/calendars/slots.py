@@ -38,7 +38,7 @@ import datetime as dt
 import math
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
@@ -48,6 +48,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dashboard.core import schema as s
 from dashboard.core.period import timezones
+from dashboard.core.settings import DEFAULTS, ConfigError, Settings, load_settings
 from dashboard.core.validation import parse_text, parse_uuid
 
 UTC = dt.timezone.utc
@@ -90,30 +91,25 @@ class BookingRejected(ValueError):
 
 @dataclass(frozen=True)
 class SlotRules:
-    """The settings of bookable slots (``[scheduling]`` in secrets.toml overrides each)."""
+    """The settings of bookable slots (``scheduling.*`` of ``dashboard.core.settings.SETTINGS``,
+    which has their meaning and limits; ``[scheduling]`` in secrets.toml overrides each)."""
 
-    session_minutes: int = 30  # length of a session
-    interval_minutes: int = 30  # a start is offered every this many minutes from the window's start
-    buffer_minutes: int = 10  # kept free before and after every booked session
-    notice_minutes: int = 120  # the earliest start is this long after now
+    session_minutes: int = DEFAULTS["scheduling.session_minutes"]
+    interval_minutes: int = DEFAULTS["scheduling.interval_minutes"]
+    buffer_minutes: int = DEFAULTS["scheduling.buffer_minutes"]
+    notice_minutes: int = DEFAULTS["scheduling.notice_minutes"]
 
-    LIMITS = {"session_minutes": (5, 240), "interval_minutes": (5, 240),
-              "buffer_minutes": (0, 120), "notice_minutes": (0, 7 * 24 * 60)}
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SlotRules:
+        return cls(**settings.group("scheduling"))
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> SlotRules:
-        """The rules with the given settings applied; unknown names or bad values raise ValidationError."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValidationError(f"Unknown scheduling setting(s): {', '.join(unknown)}.")
-        chosen = {}
-        for name, value in values.items():
-            low, high = cls.LIMITS[name]
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ValidationError(f"Scheduling setting {name} must be a whole number from {low} to {high}.")
-            chosen[name] = value
-        return cls(**chosen)
+        """The rules from a ``[scheduling]`` table; unknown names or bad values raise ValidationError."""
+        try:
+            return cls.from_settings(load_settings({}, secrets={"scheduling": values}))
+        except ConfigError as exc:
+            raise ValidationError(str(exc)) from None
 
 
 @dataclass(frozen=True)
