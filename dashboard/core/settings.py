@@ -208,7 +208,7 @@ SETTINGS: tuple[Setting, ...] = (
       for kind in FOLLOW_UP_TYPES),
 )
 DEFAULTS: dict[str, Any] = {setting.name: setting.default for setting in SETTINGS}
-_SECRETS_FILE = SETTINGS[0]
+_SECRETS_FILE = SETTINGS[0]  # resolved first: it says where the others are
 
 
 @dataclass(frozen=True)
@@ -312,14 +312,14 @@ def load_settings(env: Mapping[str, str] | None = None, secrets_path: Path | Non
                   secrets: Mapping | None = None) -> Settings:
     """Every setting, parsed once. ``secrets`` stands in for the secrets file (``{}``: none)."""
     env = os.environ if env is None else env
+    path, source = _resolve(_SECRETS_FILE, env, {}, "")
+    path = Path(secrets_path) if secrets_path and source == "default" else path
     where = ""
     if secrets is None:
-        path, source = _resolve(_SECRETS_FILE, env, {}, "")
-        path = Path(secrets_path) if secrets_path and source == "default" else path
         secrets, where = read_secrets(path), f" (in {path})"
     _check_sections(secrets, where)
-    values, sources = {}, {}
-    for setting in SETTINGS:
+    values, sources = {_SECRETS_FILE.name: path}, {}
+    for setting in SETTINGS[1:]:
         values[setting.name], sources[setting.name] = _resolve(setting, env, secrets, where)
     embedded = values["app.database_url"] is None
     return Settings(

@@ -48,7 +48,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dashboard.core import schema as s
 from dashboard.core.period import timezones
-from dashboard.core.settings import DEFAULTS, ConfigError, Settings, load_settings
+from dashboard.core.settings import DEFAULTS, Settings
 from dashboard.core.validation import parse_text, parse_uuid
 
 UTC = dt.timezone.utc
@@ -103,13 +103,6 @@ class SlotRules:
     def from_settings(cls, settings: Settings) -> SlotRules:
         return cls(**settings.group("scheduling"))
 
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> SlotRules:
-        """The rules from a ``[scheduling]`` table; unknown names or bad values raise ValidationError."""
-        try:
-            return cls.from_settings(load_settings({}, secrets={"scheduling": values}))
-        except ConfigError as exc:
-            raise ValidationError(str(exc)) from None
 
 
 @dataclass(frozen=True)
