@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from dashboard.core.settings import (
-    DEFAULT_DUCKDB, DEFAULTS, ROOT, SETTINGS, ConfigError, Settings, load_settings, normalize_url,
+    DEFAULT_DUCKDB, DEFAULTS, ROOT, SETTINGS, ConfigError, Settings, leaves, load_settings, normalize_url,
 )
 from dashboard.domain.calendars.slots import SlotRules
 from dashboard.domain.followups import FollowUpRules
@@ -45,14 +45,6 @@ def readme_table() -> set[tuple]:
     return rows
 
 
-def flat(table: dict, prefix: str = ""):
-    for key, value in table.items():
-        if isinstance(value, dict):
-            yield from flat(value, f"{prefix}{key}.")
-        else:
-            yield prefix + key, value
-
-
 def nested(dotted: str, value) -> dict:
     for part in reversed(dotted.split(".")):
         value = {part: value}
@@ -62,7 +54,7 @@ def nested(dotted: str, value) -> dict:
 EXAMPLE = (ROOT / ".streamlit" / "secrets.toml.example").read_text()
 # dotted path -> value of each setting in the example, the commented-out ones (``# key = value``) too;
 # [auth] is Streamlit's own (its login), not a setting of the table
-DOCUMENTED = {path: value for path, value in flat(tomllib.loads(re.sub(r"(?m)^# ([a-z_]+ = )", r"\1", EXAMPLE)))
+DOCUMENTED = {path: value for path, value in leaves(tomllib.loads(re.sub(r"(?m)^# ([a-z_]+ = )", r"\1", EXAMPLE)))
               if not path.startswith("auth.")}
 
 

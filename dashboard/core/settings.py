@@ -268,12 +268,13 @@ def _lookup(secrets: Mapping, *dotted: str):
     return node
 
 
-def _keys(table: Mapping, prefix: str = ""):
+def leaves(table: Mapping, prefix: str = ""):
+    """(dotted key, value) of every value in a TOML table and the tables in it."""
     for key, value in table.items():
         if isinstance(value, Mapping):
-            yield from _keys(value, f"{prefix}{key}.")
+            yield from leaves(value, f"{prefix}{key}.")
         else:
-            yield prefix + key
+            yield prefix + key, value
 
 
 def _check_sections(secrets: Mapping, where: str) -> None:
@@ -288,7 +289,7 @@ def _check_sections(secrets: Mapping, where: str) -> None:
             continue
         if not isinstance(table, Mapping):
             raise ConfigError(f"[{section}] must be a table{where}")
-        unknown = [key for key in _keys(table) if key not in keys]
+        unknown = [key for key, _ in leaves(table) if key not in keys]
         if unknown:
             raise ConfigError(f"[{section}] {', '.join(unknown)} {'is not a setting' if len(unknown) == 1 else 'are not settings'}"
                               f"{where}; the settings there are {', '.join(keys)}")
