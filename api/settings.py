@@ -7,8 +7,8 @@ service keys get in.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from dashboard.core.settings import Settings, load_settings
 from dashboard.domain.calendars.slots import SlotRules

@@ -150,10 +150,10 @@ def test_override_rules():
 
 
 def test_slot_rules_from_settings():
-    assert SlotRules.from_settings(load_settings({}, secrets={"scheduling": {"session_minutes": 45, "buffer_minutes": 0}})
-                                   ) == SlotRules(session_minutes=45, buffer_minutes=0)
+    chosen = {"scheduling": {"session_minutes": 45, "buffer_minutes": 0}}
+    assert SlotRules.from_settings(load_settings({}, secrets=chosen)) == SlotRules(session_minutes=45, buffer_minutes=0)
     for bad in ({"session_minutes": 0}, {"buffer_minutes": "10"}, {"notice": 5}, {"interval_minutes": True}):
-        with pytest.raises(ConfigError, match=r"^\[scheduling\] (session_minutes|buffer_minutes|notice|interval_minutes) "):
+        with pytest.raises(ConfigError, match=rf"^\[scheduling\] {next(iter(bad))} (must be|is not a setting)"):
             load_settings({}, secrets={"scheduling": bad})
 
 

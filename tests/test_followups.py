@@ -104,7 +104,7 @@ def test_rules_from_settings():
         ({"window_days": 0}, "window_days must be a whole number from 1 to 365"),
         ({"max_open_per_session": True}, "max_open_per_session must be"),
         ({"sla_minutes": {"quick_question": "4h"}}, "sla_minutes.quick_question must be"),
-        ({"sla_minutes": {"chat": 10}}, r"\[followups\] sla_minutes.chat is not a setting; .* sla_minutes.quick_question"),
+        ({"sla_minutes": {"chat": 10}}, r"\[followups\] sla_minutes.chat is not a setting; .* sla_minutes.new_issue"),
         ({"sla_minutes": 240}, r"\[followups\] sla_minutes is not a setting"),
     ]:
         with pytest.raises(FollowUpError, match=message):

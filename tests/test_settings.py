@@ -105,7 +105,7 @@ def test_messages_name_the_setting_its_source_and_what_is_allowed(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_settings({}, path)
     assert str(info.value) == f"[scheduling] session_minutes must be a whole number from 5 to 240, got 0 (in {path})"
-    with pytest.raises(ConfigError, match=r"^PITWALL_API_KEY_RATE must be a whole number from 1 to 1,000,000, got 'x'$"):
+    with pytest.raises(ConfigError, match=r"^PITWALL_API_KEY_RATE must be a whole number from 1 to 1,000,000, got 'x'"):
         load_settings({"PITWALL_API_KEY_RATE": "x"}, secrets={})
     with pytest.raises(ConfigError, match=r"^PITWALL_ALLOW_ANONYMOUS must be true or false \(or yes/no"):
         load_settings({"PITWALL_ALLOW_ANONYMOUS": "maybe"}, secrets={})
@@ -116,7 +116,8 @@ def test_messages_name_the_setting_its_source_and_what_is_allowed(tmp_path):
     with pytest.raises(ConfigError, match=r"^\[resend\] api_kee is not a setting \(in .*\); the settings there "
                                           r"are api_key, api_url, from, reply_to$"):
         load_settings({}, path)
-    with pytest.raises(ConfigError, match=r"^DATABASE_URL is not usable: Unsupported database URL scheme 'mysql'") as info:
+    with pytest.raises(ConfigError, match=r"^DATABASE_URL is not usable: Unsupported database URL scheme "
+                                          r"'mysql'") as info:
         load_settings({"DATABASE_URL": "mysql://u:hunter2@h/db"}, secrets={})
     assert "hunter2" not in str(info.value)
 

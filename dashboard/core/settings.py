@@ -19,9 +19,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from dashboard.core.schema import FOLLOW_UP_TYPES, STAFF_ROLES
 
@@ -291,8 +292,9 @@ def _check_sections(secrets: Mapping, where: str) -> None:
             raise ConfigError(f"[{section}] must be a table{where}")
         unknown = [key for key, _ in leaves(table) if key not in keys]
         if unknown:
-            raise ConfigError(f"[{section}] {', '.join(unknown)} {'is not a setting' if len(unknown) == 1 else 'are not settings'}"
-                              f"{where}; the settings there are {', '.join(keys)}")
+            verb = "is not a setting" if len(unknown) == 1 else "are not settings"
+            raise ConfigError(f"[{section}] {', '.join(unknown)} {verb}{where}; "
+                              f"the settings there are {', '.join(keys)}")
 
 
 def _resolve(setting: Setting, env: Mapping[str, str], secrets: Mapping, where: str) -> tuple[Any, str]:

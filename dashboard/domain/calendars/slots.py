@@ -104,7 +104,6 @@ class SlotRules:
         return cls(**settings.group("scheduling"))
 
 
-
 @dataclass(frozen=True)
 class WeeklySlot:
     day_of_week: int  # 0=Sunday

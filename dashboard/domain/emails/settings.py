@@ -10,8 +10,8 @@ Lease: how long a claimed batch may stay unanswered before another run re-sends 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from dashboard.core.settings import Settings, load_settings
 
