@@ -43,12 +43,13 @@ def stop_with_error(title: str, detail: str, checks: list[str]) -> None:
 
 
 def settings_or_stop() -> Settings:
+    """Every setting, read once a run; pages take them from the context (``ui.settings()``)."""
     try:
         return load_settings()
     except ConfigError as exc:
         stop_with_error("Pitwall's settings are not usable", str(exc), [
-            "The environment variables `DATABASE_URL`, `DATABASE_READ_URL` and `PITWALL_*`.",
-            f"`.streamlit/secrets.toml`. {SETTINGS_HELP}",
+            "The environment variable or the `.streamlit/secrets.toml` key named above (the environment wins).",
+            SETTINGS_HELP,
         ])
 
 

@@ -21,7 +21,6 @@ from dashboard.domain.calendars.edits import (
     EDITOR_ROLES, delete_override, parse_override, save_weekly_slots, set_base_price, set_mechanic_timezone,
     set_override, set_peak_multiplier,
 )
-from dashboard.core.settings import load_settings
 from dashboard.core.period import timezones, today_in
 from dashboard.domain.calendars.slots import (
     DAY_NAMES, MULTIPLIER_MAX, MULTIPLIER_MIN, Override, SlotRules, ValidationError,
@@ -445,12 +444,7 @@ ui.page_header("Mechanic calendars & pricing",
 ACTOR = ui.actor()
 EDITABLE = ACTOR.role in EDITOR_ROLES
 TZ = ui.period().tz
-try:
-    RULES = SlotRules.from_mapping(load_settings().secrets.get("scheduling", {}))
-except ValidationError as exc:
-    ui.error_state("The scheduling settings are not usable", str(exc),
-                   ["`[scheduling]` in `.streamlit/secrets.toml` (see docs/calendars.md)."])
-    st.stop()
+RULES = SlotRules.from_settings(ui.settings())
 
 ui.write_notice()
 if not EDITABLE:

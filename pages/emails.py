@@ -21,7 +21,7 @@ from dashboard.core.errors import ConfigError
 from dashboard.core.schema import EMAIL_MILESTONES, EMAIL_STATUSES
 from dashboard.domain.emails.outbox import decide
 from dashboard.domain.emails.render import email_context, load_brand, render, sample_facts
-from dashboard.domain.emails.settings import load_email_settings
+from dashboard.domain.emails.settings import EmailSettings
 from dashboard.domain.emails.worker import run_now, utc_now
 from queries import emails as q
 
@@ -53,7 +53,7 @@ def decide_email(outbox_id: uuid.UUID, decision: str) -> None:
 def run_job() -> None:
     try:
         with st.spinner("Sending the emails that are due…", show_time=True):
-            result = ui.run_write(lambda: run_now(ui.write_engine(), ui.actor(), load_email_settings()),
+            result = ui.run_write(lambda: run_now(ui.write_engine(), ui.actor(), EmailSettings.from_settings(ui.settings())),
                                   refusals=(ConfigError,))
     except sa.exc.OperationalError as exc:
         ui.keep_notice(f"The run stopped: {str(exc.orig or exc).splitlines()[0]}")
@@ -134,7 +134,7 @@ ui.page_header("Emails", "The milestone emails queued for customers, mechanics a
 ui.write_notice(st.warning)
 
 period = ui.period()
-settings = load_email_settings()
+settings = EmailSettings.from_settings(ui.settings())
 with ui.filter_bar():
     milestones = tuple(st.multiselect("Milestones", EMAIL_MILESTONES, format_func=MILESTONE_LABELS.get,
                                       placeholder="All milestones", key="emails_milestones", width=360))

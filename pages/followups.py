@@ -19,7 +19,6 @@ from sqlalchemy.engine import Engine
 from dashboard.domain import followups as fu
 from dashboard.ui import components as ui
 from dashboard.core.auth import Actor
-from dashboard.core.settings import load_settings
 from dashboard.core.schema import FOLLOW_UP_PRICE_MAX_CENTS, FOLLOW_UP_STATES, FOLLOW_UP_TYPES, PLANS
 from queries import followups as queries
 from queries import mechanics as mechanic_queries
@@ -223,11 +222,7 @@ def pricing(rules: fu.FollowUpRules) -> None:
 
 ui.page_header("Follow-ups", "Customers' questions on their past sessions: assign each to a mechanic and see it "
                              "answered within its first-response target.")
-try:
-    RULES = fu.FollowUpRules.from_mapping(load_settings().secrets.get("followups", {}))
-except fu.FollowUpError as exc:
-    ui.error_state("The follow-up settings are not usable", str(exc), ["`[followups]` in `.streamlit/secrets.toml`."])
-    st.stop()
+RULES = fu.FollowUpRules.from_settings(ui.settings())
 ui.write_notice()
 
 tz = ui.period().tz

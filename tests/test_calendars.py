@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from dashboard.core.settings import ConfigError, load_settings
 from dashboard.domain.calendars.edits import apply_peak, parse_override
 from dashboard.domain.calendars.slots import (
     Calendar, Override, SlotRules, ValidationError, WeeklySlot, availability_windows, bookable_slots,
@@ -149,11 +150,11 @@ def test_override_rules():
 
 
 def test_slot_rules_from_settings():
-    assert SlotRules.from_mapping({"session_minutes": 45, "buffer_minutes": 0}) == SlotRules(
-        session_minutes=45, buffer_minutes=0)
+    chosen = {"scheduling": {"session_minutes": 45, "buffer_minutes": 0}}
+    assert SlotRules.from_settings(load_settings({}, secrets=chosen)) == SlotRules(session_minutes=45, buffer_minutes=0)
     for bad in ({"session_minutes": 0}, {"buffer_minutes": "10"}, {"notice": 5}, {"interval_minutes": True}):
-        with pytest.raises(ValidationError):
-            SlotRules.from_mapping(bad)
+        with pytest.raises(ConfigError, match=rf"^\[scheduling\] {next(iter(bad))} (must be|is not a setting)"):
+            load_settings({}, secrets={"scheduling": bad})
 
 
 # --- prices -------------------------------------------------------------------------------

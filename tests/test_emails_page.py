@@ -5,6 +5,7 @@ the loopback Resend, and the template previews."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.core import schema as s
 from dashboard.ui import components as ui
 from dashboard.core.auth import Actor
-from dashboard.core.settings import Settings
+from dashboard.core.settings import load_settings
 from dashboard.core.period import Period
 from emails_support import add_person, add_session, resend_api
 from tests.staff import staff_fixture
@@ -68,8 +69,8 @@ def uncertain(outbox):
 
 def open_page(engine, actor: Actor = ADMIN) -> AppTest:
     at = AppTest.from_file(str(PAGE), default_timeout=60)
-    settings = Settings(database_url=engine.url.render_as_string(hide_password=False), read_url=None,
-                        source="environment", allow_anonymous=True, demo_scale=1, secrets={})
+    settings = load_settings({**os.environ, "DATABASE_URL": engine.url.render_as_string(hide_password=False),
+                              "PITWALL_ALLOW_ANONYMOUS": "true"})  # the outbox fixture's loopback Resend
     today = NOW.date()
     at.session_state["_pitwall_context"] = ui.Context(settings, actor, Period(today - dt.timedelta(days=6), today))
     at.run()

@@ -67,6 +67,7 @@ from dashboard.core.schema import (
     requests, session_base_prices, sessions,
 )
 from dashboard.core.actors import PLATFORM
+from dashboard.core.settings import DEFAULTS, ConfigError, Settings, load_settings
 from dashboard.core.validation import parse_text, parse_uuid
 
 UTC = dt.timezone.utc
@@ -116,42 +117,31 @@ class FollowUpError(Invalid):
 
 @dataclass(frozen=True)
 class FollowUpRules:
-    """The settings of follow-ups (``[followups]`` in secrets.toml overrides each)."""
+    """The settings of follow-ups (``followups.*`` of ``dashboard.core.settings.SETTINGS``,
+    which has their meaning and limits; ``[followups]`` in secrets.toml overrides each)."""
 
-    window_days: int = 14  # follow-ups are allowed this long after the session ended
-    max_open_per_session: int = 2  # follow-ups waiting for an answer per session
-    sla_minutes: tuple[tuple[str, int], ...] = (
-        ("quick_question", 4 * 60), ("mini_extension", 8 * 60), ("new_issue", 24 * 60))
-
-    LIMITS = {"window_days": (1, 365), "max_open_per_session": (1, 20), "sla_minutes": (5, 30 * 24 * 60)}
+    window_days: int = DEFAULTS["followups.window_days"]
+    max_open_per_session: int = DEFAULTS["followups.max_open_per_session"]
+    sla_minutes: tuple[tuple[str, int], ...] = tuple(
+        (t, DEFAULTS[f"followups.sla_minutes.{t}"]) for t in FOLLOW_UP_TYPES)
 
     def sla(self, follow_up_type: str) -> int:
         """The target time to the first response of a type, in minutes."""
         return dict(self.sla_minutes)[follow_up_type]
 
     @classmethod
+    def from_settings(cls, settings: Settings) -> FollowUpRules:
+        values = settings.group("followups")
+        return cls(window_days=values["window_days"], max_open_per_session=values["max_open_per_session"],
+                   sla_minutes=tuple((t, values[f"sla_minutes.{t}"]) for t in FOLLOW_UP_TYPES))
+
+    @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> FollowUpRules:
-        """The rules with the given settings applied; unknown names or bad values raise FollowUpError."""
-        unknown = sorted(set(values) - set(cls.LIMITS))
-        if unknown:
-            raise FollowUpError(f"Unknown follow-up setting(s): {', '.join(unknown)}.")
-        chosen: dict[str, Any] = {}
-        for name in ("window_days", "max_open_per_session"):
-            if name in values:
-                chosen[name] = _setting(name, values[name], cls.LIMITS[name])
-        targets = values.get("sla_minutes", {})
-        if not isinstance(targets, Mapping) or set(targets) - set(FOLLOW_UP_TYPES):
-            raise FollowUpError(f"Follow-up setting sla_minutes maps types ({', '.join(FOLLOW_UP_TYPES)}) to minutes.")
-        sla = dict(cls.sla_minutes)
-        sla.update({t: _setting(f"sla_minutes.{t}", m, cls.LIMITS["sla_minutes"]) for t, m in targets.items()})
-        return cls(**chosen, sla_minutes=tuple((t, sla[t]) for t in FOLLOW_UP_TYPES))
-
-
-def _setting(name: str, value: Any, limits: tuple[int, int]) -> int:
-    low, high = limits
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise FollowUpError(f"Follow-up setting {name} must be a whole number from {low} to {high}.")
-    return value
+        """The rules from a ``[followups]`` table; unknown names or bad values raise FollowUpError."""
+        try:
+            return cls.from_settings(load_settings({}, secrets={"followups": values}))
+        except ConfigError as exc:
+            raise FollowUpError(str(exc)) from None
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,12 @@ def actor() -> Actor:
     return _context().actor
 
 
+def settings() -> Settings:
+    """The settings, read once per run by the app; the typed groups are built from them
+    (``SlotRules.from_settings(ui.settings())``)."""
+    return _context().settings
+
+
 def period() -> Period:
     """The period chosen in the sidebar: whole days in the display timezone."""
     return _context().period

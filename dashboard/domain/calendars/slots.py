@@ -38,7 +38,7 @@ import datetime as dt
 import math
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
@@ -49,6 +49,7 @@ from sqlalchemy.engine import Connection, Engine
 from dashboard.core import schema as s
 from dashboard.core.errors import Conflict, Invalid, NotFound
 from dashboard.core.period import timezones
+from dashboard.core.settings import DEFAULTS, Settings
 from dashboard.core.validation import parse_text, parse_uuid
 
 UTC = dt.timezone.utc
@@ -86,30 +87,17 @@ class BookingRejected(Conflict):
 
 @dataclass(frozen=True)
 class SlotRules:
-    """The settings of bookable slots (``[scheduling]`` in secrets.toml overrides each)."""
+    """The settings of bookable slots (``scheduling.*`` of ``dashboard.core.settings.SETTINGS``,
+    which has their meaning and limits; ``[scheduling]`` in secrets.toml overrides each)."""
 
-    session_minutes: int = 30  # length of a session
-    interval_minutes: int = 30  # a start is offered every this many minutes from the window's start
-    buffer_minutes: int = 10  # kept free before and after every booked session
-    notice_minutes: int = 120  # the earliest start is this long after now
-
-    LIMITS = {"session_minutes": (5, 240), "interval_minutes": (5, 240),
-              "buffer_minutes": (0, 120), "notice_minutes": (0, 7 * 24 * 60)}
+    session_minutes: int = DEFAULTS["scheduling.session_minutes"]
+    interval_minutes: int = DEFAULTS["scheduling.interval_minutes"]
+    buffer_minutes: int = DEFAULTS["scheduling.buffer_minutes"]
+    notice_minutes: int = DEFAULTS["scheduling.notice_minutes"]
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> SlotRules:
-        """The rules with the given settings applied; unknown names or bad values raise ValidationError."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValidationError(f"Unknown scheduling setting(s): {', '.join(unknown)}.")
-        chosen = {}
-        for name, value in values.items():
-            low, high = cls.LIMITS[name]
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ValidationError(f"Scheduling setting {name} must be a whole number from {low} to {high}.")
-            chosen[name] = value
-        return cls(**chosen)
+    def from_settings(cls, settings: Settings) -> SlotRules:
+        return cls(**settings.group("scheduling"))
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dashboard.core.schema import EMAIL_MILESTONES, email_outbox, mechanics, profiles, requests, session_files, sessions, users
+from dashboard.core.settings import DEFAULTS
 
 
 CUSTOMER_MILESTONES = EMAIL_MILESTONES[:5]
@@ -49,7 +50,7 @@ NUDGE_AFTER = dt.timedelta(minutes=3)
 NO_MECHANIC_AFTER = dt.timedelta(minutes=2)
 NO_SHOW_AFTER = NUDGE_AFTER + dt.timedelta(minutes=2)
 OPERATIONAL_WINDOW = dt.timedelta(hours=1)
-DEFAULT_LOOKBACK = dt.timedelta(days=2)  # the job's default look-back for customer milestones
+DEFAULT_LOOKBACK = DEFAULTS["emails.lookback"]  # the job's default look-back for customer milestones
 BOOKED = ("scheduled", "accepted", "live", "completed")
 ASSIGNED = ("accepted", "live", "completed")
 
