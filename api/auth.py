@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 
 from api.problems import Problem
 from dashboard.core.audit import record_audit
-from dashboard.core.errors import Refused
+from dashboard.core.errors import Conflict, Invalid, NotFound
 from dashboard.core.schema import API_SCOPES, api_keys
 from dashboard.core.actors import SystemActor
 from dashboard.core.validation import parse_text
@@ -143,16 +143,12 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-class KeyCommandError(Refused):
-    """A key command that cannot be done; the message says why (``python -m api keys`` prints it)."""
-
-
 def create_key(engine: Engine, name: str, scopes: tuple[str, ...] = ("platform",)) -> str:
     """Store a new key under ``name`` and return it: the only time it is shown."""
-    name = " ".join(parse_text(name, "A key's name", KEY_NAME_MAX, KeyCommandError).split())
+    name = " ".join(parse_text(name, "A key's name", KEY_NAME_MAX, Invalid).split())
     unknown = sorted(set(scopes) - set(API_SCOPES))
     if unknown or not scopes:
-        raise KeyCommandError(f"Scopes are some of: {', '.join(API_SCOPES)}.")
+        raise Invalid(f"Scopes are some of: {', '.join(API_SCOPES)}.")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     key_id, shown = uuid.uuid4(), {"name": name, "prefix": key[:PREFIX_CHARS], "scopes": list(scopes)}
     try:
@@ -160,7 +156,7 @@ def create_key(engine: Engine, name: str, scopes: tuple[str, ...] = ("platform",
             conn.execute(api_keys.insert().values(id=key_id, key_hash=hash_key(key), **shown))
             record_audit(conn, KEYS_COMMAND, "api_key.create", KEY_ENTITY, key_id, after=shown)
     except sa.exc.IntegrityError:
-        raise KeyCommandError(f"A key named {name!r} exists already; choose another name.") from None
+        raise Conflict(f"A key named {name!r} exists already; choose another name.") from None
     return key
 
 
@@ -176,10 +172,11 @@ def list_keys(engine: Engine) -> list[dict]:
 def revoke_key(engine: Engine, name: str) -> None:
     """Refuse the key from the next request on (revoking it again changes nothing)."""
     k = api_keys
+    name = " ".join(str(name).split())  # as create_key stores it
     with engine.begin() as conn:
         found = conn.execute(sa.select(k.c.id, k.c.revoked_at).where(k.c.name == name)).first()
         if found is None:
-            raise KeyCommandError(f"No key named {str(name)[:KEY_NAME_MAX]!r}.")
+            raise NotFound(f"No key named {name[:KEY_NAME_MAX]!r}.")
         if found.revoked_at is None:
             now = dt.datetime.now(dt.timezone.utc)
             conn.execute(k.update().where(k.c.id == found.id).values(revoked_at=now))

@@ -29,13 +29,13 @@ from typing import Callable
 
 import sqlalchemy as sa
 
-from api.auth import KeyCommandError
+from dashboard.core.errors import Refused
 from dashboard.core.db import DatabaseUnavailable, check_connection, explain_failure, is_duckdb, make_engine
 from dashboard.core.settings import ConfigError, load_settings, normalize_url
 from dashboard.tools import demo
 
 PROG = "python -m dashboard"
-USER_ERRORS = (ConfigError, DatabaseUnavailable, KeyCommandError, demo.DatabaseNotEmpty)  # "error: <message>", exit 2
+USER_ERRORS = (ConfigError, DatabaseUnavailable, Refused, demo.DatabaseNotEmpty)  # "error: <message>", exit 2
 
 
 def _ranged(kind: type, low: float, high: float, *, above: bool = False) -> Callable[[str], float]:
@@ -116,14 +116,11 @@ def _emails(engine, args) -> int:
 
 
 def _intake(engine, args) -> int:
-    from dashboard.domain.followups import FollowUpError, FollowUpRules
+    from dashboard.domain.followups import FollowUpRules
     from dashboard.domain.intake import run_once
     from jobs.intake import run_loop
 
-    try:
-        rules = FollowUpRules.from_mapping(load_settings().secrets.get("followups", {}))
-    except FollowUpError as exc:
-        raise ConfigError(f"[followups] in secrets.toml: {exc}") from exc
+    rules = FollowUpRules.from_settings(load_settings())
     if args.once:
         print(run_once(engine, rules).summary())
         return 0

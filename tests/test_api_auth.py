@@ -170,7 +170,7 @@ def test_key_commands_create_list_and_revoke(request, tmp_path, monkeypatch, cap
         assert [(r["name"], r["prefix"], r["scopes"], r["revoked_at"]) for r in listed] == [
             ("platform-web", key[:12], ["platform"], None)]
         assert key not in out
-        assert run("keys", "revoke", "platform-web")[0] == 0
+        assert run("keys", "revoke", " platform-web ")[0] == 0  # the name as created, spaces normalised
         [revoked] = [json.loads(line) for line in run("keys", "list")[1].splitlines()]
         assert revoked["revoked_at"] is not None
         code, _, err = run("keys", "revoke", "nobody")

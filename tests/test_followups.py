@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from dashboard.core import schema as s
 from dashboard.core.auth import Actor, PermissionDenied
-from dashboard.core.errors import ChangedMeanwhile, NotFound
+from dashboard.core.errors import ChangedMeanwhile, ConfigError, NotFound
+from dashboard.core.settings import load_settings
 from dashboard.domain.followups import (
     STATE, TEXT_MAX, FollowUpError, FollowUpRules, assign, cancel, close, create_follow_up,
     mark_answered, prices, quote, set_prices,
@@ -96,8 +97,9 @@ def purchases(engine) -> list[dict]:
 # --- settings (pure) ----------------------------------------------------------------
 
 def test_rules_from_settings():
-    assert FollowUpRules.from_mapping({}) == FollowUpRules()
-    rules = FollowUpRules.from_mapping({"window_days": 7, "sla_minutes": {"new_issue": 120}})
+    assert FollowUpRules.from_settings(load_settings({}, secrets={})) == FollowUpRules()
+    settings = load_settings({}, secrets={"followups": {"window_days": 7, "sla_minutes": {"new_issue": 120}}})
+    rules = FollowUpRules.from_settings(settings)
     assert (rules.window_days, rules.max_open_per_session) == (7, 2)
     assert [rules.sla(t) for t in s.FOLLOW_UP_TYPES] == [240, 480, 120]
     for bad, message in [
@@ -108,8 +110,8 @@ def test_rules_from_settings():
         ({"sla_minutes": {"chat": 10}}, r"\[followups\] sla_minutes.chat is not a setting; .* sla_minutes.new_issue"),
         ({"sla_minutes": 240}, r"\[followups\] sla_minutes is not a setting"),
     ]:
-        with pytest.raises(FollowUpError, match=message):
-            FollowUpRules.from_mapping(bad)
+        with pytest.raises(ConfigError, match=message):
+            load_settings({}, secrets={"followups": bad})
 
 
 # --- prices ---------------------------------------------------------------------------

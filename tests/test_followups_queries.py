@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from dashboard.core import schema as s
+from dashboard.core.settings import load_settings
 from dashboard.domain.followups import FollowUpRules
 from dashboard.core.period import Period
 from queries.followups import mechanic_load, queue, summary, weekly
@@ -117,7 +118,7 @@ def test_sla_states_around_the_boundaries(engine, queue_db):
 
 
 def test_targets_come_from_the_rules(engine, queue_db):
-    rules = FollowUpRules.from_mapping({"sla_minutes": {"quick_question": 300}})
+    rules = FollowUpRules.from_settings(load_settings({}, secrets={"followups": {"sla_minutes": {"quick_question": 300}}}))
     with engine.connect() as conn:
         frame = queue(conn, now=NOW, rules=rules, types=("quick_question",))
     assert dict(zip(named(frame, queue_db["names"]), frame.sla_state)) == {

@@ -76,7 +76,7 @@ def test_defaults_come_from_the_table():
                      demo_scale=1, secrets={})
     assert plain.values == DEFAULTS and plain.demo_role == DEFAULTS["app.demo_role"]
     assert SlotRules.from_settings(plain) == SlotRules()
-    assert FollowUpRules.from_settings(plain) == FollowUpRules() == FollowUpRules.from_mapping({})
+    assert FollowUpRules.from_settings(plain) == FollowUpRules() == FollowUpRules.from_settings(load_settings({}, secrets={}))
 
 
 @pytest.mark.parametrize("setting", SETTINGS, ids=[setting.name for setting in SETTINGS])

@@ -67,7 +67,7 @@ from dashboard.core.schema import (
     requests, session_base_prices, sessions,
 )
 from dashboard.core.actors import PLATFORM
-from dashboard.core.settings import DEFAULTS, ConfigError, Settings, load_settings
+from dashboard.core.settings import DEFAULTS, Settings
 from dashboard.core.validation import parse_text, parse_uuid
 
 UTC = dt.timezone.utc
@@ -134,14 +134,6 @@ class FollowUpRules:
         values = settings.group("followups")
         return cls(window_days=values["window_days"], max_open_per_session=values["max_open_per_session"],
                    sla_minutes=tuple((t, values[f"sla_minutes.{t}"]) for t in FOLLOW_UP_TYPES))
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> FollowUpRules:
-        """The rules from a ``[followups]`` table; unknown names or bad values raise FollowUpError."""
-        try:
-            return cls.from_settings(load_settings({}, secrets={"followups": values}))
-        except ConfigError as exc:
-            raise FollowUpError(str(exc)) from None
 
 
 @dataclass(frozen=True)
