@@ -24,10 +24,10 @@ from api.schemas import (
     PROBLEMS, BookableOut, BookingCheckIn, FollowUpIn, FollowUpOut, HelpfulOut, IngestOut, InteractionsIn,
     ProfileOut, QuoteOut, ReviewIn, ReviewOut, ReviewsPage, SlotsOut, UpsellEventOut, UpsellsOut,
 )
-from dashboard.domain.funnel import interactions as crm
+from dashboard.domain.funnel import interactions
 from dashboard.domain import followups
 from dashboard.domain import reviews
-from dashboard.domain.calendars import slots as scheduling
+from dashboard.domain.calendars import slots
 from dashboard.domain import upsells
 from dashboard.core.db import check_connection
 from dashboard.core.migrate import current_revision, head_revision
@@ -146,7 +146,7 @@ def mechanic_reviews(mechanic_id: str, request: Request, principal: Caller,
     return {"data": _json(rows), "next_cursor": next_cursor}
 
 
-@router.get("/v1/mechanics/{mechanic_id}/slots", tags=["scheduling"], responses={**PROBLEMS, 200: {"model": SlotsOut}})
+@router.get("/v1/mechanics/{mechanic_id}/slots", tags=["calendars"], responses={**PROBLEMS, 200: {"model": SlotsOut}})
 def mechanic_slots(mechanic_id: str, request: Request, principal: Caller,
                    start: Annotated[str, Query(max_length=20, description="first date, YYYY-MM-DD")],
                    end: Annotated[str, Query(max_length=20, description="last date, YYYY-MM-DD (at most 31 days)")],
@@ -154,19 +154,19 @@ def mechanic_slots(mechanic_id: str, request: Request, principal: Caller,
                    session_type: Annotated[str, Query(max_length=20)] = "video"):
     """Bookable starts by date of ``timeZone``, shaped like Cal.com's /v2/slots."""
     mid = parse_id(mechanic_id, "mechanic")
-    days = scheduling.slots_by_day(request.app.state.read_engine, mid, start=start, end=end, zone=time_zone,
+    days = slots.slots_by_day(request.app.state.read_engine, mid, start=start, end=end, zone=time_zone,
                                    session_type=session_type, rules=request.app.state.settings.slot_rules)
     return {"data": _json(days)}
 
 
-@router.post("/v1/bookings/check", tags=["scheduling"], responses={**PROBLEMS, 200: {"model": BookableOut}})
+@router.post("/v1/bookings/check", tags=["calendars"], responses={**PROBLEMS, 200: {"model": BookableOut}})
 def check_booking(body: BookingCheckIn, request: Request, principal: Caller, key: Key):
     """Whether the start is bookable now, at what price; 409 with the reason when it is not."""
     rules = request.app.state.settings.slot_rules
 
     def write(db):
         with db.connect() as conn:
-            slot = scheduling.check_booking(conn, body.mechanic_id, body.session_type, body.start,
+            slot = slots.check_booking(conn, body.mechanic_id, body.session_type, body.start,
                                             now=dt.datetime.now(dt.timezone.utc), rules=rules)
         return 200, {"bookable": True, "price_cents": slot.price_cents, "start": slot.start_utc.isoformat(),
                      "end": slot.end_utc.isoformat(), "multiplier": str(slot.multiplier)}
@@ -177,7 +177,7 @@ def check_booking(body: BookingCheckIn, request: Request, principal: Caller, key
 # --- follow-ups -------------------------------------------------------------------------------
 
 
-@router.get("/v1/follow-ups/quote", tags=["follow-ups"], responses={**PROBLEMS, 200: {"model": QuoteOut}})
+@router.get("/v1/follow-ups/quote", tags=["followups"], responses={**PROBLEMS, 200: {"model": QuoteOut}})
 def follow_up_quote(request: Request, principal: Caller, parent_session_id: str,
                     follow_up_type: Annotated[str, Query(max_length=40)]):
     """Whether the customer may ask this follow-up on the session now, and its price."""
@@ -189,7 +189,7 @@ def follow_up_quote(request: Request, principal: Caller, parent_session_id: str,
     return _json(quote)
 
 
-@router.post("/v1/follow-ups", status_code=201, tags=["follow-ups"],
+@router.post("/v1/follow-ups", status_code=201, tags=["followups"],
              responses={**PROBLEMS, 201: {"model": FollowUpOut}})
 def create_follow_up(body: FollowUpIn, request: Request, principal: Caller, key: Key):
     """The customer's follow-up question, priced by the admin-edited rules when it is asked."""
@@ -212,13 +212,13 @@ def create_follow_up(body: FollowUpIn, request: Request, principal: Caller, key:
 # --- CRM ------------------------------------------------------------------------------------------
 
 
-@router.post("/v1/crm/interactions", tags=["crm"], responses={**PROBLEMS, 200: {"model": IngestOut}})
+@router.post("/v1/crm/interactions", tags=["funnel"], responses={**PROBLEMS, 200: {"model": IngestOut}})
 def record_interactions(body: InteractionsIn, request: Request, principal: Caller, key: Key):
     """A batch of the platform's events (service key only); each ``event_id`` is recorded once."""
     principal.require_platform()
 
     def write(engine):
-        result = crm.record_interactions(engine, body.events)
+        result = interactions.record_interactions(engine, body.events)
         return 200, {"accepted": result.accepted, "duplicates": result.duplicates,
                      "rejected": [{"index": i, "code": code, "message": message}
                                   for i, code, message in result.rejected]}

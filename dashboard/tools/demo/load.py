@@ -18,7 +18,7 @@ from tqdm import tqdm
 from dashboard.core import schema as s
 from dashboard.core.db import is_duckdb
 from dashboard.core.migrate import upgrade
-from dashboard.domain.funnel.rollups import refresh as refresh_funnel_rollups
+from dashboard.domain.funnel import rollups
 from dashboard.tools.demo.arrays import join
 from dashboard.tools.demo.chunks import chunks_ahead
 from dashboard.tools.demo.mechanics import Mechanics
@@ -250,7 +250,7 @@ def generate(engine: Engine, scale: float, seed: int = 7, anchor: dt.date | None
     with engine.connect() as conn:
         conn.execute(sa.text("CHECKPOINT" if is_duckdb(conn) else "ANALYZE"))
         conn.commit()
-    counts[s.crm_funnel_progress.name] = sum(r.rows for r in refresh_funnel_rollups(engine, rebuild=True))
+    counts[s.crm_funnel_progress.name] = sum(r.rows for r in rollups.refresh(engine, rebuild=True))
     counts[s.staff_roles.name] = len(STAFF)
     return counts
 
