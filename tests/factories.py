@@ -21,6 +21,13 @@ from dashboard.core.auth import Actor
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 DATABASE_FIXTURES = ("engine", "pg_engine", "duckdb_engine")
+HOSTILE = [  # customer text that must stay text wherever it is shown
+    '<a href="https://evil.example/a">Ford</a>',
+    "call www.evil.example/b now",
+    "see https://evil.example/c",
+    "write to boss@evil.example",
+    "**bold** [link](https://evil.example/d) <b>x</b> & :red[red]",
+]
 FOLLOW_UP_STATUS = {"open": "open", "assigned": "matched", "answered": "completed", "closed": "completed",
                     "cancelled": "cancelled"}  # the platform's request status of each follow-up state
 

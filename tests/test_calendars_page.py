@@ -17,10 +17,10 @@ from dashboard.core import schema as s
 from dashboard.ui import components as ui
 from dashboard.core.auth import Actor
 from dashboard.domain.calendars.edits import save_weekly_slots, set_base_price
-from dashboard.core.settings import Settings
 from dashboard.core.period import Period
 from dashboard.domain.calendars.slots import weekly_slots as weekly_slots_of
 from tests.factories import add_mechanic, add_session, add_staff, staff_fixture, weekly_slot
+from tests.page_support import open_any_page
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "calendars.py"
 MANAGER = Actor("manager@example.com", "manager", "Maya Manager")
@@ -42,13 +42,8 @@ def calendar(engine, monkeypatch, tmp_path):
 
 
 def open_page(engine, actor: Actor, mechanic: str | None = None, view: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(PAGE), default_timeout=60)
-    settings = Settings(database_url=engine.url.render_as_string(hide_password=False), read_url=None,
-                        source="environment", allow_anonymous=True, demo_scale=1, secrets={})
     today = dt.date.today()
-    at.session_state["_pitwall_context"] = ui.Context(settings, actor, Period(today, today, "Europe/Berlin"))
-    at.run()
-    assert not at.exception, at.exception
+    at = open_any_page(engine, Period(today, today, "Europe/Berlin"), actor, PAGE)
     if mechanic:
         at.selectbox(key="calendar_mechanic").set_value(mechanic)
     if view:
