@@ -3,9 +3,11 @@ to exist) through SQLAlchemy Core on the connection it is given and returns the 
 
 Defaults are the plainest valid row; a test names every column its expected figures depend
 on. The rows are written as stored: no rule of the product runs (a review does not move its
-mechanic's rating, a follow-up's state does not move its request's status, ...).
+mechanic's rating, nothing is audited).
 
-``journeys_for`` writes customers and their funnel events from one readable table.
+Also: ``add_staff`` and ``staff_fixture`` (the staff list a test's writes check roles on),
+``weekly_slot`` (a calendar row as the editor submits it), ``HOSTILE`` (user text that must
+stay text) and ``journeys_for`` (customers and their funnel events from one readable table).
 """
 
 from __future__ import annotations
