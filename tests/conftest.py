@@ -1,4 +1,6 @@
-"""Shared fixtures: a migrated database on each backend.
+"""Shared fixtures: a migrated database on each backend, the hand-built scenarios on it
+(``crm_db``, ``upsell_db``), an empty database (``empty_url``) and a loopback Resend.
+Test data is written with ``tests.factories``; no test module imports another.
 
 ``engine`` runs a test once on the embedded DuckDB and once on the PostgreSQL
 at 127.0.0.1:5432 (``PITWALL_TEST_PG`` overrides). Outside CI an unreachable
@@ -19,6 +21,8 @@ import sqlalchemy as sa
 from dashboard.core.db import make_engine
 from dashboard.core.migrate import upgrade
 from dashboard.core.schema import metadata
+from tests import funnel_scenario, upsells_scenario
+from tests.local_resend import LocalResend
 
 PG_ADMIN_URL = os.environ.get("PITWALL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -127,6 +131,37 @@ def duckdb_engine(tmp_path, _duckdb_template):
 def engine(request):
     """A migrated, empty database on each backend."""
     return request.getfixturevalue("duckdb_engine" if request.param == "duckdb" else "pg_engine")
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def empty_url(request, tmp_path):
+    """The URL of a brand-new, empty database on each backend (not migrated)."""
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path / 'empty.duckdb'}"
+    return request.getfixturevalue("empty_pg_url")
+
+
+@pytest.fixture
+def crm_db(engine):
+    """The funnel of tests/funnel_scenario.py."""
+    with engine.begin() as conn:
+        funnel_scenario.write(conn)
+    return engine
+
+
+@pytest.fixture
+def upsell_db(engine):
+    """The customers of tests/upsells_scenario.py."""
+    with engine.begin() as conn:
+        upsells_scenario.write(conn)
+    return engine
+
+
+@pytest.fixture
+def resend_api():
+    """A Resend-compatible server on loopback (tests/local_resend.py)."""
+    with LocalResend() as server:
+        yield server
 
 
 @pytest.fixture

@@ -1,15 +1,12 @@
-"""Shared pieces of the email tests: a loopback Resend, settings that point at it
-(also as the environment of a job subprocess), sessions at each stage of their
-life written row by row, and a worker that stops between sending and recording."""
+"""Shared pieces of the email tests: settings that point at the loopback Resend (the
+``resend_api`` fixture; also as the environment of a job subprocess), the customer,
+mechanic and booking the sessions are written with (``tests.factories``), and a worker
+that stops between sending and recording."""
 
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
-import pytest
-
-from dashboard.core import schema as s
 from dashboard.domain.emails.outbox import claim, enqueue
 from dashboard.domain.emails.render import load_brand
 from dashboard.domain.emails.sender import send_batch
@@ -22,12 +19,6 @@ MINUTE = dt.timedelta(minutes=1)
 SUPPORT = "support@pitwall.example"
 
 
-@pytest.fixture
-def resend_api():
-    with LocalResend() as server:
-        yield server
-
-
 def settings_env(server: LocalResend, **env: str) -> dict[str, str]:
     return {"RESEND_API_KEY": server.api_key, "RESEND_API_URL": server.url,
             "PITWALL_EMAIL_FROM": "Pitwall <mail@pitwall.example>", "PITWALL_SUPPORT_EMAIL": SUPPORT,
@@ -38,34 +29,18 @@ def settings_for(server: LocalResend, **env: str) -> EmailSettings:
     return load_email_settings(settings_env(server, **env), secrets={})
 
 
-def add_person(conn, email: str, name: str | None = "Sam Driver", *, opt_out: bool = False,
-               timezone: str = "UTC") -> uuid.UUID:
-    uid = uuid.uuid4()
-    conn.execute(s.users.insert().values(id=uid, email=email))
-    conn.execute(s.profiles.insert().values(id=uid, full_name=name, email_opt_out=opt_out, timezone=timezone))
-    return uid
+DRIVER = "Sam Driver"  # every customer's name
+MECHANIC = {"name": "Alex Wrench", "email": "mechanic@example.com", "specialties": ["brakes"], "avg_rating": 4.5,
+            "total_reviews": 10, "years_experience": 7}  # add_mechanic's arguments
+REQUEST = {"vehicle_make": "Honda", "vehicle_model": "Civic", "vehicle_year": 2017, "category": "brakes",
+           "description": "Grinding noise", "status": "matched"}
 
 
-def add_mechanic(conn, email: str = "mechanic@example.com", name: str = "Alex Wrench") -> uuid.UUID:
-    uid = uuid.uuid4()
-    conn.execute(s.users.insert().values(id=uid, email=email))
-    conn.execute(s.mechanics.insert().values(user_id=uid, display_name=name, specialties=["brakes"],
-                                             avg_rating=4.5, total_reviews=10, years_experience=7))
-    return uid
-
-
-def add_session(conn, customer_id: uuid.UUID, *, status: str = "scheduled", mechanic_id=None,
-                created_at: dt.datetime = NOW - MINUTE, scheduled_at: dt.datetime = NOW + dt.timedelta(days=1),
-                **columns) -> uuid.UUID:
-    request_id = uuid.uuid4()
-    conn.execute(s.requests.insert().values(id=request_id, customer_id=customer_id, vehicle_make="Honda",
-                                            vehicle_model="Civic", vehicle_year=2017, category="brakes",
-                                            description="Grinding noise", status="matched"))
-    sid = uuid.uuid4()
-    conn.execute(s.sessions.insert().values(id=sid, request_id=request_id, customer_id=customer_id,
-                                            mechanic_id=mechanic_id, status=status, created_at=created_at,
-                                            scheduled_at=scheduled_at, price_cents=4900, **columns))
-    return sid
+def booked(**columns) -> dict:
+    """``add_session``'s arguments for a session booked a minute before NOW for tomorrow at $49.00,
+    from a brakes request on a 2017 Honda Civic; ``columns`` override any of them."""
+    return {"status": "scheduled", "request": REQUEST, "created_at": NOW - MINUTE,
+            "scheduled_at": NOW + dt.timedelta(days=1), "price_cents": 4900, **columns}
 
 
 def delivered_outbox_ids(server: LocalResend) -> list[str]:

@@ -11,7 +11,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from dashboard.ui import components as ui  # noqa: E402
-from tests.test_inert_text import HOSTILE  # noqa: E402
+from tests.factories import HOSTILE  # noqa: E402
 
 for text in HOSTILE:
     st.markdown(f"Customer wrote: {ui.escape_markdown(text)}")

@@ -17,9 +17,9 @@ from api.schemas import (
     BookableOut, FollowUpOut, HelpfulOut, IngestOut, ProfileOut, QuoteOut, ReviewOut, ReviewsPage, SlotsOut,
     UpsellEventOut, UpsellsOut,
 )
-from api_support import api_server
+from tests.api_support import api_server
 from dashboard.core import schema as s
-from reputation_data import add_mechanic, add_review, add_session, add_user
+from tests.factories import add_mechanic, add_review, add_session, add_user
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 

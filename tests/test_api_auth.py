@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from api.auth import create_key, hash_key, list_keys, revoke_key
 from dashboard.__main__ import main as cli
-from api_support import JwksServer, api_server, served_database, token
+from tests.api_support import JwksServer, api_server, served_database, token
 from dashboard.core import schema as s
-from reputation_data import add_mechanic
+from tests.factories import add_mechanic
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -235,7 +235,7 @@ def test_a_jwks_can_be_a_file(tmp_path, jwks):
 def test_an_unreachable_jwks_is_an_outage_not_a_forgery(jwks):
     from api.auth import TokenVerifier
     from api.problems import Problem
-    from browser_support import free_port
+    from tests.browser_support import free_port
 
     verifier = TokenVerifier(None, f"http://127.0.0.1:{free_port()}/jwks.json")
     with pytest.raises(Problem) as raised:

@@ -18,14 +18,14 @@ import sqlalchemy as sa
 
 from api.auth import Principal
 from api.idempotency import IdempotencyKey, prune_replies, run_write
-from api_support import JWT_SECRET, ApiServer, api_server
-from browser_support import free_port
+from tests.api_support import JWT_SECRET, ApiServer, api_server
+from tests.browser_support import free_port
 from dashboard.domain import followups
 from dashboard.core import schema as s
 from dashboard.core.db import make_engine
 from dashboard.core.migrate import upgrade
-from reputation_data import add_mechanic, add_session, add_user
-from throwaway_pg import throwaway_cluster
+from tests.factories import add_mechanic, add_session, add_user
+from tests.throwaway_pg import throwaway_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)

@@ -16,7 +16,7 @@ from dashboard.core.db import make_engine
 from dashboard.tools.demo import load_if_empty
 from dashboard.core.period import DEFAULT_DAYS, Period, default_period, period_from_params, period_problem
 from dashboard.core.schema import audit_log, staff_roles
-from reputation_data import add_mechanic, add_session, add_user
+from tests.factories import add_mechanic, add_session, add_user
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "dashboard" / "app.py"

@@ -60,7 +60,7 @@ from dashboard.domain.funnel import rollups as funnel_job  # noqa: E402
 from dashboard.domain.emails import outbox  # noqa: E402
 from dashboard.domain.emails import worker  # noqa: E402
 from dashboard.domain.emails.settings import load_email_settings  # noqa: E402
-from tests.staff import add_staff  # noqa: E402
+from tests.factories import add_staff  # noqa: E402
 
 ADMIN = Actor("ada@example.com", "admin", "Ada")
 SOME_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import assert_no_exception, browser_page, open_page, require_chromium, screenshot, serve
+from tests.browser_support import assert_no_exception, browser_page, open_page, require_chromium, screenshot, serve
 from dashboard.ui import access
 
 

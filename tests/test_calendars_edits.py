@@ -22,8 +22,7 @@ from dashboard.core.db import make_engine
 from dashboard.core.migrate import alembic_config
 from dashboard.core.errors import ChangedMeanwhile, NotFound
 from dashboard.domain.calendars.slots import BookingRejected, Override, ValidationError, check_booking
-from tests.staff import staff_fixture
-from tests.test_schema import empty_url  # noqa: F401 (a fixture: an empty database on each backend)
+from tests.factories import add_mechanic, add_session, staff_fixture, weekly_slot
 
 UTC = dt.timezone.utc
 MANAGER = Actor("manager@example.com", "manager")
@@ -31,26 +30,6 @@ SUPPORT = Actor("support@example.com", "support")
 OTHER_MANAGER = Actor("mo@example.com", "manager")
 staff = staff_fixture(MANAGER, OTHER_MANAGER, SUPPORT, Actor("admin@example.com", "admin"))
 NOW = dt.datetime(2026, 3, 9, 6, 0, tzinfo=UTC)  # Monday 07:00 in Berlin
-
-
-def add_mechanic(conn, tz: str = "Europe/Berlin", active: bool = True, name: str = "Mia") -> uuid.UUID:
-    uid = uuid.uuid4()
-    conn.execute(s.users.insert().values(id=uid, email=f"{uid}@example.com"))
-    conn.execute(s.mechanics.insert().values(user_id=uid, display_name=name, timezone=tz, is_active=active))
-    return uid
-
-
-def add_session(conn, mechanic: uuid.UUID, at: dt.datetime, status: str = "scheduled", price: int = 4999,
-                session_type: str = "video") -> uuid.UUID:
-    sid = uuid.uuid4()
-    conn.execute(s.sessions.insert().values(id=sid, customer_id=mechanic, mechanic_id=mechanic, status=status,
-                                            scheduled_at=at, price_cents=price, session_type=session_type))
-    return sid
-
-
-def row(day, start, end, multiplier="1.00", available=True, slot_id=None) -> dict:
-    return {"id": slot_id, "day_of_week": day, "start_time": start, "end_time": end,
-            "price_multiplier": multiplier, "is_available": available}
 
 
 def slots_of(engine, mechanic) -> list[tuple]:
@@ -79,7 +58,7 @@ def audit_actions(engine) -> list[tuple]:
 @pytest.fixture
 def mechanic(engine):
     with engine.begin() as conn:
-        return add_mechanic(conn)
+        return add_mechanic(conn, "Mia", timezone="Europe/Berlin")
 
 
 T = dt.time
@@ -89,11 +68,11 @@ T = dt.time
 
 
 def test_save_weekly_slots_creates_updates_deletes_with_audit(engine, mechanic):
-    changes = save_weekly_slots(engine, MANAGER, mechanic, [row(1, "09:00", "12:00"), row(1, "13:00", "17:00")])
+    changes = save_weekly_slots(engine, MANAGER, mechanic, [weekly_slot(1, "09:00", "12:00"), weekly_slot(1, "13:00", "17:00")])
     assert (changes.created, changes.updated, changes.deleted) == (2, 0, 0)
     morning, afternoon = slot_ids(engine, mechanic)
     changes = save_weekly_slots(engine, MANAGER, mechanic,
-                                [row(1, "09:00", "12:00", "1.50", slot_id=morning), row(2, "09:00", "12:00")])
+                                [weekly_slot(1, "09:00", "12:00", "1.50", slot_id=morning), weekly_slot(2, "09:00", "12:00")])
     assert (changes.created, changes.updated, changes.deleted) == (1, 1, 1)
     assert slots_of(engine, mechanic) == [(1, T(9), T(12), Decimal("1.50"), True), (2, T(9), T(12), Decimal("1.00"), True)]
     actions = audit_actions(engine)
@@ -110,27 +89,27 @@ def test_save_weekly_slots_creates_updates_deletes_with_audit(engine, mechanic):
                      "is_available": True, "price_multiplier": "1.50"}
     # saving the same schedule again changes nothing and audits nothing
     assert save_weekly_slots(engine, MANAGER, mechanic, [
-        row(1, "09:00", "12:00", "1.5", slot_id=morning), row(2, "09:00", "12:00", slot_id=slot_ids(engine, mechanic)[1])
+        weekly_slot(1, "09:00", "12:00", "1.5", slot_id=morning), weekly_slot(2, "09:00", "12:00", slot_id=slot_ids(engine, mechanic)[1])
     ]).total == 0
     assert len(audit_actions(engine)) == 5
 
 
 BAD_SCHEDULES = {
-    "overlap": [row(1, "09:00", "12:00"), row(1, "11:00", "13:00")],
-    "start_after_end": [row(1, "17:00", "09:00")],
-    "start_equals_end": [row(1, "09:00", "09:00")],
-    "multiplier_zero": [row(1, "09:00", "12:00", 0)],
-    "multiplier_3.01": [row(1, "09:00", "12:00", "3.01")],
-    "multiplier_abc": [row(1, "09:00", "12:00", "abc")],
-    "multiplier_negative": [row(1, "09:00", "12:00", "-1.00")],
-    "day_7": [row(7, "09:00", "12:00")],
-    "time_abc": [row(1, "abc", "12:00")],
+    "overlap": [weekly_slot(1, "09:00", "12:00"), weekly_slot(1, "11:00", "13:00")],
+    "start_after_end": [weekly_slot(1, "17:00", "09:00")],
+    "start_equals_end": [weekly_slot(1, "09:00", "09:00")],
+    "multiplier_zero": [weekly_slot(1, "09:00", "12:00", 0)],
+    "multiplier_3.01": [weekly_slot(1, "09:00", "12:00", "3.01")],
+    "multiplier_abc": [weekly_slot(1, "09:00", "12:00", "abc")],
+    "multiplier_negative": [weekly_slot(1, "09:00", "12:00", "-1.00")],
+    "day_7": [weekly_slot(7, "09:00", "12:00")],
+    "time_abc": [weekly_slot(1, "abc", "12:00")],
 }
 
 
 @pytest.mark.parametrize("name", BAD_SCHEDULES)
 def test_bad_weekly_slots_change_nothing(engine, mechanic, name):
-    save_weekly_slots(engine, MANAGER, mechanic, [row(3, "09:00", "17:00")])
+    save_weekly_slots(engine, MANAGER, mechanic, [weekly_slot(3, "09:00", "17:00")])
     before, audited = slots_of(engine, mechanic), audit_actions(engine)
     with pytest.raises(ValidationError) as caught:
         save_weekly_slots(engine, MANAGER, mechanic, BAD_SCHEDULES[name])
@@ -140,13 +119,13 @@ def test_bad_weekly_slots_change_nothing(engine, mechanic, name):
 
 def test_support_cannot_edit_anything(engine, mechanic):
     attempts = [
-        lambda: save_weekly_slots(engine, SUPPORT, mechanic, [row(1, "09:00", "12:00")]),
+        lambda: save_weekly_slots(engine, SUPPORT, mechanic, [weekly_slot(1, "09:00", "12:00")]),
         lambda: set_override(engine, SUPPORT, mechanic, "2026-03-10", is_available=False, reason="x", now=NOW),
         lambda: delete_override(engine, SUPPORT, mechanic, "2026-03-10", now=NOW),
         lambda: set_base_price(engine, SUPPORT, "video", "49.99"),
         lambda: set_peak_multiplier(engine, SUPPORT, [mechanic], [1], "17:00", "20:00", "1.50"),
         lambda: set_mechanic_timezone(engine, SUPPORT, mechanic, "Europe/Paris"),
-        lambda: save_weekly_slots(engine, None, mechanic, [row(1, "09:00", "12:00")]),
+        lambda: save_weekly_slots(engine, None, mechanic, [weekly_slot(1, "09:00", "12:00")]),
     ]
     for attempt in attempts:
         with pytest.raises(PermissionDenied):
@@ -158,15 +137,15 @@ def test_unknown_mechanic_and_stale_slot_ids_are_rejected(engine, mechanic):
     for unknown in (uuid.uuid4(), "not-a-uuid"):
         with pytest.raises(NotFound if isinstance(unknown, uuid.UUID) else ValidationError,
                            match="Unknown mechanic|not a valid id"):
-            save_weekly_slots(engine, MANAGER, unknown, [row(1, "09:00", "12:00")])
+            save_weekly_slots(engine, MANAGER, unknown, [weekly_slot(1, "09:00", "12:00")])
     with pytest.raises(ValidationError, match="reload") as caught:
-        save_weekly_slots(engine, MANAGER, mechanic, [row(1, "09:00", "12:00", slot_id=uuid.uuid4())])
+        save_weekly_slots(engine, MANAGER, mechanic, [weekly_slot(1, "09:00", "12:00", slot_id=uuid.uuid4())])
     assert caught.value.row_errors == {0: ["This slot was deleted meanwhile: reload the page."]}
     assert slots_of(engine, mechanic) == [] and audit_actions(engine) == []
 
 
 def test_admin_may_edit(engine, mechanic):
-    save_weekly_slots(engine, Actor("admin@example.com", "admin"), mechanic, [row(1, "09:00", "12:00")])
+    save_weekly_slots(engine, Actor("admin@example.com", "admin"), mechanic, [weekly_slot(1, "09:00", "12:00")])
     assert len(slots_of(engine, mechanic)) == 1
 
 
@@ -175,10 +154,10 @@ def test_admin_may_edit(engine, mechanic):
 
 def test_peak_multiplier_across_mechanics_in_one_transaction(engine, mechanic):
     with engine.begin() as conn:
-        other = add_mechanic(conn, "America/New_York", name="Noah")
-        idle = add_mechanic(conn, "Asia/Kolkata", name="Ira")
-    save_weekly_slots(engine, MANAGER, mechanic, [row(1, "09:00", "18:00"), row(2, "09:00", "12:00")])
-    save_weekly_slots(engine, MANAGER, other, [row(1, "16:00", "20:00"), row(5, "17:00", "19:00")])
+        other = add_mechanic(conn, "Noah", timezone="America/New_York")
+        idle = add_mechanic(conn, "Ira", timezone="Asia/Kolkata")
+    save_weekly_slots(engine, MANAGER, mechanic, [weekly_slot(1, "09:00", "18:00"), weekly_slot(2, "09:00", "12:00")])
+    save_weekly_slots(engine, MANAGER, other, [weekly_slot(1, "16:00", "20:00"), weekly_slot(5, "17:00", "19:00")])
     audited = len(audit_actions(engine))
     changes = set_peak_multiplier(engine, MANAGER, [mechanic, other, idle], ["Monday", 5], "17:00", "19:00", "1.75")
     assert slots_of(engine, mechanic) == [
@@ -201,7 +180,7 @@ def test_peak_multiplier_across_mechanics_in_one_transaction(engine, mechanic):
     (([uuid.uuid4()], [1], "17:00", "19:00", "1.5"), "Unknown mechanic"),
 ])
 def test_bad_peak_changes_nothing(engine, mechanic, args, message):
-    save_weekly_slots(engine, MANAGER, mechanic, [row(1, "09:00", "18:00")])
+    save_weekly_slots(engine, MANAGER, mechanic, [weekly_slot(1, "09:00", "18:00")])
     before, audited = slots_of(engine, mechanic), audit_actions(engine)
     ids = [mechanic] if args[0] is None else [mechanic, *args[0]] if args[0] else []
     with pytest.raises(NotFound if message == "Unknown mechanic" else ValidationError, match=message):
@@ -232,7 +211,7 @@ def test_overrides_are_set_replaced_and_deleted_with_audit(engine, mechanic):
 
 def test_override_in_the_past_is_rejected_in_the_mechanics_timezone(engine):
     with engine.begin() as conn:
-        honolulu = add_mechanic(conn, "Pacific/Honolulu")
+        honolulu = add_mechanic(conn, "Mia", timezone="Pacific/Honolulu")
     # 06:00Z on 9 March is still 8 March (20:00) in Honolulu: the 8th is today there, the 7th is past
     set_override(engine, MANAGER, honolulu, "2026-03-08", is_available=False, reason="Off", now=NOW)
     with pytest.raises(ValidationError, match="in the past"):
@@ -283,7 +262,7 @@ def test_mechanic_timezone_must_be_iana(engine, mechanic):
 
 def test_base_price_change_never_reprices_booked_sessions(engine, mechanic):
     with engine.begin() as conn:
-        session = add_session(conn, mechanic, NOW + dt.timedelta(days=1), price=4999)
+        session = add_session(conn, mechanic, mechanic, "scheduled", scheduled_at=NOW + dt.timedelta(days=1), price_cents=4999)
     assert set_base_price(engine, MANAGER, "video", "59.99") == 5999
     assert set_base_price(engine, MANAGER, "video", "64.50") == 6450
     for bad in ("0", "abc", "-1", "12.345"):
@@ -303,7 +282,7 @@ def test_base_price_change_never_reprices_booked_sessions(engine, mechanic):
 @pytest.fixture
 def bookable_mechanic(engine, mechanic):
     """Mia in Berlin works Mondays 09:00-12:00 (08:00-11:00Z), 11:00-12:00 at 1.25x; video costs $49.99."""
-    save_weekly_slots(engine, MANAGER, mechanic, [row(1, "09:00", "11:00"), row(1, "11:00", "12:00", "1.25")])
+    save_weekly_slots(engine, MANAGER, mechanic, [weekly_slot(1, "09:00", "11:00"), weekly_slot(1, "11:00", "12:00", "1.25")])
     set_base_price(engine, MANAGER, "video", "49.99")
     return mechanic
 
@@ -331,8 +310,8 @@ def test_booking_check_returns_the_server_price(engine, bookable_mechanic):
 ])
 def test_booking_check_rejects_with_a_reason(engine, bookable_mechanic, start, now, message, reason):
     with engine.begin() as conn:
-        add_session(conn, bookable_mechanic, at("09:30"))
-        add_session(conn, bookable_mechanic, at("08:00"), status="cancelled")  # cancelled frees its time
+        add_session(conn, bookable_mechanic, bookable_mechanic, "scheduled", scheduled_at=at("09:30"), price_cents=4999)
+        add_session(conn, bookable_mechanic, bookable_mechanic, "cancelled", scheduled_at=at("08:00"), price_cents=4999)  # cancelled frees its time
     with engine.connect() as conn:
         assert check_booking(conn, bookable_mechanic, "video", at("08:30"), now=NOW).price_cents == 4999
         with pytest.raises(BookingRejected, match=message) as rejected:
@@ -342,7 +321,7 @@ def test_booking_check_rejects_with_a_reason(engine, bookable_mechanic, start, n
 
 def test_booking_check_rejects_unknown_inputs(engine, bookable_mechanic):
     with engine.begin() as conn:
-        retired = add_mechanic(conn, active=False)
+        retired = add_mechanic(conn, "Mia", timezone="Europe/Berlin", is_active=False)
     with engine.connect() as conn:
         for mechanic in (uuid.uuid4(), "garbage", retired):
             with pytest.raises(BookingRejected, match="not taking bookings"):
@@ -363,7 +342,7 @@ def test_step_14_keeps_existing_overrides(empty_url):
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), "0013_reputation")
     with engine.begin() as conn:
-        mechanic = add_mechanic(conn)
+        mechanic = add_mechanic(conn, "Mia", timezone="Europe/Berlin")
         conn.execute(sa.text("INSERT INTO mechanic_availability_overrides (mechanic_id, date, is_available, reason) "
                              "VALUES (:m, '2026-03-10', false, 'holiday')"), {"m": mechanic})
     with engine.begin() as conn:
@@ -375,17 +354,17 @@ def test_step_14_keeps_existing_overrides(empty_url):
 # --- edits from an out-of-date view --------------------------------------------------------
 
 def test_a_slot_added_meanwhile_is_not_deleted_by_a_save_from_an_old_view(engine, mechanic):
-    save_weekly_slots(engine, MANAGER, mechanic, [row(1, "09:00", "12:00")])
+    save_weekly_slots(engine, MANAGER, mechanic, [weekly_slot(1, "09:00", "12:00")])
     (monday,) = slot_ids(engine, mechanic)
-    seen = [row(1, T(9), T(12), Decimal("1.00"), slot_id=monday)]  # what the first manager's view shows
-    save_weekly_slots(engine, OTHER_MANAGER, mechanic, [*seen, row(2, "09:00", "12:00")])  # adds Tuesday
+    seen = [weekly_slot(1, T(9), T(12), Decimal("1.00"), slot_id=monday)]  # what the first manager's view shows
+    save_weekly_slots(engine, OTHER_MANAGER, mechanic, [*seen, weekly_slot(2, "09:00", "12:00")])  # adds Tuesday
     with pytest.raises(ChangedMeanwhile, match=r"Mia's calendar was changed by mo@example.com at "
                                                r"\d\d \w{3} \d{4} \d\d:\d\d UTC: reload the page"):
-        save_weekly_slots(engine, MANAGER, mechanic, [row(1, "09:00", "13:00", slot_id=monday)], seen=seen)
+        save_weekly_slots(engine, MANAGER, mechanic, [weekly_slot(1, "09:00", "13:00", slot_id=monday)], seen=seen)
     assert slots_of(engine, mechanic) == [(1, T(9), T(12), Decimal("1.00"), True), (2, T(9), T(12), Decimal("1.00"), True)]
     assert len(audit_actions(engine)) == 2
-    fresh = [row(1, T(9), T(12), 1.0, slot_id=monday), row(2, T(9), T(12), 1.0, slot_id=slot_ids(engine, mechanic)[1])]
-    assert save_weekly_slots(engine, MANAGER, mechanic, [row(1, "09:00", "13:00", slot_id=monday), fresh[1]],
+    fresh = [weekly_slot(1, T(9), T(12), 1.0, slot_id=monday), weekly_slot(2, T(9), T(12), 1.0, slot_id=slot_ids(engine, mechanic)[1])]
+    assert save_weekly_slots(engine, MANAGER, mechanic, [weekly_slot(1, "09:00", "13:00", slot_id=monday), fresh[1]],
                              seen=fresh).updated == 1
 
 
@@ -412,7 +391,7 @@ def test_a_base_price_changed_meanwhile_is_not_overwritten(engine):
 ])
 def test_multiplier_input_gets_its_own_message(engine, mechanic, value, message):
     with pytest.raises(ValidationError) as info:
-        save_weekly_slots(engine, MANAGER, mechanic, [row(1, "09:00", "12:00", multiplier=value)])
+        save_weekly_slots(engine, MANAGER, mechanic, [weekly_slot(1, "09:00", "12:00", multiplier=value)])
     assert message in " ".join(info.value.row_errors[0])
     assert slots_of(engine, mechanic) == []
 
@@ -432,7 +411,7 @@ def test_base_price_input_gets_its_own_message(engine, value, message):
 @pytest.mark.parametrize("day", [float("inf"), True, "Mon\x00", [1]])
 def test_a_day_that_is_not_a_day_gets_its_own_message(engine, mechanic, day):
     with pytest.raises(ValidationError) as info:
-        save_weekly_slots(engine, MANAGER, mechanic, [row(day, "09:00", "12:00")])
+        save_weekly_slots(engine, MANAGER, mechanic, [weekly_slot(day, "09:00", "12:00")])
     assert "is not a day of the week" in " ".join(info.value.row_errors[0])
 
 

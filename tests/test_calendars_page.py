@@ -17,11 +17,10 @@ from dashboard.core import schema as s
 from dashboard.ui import components as ui
 from dashboard.core.auth import Actor
 from dashboard.domain.calendars.edits import save_weekly_slots, set_base_price
-from dashboard.core.settings import Settings
 from dashboard.core.period import Period
 from dashboard.domain.calendars.slots import weekly_slots as weekly_slots_of
-from tests.staff import add_staff, staff_fixture
-from tests.test_calendars_edits import add_mechanic, add_session, row
+from tests.factories import add_mechanic, add_session, add_staff, staff_fixture, weekly_slot
+from tests.page_support import open_any_page
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "calendars.py"
 MANAGER = Actor("manager@example.com", "manager", "Maya Manager")
@@ -34,22 +33,17 @@ def calendar(engine, monkeypatch, tmp_path):
     monkeypatch.setenv("PITWALL_SECRETS", str(tmp_path / "absent.toml"))
     ui.clear_query_cache()  # PostgreSQL tests share one database URL, and with it the query cache
     with engine.begin() as conn:
-        mechanic = add_mechanic(conn, "Europe/Berlin", name="Mia Berlin")
-        add_mechanic(conn, "America/New_York", name="Noah York")
-        add_session(conn, mechanic, dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(days=1))
-    save_weekly_slots(engine, MANAGER, mechanic, [row(day, "09:00", "17:00") for day in range(7)])
+        mechanic = add_mechanic(conn, "Mia Berlin", timezone="Europe/Berlin")
+        add_mechanic(conn, "Noah York", timezone="America/New_York")
+        add_session(conn, mechanic, mechanic, "scheduled", scheduled_at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(days=1), price_cents=4999)
+    save_weekly_slots(engine, MANAGER, mechanic, [weekly_slot(day, "09:00", "17:00") for day in range(7)])
     set_base_price(engine, MANAGER, "video", "49.99")
     return engine, str(mechanic)
 
 
 def open_page(engine, actor: Actor, mechanic: str | None = None, view: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(PAGE), default_timeout=60)
-    settings = Settings(database_url=engine.url.render_as_string(hide_password=False), read_url=None,
-                        source="environment", allow_anonymous=True, demo_scale=1, secrets={})
     today = dt.date.today()
-    at.session_state["_pitwall_context"] = ui.Context(settings, actor, Period(today, today, "Europe/Berlin"))
-    at.run()
-    assert not at.exception, at.exception
+    at = open_any_page(engine, Period(today, today, "Europe/Berlin"), actor, PAGE)
     if mechanic:
         at.selectbox(key="calendar_mechanic").set_value(mechanic)
     if view:
@@ -147,8 +141,8 @@ def test_base_price_with_bad_input_shows_the_error(calendar):
 def test_a_mechanic_with_an_unknown_timezone_is_named_and_can_be_fixed(calendar):
     engine, _ = calendar
     with engine.begin() as conn:
-        lost = str(add_mechanic(conn, "Mars/Olympus_Mons", name="<b>Dee</b> *Mars*"))
-    save_weekly_slots(engine, MANAGER, lost, [row(1, "09:00", "12:00")])
+        lost = str(add_mechanic(conn, "<b>Dee</b> *Mars*", timezone="Mars/Olympus_Mons"))
+    save_weekly_slots(engine, MANAGER, lost, [weekly_slot(1, "09:00", "12:00")])
     for view in ("Week", "Heatmaps", "Weekly slots", "Days off"):
         at = open_page(engine, MANAGER, lost, view)
         assert not at.exception, view
@@ -174,7 +168,7 @@ def test_a_save_from_an_out_of_date_view_keeps_the_slot_another_manager_added(ca
         current = [{"id": str(slot.id), "day_of_week": slot.day_of_week, "start_time": slot.start,
                     "end_time": slot.end, "price_multiplier": slot.multiplier}
                    for slot in weekly_slots_of(conn, [uuid.UUID(mechanic)])[uuid.UUID(mechanic)]]
-    save_weekly_slots(engine, other, mechanic, [*current, row(1, "18:00", "20:00")])
+    save_weekly_slots(engine, other, mechanic, [*current, weekly_slot(1, "18:00", "20:00")])
 
     at = edit(at, mechanic, edited={1: {"multiplier": 1.5}})  # this view does not show the new slot
     next(button for button in at.button if button.label == "Save weekly slots").click().run()

@@ -18,8 +18,7 @@ from dashboard.domain.calendars.edits import save_weekly_slots, set_base_price, 
 from dashboard.domain.calendars.slots import Override, WeeklySlot
 from queries import calendars as q
 from dashboard.tools.bench.cases import CASES, BenchContext
-from tests.staff import staff_fixture
-from tests.test_calendars_edits import add_mechanic, add_session, row
+from tests.factories import add_mechanic, add_session, staff_fixture, weekly_slot
 
 UTC = dt.timezone.utc
 MANAGER = Actor("manager@example.com", "manager")
@@ -34,18 +33,18 @@ def z(text: str) -> dt.datetime:
 @pytest.fixture
 def people(engine):
     with engine.begin() as conn:
-        asha = add_mechanic(conn, "Asia/Kolkata", name="Asha")
-        ben = add_mechanic(conn, "UTC", name="Ben")
-        retired = add_mechanic(conn, "UTC", active=False, name="Cy")
-        lost = add_mechanic(conn, "Mars/Olympus_Mons", name="Dee")  # not an IANA name: offers nothing
-        add_session(conn, asha, z("2026-03-15T21:00"))
-        add_session(conn, ben, z("2026-03-09T09:00"))
-        add_session(conn, ben, z("2026-03-09T09:40"), status="completed")
-        add_session(conn, ben, z("2026-03-09T10:00"), status="cancelled")
-    save_weekly_slots(engine, MANAGER, asha, [row(1, "02:00", "06:00", "1.50")])
-    save_weekly_slots(engine, MANAGER, ben, [row(1, "09:00", "12:00")])
-    save_weekly_slots(engine, MANAGER, retired, [row(1, "09:00", "12:00")])
-    save_weekly_slots(engine, MANAGER, lost, [row(1, "09:00", "12:00")])
+        asha = add_mechanic(conn, "Asha", timezone="Asia/Kolkata")
+        ben = add_mechanic(conn, "Ben", timezone="UTC")
+        retired = add_mechanic(conn, "Cy", timezone="UTC", is_active=False)
+        lost = add_mechanic(conn, "Dee", timezone="Mars/Olympus_Mons")  # not an IANA name: offers nothing
+        add_session(conn, asha, asha, "scheduled", scheduled_at=z("2026-03-15T21:00"), price_cents=4999)
+        add_session(conn, ben, ben, "scheduled", scheduled_at=z("2026-03-09T09:00"), price_cents=4999)
+        add_session(conn, ben, ben, "completed", scheduled_at=z("2026-03-09T09:40"), price_cents=4999)
+        add_session(conn, ben, ben, "cancelled", scheduled_at=z("2026-03-09T10:00"), price_cents=4999)
+    save_weekly_slots(engine, MANAGER, asha, [weekly_slot(1, "02:00", "06:00", "1.50")])
+    save_weekly_slots(engine, MANAGER, ben, [weekly_slot(1, "09:00", "12:00")])
+    save_weekly_slots(engine, MANAGER, retired, [weekly_slot(1, "09:00", "12:00")])
+    save_weekly_slots(engine, MANAGER, lost, [weekly_slot(1, "09:00", "12:00")])
     set_base_price(engine, MANAGER, "video", "49.99")
     return {"asha": str(asha), "ben": str(ben), "cy": str(retired), "dee": str(lost)}
 

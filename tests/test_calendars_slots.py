@@ -18,7 +18,7 @@ from dashboard.core.auth import Actor
 from dashboard.core.errors import NotFound
 from dashboard.domain.calendars.edits import save_weekly_slots, set_base_price
 from dashboard.domain.calendars.slots import ValidationError, check_booking, slots_by_day
-from tests.staff import staff_fixture
+from tests.factories import add_mechanic, staff_fixture
 
 UTC = dt.timezone.utc
 MANAGER = Actor("manager@example.com", "manager")
@@ -27,18 +27,10 @@ NOW = dt.datetime(2026, 3, 9, 6, 0, tzinfo=UTC)
 MONDAY, NEXT_MONDAY = dt.date(2026, 3, 9), dt.date(2026, 3, 16)
 
 
-def _mechanic(conn, active: bool = True) -> uuid.UUID:
-    uid = uuid.uuid4()
-    conn.execute(s.users.insert().values(id=uid, email=f"{uid}@example.com"))
-    conn.execute(s.mechanics.insert().values(user_id=uid, display_name="Mia", timezone="Europe/Berlin",
-                                             is_active=active))
-    return uid
-
-
 @pytest.fixture
 def mia(engine):
     with engine.begin() as conn:
-        mechanic = _mechanic(conn)
+        mechanic = add_mechanic(conn, "Mia", timezone="Europe/Berlin")
         # booked at 09:30Z: 09:00, 09:30 and 10:00Z are within 40 minutes (length + buffer)
         conn.execute(s.sessions.insert().values(customer_id=mechanic, mechanic_id=mechanic, status="scheduled",
                                                 scheduled_at=dt.datetime(2026, 3, 9, 9, 30, tzinfo=UTC)))
@@ -81,7 +73,7 @@ def test_a_mechanics_day_can_fall_on_two_of_the_customers_days(engine, mia):
 
 def test_bad_requests_for_slots_are_refused_with_a_reason(engine, mia):
     with engine.begin() as conn:
-        retired = _mechanic(conn, active=False)
+        retired = add_mechanic(conn, "Mia", timezone="Europe/Berlin", is_active=False)
     stranger = uuid.uuid4()
     good = {"mechanic_id": mia, "start": MONDAY, "end": NEXT_MONDAY, "zone": "UTC", "session_type": "video"}
     for changes, message in [

@@ -16,8 +16,8 @@ from dashboard.core.auth import Actor
 from dashboard.core.period import Period
 from dashboard.core.errors import Invalid
 from queries import customers as q
-from tests.staff import staff_fixture
-from tests.test_funnel_page import open_page as open_any_page
+from tests.factories import staff_fixture
+from tests.page_support import open_any_page
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "customers.py"
 SUPPORT = Actor("sam@pitwall.test", "support", "Sam Support")

@@ -36,7 +36,7 @@ from dashboard.core import schema as s
 from dashboard.domain.funnel.interactions import DEFAULT_STEPS, FunnelSpec
 from dashboard.core.db import make_engine
 from dashboard.core.period import Period
-from browser_support import DEMO_SCALE
+from tests.browser_support import DEMO_SCALE
 from dashboard.domain.emails.settings import load_email_settings
 
 ANCHOR = dt.date(2026, 3, 15)
@@ -583,13 +583,6 @@ def test_load_if_empty_loads_once(engine):
     users = _scalar(engine, "SELECT count(*) FROM mechanic_reviews")
     assert demo.load_if_empty(engine, SMALL, progress=False) is False
     assert _scalar(engine, "SELECT count(*) FROM mechanic_reviews") == users
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def empty_url(request, tmp_path):
-    if request.param == "duckdb":
-        return f"duckdb:///{tmp_path / 'cli.duckdb'}"
-    return request.getfixturevalue("empty_pg_url")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -9,7 +9,8 @@ import pytest
 
 from dashboard.core import schema as s
 from dashboard.domain.emails import due as rules
-from emails_support import MINUTE, NOW, add_mechanic, add_person, add_session
+from tests.emails_support import DRIVER, MECHANIC, MINUTE, NOW, booked
+from tests.factories import add_mechanic, add_session, add_user
 
 SINCE = NOW - dt.timedelta(days=7)
 
@@ -18,32 +19,32 @@ SINCE = NOW - dt.timedelta(days=7)
 def sessions_at_each_edge(engine):
     """Sessions just inside and just outside each due rule, by label."""
     with engine.begin() as conn:
-        m = add_mechanic(conn)
-        c = add_person(conn, "c@example.com")
+        m = add_mechanic(conn, **MECHANIC)
+        c = add_user(conn, DRIVER, email="c@example.com")
         accepted = {"status": "accepted", "mechanic_id": m, "accepted_at": NOW - MINUTE}
         S = {
-            "pending": add_session(conn, c, status="pending"),
-            "booked": add_session(conn, c),
-            "cancelled": add_session(conn, c, status="cancelled"),
-            "booked_long_ago": add_session(conn, c, scheduled_at=SINCE - MINUTE),
-            "booked_in_the_future": add_session(conn, c, created_at=NOW + MINUTE),
-            "accepted": add_session(conn, c, **accepted),
-            "accepted_later": add_session(conn, c, **{**accepted, "accepted_at": NOW + MINUTE}),
-            "starts_in_5": add_session(conn, c, **accepted, scheduled_at=NOW + 5 * MINUTE),
-            "starts_in_6": add_session(conn, c, **accepted, scheduled_at=NOW + 6 * MINUTE),
-            "ended": add_session(conn, c, status="completed", mechanic_id=m, scheduled_at=NOW - 40 * MINUTE,
-                                 started_at=NOW - 40 * MINUTE, ended_at=NOW - MINUTE),
-            "summarised": add_session(conn, c, status="completed", mechanic_id=m, scheduled_at=NOW - 90 * MINUTE,
+            "pending": add_session(conn, c, **booked(status="pending")),
+            "booked": add_session(conn, c, **booked()),
+            "cancelled": add_session(conn, c, **booked(status="cancelled")),
+            "booked_long_ago": add_session(conn, c, **booked(scheduled_at=SINCE - MINUTE)),
+            "booked_in_the_future": add_session(conn, c, **booked(created_at=NOW + MINUTE)),
+            "accepted": add_session(conn, c, **booked(**accepted)),
+            "accepted_later": add_session(conn, c, **booked(**{**accepted, "accepted_at": NOW + MINUTE})),
+            "starts_in_5": add_session(conn, c, **booked(**accepted, scheduled_at=NOW + 5 * MINUTE)),
+            "starts_in_6": add_session(conn, c, **booked(**accepted, scheduled_at=NOW + 6 * MINUTE)),
+            "ended": add_session(conn, c, **booked(status="completed", mechanic_id=m, scheduled_at=NOW - 40 * MINUTE,
+                                 started_at=NOW - 40 * MINUTE, ended_at=NOW - MINUTE)),
+            "summarised": add_session(conn, c, **booked(status="completed", mechanic_id=m, scheduled_at=NOW - 90 * MINUTE,
                                       started_at=NOW - 90 * MINUTE, ended_at=NOW - 60 * MINUTE,
-                                      summary_submitted_at=NOW - MINUTE),
-            "late_3": add_session(conn, c, **accepted, scheduled_at=NOW - 3 * MINUTE),
-            "late_5": add_session(conn, c, **accepted, scheduled_at=NOW - 5 * MINUTE),
-            "late_2h": add_session(conn, c, **accepted, scheduled_at=NOW - 2 * 60 * MINUTE),
-            "unassigned_1": add_session(conn, c, scheduled_at=NOW - MINUTE),
-            "unassigned_2": add_session(conn, c, scheduled_at=NOW - 2 * MINUTE),
-            "live_alone": add_session(conn, c, status="live", scheduled_at=NOW - 10 * MINUTE,
-                                      started_at=NOW - 10 * MINUTE),
-            "emailed": add_session(conn, c, **accepted),
+                                      summary_submitted_at=NOW - MINUTE)),
+            "late_3": add_session(conn, c, **booked(**accepted, scheduled_at=NOW - 3 * MINUTE)),
+            "late_5": add_session(conn, c, **booked(**accepted, scheduled_at=NOW - 5 * MINUTE)),
+            "late_2h": add_session(conn, c, **booked(**accepted, scheduled_at=NOW - 2 * 60 * MINUTE)),
+            "unassigned_1": add_session(conn, c, **booked(scheduled_at=NOW - MINUTE)),
+            "unassigned_2": add_session(conn, c, **booked(scheduled_at=NOW - 2 * MINUTE)),
+            "live_alone": add_session(conn, c, **booked(status="live", scheduled_at=NOW - 10 * MINUTE,
+                                      started_at=NOW - 10 * MINUTE)),
+            "emailed": add_session(conn, c, **booked(**accepted)),
         }
         conn.execute(s.email_outbox.insert(), [
             {"session_id": S["emailed"], "milestone": m, "recipient": "c@example.com", "status": "sent"}

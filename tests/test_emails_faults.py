@@ -23,12 +23,10 @@ from dashboard.core.db import make_engine
 from dashboard.core.migrate import upgrade
 from dashboard.domain.emails.worker import run_once
 from jobs.emails import run_loop
-from emails_support import (
-    MINUTE, NOW, add_person, add_session, delivered_outbox_ids, resend_api, settings_env, settings_for,
-)
-from throwaway_pg import throwaway_cluster
+from tests.emails_support import DRIVER, MINUTE, NOW, booked, delivered_outbox_ids, settings_env, settings_for
+from tests.factories import add_session, add_user
+from tests.throwaway_pg import throwaway_cluster
 
-__all__ = ["resend_api"]  # the fixture, used by name
 
 
 def at(moment: dt.datetime):
@@ -38,8 +36,8 @@ def at(moment: dt.datetime):
 def book(engine, count: int, now: dt.datetime) -> None:
     with engine.begin() as conn:
         for i in range(count):
-            add_session(conn, add_person(conn, f"c{i}@example.com"), created_at=now - MINUTE,
-                        scheduled_at=now + dt.timedelta(days=1))
+            add_session(conn, add_user(conn, DRIVER, email=f"c{i}@example.com"), **booked(created_at=now - MINUTE,
+                        scheduled_at=now + dt.timedelta(days=1)))
 
 
 def statuses(engine) -> collections.Counter:

@@ -22,13 +22,11 @@ from dashboard.core.settings import ROOT
 from dashboard.domain.emails.outbox import decide, enqueue, skip_reason
 from dashboard.domain.emails.worker import run_once
 from jobs.emails import run_loop
-from emails_support import (
-    MINUTE, NOW, SUPPORT, add_mechanic, add_person, add_session, crash_after_sending, delivered_outbox_ids,
-    resend_api, settings_for,
+from tests.emails_support import (
+    DRIVER, MECHANIC, MINUTE, NOW, SUPPORT, booked, crash_after_sending, delivered_outbox_ids, settings_for,
 )
-from tests.staff import staff_fixture
+from tests.factories import add_mechanic, add_session, add_user, staff_fixture
 
-__all__ = ["resend_api"]  # the fixture, used by name
 HOUR = dt.timedelta(hours=1)
 ADMIN = Actor("boss@pitwall.example", "admin")
 staff = staff_fixture(ADMIN)
@@ -52,22 +50,22 @@ def statuses(engine) -> dict:
 def lifecycle(engine):
     """One session at each stage at NOW, and the outbox status each of its milestones must reach."""
     with engine.begin() as conn:
-        mechanic = add_mechanic(conn)
-        c = {name: add_person(conn, f"{name}@example.com") for name in "ABCDEFG"}
+        mechanic = add_mechanic(conn, **MECHANIC)
+        c = {name: add_user(conn, DRIVER, email=f"{name}@example.com") for name in "ABCDEFG"}
         assigned = {"mechanic_id": mechanic, "accepted_at": NOW - MINUTE}
         S = {
-            "A": add_session(conn, c["A"]),
-            "B": add_session(conn, c["B"], status="accepted", **assigned),
-            "C": add_session(conn, c["C"], status="accepted", scheduled_at=NOW + 3 * MINUTE, **assigned),
-            "D": add_session(conn, c["D"], status="completed", mechanic_id=mechanic, created_at=NOW - 2 * HOUR,
+            "A": add_session(conn, c["A"], **booked()),
+            "B": add_session(conn, c["B"], **booked(status="accepted", **assigned)),
+            "C": add_session(conn, c["C"], **booked(status="accepted", scheduled_at=NOW + 3 * MINUTE, **assigned)),
+            "D": add_session(conn, c["D"], **booked(status="completed", mechanic_id=mechanic, created_at=NOW - 2 * HOUR,
                              accepted_at=NOW - 110 * MINUTE, scheduled_at=NOW - 45 * MINUTE,
-                             started_at=NOW - 45 * MINUTE, ended_at=NOW - MINUTE),
-            "E": add_session(conn, c["E"], status="completed", mechanic_id=mechanic, created_at=NOW - 3 * HOUR,
+                             started_at=NOW - 45 * MINUTE, ended_at=NOW - MINUTE)),
+            "E": add_session(conn, c["E"], **booked(status="completed", mechanic_id=mechanic, created_at=NOW - 3 * HOUR,
                              accepted_at=NOW - 170 * MINUTE, scheduled_at=NOW - 90 * MINUTE,
                              started_at=NOW - 90 * MINUTE, ended_at=NOW - 30 * MINUTE,
-                             summary_submitted_at=NOW - MINUTE, findings="Worn pads"),
-            "F": add_session(conn, c["F"], status="accepted", scheduled_at=NOW - 4 * MINUTE, **assigned),
-            "G": add_session(conn, c["G"], scheduled_at=NOW - 3 * MINUTE),
+                             summary_submitted_at=NOW - MINUTE, findings="Worn pads")),
+            "F": add_session(conn, c["F"], **booked(status="accepted", scheduled_at=NOW - 4 * MINUTE, **assigned)),
+            "G": add_session(conn, c["G"], **booked(scheduled_at=NOW - 3 * MINUTE)),
         }
     expected = {
         "A": {"booking_confirmed": "sent"},
@@ -115,7 +113,7 @@ def test_each_milestone_is_enqueued_once_and_sent_once(engine, resend_api, lifec
 
 def test_every_request_carries_the_batch_key_and_the_settings(engine, resend_api):
     with engine.begin() as conn:
-        add_session(conn, add_person(conn, "a@example.com"))
+        add_session(conn, add_user(conn, DRIVER, email="a@example.com"), **booked())
     settings = settings_for(resend_api, PITWALL_EMAIL_REPLY_TO="help@pitwall.example")
     run_once(engine, settings, clock=at(NOW))
     (request,) = resend_api.requests
@@ -132,9 +130,9 @@ def test_every_request_carries_the_batch_key_and_the_settings(engine, resend_api
 
 def test_opted_out_and_addressless_customers_are_skipped_with_the_reason(engine, resend_api):
     with engine.begin() as conn:
-        opted_out = add_session(conn, add_person(conn, "quiet@example.com", opt_out=True))
-        no_address = add_session(conn, add_person(conn, ""))
-        alert = add_session(conn, add_person(conn, "g@example.com"), scheduled_at=NOW - 3 * MINUTE)
+        opted_out = add_session(conn, add_user(conn, DRIVER, email="quiet@example.com", email_opt_out=True), **booked())
+        no_address = add_session(conn, add_user(conn, DRIVER, email=""), **booked())
+        alert = add_session(conn, add_user(conn, DRIVER, email="g@example.com"), **booked(scheduled_at=NOW - 3 * MINUTE))
     result = run_once(engine, settings_for(resend_api, PITWALL_SUPPORT_EMAIL=""), clock=at(NOW))
     rows = outbox_rows(engine)
     assert rows[(opted_out, "booking_confirmed")]["skip_reason"] == "customer opted out of emails"
@@ -148,10 +146,10 @@ def test_opted_out_and_addressless_customers_are_skipped_with_the_reason(engine,
 
 def test_old_milestones_are_skipped_and_older_ones_not_looked_for(engine, resend_api):
     with engine.begin() as conn:
-        old = add_session(conn, add_person(conn, "old@example.com"), created_at=NOW - 30 * HOUR)
-        ancient = add_session(conn, add_person(conn, "ancient@example.com"), status="completed",
+        old = add_session(conn, add_user(conn, DRIVER, email="old@example.com"), **booked(created_at=NOW - 30 * HOUR))
+        ancient = add_session(conn, add_user(conn, DRIVER, email="ancient@example.com"), **booked(status="completed",
                               created_at=NOW - 30 * 24 * HOUR, scheduled_at=NOW - 29 * 24 * HOUR,
-                              ended_at=NOW - 29 * 24 * HOUR)
+                              ended_at=NOW - 29 * 24 * HOUR))
     run_once(engine, settings_for(resend_api, PITWALL_EMAIL_MAX_AGE_HOURS="24"), clock=at(NOW))
     rows = outbox_rows(engine)
     assert rows[(old, "booking_confirmed")]["skip_reason"] == "older than the maximum age of 24 h"
@@ -160,7 +158,7 @@ def test_old_milestones_are_skipped_and_older_ones_not_looked_for(engine, resend
 
 def test_emails_that_became_late_before_sending_are_skipped(engine, resend_api):
     with engine.begin() as conn:
-        sid = add_session(conn, add_person(conn, "a@example.com"), scheduled_at=NOW + 4 * MINUTE)
+        sid = add_session(conn, add_user(conn, DRIVER, email="a@example.com"), **booked(scheduled_at=NOW + 4 * MINUTE))
     settings = settings_for(resend_api)
     resend_api.fail_next(429, "rate_limit_exceeded", retry_after=60)
     run_once(engine, settings, clock=at(NOW))  # enqueued on time, then held back by a 429
@@ -177,7 +175,7 @@ def test_emails_that_became_late_before_sending_are_skipped(engine, resend_api):
 
 def test_429_waits_for_retry_after_and_is_then_sent(engine, resend_api):
     with engine.begin() as conn:
-        add_session(conn, add_person(conn, "a@example.com"))
+        add_session(conn, add_user(conn, DRIVER, email="a@example.com"), **booked())
     settings = settings_for(resend_api)
     resend_api.fail_next(429, "rate_limit_exceeded", retry_after=150)
     first = run_once(engine, settings, clock=at(NOW))
@@ -194,7 +192,7 @@ def test_429_waits_for_retry_after_and_is_then_sent(engine, resend_api):
 
 def test_5xx_is_retried_with_backoff_and_the_same_key(engine, resend_api):
     with engine.begin() as conn:
-        add_session(conn, add_person(conn, "a@example.com"))
+        add_session(conn, add_user(conn, DRIVER, email="a@example.com"), **booked())
     settings = settings_for(resend_api)
     resend_api.fail_next(500, "application_error")
     resend_api.fail_next(503, "service_unavailable")
@@ -211,7 +209,7 @@ def test_5xx_is_retried_with_backoff_and_the_same_key(engine, resend_api):
 
 def test_5xx_fails_the_row_after_max_attempts(engine, resend_api):
     with engine.begin() as conn:
-        add_session(conn, add_person(conn, "a@example.com"))
+        add_session(conn, add_user(conn, DRIVER, email="a@example.com"), **booked())
     settings = settings_for(resend_api, PITWALL_EMAIL_MAX_ATTEMPTS="2")
     resend_api.fail_next(500, "application_error")
     resend_api.fail_next(500, "application_error")
@@ -226,7 +224,7 @@ def test_5xx_fails_the_row_after_max_attempts(engine, resend_api):
                                           (401, "missing_api_key"), (403, "invalid_api_key")])
 def test_client_errors_are_not_retried(engine, resend_api, status, name):
     with engine.begin() as conn:
-        add_session(conn, add_person(conn, "a@example.com"))
+        add_session(conn, add_user(conn, DRIVER, email="a@example.com"), **booked())
     settings = settings_for(resend_api)
     resend_api.fail_next(status, name)
     run_once(engine, settings, clock=at(NOW))
@@ -238,8 +236,8 @@ def test_client_errors_are_not_retried(engine, resend_api, status, name):
 
 def test_an_invalid_address_fails_alone(engine, resend_api):
     with engine.begin() as conn:
-        good = add_session(conn, add_person(conn, "good@example.com"))
-        bad = add_session(conn, add_person(conn, "not-an-address"))
+        good = add_session(conn, add_user(conn, DRIVER, email="good@example.com"), **booked())
+        bad = add_session(conn, add_user(conn, DRIVER, email="not-an-address"), **booked())
     run_once(engine, settings_for(resend_api), clock=at(NOW))
     rows = outbox_rows(engine)
     assert rows[(good, "booking_confirmed")]["status"] == "sent"
@@ -249,7 +247,7 @@ def test_an_invalid_address_fails_alone(engine, resend_api):
 
 def test_admin_retry_sends_a_failed_email_again_and_is_audited(engine, resend_api):
     with engine.begin() as conn:
-        add_session(conn, add_person(conn, "a@example.com"))
+        add_session(conn, add_user(conn, DRIVER, email="a@example.com"), **booked())
     settings = settings_for(resend_api)
     resend_api.fail_next(422, "validation_error")
     run_once(engine, settings, clock=at(NOW))
@@ -271,7 +269,7 @@ def test_admin_retry_sends_a_failed_email_again_and_is_audited(engine, resend_ap
 
 def test_a_replayed_batch_whose_content_changed_is_recorded_as_sent(engine, resend_api):
     with engine.begin() as conn:
-        sid = add_session(conn, add_person(conn, "a@example.com"))
+        sid = add_session(conn, add_user(conn, DRIVER, email="a@example.com"), **booked())
     settings = settings_for(resend_api)
     run_once(engine, settings, clock=at(NOW))
     (row,) = outbox_rows(engine).values()
@@ -290,7 +288,7 @@ def test_a_replayed_batch_whose_content_changed_is_recorded_as_sent(engine, rese
 
 def test_a_row_out_of_attempts_fails_alone_and_its_batch_is_sent(engine, resend_api):
     with engine.begin() as conn:
-        worn, *fresh = [add_session(conn, add_person(conn, f"{n}@example.com")) for n in "abc"]
+        worn, *fresh = [add_session(conn, add_user(conn, DRIVER, email=f"{n}@example.com"), **booked()) for n in "abc"]
     settings = settings_for(resend_api, PITWALL_EMAIL_MAX_ATTEMPTS="5")
     with engine.begin() as conn:  # the first row has four attempts behind it, the others none
         enqueue(conn, NOW, settings)
@@ -312,8 +310,8 @@ def test_a_row_out_of_attempts_fails_alone_and_its_batch_is_sent(engine, resend_
 def test_a_resent_batch_applies_every_rule_again(engine, resend_api):
     with engine.begin() as conn:
         names = ["cancelled", "opted_out", "started", "too_old", "unchanged"]
-        people = {n: add_person(conn, f"{n}@example.com") for n in names}
-        sid = {n: add_session(conn, people[n], created_at=NOW - (5 if n == "too_old" else 0) * MINUTE)
+        people = {n: add_user(conn, DRIVER, email=f"{n}@example.com") for n in names}
+        sid = {n: add_session(conn, people[n], **booked(created_at=NOW - (5 if n == "too_old" else 0) * MINUTE))
                for n in names}
     settings = settings_for(resend_api, PITWALL_EMAIL_MAX_AGE_HOURS="0.1")  # six minutes
     resend_api.fail_next(500, "application_error")  # not processed: the re-send decides
@@ -370,8 +368,8 @@ def test_a_batch_that_reached_resend_is_sent_even_if_the_rules_changed_and_keeps
 
 def test_a_refused_address_stays_failed_when_the_first_answer_is_fetched_again(engine, resend_api):
     with engine.begin() as conn:
-        good = add_session(conn, add_person(conn, "good@example.com"))
-        bad = add_session(conn, add_person(conn, "not-an-address"))
+        good = add_session(conn, add_user(conn, DRIVER, email="good@example.com"), **booked())
+        bad = add_session(conn, add_user(conn, DRIVER, email="not-an-address"), **booked())
     settings = settings_for(resend_api, PITWALL_EMAIL_LEASE_SECONDS="60")
     crash_after_sending(engine, settings, NOW)
     with engine.begin() as conn:
@@ -388,7 +386,7 @@ def test_a_refused_address_stays_failed_when_the_first_answer_is_fetched_again(e
 def test_a_batch_older_than_the_idempotency_window_is_held_for_an_admin(engine, resend_api):
     with engine.begin() as conn:
         for name in "ab":
-            add_session(conn, add_person(conn, f"{name}@example.com"), scheduled_at=NOW + 72 * HOUR)
+            add_session(conn, add_user(conn, DRIVER, email=f"{name}@example.com"), **booked(scheduled_at=NOW + 72 * HOUR))
     settings = settings_for(resend_api, PITWALL_EMAIL_MAX_AGE_HOURS="72")
     key = crash_after_sending(engine, settings, NOW)
     resend_api.age_keys(25 * 3600)  # Resend has forgotten the key
@@ -502,8 +500,8 @@ def test_step_18_keeps_the_outbox_and_accepts_the_uncertain_status(tmp_path, req
 def _due_bookings(engine, count: int, now: dt.datetime = NOW) -> None:
     with engine.begin() as conn:
         for i in range(count):
-            add_session(conn, add_person(conn, f"c{i}@example.com"), created_at=now - MINUTE,
-                        scheduled_at=now + dt.timedelta(days=1))
+            add_session(conn, add_user(conn, DRIVER, email=f"c{i}@example.com"), **booked(created_at=now - MINUTE,
+                        scheduled_at=now + dt.timedelta(days=1)))
 
 
 def test_two_workers_in_parallel_send_no_duplicate(pg_engine, resend_api):

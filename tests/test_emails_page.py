@@ -17,10 +17,9 @@ from dashboard.ui import components as ui
 from dashboard.core.auth import Actor
 from dashboard.core.settings import load_settings
 from dashboard.core.period import Period
-from emails_support import add_person, add_session, resend_api
-from tests.staff import staff_fixture
+from tests.emails_support import DRIVER, booked
+from tests.factories import add_session, add_user, staff_fixture
 
-__all__ = ["resend_api"]  # the fixture, used by name
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "emails.py"
 ADMIN = Actor("ada@example.com", "admin", "Ada Admin")
 SUPPORT = Actor("sam@example.com", "support", "Sam Support")
@@ -36,7 +35,7 @@ def outbox(engine, resend_api, monkeypatch, tmp_path):
     monkeypatch.setenv("RESEND_API_URL", resend_api.url)
     ui.clear_query_cache()  # PostgreSQL tests share one database URL, and with it the query cache
     with engine.begin() as conn:
-        done = add_session(conn, add_person(conn, "done@example.com"), created_at=NOW - dt.timedelta(days=3))
+        done = add_session(conn, add_user(conn, DRIVER, email="done@example.com"), **booked(created_at=NOW - dt.timedelta(days=3)))
         row = {"session_id": done, "created_at": NOW - dt.timedelta(minutes=5), "updated_at": NOW,
                "last_error": None, "skip_reason": None}
         failed_id = conn.execute(s.email_outbox.insert().returning(s.email_outbox.c.id), [
@@ -48,8 +47,8 @@ def outbox(engine, resend_api, monkeypatch, tmp_path):
             {**row, "milestone": "mechanic_assigned", "recipient": "done@example.com", "status": "skipped",
              "skip_reason": "customer opted out of emails"},
         ])
-        due = add_session(conn, add_person(conn, "due@example.com"), created_at=NOW - dt.timedelta(minutes=1),
-                          scheduled_at=NOW + dt.timedelta(days=1))
+        due = add_session(conn, add_user(conn, DRIVER, email="due@example.com"), **booked(created_at=NOW - dt.timedelta(minutes=1),
+                          scheduled_at=NOW + dt.timedelta(days=1)))
     return engine, failed_id, due
 
 
@@ -59,7 +58,7 @@ def uncertain(outbox):
     engine = outbox[0]
     started = NOW - dt.timedelta(hours=26)
     with engine.begin() as conn:
-        sid = add_session(conn, add_person(conn, "unsure@example.com"), created_at=NOW - dt.timedelta(days=2))
+        sid = add_session(conn, add_user(conn, DRIVER, email="unsure@example.com"), **booked(created_at=NOW - dt.timedelta(days=2)))
         return [conn.execute(s.email_outbox.insert().returning(s.email_outbox.c.id).values(
             session_id=sid, milestone=milestone, recipient="unsure@example.com", status="uncertain", attempts=1,
             provider_message_id="pitwall-batch/5d1e", batch_started_at=started, created_at=NOW - dt.timedelta(minutes=3),

@@ -12,7 +12,8 @@ from dashboard.core import schema as s
 from dashboard.core.period import Period
 from queries import emails as q
 from dashboard.tools.bench.cases import CASES, BenchContext
-from emails_support import NOW, add_person, add_session
+from tests.emails_support import DRIVER, NOW, booked
+from tests.factories import add_session, add_user
 
 def _outbox_row(when: dt.datetime, milestone: str, status: str, **columns) -> dict:
     return {"milestone": milestone, "recipient": f"{uuid.uuid4()}@x.com", "status": status,
@@ -22,7 +23,7 @@ def _outbox_row(when: dt.datetime, milestone: str, status: str, **columns) -> di
 @pytest.fixture
 def outbox_history(engine):
     with engine.begin() as conn:
-        sid = add_session(conn, add_person(conn, "c@example.com"))
+        sid = add_session(conn, add_user(conn, DRIVER, email="c@example.com"), **booked())
         conn.execute(s.email_outbox.insert(), [
             _outbox_row(dt.datetime(2026, 3, 1, 12, tzinfo=dt.timezone.utc), "booking_confirmed", "sent",
                         session_id=sid),

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from browser_support import ROOT, assert_no_exception, browser_page, open_page, require_chromium, start_app
+from tests.browser_support import ROOT, assert_no_exception, browser_page, open_page, require_chromium, start_app
 from dashboard.ui import access
 from dashboard.core import schema as s
 from dashboard.core.auth import vouch_for
@@ -30,8 +30,8 @@ from dashboard.core.db import make_engine
 from dashboard.domain.followups import create_follow_up
 from dashboard.core.migrate import upgrade
 from dashboard.domain.reviews import submit_review
-from reputation_data import add_mechanic, add_session, add_user
-from throwaway_pg import throwaway_cluster
+from tests.factories import add_mechanic, add_session, add_user
+from tests.throwaway_pg import throwaway_cluster
 
 APP = ROOT / "dashboard" / "app.py"
 PASSWORD = "Sup3r-secret-pw"  # trust auth ignores it; it must never be shown or logged

@@ -21,8 +21,7 @@ from dashboard.domain.followups import (
 )
 from queries.followups import summary
 from queries.overview import open_follow_ups
-from tests.staff import staff_fixture
-from reputation_data import add_mechanic, add_session, add_user
+from tests.factories import add_mechanic, add_session, add_user, staff_fixture
 
 SUPPORT = Actor("sam@example.com", "support")
 OTHER_SUPPORT = Actor("sue@example.com", "support")

@@ -15,8 +15,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.core import schema as s
 from dashboard.core.auth import Actor
 from dashboard.domain.followups import STATE, assign, create_follow_up, prices
-from tests.staff import staff_fixture
-from reputation_data import add_mechanic, add_session, add_user
+from tests.factories import add_mechanic, add_session, add_user, staff_fixture
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 SUPPORT = Actor("sue@example.com", "support")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import uuid
 
 import pytest
 
@@ -14,24 +13,12 @@ from dashboard.core.settings import load_settings
 from dashboard.domain.followups import FollowUpRules
 from dashboard.core.period import Period
 from queries.followups import mechanic_load, queue, summary, weekly
-from reputation_data import add_mechanic, add_session, add_user
+from tests.factories import add_follow_up, add_mechanic, add_session, add_user
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2024, 3, 10, 12, 0, tzinfo=UTC)
 MINUTE = dt.timedelta(minutes=1)
 SECOND = dt.timedelta(seconds=1)
-
-
-def add_follow_up(conn, customer, session, follow_up_type="quick_question", *, created_at, state="open",
-                  status=None, **columns) -> uuid.UUID:
-    """A follow-up row as stored (``state`` None: one the platform created, with ``status``)."""
-    rid = uuid.uuid4()
-    platform_status = {"open": "open", "assigned": "matched", "answered": "completed", "closed": "completed",
-                       "cancelled": "cancelled"}
-    conn.execute(s.requests.insert().values(
-        id=rid, customer_id=customer, is_follow_up=True, parent_session_id=session, follow_up_type=follow_up_type,
-        created_at=created_at, follow_up_state=state, status=status or platform_status[state], **columns))
-    return rid
 
 
 @pytest.fixture

@@ -1,11 +1,11 @@
-"""The ordered funnel on a hand-built fixture, on both backends, from raw events and from
-the roll-up; the roll-up job; recording interactions.
+"""The ordered funnel on a hand-built fixture (``crm_db``: tests/funnel_scenario.py), on
+both backends, from raw events and from the roll-up; the roll-up job; recording interactions.
 
 The period is 1-10 March 2024 in America/New_York (DST starts on 10 March): entries count
 from 2024-03-01 05:00 UTC to 2024-03-11 04:00 UTC. In UTC the same dates run from
 03-01 00:00 to 03-11 00:00. Default steps: intake -> session -> summary_viewed ->
 upsell_clicked -> purchase, window 14 days. Every expected figure is worked out by hand
-in the comments of ``EVENTS`` and the tests.
+in the comments of ``JOURNEYS`` (tests/funnel_scenario.py) and the tests.
 """
 
 import datetime as dt
@@ -21,118 +21,11 @@ from dashboard.domain.funnel.interactions import DEFAULT_STEPS, CrmInputError, F
 from dashboard.core.period import Period
 from dashboard.domain.funnel.rollups import refresh
 from queries import funnel as q
+from tests.factories import journeys_for
+from tests.funnel_scenario import EVENTS, NY, UTC, C, S, utc
 
-NY = Period(dt.date(2024, 3, 1), dt.date(2024, 3, 10), "America/New_York")
-UTC = Period(NY.start, NY.end, "UTC")
 FULL = s.INTERACTION_TYPES  # the other tracked funnel (adds upsell_shown)
 H, D = 3600, 86400
-
-
-def utc(*args) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=dt.timezone.utc)
-
-
-C = {name: uuid.uuid4() for name in "ABCDEFGIJKM"}  # customers
-M = {name: uuid.uuid4() for name in ("brakes", "electrical", "none")}  # mechanics
-S = {name: uuid.uuid4() for name in ("A", "B0", "B1", "C", "D", "E", "J")}  # sessions: customer, mechanic
-
-SESSIONS = {"A": "brakes", "B0": "brakes", "B1": "electrical", "C": "none", "D": "brakes", "E": "electrical", "J": None}
-
-EVENTS = [  # (customer, type, time, session)
-    # A: steps 1-5; session and summary view at the same instant, click and purchase too.
-    ("A", "intake", utc(2024, 3, 2, 12), None),
-    ("A", "session", utc(2024, 3, 2, 13), "A"),              # +1 h
-    ("A", "summary_viewed", utc(2024, 3, 2, 13), "A"),       # +0 (same instant counts)
-    ("A", "upsell_shown", utc(2024, 3, 3, 9), "A"),
-    ("A", "upsell_clicked", utc(2024, 3, 3, 10), "A"),       # +21 h
-    ("A", "purchase", utc(2024, 3, 3, 10), "A"),             # +0
-    # B: repeats. Second intake ignored; session before entry ignored; the click before the
-    # summary view is ignored; earliest of three views counts. Reaches step 4.
-    ("B", "session", utc(2024, 3, 4, 8), "B0"),
-    ("B", "intake", utc(2024, 3, 4, 9), None),
-    ("B", "intake", utc(2024, 3, 5, 9), None),
-    ("B", "upsell_shown", utc(2024, 3, 5, 11), "B0"),
-    ("B", "upsell_clicked", utc(2024, 3, 5, 12), "B0"),
-    ("B", "session", utc(2024, 3, 6, 9), "B1"),               # +2 days (exactly the 2-day window)
-    ("B", "summary_viewed", utc(2024, 3, 6, 10), "B1"),       # +1 h
-    ("B", "summary_viewed", utc(2024, 3, 6, 11), "B1"),
-    ("B", "summary_viewed", utc(2024, 3, 7), "B1"),
-    ("B", "upsell_shown", utc(2024, 3, 7, 12), "B1"),
-    ("B", "upsell_clicked", utc(2024, 3, 8, 9), "B1"),        # +47 h
-    # C: the session 1 minute inside the window, the summary view 1 second outside it.
-    ("C", "intake", utc(2024, 3, 6), None),
-    ("C", "session", utc(2024, 3, 19, 23, 59), "C"),          # +14 days - 60 s
-    ("C", "summary_viewed", utc(2024, 3, 20, 0, 0, 1), "C"),  # outside
-    # D: session and summary view exactly at entry + 14 days (the window includes its end).
-    ("D", "intake", utc(2024, 3, 7), None),
-    ("D", "session", utc(2024, 3, 21), "D"),                  # +14 days
-    ("D", "summary_viewed", utc(2024, 3, 21), "D"),           # +0
-    # E: an intake on 29 Feb 23:30 EST (1 March in UTC) and on 10 March 23:30 EDT (11 March UTC).
-    ("E", "intake", utc(2024, 3, 1, 4, 30), None),
-    ("E", "intake", utc(2024, 3, 11, 3, 30), None),
-    ("E", "session", utc(2024, 3, 11, 5), "E"),               # NY: +1.5 h; UTC: +10 days 30 min
-    # F: entered before the period; G: no intake at all. Neither counts.
-    ("F", "intake", utc(2024, 2, 20), None),
-    ("G", "purchase", utc(2024, 3, 3), None),
-    # I: entered only. J: intake and session at the same instant, then a purchase.
-    ("I", "intake", utc(2024, 3, 9, 12), None),
-    ("I", "upsell_shown", utc(2024, 3, 9, 13), None),
-    ("J", "intake", utc(2024, 3, 8, 15), None),
-    ("J", "session", utc(2024, 3, 8, 15), "J"),               # +0
-    ("J", "purchase", utc(2024, 3, 8, 16), "J"),
-    # K: 10 March 22:00 EDT, inside the New York period, outside the UTC one.
-    ("K", "intake", utc(2024, 3, 11, 2), None),
-    # M: 11 March 00:00 EDT, just after the New York period.
-    ("M", "intake", utc(2024, 3, 11, 4), None),
-]
-
-PROFILES = {  # customer: (plan, channel); J has no profile
-    "A": ("premium", "referral"), "B": ("standard", "paid_search"), "C": ("standard", "paid_search"),
-    "D": ("premium", "organic_search"), "E": ("standard", "social"), "I": ("standard", "social"),
-    "K": ("standard", None),
-}
-REQUESTS = [  # (customer, created, make): the latest at or before entry gives the make
-    ("A", utc(2024, 3, 2, 12), "Toyota"), ("A", utc(2024, 3, 5), "Honda"),  # Honda comes after entry
-    ("B", utc(2024, 3, 1), "Ford"), ("B", utc(2024, 3, 4, 9), " "),          # blank: unknown
-    ("D", utc(2024, 1, 1), "BMW"),
-    ("E", utc(2024, 3, 1, 4, 30), "Toyota"), ("E", utc(2024, 3, 11, 3, 30), "Tesla"),
-    ("I", utc(2024, 3, 9, 12), "Toyota"), ("J", utc(2024, 3, 8, 15), "Toyota"),
-]
-
-
-def insert_events(conn, events, historic: bool = True) -> None:
-    """Insert (customer, type, time, session) rows; historic ones were recorded when they
-    happened, the others get the database's ``recorded_at`` (now)."""
-    conn.execute(s.crm_interactions.insert(), [
-        {"customer_id": C[who], "interaction_type": kind, "created_at": at,
-         "session_id": S[session] if session else None, **({"recorded_at": at} if historic else {})}
-        for who, kind, at, session in events
-    ])
-
-
-@pytest.fixture
-def crm_db(engine):
-    with engine.begin() as conn:
-        conn.execute(s.users.insert(), [{"id": C[n], "email": f"{n.lower()}@example.com"} for n in C]
-                     + [{"id": M[n], "email": f"mech-{n}@example.com"} for n in M])
-        conn.execute(s.mechanics.insert(), [
-            {"user_id": M["brakes"], "display_name": "Bo", "specialties": ["brakes", "engine"]},
-            {"user_id": M["electrical"], "display_name": "El", "specialties": ["electrical"]},
-            {"user_id": M["none"], "display_name": "No", "specialties": None},
-        ])
-        conn.execute(s.profiles.insert(), [
-            {"id": C[n], "full_name": f"Customer {n}", "plan": plan, "acquisition_channel": channel}
-            for n, (plan, channel) in PROFILES.items()
-        ])
-        conn.execute(s.requests.insert(), [
-            {"customer_id": C[n], "created_at": at, "vehicle_make": make} for n, at, make in REQUESTS
-        ])
-        conn.execute(s.sessions.insert(), [
-            {"id": S[n], "customer_id": C[n[0]], "mechanic_id": M[m] if m else None, "status": "completed"}
-            for n, m in SESSIONS.items()
-        ])
-        insert_events(conn, EVENTS)
-    return engine
 
 
 def spec(period=NY, steps=DEFAULT_STEPS, window=14) -> FunnelSpec:
@@ -298,14 +191,14 @@ def test_rollup_gives_the_same_numbers_as_raw_events(crm_db):
 
 def test_refresh_reads_only_new_events(crm_db):
     refresh(crm_db)
-    new = [
-        ("I", "session", utc(2024, 3, 10), "B1"),            # I converts to a session
-        ("B", "purchase", utc(2024, 3, 9), "B1"),            # B buys: now 2 purchases
-        ("A", "intake", utc(2024, 3, 1, 12), None),          # arrives late, earlier than A's entry
-        ("G", "intake", utc(2024, 3, 2), None),              # G enters
-    ]
+    new = {
+        "I": [("session", utc(2024, 3, 10), "B1")],          # I converts to a session
+        "B": [("purchase", utc(2024, 3, 9), "B1")],          # B buys: now 2 purchases
+        "A": [("intake", utc(2024, 3, 1, 12))],              # arrives late, earlier than A's entry
+        "G": [("intake", utc(2024, 3, 2))],                  # G enters
+    }
     with crm_db.begin() as conn:
-        insert_events(conn, new, historic=False)
+        journeys_for(conn, new, customers=C, sessions=S, historic=False)
         before = conn.execute(sa.select(s.crm_funnel_progress).where(
             s.crm_funnel_progress.c.customer_id == C["C"])).all()
     with crm_db.connect() as conn:

@@ -1,4 +1,4 @@
-"""The CRM funnel page with streamlit's AppTest on the hand-built fixture of test_funnel,
+"""The CRM funnel page with streamlit's AppTest on the hand-built funnel (``crm_db``, tests/funnel_scenario.py),
 on both databases: the numbers, each tab, bad input, the roll-up button, the CSV."""
 
 from __future__ import annotations
@@ -14,30 +14,23 @@ from streamlit.testing.v1 import AppTest
 from dashboard.core import schema as s
 from dashboard.ui import components as ui
 from dashboard.core.auth import Actor, PermissionDenied
-from dashboard.core.settings import Settings
 from dashboard.core.period import Period
 from dashboard.domain.funnel.rollups import refresh
-from tests.staff import staff_fixture
-from tests.test_funnel import NY, crm_db  # noqa: F401  (the fixture)
+from tests.factories import staff_fixture
+from tests.funnel_scenario import NY, C, utc
+from tests.page_support import open_any_page
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "funnel.py"
 ADMIN = Actor("ada@pitwall.test", "admin", "Ada Admin")
 staff = staff_fixture(ADMIN)
 
 
-def open_page(engine, period: Period = NY, actor: Actor = ADMIN, page: Path = PAGE) -> AppTest:
-    """Run ``page`` as ``actor`` on ``engine`` with ``period`` in the sidebar (the app shell's context)."""
-    at = AppTest.from_file(str(page), default_timeout=60)
-    settings = Settings(database_url=engine.url.render_as_string(hide_password=False), read_url=None,
-                        source="environment", allow_anonymous=True, demo_scale=1, secrets={})
-    at.session_state["_pitwall_context"] = ui.Context(settings, actor, period)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+def open_page(engine, period: Period = NY, actor: Actor = ADMIN) -> AppTest:
+    return open_any_page(engine, period, actor, PAGE)
 
 
 @pytest.fixture
-def page_db(crm_db, monkeypatch, tmp_path):  # noqa: F811
+def page_db(crm_db, monkeypatch, tmp_path):
     monkeypatch.setenv("PITWALL_SECRETS", str(tmp_path / "absent.toml"))
     ui.clear_query_cache()  # PostgreSQL tests share one database URL, and with it the query cache
     return crm_db
@@ -114,8 +107,6 @@ def test_the_admin_refreshes_the_roll_up(page_db):
 
 
 def test_a_vehicle_make_with_markup_is_drawn_as_text(page_db):
-    from tests.test_funnel import C, utc
-
     with page_db.begin() as conn:  # D's latest request before entry now names a "make" with a link
         conn.execute(s.requests.insert().values(customer_id=C["D"], created_at=utc(2024, 1, 2),
                                                 vehicle_make='<a href="https://evil.example">Ford</a>'))

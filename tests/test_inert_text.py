@@ -9,14 +9,7 @@ import pandas as pd
 
 from dashboard.ui import components as ui
 from tests.browser_support import browser_page, require_chromium, serve, settle
-
-HOSTILE = [
-    '<a href="https://evil.example/a">Ford</a>',
-    "call www.evil.example/b now",
-    "see https://evil.example/c",
-    "write to boss@evil.example",
-    "**bold** [link](https://evil.example/d) <b>x</b> & :red[red]",
-]
+from tests.factories import HOSTILE
 
 
 def test_escaped_text_breaks_every_address_markdown_would_link():

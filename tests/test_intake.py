@@ -21,8 +21,8 @@ from dashboard.domain.reviews import submit_review
 from dashboard.domain import intake
 from dashboard.__main__ import main as cli
 from jobs.intake import run_loop
-from reputation_data import add_mechanic, add_session, add_user
-from throwaway_pg import throwaway_cluster
+from tests.factories import add_mechanic, add_session, add_user
+from tests.throwaway_pg import throwaway_cluster
 
 UTC = dt.timezone.utc
 NOW = dt.datetime.now(UTC).replace(microsecond=0)

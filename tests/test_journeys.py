@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from browser_support import (
+from tests.browser_support import (
     DEMO_SCALE, assert_no_exception, browser_page, open_page, require_chromium, screenshot, serve, settle,
 )
 from dashboard.ui import access
@@ -30,7 +30,7 @@ from dashboard.domain.followups import create_follow_up
 from dashboard.domain.reviews import submit_review
 from dashboard.domain.calendars.slots import DAY_NAMES, day_of_week
 from dashboard.ui.components import fmt_money
-from reputation_data import add_mechanic, add_session, add_user
+from tests.factories import add_mechanic, add_session, add_user
 
 QUESTION = "Journey check: is the squeal from the front pads normal after the fix?"
 REVIEW_TEXT = "Sorted my brakes in minutes. Call me on 0176 1234 5678 if you want the details of the fix."

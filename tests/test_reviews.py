@@ -19,8 +19,7 @@ from dashboard.domain.reviews import (
     moderation_required, refresh_aggregates, set_moderation_required, submit_review, suggested_reason, text_fingerprint,
     vote_helpful,
 )
-from reputation_data import NOW, add_mechanic, add_review, add_session, add_user
-from tests.staff import staff_fixture
+from tests.factories import NOW, add_mechanic, add_review, add_session, add_user, staff_fixture
 
 SUPPORT = Actor("sam@example.com", "support")
 ADMIN = Actor("ada@example.com", "admin")

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.core import schema as s
 from dashboard.domain.reviews import moderation_required, refresh_aggregates
-from reputation_data import add_mechanic, add_review, add_user
+from tests.factories import add_mechanic, add_review, add_user
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 EVIL = "<script>alert('x')</script> **bold** call 07700 900123"

@@ -12,7 +12,7 @@ from dashboard.core.period import Period
 from dashboard.domain.reviews import bayesian_rating, refresh_aggregates
 from queries import mechanics as mq
 from queries import reviews as rq
-from reputation_data import NOW, add_mechanic, add_review, add_session, add_user
+from tests.factories import NOW, add_mechanic, add_review, add_session, add_user
 
 DAY = dt.timedelta(days=1)
 

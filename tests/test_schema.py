@@ -31,14 +31,6 @@ def _expected() -> dict[str, set[str]]:
     return {t.name: set(t.columns.keys()) for t in s.metadata.tables.values()}
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def empty_url(request, tmp_path):
-    if request.param == "duckdb":
-        yield f"duckdb:///{tmp_path / 'empty.duckdb'}"
-    else:
-        yield request.getfixturevalue("empty_pg_url")
-
-
 def test_upgrade_on_empty_database_twice(empty_url):
     engine = make_engine(empty_url)
     upgrade(engine)

@@ -1,4 +1,4 @@
-"""The Upsells page with streamlit's AppTest on the fixture of test_upsells, on both databases:
+"""The Upsells page with streamlit's AppTest on the customers of ``upsell_db`` (tests/upsells_scenario.py), on both databases:
 performance numbers, the catalogue form (saved and audited, refused when invalid), read-only use."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from dashboard.core.auth import Actor
 from dashboard.core.period import Period
 from dashboard.domain.upsells import refresh_recommendations
 from queries import upsells as q
-from tests.staff import staff_fixture
-from tests.test_funnel_page import open_page as open_any_page
-from tests.test_upsells import ADMIN, NOW, SUPPORT, S, upsell_db  # noqa: F401  (the fixture)
+from tests.factories import staff_fixture
+from tests.page_support import open_any_page
+from tests.upsells_scenario import ADMIN, NOW, SUPPORT, S
 staff = staff_fixture(ADMIN, SUPPORT)
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "upsells.py"
@@ -26,7 +26,7 @@ PERIOD = Period(dt.date(2024, 5, 1), dt.date(2024, 6, 30), "UTC")
 
 
 @pytest.fixture
-def sold(upsell_db, monkeypatch, tmp_path):  # noqa: F811
+def sold(upsell_db, monkeypatch, tmp_path):
     monkeypatch.setenv("PITWALL_SECRETS", str(tmp_path / "absent.toml"))
     ui.clear_query_cache()
     refresh_recommendations(upsell_db, now=NOW)  # 8 recommendations shown on 1 June
