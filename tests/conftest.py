@@ -17,11 +17,14 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+import streamlit as st
 
 from dashboard.core.db import make_engine
 from dashboard.core.migrate import upgrade
 from dashboard.core.schema import metadata
+from dashboard.domain.reviews import refresh_aggregates
 from tests import funnel_scenario, upsells_scenario
+from tests.factories import add_mechanic, add_review, add_user
 from tests.local_resend import LocalResend
 
 PG_ADMIN_URL = os.environ.get("PITWALL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -173,3 +176,25 @@ def oidc_secrets(tmp_path, monkeypatch):
                        'server_metadata_url = "https://id.example.com/.well-known/openid-configuration"\n')
     monkeypatch.setenv("PITWALL_SECRETS", str(secrets))
     return secrets
+
+
+REVIEW_EVIL = "<script>alert('x')</script> **bold** call 07700 900123"  # a waiting review's text in ``shop``
+
+
+@pytest.fixture
+def shop(monkeypatch, tmp_path, pg_engine):
+    """Rita (brakes) with one published 5-star review and one flagged 3-star review waiting;
+    the app runs against it as the anonymous admin."""
+    monkeypatch.setenv("PITWALL_SECRETS", str(tmp_path / "absent-secrets.toml"))
+    monkeypatch.setenv("DATABASE_URL", pg_engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("PITWALL_ALLOW_ANONYMOUS", "true")
+    monkeypatch.delenv("DATABASE_READ_URL", raising=False)
+    with pg_engine.begin() as conn:
+        rita = add_mechanic(conn, "Rita <i>Wrench</i>", specialties=["brakes"], bio="Brakes *and* [links](x)")
+        add_mechanic(conn, "Bo", specialties=["engine"])
+        add_review(conn, rita, 5, review_text="Sorted my brakes.")
+        waiting = add_review(conn, rita, 3, "pending", flags=["personal_data"], review_text=REVIEW_EVIL,
+                             customer_id=add_user(conn, "Cal <b>Customer</b>"))
+        refresh_aggregates(conn)
+    st.cache_data.clear()  # the test database's URL is the same for every test: forget earlier results
+    return {"engine": pg_engine, "rita": rita, "waiting": waiting}

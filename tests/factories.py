@@ -7,7 +7,8 @@ mechanic's rating, nothing is audited).
 
 Also: ``add_staff`` and ``staff_fixture`` (the staff list a test's writes check roles on),
 ``weekly_slot`` (a calendar row as the editor submits it), ``HOSTILE`` (user text that must
-stay text) and ``journeys_for`` (customers and their funnel events from one readable table).
+stay text) and ``journeys_for`` (customers and their funnel events from one readable table); ``add_user_id``
+and ``read`` for query tests that work on an engine.
 """
 
 from __future__ import annotations
@@ -167,3 +168,15 @@ def _utc(at: dt.datetime | str) -> dt.datetime:
 def _not_written(conn, column, ids: list) -> set:
     """Those of ``ids`` not yet in ``column``."""
     return set(ids) - set(conn.execute(sa.select(column).where(column.in_(ids))).scalars()) if ids else set()
+
+
+def add_user_id(engine) -> uuid.UUID:
+    """A user of no test's scenario, committed: an id that is nobody's mechanic or review."""
+    with engine.begin() as conn:
+        return add_user(conn)
+
+
+def read(engine, query, **filters):
+    """A query of ``queries/`` on its own connection."""
+    with engine.connect() as conn:
+        return query(conn, **filters)

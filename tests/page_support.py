@@ -11,6 +11,8 @@ from dashboard.core.period import Period
 from dashboard.core.settings import Settings
 from dashboard.ui import components as ui
 
+APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+
 
 def open_any_page(engine, period: Period, actor: Actor, page: Path) -> AppTest:
     """Run ``page`` as ``actor`` on ``engine`` with ``period`` in the sidebar (the app shell's context)."""
@@ -21,3 +23,10 @@ def open_any_page(engine, period: Period, actor: Actor, page: Path) -> AppTest:
     at.run()
     assert not at.exception, at.exception
     return at
+
+
+def open_page(at: AppTest, page: str, **state) -> AppTest:
+    """Switch a running app to ``pages/<page>`` with ``state`` in the session."""
+    for key, value in state.items():
+        at.session_state[key] = value
+    return at.switch_page(f"../pages/{page}").run()

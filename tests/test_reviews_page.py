@@ -1,22 +1,20 @@
-"""The Review moderation and Mechanic profiles pages with streamlit's AppTest on PostgreSQL."""
+"""The Review moderation page (and what a manager may see of it) with streamlit's AppTest on PostgreSQL;
+the ``shop`` fixture is in conftest."""
 
 from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard.core import schema as s
-from dashboard.domain.reviews import moderation_required, refresh_aggregates
-from tests.factories import add_mechanic, add_review, add_user
+from dashboard.domain.reviews import moderation_required
+from tests.factories import add_review
+from tests.page_support import APP, open_page
 
-APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
-EVIL = "<script>alert('x')</script> **bold** call 07700 900123"
 
 
 def text(elements) -> str:
@@ -25,31 +23,6 @@ def text(elements) -> str:
 
 def html(at: AppTest) -> str:
     return "\n".join(element.proto.body for element in at.html)
-
-
-@pytest.fixture
-def shop(monkeypatch, tmp_path, pg_engine):
-    """Rita (brakes) with one published 5-star review and one flagged 3-star review waiting;
-    the app runs against it as the anonymous admin."""
-    monkeypatch.setenv("PITWALL_SECRETS", str(tmp_path / "absent-secrets.toml"))
-    monkeypatch.setenv("DATABASE_URL", pg_engine.url.render_as_string(hide_password=False))
-    monkeypatch.setenv("PITWALL_ALLOW_ANONYMOUS", "true")
-    monkeypatch.delenv("DATABASE_READ_URL", raising=False)
-    with pg_engine.begin() as conn:
-        rita = add_mechanic(conn, "Rita <i>Wrench</i>", specialties=["brakes"], bio="Brakes *and* [links](x)")
-        add_mechanic(conn, "Bo", specialties=["engine"])
-        add_review(conn, rita, 5, review_text="Sorted my brakes.")
-        waiting = add_review(conn, rita, 3, "pending", flags=["personal_data"], review_text=EVIL,
-                             customer_id=add_user(conn, "Cal <b>Customer</b>"))
-        refresh_aggregates(conn)
-    st.cache_data.clear()  # the test database's URL is the same for every test: forget earlier results
-    return {"engine": pg_engine, "rita": rita, "waiting": waiting}
-
-
-def open_page(at: AppTest, page: str, **state) -> AppTest:
-    for key, value in state.items():
-        at.session_state[key] = value
-    return at.switch_page(f"../pages/{page}").run()
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -126,15 +99,6 @@ def test_bulk_publish_and_filters(shop):
     assert not at.exception and not at.error
     assert {status_of(shop["engine"], rid) for rid in (second, shop["waiting"])} == {"published"}
     assert "The queue is clear." in text(at.info)
-
-
-def test_leaderboard_filters_by_specialty(shop):
-    at = open_page(AppTest.from_file(str(APP), default_timeout=60).run(), "mechanics.py")
-    assert not at.exception
-    board = at.dataframe[0].value
-    assert list(board["display_name"]) == ["Rita <i>Wrench</i>", "Bo"]
-    at.selectbox(key="specialty").set_value("engine").run()
-    assert list(at.dataframe[0].value["display_name"]) == ["Bo"]
 
 
 @pytest.fixture
