@@ -51,12 +51,12 @@ def test_audit_row_keeps_before_and_after(engine):
 # --- the role re-read by every write ---------------------------------------------------
 
 from dashboard.ui import access  # noqa: E402
-from dashboard.domain.calendars import edits as calendar_edits  # noqa: E402
+from dashboard.domain.calendars import edits  # noqa: E402
 from dashboard.domain import followups  # noqa: E402
 from dashboard.domain import reviews  # noqa: E402
 from dashboard.domain import upsells  # noqa: E402
 from dashboard.core.auth import require_current_role, vouch_for  # noqa: E402
-from dashboard.domain.funnel import rollups as funnel_job  # noqa: E402
+from dashboard.domain.funnel import rollups  # noqa: E402
 from dashboard.domain.emails import outbox  # noqa: E402
 from dashboard.domain.emails import worker  # noqa: E402
 from dashboard.domain.emails.settings import load_email_settings  # noqa: E402
@@ -78,16 +78,16 @@ WRITES = {
     "follow-up answered": ("manager", lambda e, a: followups.mark_answered(e, a, SOME_ID)),
     "follow-up close": ("manager", lambda e, a: followups.close(e, a, SOME_ID)),
     "follow-up cancel": ("manager", lambda e, a: followups.cancel(e, a, SOME_ID, "asked twice")),
-    "weekly slots": ("support", lambda e, a: calendar_edits.save_weekly_slots(e, a, SOME_ID, [])),
-    "peak multiplier": ("support", lambda e, a: calendar_edits.set_peak_multiplier(
+    "weekly slots": ("support", lambda e, a: edits.save_weekly_slots(e, a, SOME_ID, [])),
+    "peak multiplier": ("support", lambda e, a: edits.set_peak_multiplier(
         e, a, [SOME_ID], [1], "17:00", "19:00", "1.2")),
-    "override": ("support", lambda e, a: calendar_edits.set_override(
+    "override": ("support", lambda e, a: edits.set_override(
         e, a, SOME_ID, "2099-01-01", is_available=False, reason="holiday")),
-    "override delete": ("support", lambda e, a: calendar_edits.delete_override(e, a, SOME_ID, "2099-01-01")),
-    "mechanic timezone": ("support", lambda e, a: calendar_edits.set_mechanic_timezone(e, a, SOME_ID, "Europe/Berlin")),
-    "base price": ("support", lambda e, a: calendar_edits.set_base_price(e, a, "video", "49.00")),
+    "override delete": ("support", lambda e, a: edits.delete_override(e, a, SOME_ID, "2099-01-01")),
+    "mechanic timezone": ("support", lambda e, a: edits.set_mechanic_timezone(e, a, SOME_ID, "Europe/Berlin")),
+    "base price": ("support", lambda e, a: edits.set_base_price(e, a, "video", "49.00")),
     "upsell catalogue": ("manager", lambda e, a: upsells.save_service(e, a, None, **SERVICE)),
-    "funnel roll-up refresh": ("manager", lambda e, a: funnel_job.refresh(e, actor=a)),
+    "funnel roll-up refresh": ("manager", lambda e, a: rollups.refresh(e, actor=a)),
     "email decision": ("support", lambda e, a: outbox.decide(
         e, a, SOME_ID, "retry", dt.datetime.now(dt.timezone.utc))),
     "email run now": ("manager", lambda e, a: worker.run_now(e, a, load_email_settings({}))),
@@ -112,7 +112,7 @@ def test_every_write_refuses_a_revoked_or_changed_role(engine, denied, write):
 def test_a_role_changed_to_another_allowed_role_writes_with_the_new_role(engine):
     add_staff(engine, Actor("max@example.com", "admin"))
     manager = Actor("max@example.com", "manager")  # signed in as manager, promoted meanwhile
-    assert calendar_edits.set_base_price(engine, manager, "video", "49.00") == 4900
+    assert edits.set_base_price(engine, manager, "video", "49.00") == 4900
     with engine.connect() as conn:
         assert conn.execute(sa.select(audit_log.c.actor_role)).scalar_one() == "admin"
 
@@ -120,11 +120,11 @@ def test_a_role_changed_to_another_allowed_role_writes_with_the_new_role(engine)
 def test_revocation_applies_to_the_very_next_write(engine):
     add_staff(engine, Actor("max@example.com", "manager"))
     manager = Actor("max@example.com", "manager")
-    calendar_edits.set_base_price(engine, manager, "video", "49.00")
+    edits.set_base_price(engine, manager, "video", "49.00")
     with engine.begin() as conn:
         conn.execute(staff_roles.delete())
     with pytest.raises(PermissionDenied):
-        calendar_edits.set_base_price(engine, manager, "video", "59.00")
+        edits.set_base_price(engine, manager, "video", "59.00")
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.text("price_cents FROM session_base_prices"))).scalar_one() == 4900
 
@@ -143,10 +143,10 @@ def test_a_revocation_waits_for_the_write_that_read_the_role(pg_engine):
 def test_configured_actors_keep_their_role_only_where_the_app_vouches_for_them(engine):
     demo = access.demo_actor("manager")
     with pytest.raises(PermissionDenied, match="no longer on the staff list"):
-        calendar_edits.set_base_price(engine, demo, "video", "49.00")
-    assert calendar_edits.set_base_price(vouch_for(engine, demo), demo, "video", "49.00") == 4900
+        edits.set_base_price(engine, demo, "video", "49.00")
+    assert edits.set_base_price(vouch_for(engine, demo), demo, "video", "49.00") == 4900
     with pytest.raises(PermissionDenied):  # vouching for one actor does not cover another
-        calendar_edits.set_base_price(vouch_for(engine, demo), access.demo_actor("admin"), "video", "59.00")
+        edits.set_base_price(vouch_for(engine, demo), access.demo_actor("admin"), "video", "59.00")
 
 
 @pytest.mark.parametrize("user, email", [

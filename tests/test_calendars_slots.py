@@ -1,4 +1,4 @@
-"""Bookable slots by day for customers (``scheduling.slots_by_day``), on both backends.
+"""Bookable slots by day for customers (``dashboard.domain.calendars.slots.slots_by_day``), on both backends.
 
 Mia in Berlin (CET, +1 until 29 March 2026) works Mondays 09:00-11:00 at 1.00x and
 11:00-12:00 at 1.25x, i.e. 08:00-11:00Z; a video session costs $49.99, so 1.25x is

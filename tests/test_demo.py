@@ -31,7 +31,7 @@ from dashboard.tools.demo.plan import HISTORY_DAYS, UPCOMING_DAYS, Plan
 from dashboard.tools.demo.vocabulary import STAFF
 from dashboard.domain import followups
 from dashboard.domain import reviews
-from dashboard.domain.calendars import slots as scheduling
+from dashboard.domain.calendars import slots
 from dashboard.core import schema as s
 from dashboard.domain.funnel.interactions import DEFAULT_STEPS, FunnelSpec
 from dashboard.core.db import make_engine
@@ -368,14 +368,14 @@ def test_booking_never_gives_two_sessions_one_start_even_when_demand_exceeds_cap
     assert (at[booked] <= wanted[booked] + np.timedelta64(MAX_WAIT_DAYS, "D")).all()
     order = np.lexsort((at[booked], mech[booked]))
     same_mechanic = np.diff(mech[booked][order]) == 0
-    rules = scheduling.SlotRules()
+    rules = slots.SlotRules()
     hold = np.timedelta64(rules.session_minutes + 2 * rules.buffer_minutes, "m")
     assert (np.diff(at[booked][order])[same_mechanic] >= hold).all()
 
 
 def test_bookings_never_overlap_and_cost_the_apps_price(engine):
     _load(engine, scale=MID)
-    rules = scheduling.SlotRules()
+    rules = slots.SlotRules()
     assert not _violations(engine, {"sessions of a mechanic whose windows with buffers overlap": """
         SELECT count(*) FROM sessions a JOIN sessions b ON b.mechanic_id = a.mechanic_id AND a.id < b.id
         WHERE a.status <> 'cancelled' AND b.status <> 'cancelled'
@@ -384,11 +384,11 @@ def test_bookings_never_overlap_and_cost_the_apps_price(engine):
     first, days = ANCHOR - dt.timedelta(days=HISTORY_DAYS + 2), HISTORY_DAYS + UPCOMING_DAYS + 4
     x = s.sessions
     with engine.connect() as conn:
-        base = scheduling.base_prices(conn)
+        base = slots.base_prices(conn)
         rows = conn.execute(sa.select(x.c.mechanic_id, x.c.session_type, x.c.scheduled_at, x.c.price_cents)
                             .where(x.c.mechanic_id.isnot(None))).all()
-        calendars = scheduling.load_calendars(conn, list({r.mechanic_id for r in rows}), first, days, bookings=False)
-    windows = {m: scheduling.availability_windows(cal, first, days) for m, cal in calendars.items()}
+        calendars = slots.load_calendars(conn, list({r.mechanic_id for r in rows}), first, days, bookings=False)
+    windows = {m: slots.availability_windows(cal, first, days) for m, cal in calendars.items()}
     starts = {m: [w.start for w in found] for m, found in windows.items()}
     outside, mispriced, peak = 0, 0, 0
     for row in rows:  # the app's slot rules: each start lies in an availability window, at its price
@@ -397,7 +397,7 @@ def test_bookings_never_overlap_and_cost_the_apps_price(engine):
         if window is None or row.scheduled_at >= window.end:
             outside += 1
             continue
-        mispriced += row.price_cents != scheduling.price_cents(base[row.session_type], window.multiplier)
+        mispriced += row.price_cents != slots.price_cents(base[row.session_type], window.multiplier)
         peak += window.multiplier != 1
     assert (outside, mispriced) == (0, 0)
     assert len(rows) > 1000 and peak > 100
