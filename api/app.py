@@ -67,8 +67,11 @@ def create_app(settings: ApiSettings | None = None, engine: Engine | None = None
 
             load_if_empty(engine, scale=settings.app.demo_scale, progress=False)
     read_engine = make_engine(settings.app.read_url) if settings.app.read_url else engine
-    app = FastAPI(title="Pitwall platform API", version=VERSION,
-                  description="The routes the platform's server calls; see docs/api.md.")
+    app = FastAPI(
+        title="Pitwall platform API",
+        version=VERSION,
+        description="The routes the platform's server calls; see docs/api.md.",
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.read_engine = read_engine
@@ -79,9 +82,12 @@ def create_app(settings: ApiSettings | None = None, engine: Engine | None = None
     app.include_router(routes.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
-                           allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type", "Idempotency-Key"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        )
     app.add_middleware(CatchAll)
     return app
 

@@ -28,10 +28,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from api.problems import Problem
+from dashboard.core.actors import SystemActor
 from dashboard.core.audit import record_audit
 from dashboard.core.errors import Conflict, Invalid, NotFound
 from dashboard.core.schema import API_SCOPES, api_keys
-from dashboard.core.actors import SystemActor
 from dashboard.core.validation import parse_text
 
 KEY_PREFIX = "pw_"
@@ -63,8 +63,11 @@ class Principal:
     def customer(self) -> uuid.UUID:
         """The customer this request acts for."""
         if self.customer_id is None:
-            raise Problem(400, "customer_required", f"A service key acting for a customer names them with "
-                                                   f"the {CUSTOMER_HEADER} header.")
+            raise Problem(
+                400,
+                "customer_required",
+                f"A service key acting for a customer names them with the {CUSTOMER_HEADER} header.",
+            )
         return self.customer_id
 
     def require_platform(self) -> None:
@@ -100,8 +103,11 @@ class TokenVerifier:
         self.secret = jwt_secret
         self.jwks = None
         if jwks_url:
-            self.jwks = (jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5)
-                         if jwks_url.startswith(("http://", "https://")) else _JwksFile(Path(jwks_url)))
+            self.jwks = (
+                jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5)
+                if jwks_url.startswith(("http://", "https://"))
+                else _JwksFile(Path(jwks_url))
+            )
 
     def customer(self, token: str) -> uuid.UUID:
         """The token's customer; raises a 401 Problem saying what is wrong with it."""
@@ -115,15 +121,20 @@ class TokenVerifier:
             try:
                 key, algorithms = self.jwks.get_signing_key_from_jwt(token), [algorithm]
             except jwt.PyJWKClientConnectionError:
-                raise Problem(503, "jwks_unavailable", "The sign-in service's signing keys cannot be fetched; "
-                                                       "try again shortly.", headers={"Retry-After": "5"}) from None
+                raise Problem(
+                    503,
+                    "jwks_unavailable",
+                    "The sign-in service's signing keys cannot be fetched; try again shortly.",
+                    headers={"Retry-After": "5"},
+                ) from None
             except (jwt.PyJWKClientError, jwt.PyJWKError, jwt.DecodeError):
                 raise unauthorized("The token is signed with a key this API does not know.") from None
         else:
             raise unauthorized(f"Tokens signed with {str(algorithm)[:10]!r} are not accepted.")
         try:
-            claims = jwt.decode(token, key, algorithms=algorithms, audience=AUDIENCE,
-                                options={"require": ["exp", "sub", "aud"]})
+            claims = jwt.decode(
+                token, key, algorithms=algorithms, audience=AUDIENCE, options={"require": ["exp", "sub", "aud"]}
+            )
         except jwt.ExpiredSignatureError:
             raise unauthorized("The token has expired.") from None
         except jwt.InvalidAudienceError:
@@ -164,8 +175,15 @@ def list_keys(engine: Engine) -> list[dict]:
     """Every key without its secret: name, prefix, scopes, created, last used, revoked."""
     k = api_keys
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(k.c.name, k.c.prefix, k.c.scopes, k.c.created_at, k.c.last_used_at,
-                                      k.c.revoked_at).order_by(k.c.created_at, k.c.name)).mappings().all()
+        rows = (
+            conn.execute(
+                sa.select(k.c.name, k.c.prefix, k.c.scopes, k.c.created_at, k.c.last_used_at, k.c.revoked_at).order_by(
+                    k.c.created_at, k.c.name
+                )
+            )
+            .mappings()
+            .all()
+        )
     return [dict(row, scopes=list(row["scopes"] or [])) for row in rows]
 
 
@@ -178,10 +196,17 @@ def revoke_key(engine: Engine, name: str) -> None:
         if found is None:
             raise NotFound(f"No key named {name[:KEY_NAME_MAX]!r}.")
         if found.revoked_at is None:
-            now = dt.datetime.now(dt.timezone.utc)
+            now = dt.datetime.now(dt.UTC)
             conn.execute(k.update().where(k.c.id == found.id).values(revoked_at=now))
-            record_audit(conn, KEYS_COMMAND, "api_key.revoke", KEY_ENTITY, found.id,
-                         before={"name": name, "revoked_at": None}, after={"name": name, "revoked_at": now})
+            record_audit(
+                conn,
+                KEYS_COMMAND,
+                "api_key.revoke",
+                KEY_ENTITY,
+                found.id,
+                before={"name": name, "revoked_at": None},
+                after={"name": name, "revoked_at": now},
+            )
 
 
 class KeyStore:
@@ -195,8 +220,9 @@ class KeyStore:
     def principal(self, key: str, customer_header: str | None) -> Principal:
         k = api_keys
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(k.c.id, k.c.name, k.c.scopes, k.c.revoked_at)
-                               .where(k.c.key_hash == hash_key(key))).first()
+            row = conn.execute(
+                sa.select(k.c.id, k.c.name, k.c.scopes, k.c.revoked_at).where(k.c.key_hash == hash_key(key))
+            ).first()
         if row is None:
             raise unauthorized("The service key is not known.")
         if row.revoked_at is not None:
@@ -209,8 +235,9 @@ class KeyStore:
             try:
                 customer = uuid.UUID(customer_header.strip())
             except ValueError:
-                raise Problem(400, "invalid_customer_header",
-                              f"{CUSTOMER_HEADER} must be a customer id (a UUID).") from None
+                raise Problem(
+                    400, "invalid_customer_header", f"{CUSTOMER_HEADER} must be a customer id (a UUID)."
+                ) from None
         return Principal("key", customer, row.id, row.name, tuple(row.scopes or ()))
 
     def _touch(self, key_id: uuid.UUID) -> None:
@@ -220,6 +247,4 @@ class KeyStore:
                 return
             self._written[key_id] = now
         with self.engine.begin() as conn:
-            conn.execute(api_keys.update().where(api_keys.c.id == key_id)
-                         .values(last_used_at=dt.datetime.now(dt.timezone.utc)))
-
+            conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=dt.datetime.now(dt.UTC)))

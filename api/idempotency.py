@@ -23,8 +23,9 @@ import datetime as dt
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi import Request
@@ -56,20 +57,26 @@ async def idempotency_key(request: Request) -> IdempotencyKey:
     """The request's key and a hash of what it asks (method, path, query, acting customer, body)."""
     key = request.headers.get(HEADER)
     if key is None or not key.strip():
-        raise Problem(400, "idempotency_key_required", f"Every POST needs an {HEADER} header "
-                                                      "(e.g. a UUID made for this request).")
+        raise Problem(
+            400, "idempotency_key_required", f"Every POST needs an {HEADER} header (e.g. a UUID made for this request)."
+        )
     key = key.strip()
     if len(key) > KEY_MAX_CHARS or not key.isprintable() or not key.isascii():
-        raise Problem(400, "invalid_idempotency_key", f"The {HEADER} is printable ASCII of at most "
-                                                     f"{KEY_MAX_CHARS} characters.")
+        raise Problem(
+            400, "invalid_idempotency_key", f"The {HEADER} is printable ASCII of at most {KEY_MAX_CHARS} characters."
+        )
     body = await request.body()
     try:
         body = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
     except ValueError:
         pass  # not JSON: the body's own bytes; the route's validation refuses it anyway
     digest = hashlib.sha256()
-    for part in (request.method, request.url.path, request.url.query,
-                 request.headers.get("X-Pitwall-Customer", "").strip()):
+    for part in (
+        request.method,
+        request.url.path,
+        request.url.query,
+        request.headers.get("X-Pitwall-Customer", "").strip(),
+    ):
         digest.update(part.encode() + b"\x00")
     digest.update(body)
     return IdempotencyKey(key, digest.hexdigest())
@@ -92,35 +99,47 @@ class InTransaction:
 
 def _response(status: int, body: dict, replayed: bool = False, headers: dict | None = None) -> JSONResponse:
     headers = {**(headers or {}), **({REPLAYED: "true"} if replayed else {})}
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE if status >= 400 else None,
-                        headers=headers)
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE if status >= 400 else None, headers=headers)
 
 
 def _stored(conn: Connection, principal: Principal, key: IdempotencyKey) -> JSONResponse:
     t = api_idempotency
-    row = conn.execute(sa.select(t.c.request_hash, t.c.status_code, t.c.response_body)
-                       .where(t.c.principal == principal.name, t.c.idempotency_key == key.key)).one()
+    row = conn.execute(
+        sa.select(t.c.request_hash, t.c.status_code, t.c.response_body).where(
+            t.c.principal == principal.name, t.c.idempotency_key == key.key
+        )
+    ).one()
     if row.request_hash != key.request_hash:
-        raise Problem(422, "idempotency_key_reused", f"This {HEADER} was used for another request; "
-                                                     "use a new key for each request.")
+        raise Problem(
+            422,
+            "idempotency_key_reused",
+            f"This {HEADER} was used for another request; use a new key for each request.",
+        )
     return _response(row.status_code, json.loads(row.response_body), replayed=True)
 
 
-def _claim(conn: Connection, principal: Principal, key: IdempotencyKey, status: int = CLAIMED,
-           body: str = "") -> bool:
-    return conn.execute(
-        pg_insert(api_idempotency)
-        .values(principal=principal.name, idempotency_key=key.key, request_hash=key.request_hash,
-                status_code=status, response_body=body)
-        .on_conflict_do_nothing()
-        .returning(api_idempotency.c.principal)
-    ).first() is not None
+def _claim(conn: Connection, principal: Principal, key: IdempotencyKey, status: int = CLAIMED, body: str = "") -> bool:
+    return (
+        conn.execute(
+            pg_insert(api_idempotency)
+            .values(
+                principal=principal.name,
+                idempotency_key=key.key,
+                request_hash=key.request_hash,
+                status_code=status,
+                response_body=body,
+            )
+            .on_conflict_do_nothing()
+            .returning(api_idempotency.c.principal)
+        ).first()
+        is not None
+    )
 
 
 def prune_replies(engine: Engine, days: int = REPLY_DAYS) -> int:
     """Delete the stored answers older than ``days``; returns how many."""
     t = api_idempotency
-    cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
     with engine.begin() as conn:
         return conn.execute(t.delete().where(t.c.created_at < cutoff)).rowcount
 
@@ -132,8 +151,14 @@ def _prune_now_and_then(engine: Engine) -> None:
         prune_replies(engine)
 
 
-def run_write(engine: Engine, principal: Principal, key: IdempotencyKey,
-              write: Callable[[Any], tuple[int, dict]], *, shared_transaction: bool = True) -> JSONResponse:
+def run_write(
+    engine: Engine,
+    principal: Principal,
+    key: IdempotencyKey,
+    write: Callable[[Any], tuple[int, dict]],
+    *,
+    shared_transaction: bool = True,
+) -> JSONResponse:
     """Run ``write`` once per key: given the transaction's engine stand-in (or, with
     ``shared_transaction`` false, the engine, for a write that takes its own transactions
     and is safe to repeat), it returns the answer's status and body. On DuckDB, which has no
@@ -182,11 +207,18 @@ def _in_one_transaction(engine: Engine, principal: Principal, key: IdempotencyKe
 
 def _exists(conn: Connection, principal: Principal, key: IdempotencyKey) -> bool:
     t = api_idempotency
-    return conn.execute(sa.select(t.c.status_code).where(t.c.principal == principal.name,
-                                                         t.c.idempotency_key == key.key)).first() is not None
+    return (
+        conn.execute(
+            sa.select(t.c.status_code).where(t.c.principal == principal.name, t.c.idempotency_key == key.key)
+        ).first()
+        is not None
+    )
 
 
 def _store(conn: Connection, principal: Principal, key: IdempotencyKey, status: int, body: dict) -> None:
     t = api_idempotency
-    conn.execute(t.update().where(t.c.principal == principal.name, t.c.idempotency_key == key.key)
-                 .values(status_code=status, response_body=json.dumps(body)))
+    conn.execute(
+        t.update()
+        .where(t.c.principal == principal.name, t.c.idempotency_key == key.key)
+        .values(status_code=status, response_body=json.dumps(body))
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from api.problems import Problem
 
@@ -32,8 +32,12 @@ class RateLimiter:
             if tokens < 1:
                 self._buckets[name] = (tokens, now)
                 wait = math.ceil((1 - tokens) / per_second)
-                raise Problem(429, "rate_limited", f"Too many requests; try again in {wait} s.",
-                              headers={"Retry-After": str(wait)})
+                raise Problem(
+                    429,
+                    "rate_limited",
+                    f"Too many requests; try again in {wait} s.",
+                    headers={"Retry-After": str(wait)},
+                )
             self._buckets[name] = (tokens - 1, now)
             if len(self._buckets) > 100_000:  # forget the full buckets of callers gone quiet
                 full = [k for k, (t, w) in self._buckets.items() if t + (now - w) * per_second >= rate_per_minute]

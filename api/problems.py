@@ -18,10 +18,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dashboard.core.errors import Conflict, DatabaseUnavailable, Invalid, NotFound, PermissionDenied
-from dashboard.domain.funnel.interactions import CrmInputError
-from dashboard.domain.followups import FollowUpError
-from dashboard.domain.reviews import ReviewError
 from dashboard.domain.calendars.slots import BookingRejected
+from dashboard.domain.followups import FollowUpError
+from dashboard.domain.funnel.interactions import CrmInputError
+from dashboard.domain.reviews import ReviewError
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "/problems/"  # a relative reference: the code is the problem's type
@@ -51,13 +51,23 @@ class Problem(Exception):
 
 
 def problem_body(status: int, code: str, detail: str, **extra) -> dict:
-    return {"type": TYPE_BASE + code, "title": HTTPStatus(status).phrase, "status": status,
-            "detail": detail, "code": code, **extra}
+    return {
+        "type": TYPE_BASE + code,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
 
 
 def problem_response(problem: Problem) -> JSONResponse:
-    return JSONResponse(problem_body(problem.status, problem.code, problem.detail, **problem.extra),
-                        status_code=problem.status, headers=problem.headers, media_type=MEDIA_TYPE)
+    return JSONResponse(
+        problem_body(problem.status, problem.code, problem.detail, **problem.extra),
+        status_code=problem.status,
+        headers=problem.headers,
+        media_type=MEDIA_TYPE,
+    )
 
 
 def from_domain(exc: Exception) -> Problem | None:
@@ -71,8 +81,10 @@ def from_domain(exc: Exception) -> Problem | None:
 
 def _validation_errors(exc: RequestValidationError) -> list[dict]:
     """Where and what, without the value that was sent (it may be huge or personal)."""
-    return [{"location": ".".join(str(part) for part in error.get("loc", ())), "message": error.get("msg", "")}
-            for error in exc.errors()[:20]]
+    return [
+        {"location": ".".join(str(part) for part in error.get("loc", ())), "message": error.get("msg", "")}
+        for error in exc.errors()[:20]
+    ]
 
 
 def install(app: FastAPI) -> None:
@@ -86,15 +98,15 @@ def install(app: FastAPI) -> None:
     async def _invalid(_request: Request, exc: RequestValidationError):
         errors = _validation_errors(exc)
         first = errors[0] if errors else {"location": "request", "message": "is not valid"}
-        return problem_response(Problem(422, "invalid_request", f"{first['location']}: {first['message']}",
-                                        errors=errors))
+        return problem_response(
+            Problem(422, "invalid_request", f"{first['location']}: {first['message']}", errors=errors)
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException):
         code = {404: "no_such_route", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         detail = "There is no such route." if exc.status_code == 404 else str(exc.detail)
         return problem_response(Problem(exc.status_code, code, detail, headers=dict(exc.headers or {})))
-
 
 
 class CatchAll:
@@ -130,10 +142,15 @@ def _problem_of(exc: Exception, scope) -> Problem:
         return problem
     where = f"{scope.get('method')} {scope.get('path')}"
     if isinstance(exc, (DatabaseUnavailable, OperationalError)) or (
-            isinstance(exc, DBAPIError) and exc.connection_invalidated):
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
         log.warning("database unavailable on %s: %s", where, type(exc).__name__)
-        return Problem(503, "database_unavailable", "The database is not reachable; try again shortly.",
-                       headers={"Retry-After": "5"})
+        return Problem(
+            503,
+            "database_unavailable",
+            "The database is not reachable; try again shortly.",
+            headers={"Retry-After": "5"},
+        )
     # The traceback's frames go to the server log; its message may hold row values, so it does not.
     log.error("unexpected %s on %s\n%s", type(exc).__name__, where, "".join(traceback.format_tb(exc.__traceback__)))
     return Problem(500, "internal_error", "Something went wrong on our side; it was logged.")

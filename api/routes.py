@@ -21,17 +21,29 @@ from api.auth import Principal
 from api.idempotency import IdempotencyKey, idempotency_key, run_write
 from api.problems import Problem
 from api.schemas import (
-    PROBLEMS, BookableOut, BookingCheckIn, FollowUpIn, FollowUpOut, HelpfulOut, IngestOut, InteractionsIn,
-    ProfileOut, QuoteOut, ReviewIn, ReviewOut, ReviewsPage, SlotsOut, UpsellEventOut, UpsellsOut,
+    PROBLEMS,
+    BookableOut,
+    BookingCheckIn,
+    FollowUpIn,
+    FollowUpOut,
+    HelpfulOut,
+    IngestOut,
+    InteractionsIn,
+    ProfileOut,
+    QuoteOut,
+    ReviewIn,
+    ReviewOut,
+    ReviewsPage,
+    SlotsOut,
+    UpsellEventOut,
+    UpsellsOut,
 )
-from dashboard.domain.funnel import interactions
-from dashboard.domain import followups
-from dashboard.domain import reviews
-from dashboard.domain.calendars import slots
-from dashboard.domain import upsells
 from dashboard.core.db import check_connection
 from dashboard.core.migrate import current_revision, head_revision
 from dashboard.core.schema import sessions, users
+from dashboard.domain import followups, reviews, upsells
+from dashboard.domain.calendars import slots
+from dashboard.domain.funnel import interactions
 from queries import mechanics as mechanic_queries
 from queries import upsells as upsell_queries
 
@@ -83,8 +95,11 @@ def healthz(request: Request):
     head = head_revision()
     current = current_revision(engine)
     if current != head:
-        raise Problem(503, "not_migrated", f"The database is at revision {current or 'none'}; this API needs "
-                                           f"{head}: run python -m dashboard migrate.")
+        raise Problem(
+            503,
+            "not_migrated",
+            f"The database is at revision {current or 'none'}; this API needs {head}: run python -m dashboard migrate.",
+        )
     return {"status": "ok", "database": engine.dialect.name, "revision": current}
 
 
@@ -99,8 +114,9 @@ def submit_review(body: ReviewIn, request: Request, principal: Caller, key: Key)
     def write(db):
         with db.connect() as conn:
             _own_session(conn, body.session_id, customer)
-        review = reviews.submit_review(db, session_id=body.session_id, customer_id=customer,
-                                       rating=body.rating, text=body.text)
+        review = reviews.submit_review(
+            db, session_id=body.session_id, customer_id=customer, rating=body.rating, text=body.text
+        )
         return 201, {"id": str(review.id), "status": review.status, "flags": list(review.flags)}
 
     return run_write(_engine(request), principal, key, write)
@@ -133,10 +149,16 @@ def mechanic_profile(mechanic_id: str, request: Request, principal: Caller):
     return _json(found)
 
 
-@router.get("/v1/mechanics/{mechanic_id}/reviews", tags=["mechanics"],
-            responses={**PROBLEMS, 200: {"model": ReviewsPage}})
-def mechanic_reviews(mechanic_id: str, request: Request, principal: Caller,
-                     cursor: Annotated[str | None, Query(max_length=200)] = None, limit: int = 20):
+@router.get(
+    "/v1/mechanics/{mechanic_id}/reviews", tags=["mechanics"], responses={**PROBLEMS, 200: {"model": ReviewsPage}}
+)
+def mechanic_reviews(
+    mechanic_id: str,
+    request: Request,
+    principal: Caller,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: int = 20,
+):
     """Published reviews, newest first; ``next_cursor`` fetches the next page (null on the last)."""
     mid = parse_id(mechanic_id, "mechanic")
     with _read(request) as conn:
@@ -147,15 +169,26 @@ def mechanic_reviews(mechanic_id: str, request: Request, principal: Caller,
 
 
 @router.get("/v1/mechanics/{mechanic_id}/slots", tags=["calendars"], responses={**PROBLEMS, 200: {"model": SlotsOut}})
-def mechanic_slots(mechanic_id: str, request: Request, principal: Caller,
-                   start: Annotated[str, Query(max_length=20, description="first date, YYYY-MM-DD")],
-                   end: Annotated[str, Query(max_length=20, description="last date, YYYY-MM-DD (at most 31 days)")],
-                   time_zone: Annotated[str, Query(alias="timeZone", max_length=64)],
-                   session_type: Annotated[str, Query(max_length=20)] = "video"):
+def mechanic_slots(
+    mechanic_id: str,
+    request: Request,
+    principal: Caller,
+    start: Annotated[str, Query(max_length=20, description="first date, YYYY-MM-DD")],
+    end: Annotated[str, Query(max_length=20, description="last date, YYYY-MM-DD (at most 31 days)")],
+    time_zone: Annotated[str, Query(alias="timeZone", max_length=64)],
+    session_type: Annotated[str, Query(max_length=20)] = "video",
+):
     """Bookable starts by date of ``timeZone``, shaped like Cal.com's /v2/slots."""
     mid = parse_id(mechanic_id, "mechanic")
-    days = slots.slots_by_day(request.app.state.read_engine, mid, start=start, end=end, zone=time_zone,
-                                   session_type=session_type, rules=request.app.state.settings.slot_rules)
+    days = slots.slots_by_day(
+        request.app.state.read_engine,
+        mid,
+        start=start,
+        end=end,
+        zone=time_zone,
+        session_type=session_type,
+        rules=request.app.state.settings.slot_rules,
+    )
     return {"data": _json(days)}
 
 
@@ -166,10 +199,16 @@ def check_booking(body: BookingCheckIn, request: Request, principal: Caller, key
 
     def write(db):
         with db.connect() as conn:
-            slot = slots.check_booking(conn, body.mechanic_id, body.session_type, body.start,
-                                            now=dt.datetime.now(dt.timezone.utc), rules=rules)
-        return 200, {"bookable": True, "price_cents": slot.price_cents, "start": slot.start_utc.isoformat(),
-                     "end": slot.end_utc.isoformat(), "multiplier": str(slot.multiplier)}
+            slot = slots.check_booking(
+                conn, body.mechanic_id, body.session_type, body.start, now=dt.datetime.now(dt.UTC), rules=rules
+            )
+        return 200, {
+            "bookable": True,
+            "price_cents": slot.price_cents,
+            "start": slot.start_utc.isoformat(),
+            "end": slot.end_utc.isoformat(),
+            "multiplier": str(slot.multiplier),
+        }
 
     return run_write(_engine(request), principal, key, write)
 
@@ -178,19 +217,24 @@ def check_booking(body: BookingCheckIn, request: Request, principal: Caller, key
 
 
 @router.get("/v1/follow-ups/quote", tags=["followups"], responses={**PROBLEMS, 200: {"model": QuoteOut}})
-def follow_up_quote(request: Request, principal: Caller, parent_session_id: str,
-                    follow_up_type: Annotated[str, Query(max_length=40)]):
+def follow_up_quote(
+    request: Request, principal: Caller, parent_session_id: str, follow_up_type: Annotated[str, Query(max_length=40)]
+):
     """Whether the customer may ask this follow-up on the session now, and its price."""
     customer, session_id = principal.customer(), parse_id(parent_session_id, "session")
     with _engine(request).connect() as conn:
         _own_session(conn, session_id, customer)
-    quote = followups.quote(_engine(request), parent_session_id=session_id, customer_id=customer,
-                            follow_up_type=follow_up_type, rules=request.app.state.settings.follow_up_rules)
+    quote = followups.quote(
+        _engine(request),
+        parent_session_id=session_id,
+        customer_id=customer,
+        follow_up_type=follow_up_type,
+        rules=request.app.state.settings.follow_up_rules,
+    )
     return _json(quote)
 
 
-@router.post("/v1/follow-ups", status_code=201, tags=["followups"],
-             responses={**PROBLEMS, 201: {"model": FollowUpOut}})
+@router.post("/v1/follow-ups", status_code=201, tags=["followups"], responses={**PROBLEMS, 201: {"model": FollowUpOut}})
 def create_follow_up(body: FollowUpIn, request: Request, principal: Caller, key: Key):
     """The customer's follow-up question, priced by the admin-edited rules when it is asked."""
     customer = principal.customer()
@@ -199,12 +243,24 @@ def create_follow_up(body: FollowUpIn, request: Request, principal: Caller, key:
     def write(db):
         with db.connect() as conn:
             _own_session(conn, body.parent_session_id, customer)
-        created = followups.create_follow_up(db, None, on_behalf_of_customer=True,
-                                             parent_session_id=body.parent_session_id, customer_id=customer,
-                                             follow_up_type=body.follow_up_type, text=body.text, rules=rules)
-        return 201, {"id": str(created.id), "parent_session_id": str(body.parent_session_id),
-                     "follow_up_type": body.follow_up_type, "plan": created.plan,
-                     "price_cents": created.price_cents, "state": "open"}
+        created = followups.create_follow_up(
+            db,
+            None,
+            on_behalf_of_customer=True,
+            parent_session_id=body.parent_session_id,
+            customer_id=customer,
+            follow_up_type=body.follow_up_type,
+            text=body.text,
+            rules=rules,
+        )
+        return 201, {
+            "id": str(created.id),
+            "parent_session_id": str(body.parent_session_id),
+            "follow_up_type": body.follow_up_type,
+            "plan": created.plan,
+            "price_cents": created.price_cents,
+            "state": "open",
+        }
 
     return run_write(_engine(request), principal, key, write)
 
@@ -219,9 +275,11 @@ def record_interactions(body: InteractionsIn, request: Request, principal: Calle
 
     def write(engine):
         result = interactions.record_interactions(engine, body.events)
-        return 200, {"accepted": result.accepted, "duplicates": result.duplicates,
-                     "rejected": [{"index": i, "code": code, "message": message}
-                                  for i, code, message in result.rejected]}
+        return 200, {
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+            "rejected": [{"index": i, "code": code, "message": message} for i, code, message in result.rejected],
+        }
 
     # record_interactions takes its own transactions (it retries a lost race); event ids keep it once.
     return run_write(_engine(request), principal, key, write, shared_transaction=False)
@@ -241,10 +299,16 @@ def customer_upsells(customer_id: str, request: Request, principal: Caller):
     return _json({"data": cards, "recommended_next_service": next_service})
 
 
-@router.post("/v1/upsells/{recommendation_id}/{event}", tags=["upsells"],
-             responses={**PROBLEMS, 200: {"model": UpsellEventOut}})
-def upsell_event(recommendation_id: str, event: Literal["shown", "clicked", "purchased"], request: Request,
-                 principal: Caller, key: Key):
+@router.post(
+    "/v1/upsells/{recommendation_id}/{event}", tags=["upsells"], responses={**PROBLEMS, 200: {"model": UpsellEventOut}}
+)
+def upsell_event(
+    recommendation_id: str,
+    event: Literal["shown", "clicked", "purchased"],
+    request: Request,
+    principal: Caller,
+    key: Key,
+):
     """Sets the recommendation's shown, clicked or purchased time once, with its CRM interaction."""
     rid, customer = parse_id(recommendation_id, "upsell recommendation"), principal.customer()
 

@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from dashboard.domain.funnel.interactions import MAX_BATCH
 from dashboard.core.schema import SESSION_TYPES
+from dashboard.domain.funnel.interactions import MAX_BATCH
 
 
 class Body(BaseModel):
@@ -40,8 +40,10 @@ class BookingCheckIn(Body):
 
 
 class InteractionsIn(Body):
-    events: list[Any] = Field(max_length=MAX_BATCH, description="each {event_id, customer_id, interaction_type, "
-                                                               "occurred_at, session_id?, request_id?, metadata?}")
+    events: list[Any] = Field(
+        max_length=MAX_BATCH,
+        description="each {event_id, customer_id, interaction_type, occurred_at, session_id?, request_id?, metadata?}",
+    )
 
 
 # --- answers -------------------------------------------------------------------------------------
@@ -168,9 +170,14 @@ class ProblemOut(BaseModel):
     status: int
     detail: str
     code: str
-    reason: str | None = Field(None, description="With not_bookable: taken, outside_hours, day_off, too_soon, "
-                                                  "price_changed, not_taking_bookings, no_price or invalid.")
+    reason: str | None = Field(
+        None,
+        description="With not_bookable: taken, outside_hours, day_off, too_soon, "
+        "price_changed, not_taking_bookings, no_price or invalid.",
+    )
 
 
-PROBLEMS = {status: {"model": ProblemOut, "content": {"application/problem+json": {}}}
-            for status in (400, 401, 403, 404, 409, 413, 422, 429, 503)}
+PROBLEMS = {
+    status: {"model": ProblemOut, "content": {"application/problem+json": {}}}
+    for status in (400, 401, 403, 404, 409, 413, 422, 429, 503)
+}

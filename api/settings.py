@@ -31,5 +31,9 @@ class ApiSettings:
 def load_api_settings(env: Mapping[str, str] | None = None) -> ApiSettings:
     """Raises ConfigError naming the setting that is present but unusable."""
     app = load_settings(env)
-    return ApiSettings(app=app, **app.group("api"), slot_rules=SlotRules.from_settings(app),
-                       follow_up_rules=FollowUpRules.from_settings(app))
+    return ApiSettings(
+        app=app,
+        **app.group("api"),
+        slot_rules=SlotRules.from_settings(app),
+        follow_up_rules=FollowUpRules.from_settings(app),
+    )

@@ -25,12 +25,12 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from dashboard.core.errors import Refused
 from dashboard.core.db import DatabaseUnavailable, check_connection, explain_failure, is_duckdb, make_engine
+from dashboard.core.errors import Refused
 from dashboard.core.settings import ConfigError, load_settings, normalize_url
 from dashboard.tools import demo
 
@@ -40,15 +40,19 @@ USER_ERRORS = (ConfigError, DatabaseUnavailable, Refused, demo.DatabaseNotEmpty)
 
 def _ranged(kind: type, low: float, high: float, *, above: bool = False) -> Callable[[str], float]:
     """An argparse type: a ``kind`` number from ``low`` (excluded when ``above``) to ``high``."""
+
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
         if math.isnan(value) or value > high or value < low or (above and value == low):
-            raise argparse.ArgumentTypeError(f"must be {'more than' if above else 'from'} {low:g} "
-                                             f"{'and at most' if above else 'to'} {high:g}, got {text}")
+            raise argparse.ArgumentTypeError(
+                f"must be {'more than' if above else 'from'} {low:g} "
+                f"{'and at most' if above else 'to'} {high:g}, got {text}"
+            )
         return value
+
     return parse
 
 
@@ -91,8 +95,15 @@ def _bench(engine, args) -> int:
 
         if args.workers and args.workers > 8:
             raise ConfigError("--workers must be from 1 to 8 with --api")
-        for line in api.run(engine, engine.url.render_as_string(hide_password=False), workers=args.workers or 2,
-                            samples=args.samples, batches=args.batches, clients=args.clients, seconds=args.seconds):
+        for line in api.run(
+            engine,
+            engine.url.render_as_string(hide_password=False),
+            workers=args.workers or 2,
+            samples=args.samples,
+            batches=args.batches,
+            clients=args.clients,
+            seconds=args.seconds,
+        ):
             _print(line)
         return 0
     with engine.connect() as conn:
@@ -153,12 +164,20 @@ def _api(engine, args) -> int:
         os.environ["DATABASE_URL"] = args.database  # what each worker's create_app reads
     load_api_settings()  # a bad setting stops here, in one line, not in every worker
     if args.workers > 1 and is_duckdb(engine):
-        raise ConfigError("The embedded DuckDB file takes one writer process: run one worker, "
-                          "or point DATABASE_URL at PostgreSQL.")
+        raise ConfigError(
+            "The embedded DuckDB file takes one writer process: run one worker, or point DATABASE_URL at PostgreSQL."
+        )
     engine.dispose()  # each worker opens its own
-    config = TcpNoDelayConfig("api.app:create_app", factory=True, host=args.host, port=args.port,
-                              workers=args.workers, proxy_headers=True, server_header=False,
-                              log_level=args.log_level)
+    config = TcpNoDelayConfig(
+        "api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=True,
+        server_header=False,
+        log_level=args.log_level,
+    )
     if config.workers > 1:
         Multiprocess(config, sockets=[config.bind_socket()]).run()
     else:
@@ -187,8 +206,12 @@ def _job_mode(parser: argparse.ArgumentParser, once: str, loop: str, interval: f
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--once", action="store_true", help=f"{once}, then exit (cron)")
     mode.add_argument("--loop", action="store_true", help=loop)
-    parser.add_argument("--interval", type=_ranged(float, 0, 86_400, above=True), default=interval,
-                        help=f"seconds between runs with --loop (default {interval:g})")
+    parser.add_argument(
+        "--interval",
+        type=_ranged(float, 0, 86_400, above=True),
+        default=interval,
+        help=f"seconds between runs with --loop (default {interval:g})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -209,45 +232,75 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_arguments(command("demo", demo.run, "load deterministic demo data"))
 
     bench = command("bench", _bench, "time every page query on demo data (loaded first if the database is empty)")
-    bench.add_argument("--scale", type=_ranged(float, 0, 1000, above=True), default=1.0,
-                       help="demo scale to load if the database is empty (default 1)")
+    bench.add_argument(
+        "--scale",
+        type=_ranged(float, 0, 1000, above=True),
+        default=1.0,
+        help="demo scale to load if the database is empty (default 1)",
+    )
     bench.add_argument("--seed", type=int, default=7)
     bench.add_argument("--repeat", type=_ranged(int, 1, 1000), default=3, help="warm runs per query (median reported)")
     bench.add_argument("--only", help="run only the queries whose name starts with this")
     what = bench.add_mutually_exclusive_group()
     what.add_argument("--api", action="store_true", help="measure the platform API over HTTP instead")
-    what.add_argument("--emails", type=_ranged(int, 1, 1_000_000), nargs="?", const=10_000, metavar="N",
-                      help="measure the email job sending N due emails (default 10000) instead, on a copy of "
-                           "a PostgreSQL database")
-    bench.add_argument("--workers", type=_ranged(int, 1, 16),
-                       help="API worker processes (default 2, at most 8) or email job processes (default 1)")
+    what.add_argument(
+        "--emails",
+        type=_ranged(int, 1, 1_000_000),
+        nargs="?",
+        const=10_000,
+        metavar="N",
+        help="measure the email job sending N due emails (default 10000) instead, on a copy of a PostgreSQL database",
+    )
+    bench.add_argument(
+        "--workers",
+        type=_ranged(int, 1, 16),
+        help="API worker processes (default 2, at most 8) or email job processes (default 1)",
+    )
     api = bench.add_argument_group("with --api")
-    api.add_argument("--samples", type=_ranged(int, 1, 10_000), default=200,
-                     help="timed slot and booking requests (default 200)")
-    api.add_argument("--batches", type=_ranged(int, 1, 1_000), default=40, help="ingest batches of 500 events (default 40)")
-    api.add_argument("--clients", type=_ranged(int, 1, 200), default=50,
-                     help="concurrent clients of the mixed load (default 50)")
-    api.add_argument("--seconds", type=_ranged(float, 0, 600, above=True), default=30,
-                     help="length of the mixed load (default 30)")
+    api.add_argument(
+        "--samples", type=_ranged(int, 1, 10_000), default=200, help="timed slot and booking requests (default 200)"
+    )
+    api.add_argument(
+        "--batches", type=_ranged(int, 1, 1_000), default=40, help="ingest batches of 500 events (default 40)"
+    )
+    api.add_argument(
+        "--clients", type=_ranged(int, 1, 200), default=50, help="concurrent clients of the mixed load (default 50)"
+    )
+    api.add_argument(
+        "--seconds", type=_ranged(float, 0, 600, above=True), default=30, help="length of the mixed load (default 30)"
+    )
     bench.add_argument_group("with --emails").add_argument(
-        "--faults", action="store_true", help="send through faults (a stale in-flight batch, a killed worker, a 500, "
-                                              "429s) and count duplicates and losses instead of timing")
+        "--faults",
+        action="store_true",
+        help="send through faults (a stale in-flight batch, a killed worker, a 500, "
+        "429s) and count duplicates and losses instead of timing",
+    )
 
-    _job_mode(command("emails", _emails, "send the milestone emails that are due"),
-              "one run", "run every --interval seconds until stopped", 60)
-    _job_mode(command("intake", _intake, "apply Pitwall's rules to reviews and follow-ups the platform wrote"),
-              "handle what waits now", "keep handling new rows: on notification (PostgreSQL) or every --interval "
-                                       "seconds", 10)
+    _job_mode(
+        command("emails", _emails, "send the milestone emails that are due"),
+        "one run",
+        "run every --interval seconds until stopped",
+        60,
+    )
+    _job_mode(
+        command("intake", _intake, "apply Pitwall's rules to reviews and follow-ups the platform wrote"),
+        "handle what waits now",
+        "keep handling new rows: on notification (PostgreSQL) or every --interval seconds",
+        10,
+    )
     command("funnel", _funnel, "bring the CRM funnel roll-up up to date").add_argument(
-        "--rebuild", action="store_true", help="recompute every customer, not only the changed")
+        "--rebuild", action="store_true", help="recompute every customer, not only the changed"
+    )
     command("upsells", _upsells, "create upsell recommendations for recent summaries").add_argument(
-        "--days", type=_ranged(int, 1, 366), default=7, help="summaries of the last N days (default 7, at most 366)")
+        "--days", type=_ranged(int, 1, 366), default=7, help="summaries of the last N days (default 7, at most 366)"
+    )
 
     serve = command("api", _api, "serve the platform API with uvicorn")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=_ranged(int, 0, 65_535), default=8000, help="port (default 8000)")
-    serve.add_argument("--workers", type=_ranged(int, 1, 64), default=1,
-                       help="worker processes (PostgreSQL only above 1)")
+    serve.add_argument(
+        "--workers", type=_ranged(int, 1, 64), default=1, help="worker processes (PostgreSQL only above 1)"
+    )
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
     # --database after the action (``keys create NAME --database URL``): on the actions' parsers only,
@@ -271,8 +324,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             engine = make_engine(url)
         except (ValueError, sa.exc.ArgumentError):
-            raise ConfigError("The database URL cannot be read (its host or port): check DATABASE_URL "
-                              "or --database.") from None
+            raise ConfigError(
+                "The database URL cannot be read (its host or port): check DATABASE_URL or --database."
+            ) from None
         check_connection(engine)
         return args.run(engine, args)
     except USER_ERRORS as exc:

@@ -20,15 +20,21 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the pat
 import streamlit as st  # noqa: E402
 from streamlit.navigation.page import StreamlitPage  # noqa: E402
 
-from dashboard.ui import access  # noqa: E402
-from dashboard.ui import components as ui  # noqa: E402
 from dashboard.core.auth import Actor, role_for_email  # noqa: E402
-from dashboard.core.settings import ConfigError, Settings, load_settings  # noqa: E402
 from dashboard.core.db import DatabaseUnavailable, check_connection, explain_failure  # noqa: E402
 from dashboard.core.migrate import current_revision, head_revision  # noqa: E402
 from dashboard.core.period import (  # noqa: E402
-    EARLIEST, Period, latest_allowed, period_from_params, period_problem, timezones, today_in,
+    EARLIEST,
+    Period,
+    latest_allowed,
+    period_from_params,
+    period_problem,
+    timezones,
+    today_in,
 )
+from dashboard.core.settings import ConfigError, Settings, load_settings  # noqa: E402
+from dashboard.ui import access  # noqa: E402
+from dashboard.ui import components as ui  # noqa: E402
 
 PAGES_DIR = ROOT / "pages"
 LOGO = Path(__file__).resolve().parent / "ui" / "assets" / "logo.svg"
@@ -47,10 +53,14 @@ def settings_or_stop() -> Settings:
     try:
         return load_settings()
     except ConfigError as exc:
-        stop_with_error("Pitwall's settings are not usable", str(exc), [
-            "The environment variable or the `.streamlit/secrets.toml` key named above (the environment wins).",
-            SETTINGS_HELP,
-        ])
+        stop_with_error(
+            "Pitwall's settings are not usable",
+            str(exc),
+            [
+                "The environment variable or the `.streamlit/secrets.toml` key named above (the environment wins).",
+                SETTINGS_HELP,
+            ],
+        )
 
 
 # --- who is using the app ----------------------------------------------------------
@@ -65,12 +75,17 @@ def sign_in_page() -> None:
 
 
 def anonymous_refused_page(settings: Settings) -> None:
-    print("pitwall: refusing anonymous use of a non-demo database (configure [auth] or allow anonymous use)",
-          file=sys.stderr)
+    print(
+        "pitwall: refusing anonymous use of a non-demo database (configure [auth] or allow anonymous use)",
+        file=sys.stderr,
+    )
     ui.page_header("Sign-in required", "Pitwall shows no data from a real database to someone it does not know.")
     # Nothing of the database URL (host, user, name) is shown to someone who is not signed in.
-    st.warning(f"Pitwall is set up for a database other than the embedded demo (in the {settings.source}), "
-               "and staff sign-in is not configured.", icon=":material/lock:")
+    st.warning(
+        f"Pitwall is set up for a database other than the embedded demo (in the {settings.source}), "
+        "and staff sign-in is not configured.",
+        icon=":material/lock:",
+    )
     st.markdown(
         "Choose one of the two ways in:\n\n"
         "1. **Configure staff sign-in** (recommended): add an `[auth]` section for your OpenID Connect "
@@ -87,11 +102,16 @@ def no_access_page(email: str, verified: bool = True) -> None:
     ui.page_header("No access", "Pitwall is open to the marketplace's staff only.")
     if verified:
         st.warning(f"**{ui.escape_markdown(email)}** is not on the staff list.", icon=":material/block:")
-        st.write("Ask an admin to add your email to the `staff_roles` table with the role admin, support or "
-                 "manager, then sign in again.")
+        st.write(
+            "Ask an admin to add your email to the `staff_roles` table with the role admin, support or "
+            "manager, then sign in again."
+        )
     else:
-        st.warning(f"Your sign-in provider has not verified **{ui.escape_markdown(email)}**, and Pitwall gives "
-                   "staff access to verified addresses only.", icon=":material/block:")
+        st.warning(
+            f"Your sign-in provider has not verified **{ui.escape_markdown(email)}**, and Pitwall gives "
+            "staff access to verified addresses only.",
+            icon=":material/block:",
+        )
         st.write("Verify the address with your provider (or sign in with your work account), then sign in again.")
     if st.button("Sign out", icon=":material/logout:"):
         st.logout()
@@ -115,8 +135,10 @@ def migrated_revision(url: str) -> str:
     head = head_revision()
     current = current_revision(ui.engine_for(url))
     if current != head:
-        raise ConfigError(f"The database is at revision {current or 'none (not migrated)'}; "
-                          f"this version of Pitwall needs revision {head}.")
+        raise ConfigError(
+            f"The database is at revision {current or 'none (not migrated)'}; "
+            f"this version of Pitwall needs revision {head}."
+        )
     return current
 
 
@@ -134,25 +156,36 @@ def database_or_stop(settings: Settings) -> None:
     try:
         migrated_revision(settings.database_url)
     except ConfigError as exc:
-        stop_with_error("The database needs migrating", str(exc), [
-            "Run `python -m dashboard migrate` against this database (it is safe to run again).",
-        ])
+        stop_with_error(
+            "The database needs migrating",
+            str(exc),
+            [
+                "Run `python -m dashboard migrate` against this database (it is safe to run again).",
+            ],
+        )
 
 
 def write_failure_notice() -> None:
     """Say once that the change clicked last was not saved because the database did not answer."""
     detail = ui.write_failure()
     if detail:
-        ui.error_state("Your change was not saved", detail,
-                       ["Once the database answers again, check the page and make the change again."])
+        ui.error_state(
+            "Your change was not saved",
+            detail,
+            ["Once the database answers again, check the page and make the change again."],
+        )
 
 
 def database_checks(settings: Settings) -> list[str]:
     if settings.embedded:
-        return ["Only one process can open the embedded DuckDB file: stop other Pitwall apps or jobs using it.",
-                "`PITWALL_DUCKDB_PATH` points at a folder you can write to."]
-    return ["The database server is running and reachable from this machine.",
-            f"The URL in `DATABASE_URL` or `[connections.sql] url` (source: {settings.source}). {SETTINGS_HELP}"]
+        return [
+            "Only one process can open the embedded DuckDB file: stop other Pitwall apps or jobs using it.",
+            "`PITWALL_DUCKDB_PATH` points at a folder you can write to.",
+        ]
+    return [
+        "The database server is running and reachable from this machine.",
+        f"The URL in `DATABASE_URL` or `[connections.sql] url` (source: {settings.source}). {SETTINGS_HELP}",
+    ]
 
 
 def actor_or_stop(settings: Settings) -> Actor:
@@ -173,8 +206,10 @@ def actor_or_stop(settings: Settings) -> Actor:
 
 def navigation(role: str) -> StreamlitPage:
     sections = {
-        area: [st.Page(PAGES_DIR / page.file, title=page.title, icon=page.icon, default=page.file == "overview.py")
-               for page in pages]
+        area: [
+            st.Page(PAGES_DIR / page.file, title=page.title, icon=page.icon, default=page.file == "overview.py")
+            for page in pages
+        ]
         for area, pages in access.pages_for_role(role).items()
     }
     return st.navigation(sections)
@@ -206,8 +241,12 @@ def period_inputs() -> tuple:
     with st.sidebar:
         start = st.date_input("From", key="filter_from", min_value=EARLIEST, max_value=latest)
         end = st.date_input("To", key="filter_to", min_value=EARLIEST, max_value=latest)
-        tz = st.selectbox("Display timezone", timezones(), key="filter_tz",
-                          help="Days start at midnight in this timezone, and times are shown in it.")
+        tz = st.selectbox(
+            "Display timezone",
+            timezones(),
+            key="filter_tz",
+            help="Days start at midnight in this timezone, and times are shown in it.",
+        )
     return start, end, tz
 
 
@@ -244,8 +283,9 @@ def main() -> None:
     try:
         page.run()
     except ui.UNREACHABLE_ERRORS as exc:  # also from pages that read on a connection of their own
-        stop_with_error("The database stopped answering", explain_failure(exc, settings.database_url),
-                        database_checks(settings))
+        stop_with_error(
+            "The database stopped answering", explain_failure(exc, settings.database_url), database_checks(settings)
+        )
 
 
 main()

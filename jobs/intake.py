@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -24,8 +24,13 @@ from dashboard.domain.intake import run_once
 CHANNEL = "pitwall_intake"  # the channel migration 19's trigger notifies
 
 
-def run_loop(engine: Engine, interval: float, stop: threading.Event, report: Callable[[str], None],
-             rules: FollowUpRules = FollowUpRules()) -> None:
+def run_loop(
+    engine: Engine,
+    interval: float,
+    stop: threading.Event,
+    report: Callable[[str], None],
+    rules: FollowUpRules = FollowUpRules(),
+) -> None:
     """Run now and again on each notification (PostgreSQL) or every ``interval`` seconds,
     until ``stop`` is set; a failed run is reported and retried."""
     listener = None
@@ -33,10 +38,12 @@ def run_loop(engine: Engine, interval: float, stop: threading.Event, report: Cal
         if engine.dialect.name == "postgresql" and listener is None:
             listener = _listen(engine, report)
         try:
-            report(f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC {run_once(engine, rules).summary()}")
+            report(f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC {run_once(engine, rules).summary()}")
         except sa.exc.DBAPIError as exc:  # the database went away: say so, and try again
-            report(f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC run failed, retrying in {interval:g} s: "
-                   f"{explain_failure(exc, engine.url.render_as_string(hide_password=False))}")
+            report(
+                f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC run failed, retrying in {interval:g} s: "
+                f"{explain_failure(exc, engine.url.render_as_string(hide_password=False))}"
+            )
         if listener is None:
             stop.wait(interval)
         elif not _wait_for_notification(listener, interval, stop):

@@ -10,13 +10,19 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboard.core.schema import FUNNEL_MAX_STEPS, INTERACTION_TYPES
+from dashboard.domain.funnel.interactions import (
+    DEFAULT_STEPS,
+    DEFAULT_WINDOW_DAYS,
+    MAX_WINDOW_DAYS,
+    STEP_LABELS,
+    CrmInputError,
+    FunnelSpec,
+    serving_funnel,
+)
+from dashboard.domain.funnel.rollups import refresh
 from dashboard.ui import components as ui
 from dashboard.ui.exports import as_csv
-from dashboard.domain.funnel.interactions import (
-    DEFAULT_STEPS, DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS, STEP_LABELS, CrmInputError, FunnelSpec, serving_funnel,
-)
-from dashboard.core.schema import FUNNEL_MAX_STEPS, INTERACTION_TYPES
-from dashboard.domain.funnel.rollups import refresh
 from queries import funnel as q
 
 PREVIEW_ROWS = 200
@@ -32,8 +38,10 @@ def in_tz(frame: pd.DataFrame, columns, tz: str) -> pd.DataFrame:
 def rebuild_rollup() -> None:
     """Button callback: refresh the roll-up on the server (admins only, audited)."""
     with st.spinner("Refreshing the roll-up from the new interactions…", show_time=True):
-        ui.run_write(lambda: refresh(ui.write_engine(), actor=ui.actor()),
-                     lambda results: f"Roll-up refreshed from {sum(r.new_events for r in results):,} interactions.")
+        ui.run_write(
+            lambda: refresh(ui.write_engine(), actor=ui.actor()),
+            lambda results: f"Roll-up refreshed from {sum(r.new_events for r in results):,} interactions.",
+        )
 
 
 def source_caption(spec: FunnelSpec) -> None:
@@ -44,35 +52,52 @@ def source_caption(spec: FunnelSpec) -> None:
             row = status.iloc[0]
             pending = int(row.pending_events)
             refreshed = ui.fmt_datetime(row.refreshed_at, spec.period.tz)
-            st.caption(f"From the roll-up refreshed {refreshed} ({spec.period.tz})"
-                       + (f"; {pending:,} newer interactions are not in it yet." if pending else "."))
+            st.caption(
+                f"From the roll-up refreshed {refreshed} ({spec.period.tz})"
+                + (f"; {pending:,} newer interactions are not in it yet." if pending else ".")
+            )
         elif tracked:
             st.caption("Computed from raw interactions: the roll-up for these steps is not built yet.")
         else:
             st.caption("Computed from raw interactions (no roll-up keeps these steps; it can take a few seconds).")
         if tracked:
-            st.button("Refresh the roll-up", icon=":material/refresh:", on_click=rebuild_rollup, type="tertiary",
-                      help="Reads the interactions recorded since the last refresh (the job `python -m dashboard funnel` "
-                           "does the same on a schedule).")
+            st.button(
+                "Refresh the roll-up",
+                icon=":material/refresh:",
+                on_click=rebuild_rollup,
+                type="tertiary",
+                help="Reads the interactions recorded since the last refresh (the job `python -m dashboard funnel` "
+                "does the same on a schedule).",
+            )
 
 
 def funnel_chart(frame: pd.DataFrame) -> None:
-    fig = go.Figure(go.Funnel(y=frame.label, x=frame.customers, textinfo="value+percent initial",
-                              hovertemplate="%{y}: %{x:,} customers, %{percentPrevious:.1%} of the step before"
-                                            "<extra></extra>"))
+    fig = go.Figure(
+        go.Funnel(
+            y=frame.label,
+            x=frame.customers,
+            textinfo="value+percent initial",
+            hovertemplate="%{y}: %{x:,} customers, %{percentPrevious:.1%} of the step before<extra></extra>",
+        )
+    )
     ui.chart(fig, title="Customers reaching each step", x_title="Customers (count)", y_title="")
 
 
 def steps_table(frame: pd.DataFrame) -> None:
     st.dataframe(
-        frame.assign(first=frame.from_first.map(ui.fmt_percent), previous=frame.from_previous.map(ui.fmt_percent),
-                     median=(frame.median_seconds / 60).map(ui.fmt_duration)),
+        frame.assign(
+            first=frame.from_first.map(ui.fmt_percent),
+            previous=frame.from_previous.map(ui.fmt_percent),
+            median=(frame.median_seconds / 60).map(ui.fmt_duration),
+        ),
         column_order=["step", "label", "customers", "first", "previous", "median"],
         column_config={
             "step": st.column_config.NumberColumn("Step", format="%d"),
             "label": "Step name",
             "customers": st.column_config.NumberColumn("Customers", format="localized"),
-            "first": "From step 1", "previous": "From the step before", "median": "Median time from the step before",
+            "first": "From step 1",
+            "previous": "From the step before",
+            "median": "Median time from the step before",
         },
         hide_index=True,
     )
@@ -80,10 +105,12 @@ def steps_table(frame: pd.DataFrame) -> None:
 
 def breakdown_tab(spec: FunnelSpec) -> None:
     left, right = st.columns([2, 3])
-    dimension = left.selectbox("Break down by", list(q.BREAKDOWNS), format_func=q.BREAKDOWNS.get,
-                               key="funnel_breakdown")
-    top_n = right.slider("Largest groups shown (the rest are summed as “(other)”)", 1, q.MAX_TOP_N, 8,
-                         key="funnel_top_n")
+    dimension = left.selectbox(
+        "Break down by", list(q.BREAKDOWNS), format_func=q.BREAKDOWNS.get, key="funnel_breakdown"
+    )
+    top_n = right.slider(
+        "Largest groups shown (the rest are summed as “(other)”)", 1, q.MAX_TOP_N, 8, key="funnel_top_n"
+    )
     frame = ui.run_query(q.breakdown, "the breakdown", spec=spec, dimension=dimension, top_n=top_n)
     if dimension != "vehicle_make":  # the other dimensions hold codes; "(other)" and the like stay as they are
         label = ui.specialty_label if dimension == "specialty" else ui.code_label
@@ -91,16 +118,26 @@ def breakdown_tab(spec: FunnelSpec) -> None:
     fig = px.bar(frame, x="conversion", y="group", orientation="h", custom_data=[spec.steps[0], spec.steps[-1]])
     fig.update_traces(hovertemplate="%{y}: %{x:.1%} (%{customdata[1]:,} of %{customdata[0]:,})<extra></extra>")
     fig.update_layout(yaxis={"autorange": "reversed"}, xaxis={"tickformat": ".0%"}, height=140 + 36 * len(frame))
-    ui.chart(fig, title=f"Conversion from {STEP_LABELS[spec.steps[0]].lower()} to "
-                        f"{STEP_LABELS[spec.steps[-1]].lower()} by {q.BREAKDOWNS[dimension].lower()}",
-             x_title="Conversion (share of entered customers)", y_title=q.BREAKDOWNS[dimension])
-    st.dataframe(ui.in_percent(frame, ["conversion"]), hide_index=True, column_config={
-        "group": q.BREAKDOWNS[dimension],
-        **{step: st.column_config.NumberColumn(STEP_LABELS[step], format="localized") for step in spec.steps},
-        "conversion": ui.percent_column("Conversion"),
-    })
-    st.caption("Plan and channel are the customer's now; vehicle make from their latest request at entry; "
-               "specialty of the mechanic of their first completed session inside the window.")
+    ui.chart(
+        fig,
+        title=f"Conversion from {STEP_LABELS[spec.steps[0]].lower()} to "
+        f"{STEP_LABELS[spec.steps[-1]].lower()} by {q.BREAKDOWNS[dimension].lower()}",
+        x_title="Conversion (share of entered customers)",
+        y_title=q.BREAKDOWNS[dimension],
+    )
+    st.dataframe(
+        ui.in_percent(frame, ["conversion"]),
+        hide_index=True,
+        column_config={
+            "group": q.BREAKDOWNS[dimension],
+            **{step: st.column_config.NumberColumn(STEP_LABELS[step], format="localized") for step in spec.steps},
+            "conversion": ui.percent_column("Conversion"),
+        },
+    )
+    st.caption(
+        "Plan and channel are the customer's now; vehicle make from their latest request at entry; "
+        "specialty of the mechanic of their first completed session inside the window."
+    )
 
 
 def time_tab(spec: FunnelSpec) -> None:
@@ -108,81 +145,139 @@ def time_tab(spec: FunnelSpec) -> None:
     left, right = st.columns(2)
     name = {k: f"{k}. {STEP_LABELS[spec.steps[k - 1]]}" for k in numbers}
     low = left.selectbox("From step", numbers[:-1], format_func=name.get, key="funnel_from_step")
-    high = right.selectbox("To step", [k for k in numbers if k > low], index=None, format_func=name.get,
-                           key="funnel_to_step", placeholder=name[numbers[-1]]) or numbers[-1]
+    high = (
+        right.selectbox(
+            "To step",
+            [k for k in numbers if k > low],
+            index=None,
+            format_func=name.get,
+            key="funnel_to_step",
+            placeholder=name[numbers[-1]],
+        )
+        or numbers[-1]
+    )
     frame = ui.run_query(q.time_to_convert, "the times to convert", spec=spec, from_step=low, to_step=high)
     if frame.customers.sum() == 0:
-        ui.empty_state(f"Nobody reached “{STEP_LABELS[spec.steps[high - 1]]}” in this period.",
-                       "Widen the period or the conversion window.")
+        ui.empty_state(
+            f"Nobody reached “{STEP_LABELS[spec.steps[high - 1]]}” in this period.",
+            "Widen the period or the conversion window.",
+        )
         return
     fig = px.bar(frame, x="bin", y="customers")
     fig.update_traces(hovertemplate="%{x}: %{y:,} customers<extra></extra>")
-    ui.chart(fig, title=f"Time from “{STEP_LABELS[spec.steps[low - 1]]}” to “{STEP_LABELS[spec.steps[high - 1]]}”",
-             x_title="Time between the steps", y_title="Customers (count)")
+    ui.chart(
+        fig,
+        title=f"Time from “{STEP_LABELS[spec.steps[low - 1]]}” to “{STEP_LABELS[spec.steps[high - 1]]}”",
+        x_title="Time between the steps",
+        y_title="Customers (count)",
+    )
 
 
 def trend_tab(spec: FunnelSpec) -> None:
-    grain = st.segmented_control("Entries by", list(GRAIN_LABELS), format_func=GRAIN_LABELS.get, default="week",
-                                 required=True, key="funnel_grain")
+    grain = st.segmented_control(
+        "Entries by",
+        list(GRAIN_LABELS),
+        format_func=GRAIN_LABELS.get,
+        default="week",
+        required=True,
+        key="funnel_grain",
+    )
     frame = ui.run_query(q.trend, "the trend", spec=spec, grain=grain)
     state = frame.complete.map({True: "final", False: "window still open"})
-    fig = go.Figure(go.Scatter(
-        x=frame.bucket, y=frame.conversion, mode="lines+markers", connectgaps=True,
-        marker={"size": 9, "symbol": frame.complete.map({True: "circle", False: "circle-open"})},
-        customdata=list(zip(frame.entered, frame.converted, state)),
-        hovertemplate="%{x|%d %b %Y}: %{y:.1%} (%{customdata[1]:,} of %{customdata[0]:,}; %{customdata[2]})"
-                      "<extra></extra>",
-    ))
+    fig = go.Figure(
+        go.Scatter(
+            x=frame.bucket,
+            y=frame.conversion,
+            mode="lines+markers",
+            connectgaps=True,
+            marker={"size": 9, "symbol": frame.complete.map({True: "circle", False: "circle-open"})},
+            customdata=list(zip(frame.entered, frame.converted, state)),
+            hovertemplate="%{x|%d %b %Y}: %{y:.1%} (%{customdata[1]:,} of %{customdata[0]:,}; %{customdata[2]})"
+            "<extra></extra>",
+        )
+    )
     fig.update_layout(yaxis={"tickformat": ".0%"})
     if grain != "day":  # one tick per bucket, on its first day
         fig.update_xaxes(tickvals=frame.bucket, tickformat="%d %b" if grain == "week" else "%b %Y")
-    ui.chart(fig, title=f"Conversion to “{STEP_LABELS[spec.steps[-1]]}” by {grain} of entry",
-             x_title=f"{GRAIN_LABELS[grain]} of entry ({spec.period.tz})", y_title="Conversion (share of entered)")
+    ui.chart(
+        fig,
+        title=f"Conversion to “{STEP_LABELS[spec.steps[-1]]}” by {grain} of entry",
+        x_title=f"{GRAIN_LABELS[grain]} of entry ({spec.period.tz})",
+        y_title="Conversion (share of entered)",
+    )
     if not frame.complete.all():
         st.caption("Open markers: some customers who entered then can still convert inside the window.")
 
 
 def drop_off_tab(spec: FunnelSpec, steps: pd.DataFrame) -> None:
     numbers = list(range(1, len(spec.steps)))
-    label = {k: f"Reached “{STEP_LABELS[spec.steps[k - 1]]}”, not “{STEP_LABELS[spec.steps[k]]}”"
-             for k in numbers}
+    label = {k: f"Reached “{STEP_LABELS[spec.steps[k - 1]]}”, not “{STEP_LABELS[spec.steps[k]]}”" for k in numbers}
     step = st.selectbox("Customers who", numbers, format_func=label.get, key="funnel_drop_step")
     count = int(steps.customers.iloc[step - 1] - steps.customers.iloc[step])
     if count == 0:
         ui.empty_state("Nobody dropped off at this step.", "Choose another step, or widen the period.")
         return
-    preview = in_tz(ui.run_query(q.drop_off, "the customers who dropped off", spec=spec, step=step, limit=PREVIEW_ROWS),
-                    ["entered_at", "reached_at"], spec.period.tz)
+    preview = in_tz(
+        ui.run_query(q.drop_off, "the customers who dropped off", spec=spec, step=step, limit=PREVIEW_ROWS),
+        ["entered_at", "reached_at"],
+        spec.period.tz,
+    )
     st.caption(f"{count:,} customers; the latest {min(count, PREVIEW_ROWS):,} shown. Times in {spec.period.tz}.")
-    st.dataframe(preview, hide_index=True, column_config={
-        "customer_id": None, "email": "Email", "full_name": "Name", "plan": "Plan",
-        "acquisition_channel": "Channel",
-        "entered_at": st.column_config.DatetimeColumn("Entered", format="D MMM YYYY, HH:mm"),
-        "reached_at": st.column_config.DatetimeColumn("Reached the step", format="D MMM YYYY, HH:mm"),
-    })
+    st.dataframe(
+        preview,
+        hide_index=True,
+        column_config={
+            "customer_id": None,
+            "email": "Email",
+            "full_name": "Name",
+            "plan": "Plan",
+            "acquisition_channel": "Channel",
+            "entered_at": st.column_config.DatetimeColumn("Entered", format="D MMM YYYY, HH:mm"),
+            "reached_at": st.column_config.DatetimeColumn("Reached the step", format="D MMM YYYY, HH:mm"),
+        },
+    )
 
     rows = ui.query_later(q.drop_off, spec=spec, step=step, limit=CSV_LIMIT)
 
     def csv() -> bytes:  # runs on the click, outside this page's run
         return as_csv(in_tz(rows(), ["entered_at", "reached_at"], spec.period.tz))
 
-    st.download_button(f"Download {min(count, CSV_LIMIT):,} as CSV", csv, on_click="ignore", mime="text/csv",
-                       file_name=f"drop-off-step-{step}-{spec.period.start}-{spec.period.end}.csv",
-                       icon=":material/download:")
+    st.download_button(
+        f"Download {min(count, CSV_LIMIT):,} as CSV",
+        csv,
+        on_click="ignore",
+        mime="text/csv",
+        file_name=f"drop-off-step-{step}-{spec.period.start}-{spec.period.end}.csv",
+        icon=":material/download:",
+    )
     if count > CSV_LIMIT:
         st.caption(f"The file holds the latest {CSV_LIMIT:,}; narrow the period for the rest.")
 
 
-ui.page_header("CRM funnel", "Where customers fall out between intake, session and a follow-up sale: "
-                             "each customer counted once, from their first step in the period.")
+ui.page_header(
+    "CRM funnel",
+    "Where customers fall out between intake, session and a follow-up sale: "
+    "each customer counted once, from their first step in the period.",
+)
 ui.write_notice()
 
 steps_column, window_column = st.columns([4, 1], vertical_alignment="bottom")
-chosen = steps_column.multiselect("Steps, in the order you pick them", INTERACTION_TYPES, default=DEFAULT_STEPS,
-                                  format_func=STEP_LABELS.get, max_selections=FUNNEL_MAX_STEPS, key="funnel_steps")
-window = window_column.number_input("Conversion window (days)", 1, MAX_WINDOW_DAYS, DEFAULT_WINDOW_DAYS,
-                                    key="funnel_window",
-                                    help="Every later step must happen at most this long after the customer entered.")
+chosen = steps_column.multiselect(
+    "Steps, in the order you pick them",
+    INTERACTION_TYPES,
+    default=DEFAULT_STEPS,
+    format_func=STEP_LABELS.get,
+    max_selections=FUNNEL_MAX_STEPS,
+    key="funnel_steps",
+)
+window = window_column.number_input(
+    "Conversion window (days)",
+    1,
+    MAX_WINDOW_DAYS,
+    DEFAULT_WINDOW_DAYS,
+    key="funnel_window",
+    help="Every later step must happen at most this long after the customer entered.",
+)
 try:
     spec = FunnelSpec(tuple(chosen), ui.period(), int(window))
 except CrmInputError as exc:
@@ -193,22 +288,33 @@ source_caption(spec)
 steps = ui.run_query(q.funnel, "the funnel", spec=spec)
 entered = int(steps.customers.iloc[0])
 if entered == 0:
-    ui.empty_state(f"No customer started the funnel with “{STEP_LABELS[spec.steps[0]]}” in this period.",
-                   "Choose earlier dates or a longer period in the sidebar, or another first step.")
+    ui.empty_state(
+        f"No customer started the funnel with “{STEP_LABELS[spec.steps[0]]}” in this period.",
+        "Choose earlier dates or a longer period in the sidebar, or another first step.",
+    )
     st.stop()
 
 last = steps.iloc[-1]
 worst = steps.iloc[1:].sort_values("from_previous").iloc[0]
-ui.kpi_row([
-    ui.Kpi("Entered", ui.fmt_count(entered), help=f"Customers whose first “{STEP_LABELS[spec.steps[0]]}” in the "
-                                                   "period starts their funnel."),
-    ui.Kpi("Converted", ui.fmt_count(last.customers), help=f"Reached “{last.label}” within the window."),
-    ui.Kpi("Conversion", ui.fmt_percent(last.from_first), help="Converted / entered."),
-    ui.Kpi("Biggest drop", f"{ui.fmt_percent(1 - worst.from_previous)} lost",
-           help=f"At “{worst.label}”: {ui.fmt_percent(worst.from_previous)} of the step before continued."),
-])
-st.caption(f"{spec.period.start:%d %b %Y} – {spec.period.end:%d %b %Y} ({spec.period.tz}), "
-           f"window {spec.window_days} days.")
+ui.kpi_row(
+    [
+        ui.Kpi(
+            "Entered",
+            ui.fmt_count(entered),
+            help=f"Customers whose first “{STEP_LABELS[spec.steps[0]]}” in the period starts their funnel.",
+        ),
+        ui.Kpi("Converted", ui.fmt_count(last.customers), help=f"Reached “{last.label}” within the window."),
+        ui.Kpi("Conversion", ui.fmt_percent(last.from_first), help="Converted / entered."),
+        ui.Kpi(
+            "Biggest drop",
+            f"{ui.fmt_percent(1 - worst.from_previous)} lost",
+            help=f"At “{worst.label}”: {ui.fmt_percent(worst.from_previous)} of the step before continued.",
+        ),
+    ]
+)
+st.caption(
+    f"{spec.period.start:%d %b %Y} – {spec.period.end:%d %b %Y} ({spec.period.tz}), window {spec.window_days} days."
+)
 funnel_chart(steps)
 steps_table(steps)
 

@@ -9,9 +9,9 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.ui import components as ui
 from dashboard.core.schema import RECOMMENDATION_TYPES
 from dashboard.domain.upsells import TYPE_LABELS, save_service
+from dashboard.ui import components as ui
 from queries import upsells as q
 
 NEW = "new"
@@ -37,7 +37,8 @@ def table(frame):
 MONEY = {
     "revenue": st.column_config.NumberColumn("Revenue", format="dollar"),
     "per_shown": st.column_config.NumberColumn("Revenue per shown", format="$%.2f"),
-    "revenue_cents": None, "revenue_per_shown": None,
+    "revenue_cents": None,
+    "revenue_per_shown": None,
 }
 
 
@@ -45,121 +46,218 @@ def kpis(period) -> int:
     """The KPI row; returns how many recommendations were shown in the period."""
     summary = ui.run_query(q.summary, period=period)
     now, before = summary.loc["current"], summary.loc["previous"]
-    ui.kpi_row([
-        ui.Kpi("Shown", ui.fmt_count(now.shown), ui.change(now.shown, before.shown, ui.fmt_count),
-               help="Recommendations shown to customers in the period."),
-        ui.Kpi("Click rate", ui.fmt_percent(now.ctr), ui.change(now.ctr, before.ctr, ui.fmt_points),
-               help="Clicked / shown, clicks up to now."),
-        ui.Kpi("Conversion", ui.fmt_percent(now.conversion),
-               ui.change(now.conversion, before.conversion, ui.fmt_points), help="Bought / shown."),
-        ui.Kpi("Revenue", ui.fmt_money(now.revenue_cents),
-               ui.change(now.revenue_cents, before.revenue_cents, ui.fmt_money),
-               help="Price of the recommendations shown in the period and bought (up to now)."),
-        ui.Kpi("Revenue per shown", ui.fmt_money(now.revenue_per_shown),
-               ui.change(now.revenue_per_shown, before.revenue_per_shown, ui.fmt_money)),
-    ])
+    ui.kpi_row(
+        [
+            ui.Kpi(
+                "Shown",
+                ui.fmt_count(now.shown),
+                ui.change(now.shown, before.shown, ui.fmt_count),
+                help="Recommendations shown to customers in the period.",
+            ),
+            ui.Kpi(
+                "Click rate",
+                ui.fmt_percent(now.ctr),
+                ui.change(now.ctr, before.ctr, ui.fmt_points),
+                help="Clicked / shown, clicks up to now.",
+            ),
+            ui.Kpi(
+                "Conversion",
+                ui.fmt_percent(now.conversion),
+                ui.change(now.conversion, before.conversion, ui.fmt_points),
+                help="Bought / shown.",
+            ),
+            ui.Kpi(
+                "Revenue",
+                ui.fmt_money(now.revenue_cents),
+                ui.change(now.revenue_cents, before.revenue_cents, ui.fmt_money),
+                help="Price of the recommendations shown in the period and bought (up to now).",
+            ),
+            ui.Kpi(
+                "Revenue per shown",
+                ui.fmt_money(now.revenue_per_shown),
+                ui.change(now.revenue_per_shown, before.revenue_per_shown, ui.fmt_money),
+            ),
+        ]
+    )
     ui.comparison_caption(period)
     return int(now.shown)
 
 
 def performance(period) -> None:
-    by = st.segmented_control("Group by", list(q.GROUPS), format_func=q.GROUPS.get, default="recommendation_type",
-                              required=True, key="upsell_group")
+    by = st.segmented_control(
+        "Group by",
+        list(q.GROUPS),
+        format_func=q.GROUPS.get,
+        default="recommendation_type",
+        required=True,
+        key="upsell_group",
+    )
     frame = ui.run_query(q.performance, loading="upsell performance", period=period, by=by)
     totals = frame[["shown", "clicked", "purchased"]].sum()
-    fig = go.Figure(go.Funnel(y=["Shown", "Clicked", "Bought"], x=totals.tolist(),
-                              textinfo="value+percent initial",
-                              hovertemplate="%{y}: %{x:,}<extra></extra>"))
+    fig = go.Figure(
+        go.Funnel(
+            y=["Shown", "Clicked", "Bought"],
+            x=totals.tolist(),
+            textinfo="value+percent initial",
+            hovertemplate="%{y}: %{x:,}<extra></extra>",
+        )
+    )
     fig.update_layout(height=320)
     ui.chart(fig, title="Shown → clicked → bought", x_title="Recommendations (count)", y_title="")
-    st.dataframe(table(frame).assign(recommendation_type=frame.recommendation_type.map(TYPE_LABELS)),
-                 hide_index=True, column_config={
-                     "recommendation_type": "Type", "service_title": "Service", **RATES, **MONEY})
+    st.dataframe(
+        table(frame).assign(recommendation_type=frame.recommendation_type.map(TYPE_LABELS)),
+        hide_index=True,
+        column_config={"recommendation_type": "Type", "service_title": "Service", **RATES, **MONEY},
+    )
 
 
 def weekly(period) -> None:
     frame = ui.run_query(q.trend, loading="weekly revenue", period=period, grain="week")
     if frame.empty or frame.shown.sum() == 0:
-        ui.empty_state("No recommendation was shown in this period.",
-                       "Choose earlier dates or a longer period in the sidebar.")
+        ui.empty_state(
+            "No recommendation was shown in this period.", "Choose earlier dates or a longer period in the sidebar."
+        )
         return
     fig = px.bar(money_columns(frame), x="bucket", y="revenue", custom_data=["shown", "ctr", "conversion"])
-    fig.update_traces(hovertemplate="Week of %{x|%d %b %Y}: $%{y:,.2f}; %{customdata[0]:,} shown, "
-                                    "%{customdata[1]:.1%} clicked, %{customdata[2]:.1%} bought<extra></extra>")
+    fig.update_traces(
+        hovertemplate="Week of %{x|%d %b %Y}: $%{y:,.2f}; %{customdata[0]:,} shown, "
+        "%{customdata[1]:.1%} clicked, %{customdata[2]:.1%} bought<extra></extra>"
+    )
     fig.update_xaxes(tickvals=frame.bucket, tickformat="%d %b")
-    ui.chart(fig, title="Revenue by week shown", x_title=f"Week starting Monday ({period.tz})",
-             y_title="Revenue (dollars)")
-    st.dataframe(table(frame), hide_index=True, column_config={
-        "bucket": st.column_config.DateColumn("Week starting", format="D MMM YYYY"), **RATES, **MONEY})
+    ui.chart(
+        fig, title="Revenue by week shown", x_title=f"Week starting Monday ({period.tz})", y_title="Revenue (dollars)"
+    )
+    st.dataframe(
+        table(frame),
+        hide_index=True,
+        column_config={"bucket": st.column_config.DateColumn("Week starting", format="D MMM YYYY"), **RATES, **MONEY},
+    )
 
 
 def mechanics(period) -> None:
     frame = ui.run_query(q.by_mechanic, loading="revenue by mechanic", period=period)
     if frame.empty:
-        ui.empty_state("No recommendation in the period followed a session with a mechanic.",
-                       "Choose a longer period in the sidebar.")
+        ui.empty_state(
+            "No recommendation in the period followed a session with a mechanic.",
+            "Choose a longer period in the sidebar.",
+        )
         return
     st.caption("The mechanic who held the session each recommendation followed; most revenue first.")
-    st.dataframe(table(frame), hide_index=True, column_config={
-        "mechanic_id": None, "display_name": "Mechanic", **RATES, **MONEY})
+    st.dataframe(
+        table(frame), hide_index=True, column_config={"mechanic_id": None, "display_name": "Mechanic", **RATES, **MONEY}
+    )
 
 
 @ui.write_action
 def save(choice: str, seen_updated_at) -> None:
     """Form callback: save on the server (admins only, validated, audited, refused if the service
     changed since this view loaded), then refresh the queries."""
-    field = {name: st.session_state[f"service_{name}_{choice}"]
-             for name in ("type", "title", "description", "price", "active")}
-    ui.run_write(lambda: save_service(
-        ui.write_engine(), ui.actor(), None if choice == NEW else choice, seen_updated_at=seen_updated_at,
-        recommendation_type=field["type"], title=field["title"], description=field["description"],
-        price=field["price"], is_active=field["active"],
-    ), f"Saved “{ui.escape_markdown(field['title'].strip())}”.")
+    field = {
+        name: st.session_state[f"service_{name}_{choice}"]
+        for name in ("type", "title", "description", "price", "active")
+    }
+    ui.run_write(
+        lambda: save_service(
+            ui.write_engine(),
+            ui.actor(),
+            None if choice == NEW else choice,
+            seen_updated_at=seen_updated_at,
+            recommendation_type=field["type"],
+            title=field["title"],
+            description=field["description"],
+            price=field["price"],
+            is_active=field["active"],
+        ),
+        f"Saved “{ui.escape_markdown(field['title'].strip())}”.",
+    )
 
 
 def catalogue() -> None:
     frame = ui.run_query(q.catalogue)
-    st.caption("The engine offers each type's active service at its price; a recommendation keeps the price it "
-               "was shown at.")
-    st.dataframe(frame.assign(price=frame.price_cents / 100, updated_by=frame.updated_by.fillna("—"),
-                              recommendation_type=frame.recommendation_type.map(TYPE_LABELS)),
-                 hide_index=True, column_config={
-                     "service_id": None, "price_cents": None, "recommendation_type": "Type", "title": "Service",
-                     "description": st.column_config.TextColumn("Description", width="large"),
-                     "price": st.column_config.NumberColumn("Price", format="dollar"),
-                     "is_active": "Active", "updated_by": "Changed by",
-                     "updated_at": st.column_config.DatetimeColumn("Changed", format="D MMM YYYY"),
-                 })
+    st.caption(
+        "The engine offers each type's active service at its price; a recommendation keeps the price it was shown at."
+    )
+    st.dataframe(
+        frame.assign(
+            price=frame.price_cents / 100,
+            updated_by=frame.updated_by.fillna("—"),
+            recommendation_type=frame.recommendation_type.map(TYPE_LABELS),
+        ),
+        hide_index=True,
+        column_config={
+            "service_id": None,
+            "price_cents": None,
+            "recommendation_type": "Type",
+            "title": "Service",
+            "description": st.column_config.TextColumn("Description", width="large"),
+            "price": st.column_config.NumberColumn("Price", format="dollar"),
+            "is_active": "Active",
+            "updated_by": "Changed by",
+            "updated_at": st.column_config.DatetimeColumn("Changed", format="D MMM YYYY"),
+        },
+    )
     if ui.actor().role != "admin":
         return
     titles = dict(zip(frame.service_id, frame.title))
-    choice = st.selectbox("Edit", [NEW, *titles], format_func=lambda key: "Add a service" if key == NEW
-                          else titles[key], key="service_choice")
+    choice = st.selectbox(
+        "Edit",
+        [NEW, *titles],
+        format_func=lambda key: "Add a service" if key == NEW else titles[key],
+        key="service_choice",
+    )
     row = None if choice == NEW else frame.set_index("service_id").loc[choice]
     with st.form(f"service_{choice}", border=True):
-        st.selectbox("Type", RECOMMENDATION_TYPES, format_func=TYPE_LABELS.get, key=f"service_type_{choice}",
-                     index=0 if row is None else RECOMMENDATION_TYPES.index(row.recommendation_type))
+        st.selectbox(
+            "Type",
+            RECOMMENDATION_TYPES,
+            format_func=TYPE_LABELS.get,
+            key=f"service_type_{choice}",
+            index=0 if row is None else RECOMMENDATION_TYPES.index(row.recommendation_type),
+        )
         st.text_input("Title", value="" if row is None else row.title, key=f"service_title_{choice}", max_chars=80)
-        st.text_area("Description", value="" if row is None else (row.description or ""),
-                     key=f"service_description_{choice}", max_chars=300)
-        st.number_input("Price (dollars)", min_value=0.0, max_value=1000.0, step=1.0, format="%.2f",
-                        value=None if row is None else row.price_cents / 100, key=f"service_price_{choice}")
-        st.toggle("Active (replaces the active service of its type)", key=f"service_active_{choice}",
-                  value=True if row is None else bool(row.is_active))
-        st.form_submit_button("Save", type="primary", icon=":material/save:", on_click=save,
-                              args=(choice, None if row is None else row.updated_at.to_pydatetime()))
+        st.text_area(
+            "Description",
+            value="" if row is None else (row.description or ""),
+            key=f"service_description_{choice}",
+            max_chars=300,
+        )
+        st.number_input(
+            "Price (dollars)",
+            min_value=0.0,
+            max_value=1000.0,
+            step=1.0,
+            format="%.2f",
+            value=None if row is None else row.price_cents / 100,
+            key=f"service_price_{choice}",
+        )
+        st.toggle(
+            "Active (replaces the active service of its type)",
+            key=f"service_active_{choice}",
+            value=True if row is None else bool(row.is_active),
+        )
+        st.form_submit_button(
+            "Save",
+            type="primary",
+            icon=":material/save:",
+            on_click=save,
+            args=(choice, None if row is None else row.updated_at.to_pydatetime()),
+        )
 
 
-ui.page_header("Upsells", "What the follow-up offers shown after a session earn: shown, clicked, bought, "
-                          "by type, service, week and mechanic.")
+ui.page_header(
+    "Upsells",
+    "What the follow-up offers shown after a session earn: shown, clicked, bought, "
+    "by type, service, week and mechanic.",
+)
 ui.write_notice()
 
 period = ui.period()
 overview, by_week, by_mechanic, services = st.tabs(["Performance", "By week", "By mechanic", "Catalogue"])
 with overview:
     if kpis(period) == 0:
-        ui.empty_state("No recommendation was shown in this period.",
-                       "Choose earlier dates or a longer period in the sidebar.")
+        ui.empty_state(
+            "No recommendation was shown in this period.", "Choose earlier dates or a longer period in the sidebar."
+        )
     else:
         performance(period)
 with by_week:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from decimal import Decimal
-from typing import Iterator, Sequence
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -24,11 +24,26 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dashboard.core import schema as s
-from dashboard.domain.calendars.edits import BASE_PRICE, CALENDAR, apply_peak
 from dashboard.core.period import Period
+from dashboard.domain.calendars.edits import BASE_PRICE, CALENDAR, apply_peak
 from dashboard.domain.calendars.slots import (
-    BLOCKING_STATUSES, Calendar, Override, SlotRules, WeeklySlot, Window, availability_windows,
-    base_prices as price_list, bookable_slots, is_known_timezone, load_calendars, minutes_by_hour, parse_uuid,
+    BLOCKING_STATUSES,
+    Calendar,
+    Override,
+    SlotRules,
+    WeeklySlot,
+    Window,
+    availability_windows,
+    bookable_slots,
+    is_known_timezone,
+    load_calendars,
+    minutes_by_hour,
+    parse_uuid,
+)
+from dashboard.domain.calendars.slots import (
+    base_prices as price_list,
+)
+from dashboard.domain.calendars.slots import (
     weekly_slots as slots_by_mechanic,
 )
 
@@ -49,103 +64,158 @@ def week_bounds(week_start: dt.date, tz: str, days: int = 7) -> tuple[dt.datetim
 def mechanics(conn: Connection, *, active_only: bool = True) -> pd.DataFrame:
     """mechanic_id (text), display_name, timezone, is_active, by name."""
     m = s.mechanics
-    query = (sa.select(sa.cast(m.c.user_id, sa.Text).label("mechanic_id"), m.c.display_name, m.c.timezone,
-                       m.c.is_active)
-             .order_by(m.c.display_name, m.c.user_id))
+    query = sa.select(
+        sa.cast(m.c.user_id, sa.Text).label("mechanic_id"), m.c.display_name, m.c.timezone, m.c.is_active
+    ).order_by(m.c.display_name, m.c.user_id)
     if active_only:
         query = query.where(m.c.is_active)
-    return pd.DataFrame(conn.execute(query).mappings().all(),
-                        columns=["mechanic_id", "display_name", "timezone", "is_active"])
+    return pd.DataFrame(
+        conn.execute(query).mappings().all(), columns=["mechanic_id", "display_name", "timezone", "is_active"]
+    )
 
 
 def weekly_slots(conn: Connection, *, mechanic_id: str) -> pd.DataFrame:
     """slot_id (text), day_of_week, start_time, end_time, is_available, price_multiplier (float)."""
     sl = s.mechanic_availability_slots
-    query = (sa.select(sa.cast(sl.c.id, sa.Text).label("slot_id"), sl.c.day_of_week, sl.c.start_time, sl.c.end_time,
-                       sl.c.is_available, sa.cast(sl.c.price_multiplier, sa.Double).label("price_multiplier"))
-             .where(sl.c.mechanic_id == parse_uuid(mechanic_id, "Mechanic"))
-             .order_by(sl.c.day_of_week, sl.c.start_time))
-    return pd.DataFrame(conn.execute(query).mappings().all(),
-                        columns=["slot_id", "day_of_week", "start_time", "end_time", "is_available",
-                                 "price_multiplier"])
+    query = (
+        sa.select(
+            sa.cast(sl.c.id, sa.Text).label("slot_id"),
+            sl.c.day_of_week,
+            sl.c.start_time,
+            sl.c.end_time,
+            sl.c.is_available,
+            sa.cast(sl.c.price_multiplier, sa.Double).label("price_multiplier"),
+        )
+        .where(sl.c.mechanic_id == parse_uuid(mechanic_id, "Mechanic"))
+        .order_by(sl.c.day_of_week, sl.c.start_time)
+    )
+    return pd.DataFrame(
+        conn.execute(query).mappings().all(),
+        columns=["slot_id", "day_of_week", "start_time", "end_time", "is_available", "price_multiplier"],
+    )
 
 
 def overrides(conn: Connection, *, mechanic_id: str, first_day: dt.date) -> pd.DataFrame:
     """The mechanic's overrides from ``first_day`` on: date, is_available, start_time, end_time,
     price_multiplier (float), reason."""
     ov = s.mechanic_availability_overrides
-    query = (sa.select(ov.c.date, ov.c.is_available, ov.c.start_time, ov.c.end_time,
-                       sa.cast(ov.c.price_multiplier, sa.Double).label("price_multiplier"), ov.c.reason)
-             .where(ov.c.mechanic_id == parse_uuid(mechanic_id, "Mechanic"), ov.c.date >= first_day)
-             .order_by(ov.c.date))
-    return pd.DataFrame(conn.execute(query).mappings().all(),
-                        columns=["date", "is_available", "start_time", "end_time", "price_multiplier", "reason"])
+    query = (
+        sa.select(
+            ov.c.date,
+            ov.c.is_available,
+            ov.c.start_time,
+            ov.c.end_time,
+            sa.cast(ov.c.price_multiplier, sa.Double).label("price_multiplier"),
+            ov.c.reason,
+        )
+        .where(ov.c.mechanic_id == parse_uuid(mechanic_id, "Mechanic"), ov.c.date >= first_day)
+        .order_by(ov.c.date)
+    )
+    return pd.DataFrame(
+        conn.execute(query).mappings().all(),
+        columns=["date", "is_available", "start_time", "end_time", "price_multiplier", "reason"],
+    )
 
 
 def base_prices(conn: Connection) -> pd.DataFrame:
     """session_type, price_cents, updated_by, updated_at for every session type (missing prices are NaN)."""
     bp = s.session_base_prices
     types = sa.values(sa.column("session_type", sa.Text), name="types").data([(t,) for t in s.SESSION_TYPES])
-    query = (sa.select(types.c.session_type, bp.c.price_cents, bp.c.updated_by, bp.c.updated_at)
-             .select_from(types.outerjoin(bp, bp.c.session_type == types.c.session_type))
-             .order_by(types.c.session_type))
-    return pd.DataFrame(conn.execute(query).mappings().all(),
-                        columns=["session_type", "price_cents", "updated_by", "updated_at"])
+    query = (
+        sa.select(types.c.session_type, bp.c.price_cents, bp.c.updated_by, bp.c.updated_at)
+        .select_from(types.outerjoin(bp, bp.c.session_type == types.c.session_type))
+        .order_by(types.c.session_type)
+    )
+    return pd.DataFrame(
+        conn.execute(query).mappings().all(), columns=["session_type", "price_cents", "updated_by", "updated_at"]
+    )
 
 
 def busiest_mechanics(conn: Connection, *, start: dt.datetime, end: dt.datetime, limit: int) -> pd.DataFrame:
     """The ``limit`` active mechanics with the most booked sessions in [start, end), then by name:
     mechanic_id (text), display_name, timezone, sessions."""
     m, se = s.mechanics, s.sessions
-    booked = (sa.select(se.c.mechanic_id, sa.func.count().label("sessions"))
-              .where(se.c.status.in_(BLOCKING_STATUSES), se.c.scheduled_at >= start, se.c.scheduled_at < end)
-              .group_by(se.c.mechanic_id).subquery())
+    booked = (
+        sa.select(se.c.mechanic_id, sa.func.count().label("sessions"))
+        .where(se.c.status.in_(BLOCKING_STATUSES), se.c.scheduled_at >= start, se.c.scheduled_at < end)
+        .group_by(se.c.mechanic_id)
+        .subquery()
+    )
     sessions = sa.func.coalesce(booked.c.sessions, 0)
-    query = (sa.select(sa.cast(m.c.user_id, sa.Text).label("mechanic_id"), m.c.display_name, m.c.timezone,
-                       sessions.label("sessions"))
-             .select_from(m.outerjoin(booked, booked.c.mechanic_id == m.c.user_id))
-             .where(m.c.is_active)
-             .order_by(sessions.desc(), m.c.display_name, m.c.user_id)
-             .limit(limit))
-    return pd.DataFrame(conn.execute(query).mappings().all(),
-                        columns=["mechanic_id", "display_name", "timezone", "sessions"])
+    query = (
+        sa.select(
+            sa.cast(m.c.user_id, sa.Text).label("mechanic_id"),
+            m.c.display_name,
+            m.c.timezone,
+            sessions.label("sessions"),
+        )
+        .select_from(m.outerjoin(booked, booked.c.mechanic_id == m.c.user_id))
+        .where(m.c.is_active)
+        .order_by(sessions.desc(), m.c.display_name, m.c.user_id)
+        .limit(limit)
+    )
+    return pd.DataFrame(
+        conn.execute(query).mappings().all(), columns=["mechanic_id", "display_name", "timezone", "sessions"]
+    )
 
 
-def booked_sessions(conn: Connection, *, mechanic_ids: Sequence[str] | None, start: dt.datetime,
-                    end: dt.datetime) -> pd.DataFrame:
+def booked_sessions(
+    conn: Connection, *, mechanic_ids: Sequence[str] | None, start: dt.datetime, end: dt.datetime
+) -> pd.DataFrame:
     """Sessions scheduled in [start, end) that hold or held their time (not cancelled):
     session_id, mechanic_id, display_name, session_type, status, scheduled_at, price_cents."""
     m, se = s.mechanics, s.sessions
-    query = (sa.select(sa.cast(se.c.id, sa.Text).label("session_id"),
-                       sa.cast(se.c.mechanic_id, sa.Text).label("mechanic_id"), m.c.display_name,
-                       se.c.session_type, se.c.status, se.c.scheduled_at, se.c.price_cents)
-             .join(m, m.c.user_id == se.c.mechanic_id)
-             .where(_who(se.c.mechanic_id, mechanic_ids), se.c.status.in_(BLOCKING_STATUSES),
-                    se.c.scheduled_at >= start, se.c.scheduled_at < end)
-             .order_by(se.c.scheduled_at, se.c.id))
-    return pd.DataFrame(conn.execute(query).mappings().all(),
-                        columns=["session_id", "mechanic_id", "display_name", "session_type", "status",
-                                 "scheduled_at", "price_cents"])
+    query = (
+        sa.select(
+            sa.cast(se.c.id, sa.Text).label("session_id"),
+            sa.cast(se.c.mechanic_id, sa.Text).label("mechanic_id"),
+            m.c.display_name,
+            se.c.session_type,
+            se.c.status,
+            se.c.scheduled_at,
+            se.c.price_cents,
+        )
+        .join(m, m.c.user_id == se.c.mechanic_id)
+        .where(
+            _who(se.c.mechanic_id, mechanic_ids),
+            se.c.status.in_(BLOCKING_STATUSES),
+            se.c.scheduled_at >= start,
+            se.c.scheduled_at < end,
+        )
+        .order_by(se.c.scheduled_at, se.c.id)
+    )
+    return pd.DataFrame(
+        conn.execute(query).mappings().all(),
+        columns=["session_id", "mechanic_id", "display_name", "session_type", "status", "scheduled_at", "price_cents"],
+    )
 
 
-def booked_by_hour(conn: Connection, *, mechanic_ids: Sequence[str] | None, start: dt.datetime,
-                   end: dt.datetime, tz: str) -> pd.DataFrame:
+def booked_by_hour(
+    conn: Connection, *, mechanic_ids: Sequence[str] | None, start: dt.datetime, end: dt.datetime, tz: str
+) -> pd.DataFrame:
     """Sessions (not cancelled) per local date and hour of ``tz`` in which they start:
     local_date, hour, sessions."""
     se = s.sessions
     local = sa.func.timezone(tz, se.c.scheduled_at)
     local_date = sa.cast(local, sa.Date).label("local_date")
     hour = sa.cast(sa.extract("hour", local), sa.Integer).label("hour")
-    query = (sa.select(local_date, hour, sa.func.count().label("sessions"))
-             .where(_who(se.c.mechanic_id, mechanic_ids), se.c.status.in_(BLOCKING_STATUSES),
-                    se.c.scheduled_at >= start, se.c.scheduled_at < end)
-             .group_by(local_date, hour)
-             .order_by(local_date, hour))
+    query = (
+        sa.select(local_date, hour, sa.func.count().label("sessions"))
+        .where(
+            _who(se.c.mechanic_id, mechanic_ids),
+            se.c.status.in_(BLOCKING_STATUSES),
+            se.c.scheduled_at >= start,
+            se.c.scheduled_at < end,
+        )
+        .group_by(local_date, hour)
+        .order_by(local_date, hour)
+    )
     return pd.DataFrame(conn.execute(query).mappings().all(), columns=["local_date", "hour", "sessions"])
 
 
-def _calendars(conn: Connection, mechanic_ids: Sequence[str] | None, first_day: dt.date,
-               days: int, bookings: bool = True) -> list[Calendar]:
+def _calendars(
+    conn: Connection, mechanic_ids: Sequence[str] | None, first_day: dt.date, days: int, bookings: bool = True
+) -> list[Calendar]:
     found = load_calendars(conn, mechanic_ids, first_day, days, bookings)
     return [calendar for calendar in found.values() if is_known_timezone(calendar.timezone)]
 
@@ -158,22 +228,31 @@ def _clipped_windows(calendar: Calendar, start: dt.datetime, end: dt.datetime) -
             yield replace(window, start=max(window.start, start), end=min(window.end, end))
 
 
-def availability(conn: Connection, *, mechanic_ids: Sequence[str] | None, start: dt.datetime,
-                 end: dt.datetime) -> pd.DataFrame:
+def availability(
+    conn: Connection, *, mechanic_ids: Sequence[str] | None, start: dt.datetime, end: dt.datetime
+) -> pd.DataFrame:
     """Availability windows in [start, end): mechanic_id, timezone, start_utc, end_utc,
     multiplier (float), source (weekly or override)."""
     rows = []
     first_day = start.date() - dt.timedelta(days=1)
     for calendar in _calendars(conn, mechanic_ids, first_day, (end - start).days + 3, bookings=False):
         for window in _clipped_windows(calendar, start, end):
-            rows.append({"mechanic_id": str(calendar.mechanic_id), "timezone": calendar.timezone,
-                         "start_utc": window.start, "end_utc": window.end, "multiplier": float(window.multiplier),
-                         "source": window.source})
+            rows.append(
+                {
+                    "mechanic_id": str(calendar.mechanic_id),
+                    "timezone": calendar.timezone,
+                    "start_utc": window.start,
+                    "end_utc": window.end,
+                    "multiplier": float(window.multiplier),
+                    "source": window.source,
+                }
+            )
     return pd.DataFrame(rows, columns=["mechanic_id", "timezone", "start_utc", "end_utc", "multiplier", "source"])
 
 
-def hour_grid(conn: Connection, *, mechanic_ids: Sequence[str] | None, week_start: dt.date, tz: str,
-              session_minutes: int) -> pd.DataFrame:
+def hour_grid(
+    conn: Connection, *, mechanic_ids: Sequence[str] | None, week_start: dt.date, tz: str, session_minutes: int
+) -> pd.DataFrame:
     """One row per local date and hour of ``tz`` for 7 days from ``week_start``:
     available_minutes (summed over the mechanics), multiplier (their minute-weighted mean,
     NaN without availability), sessions starting in that hour, booked_minutes
@@ -185,8 +264,7 @@ def hour_grid(conn: Connection, *, mechanic_ids: Sequence[str] | None, week_star
         for key, (minutes, weighted) in minutes_by_hour(_clipped_windows(calendar, start, end), zone).items():
             cells[key][0] += minutes
             cells[key][1] += weighted
-    grid = pd.DataFrame(
-        [{"local_date": week_start + dt.timedelta(days=d), "hour": h} for d in range(7) for h in HOURS])
+    grid = pd.DataFrame([{"local_date": week_start + dt.timedelta(days=d), "hour": h} for d in range(7) for h in HOURS])
     grid["available_minutes"] = [cells.get((d, h), [0.0])[0] for d, h in zip(grid.local_date, grid.hour)]
     weighted = pd.Series([cells.get((d, h), [0.0, 0.0])[1] for d, h in zip(grid.local_date, grid.hour)])
     available = grid["available_minutes"].where(grid["available_minutes"] > 0)
@@ -199,62 +277,106 @@ def hour_grid(conn: Connection, *, mechanic_ids: Sequence[str] | None, week_star
     return grid
 
 
-def _slot_frame(calendars: Sequence[Calendar], *, days: int, now: dt.datetime, rules: SlotRules,
-                base_price_cents: int | None) -> pd.DataFrame:
+def _slot_frame(
+    calendars: Sequence[Calendar], *, days: int, now: dt.datetime, rules: SlotRules, base_price_cents: int | None
+) -> pd.DataFrame:
     rows = []
     for calendar in calendars:
         first_day = now.astimezone(calendar.zone).date()
-        for slot in bookable_slots(calendar, first_day, days, now=now, rules=rules,
-                                   base_price_cents=base_price_cents):
-            rows.append({"mechanic_id": str(calendar.mechanic_id), "start_utc": slot.start_utc,
-                         "start_local": slot.start_local.replace(tzinfo=None), "timezone": calendar.timezone,
-                         "multiplier": float(slot.multiplier), "price_cents": slot.price_cents})
-    return pd.DataFrame(rows, columns=["mechanic_id", "start_utc", "start_local", "timezone", "multiplier",
-                                       "price_cents"])
+        for slot in bookable_slots(calendar, first_day, days, now=now, rules=rules, base_price_cents=base_price_cents):
+            rows.append(
+                {
+                    "mechanic_id": str(calendar.mechanic_id),
+                    "start_utc": slot.start_utc,
+                    "start_local": slot.start_local.replace(tzinfo=None),
+                    "timezone": calendar.timezone,
+                    "multiplier": float(slot.multiplier),
+                    "price_cents": slot.price_cents,
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["mechanic_id", "start_utc", "start_local", "timezone", "multiplier", "price_cents"]
+    )
 
 
-def bookable(conn: Connection, *, mechanic_ids: Sequence[str] | None, days: int, session_type: str,
-             now: dt.datetime, rules: SlotRules = SlotRules()) -> pd.DataFrame:
+def bookable(
+    conn: Connection,
+    *,
+    mechanic_ids: Sequence[str] | None,
+    days: int,
+    session_type: str,
+    now: dt.datetime,
+    rules: SlotRules = SlotRules(),
+) -> pd.DataFrame:
     """Bookable starts for ``days`` local dates from each mechanic's today:
     mechanic_id, start_utc, start_local (the mechanic's wall clock), timezone, multiplier, price_cents."""
     calendars = _calendars(conn, mechanic_ids, now.date() - dt.timedelta(days=1), days + 2)
-    return _slot_frame(calendars, days=days, now=now, rules=rules,
-                       base_price_cents=price_list(conn).get(session_type))
+    return _slot_frame(calendars, days=days, now=now, rules=rules, base_price_cents=price_list(conn).get(session_type))
 
 
-def preview(conn: Connection, *, mechanic_id: str, days: int, session_type: str, now: dt.datetime,
-            rules: SlotRules = SlotRules(), slots: tuple[WeeklySlot, ...] | None = None,
-            override: Override | None = None) -> pd.DataFrame:
+def preview(
+    conn: Connection,
+    *,
+    mechanic_id: str,
+    days: int,
+    session_type: str,
+    now: dt.datetime,
+    rules: SlotRules = SlotRules(),
+    slots: tuple[WeeklySlot, ...] | None = None,
+    override: Override | None = None,
+) -> pd.DataFrame:
     """``bookable`` for one mechanic as it would be with unsaved weekly ``slots`` and/or ``override``."""
     calendars = _calendars(conn, (mechanic_id,), now.date() - dt.timedelta(days=1), days + 2)
     if slots is not None:
         calendars = [replace(calendar, slots=slots) for calendar in calendars]
     if override is not None:
-        calendars = [replace(calendar, overrides=tuple(o for o in calendar.overrides if o.date != override.date)
-                             + (override,)) for calendar in calendars]
-    return _slot_frame(calendars, days=days, now=now, rules=rules,
-                       base_price_cents=price_list(conn).get(session_type))
+        calendars = [
+            replace(calendar, overrides=tuple(o for o in calendar.overrides if o.date != override.date) + (override,))
+            for calendar in calendars
+        ]
+    return _slot_frame(calendars, days=days, now=now, rules=rules, base_price_cents=price_list(conn).get(session_type))
 
 
-def peak_preview(conn: Connection, *, mechanic_ids: Sequence[str], days: tuple[int, ...], start: dt.time,
-                 end: dt.time, multiplier: Decimal) -> pd.DataFrame:
+def peak_preview(
+    conn: Connection,
+    *,
+    mechanic_ids: Sequence[str],
+    days: tuple[int, ...],
+    start: dt.time,
+    end: dt.time,
+    multiplier: Decimal,
+) -> pd.DataFrame:
     """What ``set_peak_multiplier`` would change, per mechanic: mechanic_id, display_name,
     slots_repriced, hours_repriced, slots_split_off (new slots keeping the old multiplier)."""
     ids = [parse_uuid(i, "Mechanic") for i in mechanic_ids]
-    names = dict(conn.execute(sa.select(s.mechanics.c.user_id, s.mechanics.c.display_name)
-                              .where(s.mechanics.c.user_id.in_(ids))).all())
+    names = dict(
+        conn.execute(
+            sa.select(s.mechanics.c.user_id, s.mechanics.c.display_name).where(s.mechanics.c.user_id.in_(ids))
+        ).all()
+    )
     current = slots_by_mechanic(conn, ids)
     rows = []
     for mechanic in ids:
         before = {slot.id: slot for slot in current.get(mechanic, [])}
         after = apply_peak(before.values(), set(days), start, end, multiplier)
         repriced = [slot for slot in after if slot.id is not None and slot != before[slot.id]]
-        hours = sum((dt.datetime.combine(dt.date.min, slot.end) - dt.datetime.combine(dt.date.min, slot.start))
-                    .total_seconds() / 3600 for slot in repriced)
-        rows.append({"mechanic_id": str(mechanic), "display_name": names.get(mechanic), "slots_repriced": len(repriced),
-                     "hours_repriced": hours, "slots_split_off": sum(slot.id is None for slot in after)})
-    return pd.DataFrame(rows, columns=["mechanic_id", "display_name", "slots_repriced", "hours_repriced",
-                                       "slots_split_off"])
+        hours = sum(
+            (dt.datetime.combine(dt.date.min, slot.end) - dt.datetime.combine(dt.date.min, slot.start)).total_seconds()
+            / 3600
+            for slot in repriced
+        )
+        rows.append(
+            {
+                "mechanic_id": str(mechanic),
+                "display_name": names.get(mechanic),
+                "slots_repriced": len(repriced),
+                "hours_repriced": hours,
+                "slots_split_off": sum(slot.id is None for slot in after),
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["mechanic_id", "display_name", "slots_repriced", "hours_repriced", "slots_split_off"]
+    )
 
 
 def pricing_audit(conn: Connection, *, mechanic_id: str | None = None, limit: int = 200) -> pd.DataFrame:
@@ -265,21 +387,33 @@ def pricing_audit(conn: Connection, *, mechanic_id: str | None = None, limit: in
     where = [a.c.entity_type.in_([CALENDAR, BASE_PRICE])]
     if mechanic_id is not None:
         where = [a.c.entity_type == CALENDAR, a.c.entity_id == str(parse_uuid(mechanic_id, "Mechanic"))]
-    query = (sa.select(a.c.created_at, a.c.actor_email, a.c.actor_role, a.c.action,
-                       sa.func.coalesce(m.c.display_name, a.c.entity_id).label("subject"),
-                       a.c.before, a.c.after, a.c.reason)
-             .select_from(a.outerjoin(m, sa.and_(a.c.entity_type == CALENDAR,
-                                                 sa.cast(m.c.user_id, sa.Text) == a.c.entity_id)))
-             .where(*where)
-             .order_by(a.c.created_at.desc(), a.c.id)
-             .limit(limit))
-    frame = pd.DataFrame(conn.execute(query).mappings().all(),
-                         columns=["created_at", "actor_email", "actor_role", "action", "subject", "before",
-                                  "after", "reason"])
+    query = (
+        sa.select(
+            a.c.created_at,
+            a.c.actor_email,
+            a.c.actor_role,
+            a.c.action,
+            sa.func.coalesce(m.c.display_name, a.c.entity_id).label("subject"),
+            a.c.before,
+            a.c.after,
+            a.c.reason,
+        )
+        .select_from(
+            a.outerjoin(m, sa.and_(a.c.entity_type == CALENDAR, sa.cast(m.c.user_id, sa.Text) == a.c.entity_id))
+        )
+        .where(*where)
+        .order_by(a.c.created_at.desc(), a.c.id)
+        .limit(limit)
+    )
+    frame = pd.DataFrame(
+        conn.execute(query).mappings().all(),
+        columns=["created_at", "actor_email", "actor_role", "action", "subject", "before", "after", "reason"],
+    )
     for column in ("before", "after"):  # DuckDB returns JSON as text
         frame[column] = [json.loads(v) if isinstance(v, str) else v for v in frame[column]]
-    frame["change"] = [" → ".join(_describe(side) for side in (b, a) if side)
-                       for b, a in zip(frame["before"], frame["after"])]
+    frame["change"] = [
+        " → ".join(_describe(side) for side in (b, a) if side) for b, a in zip(frame["before"], frame["after"])
+    ]
     return frame
 
 

@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dashboard.core import schema as s
-from dashboard.domain.funnel.interactions import STEP_LABELS
 from dashboard.core.errors import Invalid
-from dashboard.domain.upsells import OPEN_DAYS, new_recommendations
 from dashboard.core.validation import parse_uuid
+from dashboard.domain.funnel.interactions import STEP_LABELS
+from dashboard.domain.upsells import OPEN_DAYS, new_recommendations
 
 SEARCH_MIN, SEARCH_MAX, SEARCH_LIMIT = 3, 100, 50
 SEARCH_COLUMNS = ["customer_id", "email", "full_name", "plan", "acquisition_channel", "created_at"]
@@ -39,8 +39,10 @@ def search(conn: Connection, *, text: str, limit: int = SEARCH_LIMIT) -> pd.Data
     query = (
         sa.select(sa.cast(u.c.id, sa.Text), u.c.email, p.c.full_name, p.c.plan, p.c.acquisition_channel, u.c.created_at)
         .select_from(u.outerjoin(p, p.c.id == u.c.id))
-        .where(sa.or_(u.c.email.ilike(pattern, escape="!"), p.c.full_name.ilike(pattern, escape="!")),
-               ~sa.exists().where(m.c.user_id == u.c.id))
+        .where(
+            sa.or_(u.c.email.ilike(pattern, escape="!"), p.c.full_name.ilike(pattern, escape="!")),
+            ~sa.exists().where(m.c.user_id == u.c.id),
+        )
         .order_by((sa.func.lower(u.c.email) == term.lower()).desc(), u.c.email)
         .limit(limit)
     )
@@ -55,17 +57,25 @@ def customer(conn: Connection, *, customer_id) -> pd.DataFrame:
     """One row (none if unknown): email, full_name, plan, acquisition_channel, timezone,
     created_at, requests, sessions_completed, reviews, upsells_bought, upsell_spend_cents."""
     cid = parse_uuid(customer_id, "Customer", Invalid)
-    u, p, r, ses, rev, rec = (s.users, s.profiles, s.requests, s.sessions, s.mechanic_reviews,
-                              s.upsell_recommendations)
+    u, p, r, ses, rev, rec = (s.users, s.profiles, s.requests, s.sessions, s.mechanic_reviews, s.upsell_recommendations)
     bought = sa.and_(rec.c.customer_id == cid, rec.c.purchased_at.isnot(None))
     query = (
-        sa.select(u.c.email, p.c.full_name, p.c.plan, p.c.acquisition_channel, p.c.timezone, u.c.created_at,
-                  _count(r, r.c.customer_id == cid).label("requests"),
-                  _count(ses, ses.c.customer_id == cid, ses.c.status == "completed").label("sessions_completed"),
-                  _count(rev, rev.c.customer_id == cid).label("reviews"),
-                  _count(rec, bought).label("upsells_bought"),
-                  sa.select(sa.func.coalesce(sa.func.sum(rec.c.price_cents), 0)).where(bought).scalar_subquery()
-                  .label("upsell_spend_cents"))
+        sa.select(
+            u.c.email,
+            p.c.full_name,
+            p.c.plan,
+            p.c.acquisition_channel,
+            p.c.timezone,
+            u.c.created_at,
+            _count(r, r.c.customer_id == cid).label("requests"),
+            _count(ses, ses.c.customer_id == cid, ses.c.status == "completed").label("sessions_completed"),
+            _count(rev, rev.c.customer_id == cid).label("reviews"),
+            _count(rec, bought).label("upsells_bought"),
+            sa.select(sa.func.coalesce(sa.func.sum(rec.c.price_cents), 0))
+            .where(bought)
+            .scalar_subquery()
+            .label("upsell_spend_cents"),
+        )
         .select_from(u.outerjoin(p, p.c.id == u.c.id))
         .where(u.c.id == cid)
     )
@@ -90,35 +100,73 @@ def timeline(conn: Connection, *, customer_id) -> pd.DataFrame:
 
     def row(at, kind, title, detail, amount=none) -> list:
         kind = sa.literal(kind, sa.Text) if isinstance(kind, str) else kind
-        return [at.label("happened_at"), kind.label("kind"), sa.cast(title, sa.Text).label("title"),
-                sa.cast(detail, sa.Text).label("detail"),
-                sa.cast(amount, sa.Integer).label("amount_cents")]
+        return [
+            at.label("happened_at"),
+            kind.label("kind"),
+            sa.cast(title, sa.Text).label("title"),
+            sa.cast(detail, sa.Text).label("detail"),
+            sa.cast(amount, sa.Integer).label("amount_cents"),
+        ]
 
     vehicle = _words(sa.cast(r.c.vehicle_year, sa.Text), r.c.vehicle_make, r.c.vehicle_model)
     with_mechanic = ses.outerjoin(m, m.c.user_id == ses.c.mechanic_id)
-    summary = _words(sa.literal("Findings: ") + ses.c.findings, sa.literal("Parts: ") + ses.c.parts_needed,
-                     sa.literal("Next steps: ") + ses.c.next_steps, sep=" | ")
+    summary = _words(
+        sa.literal("Findings: ") + ses.c.findings,
+        sa.literal("Parts: ") + ses.c.parts_needed,
+        sa.literal("Next steps: ") + ses.c.next_steps,
+        sep=" | ",
+    )
     label = sa.case(*[(i.c.interaction_type == kind, text) for kind, text in STEP_LABELS.items()])
     parts = [
-        sa.select(*row(r.c.created_at, sa.case((r.c.is_follow_up, "Follow-up question"), else_="Request"),
-                       _words(r.c.category, r.c.follow_up_type, vehicle, r.c.status, sep=" · "), r.c.description))
-        .where(r.c.customer_id == cid),
-        sa.select(*row(sa.func.coalesce(ses.c.ended_at, ses.c.started_at, ses.c.scheduled_at, ses.c.created_at),
-                       "Session", _words(ses.c.session_type, ses.c.status, m.c.display_name, sep=" · "), none,
-                       ses.c.price_cents))
-        .select_from(with_mechanic).where(ses.c.customer_id == cid),
+        sa.select(
+            *row(
+                r.c.created_at,
+                sa.case((r.c.is_follow_up, "Follow-up question"), else_="Request"),
+                _words(r.c.category, r.c.follow_up_type, vehicle, r.c.status, sep=" · "),
+                r.c.description,
+            )
+        ).where(r.c.customer_id == cid),
+        sa.select(
+            *row(
+                sa.func.coalesce(ses.c.ended_at, ses.c.started_at, ses.c.scheduled_at, ses.c.created_at),
+                "Session",
+                _words(ses.c.session_type, ses.c.status, m.c.display_name, sep=" · "),
+                none,
+                ses.c.price_cents,
+            )
+        )
+        .select_from(with_mechanic)
+        .where(ses.c.customer_id == cid),
         sa.select(*row(ses.c.summary_submitted_at, "Summary", m.c.display_name, summary))
-        .select_from(with_mechanic).where(ses.c.customer_id == cid, ses.c.summary_submitted_at.isnot(None)),
-        sa.select(*row(rev.c.created_at, "Review", _words(sa.cast(rev.c.rating, sa.Text) + sa.literal(" of 5"),
-                                                          rev.c.status, sep=" · "), rev.c.review_text))
-        .where(rev.c.customer_id == cid),
+        .select_from(with_mechanic)
+        .where(ses.c.customer_id == cid, ses.c.summary_submitted_at.isnot(None)),
+        sa.select(
+            *row(
+                rev.c.created_at,
+                "Review",
+                _words(sa.cast(rev.c.rating, sa.Text) + sa.literal(" of 5"), rev.c.status, sep=" · "),
+                rev.c.review_text,
+            )
+        ).where(rev.c.customer_id == cid),
         sa.select(*row(i.c.created_at, "Interaction", label, none)).where(i.c.customer_id == cid),
-        *[sa.select(*row(at, f"Upsell {what}", rec.c.service_title, rec.c.recommendation_type, rec.c.price_cents))
-          .where(rec.c.customer_id == cid, at.isnot(None))
-          for what, at in (("shown", rec.c.shown_at), ("clicked", rec.c.clicked_at),
-                           ("purchased", rec.c.purchased_at))],
-        sa.select(*row(sa.func.coalesce(mail.c.sent_at, mail.c.created_at), "Email", mail.c.milestone,
-                       _words(mail.c.status, mail.c.last_error, mail.c.skip_reason, sep=" · ")))
+        *[
+            sa.select(
+                *row(at, f"Upsell {what}", rec.c.service_title, rec.c.recommendation_type, rec.c.price_cents)
+            ).where(rec.c.customer_id == cid, at.isnot(None))
+            for what, at in (
+                ("shown", rec.c.shown_at),
+                ("clicked", rec.c.clicked_at),
+                ("purchased", rec.c.purchased_at),
+            )
+        ],
+        sa.select(
+            *row(
+                sa.func.coalesce(mail.c.sent_at, mail.c.created_at),
+                "Email",
+                mail.c.milestone,
+                _words(mail.c.status, mail.c.last_error, mail.c.skip_reason, sep=" · "),
+            )
+        )
         .select_from(mail.join(ses, ses.c.id == mail.c.session_id).join(u, u.c.id == ses.c.customer_id))
         .where(ses.c.customer_id == cid, mail.c.recipient == u.c.email),
     ]
@@ -136,12 +184,19 @@ def open_recommendations(customer_id, now: dt.datetime, *columns: sa.ColumnEleme
     """``columns`` and ``reason`` of the customer's open recommendations (not bought, shown in
     the last ``OPEN_DAYS``), the clicked ones first, then the latest shown."""
     rec = s.upsell_recommendations
-    reason = sa.case((rec.c.clicked_at.isnot(None), "open recommendation, clicked but not bought"),
-                     else_="open recommendation, shown but not clicked")
-    return (sa.select(*columns, reason.label("reason"))
-            .where(rec.c.customer_id == customer_id, rec.c.purchased_at.is_(None),
-                   rec.c.shown_at > now - dt.timedelta(days=OPEN_DAYS))
-            .order_by(rec.c.clicked_at.is_(None), rec.c.shown_at.desc(), rec.c.id))
+    reason = sa.case(
+        (rec.c.clicked_at.isnot(None), "open recommendation, clicked but not bought"),
+        else_="open recommendation, shown but not clicked",
+    )
+    return (
+        sa.select(*columns, reason.label("reason"))
+        .where(
+            rec.c.customer_id == customer_id,
+            rec.c.purchased_at.is_(None),
+            rec.c.shown_at > now - dt.timedelta(days=OPEN_DAYS),
+        )
+        .order_by(rec.c.clicked_at.is_(None), rec.c.shown_at.desc(), rec.c.id)
+    )
 
 
 def recommended_next(conn: Connection, *, customer_id, now: dt.datetime | None = None) -> pd.DataFrame:
@@ -149,19 +204,30 @@ def recommended_next(conn: Connection, *, customer_id, now: dt.datetime | None =
     (a clicked one first, then the latest shown), else what the upsell rules would add for
     their latest summary now, the first of follow_up, maintenance_plan, premium_upgrade."""
     cid = parse_uuid(customer_id, "Customer", Invalid)
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     rec, ses = s.upsell_recommendations, s.sessions
     open_one = conn.execute(
         open_recommendations(cid, now, rec.c.recommendation_type, rec.c.service_title, rec.c.price_cents).limit(1)
     ).all()
     if open_one:
         return pd.DataFrame(open_one, columns=RECOMMENDATION_COLUMNS)
-    latest = (sa.select(ses.c.id).where(ses.c.customer_id == cid, ses.c.status == "completed",
-                                        ses.c.summary_submitted_at.isnot(None))
-              .order_by(ses.c.summary_submitted_at.desc(), ses.c.id).limit(1).scalar_subquery())
+    latest = (
+        sa.select(ses.c.id)
+        .where(ses.c.customer_id == cid, ses.c.status == "completed", ses.c.summary_submitted_at.isnot(None))
+        .order_by(ses.c.summary_submitted_at.desc(), ses.c.id)
+        .limit(1)
+        .scalar_subquery()
+    )
     found = new_recommendations(now, ses.c.id == latest).subquery("found")
     rank = sa.case(*[(found.c.recommendation_type == kind, n) for n, kind in enumerate(s.RECOMMENDATION_TYPES)])
-    query = (sa.select(found.c.recommendation_type, found.c.service_title, found.c.price_cents,
-                       sa.literal("rule on the latest summary: ", sa.Text) + found.c.reason)
-             .order_by(rank).limit(1))
+    query = (
+        sa.select(
+            found.c.recommendation_type,
+            found.c.service_title,
+            found.c.price_cents,
+            sa.literal("rule on the latest summary: ", sa.Text) + found.c.reason,
+        )
+        .order_by(rank)
+        .limit(1)
+    )
     return pd.DataFrame(conn.execute(query).all(), columns=RECOMMENDATION_COLUMNS)

@@ -4,21 +4,28 @@ day, and the rows waiting for an admin's decision. The due rules are the domain'
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dashboard.core.period import Period
 from dashboard.core.schema import (
-    EMAIL_MILESTONES, email_outbox, mechanics, profiles, requests, session_files, sessions, users,
+    email_outbox,
 )
 
 OUTBOX_LIMIT = 500
 OUTBOX_COLUMNS = (
-    "created_at", "milestone", "status", "recipient", "attempts", "next_attempt_at", "sent_at",
-    "skip_reason", "last_error", "session_id", "id",
+    "created_at",
+    "milestone",
+    "status",
+    "recipient",
+    "attempts",
+    "next_attempt_at",
+    "sent_at",
+    "skip_reason",
+    "last_error",
+    "session_id",
+    "id",
 )
 
 
@@ -32,32 +39,55 @@ def _outbox_filter(period: Period, milestones: tuple[str, ...], statuses: tuple[
     return where
 
 
-def outbox(conn: Connection, *, period: Period, milestones: tuple[str, ...] = (),
-           statuses: tuple[str, ...] = (), limit: int = OUTBOX_LIMIT) -> pd.DataFrame:
+def outbox(
+    conn: Connection,
+    *,
+    period: Period,
+    milestones: tuple[str, ...] = (),
+    statuses: tuple[str, ...] = (),
+    limit: int = OUTBOX_LIMIT,
+) -> pd.DataFrame:
     """The newest ``limit`` outbox rows created in the period, filtered by milestone and status
     (an empty filter means all); columns OUTBOX_COLUMNS."""
-    query = (sa.select(*[email_outbox.c[name] for name in OUTBOX_COLUMNS])
-             .where(*_outbox_filter(period, milestones, statuses))
-             .order_by(email_outbox.c.created_at.desc(), email_outbox.c.id).limit(limit))
-    return _utc(pd.DataFrame(conn.execute(query).mappings().all(), columns=list(OUTBOX_COLUMNS)),
-                "created_at", "next_attempt_at", "sent_at")
+    query = (
+        sa.select(*[email_outbox.c[name] for name in OUTBOX_COLUMNS])
+        .where(*_outbox_filter(period, milestones, statuses))
+        .order_by(email_outbox.c.created_at.desc(), email_outbox.c.id)
+        .limit(limit)
+    )
+    return _utc(
+        pd.DataFrame(conn.execute(query).mappings().all(), columns=list(OUTBOX_COLUMNS)),
+        "created_at",
+        "next_attempt_at",
+        "sent_at",
+    )
 
 
 def status_counts_per_day(conn: Connection, *, period: Period, milestones: tuple[str, ...] = ()) -> pd.DataFrame:
     """Columns ``day`` (local date in the period's timezone), ``status`` and ``emails``:
     outbox rows created per day and status, only the (day, status) pairs that occur."""
     local_day = sa.cast(sa.func.timezone(period.tz, email_outbox.c.created_at), sa.Date).label("day")
-    rows = (sa.select(local_day, email_outbox.c.status)
-            .where(*_outbox_filter(period, milestones, ())).subquery("rows"))
-    query = (sa.select(rows.c.day, rows.c.status, sa.func.count().label("emails"))
-             .group_by(rows.c.day, rows.c.status).order_by(rows.c.day, rows.c.status))
+    rows = sa.select(local_day, email_outbox.c.status).where(*_outbox_filter(period, milestones, ())).subquery("rows")
+    query = (
+        sa.select(rows.c.day, rows.c.status, sa.func.count().label("emails"))
+        .group_by(rows.c.day, rows.c.status)
+        .order_by(rows.c.day, rows.c.status)
+    )
     frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=["day", "status", "emails"])
     return frame.astype({"emails": "int64"})
 
 
 DECISION_STATUSES = ("failed", "uncertain")  # the rows an admin acts on (Retry; Mark as sent / Send again)
-DECISION_COLUMNS = ["id", "updated_at", "milestone", "recipient", "attempts", "last_error", "batch_started_at",
-                    "session_id"]
+DECISION_COLUMNS = [
+    "id",
+    "updated_at",
+    "milestone",
+    "recipient",
+    "attempts",
+    "last_error",
+    "batch_started_at",
+    "session_id",
+]
 
 
 def awaiting_decision(conn: Connection, *, status: str = "failed", limit: int = 200) -> pd.DataFrame:
@@ -65,11 +95,15 @@ def awaiting_decision(conn: Connection, *, status: str = "failed", limit: int = 
     last error, newest change first; columns DECISION_COLUMNS."""
     if status not in DECISION_STATUSES:
         raise ValueError(f"status must be one of {', '.join(DECISION_STATUSES)}, got {status!r}")
-    query = (sa.select(*[email_outbox.c[name] for name in DECISION_COLUMNS])
-             .where(email_outbox.c.status == status)
-             .order_by(email_outbox.c.updated_at.desc().nulls_last(), email_outbox.c.id).limit(limit))
-    return _utc(pd.DataFrame(conn.execute(query).mappings().all(), columns=DECISION_COLUMNS),
-                "updated_at", "batch_started_at")
+    query = (
+        sa.select(*[email_outbox.c[name] for name in DECISION_COLUMNS])
+        .where(email_outbox.c.status == status)
+        .order_by(email_outbox.c.updated_at.desc().nulls_last(), email_outbox.c.id)
+        .limit(limit)
+    )
+    return _utc(
+        pd.DataFrame(conn.execute(query).mappings().all(), columns=DECISION_COLUMNS), "updated_at", "batch_started_at"
+    )
 
 
 def _utc(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:

@@ -18,29 +18,76 @@ current plan (``standard`` without a profile).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dashboard.domain.followups import STATE, WAITING, FollowUpRules
 from dashboard.core.period import Period
-from dashboard.core.schema import FOLLOW_UP_STATES, FOLLOW_UP_TYPES, PLANS, mechanics, profiles, requests, sessions, users
+from dashboard.core.schema import (
+    FOLLOW_UP_STATES,
+    FOLLOW_UP_TYPES,
+    PLANS,
+    mechanics,
+    profiles,
+    requests,
+    sessions,
+    users,
+)
+from dashboard.domain.followups import STATE, WAITING, FollowUpRules
 
 QUEUE_LIMIT = 200
 DUE_SOON_SHARE = 0.25
 ORDERS = ("due", "oldest")  # most overdue first (earliest due time), or oldest first
 QUEUE_COLUMNS = (
-    "id", "created_at", "follow_up_type", "state", "description", "price_cents", "customer_id", "customer_name",
-    "customer_email", "plan", "assigned_mechanic_id", "assigned_mechanic_name", "assigned_at", "answered_at",
-    "closed_at", "cancelled_at", "cancel_reason", "parent_session_id", "parent_session_type", "parent_ended_at",
-    "parent_mechanic_id", "parent_mechanic_name", "parent_mechanic_active", "findings", "steps_taken",
-    "parts_needed", "next_steps", "summary_submitted_at", "age_minutes", "due_at", "minutes_to_due", "sla_state",
+    "id",
+    "created_at",
+    "follow_up_type",
+    "state",
+    "description",
+    "price_cents",
+    "customer_id",
+    "customer_name",
+    "customer_email",
+    "plan",
+    "assigned_mechanic_id",
+    "assigned_mechanic_name",
+    "assigned_at",
+    "answered_at",
+    "closed_at",
+    "cancelled_at",
+    "cancel_reason",
+    "parent_session_id",
+    "parent_session_type",
+    "parent_ended_at",
+    "parent_mechanic_id",
+    "parent_mechanic_name",
+    "parent_mechanic_active",
+    "findings",
+    "steps_taken",
+    "parts_needed",
+    "next_steps",
+    "summary_submitted_at",
+    "age_minutes",
+    "due_at",
+    "minutes_to_due",
+    "sla_state",
     "matching",
 )
-TEXT_COLUMNS = ("description", "customer_name", "customer_email", "assigned_mechanic_name", "cancel_reason",
-                "parent_mechanic_name", "findings", "steps_taken", "parts_needed", "next_steps", "sla_state")
+TEXT_COLUMNS = (
+    "description",
+    "customer_name",
+    "customer_email",
+    "assigned_mechanic_name",
+    "cancel_reason",
+    "parent_mechanic_name",
+    "findings",
+    "steps_taken",
+    "parts_needed",
+    "next_steps",
+    "sla_state",
+)
 
 r = requests
 
@@ -84,8 +131,12 @@ def _sla_columns(rules: FollowUpRules, now: dt.datetime) -> dict[str, sa.ColumnE
         (r.c.answered_at <= due_at, "met"),
         (r.c.answered_at > due_at, "missed"),
     )
-    columns = {"age_minutes": _minutes_between(r.c.created_at, at), "due_at": due_at,
-               "minutes_to_due": _minutes_between(at, due_at), "sla_state": sla_state}
+    columns = {
+        "age_minutes": _minutes_between(r.c.created_at, at),
+        "due_at": due_at,
+        "minutes_to_due": _minutes_between(at, due_at),
+        "sla_state": sla_state,
+    }
     return {name: column.label(name) for name, column in columns.items()}
 
 
@@ -141,17 +192,36 @@ def queue(
     parent_mechanic = mechanics.alias("parent_mechanic")
     query = (
         sa.select(
-            r.c.id, r.c.created_at, r.c.follow_up_type, STATE.label("state"), r.c.description,
-            r.c.follow_up_price_cents.label("price_cents"), r.c.customer_id,
-            profiles.c.full_name.label("customer_name"), users.c.email.label("customer_email"), _plan().label("plan"),
-            r.c.assigned_mechanic_id, assigned.c.display_name.label("assigned_mechanic_name"), r.c.assigned_at,
-            r.c.answered_at, r.c.closed_at, r.c.cancelled_at, r.c.cancel_reason, r.c.parent_session_id,
-            parent.c.session_type.label("parent_session_type"), parent.c.ended_at.label("parent_ended_at"),
+            r.c.id,
+            r.c.created_at,
+            r.c.follow_up_type,
+            STATE.label("state"),
+            r.c.description,
+            r.c.follow_up_price_cents.label("price_cents"),
+            r.c.customer_id,
+            profiles.c.full_name.label("customer_name"),
+            users.c.email.label("customer_email"),
+            _plan().label("plan"),
+            r.c.assigned_mechanic_id,
+            assigned.c.display_name.label("assigned_mechanic_name"),
+            r.c.assigned_at,
+            r.c.answered_at,
+            r.c.closed_at,
+            r.c.cancelled_at,
+            r.c.cancel_reason,
+            r.c.parent_session_id,
+            parent.c.session_type.label("parent_session_type"),
+            parent.c.ended_at.label("parent_ended_at"),
             parent.c.mechanic_id.label("parent_mechanic_id"),
             parent_mechanic.c.display_name.label("parent_mechanic_name"),
             parent_mechanic.c.is_active.label("parent_mechanic_active"),
-            parent.c.findings, parent.c.steps_taken, parent.c.parts_needed, parent.c.next_steps,
-            parent.c.summary_submitted_at, *sla.values(), chosen.c.matching,
+            parent.c.findings,
+            parent.c.steps_taken,
+            parent.c.parts_needed,
+            parent.c.next_steps,
+            parent.c.summary_submitted_at,
+            *sla.values(),
+            chosen.c.matching,
         )
         .select_from(
             chosen.join(r, r.c.id == chosen.c.id)
@@ -195,8 +265,9 @@ def mechanic_load(conn: Connection) -> pd.DataFrame:
         .subquery("load")
     )
     query = (
-        sa.select(mechanics.c.user_id, mechanics.c.display_name,
-                  sa.func.coalesce(load.c.open_items, 0).label("open_items"))
+        sa.select(
+            mechanics.c.user_id, mechanics.c.display_name, sa.func.coalesce(load.c.open_items, 0).label("open_items")
+        )
         .select_from(mechanics.outerjoin(load, load.c.assigned_mechanic_id == mechanics.c.user_id))
         .where(mechanics.c.is_active)
         .order_by(mechanics.c.display_name, mechanics.c.user_id)
@@ -218,16 +289,21 @@ def weekly(conn: Connection, *, period: Period) -> pd.DataFrame:
         .subquery("asked")
     )
     query = sa.select(
-        asked.c.week, sa.func.count().label("follow_ups"), sa.func.count(asked.c.answered_at).label("answered"),
+        asked.c.week,
+        sa.func.count().label("follow_ups"),
+        sa.func.count(asked.c.answered_at).label("answered"),
         sa.cast(sa.func.percentile_cont(0.5).within_group(asked.c.hours), sa.Double).label("median_hours_to_answer"),
     ).group_by(asked.c.week)
     found = {row.week: row for row in conn.execute(query)}
     first = period.start - dt.timedelta(days=period.start.weekday())
     weeks = [first + dt.timedelta(weeks=i) for i in range((period.end - first).days // 7 + 1)]
-    return pd.DataFrame({
-        "week": weeks,
-        "follow_ups": pd.Series([found[w].follow_ups if w in found else 0 for w in weeks], dtype="int64"),
-        "answered": pd.Series([found[w].answered if w in found else 0 for w in weeks], dtype="int64"),
-        "median_hours_to_answer": pd.Series(
-            [found[w].median_hours_to_answer if w in found else None for w in weeks], dtype="float64"),
-    })
+    return pd.DataFrame(
+        {
+            "week": weeks,
+            "follow_ups": pd.Series([found[w].follow_ups if w in found else 0 for w in weeks], dtype="int64"),
+            "answered": pd.Series([found[w].answered if w in found else 0 for w in weeks], dtype="int64"),
+            "median_hours_to_answer": pd.Series(
+                [found[w].median_hours_to_answer if w in found else None for w in weeks], dtype="float64"
+            ),
+        }
+    )

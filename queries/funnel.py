@@ -18,11 +18,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dashboard.core import schema as s
-from dashboard.domain.funnel.interactions import (
-    STEP_LABELS, CrmInputError, FunnelSpec, journeys, reached, reached_at, seconds_between,
-    usable_rollup, within_window,
-)
 from dashboard.core.period import Period
+from dashboard.domain.funnel.interactions import (
+    STEP_LABELS,
+    CrmInputError,
+    FunnelSpec,
+    journeys,
+    reached,
+    reached_at,
+    seconds_between,
+    usable_rollup,
+    within_window,
+)
 
 BREAKDOWNS = {
     "plan": "Plan",
@@ -37,8 +44,15 @@ GRAINS = ("day", "week", "month")
 # Time-to-convert bins: (lower bound in seconds, label). A bin holds durations above its lower
 # bound up to and including the next one (the first from 0); the last ends at the longest window.
 DURATION_BINS = (
-    (0, "up to 5 min"), (300, "5 min – 1 h"), (3600, "1 – 6 h"), (21600, "6 – 24 h"), (86400, "1 – 3 days"),
-    (259200, "3 – 7 days"), (604800, "7 – 14 days"), (1209600, "14 – 30 days"), (2592000, "30 – 90 days"),
+    (0, "up to 5 min"),
+    (300, "5 min – 1 h"),
+    (3600, "1 – 6 h"),
+    (21600, "6 – 24 h"),
+    (86400, "1 – 3 days"),
+    (259200, "3 – 7 days"),
+    (604800, "7 – 14 days"),
+    (1209600, "14 – 30 days"),
+    (2592000, "30 – 90 days"),
 )
 
 
@@ -48,8 +62,9 @@ def _frame(conn: Connection, query: sa.Select, columns: list[str]) -> pd.DataFra
 
 def _counts(journey: sa.FromClause, spec: FunnelSpec) -> list[sa.ColumnElement]:
     """``reached_1`` .. ``reached_N``: journeys that reached each step inside the window."""
-    return [sa.func.count().filter(reached(journey, spec, k)).label(f"reached_{k}")
-            for k in range(1, len(spec.steps) + 1)]
+    return [
+        sa.func.count().filter(reached(journey, spec, k)).label(f"reached_{k}") for k in range(1, len(spec.steps) + 1)
+    ]
 
 
 def funnel(conn: Connection, *, spec: FunnelSpec, source: str = "auto") -> pd.DataFrame:
@@ -58,24 +73,26 @@ def funnel(conn: Connection, *, spec: FunnelSpec, source: str = "auto") -> pd.Da
     j = journeys(conn, spec, source)
     n = len(spec.steps)
     medians = [
-        sa.func.percentile_cont(0.5).within_group(
-            sa.case((reached(j, spec, k), seconds_between(reached_at(j, k - 1), reached_at(j, k))))
-        ).label(f"median_{k}")
+        sa.func.percentile_cont(0.5)
+        .within_group(sa.case((reached(j, spec, k), seconds_between(reached_at(j, k - 1), reached_at(j, k)))))
+        .label(f"median_{k}")
         for k in range(2, n + 1)
     ]
     row = conn.execute(sa.select(*_counts(j, spec), *medians).select_from(j)).mappings().one()
     customers = pd.Series([row[f"reached_{k}"] for k in range(1, n + 1)], dtype="int64")
     first = customers.iloc[0]
-    return pd.DataFrame({
-        "step": range(1, n + 1),
-        "interaction_type": list(spec.steps),
-        "label": [STEP_LABELS[step] for step in spec.steps],
-        "customers": customers,
-        "from_first": customers / first if first else float("nan"),
-        "from_previous": customers / customers.shift(1).where(customers.shift(1) > 0),
-        "median_seconds": [float("nan")] + [float("nan") if row[f"median_{k}"] is None else float(row[f"median_{k}"])
-                                            for k in range(2, n + 1)],
-    })
+    return pd.DataFrame(
+        {
+            "step": range(1, n + 1),
+            "interaction_type": list(spec.steps),
+            "label": [STEP_LABELS[step] for step in spec.steps],
+            "customers": customers,
+            "from_first": customers / first if first else float("nan"),
+            "from_previous": customers / customers.shift(1).where(customers.shift(1) > 0),
+            "median_seconds": [float("nan")]
+            + [float("nan") if row[f"median_{k}"] is None else float(row[f"median_{k}"]) for k in range(2, n + 1)],
+        }
+    )
 
 
 def _dimension(j: sa.FromClause, spec: FunnelSpec, dimension: str) -> tuple[sa.ColumnElement, sa.FromClause]:
@@ -85,13 +102,15 @@ def _dimension(j: sa.FromClause, spec: FunnelSpec, dimension: str) -> tuple[sa.C
     if dimension == "vehicle_make":
         return sa.func.coalesce(sa.func.nullif(sa.func.trim(j.c.vehicle_make), ""), UNKNOWN), j
     m = s.mechanics
-    specialty = sa.case((within_window(j, spec, j.c.session_at), sa.func.coalesce(m.c.specialties[1], UNKNOWN)),
-                        else_=NO_SESSION)
+    specialty = sa.case(
+        (within_window(j, spec, j.c.session_at), sa.func.coalesce(m.c.specialties[1], UNKNOWN)), else_=NO_SESSION
+    )
     return specialty, j.outerjoin(m, m.c.user_id == j.c.mechanic_id)
 
 
-def breakdown(conn: Connection, *, spec: FunnelSpec, dimension: str, top_n: int = 8,
-              source: str = "auto") -> pd.DataFrame:
+def breakdown(
+    conn: Connection, *, spec: FunnelSpec, dimension: str, top_n: int = 8, source: str = "auto"
+) -> pd.DataFrame:
     """Per group of ``dimension`` (a key of BREAKDOWNS): ``group``, one count column per step
     (named by interaction type) and ``conversion`` (last step / first). The ``top_n`` groups
     with most entered customers are kept and the rest summed as "(other)"; groups sum to the totals."""
@@ -102,26 +121,42 @@ def breakdown(conn: Connection, *, spec: FunnelSpec, dimension: str, top_n: int 
     j = journeys(conn, spec, source, attributes=dimension in NEEDS_ATTRIBUTES)
     value, joined = _dimension(j, spec, dimension)
     n = len(spec.steps)
-    flags = (sa.select(value.label("grp"), *[reached(j, spec, k).label(f"r{k}") for k in range(2, n + 1)])
-             .select_from(joined).subquery("flags"))
-    grouped = (sa.select(flags.c.grp, sa.func.count().label("reached_1"),
-                         *[sa.func.count().filter(flags.c[f"r{k}"]).label(f"reached_{k}") for k in range(2, n + 1)])
-               .group_by(flags.c.grp).subquery("grouped"))
+    flags = (
+        sa.select(value.label("grp"), *[reached(j, spec, k).label(f"r{k}") for k in range(2, n + 1)])
+        .select_from(joined)
+        .subquery("flags")
+    )
+    grouped = (
+        sa.select(
+            flags.c.grp,
+            sa.func.count().label("reached_1"),
+            *[sa.func.count().filter(flags.c[f"r{k}"]).label(f"reached_{k}") for k in range(2, n + 1)],
+        )
+        .group_by(flags.c.grp)
+        .subquery("grouped")
+    )
     counts = [f"reached_{k}" for k in range(1, n + 1)]
     rank = sa.func.row_number().over(order_by=[grouped.c.reached_1.desc(), grouped.c.grp])
     ranked = sa.select(grouped, rank.label("rank")).subquery("ranked")
-    labelled = sa.select(sa.case((ranked.c.rank <= top_n, ranked.c.grp), else_=OTHER).label("grp"),
-                         ranked.c.rank, *[ranked.c[c] for c in counts]).subquery("labelled")
-    query = (sa.select(labelled.c.grp, *[sa.cast(sa.func.sum(labelled.c[c]), sa.BigInteger) for c in counts])
-             .group_by(labelled.c.grp).order_by(sa.func.min(labelled.c.rank)))
+    labelled = sa.select(
+        sa.case((ranked.c.rank <= top_n, ranked.c.grp), else_=OTHER).label("grp"),
+        ranked.c.rank,
+        *[ranked.c[c] for c in counts],
+    ).subquery("labelled")
+    query = (
+        sa.select(labelled.c.grp, *[sa.cast(sa.func.sum(labelled.c[c]), sa.BigInteger) for c in counts])
+        .group_by(labelled.c.grp)
+        .order_by(sa.func.min(labelled.c.rank))
+    )
     frame = _frame(conn, query, ["group", *spec.steps]).astype({step: "int64" for step in spec.steps})
     first, last = frame[spec.steps[0]], frame[spec.steps[-1]]
     frame["conversion"] = last / first.where(first > 0)
     return frame
 
 
-def time_to_convert(conn: Connection, *, spec: FunnelSpec, from_step: int, to_step: int,
-                    source: str = "auto") -> pd.DataFrame:
+def time_to_convert(
+    conn: Connection, *, spec: FunnelSpec, from_step: int, to_step: int, source: str = "auto"
+) -> pd.DataFrame:
     """Journeys that reached ``to_step``, by the time from ``from_step`` to ``to_step``
     (1-based, from before to): ``bin`` label, ``lower_seconds``, ``customers``; every bin that
     starts inside the window is listed, with zeros."""
@@ -130,21 +165,25 @@ def time_to_convert(conn: Connection, *, spec: FunnelSpec, from_step: int, to_st
         raise CrmInputError("The first step of the time to convert must come before the second.")
     j = journeys(conn, spec, source)
     seconds = seconds_between(reached_at(j, low), reached_at(j, high))
-    number = sa.case(*[(seconds <= upper, i) for i, (upper, _) in enumerate(DURATION_BINS[1:])],
-                     else_=len(DURATION_BINS) - 1)
+    number = sa.case(
+        *[(seconds <= upper, i) for i, (upper, _) in enumerate(DURATION_BINS[1:])], else_=len(DURATION_BINS) - 1
+    )
     numbered = sa.select(number.label("bin")).select_from(j).where(reached(j, spec, high)).subquery("numbered")
     counts = dict(conn.execute(sa.select(numbered.c.bin, sa.func.count()).group_by(numbered.c.bin)).all())
     window = spec.window.total_seconds()
     bins = [(i, lower, label) for i, (lower, label) in enumerate(DURATION_BINS) if lower < window]
-    return pd.DataFrame({
-        "bin": [label for _, _, label in bins],
-        "lower_seconds": [lower for _, lower, _ in bins],
-        "customers": pd.Series([counts.get(i, 0) for i, _, _ in bins], dtype="int64"),
-    })
+    return pd.DataFrame(
+        {
+            "bin": [label for _, _, label in bins],
+            "lower_seconds": [lower for _, lower, _ in bins],
+            "customers": pd.Series([counts.get(i, 0) for i, _, _ in bins], dtype="int64"),
+        }
+    )
 
 
 def bucket_starts(period: Period, grain: str) -> list[dt.date]:
     """The first day of every day, week (from Monday) or month that overlaps the period."""
+
     def floor(day: dt.date) -> dt.date:
         if grain == "week":
             return day - dt.timedelta(days=day.weekday())
@@ -163,8 +202,9 @@ def _next_bucket(day: dt.date, grain: str) -> dt.date:
     return day + dt.timedelta(days=7 if grain == "week" else 1)
 
 
-def trend(conn: Connection, *, spec: FunnelSpec, grain: str = "week", source: str = "auto",
-          now: dt.datetime | None = None) -> pd.DataFrame:
+def trend(
+    conn: Connection, *, spec: FunnelSpec, grain: str = "week", source: str = "auto", now: dt.datetime | None = None
+) -> pd.DataFrame:
     """Conversion from the first to the last step by local ``grain`` of entry (a day, a week
     starting Monday, or a month in the display timezone), every bucket of the period listed:
     ``bucket`` (its first day), ``entered``, ``converted``, ``conversion`` (NaN without
@@ -174,31 +214,43 @@ def trend(conn: Connection, *, spec: FunnelSpec, grain: str = "week", source: st
         raise CrmInputError(f"Unknown trend grain {str(grain)[:20]!r}; choose from {', '.join(GRAINS)}.")
     j = journeys(conn, spec, source)
     local = sa.func.timezone(spec.period.tz, j.c.entry_at)
-    flags = sa.select(sa.cast(sa.func.date_trunc(grain, local), sa.Date).label("bucket"),
-                      reached(j, spec, len(spec.steps)).label("converted")).select_from(j).subquery("flags")
-    query = (sa.select(flags.c.bucket, sa.func.count(), sa.func.count().filter(flags.c.converted))
-             .group_by(flags.c.bucket))
+    flags = (
+        sa.select(
+            sa.cast(sa.func.date_trunc(grain, local), sa.Date).label("bucket"),
+            reached(j, spec, len(spec.steps)).label("converted"),
+        )
+        .select_from(j)
+        .subquery("flags")
+    )
+    query = sa.select(flags.c.bucket, sa.func.count(), sa.func.count().filter(flags.c.converted)).group_by(
+        flags.c.bucket
+    )
     counts = {bucket: (entered, converted) for bucket, entered, converted in conn.execute(query)}
     starts = bucket_starts(spec.period, grain)
     entered = pd.Series([counts.get(day, (0, 0))[0] for day in starts], dtype="int64")
     converted = pd.Series([counts.get(day, (0, 0))[1] for day in starts], dtype="int64")
-    now = now or dt.datetime.now(dt.timezone.utc)
-    last_entry = [Period(day, min(_next_bucket(day, grain) - dt.timedelta(days=1), spec.period.end),
-                         spec.period.tz).bounds()[1] for day in starts]
-    return pd.DataFrame({
-        "bucket": starts,
-        "entered": entered,
-        "converted": converted,
-        "conversion": converted / entered.where(entered > 0),
-        "complete": [end + spec.window <= now for end in last_entry],
-    })
+    now = now or dt.datetime.now(dt.UTC)
+    last_entry = [
+        Period(day, min(_next_bucket(day, grain) - dt.timedelta(days=1), spec.period.end), spec.period.tz).bounds()[1]
+        for day in starts
+    ]
+    return pd.DataFrame(
+        {
+            "bucket": starts,
+            "entered": entered,
+            "converted": converted,
+            "conversion": converted / entered.where(entered > 0),
+            "complete": [end + spec.window <= now for end in last_entry],
+        }
+    )
 
 
 DROP_OFF_COLUMNS = ["customer_id", "email", "full_name", "plan", "acquisition_channel", "entered_at", "reached_at"]
 
 
-def drop_off(conn: Connection, *, spec: FunnelSpec, step: int, limit: int | None = None,
-             source: str = "auto") -> pd.DataFrame:
+def drop_off(
+    conn: Connection, *, spec: FunnelSpec, step: int, limit: int | None = None, source: str = "auto"
+) -> pd.DataFrame:
     """Customers who reached ``step`` (1-based) but not the next one inside the window, latest
     first: the columns of DROP_OFF_COLUMNS (``reached_at``: when they reached ``step``)."""
     k = spec.step_index(step)
@@ -208,8 +260,15 @@ def drop_off(conn: Connection, *, spec: FunnelSpec, step: int, limit: int | None
     u, p = s.users, s.profiles
     at = reached_at(j, k).label("reached_at")
     query = (
-        sa.select(sa.cast(j.c.customer_id, sa.Text), u.c.email, p.c.full_name, p.c.plan, p.c.acquisition_channel,
-                  j.c.entry_at, at)
+        sa.select(
+            sa.cast(j.c.customer_id, sa.Text),
+            u.c.email,
+            p.c.full_name,
+            p.c.plan,
+            p.c.acquisition_channel,
+            j.c.entry_at,
+            at,
+        )
         .select_from(j.join(u, u.c.id == j.c.customer_id).outerjoin(p, p.c.id == j.c.customer_id))
         .where(reached(j, spec, k), sa.not_(sa.func.coalesce(reached(j, spec, k + 1), sa.false())))
         .order_by(at.desc(), j.c.customer_id)
@@ -239,9 +298,9 @@ def funnel_in_pandas(conn: Connection, *, spec: FunnelSpec) -> pd.DataFrame:
     in [period start, period end + window], then take each step with ``merge_asof``."""
     i = s.crm_interactions
     start, end = spec.period.bounds()
-    query = (sa.select(i.c.customer_id, i.c.interaction_type, i.c.created_at)
-             .where(i.c.interaction_type.in_(spec.steps), i.c.created_at >= start,
-                    i.c.created_at <= end + spec.window))
+    query = sa.select(i.c.customer_id, i.c.interaction_type, i.c.created_at).where(
+        i.c.interaction_type.in_(spec.steps), i.c.created_at >= start, i.c.created_at <= end + spec.window
+    )
     events = pd.read_sql(query, conn)
     events["created_at"] = pd.to_datetime(events["created_at"], utc=True)
     events["customer_id"] = events["customer_id"].astype(str)
@@ -251,10 +310,16 @@ def funnel_in_pandas(conn: Connection, *, spec: FunnelSpec) -> pd.DataFrame:
     customers = [len(current)]
     for step in spec.steps[1:]:
         later = events.loc[events.interaction_type == step, ["customer_id", "created_at"]].sort_values("created_at")
-        matched = pd.merge_asof(current.sort_values("at"), later, left_on="at", right_on="created_at",
-                                by="customer_id", direction="forward")
+        matched = pd.merge_asof(
+            current.sort_values("at"), later, left_on="at", right_on="created_at", by="customer_id", direction="forward"
+        )
         matched = matched[matched.created_at <= matched.entry_at + spec.window]
         current = matched.assign(at=matched.created_at)[["customer_id", "entry_at", "at"]]
         customers.append(len(current))
-    return pd.DataFrame({"step": range(1, len(spec.steps) + 1), "interaction_type": list(spec.steps),
-                         "customers": pd.Series(customers, dtype="int64")})
+    return pd.DataFrame(
+        {
+            "step": range(1, len(spec.steps) + 1),
+            "interaction_type": list(spec.steps),
+            "customers": pd.Series(customers, dtype="int64"),
+        }
+    )

@@ -26,11 +26,11 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dashboard.core.period import Period
-from dashboard.domain.reviews import PRIOR_WEIGHT
 from dashboard.core.errors import Invalid
+from dashboard.core.period import Period
 from dashboard.core.schema import mechanic_reviews, mechanics, requests, sessions
 from dashboard.core.validation import parse_uuid
+from dashboard.domain.reviews import PRIOR_WEIGHT
 
 LEADERBOARD_LIMIT = 50
 REVIEWS_PAGE_MAX = 100
@@ -45,9 +45,8 @@ def _global_mean() -> sa.ScalarSelect:
 
 
 def _bayesian(mean: sa.ColumnElement) -> sa.ColumnElement:
-    return (
-        (PRIOR_WEIGHT * mean + m.c.total_reviews * sa.cast(m.c.avg_rating, sa.Double))
-        / sa.cast(PRIOR_WEIGHT + m.c.total_reviews, sa.Double)
+    return (PRIOR_WEIGHT * mean + m.c.total_reviews * sa.cast(m.c.avg_rating, sa.Double)) / sa.cast(
+        PRIOR_WEIGHT + m.c.total_reviews, sa.Double
     )
 
 
@@ -56,9 +55,16 @@ def _ranked(specialty: str | None = None) -> sa.Subquery:
     mean = _global_mean()
     score = _bayesian(mean)
     query = sa.select(
-        m.c.user_id, m.c.display_name, m.c.specialties, m.c.avg_rating, m.c.total_reviews,
-        m.c.response_sla_minutes, m.c.years_experience, m.c.is_active,
-        score.label("bayesian_rating"), mean.label("global_mean"),
+        m.c.user_id,
+        m.c.display_name,
+        m.c.specialties,
+        m.c.avg_rating,
+        m.c.total_reviews,
+        m.c.response_sla_minutes,
+        m.c.years_experience,
+        m.c.is_active,
+        score.label("bayesian_rating"),
+        mean.label("global_mean"),
         sa.func.rank().over(order_by=score.desc()).label("rank"),
     ).where(m.c.is_active)
     if specialty:
@@ -81,9 +87,18 @@ def leaderboard(conn: Connection, *, specialty: str | None = None, limit: int = 
     """
     ranked = _ranked(specialty)
     query = (
-        sa.select(ranked.c.rank, ranked.c.user_id, ranked.c.display_name, ranked.c.specialties,
-                  ranked.c.avg_rating, ranked.c.total_reviews, ranked.c.bayesian_rating,
-                  ranked.c.response_sla_minutes, ranked.c.years_experience, ranked.c.global_mean)
+        sa.select(
+            ranked.c.rank,
+            ranked.c.user_id,
+            ranked.c.display_name,
+            ranked.c.specialties,
+            ranked.c.avg_rating,
+            ranked.c.total_reviews,
+            ranked.c.bayesian_rating,
+            ranked.c.response_sla_minutes,
+            ranked.c.years_experience,
+            ranked.c.global_mean,
+        )
         .order_by(ranked.c.rank, ranked.c.total_reviews.desc(), ranked.c.display_name, ranked.c.user_id)
         .limit(limit)
     )
@@ -108,10 +123,22 @@ def profile(conn: Connection, *, mechanic_id) -> pd.DataFrame:
     ranked = _ranked()
     mean = _global_mean()
     query = (
-        sa.select(m.c.user_id, m.c.display_name, m.c.bio, m.c.years_experience, m.c.specialties, m.c.timezone,
-                  m.c.is_active, m.c.avg_rating, m.c.total_reviews, m.c.response_sla_minutes,
-                  _bayesian(mean).label("bayesian_rating"), mean.label("global_mean"), ranked.c.rank,
-                  sa.select(sa.func.count()).select_from(ranked).scalar_subquery().label("ranked_mechanics"))
+        sa.select(
+            m.c.user_id,
+            m.c.display_name,
+            m.c.bio,
+            m.c.years_experience,
+            m.c.specialties,
+            m.c.timezone,
+            m.c.is_active,
+            m.c.avg_rating,
+            m.c.total_reviews,
+            m.c.response_sla_minutes,
+            _bayesian(mean).label("bayesian_rating"),
+            mean.label("global_mean"),
+            ranked.c.rank,
+            sa.select(sa.func.count()).select_from(ranked).scalar_subquery().label("ranked_mechanics"),
+        )
         .select_from(m.outerjoin(ranked, ranked.c.user_id == m.c.user_id))
         .where(m.c.user_id == mechanic_id)
     )
@@ -146,10 +173,14 @@ def public_profile(conn: Connection, mechanic_id) -> dict | None:
     row = frame.iloc[0]
     distribution = rating_distribution(conn, mechanic_id=mechanic)
     return {
-        "mechanic_id": mechanic, "name": row["display_name"], "bio": row["bio"],
+        "mechanic_id": mechanic,
+        "name": row["display_name"],
+        "bio": row["bio"],
         "years_experience": None if pd.isna(row["years_experience"]) else int(row["years_experience"]),
-        "specialties": list(row["specialties"]), "average_rating": round(float(row["avg_rating"]), 2),
-        "review_count": int(row["total_reviews"]), "ranking_score": round(float(row["bayesian_rating"]), 4),
+        "specialties": list(row["specialties"]),
+        "average_rating": round(float(row["avg_rating"]), 2),
+        "review_count": int(row["total_reviews"]),
+        "ranking_score": round(float(row["bayesian_rating"]), 4),
         "rank": int(row["rank"]),
         "rating_distribution": dict(zip(distribution["stars"].tolist(), distribution["reviews"].tolist())),
     }
@@ -173,8 +204,9 @@ def _after(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
         raise problem from None
 
 
-def published_reviews_page(conn: Connection, mechanic_id, *, after: str | None = None,
-                           limit: int = 20) -> tuple[list[dict], str | None]:
+def published_reviews_page(
+    conn: Connection, mechanic_id, *, after: str | None = None, limit: int = 20
+) -> tuple[list[dict], str | None]:
     """A mechanic's published reviews, newest first: up to ``limit`` (1 to ``REVIEWS_PAGE_MAX``)
     rows of id, rating, review_text, helpful_count, created_at, and the cursor of the next page
     (None on the last). ``after``: the cursor a previous page returned."""
@@ -182,9 +214,12 @@ def published_reviews_page(conn: Connection, mechanic_id, *, after: str | None =
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= REVIEWS_PAGE_MAX:
         raise Invalid(f"The page size must be a whole number from 1 to {REVIEWS_PAGE_MAX}.")
     r = mechanic_reviews
-    query = (sa.select(r.c.id, r.c.rating, r.c.review_text, r.c.helpful_count, r.c.created_at)
-             .where(r.c.mechanic_id == mechanic, r.c.status == "published")
-             .order_by(r.c.created_at.desc(), r.c.id.desc()).limit(limit + 1))
+    query = (
+        sa.select(r.c.id, r.c.rating, r.c.review_text, r.c.helpful_count, r.c.created_at)
+        .where(r.c.mechanic_id == mechanic, r.c.status == "published")
+        .order_by(r.c.created_at.desc(), r.c.id.desc())
+        .limit(limit + 1)
+    )
     if after is not None:
         created_at, review_id = _after(after)
         query = query.where(sa.tuple_(r.c.created_at, r.c.id) < sa.tuple_(created_at, review_id))
@@ -200,15 +235,18 @@ def _responses(mechanic_id, period: Period) -> sa.Subquery:
     minutes = sa.cast(sa.extract("epoch", sessions.c.accepted_at - requests.c.created_at), sa.Double) / 60.0
     return (
         sa.select(
-            sa.cast(sa.func.date_trunc("week", sa.func.timezone(period.tz, sessions.c.accepted_at)), sa.Date)
-            .label("week"),
+            sa.cast(sa.func.date_trunc("week", sa.func.timezone(period.tz, sessions.c.accepted_at)), sa.Date).label(
+                "week"
+            ),
             minutes.label("minutes"),
             (minutes <= m.c.response_sla_minutes).label("within_sla"),
         )
-        .select_from(sessions.join(requests, requests.c.id == sessions.c.request_id)
-                     .join(m, m.c.user_id == sessions.c.mechanic_id))
-        .where(sessions.c.mechanic_id == mechanic_id,
-               sessions.c.accepted_at >= start, sessions.c.accepted_at < end)
+        .select_from(
+            sessions.join(requests, requests.c.id == sessions.c.request_id).join(
+                m, m.c.user_id == sessions.c.mechanic_id
+            )
+        )
+        .where(sessions.c.mechanic_id == mechanic_id, sessions.c.accepted_at >= start, sessions.c.accepted_at < end)
         .subquery("responses")
     )
 
@@ -225,10 +263,12 @@ def response_times(conn: Connection, *, mechanic_id, period: Period) -> pd.DataF
     """Weekly response times of sessions accepted in the period: columns ``week`` (Monday,
     in the period's timezone), ``sessions``, ``median_minutes``, ``within_sla_share``."""
     responses = _responses(mechanic_id, period)
-    query = (sa.select(responses.c.week, *_response_stats(responses))
-             .group_by(responses.c.week).order_by(responses.c.week))
-    frame = pd.DataFrame(conn.execute(query).mappings().all(),
-                         columns=["week", "sessions", "median_minutes", "within_sla_share"])
+    query = (
+        sa.select(responses.c.week, *_response_stats(responses)).group_by(responses.c.week).order_by(responses.c.week)
+    )
+    frame = pd.DataFrame(
+        conn.execute(query).mappings().all(), columns=["week", "sessions", "median_minutes", "within_sla_share"]
+    )
     return frame.astype({"sessions": "int64", "median_minutes": "float64", "within_sla_share": "float64"})
 
 

@@ -27,8 +27,13 @@ from dashboard.core.period import Period
 from dashboard.core.schema import email_outbox, mechanic_reviews, requests, sessions, upsell_recommendations
 
 KPI_COLUMNS = (
-    "sessions_completed", "intake_requests", "converted_requests", "reviews_published",
-    "avg_rating", "upsell_revenue_cents", "emails_failed",
+    "sessions_completed",
+    "intake_requests",
+    "converted_requests",
+    "reviews_published",
+    "avg_rating",
+    "upsell_revenue_cents",
+    "emails_failed",
 )
 
 
@@ -56,44 +61,51 @@ def kpis(conn: Connection, *, period: Period) -> pd.DataFrame:
 
     count = sa.func.count
     intake = sa.and_(sa.not_(requests.c.is_follow_up), _between(requests.c.created_at, first, last))
-    has_completed_session = sa.exists().where(sessions.c.request_id == requests.c.id,
-                                              sessions.c.status == "completed")
+    has_completed_session = sa.exists().where(sessions.c.request_id == requests.c.id, sessions.c.status == "completed")
     parts = [
-        sa.select(*per_period("sessions_completed", sessions.c.ended_at, count))
-        .where(sessions.c.status == "completed", _between(sessions.c.ended_at, first, last)),
+        sa.select(*per_period("sessions_completed", sessions.c.ended_at, count)).where(
+            sessions.c.status == "completed", _between(sessions.c.ended_at, first, last)
+        ),
         sa.select(*per_period("intake_requests", requests.c.created_at, count)).where(intake),
-        sa.select(*per_period("converted_requests", requests.c.created_at, count))
-        .where(intake, has_completed_session),
+        sa.select(*per_period("converted_requests", requests.c.created_at, count)).where(intake, has_completed_session),
         sa.select(
             *per_period("reviews_published", mechanic_reviews.c.created_at, count),
-            *per_period("avg_rating", mechanic_reviews.c.created_at,
-                        lambda: sa.func.avg(sa.cast(mechanic_reviews.c.rating, sa.Double))),
-        )
-        .where(mechanic_reviews.c.status == "published", _between(mechanic_reviews.c.created_at, first, last)),
-        sa.select(*per_period("upsell_revenue_cents", upsell_recommendations.c.purchased_at,
-                              lambda: sa.func.sum(upsell_recommendations.c.price_cents)))
-        .where(_between(upsell_recommendations.c.purchased_at, first, last)),
-        sa.select(*per_period("emails_failed", email_outbox.c.created_at, count))
-        .where(email_outbox.c.status == "failed", _between(email_outbox.c.created_at, first, last)),
+            *per_period(
+                "avg_rating",
+                mechanic_reviews.c.created_at,
+                lambda: sa.func.avg(sa.cast(mechanic_reviews.c.rating, sa.Double)),
+            ),
+        ).where(mechanic_reviews.c.status == "published", _between(mechanic_reviews.c.created_at, first, last)),
+        sa.select(
+            *per_period(
+                "upsell_revenue_cents",
+                upsell_recommendations.c.purchased_at,
+                lambda: sa.func.sum(upsell_recommendations.c.price_cents),
+            )
+        ).where(_between(upsell_recommendations.c.purchased_at, first, last)),
+        sa.select(*per_period("emails_failed", email_outbox.c.created_at, count)).where(
+            email_outbox.c.status == "failed", _between(email_outbox.c.created_at, first, last)
+        ),
     ]
     subqueries = [part.subquery(f"part{i}") for i, part in enumerate(parts)]
     one_row_each = subqueries[0]
     for sub in subqueries[1:]:
         one_row_each = one_row_each.join(sub, sa.true())
     row = conn.execute(sa.select(*[c for sub in subqueries for c in sub.c]).select_from(one_row_each)).mappings().one()
-    frame = pd.DataFrame(
-        [{"period": p, **{m: row[f"{p}_{m}"] for m in KPI_COLUMNS}} for p in windows]
-    ).set_index("period")
+    frame = pd.DataFrame([{"period": p, **{m: row[f"{p}_{m}"] for m in KPI_COLUMNS}} for p in windows]).set_index(
+        "period"
+    )
     frame["upsell_revenue_cents"] = frame["upsell_revenue_cents"].fillna(0)
     frame = frame.astype({c: "int64" for c in KPI_COLUMNS if c != "avg_rating"}).astype({"avg_rating": "float64"})
-    frame["conversion_rate"] = (frame.converted_requests / frame.intake_requests.where(frame.intake_requests > 0))
+    frame["conversion_rate"] = frame.converted_requests / frame.intake_requests.where(frame.intake_requests > 0)
     return frame
 
 
 def open_follow_ups(conn: Connection) -> pd.DataFrame:
     """One row, column ``open_follow_ups``: follow-up requests waiting now (open or matched)."""
-    query = sa.select(_count(requests, requests.c.is_follow_up, requests.c.status.in_(("open", "matched")))
-                      .label("open_follow_ups"))
+    query = sa.select(
+        _count(requests, requests.c.is_follow_up, requests.c.status.in_(("open", "matched"))).label("open_follow_ups")
+    )
     return pd.DataFrame(conn.execute(query).mappings().all()).astype("int64")
 
 

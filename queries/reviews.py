@@ -7,7 +7,7 @@ wrote it about whom. Filters are whitelisted: statuses from
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 import sqlalchemy as sa
@@ -18,9 +18,22 @@ from dashboard.core.schema import REVIEW_FLAGS, REVIEW_STATUSES, mechanic_review
 
 QUEUE_LIMIT = 200
 REVIEW_COLUMNS = (
-    "id", "created_at", "status", "rating", "review_text", "flags", "hidden_reason", "helpful_count",
-    "moderated_by", "moderated_at", "session_id", "mechanic_id", "mechanic_name", "customer_id",
-    "customer_name", "customer_email",
+    "id",
+    "created_at",
+    "status",
+    "rating",
+    "review_text",
+    "flags",
+    "hidden_reason",
+    "helpful_count",
+    "moderated_by",
+    "moderated_at",
+    "session_id",
+    "mechanic_id",
+    "mechanic_name",
+    "customer_id",
+    "customer_name",
+    "customer_email",
 )
 
 TEXT_COLUMNS = ("review_text", "hidden_reason", "moderated_by", "mechanic_name", "customer_name", "customer_email")
@@ -35,18 +48,28 @@ def _checked(values: Sequence, allowed: Sequence, what: str) -> list:
 
 def _reviews_select(*extra: sa.ColumnElement) -> sa.Select:
     r = mechanic_reviews
-    return (
-        sa.select(
-            r.c.id, r.c.created_at, r.c.status, r.c.rating, r.c.review_text, r.c.flags, r.c.hidden_reason,
-            r.c.helpful_count, r.c.moderated_by, r.c.moderated_at, r.c.session_id, r.c.mechanic_id,
-            mechanics.c.display_name.label("mechanic_name"), r.c.customer_id,
-            profiles.c.full_name.label("customer_name"), users.c.email.label("customer_email"), *extra,
-        )
-        .select_from(
-            r.outerjoin(mechanics, mechanics.c.user_id == r.c.mechanic_id)
-            .outerjoin(users, users.c.id == r.c.customer_id)
-            .outerjoin(profiles, profiles.c.id == r.c.customer_id)
-        )
+    return sa.select(
+        r.c.id,
+        r.c.created_at,
+        r.c.status,
+        r.c.rating,
+        r.c.review_text,
+        r.c.flags,
+        r.c.hidden_reason,
+        r.c.helpful_count,
+        r.c.moderated_by,
+        r.c.moderated_at,
+        r.c.session_id,
+        r.c.mechanic_id,
+        mechanics.c.display_name.label("mechanic_name"),
+        r.c.customer_id,
+        profiles.c.full_name.label("customer_name"),
+        users.c.email.label("customer_email"),
+        *extra,
+    ).select_from(
+        r.outerjoin(mechanics, mechanics.c.user_id == r.c.mechanic_id)
+        .outerjoin(users, users.c.id == r.c.customer_id)
+        .outerjoin(profiles, profiles.c.id == r.c.customer_id)
     )
 
 

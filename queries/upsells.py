@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dashboard.core import schema as s
-from dashboard.core.period import Period
 from dashboard.core.errors import Invalid
+from dashboard.core.period import Period
 from dashboard.core.validation import parse_uuid
 from queries.customers import open_recommendations, recommended_next
 from queries.funnel import GRAINS, bucket_starts
@@ -40,23 +40,33 @@ def _shown_in(period: Period) -> sa.ColumnElement[bool]:
 
 def _counts(rec: sa.FromClause = s.upsell_recommendations) -> list[sa.ColumnElement]:
     """The counts of COUNTS over ``rec`` (recommendations, or rows with their column names)."""
-    return [sa.func.count().label("shown"), sa.func.count(rec.c.clicked_at).label("clicked"),
-            sa.func.count(rec.c.purchased_at).label("purchased"),
-            sa.cast(sa.func.coalesce(sa.func.sum(rec.c.price_cents).filter(rec.c.purchased_at.isnot(None)), 0),
-                    sa.BigInteger).label("revenue_cents")]
+    return [
+        sa.func.count().label("shown"),
+        sa.func.count(rec.c.clicked_at).label("clicked"),
+        sa.func.count(rec.c.purchased_at).label("purchased"),
+        sa.cast(
+            sa.func.coalesce(sa.func.sum(rec.c.price_cents).filter(rec.c.purchased_at.isnot(None)), 0), sa.BigInteger
+        ).label("revenue_cents"),
+    ]
 
 
 def _with_rates(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.astype({column: "int64" for column in COUNTS})
     shown, clicked = frame.shown.where(frame.shown > 0), frame.clicked.where(frame.clicked > 0)
-    return frame.assign(ctr=frame.clicked / shown, conversion=frame.purchased / shown,
-                        click_to_purchase=frame.purchased / clicked, revenue_per_shown=frame.revenue_cents / shown)
+    return frame.assign(
+        ctr=frame.clicked / shown,
+        conversion=frame.purchased / shown,
+        click_to_purchase=frame.purchased / clicked,
+        revenue_per_shown=frame.revenue_cents / shown,
+    )
 
 
 def summary(conn: Connection, *, period: Period) -> pd.DataFrame:
     """Two rows indexed by ``period``: ``current`` and ``previous`` (the equal period before)."""
-    parts = [sa.select(sa.literal(label, sa.Text).label("period"), *_counts()).where(_shown_in(p))
-             for label, p in (("current", period), ("previous", period.previous()))]
+    parts = [
+        sa.select(sa.literal(label, sa.Text).label("period"), *_counts()).where(_shown_in(p))
+        for label, p in (("current", period), ("previous", period.previous()))
+    ]
     frame = pd.DataFrame(conn.execute(sa.union_all(*parts)).mappings().all())
     return _with_rates(frame).set_index("period").loc[["current", "previous"]]
 
@@ -68,8 +78,12 @@ def performance(conn: Connection, *, period: Period, by: str = "recommendation_t
         raise ValueError(f"Unknown grouping {str(by)[:40]!r}; choose from {', '.join(GROUPS)}.")
     rec = s.upsell_recommendations
     keys = [rec.c.recommendation_type] + ([rec.c.service_title] if by == "service" else [])
-    query = (sa.select(*keys, *_counts()).where(_shown_in(period)).group_by(*keys)
-             .order_by(sa.literal_column("revenue_cents").desc(), *keys))
+    query = (
+        sa.select(*keys, *_counts())
+        .where(_shown_in(period))
+        .group_by(*keys)
+        .order_by(sa.literal_column("revenue_cents").desc(), *keys)
+    )
     return _with_rates(pd.DataFrame(conn.execute(query).all(), columns=[k.name for k in keys] + COUNTS))
 
 
@@ -78,26 +92,36 @@ def trend(conn: Connection, *, period: Period, grain: str = "week") -> pd.DataFr
     if grain not in GRAINS:
         raise ValueError(f"Unknown grain {str(grain)[:20]!r}; choose from {', '.join(GRAINS)}.")
     rec = s.upsell_recommendations
-    bucketed = (sa.select(sa.cast(sa.func.date_trunc(grain, sa.func.timezone(period.tz, rec.c.shown_at)), sa.Date)
-                          .label("bucket"), rec.c.clicked_at, rec.c.purchased_at, rec.c.price_cents)
-                .where(_shown_in(period)).subquery("bucketed"))
+    bucketed = (
+        sa.select(
+            sa.cast(sa.func.date_trunc(grain, sa.func.timezone(period.tz, rec.c.shown_at)), sa.Date).label("bucket"),
+            rec.c.clicked_at,
+            rec.c.purchased_at,
+            rec.c.price_cents,
+        )
+        .where(_shown_in(period))
+        .subquery("bucketed")
+    )
     query = sa.select(bucketed.c.bucket, *_counts(bucketed)).group_by(bucketed.c.bucket)
     found = {row[0]: row[1:] for row in conn.execute(query)}
     starts = bucket_starts(period, grain)
     frame = pd.DataFrame([found.get(day, (0, 0, 0, 0)) for day in starts], columns=COUNTS)
-    return _with_rates(frame).assign(bucket=starts)[["bucket", *COUNTS, "ctr", "conversion",
-                                                      "click_to_purchase", "revenue_per_shown"]]
+    return _with_rates(frame).assign(bucket=starts)[
+        ["bucket", *COUNTS, "ctr", "conversion", "click_to_purchase", "revenue_per_shown"]
+    ]
 
 
 def by_mechanic(conn: Connection, *, period: Period) -> pd.DataFrame:
     """Metrics per mechanic who held the session a recommendation followed, most revenue first
     (recommendations without a session or mechanic are left out)."""
     rec, ses, m = s.upsell_recommendations, s.sessions, s.mechanics
-    query = (sa.select(sa.cast(m.c.user_id, sa.Text), m.c.display_name, *_counts())
-             .select_from(rec.join(ses, ses.c.id == rec.c.session_id).join(m, m.c.user_id == ses.c.mechanic_id))
-             .where(_shown_in(period))
-             .group_by(m.c.user_id, m.c.display_name)
-             .order_by(sa.literal_column("revenue_cents").desc(), m.c.display_name, m.c.user_id))
+    query = (
+        sa.select(sa.cast(m.c.user_id, sa.Text), m.c.display_name, *_counts())
+        .select_from(rec.join(ses, ses.c.id == rec.c.session_id).join(m, m.c.user_id == ses.c.mechanic_id))
+        .where(_shown_in(period))
+        .group_by(m.c.user_id, m.c.display_name)
+        .order_by(sa.literal_column("revenue_cents").desc(), m.c.display_name, m.c.user_id)
+    )
     return _with_rates(pd.DataFrame(conn.execute(query).all(), columns=["mechanic_id", "display_name", *COUNTS]))
 
 
@@ -106,9 +130,15 @@ def customer_cards(conn: Connection, customer_id, *, now: dt.datetime | None = N
     id, kind, title, description, price_cents, reason."""
     cid = parse_uuid(customer_id, "Customer", Invalid)
     rec = s.upsell_recommendations
-    query = open_recommendations(cid, now or dt.datetime.now(dt.timezone.utc), rec.c.id,
-                                 rec.c.recommendation_type.label("kind"), rec.c.service_title.label("title"),
-                                 rec.c.service_description.label("description"), rec.c.price_cents)
+    query = open_recommendations(
+        cid,
+        now or dt.datetime.now(dt.UTC),
+        rec.c.id,
+        rec.c.recommendation_type.label("kind"),
+        rec.c.service_title.label("title"),
+        rec.c.service_description.label("description"),
+        rec.c.price_cents,
+    )
     return [dict(row) for row in conn.execute(query).mappings()]
 
 
@@ -119,18 +149,37 @@ def recommended_next_service(conn: Connection, customer_id, *, now: dt.datetime 
     if found.empty:
         return None
     row = found.iloc[0]
-    return {"kind": row["recommendation_type"], "title": row["service_title"],
-            "price_cents": int(row["price_cents"]), "reason": row["reason"]}
+    return {
+        "kind": row["recommendation_type"],
+        "title": row["service_title"],
+        "price_cents": int(row["price_cents"]),
+        "reason": row["reason"],
+    }
 
 
-CATALOGUE_COLUMNS = ["service_id", "recommendation_type", "title", "description", "price_cents", "is_active",
-                     "updated_by", "updated_at"]
+CATALOGUE_COLUMNS = [
+    "service_id",
+    "recommendation_type",
+    "title",
+    "description",
+    "price_cents",
+    "is_active",
+    "updated_by",
+    "updated_at",
+]
 
 
 def catalogue(conn: Connection) -> pd.DataFrame:
     """Every catalogue service, active first, by type and title."""
     svc = s.upsell_services
-    query = (sa.select(sa.cast(svc.c.id, sa.Text), svc.c.recommendation_type, svc.c.title, svc.c.description,
-                       svc.c.price_cents, svc.c.is_active, svc.c.updated_by, svc.c.updated_at)
-             .order_by(svc.c.is_active.desc(), svc.c.recommendation_type, svc.c.title))
+    query = sa.select(
+        sa.cast(svc.c.id, sa.Text),
+        svc.c.recommendation_type,
+        svc.c.title,
+        svc.c.description,
+        svc.c.price_cents,
+        svc.c.is_active,
+        svc.c.updated_by,
+        svc.c.updated_at,
+    ).order_by(svc.c.is_active.desc(), svc.c.recommendation_type, svc.c.title)
     return pd.DataFrame(conn.execute(query).all(), columns=CATALOGUE_COLUMNS)

@@ -36,10 +36,18 @@ class JwksServer:
         self.ec_key = ec.generate_private_key(ec.SECP256R1())
         self.rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         keys = [
-            {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.ec_key.public_key())), "kid": "ec-1",
-             "alg": "ES256", "use": "sig"},
-            {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.rsa_key.public_key())), "kid": "rsa-1",
-             "alg": "RS256", "use": "sig"},
+            {
+                **json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.ec_key.public_key())),
+                "kid": "ec-1",
+                "alg": "ES256",
+                "use": "sig",
+            },
+            {
+                **json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.rsa_key.public_key())),
+                "kid": "rsa-1",
+                "alg": "RS256",
+                "use": "sig",
+            },
         ]
         body = json.dumps({"keys": keys}).encode()
 
@@ -63,12 +71,26 @@ class JwksServer:
         self.httpd.server_close()
 
 
-def token(customer_id, *, secret: str = JWT_SECRET, algorithm: str = "HS256", key=None, kid: str | None = None,
-          expires_in: float = 3600, **claims) -> str:
+def token(
+    customer_id,
+    *,
+    secret: str = JWT_SECRET,
+    algorithm: str = "HS256",
+    key=None,
+    kid: str | None = None,
+    expires_in: float = 3600,
+    **claims,
+) -> str:
     """A Supabase-style access token for ``customer_id`` (claims override the defaults)."""
     now = int(time.time())
-    payload = {"sub": str(customer_id), "aud": "authenticated", "role": "authenticated", "iat": now,
-               "exp": now + int(expires_in), **claims}
+    payload = {
+        "sub": str(customer_id),
+        "aud": "authenticated",
+        "role": "authenticated",
+        "iat": now,
+        "exp": now + int(expires_in),
+        **claims,
+    }
     headers = {"kid": kid} if kid else None
     return jwt.encode(payload, key if key is not None else secret, algorithm=algorithm, headers=headers)
 
@@ -76,13 +98,20 @@ def token(customer_id, *, secret: str = JWT_SECRET, algorithm: str = "HS256", ke
 class ApiServer:
     """uvicorn serving the API over ``engine`` on 127.0.0.1 (a free port), in a thread."""
 
-    def __init__(self, engine, database_url: str, secrets_path, jwks_url: str | None = None, *,
-                 service_key: bool = True, **env):
-        settings = load_api_settings({
-            "DATABASE_URL": database_url, "PITWALL_SECRETS": str(secrets_path),
-            "SUPABASE_JWT_SECRET": JWT_SECRET, **({"SUPABASE_JWKS_URL": jwks_url} if jwks_url else {}),
-            "PITWALL_API_CUSTOMER_RATE": "100000", "PITWALL_API_KEY_RATE": "100000", **env,
-        })
+    def __init__(
+        self, engine, database_url: str, secrets_path, jwks_url: str | None = None, *, service_key: bool = True, **env
+    ):
+        settings = load_api_settings(
+            {
+                "DATABASE_URL": database_url,
+                "PITWALL_SECRETS": str(secrets_path),
+                "SUPABASE_JWT_SECRET": JWT_SECRET,
+                **({"SUPABASE_JWKS_URL": jwks_url} if jwks_url else {}),
+                "PITWALL_API_CUSTOMER_RATE": "100000",
+                "PITWALL_API_KEY_RATE": "100000",
+                **env,
+            }
+        )
         self.engine = engine
         self.app = create_app(settings, engine)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
@@ -125,7 +154,7 @@ class ApiServer:
 
 
 def utc(*args) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=dt.timezone.utc)
+    return dt.datetime(*args, tzinfo=dt.UTC)
 
 
 def served_database(request, tmp_dir, backend: str | None = None):

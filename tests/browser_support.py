@@ -21,8 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 VIEWPORT = {"width": 1280, "height": 800}
 DEMO_SCALE = "0.02"
 START_TIMEOUT = 180  # seconds: the first start migrates and fills the demo database
@@ -58,22 +65,42 @@ def wait_until_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"streamlit did not answer within {START_TIMEOUT}s:\n{log.read_text()}")
 
 
-def start_app(database: Path, log: Path, script: str = "dashboard/app.py", **env_settings: str
-              ) -> tuple[subprocess.Popen, str]:
+def start_app(
+    database: Path, log: Path, script: str = "dashboard/app.py", **env_settings: str
+) -> tuple[subprocess.Popen, str]:
     """Start the app (or another Streamlit ``script`` of the repository) on a free port over the
     embedded DuckDB file ``database`` (created and filled on first start), with nothing else
     configured but ``env_settings`` (e.g. ``PITWALL_DEMO_ROLE="support"``), its output to
     ``log``. Returns the process and its URL once it answers."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("DATABASE_", "PITWALL_", "STREAMLIT_"))}
-    env.update(PITWALL_DUCKDB_PATH=str(database), PITWALL_DEMO_SCALE=DEMO_SCALE,
-               PITWALL_SECRETS=str(database.parent / "absent-secrets.toml"), **env_settings)
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "PITWALL_", "STREAMLIT_"))
+    }
+    env.update(
+        PITWALL_DUCKDB_PATH=str(database),
+        PITWALL_DEMO_SCALE=DEMO_SCALE,
+        PITWALL_SECRETS=str(database.parent / "absent-secrets.toml"),
+        **env_settings,
+    )
     port = free_port()
     with log.open("w") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                script,
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -116,8 +143,7 @@ def settle(page) -> None:
     """Wait until the script run is over and no element is still loading."""
     from playwright.sync_api import expect
 
-    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning",
-                                                           timeout=SETTLE_MS)
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning", timeout=SETTLE_MS)
     for pending in ("stSkeleton", "stSpinner"):  # placeholders of elements still loading
         expect(page.get_by_test_id(pending)).to_have_count(0, timeout=SETTLE_MS)
 

@@ -30,7 +30,9 @@ from tests.local_resend import LocalResend
 PG_ADMIN_URL = os.environ.get("PITWALL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 DUCKDB_ONLY = os.environ.get("PITWALL_TEST_DUCKDB_ONLY", "").lower() == "true"
-PG_SKIPPED = "PostgreSQL half skipped (PITWALL_TEST_DUCKDB_ONLY)" if DUCKDB_ONLY else "PostgreSQL not reachable (outside CI)"
+PG_SKIPPED = (
+    "PostgreSQL half skipped (PITWALL_TEST_DUCKDB_ONLY)" if DUCKDB_ONLY else "PostgreSQL not reachable (outside CI)"
+)
 
 
 def _pg_admin():
@@ -102,9 +104,7 @@ def _duckdb_template(tmp_path_factory):
 
 
 def _truncate_all(engine) -> None:
-    names = ", ".join(
-        engine.dialect.identifier_preparer.format_table(t) for t in reversed(metadata.sorted_tables)
-    )
+    names = ", ".join(engine.dialect.identifier_preparer.format_table(t) for t in reversed(metadata.sorted_tables))
     with engine.begin() as conn:
         conn.execute(sa.text(f"TRUNCATE {names} CASCADE"))
 
@@ -171,9 +171,11 @@ def resend_api():
 def oidc_secrets(tmp_path, monkeypatch):
     """Point the app at a secrets file with ``[auth]`` set, so staff must sign in."""
     secrets = tmp_path / "secrets.toml"
-    secrets.write_text('[auth]\nredirect_uri = "http://localhost:8501/oauth2callback"\n'
-                       'cookie_secret = "test"\nclient_id = "x"\nclient_secret = "y"\n'
-                       'server_metadata_url = "https://id.example.com/.well-known/openid-configuration"\n')
+    secrets.write_text(
+        '[auth]\nredirect_uri = "http://localhost:8501/oauth2callback"\n'
+        'cookie_secret = "test"\nclient_id = "x"\nclient_secret = "y"\n'
+        'server_metadata_url = "https://id.example.com/.well-known/openid-configuration"\n'
+    )
     monkeypatch.setenv("PITWALL_SECRETS", str(secrets))
     return secrets
 
@@ -193,8 +195,15 @@ def shop(monkeypatch, tmp_path, pg_engine):
         rita = add_mechanic(conn, "Rita <i>Wrench</i>", specialties=["brakes"], bio="Brakes *and* [links](x)")
         add_mechanic(conn, "Bo", specialties=["engine"])
         add_review(conn, rita, 5, review_text="Sorted my brakes.")
-        waiting = add_review(conn, rita, 3, "pending", flags=["personal_data"], review_text=REVIEW_EVIL,
-                             customer_id=add_user(conn, "Cal <b>Customer</b>"))
+        waiting = add_review(
+            conn,
+            rita,
+            3,
+            "pending",
+            flags=["personal_data"],
+            review_text=REVIEW_EVIL,
+            customer_id=add_user(conn, "Cal <b>Customer</b>"),
+        )
         refresh_aggregates(conn)
     st.cache_data.clear()  # the test database's URL is the same for every test: forget earlier results
     return {"engine": pg_engine, "rita": rita, "waiting": waiting}

@@ -14,15 +14,20 @@ from dashboard.domain.emails.settings import EmailSettings, load_email_settings
 from dashboard.domain.emails.worker import render_batch
 from tests.local_resend import LocalResend
 
-NOW = dt.datetime(2026, 3, 3, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 3, 3, 12, 0, tzinfo=dt.UTC)
 MINUTE = dt.timedelta(minutes=1)
 SUPPORT = "support@pitwall.example"
 
 
 def settings_env(server: LocalResend, **env: str) -> dict[str, str]:
-    return {"RESEND_API_KEY": server.api_key, "RESEND_API_URL": server.url,
-            "PITWALL_EMAIL_FROM": "Pitwall <mail@pitwall.example>", "PITWALL_SUPPORT_EMAIL": SUPPORT,
-            "PITWALL_APP_URL": "https://app.example.com", **env}
+    return {
+        "RESEND_API_KEY": server.api_key,
+        "RESEND_API_URL": server.url,
+        "PITWALL_EMAIL_FROM": "Pitwall <mail@pitwall.example>",
+        "PITWALL_SUPPORT_EMAIL": SUPPORT,
+        "PITWALL_APP_URL": "https://app.example.com",
+        **env,
+    }
 
 
 def settings_for(server: LocalResend, **env: str) -> EmailSettings:
@@ -30,17 +35,35 @@ def settings_for(server: LocalResend, **env: str) -> EmailSettings:
 
 
 DRIVER = "Sam Driver"  # every customer's name
-MECHANIC = {"name": "Alex Wrench", "email": "mechanic@example.com", "specialties": ["brakes"], "avg_rating": 4.5,
-            "total_reviews": 10, "years_experience": 7}  # add_mechanic's arguments
-REQUEST = {"vehicle_make": "Honda", "vehicle_model": "Civic", "vehicle_year": 2017, "category": "brakes",
-           "description": "Grinding noise", "status": "matched"}
+MECHANIC = {
+    "name": "Alex Wrench",
+    "email": "mechanic@example.com",
+    "specialties": ["brakes"],
+    "avg_rating": 4.5,
+    "total_reviews": 10,
+    "years_experience": 7,
+}  # add_mechanic's arguments
+REQUEST = {
+    "vehicle_make": "Honda",
+    "vehicle_model": "Civic",
+    "vehicle_year": 2017,
+    "category": "brakes",
+    "description": "Grinding noise",
+    "status": "matched",
+}
 
 
 def booked(**columns) -> dict:
     """``add_session``'s arguments for a session booked a minute before NOW for tomorrow at $49.00,
     from a brakes request on a 2017 Honda Civic; ``columns`` override any of them."""
-    return {"status": "scheduled", "request": REQUEST, "created_at": NOW - MINUTE,
-            "scheduled_at": NOW + dt.timedelta(days=1), "price_cents": 4900, **columns}
+    return {
+        "status": "scheduled",
+        "request": REQUEST,
+        "created_at": NOW - MINUTE,
+        "scheduled_at": NOW + dt.timedelta(days=1),
+        "price_cents": 4900,
+        **columns,
+    }
 
 
 def delivered_outbox_ids(server: LocalResend) -> list[str]:

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from dashboard.core import schema as s
 from dashboard.core.auth import Actor
 
-NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 DATABASE_FIXTURES = ("engine", "pg_engine", "duckdb_engine")
 HOSTILE = [  # customer text that must stay text wherever it is shown
     '<a href="https://evil.example/a">Ford</a>',
@@ -31,8 +31,13 @@ HOSTILE = [  # customer text that must stay text wherever it is shown
     "write to boss@evil.example",
     "**bold** [link](https://evil.example/d) <b>x</b> & :red[red]",
 ]
-FOLLOW_UP_STATUS = {"open": "open", "assigned": "matched", "answered": "completed", "closed": "completed",
-                    "cancelled": "cancelled"}  # the platform's request status of each follow-up state
+FOLLOW_UP_STATUS = {
+    "open": "open",
+    "assigned": "matched",
+    "answered": "completed",
+    "closed": "completed",
+    "cancelled": "cancelled",
+}  # the platform's request status of each follow-up state
 
 
 def _email(uid: uuid.UUID) -> str:
@@ -62,66 +67,109 @@ def add_request(conn, customer_id, **columns) -> uuid.UUID:
     return rid
 
 
-def add_session(conn, customer_id, mechanic_id=None, status: str = "completed", *, request: dict | None = None,
-                **columns) -> uuid.UUID:
+def add_session(
+    conn, customer_id, mechanic_id=None, status: str = "completed", *, request: dict | None = None, **columns
+) -> uuid.UUID:
     """A session; with ``request`` (its columns), first the intake request it came from."""
     if request is not None:
         columns["request_id"] = add_request(conn, customer_id, **request)
     sid = uuid.uuid4()
-    conn.execute(s.sessions.insert().values(id=sid, customer_id=customer_id, mechanic_id=mechanic_id,
-                                            status=status, **columns))
+    conn.execute(
+        s.sessions.insert().values(id=sid, customer_id=customer_id, mechanic_id=mechanic_id, status=status, **columns)
+    )
     return sid
 
 
-def add_follow_up(conn, customer, session, follow_up_type="quick_question", *, created_at, state="open",
-                  status=None, **columns) -> uuid.UUID:
+def add_follow_up(
+    conn, customer, session, follow_up_type="quick_question", *, created_at, state="open", status=None, **columns
+) -> uuid.UUID:
     """A follow-up request on ``session`` (``state`` None: one the platform created, with ``status``)."""
-    return add_request(conn, customer, is_follow_up=True, parent_session_id=session, follow_up_type=follow_up_type,
-                       created_at=created_at, follow_up_state=state, status=status or FOLLOW_UP_STATUS[state],
-                       **columns)
+    return add_request(
+        conn,
+        customer,
+        is_follow_up=True,
+        parent_session_id=session,
+        follow_up_type=follow_up_type,
+        created_at=created_at,
+        follow_up_state=state,
+        status=status or FOLLOW_UP_STATUS[state],
+        **columns,
+    )
 
 
-def add_review(conn, mechanic_id, rating: int, status: str = "published", *, customer_id=None,
-               created_at: dt.datetime = NOW, **columns) -> uuid.UUID:
+def add_review(
+    conn,
+    mechanic_id,
+    rating: int,
+    status: str = "published",
+    *,
+    customer_id=None,
+    created_at: dt.datetime = NOW,
+    **columns,
+) -> uuid.UUID:
     """A review of a completed session of its own (and of a new customer unless ``customer_id``)."""
     customer_id = customer_id or add_user(conn)
     session_id = add_session(conn, customer_id, mechanic_id)
     rid = uuid.uuid4()
     if status == "hidden":
         columns.setdefault("hidden_reason", "off_topic")
-    conn.execute(s.mechanic_reviews.insert().values(
-        id=rid, session_id=session_id, mechanic_id=mechanic_id, customer_id=customer_id,
-        rating=rating, status=status, created_at=created_at, **columns))
+    conn.execute(
+        s.mechanic_reviews.insert().values(
+            id=rid,
+            session_id=session_id,
+            mechanic_id=mechanic_id,
+            customer_id=customer_id,
+            rating=rating,
+            status=status,
+            created_at=created_at,
+            **columns,
+        )
+    )
     return rid
 
 
 def add_staff(engine, *actors: Actor) -> None:
     """``actors`` on the staff list: every write re-reads the actor's role from ``staff_roles``."""
     with engine.begin() as conn:
-        conn.execute(s.staff_roles.insert(), [{"email": a.email, "role": a.role, "display_name": a.name}
-                                              for a in actors])
+        conn.execute(
+            s.staff_roles.insert(), [{"email": a.email, "role": a.role, "display_name": a.name} for a in actors]
+        )
 
 
 def staff_fixture(*actors: Actor):
     """An autouse fixture for a test module: ``actors`` are staff on the database the test uses."""
+
     @pytest.fixture(autouse=True)
     def staff(request):
         for name in DATABASE_FIXTURES:
             if name in request.fixturenames:
                 add_staff(request.getfixturevalue(name), *actors)
                 return
+
     return staff
 
 
 def weekly_slot(day, start, end, multiplier="1.00", available=True, slot_id=None) -> dict:
     """One row of a mechanic's weekly calendar as the calendar editor submits it."""
-    return {"id": slot_id, "day_of_week": day, "start_time": start, "end_time": end,
-            "price_multiplier": multiplier, "is_available": available}
+    return {
+        "id": slot_id,
+        "day_of_week": day,
+        "start_time": start,
+        "end_time": end,
+        "price_multiplier": multiplier,
+        "is_available": available,
+    }
 
 
-def journeys_for(conn, journeys: dict[str, list[tuple]], *, customers: dict | None = None,
-                 sessions: dict | None = None, mechanics: dict | None = None, historic: bool = True
-                 ) -> tuple[dict, dict]:
+def journeys_for(
+    conn,
+    journeys: dict[str, list[tuple]],
+    *,
+    customers: dict | None = None,
+    sessions: dict | None = None,
+    mechanics: dict | None = None,
+    historic: bool = True,
+) -> tuple[dict, dict]:
     """Customers and their funnel events from one table, like PostHog's ``journeys_for``::
 
         journeys_for(conn, {"ann": [("intake", "2024-03-01 10:00"), ("session", "2024-03-01 11:00", "ann-1")],
@@ -136,8 +184,11 @@ def journeys_for(conn, journeys: dict[str, list[tuple]], *, customers: dict | No
     Returns the ids by name: (customers, sessions).
     """
     customers, sessions, mechanics = dict(customers or {}), dict(sessions or {}), mechanics or {}
-    events = [(who, kind, _utc(at), session[0] if session else None)
-              for who, journey in journeys.items() for kind, at, *session in journey]
+    events = [
+        (who, kind, _utc(at), session[0] if session else None)
+        for who, journey in journeys.items()
+        for kind, at, *session in journey
+    ]
     owners = {}
     for who, _, _, session in events:
         customers.setdefault(who, uuid.uuid4())
@@ -146,23 +197,48 @@ def journeys_for(conn, journeys: dict[str, list[tuple]], *, customers: dict | No
             owners.setdefault(session, who)
     new_customers = _not_written(conn, s.users.c.id, [customers[who] for who in journeys])
     if new_customers:
-        conn.execute(s.users.insert(), [{"id": customers[who], "email": f"{who.lower()}@example.com"}
-                                        for who in journeys if customers[who] in new_customers])
+        conn.execute(
+            s.users.insert(),
+            [
+                {"id": customers[who], "email": f"{who.lower()}@example.com"}
+                for who in journeys
+                if customers[who] in new_customers
+            ],
+        )
     new_sessions = _not_written(conn, s.sessions.c.id, [sessions[name] for name in owners])
     if new_sessions:
-        conn.execute(s.sessions.insert(), [
-            {"id": sessions[name], "customer_id": customers[who], "mechanic_id": mechanics.get(name),
-             "status": "completed"} for name, who in owners.items() if sessions[name] in new_sessions])
-    conn.execute(s.crm_interactions.insert(), [
-        {"customer_id": customers[who], "interaction_type": kind, "created_at": at,
-         "session_id": sessions[session] if session else None, **({"recorded_at": at} if historic else {})}
-        for who, kind, at, session in events])
+        conn.execute(
+            s.sessions.insert(),
+            [
+                {
+                    "id": sessions[name],
+                    "customer_id": customers[who],
+                    "mechanic_id": mechanics.get(name),
+                    "status": "completed",
+                }
+                for name, who in owners.items()
+                if sessions[name] in new_sessions
+            ],
+        )
+    conn.execute(
+        s.crm_interactions.insert(),
+        [
+            {
+                "customer_id": customers[who],
+                "interaction_type": kind,
+                "created_at": at,
+                "session_id": sessions[session] if session else None,
+                **({"recorded_at": at} if historic else {}),
+            }
+            for who, kind, at, session in events
+        ],
+    )
     return customers, sessions
 
 
 def _utc(at: dt.datetime | str) -> dt.datetime:
     at = dt.datetime.fromisoformat(at) if isinstance(at, str) else at
-    return at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
 
 
 def _not_written(conn, column, ids: list) -> set:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import plotly.express as px  # noqa: E402
 import pandas as pd  # noqa: E402
+import plotly.express as px  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from dashboard.ui import components as ui  # noqa: E402
@@ -18,5 +18,9 @@ for text in HOSTILE:
 ui.status_badge(HOSTILE[0])
 ui.specialty_badges(HOSTILE)
 frame = pd.DataFrame({"group": HOSTILE, "conversion": [0.1 * (n + 1) for n in range(len(HOSTILE))]})
-ui.chart(px.bar(frame, x="conversion", y="group", orientation="h", color="group"),
-         title="By vehicle make", x_title="Conversion", y_title="Vehicle make")
+ui.chart(
+    px.bar(frame, x="conversion", y="group", orientation="h", color="group"),
+    title="By vehicle make",
+    x_title="Conversion",
+    y_title="Vehicle make",
+)

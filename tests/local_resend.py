@@ -151,8 +151,7 @@ class LocalResend:
     def age_keys(self, seconds: float) -> None:
         """Make every remembered idempotency key ``seconds`` older (past 24 hours it is forgotten)."""
         with self._lock:
-            self._state.answers = {key: (*entry[:3], entry[3] - seconds)
-                                   for key, entry in self._state.answers.items()}
+            self._state.answers = {key: (*entry[:3], entry[3] - seconds) for key, entry in self._state.answers.items()}
 
     # --- the API --------------------------------------------------------------------
 
@@ -173,8 +172,15 @@ class LocalResend:
             elif remembered:
                 first_digest, status, answer, _ = remembered
                 if first_digest != digest:
-                    return 409, {}, _error(409, "invalid_idempotent_request",
-                                           "Same idempotency key used with a different request payload.")
+                    return (
+                        409,
+                        {},
+                        _error(
+                            409,
+                            "invalid_idempotent_request",
+                            "Same idempotency key used with a different request payload.",
+                        ),
+                    )
                 return status, {}, answer
             if self._state.failures:
                 failure = self._state.failures.popleft()

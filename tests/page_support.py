@@ -17,8 +17,14 @@ APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 def open_any_page(engine, period: Period, actor: Actor, page: Path) -> AppTest:
     """Run ``page`` as ``actor`` on ``engine`` with ``period`` in the sidebar (the app shell's context)."""
     at = AppTest.from_file(str(page), default_timeout=60)
-    settings = Settings(database_url=engine.url.render_as_string(hide_password=False), read_url=None,
-                        source="environment", allow_anonymous=True, demo_scale=1, secrets={})
+    settings = Settings(
+        database_url=engine.url.render_as_string(hide_password=False),
+        read_url=None,
+        source="environment",
+        allow_anonymous=True,
+        demo_scale=1,
+        secrets={},
+    )
     at.session_state["_pitwall_context"] = ui.Context(settings, actor, period)
     at.run()
     assert not at.exception, at.exception

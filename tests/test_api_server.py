@@ -18,17 +18,17 @@ import sqlalchemy as sa
 
 from api.auth import Principal
 from api.idempotency import IdempotencyKey, prune_replies, run_write
-from tests.api_support import JWT_SECRET, ApiServer, api_server
-from tests.browser_support import free_port
-from dashboard.domain import followups
 from dashboard.core import schema as s
 from dashboard.core.db import make_engine
 from dashboard.core.migrate import upgrade
+from dashboard.domain import followups
+from tests.api_support import JWT_SECRET, ApiServer, api_server
+from tests.browser_support import free_port
 from tests.factories import add_mechanic, add_session, add_user
 from tests.throwaway_pg import throwaway_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
-NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 @pytest.fixture(scope="module")
@@ -75,19 +75,33 @@ def test_one_idempotency_key_sent_at_once_writes_once(pg_api, world):
 def test_concurrent_booking_checks_agree(pg_api, world):
     day = (NOW + dt.timedelta(days=2)).date()
     with pg_api.engine.begin() as conn:
-        conn.execute(s.mechanic_availability_slots.insert().values(
-            mechanic_id=world["mechanic"], day_of_week=(day.weekday() + 1) % 7, start_time=dt.time(9),
-            end_time=dt.time(12), price_multiplier="1.50"))
+        conn.execute(
+            s.mechanic_availability_slots.insert().values(
+                mechanic_id=world["mechanic"],
+                day_of_week=(day.weekday() + 1) % 7,
+                start_time=dt.time(9),
+                end_time=dt.time(12),
+                price_multiplier="1.50",
+            )
+        )
         conn.execute(s.session_base_prices.delete())
         conn.execute(s.session_base_prices.insert().values(session_type="video", price_cents=1999))
-        add_session(conn, world["customer"], world["mechanic"], "scheduled",
-                    scheduled_at=dt.datetime.combine(day, dt.time(11), dt.timezone.utc))
+        add_session(
+            conn,
+            world["customer"],
+            world["mechanic"],
+            "scheduled",
+            scheduled_at=dt.datetime.combine(day, dt.time(11), dt.UTC),
+        )
     headers = pg_api.as_platform(world["customer"])
 
     def check(hour):
-        start = dt.datetime.combine(day, dt.time(hour), dt.timezone.utc).isoformat()
-        return pg_api.post("/v1/bookings/check", headers, {"mechanic_id": str(world["mechanic"]), "start": start,
-                                                            "session_type": "video"})
+        start = dt.datetime.combine(day, dt.time(hour), dt.UTC).isoformat()
+        return pg_api.post(
+            "/v1/bookings/check",
+            headers,
+            {"mechanic_id": str(world["mechanic"]), "start": start, "session_type": "video"},
+        )
 
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(check, [9, 11] * 8))
@@ -102,16 +116,25 @@ def test_a_write_cut_off_before_its_answer_leaves_nothing_and_the_retry_writes_o
     key = IdempotencyKey("cut-off", "hash-of-the-request")
 
     def write_then_die(db):
-        followups.create_follow_up(db, None, on_behalf_of_customer=True, parent_session_id=world["session"],
-                                   customer_id=customer, follow_up_type="quick_question", text="Lost?")
+        followups.create_follow_up(
+            db,
+            None,
+            on_behalf_of_customer=True,
+            parent_session_id=world["session"],
+            customer_id=customer,
+            follow_up_type="quick_question",
+            text="Lost?",
+        )
         raise RuntimeError("the worker died here")
 
     with pytest.raises(RuntimeError):
         run_write(pg_api.engine, principal, key, write_then_die)
     assert follow_ups(pg_api, world["session"]) == []
     with pg_api.engine.connect() as conn:
-        assert conn.execute(sa.select(s.api_idempotency).where(
-            s.api_idempotency.c.idempotency_key == "cut-off")).first() is None
+        assert (
+            conn.execute(sa.select(s.api_idempotency).where(s.api_idempotency.c.idempotency_key == "cut-off")).first()
+            is None
+        )
     body = {"parent_session_id": str(world["session"]), "follow_up_type": "quick_question", "text": "Lost?"}
     retried = pg_api.post("/v1/follow-ups", pg_api.as_customer(customer), body, key="cut-off")
     assert retried.status_code == 201
@@ -126,8 +149,9 @@ def test_a_database_that_is_down_answers_503(tmp_path):
         health = server.http.get("/healthz")
         assert health.status_code == 503 and health.json()["code"] == "database_unavailable"
         assert health.headers["Retry-After"] == "5" and "127.0.0.1" not in health.text
-        review = server.post("/v1/reviews", server.as_customer(uuid.uuid4()),
-                             {"session_id": str(uuid.uuid4()), "rating": 5})
+        review = server.post(
+            "/v1/reviews", server.as_customer(uuid.uuid4()), {"session_id": str(uuid.uuid4()), "rating": 5}
+        )
         assert review.status_code == 503 and review.json()["code"] == "database_unavailable"
     finally:
         server.close()
@@ -149,9 +173,14 @@ def test_healthz_says_when_the_database_is_not_migrated(tmp_path):
 
 def _serve(*args, env: dict) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "dashboard", "api", "--host", "127.0.0.1", "--port", str(port), *args],
-                               cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dashboard", "api", "--host", "127.0.0.1", "--port", str(port), *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     return process, f"http://127.0.0.1:{port}"
 
 
@@ -167,8 +196,11 @@ def _healthy(process: subprocess.Popen, url: str) -> httpx.Response:
 
 
 def _pg_env(pg_api, tmp_path) -> dict:
-    return {"DATABASE_URL": pg_api.engine.url.render_as_string(hide_password=False),
-            "PITWALL_SECRETS": str(tmp_path / "none.toml"), "SUPABASE_JWT_SECRET": JWT_SECRET}
+    return {
+        "DATABASE_URL": pg_api.engine.url.render_as_string(hide_password=False),
+        "PITWALL_SECRETS": str(tmp_path / "none.toml"),
+        "SUPABASE_JWT_SECRET": JWT_SECRET,
+    }
 
 
 def test_python_m_api_serves_with_workers(pg_api, tmp_path):
@@ -177,8 +209,10 @@ def test_python_m_api_serves_with_workers(pg_api, tmp_path):
         health = _healthy(process, url)
         assert health.status_code == 200 and health.json()["status"] == "ok"
         key = pg_api.service_key
-        answers = [httpx.get(f"{url}/v1/mechanics/{uuid.uuid4()}", headers={"Authorization": f"Bearer {key}"})
-                   for _ in range(4)]
+        answers = [
+            httpx.get(f"{url}/v1/mechanics/{uuid.uuid4()}", headers={"Authorization": f"Bearer {key}"})
+            for _ in range(4)
+        ]
         assert {a.status_code for a in answers} == {404}
         assert "server" not in health.headers
     finally:
@@ -197,8 +231,16 @@ def test_stored_answers_older_than_a_day_are_pruned(pg_api):
     t = s.api_idempotency
     with pg_api.engine.begin() as conn:
         for key, age in (("old-key", dt.timedelta(days=2)), ("new-key", dt.timedelta(hours=1))):
-            conn.execute(t.insert().values(principal="customer:prune-test", idempotency_key=key, request_hash="h",
-                                           status_code=201, response_body="{}", created_at=NOW - age))
+            conn.execute(
+                t.insert().values(
+                    principal="customer:prune-test",
+                    idempotency_key=key,
+                    request_hash="h",
+                    status_code=201,
+                    response_body="{}",
+                    created_at=NOW - age,
+                )
+            )
     assert prune_replies(pg_api.engine) >= 1
     with pg_api.engine.connect() as conn:
         left = conn.execute(sa.select(t.c.idempotency_key).where(t.c.principal == "customer:prune-test")).scalars()
@@ -234,8 +276,12 @@ def test_a_killed_worker_leaves_nothing_and_the_retry_writes_once(pg_api, world,
         time.sleep(0.05)  # the killed worker's backend ends once it finds its client gone
     assert follow_ups(pg_api, world["session"]) == []
     with pg_api.engine.connect() as conn:
-        assert conn.execute(sa.select(s.api_idempotency).where(
-            s.api_idempotency.c.idempotency_key == "killed-worker")).first() is None
+        assert (
+            conn.execute(
+                sa.select(s.api_idempotency).where(s.api_idempotency.c.idempotency_key == "killed-worker")
+            ).first()
+            is None
+        )
     retried = pg_api.post("/v1/follow-ups", pg_api.as_customer(world["customer"]), body, key="killed-worker")
     assert retried.status_code == 201, retried.text
     assert len(follow_ups(pg_api, world["session"])) == 1
@@ -245,9 +291,15 @@ def _waiting_for_lock(engine, any_state: bool = False) -> bool:
     """Whether another backend of this database waits on a lock (or, ``any_state``, is in a transaction)."""
     condition = "state <> 'idle'" if any_state else "wait_event_type = 'Lock'"
     with engine.connect() as conn:
-        return conn.execute(sa.text(
-            f"SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            f"AND pid <> pg_backend_pid() AND {condition}")).scalar_one() > 0
+        return (
+            conn.execute(
+                sa.text(
+                    f"SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    f"AND pid <> pg_backend_pid() AND {condition}"
+                )
+            ).scalar_one()
+            > 0
+        )
 
 
 def test_a_restarted_database_is_reconnected_to(tmp_path):

@@ -9,20 +9,26 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from dashboard.ui import access
-from dashboard.ui import components as ui
-from dashboard.core.settings import ConfigError, load_settings
 from dashboard.core.db import make_engine
-from dashboard.tools.demo import load_if_empty
 from dashboard.core.period import DEFAULT_DAYS, Period, default_period, period_from_params, period_problem
 from dashboard.core.schema import audit_log, staff_roles
+from dashboard.core.settings import ConfigError, load_settings
+from dashboard.tools.demo import load_if_empty
+from dashboard.ui import access
+from dashboard.ui import components as ui
 from tests.factories import add_mechanic, add_session, add_user
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "dashboard" / "app.py"
 DEMO_SCALE = "0.02"
-SUPPORT_PAGES = ["Overview", "Review moderation", "Follow-ups", "Customer lookup", "Mechanic profiles",
-                 "Mechanic calendars & pricing"]
+SUPPORT_PAGES = [
+    "Overview",
+    "Review moderation",
+    "Follow-ups",
+    "Customer lookup",
+    "Mechanic profiles",
+    "Mechanic calendars & pricing",
+]
 
 
 def titles(role: str) -> list[str]:
@@ -72,10 +78,18 @@ def test_who_uses_the_app_without_login(tmp_path):
     assert access.actor_without_login(settings(PITWALL_DEMO_ROLE="support")) == access.demo_actor("support")
     assert access.actor_without_login(settings('[pitwall]\ndemo_role = "manager"\n')).role == "manager"
     assert access.actor_without_login(settings(**postgres, PITWALL_DEMO_ROLE="support")) is None
-    assert access.actor_without_login(settings(**postgres, PITWALL_DEMO_ROLE="manager",
-                                               PITWALL_ALLOW_ANONYMOUS="true")) == access.ANONYMOUS_ADMIN
-    assert access.actor_without_login(settings('[pitwall]\ndemo_role = "support"\n[connections.sql]\n'
-                                               'url = "postgresql://db.example.com/platform"\n')) is None
+    assert (
+        access.actor_without_login(settings(**postgres, PITWALL_DEMO_ROLE="manager", PITWALL_ALLOW_ANONYMOUS="true"))
+        == access.ANONYMOUS_ADMIN
+    )
+    assert (
+        access.actor_without_login(
+            settings(
+                '[pitwall]\ndemo_role = "support"\n[connections.sql]\nurl = "postgresql://db.example.com/platform"\n'
+            )
+        )
+        is None
+    )
     with pytest.raises(ConfigError, match="PITWALL_DEMO_ROLE must be one of"):
         settings(PITWALL_DEMO_ROLE="owner")
     assert not access.login_configured(settings())
@@ -94,8 +108,12 @@ def test_period_from_a_link():
     period, notices = period_from_params({"from": "2024-03-10", "to": "2024-03-01", "tz": "Mars/Olympus"}, today)
     assert period == default_period("UTC", today)
     assert "not an IANA timezone" in notices[0] and "before the start date" in notices[1]
-    for bad in ({"from": "yesterday", "to": "2024-03-01"}, {"from": "2024-03-01"},
-                {"from": "1999-01-01", "to": "1999-01-02"}, {"from": "2023-01-01", "to": "2024-06-30"}):
+    for bad in (
+        {"from": "yesterday", "to": "2024-03-01"},
+        {"from": "2024-03-01"},
+        {"from": "1999-01-01", "to": "1999-01-02"},
+        {"from": "2023-01-01", "to": "2024-06-30"},
+    ):
         period, notices = period_from_params(bad, today)
         assert period == default_period("UTC", today) and f"the last {DEFAULT_DAYS} days instead" in notices[0]
 
@@ -112,8 +130,14 @@ def test_period_problems():
 @pytest.fixture
 def app_env(monkeypatch, tmp_path):
     """An environment with no database and no secrets configured."""
-    for name in ("DATABASE_URL", "DATABASE_READ_URL", "PITWALL_DUCKDB_PATH", "PITWALL_DEMO_SCALE",
-                 "PITWALL_ALLOW_ANONYMOUS", "PITWALL_DEMO_ROLE"):
+    for name in (
+        "DATABASE_URL",
+        "DATABASE_READ_URL",
+        "PITWALL_DUCKDB_PATH",
+        "PITWALL_DEMO_SCALE",
+        "PITWALL_ALLOW_ANONYMOUS",
+        "PITWALL_DEMO_ROLE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PITWALL_SECRETS", str(tmp_path / "absent-secrets.toml"))
     return monkeypatch
@@ -127,7 +151,7 @@ def demo_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("demo") / "pitwall.duckdb"
     engine = make_engine(f"duckdb:///{path}")
     load_if_empty(engine, scale=float(DEMO_SCALE), progress=False)
-    ended = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    ended = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     with engine.begin() as conn:
         add_session(conn, add_user(conn), add_mechanic(conn), ended_at=ended, started_at=ended - dt.timedelta(hours=1))
     engine.dispose()
@@ -184,8 +208,13 @@ def refresh_the_rollup(at: AppTest) -> AppTest:
 
 def last_audit_actor(url: str) -> tuple:
     with ui.engine_for(url).connect() as conn:  # the app's own engine: DuckDB allows one process
-        return tuple(conn.execute(sa.select(audit_log.c.actor_email, audit_log.c.actor_role)
-                                  .order_by(audit_log.c.created_at.desc()).limit(1)).one())
+        return tuple(
+            conn.execute(
+                sa.select(audit_log.c.actor_email, audit_log.c.actor_role)
+                .order_by(audit_log.c.created_at.desc())
+                .limit(1)
+            ).one()
+        )
 
 
 def test_the_demo_admin_writes_on_the_embedded_demo_without_a_staff_row(demo_app, demo_path):
@@ -289,7 +318,8 @@ def test_unreachable_database_shows_the_error_page(app_env, capfd):
     assert not at.title
     err = capfd.readouterr().err
     assert [line for line in err.splitlines() if line.startswith("pitwall:")] == [
-        f"pitwall: The database is not available: {text(at.error).splitlines()[1]}"]
+        f"pitwall: The database is not available: {text(at.error).splitlines()[1]}"
+    ]
     assert "Traceback" not in err
 
 

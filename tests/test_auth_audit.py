@@ -1,13 +1,28 @@
 import datetime as dt
 import decimal
+import json
 import uuid
 
 import pytest
 import sqlalchemy as sa
 
 from dashboard.core.audit import record_audit
-from dashboard.core.auth import Actor, PermissionDenied, require_role, role_for_email
+from dashboard.core.auth import Actor, PermissionDenied, require_current_role, require_role, role_for_email, vouch_for
 from dashboard.core.schema import audit_log, staff_roles
+from dashboard.domain import (
+    followups,
+    reviews,
+    upsells,
+)
+from dashboard.domain.calendars import edits
+from dashboard.domain.emails import (
+    outbox,
+    worker,
+)
+from dashboard.domain.emails.settings import load_email_settings
+from dashboard.domain.funnel import rollups
+from dashboard.ui import access
+from tests.factories import add_staff
 
 
 def test_require_role_allows_listed_roles_only():
@@ -34,15 +49,21 @@ def test_role_lookup_is_case_insensitive(engine):
 def test_audit_row_keeps_before_and_after(engine):
     entity = uuid.uuid4()
     with engine.begin() as conn:
-        record_audit(conn, Actor("a@example.com", "admin"), "review.hide", "mechanic_review", entity,
-                     before={"status": "published", "at": dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc)},
-                     after={"status": "hidden", "price": decimal.Decimal("1.50")}, reason="off_topic")
+        record_audit(
+            conn,
+            Actor("a@example.com", "admin"),
+            "review.hide",
+            "mechanic_review",
+            entity,
+            before={"status": "published", "at": dt.datetime(2026, 1, 2, tzinfo=dt.UTC)},
+            after={"status": "hidden", "price": decimal.Decimal("1.50")},
+            reason="off_topic",
+        )
     with engine.connect() as conn:
         row = conn.execute(sa.select(audit_log)).mappings().one()
     assert row["entity_id"] == str(entity) and row["actor_role"] == "admin"
     before, after = row["before"], row["after"]
     if isinstance(before, str):  # DuckDB returns JSON as text
-        import json
         before, after = json.loads(before), json.loads(after)
     assert before == {"status": "published", "at": "2026-01-02 00:00:00+00:00"}
     assert after == {"status": "hidden", "price": "1.50"}
@@ -50,17 +71,6 @@ def test_audit_row_keeps_before_and_after(engine):
 
 # --- the role re-read by every write ---------------------------------------------------
 
-from dashboard.ui import access  # noqa: E402
-from dashboard.domain.calendars import edits  # noqa: E402
-from dashboard.domain import followups  # noqa: E402
-from dashboard.domain import reviews  # noqa: E402
-from dashboard.domain import upsells  # noqa: E402
-from dashboard.core.auth import require_current_role, vouch_for  # noqa: E402
-from dashboard.domain.funnel import rollups  # noqa: E402
-from dashboard.domain.emails import outbox  # noqa: E402
-from dashboard.domain.emails import worker  # noqa: E402
-from dashboard.domain.emails.settings import load_email_settings  # noqa: E402
-from tests.factories import add_staff  # noqa: E402
 
 ADMIN = Actor("ada@example.com", "admin", "Ada")
 SOME_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
@@ -72,24 +82,31 @@ WRITES = {
     "review moderation setting": ("support", lambda e, a: reviews.set_moderation_required(e, a, True)),
     "review moderation": ("manager", lambda e, a: reviews.moderate(e, a, [SOME_ID], "publish")),
     "follow-up prices": ("support", lambda e, a: followups.set_prices(e, a, {("standard", "quick_question"): 500})),
-    "follow-up create": ("manager", lambda e, a: followups.create_follow_up(
-        e, a, parent_session_id=SOME_ID, customer_id=SOME_ID, follow_up_type="quick_question", text="Still noisy?")),
+    "follow-up create": (
+        "manager",
+        lambda e, a: followups.create_follow_up(
+            e, a, parent_session_id=SOME_ID, customer_id=SOME_ID, follow_up_type="quick_question", text="Still noisy?"
+        ),
+    ),
     "follow-up assign": ("manager", lambda e, a: followups.assign(e, a, SOME_ID)),
     "follow-up answered": ("manager", lambda e, a: followups.mark_answered(e, a, SOME_ID)),
     "follow-up close": ("manager", lambda e, a: followups.close(e, a, SOME_ID)),
     "follow-up cancel": ("manager", lambda e, a: followups.cancel(e, a, SOME_ID, "asked twice")),
     "weekly slots": ("support", lambda e, a: edits.save_weekly_slots(e, a, SOME_ID, [])),
-    "peak multiplier": ("support", lambda e, a: edits.set_peak_multiplier(
-        e, a, [SOME_ID], [1], "17:00", "19:00", "1.2")),
-    "override": ("support", lambda e, a: edits.set_override(
-        e, a, SOME_ID, "2099-01-01", is_available=False, reason="holiday")),
+    "peak multiplier": (
+        "support",
+        lambda e, a: edits.set_peak_multiplier(e, a, [SOME_ID], [1], "17:00", "19:00", "1.2"),
+    ),
+    "override": (
+        "support",
+        lambda e, a: edits.set_override(e, a, SOME_ID, "2099-01-01", is_available=False, reason="holiday"),
+    ),
     "override delete": ("support", lambda e, a: edits.delete_override(e, a, SOME_ID, "2099-01-01")),
     "mechanic timezone": ("support", lambda e, a: edits.set_mechanic_timezone(e, a, SOME_ID, "Europe/Berlin")),
     "base price": ("support", lambda e, a: edits.set_base_price(e, a, "video", "49.00")),
     "upsell catalogue": ("manager", lambda e, a: upsells.save_service(e, a, None, **SERVICE)),
     "funnel roll-up refresh": ("manager", lambda e, a: rollups.refresh(e, actor=a)),
-    "email decision": ("support", lambda e, a: outbox.decide(
-        e, a, SOME_ID, "retry", dt.datetime.now(dt.timezone.utc))),
+    "email decision": ("support", lambda e, a: outbox.decide(e, a, SOME_ID, "retry", dt.datetime.now(dt.UTC))),
     "email run now": ("manager", lambda e, a: worker.run_now(e, a, load_email_settings({}))),
 }
 
@@ -149,14 +166,17 @@ def test_configured_actors_keep_their_role_only_where_the_app_vouches_for_them(e
         edits.set_base_price(vouch_for(engine, demo), access.demo_actor("admin"), "video", "59.00")
 
 
-@pytest.mark.parametrize("user, email", [
-    ({"email": "Sam@Example.com", "email_verified": True}, "sam@example.com"),
-    ({"email": "sam@example.com", "email_verified": "true"}, "sam@example.com"),
-    ({"email": "sam@example.com", "email_verified": False}, None),
-    ({"email": "sam@example.com", "email_verified": "false"}, None),
-    ({"email": "sam@example.com"}, None),
-    ({"email_verified": True}, None),
-])
+@pytest.mark.parametrize(
+    "user, email",
+    [
+        ({"email": "Sam@Example.com", "email_verified": True}, "sam@example.com"),
+        ({"email": "sam@example.com", "email_verified": "true"}, "sam@example.com"),
+        ({"email": "sam@example.com", "email_verified": False}, None),
+        ({"email": "sam@example.com", "email_verified": "false"}, None),
+        ({"email": "sam@example.com"}, None),
+        ({"email_verified": True}, None),
+    ],
+)
 def test_only_a_verified_email_can_be_staff(user, email):
     assert access.verified_email(user) == email
 

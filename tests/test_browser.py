@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import assert_no_exception, browser_page, open_page, require_chromium, screenshot, serve
 from dashboard.ui import access
+from tests.browser_support import assert_no_exception, browser_page, open_page, require_chromium, screenshot, serve
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,26 @@ import pytest
 from dashboard.core.settings import ConfigError, load_settings
 from dashboard.domain.calendars.edits import apply_peak, parse_override
 from dashboard.domain.calendars.slots import (
-    Calendar, Override, SlotRules, ValidationError, WeeklySlot, availability_windows, bookable_slots,
-    day_of_week, minutes_by_hour, overlaps, parse_base_price, parse_day, parse_multiplier, parse_time,
-    parse_timezone, price_cents, validate_weekly_rows,
+    Calendar,
+    Override,
+    SlotRules,
+    ValidationError,
+    WeeklySlot,
+    availability_windows,
+    bookable_slots,
+    day_of_week,
+    minutes_by_hour,
+    overlaps,
+    parse_base_price,
+    parse_day,
+    parse_multiplier,
+    parse_time,
+    parse_timezone,
+    price_cents,
+    validate_weekly_rows,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T = dt.time
 FAR_PAST = dt.datetime(2020, 1, 1, tzinfo=UTC)
 SUN, MON, SAT = 0, 1, 6
@@ -54,8 +68,9 @@ def test_multiplier_out_of_range_or_not_a_number_is_rejected(bad):
         parse_multiplier(bad)
 
 
-@pytest.mark.parametrize("good,expected", [("0.50", "0.50"), (1, "1.00"), (1.1, "1.10"), ("3.00", "3.00"),
-                                           (" 1.25 ", "1.25")])
+@pytest.mark.parametrize(
+    "good,expected", [("0.50", "0.50"), (1, "1.00"), (1.1, "1.10"), ("3.00", "3.00"), (" 1.25 ", "1.25")]
+)
 def test_multiplier_accepts_two_decimals_in_range(good, expected):
     assert parse_multiplier(good) == Decimal(expected)
 
@@ -131,8 +146,18 @@ def test_validate_rows_names_each_offending_row():
 
 
 def test_validate_rows_returns_slots_and_defaults_to_available():
-    [slot] = validate_weekly_rows([{"day_of_week": "Sun", "start_time": T(9), "end_time": T(17),
-                                    "price_multiplier": 1.5, "is_available": None, "id": None}])
+    [slot] = validate_weekly_rows(
+        [
+            {
+                "day_of_week": "Sun",
+                "start_time": T(9),
+                "end_time": T(17),
+                "price_multiplier": 1.5,
+                "is_available": None,
+                "id": None,
+            }
+        ]
+    )
     assert slot == WeeklySlot(SUN, T(9), T(17), Decimal("1.50"), True, None)
 
 
@@ -145,8 +170,9 @@ def test_override_rules():
         parse_override("2026-05-01", is_available=True, start="12:00", end="10:00", reason="short day")
     with pytest.raises(ValidationError, match="not a date"):
         parse_override("01/05/2026", is_available=False, reason="holiday")
-    assert parse_override(dt.date(2026, 5, 1), is_available=True, start="10:00", end="12:00", multiplier="2",
-                          reason="event") == Override(dt.date(2026, 5, 1), True, T(10), T(12), Decimal("2.00"), "event")
+    assert parse_override(
+        dt.date(2026, 5, 1), is_available=True, start="10:00", end="12:00", multiplier="2", reason="event"
+    ) == Override(dt.date(2026, 5, 1), True, T(10), T(12), Decimal("2.00"), "event")
 
 
 def test_slot_rules_from_settings():
@@ -160,14 +186,17 @@ def test_slot_rules_from_settings():
 # --- prices -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("base,multiplier,expected", [
-    (4999, "1.25", 6249),  # 6,248.75 -> up
-    (1999, "1.50", 2999),  # 2,998.5: half goes up
-    (2999, "0.50", 1500),  # 1,499.5: half goes up
-    (1001, "0.75", 751),  # 750.75
-    (1003, "1.10", 1103),  # 1,103.3 -> down
-    (1000, "3.00", 3000),
-])
+@pytest.mark.parametrize(
+    "base,multiplier,expected",
+    [
+        (4999, "1.25", 6249),  # 6,248.75 -> up
+        (1999, "1.50", 2999),  # 2,998.5: half goes up
+        (2999, "0.50", 1500),  # 1,499.5: half goes up
+        (1001, "0.75", 751),  # 750.75
+        (1003, "1.10", 1103),  # 1,103.3 -> down
+        (1000, "3.00", 3000),
+    ],
+)
 def test_price_is_base_times_multiplier_rounded_half_up(base, multiplier, expected):
     assert price_cents(base, Decimal(multiplier)) == expected
 
@@ -200,19 +229,30 @@ def test_new_york_fall_back_offers_the_repeated_hour_twice():
     night = cal("America/New_York", WeeklySlot(SUN, T(0), T(3)))
     # 00:00 EDT = 04:00Z to 03:00 EST = 08:00Z: four real hours
     assert starts(night, dt.date(2026, 11, 1)) == [
-        z("2026-11-01", t) for t in ("04:00", "04:30", "05:00", "05:30", "06:00", "06:30", "07:00", "07:30")]
+        z("2026-11-01", t) for t in ("04:00", "04:30", "05:00", "05:30", "06:00", "06:30", "07:00", "07:30")
+    ]
     assert local_clock(night, dt.date(2026, 11, 1)) == [
-        "00:00 EDT", "00:30 EDT", "01:00 EDT", "01:30 EDT", "01:00 EST", "01:30 EST", "02:00 EST", "02:30 EST"]
+        "00:00 EDT",
+        "00:30 EDT",
+        "01:00 EDT",
+        "01:30 EDT",
+        "01:00 EST",
+        "01:30 EST",
+        "02:00 EST",
+        "02:30 EST",
+    ]
     # an end time shown twice is its first occurrence: 01:30 EDT = 05:30Z
     assert starts(cal("America/New_York", WeeklySlot(SUN, T(0), T(1, 30))), dt.date(2026, 11, 1)) == [
-        z("2026-11-01", t) for t in ("04:00", "04:30", "05:00")]
+        z("2026-11-01", t) for t in ("04:00", "04:30", "05:00")
+    ]
     nine_to_five = cal("America/New_York", WeeklySlot(SAT, T(9), T(17)), WeeklySlot(SUN, T(9), T(17)))
     assert starts(nine_to_five, dt.date(2026, 10, 31), 2)[::16] == [z("2026-10-31", "13:00"), z("2026-11-01", "14:00")]
 
 
 def test_berlin_spring_forward():
-    berlin = cal("Europe/Berlin", WeeklySlot(SAT, T(9), T(17)), WeeklySlot(SUN, T(1), T(4)),
-                 WeeklySlot(SUN, T(9), T(17)))
+    berlin = cal(
+        "Europe/Berlin", WeeklySlot(SAT, T(9), T(17)), WeeklySlot(SUN, T(1), T(4)), WeeklySlot(SUN, T(9), T(17))
+    )
     found = starts(berlin, dt.date(2026, 3, 28), 2)
     assert found[0] == z("2026-03-28", "08:00")  # 09:00 CET
     # 01:00 CET = 00:00Z to 04:00 CEST = 02:00Z, then 09:00 CEST = 07:00Z
@@ -225,9 +265,18 @@ def test_berlin_fall_back():
     found = starts(berlin, dt.date(2026, 10, 25))
     # 01:00 CEST = 23:00Z the day before, to 04:00 CET = 03:00Z: four real hours
     assert found[:8] == [z("2026-10-24", "23:00"), z("2026-10-24", "23:30")] + [
-        z("2026-10-25", t) for t in ("00:00", "00:30", "01:00", "01:30", "02:00", "02:30")]
+        z("2026-10-25", t) for t in ("00:00", "00:30", "01:00", "01:30", "02:00", "02:30")
+    ]
     assert local_clock(berlin, dt.date(2026, 10, 25))[:8] == [
-        "01:00 CEST", "01:30 CEST", "02:00 CEST", "02:30 CEST", "02:00 CET", "02:30 CET", "03:00 CET", "03:30 CET"]
+        "01:00 CEST",
+        "01:30 CEST",
+        "02:00 CEST",
+        "02:30 CEST",
+        "02:00 CET",
+        "02:30 CET",
+        "03:00 CET",
+        "03:30 CET",
+    ]
     assert found[8] == z("2026-10-25", "08:00")  # 09:00 CET
 
 
@@ -236,13 +285,17 @@ def test_kolkata_seen_from_utc():
     # 02:00 IST Monday = 20:30Z Sunday; 06:00 IST = 00:30Z Monday
     [window] = availability_windows(early, dt.date(2026, 3, 9), 1)
     assert (window.start, window.end) == (z("2026-03-08", "20:30"), z("2026-03-09", "00:30"))
-    assert starts(early, dt.date(2026, 3, 9)) == [z("2026-03-08", t) for t in ("20:30", "21:00", "21:30", "22:00",
-                                                                              "22:30", "23:00", "23:30")] + [
-        z("2026-03-09", "00:00")]
+    assert starts(early, dt.date(2026, 3, 9)) == [
+        z("2026-03-08", t) for t in ("20:30", "21:00", "21:30", "22:00", "22:30", "23:00", "23:30")
+    ] + [z("2026-03-09", "00:00")]
     cells = minutes_by_hour([window], ZoneInfo("UTC"))
-    assert cells == {(dt.date(2026, 3, 8), 20): (30.0, 45.0), (dt.date(2026, 3, 8), 21): (60.0, 90.0),
-                     (dt.date(2026, 3, 8), 22): (60.0, 90.0), (dt.date(2026, 3, 8), 23): (60.0, 90.0),
-                     (dt.date(2026, 3, 9), 0): (30.0, 45.0)}
+    assert cells == {
+        (dt.date(2026, 3, 8), 20): (30.0, 45.0),
+        (dt.date(2026, 3, 8), 21): (60.0, 90.0),
+        (dt.date(2026, 3, 8), 22): (60.0, 90.0),
+        (dt.date(2026, 3, 8), 23): (60.0, 90.0),
+        (dt.date(2026, 3, 9), 0): (30.0, 45.0),
+    }
 
 
 def test_day_of_week_counts_from_sunday():
@@ -260,7 +313,9 @@ def test_overrides_replace_the_days_weekly_hours():
     short_day = cal("UTC", weekly, overrides=[Override(monday, True, T(10), T(11), Decimal("2.00"), "event")])
     slots = bookable_slots(short_day, monday, 1, now=FAR_PAST, base_price_cents=1000)
     assert [(s.start_utc, s.multiplier, s.price_cents) for s in slots] == [
-        (z("2026-03-09", "10:00"), Decimal("2.00"), 2000), (z("2026-03-09", "10:30"), Decimal("2.00"), 2000)]
+        (z("2026-03-09", "10:00"), Decimal("2.00"), 2000),
+        (z("2026-03-09", "10:30"), Decimal("2.00"), 2000),
+    ]
     # an "available" override without hours (older platform rows) keeps the weekly hours
     as_usual = cal("UTC", weekly, overrides=[Override(monday, True)])
     assert len(starts(as_usual, monday)) == 16
@@ -297,13 +352,18 @@ def test_touching_slots_form_one_window_priced_by_the_start():
     banded = cal("UTC", WeeklySlot(MON, T(9), T(10, 15)), WeeklySlot(MON, T(10, 15), T(11), Decimal("1.50")))
     slots = bookable_slots(banded, monday, 1, now=FAR_PAST, base_price_cents=4999)
     assert [(f"{s.start_utc:%H:%M}", s.price_cents) for s in slots] == [
-        ("09:00", 4999), ("09:30", 4999), ("10:00", 4999), ("10:30", 7499)]  # 7,498.5 rounds up
+        ("09:00", 4999),
+        ("09:30", 4999),
+        ("10:00", 4999),
+        ("10:30", 7499),
+    ]  # 7,498.5 rounds up
 
 
 def test_sessions_fit_inside_the_window():
     monday = dt.date(2026, 3, 9)
     assert starts(cal("UTC", WeeklySlot(MON, T(9), T(10, 45))), monday) == [
-        z("2026-03-09", t) for t in ("09:00", "09:30", "10:00")]
+        z("2026-03-09", t) for t in ("09:00", "09:30", "10:00")
+    ]
     assert starts(cal("UTC", WeeklySlot(MON, T(9), T(9, 20))), monday) == []
 
 
@@ -316,8 +376,12 @@ def test_unknown_timezone_of_a_mechanic_is_a_clear_error():
 
 
 def test_apply_peak_splits_slots_at_the_window():
-    slots = [WeeklySlot(MON, T(9), T(17), id="a"), WeeklySlot(TUE := 2, T(18), T(21), id="b"),
-             WeeklySlot(MON, T(18), T(20), is_available=False, id="c"), WeeklySlot(SUN, T(16), T(19), id="d")]
+    slots = [
+        WeeklySlot(MON, T(9), T(17), id="a"),
+        WeeklySlot(TUE := 2, T(18), T(21), id="b"),
+        WeeklySlot(MON, T(18), T(20), is_available=False, id="c"),
+        WeeklySlot(SUN, T(16), T(19), id="d"),
+    ]
     result = apply_peak(slots, {MON, TUE}, T(16), T(19), Decimal("1.50"))
     assert result == [
         WeeklySlot(SUN, T(16), T(19), id="d"),  # Sunday not chosen

@@ -14,11 +14,11 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from dashboard.core import schema as s
-from dashboard.ui import components as ui
 from dashboard.core.auth import Actor
-from dashboard.domain.calendars.edits import save_weekly_slots, set_base_price
 from dashboard.core.period import Period
+from dashboard.domain.calendars.edits import save_weekly_slots, set_base_price
 from dashboard.domain.calendars.slots import weekly_slots as weekly_slots_of
+from dashboard.ui import components as ui
 from tests.factories import add_mechanic, add_session, add_staff, staff_fixture, weekly_slot
 from tests.page_support import open_any_page
 
@@ -35,7 +35,14 @@ def calendar(engine, monkeypatch, tmp_path):
     with engine.begin() as conn:
         mechanic = add_mechanic(conn, "Mia Berlin", timezone="Europe/Berlin")
         add_mechanic(conn, "Noah York", timezone="America/New_York")
-        add_session(conn, mechanic, mechanic, "scheduled", scheduled_at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(days=1), price_cents=4999)
+        add_session(
+            conn,
+            mechanic,
+            mechanic,
+            "scheduled",
+            scheduled_at=dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=1),
+            price_cents=4999,
+        )
     save_weekly_slots(engine, MANAGER, mechanic, [weekly_slot(day, "09:00", "17:00") for day in range(7)])
     set_base_price(engine, MANAGER, "video", "49.99")
     return engine, str(mechanic)
@@ -54,14 +61,22 @@ def open_page(engine, actor: Actor, mechanic: str | None = None, view: str | Non
 def slots(engine, mechanic) -> list[tuple]:
     sl = s.mechanic_availability_slots
     with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(
-            sa.select(sl.c.day_of_week, sl.c.start_time, sl.c.end_time, sl.c.price_multiplier)
-            .where(sl.c.mechanic_id == mechanic).order_by(sl.c.day_of_week, sl.c.start_time))]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                sa.select(sl.c.day_of_week, sl.c.start_time, sl.c.end_time, sl.c.price_multiplier)
+                .where(sl.c.mechanic_id == mechanic)
+                .order_by(sl.c.day_of_week, sl.c.start_time)
+            )
+        ]
 
 
 def edit(at: AppTest, mechanic: str, edited=None, added=None) -> AppTest:
-    at.session_state[f"slots_{mechanic}_0"] = {"edited_rows": edited or {}, "added_rows": added or [],
-                                                "deleted_rows": []}
+    at.session_state[f"slots_{mechanic}_0"] = {
+        "edited_rows": edited or {},
+        "added_rows": added or [],
+        "deleted_rows": [],
+    }
     return at.run()
 
 
@@ -73,8 +88,12 @@ def test_editing_flow_rejects_an_invalid_row_and_saves_a_valid_one(calendar):
     before = slots(engine, mechanic)
 
     # Monday (row 2, after Sunday) gets an overlapping extra slot and a multiplier out of range
-    at = edit(at, mechanic, edited={1: {"multiplier": 3.5}},
-              added=[{"day": "Monday", "start": "16:00", "end": "18:00", "available": True, "multiplier": 1.0}])
+    at = edit(
+        at,
+        mechanic,
+        edited={1: {"multiplier": 3.5}},
+        added=[{"day": "Monday", "start": "16:00", "end": "18:00", "available": True, "multiplier": 1.0}],
+    )
     assert not at.exception
     assert "2 rows need fixing" in at.error[0].value
     problems = at.dataframe[-1].value
@@ -84,8 +103,12 @@ def test_editing_flow_rejects_an_invalid_row_and_saves_a_valid_one(calendar):
     assert slots(engine, mechanic) == before
 
     # a valid change: Monday at 1.50x and an evening slot; previewed, then saved
-    at = edit(at, mechanic, edited={1: {"multiplier": 1.5}},
-              added=[{"day": "Monday", "start": "17:00", "end": "19:00", "available": True, "multiplier": 2.0}])
+    at = edit(
+        at,
+        mechanic,
+        edited={1: {"multiplier": 1.5}},
+        added=[{"day": "Monday", "start": "17:00", "end": "19:00", "available": True, "multiplier": 2.0}],
+    )
     assert not at.exception and not at.error
     preview = at.dataframe[-1].value
     assert len(preview) == 14
@@ -95,17 +118,21 @@ def test_editing_flow_rejects_an_invalid_row_and_saves_a_valid_one(calendar):
     assert not save.disabled
     save.click().run()
     assert not at.exception and not at.error
-    assert slots(engine, mechanic)[1:3] == [(1, dt.time(9), dt.time(17), Decimal("1.50")),
-                                           (1, dt.time(17), dt.time(19), Decimal("2.00"))]
+    assert slots(engine, mechanic)[1:3] == [
+        (1, dt.time(9), dt.time(17), Decimal("1.50")),
+        (1, dt.time(17), dt.time(19), Decimal("2.00")),
+    ]
     assert len(at.data_editor[0].value) == 8  # a fresh editor shows the saved schedule
     with engine.connect() as conn:
-        actions = conn.execute(sa.select(s.audit_log.c.action, s.audit_log.c.actor_email)
-                               .where(s.audit_log.c.actor_email == MANAGER.email)).all()
+        actions = conn.execute(
+            sa.select(s.audit_log.c.action, s.audit_log.c.actor_email).where(s.audit_log.c.actor_email == MANAGER.email)
+        ).all()
     assert sorted(actions)[-2:] == [("slot.create", MANAGER.email), ("slot.update", MANAGER.email)]
 
 
-@pytest.mark.parametrize("view", ["Week", "Heatmaps", "Weekly slots", "Days off", "Peak pricing", "Base prices",
-                                  "Audit trail"])
+@pytest.mark.parametrize(
+    "view", ["Week", "Heatmaps", "Weekly slots", "Days off", "Peak pricing", "Base prices", "Audit trail"]
+)
 def test_every_view_renders_for_one_mechanic_and_for_all(calendar, view):
     engine, mechanic = calendar
     for who in (mechanic, "all"):
@@ -134,8 +161,12 @@ def test_base_price_with_bad_input_shows_the_error(calendar):
     next(b for b in at.button if b.key == "save_price_chat").click().run()
     assert not at.error
     with engine.connect() as conn:
-        assert conn.execute(sa.select(s.session_base_prices.c.price_cents)
-                            .where(s.session_base_prices.c.session_type == "chat")).scalar() == 1950
+        assert (
+            conn.execute(
+                sa.select(s.session_base_prices.c.price_cents).where(s.session_base_prices.c.session_type == "chat")
+            ).scalar()
+            == 1950
+        )
 
 
 def test_a_mechanic_with_an_unknown_timezone_is_named_and_can_be_fixed(calendar):
@@ -153,8 +184,10 @@ def test_a_mechanic_with_an_unknown_timezone_is_named_and_can_be_fixed(calendar)
     next(button for button in at.button if button.label == "Save timezone").click().run()
     assert not at.exception and not at.warning
     with engine.connect() as conn:
-        assert conn.execute(sa.select(s.mechanics.c.timezone).where(s.mechanics.c.display_name.like("%Dee%"))
-                            ).scalar() == "Europe/Paris"
+        assert (
+            conn.execute(sa.select(s.mechanics.c.timezone).where(s.mechanics.c.display_name.like("%Dee%"))).scalar()
+            == "Europe/Paris"
+        )
 
 
 def test_a_save_from_an_out_of_date_view_keeps_the_slot_another_manager_added(calendar):
@@ -165,9 +198,16 @@ def test_a_save_from_an_out_of_date_view_keeps_the_slot_another_manager_added(ca
     other = Actor("mo@example.com", "manager")
     add_staff(engine, other)
     with engine.connect() as conn:
-        current = [{"id": str(slot.id), "day_of_week": slot.day_of_week, "start_time": slot.start,
-                    "end_time": slot.end, "price_multiplier": slot.multiplier}
-                   for slot in weekly_slots_of(conn, [uuid.UUID(mechanic)])[uuid.UUID(mechanic)]]
+        current = [
+            {
+                "id": str(slot.id),
+                "day_of_week": slot.day_of_week,
+                "start_time": slot.start,
+                "end_time": slot.end,
+                "price_multiplier": slot.multiplier,
+            }
+            for slot in weekly_slots_of(conn, [uuid.UUID(mechanic)])[uuid.UUID(mechanic)]
+        ]
     save_weekly_slots(engine, other, mechanic, [*current, weekly_slot(1, "18:00", "20:00")])
 
     at = edit(at, mechanic, edited={1: {"multiplier": 1.5}})  # this view does not show the new slot

@@ -16,11 +16,11 @@ import pytest
 from dashboard.core.auth import Actor
 from dashboard.domain.calendars.edits import save_weekly_slots, set_base_price, set_override
 from dashboard.domain.calendars.slots import Override, WeeklySlot
-from queries import calendars as q
 from dashboard.tools.bench.cases import CASES, BenchContext
+from queries import calendars as q
 from tests.factories import add_mechanic, add_session, staff_fixture, weekly_slot
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 MANAGER = Actor("manager@example.com", "manager")
 staff = staff_fixture(MANAGER)
 WEEK = dt.date(2026, 3, 9)
@@ -55,7 +55,8 @@ def test_mechanics_and_their_slots(engine, people):
         assert list(q.mechanics(conn, active_only=False)["display_name"]) == ["Asha", "Ben", "Cy", "Dee"]
         slots = q.weekly_slots(conn, mechanic_id=people["asha"])
     assert slots[["day_of_week", "start_time", "end_time", "is_available", "price_multiplier"]].values.tolist() == [
-        [1, dt.time(2), dt.time(6), True, 1.5]]
+        [1, dt.time(2), dt.time(6), True, 1.5]
+    ]
 
 
 def test_hour_grid_in_utc_for_everyone(engine, people):
@@ -66,8 +67,15 @@ def test_hour_grid_in_utc_for_everyone(engine, people):
     open_cells = cells[cells.available_minutes > 0]
     mar = lambda d: dt.date(2026, 3, d)  # noqa: E731
     assert open_cells["available_minutes"].to_dict() == {
-        (mar(9), 0): 30.0, (mar(9), 9): 60.0, (mar(9), 10): 60.0, (mar(9), 11): 60.0,  # Asha's tail, Ben
-        (mar(15), 20): 30.0, (mar(15), 21): 60.0, (mar(15), 22): 60.0, (mar(15), 23): 60.0}  # Asha's next Monday
+        (mar(9), 0): 30.0,
+        (mar(9), 9): 60.0,
+        (mar(9), 10): 60.0,
+        (mar(9), 11): 60.0,  # Asha's tail, Ben
+        (mar(15), 20): 30.0,
+        (mar(15), 21): 60.0,
+        (mar(15), 22): 60.0,
+        (mar(15), 23): 60.0,
+    }  # Asha's next Monday
     assert cells.loc[(mar(9), 0), "multiplier"] == 1.5 and cells.loc[(mar(9), 9), "multiplier"] == 1.0
     assert math.isnan(cells.loc[(mar(9), 1), "multiplier"])
     # Ben: two sessions start at 09:xx (the cancelled one does not count); Asha one at Sunday 21:00
@@ -79,11 +87,11 @@ def test_hour_grid_in_utc_for_everyone(engine, people):
 
 def test_hour_grid_in_the_mechanics_own_zone(engine, people):
     with engine.connect() as conn:
-        grid = q.hour_grid(conn, mechanic_ids=(people["asha"],), week_start=WEEK, tz="Asia/Kolkata",
-                           session_minutes=30)
+        grid = q.hour_grid(conn, mechanic_ids=(people["asha"],), week_start=WEEK, tz="Asia/Kolkata", session_minutes=30)
     open_cells = grid[grid.available_minutes > 0]
     assert open_cells[["local_date", "hour", "available_minutes"]].values.tolist() == [
-        [dt.date(2026, 3, 9), h, 60.0] for h in (2, 3, 4, 5)]
+        [dt.date(2026, 3, 9), h, 60.0] for h in (2, 3, 4, 5)
+    ]
 
 
 def test_booked_by_hour_groups_in_the_viewers_zone(engine, people):
@@ -101,16 +109,36 @@ def test_bookable_and_preview(engine, people):
         # 09:00 and 09:30 clash with the 09:00 session, 10:00 with the 09:40 one (10-minute buffer)
         assert [f"{t:%H:%M}" for t in frame.start_utc] == ["10:30", "11:00", "11:30"]
         assert set(frame.price_cents) == {4999}
-        preview = q.preview(conn, mechanic_id=people["ben"], days=1, session_type="video", now=now,
-                            slots=(WeeklySlot(1, dt.time(11), dt.time(12), 2),))
+        preview = q.preview(
+            conn,
+            mechanic_id=people["ben"],
+            days=1,
+            session_type="video",
+            now=now,
+            slots=(WeeklySlot(1, dt.time(11), dt.time(12), 2),),
+        )
         assert preview[["multiplier", "price_cents"]].values.tolist() == [[2.0, 9998], [2.0, 9998]]
-        day_off = q.preview(conn, mechanic_id=people["ben"], days=1, session_type="video", now=now,
-                            override=Override(WEEK, False, reason="Sick"))
+        day_off = q.preview(
+            conn,
+            mechanic_id=people["ben"],
+            days=1,
+            session_type="video",
+            now=now,
+            override=Override(WEEK, False, reason="Sick"),
+        )
         assert day_off.empty
-        peak = q.peak_preview(conn, mechanic_ids=(people["ben"], people["asha"]), days=(1,), start=dt.time(11),
-                              end=dt.time(14), multiplier=Decimal("1.50"))
+        peak = q.peak_preview(
+            conn,
+            mechanic_ids=(people["ben"], people["asha"]),
+            days=(1,),
+            start=dt.time(11),
+            end=dt.time(14),
+            multiplier=Decimal("1.50"),
+        )
         assert peak[["display_name", "slots_repriced", "hours_repriced", "slots_split_off"]].values.tolist() == [
-            ["Ben", 1, 1.0, 1], ["Asha", 0, 0.0, 0]]
+            ["Ben", 1, 1.0, 1],
+            ["Asha", 0, 0.0, 0],
+        ]
         unpriced = q.bookable(conn, mechanic_ids=(people["ben"],), days=1, session_type="chat", now=now)
         assert unpriced.price_cents.isna().all() and len(unpriced) == 3
         everyone = q.bookable(conn, mechanic_ids=None, days=8, session_type="video", now=now)
@@ -129,17 +157,30 @@ def test_availability_and_sessions_of_the_week(engine, people):
         windows = q.availability(conn, mechanic_ids=None, start=start, end=end)
         sessions = q.booked_sessions(conn, mechanic_ids=None, start=start, end=end)
         busiest = q.busiest_mechanics(conn, start=start, end=end, limit=2)
-    assert sorted((w.mechanic_id, w.start_utc, w.end_utc) for w in windows.itertuples()) == sorted([
-        (people["asha"], z("2026-03-09T00:00"), z("2026-03-09T00:30")),
-        (people["asha"], z("2026-03-15T20:30"), z("2026-03-16T00:00")),
-        (people["ben"], z("2026-03-09T09:00"), z("2026-03-09T12:00"))])
+    assert sorted((w.mechanic_id, w.start_utc, w.end_utc) for w in windows.itertuples()) == sorted(
+        [
+            (people["asha"], z("2026-03-09T00:00"), z("2026-03-09T00:30")),
+            (people["asha"], z("2026-03-15T20:30"), z("2026-03-16T00:00")),
+            (people["ben"], z("2026-03-09T09:00"), z("2026-03-09T12:00")),
+        ]
+    )
     assert list(sessions.status) == ["scheduled", "completed", "scheduled"]
     assert list(busiest.display_name) == ["Ben", "Asha"] and list(busiest.sessions) == [2, 1]
 
 
 def test_overrides_prices_and_audit_trail(engine, people):
-    set_override(engine, MANAGER, people["asha"], "2026-03-16", is_available=True, start="03:00", end="04:00",
-                 multiplier="2.50", reason="Festival", now=z("2026-03-09T00:00"))
+    set_override(
+        engine,
+        MANAGER,
+        people["asha"],
+        "2026-03-16",
+        is_available=True,
+        start="03:00",
+        end="04:00",
+        multiplier="2.50",
+        reason="Festival",
+        now=z("2026-03-09T00:00"),
+    )
     with engine.connect() as conn:
         overrides = q.overrides(conn, mechanic_id=people["asha"], first_day=WEEK)
         prices = q.base_prices(conn)
@@ -157,8 +198,11 @@ def test_overrides_prices_and_audit_trail(engine, people):
 
 
 def test_benchmark_cases_run(engine, people):
-    ctx = BenchContext(start=z("2026-03-01T00:00"), end=z("2026-03-09T06:00"),
-                       sample={"mechanic_id": people["ben"], "customer_id": None})
+    ctx = BenchContext(
+        start=z("2026-03-01T00:00"),
+        end=z("2026-03-09T06:00"),
+        sample={"mechanic_id": people["ben"], "customer_id": None},
+    )
     cases = [case for case in CASES if case.name.startswith("calendars.")]
     assert "calendars.bookable_200x14" in {case.name for case in cases}
     with engine.connect() as conn:

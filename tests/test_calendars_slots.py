@@ -20,7 +20,7 @@ from dashboard.domain.calendars.edits import save_weekly_slots, set_base_price
 from dashboard.domain.calendars.slots import ValidationError, check_booking, slots_by_day
 from tests.factories import add_mechanic, staff_fixture
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 MANAGER = Actor("manager@example.com", "manager")
 staff = staff_fixture(MANAGER)
 NOW = dt.datetime(2026, 3, 9, 6, 0, tzinfo=UTC)
@@ -32,10 +32,18 @@ def mia(engine):
     with engine.begin() as conn:
         mechanic = add_mechanic(conn, "Mia", timezone="Europe/Berlin")
         # booked at 09:30Z: 09:00, 09:30 and 10:00Z are within 40 minutes (length + buffer)
-        conn.execute(s.sessions.insert().values(customer_id=mechanic, mechanic_id=mechanic, status="scheduled",
-                                                scheduled_at=dt.datetime(2026, 3, 9, 9, 30, tzinfo=UTC)))
-    rows = [{"day_of_week": 1, "start_time": "09:00", "end_time": "11:00", "price_multiplier": "1.00"},
-            {"day_of_week": 1, "start_time": "11:00", "end_time": "12:00", "price_multiplier": "1.25"}]
+        conn.execute(
+            s.sessions.insert().values(
+                customer_id=mechanic,
+                mechanic_id=mechanic,
+                status="scheduled",
+                scheduled_at=dt.datetime(2026, 3, 9, 9, 30, tzinfo=UTC),
+            )
+        )
+    rows = [
+        {"day_of_week": 1, "start_time": "09:00", "end_time": "11:00", "price_multiplier": "1.00"},
+        {"day_of_week": 1, "start_time": "11:00", "end_time": "12:00", "price_multiplier": "1.25"},
+    ]
     save_weekly_slots(engine, MANAGER, mechanic, rows)
     set_base_price(engine, MANAGER, "video", "49.99")
     return mechanic
@@ -46,28 +54,43 @@ def _clock(day: list[dict]) -> list[tuple[str, str, int, str]]:
 
 
 def test_slots_are_listed_per_day_of_the_customers_zone(engine, mia):
-    days = slots_by_day(engine, mia, start=MONDAY, end=NEXT_MONDAY, zone="America/New_York",
-                        session_type="video", now=NOW)
+    days = slots_by_day(
+        engine, mia, start=MONDAY, end=NEXT_MONDAY, zone="America/New_York", session_type="video", now=NOW
+    )
     assert list(days) == [f"2026-03-{d:02d}" for d in range(9, 17)]
-    assert _clock(days["2026-03-09"]) == [("04:00 EDT", "04:30", 4999, "1.00"), ("04:30 EDT", "05:00", 4999, "1.00"),
-                                          ("06:30 EDT", "07:00", 6249, "1.25")]
+    assert _clock(days["2026-03-09"]) == [
+        ("04:00 EDT", "04:30", 4999, "1.00"),
+        ("04:30 EDT", "05:00", 4999, "1.00"),
+        ("06:30 EDT", "07:00", 6249, "1.25"),
+    ]
     assert _clock(days["2026-03-16"]) == [
-        ("04:00 EDT", "04:30", 4999, "1.00"), ("04:30 EDT", "05:00", 4999, "1.00"), ("05:00 EDT", "05:30", 4999, "1.00"),
-        ("05:30 EDT", "06:00", 4999, "1.00"), ("06:00 EDT", "06:30", 6249, "1.25"), ("06:30 EDT", "07:00", 6249, "1.25")]
+        ("04:00 EDT", "04:30", 4999, "1.00"),
+        ("04:30 EDT", "05:00", 4999, "1.00"),
+        ("05:00 EDT", "05:30", 4999, "1.00"),
+        ("05:30 EDT", "06:00", 4999, "1.00"),
+        ("06:00 EDT", "06:30", 6249, "1.25"),
+        ("06:30 EDT", "07:00", 6249, "1.25"),
+    ]
     assert all(days[d] == [] for d in days if d not in ("2026-03-09", "2026-03-16"))
     with engine.connect() as conn:  # the booking re-check agrees with every slot offered
         for day in days.values():
             for slot in day:
-                assert check_booking(conn, mia, "video", slot["start"], now=NOW,
-                                     quoted_price_cents=slot["price_cents"]).start_utc == slot["start"]
+                assert (
+                    check_booking(
+                        conn, mia, "video", slot["start"], now=NOW, quoted_price_cents=slot["price_cents"]
+                    ).start_utc
+                    == slot["start"]
+                )
 
 
 def test_a_mechanics_day_can_fall_on_two_of_the_customers_days(engine, mia):
-    tuesday = slots_by_day(engine, mia, start="2026-03-10", end="2026-03-10", zone="Pacific/Kiritimati",
-                           session_type="video", now=NOW)
+    tuesday = slots_by_day(
+        engine, mia, start="2026-03-10", end="2026-03-10", zone="Pacific/Kiritimati", session_type="video", now=NOW
+    )
     assert _clock(tuesday["2026-03-10"]) == [("00:30 +14", "01:00", 6249, "1.25")]  # 10:30Z; 10:00Z is blocked
-    monday = slots_by_day(engine, mia, start=MONDAY, end=MONDAY, zone="Pacific/Kiritimati", session_type="video",
-                          now=NOW)
+    monday = slots_by_day(
+        engine, mia, start=MONDAY, end=MONDAY, zone="Pacific/Kiritimati", session_type="video", now=NOW
+    )
     assert _clock(monday["2026-03-09"]) == [("22:00 +14", "22:30", 4999, "1.00"), ("22:30 +14", "23:00", 4999, "1.00")]
 
 

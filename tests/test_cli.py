@@ -35,18 +35,33 @@ def one_line_error(capsys) -> str:
     return captured.err
 
 
-@pytest.mark.parametrize("command", [["migrate"], ["demo", "--scale", "0.01"], ["bench"], ["emails", "--once"],
-                                     ["intake", "--once"], ["funnel"], ["upsells"], ["api"], ["keys", "list"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["migrate"],
+        ["demo", "--scale", "0.01"],
+        ["bench"],
+        ["emails", "--once"],
+        ["intake", "--once"],
+        ["funnel"],
+        ["upsells"],
+        ["api"],
+        ["keys", "list"],
+    ],
+)
 def test_every_command_reports_a_database_that_is_down_in_one_line(command, capsys):
     assert cli([*command, "--database", DOWN]) == 2
     err = one_line_error(capsys)
     assert err.startswith("error: Cannot reach the database at postgresql+psycopg://postgres:***@127.0.0.1:1/nowhere")
 
 
-@pytest.mark.parametrize("database, message", [
-    ("mysql://root:hunter2@db/pitwall", "Unsupported database URL scheme 'mysql'"),
-    ("postgresql://postgres:hunter2@db:port/pitwall", "The database URL cannot be read"),
-])
+@pytest.mark.parametrize(
+    "database, message",
+    [
+        ("mysql://root:hunter2@db/pitwall", "Unsupported database URL scheme 'mysql'"),
+        ("postgresql://postgres:hunter2@db:port/pitwall", "The database URL cannot be read"),
+    ],
+)
 def test_a_bad_database_url_is_told_without_its_password(database, message, capsys):
     assert cli(["migrate", "--database", database]) == 2
     assert message in one_line_error(capsys)
@@ -61,14 +76,17 @@ def test_the_configured_database_is_the_default(url, monkeypatch, capsys):
     assert "Unsupported database URL scheme 'sqlite'" in one_line_error(capsys)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["nope"], "invalid choice: 'nope'"),
-    ([], "the following arguments are required: command"),
-    (["emails"], "one of the arguments --once --loop is required"),
-    (["intake", "--loop", "--interval", "0"], "must be more than 0"),
-    (["upsells", "--days", "367"], "must be from 1 to 366"),
-    (["keys"], "the following arguments are required: action"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["nope"], "invalid choice: 'nope'"),
+        ([], "the following arguments are required: command"),
+        (["emails"], "one of the arguments --once --loop is required"),
+        (["intake", "--loop", "--interval", "0"], "must be more than 0"),
+        (["upsells", "--days", "367"], "must be from 1 to 366"),
+        (["keys"], "the following arguments are required: action"),
+    ],
+)
 def test_unknown_commands_and_bad_options_are_refused_with_the_usage(argv, message, capsys):
     with pytest.raises(SystemExit) as info:
         cli(argv)

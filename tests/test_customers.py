@@ -11,10 +11,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.core import schema as s
-from dashboard.ui import components as ui
 from dashboard.core.auth import Actor
-from dashboard.core.period import Period
 from dashboard.core.errors import Invalid
+from dashboard.core.period import Period
+from dashboard.ui import components as ui
 from queries import customers as q
 from tests.factories import staff_fixture
 from tests.page_support import open_any_page
@@ -27,50 +27,128 @@ SESSION, REQUEST = uuid.uuid4(), uuid.uuid4()
 
 
 def at(day, hour=12) -> dt.datetime:
-    return dt.datetime(2024, 3, day, hour, tzinfo=dt.timezone.utc)
+    return dt.datetime(2024, 3, day, hour, tzinfo=dt.UTC)
 
 
 @pytest.fixture
 def people(engine, monkeypatch, tmp_path):
     monkeypatch.setenv("PITWALL_SECRETS", str(tmp_path / "absent.toml"))
     ui.clear_query_cache()
-    emails = {"ann": "ann@example.com", "joann": "joann@example.com", "bob": "bob_100%@example.com",
-              "bobx": "bob1100x@example.com", "newbie": "new@example.com", "mech": "anna.mech@example.com"}
+    emails = {
+        "ann": "ann@example.com",
+        "joann": "joann@example.com",
+        "bob": "bob_100%@example.com",
+        "bobx": "bob1100x@example.com",
+        "newbie": "new@example.com",
+        "mech": "anna.mech@example.com",
+    }
     names = {"ann": "Ann O'Neil", "joann": "Jo Ann *Bold*", "bob": "Bob", "bobx": "Bobby", "newbie": None}
     with engine.begin() as conn:
         conn.execute(s.users.insert(), [{"id": U[n], "email": e, "created_at": at(1, 8)} for n, e in emails.items()])
-        conn.execute(s.profiles.insert(), [{"id": U[n], "full_name": name, "plan": "standard",
-                                            "acquisition_channel": "referral"} for n, name in names.items()])
+        conn.execute(
+            s.profiles.insert(),
+            [
+                {"id": U[n], "full_name": name, "plan": "standard", "acquisition_channel": "referral"}
+                for n, name in names.items()
+            ],
+        )
         conn.execute(s.mechanics.insert().values(user_id=U["mech"], display_name="Mo Mechanic"))
-        conn.execute(s.requests.insert(), [
-            {"id": REQUEST, "customer_id": U["ann"], "category": "brakes", "vehicle_year": 2015,
-             "vehicle_make": "Toyota", "vehicle_model": "Corolla", "description": "Squeals when braking",
-             "created_at": at(1), "is_follow_up": False, "parent_session_id": None, "follow_up_type": None},
-        ])
-        conn.execute(s.sessions.insert().values(
-            id=SESSION, request_id=REQUEST, customer_id=U["ann"], mechanic_id=U["mech"], status="completed",
-            ended_at=at(2), summary_submitted_at=at(2, 13), price_cents=4900, findings="Pads worn",
-            parts_needed="Brake pads", next_steps="Replace this week"))
-        conn.execute(s.requests.insert().values(
-            customer_id=U["ann"], category="brakes", description="Which pads?", created_at=at(5),
-            is_follow_up=True, parent_session_id=SESSION, follow_up_type="quick_question"))
-        conn.execute(s.mechanic_reviews.insert().values(
-            session_id=SESSION, mechanic_id=U["mech"], customer_id=U["ann"], rating=5, review_text="Great help",
-            status="published", created_at=at(3)))
-        conn.execute(s.crm_interactions.insert().values(customer_id=U["ann"], interaction_type="intake",
-                                                        created_at=at(1)))
-        conn.execute(s.upsell_recommendations.insert().values(
-            customer_id=U["ann"], session_id=SESSION, recommendation_type="maintenance_plan",
-            service_title="Brake care plan", price_cents=7900, shown_at=at(2, 14), clicked_at=at(2, 15)))
-        conn.execute(s.email_outbox.insert(), [
-            {"session_id": SESSION, "milestone": "summary_delivered", "recipient": "ann@example.com",
-             "status": "sent", "sent_at": at(2, 13), "created_at": at(2, 13)},
-            {"session_id": SESSION, "milestone": "mechanic_nudge", "recipient": "anna.mech@example.com",
-             "status": "sent", "sent_at": at(2, 11), "created_at": at(2, 11)},
-        ])
+        conn.execute(
+            s.requests.insert(),
+            [
+                {
+                    "id": REQUEST,
+                    "customer_id": U["ann"],
+                    "category": "brakes",
+                    "vehicle_year": 2015,
+                    "vehicle_make": "Toyota",
+                    "vehicle_model": "Corolla",
+                    "description": "Squeals when braking",
+                    "created_at": at(1),
+                    "is_follow_up": False,
+                    "parent_session_id": None,
+                    "follow_up_type": None,
+                },
+            ],
+        )
+        conn.execute(
+            s.sessions.insert().values(
+                id=SESSION,
+                request_id=REQUEST,
+                customer_id=U["ann"],
+                mechanic_id=U["mech"],
+                status="completed",
+                ended_at=at(2),
+                summary_submitted_at=at(2, 13),
+                price_cents=4900,
+                findings="Pads worn",
+                parts_needed="Brake pads",
+                next_steps="Replace this week",
+            )
+        )
+        conn.execute(
+            s.requests.insert().values(
+                customer_id=U["ann"],
+                category="brakes",
+                description="Which pads?",
+                created_at=at(5),
+                is_follow_up=True,
+                parent_session_id=SESSION,
+                follow_up_type="quick_question",
+            )
+        )
+        conn.execute(
+            s.mechanic_reviews.insert().values(
+                session_id=SESSION,
+                mechanic_id=U["mech"],
+                customer_id=U["ann"],
+                rating=5,
+                review_text="Great help",
+                status="published",
+                created_at=at(3),
+            )
+        )
+        conn.execute(
+            s.crm_interactions.insert().values(customer_id=U["ann"], interaction_type="intake", created_at=at(1))
+        )
+        conn.execute(
+            s.upsell_recommendations.insert().values(
+                customer_id=U["ann"],
+                session_id=SESSION,
+                recommendation_type="maintenance_plan",
+                service_title="Brake care plan",
+                price_cents=7900,
+                shown_at=at(2, 14),
+                clicked_at=at(2, 15),
+            )
+        )
+        conn.execute(
+            s.email_outbox.insert(),
+            [
+                {
+                    "session_id": SESSION,
+                    "milestone": "summary_delivered",
+                    "recipient": "ann@example.com",
+                    "status": "sent",
+                    "sent_at": at(2, 13),
+                    "created_at": at(2, 13),
+                },
+                {
+                    "session_id": SESSION,
+                    "milestone": "mechanic_nudge",
+                    "recipient": "anna.mech@example.com",
+                    "status": "sent",
+                    "sent_at": at(2, 11),
+                    "created_at": at(2, 11),
+                },
+            ],
+        )
         conn.execute(s.upsell_services.delete())
-        conn.execute(s.upsell_services.insert().values(recommendation_type="follow_up", title="Follow-up call",
-                                                       price_cents=1900, is_active=True))
+        conn.execute(
+            s.upsell_services.insert().values(
+                recommendation_type="follow_up", title="Follow-up call", price_cents=1900, is_active=True
+            )
+        )
     return engine
 
 
@@ -105,10 +183,23 @@ def test_profile_and_timeline(people):
         with pytest.raises(Invalid, match="not a valid id"):
             q.timeline(conn, customer_id="../etc/passwd")
     assert (profile.email, profile.requests, profile.sessions_completed, profile.reviews, profile.upsells_bought) == (
-        "ann@example.com", 2, 1, 1, 0)
+        "ann@example.com",
+        2,
+        1,
+        1,
+        0,
+    )
     assert events.kind.tolist() == [
-        "Follow-up question", "Review", "Upsell clicked", "Upsell shown", "Email", "Summary", "Session",
-        "Interaction", "Request"]
+        "Follow-up question",
+        "Review",
+        "Upsell clicked",
+        "Upsell shown",
+        "Email",
+        "Summary",
+        "Session",
+        "Interaction",
+        "Request",
+    ]
     by_kind = events.set_index("kind")
     assert by_kind.loc["Request", "title"] == "brakes · 2015 Toyota Corolla · open"
     assert by_kind.loc["Request", "detail"] == "Squeals when braking"
@@ -131,10 +222,12 @@ def recommended(engine, who, now) -> list:
 def test_recommended_next_service(people):
     # within 30 days the clicked recommendation is still open
     assert recommended(people, "ann", at(10)) == [
-        ["maintenance_plan", "Brake care plan", 7900, "open recommendation, clicked but not bought"]]
+        ["maintenance_plan", "Brake care plan", 7900, "open recommendation, clicked but not bought"]
+    ]
     # later it has lapsed: the rules on the latest summary suggest a follow-up (parts needed)
-    assert recommended(people, "ann", dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)) == [
-        ["follow_up", "Follow-up call", 1900, "rule on the latest summary: the summary lists parts needed"]]
+    assert recommended(people, "ann", dt.datetime(2024, 5, 1, tzinfo=dt.UTC)) == [
+        ["follow_up", "Follow-up call", 1900, "rule on the latest summary: the summary lists parts needed"]
+    ]
     assert recommended(people, "newbie", at(10)) == []
 
 
@@ -154,8 +247,10 @@ def search_for(page: AppTest, text: str) -> AppTest:
 
 def test_page_finds_a_customer_and_shows_everything(people):
     page = search_for(open_page(people), "ann")
-    assert page.selectbox(key="customer_choice").options == ["Ann O'Neil · ann@example.com",
-                                                             "Jo Ann *Bold* · joann@example.com"]
+    assert page.selectbox(key="customer_choice").options == [
+        "Ann O'Neil · ann@example.com",
+        "Jo Ann *Bold* · joann@example.com",
+    ]
     assert [h.value for h in page.subheader] == ["Ann O'Neil"]
     assert {m.label: m.value for m in page.metric}["Sessions completed"] == "1"
     assert "Recommended next: Follow\\-up call" in page.success[0].value  # the open one lapsed long ago

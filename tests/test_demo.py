@@ -22,6 +22,13 @@ import sqlalchemy as sa
 import queries.followups
 import queries.funnel
 from dashboard.__main__ import main as cli
+from dashboard.core import schema as s
+from dashboard.core.db import make_engine
+from dashboard.core.period import Period
+from dashboard.domain import followups, reviews
+from dashboard.domain.calendars import slots
+from dashboard.domain.emails.settings import load_email_settings
+from dashboard.domain.funnel.interactions import DEFAULT_STEPS, FunnelSpec
 from dashboard.tools import demo
 from dashboard.tools.demo.arrays import uuids
 from dashboard.tools.demo.emails import EMAIL_BACKLOG, EMAIL_MAX_ATTEMPTS
@@ -29,18 +36,10 @@ from dashboard.tools.demo.load import TABLES
 from dashboard.tools.demo.mechanics import MAX_WAIT_DAYS, Mechanics
 from dashboard.tools.demo.plan import HISTORY_DAYS, UPCOMING_DAYS, Plan
 from dashboard.tools.demo.vocabulary import STAFF
-from dashboard.domain import followups
-from dashboard.domain import reviews
-from dashboard.domain.calendars import slots
-from dashboard.core import schema as s
-from dashboard.domain.funnel.interactions import DEFAULT_STEPS, FunnelSpec
-from dashboard.core.db import make_engine
-from dashboard.core.period import Period
 from tests.browser_support import DEMO_SCALE
-from dashboard.domain.emails.settings import load_email_settings
 
 ANCHOR = dt.date(2026, 3, 15)
-NOW = dt.datetime(2026, 3, 15, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 3, 15, tzinfo=dt.UTC)
 SMALL = 0.02  # 100 customers
 
 
@@ -64,19 +63,26 @@ def _fingerprint(engine) -> dict:
         for column in (s.users.c.id, s.sessions.c.id, s.crm_interactions.c.id, s.mechanic_reviews.c.id):
             ids = sorted(str(v) for v in conn.execute(sa.select(column)).scalars())
             out[str(column)] = hashlib.sha256("\n".join(ids).encode()).hexdigest()
-        for column, key in ((s.crm_interactions.c.metadata, s.crm_interactions.c.id),
-                            (s.mechanics.c.specialties, s.mechanics.c.user_id),
-                            (s.mechanic_reviews.c.flags, s.mechanic_reviews.c.id)):
+        for column, key in (
+            (s.crm_interactions.c.metadata, s.crm_interactions.c.id),
+            (s.mechanics.c.specialties, s.mechanics.c.user_id),
+            (s.mechanic_reviews.c.flags, s.mechanic_reviews.c.id),
+        ):
             rows = sorted((str(k), json.dumps(v, sort_keys=True)) for k, v in conn.execute(sa.select(key, column)))
             out[str(column)] = hashlib.sha256(repr(rows).encode()).hexdigest()
-        for column, key in ((s.sessions.c.scheduled_at, s.sessions.c.id), (s.requests.c.answered_at, s.requests.c.id),
-                            (s.email_outbox.c.next_attempt_at, s.email_outbox.c.id)):
-            rows = sorted((str(k), v and v.astimezone(dt.timezone.utc).isoformat())
-                          for k, v in conn.execute(sa.select(key, column)))
+        for column, key in (
+            (s.sessions.c.scheduled_at, s.sessions.c.id),
+            (s.requests.c.answered_at, s.requests.c.id),
+            (s.email_outbox.c.next_attempt_at, s.email_outbox.c.id),
+        ):
+            rows = sorted(
+                (str(k), v and v.astimezone(dt.UTC).isoformat()) for k, v in conn.execute(sa.select(key, column))
+            )
             out[str(column)] = hashlib.sha256(repr(rows).encode()).hexdigest()
         for column in (s.requests.c.follow_up_state, s.email_outbox.c.status):
-            out[str(column)] = sorted((str(v), n) for v, n in conn.execute(
-                sa.select(column, sa.func.count()).group_by(column)))
+            out[str(column)] = sorted(
+                (str(v), n) for v, n in conn.execute(sa.select(column, sa.func.count()).group_by(column))
+            )
     return out
 
 
@@ -127,9 +133,10 @@ PINNED_DIGESTS = {
 
 def _table_digests(engine) -> dict[str, tuple[int, str]]:
     """Per demo table: rows, and a digest of every column the generator writes, in key order."""
+
     def cell(value) -> str:
         if isinstance(value, dt.datetime):
-            return value.astimezone(dt.timezone.utc).isoformat()
+            return value.astimezone(dt.UTC).isoformat()
         return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
 
     out = {}
@@ -151,8 +158,11 @@ def test_same_seed_and_anchor_reload_identically(engine):
     counts = _load(engine)
     first = _fingerprint(engine)
     progress = _scalar(engine, "SELECT count(*) FROM crm_funnel_progress")
-    assert counts == {**{t.name: first[t.name] for t in TABLES}, "staff_roles": len(STAFF),
-                      "crm_funnel_progress": progress}
+    assert counts == {
+        **{t.name: first[t.name] for t in TABLES},
+        "staff_roles": len(STAFF),
+        "crm_funnel_progress": progress,
+    }
     assert _load(engine, replace=True) == counts
     assert _fingerprint(engine) == first
     _load(engine, seed=8, replace=True)
@@ -181,35 +191,43 @@ def _violations(engine, checks: dict[str, str], **params) -> dict[str, int]:
 def test_mechanic_ratings_match_published_reviews(engine):
     _load(engine)
     assert _scalar(engine, "SELECT count(*) FROM mechanic_reviews WHERE status = 'published'") > 0
-    assert not _violations(engine, {"rating aggregate": """
+    assert not _violations(
+        engine,
+        {
+            "rating aggregate": """
         SELECT count(*) FROM mechanics m LEFT JOIN (
             SELECT mechanic_id, count(*) AS n, sum(rating) AS total
             FROM mechanic_reviews WHERE status = 'published' GROUP BY mechanic_id
         ) r ON r.mechanic_id = m.user_id
         WHERE m.total_reviews <> coalesce(r.n, 0)
            OR abs(m.avg_rating * coalesce(r.n, 0) - coalesce(r.total, 0)) > 0.005 * coalesce(r.n, 0)
-           OR (r.n IS NULL AND m.avg_rating <> 0)"""})
+           OR (r.n IS NULL AND m.avg_rating <> 0)"""
+        },
+    )
 
 
 def test_slots_and_overrides_are_valid(engine):
     _load(engine)
-    assert not _violations(engine, {
-        "overlapping slots": """
+    assert not _violations(
+        engine,
+        {
+            "overlapping slots": """
             SELECT count(*) FROM mechanic_availability_slots a JOIN mechanic_availability_slots b
               ON a.mechanic_id = b.mechanic_id AND a.day_of_week = b.day_of_week AND a.id <> b.id
              AND a.start_time < b.end_time AND b.start_time < a.end_time""",
-        "multiplier out of range or not two decimals": """
+            "multiplier out of range or not two decimals": """
             SELECT count(*) FROM mechanic_availability_slots
             WHERE price_multiplier < 0.5 OR price_multiplier > 3
                OR price_multiplier * 100 <> round(price_multiplier * 100)""",
-        "slot of an unknown mechanic": """
+            "slot of an unknown mechanic": """
             SELECT count(*) FROM mechanic_availability_slots a
             LEFT JOIN mechanics m ON m.user_id = a.mechanic_id WHERE m.user_id IS NULL""",
-        "duplicate override": """
+            "duplicate override": """
             SELECT count(*) FROM (SELECT mechanic_id, date FROM mechanic_availability_overrides
                                   GROUP BY 1, 2 HAVING count(*) > 1) d""",
-        "override without reason": "SELECT count(*) FROM mechanic_availability_overrides WHERE reason IS NULL",
-    })
+            "override without reason": "SELECT count(*) FROM mechanic_availability_overrides WHERE reason IS NULL",
+        },
+    )
     peak = _scalar(engine, "SELECT count(*) FROM mechanic_availability_slots WHERE price_multiplier > 1")
     assert peak > 0
 
@@ -221,13 +239,19 @@ def test_references_resolve(engine):
         f"{table}.{column}": f"""SELECT count(*) FROM {table} c LEFT JOIN {parent} p ON p.{key} = c.{column}
                                   WHERE c.{column} IS NOT NULL AND p.{key} IS NULL"""
         for table, column, parent, key in (
-            ("sessions", "customer_id", "users", "id"), ("sessions", "request_id", "requests", "id"),
-            ("sessions", "mechanic_id", "mechanics", "user_id"), ("requests", "customer_id", "users", "id"),
-            ("profiles", "id", "users", "id"), ("mechanics", "user_id", "users", "id"),
-            ("crm_interactions", "customer_id", "users", "id"), ("crm_interactions", "session_id", "sessions", "id"),
-            ("mechanic_reviews", "session_id", "sessions", "id"), ("email_outbox", "session_id", "sessions", "id"),
+            ("sessions", "customer_id", "users", "id"),
+            ("sessions", "request_id", "requests", "id"),
+            ("sessions", "mechanic_id", "mechanics", "user_id"),
+            ("requests", "customer_id", "users", "id"),
+            ("profiles", "id", "users", "id"),
+            ("mechanics", "user_id", "users", "id"),
+            ("crm_interactions", "customer_id", "users", "id"),
+            ("crm_interactions", "session_id", "sessions", "id"),
+            ("mechanic_reviews", "session_id", "sessions", "id"),
+            ("email_outbox", "session_id", "sessions", "id"),
             ("upsell_recommendations", "session_id", "sessions", "id"),
-            ("session_files", "session_id", "sessions", "id"), ("session_extensions", "session_id", "sessions", "id"),
+            ("session_files", "session_id", "sessions", "id"),
+            ("session_extensions", "session_id", "sessions", "id"),
         )
     }
     if engine.dialect.name == "postgresql":  # auth.users lives in its own schema there
@@ -238,17 +262,21 @@ def test_references_resolve(engine):
 def test_journeys_are_consistent(engine):
     _load(engine, scale=0.1)
     with engine.connect() as conn:
-        funnel = conn.execute(sa.text("""
+        funnel = conn.execute(
+            sa.text("""
             SELECT count(DISTINCT CASE WHEN interaction_type = 'intake' THEN customer_id END),
                    count(DISTINCT CASE WHEN interaction_type = 'session' THEN customer_id END),
                    count(DISTINCT CASE WHEN interaction_type = 'purchase' THEN customer_id END)
-            FROM crm_interactions""")).one()
+            FROM crm_interactions""")
+        ).one()
     assert funnel[0] >= funnel[1] >= funnel[2] > 0
-    assert not _violations(engine, {
-        "session timestamps out of order": """
+    assert not _violations(
+        engine,
+        {
+            "session timestamps out of order": """
             SELECT count(*) FROM sessions WHERE accepted_at < created_at OR started_at < scheduled_at
                OR started_at < accepted_at OR ended_at < started_at OR summary_submitted_at < ended_at""",
-        "status and timestamps disagree": """
+            "status and timestamps disagree": """
             SELECT count(*) FROM sessions WHERE
                 (status = 'completed' AND (ended_at IS NULL OR ended_at >= :now))
              OR (status IN ('pending', 'scheduled', 'accepted') AND (started_at IS NOT NULL))
@@ -258,97 +286,112 @@ def test_journeys_are_consistent(engine):
              OR (status = 'cancelled' AND started_at IS NOT NULL)
              OR (findings IS NULL) <> (summary_submitted_at IS NULL)
              OR scheduled_at >= :now + INTERVAL '14 days'""",
-        "request status disagrees with its session": """
+            "request status disagrees with its session": """
             SELECT count(*) FROM sessions x JOIN requests r ON r.id = x.request_id
             WHERE (x.status = 'completed') <> (r.status = 'completed')
                OR (x.status = 'cancelled' AND r.status <> 'cancelled')""",
-        "follow-up parent not a completed session of the same customer": """
+            "follow-up parent not a completed session of the same customer": """
             SELECT count(*) FROM requests r LEFT JOIN sessions p ON p.id = r.parent_session_id
             WHERE r.is_follow_up AND (p.id IS NULL OR p.status <> 'completed'
                   OR p.customer_id <> r.customer_id OR r.created_at <= p.ended_at)""",
-        "event in the future": """
+            "event in the future": """
             SELECT (SELECT count(*) FROM crm_interactions WHERE created_at >= :now)
                  + (SELECT count(*) FROM requests WHERE created_at >= :now)
                  + (SELECT count(*) FROM mechanic_reviews WHERE created_at >= :now)
                  + (SELECT count(*) FROM email_outbox WHERE created_at >= :now)""",
-        "review before its session ended": """
+            "review before its session ended": """
             SELECT count(*) FROM mechanic_reviews v JOIN sessions x ON x.id = v.session_id
             WHERE x.status <> 'completed' OR v.created_at < x.ended_at OR v.mechanic_id <> x.mechanic_id""",
-        "'session' interaction not at the end of a completed session": """
+            "'session' interaction not at the end of a completed session": """
             SELECT count(*) FROM crm_interactions i JOIN sessions x ON x.id = i.session_id
             WHERE i.interaction_type = 'session' AND (x.status <> 'completed' OR i.created_at <> x.ended_at)""",
-        "upsell before the summary": """
+            "upsell before the summary": """
             SELECT count(*) FROM upsell_recommendations u JOIN sessions x ON x.id = u.session_id
             WHERE x.summary_submitted_at IS NULL OR u.shown_at < x.summary_submitted_at
                OR u.clicked_at < u.shown_at OR u.purchased_at < u.clicked_at
                OR (u.purchased_at IS NOT NULL AND u.clicked_at IS NULL)""",
-        "purchase without its interaction": """
+            "purchase without its interaction": """
             SELECT count(*) FROM upsell_recommendations u
             WHERE u.purchased_at IS NOT NULL AND NOT EXISTS (
                 SELECT 1 FROM crm_interactions i WHERE i.interaction_type = 'purchase'
                    AND i.session_id = u.session_id AND i.created_at = u.purchased_at)""",
-        "purchase interaction without a purchase": """
+            "purchase interaction without a purchase": """
             SELECT (SELECT count(*) FROM crm_interactions
                     WHERE interaction_type = 'purchase' AND metadata->>'follow_up_id' IS NULL)
                  - (SELECT count(*) FROM upsell_recommendations WHERE purchased_at IS NOT NULL)""",
-    })
+        },
+    )
     assert _scalar(engine, "SELECT count(*) FROM requests WHERE is_follow_up") > 0
 
 
 def test_emails_staff_and_settings(engine):
     _load(engine)
-    assert not _violations(engine, {
-        "skipped for a customer who did not opt out": """
+    assert not _violations(
+        engine,
+        {
+            "skipped for a customer who did not opt out": """
             SELECT count(*) FROM email_outbox e JOIN sessions x ON x.id = e.session_id
             JOIN profiles p ON p.id = x.customer_id
             WHERE e.status = 'skipped' AND (NOT p.email_opt_out OR e.skip_reason IS NULL)""",
-        "sent without a send time or provider id": """
+            "sent without a send time or provider id": """
             SELECT count(*) FROM email_outbox WHERE status = 'sent'
                AND (sent_at IS NULL OR provider_message_id IS NULL OR sent_at < created_at)""",
-        "failed without an error": """
+            "failed without an error": """
             SELECT count(*) FROM email_outbox WHERE status = 'failed' AND (last_error IS NULL OR attempts = 0)""",
-        "milestone before its event": """
+            "milestone before its event": """
             SELECT count(*) FROM email_outbox e JOIN sessions x ON x.id = e.session_id
             WHERE (e.milestone = 'session_ended' AND e.created_at <> x.ended_at)
                OR (e.milestone = 'summary_delivered' AND e.created_at <> x.summary_submitted_at)""",
-    })
+        },
+    )
     assert _scalar(engine, "SELECT count(*) FROM email_outbox WHERE status = 'skipped'") > 0
     assert _scalar(engine, "SELECT count(*) FROM audit_log") == 0
     assert _scalar(engine, "SELECT role FROM staff_roles WHERE email = 'admin@pitwall.demo'") == "admin"
     assert _scalar(engine, "SELECT count(*) FROM session_base_prices") == len(s.SESSION_TYPES)
-    assert _scalar(engine, "SELECT count(DISTINCT recommendation_type) FROM upsell_services WHERE is_active") \
-        == _scalar(engine, "SELECT count(*) FROM upsell_services WHERE is_active") == len(s.RECOMMENDATION_TYPES)
+    assert (
+        _scalar(engine, "SELECT count(DISTINCT recommendation_type) FROM upsell_services WHERE is_active")
+        == _scalar(engine, "SELECT count(*) FROM upsell_services WHERE is_active")
+        == len(s.RECOMMENDATION_TYPES)
+    )
 
 
 def test_flagged_reviews_contain_what_is_flagged(engine):
     _load(engine, scale=0.3)
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(s.mechanic_reviews.c.id, s.mechanic_reviews.c.flags,
-                                      s.mechanic_reviews.c.review_text, s.mechanic_reviews.c.rating,
-                                      s.mechanic_reviews.c.status)
-                            .where(s.mechanic_reviews.c.flags.isnot(None))).all()
+        rows = conn.execute(
+            sa.select(
+                s.mechanic_reviews.c.id,
+                s.mechanic_reviews.c.flags,
+                s.mechanic_reviews.c.review_text,
+                s.mechanic_reviews.c.rating,
+                s.mechanic_reviews.c.status,
+            ).where(s.mechanic_reviews.c.flags.isnot(None))
+        ).all()
     seen = set()
-    for _, flags, text, rating, status in rows:
+    for _, flags, text, rating, _status in rows:
         seen.update(flags)
         found = reviews.flags_for(text, rating)  # the app's own rule, on the text alone
         assert set(flags) - {"duplicate_text", "review_burst"} <= set(found), (flags, text, rating)
     assert seen == {"personal_data", "link_or_promo", "profanity", "short_negative", "duplicate_text", "review_burst"}
     assert {r.status for r in rows} >= {"pending"}
-    assert not _violations(engine, {
-        "duplicate_text without a twin": """
+    assert not _violations(
+        engine,
+        {
+            "duplicate_text without a twin": """
             SELECT count(*) FROM mechanic_reviews r WHERE r.flags IS NOT NULL
               AND array_to_string(r.flags, ',') LIKE '%duplicate_text%'
               AND NOT EXISTS (SELECT 1 FROM mechanic_reviews o WHERE o.id <> r.id
                               AND o.review_text = r.review_text AND o.text_fingerprint = r.text_fingerprint)""",
-        "review_burst without three reviews by the customer in the day before": """
+            "review_burst without three reviews by the customer in the day before": """
             SELECT count(*) FROM mechanic_reviews r WHERE r.flags IS NOT NULL
               AND array_to_string(r.flags, ',') LIKE '%review_burst%'
               AND (SELECT count(*) FROM mechanic_reviews o WHERE o.customer_id = r.customer_id
                    AND o.created_at >= r.created_at - INTERVAL '24 hours' AND o.created_at < r.created_at) < 3""",
-        "hidden without moderation": """
+            "hidden without moderation": """
             SELECT count(*) FROM mechanic_reviews WHERE status = 'hidden'
                AND (moderated_by IS NULL OR moderated_at IS NULL OR moderated_at < created_at)""",
-    })
+        },
+    )
     assert _scalar(engine, "SELECT count(*) FROM mechanic_reviews WHERE status = 'hidden'") > 0
 
 
@@ -376,17 +419,25 @@ def test_booking_never_gives_two_sessions_one_start_even_when_demand_exceeds_cap
 def test_bookings_never_overlap_and_cost_the_apps_price(engine):
     _load(engine, scale=MID)
     rules = slots.SlotRules()
-    assert not _violations(engine, {"sessions of a mechanic whose windows with buffers overlap": """
+    assert not _violations(
+        engine,
+        {
+            "sessions of a mechanic whose windows with buffers overlap": """
         SELECT count(*) FROM sessions a JOIN sessions b ON b.mechanic_id = a.mechanic_id AND a.id < b.id
         WHERE a.status <> 'cancelled' AND b.status <> 'cancelled'
-          AND b.scheduled_at < a.scheduled_at + :hold AND a.scheduled_at < b.scheduled_at + :hold"""},
-        hold=dt.timedelta(minutes=rules.session_minutes + 2 * rules.buffer_minutes))
+          AND b.scheduled_at < a.scheduled_at + :hold AND a.scheduled_at < b.scheduled_at + :hold"""
+        },
+        hold=dt.timedelta(minutes=rules.session_minutes + 2 * rules.buffer_minutes),
+    )
     first, days = ANCHOR - dt.timedelta(days=HISTORY_DAYS + 2), HISTORY_DAYS + UPCOMING_DAYS + 4
     x = s.sessions
     with engine.connect() as conn:
         base = slots.base_prices(conn)
-        rows = conn.execute(sa.select(x.c.mechanic_id, x.c.session_type, x.c.scheduled_at, x.c.price_cents)
-                            .where(x.c.mechanic_id.isnot(None))).all()
+        rows = conn.execute(
+            sa.select(x.c.mechanic_id, x.c.session_type, x.c.scheduled_at, x.c.price_cents).where(
+                x.c.mechanic_id.isnot(None)
+            )
+        ).all()
         calendars = slots.load_calendars(conn, list({r.mechanic_id for r in rows}), first, days, bookings=False)
     windows = {m: slots.availability_windows(cal, first, days) for m, cal in calendars.items()}
     starts = {m: [w.start for w in found] for m, found in windows.items()}
@@ -411,13 +462,18 @@ def test_follow_ups_move_through_the_lifecycle(engine):
         prices = followups.prices(conn)
         rows = conn.execute(
             sa.select(r, p.c.plan, x.c.mechanic_id.label("parent_mechanic_id"))
-            .join(p, p.c.id == r.c.customer_id).join(x, x.c.id == r.c.parent_session_id)
-            .where(r.c.is_follow_up)).all()
+            .join(p, p.c.id == r.c.customer_id)
+            .join(x, x.c.id == r.c.parent_session_id)
+            .where(r.c.is_follow_up)
+        ).all()
         summary = queries.followups.summary(conn, now=NOW).iloc[0]
     steps = ("assigned_at", "answered_at", "closed_at", "cancelled_at")
     taken = {  # the steps each state has taken; a cancelled follow-up may have been assigned first
-        "open": set(), "assigned": {"assigned_at"}, "answered": {"assigned_at", "answered_at"},
-        "closed": {"assigned_at", "answered_at", "closed_at"}, "cancelled": {"cancelled_at"},
+        "open": set(),
+        "assigned": {"assigned_at"},
+        "answered": {"assigned_at", "answered_at"},
+        "closed": {"assigned_at", "answered_at", "closed_at"},
+        "cancelled": {"cancelled_at"},
     }
     wrong = []
     oldest_waiting = NOW - dt.timedelta(days=rules.window_days)
@@ -439,18 +495,21 @@ def test_follow_ups_move_through_the_lifecycle(engine):
     assert not wrong
     states = collections.Counter(row.follow_up_state for row in rows)
     answered = [row for row in rows if row.answered_at]
-    on_time = sum(row.answered_at <= row.created_at + dt.timedelta(minutes=rules.sla(row.follow_up_type))
-                  for row in answered)
+    on_time = sum(
+        row.answered_at <= row.created_at + dt.timedelta(minutes=rules.sla(row.follow_up_type)) for row in answered
+    )
     assigned = [row for row in rows if row.assigned_at]
-    assert states["closed"] > len(rows) / 2 and states["cancelled"] > 0 and on_time > .7 * len(answered)
-    assert sum(row.assigned_mechanic_id == row.parent_mechanic_id for row in assigned) > .8 * len(assigned)
+    assert states["closed"] > len(rows) / 2 and states["cancelled"] > 0 and on_time > 0.7 * len(answered)
+    assert sum(row.assigned_mechanic_id == row.parent_mechanic_id for row in assigned) > 0.8 * len(assigned)
     assert summary.waiting > summary.breached > 0
 
 
 def test_paid_answered_follow_ups_have_one_purchase_each(engine):
     _load(engine, scale=MID)
-    assert not _violations(engine, {
-        "paid answered follow-up without exactly one purchase": """
+    assert not _violations(
+        engine,
+        {
+            "paid answered follow-up without exactly one purchase": """
             SELECT count(*) FROM requests r
             WHERE r.is_follow_up AND r.follow_up_state IN ('answered', 'closed') AND r.follow_up_price_cents > 0
               AND (SELECT count(*) FROM crm_interactions i WHERE i.interaction_type = 'purchase'
@@ -458,12 +517,13 @@ def test_paid_answered_follow_ups_have_one_purchase_each(engine):
                      AND i.session_id = r.parent_session_id AND i.created_at = r.answered_at
                      AND i.metadata->>'follow_up_type' = r.follow_up_type
                      AND CAST(i.metadata->>'price_cents' AS INTEGER) = r.follow_up_price_cents) <> 1""",
-        "purchase of a follow-up that is free or not answered": """
+            "purchase of a follow-up that is free or not answered": """
             SELECT count(*) FROM crm_interactions i
             LEFT JOIN requests r ON CAST(r.id AS TEXT) = i.metadata->>'follow_up_id'
             WHERE i.interaction_type = 'purchase' AND i.metadata->>'follow_up_id' IS NOT NULL
               AND (r.id IS NULL OR r.follow_up_state NOT IN ('answered', 'closed') OR r.follow_up_price_cents = 0)""",
-    })
+        },
+    )
     assert _scalar(engine, "SELECT count(*) FROM crm_interactions WHERE metadata->>'follow_up_id' IS NOT NULL") > 0
 
 
@@ -471,22 +531,32 @@ def test_outbox_has_work_waiting_around_now(engine):
     _load(engine, scale=MID)
     attempts = load_email_settings({}, {}).max_attempts
     assert EMAIL_MAX_ATTEMPTS == attempts
-    assert not _violations(engine, {
-        "two rows for one email": """
+    assert not _violations(
+        engine,
+        {
+            "two rows for one email": """
             SELECT count(*) FROM (SELECT session_id, milestone, recipient FROM email_outbox
                                   GROUP BY session_id, milestone, recipient HAVING count(*) > 1) d""",
-        "pending row not due around now, tried too often or half sent": """
+            "pending row not due around now, tried too often or half sent": """
             SELECT count(*) FROM email_outbox WHERE status = 'pending'
                AND (created_at < :now - :backlog OR attempts >= :attempts OR next_attempt_at < created_at
                     OR (attempts = 0) <> (last_error IS NULL) OR sent_at IS NOT NULL
                     OR provider_message_id IS NOT NULL)""",
-        "failed after too many or no attempts": """
+            "failed after too many or no attempts": """
             SELECT count(*) FROM email_outbox WHERE status = 'failed' AND (attempts < 1 OR attempts > :attempts)""",
-    }, backlog=EMAIL_BACKLOG.item(), attempts=attempts)
+        },
+        backlog=EMAIL_BACKLOG.item(),
+        attempts=attempts,
+    )
     with engine.connect() as conn:
-        found = dict(conn.execute(sa.text("""
+        found = dict(
+            conn.execute(
+                sa.text("""
             SELECT CASE WHEN status = 'failed' AND attempts < :attempts THEN 'refused' ELSE status END, count(*)
-            FROM email_outbox GROUP BY 1"""), {"attempts": attempts}).all())
+            FROM email_outbox GROUP BY 1"""),
+                {"attempts": attempts},
+            ).all()
+        )
     assert min(found.get(k, 0) for k in ("pending", "refused", "failed", "sent", "skipped")) > 0
 
 
@@ -497,36 +567,44 @@ ANCHORS = [dt.date(2026, 3, 29), dt.date(2026, 11, 1), dt.date(2027, 1, 1), dt.d
 TEST_SCALE = float(DEMO_SCALE)  # what the app, browser and journey tests load
 RECENT = """(SELECT count(*) FROM {table} WHERE {column} >= :since AND {column} < :now{also})"""
 NEEDED_AT_ANY_SCALE = {  # kind of row -> the page or journey that shows it
-    "completed sessions in the default 30 days (overview chart)":
-        RECENT.format(table="sessions", column="ended_at", also=" AND status = 'completed'"),
-    "intakes in the default 30 days (funnel)":
-        RECENT.format(table="crm_interactions", column="created_at", also=" AND interaction_type = 'intake'"),
+    "completed sessions in the default 30 days (overview chart)": RECENT.format(
+        table="sessions", column="ended_at", also=" AND status = 'completed'"
+    ),
+    "intakes in the default 30 days (funnel)": RECENT.format(
+        table="crm_interactions", column="created_at", also=" AND interaction_type = 'intake'"
+    ),
     "intakes in the default 30 days that got no session (drop-off list)": """
         SELECT count(*) FROM crm_interactions i WHERE i.interaction_type = 'intake'
            AND i.created_at >= :since AND i.created_at < :now AND NOT EXISTS (
                SELECT 1 FROM crm_interactions x WHERE x.customer_id = i.customer_id
                   AND x.interaction_type = 'session')""",
-    "upsells shown in the default 30 days (upsells)":
-        RECENT.format(table="upsell_recommendations", column="shown_at", also=""),
-    "upsells clicked in the default 30 days (upsells click rate)":
-        RECENT.format(table="upsell_recommendations", column="clicked_at", also=""),
-    "flagged reviews waiting (review moderation)":
-        "SELECT count(*) FROM mechanic_reviews WHERE status = 'pending' AND flags IS NOT NULL",
-    "published reviews in the default 30 days (overview, mechanic profiles)":
-        RECENT.format(table="mechanic_reviews", column="created_at", also=" AND status = 'published'"),
-    "emails queued in the default 30 days (emails)":
-        RECENT.format(table="email_outbox", column="created_at", also=""),
+    "upsells shown in the default 30 days (upsells)": RECENT.format(
+        table="upsell_recommendations", column="shown_at", also=""
+    ),
+    "upsells clicked in the default 30 days (upsells click rate)": RECENT.format(
+        table="upsell_recommendations", column="clicked_at", also=""
+    ),
+    "flagged reviews waiting (review moderation)": (
+        "SELECT count(*) FROM mechanic_reviews WHERE status = 'pending' AND flags IS NOT NULL"
+    ),
+    "published reviews in the default 30 days (overview, mechanic profiles)": RECENT.format(
+        table="mechanic_reviews", column="created_at", also=" AND status = 'published'"
+    ),
+    "emails queued in the default 30 days (emails)": RECENT.format(table="email_outbox", column="created_at", also=""),
     "failed emails (emails retry)": "SELECT count(*) FROM email_outbox WHERE status = 'failed'",
-    "follow-ups asked in the default 30 days (follow-ups chart)":
-        RECENT.format(table="requests", column="created_at", also=" AND is_follow_up"),
+    "follow-ups asked in the default 30 days (follow-ups chart)": RECENT.format(
+        table="requests", column="created_at", also=" AND is_follow_up"
+    ),
     "days off in the coming two weeks (calendars)": """
         SELECT count(*) FROM mechanic_availability_overrides WHERE date >= :today AND date < :today + 14""",
-    "customers with a completed session (customer lookup)":
-        "SELECT count(DISTINCT customer_id) FROM sessions WHERE status = 'completed'",
+    "customers with a completed session (customer lookup)": (
+        "SELECT count(DISTINCT customer_id) FROM sessions WHERE status = 'completed'"
+    ),
 }
 NEEDED_AT_SCALE_1 = {  # what `make run` shows besides (the tests create their own such rows)
-    "follow-ups waiting for an answer (follow-ups queue)":
-        "SELECT count(*) FROM requests WHERE is_follow_up AND follow_up_state IN ('open', 'assigned')",
+    "follow-ups waiting for an answer (follow-ups queue)": (
+        "SELECT count(*) FROM requests WHERE is_follow_up AND follow_up_state IN ('open', 'assigned')"
+    ),
     "emails due in the outbox (emails run now)": "SELECT count(*) FROM email_outbox WHERE status = 'pending'",
     "sessions booked ahead (calendars)": "SELECT count(*) FROM sessions WHERE scheduled_at >= :now",
     "hidden reviews (moderation, hidden)": "SELECT count(*) FROM mechanic_reviews WHERE status = 'hidden'",
@@ -534,13 +612,15 @@ NEEDED_AT_SCALE_1 = {  # what `make run` shows besides (the tests create their o
 
 
 def _missing_kinds(engine, anchor: dt.date, checks: dict[str, str]) -> list[str]:
-    now = dt.datetime(anchor.year, anchor.month, anchor.day, tzinfo=dt.timezone.utc)
+    now = dt.datetime(anchor.year, anchor.month, anchor.day, tzinfo=dt.UTC)
     params = {"now": now, "since": now - dt.timedelta(days=30), "today": anchor}
     with engine.connect() as conn:
         missing = [kind for kind, sql in checks.items() if not conn.execute(sa.text(sql), params).scalar_one()]
-        without_slots = conn.execute(sa.text("""
+        without_slots = conn.execute(
+            sa.text("""
             SELECT count(*) FROM mechanics m WHERE m.is_active AND NOT EXISTS (
-                SELECT 1 FROM mechanic_availability_slots a WHERE a.mechanic_id = m.user_id)""")).scalar_one()
+                SELECT 1 FROM mechanic_availability_slots a WHERE a.mechanic_id = m.user_id)""")
+        ).scalar_one()
         roles = set(conn.execute(sa.select(s.staff_roles.c.role)).scalars())
     if without_slots:
         missing.append(f"weekly slots of {without_slots} active mechanics (calendars)")
@@ -626,8 +706,14 @@ def test_cli_one_line_error_when_postgres_is_unreachable(capsys):
 def test_cli_one_line_error_when_duckdb_file_is_locked(tmp_path, capsys):
     path = tmp_path / "locked.duckdb"
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('ok', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('ok', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "ok"
         assert _cli(f"duckdb:///{path}") == 2

@@ -18,15 +18,14 @@ import pytest
 import sqlalchemy as sa
 
 from dashboard.core import schema as s
-from dashboard.core.settings import ROOT
 from dashboard.core.db import make_engine
 from dashboard.core.migrate import upgrade
+from dashboard.core.settings import ROOT
 from dashboard.domain.emails.worker import run_once
 from jobs.emails import run_loop
 from tests.emails_support import DRIVER, MINUTE, NOW, booked, delivered_outbox_ids, settings_env, settings_for
 from tests.factories import add_session, add_user
 from tests.throwaway_pg import throwaway_cluster
-
 
 
 def at(moment: dt.datetime):
@@ -36,8 +35,11 @@ def at(moment: dt.datetime):
 def book(engine, count: int, now: dt.datetime) -> None:
     with engine.begin() as conn:
         for i in range(count):
-            add_session(conn, add_user(conn, DRIVER, email=f"c{i}@example.com"), **booked(created_at=now - MINUTE,
-                        scheduled_at=now + dt.timedelta(days=1)))
+            add_session(
+                conn,
+                add_user(conn, DRIVER, email=f"c{i}@example.com"),
+                **booked(created_at=now - MINUTE, scheduled_at=now + dt.timedelta(days=1)),
+            )
 
 
 def statuses(engine) -> collections.Counter:
@@ -48,8 +50,9 @@ def statuses(engine) -> collections.Counter:
 def assert_each_sent_once(engine, server, count: int) -> None:
     delivered = collections.Counter(delivered_outbox_ids(server))
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(s.email_outbox.c.id, s.email_outbox.c.status,
-                                      s.email_outbox.c.provider_message_id)).all()
+        rows = conn.execute(
+            sa.select(s.email_outbox.c.id, s.email_outbox.c.status, s.email_outbox.c.provider_message_id)
+        ).all()
     assert len(rows) == count and {row.status for row in rows} == {"sent"}
     assert set(delivered) == {str(row.id) for row in rows} and max(delivered.values()) == 1
     ids = {d.email["headers"]["X-Entity-Ref-ID"]: d.id for d in server.deliveries}
@@ -67,7 +70,7 @@ def test_the_database_stopped_and_started_while_the_job_runs(resend_api):
     with throwaway_cluster() as cluster:
         engine = make_engine(cluster.url)
         upgrade(engine)
-        book(engine, 60, dt.datetime.now(dt.timezone.utc))
+        book(engine, 60, dt.datetime.now(dt.UTC))
         resend_api.delay = 0.05
         settings = settings_for(resend_api, PITWALL_EMAIL_BATCH_SIZE="5", PITWALL_EMAIL_LEASE_SECONDS="1")
         stop, lines = threading.Event(), []
@@ -78,8 +81,10 @@ def test_the_database_stopped_and_started_while_the_job_runs(resend_api):
             cluster.stop("immediate")  # a crash: connections drop mid-transaction
             wait_for(lambda: sum("run failed" in line for line in lines) >= 2, what="the outage reports")
             cluster.start()
-            wait_for(lambda: len(set(delivered_outbox_ids(resend_api))) == 60 and _all_sent(engine),
-                     what="every email sent after the restart")
+            wait_for(
+                lambda: len(set(delivered_outbox_ids(resend_api))) == 60 and _all_sent(engine),
+                what="every email sent after the restart",
+            )
             assert loop.is_alive()  # the loop never stopped
         finally:
             stop.set()
@@ -118,14 +123,23 @@ def test_resend_unreachable_marks_nothing_sent_or_failed_and_sends_everything_on
 
 
 def _worker(server, database_url: str, **env: str) -> subprocess.Popen:
-    environment = {**os.environ, **settings_env(server, **env), "DATABASE_URL": database_url,
-                   "PITWALL_SECRETS": str(ROOT / "absent-secrets.toml")}
-    return subprocess.Popen([sys.executable, "-m", "dashboard", "emails", "--once"], cwd=ROOT, env=environment,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    environment = {
+        **os.environ,
+        **settings_env(server, **env),
+        "DATABASE_URL": database_url,
+        "PITWALL_SECRETS": str(ROOT / "absent-secrets.toml"),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "dashboard", "emails", "--once"],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_a_worker_killed_mid_batch_beside_a_second_worker_then_a_rerun(pg_engine, resend_api):
-    book(pg_engine, 20, dt.datetime.now(dt.timezone.utc))  # the workers run on the real clock
+    book(pg_engine, 20, dt.datetime.now(dt.UTC))  # the workers run on the real clock
     url = pg_engine.url.render_as_string(hide_password=False)
     held = resend_api.hold_next()  # the first batch is delivered, its answer never arrives
     killed = _worker(resend_api, url, PITWALL_EMAIL_BATCH_SIZE="5", PITWALL_EMAIL_LEASE_SECONDS="60")
@@ -139,7 +153,7 @@ def test_a_worker_killed_mid_batch_beside_a_second_worker_then_a_rerun(pg_engine
     resend_api.release()
     assert statuses(pg_engine) == {"sending": 5, "sent": 15} and len(resend_api.deliveries) == 20
 
-    later = dt.datetime.now(dt.timezone.utc) + 2 * MINUTE  # past the killed worker's lease
+    later = dt.datetime.now(dt.UTC) + 2 * MINUTE  # past the killed worker's lease
     rerun = run_once(pg_engine, settings_for(resend_api, PITWALL_EMAIL_BATCH_SIZE="5"), clock=at(later))
     assert rerun.outcomes["sent"] == 5 and rerun.requests == 1
     assert_each_sent_once(pg_engine, resend_api, 20)
@@ -156,8 +170,10 @@ def test_two_workers_through_a_500_and_429s_send_each_email_once(pg_engine, rese
     resend_api.fail_next(429, "rate_limit_exceeded", retry_after=1)
     settings = settings_for(resend_api, PITWALL_EMAIL_BATCH_SIZE="10")
     for minutes in (0, 2, 5, 10):
-        threads = [threading.Thread(target=run_once, args=(pg_engine, settings, at(NOW + minutes * MINUTE)))
-                   for _ in range(workers)]
+        threads = [
+            threading.Thread(target=run_once, args=(pg_engine, settings, at(NOW + minutes * MINUTE)))
+            for _ in range(workers)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:

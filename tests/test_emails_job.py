@@ -23,7 +23,15 @@ from dashboard.domain.emails.outbox import decide, enqueue, skip_reason
 from dashboard.domain.emails.worker import run_once
 from jobs.emails import run_loop
 from tests.emails_support import (
-    DRIVER, MECHANIC, MINUTE, NOW, SUPPORT, booked, crash_after_sending, delivered_outbox_ids, settings_for,
+    DRIVER,
+    MECHANIC,
+    MINUTE,
+    NOW,
+    SUPPORT,
+    booked,
+    crash_after_sending,
+    delivered_outbox_ids,
+    settings_for,
 )
 from tests.factories import add_mechanic, add_session, add_user, staff_fixture
 
@@ -57,13 +65,34 @@ def lifecycle(engine):
             "A": add_session(conn, c["A"], **booked()),
             "B": add_session(conn, c["B"], **booked(status="accepted", **assigned)),
             "C": add_session(conn, c["C"], **booked(status="accepted", scheduled_at=NOW + 3 * MINUTE, **assigned)),
-            "D": add_session(conn, c["D"], **booked(status="completed", mechanic_id=mechanic, created_at=NOW - 2 * HOUR,
-                             accepted_at=NOW - 110 * MINUTE, scheduled_at=NOW - 45 * MINUTE,
-                             started_at=NOW - 45 * MINUTE, ended_at=NOW - MINUTE)),
-            "E": add_session(conn, c["E"], **booked(status="completed", mechanic_id=mechanic, created_at=NOW - 3 * HOUR,
-                             accepted_at=NOW - 170 * MINUTE, scheduled_at=NOW - 90 * MINUTE,
-                             started_at=NOW - 90 * MINUTE, ended_at=NOW - 30 * MINUTE,
-                             summary_submitted_at=NOW - MINUTE, findings="Worn pads")),
+            "D": add_session(
+                conn,
+                c["D"],
+                **booked(
+                    status="completed",
+                    mechanic_id=mechanic,
+                    created_at=NOW - 2 * HOUR,
+                    accepted_at=NOW - 110 * MINUTE,
+                    scheduled_at=NOW - 45 * MINUTE,
+                    started_at=NOW - 45 * MINUTE,
+                    ended_at=NOW - MINUTE,
+                ),
+            ),
+            "E": add_session(
+                conn,
+                c["E"],
+                **booked(
+                    status="completed",
+                    mechanic_id=mechanic,
+                    created_at=NOW - 3 * HOUR,
+                    accepted_at=NOW - 170 * MINUTE,
+                    scheduled_at=NOW - 90 * MINUTE,
+                    started_at=NOW - 90 * MINUTE,
+                    ended_at=NOW - 30 * MINUTE,
+                    summary_submitted_at=NOW - MINUTE,
+                    findings="Worn pads",
+                ),
+            ),
             "F": add_session(conn, c["F"], **booked(status="accepted", scheduled_at=NOW - 4 * MINUTE, **assigned)),
             "G": add_session(conn, c["G"], **booked(scheduled_at=NOW - 3 * MINUTE)),
         }
@@ -72,12 +101,25 @@ def lifecycle(engine):
         "B": {"booking_confirmed": "sent", "mechanic_assigned": "sent"},
         "C": {"booking_confirmed": "sent", "mechanic_assigned": "sent", "session_starting": "sent"},
         # found after the session started or its time passed: a confirmation would come too late
-        "D": {"booking_confirmed": "skipped", "mechanic_assigned": "skipped", "session_starting": "skipped",
-              "session_ended": "sent"},
-        "E": {"booking_confirmed": "skipped", "mechanic_assigned": "skipped", "session_starting": "skipped",
-              "session_ended": "sent", "summary_delivered": "sent"},
-        "F": {"booking_confirmed": "skipped", "mechanic_assigned": "skipped", "session_starting": "skipped",
-              "mechanic_nudge": "sent"},
+        "D": {
+            "booking_confirmed": "skipped",
+            "mechanic_assigned": "skipped",
+            "session_starting": "skipped",
+            "session_ended": "sent",
+        },
+        "E": {
+            "booking_confirmed": "skipped",
+            "mechanic_assigned": "skipped",
+            "session_starting": "skipped",
+            "session_ended": "sent",
+            "summary_delivered": "sent",
+        },
+        "F": {
+            "booking_confirmed": "skipped",
+            "mechanic_assigned": "skipped",
+            "session_starting": "skipped",
+            "mechanic_nudge": "sent",
+        },
         "G": {"booking_confirmed": "skipped", "session_starting": "skipped", "support_alert": "sent"},
     }
     return S, {(S[name], m): status for name, by_milestone in expected.items() for m, status in by_milestone.items()}
@@ -132,7 +174,9 @@ def test_opted_out_and_addressless_customers_are_skipped_with_the_reason(engine,
     with engine.begin() as conn:
         opted_out = add_session(conn, add_user(conn, DRIVER, email="quiet@example.com", email_opt_out=True), **booked())
         no_address = add_session(conn, add_user(conn, DRIVER, email=""), **booked())
-        alert = add_session(conn, add_user(conn, DRIVER, email="g@example.com"), **booked(scheduled_at=NOW - 3 * MINUTE))
+        alert = add_session(
+            conn, add_user(conn, DRIVER, email="g@example.com"), **booked(scheduled_at=NOW - 3 * MINUTE)
+        )
     result = run_once(engine, settings_for(resend_api, PITWALL_SUPPORT_EMAIL=""), clock=at(NOW))
     rows = outbox_rows(engine)
     assert rows[(opted_out, "booking_confirmed")]["skip_reason"] == "customer opted out of emails"
@@ -147,9 +191,16 @@ def test_opted_out_and_addressless_customers_are_skipped_with_the_reason(engine,
 def test_old_milestones_are_skipped_and_older_ones_not_looked_for(engine, resend_api):
     with engine.begin() as conn:
         old = add_session(conn, add_user(conn, DRIVER, email="old@example.com"), **booked(created_at=NOW - 30 * HOUR))
-        ancient = add_session(conn, add_user(conn, DRIVER, email="ancient@example.com"), **booked(status="completed",
-                              created_at=NOW - 30 * 24 * HOUR, scheduled_at=NOW - 29 * 24 * HOUR,
-                              ended_at=NOW - 29 * 24 * HOUR))
+        ancient = add_session(
+            conn,
+            add_user(conn, DRIVER, email="ancient@example.com"),
+            **booked(
+                status="completed",
+                created_at=NOW - 30 * 24 * HOUR,
+                scheduled_at=NOW - 29 * 24 * HOUR,
+                ended_at=NOW - 29 * 24 * HOUR,
+            ),
+        )
     run_once(engine, settings_for(resend_api, PITWALL_EMAIL_MAX_AGE_HOURS="24"), clock=at(NOW))
     rows = outbox_rows(engine)
     assert rows[(old, "booking_confirmed")]["skip_reason"] == "older than the maximum age of 24 h"
@@ -163,8 +214,9 @@ def test_emails_that_became_late_before_sending_are_skipped(engine, resend_api):
     resend_api.fail_next(429, "rate_limit_exceeded", retry_after=60)
     run_once(engine, settings, clock=at(NOW))  # enqueued on time, then held back by a 429
     with engine.begin() as conn:
-        conn.execute(s.sessions.update().where(s.sessions.c.id == sid).values(
-            status="live", started_at=NOW + 4 * MINUTE))
+        conn.execute(
+            s.sessions.update().where(s.sessions.c.id == sid).values(status="live", started_at=NOW + 4 * MINUTE)
+        )
     run_once(engine, settings, clock=at(NOW + 5 * MINUTE))
     rows = outbox_rows(engine)
     for milestone in ("booking_confirmed", "session_starting"):
@@ -220,8 +272,10 @@ def test_5xx_fails_the_row_after_max_attempts(engine, resend_api):
     assert run_once(engine, settings, clock=at(NOW + 5 * HOUR)).requests == 0
 
 
-@pytest.mark.parametrize("status, name", [(422, "validation_error"), (400, "validation_error"),
-                                          (401, "missing_api_key"), (403, "invalid_api_key")])
+@pytest.mark.parametrize(
+    "status, name",
+    [(422, "validation_error"), (400, "validation_error"), (401, "missing_api_key"), (403, "invalid_api_key")],
+)
 def test_client_errors_are_not_retried(engine, resend_api, status, name):
     with engine.begin() as conn:
         add_session(conn, add_user(conn, DRIVER, email="a@example.com"), **booked())
@@ -264,7 +318,10 @@ def test_admin_retry_sends_a_failed_email_again_and_is_audited(engine, resend_ap
     with engine.connect() as conn:
         (audit,) = conn.execute(sa.select(s.audit_log)).mappings().all()
     assert (audit["action"], audit["actor_email"], audit["entity_id"]) == (
-        "email.retry", "boss@pitwall.example", str(row["id"]))
+        "email.retry",
+        "boss@pitwall.example",
+        str(row["id"]),
+    )
 
 
 def test_a_replayed_batch_whose_content_changed_is_recorded_as_sent(engine, resend_api):
@@ -300,8 +357,9 @@ def test_a_row_out_of_attempts_fails_alone_and_its_batch_is_sent(engine, resend_
     rows = outbox_rows(engine)
     worn_row = rows[(worn, "booking_confirmed")]
     assert worn_row["status"] == "failed" and worn_row["last_error"].startswith("gave up after 5 attempts: 500")
-    assert [(rows[(sid, "booking_confirmed")]["status"], rows[(sid, "booking_confirmed")]["attempts"])
-            for sid in fresh] == [("sent", 2), ("sent", 2)]
+    assert [
+        (rows[(sid, "booking_confirmed")]["status"], rows[(sid, "booking_confirmed")]["attempts"]) for sid in fresh
+    ] == [("sent", 2), ("sent", 2)]
     first, second = resend_api.requests
     assert first["headers"]["idempotency-key"] == second["headers"]["idempotency-key"]
     assert len(resend_api.deliveries) == 2
@@ -311,8 +369,10 @@ def test_a_resent_batch_applies_every_rule_again(engine, resend_api):
     with engine.begin() as conn:
         names = ["cancelled", "opted_out", "started", "too_old", "unchanged"]
         people = {n: add_user(conn, DRIVER, email=f"{n}@example.com") for n in names}
-        sid = {n: add_session(conn, people[n], **booked(created_at=NOW - (5 if n == "too_old" else 0) * MINUTE))
-               for n in names}
+        sid = {
+            n: add_session(conn, people[n], **booked(created_at=NOW - (5 if n == "too_old" else 0) * MINUTE))
+            for n in names
+        }
     settings = settings_for(resend_api, PITWALL_EMAIL_MAX_AGE_HOURS="0.1")  # six minutes
     resend_api.fail_next(500, "application_error")  # not processed: the re-send decides
     run_once(engine, settings, clock=at(NOW))
@@ -320,8 +380,9 @@ def test_a_resent_batch_applies_every_rule_again(engine, resend_api):
         session = s.sessions.c.id
         conn.execute(s.sessions.update().where(session == sid["cancelled"]).values(status="cancelled"))
         conn.execute(s.profiles.update().where(s.profiles.c.id == people["opted_out"]).values(email_opt_out=True))
-        conn.execute(s.sessions.update().where(session == sid["started"]).values(status="live",
-                                                                                 started_at=NOW + MINUTE))
+        conn.execute(
+            s.sessions.update().where(session == sid["started"]).values(status="live", started_at=NOW + MINUTE)
+        )
     run_once(engine, settings, clock=at(NOW + 2 * MINUTE))
     rows = {name: outbox_rows(engine)[(sid[name], "booking_confirmed")] for name in names}
     assert {name: (row["status"], row["skip_reason"]) for name, row in rows.items()} == {
@@ -358,7 +419,8 @@ def test_a_batch_that_reached_resend_is_sent_even_if_the_rules_changed_and_keeps
     # without the cancelled row the request differs: 409, so the first request was processed;
     # asked again with the first request's rows, Resend answers as the first time
     assert [r["headers"]["idempotency-key"] for r in resend_api.requests].count(
-        resend_api.requests[0]["headers"]["idempotency-key"]) == 3
+        resend_api.requests[0]["headers"]["idempotency-key"]
+    ) == 3
     rows = {str(r["id"]): r for r in outbox_rows(engine).values()}
     assert len(resend_api.deliveries) == 3
     for delivery in resend_api.deliveries:
@@ -378,7 +440,9 @@ def test_a_refused_address_stays_failed_when_the_first_answer_is_fetched_again(e
     rows = outbox_rows(engine)
     (delivery,) = resend_api.deliveries
     assert (rows[(good, "booking_confirmed")]["status"], rows[(good, "booking_confirmed")]["provider_message_id"]) == (
-        "sent", delivery.id)
+        "sent",
+        delivery.id,
+    )
     assert rows[(bad, "booking_confirmed")]["status"] == "failed"
     assert rows[(bad, "booking_confirmed")]["last_error"].startswith("rejected by Resend: Invalid `to` field")
 
@@ -386,7 +450,9 @@ def test_a_refused_address_stays_failed_when_the_first_answer_is_fetched_again(e
 def test_a_batch_older_than_the_idempotency_window_is_held_for_an_admin(engine, resend_api):
     with engine.begin() as conn:
         for name in "ab":
-            add_session(conn, add_user(conn, DRIVER, email=f"{name}@example.com"), **booked(scheduled_at=NOW + 72 * HOUR))
+            add_session(
+                conn, add_user(conn, DRIVER, email=f"{name}@example.com"), **booked(scheduled_at=NOW + 72 * HOUR)
+            )
     settings = settings_for(resend_api, PITWALL_EMAIL_MAX_AGE_HOURS="72")
     key = crash_after_sending(engine, settings, NOW)
     resend_api.age_keys(25 * 3600)  # Resend has forgotten the key
@@ -433,33 +499,58 @@ def test_decisions_are_refused_for_the_wrong_row_role_or_decision(engine, resend
 
 
 _STARTED = {"status": "live", "started_at": NOW - 10 * MINUTE, "scheduled_at": NOW - 10 * MINUTE}
-_ENDED = {"status": "completed", "started_at": NOW - 2 * HOUR, "scheduled_at": NOW - 2 * HOUR,
-          "ended_at": NOW - HOUR}
+_ENDED = {"status": "completed", "started_at": NOW - 2 * HOUR, "scheduled_at": NOW - 2 * HOUR, "ended_at": NOW - HOUR}
 
 
-@pytest.mark.parametrize("milestone, facts, reason", [
-    ("booking_confirmed", _STARTED, "late: the session had already started"),
-    ("booking_confirmed", _ENDED, "late: the session had already started"),
-    ("booking_confirmed", {"scheduled_at": NOW - MINUTE}, "late: the scheduled time had passed"),
-    ("mechanic_assigned", {"scheduled_at": NOW - MINUTE}, "late: the scheduled time had passed"),
-    ("session_starting", _STARTED, "late: the session had already started"),
-    ("session_ended", {**_ENDED, "ended_at": NOW - 25 * HOUR}, "older than the maximum age of 24 h"),
-    ("summary_delivered", {**_ENDED, "summary_submitted_at": NOW - 25 * HOUR}, "older than the maximum age of 24 h"),
-    ("mechanic_nudge", {"status": "accepted", "scheduled_at": NOW - 61 * MINUTE},
-     "late: more than 1 h after the scheduled time"),
-    ("support_alert", {"scheduled_at": NOW - 61 * MINUTE, "problem": "no_mechanic"},
-     "late: more than 1 h after the scheduled time"),
-])
+@pytest.mark.parametrize(
+    "milestone, facts, reason",
+    [
+        ("booking_confirmed", _STARTED, "late: the session had already started"),
+        ("booking_confirmed", _ENDED, "late: the session had already started"),
+        ("booking_confirmed", {"scheduled_at": NOW - MINUTE}, "late: the scheduled time had passed"),
+        ("mechanic_assigned", {"scheduled_at": NOW - MINUTE}, "late: the scheduled time had passed"),
+        ("session_starting", _STARTED, "late: the session had already started"),
+        ("session_ended", {**_ENDED, "ended_at": NOW - 25 * HOUR}, "older than the maximum age of 24 h"),
+        (
+            "summary_delivered",
+            {**_ENDED, "summary_submitted_at": NOW - 25 * HOUR},
+            "older than the maximum age of 24 h",
+        ),
+        (
+            "mechanic_nudge",
+            {"status": "accepted", "scheduled_at": NOW - 61 * MINUTE},
+            "late: more than 1 h after the scheduled time",
+        ),
+        (
+            "support_alert",
+            {"scheduled_at": NOW - 61 * MINUTE, "problem": "no_mechanic"},
+            "late: more than 1 h after the scheduled time",
+        ),
+    ],
+)
 def test_every_milestone_has_a_lateness_rule(resend_api, milestone, facts, reason):
-    base = {"customer_email": "a@example.com", "mechanic_email": "m@example.com", "opted_out": False,
-            "status": "scheduled", "created_at": NOW - 2 * HOUR, "scheduled_at": NOW + HOUR, "started_at": None,
-            "accepted_at": NOW - HOUR, "ended_at": None, "summary_submitted_at": None, "nudge_due": True,
-            "problem": None}
+    base = {
+        "customer_email": "a@example.com",
+        "mechanic_email": "m@example.com",
+        "opted_out": False,
+        "status": "scheduled",
+        "created_at": NOW - 2 * HOUR,
+        "scheduled_at": NOW + HOUR,
+        "started_at": None,
+        "accepted_at": NOW - HOUR,
+        "ended_at": None,
+        "summary_submitted_at": None,
+        "nudge_due": True,
+        "problem": None,
+    }
     settings = settings_for(resend_api)
     assert skip_reason(milestone, {**base, **facts}, NOW, settings) == reason
-    on_time = {"session_ended": {**_ENDED}, "summary_delivered": {**_ENDED, "summary_submitted_at": NOW - HOUR},
-               "mechanic_nudge": {"status": "accepted", "scheduled_at": NOW - 4 * MINUTE},
-               "support_alert": {"scheduled_at": NOW - 3 * MINUTE, "problem": "no_mechanic"}}.get(milestone, {})
+    on_time = {
+        "session_ended": {**_ENDED},
+        "summary_delivered": {**_ENDED, "summary_submitted_at": NOW - HOUR},
+        "mechanic_nudge": {"status": "accepted", "scheduled_at": NOW - 4 * MINUTE},
+        "support_alert": {"scheduled_at": NOW - 3 * MINUTE, "problem": "no_mechanic"},
+    }.get(milestone, {})
     assert skip_reason(milestone, {**base, **on_time}, NOW, settings) is None
 
 
@@ -476,18 +567,33 @@ def test_step_18_keeps_the_outbox_and_accepts_the_uncertain_status(tmp_path, req
             command.upgrade(alembic_config(conn), "0017_period_indexes")
             customer = uuid.uuid4()
             conn.execute(s.users.insert().values(id=customer, email="a@example.com"))
-            conn.execute(sa.text("INSERT INTO requests (id, customer_id, vehicle_make, vehicle_model, vehicle_year, "
-                                 "category, description, status) VALUES (:r, :c, 'Honda', 'Civic', 2017, 'brakes', "
-                                 "'noise', 'matched')"), {"r": (request_id := uuid.uuid4()), "c": customer})
-            conn.execute(sa.text("INSERT INTO sessions (id, request_id, customer_id, session_type, status, "
-                                 "scheduled_at, price_cents) VALUES (:s, :r, :c, 'video', 'scheduled', now(), 4900)"),
-                         {"s": (session_id := uuid.uuid4()), "r": request_id, "c": customer})
-            conn.execute(sa.text("INSERT INTO email_outbox (session_id, milestone, recipient, status) "
-                                 "VALUES (:s, 'booking_confirmed', 'a@example.com', 'sent')"), {"s": session_id})
+            conn.execute(
+                sa.text(
+                    "INSERT INTO requests (id, customer_id, vehicle_make, vehicle_model, vehicle_year, "
+                    "category, description, status) VALUES (:r, :c, 'Honda', 'Civic', 2017, 'brakes', "
+                    "'noise', 'matched')"
+                ),
+                {"r": (request_id := uuid.uuid4()), "c": customer},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO sessions (id, request_id, customer_id, session_type, status, "
+                    "scheduled_at, price_cents) VALUES (:s, :r, :c, 'video', 'scheduled', now(), 4900)"
+                ),
+                {"s": (session_id := uuid.uuid4()), "r": request_id, "c": customer},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO email_outbox (session_id, milestone, recipient, status) "
+                    "VALUES (:s, 'booking_confirmed', 'a@example.com', 'sent')"
+                ),
+                {"s": session_id},
+            )
         upgrade(engine)
         with engine.begin() as conn:
             assert conn.execute(sa.select(s.email_outbox.c.status, s.email_outbox.c.batch_started_at)).all() == [
-                ("sent", None)]
+                ("sent", None)
+            ]
             conn.execute(s.email_outbox.update().values(status="uncertain"))
         with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
             conn.execute(s.email_outbox.update().values(status="lost"))
@@ -500,8 +606,11 @@ def test_step_18_keeps_the_outbox_and_accepts_the_uncertain_status(tmp_path, req
 def _due_bookings(engine, count: int, now: dt.datetime = NOW) -> None:
     with engine.begin() as conn:
         for i in range(count):
-            add_session(conn, add_user(conn, DRIVER, email=f"c{i}@example.com"), **booked(created_at=now - MINUTE,
-                        scheduled_at=now + dt.timedelta(days=1)))
+            add_session(
+                conn,
+                add_user(conn, DRIVER, email=f"c{i}@example.com"),
+                **booked(created_at=now - MINUTE, scheduled_at=now + dt.timedelta(days=1)),
+            )
 
 
 def test_two_workers_in_parallel_send_no_duplicate(pg_engine, resend_api):
@@ -509,8 +618,9 @@ def test_two_workers_in_parallel_send_no_duplicate(pg_engine, resend_api):
     resend_api.delay = 0.02
     settings = settings_for(resend_api, PITWALL_EMAIL_BATCH_SIZE="10")
     results = []
-    workers = [threading.Thread(target=lambda: results.append(run_once(pg_engine, settings, clock=at(NOW))))
-               for _ in range(2)]
+    workers = [
+        threading.Thread(target=lambda: results.append(run_once(pg_engine, settings, clock=at(NOW)))) for _ in range(2)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -523,7 +633,7 @@ def test_two_workers_in_parallel_send_no_duplicate(pg_engine, resend_api):
 
 
 def test_the_loop_runs_on_the_real_clock_until_stopped(engine, resend_api):
-    _due_bookings(engine, 3, now=dt.datetime.now(dt.timezone.utc))
+    _due_bookings(engine, 3, now=dt.datetime.now(dt.UTC))
     stop, lines = threading.Event(), []
 
     def report(line: str) -> None:
@@ -544,11 +654,21 @@ def test_the_cli_explains_a_locked_embedded_database(tmp_path, _duckdb_template)
     shutil.copy(_duckdb_template, path)
     holder = duckdb.connect(str(path))  # the app, holding the one writer lock
     try:
-        env = {**os.environ, "PITWALL_DUCKDB_PATH": str(path), "RESEND_API_KEY": "re_x",
-               "PITWALL_SECRETS": str(tmp_path / "absent.toml")}
+        env = {
+            **os.environ,
+            "PITWALL_DUCKDB_PATH": str(path),
+            "RESEND_API_KEY": "re_x",
+            "PITWALL_SECRETS": str(tmp_path / "absent.toml"),
+        }
         env.pop("DATABASE_URL", None)
-        done = subprocess.run([sys.executable, "-m", "dashboard", "emails", "--once"], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "dashboard", "emails", "--once"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         holder.close()
     assert done.returncode == 2 and done.stdout == ""

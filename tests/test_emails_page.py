@@ -13,17 +13,17 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from dashboard.core import schema as s
-from dashboard.ui import components as ui
 from dashboard.core.auth import Actor
-from dashboard.core.settings import load_settings
 from dashboard.core.period import Period
+from dashboard.core.settings import load_settings
+from dashboard.ui import components as ui
 from tests.emails_support import DRIVER, booked
 from tests.factories import add_session, add_user, staff_fixture
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "emails.py"
 ADMIN = Actor("ada@example.com", "admin", "Ada Admin")
 SUPPORT = Actor("sam@example.com", "support", "Sam Support")
-NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 staff = staff_fixture(ADMIN, SUPPORT)
 
 
@@ -35,20 +35,47 @@ def outbox(engine, resend_api, monkeypatch, tmp_path):
     monkeypatch.setenv("RESEND_API_URL", resend_api.url)
     ui.clear_query_cache()  # PostgreSQL tests share one database URL, and with it the query cache
     with engine.begin() as conn:
-        done = add_session(conn, add_user(conn, DRIVER, email="done@example.com"), **booked(created_at=NOW - dt.timedelta(days=3)))
-        row = {"session_id": done, "created_at": NOW - dt.timedelta(minutes=5), "updated_at": NOW,
-               "last_error": None, "skip_reason": None}
-        failed_id = conn.execute(s.email_outbox.insert().returning(s.email_outbox.c.id), [
-            {**row, "milestone": "session_ended", "recipient": "<b>x</b>@example.com", "status": "failed",
-             "attempts": 1, "last_error": "422 validation_error: Invalid `to` field"},
-        ]).scalar_one()
-        conn.execute(s.email_outbox.insert(), [
-            {**row, "milestone": "booking_confirmed", "recipient": "done@example.com", "status": "sent"},
-            {**row, "milestone": "mechanic_assigned", "recipient": "done@example.com", "status": "skipped",
-             "skip_reason": "customer opted out of emails"},
-        ])
-        due = add_session(conn, add_user(conn, DRIVER, email="due@example.com"), **booked(created_at=NOW - dt.timedelta(minutes=1),
-                          scheduled_at=NOW + dt.timedelta(days=1)))
+        done = add_session(
+            conn, add_user(conn, DRIVER, email="done@example.com"), **booked(created_at=NOW - dt.timedelta(days=3))
+        )
+        row = {
+            "session_id": done,
+            "created_at": NOW - dt.timedelta(minutes=5),
+            "updated_at": NOW,
+            "last_error": None,
+            "skip_reason": None,
+        }
+        failed_id = conn.execute(
+            s.email_outbox.insert().returning(s.email_outbox.c.id),
+            [
+                {
+                    **row,
+                    "milestone": "session_ended",
+                    "recipient": "<b>x</b>@example.com",
+                    "status": "failed",
+                    "attempts": 1,
+                    "last_error": "422 validation_error: Invalid `to` field",
+                },
+            ],
+        ).scalar_one()
+        conn.execute(
+            s.email_outbox.insert(),
+            [
+                {**row, "milestone": "booking_confirmed", "recipient": "done@example.com", "status": "sent"},
+                {
+                    **row,
+                    "milestone": "mechanic_assigned",
+                    "recipient": "done@example.com",
+                    "status": "skipped",
+                    "skip_reason": "customer opted out of emails",
+                },
+            ],
+        )
+        due = add_session(
+            conn,
+            add_user(conn, DRIVER, email="due@example.com"),
+            **booked(created_at=NOW - dt.timedelta(minutes=1), scheduled_at=NOW + dt.timedelta(days=1)),
+        )
     return engine, failed_id, due
 
 
@@ -58,18 +85,39 @@ def uncertain(outbox):
     engine = outbox[0]
     started = NOW - dt.timedelta(hours=26)
     with engine.begin() as conn:
-        sid = add_session(conn, add_user(conn, DRIVER, email="unsure@example.com"), **booked(created_at=NOW - dt.timedelta(days=2)))
-        return [conn.execute(s.email_outbox.insert().returning(s.email_outbox.c.id).values(
-            session_id=sid, milestone=milestone, recipient="unsure@example.com", status="uncertain", attempts=1,
-            provider_message_id="pitwall-batch/5d1e", batch_started_at=started, created_at=NOW - dt.timedelta(minutes=3),
-            updated_at=NOW, last_error="Its batch may have reached Resend")).scalar_one()
-            for milestone in ("booking_confirmed", "mechanic_assigned")]
+        sid = add_session(
+            conn, add_user(conn, DRIVER, email="unsure@example.com"), **booked(created_at=NOW - dt.timedelta(days=2))
+        )
+        return [
+            conn.execute(
+                s.email_outbox.insert()
+                .returning(s.email_outbox.c.id)
+                .values(
+                    session_id=sid,
+                    milestone=milestone,
+                    recipient="unsure@example.com",
+                    status="uncertain",
+                    attempts=1,
+                    provider_message_id="pitwall-batch/5d1e",
+                    batch_started_at=started,
+                    created_at=NOW - dt.timedelta(minutes=3),
+                    updated_at=NOW,
+                    last_error="Its batch may have reached Resend",
+                )
+            ).scalar_one()
+            for milestone in ("booking_confirmed", "mechanic_assigned")
+        ]
 
 
 def open_page(engine, actor: Actor = ADMIN) -> AppTest:
     at = AppTest.from_file(str(PAGE), default_timeout=60)
-    settings = load_settings({**os.environ, "DATABASE_URL": engine.url.render_as_string(hide_password=False),
-                              "PITWALL_ALLOW_ANONYMOUS": "true"})  # the outbox fixture's loopback Resend
+    settings = load_settings(
+        {
+            **os.environ,
+            "DATABASE_URL": engine.url.render_as_string(hide_password=False),
+            "PITWALL_ALLOW_ANONYMOUS": "true",
+        }
+    )  # the outbox fixture's loopback Resend
     today = NOW.date()
     at.session_state["_pitwall_context"] = ui.Context(settings, actor, Period(today - dt.timedelta(days=6), today))
     at.run()
@@ -90,13 +138,23 @@ def test_the_page_shows_counts_outbox_failures_and_template_previews(outbox):
     engine, failed_id, _ = outbox
     at = open_page(engine)
     assert (metric(at, "Sent"), metric(at, "Skipped"), metric(at, "Failed"), metric(at, "Waiting")) == (
-        "1", "1", "1", "0")
+        "1",
+        "1",
+        "1",
+        "0",
+    )
     table = at.dataframe[0].value
     assert sorted(table["status"]) == ["Failed", "Sent", "Skipped"]
     assert metric(at, "Uncertain") == "0"
     assert any("No email is uncertain." in i.value for i in at.info)
     assert at.multiselect(key="emails_statuses").options == [  # one label per status in the schema's CHECK
-        "Waiting", "Sending", "Sent", "Failed", "Skipped", "Uncertain"]
+        "Waiting",
+        "Sending",
+        "Sent",
+        "Failed",
+        "Skipped",
+        "Uncertain",
+    ]
     assert "customer opted out of emails" in set(table["skip_reason"])
     assert at.code[0].value == "422 validation_error: Invalid `to` field"
     assert "To: <b>x</b>@example.com" in [t.value for t in at.text]  # plain text, never markup
@@ -131,8 +189,10 @@ def test_only_admins_can_retry_or_run_the_job(outbox):
     at.button[0].click().run()  # Run now
     assert "Only admin staff can do this" in at.warning[0].value
     with engine.connect() as conn:
-        assert conn.execute(sa.select(s.email_outbox.c.status).where(
-            s.email_outbox.c.id == failed_id)).scalar_one() == "failed"
+        assert (
+            conn.execute(sa.select(s.email_outbox.c.status).where(s.email_outbox.c.id == failed_id)).scalar_one()
+            == "failed"
+        )
     assert not audit_rows(engine)
 
 
@@ -166,14 +226,17 @@ def test_admins_mark_uncertain_emails_as_sent_or_send_them_again_audited(outbox,
     at.button(key=f"send_again_{again}").click().run()
     assert not at.exception and not at.warning
     with engine.connect() as conn:
-        rows = {r["id"]: r for r in conn.execute(sa.select(s.email_outbox).where(
-            s.email_outbox.c.id.in_(uncertain))).mappings()}
+        rows = {
+            r["id"]: r
+            for r in conn.execute(sa.select(s.email_outbox).where(s.email_outbox.c.id.in_(uncertain))).mappings()
+        }
     assert (rows[mark]["status"], rows[mark]["sent_at"]) == ("sent", NOW - dt.timedelta(hours=26))
     assert (rows[again]["status"], rows[again]["attempts"], rows[again]["provider_message_id"]) == ("pending", 0, None)
     assert metric(at, "Uncertain") == "0" and metric(at, "Sent") == "2" and metric(at, "Waiting") == "1"
-    assert [(a["action"], a["entity_id"], a["actor_email"]) for a in sorted(audit_rows(engine),
-                                                                             key=lambda a: a["created_at"])] == [
-        ("email.mark_sent", str(mark), ADMIN.email), ("email.send_again", str(again), ADMIN.email)]
+    assert [
+        (a["action"], a["entity_id"], a["actor_email"])
+        for a in sorted(audit_rows(engine), key=lambda a: a["created_at"])
+    ] == [("email.mark_sent", str(mark), ADMIN.email), ("email.send_again", str(again), ADMIN.email)]
 
 
 def test_only_admins_decide_on_uncertain_emails(outbox, uncertain):
@@ -184,6 +247,7 @@ def test_only_admins_decide_on_uncertain_emails(outbox, uncertain):
     at.button(key=f"send_again_{uncertain[1]}").click().run()
     assert "Only admin staff can do this" in at.warning[0].value
     with engine.connect() as conn:
-        assert set(conn.execute(sa.select(s.email_outbox.c.status).where(
-            s.email_outbox.c.id.in_(uncertain))).scalars()) == {"uncertain"}
+        assert set(
+            conn.execute(sa.select(s.email_outbox.c.status).where(s.email_outbox.c.id.in_(uncertain))).scalars()
+        ) == {"uncertain"}
     assert not audit_rows(engine)

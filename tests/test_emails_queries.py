@@ -10,37 +10,70 @@ import pytest
 
 from dashboard.core import schema as s
 from dashboard.core.period import Period
-from queries import emails as q
 from dashboard.tools.bench.cases import CASES, BenchContext
+from queries import emails as q
 from tests.emails_support import DRIVER, NOW, booked
 from tests.factories import add_session, add_user
 
+
 def _outbox_row(when: dt.datetime, milestone: str, status: str, **columns) -> dict:
-    return {"milestone": milestone, "recipient": f"{uuid.uuid4()}@x.com", "status": status,
-            "created_at": when, "updated_at": when, "last_error": None, "skip_reason": None, **columns}
+    return {
+        "milestone": milestone,
+        "recipient": f"{uuid.uuid4()}@x.com",
+        "status": status,
+        "created_at": when,
+        "updated_at": when,
+        "last_error": None,
+        "skip_reason": None,
+        **columns,
+    }
 
 
 @pytest.fixture
 def outbox_history(engine):
     with engine.begin() as conn:
         sid = add_session(conn, add_user(conn, DRIVER, email="c@example.com"), **booked())
-        conn.execute(s.email_outbox.insert(), [
-            _outbox_row(dt.datetime(2026, 3, 1, 12, tzinfo=dt.timezone.utc), "booking_confirmed", "sent",
-                        session_id=sid),
-            _outbox_row(dt.datetime(2026, 3, 1, 13, tzinfo=dt.timezone.utc), "session_ended", "failed",
-                        session_id=sid, last_error="500 application_error: boom"),
-            # 2 March 03:00 UTC is still 1 March in Chicago
-            _outbox_row(dt.datetime(2026, 3, 2, 3, tzinfo=dt.timezone.utc), "booking_confirmed", "skipped",
-                        session_id=sid, skip_reason="customer opted out of emails"),
-            _outbox_row(dt.datetime(2026, 3, 2, 12, tzinfo=dt.timezone.utc), "booking_confirmed", "sent",
-                        session_id=sid),
-            _outbox_row(dt.datetime(2026, 2, 20, 12, tzinfo=dt.timezone.utc), "summary_delivered", "failed",
-                        session_id=sid, last_error="422 validation_error: bad"),
-        ])
-        conn.execute(s.email_outbox.insert().values(_outbox_row(
-            dt.datetime(2026, 2, 21, 12, tzinfo=dt.timezone.utc), "mechanic_assigned", "uncertain", session_id=sid,
-            last_error="Its batch may have reached Resend",
-            batch_started_at=dt.datetime(2026, 2, 21, 11, tzinfo=dt.timezone.utc))))
+        conn.execute(
+            s.email_outbox.insert(),
+            [
+                _outbox_row(dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC), "booking_confirmed", "sent", session_id=sid),
+                _outbox_row(
+                    dt.datetime(2026, 3, 1, 13, tzinfo=dt.UTC),
+                    "session_ended",
+                    "failed",
+                    session_id=sid,
+                    last_error="500 application_error: boom",
+                ),
+                # 2 March 03:00 UTC is still 1 March in Chicago
+                _outbox_row(
+                    dt.datetime(2026, 3, 2, 3, tzinfo=dt.UTC),
+                    "booking_confirmed",
+                    "skipped",
+                    session_id=sid,
+                    skip_reason="customer opted out of emails",
+                ),
+                _outbox_row(dt.datetime(2026, 3, 2, 12, tzinfo=dt.UTC), "booking_confirmed", "sent", session_id=sid),
+                _outbox_row(
+                    dt.datetime(2026, 2, 20, 12, tzinfo=dt.UTC),
+                    "summary_delivered",
+                    "failed",
+                    session_id=sid,
+                    last_error="422 validation_error: bad",
+                ),
+            ],
+        )
+        conn.execute(
+            s.email_outbox.insert().values(
+                _outbox_row(
+                    dt.datetime(2026, 2, 21, 12, tzinfo=dt.UTC),
+                    "mechanic_assigned",
+                    "uncertain",
+                    session_id=sid,
+                    last_error="Its batch may have reached Resend",
+                    batch_started_at=dt.datetime(2026, 2, 21, 11, tzinfo=dt.UTC),
+                )
+            )
+        )
 
 
 def test_outbox_filters_by_period_milestone_and_status(engine, outbox_history):
@@ -62,8 +95,12 @@ def test_status_counts_per_day_use_the_display_timezone(engine, outbox_history):
     with engine.connect() as conn:
         counts = q.status_counts_per_day(conn, period=period)
     got = {(str(row.day), row.status): row.emails for row in counts.itertuples()}
-    assert got == {("2026-03-01", "sent"): 1, ("2026-03-01", "failed"): 1, ("2026-03-01", "skipped"): 1,
-                   ("2026-03-02", "sent"): 1}
+    assert got == {
+        ("2026-03-01", "sent"): 1,
+        ("2026-03-01", "failed"): 1,
+        ("2026-03-01", "skipped"): 1,
+        ("2026-03-02", "sent"): 1,
+    }
 
 
 def test_failed_lists_every_failed_row_newest_first(engine, outbox_history):

@@ -9,14 +9,15 @@ from html.parser import HTMLParser
 
 import pytest
 
-from dashboard.core.settings import ROOT
 from dashboard.core.schema import EMAIL_MILESTONES
+from dashboard.core.settings import ROOT
 from dashboard.domain.emails.render import email_context, load_brand, render, sample_facts
 from dashboard.domain.emails.settings import load_email_settings
 
-NOW = dt.datetime(2026, 3, 3, 12, 0, tzinfo=dt.timezone.utc)
-SETTINGS = load_email_settings({"PITWALL_APP_URL": "https://app.example.com",
-                                "PITWALL_SUPPORT_EMAIL": "support@pitwall.example"}, secrets={})
+NOW = dt.datetime(2026, 3, 3, 12, 0, tzinfo=dt.UTC)
+SETTINGS = load_email_settings(
+    {"PITWALL_APP_URL": "https://app.example.com", "PITWALL_SUPPORT_EMAIL": "support@pitwall.example"}, secrets={}
+)
 BRAND = load_brand("Pitwall")
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -53,17 +54,38 @@ class Structure(HTMLParser):
 
 
 KEY_FACTS = {
-    "booking_confirmed": ["2017 Honda Civic", "Brakes", "$49.00", "video call", "(America/Chicago)",
-                          "Grinding noise when braking", "How to join"],
-    "mechanic_assigned": ["Priya Natarajan", "brakes, electrical, diagnostics", "4.9 out of 5 from 212 reviews",
-                          "14 years of experience"],
+    "booking_confirmed": [
+        "2017 Honda Civic",
+        "Brakes",
+        "$49.00",
+        "video call",
+        "(America/Chicago)",
+        "Grinding noise when braking",
+        "How to join",
+    ],
+    "mechanic_assigned": [
+        "Priya Natarajan",
+        "brakes, electrical, diagnostics",
+        "4.9 out of 5 from 212 reviews",
+        "14 years of experience",
+    ],
     "session_starting": ["starts in 5 minutes", "Have these ready", "Join your session"],
     "session_ended": ["38 minutes", "What happens next", "Rate your session"],
-    "summary_delivered": ["Front pads worn to the backing plate", "Walked through a visual check",
-                          "Front rotors (pair)", "book a pad and rotor replacement", "photos and files"],
+    "summary_delivered": [
+        "Front pads worn to the backing plate",
+        "Walked through a visual check",
+        "Front rotors (pair)",
+        "book a pad and rotor replacement",
+        "photos and files",
+    ],
     "mechanic_nudge": ["Your customer is waiting", "Jordan Lee", "(Europe/London)", "Start the session"],
-    "support_alert": ["has not started it", "3f1c2a9e-5b7d-4e21-9a0c-7d2b8e6f4a10", "jordan.lee@example.com",
-                      "priya@example.com", "(UTC)"],
+    "support_alert": [
+        "has not started it",
+        "3f1c2a9e-5b7d-4e21-9a0c-7d2b8e6f4a10",
+        "jordan.lee@example.com",
+        "priya@example.com",
+        "(UTC)",
+    ],
 }
 
 
@@ -99,17 +121,33 @@ def test_the_html_is_a_600px_column_with_inlined_css_dark_mode_and_nothing_remot
 def test_brand_colours_are_the_app_theme():
     theme = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["theme"]
     assert BRAND.primary == theme["primaryColor"] and BRAND.text == theme["textColor"]
-    button = next(attrs for tag, attrs in Structure(rendered("booking_confirmed").html).tags
-                  if tag == "td" and "background-color" in attrs.get("style", "") and attrs.get("style", "")
-                  .count(theme["primaryColor"]))
+    button = next(
+        attrs
+        for tag, attrs in Structure(rendered("booking_confirmed").html).tags
+        if tag == "td"
+        and "background-color" in attrs.get("style", "")
+        and attrs.get("style", "").count(theme["primaryColor"])
+    )
     assert theme["primaryColor"] in button["style"]
 
 
 @pytest.mark.parametrize("milestone", EMAIL_MILESTONES)
 def test_customer_and_mechanic_text_is_escaped_in_html_and_harmless_in_text(milestone):
-    overrides = {field: f"{field} {EVIL}" for field in (
-        "customer_name", "mechanic_name", "description", "findings", "steps_taken", "parts_needed", "next_steps",
-        "vehicle_make", "customer_email", "mechanic_email")}
+    overrides = {
+        field: f"{field} {EVIL}"
+        for field in (
+            "customer_name",
+            "mechanic_name",
+            "description",
+            "findings",
+            "steps_taken",
+            "parts_needed",
+            "next_steps",
+            "vehicle_make",
+            "customer_email",
+            "mechanic_email",
+        )
+    }
     overrides["mechanic_name"] = "Evil\r\nBcc: victim@example.com \u202egnp.exe\x07" + EVIL
     overrides["specialties"] = [EVIL]
     email = rendered(milestone, **overrides)
@@ -125,8 +163,11 @@ def test_customer_and_mechanic_text_is_escaped_in_html_and_harmless_in_text(mile
 
 @pytest.mark.parametrize("milestone", EMAIL_MILESTONES)
 def test_every_template_renders_with_only_the_required_facts(milestone):
-    bare = {key: None for key in sample_facts(NOW)} | {"session_id": "3f1c2a9e-0000-0000-0000-000000000000",
-                                                       "status": "scheduled", "specialties": None}
+    bare = {key: None for key in sample_facts(NOW)} | {
+        "session_id": "3f1c2a9e-0000-0000-0000-000000000000",
+        "status": "scheduled",
+        "specialties": None,
+    }
     email = render(milestone, email_context(milestone, bare, SETTINGS, BRAND))
     assert email.subject and email.preheader and "None" not in email.text
     assert "None" not in Structure(email.html).all_text()
@@ -149,8 +190,18 @@ def test_user_text_is_bounded_and_long_words_wrap_in_the_column(milestone):
     from dashboard.domain.emails.render import NAME_MAX, TEXT_MAX
 
     name, word = "N" * 5000, "W" * 5000
-    email = rendered(milestone, customer_name=name, mechanic_name=name, vehicle_make=word, specialties=[word],
-                     description=word, findings=word, steps_taken=word, parts_needed=word, next_steps=word)
+    email = rendered(
+        milestone,
+        customer_name=name,
+        mechanic_name=name,
+        vehicle_make=word,
+        specialties=[word],
+        description=word,
+        findings=word,
+        steps_taken=word,
+        parts_needed=word,
+        next_steps=word,
+    )
     for part in (email.html, email.text):
         runs = [len(run) for run in re.findall(r"N+|W+", part)]
         assert runs and max(runs) <= TEXT_MAX - 1  # cut with an ellipsis

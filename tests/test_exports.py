@@ -17,22 +17,30 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_csv_keeps_formulas_as_text():
-    frame = pd.DataFrame({"full_name": ["=HYPERLINK(\"http://x\")", "Ann", "-1+2", None], "n": [1, 2, 3, 4]})
+    frame = pd.DataFrame({"full_name": ['=HYPERLINK("http://x")', "Ann", "-1+2", None], "n": [1, 2, 3, 4]})
     assert as_csv(frame).decode().splitlines() == [
-        "full_name,n", "\"'=HYPERLINK(\"\"http://x\"\")\",1", "Ann,2", "'-1+2,3", ",4"]
+        "full_name,n",
+        '"\'=HYPERLINK(""http://x"")",1',
+        "Ann,2",
+        "'-1+2,3",
+        ",4",
+    ]
 
 
-@pytest.mark.parametrize("value, safe", [
-    ("Ann\n=cmd|' /C calc'!A0", "Ann =cmd|' /C calc'!A0"),  # a formula after a line break stays in the cell
-    ("Ann\r\n+1+1", "Ann +1+1"),
-    ("x\r-2+3", "x -2+3"),
-    ("x\u2028@SUM(A1)", "x @SUM(A1)"),
-    ("\n=1+1", "' =1+1"),
-    ("  =1+1", "'  =1+1"),
-    ("\t=1", "'\t=1"),
-    ("nul\x00byte", "nulbyte"),
-    ("Ann Smith", "Ann Smith"),
-])
+@pytest.mark.parametrize(
+    "value, safe",
+    [
+        ("Ann\n=cmd|' /C calc'!A0", "Ann =cmd|' /C calc'!A0"),  # a formula after a line break stays in the cell
+        ("Ann\r\n+1+1", "Ann +1+1"),
+        ("x\r-2+3", "x -2+3"),
+        ("x\u2028@SUM(A1)", "x @SUM(A1)"),
+        ("\n=1+1", "' =1+1"),
+        ("  =1+1", "'  =1+1"),
+        ("\t=1", "'\t=1"),
+        ("nul\x00byte", "nulbyte"),
+        ("Ann Smith", "Ann Smith"),
+    ],
+)
 def test_every_text_cell_is_inert(value, safe):
     assert spreadsheet_safe(value) == safe
 
@@ -40,14 +48,18 @@ def test_every_text_cell_is_inert(value, safe):
 def test_numbers_dates_and_empty_cells_are_left_alone():
     when = pd.Timestamp("2024-05-01T10:00Z")
     assert [spreadsheet_safe(v) for v in (-5, 1.5, when, dt.date(2024, 5, 1), None)] == [
-        -5, 1.5, when, dt.date(2024, 5, 1), None]
+        -5,
+        1.5,
+        when,
+        dt.date(2024, 5, 1),
+        None,
+    ]
 
 
 def test_a_multiline_value_stays_one_row_in_every_column():
-    frame = pd.DataFrame({"email": ["a@example.com\n=HYPERLINK(\"http://evil\")"], "plan": ["premium\r@x"],
-                          "n": [3]})
+    frame = pd.DataFrame({"email": ['a@example.com\n=HYPERLINK("http://evil")'], "plan": ["premium\r@x"], "n": [3]})
     rows = list(csv.reader(io.StringIO(as_csv(frame).decode())))
-    assert rows == [["email", "plan", "n"], ["a@example.com =HYPERLINK(\"http://evil\")", "premium @x", "3"]]
+    assert rows == [["email", "plan", "n"], ['a@example.com =HYPERLINK("http://evil")', "premium @x", "3"]]
     assert as_csv(frame).decode().count("\n") == 2  # the header and one row
 
 

@@ -22,14 +22,14 @@ import sqlalchemy as sa
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tests.browser_support import ROOT, assert_no_exception, browser_page, open_page, require_chromium, start_app
-from dashboard.ui import access
 from dashboard.core import schema as s
 from dashboard.core.auth import vouch_for
 from dashboard.core.db import make_engine
-from dashboard.domain.followups import create_follow_up
 from dashboard.core.migrate import upgrade
+from dashboard.domain.followups import create_follow_up
 from dashboard.domain.reviews import submit_review
+from dashboard.ui import access
+from tests.browser_support import ROOT, assert_no_exception, browser_page, open_page, require_chromium, start_app
 from tests.factories import add_mechanic, add_session, add_user
 from tests.throwaway_pg import throwaway_cluster
 
@@ -55,7 +55,7 @@ def shown(at: AppTest) -> str:
 def write_rows(engine) -> dict:
     """A customer whose session with a mechanic ended yesterday, with a review of it that waits
     for moderation (flagged for personal data) and an open follow-up question."""
-    ended = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
+    ended = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
     with engine.begin() as conn:
         customer = add_user(conn, "Fay Fault")
         mechanic = add_mechanic(conn, "Max Mender", timezone="Europe/Berlin")
@@ -63,15 +63,24 @@ def write_rows(engine) -> dict:
         asked = add_session(conn, customer, mechanic, ended_at=ended, started_at=ended - dt.timedelta(hours=1))
     review = submit_review(engine, session_id=reviewed, customer_id=customer, rating=4, text=REVIEW_TEXT)
     assert review.status == "pending" and "personal_data" in review.flags
-    follow_up = create_follow_up(vouch_for(engine, SUPPORT), SUPPORT, parent_session_id=asked, customer_id=customer,
-                                 follow_up_type="quick_question", text=QUESTION)
+    follow_up = create_follow_up(
+        vouch_for(engine, SUPPORT),
+        SUPPORT,
+        parent_session_id=asked,
+        customer_id=customer,
+        follow_up_type="quick_question",
+        text=QUESTION,
+    )
     return {"review": str(review.id), "follow_up": str(follow_up.id), "mechanic": mechanic}
 
 
 def audit_rows(engine, action: str, entity_id: str) -> int:
     with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(s.audit_log).where(
-            s.audit_log.c.action == action, s.audit_log.c.entity_id == entity_id)).scalar_one()
+        return conn.execute(
+            sa.select(sa.func.count())
+            .select_from(s.audit_log)
+            .where(s.audit_log.c.action == action, s.audit_log.c.entity_id == entity_id)
+        ).scalar_one()
 
 
 @pytest.fixture(scope="module")
@@ -153,16 +162,18 @@ def test_a_moderation_clicked_while_the_database_is_down_changes_nothing_and_is_
     assert "Your change was not saved" in text(at.error)
     server.start()
     with engine.connect() as conn:
-        status = conn.execute(sa.select(s.mechanic_reviews.c.status)
-                              .where(s.mechanic_reviews.c.id == review)).scalar_one()
+        status = conn.execute(
+            sa.select(s.mechanic_reviews.c.status).where(s.mechanic_reviews.c.id == review)
+        ).scalar_one()
     assert status == "pending" and audit_rows(engine, "review.hide", review) == 0
     at.run()  # the same session, now that the database answers
     assert not at.error  # the click's fate was said once, while it mattered
     at.button(key=f"hide_reason_{review}").click().run()
     assert not at.exception and not at.error
     with engine.connect() as conn:
-        status = conn.execute(sa.select(s.mechanic_reviews.c.status)
-                              .where(s.mechanic_reviews.c.id == review)).scalar_one()
+        status = conn.execute(
+            sa.select(s.mechanic_reviews.c.status).where(s.mechanic_reviews.c.id == review)
+        ).scalar_one()
     assert status == "hidden" and audit_rows(engine, "review.hide", review) == 1
     err = capfd.readouterr().err
     assert_clean_log(err)
@@ -179,15 +190,13 @@ def test_an_assignment_clicked_while_the_database_is_down_changes_nothing_and_is
     server.start()
     r = s.requests
     with engine.connect() as conn:
-        state = conn.execute(sa.select(r.c.follow_up_state, r.c.assigned_mechanic_id)
-                             .where(r.c.id == follow_up)).one()
+        state = conn.execute(sa.select(r.c.follow_up_state, r.c.assigned_mechanic_id).where(r.c.id == follow_up)).one()
     assert tuple(state) == ("open", None) and audit_rows(engine, "follow_up.assign", follow_up) == 0
     at.run()
     at.button(key=f"assign_default_{follow_up}").click().run()
     assert not at.exception and not at.error
     with engine.connect() as conn:
-        state = conn.execute(sa.select(r.c.follow_up_state, r.c.assigned_mechanic_id)
-                             .where(r.c.id == follow_up)).one()
+        state = conn.execute(sa.select(r.c.follow_up_state, r.c.assigned_mechanic_id).where(r.c.id == follow_up)).one()
     assert tuple(state) == ("assigned", rows["mechanic"]) and audit_rows(engine, "follow_up.assign", follow_up) == 1
     assert_clean_log(capfd.readouterr().err)
 
@@ -195,12 +204,14 @@ def test_an_assignment_clicked_while_the_database_is_down_changes_nothing_and_is
 def stop_once_a_query_waits_for_a_lock(server, engine) -> threading.Thread:
     """Stop ``server`` as soon as one of the app's queries is blocked on a lock: the database
     goes down in the middle of a page."""
+
     def watch() -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with engine.connect() as conn:
-                if conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-                                ).scalar_one():
+                if conn.execute(
+                    sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                ).scalar_one():
                     break
             time.sleep(0.05)
         server.stop()
@@ -233,13 +244,16 @@ def test_the_database_going_down_in_the_middle_of_a_page_shows_the_message(clust
     assert [t.value for t in at.title] == ["Review moderation"] and not at.error
     assert_clean_log(capfd.readouterr().err)
 
+
 # --- the app process killed --------------------------------------------------------
 
 
 def table_counts(engine) -> dict[str, int]:
     with engine.connect() as conn:
-        return {table.name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-                for table in (s.users, s.sessions, s.mechanic_reviews, s.requests, s.audit_log)}
+        return {
+            table.name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            for table in (s.users, s.sessions, s.mechanic_reviews, s.requests, s.audit_log)
+        }
 
 
 def test_a_write_acknowledged_before_the_app_is_killed_is_there_once_after_the_restart(tmp_path):
@@ -277,8 +291,11 @@ def test_a_write_acknowledged_before_the_app_is_killed_is_there_once_after_the_r
 
     engine = make_engine(f"duckdb:///{database}")
     with engine.connect() as conn:
-        status = conn.execute(sa.select(s.mechanic_reviews.c.status, s.mechanic_reviews.c.hidden_reason)
-                              .where(s.mechanic_reviews.c.id == review)).one()
+        status = conn.execute(
+            sa.select(s.mechanic_reviews.c.status, s.mechanic_reviews.c.hidden_reason).where(
+                s.mechanic_reviews.c.id == review
+            )
+        ).one()
     assert tuple(status) == ("hidden", "personal_information")
     assert audit_rows(engine, "review.hide", review) == 1
     assert table_counts(engine) == {**before, "audit_log": before["audit_log"] + 1}  # nothing lost or doubled

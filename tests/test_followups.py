@@ -16,8 +16,18 @@ from dashboard.core.auth import Actor, PermissionDenied
 from dashboard.core.errors import ChangedMeanwhile, ConfigError, NotFound
 from dashboard.core.settings import load_settings
 from dashboard.domain.followups import (
-    STATE, TEXT_MAX, FollowUpError, FollowUpRules, assign, cancel, close, create_follow_up,
-    mark_answered, prices, quote, set_prices,
+    STATE,
+    TEXT_MAX,
+    FollowUpError,
+    FollowUpRules,
+    assign,
+    cancel,
+    close,
+    create_follow_up,
+    mark_answered,
+    prices,
+    quote,
+    set_prices,
 )
 from queries.followups import summary
 from queries.overview import open_follow_ups
@@ -29,7 +39,7 @@ ADMIN = Actor("ada@example.com", "admin")
 OTHER_ADMIN = Actor("al@example.com", "admin")
 MANAGER = Actor("max@example.com", "manager")
 staff = staff_fixture(SUPPORT, OTHER_SUPPORT, ADMIN, OTHER_ADMIN, MANAGER)
-NOW = dt.datetime(2024, 3, 10, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2024, 3, 10, 12, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
 QUESTION = "Is it safe to keep driving until the weekend?"
 
@@ -45,11 +55,23 @@ def world(engine):
         rita, bo = add_mechanic(conn, "Rita"), add_mechanic(conn, "Bo")
         otto = add_mechanic(conn, "Otto", is_active=False)
         request = uuid.uuid4()
-        conn.execute(s.requests.insert().values(id=request, customer_id=cal, vehicle_make="Honda",
-                                                vehicle_model="Civic", vehicle_year=2015, category="brakes",
-                                                status="completed"))
+        conn.execute(
+            s.requests.insert().values(
+                id=request,
+                customer_id=cal,
+                vehicle_make="Honda",
+                vehicle_model="Civic",
+                vehicle_year=2015,
+                category="brakes",
+                status="completed",
+            )
+        )
         w = {
-            "cal": cal, "pia": pia, "rita": rita, "bo": bo, "otto": otto,
+            "cal": cal,
+            "pia": pia,
+            "rita": rita,
+            "bo": bo,
+            "otto": otto,
             "cal_rita": add_session(conn, cal, rita, ended_at=NOW - 2 * 24 * HOUR, request_id=request),
             "cal_otto": add_session(conn, cal, otto, ended_at=NOW - 3 * 24 * HOUR),
             "cal_scheduled": add_session(conn, cal, rita, "scheduled"),
@@ -60,20 +82,32 @@ def world(engine):
 
 
 def ask(engine, session, customer, follow_up_type="quick_question", text=QUESTION, **kw):
-    return create_follow_up(engine, kw.pop("actor", SUPPORT), parent_session_id=session, customer_id=customer,
-                            follow_up_type=follow_up_type, text=text, now=kw.pop("now", NOW), **kw)
+    return create_follow_up(
+        engine,
+        kw.pop("actor", SUPPORT),
+        parent_session_id=session,
+        customer_id=customer,
+        follow_up_type=follow_up_type,
+        text=text,
+        now=kw.pop("now", NOW),
+        **kw,
+    )
 
 
 def follow_up(engine, follow_up_id) -> dict:
     with engine.connect() as conn:
-        return dict(conn.execute(sa.select(s.requests, STATE.label("state"))
-                                 .where(s.requests.c.id == follow_up_id)).mappings().one())
+        return dict(
+            conn.execute(sa.select(s.requests, STATE.label("state")).where(s.requests.c.id == follow_up_id))
+            .mappings()
+            .one()
+        )
 
 
 def follow_up_count(engine) -> int:
     with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(s.requests).where(s.requests.c.is_follow_up)
-                            ).scalar_one()
+        return conn.execute(
+            sa.select(sa.func.count()).select_from(s.requests).where(s.requests.c.is_follow_up)
+        ).scalar_one()
 
 
 def audit(engine) -> list[dict]:
@@ -88,12 +122,16 @@ def _json(value):
 
 def purchases(engine) -> list[dict]:
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(s.crm_interactions)
-                            .where(s.crm_interactions.c.interaction_type == "purchase")).mappings().all()
+        rows = (
+            conn.execute(sa.select(s.crm_interactions).where(s.crm_interactions.c.interaction_type == "purchase"))
+            .mappings()
+            .all()
+        )
     return [{**row, "metadata": _json(row["metadata"])} for row in rows]
 
 
 # --- settings (pure) ----------------------------------------------------------------
+
 
 def test_rules_from_settings():
     assert FollowUpRules.from_settings(load_settings({}, secrets={})) == FollowUpRules()
@@ -115,13 +153,16 @@ def test_rules_from_settings():
 
 # --- prices ---------------------------------------------------------------------------
 
+
 def test_default_prices(engine, world):
     with engine.connect() as conn:
         current = {key: (price.cents, price.source) for key, price in prices(conn).items()}
     assert current == {
-        ("standard", "quick_question"): (500, "default"), ("standard", "mini_extension"): (1500, "default"),
+        ("standard", "quick_question"): (500, "default"),
+        ("standard", "mini_extension"): (1500, "default"),
         ("standard", "new_issue"): (2900, "new session"),
-        ("premium", "quick_question"): (0, "default"), ("premium", "mini_extension"): (0, "default"),
+        ("premium", "quick_question"): (0, "default"),
+        ("premium", "mini_extension"): (0, "default"),
         ("premium", "new_issue"): (2900, "new session"),
     }
 
@@ -137,13 +178,24 @@ def test_price_is_fixed_on_the_follow_up(engine, world):
     free = ask(engine, world["pia_rita"], world["pia"], "new_issue", text="Now the AC blows warm.")
     assert (free.plan, free.price_cents) == ("premium", 0)
 
-    price_changes = [(a["entity_id"], a["before"], a["after"], a["actor_email"])
-                     for a in audit(engine) if a["action"] == "follow_up_price.set"]
+    price_changes = [
+        (a["entity_id"], a["before"], a["after"], a["actor_email"])
+        for a in audit(engine)
+        if a["action"] == "follow_up_price.set"
+    ]
     assert sorted(price_changes) == [
-        ("premium/new_issue", {"price_cents": 2900, "source": "new session"}, {"price_cents": 0, "source": "rule"},
-         ADMIN.email),
-        ("standard/quick_question", {"price_cents": 500, "source": "default"},
-         {"price_cents": 700, "source": "rule"}, ADMIN.email),
+        (
+            "premium/new_issue",
+            {"price_cents": 2900, "source": "new session"},
+            {"price_cents": 0, "source": "rule"},
+            ADMIN.email,
+        ),
+        (
+            "standard/quick_question",
+            {"price_cents": 500, "source": "default"},
+            {"price_cents": 700, "source": "rule"},
+            ADMIN.email,
+        ),
     ]
     with engine.connect() as conn:
         rule = prices(conn)["standard", "quick_question"]
@@ -160,11 +212,15 @@ def test_only_admins_set_valid_prices(engine, world):
         (ADMIN, {("standard", "quick_question"): 100_001}, FollowUpError, "whole cents"),
         (ADMIN, {("standard", "quick_question"): 4.5}, FollowUpError, "whole cents"),
         (ADMIN, {("standard", "quick_question"): float("inf")}, FollowUpError, "whole cents"),
-        (ADMIN, {("standard", "quick_question"): 10 ** 30}, FollowUpError, "whole cents"),
+        (ADMIN, {("standard", "quick_question"): 10**30}, FollowUpError, "whole cents"),
         (ADMIN, {"standard": 100}, FollowUpError, "per \\(plan, follow-up type\\) pair"),
         (ADMIN, [("standard", "quick_question", 100)], FollowUpError, "per \\(plan, follow-up type\\) pair"),
-        (ADMIN, {("standard", "mini_extension"): 100, ("standard", "quick_question"): None}, FollowUpError,
-         "quick questions must be whole cents"),  # all or none
+        (
+            ADMIN,
+            {("standard", "mini_extension"): 100, ("standard", "quick_question"): None},
+            FollowUpError,
+            "quick questions must be whole cents",
+        ),  # all or none
     ]:
         with pytest.raises(error, match=message):
             set_prices(engine, actor, changes)
@@ -175,15 +231,20 @@ def test_only_admins_set_valid_prices(engine, world):
 
 def test_a_price_changed_since_the_editor_looked_is_not_overwritten(engine, world):
     set_prices(engine, OTHER_ADMIN, {("standard", "quick_question"): 700})
-    with pytest.raises(ChangedMeanwhile, match=r"The standard quick question price was changed by "
-                                               r"al@example.com at \d\d \w{3} \d{4} \d\d:\d\d UTC: reload"):
+    with pytest.raises(
+        ChangedMeanwhile,
+        match=r"The standard quick question price was changed by "
+        r"al@example.com at \d\d \w{3} \d{4} \d\d:\d\d UTC: reload",
+    ):
         set_prices(engine, ADMIN, {("standard", "quick_question"): 900}, seen={("standard", "quick_question"): 500})
     with engine.connect() as conn:
         assert prices(conn)["standard", "quick_question"].cents == 700
     assert len(audit(engine)) == 1
     # from an up-to-date view the edit goes through
-    assert set_prices(engine, ADMIN, {("standard", "quick_question"): 900},
-                      seen={("standard", "quick_question"): 700}) == 1
+    assert (
+        set_prices(engine, ADMIN, {("standard", "quick_question"): 900}, seen={("standard", "quick_question"): 700})
+        == 1
+    )
 
 
 def test_two_admins_setting_the_same_new_price_at_once_get_a_clean_outcome(pg_engine):
@@ -202,9 +263,12 @@ def test_two_admins_setting_the_same_new_price_at_once_get_a_clean_outcome(pg_en
         for thread in threads:
             thread.start()
         for _ in range(100):
-            waiting = blocker.execute(sa.text(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-            )).scalar_one()
+            waiting = blocker.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            ).scalar_one()
             if waiting == 2:
                 break
             threading.Event().wait(0.05)
@@ -222,7 +286,7 @@ def test_two_admins_saving_prices_at_once_on_the_embedded_database_take_turns(du
     for cents in (610, 620, 630):
         barrier, results = threading.Barrier(2), []
 
-        def save(actor):
+        def save(actor, barrier=barrier, results=results, cents=cents):  # this round's, not the last one's
             barrier.wait()
             try:
                 results.append(set_prices(duckdb_engine, actor, {("standard", "quick_question"): cents}))
@@ -248,56 +312,100 @@ def test_new_issue_needs_a_session_price(engine, world):
 
 # --- creating ---------------------------------------------------------------------------
 
+
 def test_create_copies_the_parent_request_and_audits(engine, world):
     created = ask(engine, world["cal_rita"], world["cal"], text=f"  {QUESTION}\n")
     row = follow_up(engine, created.id)
-    assert {k: row[k] for k in ("customer_id", "parent_session_id", "is_follow_up", "follow_up_type", "status",
-                                "follow_up_state", "state", "description", "vehicle_make", "vehicle_model",
-                                "vehicle_year", "category", "created_at", "follow_up_price_cents")} == {
-        "customer_id": world["cal"], "parent_session_id": world["cal_rita"], "is_follow_up": True,
-        "follow_up_type": "quick_question", "status": "open", "follow_up_state": "open", "state": "open",
-        "description": QUESTION, "vehicle_make": "Honda", "vehicle_model": "Civic", "vehicle_year": 2015,
-        "category": "brakes", "created_at": NOW, "follow_up_price_cents": 500,
+    assert {
+        k: row[k]
+        for k in (
+            "customer_id",
+            "parent_session_id",
+            "is_follow_up",
+            "follow_up_type",
+            "status",
+            "follow_up_state",
+            "state",
+            "description",
+            "vehicle_make",
+            "vehicle_model",
+            "vehicle_year",
+            "category",
+            "created_at",
+            "follow_up_price_cents",
+        )
+    } == {
+        "customer_id": world["cal"],
+        "parent_session_id": world["cal_rita"],
+        "is_follow_up": True,
+        "follow_up_type": "quick_question",
+        "status": "open",
+        "follow_up_state": "open",
+        "state": "open",
+        "description": QUESTION,
+        "vehicle_make": "Honda",
+        "vehicle_model": "Civic",
+        "vehicle_year": 2015,
+        "category": "brakes",
+        "created_at": NOW,
+        "follow_up_price_cents": 500,
     }
     (entry,) = audit(engine)
     assert (entry["action"], entry["entity_type"], entry["entity_id"], entry["actor_email"]) == (
-        "follow_up.create", "follow_up", str(created.id), SUPPORT.email)
+        "follow_up.create",
+        "follow_up",
+        str(created.id),
+        SUPPORT.email,
+    )
     assert entry["after"] == {
-        "state": "open", "parent_session_id": str(world["cal_rita"]), "customer_id": str(world["cal"]),
-        "follow_up_type": "quick_question", "plan": "standard", "price_cents": 500, "price_source": "default"}
+        "state": "open",
+        "parent_session_id": str(world["cal_rita"]),
+        "customer_id": str(world["cal"]),
+        "follow_up_type": "quick_question",
+        "plan": "standard",
+        "price_cents": 500,
+        "price_source": "default",
+    }
 
 
 def test_window_boundary(engine, world):
     with engine.begin() as conn:
         exactly = add_session(conn, world["cal"], world["rita"], ended_at=NOW - dt.timedelta(days=14))
-        just_over = add_session(conn, world["cal"], world["rita"],
-                                ended_at=NOW - dt.timedelta(days=14, microseconds=1))
+        just_over = add_session(conn, world["cal"], world["rita"], ended_at=NOW - dt.timedelta(days=14, microseconds=1))
     assert ask(engine, exactly, world["cal"]).price_cents == 500  # exactly 14 days after: still allowed
     with pytest.raises(FollowUpError, match=r"ended 25 Feb 2024 11:59 UTC; follow-ups can be asked up to 14 days"):
         ask(engine, just_over, world["cal"])
     three_days = FollowUpRules(window_days=3)
     assert ask(engine, world["cal_otto"], world["cal"], rules=three_days).price_cents == 500  # ended 3 days ago
     with pytest.raises(FollowUpError, match="up to 2 days"):
-        ask(engine, world["pia_rita"], world["pia"], rules=FollowUpRules(window_days=2),
-            now=NOW + dt.timedelta(days=1, seconds=1))
+        ask(
+            engine,
+            world["pia_rita"],
+            world["pia"],
+            rules=FollowUpRules(window_days=2),
+            now=NOW + dt.timedelta(days=1, seconds=1),
+        )
     assert follow_up_count(engine) == 2
 
 
-@pytest.mark.parametrize("change,error,message", [
-    (dict(session="unknown"), NotFound, "No session with id"),
-    (dict(session="not-a-uuid"), FollowUpError, "Session 'not-a-uuid' is not a valid id"),
-    (dict(customer="pia"), FollowUpError, "is another customer's"),
-    (dict(session="cal_scheduled"), FollowUpError, "is scheduled; follow-ups can only be asked on completed"),
-    (dict(now=NOW + dt.timedelta(days=12, seconds=1)), FollowUpError, "up to 14 days after a session ends"),
-    (dict(follow_up_type="urgent"), FollowUpError, "Unknown follow-up type 'urgent'; use one of quick_question"),
-    (dict(follow_up_type=None), FollowUpError, "Unknown follow-up type"),
-    (dict(text="   "), FollowUpError, "The question is required"),
-    (dict(text=None), FollowUpError, "The question is required"),
-    (dict(text="x" * (TEXT_MAX + 1)), FollowUpError, "2,001 characters; the limit is 2,000"),
-    (dict(text="why\x00"), FollowUpError, "NUL"),
-    (dict(actor=MANAGER), PermissionDenied, "Only support or admin staff"),
-    (dict(actor=None), PermissionDenied, "Sign in"),
-])
+@pytest.mark.parametrize(
+    "change,error,message",
+    [
+        (dict(session="unknown"), NotFound, "No session with id"),
+        (dict(session="not-a-uuid"), FollowUpError, "Session 'not-a-uuid' is not a valid id"),
+        (dict(customer="pia"), FollowUpError, "is another customer's"),
+        (dict(session="cal_scheduled"), FollowUpError, "is scheduled; follow-ups can only be asked on completed"),
+        (dict(now=NOW + dt.timedelta(days=12, seconds=1)), FollowUpError, "up to 14 days after a session ends"),
+        (dict(follow_up_type="urgent"), FollowUpError, "Unknown follow-up type 'urgent'; use one of quick_question"),
+        (dict(follow_up_type=None), FollowUpError, "Unknown follow-up type"),
+        (dict(text="   "), FollowUpError, "The question is required"),
+        (dict(text=None), FollowUpError, "The question is required"),
+        (dict(text="x" * (TEXT_MAX + 1)), FollowUpError, "2,001 characters; the limit is 2,000"),
+        (dict(text="why\x00"), FollowUpError, "NUL"),
+        (dict(actor=MANAGER), PermissionDenied, "Only support or admin staff"),
+        (dict(actor=None), PermissionDenied, "Sign in"),
+    ],
+)
 def test_bad_follow_ups_are_refused_and_write_nothing(engine, world, change, error, message):
     change = dict(change)
     session = change.pop("session", "cal_rita")
@@ -330,17 +438,27 @@ def test_limit_of_waiting_follow_ups_per_session(engine, world):
 
 # --- the lifecycle ------------------------------------------------------------------------
 
+
 def test_lifecycle_with_timestamps_audit_and_purchase(engine, world):
     created = ask(engine, world["cal_rita"], world["cal"])
     assert assign(engine, SUPPORT, created.id, at=NOW + HOUR) == world["rita"]  # the parent session's mechanic
     row = follow_up(engine, created.id)
     assert (row["state"], row["status"], row["assigned_mechanic_id"], row["assigned_at"], row["updated_at"]) == (
-        "assigned", "matched", world["rita"], NOW + HOUR, NOW + HOUR)
+        "assigned",
+        "matched",
+        world["rita"],
+        NOW + HOUR,
+        NOW + HOUR,
+    )
     assign(engine, OTHER_SUPPORT, created.id, world["bo"], seen_mechanic_id=world["rita"], at=NOW + 2 * HOUR)
     mark_answered(engine, ADMIN, str(created.id), at=NOW + 3 * HOUR)
     row = follow_up(engine, created.id)
     assert (row["state"], row["status"], row["assigned_mechanic_id"], row["answered_at"]) == (
-        "answered", "completed", world["bo"], NOW + 3 * HOUR)
+        "answered",
+        "completed",
+        world["bo"],
+        NOW + 3 * HOUR,
+    )
     close(engine, SUPPORT, created.id, at=NOW + 4 * HOUR)
     row = follow_up(engine, created.id)
     assert (row["state"], row["status"], row["closed_at"]) == ("closed", "completed", NOW + 4 * HOUR)
@@ -348,20 +466,42 @@ def test_lifecycle_with_timestamps_audit_and_purchase(engine, world):
     trail = [(a["action"], a["actor_email"], a["before"], a["after"]) for a in audit(engine)[1:]]
     rita, bo = str(world["rita"]), str(world["bo"])
     assert trail == [
-        ("follow_up.assign", SUPPORT.email, {"state": "open", "assigned_mechanic_id": None},
-         {"state": "assigned", "assigned_mechanic_id": rita, "assigned_at": str(NOW + HOUR)}),
-        ("follow_up.reassign", OTHER_SUPPORT.email, {"state": "assigned", "assigned_mechanic_id": rita},
-         {"state": "assigned", "assigned_mechanic_id": bo, "assigned_at": str(NOW + 2 * HOUR)}),
-        ("follow_up.answer", ADMIN.email, {"state": "assigned", "assigned_mechanic_id": bo},
-         {"state": "answered", "answered_at": str(NOW + 3 * HOUR)}),
-        ("follow_up.close", SUPPORT.email, {"state": "answered", "assigned_mechanic_id": bo},
-         {"state": "closed", "closed_at": str(NOW + 4 * HOUR)}),
+        (
+            "follow_up.assign",
+            SUPPORT.email,
+            {"state": "open", "assigned_mechanic_id": None},
+            {"state": "assigned", "assigned_mechanic_id": rita, "assigned_at": str(NOW + HOUR)},
+        ),
+        (
+            "follow_up.reassign",
+            OTHER_SUPPORT.email,
+            {"state": "assigned", "assigned_mechanic_id": rita},
+            {"state": "assigned", "assigned_mechanic_id": bo, "assigned_at": str(NOW + 2 * HOUR)},
+        ),
+        (
+            "follow_up.answer",
+            ADMIN.email,
+            {"state": "assigned", "assigned_mechanic_id": bo},
+            {"state": "answered", "answered_at": str(NOW + 3 * HOUR)},
+        ),
+        (
+            "follow_up.close",
+            SUPPORT.email,
+            {"state": "answered", "assigned_mechanic_id": bo},
+            {"state": "closed", "closed_at": str(NOW + 4 * HOUR)},
+        ),
     ]
     (purchase,) = purchases(engine)
     assert (purchase["customer_id"], purchase["session_id"], purchase["created_at"]) == (
-        world["cal"], world["cal_rita"], NOW + 3 * HOUR)
-    assert purchase["metadata"] == {"follow_up_id": str(created.id), "follow_up_type": "quick_question",
-                                    "price_cents": 500}
+        world["cal"],
+        world["cal_rita"],
+        NOW + 3 * HOUR,
+    )
+    assert purchase["metadata"] == {
+        "follow_up_id": str(created.id),
+        "follow_up_type": "quick_question",
+        "price_cents": 500,
+    }
 
 
 def test_free_answers_record_no_purchase(engine, world):
@@ -373,17 +513,27 @@ def test_free_answers_record_no_purchase(engine, world):
 
 def test_cancel_needs_a_reason(engine, world):
     created = ask(engine, world["cal_rita"], world["cal"])
-    for reason, message in [(None, "The reason to cancel is required"), (" ", "is required"),
-                            ("x" * 301, "301 characters; the limit is 300")]:
+    for reason, message in [
+        (None, "The reason to cancel is required"),
+        (" ", "is required"),
+        ("x" * 301, "301 characters; the limit is 300"),
+    ]:
         with pytest.raises(FollowUpError, match=message):
             cancel(engine, SUPPORT, created.id, reason)
     cancel(engine, SUPPORT, created.id, " Customer found the answer ", at=NOW + HOUR)
     row = follow_up(engine, created.id)
     assert (row["state"], row["status"], row["cancel_reason"], row["cancelled_at"]) == (
-        "cancelled", "cancelled", "Customer found the answer", NOW + HOUR)
+        "cancelled",
+        "cancelled",
+        "Customer found the answer",
+        NOW + HOUR,
+    )
     entry = audit(engine)[-1]
     assert (entry["action"], entry["reason"], entry["after"]["state"]) == (
-        "follow_up.cancel", "Customer found the answer", "cancelled")
+        "follow_up.cancel",
+        "Customer found the answer",
+        "cancelled",
+    )
 
 
 def test_steps_out_of_order_are_refused_and_write_nothing(engine, world):
@@ -411,10 +561,15 @@ def test_steps_out_of_order_are_refused_and_write_nothing(engine, world):
 
 def test_only_support_and_admins_move_follow_ups(engine, world):
     created = ask(engine, world["cal_rita"], world["cal"]).id
-    for step in (lambda a: assign(engine, a, created), lambda a: mark_answered(engine, a, created),
-                 lambda a: close(engine, a, created), lambda a: cancel(engine, a, created, "no")):
-        with pytest.raises(PermissionDenied, match="Only support or admin staff can do this; you are signed in as "
-                                                   "manager"):
+    for step in (
+        lambda a: assign(engine, a, created),
+        lambda a: mark_answered(engine, a, created),
+        lambda a: close(engine, a, created),
+        lambda a: cancel(engine, a, created, "no"),
+    ):
+        with pytest.raises(
+            PermissionDenied, match="Only support or admin staff can do this; you are signed in as manager"
+        ):
             step(MANAGER)
     assert follow_up(engine, created)["state"] == "open"
     assert [a["action"] for a in audit(engine)] == ["follow_up.create"]
@@ -443,11 +598,23 @@ def test_platform_follow_ups_take_their_state_from_the_status(engine, world):
     rows = {status: uuid.uuid4() for status in s.REQUEST_STATUSES}
     with engine.begin() as conn:
         for status, request_id in rows.items():
-            conn.execute(s.requests.insert().values(
-                id=request_id, customer_id=world["cal"], status=status, is_follow_up=True,
-                parent_session_id=world["cal_rita"], follow_up_type="quick_question", created_at=NOW))
+            conn.execute(
+                s.requests.insert().values(
+                    id=request_id,
+                    customer_id=world["cal"],
+                    status=status,
+                    is_follow_up=True,
+                    parent_session_id=world["cal_rita"],
+                    follow_up_type="quick_question",
+                    created_at=NOW,
+                )
+            )
     assert {status: follow_up(engine, rid)["state"] for status, rid in rows.items()} == {
-        "open": "open", "matched": "open", "completed": "closed", "cancelled": "cancelled"}
+        "open": "open",
+        "matched": "open",
+        "completed": "closed",
+        "cancelled": "cancelled",
+    }
     assign(engine, SUPPORT, rows["matched"], at=NOW)
     assert follow_up(engine, rows["matched"])["follow_up_state"] == "assigned"
     mark_answered(engine, SUPPORT, rows["matched"], at=NOW)
@@ -458,8 +625,12 @@ def test_platform_follow_ups_take_their_state_from_the_status(engine, world):
 
 def test_overview_counts_what_waits_for_an_answer(engine, world):
     """The Overview's open follow-ups (requests.status open or matched) equal the queue's waiting ones."""
-    ids = [ask(engine, world["cal_rita"], world["cal"]).id, ask(engine, world["cal_rita"], world["cal"]).id,
-           ask(engine, world["pia_rita"], world["pia"]).id, ask(engine, world["pia_rita"], world["pia"]).id]
+    ids = [
+        ask(engine, world["cal_rita"], world["cal"]).id,
+        ask(engine, world["cal_rita"], world["cal"]).id,
+        ask(engine, world["pia_rita"], world["pia"]).id,
+        ask(engine, world["pia_rita"], world["pia"]).id,
+    ]
     assign(engine, SUPPORT, ids[1], at=NOW)
     assign(engine, SUPPORT, ids[2], at=NOW)
     mark_answered(engine, SUPPORT, ids[2], at=NOW)
@@ -481,12 +652,12 @@ def test_two_people_assigning_at_once_one_wins(pg_engine):
         barrier = threading.Barrier(2)
         results = {}
 
-        def take(actor, mechanic):
+        def take(actor, mechanic, barrier=barrier, results=results, created=created):  # this round's
             barrier.wait()
             try:
                 results[actor.email] = assign(pg_engine, actor, created.id, mechanic)
-            except ChangedMeanwhile as exc:
-                results[actor.email] = exc
+            except ChangedMeanwhile as refused:
+                results[actor.email] = refused
 
         threads = [threading.Thread(target=take, args=pair) for pair in ((SUPPORT, rita), (OTHER_SUPPORT, bo))]
         for thread in threads:
@@ -497,8 +668,10 @@ def test_two_people_assigning_at_once_one_wins(pg_engine):
         (loser,) = [exc for exc in results.values() if isinstance(exc, ChangedMeanwhile)]
         (winner_mechanic,) = winners.values()
         name = "Rita" if winner_mechanic == rita else "Bo"
-        assert str(loser) == (f"While you were looking, someone assigned this follow-up to {name}; nothing was "
-                              "changed. Reload the queue to see it, then reassign it if needed.")
+        assert str(loser) == (
+            f"While you were looking, someone assigned this follow-up to {name}; nothing was "
+            "changed. Reload the queue to see it, then reassign it if needed."
+        )
         assert follow_up(pg_engine, created.id)["assigned_mechanic_id"] == winner_mechanic
     assert sum(a["action"] == "follow_up.assign" for a in audit(pg_engine)) == 8
     assert not any(a["action"] == "follow_up.reassign" for a in audit(pg_engine))
@@ -506,16 +679,31 @@ def test_two_people_assigning_at_once_one_wins(pg_engine):
 
 # --- for the customer: the quote, and asking on their behalf ----------------------------------
 
+
 def quote_for(engine, session, customer, follow_up_type="quick_question", **kw):
-    return quote(engine, parent_session_id=session, customer_id=customer, follow_up_type=follow_up_type,
-                 now=kw.pop("now", NOW), **kw)
+    return quote(
+        engine,
+        parent_session_id=session,
+        customer_id=customer,
+        follow_up_type=follow_up_type,
+        now=kw.pop("now", NOW),
+        **kw,
+    )
 
 
 def test_quote_says_what_creating_would_cost_or_why_not(engine, world):
-    assert quote_for(engine, world["cal_rita"], world["cal"]) == \
-        {"eligible": True, "reason": None, "price_cents": 500, "plan": "standard"}
-    assert quote_for(engine, world["pia_rita"], world["pia"], "new_issue") == \
-        {"eligible": True, "reason": None, "price_cents": 2900, "plan": "premium"}
+    assert quote_for(engine, world["cal_rita"], world["cal"]) == {
+        "eligible": True,
+        "reason": None,
+        "price_cents": 500,
+        "plan": "standard",
+    }
+    assert quote_for(engine, world["pia_rita"], world["pia"], "new_issue") == {
+        "eligible": True,
+        "reason": None,
+        "price_cents": 2900,
+        "plan": "premium",
+    }
     late = quote_for(engine, world["cal_rita"], world["cal"], now=NOW + dt.timedelta(days=13))
     assert (late["eligible"], late["price_cents"], late["plan"]) == (False, None, "standard")
     assert "up to 14 days after a session ends" in late["reason"]
@@ -524,9 +712,11 @@ def test_quote_says_what_creating_would_cost_or_why_not(engine, world):
     ask(engine, world["cal_rita"], world["cal"])
     ask(engine, world["cal_rita"], world["cal"])
     assert "the limit is 2" in quote_for(engine, world["cal_rita"], world["cal"])["reason"]
-    for session, follow_up_type, message in [(uuid.uuid4(), "quick_question", "No session with id"),
-                                             ("x';--", "quick_question", "not a valid id"),
-                                             (world["cal_rita"], "<b>free</b>", "Unknown follow-up type")]:
+    for session, follow_up_type, message in [
+        (uuid.uuid4(), "quick_question", "No session with id"),
+        ("x';--", "quick_question", "not a valid id"),
+        (world["cal_rita"], "<b>free</b>", "Unknown follow-up type"),
+    ]:
         with pytest.raises(NotFound if message.startswith("No ") else FollowUpError, match=message):
             quote_for(engine, session, world["cal"], follow_up_type)
     assert follow_up_count(engine) == 2  # quotes write nothing

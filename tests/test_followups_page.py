@@ -40,7 +40,7 @@ def app_db(monkeypatch, tmp_path, pg_engine):
 @pytest.fixture
 def queue_db(app_db):
     """Cal's session with Rita ended yesterday; his question (open) and Pia's (assigned to Bo)."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     with app_db.begin() as conn:
         cal, pia = add_user(conn, "Cal <b>C</b>"), add_user(conn, "Pia")
         rita, bo = add_mechanic(conn, "Rita *R*"), add_mechanic(conn, "Bo")
@@ -62,8 +62,11 @@ def open_page(**state) -> AppTest:
 
 def row(engine, follow_up_id) -> dict:
     with engine.connect() as conn:
-        return dict(conn.execute(sa.select(s.requests, STATE.label("state"))
-                                 .where(s.requests.c.id == follow_up_id)).mappings().one())
+        return dict(
+            conn.execute(sa.select(s.requests, STATE.label("state")).where(s.requests.c.id == follow_up_id))
+            .mappings()
+            .one()
+        )
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -75,7 +78,10 @@ def test_queue_actions_from_assign_to_close(queue_db):
     at = open_page()
     assert not at.exception
     assert [metric(at, label) for label in ("Waiting for an answer", "Unassigned", "Answered, to close")] == [
-        "2", "1", "0"]
+        "2",
+        "1",
+        "0",
+    ]
     assert [t.value for t in at.text].count(EVIL) == 2  # plain text, never Markdown
     assert "Cal \\<b\\>C\\</b\\>" in "\n".join(m.value for m in at.markdown)
     assert "Worn **pads**" in [t.value for t in at.text]  # the parent session's summary
@@ -105,10 +111,15 @@ def test_queue_actions_from_assign_to_close(queue_db):
     assert "Every follow-up is answered." in text(at.info)
 
     with engine.connect() as conn:
-        actions = conn.execute(sa.select(s.audit_log.c.action, s.audit_log.c.actor_role)
-                               .order_by(s.audit_log.c.created_at)).all()
-    assert [tuple(a) for a in actions[3:]] == [("follow_up.assign", "admin"), ("follow_up.answer", "admin"),
-                                              ("follow_up.close", "admin"), ("follow_up.cancel", "admin")]
+        actions = conn.execute(
+            sa.select(s.audit_log.c.action, s.audit_log.c.actor_role).order_by(s.audit_log.c.created_at)
+        ).all()
+    assert [tuple(a) for a in actions[3:]] == [
+        ("follow_up.assign", "admin"),
+        ("follow_up.answer", "admin"),
+        ("follow_up.close", "admin"),
+        ("follow_up.cancel", "admin"),
+    ]
 
 
 def test_reassign_shows_each_mechanics_load(queue_db):
@@ -151,8 +162,12 @@ def test_admin_saves_prices(queue_db):
         current = prices(conn)
     assert (current["standard", "quick_question"].cents, current["premium", "new_issue"].cents) == (725, 0)
     with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(s.audit_log)
-                            .where(s.audit_log.c.action == "follow_up_price.set")).scalar_one() == 2
+        assert (
+            conn.execute(
+                sa.select(sa.func.count()).select_from(s.audit_log).where(s.audit_log.c.action == "follow_up_price.set")
+            ).scalar_one()
+            == 2
+        )
 
 
 def test_support_staff_work_the_queue_but_only_read_prices(queue_db, oidc_secrets):
@@ -168,6 +183,9 @@ def test_support_staff_work_the_queue_but_only_read_prices(queue_db, oidc_secret
     at.button(key=f"answer_{queue_db['pia']}").click().run()
     assert row(engine, queue_db["pia"])["state"] == "answered"
     with engine.connect() as conn:
-        assert conn.execute(sa.select(s.audit_log.c.actor_email).order_by(s.audit_log.c.created_at.desc())
-                            .limit(1)).scalar_one() == "sam@example.com"
-
+        assert (
+            conn.execute(
+                sa.select(s.audit_log.c.actor_email).order_by(s.audit_log.c.created_at.desc()).limit(1)
+            ).scalar_one()
+            == "sam@example.com"
+        )

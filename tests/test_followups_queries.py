@@ -9,13 +9,13 @@ import math
 import pytest
 
 from dashboard.core import schema as s
+from dashboard.core.period import Period
 from dashboard.core.settings import load_settings
 from dashboard.domain.followups import FollowUpRules
-from dashboard.core.period import Period
 from queries.followups import mechanic_load, queue, summary, weekly
 from tests.factories import add_follow_up, add_mechanic, add_session, add_user
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime(2024, 3, 10, 12, 0, tzinfo=UTC)
 MINUTE = dt.timedelta(minutes=1)
 SECOND = dt.timedelta(seconds=1)
@@ -44,30 +44,79 @@ def queue_db(engine):
         conn.execute(s.profiles.update().where(s.profiles.c.id == pia).values(plan="premium"))
         rita, bo = add_mechanic(conn, "Rita"), add_mechanic(conn, "Bo")
         add_mechanic(conn, "Otto", is_active=False)
-        cal_session = add_session(conn, cal, rita, ended_at=NOW - dt.timedelta(days=4), findings="Worn <b>pads</b>",
-                                  summary_submitted_at=NOW - dt.timedelta(days=4))
+        cal_session = add_session(
+            conn,
+            cal,
+            rita,
+            ended_at=NOW - dt.timedelta(days=4),
+            findings="Worn <b>pads</b>",
+            summary_submitted_at=NOW - dt.timedelta(days=4),
+        )
         pia_session = add_session(conn, pia, bo, ended_at=NOW - dt.timedelta(days=4))
         ids = {
             "q1": add_follow_up(conn, cal, cal_session, created_at=NOW - 240 * MINUTE),
-            "q2": add_follow_up(conn, cal, cal_session, created_at=NOW - 240 * MINUTE - SECOND, state="assigned",
-                                assigned_mechanic_id=rita),
+            "q2": add_follow_up(
+                conn,
+                cal,
+                cal_session,
+                created_at=NOW - 240 * MINUTE - SECOND,
+                state="assigned",
+                assigned_mechanic_id=rita,
+            ),
             "q3": add_follow_up(conn, pia, pia_session, created_at=NOW - 180 * MINUTE, follow_up_price_cents=0),
-            "q4": add_follow_up(conn, pia, pia_session, created_at=NOW - 180 * MINUTE + SECOND, state="assigned",
-                                assigned_mechanic_id=rita),
-            "n1": add_follow_up(conn, cal, cal_session, "new_issue", created_at=NOW - 1200 * MINUTE,
-                                follow_up_price_cents=2900, description="New issue: <script>"),
-            "m1": add_follow_up(conn, pia, pia_session, "mini_extension", created_at=NOW - dt.timedelta(days=1),
-                                state="answered", assigned_mechanic_id=rita,
-                                answered_at=NOW - dt.timedelta(days=1) + 480 * MINUTE),
-            "m2": add_follow_up(conn, cal, cal_session, "mini_extension", created_at=NOW - dt.timedelta(days=2),
-                                state="closed", assigned_mechanic_id=bo, closed_at=NOW,
-                                answered_at=NOW - dt.timedelta(days=2) + 480 * MINUTE + SECOND),
-            "c1": add_follow_up(conn, cal, cal_session, created_at=NOW - 60 * MINUTE, state="cancelled",
-                                cancelled_at=NOW, cancel_reason="Asked twice"),
-            "legacy": add_follow_up(conn, cal, cal_session, created_at=NOW - dt.timedelta(days=3), state=None,
-                                    status="completed"),
-            "legacy2": add_follow_up(conn, pia, pia_session, created_at=NOW - 30 * MINUTE, state=None,
-                                     status="matched"),
+            "q4": add_follow_up(
+                conn,
+                pia,
+                pia_session,
+                created_at=NOW - 180 * MINUTE + SECOND,
+                state="assigned",
+                assigned_mechanic_id=rita,
+            ),
+            "n1": add_follow_up(
+                conn,
+                cal,
+                cal_session,
+                "new_issue",
+                created_at=NOW - 1200 * MINUTE,
+                follow_up_price_cents=2900,
+                description="New issue: <script>",
+            ),
+            "m1": add_follow_up(
+                conn,
+                pia,
+                pia_session,
+                "mini_extension",
+                created_at=NOW - dt.timedelta(days=1),
+                state="answered",
+                assigned_mechanic_id=rita,
+                answered_at=NOW - dt.timedelta(days=1) + 480 * MINUTE,
+            ),
+            "m2": add_follow_up(
+                conn,
+                cal,
+                cal_session,
+                "mini_extension",
+                created_at=NOW - dt.timedelta(days=2),
+                state="closed",
+                assigned_mechanic_id=bo,
+                closed_at=NOW,
+                answered_at=NOW - dt.timedelta(days=2) + 480 * MINUTE + SECOND,
+            ),
+            "c1": add_follow_up(
+                conn,
+                cal,
+                cal_session,
+                created_at=NOW - 60 * MINUTE,
+                state="cancelled",
+                cancelled_at=NOW,
+                cancel_reason="Asked twice",
+            ),
+            "legacy": add_follow_up(
+                conn, cal, cal_session, created_at=NOW - dt.timedelta(days=3), state=None, status="completed"
+            ),
+            "legacy2": add_follow_up(
+                conn, pia, pia_session, created_at=NOW - 30 * MINUTE, state=None, status="matched"
+            ),
         }
         conn.execute(s.requests.insert().values(customer_id=cal, created_at=NOW))  # not a follow-up
     names = {rid: name for name, rid in ids.items()}
@@ -83,11 +132,29 @@ def test_sla_states_around_the_boundaries(engine, queue_db):
         frame = queue(conn, now=NOW, states=())
     rows = {queue_db["names"][row.id]: row for row in frame.itertuples()}
     assert {name: row.sla_state for name, row in rows.items()} == {
-        "q1": "due_soon", "q2": "breached", "q3": "due_soon", "q4": "on_track", "n1": "due_soon",
-        "m1": "met", "m2": "missed", "c1": None, "legacy": None, "legacy2": "on_track"}
+        "q1": "due_soon",
+        "q2": "breached",
+        "q3": "due_soon",
+        "q4": "on_track",
+        "n1": "due_soon",
+        "m1": "met",
+        "m2": "missed",
+        "c1": None,
+        "legacy": None,
+        "legacy2": "on_track",
+    }
     assert {name: row.state for name, row in rows.items()} == {
-        "q1": "open", "q2": "assigned", "q3": "open", "q4": "assigned", "n1": "open", "m1": "answered",
-        "m2": "closed", "c1": "cancelled", "legacy": "closed", "legacy2": "open"}
+        "q1": "open",
+        "q2": "assigned",
+        "q3": "open",
+        "q4": "assigned",
+        "n1": "open",
+        "m1": "answered",
+        "m2": "closed",
+        "c1": "cancelled",
+        "legacy": "closed",
+        "legacy2": "open",
+    }
     assert (rows["q1"].age_minutes, rows["q1"].minutes_to_due) == (240.0, 0.0)
     assert rows["q1"].due_at == NOW
     assert rows["q2"].minutes_to_due == pytest.approx(-1 / 60)
@@ -101,15 +168,27 @@ def test_sla_states_around_the_boundaries(engine, queue_db):
     names = queue_db["names"]
     assert dict(zip(named(later, names), later.sla_state))["q1"] == "breached"
     assert dict(zip(named(earlier, names), earlier.sla_state)) == {
-        "q2": "due_soon", "q1": "due_soon", "q3": "on_track", "q4": "on_track", "legacy2": "on_track"}
+        "q2": "due_soon",
+        "q1": "due_soon",
+        "q3": "on_track",
+        "q4": "on_track",
+        "legacy2": "on_track",
+    }
 
 
 def test_targets_come_from_the_rules(engine, queue_db):
-    rules = FollowUpRules.from_settings(load_settings({}, secrets={"followups": {"sla_minutes": {"quick_question": 300}}}))
+    rules = FollowUpRules.from_settings(
+        load_settings({}, secrets={"followups": {"sla_minutes": {"quick_question": 300}}})
+    )
     with engine.connect() as conn:
         frame = queue(conn, now=NOW, rules=rules, types=("quick_question",))
     assert dict(zip(named(frame, queue_db["names"]), frame.sla_state)) == {
-        "q2": "due_soon", "q1": "due_soon", "q3": "on_track", "q4": "on_track", "legacy2": "on_track"}
+        "q2": "due_soon",
+        "q1": "due_soon",
+        "q3": "on_track",
+        "q4": "on_track",
+        "legacy2": "on_track",
+    }
     assert frame.minutes_to_due.iloc[1] == 60.0  # q1: 300 - 240, due soon from 225
 
 
@@ -129,6 +208,7 @@ def test_queue_order(engine, queue_db):
 def test_queue_filters(engine, queue_db):
     names = queue_db["names"]
     with engine.connect() as conn:
+
         def ids(**filters):
             return named(queue(conn, now=NOW, **filters), names)
 
@@ -148,10 +228,18 @@ def test_queue_rows_carry_the_parent_summary_and_texts(engine, queue_db):
     with engine.connect() as conn:
         frame = queue(conn, now=NOW, types=("new_issue",))
     row = frame.iloc[0]
-    assert (row.description, row.price_cents, row.plan, row.customer_name) == ("New issue: <script>", 2900,
-                                                                               "standard", "Cal")
+    assert (row.description, row.price_cents, row.plan, row.customer_name) == (
+        "New issue: <script>",
+        2900,
+        "standard",
+        "Cal",
+    )
     assert (row.parent_session_id, row.parent_mechanic_name, row.parent_mechanic_active, row.findings) == (
-        queue_db["cal_session"], "Rita", True, "Worn <b>pads</b>")
+        queue_db["cal_session"],
+        "Rita",
+        True,
+        "Worn <b>pads</b>",
+    )
     assert row.parent_ended_at == NOW - dt.timedelta(days=4) and row.steps_taken is None
 
 
@@ -187,15 +275,21 @@ def weekly_db(engine):
             (dt.datetime(2024, 3, 17, 23, 0), None),  # Mon 18 March 00:00 Berlin: after the Berlin period
         ]:
             created = created.replace(tzinfo=UTC)
-            add_follow_up(conn, cal, session, created_at=created,
-                          **({"state": "answered", "answered_at": created + dt.timedelta(hours=hours)}
-                             if hours else {}))
+            add_follow_up(
+                conn,
+                cal,
+                session,
+                created_at=created,
+                **({"state": "answered", "answered_at": created + dt.timedelta(hours=hours)} if hours else {}),
+            )
         conn.execute(s.requests.insert().values(customer_id=cal, created_at=dt.datetime(2024, 3, 5, tzinfo=UTC)))
 
 
 def rows(frame) -> list[tuple]:
-    return [(w.isoformat(), n, a, None if math.isnan(m) else m)
-            for w, n, a, m in zip(frame.week, frame.follow_ups, frame.answered, frame.median_hours_to_answer)]
+    return [
+        (w.isoformat(), n, a, None if math.isnan(m) else m)
+        for w, n, a, m in zip(frame.week, frame.follow_ups, frame.answered, frame.median_hours_to_answer)
+    ]
 
 
 def test_weekly_volume_and_median_in_the_display_timezone(engine, weekly_db):

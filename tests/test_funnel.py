@@ -17,8 +17,15 @@ import pytest
 import sqlalchemy as sa
 
 from dashboard.core import schema as s
-from dashboard.domain.funnel.interactions import DEFAULT_STEPS, CrmInputError, FunnelSpec, IngestResult, record_interaction, record_interactions
 from dashboard.core.period import Period
+from dashboard.domain.funnel.interactions import (
+    DEFAULT_STEPS,
+    CrmInputError,
+    FunnelSpec,
+    IngestResult,
+    record_interaction,
+    record_interactions,
+)
 from dashboard.domain.funnel.rollups import refresh
 from queries import funnel as q
 from tests.factories import journeys_for
@@ -79,8 +86,10 @@ def test_a_funnel_that_skips_steps(crm_db):
 def test_breakdowns_sum_to_the_totals(crm_db):
     with crm_db.connect() as conn:
         totals = q.funnel(conn, spec=spec(), source="events").customers.tolist()
-        frames = {dimension: q.breakdown(conn, spec=spec(), dimension=dimension, source="events")
-                  for dimension in q.BREAKDOWNS}
+        frames = {
+            dimension: q.breakdown(conn, spec=spec(), dimension=dimension, source="events")
+            for dimension in q.BREAKDOWNS
+        }
     for dimension, frame in frames.items():
         assert frame[list(DEFAULT_STEPS)].sum().tolist() == totals, dimension
     plan = frames["plan"].set_index("group")
@@ -103,7 +112,11 @@ def test_breakdown_top_n_and_window(crm_db):
     assert top.set_index("group").loc["(other)", list(DEFAULT_STEPS)].tolist() == [3, 3, 2, 1, 1]
     # with 2 days C's and D's sessions are outside the window: no session
     assert short.set_index("group")["intake"].to_dict() == {
-        "(no session)": 4, "electrical": 2, "brakes": 1, "(unknown)": 1}
+        "(no session)": 4,
+        "electrical": 2,
+        "brakes": 1,
+        "(unknown)": 1,
+    }
 
 
 def test_time_to_convert_histogram(crm_db):
@@ -121,8 +134,7 @@ def test_trend_by_local_week_day_and_month(crm_db):
         weeks = q.trend(conn, spec=spec(), grain="week", source="events")
         days = q.trend(conn, spec=spec(), grain="day", source="events")
         months = q.trend(conn, spec=spec(), grain="month", source="events")
-        utc_weeks = q.trend(conn, spec=spec(period=UTC), grain="week", source="events",
-                            now=utc(2024, 3, 20))
+        utc_weeks = q.trend(conn, spec=spec(period=UTC), grain="week", source="events", now=utc(2024, 3, 20))
     assert weeks.bucket.tolist() == [dt.date(2024, 2, 26), dt.date(2024, 3, 4)]
     assert weeks.entered.tolist() == [1, 7] and weeks.converted.tolist() == [1, 0]
     assert weeks.complete.all()
@@ -154,10 +166,13 @@ def test_drop_off_lists_match_the_counts(crm_db):
 
 def everything(engine, funnel_spec, source) -> dict:
     with engine.connect() as conn:
-        out = {"funnel": q.funnel(conn, spec=funnel_spec, source=source),
-               "trend": q.trend(conn, spec=funnel_spec, grain="day", source=source, now=utc(2024, 5, 1)),
-               "hist": q.time_to_convert(conn, spec=funnel_spec, from_step=1, to_step=len(funnel_spec.steps),
-                                         source=source)}
+        out = {
+            "funnel": q.funnel(conn, spec=funnel_spec, source=source),
+            "trend": q.trend(conn, spec=funnel_spec, grain="day", source=source, now=utc(2024, 5, 1)),
+            "hist": q.time_to_convert(
+                conn, spec=funnel_spec, from_step=1, to_step=len(funnel_spec.steps), source=source
+            ),
+        }
         for dimension in q.BREAKDOWNS:
             out[dimension] = q.breakdown(conn, spec=funnel_spec, dimension=dimension, top_n=2, source=source)
         for k in range(1, len(funnel_spec.steps)):
@@ -172,8 +187,14 @@ def assert_same(engine, specs) -> None:
             pd.testing.assert_frame_equal(raw[name], rolled[name], check_exact=False, obj=f"{name} {funnel_spec}")
 
 
-SPECS = [spec(), spec(window=2), spec(period=UTC), spec(steps=FULL), spec(steps=FULL[:3], window=1),
-         spec(steps=DEFAULT_STEPS[:2], period=Period(dt.date(2024, 2, 1), dt.date(2024, 3, 31), "Asia/Tokyo"))]
+SPECS = [
+    spec(),
+    spec(window=2),
+    spec(period=UTC),
+    spec(steps=FULL),
+    spec(steps=FULL[:3], window=1),
+    spec(steps=DEFAULT_STEPS[:2], period=Period(dt.date(2024, 2, 1), dt.date(2024, 3, 31), "Asia/Tokyo")),
+]
 
 
 def test_rollup_gives_the_same_numbers_as_raw_events(crm_db):
@@ -192,22 +213,25 @@ def test_rollup_gives_the_same_numbers_as_raw_events(crm_db):
 def test_refresh_reads_only_new_events(crm_db):
     refresh(crm_db)
     new = {
-        "I": [("session", utc(2024, 3, 10), "B1")],          # I converts to a session
-        "B": [("purchase", utc(2024, 3, 9), "B1")],          # B buys: now 2 purchases
-        "A": [("intake", utc(2024, 3, 1, 12))],              # arrives late, earlier than A's entry
-        "G": [("intake", utc(2024, 3, 2))],                  # G enters
+        "I": [("session", utc(2024, 3, 10), "B1")],  # I converts to a session
+        "B": [("purchase", utc(2024, 3, 9), "B1")],  # B buys: now 2 purchases
+        "A": [("intake", utc(2024, 3, 1, 12))],  # arrives late, earlier than A's entry
+        "G": [("intake", utc(2024, 3, 2))],  # G enters
     }
     with crm_db.begin() as conn:
         journeys_for(conn, new, customers=C, sessions=S, historic=False)
-        before = conn.execute(sa.select(s.crm_funnel_progress).where(
-            s.crm_funnel_progress.c.customer_id == C["C"])).all()
+        before = conn.execute(
+            sa.select(s.crm_funnel_progress).where(s.crm_funnel_progress.c.customer_id == C["C"])
+        ).all()
     with crm_db.connect() as conn:
         assert q.rollup_status(conn, steps=DEFAULT_STEPS).pending_events.tolist() == [4]
     results = refresh(crm_db)
     assert [(r.rebuilt, r.new_events, r.customers) for r in results] == [(False, 4, 4)] * 2
     with crm_db.connect() as conn:
-        assert conn.execute(sa.select(s.crm_funnel_progress).where(
-            s.crm_funnel_progress.c.customer_id == C["C"])).all() == before
+        assert (
+            conn.execute(sa.select(s.crm_funnel_progress).where(s.crm_funnel_progress.c.customer_id == C["C"])).all()
+            == before
+        )
     assert counts(crm_db, spec(), "rollup") == [9, 7, 3, 2, 2]
     assert_same(crm_db, SPECS)
     assert [r.rows for r in refresh(crm_db, rebuild=True)] == [14, 14]
@@ -248,17 +272,20 @@ def test_empty_database(engine):
 # --- bad input -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("steps, window, period, message", [
-    (("intake",), 14, NY, "Choose 2 to 6 steps"),
-    (("intake", "intake"), 14, NY, "once"),
-    (("intake", "session; DROP TABLE users"), 14, NY, "Unknown funnel step"),
-    (DEFAULT_STEPS, 0, NY, "from 1 to 90"),
-    (DEFAULT_STEPS, 91, NY, "from 1 to 90"),
-    (DEFAULT_STEPS, "14", NY, "whole number"),
-    (DEFAULT_STEPS, 14, Period(dt.date(2024, 3, 10), dt.date(2024, 3, 1)), "before the start date"),
-    (DEFAULT_STEPS, 14, Period(dt.date(2023, 1, 1), dt.date(2024, 3, 1)), "the longest is 366 days"),
-    (DEFAULT_STEPS, 14, Period(dt.date(2024, 3, 1), dt.date(2024, 3, 2), "Mars/Olympus"), "Unknown timezone"),
-])
+@pytest.mark.parametrize(
+    "steps, window, period, message",
+    [
+        (("intake",), 14, NY, "Choose 2 to 6 steps"),
+        (("intake", "intake"), 14, NY, "once"),
+        (("intake", "session; DROP TABLE users"), 14, NY, "Unknown funnel step"),
+        (DEFAULT_STEPS, 0, NY, "from 1 to 90"),
+        (DEFAULT_STEPS, 91, NY, "from 1 to 90"),
+        (DEFAULT_STEPS, "14", NY, "whole number"),
+        (DEFAULT_STEPS, 14, Period(dt.date(2024, 3, 10), dt.date(2024, 3, 1)), "before the start date"),
+        (DEFAULT_STEPS, 14, Period(dt.date(2023, 1, 1), dt.date(2024, 3, 1)), "the longest is 366 days"),
+        (DEFAULT_STEPS, 14, Period(dt.date(2024, 3, 1), dt.date(2024, 3, 2), "Mars/Olympus"), "Unknown timezone"),
+    ],
+)
 def test_invalid_funnels_are_refused(steps, window, period, message):
     with pytest.raises(CrmInputError, match=message):
         FunnelSpec(steps, period, window)
@@ -284,8 +311,13 @@ def test_invalid_query_options_are_refused(engine):
 
 def test_record_interaction_validates(crm_db):
     with crm_db.begin() as conn:
-        new_id = record_interaction(conn, customer_id=str(C["A"]), interaction_type="summary_viewed",
-                                    session_id=S["A"], metadata={"source": "ios"})
+        new_id = record_interaction(
+            conn,
+            customer_id=str(C["A"]),
+            interaction_type="summary_viewed",
+            session_id=S["A"],
+            metadata={"source": "ios"},
+        )
         row = conn.execute(sa.select(s.crm_interactions).where(s.crm_interactions.c.id == new_id)).mappings().one()
     assert (row["customer_id"], row["session_id"], row["recorded_at"] is not None) == (C["A"], S["A"], True)
     stranger = uuid.uuid4()
@@ -303,7 +335,7 @@ def test_record_interaction_validates(crm_db):
         ({"occurred_at": 1709287200}, "must be a date and time"),
         ({"occurred_at": "yesterday"}, "not an ISO 8601 time"),
         ({"occurred_at": dt.datetime(2024, 3, 1)}, "needs a timezone"),
-        ({"occurred_at": dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)}, "in the future"),
+        ({"occurred_at": dt.datetime.now(dt.UTC) + dt.timedelta(days=1)}, "in the future"),
     ]:
         call = {"customer_id": C["A"], "interaction_type": "upsell_clicked", "session_id": S["A"], **kwargs}
         with pytest.raises(CrmInputError, match=message), crm_db.begin() as conn:
@@ -314,9 +346,16 @@ def test_record_interaction_validates(crm_db):
 
 # --- batches of the platform's events ---------------------------------------------------------
 
+
 def _event(**changes) -> dict:
-    return {"event_id": uuid.uuid4(), "customer_id": C["A"], "interaction_type": "upsell_clicked",
-            "occurred_at": "2024-03-05T10:00:00+01:00", "session_id": S["A"], **changes}
+    return {
+        "event_id": uuid.uuid4(),
+        "customer_id": C["A"],
+        "interaction_type": "upsell_clicked",
+        "occurred_at": "2024-03-05T10:00:00+01:00",
+        "session_id": S["A"],
+        **changes,
+    }
 
 
 def _count_interactions(engine) -> int:
@@ -325,8 +364,16 @@ def _count_interactions(engine) -> int:
 
 
 def test_record_interactions_keeps_good_events_and_says_why_others_are_rejected(crm_db):
-    good = [_event(), _event(interaction_type="intake", session_id=None, request_id=uuid.uuid4(),
-                             metadata={"source": "ios"}, occurred_at=utc(2024, 3, 6, 8))]
+    good = [
+        _event(),
+        _event(
+            interaction_type="intake",
+            session_id=None,
+            request_id=uuid.uuid4(),
+            metadata={"source": "ios"},
+            occurred_at=utc(2024, 3, 6, 8),
+        ),
+    ]
     bad = [
         (_event(customer_id=uuid.uuid4()), "unknown_customer"),
         (_event(session_id=uuid.uuid4()), "unknown_session"),
@@ -344,8 +391,9 @@ def test_record_interactions_keeps_good_events_and_says_why_others_are_rejected(
     batch = [good[0], *[event for event, _ in bad], good[1]]
     result = record_interactions(crm_db, batch)
     assert (result.accepted, result.duplicates) == (2, 0)
-    assert [(position, code) for position, code, _ in result.rejected] == \
-        [(n, code) for n, (_, code) in enumerate(bad, start=1)]
+    assert [(position, code) for position, code, _ in result.rejected] == [
+        (n, code) for n, (_, code) in enumerate(bad, start=1)
+    ]
     assert all(message for _, _, message in result.rejected)
     i = s.crm_interactions
     with crm_db.connect() as conn:
@@ -369,11 +417,14 @@ def test_a_replayed_event_is_a_duplicate_and_writes_nothing(crm_db):
     assert kind == "upsell_clicked"  # the replay did not overwrite the first
 
 
-@pytest.mark.parametrize("batch, message", [
-    ([_event() for _ in range(1001)], "at most 1,000 events"),
-    ({"event_id": "x"}, "as a list"),
-    ("events", "as a list"),
-])
+@pytest.mark.parametrize(
+    "batch, message",
+    [
+        ([_event() for _ in range(1001)], "at most 1,000 events"),
+        ({"event_id": "x"}, "as a list"),
+        ("events", "as a list"),
+    ],
+)
 def test_a_batch_that_is_too_big_or_not_a_list_is_refused(crm_db, batch, message):
     with pytest.raises(CrmInputError, match=message):
         record_interactions(crm_db, batch)

@@ -12,10 +12,10 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from dashboard.core import schema as s
-from dashboard.ui import components as ui
 from dashboard.core.auth import Actor, PermissionDenied
 from dashboard.core.period import Period
 from dashboard.domain.funnel.rollups import refresh
+from dashboard.ui import components as ui
 from tests.factories import staff_fixture
 from tests.funnel_scenario import NY, C, utc
 from tests.page_support import open_any_page
@@ -105,11 +105,13 @@ def test_the_admin_refreshes_the_roll_up(page_db):
         refresh(page_db, actor=Actor("sam@pitwall.test", "support"))
 
 
-
 def test_a_vehicle_make_with_markup_is_drawn_as_text(page_db):
     with page_db.begin() as conn:  # D's latest request before entry now names a "make" with a link
-        conn.execute(s.requests.insert().values(customer_id=C["D"], created_at=utc(2024, 1, 2),
-                                                vehicle_make='<a href="https://evil.example">Ford</a>'))
+        conn.execute(
+            s.requests.insert().values(
+                customer_id=C["D"], created_at=utc(2024, 1, 2), vehicle_make='<a href="https://evil.example">Ford</a>'
+            )
+        )
     at = open_page(page_db)
     at.selectbox(key="funnel_breakdown").set_value("vehicle_make").run()
     assert not at.exception

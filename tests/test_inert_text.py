@@ -4,8 +4,8 @@ labels, hovers and legends, checked in the helpers and in a real browser."""
 from __future__ import annotations
 
 import numpy as np
-import plotly.express as px
 import pandas as pd
+import plotly.express as px
 
 from dashboard.ui import components as ui
 from tests.browser_support import browser_page, require_chromium, serve, settle
@@ -14,8 +14,11 @@ from tests.factories import HOSTILE
 
 def test_escaped_text_breaks_every_address_markdown_would_link():
     escaped = [ui.escape_markdown(text) for text in HOSTILE[1:4]]
-    assert escaped == ["call www\u2060\\.evil\\.example/b now", "see https\\:\u2060//evil\\.example/c",
-                       "write to boss@\u2060evil\\.example"]
+    assert escaped == [
+        "call www\u2060\\.evil\\.example/b now",
+        "see https\\:\u2060//evil\\.example/c",
+        "write to boss@\u2060evil\\.example",
+    ]
     assert ui.escape_markdown("WWW.Example.com") == "WWW\u2060\\.Example\\.com"
     assert ui.escape_markdown("no address here") == "no address here"
 
@@ -41,7 +44,8 @@ def test_no_user_text_becomes_a_link_or_markup_in_the_browser(tmp_path):
         settle(page)
         page.locator(".js-plotly-plot").first.wait_for()
         links = page.eval_on_selector_all(
-            "a", "els => els.map(a => a.getAttribute('href') || a.getAttribute('xlink:href') || '')")
+            "a", "els => els.map(a => a.getAttribute('href') || a.getAttribute('xlink:href') || '')"
+        )
         assert not [href for href in links if "evil" in href or "mailto" in href]
         assert page.locator("b", has_text="x").count() == 0 and page.locator("strong", has_text="bold").count() == 0
         body = page.locator("body").inner_text().replace("\u2060", "")

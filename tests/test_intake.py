@@ -14,17 +14,17 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
+from dashboard.__main__ import main as cli
 from dashboard.core import schema as s
 from dashboard.core.db import make_engine
 from dashboard.core.migrate import alembic_config, upgrade
-from dashboard.domain.reviews import submit_review
 from dashboard.domain import intake
-from dashboard.__main__ import main as cli
+from dashboard.domain.reviews import submit_review
 from jobs.intake import run_loop
 from tests.factories import add_mechanic, add_session, add_user
 from tests.throwaway_pg import throwaway_cluster
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime.now(UTC).replace(microsecond=0)
 DAY = dt.timedelta(days=1)
 GOOD_TEXT = "Explained the brake noise clearly and patiently."
@@ -36,10 +36,14 @@ def world(engine):
     30 days ago and a scheduled one; Pia with one; chat sessions cost $29.00."""
     with engine.begin() as conn:
         cal, pia, rita = add_user(conn, "Cal"), add_user(conn, "Pia"), add_mechanic(conn, "Rita")
-        w = {"cal": cal, "pia": pia, "rita": rita,
-             "scheduled": add_session(conn, cal, rita, "scheduled"),
-             "pia_session": add_session(conn, pia, rita, ended_at=NOW - DAY),
-             "old": add_session(conn, cal, rita, ended_at=NOW - 30 * DAY)}
+        w = {
+            "cal": cal,
+            "pia": pia,
+            "rita": rita,
+            "scheduled": add_session(conn, cal, rita, "scheduled"),
+            "pia_session": add_session(conn, pia, rita, ended_at=NOW - DAY),
+            "old": add_session(conn, cal, rita, ended_at=NOW - 30 * DAY),
+        }
         for n in range(3):
             w[f"s{n}"] = add_session(conn, cal, rita, ended_at=NOW - DAY)
         conn.execute(s.session_base_prices.insert().values(session_type="chat", price_cents=2900))
@@ -50,9 +54,17 @@ def platform_review(conn, world, session="s0", rating=5, text=None, customer="ca
     """A review as the platform writes it: straight into its table, no rules applied. The
     default text differs per review, so none is a duplicate of another."""
     rid = uuid.uuid4()
-    conn.execute(s.mechanic_reviews.insert().values(
-        id=rid, session_id=world.get(session, session), mechanic_id=world["rita"], customer_id=world[customer],
-        rating=rating, review_text=text or f"{GOOD_TEXT} Ref {rid.hex[:8]}.", **columns))
+    conn.execute(
+        s.mechanic_reviews.insert().values(
+            id=rid,
+            session_id=world.get(session, session),
+            mechanic_id=world["rita"],
+            customer_id=world[customer],
+            rating=rating,
+            review_text=text or f"{GOOD_TEXT} Ref {rid.hex[:8]}.",
+            **columns,
+        )
+    )
     return rid
 
 
@@ -64,12 +76,21 @@ def new_customer(conn, world, name: str) -> str:
     return f"{name}_session"
 
 
-def platform_follow_up(conn, world, session="s0", customer="cal", text="Is it safe to drive?",
-                       follow_up_type="quick_question", **columns) -> uuid.UUID:
+def platform_follow_up(
+    conn, world, session="s0", customer="cal", text="Is it safe to drive?", follow_up_type="quick_question", **columns
+) -> uuid.UUID:
     fid = uuid.uuid4()
-    conn.execute(s.requests.insert().values(
-        id=fid, customer_id=world[customer], is_follow_up=True, parent_session_id=world[session],
-        follow_up_type=follow_up_type, description=text, **columns))
+    conn.execute(
+        s.requests.insert().values(
+            id=fid,
+            customer_id=world[customer],
+            is_follow_up=True,
+            parent_session_id=world[session],
+            follow_up_type=follow_up_type,
+            description=text,
+            **columns,
+        )
+    )
     return fid
 
 
@@ -92,16 +113,23 @@ def audit_rows(engine) -> list[dict]:
 
 def aggregates(engine, mechanic) -> tuple:
     with engine.connect() as conn:
-        row = conn.execute(sa.select(s.mechanics.c.avg_rating, s.mechanics.c.total_reviews)
-                           .where(s.mechanics.c.user_id == mechanic)).one()
+        row = conn.execute(
+            sa.select(s.mechanics.c.avg_rating, s.mechanics.c.total_reviews).where(s.mechanics.c.user_id == mechanic)
+        ).one()
     return float(row.avg_rating), row.total_reviews
 
 
 def test_platform_reviews_get_flags_publish_or_queue_and_aggregates(engine, world):
     with engine.begin() as conn:
         clean = platform_review(conn, world, "s0", rating=4, created_at=NOW - dt.timedelta(minutes=3))
-        promo = platform_review(conn, world, "s1", rating=5, text="Great! Use code SAVE20 at <a href='x'>shop.com</a>",
-                                created_at=NOW - dt.timedelta(minutes=2))
+        promo = platform_review(
+            conn,
+            world,
+            "s1",
+            rating=5,
+            text="Great! Use code SAVE20 at <a href='x'>shop.com</a>",
+            created_at=NOW - dt.timedelta(minutes=2),
+        )
         short = platform_review(conn, world, "s2", rating=1, text="bad", created_at=NOW - dt.timedelta(minutes=1))
     run = intake.run_once(engine)
     assert run.outcomes == {"reviews": {"published": 1, "queued": 2}, "follow_ups": {}}
@@ -112,8 +140,9 @@ def test_platform_reviews_get_flags_publish_or_queue_and_aggregates(engine, worl
     assert aggregates(engine, world["rita"]) == (4.0, 1)
     assert all(review(engine, r)["rules_applied_at"] is not None for r in (clean, promo, short))
     trail = audit_rows(engine)
-    assert [(a["actor_email"], a["action"], a["entity_id"]) for a in trail] == \
-        [("intake job", "review.intake", str(r)) for r in (clean, promo, short)]
+    assert [(a["actor_email"], a["action"], a["entity_id"]) for a in trail] == [
+        ("intake job", "review.intake", str(r)) for r in (clean, promo, short)
+    ]
     assert intake.run_once(engine).outcomes == {"reviews": {}, "follow_ups": {}}  # once each
     with engine.connect() as conn:
         mark = conn.execute(sa.select(s.intake_watermarks).where(s.intake_watermarks.c.name == "reviews")).one()
@@ -170,7 +199,9 @@ def test_platform_follow_ups_get_a_price_and_state_or_are_cancelled(engine, worl
     with engine.begin() as conn:
         conn.execute(s.profiles.update().where(s.profiles.c.id == world["pia"]).values(plan="premium"))
         first = platform_follow_up(conn, world, "s0", created_at=NOW - dt.timedelta(hours=3))
-        second = platform_follow_up(conn, world, "s0", follow_up_type="new_issue", created_at=NOW - dt.timedelta(hours=2))
+        second = platform_follow_up(
+            conn, world, "s0", follow_up_type="new_issue", created_at=NOW - dt.timedelta(hours=2)
+        )
         third = platform_follow_up(conn, world, "s0", created_at=NOW - dt.timedelta(hours=1))  # over the limit of 2
         premium = platform_follow_up(conn, world, "pia_session", customer="pia")
         theirs = platform_follow_up(conn, world, "pia_session")  # Cal on Pia's session
@@ -179,12 +210,29 @@ def test_platform_follow_ups_get_a_price_and_state_or_are_cancelled(engine, worl
         late = platform_follow_up(conn, world, "old", status="completed")  # past the window, closed already
     run = intake.run_once(engine)
     assert run.outcomes["follow_ups"] == {"priced": 5, "cancelled": 2, "rejected": 1}
-    got = {name: request(engine, fid) for name, fid in
-           dict(first=first, second=second, third=third, premium=premium, theirs=theirs, priced=priced,
-                matched=matched, late=late).items()}
+    got = {
+        name: request(engine, fid)
+        for name, fid in dict(
+            first=first,
+            second=second,
+            third=third,
+            premium=premium,
+            theirs=theirs,
+            priced=priced,
+            matched=matched,
+            late=late,
+        ).items()
+    }
     assert [(got[n]["follow_up_state"], got[n]["follow_up_price_cents"], got[n]["status"]) for n in got] == [
-        ("open", 500, "open"), ("open", 2900, "open"), ("cancelled", None, "cancelled"), ("open", 0, "open"),
-        ("cancelled", None, "cancelled"), ("open", 123, "open"), (None, 500, "matched"), (None, None, "completed")]
+        ("open", 500, "open"),
+        ("open", 2900, "open"),
+        ("cancelled", None, "cancelled"),
+        ("open", 0, "open"),
+        ("cancelled", None, "cancelled"),
+        ("open", 123, "open"),
+        (None, 500, "matched"),
+        (None, None, "completed"),
+    ]
     assert "the limit is 2" in got["third"]["cancel_reason"]
     assert "another customer's" in got["theirs"]["cancel_reason"]
     actions = sorted(a["action"] for a in audit_rows(engine))
@@ -195,8 +243,12 @@ def test_platform_follow_ups_get_a_price_and_state_or_are_cancelled(engine, worl
 def test_two_workers_at_once_handle_each_row_once(engine, world):
     with engine.begin() as conn:
         names = [f"c{n}" for n in range(24)]
-        reviews = [platform_review(conn, world, new_customer(conn, world, name), customer=name,
-                                   created_at=NOW - dt.timedelta(minutes=n)) for n, name in enumerate(names)]
+        reviews = [
+            platform_review(
+                conn, world, new_customer(conn, world, name), customer=name, created_at=NOW - dt.timedelta(minutes=n)
+            )
+            for n, name in enumerate(names)
+        ]
         follow_ups = [platform_follow_up(conn, world, f"{name}_session", customer=name) for name in names[:8]]
     with ThreadPoolExecutor(2) as pool:
         runs = list(pool.map(lambda _: intake.run_once(engine), range(2)))
@@ -283,13 +335,23 @@ def test_migration_marks_existing_rows_handled_and_installs_the_trigger(empty_pg
     with engine.begin() as conn:
         w = {"cal": add_user(conn), "rita": add_mechanic(conn, "Rita")}
         w["s0"], w["s1"] = (add_session(conn, w["cal"], w["rita"], ended_at=NOW - DAY) for _ in range(2))
-        conn.execute(s.mechanic_reviews.insert().values(session_id=w["s0"], mechanic_id=w["rita"],
-                                                        customer_id=w["cal"], rating=5))
+        conn.execute(
+            s.mechanic_reviews.insert().values(
+                session_id=w["s0"], mechanic_id=w["rita"], customer_id=w["cal"], rating=5
+            )
+        )
     upgrade(engine)
     assert intake.run_once(engine).outcomes == {"reviews": {}, "follow_ups": {}}
     with engine.connect() as conn:
-        triggers = conn.execute(sa.text("SELECT tgrelid::regclass::text FROM pg_trigger "
-                                        "WHERE tgname = 'pitwall_intake_notify' ORDER BY 1")).scalars().all()
+        triggers = (
+            conn.execute(
+                sa.text(
+                    "SELECT tgrelid::regclass::text FROM pg_trigger WHERE tgname = 'pitwall_intake_notify' ORDER BY 1"
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert triggers == ["mechanic_reviews", "requests"]
     with engine.begin() as conn:
         platform_review(conn, w, "s1")
@@ -341,10 +403,25 @@ def test_the_loop_rides_out_a_database_restart():
 
 def test_decided_reviews_keep_their_status(engine, world):
     with engine.begin() as conn:
-        hidden = platform_review(conn, world, "s0", status="hidden", hidden_reason="off_topic",
-                                 text="Visit www.example.com", created_at=NOW - dt.timedelta(minutes=2))
-        moderated = platform_review(conn, world, "s1", status="published", moderated_at=NOW, moderated_by="sam",
-                                    text="Email me at a@b.co", created_at=NOW - dt.timedelta(minutes=1))
+        hidden = platform_review(
+            conn,
+            world,
+            "s0",
+            status="hidden",
+            hidden_reason="off_topic",
+            text="Visit www.example.com",
+            created_at=NOW - dt.timedelta(minutes=2),
+        )
+        moderated = platform_review(
+            conn,
+            world,
+            "s1",
+            status="published",
+            moderated_at=NOW,
+            moderated_by="sam",
+            text="Email me at a@b.co",
+            created_at=NOW - dt.timedelta(minutes=1),
+        )
     assert intake.run_once(engine).outcomes["reviews"] == {"hidden": 1, "published": 1}
     assert (review(engine, hidden)["status"], review(engine, hidden)["flags"]) == ("hidden", ["link_or_promo"])
     assert (review(engine, moderated)["status"], review(engine, moderated)["flags"]) == ("published", ["personal_data"])

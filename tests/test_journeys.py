@@ -18,18 +18,25 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from tests.browser_support import (
-    DEMO_SCALE, assert_no_exception, browser_page, open_page, require_chromium, screenshot, serve, settle,
-)
-from dashboard.ui import access
 from dashboard.core import schema as s
 from dashboard.core.db import make_engine
-from dashboard.tools.demo import load_if_empty
 from dashboard.domain.calendars.edits import save_weekly_slots
+from dashboard.domain.calendars.slots import DAY_NAMES, day_of_week
 from dashboard.domain.followups import create_follow_up
 from dashboard.domain.reviews import submit_review
-from dashboard.domain.calendars.slots import DAY_NAMES, day_of_week
+from dashboard.tools.demo import load_if_empty
+from dashboard.ui import access
 from dashboard.ui.components import fmt_money
+from tests.browser_support import (
+    DEMO_SCALE,
+    assert_no_exception,
+    browser_page,
+    open_page,
+    require_chromium,
+    screenshot,
+    serve,
+    settle,
+)
 from tests.factories import add_mechanic, add_session, add_user
 
 QUESTION = "Journey check: is the squeal from the front pads normal after the fix?"
@@ -59,22 +66,38 @@ def _journey_rows(engine) -> dict:
     """Rows the journeys act on, written on top of the demo so no journey depends on what a
     day's demo happens to hold: a mechanic with one weekly slot in the coming days, and a
     customer with two sessions with that mechanic that ended yesterday."""
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     with engine.begin() as conn:
         customer = add_user(conn, name=f"Journey Customer {uuid.uuid4().hex[:6]}")
         mechanic = add_mechanic(conn, name=f"Journey Mechanic {uuid.uuid4().hex[:6]}", timezone=JOURNEY_TIMEZONE)
-        ended = {"ended_at": now - dt.timedelta(days=1), "started_at": now - dt.timedelta(days=1, hours=1),
-                 "scheduled_at": now - dt.timedelta(days=1, hours=1)}
+        ended = {
+            "ended_at": now - dt.timedelta(days=1),
+            "started_at": now - dt.timedelta(days=1, hours=1),
+            "scheduled_at": now - dt.timedelta(days=1, hours=1),
+        }
         reviewed = add_session(conn, customer, mechanic, **ended)
         asked = add_session(conn, customer, mechanic, **ended)
-        email, name = conn.execute(sa.select(s.users.c.email, s.profiles.c.full_name)
-                                   .join(s.profiles, s.profiles.c.id == s.users.c.id)
-                                   .where(s.users.c.id == customer)).one()
+        email, name = conn.execute(
+            sa.select(s.users.c.email, s.profiles.c.full_name)
+            .join(s.profiles, s.profiles.c.id == s.users.c.id)
+            .where(s.users.c.id == customer)
+        ).one()
     slot_day = day_of_week(now.astimezone(ZoneInfo(JOURNEY_TIMEZONE)).date() + dt.timedelta(days=3))
-    save_weekly_slots(engine, access.demo_actor("manager"), mechanic, [
-        {"day_of_week": slot_day, "start_time": "08:00", "end_time": "20:00", "price_multiplier": "1.00"}])
-    return {"customer": customer, "mechanic": mechanic, "reviewed": reviewed, "asked": asked,
-            "email": email, "name": name, "slot_day": slot_day}
+    save_weekly_slots(
+        engine,
+        access.demo_actor("manager"),
+        mechanic,
+        [{"day_of_week": slot_day, "start_time": "08:00", "end_time": "20:00", "price_multiplier": "1.00"}],
+    )
+    return {
+        "customer": customer,
+        "mechanic": mechanic,
+        "reviewed": reviewed,
+        "asked": asked,
+        "email": email,
+        "name": name,
+        "slot_day": slot_day,
+    }
 
 
 def _oldest_waiting(engine, review_id) -> None:
@@ -93,27 +116,46 @@ def demo(tmp_path_factory) -> Demo:
     engine = make_engine(f"duckdb:///{path}")
     load_if_empty(engine, scale=float(DEMO_SCALE), progress=False)
     rows = _journey_rows(engine)
-    review = submit_review(engine, session_id=rows["reviewed"], customer_id=rows["customer"], rating=4,
-                           text=REVIEW_TEXT)
+    review = submit_review(
+        engine, session_id=rows["reviewed"], customer_id=rows["customer"], rating=4, text=REVIEW_TEXT
+    )
     assert review.status == "pending" and "personal_data" in review.flags, review
     _oldest_waiting(engine, review.id)
-    follow_up = create_follow_up(engine, access.demo_actor("support"), parent_session_id=rows["asked"],
-                                 customer_id=rows["customer"], follow_up_type="quick_question", text=QUESTION)
+    follow_up = create_follow_up(
+        engine,
+        access.demo_actor("support"),
+        parent_session_id=rows["asked"],
+        customer_id=rows["customer"],
+        follow_up_type="quick_question",
+        text=QUESTION,
+    )
     with engine.connect() as conn:
-        video = conn.execute(sa.select(s.session_base_prices.c.price_cents)
-                             .where(s.session_base_prices.c.session_type == "video")).scalar_one()
-        mechanic_name = conn.execute(sa.select(s.mechanics.c.display_name)
-                                     .where(s.mechanics.c.user_id == rows["mechanic"])).scalar_one()
+        video = conn.execute(
+            sa.select(s.session_base_prices.c.price_cents).where(s.session_base_prices.c.session_type == "video")
+        ).scalar_one()
+        mechanic_name = conn.execute(
+            sa.select(s.mechanics.c.display_name).where(s.mechanics.c.user_id == rows["mechanic"])
+        ).scalar_one()
     engine.dispose()
-    return Demo(path, str(review.id), str(rows["mechanic"]), REVIEW_TEXT, str(follow_up.id),
-                rows["email"], rows["name"], f"{mechanic_name} · {JOURNEY_TIMEZONE}",
-                DAY_NAMES[rows["slot_day"]][:3], fmt_money(video * 2))
+    return Demo(
+        path,
+        str(review.id),
+        str(rows["mechanic"]),
+        REVIEW_TEXT,
+        str(follow_up.id),
+        rows["email"],
+        rows["name"],
+        f"{mechanic_name} · {JOURNEY_TIMEZONE}",
+        DAY_NAMES[rows["slot_day"]][:3],
+        fmt_money(video * 2),
+    )
 
 
 @pytest.fixture
 def app(demo, tmp_path):
     """``app(role)``: the URL of the app running as the demo ``role`` on its own copy of the demo."""
     with contextlib.ExitStack() as servers:
+
         def start(role: str) -> str:
             database = tmp_path / f"{role}.duckdb"
             shutil.copy(demo.path, database)
@@ -266,7 +308,8 @@ def test_manager_journey(app, demo):
         error = page.get_by_test_id("stAlertContentError")
         expect(error).to_contain_text("1 row needs fixing. Nothing is saved until every row is valid.")
         expect(page.get_by_test_id("stDataFrame").filter(has_text="Problem")).to_contain_text(
-            "Multiplier must be from 0.50 to 3.00, got 9")
+            "Multiplier must be from 0.50 to 3.00, got 9"
+        )
         step(page, "manager", 2, "invalid-multiplier")
 
         set_first_multiplier("2")

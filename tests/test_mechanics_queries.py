@@ -16,6 +16,7 @@ from tests.factories import NOW, add_mechanic, add_review, add_session, add_user
 
 DAY = dt.timedelta(days=1)
 
+
 @pytest.fixture
 def board(engine):
     """Rita: 5, 4 (4.50 over 2, plus a hidden 1); Bo: 5 (5.00 over 1); Cy: 4, 4, 4, 3 (3.75 over 4);
@@ -26,8 +27,14 @@ def board(engine):
     """
     with engine.begin() as conn:
         ids = {
-            "rita": add_mechanic(conn, "Rita", specialties=["brakes", "electrical"], bio="Brakes <b>expert</b>",
-                                 years_experience=12, response_sla_minutes=10),
+            "rita": add_mechanic(
+                conn,
+                "Rita",
+                specialties=["brakes", "electrical"],
+                bio="Brakes <b>expert</b>",
+                years_experience=12,
+                response_sla_minutes=10,
+            ),
             "bo": add_mechanic(conn, "Bo", specialties=["engine"]),
             "cy": add_mechanic(conn, "Cy", specialties=["brakes"]),
             "dee": add_mechanic(conn, "Dee"),  # no specialties listed
@@ -51,7 +58,8 @@ def test_leaderboard_ranks_by_bayesian_rating(engine, board):
     assert list(frame["global_mean"]) == pytest.approx([4.4] * 4)
     assert list(frame["specialties"]) == [["engine"], ["brakes", "electrical"], [], ["brakes"]]
     assert list(frame["bayesian_rating"]) == pytest.approx(  # the SQL agrees with the documented formula
-        [bayesian_rating(r.avg_rating, r.total_reviews, 4.4) for r in frame.itertuples()])
+        [bayesian_rating(r.avg_rating, r.total_reviews, 4.4) for r in frame.itertuples()]
+    )
 
 
 def test_leaderboard_filters_by_specialty_and_limits(engine, board):
@@ -71,8 +79,9 @@ def test_one_five_star_review_does_not_outrank_two_hundred_at_4_8(engine):
     frame = read(engine, mq.leaderboard)
     assert list(frame["display_name"]) == ["Steady", "Lucky", "Shaky"]
     c = 1265 / 301
-    assert list(frame["bayesian_rating"]) == pytest.approx([(10 * c + 960) / 210, (10 * c + 5) / 11,
-                                                            (10 * c + 300) / 110])
+    assert list(frame["bayesian_rating"]) == pytest.approx(
+        [(10 * c + 960) / 210, (10 * c + 5) / 11, (10 * c + 300) / 110]
+    )
 
 
 def test_profile_and_rating_distribution(engine, board):
@@ -92,16 +101,23 @@ def test_profile_and_rating_distribution(engine, board):
 
 def test_response_times_against_sla(engine):
     """Two weeks of sessions accepted 2, 8 and 20 minutes after the request (SLA 10 minutes)."""
-    monday = dt.datetime(2026, 3, 2, 9, tzinfo=dt.timezone.utc)
+    monday = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
     with engine.begin() as conn:
         mechanic = add_mechanic(conn, "Rita", response_sla_minutes=10)
         customer = add_user(conn)
-        for created, waited in [(monday, 2), (monday + DAY, 8), (monday + DAY, 20), (monday + 7 * DAY, 20),
-                                (monday + 30 * DAY, 1)]:  # the last one is outside the period
-            request = conn.execute(s.requests.insert().values(customer_id=customer, created_at=created)
-                                   .returning(s.requests.c.id)).scalar_one()
-            add_session(conn, customer, mechanic, request_id=request,
-                        accepted_at=created + dt.timedelta(minutes=waited))
+        for created, waited in [
+            (monday, 2),
+            (monday + DAY, 8),
+            (monday + DAY, 20),
+            (monday + 7 * DAY, 20),
+            (monday + 30 * DAY, 1),
+        ]:  # the last one is outside the period
+            request = conn.execute(
+                s.requests.insert().values(customer_id=customer, created_at=created).returning(s.requests.c.id)
+            ).scalar_one()
+            add_session(
+                conn, customer, mechanic, request_id=request, accepted_at=created + dt.timedelta(minutes=waited)
+            )
         add_session(conn, customer, mechanic)  # never accepted: no response time
     period = Period(dt.date(2026, 3, 1), dt.date(2026, 3, 14), "UTC")
     weekly = read(engine, mq.response_times, mechanic_id=mechanic, period=period)
@@ -124,9 +140,15 @@ def test_empty_database_gives_empty_frames_with_columns(engine):
 def test_public_profile_of_an_active_mechanic(engine, board):
     rita = read(engine, mq.public_profile, mechanic_id=board["rita"])
     assert rita == {
-        "mechanic_id": board["rita"], "name": "Rita", "bio": "Brakes <b>expert</b>", "years_experience": 12,
-        "specialties": ["brakes", "electrical"], "average_rating": 4.5, "review_count": 2,
-        "ranking_score": round(53 / 12, 4), "rank": 2,
+        "mechanic_id": board["rita"],
+        "name": "Rita",
+        "bio": "Brakes <b>expert</b>",
+        "years_experience": 12,
+        "specialties": ["brakes", "electrical"],
+        "average_rating": 4.5,
+        "review_count": 2,
+        "ranking_score": round(53 / 12, 4),
+        "rank": 2,
         "rating_distribution": {1: 0, 2: 0, 3: 0, 4: 1, 5: 1},  # the hidden 1-star is not counted
     }
     dee = read(engine, mq.public_profile, mechanic_id=str(board["dee"]))
@@ -159,11 +181,18 @@ def test_published_reviews_come_a_page_at_a_time_newest_first(engine):
     assert len(rows) == 7 and cursor is None
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"limit": 0}, "page size"), ({"limit": 101}, "page size"), ({"limit": "20"}, "page size"),
-    ({"after": "bm90IGEgY3Vyc29y"}, "cursor"), ({"after": "%%%"}, "cursor"), ({"after": "x" * 500}, "cursor"),
-    ({"mechanic_id": "garbage"}, "not a valid id"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"limit": 0}, "page size"),
+        ({"limit": 101}, "page size"),
+        ({"limit": "20"}, "page size"),
+        ({"after": "bm90IGEgY3Vyc29y"}, "cursor"),
+        ({"after": "%%%"}, "cursor"),
+        ({"after": "x" * 500}, "cursor"),
+        ({"mechanic_id": "garbage"}, "not a valid id"),
+    ],
+)
 def test_bad_review_page_requests_are_refused(engine, changes, message):
     with engine.begin() as conn:
         call = {"mechanic_id": add_mechanic(conn), **changes}

@@ -19,7 +19,7 @@ PERIOD = Period(dt.date(2024, 3, 1), dt.date(2024, 3, 10), "America/New_York")
 
 
 def utc(*args) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=dt.timezone.utc)
+    return dt.datetime(*args, tzinfo=dt.UTC)
 
 
 def ids(*names):
@@ -36,60 +36,94 @@ def overview_db(engine):
     with engine.begin() as conn:
         conn.execute(s.users.insert(), [{"id": U[n], "email": f"{n}@example.com"} for n in U])
         conn.execute(s.mechanics.insert().values(user_id=U["mech"], display_name="Mo"))
-        conn.execute(s.requests.insert(), [
-            {"id": R["r1"], "customer_id": U["c1"], "created_at": utc(2024, 3, 2, 12)},   # current, converted
-            {"id": R["r2"], "customer_id": U["c1"], "created_at": utc(2024, 3, 5, 12)},   # current, cancelled only
-            {"id": R["r3"], "customer_id": U["c2"], "created_at": utc(2024, 3, 9, 12)},   # current, converted
-            {"id": R["r4"], "customer_id": U["c2"], "created_at": utc(2024, 2, 25, 12)},  # previous, converted
-            # 29 Feb 23:59 in New York (1 March in UTC): the previous period
-            {"id": R["r5"], "customer_id": U["c2"], "created_at": utc(2024, 3, 1, 4, 59)},
-        ])
+        conn.execute(
+            s.requests.insert(),
+            [
+                {"id": R["r1"], "customer_id": U["c1"], "created_at": utc(2024, 3, 2, 12)},  # current, converted
+                {"id": R["r2"], "customer_id": U["c1"], "created_at": utc(2024, 3, 5, 12)},  # current, cancelled only
+                {"id": R["r3"], "customer_id": U["c2"], "created_at": utc(2024, 3, 9, 12)},  # current, converted
+                {"id": R["r4"], "customer_id": U["c2"], "created_at": utc(2024, 2, 25, 12)},  # previous, converted
+                # 29 Feb 23:59 in New York (1 March in UTC): the previous period
+                {"id": R["r5"], "customer_id": U["c2"], "created_at": utc(2024, 3, 1, 4, 59)},
+            ],
+        )
         session = {"customer_id": U["c1"], "mechanic_id": U["mech"], "status": "completed", "ended_at": None}
-        conn.execute(s.sessions.insert(), [
-            {**session, "id": S["s1"], "request_id": R["r1"], "ended_at": utc(2024, 3, 2, 13)},  # 2 Mar
-            {**session, "id": S["s2"], "request_id": R["r2"], "status": "cancelled"},
-            # 10 Mar 23:30 EDT (11 March in UTC): the last local day of the period
-            {**session, "id": S["s3"], "request_id": R["r3"], "ended_at": utc(2024, 3, 11, 3, 30)},
-            # 29 Feb 23:30 EST (1 March in UTC): the previous period
-            {**session, "id": S["s4"], "request_id": R["r4"], "ended_at": utc(2024, 3, 1, 4, 30)},
-            # 11 Mar 00:00 EDT: just outside the period
-            {**session, "id": S["s5"], "request_id": None, "ended_at": utc(2024, 3, 11, 4)},
-            {**session, "id": S["s6"], "request_id": None, "ended_at": utc(2024, 3, 2, 23, 30)},  # 2 Mar
-            {**session, "id": S["s7"], "request_id": None, "status": "accepted"},
-        ])
-        follow_up = {"customer_id": U["c1"], "is_follow_up": True, "parent_session_id": S["s1"],
-                     "follow_up_type": "quick_question", "created_at": utc(2024, 3, 3)}
-        conn.execute(s.requests.insert(), [
-            {**follow_up, "id": R["f1"], "status": "open"},
-            {**follow_up, "id": R["f2"], "status": "matched", "created_at": utc(2024, 1, 1)},
-            {**follow_up, "id": R["f3"], "status": "completed"},
-        ])
+        conn.execute(
+            s.sessions.insert(),
+            [
+                {**session, "id": S["s1"], "request_id": R["r1"], "ended_at": utc(2024, 3, 2, 13)},  # 2 Mar
+                {**session, "id": S["s2"], "request_id": R["r2"], "status": "cancelled"},
+                # 10 Mar 23:30 EDT (11 March in UTC): the last local day of the period
+                {**session, "id": S["s3"], "request_id": R["r3"], "ended_at": utc(2024, 3, 11, 3, 30)},
+                # 29 Feb 23:30 EST (1 March in UTC): the previous period
+                {**session, "id": S["s4"], "request_id": R["r4"], "ended_at": utc(2024, 3, 1, 4, 30)},
+                # 11 Mar 00:00 EDT: just outside the period
+                {**session, "id": S["s5"], "request_id": None, "ended_at": utc(2024, 3, 11, 4)},
+                {**session, "id": S["s6"], "request_id": None, "ended_at": utc(2024, 3, 2, 23, 30)},  # 2 Mar
+                {**session, "id": S["s7"], "request_id": None, "status": "accepted"},
+            ],
+        )
+        follow_up = {
+            "customer_id": U["c1"],
+            "is_follow_up": True,
+            "parent_session_id": S["s1"],
+            "follow_up_type": "quick_question",
+            "created_at": utc(2024, 3, 3),
+        }
+        conn.execute(
+            s.requests.insert(),
+            [
+                {**follow_up, "id": R["f1"], "status": "open"},
+                {**follow_up, "id": R["f2"], "status": "matched", "created_at": utc(2024, 1, 1)},
+                {**follow_up, "id": R["f3"], "status": "completed"},
+            ],
+        )
         review = {"mechanic_id": U["mech"], "customer_id": U["c1"], "status": "published", "hidden_reason": None}
-        conn.execute(s.mechanic_reviews.insert(), [
-            {**review, "session_id": S["s1"], "rating": 5, "created_at": utc(2024, 3, 3)},
-            {**review, "session_id": S["s3"], "rating": 2, "created_at": utc(2024, 3, 10, 12)},
-            {**review, "session_id": S["s6"], "rating": 1, "created_at": utc(2024, 3, 4),
-             "status": "hidden", "hidden_reason": "off_topic"},
-            {**review, "session_id": S["s4"], "rating": 4, "created_at": utc(2024, 2, 28)},
-            {**review, "session_id": S["s5"], "rating": 3, "created_at": utc(2024, 3, 5), "status": "pending"},
-        ])
+        conn.execute(
+            s.mechanic_reviews.insert(),
+            [
+                {**review, "session_id": S["s1"], "rating": 5, "created_at": utc(2024, 3, 3)},
+                {**review, "session_id": S["s3"], "rating": 2, "created_at": utc(2024, 3, 10, 12)},
+                {
+                    **review,
+                    "session_id": S["s6"],
+                    "rating": 1,
+                    "created_at": utc(2024, 3, 4),
+                    "status": "hidden",
+                    "hidden_reason": "off_topic",
+                },
+                {**review, "session_id": S["s4"], "rating": 4, "created_at": utc(2024, 2, 28)},
+                {**review, "session_id": S["s5"], "rating": 3, "created_at": utc(2024, 3, 5), "status": "pending"},
+            ],
+        )
         upsell = {"customer_id": U["c1"], "recommendation_type": "maintenance_plan", "service_title": "Plan"}
-        conn.execute(s.upsell_recommendations.insert(), [
-            {**upsell, "price_cents": 4900, "purchased_at": utc(2024, 3, 4)},
-            {**upsell, "price_cents": 12000, "purchased_at": utc(2024, 3, 10, 23)},
-            {**upsell, "price_cents": 9900, "purchased_at": None},
-            {**upsell, "price_cents": 2500, "purchased_at": utc(2024, 3, 11, 4)},  # just outside
-            {**upsell, "price_cents": 1500, "purchased_at": utc(2024, 2, 21)},
-        ])
+        conn.execute(
+            s.upsell_recommendations.insert(),
+            [
+                {**upsell, "price_cents": 4900, "purchased_at": utc(2024, 3, 4)},
+                {**upsell, "price_cents": 12000, "purchased_at": utc(2024, 3, 10, 23)},
+                {**upsell, "price_cents": 9900, "purchased_at": None},
+                {**upsell, "price_cents": 2500, "purchased_at": utc(2024, 3, 11, 4)},  # just outside
+                {**upsell, "price_cents": 1500, "purchased_at": utc(2024, 2, 21)},
+            ],
+        )
         email = {"recipient": "c1@example.com", "status": "failed"}
-        conn.execute(s.email_outbox.insert(), [
-            {**email, "session_id": S["s1"], "milestone": "booking_confirmed", "created_at": utc(2024, 3, 2)},
-            {**email, "session_id": S["s1"], "milestone": "session_ended", "created_at": utc(2024, 3, 2),
-             "status": "sent"},
-            {**email, "session_id": S["s3"], "milestone": "booking_confirmed", "created_at": utc(2024, 3, 10)},
-            # 29 Feb 23:00 EST: the previous period
-            {**email, "session_id": S["s4"], "milestone": "booking_confirmed", "created_at": utc(2024, 3, 1, 4)},
-        ])
+        conn.execute(
+            s.email_outbox.insert(),
+            [
+                {**email, "session_id": S["s1"], "milestone": "booking_confirmed", "created_at": utc(2024, 3, 2)},
+                {
+                    **email,
+                    "session_id": S["s1"],
+                    "milestone": "session_ended",
+                    "created_at": utc(2024, 3, 2),
+                    "status": "sent",
+                },
+                {**email, "session_id": S["s3"], "milestone": "booking_confirmed", "created_at": utc(2024, 3, 10)},
+                # 29 Feb 23:00 EST: the previous period
+                {**email, "session_id": S["s4"], "milestone": "booking_confirmed", "created_at": utc(2024, 3, 1, 4)},
+            ],
+        )
     return engine
 
 

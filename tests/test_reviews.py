@@ -15,8 +15,20 @@ from dashboard.core import schema as s
 from dashboard.core.auth import Actor, PermissionDenied
 from dashboard.core.errors import NotFound
 from dashboard.domain.reviews import (
-    REVIEW_TEXT_MAX, ReviewError, Span, bayesian_rating, find_spans, flags_for, highlight_html, moderate,
-    moderation_required, refresh_aggregates, set_moderation_required, submit_review, suggested_reason, text_fingerprint,
+    REVIEW_TEXT_MAX,
+    ReviewError,
+    Span,
+    bayesian_rating,
+    find_spans,
+    flags_for,
+    highlight_html,
+    moderate,
+    moderation_required,
+    refresh_aggregates,
+    set_moderation_required,
+    submit_review,
+    suggested_reason,
+    text_fingerprint,
     vote_helpful,
 )
 from tests.factories import NOW, add_mechanic, add_review, add_session, add_user, staff_fixture
@@ -30,32 +42,39 @@ GOOD_TEXT = "Found the loose earth strap in ten minutes, car starts every time n
 
 # --- flag rules (pure) ----------------------------------------------------------
 
-@pytest.mark.parametrize("flag,text", [
-    ("personal_data", "Call me on +44 7700 900123 if you need more work"),
-    ("personal_data", "My number is (555) 123-4567, thanks"),
-    ("personal_data", "email me at jo.bloggs+cars@example.co.uk please"),
-    ("link_or_promo", "Book him via https://cheap-fix.example/book now"),
-    ("link_or_promo", "Better prices at www.autodeals.net honestly"),
-    ("link_or_promo", "see brakesrus.com for parts"),
-    ("link_or_promo", "Use promo code SAVE20 on your next session"),
-    ("link_or_promo", "use code WRENCH10 for 10% off"),
-    ("profanity", "This mechanic was a total b1tch about the price"),
-    ("profanity", "What a load of shit advice"),
-])
+
+@pytest.mark.parametrize(
+    "flag,text",
+    [
+        ("personal_data", "Call me on +44 7700 900123 if you need more work"),
+        ("personal_data", "My number is (555) 123-4567, thanks"),
+        ("personal_data", "email me at jo.bloggs+cars@example.co.uk please"),
+        ("link_or_promo", "Book him via https://cheap-fix.example/book now"),
+        ("link_or_promo", "Better prices at www.autodeals.net honestly"),
+        ("link_or_promo", "see brakesrus.com for parts"),
+        ("link_or_promo", "Use promo code SAVE20 on your next session"),
+        ("link_or_promo", "use code WRENCH10 for 10% off"),
+        ("profanity", "This mechanic was a total b1tch about the price"),
+        ("profanity", "What a load of shit advice"),
+    ],
+)
 def test_text_rules_flag_offending_text(flag, text):
     assert flag in flags_for(text, 4)
     spans = [sp for sp in find_spans(text) if sp.flag == flag]
-    assert spans and all(text[sp.start:sp.end].strip() for sp in spans)
+    assert spans and all(text[sp.start : sp.end].strip() for sp in spans)
 
 
-@pytest.mark.parametrize("text", [
-    GOOD_TEXT,
-    "2015 Honda Civic, 120,000 miles, quoted $1,250.00 for the clutch on 12/03/2024",
-    "He screwed the bolts back in and checked the cockpit wiring and the ball joint",
-    "Classic car, the passenger seat belt warning was an assumption of the ECU",
-    "The mechanic's code reading found P0301, a misfire on cylinder 1",
-    "Great session.com-plete answers. Fixed it.Me and my wife are happy",  # no space after a dot
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        GOOD_TEXT,
+        "2015 Honda Civic, 120,000 miles, quoted $1,250.00 for the clutch on 12/03/2024",
+        "He screwed the bolts back in and checked the cockpit wiring and the ball joint",
+        "Classic car, the passenger seat belt warning was an assumption of the ECU",
+        "The mechanic's code reading found P0301, a misfire on cylinder 1",
+        "Great session.com-plete answers. Fixed it.Me and my wife are happy",  # no space after a dot
+    ],
+)
 def test_text_rules_leave_ordinary_text_alone(text):
     assert flags_for(text, 5) == []
     assert find_spans(text) == []
@@ -63,18 +82,24 @@ def test_text_rules_leave_ordinary_text_alone(text):
 
 def test_spans_cover_the_offending_text_only():
     text = "Parts at https://partshub.example. Or (www.x.com/a?b=1), promo code GARAGE10!"
-    assert [text[sp.start:sp.end] for sp in find_spans(text)] == [
-        "https://partshub.example", "www.x.com/a?b=1", "promo code GARAGE10"]
+    assert [text[sp.start : sp.end] for sp in find_spans(text)] == [
+        "https://partshub.example",
+        "www.x.com/a?b=1",
+        "promo code GARAGE10",
+    ]
 
 
-@pytest.mark.parametrize("rating,text,flagged", [
-    (1, "Bad.", True),
-    (2, None, True),
-    (2, "   ", True),
-    (1, "Did not show up on time and never answered my messages.", False),
-    (3, "Meh.", False),
-    (5, "Great!", False),
-])
+@pytest.mark.parametrize(
+    "rating,text,flagged",
+    [
+        (1, "Bad.", True),
+        (2, None, True),
+        (2, "   ", True),
+        (1, "Did not show up on time and never answered my messages.", False),
+        (3, "Meh.", False),
+        (5, "Great!", False),
+    ],
+)
 def test_short_negative(rating, text, flagged):
     assert ("short_negative" in flags_for(text, rating)) is flagged
 
@@ -106,7 +131,8 @@ def test_highlight_escapes_first_then_wraps():
     assert '<mark class="flag-personal_data" title="Personal data">07700 900123</mark>' in html
     assert "&amp;" in html
     assert highlight_html("a <b> c", [Span("profanity", 2, 5)]) == (
-        'a <mark class="flag-profanity" title="Profanity">&lt;b&gt;</mark> c')
+        'a <mark class="flag-profanity" title="Profanity">&lt;b&gt;</mark> c'
+    )
     assert highlight_html(None) == ""
 
 
@@ -117,6 +143,7 @@ def test_bayesian_rating_pulls_small_samples_to_the_mean():
 
 
 # --- intake -----------------------------------------------------------------------
+
 
 @pytest.fixture
 def people(engine):
@@ -129,8 +156,9 @@ def people(engine):
 
 def _mechanic(engine, mechanic_id):
     with engine.connect() as conn:
-        return conn.execute(sa.select(s.mechanics.c.avg_rating, s.mechanics.c.total_reviews)
-                            .where(s.mechanics.c.user_id == mechanic_id)).one()
+        return conn.execute(
+            sa.select(s.mechanics.c.avg_rating, s.mechanics.c.total_reviews).where(s.mechanics.c.user_id == mechanic_id)
+        ).one()
 
 
 def _reviews(engine):
@@ -149,8 +177,9 @@ def _json(value):
 
 
 def test_clean_review_publishes_and_updates_aggregates(engine, people):
-    result = submit_review(engine, session_id=people["session"], customer_id=people["customer"],
-                           rating=4, text=f"  {GOOD_TEXT}  ")
+    result = submit_review(
+        engine, session_id=people["session"], customer_id=people["customer"], rating=4, text=f"  {GOOD_TEXT}  "
+    )
     assert result.status == "published" and result.flags == ()
     (row,) = _reviews(engine)
     assert row["review_text"] == GOOD_TEXT and row["flags"] == [] and row["text_fingerprint"]
@@ -158,8 +187,9 @@ def test_clean_review_publishes_and_updates_aggregates(engine, people):
 
 
 def test_flagged_review_waits_and_leaves_aggregates(engine, people):
-    result = submit_review(engine, session_id=str(people["session"]), customer_id=str(people["customer"]),
-                           rating=1, text="Rubbish")
+    result = submit_review(
+        engine, session_id=str(people["session"]), customer_id=str(people["customer"]), rating=1, text="Rubbish"
+    )
     assert result.status == "pending" and result.flags == ("short_negative",)
     assert _reviews(engine)[0]["flags"] == ["short_negative"]
     assert tuple(_mechanic(engine, people["mechanic"])) == (Decimal("0.00"), 0)
@@ -180,15 +210,18 @@ def test_setting_sends_every_review_to_the_queue(engine, people):
     set_moderation_required(engine, ADMIN, True)
     with engine.connect() as conn:
         assert moderation_required(conn)
-    result = submit_review(engine, session_id=people["session"], customer_id=people["customer"], rating=5,
-                           text=GOOD_TEXT)
+    result = submit_review(
+        engine, session_id=people["session"], customer_id=people["customer"], rating=5, text=GOOD_TEXT
+    )
     assert result.status == "pending" and result.flags == ()
     set_moderation_required(engine, ADMIN, False)
     with engine.connect() as conn:
         assert not moderation_required(conn)
     changes = [(a["action"], a["before"], a["after"]) for a in _audit(engine)]
-    assert changes == [("review_settings.update", {"moderate_all": False}, {"moderate_all": True}),
-                       ("review_settings.update", {"moderate_all": True}, {"moderate_all": False})]
+    assert changes == [
+        ("review_settings.update", {"moderate_all": False}, {"moderate_all": True}),
+        ("review_settings.update", {"moderate_all": True}, {"moderate_all": False}),
+    ]
 
 
 def test_duplicate_text_is_flagged(engine, people):
@@ -198,7 +231,8 @@ def test_duplicate_text_is_flagged(engine, people):
         session = add_session(conn, other, people["mechanic"])
     copied = GOOD_TEXT.lower().replace(",", "")
     assert submit_review(engine, session_id=session, customer_id=other, rating=5, text=copied).flags == (
-        "duplicate_text",)
+        "duplicate_text",
+    )
 
 
 def test_review_burst_counts_the_last_day_only(engine, people):
@@ -206,15 +240,21 @@ def test_review_burst_counts_the_last_day_only(engine, people):
     with engine.begin() as conn:
         for hours in (30, 40, 50):  # older than the window: not a burst
             add_review(conn, mechanic, 5, customer_id=customer, created_at=NOW - dt.timedelta(hours=hours))
-    assert submit_review(engine, session_id=people["session"], customer_id=customer, rating=5,
-                         text=GOOD_TEXT).flags == ()
+    assert (
+        submit_review(engine, session_id=people["session"], customer_id=customer, rating=5, text=GOOD_TEXT).flags == ()
+    )
     with engine.begin() as conn:
         for hours in (1, 2):
             add_review(conn, mechanic, 5, customer_id=customer, created_at=NOW - dt.timedelta(hours=hours))
         session = add_session(conn, customer, mechanic)
     # three reviews in the last 24 h already (two added + the one submitted above): the fourth is a burst
-    assert submit_review(engine, session_id=session, customer_id=customer, rating=5,
-                         text="Second visit, sorted the squeaky belt quickly.").flags == ("review_burst",)
+    assert submit_review(
+        engine,
+        session_id=session,
+        customer_id=customer,
+        rating=5,
+        text="Second visit, sorted the squeaky belt quickly.",
+    ).flags == ("review_burst",)
 
 
 BAD_RATINGS = [0, 6, 3.5, "five", "5", True, None, -1]
@@ -240,8 +280,10 @@ def test_bad_intake_is_rejected_with_a_specific_error(engine, people):
         (dict(session_id=session, customer_id=stranger), "Only the session's customer can review it"),
         (dict(session_id=live, customer_id=customer), "is live; only completed sessions can be reviewed"),
         (dict(session_id=orphan, customer_id=customer), "has no mechanic to review"),
-        (dict(session_id=session, customer_id=customer, text="x" * (REVIEW_TEXT_MAX + 1)),
-         "Review text is 2,001 characters; the limit is 2,000"),
+        (
+            dict(session_id=session, customer_id=customer, text="x" * (REVIEW_TEXT_MAX + 1)),
+            "Review text is 2,001 characters; the limit is 2,000",
+        ),
         (dict(session_id=session, customer_id=customer, text="ok\x00"), "NUL character"),
         (dict(session_id=session, customer_id=customer, text=42), "Review text must be text, got int"),
     ]
@@ -269,6 +311,7 @@ def test_html_and_sql_in_text_are_stored_verbatim(engine, people):
 
 
 # --- aggregates and moderation -------------------------------------------------------
+
 
 def test_aggregates_count_published_reviews_only(engine):
     """Hand-computed: published 5, 4, 4 -> 13/3 = 4.333 -> 4.33 over 3; pending and hidden ignored."""
@@ -305,17 +348,50 @@ def test_moderation_transitions_change_aggregates_and_write_audit(engine):
     rows = {r["id"]: r for r in _reviews(engine)}
     assert rows[kept]["status"] == "published" and rows[kept]["hidden_reason"] is None
     assert rows[kept]["moderated_by"] == SUPPORT.email and rows[kept]["moderated_at"] is not None
-    audit = [(a["actor_email"], a["actor_role"], a["action"], a["entity_type"], a["entity_id"], a["before"],
-              a["after"], a["reason"]) for a in _audit(engine)]
+    audit = [
+        (
+            a["actor_email"],
+            a["actor_role"],
+            a["action"],
+            a["entity_type"],
+            a["entity_id"],
+            a["before"],
+            a["after"],
+            a["reason"],
+        )
+        for a in _audit(engine)
+    ]
     assert audit == [
-        (SUPPORT.email, "support", "review.publish", "mechanic_review", str(queued),
-         {"status": "pending", "hidden_reason": None}, {"status": "published", "hidden_reason": None}, None),
-        (ADMIN.email, "admin", "review.hide", "mechanic_review", str(kept),
-         {"status": "published", "hidden_reason": None},
-         {"status": "hidden", "hidden_reason": "not_genuine_experience"}, "not_genuine_experience"),
-        (SUPPORT.email, "support", "review.restore", "mechanic_review", str(kept),
-         {"status": "hidden", "hidden_reason": "not_genuine_experience"},
-         {"status": "published", "hidden_reason": None}, None),
+        (
+            SUPPORT.email,
+            "support",
+            "review.publish",
+            "mechanic_review",
+            str(queued),
+            {"status": "pending", "hidden_reason": None},
+            {"status": "published", "hidden_reason": None},
+            None,
+        ),
+        (
+            ADMIN.email,
+            "admin",
+            "review.hide",
+            "mechanic_review",
+            str(kept),
+            {"status": "published", "hidden_reason": None},
+            {"status": "hidden", "hidden_reason": "not_genuine_experience"},
+            "not_genuine_experience",
+        ),
+        (
+            SUPPORT.email,
+            "support",
+            "review.restore",
+            "mechanic_review",
+            str(kept),
+            {"status": "hidden", "hidden_reason": "not_genuine_experience"},
+            {"status": "published", "hidden_reason": None},
+            None,
+        ),
     ]
 
 
@@ -360,13 +436,14 @@ def test_concurrent_publishes_keep_the_aggregate_exact(pg_engine):
     rounds = 8
     with pg_engine.begin() as conn:
         mechanic = add_mechanic(conn)
-        pairs = [(add_review(conn, mechanic, 5, "pending"), add_review(conn, mechanic, 2, "pending"))
-                 for _ in range(rounds)]
+        pairs = [
+            (add_review(conn, mechanic, 5, "pending"), add_review(conn, mechanic, 2, "pending")) for _ in range(rounds)
+        ]
     errors = []
     for pair in pairs:
         barrier = threading.Barrier(2)
 
-        def publish(review_id, actor):
+        def publish(review_id, actor, barrier=barrier):  # this pair's barrier
             try:
                 barrier.wait()
                 moderate(pg_engine, actor, [review_id], "publish")
@@ -383,6 +460,7 @@ def test_concurrent_publishes_keep_the_aggregate_exact(pg_engine):
 
 
 # --- helpful votes -------------------------------------------------------------------
+
 
 def test_helpful_votes_count_once_per_voter(engine):
     with engine.begin() as conn:

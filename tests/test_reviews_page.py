@@ -16,7 +16,6 @@ from tests.factories import add_review
 from tests.page_support import APP, open_page
 
 
-
 def text(elements) -> str:
     return re.sub(r"\\(.)", r"\1", "\n".join(str(element.value) for element in elements))
 
@@ -31,8 +30,9 @@ def metric(at: AppTest, label: str) -> str:
 
 def status_of(engine, review_id) -> str:
     with engine.connect() as conn:
-        return conn.execute(sa.select(s.mechanic_reviews.c.status).where(s.mechanic_reviews.c.id == review_id)
-                            ).scalar_one()
+        return conn.execute(
+            sa.select(s.mechanic_reviews.c.status).where(s.mechanic_reviews.c.id == review_id)
+        ).scalar_one()
 
 
 def test_publishing_from_the_queue_changes_the_profile(shop):
@@ -104,8 +104,10 @@ def test_bulk_publish_and_filters(shop):
 @pytest.fixture
 def staff_login(shop, oidc_secrets):
     with shop["engine"].begin() as conn:
-        conn.execute(s.staff_roles.insert(), [{"email": "sam@example.com", "role": "support"},
-                                              {"email": "max@example.com", "role": "manager"}])
+        conn.execute(
+            s.staff_roles.insert(),
+            [{"email": "sam@example.com", "role": "support"}, {"email": "max@example.com", "role": "manager"}],
+        )
     return shop
 
 

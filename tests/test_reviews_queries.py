@@ -12,12 +12,21 @@ from tests.factories import NOW, add_mechanic, add_review, add_user, read
 
 DAY = dt.timedelta(days=1)
 
+
 def test_moderation_queue_is_oldest_first_with_filters(engine):
     with engine.begin() as conn:
         rita, bo = add_mechanic(conn, "Rita"), add_mechanic(conn, "Bo")
         customer = add_user(conn, "Cal <script>")
-        old = add_review(conn, rita, 1, "pending", created_at=NOW - 3 * DAY, flags=["short_negative"],
-                         customer_id=customer, review_text="Bad")
+        old = add_review(
+            conn,
+            rita,
+            1,
+            "pending",
+            created_at=NOW - 3 * DAY,
+            flags=["short_negative"],
+            customer_id=customer,
+            review_text="Bad",
+        )
         mid = add_review(conn, bo, 4, "pending", created_at=NOW - 2 * DAY, flags=["link_or_promo", "profanity"])
         new = add_review(conn, rita, 5, "pending", created_at=NOW - DAY, flags=[])
         add_review(conn, rita, 2, "published", created_at=NOW - 5 * DAY)
@@ -47,8 +56,13 @@ def test_moderation_queue_is_oldest_first_with_filters(engine):
 
     counts = read(engine, rq.queue_flag_counts)
     assert dict(zip(counts["flag"], counts["reviews"])) == {
-        "personal_data": 0, "link_or_promo": 1, "profanity": 1, "short_negative": 1,
-        "duplicate_text": 0, "review_burst": 0}
+        "personal_data": 0,
+        "link_or_promo": 1,
+        "profanity": 1,
+        "short_negative": 1,
+        "duplicate_text": 0,
+        "review_burst": 0,
+    }
 
 
 def test_recent_reviews_of_a_customer_and_a_mechanic(engine):
@@ -60,8 +74,7 @@ def test_recent_reviews_of_a_customer_and_a_mechanic(engine):
         other = add_review(conn, rita, 4, "pending", created_at=NOW)
     assert list(read(engine, rq.recent_reviews, customer_id=cal)["id"]) == [second, first]
     assert list(read(engine, rq.recent_reviews, mechanic_id=rita)["id"]) == [other, first]
-    assert list(read(engine, rq.recent_reviews, mechanic_id=rita, statuses=("published", "hidden"))["id"]) == [
-        first]
+    assert list(read(engine, rq.recent_reviews, mechanic_id=rita, statuses=("published", "hidden"))["id"]) == [first]
     assert list(read(engine, rq.recent_reviews, customer_id=cal, limit=1)["id"]) == [second]
     with pytest.raises(ValueError):
         read(engine, rq.recent_reviews)

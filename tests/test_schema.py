@@ -17,10 +17,12 @@ from dashboard.core.migrate import alembic_config, current_revision, upgrade
 def _columns(engine) -> dict[str, set[str]]:
     """{table: {columns}} as the database reports it, with ``auth`` folded in."""
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT table_name, column_name FROM information_schema.columns "
-            "WHERE table_schema IN ('public', 'main', 'auth') AND table_name <> 'alembic_version'"
-        )).all()
+        rows = conn.execute(
+            sa.text(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema IN ('public', 'main', 'auth') AND table_name <> 'alembic_version'"
+            )
+        ).all()
     out: dict[str, set[str]] = {}
     for table, column in rows:
         out.setdefault(table, set()).add(column)
@@ -56,14 +58,23 @@ def test_baseline_keeps_existing_platform_tables_and_rows(empty_url):
         if is_pg:
             conn.execute(sa.text("CREATE SCHEMA auth"))
         users = "auth.users" if is_pg else "users"
-        conn.execute(sa.text(f"CREATE TABLE {users} (id uuid PRIMARY KEY, email text NOT NULL, "
-                             "created_at timestamptz NOT NULL DEFAULT now())"))
+        conn.execute(
+            sa.text(
+                f"CREATE TABLE {users} (id uuid PRIMARY KEY, email text NOT NULL, "
+                "created_at timestamptz NOT NULL DEFAULT now())"
+            )
+        )
         conn.execute(sa.text(f"INSERT INTO {users} (id, email) VALUES (:i, 'kept@example.com')"), {"i": user_id})
-        conn.execute(sa.text("CREATE TABLE mechanics (user_id uuid PRIMARY KEY, display_name text NOT NULL, "
-                             "timezone text NOT NULL DEFAULT 'UTC', is_active boolean NOT NULL DEFAULT true, "
-                             "created_at timestamptz NOT NULL DEFAULT now())"))
-        conn.execute(sa.text("INSERT INTO mechanics (user_id, display_name) VALUES (:i, 'Kept Mechanic')"),
-                     {"i": user_id})
+        conn.execute(
+            sa.text(
+                "CREATE TABLE mechanics (user_id uuid PRIMARY KEY, display_name text NOT NULL, "
+                "timezone text NOT NULL DEFAULT 'UTC', is_active boolean NOT NULL DEFAULT true, "
+                "created_at timestamptz NOT NULL DEFAULT now())"
+            )
+        )
+        conn.execute(
+            sa.text("INSERT INTO mechanics (user_id, display_name) VALUES (:i, 'Kept Mechanic')"), {"i": user_id}
+        )
     upgrade(engine)
     with engine.connect() as conn:
         assert conn.execute(sa.select(s.users.c.email)).scalar_one() == "kept@example.com"
@@ -118,13 +129,21 @@ def _valid_row(conn, table: str, uid: uuid.UUID) -> dict:
     return {
         "profiles": {"id": uid, "plan": "standard"},
         "mechanic_reviews": {"session_id": session_id, "mechanic_id": uid, "customer_id": uid, "rating": 5},
-        "mechanic_availability_slots": {"mechanic_id": uid, "day_of_week": 1, "start_time": dt.time(9),
-                                        "end_time": dt.time(17), "price_multiplier": "1.00"},
+        "mechanic_availability_slots": {
+            "mechanic_id": uid,
+            "day_of_week": 1,
+            "start_time": dt.time(9),
+            "end_time": dt.time(17),
+            "price_multiplier": "1.00",
+        },
         "sessions": {"customer_id": uid},
         "requests": {"customer_id": uid},
         "crm_interactions": {"customer_id": uid, "interaction_type": "intake", "session_id": session_id},
-        "upsell_recommendations": {"customer_id": uid, "recommendation_type": "follow_up",
-                                   "service_title": "Follow-up"},
+        "upsell_recommendations": {
+            "customer_id": uid,
+            "recommendation_type": "follow_up",
+            "service_title": "Follow-up",
+        },
         "email_outbox": {"session_id": session_id, "milestone": "session_ended", "recipient": "a@example.com"},
         "staff_roles": {"email": "ops@example.com", "role": "admin"},
         "mechanics": {"user_id": other_user, "display_name": "N"},
@@ -172,8 +191,8 @@ def test_one_review_per_session(engine):
 def test_postgres_declares_on_delete_actions(pg_engine):
     """DuckDB has no ON DELETE actions; PostgreSQL must have the seed's."""
     with pg_engine.connect() as conn:
-        actions = dict(conn.execute(sa.text(
-            "SELECT conname, confdeltype FROM pg_constraint WHERE contype = 'f'"
-        )).all())
+        actions = dict(
+            conn.execute(sa.text("SELECT conname, confdeltype FROM pg_constraint WHERE contype = 'f'")).all()
+        )
     assert actions["fk_mechanic_reviews_session_id_sessions"] == "c"  # cascade
     assert actions["fk_crm_interactions_session_id_sessions"] == "n"  # set null

@@ -11,12 +11,20 @@ import tomllib
 import pytest
 import sqlalchemy as sa
 
+from dashboard.core.db import DatabaseUnavailable, check_connection, explain_failure, make_engine, redact
 from dashboard.core.settings import (
-    DEFAULT_DUCKDB, DEFAULTS, ROOT, SETTINGS, ConfigError, Settings, leaves, load_settings, normalize_url,
+    DEFAULT_DUCKDB,
+    DEFAULTS,
+    ROOT,
+    SETTINGS,
+    ConfigError,
+    Settings,
+    leaves,
+    load_settings,
+    normalize_url,
 )
 from dashboard.domain.calendars.slots import SlotRules
 from dashboard.domain.followups import FollowUpRules
-from dashboard.core.db import DatabaseUnavailable, check_connection, explain_failure, make_engine, redact
 
 PG = "postgresql+psycopg://u:secret@db.example:5432/app"
 
@@ -54,8 +62,11 @@ def nested(dotted: str, value) -> dict:
 EXAMPLE = (ROOT / ".streamlit" / "secrets.toml.example").read_text()
 # dotted path -> value of each setting in the example, the commented-out ones (``# key = value``) too;
 # [auth] is Streamlit's own (its login), not a setting of the table
-DOCUMENTED = {path: value for path, value in leaves(tomllib.loads(re.sub(r"(?m)^# ([a-z_]+ = )", r"\1", EXAMPLE)))
-              if not path.startswith("auth.")}
+DOCUMENTED = {
+    path: value
+    for path, value in leaves(tomllib.loads(re.sub(r"(?m)^# ([a-z_]+ = )", r"\1", EXAMPLE)))
+    if not path.startswith("auth.")
+}
 
 
 def test_every_setting_is_in_the_readme_table_and_nothing_else():
@@ -72,11 +83,16 @@ def test_every_setting_is_in_the_secrets_example_and_nothing_else():
 def test_defaults_come_from_the_table():
     assert len({setting.name for setting in SETTINGS}) == len(SETTINGS)
     assert dict(load_settings({}, secrets={}).values) == DEFAULTS
-    plain = Settings(database_url="duckdb:///x", read_url=None, source="environment", allow_anonymous=False,
-                     demo_scale=1, secrets={})
+    plain = Settings(
+        database_url="duckdb:///x", read_url=None, source="environment", allow_anonymous=False, demo_scale=1, secrets={}
+    )
     assert plain.values == DEFAULTS and plain.demo_role == DEFAULTS["app.demo_role"]
     assert SlotRules.from_settings(plain) == SlotRules()
-    assert FollowUpRules.from_settings(plain) == FollowUpRules() == FollowUpRules.from_settings(load_settings({}, secrets={}))
+    assert (
+        FollowUpRules.from_settings(plain)
+        == FollowUpRules()
+        == FollowUpRules.from_settings(load_settings({}, secrets={}))
+    )
 
 
 @pytest.mark.parametrize("setting", SETTINGS, ids=[setting.name for setting in SETTINGS])
@@ -113,11 +129,17 @@ def test_messages_name_the_setting_its_source_and_what_is_allowed(tmp_path):
     with pytest.raises(ConfigError, match=r"^\[pitwall\] demo_scale must be a number above 0 and at most 1000"):
         load_settings({}, path)
     path.write_text('[resend]\napi_kee = "re_x"\n')
-    with pytest.raises(ConfigError, match=r"^\[resend\] api_kee is not a setting \(in .*\); the settings there "
-                                          r"are api_key, api_url, from, reply_to$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^\[resend\] api_kee is not a setting \(in .*\); the settings there "
+        r"are api_key, api_url, from, reply_to$",
+    ):
         load_settings({}, path)
-    with pytest.raises(ConfigError, match=r"^DATABASE_URL is not usable: Unsupported database URL scheme "
-                                          r"'mysql'") as info:
+    with pytest.raises(
+        ConfigError,
+        match=r"^DATABASE_URL is not usable: Unsupported database URL scheme "
+        r"'mysql'",
+    ) as info:
         load_settings({"DATABASE_URL": "mysql://u:hunter2@h/db"}, secrets={})
     assert "hunter2" not in str(info.value)
 
@@ -147,8 +169,12 @@ def test_embedded_default_without_any_setting(tmp_path):
 
 
 def test_environment_overrides_for_path_replica_and_anonymous(tmp_path):
-    env = {"PITWALL_DUCKDB_PATH": str(tmp_path / "x.duckdb"), "DATABASE_READ_URL": "postgresql://r@h/db",
-           "PITWALL_ALLOW_ANONYMOUS": "yes", "PITWALL_SECRETS": str(tmp_path / "none.toml")}
+    env = {
+        "PITWALL_DUCKDB_PATH": str(tmp_path / "x.duckdb"),
+        "DATABASE_READ_URL": "postgresql://r@h/db",
+        "PITWALL_ALLOW_ANONYMOUS": "yes",
+        "PITWALL_SECRETS": str(tmp_path / "none.toml"),
+    }
     settings = load_settings(env)
     assert settings.database_url == f"duckdb:///{tmp_path / 'x.duckdb'}"
     assert settings.read_url == "postgresql+psycopg://r@h/db" and settings.allow_anonymous
@@ -185,7 +211,10 @@ def test_unreachable_database_message_is_one_line_without_password():
 def test_cli_prints_one_line_error_for_unreachable_database():
     result = subprocess.run(
         [sys.executable, "-m", "dashboard", "migrate", "--database", "postgresql://postgres@127.0.0.1:1/nowhere"],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: Cannot reach the database")
@@ -195,8 +224,13 @@ def test_cli_prints_one_line_error_for_unreachable_database():
 def test_locked_duckdb_file_is_explained(tmp_path):
     path = tmp_path / "locked.duckdb"
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb,time; c=duckdb.connect({str(path)!r}); print('ready', flush=True); time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb,time; c=duckdb.connect({str(path)!r}); print('ready', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "ready"
@@ -206,12 +240,15 @@ def test_locked_duckdb_file_is_explained(tmp_path):
         holder.kill()
 
 
-@pytest.mark.parametrize("url, secret", [
-    ("postgresql+psycopg://u:hunter2@db.example/app", "hunter2"),
-    ("postgresql+psycopg://u@db.example/app?password=hunter2", "hunter2"),
-    ("postgresql+psycopg://u@db.example/app?sslmode=require&sslpassword=keypass", "keypass"),
-    ("postgresql+psycopg://u@db.example/app?passfile=/run/pgpass", "/run/pgpass"),
-])
+@pytest.mark.parametrize(
+    "url, secret",
+    [
+        ("postgresql+psycopg://u:hunter2@db.example/app", "hunter2"),
+        ("postgresql+psycopg://u@db.example/app?password=hunter2", "hunter2"),
+        ("postgresql+psycopg://u@db.example/app?sslmode=require&sslpassword=keypass", "keypass"),
+        ("postgresql+psycopg://u@db.example/app?passfile=/run/pgpass", "/run/pgpass"),
+    ],
+)
 def test_redact_removes_every_credential_form(url, secret):
     shown = redact(url)
     assert secret not in shown and "***" in shown
@@ -230,8 +267,9 @@ def test_unreachable_database_message_hides_a_password_given_as_query_parameter(
 
 
 def test_driver_message_is_scrubbed_of_the_password():
-    message = explain_failure(RuntimeError('invalid option "password=hunter2"'),
-                              "postgresql+psycopg://u@h/db?password=hunter2")
+    message = explain_failure(
+        RuntimeError('invalid option "password=hunter2"'), "postgresql+psycopg://u@h/db?password=hunter2"
+    )
     assert "hunter2" not in message and 'invalid option "password=***"' in message
 
 

@@ -16,8 +16,7 @@ import sqlalchemy as sa
 from dashboard.core import schema as s
 from dashboard.core.auth import Actor, PermissionDenied
 from dashboard.core.errors import ChangedMeanwhile, Conflict, Invalid, NotFound
-from dashboard.domain.upsells import record_upsell_event, save_service
-from dashboard.domain.upsells import refresh_recommendations
+from dashboard.domain.upsells import record_upsell_event, refresh_recommendations, save_service
 from queries.upsells import customer_cards, recommended_next_service
 from tests.factories import staff_fixture
 from tests.upsells_scenario import ADMIN, NOW, SUPPORT, P, S, at
@@ -39,10 +38,13 @@ def test_rules_fire_and_hold_back_by_hand(upsell_db):
     result = refresh_recommendations(upsell_db, now=NOW)
     assert created(upsell_db) == {
         ("s1", "follow_up"),
-        ("s2c", "maintenance_plan"), ("s2c", "premium_upgrade"),
-        ("s3", "follow_up"), ("s3", "maintenance_plan"),
+        ("s2c", "maintenance_plan"),
+        ("s2c", "premium_upgrade"),
+        ("s3", "follow_up"),
+        ("s3", "maintenance_plan"),
         ("s4b", "premium_upgrade"),
-        ("s8b", "follow_up"), ("s8b", "premium_upgrade"),
+        ("s8b", "follow_up"),
+        ("s8b", "premium_upgrade"),
     }
     assert result.created == {"follow_up": 3, "maintenance_plan": 2, "premium_upgrade": 3}
     assert result.without_service == ()
@@ -50,7 +52,11 @@ def test_rules_fire_and_hold_back_by_hand(upsell_db):
     with upsell_db.connect() as conn:
         row = conn.execute(sa.select(rec).where(rec.c.session_id == S["s1"])).mappings().one()
     assert (row["customer_id"], row["service_title"], row["price_cents"], row["shown_at"]) == (
-        P["P1"], "Follow-up call", 1900, NOW)
+        P["P1"],
+        "Follow-up call",
+        1900,
+        NOW,
+    )
     assert row["clicked_at"] is None and row["purchased_at"] is None
 
 
@@ -68,10 +74,16 @@ def test_lapsed_and_bought_recommendations(upsell_db):
     with upsell_db.begin() as conn:  # P1 buys the follow-up; P8's lapses unbought
         conn.execute(rec.update().where(rec.c.session_id == S["s1"]).values(purchased_at=NOW))
         conn.execute(sa.delete(rec).where(rec.c.session_id == S["s8b"], rec.c.recommendation_type == "premium_upgrade"))
-        later = {"status": "completed", "ended_at": at(6, 20), "summary_submitted_at": at(6, 20, 13),
-                 "next_steps": "Check again"}
-        conn.execute(s.sessions.insert(), [{**later, "customer_id": P["P1"]}, {**later, "customer_id": P["P8"]},
-                                           {**later, "customer_id": P["P2"]}])
+        later = {
+            "status": "completed",
+            "ended_at": at(6, 20),
+            "summary_submitted_at": at(6, 20, 13),
+            "next_steps": "Check again",
+        }
+        conn.execute(
+            s.sessions.insert(),
+            [{**later, "customer_id": P["P1"]}, {**later, "customer_id": P["P8"]}, {**later, "customer_id": P["P2"]}],
+        )
     made = refresh_recommendations(upsell_db, now=at(6, 21)).created
     # follow_up: P1 bought its last one, P2 never had one; P8's is still open (shown 1 June).
     # premium: P1 now has 2 sessions, P8's was removed, P2's is open.
@@ -81,8 +93,11 @@ def test_lapsed_and_bought_recommendations(upsell_db):
 
 def test_a_type_without_an_active_service_is_not_offered(upsell_db):
     with upsell_db.begin() as conn:
-        conn.execute(s.upsell_services.update().where(s.upsell_services.c.recommendation_type == "premium_upgrade")
-                     .values(is_active=False))
+        conn.execute(
+            s.upsell_services.update()
+            .where(s.upsell_services.c.recommendation_type == "premium_upgrade")
+            .values(is_active=False)
+        )
     result = refresh_recommendations(upsell_db, now=NOW)
     assert result.created == {"follow_up": 3, "maintenance_plan": 2}
     assert result.without_service == ("premium_upgrade",)
@@ -109,8 +124,13 @@ def audit_rows(engine):
         return conn.execute(query).mappings().all()
 
 
-FORM = {"recommendation_type": "follow_up", "title": "Repair check call", "description": "Show the repair.",
-        "price": "29.00", "is_active": True}
+FORM = {
+    "recommendation_type": "follow_up",
+    "title": "Repair check call",
+    "description": "Show the repair.",
+    "price": "29.00",
+    "is_active": True,
+}
 
 
 def test_admin_adds_an_active_service_and_the_old_one_retires(upsell_db):
@@ -119,13 +139,20 @@ def test_admin_adds_an_active_service_and_the_old_one_retires(upsell_db):
     assert (row["id"], row["price_cents"], row["is_active"], row["updated_by"]) == (new_id, 2900, True, ADMIN.email)
     assert service(upsell_db, "Follow-up call")["is_active"] is False
     actions = [(r["action"], r["entity_type"], r["reason"]) for r in audit_rows(upsell_db)]
-    assert sorted(actions) == [("upsell_service.create", "upsell_service", None),
-                               ("upsell_service.update", "upsell_service", "another follow_up service was activated")]
+    assert sorted(actions) == [
+        ("upsell_service.create", "upsell_service", None),
+        ("upsell_service.update", "upsell_service", "another follow_up service was activated"),
+    ]
     assert refresh_recommendations(upsell_db, now=NOW).created["follow_up"] == 3
     rec = s.upsell_recommendations
     with upsell_db.connect() as conn:
-        assert set(conn.execute(sa.select(rec.c.price_cents).where(
-            rec.c.recommendation_type == "follow_up", rec.c.session_id.isnot(None))).scalars()) == {2900}
+        assert set(
+            conn.execute(
+                sa.select(rec.c.price_cents).where(
+                    rec.c.recommendation_type == "follow_up", rec.c.session_id.isnot(None)
+                )
+            ).scalars()
+        ) == {2900}
 
 
 def test_admin_edits_a_price_and_only_changes_are_audited(upsell_db):
@@ -138,24 +165,27 @@ def test_admin_edits_a_price_and_only_changes_are_audited(upsell_db):
     assert (row["before"]["price_cents"], row["after"]["price_cents"]) == (999, 1250)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"title": "ab"}, "3 to 80 characters"),
-    ({"title": "x" * 81}, "The title is 81 characters; the limit is 80"),
-    ({"title": "Brake\x00check"}, "The title contains a NUL character"),
-    ({"title": ["Brake", "check"]}, "The title must be text, not list"),
-    ({"title": "  follow-UP   call "}, "already called"),
-    ({"description": "x" * 301}, "The description is 301 characters; the limit is 300"),
-    ({"description": "Show\x00"}, "The description contains a NUL character"),
-    ({"price": "1e30"}, "at most \\$1,000.00"),
-    ({"price": float("inf")}, "Price must be a finite number"),
-    ({"price": "0"}, "above \\$0.00"),
-    ({"price": "1000.01"}, "at most \\$1,000.00"),
-    ({"price": "19.999"}, "two decimals"),
-    ({"price": "free"}, "not a number"),
-    ({"price": ""}, "required"),
-    ({"recommendation_type": "gift_card"}, "Unknown recommendation type"),
-    ({"is_active": "yes"}, "yes or no"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"title": "ab"}, "3 to 80 characters"),
+        ({"title": "x" * 81}, "The title is 81 characters; the limit is 80"),
+        ({"title": "Brake\x00check"}, "The title contains a NUL character"),
+        ({"title": ["Brake", "check"]}, "The title must be text, not list"),
+        ({"title": "  follow-UP   call "}, "already called"),
+        ({"description": "x" * 301}, "The description is 301 characters; the limit is 300"),
+        ({"description": "Show\x00"}, "The description contains a NUL character"),
+        ({"price": "1e30"}, "at most \\$1,000.00"),
+        ({"price": float("inf")}, "Price must be a finite number"),
+        ({"price": "0"}, "above \\$0.00"),
+        ({"price": "1000.01"}, "at most \\$1,000.00"),
+        ({"price": "19.999"}, "two decimals"),
+        ({"price": "free"}, "not a number"),
+        ({"price": ""}, "required"),
+        ({"recommendation_type": "gift_card"}, "Unknown recommendation type"),
+        ({"is_active": "yes"}, "yes or no"),
+    ],
+)
 def test_invalid_services_change_nothing(upsell_db, change, message):
     with pytest.raises(Conflict if message == "already called" else Invalid, match=message):
         save_service(upsell_db, ADMIN, None, **{**FORM, **change})
@@ -167,7 +197,9 @@ def test_a_service_changed_meanwhile_is_not_overwritten(upsell_db):
     current = service(upsell_db, "Premium")
     form = {"recommendation_type": "premium_upgrade", "title": "Premium", "description": None, "is_active": True}
     save_service(upsell_db, OTHER_ADMIN, current["id"], **form, price="11.00", seen_updated_at=current["updated_at"])
-    with pytest.raises(ChangedMeanwhile, match="The service 'Premium' was changed by al@pitwall.test at .* UTC: reload"):
+    with pytest.raises(
+        ChangedMeanwhile, match="The service 'Premium' was changed by al@pitwall.test at .* UTC: reload"
+    ):
         save_service(upsell_db, ADMIN, current["id"], **form, price="12.50", seen_updated_at=current["updated_at"])
     assert service(upsell_db, "Premium")["price_cents"] == 1100
     assert len(audit_rows(upsell_db)) == 1
@@ -186,36 +218,81 @@ def test_only_admins_edit_the_catalogue(upsell_db):
 
 def test_postgres_allows_one_active_service_per_type(pg_engine):
     with pytest.raises(sa.exc.IntegrityError), pg_engine.begin() as conn:
-        conn.execute(s.upsell_services.insert(), [
-            {"recommendation_type": "follow_up", "title": f"Call {n}", "price_cents": 100} for n in (1, 2)])
+        conn.execute(
+            s.upsell_services.insert(),
+            [{"recommendation_type": "follow_up", "title": f"Call {n}", "price_cents": 100} for n in (1, 2)],
+        )
 
 
 # --- the customer's cards and the platform's events ---------------------------------------------
+
 
 @pytest.fixture
 def pat(engine):
     """Pat's recommendations: a follow-up call shown 2 days ago, a plan shown 5 days ago and
     clicked, a bought upgrade, and a call shown 40 days ago (lapsed); Quinn has one of his own."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ids = {name: uuid.uuid4() for name in ("pat", "quinn", "session", "call", "plan", "bought", "lapsed", "theirs")}
     with engine.begin() as conn:
         conn.execute(s.users.insert(), [{"id": ids[n], "email": f"{n}@example.com"} for n in ("pat", "quinn")])
         conn.execute(s.sessions.insert().values(id=ids["session"], customer_id=ids["pat"], status="completed"))
-        base = {"customer_id": ids["pat"], "session_id": ids["session"], "service_description": None,
-                "clicked_at": None, "purchased_at": None}
-        conn.execute(s.upsell_recommendations.insert(), [
-            {**base, "id": ids["call"], "recommendation_type": "follow_up", "service_title": "Follow-up call",
-             "service_description": "We check the <b>repair</b>.", "price_cents": 1900,
-             "shown_at": now - dt.timedelta(days=2)},
-            {**base, "id": ids["plan"], "recommendation_type": "maintenance_plan", "service_title": "Plan",
-             "price_cents": 9900, "shown_at": now - dt.timedelta(days=5), "clicked_at": now - dt.timedelta(days=4)},
-            {**base, "id": ids["bought"], "recommendation_type": "premium_upgrade", "service_title": "Premium",
-             "price_cents": 999, "shown_at": now - dt.timedelta(days=3), "purchased_at": now - dt.timedelta(days=3)},
-            {**base, "id": ids["lapsed"], "recommendation_type": "follow_up", "service_title": "Old call",
-             "price_cents": 1500, "shown_at": now - dt.timedelta(days=40)},
-            {**base, "id": ids["theirs"], "customer_id": ids["quinn"], "session_id": None, "recommendation_type": "follow_up",
-             "service_title": "Quinn's call", "price_cents": 1900, "shown_at": now - dt.timedelta(days=1)},
-        ])
+        base = {
+            "customer_id": ids["pat"],
+            "session_id": ids["session"],
+            "service_description": None,
+            "clicked_at": None,
+            "purchased_at": None,
+        }
+        conn.execute(
+            s.upsell_recommendations.insert(),
+            [
+                {
+                    **base,
+                    "id": ids["call"],
+                    "recommendation_type": "follow_up",
+                    "service_title": "Follow-up call",
+                    "service_description": "We check the <b>repair</b>.",
+                    "price_cents": 1900,
+                    "shown_at": now - dt.timedelta(days=2),
+                },
+                {
+                    **base,
+                    "id": ids["plan"],
+                    "recommendation_type": "maintenance_plan",
+                    "service_title": "Plan",
+                    "price_cents": 9900,
+                    "shown_at": now - dt.timedelta(days=5),
+                    "clicked_at": now - dt.timedelta(days=4),
+                },
+                {
+                    **base,
+                    "id": ids["bought"],
+                    "recommendation_type": "premium_upgrade",
+                    "service_title": "Premium",
+                    "price_cents": 999,
+                    "shown_at": now - dt.timedelta(days=3),
+                    "purchased_at": now - dt.timedelta(days=3),
+                },
+                {
+                    **base,
+                    "id": ids["lapsed"],
+                    "recommendation_type": "follow_up",
+                    "service_title": "Old call",
+                    "price_cents": 1500,
+                    "shown_at": now - dt.timedelta(days=40),
+                },
+                {
+                    **base,
+                    "id": ids["theirs"],
+                    "customer_id": ids["quinn"],
+                    "session_id": None,
+                    "recommendation_type": "follow_up",
+                    "service_title": "Quinn's call",
+                    "price_cents": 1900,
+                    "shown_at": now - dt.timedelta(days=1),
+                },
+            ],
+        )
     return ids
 
 
@@ -227,21 +304,39 @@ def test_customer_cards_are_the_open_recommendations_clicked_first(engine, pat):
         with pytest.raises(Invalid, match="not a valid id"):
             customer_cards(conn, "pat")
     assert cards == [
-        {"id": pat["plan"], "kind": "maintenance_plan", "title": "Plan", "description": None, "price_cents": 9900,
-         "reason": "open recommendation, clicked but not bought"},
-        {"id": pat["call"], "kind": "follow_up", "title": "Follow-up call",
-         "description": "We check the <b>repair</b>.", "price_cents": 1900,
-         "reason": "open recommendation, shown but not clicked"},
+        {
+            "id": pat["plan"],
+            "kind": "maintenance_plan",
+            "title": "Plan",
+            "description": None,
+            "price_cents": 9900,
+            "reason": "open recommendation, clicked but not bought",
+        },
+        {
+            "id": pat["call"],
+            "kind": "follow_up",
+            "title": "Follow-up call",
+            "description": "We check the <b>repair</b>.",
+            "price_cents": 1900,
+            "reason": "open recommendation, shown but not clicked",
+        },
     ]
-    assert best == {"kind": "maintenance_plan", "title": "Plan", "price_cents": 9900,
-                    "reason": "open recommendation, clicked but not bought"}
+    assert best == {
+        "kind": "maintenance_plan",
+        "title": "Plan",
+        "price_cents": 9900,
+        "reason": "open recommendation, clicked but not bought",
+    }
     assert nothing == ([], None)
 
 
 def _recommendation(engine, rid) -> dict:
     with engine.connect() as conn:
-        return dict(conn.execute(sa.select(s.upsell_recommendations)
-                                 .where(s.upsell_recommendations.c.id == rid)).mappings().one())
+        return dict(
+            conn.execute(sa.select(s.upsell_recommendations).where(s.upsell_recommendations.c.id == rid))
+            .mappings()
+            .one()
+        )
 
 
 def _interactions(engine) -> list[tuple]:
@@ -256,7 +351,7 @@ def _json(value):
 
 
 def test_each_upsell_event_is_recorded_once_with_its_interaction(engine, pat):
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     shown, clicked, bought = now - dt.timedelta(hours=3), now - dt.timedelta(hours=2), now - dt.timedelta(hours=1)
     call, customer = pat["call"], pat["pat"]
     first = record_upsell_event(engine, call, customer, "shown", at=shown)
@@ -270,17 +365,24 @@ def test_each_upsell_event_is_recorded_once_with_its_interaction(engine, pat):
     row = _recommendation(engine, call)
     assert (row["shown_at"], row["clicked_at"], row["purchased_at"]) == (shown, clicked, bought)
     ref = {"recommendation_id": str(call), "recommendation_type": "follow_up"}
-    assert _interactions(engine) == [("upsell_shown", shown, ref), ("upsell_clicked", clicked, ref),
-                                     ("purchase", bought, {**ref, "price_cents": 1900})]
+    assert _interactions(engine) == [
+        ("upsell_shown", shown, ref),
+        ("upsell_clicked", clicked, ref),
+        ("purchase", bought, {**ref, "price_cents": 1900}),
+    ]
     with engine.connect() as conn:
-        trail = conn.execute(sa.select(s.audit_log.c.actor_email, s.audit_log.c.action)
-                             .order_by(s.audit_log.c.created_at)).all()
-    assert [tuple(r) for r in trail] == [("platform", "upsell.shown"), ("platform", "upsell.clicked"),
-                                         ("platform", "upsell.purchased")]
+        trail = conn.execute(
+            sa.select(s.audit_log.c.actor_email, s.audit_log.c.action).order_by(s.audit_log.c.created_at)
+        ).all()
+    assert [tuple(r) for r in trail] == [
+        ("platform", "upsell.shown"),
+        ("platform", "upsell.clicked"),
+        ("platform", "upsell.purchased"),
+    ]
 
 
 def test_bad_upsell_events_are_refused_and_change_nothing(engine, pat):
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     for rid, customer, event, when, message in [
         (pat["theirs"], pat["pat"], "clicked", None, f"No upsell recommendation with id {pat['theirs']}"),
         (uuid.uuid4(), pat["pat"], "clicked", None, "No upsell recommendation with id"),

@@ -1,5 +1,6 @@
-"""The Upsells page with streamlit's AppTest on the customers of ``upsell_db`` (tests/upsells_scenario.py), on both databases:
-performance numbers, the catalogue form (saved and audited, refused when invalid), read-only use."""
+"""The Upsells page with streamlit's AppTest on the customers of ``upsell_db``
+(tests/upsells_scenario.py), on both databases: performance numbers, the catalogue form (saved
+and audited, refused when invalid), read-only use."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from dashboard.core import schema as s
-from dashboard.ui import components as ui
 from dashboard.core.auth import Actor
 from dashboard.core.period import Period
 from dashboard.domain.upsells import refresh_recommendations
+from dashboard.ui import components as ui
 from queries import upsells as q
 from tests.factories import staff_fixture
 from tests.page_support import open_any_page
 from tests.upsells_scenario import ADMIN, NOW, SUPPORT, S
+
 staff = staff_fixture(ADMIN, SUPPORT)
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "upsells.py"
@@ -32,8 +34,11 @@ def sold(upsell_db, monkeypatch, tmp_path):
     refresh_recommendations(upsell_db, now=NOW)  # 8 recommendations shown on 1 June
     rec = s.upsell_recommendations
     with upsell_db.begin() as conn:  # P1 clicks and buys the $19 follow-up
-        conn.execute(rec.update().where(rec.c.session_id == S["s1"])
-                     .values(clicked_at=NOW + dt.timedelta(hours=1), purchased_at=NOW + dt.timedelta(hours=2)))
+        conn.execute(
+            rec.update()
+            .where(rec.c.session_id == S["s1"])
+            .values(clicked_at=NOW + dt.timedelta(hours=1), purchased_at=NOW + dt.timedelta(hours=2))
+        )
     return upsell_db
 
 
@@ -53,7 +58,12 @@ def test_performance_by_hand(sold):
     at = open_page(sold)
     assert [t.value for t in at.title] == ["Upsells"]
     assert {m.label: m.value for m in at.metric} == {
-        "Shown": "9", "Click rate": "11.1%", "Conversion": "11.1%", "Revenue": "$19.00", "Revenue per shown": "$2.11"}
+        "Shown": "9",
+        "Click rate": "11.1%",
+        "Conversion": "11.1%",
+        "Revenue": "$19.00",
+        "Revenue per shown": "$2.11",
+    }
     assert at.dataframe[0].value.shown.sum() == 9
     assert "No recommendation in the period followed a session with a mechanic" in at.info[0].value
 

@@ -50,13 +50,22 @@ class Cluster:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def _ctl(self, *args: str) -> None:
-        subprocess.run([*_as_postgres(), "pg_ctl", "-D", str(self.directory / "data"), "-w", "-t", "60", *args],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [*_as_postgres(), "pg_ctl", "-D", str(self.directory / "data"), "-w", "-t", "60", *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def start(self) -> None:
-        self._ctl("-l", str(self.directory / "server.log"),
-                  "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.directory} "
-                        "-c fsync=off -c max_connections=50", "start")
+        self._ctl(
+            "-l",
+            str(self.directory / "server.log"),
+            "-o",
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.directory} "
+            "-c fsync=off -c max_connections=50",
+            "start",
+        )
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server: ``fast`` ends sessions cleanly, ``immediate`` is a crash."""
@@ -77,8 +86,24 @@ def throwaway_cluster():
     if os.geteuid() == 0:
         user = pwd.getpwnam("postgres")
         os.chown(directory, user.pw_uid, user.pw_gid)
-    subprocess.run([*_as_postgres(), "initdb", "-D", str(directory / "data"), "-U", "postgres", "-A", "trust",
-                    "-E", "UTF8", "--no-sync"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            *_as_postgres(),
+            "initdb",
+            "-D",
+            str(directory / "data"),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     cluster = Cluster(directory, _free_port())
     cluster.start()
     try:

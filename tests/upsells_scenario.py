@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from dashboard.core import schema as s
 from dashboard.core.auth import Actor
 
-NOW = dt.datetime(2024, 6, 1, 12, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2024, 6, 1, 12, tzinfo=dt.UTC)
 ADMIN = Actor("ada@pitwall.test", "admin")
 SUPPORT = Actor("sam@pitwall.test", "support")
 CATALOGUE = {  # type: (title, price)
@@ -26,7 +26,7 @@ CATALOGUE = {  # type: (title, price)
 
 
 def at(month, day, hour=12) -> dt.datetime:
-    return dt.datetime(2024, month, day, hour, tzinfo=dt.timezone.utc)
+    return dt.datetime(2024, month, day, hour, tzinfo=dt.UTC)
 
 
 P = {name: uuid.uuid4() for name in ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8")}
@@ -42,7 +42,7 @@ SESSIONS = [  # (name, customer, ended, summary, parts, next steps, vehicle year
     # P3: premium; a 2014 car is 10 years old in 2024 -> maintenance_plan; next steps -> follow_up
     ("s3", "P3", at(5, 29), at(5, 29, 13), None, "Monitor it", 2014, "completed"),
     # P4: a 2015 car is 9 years old; the other session is older than 6 months -> only premium_upgrade
-    ("s4a", "P4", dt.datetime(2023, 1, 1, tzinfo=dt.timezone.utc), None, None, None, 2015, "completed"),
+    ("s4a", "P4", dt.datetime(2023, 1, 1, tzinfo=dt.UTC), None, None, None, 2015, "completed"),
     ("s4b", "P4", at(5, 31), at(5, 31, 13), "none needed", None, 2015, "completed"),
     # P5: would get follow_up and maintenance_plan, but has an open follow_up and bought a plan this year
     ("s5", "P5", at(5, 31), at(5, 31, 13), "Spark plugs", None, 2000, "completed"),
@@ -62,19 +62,38 @@ def write(conn) -> None:
     conn.execute(s.profiles.insert(), [{"id": P[n], "plan": PLANS.get(n, "standard")} for n in P])
     for name, who, ended, summary, parts, steps, year, status in SESSIONS:
         request = uuid.uuid4()
-        conn.execute(s.requests.insert().values(id=request, customer_id=P[who], vehicle_year=year,
-                                                created_at=ended - dt.timedelta(days=1)))
-        conn.execute(s.sessions.insert().values(
-            id=S[name], request_id=request, customer_id=P[who], status=status, ended_at=ended,
-            summary_submitted_at=summary, parts_needed=parts, next_steps=steps))
+        conn.execute(
+            s.requests.insert().values(
+                id=request, customer_id=P[who], vehicle_year=year, created_at=ended - dt.timedelta(days=1)
+            )
+        )
+        conn.execute(
+            s.sessions.insert().values(
+                id=S[name],
+                request_id=request,
+                customer_id=P[who],
+                status=status,
+                ended_at=ended,
+                summary_submitted_at=summary,
+                parts_needed=parts,
+                next_steps=steps,
+            )
+        )
     old = {"customer_id": P["P5"], "service_title": "Old offer", "price_cents": 100, "purchased_at": None}
-    conn.execute(s.upsell_recommendations.insert(), [
-        {**old, "recommendation_type": "follow_up", "shown_at": at(5, 20)},  # open
-        {**old, "recommendation_type": "follow_up", "shown_at": at(4, 1)},  # lapsed
-        {**old, "recommendation_type": "maintenance_plan", "shown_at": at(1, 1), "purchased_at": at(1, 2)},
-    ])
+    conn.execute(
+        s.upsell_recommendations.insert(),
+        [
+            {**old, "recommendation_type": "follow_up", "shown_at": at(5, 20)},  # open
+            {**old, "recommendation_type": "follow_up", "shown_at": at(4, 1)},  # lapsed
+            {**old, "recommendation_type": "maintenance_plan", "shown_at": at(1, 1), "purchased_at": at(1, 2)},
+        ],
+    )
     conn.execute(sa.delete(s.upsell_services))
-    conn.execute(s.upsell_services.insert(), [
-        {"recommendation_type": kind, "title": title, "price_cents": cents, "is_active": True}
-        for kind, (title, cents) in CATALOGUE.items()
-    ] + [{"recommendation_type": "follow_up", "title": "Retired call", "price_cents": 500, "is_active": False}])
+    conn.execute(
+        s.upsell_services.insert(),
+        [
+            {"recommendation_type": kind, "title": title, "price_cents": cents, "is_active": True}
+            for kind, (title, cents) in CATALOGUE.items()
+        ]
+        + [{"recommendation_type": "follow_up", "title": "Retired call", "price_cents": 500, "is_active": False}],
+    )

@@ -25,8 +25,14 @@ from dashboard.core.schema import audit_log
 
 def _plain(value: Any) -> Any:
     """JSON-safe copy of a row snapshot (uuids, decimals, dates become text)."""
-    return json.loads(json.dumps(value, default=lambda v: str(v) if isinstance(
-        v, (uuid.UUID, decimal.Decimal, dt.date, dt.time, dt.datetime)) else repr(v)))
+    return json.loads(
+        json.dumps(
+            value,
+            default=lambda v: (
+                str(v) if isinstance(v, (uuid.UUID, decimal.Decimal, dt.date, dt.time, dt.datetime)) else repr(v)
+            ),
+        )
+    )
 
 
 def record_audit(
@@ -58,7 +64,7 @@ def record_audit(
 def _clock(conn: Connection):
     if conn.dialect.name == "postgresql":
         return sa.func.clock_timestamp()
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class _Unchecked:
@@ -69,18 +75,24 @@ class _Unchecked:
 UNCHECKED = _Unchecked()  # "the caller did not say what it saw": an edit without the stale-view check
 
 
-def unchanged_since_seen(conn: Connection, seen: Any, stored: Any, what: str, entity_type: str,
-                         entity_id: Any) -> None:
+def unchanged_since_seen(conn: Connection, seen: Any, stored: Any, what: str, entity_type: str, entity_id: Any) -> None:
     """ChangedMeanwhile if the editor saw ``seen`` but ``stored`` is there now (``seen``
     UNCHECKED skips the check): an edit made from an out-of-date view. The message says who
     last changed ``what`` and when, from the audit trail (stored as ``entity_type``/``entity_id``)."""
     if seen is UNCHECKED or stored == seen:
         return
     a = audit_log
-    last = conn.execute(sa.select(a.c.actor_email, a.c.created_at)
-                        .where(a.c.entity_type == entity_type, a.c.entity_id == str(entity_id))
-                        .order_by(a.c.created_at.desc()).limit(1)).first()
-    by = "meanwhile" if last is None else (
-        f"by {last.actor_email} at {last.created_at.astimezone(dt.timezone.utc):%d %b %Y %H:%M} UTC")
-    raise ChangedMeanwhile(f"{what} was changed {by}: reload the page to see the change, then edit again. "
-                           "Nothing was saved.")
+    last = conn.execute(
+        sa.select(a.c.actor_email, a.c.created_at)
+        .where(a.c.entity_type == entity_type, a.c.entity_id == str(entity_id))
+        .order_by(a.c.created_at.desc())
+        .limit(1)
+    ).first()
+    by = (
+        "meanwhile"
+        if last is None
+        else (f"by {last.actor_email} at {last.created_at.astimezone(dt.UTC):%d %b %Y %H:%M} UTC")
+    )
+    raise ChangedMeanwhile(
+        f"{what} was changed {by}: reload the page to see the change, then edit again. Nothing was saved."
+    )

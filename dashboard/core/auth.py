@@ -70,8 +70,10 @@ def require_current_role(conn: Connection, actor: Actor | None, *allowed: str) -
     if role is None:
         raise PermissionDenied(f"{actor.email} is no longer on the staff list, so nothing was changed.")
     if role not in allowed:
-        raise PermissionDenied(f"Your role was changed to {role} since you signed in: only {' or '.join(allowed)} "
-                               "staff can do this, so nothing was changed. Reload the page.")
+        raise PermissionDenied(
+            f"Your role was changed to {role} since you signed in: only {' or '.join(allowed)} "
+            "staff can do this, so nothing was changed. Reload the page."
+        )
     return Actor(actor.email, role, actor.name)
 
 

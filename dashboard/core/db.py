@@ -13,8 +13,9 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
@@ -36,8 +37,11 @@ def is_write_conflict(exc: BaseException) -> bool:
     if isinstance(exc, sa.exc.IntegrityError):
         return True
     text = str(getattr(exc, "orig", None) or exc)
-    return isinstance(exc, sa.exc.OperationalError) and "TransactionContext Error" in text \
+    return (
+        isinstance(exc, sa.exc.OperationalError)
+        and "TransactionContext Error" in text
         and re.search(r"conflict|constraint violation", text, re.I) is not None
+    )
 
 
 T = TypeVar("T")
@@ -108,8 +112,7 @@ def make_engine(url: str) -> Engine:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, hide_parameters=True,
-                                  execution_options={"schema_translate_map": {"auth": None}})
+        engine = sa.create_engine(url, hide_parameters=True, execution_options={"schema_translate_map": {"auth": None}})
         sa.event.listen(engine, "connect", _duckdb_session_utc)
         return engine
     return sa.create_engine(
@@ -137,8 +140,10 @@ def explain_failure(exc: BaseException, url: str) -> str:
     where = redact(url)
     if url.startswith("duckdb://"):
         if re.search(r"lock|Conflicting lock", text, re.I):
-            return (f"The embedded database {make_url(url).database} is open in another process "
-                    "(DuckDB allows one writer): stop the app or run this from its Emails page.")
+            return (
+                f"The embedded database {make_url(url).database} is open in another process "
+                "(DuckDB allows one writer): stop the app or run this from its Emails page."
+            )
         return f"Cannot open the embedded database {make_url(url).database}: {text}"
     return f"Cannot reach the database at {where}: {text}. Check DATABASE_URL and that the server is running."
 

@@ -78,8 +78,9 @@ def schema_as_of(step: str) -> sa.MetaData:
         copy = sa.Table(table.name, md, *items, schema=table.schema)
         for index in table.indexes:
             if step_of(index, table) in steps:
-                sa.Index(index.name, *[copy.c[c.name] for c in index.columns], unique=index.unique,
-                         **index.dialect_kwargs).ddl_if(dialect="postgresql")
+                sa.Index(
+                    index.name, *[copy.c[c.name] for c in index.columns], unique=index.unique, **index.dialect_kwargs
+                ).ddl_if(dialect="postgresql")
     return md
 
 
@@ -97,25 +98,32 @@ def _existing_columns(conn: Connection, table: sa.Table) -> set[str]:
 
 
 def _pg_constraint_exists(conn: Connection, table: sa.Table, name: str) -> bool:
-    return conn.execute(
-        sa.text(
-            "SELECT 1 FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid "
-            "JOIN pg_namespace n ON n.oid = t.relnamespace "
-            "WHERE c.conname = :c AND t.relname = :t AND n.nspname = :s"
-        ),
-        {"c": name, "t": table.name, "s": _schema_name(conn, table)},
-    ).first() is not None
+    return (
+        conn.execute(
+            sa.text(
+                "SELECT 1 FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid "
+                "JOIN pg_namespace n ON n.oid = t.relnamespace "
+                "WHERE c.conname = :c AND t.relname = :t AND n.nspname = :s"
+            ),
+            {"c": name, "t": table.name, "s": _schema_name(conn, table)},
+        ).first()
+        is not None
+    )
 
 
 def _rebuild_duckdb(conn: Connection, table: sa.Table, kept: set[str]) -> None:
-    temp = sa.Table(f"{table.name}__rebuild", sa.MetaData(naming_convention=metadata.naming_convention),
-                    *[c._copy() for c in table.columns],
-                    *[sa.CheckConstraint(c.sqltext, name=c.name) for c in table.constraints
-                      if isinstance(c, sa.CheckConstraint)],
-                    *[sa.UniqueConstraint(*[col.name for col in c.columns], name=c.name)
-                      for c in table.constraints
-                      if isinstance(c, sa.UniqueConstraint) and not c._column_flag],
-                    schema=table.schema)
+    temp = sa.Table(
+        f"{table.name}__rebuild",
+        sa.MetaData(naming_convention=metadata.naming_convention),
+        *[c._copy() for c in table.columns],
+        *[sa.CheckConstraint(c.sqltext, name=c.name) for c in table.constraints if isinstance(c, sa.CheckConstraint)],
+        *[
+            sa.UniqueConstraint(*[col.name for col in c.columns], name=c.name)
+            for c in table.constraints
+            if isinstance(c, sa.UniqueConstraint) and not c._column_flag
+        ],
+        schema=table.schema,
+    )
     temp.create(conn)
     names = ", ".join(f'"{n}"' for n in table.columns.keys() if n in kept)
     prep = conn.dialect.identifier_preparer
@@ -137,12 +145,16 @@ def _add_missing(conn: Connection, table: sa.Table, step: str) -> None:
         return
     prep = conn.dialect.identifier_preparer
     for cons in replaced:
-        conn.execute(sa.text(f"ALTER TABLE {prep.format_table(table)} DROP CONSTRAINT IF EXISTS "
-                             f"{prep.format_constraint(cons)}"))
+        conn.execute(
+            sa.text(f"ALTER TABLE {prep.format_table(table)} DROP CONSTRAINT IF EXISTS {prep.format_constraint(cons)}")
+        )
     for column in missing:
         ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
-        conn.execute(sa.text(f"ALTER TABLE {conn.dialect.identifier_preparer.format_table(table)} "
-                             f"ADD COLUMN IF NOT EXISTS {ddl}"))
+        conn.execute(
+            sa.text(
+                f"ALTER TABLE {conn.dialect.identifier_preparer.format_table(table)} ADD COLUMN IF NOT EXISTS {ddl}"
+            )
+        )
     for cons in table.constraints:
         if isinstance(cons, (sa.CheckConstraint, sa.ForeignKeyConstraint)):
             name = conn.dialect.identifier_preparer.format_constraint(cons)

@@ -12,9 +12,9 @@ across daylight-saving changes. The URL keeps a period as ``from``, ``to``
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Mapping
 from zoneinfo import ZoneInfo, available_timezones
 
 DEFAULT_DAYS = 30
@@ -38,7 +38,7 @@ class Period:
         zone = ZoneInfo(self.tz)
 
         def midnight(day: dt.date) -> dt.datetime:
-            return dt.datetime.combine(day, dt.time(), zone).astimezone(dt.timezone.utc)
+            return dt.datetime.combine(day, dt.time(), zone).astimezone(dt.UTC)
 
         return midnight(self.start), midnight(self.end + dt.timedelta(days=1))
 

@@ -32,8 +32,15 @@ metadata = sa.MetaData(
 PLANS = ("standard", "premium")
 ACQUISITION_CHANNELS = ("organic_search", "paid_search", "social", "referral", "partner", "direct")
 REQUEST_CATEGORIES = (
-    "engine", "brakes", "electrical", "transmission", "suspension",
-    "hvac", "diagnostics", "tyres", "other",
+    "engine",
+    "brakes",
+    "electrical",
+    "transmission",
+    "suspension",
+    "hvac",
+    "diagnostics",
+    "tyres",
+    "other",
 )
 REQUEST_STATUSES = ("open", "matched", "completed", "cancelled")
 FOLLOW_UP_TYPES = ("quick_question", "mini_extension", "new_issue")
@@ -41,18 +48,31 @@ SESSION_TYPES = ("chat", "video")
 SESSION_STATUSES = ("pending", "scheduled", "accepted", "live", "completed", "cancelled")
 EXTENSION_STATUSES = ("requested", "approved", "declined", "paid")
 INTERACTION_TYPES = (
-    "intake", "session", "summary_viewed", "upsell_shown", "upsell_clicked", "purchase",
+    "intake",
+    "session",
+    "summary_viewed",
+    "upsell_shown",
+    "upsell_clicked",
+    "purchase",
 )
 RECOMMENDATION_TYPES = ("follow_up", "maintenance_plan", "premium_upgrade")
 REVIEW_STATUSES = ("pending", "published", "hidden")
 HIDE_REASONS = (
-    "harmful_or_illegal", "personal_information", "advertising",
-    "not_genuine_experience", "off_topic",
+    "harmful_or_illegal",
+    "personal_information",
+    "advertising",
+    "not_genuine_experience",
+    "off_topic",
 )
 STAFF_ROLES = ("admin", "support", "manager")
 EMAIL_MILESTONES = (
-    "booking_confirmed", "mechanic_assigned", "session_starting", "session_ended",
-    "summary_delivered", "mechanic_nudge", "support_alert",
+    "booking_confirmed",
+    "mechanic_assigned",
+    "session_starting",
+    "session_ended",
+    "summary_delivered",
+    "mechanic_nudge",
+    "support_alert",
 )
 EMAIL_STATUSES = ("pending", "sending", "sent", "failed", "skipped", "uncertain")  # uncertain: step 18
 
@@ -98,15 +118,18 @@ TEXT_ARRAY = pg.ARRAY(sa.Text)
 # --- platform tables (baseline: created only where absent) -------------------
 
 users = sa.Table(
-    "users", metadata,
+    "users",
+    metadata,
     sa.Column("id", sa.Uuid, primary_key=True, server_default=sa.text("gen_random_uuid()")),
     sa.Column("email", sa.Text, nullable=False, unique=True),
     _created_at(),
-    schema="auth", info={"step": "base"},
+    schema="auth",
+    info={"step": "base"},
 )
 
 profiles = sa.Table(
-    "profiles", metadata,
+    "profiles",
+    metadata,
     sa.Column("id", sa.Uuid, primary_key=True),
     sa.Column("full_name", sa.Text),
     sa.Column("plan", sa.Text, nullable=False, server_default="standard"),
@@ -121,7 +144,8 @@ profiles = sa.Table(
 )
 
 mechanics = sa.Table(
-    "mechanics", metadata,
+    "mechanics",
+    metadata,
     sa.Column("user_id", sa.Uuid, primary_key=True),
     sa.Column("display_name", sa.Text, nullable=False),
     sa.Column("timezone", sa.Text, nullable=False, server_default="UTC"),
@@ -145,7 +169,8 @@ mechanics = sa.Table(
 )
 
 requests = sa.Table(
-    "requests", metadata,
+    "requests",
+    metadata,
     _pk(),
     sa.Column("customer_id", sa.Uuid, nullable=False),
     sa.Column("vehicle_make", sa.Text),
@@ -170,13 +195,15 @@ requests = sa.Table(
     sa.CheckConstraint(
         "(is_follow_up AND parent_session_id IS NOT NULL AND follow_up_type IS NOT NULL)"
         " OR (NOT is_follow_up AND follow_up_type IS NULL)",
-        name="follow_up_shape", info={"step": "10"},
+        name="follow_up_shape",
+        info={"step": "10"},
     ),
     info={"step": "base"},
 )
 
 sessions = sa.Table(
-    "sessions", metadata,
+    "sessions",
+    metadata,
     _pk(),
     sa.Column("request_id", sa.Uuid),
     sa.Column("customer_id", sa.Uuid, nullable=False),
@@ -205,7 +232,8 @@ sessions = sa.Table(
 )
 
 session_files = sa.Table(
-    "session_files", metadata,
+    "session_files",
+    metadata,
     _pk(),
     sa.Column("session_id", sa.Uuid, nullable=False),
     sa.Column("uploaded_by", sa.Uuid),
@@ -220,7 +248,8 @@ session_files = sa.Table(
 )
 
 session_extensions = sa.Table(
-    "session_extensions", metadata,
+    "session_extensions",
+    metadata,
     _pk(),
     sa.Column("session_id", sa.Uuid, nullable=False),
     sa.Column("minutes", sa.Integer, nullable=False),
@@ -237,7 +266,8 @@ session_extensions = sa.Table(
 # --- 08 reputation ------------------------------------------------------------
 
 mechanic_reviews = sa.Table(
-    "mechanic_reviews", metadata,
+    "mechanic_reviews",
+    metadata,
     _pk(),
     sa.Column("session_id", sa.Uuid, unique=True),
     sa.Column("mechanic_id", sa.Uuid),
@@ -270,7 +300,8 @@ mechanic_reviews = sa.Table(
 # --- 09 CRM and upsells ---------------------------------------------------------
 
 crm_interactions = sa.Table(
-    "crm_interactions", metadata,
+    "crm_interactions",
+    metadata,
     _pk(),
     sa.Column("customer_id", sa.Uuid, nullable=False),
     sa.Column("interaction_type", sa.Text, nullable=False),
@@ -284,7 +315,8 @@ crm_interactions = sa.Table(
 )
 
 upsell_recommendations = sa.Table(
-    "upsell_recommendations", metadata,
+    "upsell_recommendations",
+    metadata,
     _pk(),
     sa.Column("customer_id", sa.Uuid, nullable=False),
     sa.Column("session_id", sa.Uuid),
@@ -305,7 +337,8 @@ upsell_recommendations = sa.Table(
 # --- 11 scheduling ----------------------------------------------------------------
 
 mechanic_availability_slots = sa.Table(
-    "mechanic_availability_slots", metadata,
+    "mechanic_availability_slots",
+    metadata,
     _pk(),
     sa.Column("mechanic_id", sa.Uuid, nullable=False),
     sa.Column("day_of_week", sa.Integer, nullable=False),
@@ -324,7 +357,8 @@ mechanic_availability_slots = sa.Table(
 )
 
 mechanic_availability_overrides = sa.Table(
-    "mechanic_availability_overrides", metadata,
+    "mechanic_availability_overrides",
+    metadata,
     _pk(),
     sa.Column("mechanic_id", sa.Uuid, nullable=False),
     sa.Column("date", sa.Date, nullable=False),
@@ -339,7 +373,8 @@ mechanic_availability_overrides = sa.Table(
 # --- 12 Pitwall's own tables -------------------------------------------------------
 
 staff_roles = sa.Table(
-    "staff_roles", metadata,
+    "staff_roles",
+    metadata,
     sa.Column("email", sa.Text, primary_key=True),
     sa.Column("role", sa.Text, nullable=False),
     sa.Column("display_name", sa.Text),
@@ -350,7 +385,8 @@ staff_roles = sa.Table(
 )
 
 audit_log = sa.Table(
-    "audit_log", metadata,
+    "audit_log",
+    metadata,
     _pk(),
     sa.Column("actor_email", sa.Text, nullable=False),
     sa.Column("actor_role", sa.Text, nullable=False),
@@ -365,7 +401,8 @@ audit_log = sa.Table(
 )
 
 email_outbox = sa.Table(
-    "email_outbox", metadata,
+    "email_outbox",
+    metadata,
     _pk(),
     sa.Column("session_id", sa.Uuid, nullable=False),
     sa.Column("milestone", sa.Text, nullable=False),
@@ -392,7 +429,12 @@ email_outbox = sa.Table(
 
 # Automatic flags a new review can get; a flagged review waits in the moderation queue.
 REVIEW_FLAGS = (
-    "personal_data", "link_or_promo", "profanity", "short_negative", "duplicate_text", "review_burst",
+    "personal_data",
+    "link_or_promo",
+    "profanity",
+    "short_negative",
+    "duplicate_text",
+    "review_burst",
 )
 
 for _column in _step(
@@ -403,7 +445,8 @@ for _column in _step(
     mechanic_reviews.append_column(_column)
 
 review_helpful_votes = sa.Table(
-    "review_helpful_votes", metadata,
+    "review_helpful_votes",
+    metadata,
     sa.Column("review_id", sa.Uuid, primary_key=True),
     sa.Column("voter_id", sa.Uuid, primary_key=True),  # one vote per (review, voter)
     _created_at(),
@@ -413,7 +456,8 @@ review_helpful_votes = sa.Table(
 )
 
 review_settings = sa.Table(
-    "review_settings", metadata,
+    "review_settings",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("moderate_all", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("updated_by", sa.Text),
@@ -422,8 +466,12 @@ review_settings = sa.Table(
     info={"step": "13"},
 )
 
-_index("ix_mechanic_reviews_text_fingerprint", mechanic_reviews.c.text_fingerprint,
-       postgresql_where=mechanic_reviews.c.text_fingerprint.isnot(None), info={"step": "13"})
+_index(
+    "ix_mechanic_reviews_text_fingerprint",
+    mechanic_reviews.c.text_fingerprint,
+    postgresql_where=mechanic_reviews.c.text_fingerprint.isnot(None),
+    info={"step": "13"},
+)
 
 # --- end of 13 ----------------------------------------------------------------------
 
@@ -443,32 +491,40 @@ _index("ix_mechanic_reviews_mechanic_created", mechanic_reviews.c.mechanic_id, m
 _index("ix_mechanic_reviews_customer", mechanic_reviews.c.customer_id)
 _index(
     "ix_crm_interactions_customer_type_created",
-    crm_interactions.c.customer_id, crm_interactions.c.interaction_type, crm_interactions.c.created_at,
+    crm_interactions.c.customer_id,
+    crm_interactions.c.interaction_type,
+    crm_interactions.c.created_at,
 )
 _index("ix_crm_interactions_type_created", crm_interactions.c.interaction_type, crm_interactions.c.created_at)
 _index("ix_crm_interactions_session", crm_interactions.c.session_id)
 _index("ix_upsell_recommendations_customer", upsell_recommendations.c.customer_id)
 _index("ix_upsell_recommendations_session", upsell_recommendations.c.session_id)
 _index("ix_upsell_recommendations_shown_at", upsell_recommendations.c.shown_at)
-_index("ix_availability_slots_mechanic_day", mechanic_availability_slots.c.mechanic_id,
-       mechanic_availability_slots.c.day_of_week)
+_index(
+    "ix_availability_slots_mechanic_day",
+    mechanic_availability_slots.c.mechanic_id,
+    mechanic_availability_slots.c.day_of_week,
+)
 _index("ix_audit_log_entity", audit_log.c.entity_type, audit_log.c.entity_id, audit_log.c.created_at)
 _index("ix_audit_log_created_at", audit_log.c.created_at)
 _index("ix_email_outbox_status_next_attempt", email_outbox.c.status, email_outbox.c.next_attempt_at)
 _index("ix_email_outbox_created_at", email_outbox.c.created_at)
 _index(
-    "ix_requests_parent_session", requests.c.parent_session_id,
-    postgresql_where=requests.c.is_follow_up, info={"step": "10"},
+    "ix_requests_parent_session",
+    requests.c.parent_session_id,
+    postgresql_where=requests.c.is_follow_up,
+    info={"step": "10"},
 )
 _index(
-    "ix_mechanic_reviews_pending", mechanic_reviews.c.created_at,
-    postgresql_where=mechanic_reviews.c.status == "pending", info={"step": "12"},
+    "ix_mechanic_reviews_pending",
+    mechanic_reviews.c.created_at,
+    postgresql_where=mechanic_reviews.c.status == "pending",
+    info={"step": "12"},
 )
 requests.append_constraint(
     sa.ForeignKeyConstraint(
         ["parent_session_id"], ["sessions.id"], ondelete="SET NULL", use_alter=True, info={"step": "10"}
-    )
-    .ddl_if(dialect="postgresql")
+    ).ddl_if(dialect="postgresql")
 )
 
 # --- 14 scheduling and pricing: base prices, override hours ------------------------
@@ -477,7 +533,8 @@ requests.append_constraint(
 # The list price of a session type; a slot's price is this times its multiplier.
 # Booked sessions keep their own price_cents, so a change here never rewrites history.
 session_base_prices = sa.Table(
-    "session_base_prices", metadata,
+    "session_base_prices",
+    metadata,
     sa.Column("session_type", sa.Text, primary_key=True),
     sa.Column("price_cents", sa.Integer, nullable=False),
     sa.Column("updated_by", sa.Text),
@@ -498,10 +555,14 @@ for _column in _step(
     mechanic_availability_overrides.append_column(_column)
 for _check in (
     sa.CheckConstraint("(start_time IS NULL) = (end_time IS NULL)", name="hours_pair", info={"step": "14"}),
-    sa.CheckConstraint("start_time IS NULL OR (is_available AND start_time < end_time)", name="hours",
-                       info={"step": "14"}),
-    sa.CheckConstraint(f"price_multiplier >= {MULTIPLIER_MIN} AND price_multiplier <= {MULTIPLIER_MAX}",
-                       name="multiplier", info={"step": "14"}),
+    sa.CheckConstraint(
+        "start_time IS NULL OR (is_available AND start_time < end_time)", name="hours", info={"step": "14"}
+    ),
+    sa.CheckConstraint(
+        f"price_multiplier >= {MULTIPLIER_MIN} AND price_multiplier <= {MULTIPLIER_MAX}",
+        name="multiplier",
+        info={"step": "14"},
+    ),
 ):
     mechanic_availability_overrides.append_constraint(_check)
 
@@ -531,21 +592,32 @@ for _column in _step(
 for _constraint in (
     sa.CheckConstraint(_in("follow_up_state", FOLLOW_UP_STATES), name="follow_up_state", info={"step": "15"}),
     sa.CheckConstraint("follow_up_state IS NULL OR is_follow_up", name="follow_up_state_shape", info={"step": "15"}),
-    sa.CheckConstraint("follow_up_state NOT IN ('answered', 'closed') OR answered_at IS NOT NULL",
-                       name="follow_up_answered_at", info={"step": "15"}),
-    sa.CheckConstraint("(follow_up_state = 'cancelled') = (cancelled_at IS NOT NULL AND cancel_reason IS NOT NULL)",
-                       name="follow_up_cancelled", info={"step": "15"}),
-    sa.CheckConstraint(f"follow_up_price_cents >= 0 AND follow_up_price_cents <= {FOLLOW_UP_PRICE_MAX_CENTS}",
-                       name="follow_up_price", info={"step": "15"}),
-    sa.ForeignKeyConstraint(["assigned_mechanic_id"], ["mechanics.user_id"], ondelete="SET NULL",
-                            info={"step": "15"}).ddl_if(dialect="postgresql"),
+    sa.CheckConstraint(
+        "follow_up_state NOT IN ('answered', 'closed') OR answered_at IS NOT NULL",
+        name="follow_up_answered_at",
+        info={"step": "15"},
+    ),
+    sa.CheckConstraint(
+        "(follow_up_state = 'cancelled') = (cancelled_at IS NOT NULL AND cancel_reason IS NOT NULL)",
+        name="follow_up_cancelled",
+        info={"step": "15"},
+    ),
+    sa.CheckConstraint(
+        f"follow_up_price_cents >= 0 AND follow_up_price_cents <= {FOLLOW_UP_PRICE_MAX_CENTS}",
+        name="follow_up_price",
+        info={"step": "15"},
+    ),
+    sa.ForeignKeyConstraint(
+        ["assigned_mechanic_id"], ["mechanics.user_id"], ondelete="SET NULL", info={"step": "15"}
+    ).ddl_if(dialect="postgresql"),
 ):
     requests.append_constraint(_constraint)
 
 # The price of a follow-up per customer plan and type, set by admins; pairs without a row
 # take the defaults in dashboard/domain/followups.py.
 follow_up_pricing = sa.Table(
-    "follow_up_pricing", metadata,
+    "follow_up_pricing",
+    metadata,
     sa.Column("plan", sa.Text, primary_key=True),
     sa.Column("follow_up_type", sa.Text, primary_key=True),
     sa.Column("price_cents", sa.Integer, nullable=False),
@@ -557,10 +629,18 @@ follow_up_pricing = sa.Table(
     info={"step": "15"},
 )
 
-_index("ix_requests_follow_up_created", requests.c.created_at,
-       postgresql_where=requests.c.is_follow_up, info={"step": "15"})
-_index("ix_requests_follow_up_assigned", requests.c.assigned_mechanic_id,
-       postgresql_where=requests.c.follow_up_state == "assigned", info={"step": "15"})
+_index(
+    "ix_requests_follow_up_created",
+    requests.c.created_at,
+    postgresql_where=requests.c.is_follow_up,
+    info={"step": "15"},
+)
+_index(
+    "ix_requests_follow_up_assigned",
+    requests.c.assigned_mechanic_id,
+    postgresql_where=requests.c.follow_up_state == "assigned",
+    info={"step": "15"},
+)
 
 # --- end of 15 ----------------------------------------------------------------------
 
@@ -582,7 +662,8 @@ UPSELL_PRICE_MAX_CENTS = 100_000  # $1,000.00
 # The services the upsell engine offers, one active service per recommendation type; a
 # recommendation copies the title and price, so a price change never rewrites history.
 upsell_services = sa.Table(
-    "upsell_services", metadata,
+    "upsell_services",
+    metadata,
     _pk(),
     sa.Column("recommendation_type", sa.Text, nullable=False),
     sa.Column("title", sa.Text, nullable=False, unique=True),
@@ -597,13 +678,18 @@ upsell_services = sa.Table(
     sa.CheckConstraint("length(title) BETWEEN 3 AND 80", name="title_length"),
     info={"step": "16"},
 )
-_index("ux_upsell_services_active_type", upsell_services.c.recommendation_type, unique=True,
-       postgresql_where=upsell_services.c.is_active)
+_index(
+    "ux_upsell_services_active_type",
+    upsell_services.c.recommendation_type,
+    unique=True,
+    postgresql_where=upsell_services.c.is_active,
+)
 
 # One row per tracked funnel (its ordered steps, e.g. "intake>session>purchase") and how
 # far the roll-up job has read crm_interactions.recorded_at.
 crm_funnel_rollups = sa.Table(
-    "crm_funnel_rollups", metadata,
+    "crm_funnel_rollups",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("steps", sa.Text, nullable=False, unique=True),
     sa.Column("processed_until", sa.DateTime(timezone=True)),
@@ -617,7 +703,8 @@ crm_funnel_rollups = sa.Table(
 # breakdowns need. A period's funnel reads the rows whose entry is the first in the period.
 FUNNEL_MAX_STEPS = len(INTERACTION_TYPES)
 crm_funnel_progress = sa.Table(
-    "crm_funnel_progress", metadata,
+    "crm_funnel_progress",
+    metadata,
     sa.Column("funnel_id", sa.Integer, primary_key=True),
     sa.Column("customer_id", sa.Uuid, primary_key=True),
     sa.Column("entry_at", sa.DateTime(timezone=True), primary_key=True),
@@ -664,7 +751,8 @@ API_SCOPES = ("platform",)  # "platform": act on behalf of any customer, batch i
 
 # A service key is shown once; only its SHA-256 (hex, of the whole key) is kept.
 api_keys = sa.Table(
-    "api_keys", metadata,
+    "api_keys",
+    metadata,
     _pk(),
     sa.Column("name", sa.Text, nullable=False, unique=True),
     sa.Column("key_hash", sa.Text, nullable=False, unique=True),
@@ -678,7 +766,8 @@ api_keys = sa.Table(
 
 # The stored reply of a write sent with an Idempotency-Key, replayed when the key comes again.
 api_idempotency = sa.Table(
-    "api_idempotency", metadata,
+    "api_idempotency",
+    metadata,
     sa.Column("principal", sa.Text, primary_key=True),
     sa.Column("idempotency_key", sa.Text, primary_key=True),
     sa.Column("request_hash", sa.Text, nullable=False),
@@ -695,11 +784,15 @@ api_idempotency = sa.Table(
 for _column in _step("19", sa.Column("event_id", sa.Uuid)):
     crm_interactions.append_column(_column)
 crm_interactions.append_constraint(
-    sa.UniqueConstraint("event_id", name="uq_crm_interactions_event_id", info={"step": "19"})
-    .ddl_if(dialect="duckdb")
+    sa.UniqueConstraint("event_id", name="uq_crm_interactions_event_id", info={"step": "19"}).ddl_if(dialect="duckdb")
 )
-_index("ux_crm_interactions_event_id", crm_interactions.c.event_id, unique=True,
-       postgresql_where=crm_interactions.c.event_id.isnot(None), info={"step": "19"})
+_index(
+    "ux_crm_interactions_event_id",
+    crm_interactions.c.event_id,
+    unique=True,
+    postgresql_where=crm_interactions.c.event_id.isnot(None),
+    info={"step": "19"},
+)
 
 # When Pitwall's rules ran on a review or a follow-up request (flags and publish-or-queue;
 # price and state). NULL: the platform wrote the row itself and the intake job has not
@@ -709,15 +802,23 @@ _index("ux_crm_interactions_event_id", crm_interactions.c.event_id, unique=True,
 for _table in (mechanic_reviews, requests):
     for _column in _step("19", sa.Column("rules_applied_at", sa.DateTime(timezone=True))):
         _table.append_column(_column)
-_index("ix_mechanic_reviews_rules_pending", mechanic_reviews.c.created_at,
-       postgresql_where=mechanic_reviews.c.rules_applied_at.is_(None), info={"step": "19"})
-_index("ix_requests_follow_up_rules_pending", requests.c.created_at,
-       postgresql_where=sa.and_(requests.c.is_follow_up, requests.c.rules_applied_at.is_(None)),
-       info={"step": "19"})
+_index(
+    "ix_mechanic_reviews_rules_pending",
+    mechanic_reviews.c.created_at,
+    postgresql_where=mechanic_reviews.c.rules_applied_at.is_(None),
+    info={"step": "19"},
+)
+_index(
+    "ix_requests_follow_up_rules_pending",
+    requests.c.created_at,
+    postgresql_where=sa.and_(requests.c.is_follow_up, requests.c.rules_applied_at.is_(None)),
+    info={"step": "19"},
+)
 
 # How far each intake source has got: the last row it handled and when it last ran.
 intake_watermarks = sa.Table(
-    "intake_watermarks", metadata,
+    "intake_watermarks",
+    metadata,
     sa.Column("name", sa.Text, primary_key=True),
     sa.Column("last_seen_at", sa.DateTime(timezone=True)),
     sa.Column("last_id", sa.Uuid),
@@ -728,9 +829,15 @@ intake_watermarks = sa.Table(
 # The public profile: a mechanic's published reviews newest first, a page at a time by
 # (created_at, id), and their ratings counted per star from the index alone (scale 100:
 # 92 ms -> 0.3 ms for the busiest mechanic).
-_index("ix_mechanic_reviews_published_mechanic_created", mechanic_reviews.c.mechanic_id,
-       mechanic_reviews.c.created_at, mechanic_reviews.c.id, postgresql_include=["rating"],
-       postgresql_where=mechanic_reviews.c.status == "published", info={"step": "19"})
+_index(
+    "ix_mechanic_reviews_published_mechanic_created",
+    mechanic_reviews.c.mechanic_id,
+    mechanic_reviews.c.created_at,
+    mechanic_reviews.c.id,
+    postgresql_include=["rating"],
+    postgresql_where=mechanic_reviews.c.status == "published",
+    info={"step": "19"},
+)
 
 # --- end of 19 ----------------------------------------------------------------------
 

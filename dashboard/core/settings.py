@@ -85,6 +85,7 @@ def _choice(options: tuple[str, ...]) -> Callable:
         if chosen not in options:
             raise ValueError(f"must be one of {', '.join(options)}, got {_shown(value)}")
         return chosen
+
     return parse
 
 
@@ -98,22 +99,29 @@ def _whole(low: int, high: int) -> Callable:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ValueError(f"must be a whole number from {low:,} to {high:,}, got {_shown(value)}")
         return value
+
     return parse
 
 
 def _number(low: float, high: float, above: bool = False, then: Callable = float) -> Callable:
     """A number from ``low`` (or, with ``above``, more than ``low``) to ``high``, then converted."""
+
     def parse(value, text: bool):
         if text:
             try:
                 value = float(value.strip())
             except ValueError:
                 pass
-        if (isinstance(value, bool) or not isinstance(value, (int, float))
-                or not (low < value if above else low <= value) or not value <= high):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not (low < value if above else low <= value)
+            or not value <= high
+        ):
             allowed = f"above {low:g} and at most {high:g}" if above else f"from {low:g} to {high:g}"
             raise ValueError(f"must be a number {allowed}, got {_shown(value)}")
         return then(value)
+
     return parse
 
 
@@ -142,68 +150,240 @@ SLA_DEFAULTS = {"quick_question": 4 * 60, "mini_extension": 8 * 60, "new_issue":
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("app.secrets_file", "PITWALL_SECRETS", None, DEFAULT_SECRETS, _path, "the secrets file"),
-    Setting("app.database_url", "DATABASE_URL", ("connections.sql", "url"), None, _database_url,
-            "the database: postgres://, postgresql:// (psycopg 3) or duckdb:///path; none: the embedded file"),
-    Setting("app.read_url", "DATABASE_READ_URL", ("connections.sql", "read_url"), None, _database_url,
-            "a read replica for the pages' queries; none: the database"),
-    Setting("app.duckdb_path", "PITWALL_DUCKDB_PATH", None, DEFAULT_DUCKDB, _path,
-            "the embedded DuckDB file, used when no database is set"),
-    Setting("app.demo_scale", "PITWALL_DEMO_SCALE", ("pitwall", "demo_scale"), 1.0, _number(0, 1000, above=True),
-            "size of the demo data generated on the embedded database's first start"),
-    Setting("app.demo_role", "PITWALL_DEMO_ROLE", ("pitwall", "demo_role"), "admin", _choice(STAFF_ROLES),
-            "who the embedded demo runs as; ignored on any other database"),
-    Setting("app.allow_anonymous", "PITWALL_ALLOW_ANONYMOUS", ("pitwall", "allow_anonymous"), False, _flag,
-            "anyone who can open the app uses a non-demo database as an admin when [auth] is not set"),
-    Setting("emails.api_key", "RESEND_API_KEY", ("resend", "api_key"), None, _text,
-            "Resend API key; none: sending is refused"),
-    Setting("emails.api_url", "RESEND_API_URL", ("resend", "api_url"), "https://api.resend.com", _link,
-            "Resend API URL"),
-    Setting("emails.sender", "PITWALL_EMAIL_FROM", ("resend", "from"), "Pitwall <onboarding@resend.dev>", _text,
-            "sender of the emails"),
+    Setting(
+        "app.database_url",
+        "DATABASE_URL",
+        ("connections.sql", "url"),
+        None,
+        _database_url,
+        "the database: postgres://, postgresql:// (psycopg 3) or duckdb:///path; none: the embedded file",
+    ),
+    Setting(
+        "app.read_url",
+        "DATABASE_READ_URL",
+        ("connections.sql", "read_url"),
+        None,
+        _database_url,
+        "a read replica for the pages' queries; none: the database",
+    ),
+    Setting(
+        "app.duckdb_path",
+        "PITWALL_DUCKDB_PATH",
+        None,
+        DEFAULT_DUCKDB,
+        _path,
+        "the embedded DuckDB file, used when no database is set",
+    ),
+    Setting(
+        "app.demo_scale",
+        "PITWALL_DEMO_SCALE",
+        ("pitwall", "demo_scale"),
+        1.0,
+        _number(0, 1000, above=True),
+        "size of the demo data generated on the embedded database's first start",
+    ),
+    Setting(
+        "app.demo_role",
+        "PITWALL_DEMO_ROLE",
+        ("pitwall", "demo_role"),
+        "admin",
+        _choice(STAFF_ROLES),
+        "who the embedded demo runs as; ignored on any other database",
+    ),
+    Setting(
+        "app.allow_anonymous",
+        "PITWALL_ALLOW_ANONYMOUS",
+        ("pitwall", "allow_anonymous"),
+        False,
+        _flag,
+        "anyone who can open the app uses a non-demo database as an admin when [auth] is not set",
+    ),
+    Setting(
+        "emails.api_key",
+        "RESEND_API_KEY",
+        ("resend", "api_key"),
+        None,
+        _text,
+        "Resend API key; none: sending is refused",
+    ),
+    Setting(
+        "emails.api_url", "RESEND_API_URL", ("resend", "api_url"), "https://api.resend.com", _link, "Resend API URL"
+    ),
+    Setting(
+        "emails.sender",
+        "PITWALL_EMAIL_FROM",
+        ("resend", "from"),
+        "Pitwall <onboarding@resend.dev>",
+        _text,
+        "sender of the emails",
+    ),
     Setting("emails.reply_to", "PITWALL_EMAIL_REPLY_TO", ("resend", "reply_to"), None, _text, "reply-to address"),
-    Setting("emails.support_email", "PITWALL_SUPPORT_EMAIL", ("pitwall", "support_email"), None, _text,
-            "support inbox for alerts; none: support alerts are skipped"),
-    Setting("emails.app_url", "PITWALL_APP_URL", ("pitwall", "app_url"), "http://localhost:3000", _link,
-            "the platform, for the emails' links"),
-    Setting("emails.brand_name", "PITWALL_BRAND_NAME", ("pitwall", "brand_name"), "Pitwall", _text,
-            "brand name in the emails"),
-    Setting("emails.max_age", "PITWALL_EMAIL_MAX_AGE_HOURS", ("pitwall", "email_max_age_hours"), _hours(24),
-            _number(0.1, 24 * 30, then=_hours), "hours: an older milestone is skipped instead of sent"),
-    Setting("emails.lookback", "PITWALL_EMAIL_LOOKBACK_HOURS", ("pitwall", "email_lookback_hours"), _hours(48),
-            _number(1, 24 * 90, then=_hours), "hours: older milestones are not looked for"),
-    Setting("emails.max_attempts", "PITWALL_EMAIL_MAX_ATTEMPTS", ("pitwall", "email_max_attempts"), 5,
-            _whole(1, 20), "attempts per email before it is marked failed"),
-    Setting("emails.batch_size", "PITWALL_EMAIL_BATCH_SIZE", ("pitwall", "email_batch_size"), 100,
-            _whole(1, 100), "emails per Resend batch (Resend's maximum is 100)"),
-    Setting("emails.lease", "PITWALL_EMAIL_LEASE_SECONDS", ("pitwall", "email_lease_seconds"), _seconds(300),
-            _number(1, 3600, then=_seconds), "seconds a claimed batch may stay unanswered before it is re-sent"),
-    Setting("api.jwt_secret", "SUPABASE_JWT_SECRET", ("api", "jwt_secret"), None, _text,
-            "Supabase JWT secret (HS256 tokens)"),
-    Setting("api.jwks_url", "SUPABASE_JWKS_URL", ("api", "jwks_url"), None, _text,
-            "Supabase JWKS (ES256/RS256 tokens), a URL or a file"),
-    Setting("api.cors_origins", "PITWALL_API_CORS_ORIGINS", ("api", "cors_origins"), (), _origins,
-            "origins allowed by CORS, comma-separated; none: no CORS"),
-    Setting("api.max_body_bytes", "PITWALL_API_MAX_BODY_BYTES", ("api", "max_body_bytes"), 2 * 1024 * 1024,
-            _whole(1024, 64 * 1024 * 1024), "largest request body in bytes"),
-    Setting("api.customer_rate", "PITWALL_API_CUSTOMER_RATE", ("api", "customer_rate"), 120,
-            _whole(1, 1_000_000), "requests a minute per customer"),
-    Setting("api.key_rate", "PITWALL_API_KEY_RATE", ("api", "key_rate"), 6000, _whole(1, 1_000_000),
-            "requests a minute per service key"),
-    Setting("scheduling.session_minutes", None, ("scheduling", "session_minutes"), 30, _whole(5, 240),
-            "length of a session"),
-    Setting("scheduling.interval_minutes", None, ("scheduling", "interval_minutes"), 30, _whole(5, 240),
-            "a start is offered every this many minutes from the window's start"),
-    Setting("scheduling.buffer_minutes", None, ("scheduling", "buffer_minutes"), 10, _whole(0, 120),
-            "kept free before and after every booked session"),
-    Setting("scheduling.notice_minutes", None, ("scheduling", "notice_minutes"), 120, _whole(0, 7 * 24 * 60),
-            "the earliest start is this long after now"),
-    Setting("followups.window_days", None, ("followups", "window_days"), 14, _whole(1, 365),
-            "follow-ups are allowed this many days after the session ended"),
-    Setting("followups.max_open_per_session", None, ("followups", "max_open_per_session"), 2, _whole(1, 20),
-            "follow-ups waiting for an answer per session"),
-    *(Setting(f"followups.sla_minutes.{kind}", None, ("followups", f"sla_minutes.{kind}"), SLA_DEFAULTS[kind],
-              _whole(5, 30 * 24 * 60), f"target minutes to the answer of a {kind.replace('_', ' ')}")
-      for kind in FOLLOW_UP_TYPES),
+    Setting(
+        "emails.support_email",
+        "PITWALL_SUPPORT_EMAIL",
+        ("pitwall", "support_email"),
+        None,
+        _text,
+        "support inbox for alerts; none: support alerts are skipped",
+    ),
+    Setting(
+        "emails.app_url",
+        "PITWALL_APP_URL",
+        ("pitwall", "app_url"),
+        "http://localhost:3000",
+        _link,
+        "the platform, for the emails' links",
+    ),
+    Setting(
+        "emails.brand_name",
+        "PITWALL_BRAND_NAME",
+        ("pitwall", "brand_name"),
+        "Pitwall",
+        _text,
+        "brand name in the emails",
+    ),
+    Setting(
+        "emails.max_age",
+        "PITWALL_EMAIL_MAX_AGE_HOURS",
+        ("pitwall", "email_max_age_hours"),
+        _hours(24),
+        _number(0.1, 24 * 30, then=_hours),
+        "hours: an older milestone is skipped instead of sent",
+    ),
+    Setting(
+        "emails.lookback",
+        "PITWALL_EMAIL_LOOKBACK_HOURS",
+        ("pitwall", "email_lookback_hours"),
+        _hours(48),
+        _number(1, 24 * 90, then=_hours),
+        "hours: older milestones are not looked for",
+    ),
+    Setting(
+        "emails.max_attempts",
+        "PITWALL_EMAIL_MAX_ATTEMPTS",
+        ("pitwall", "email_max_attempts"),
+        5,
+        _whole(1, 20),
+        "attempts per email before it is marked failed",
+    ),
+    Setting(
+        "emails.batch_size",
+        "PITWALL_EMAIL_BATCH_SIZE",
+        ("pitwall", "email_batch_size"),
+        100,
+        _whole(1, 100),
+        "emails per Resend batch (Resend's maximum is 100)",
+    ),
+    Setting(
+        "emails.lease",
+        "PITWALL_EMAIL_LEASE_SECONDS",
+        ("pitwall", "email_lease_seconds"),
+        _seconds(300),
+        _number(1, 3600, then=_seconds),
+        "seconds a claimed batch may stay unanswered before it is re-sent",
+    ),
+    Setting(
+        "api.jwt_secret",
+        "SUPABASE_JWT_SECRET",
+        ("api", "jwt_secret"),
+        None,
+        _text,
+        "Supabase JWT secret (HS256 tokens)",
+    ),
+    Setting(
+        "api.jwks_url",
+        "SUPABASE_JWKS_URL",
+        ("api", "jwks_url"),
+        None,
+        _text,
+        "Supabase JWKS (ES256/RS256 tokens), a URL or a file",
+    ),
+    Setting(
+        "api.cors_origins",
+        "PITWALL_API_CORS_ORIGINS",
+        ("api", "cors_origins"),
+        (),
+        _origins,
+        "origins allowed by CORS, comma-separated; none: no CORS",
+    ),
+    Setting(
+        "api.max_body_bytes",
+        "PITWALL_API_MAX_BODY_BYTES",
+        ("api", "max_body_bytes"),
+        2 * 1024 * 1024,
+        _whole(1024, 64 * 1024 * 1024),
+        "largest request body in bytes",
+    ),
+    Setting(
+        "api.customer_rate",
+        "PITWALL_API_CUSTOMER_RATE",
+        ("api", "customer_rate"),
+        120,
+        _whole(1, 1_000_000),
+        "requests a minute per customer",
+    ),
+    Setting(
+        "api.key_rate",
+        "PITWALL_API_KEY_RATE",
+        ("api", "key_rate"),
+        6000,
+        _whole(1, 1_000_000),
+        "requests a minute per service key",
+    ),
+    Setting(
+        "scheduling.session_minutes", None, ("scheduling", "session_minutes"), 30, _whole(5, 240), "length of a session"
+    ),
+    Setting(
+        "scheduling.interval_minutes",
+        None,
+        ("scheduling", "interval_minutes"),
+        30,
+        _whole(5, 240),
+        "a start is offered every this many minutes from the window's start",
+    ),
+    Setting(
+        "scheduling.buffer_minutes",
+        None,
+        ("scheduling", "buffer_minutes"),
+        10,
+        _whole(0, 120),
+        "kept free before and after every booked session",
+    ),
+    Setting(
+        "scheduling.notice_minutes",
+        None,
+        ("scheduling", "notice_minutes"),
+        120,
+        _whole(0, 7 * 24 * 60),
+        "the earliest start is this long after now",
+    ),
+    Setting(
+        "followups.window_days",
+        None,
+        ("followups", "window_days"),
+        14,
+        _whole(1, 365),
+        "follow-ups are allowed this many days after the session ended",
+    ),
+    Setting(
+        "followups.max_open_per_session",
+        None,
+        ("followups", "max_open_per_session"),
+        2,
+        _whole(1, 20),
+        "follow-ups waiting for an answer per session",
+    ),
+    *(
+        Setting(
+            f"followups.sla_minutes.{kind}",
+            None,
+            ("followups", f"sla_minutes.{kind}"),
+            SLA_DEFAULTS[kind],
+            _whole(5, 30 * 24 * 60),
+            f"target minutes to the answer of a {kind.replace('_', ' ')}",
+        )
+        for kind in FOLLOW_UP_TYPES
+    ),
 )
 DEFAULTS: dict[str, Any] = {setting.name: setting.default for setting in SETTINGS}
 _SECRETS_FILE = SETTINGS[0]  # resolved first: it says where the others are
@@ -232,7 +412,7 @@ class Settings:
     def group(self, name: str) -> dict[str, Any]:
         """The settings of one group (``emails``, ``api``, ...) by attribute: ``SomeGroup(**settings.group(...))``."""
         prefix = name + "."
-        return {key[len(prefix):]: value for key, value in self.values.items() if key.startswith(prefix)}
+        return {key[len(prefix) :]: value for key, value in self.values.items() if key.startswith(prefix)}
 
 
 def normalize_url(url: str) -> str:
@@ -240,7 +420,7 @@ def normalize_url(url: str) -> str:
     url = url.strip()
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     if url.startswith(("postgresql+psycopg://", "duckdb://")):
         return url
     scheme = url.split("://", 1)[0] if "://" in url else url[:20]
@@ -290,8 +470,9 @@ def _check_sections(secrets: Mapping, where: str) -> None:
         unknown = [key for key, _ in leaves(table) if key not in keys]
         if unknown:
             verb = "is not a setting" if len(unknown) == 1 else "are not settings"
-            raise ConfigError(f"[{section}] {', '.join(unknown)} {verb}{where}; "
-                              f"the settings there are {', '.join(keys)}")
+            raise ConfigError(
+                f"[{section}] {', '.join(unknown)} {verb}{where}; the settings there are {', '.join(keys)}"
+            )
 
 
 def _resolve(setting: Setting, env: Mapping[str, str], secrets: Mapping, where: str) -> tuple[Any, str]:
@@ -308,8 +489,9 @@ def _resolve(setting: Setting, env: Mapping[str, str], secrets: Mapping, where: 
         raise ConfigError(f"{label} {exc}{where if source == 'secrets' else ''}") from None
 
 
-def load_settings(env: Mapping[str, str] | None = None, secrets_path: Path | None = None, *,
-                  secrets: Mapping | None = None) -> Settings:
+def load_settings(
+    env: Mapping[str, str] | None = None, secrets_path: Path | None = None, *, secrets: Mapping | None = None
+) -> Settings:
     """Every setting, parsed once. ``secrets`` stands in for the secrets file (``{}``: none)."""
     env = os.environ if env is None else env
     path, source = _resolve(_SECRETS_FILE, env, {}, "")

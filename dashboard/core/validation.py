@@ -16,8 +16,9 @@ def parse_uuid(value: Any, what: str, error: type[Exception] = ValueError) -> uu
         raise error(f"{what} {str(value)[:40]!r} is not a valid id.") from None
 
 
-def parse_text(value: Any, what: str, limit: int, error: type[Exception] = ValueError, *,
-               required: bool = True) -> str | None:
+def parse_text(
+    value: Any, what: str, limit: int, error: type[Exception] = ValueError, *, required: bool = True
+) -> str | None:
     """Text from a form or a request, stripped: a string with no NUL character (PostgreSQL
     cannot store one) and at most ``limit`` characters; None when blank and not ``required``."""
     if value is None or (isinstance(value, str) and not value.strip()):

@@ -27,17 +27,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from dashboard.core import schema as s
+from dashboard.core.actors import INTAKE_JOB
 from dashboard.core.db import retry_on_conflict
 from dashboard.domain.followups import FollowUpRules, apply_follow_up_rules
 from dashboard.domain.reviews import apply_review_rules
-from dashboard.core.actors import INTAKE_JOB
 
 log = logging.getLogger(__name__)
 BATCH = 200  # rows read per query of a run
@@ -52,10 +52,18 @@ class Source:
 
 
 SOURCES = (
-    Source("reviews", s.mechanic_reviews, s.mechanic_reviews.c.rules_applied_at.is_(None),
-           lambda conn, row_id, rules: apply_review_rules(conn, row_id, INTAKE_JOB)),
-    Source("follow_ups", s.requests, sa.and_(s.requests.c.is_follow_up, s.requests.c.rules_applied_at.is_(None)),
-           lambda conn, row_id, rules: apply_follow_up_rules(conn, row_id, INTAKE_JOB, rules)),
+    Source(
+        "reviews",
+        s.mechanic_reviews,
+        s.mechanic_reviews.c.rules_applied_at.is_(None),
+        lambda conn, row_id, rules: apply_review_rules(conn, row_id, INTAKE_JOB),
+    ),
+    Source(
+        "follow_ups",
+        s.requests,
+        sa.and_(s.requests.c.is_follow_up, s.requests.c.rules_applied_at.is_(None)),
+        lambda conn, row_id, rules: apply_follow_up_rules(conn, row_id, INTAKE_JOB, rules),
+    ),
 )
 
 
@@ -73,6 +81,7 @@ class IntakeRun:
 
 def _handle(engine: Engine, source: Source, row_id, rules: FollowUpRules) -> str | None:
     """One row's rules in a transaction of its own; its outcome, None if another worker has it."""
+
     def write() -> str | None:
         with engine.begin() as conn:
             return source.apply(conn, row_id, rules)
@@ -84,7 +93,7 @@ def _advance(engine: Engine, source: Source, last) -> None:
     """Record the source's progress (the last row a run handled) once per run, in a transaction
     of its own, not in each row's transaction, where workers would queue on the source's one row."""
     w = s.intake_watermarks
-    values = {"last_seen_at": last.created_at, "last_id": last.id, "updated_at": dt.datetime.now(dt.timezone.utc)}
+    values = {"last_seen_at": last.created_at, "last_id": last.id, "updated_at": dt.datetime.now(dt.UTC)}
 
     def write() -> None:
         with engine.begin() as conn:
@@ -101,8 +110,12 @@ def run_once(engine: Engine, rules: FollowUpRules = FollowUpRules()) -> IntakeRu
         table, skipped, last = source.table, set(), None
         while True:
             with engine.connect() as conn:
-                query = (sa.select(table.c.id, table.c.created_at).where(source.waiting)
-                         .order_by(table.c.created_at, table.c.id).limit(BATCH + len(skipped)))
+                query = (
+                    sa.select(table.c.id, table.c.created_at)
+                    .where(source.waiting)
+                    .order_by(table.c.created_at, table.c.id)
+                    .limit(BATCH + len(skipped))
+                )
                 rows = [row for row in conn.execute(query) if row.id not in skipped]
             if not rows:
                 break
@@ -114,8 +127,7 @@ def run_once(engine: Engine, rules: FollowUpRules = FollowUpRules()) -> IntakeRu
                     # a row the database refuses to change as the rules say: it stays waiting
                     # and is tried again next run; the others go on
                     outcome = "failed"
-                    log.warning("intake of %s %s failed: %s", source.name, row_id,
-                                str(exc.orig or exc).splitlines()[0])
+                    log.warning("intake of %s %s failed: %s", source.name, row_id, str(exc.orig or exc).splitlines()[0])
                 if outcome is None or outcome == "failed":
                     skipped.add(row_id)  # another worker is on it, or it failed
                 else:

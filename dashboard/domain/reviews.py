@@ -55,9 +55,9 @@ import html
 import numbers
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Iterable
 
 import sqlalchemy as sa
 from profanex import Filter
@@ -69,7 +69,14 @@ from dashboard.core.auth import Actor, require_current_role, require_role
 from dashboard.core.db import locking
 from dashboard.core.errors import Invalid, NotFound
 from dashboard.core.schema import (
-    HIDE_REASONS, REVIEW_FLAGS, mechanic_reviews, mechanics, review_helpful_votes, review_settings, sessions, users,
+    HIDE_REASONS,
+    REVIEW_FLAGS,
+    mechanic_reviews,
+    mechanics,
+    review_helpful_votes,
+    review_settings,
+    sessions,
+    users,
 )
 from dashboard.core.validation import parse_uuid
 
@@ -159,8 +166,11 @@ def find_spans(text: str | None) -> list[Span]:
     if not text:
         return []
     spans = [Span("personal_data", m.start(), m.end()) for m in _EMAIL.finditer(text)]
-    spans += [Span("personal_data", m.start(), m.end()) for m in _PHONE.finditer(text)
-              if 9 <= sum(ch.isdigit() for ch in m.group()) <= 15]
+    spans += [
+        Span("personal_data", m.start(), m.end())
+        for m in _PHONE.finditer(text)
+        if 9 <= sum(ch.isdigit() for ch in m.group()) <= 15
+    ]
     spans += [Span("link_or_promo", m.start(), m.end()) for regex in (_LINK, _PROMO) for m in regex.finditer(text)]
     spans += [Span("profanity", m.start, m.end) for m in _profanity_filter().find(text)]
     return sorted(spans, key=lambda s: (s.start, -s.end))
@@ -206,23 +216,25 @@ def highlight_html(text: str | None, spans: Iterable[Span] = ()) -> str:
     for span in sorted(spans, key=lambda s: (s.start, -s.end)):
         if span.start < pos:
             continue
-        out.append(html.escape(text[pos:span.start]))
+        out.append(html.escape(text[pos : span.start]))
         label = html.escape(FLAG_LABELS.get(span.flag, span.flag))
-        out.append(f'<mark class="flag-{html.escape(span.flag)}" title="{label}">'
-                   f"{html.escape(text[span.start:span.end])}</mark>")
+        out.append(
+            f'<mark class="flag-{html.escape(span.flag)}" title="{label}">'
+            f"{html.escape(text[span.start : span.end])}</mark>"
+        )
         pos = span.end
     out.append(html.escape(text[pos:]))
     return "".join(out)
 
 
-def bayesian_rating(avg_rating: float, total_reviews: int, global_mean: float,
-                    prior_weight: int = PRIOR_WEIGHT) -> float:
+def bayesian_rating(
+    avg_rating: float, total_reviews: int, global_mean: float, prior_weight: int = PRIOR_WEIGHT
+) -> float:
     """(m * C + n * avg) / (m + n); see the module docstring."""
     return (prior_weight * float(global_mean) + total_reviews * float(avg_rating)) / (prior_weight + total_reviews)
 
 
 # --- validation -----------------------------------------------------------------
-
 
 
 def _check_rating(rating) -> int:
@@ -275,13 +287,17 @@ def refresh_aggregates(conn: Connection, mechanic_ids: Iterable | None = None) -
             return
         query = query.where(m.c.user_id.in_(ids))
     rows = [
-        {"b_id": uid, "b_total": count,
-         "b_avg": (Decimal(total) / count).quantize(Decimal("0.01"), ROUND_HALF_UP) if count else Decimal(0)}
+        {
+            "b_id": uid,
+            "b_total": count,
+            "b_avg": (Decimal(total) / count).quantize(Decimal("0.01"), ROUND_HALF_UP) if count else Decimal(0),
+        }
         for uid, count, total in conn.execute(query)
     ]
     if rows:
         conn.execute(
-            m.update().where(m.c.user_id == sa.bindparam("b_id"))
+            m.update()
+            .where(m.c.user_id == sa.bindparam("b_id"))
             .values(total_reviews=sa.bindparam("b_total"), avg_rating=sa.bindparam("b_avg")),
             rows,
         )
@@ -303,8 +319,15 @@ def set_moderation_required(engine: Engine, actor: Actor, required: bool) -> Non
         values = {"moderate_all": bool(required), "updated_by": actor.email, "updated_at": sa.func.now()}
         if conn.execute(review_settings.update().where(review_settings.c.id == 1).values(**values)).rowcount == 0:
             conn.execute(review_settings.insert().values(id=1, **values))
-        record_audit(conn, actor, "review_settings.update", "review_settings", 1,
-                     before={"moderate_all": before}, after={"moderate_all": bool(required)})
+        record_audit(
+            conn,
+            actor,
+            "review_settings.update",
+            "review_settings",
+            1,
+            before={"moderate_all": before},
+            after={"moderate_all": bool(required)},
+        )
 
 
 def _reviewable_session(conn: Connection, session_id: uuid.UUID, customer_id: uuid.UUID | None):
@@ -323,19 +346,29 @@ def _reviewable_session(conn: Connection, session_id: uuid.UUID, customer_id: uu
     return session
 
 
-def _judge(conn: Connection, *, customer_id: uuid.UUID, rating: int, text: str | None, at: dt.datetime,
-           exclude: uuid.UUID | None = None) -> tuple[list[str], str, str | None]:
+def _judge(
+    conn: Connection,
+    *,
+    customer_id: uuid.UUID,
+    rating: int,
+    text: str | None,
+    at: dt.datetime,
+    exclude: uuid.UUID | None = None,
+) -> tuple[list[str], str, str | None]:
     """(flags, status, text fingerprint) of a review written at ``at`` by the flag rules and the
     moderation setting; ``exclude``: the review itself, when it is stored already."""
     r = mechanic_reviews
     others = [r.c.id != exclude] if exclude is not None else []
     fingerprint = text_fingerprint(text)
-    duplicate = fingerprint is not None and conn.execute(
-        sa.select(r.c.id).where(r.c.text_fingerprint == fingerprint, *others).limit(1)
-    ).first() is not None
+    duplicate = (
+        fingerprint is not None
+        and conn.execute(sa.select(r.c.id).where(r.c.text_fingerprint == fingerprint, *others).limit(1)).first()
+        is not None
+    )
     recent = conn.execute(
-        sa.select(sa.func.count()).select_from(r).where(
-            r.c.customer_id == customer_id, r.c.created_at >= at - BURST_WINDOW, r.c.created_at <= at, *others)
+        sa.select(sa.func.count())
+        .select_from(r)
+        .where(r.c.customer_id == customer_id, r.c.created_at >= at - BURST_WINDOW, r.c.created_at <= at, *others)
     ).scalar_one()
     flags = flags_for(text, rating, duplicate=duplicate, recent_reviews=recent)
     status = "pending" if flags or moderation_required(conn) else "published"
@@ -356,18 +389,28 @@ def submit_review(engine: Engine, *, session_id, customer_id, rating, text=None)
     try:
         with engine.begin() as conn:
             session = _reviewable_session(conn, session_id, customer_id)
-            if conn.execute(sa.select(mechanic_reviews.c.id).where(mechanic_reviews.c.session_id == session_id)).first():
+            if conn.execute(
+                sa.select(mechanic_reviews.c.id).where(mechanic_reviews.c.session_id == session_id)
+            ).first():
                 raise ReviewError(f"Session {session_id} already has a review.")
-            now = dt.datetime.now(dt.timezone.utc)
+            now = dt.datetime.now(dt.UTC)
             flags, status, fingerprint = _judge(conn, customer_id=customer_id, rating=rating, text=text, at=now)
             if status == "published":
                 _lock_mechanics(conn, [session.mechanic_id])
             review_id = conn.execute(
-                mechanic_reviews.insert().values(
-                    session_id=session_id, mechanic_id=session.mechanic_id, customer_id=customer_id,
-                    rating=rating, review_text=text, status=status, flags=flags, text_fingerprint=fingerprint,
+                mechanic_reviews.insert()
+                .values(
+                    session_id=session_id,
+                    mechanic_id=session.mechanic_id,
+                    customer_id=customer_id,
+                    rating=rating,
+                    review_text=text,
+                    status=status,
+                    flags=flags,
+                    text_fingerprint=fingerprint,
                     rules_applied_at=now,
-                ).returning(mechanic_reviews.c.id)
+                )
+                .returning(mechanic_reviews.c.id)
             ).scalar_one()
             if status == "published":
                 refresh_aggregates(conn, [session.mechanic_id])
@@ -394,32 +437,52 @@ def apply_review_rules(conn: Connection, review_id: uuid.UUID, actor) -> str | N
     review = conn.execute(locking(conn, waiting, skip_locked=True)).first()
     if review is None or review.mechanic_id != seen.mechanic_id:
         return None  # another worker has it, or the platform is changing it: a later run takes it
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     decided = review.moderated_at is not None or review.status == "hidden"  # by a moderator or the platform
     try:
         if review.session_id is None:
             raise ReviewError("The review names no session.")
         session = _reviewable_session(conn, review.session_id, review.customer_id)
         if review.mechanic_id != session.mechanic_id:
-            raise ReviewError(f"The review names mechanic {review.mechanic_id}, the session's is "
-                              f"{session.mechanic_id}.")
+            raise ReviewError(
+                f"The review names mechanic {review.mechanic_id}, the session's is {session.mechanic_id}."
+            )
         text = _check_text(review.review_text)
     except (ReviewError, NotFound) as exc:
         status = review.status if decided else "pending"
         conn.execute(r.update().where(r.c.id == review_id).values(status=status, rules_applied_at=now))
         _refresh_if_published(conn, review, status)
-        record_audit(conn, actor, "review.intake_rejected", "mechanic_review", review_id,
-                     before={"status": review.status}, after={"status": status}, reason=str(exc))
+        record_audit(
+            conn,
+            actor,
+            "review.intake_rejected",
+            "mechanic_review",
+            review_id,
+            before={"status": review.status},
+            after={"status": status},
+            reason=str(exc),
+        )
         return "rejected"
-    flags, status, fingerprint = _judge(conn, customer_id=review.customer_id, rating=review.rating, text=text,
-                                        at=review.created_at, exclude=review_id)
+    flags, status, fingerprint = _judge(
+        conn, customer_id=review.customer_id, rating=review.rating, text=text, at=review.created_at, exclude=review_id
+    )
     if decided:  # the flags inform, the status stays
         status = review.status
-    conn.execute(r.update().where(r.c.id == review_id).values(
-        status=status, flags=flags, text_fingerprint=fingerprint, rules_applied_at=now))
+    conn.execute(
+        r.update()
+        .where(r.c.id == review_id)
+        .values(status=status, flags=flags, text_fingerprint=fingerprint, rules_applied_at=now)
+    )
     _refresh_if_published(conn, review, status)
-    record_audit(conn, actor, "review.intake", "mechanic_review", review_id,
-                 before={"status": review.status}, after={"status": status, "flags": flags})
+    record_audit(
+        conn,
+        actor,
+        "review.intake",
+        "mechanic_review",
+        review_id,
+        before={"status": review.status},
+        after={"status": status, "flags": flags},
+    )
     return {"published": "published", "hidden": "hidden"}.get(status, "queued")
 
 
@@ -456,21 +519,38 @@ def moderate(engine: Engine, actor: Actor, review_ids: Iterable, action: str, re
         if missing:
             raise NotFound(f"No review with id {', '.join(missing)}.")
         mechanic_ids = _lock_mechanics(conn, owners.values())
-        before = {row.id: row for row in conn.execute(
-            locking(conn, sa.select(r.c.id, r.c.status, r.c.hidden_reason).where(r.c.id.in_(ids)).order_by(r.c.id))
-        )}
+        before = {
+            row.id: row
+            for row in conn.execute(
+                locking(conn, sa.select(r.c.id, r.c.status, r.c.hidden_reason).where(r.c.id.in_(ids)).order_by(r.c.id))
+            )
+        }
         wrong = [f"{rid} is {row.status}" for rid, row in before.items() if row.status not in allowed_from]
         if wrong:
             raise ReviewError(f"Cannot {action}: review {'; '.join(wrong)}.")
         hidden_reason = reason if action == "hide" else None
-        conn.execute(r.update().where(r.c.id.in_(ids)).values(
-            status=new_status, hidden_reason=hidden_reason, moderated_by=actor.email, moderated_at=sa.func.now(),
-        ))
+        conn.execute(
+            r.update()
+            .where(r.c.id.in_(ids))
+            .values(
+                status=new_status,
+                hidden_reason=hidden_reason,
+                moderated_by=actor.email,
+                moderated_at=sa.func.now(),
+            )
+        )
         refresh_aggregates(conn, mechanic_ids)
         for rid, row in before.items():
-            record_audit(conn, actor, f"review.{action}", "mechanic_review", rid,
-                         before={"status": row.status, "hidden_reason": row.hidden_reason},
-                         after={"status": new_status, "hidden_reason": hidden_reason}, reason=reason)
+            record_audit(
+                conn,
+                actor,
+                f"review.{action}",
+                "mechanic_review",
+                rid,
+                before={"status": row.status, "hidden_reason": row.hidden_reason},
+                after={"status": new_status, "hidden_reason": hidden_reason},
+                reason=reason,
+            )
     return len(ids)
 
 

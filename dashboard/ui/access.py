@@ -21,8 +21,9 @@ calendars (to tell a customer when a mechanic is free); only managers and admins
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from dashboard.core.auth import Actor
 from dashboard.core.settings import Settings
@@ -30,6 +31,7 @@ from dashboard.core.settings import Settings
 ALL = frozenset({"admin", "support", "manager"})
 ADMIN = frozenset({"admin"})
 SUPPORT = frozenset({"admin", "support"})
+
 
 def demo_actor(role: str) -> Actor:
     """Who uses the embedded demo: ``[pitwall] demo_role`` (admin unless set)."""

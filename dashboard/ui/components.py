@@ -27,8 +27,9 @@ import html
 import math
 import re
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -38,12 +39,12 @@ import sqlalchemy as sa
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from dashboard.ui import access
 from dashboard.core.auth import Actor, vouch_for
-from dashboard.core.settings import Settings
 from dashboard.core.db import explain_failure, make_engine
 from dashboard.core.errors import ChangedMeanwhile, DatabaseUnavailable, PermissionDenied, Refused
 from dashboard.core.period import Period
+from dashboard.core.settings import Settings
+from dashboard.ui import access
 
 QUERY_TTL_SECONDS = 300
 CURRENCY = "$"
@@ -60,10 +61,17 @@ pio.templates["pitwall"] = go.layout.Template(
         paper_bgcolor="rgba(0,0,0,0)",
         plot_bgcolor="rgba(0,0,0,0)",
         margin=dict(l=16, r=16, t=56, b=16),
-        xaxis=dict(showgrid=False, linecolor="#CBD5E1", ticks="outside", tickcolor="#CBD5E1",
-                   automargin=True, title=dict(standoff=12)),
-        yaxis=dict(gridcolor="#E5E7EB", zerolinecolor="#CBD5E1", rangemode="tozero",
-                   automargin=True, title=dict(standoff=12)),
+        xaxis=dict(
+            showgrid=False,
+            linecolor="#CBD5E1",
+            ticks="outside",
+            tickcolor="#CBD5E1",
+            automargin=True,
+            title=dict(standoff=12),
+        ),
+        yaxis=dict(
+            gridcolor="#E5E7EB", zerolinecolor="#CBD5E1", rangemode="tozero", automargin=True, title=dict(standoff=12)
+        ),
         legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
         hoverlabel=dict(font=dict(family=FONT)),
     )
@@ -175,6 +183,7 @@ def write_action(callback: Callable) -> Callable:
     no error page can catch them: a database that does not answer would show a traceback.
     Decorated, the failed write (one transaction, rolled back) is reported by the next
     ``write_failure()`` instead."""
+
     @functools.wraps(callback)
     def run(*args, **kwargs):
         try:
@@ -183,6 +192,7 @@ def write_action(callback: Callable) -> Callable:
             detail = explain_failure(exc, _context().settings.database_url)
             print(f"pitwall: a change was not saved: {detail}", file=sys.stderr)
             st.session_state[_WRITE_FAILED_KEY] = detail
+
     return run
 
 
@@ -197,8 +207,13 @@ _NOTICE_KEY = "_pitwall_write_notice"
 _VERSION_KEY = "_pitwall_data_version"
 
 
-def run_write(write: Callable[[], T], done: str | Callable[[T], str] | None = None, *,
-              icon: str = ":material/check_circle:", refusals: tuple[type[Exception], ...] = ()) -> T | None:
+def run_write(
+    write: Callable[[], T],
+    done: str | Callable[[T], str] | None = None,
+    *,
+    icon: str = ":material/check_circle:",
+    refusals: tuple[type[Exception], ...] = (),
+) -> T | None:
     """Run ``write`` from a button callback. Done: the cached queries are refreshed and
     ``done`` (text, or made from the result) is toasted; returns the result. Refused (the
     error family, PermissionDenied or one of ``refusals``): nothing was written, the message
@@ -380,7 +395,12 @@ def kpi_row(kpis: Sequence[Kpi]) -> None:
     for column, kpi in zip(columns, kpis):
         flat = kpi.delta == NO_CHANGE
         column.metric(
-            kpi.label, kpi.value, kpi.delta, help=kpi.help, border=True, height="stretch",
+            kpi.label,
+            kpi.value,
+            kpi.delta,
+            help=kpi.help,
+            border=True,
+            height="stretch",
             delta_color="off" if flat else ("inverse" if kpi.lower_is_better else "normal"),
             delta_arrow="off" if flat else "auto",
         )
@@ -392,8 +412,7 @@ def _span(period: Period) -> str:
 
 def comparison_caption(period: Period) -> None:
     """Under a KPI row: which days the values cover and what the changes compare with."""
-    st.caption(f"{_span(period)} ({period.days} days, {period.tz}); "
-               f"changes compare with {_span(period.previous())}.")
+    st.caption(f"{_span(period)} ({period.days} days, {period.tz}); changes compare with {_span(period.previous())}.")
 
 
 def filter_bar():
@@ -441,8 +460,18 @@ def review_text(markup: str) -> None:
     st.html(f'{_REVIEW_STYLE}<div class="pw-review">{markup}</div>')
 
 
-def confirm(label: str, question: str, confirm_label: str, on_confirm: Callable, args: tuple = (), *, key: str,
-            icon: str | None = None, disabled: bool = False, inputs: Callable[[], object] | None = None) -> None:
+def confirm(
+    label: str,
+    question: str,
+    confirm_label: str,
+    on_confirm: Callable,
+    args: tuple = (),
+    *,
+    key: str,
+    icon: str | None = None,
+    disabled: bool = False,
+    inputs: Callable[[], object] | None = None,
+) -> None:
     """A destructive action in two clicks: ``label`` opens a popover that says what will
     happen (``question``, Markdown), draws ``inputs()`` if given (e.g. a reason), and holds
     the button ``key`` that calls ``on_confirm(*args)``."""
@@ -468,8 +497,9 @@ def error_state(title: str, detail: str, checks: Sequence[str] = ()) -> None:
 def chart(fig: go.Figure, *, title: str, x_title: str, y_title: str) -> None:
     """Render a plotly figure in the brand template; axis titles carry units. The data's
     text is made inert first (``inert_figure``), so pages pass names and labels as they are."""
-    fig.update_layout(template="pitwall", title_text=_inert(title), xaxis_title=_inert(x_title),
-                      yaxis_title=_inert(y_title))
+    fig.update_layout(
+        template="pitwall", title_text=_inert(title), xaxis_title=_inert(x_title), yaxis_title=_inert(y_title)
+    )
     st.plotly_chart(inert_figure(fig), theme=None, config={"displaylogo": False})
 
 
@@ -495,8 +525,7 @@ def inert_figure(fig: go.Figure) -> go.Figure:
     """``fig`` with every text of its data (values, hovers, trace names, category tick labels)
     HTML-escaped, so plotly shows it as text and never as markup or a link."""
     for trace in fig.data:
-        updates = {name: _inert(trace[name]) for name in _TRACE_TEXT
-                   if name in trace and trace[name] is not None}
+        updates = {name: _inert(trace[name]) for name in _TRACE_TEXT if name in trace and trace[name] is not None}
         if getattr(trace, "name", None):
             updates["name"] = _inert(trace.name)
         trace.update(updates)

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -28,11 +29,23 @@ from dashboard.core.audit import UNCHECKED, record_audit, unchanged_since_seen
 from dashboard.core.auth import Actor, require_current_role, require_role
 from dashboard.core.db import locking
 from dashboard.core.errors import NotFound
-from dashboard.domain.calendars.slots import (
-    DAY_NAMES, ONE, UTC, Override, ValidationError, WeeklySlot, parse_base_price, parse_day,
-    parse_multiplier, parse_reason, parse_time, parse_timezone, validate_weekly_rows, weekly_slots,
-)
 from dashboard.core.validation import parse_uuid
+from dashboard.domain.calendars.slots import (
+    DAY_NAMES,
+    ONE,
+    UTC,
+    Override,
+    ValidationError,
+    WeeklySlot,
+    parse_base_price,
+    parse_day,
+    parse_multiplier,
+    parse_reason,
+    parse_time,
+    parse_timezone,
+    validate_weekly_rows,
+    weekly_slots,
+)
 
 EDITOR_ROLES = ("manager", "admin")
 CALENDAR = "mechanic_calendar"
@@ -50,15 +63,15 @@ class SlotChanges:
         return self.created + self.updated + self.deleted
 
     def __add__(self, other: SlotChanges) -> SlotChanges:
-        return SlotChanges(self.created + other.created, self.updated + other.updated,
-                           self.deleted + other.deleted)
+        return SlotChanges(self.created + other.created, self.updated + other.updated, self.deleted + other.deleted)
 
 
 def _lock_mechanic(conn: Connection, mechanic_id: uuid.UUID):
     """The mechanic's row (locked on PostgreSQL); NotFound if there is none."""
     m = s.mechanics
-    row = conn.execute(locking(conn, sa.select(m.c.user_id, m.c.display_name, m.c.timezone)
-                               .where(m.c.user_id == mechanic_id))).first()
+    row = conn.execute(
+        locking(conn, sa.select(m.c.user_id, m.c.display_name, m.c.timezone).where(m.c.user_id == mechanic_id))
+    ).first()
     if row is None:
         raise NotFound(f"Unknown mechanic {mechanic_id}.")
     return row
@@ -70,24 +83,38 @@ def _calendar_unchanged(conn: Connection, mechanic, seen: Any, stored: Any) -> N
 
 
 def _slot_snapshot(slot: WeeklySlot) -> dict:
-    return {"slot_id": slot.id, "day": DAY_NAMES[slot.day_of_week], "start_time": f"{slot.start:%H:%M}",
-            "end_time": f"{slot.end:%H:%M}", "is_available": slot.is_available,
-            "price_multiplier": f"{slot.multiplier:.2f}"}
+    return {
+        "slot_id": slot.id,
+        "day": DAY_NAMES[slot.day_of_week],
+        "start_time": f"{slot.start:%H:%M}",
+        "end_time": f"{slot.end:%H:%M}",
+        "is_available": slot.is_available,
+        "price_multiplier": f"{slot.multiplier:.2f}",
+    }
 
 
 def _slot_values(slot: WeeklySlot) -> dict:
-    return {"day_of_week": slot.day_of_week, "start_time": slot.start, "end_time": slot.end,
-            "is_available": slot.is_available, "price_multiplier": slot.multiplier}
+    return {
+        "day_of_week": slot.day_of_week,
+        "start_time": slot.start,
+        "end_time": slot.end,
+        "is_available": slot.is_available,
+        "price_multiplier": slot.multiplier,
+    }
 
 
-def _write_slots(conn: Connection, actor: Actor, mechanic_id: uuid.UUID, new: Sequence[WeeklySlot],
-                 reason: str | None = None) -> SlotChanges:
+def _write_slots(
+    conn: Connection, actor: Actor, mechanic_id: uuid.UUID, new: Sequence[WeeklySlot], reason: str | None = None
+) -> SlotChanges:
     """Make the mechanic's weekly slots equal ``new`` (kept ids are updated, the rest
     inserted or deleted), with an audit row per change."""
     table = s.mechanic_availability_slots
     current = {slot.id: slot for slot in weekly_slots(conn, [mechanic_id]).get(mechanic_id, [])}
-    gone = {p: ["This slot was deleted meanwhile: reload the page."]
-            for p, slot in enumerate(new) if slot.id is not None and slot.id not in current}
+    gone = {
+        p: ["This slot was deleted meanwhile: reload the page."]
+        for p, slot in enumerate(new)
+        if slot.id is not None and slot.id not in current
+    }
     if gone:
         raise ValidationError("Someone else changed this calendar: reload the page.", gone)
     created = updated = 0
@@ -99,8 +126,16 @@ def _write_slots(conn: Connection, actor: Actor, mechanic_id: uuid.UUID, new: Se
             created += 1
         elif slot != current[slot.id]:
             conn.execute(table.update().where(table.c.id == slot.id).values(**_slot_values(slot)))
-            record_audit(conn, actor, "slot.update", CALENDAR, mechanic_id,
-                         before=_slot_snapshot(current[slot.id]), after=_slot_snapshot(slot), reason=reason)
+            record_audit(
+                conn,
+                actor,
+                "slot.update",
+                CALENDAR,
+                mechanic_id,
+                before=_slot_snapshot(current[slot.id]),
+                after=_slot_snapshot(slot),
+                reason=reason,
+            )
             updated += 1
     kept = {slot.id for slot in new}
     removed = [slot for slot_id, slot in current.items() if slot_id not in kept]
@@ -110,9 +145,14 @@ def _write_slots(conn: Connection, actor: Actor, mechanic_id: uuid.UUID, new: Se
     return SlotChanges(created, updated, len(removed))
 
 
-def save_weekly_slots(engine: Engine, actor: Actor | None, mechanic_id: Any,
-                      rows: Sequence[Mapping[str, Any]], *, seen: Sequence[Mapping[str, Any]] | None = None
-                      ) -> SlotChanges:
+def save_weekly_slots(
+    engine: Engine,
+    actor: Actor | None,
+    mechanic_id: Any,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    seen: Sequence[Mapping[str, Any]] | None = None,
+) -> SlotChanges:
     """Replace a mechanic's weekly schedule with ``rows`` (see ``validate_weekly_rows``):
     rows with an id update that slot, rows without one add a slot, missing slots are deleted.
 
@@ -132,8 +172,9 @@ def save_weekly_slots(engine: Engine, actor: Actor | None, mechanic_id: Any,
         return _write_slots(conn, actor, mechanic, new)
 
 
-def apply_peak(slots: Iterable[WeeklySlot], days: set[int], start: dt.time, end: dt.time,
-               multiplier: Decimal) -> list[WeeklySlot]:
+def apply_peak(
+    slots: Iterable[WeeklySlot], days: set[int], start: dt.time, end: dt.time, multiplier: Decimal
+) -> list[WeeklySlot]:
     """The slots with ``multiplier`` on the available hours inside ``start``-``end`` of ``days``.
 
     A slot that sticks out of the window is split: the part inside keeps the slot's id and
@@ -141,8 +182,13 @@ def apply_peak(slots: Iterable[WeeklySlot], days: set[int], start: dt.time, end:
     Unavailable slots and hours outside any slot are left alone (a peak never adds hours)."""
     result = []
     for slot in slots:
-        inside = (slot.is_available and slot.day_of_week in days and slot.start < end and start < slot.end
-                  and slot.multiplier != multiplier)
+        inside = (
+            slot.is_available
+            and slot.day_of_week in days
+            and slot.start < end
+            and start < slot.end
+            and slot.multiplier != multiplier
+        )
         if not inside:
             result.append(slot)
             continue
@@ -155,8 +201,15 @@ def apply_peak(slots: Iterable[WeeklySlot], days: set[int], start: dt.time, end:
     return sorted(result, key=lambda slot: (slot.day_of_week, slot.start))
 
 
-def set_peak_multiplier(engine: Engine, actor: Actor | None, mechanic_ids: Sequence[Any], days: Iterable[Any],
-                        start: Any, end: Any, multiplier: Any) -> SlotChanges:
+def set_peak_multiplier(
+    engine: Engine,
+    actor: Actor | None,
+    mechanic_ids: Sequence[Any],
+    days: Iterable[Any],
+    start: Any,
+    end: Any,
+    multiplier: Any,
+) -> SlotChanges:
     """Set ``multiplier`` on ``days`` between ``start`` and ``end`` (local to each mechanic)
     for every selected mechanic, in one transaction (see ``apply_peak``)."""
     require_role(actor, *EDITOR_ROLES)
@@ -197,8 +250,9 @@ def parse_date(value: Any) -> dt.date:
         raise ValidationError(f"Date {str(value)[:20]!r} is not a date like 2026-03-08.") from None
 
 
-def parse_override(day: Any, *, is_available: bool, start: Any = None, end: Any = None,
-                   multiplier: Any = ONE, reason: Any = None) -> Override:
+def parse_override(
+    day: Any, *, is_available: bool, start: Any = None, end: Any = None, multiplier: Any = ONE, reason: Any = None
+) -> Override:
     """Time off for a whole day (``is_available=False``, no hours), or available only
     from ``start`` to ``end`` at ``multiplier``."""
     date = parse_date(day)
@@ -214,34 +268,51 @@ def parse_override(day: Any, *, is_available: bool, start: Any = None, end: Any 
 
 
 def _override_snapshot(override: Override) -> dict:
-    return {"date": override.date, "is_available": override.is_available,
-            "start_time": override.start and f"{override.start:%H:%M}",
-            "end_time": override.end and f"{override.end:%H:%M}",
-            "price_multiplier": f"{override.multiplier:.2f}", "reason": override.reason}
+    return {
+        "date": override.date,
+        "is_available": override.is_available,
+        "start_time": override.start and f"{override.start:%H:%M}",
+        "end_time": override.end and f"{override.end:%H:%M}",
+        "price_multiplier": f"{override.multiplier:.2f}",
+        "reason": override.reason,
+    }
 
 
 def _existing_override(conn: Connection, mechanic: uuid.UUID, date: dt.date) -> Override | None:
     ov = s.mechanic_availability_overrides
     row = conn.execute(sa.select(ov).where(ov.c.mechanic_id == mechanic, ov.c.date == date)).first()
-    return row and Override(row.date, row.is_available, row.start_time, row.end_time, row.price_multiplier,
-                            row.reason)
+    return row and Override(row.date, row.is_available, row.start_time, row.end_time, row.price_multiplier, row.reason)
 
 
 def _check_not_past(timezone: str, date: dt.date, now: dt.datetime | None) -> None:
     today = (now or dt.datetime.now(UTC)).astimezone(parse_timezone(timezone)).date()
     if date < today:
-        raise ValidationError(f"{date:%a %d %b %Y} is in the past for this mechanic ({timezone}): "
-                              "past days are history and stay as they were.")
+        raise ValidationError(
+            f"{date:%a %d %b %Y} is in the past for this mechanic ({timezone}): "
+            "past days are history and stay as they were."
+        )
 
 
-def set_override(engine: Engine, actor: Actor | None, mechanic_id: Any, day: Any, *, is_available: bool,
-                 start: Any = None, end: Any = None, multiplier: Any = ONE, reason: Any = None,
-                 now: dt.datetime | None = None, seen: Override | None | object = UNCHECKED) -> Override:
+def set_override(
+    engine: Engine,
+    actor: Actor | None,
+    mechanic_id: Any,
+    day: Any,
+    *,
+    is_available: bool,
+    start: Any = None,
+    end: Any = None,
+    multiplier: Any = ONE,
+    reason: Any = None,
+    now: dt.datetime | None = None,
+    seen: Override | None | object = UNCHECKED,
+) -> Override:
     """Add or replace the override of a mechanic's local date (today or later). ``seen``: the
     override of that date the editor saw (None: none); ChangedMeanwhile if that is no longer so."""
     require_role(actor, *EDITOR_ROLES)
-    override = parse_override(day, is_available=is_available, start=start, end=end,
-                              multiplier=multiplier, reason=reason)
+    override = parse_override(
+        day, is_available=is_available, start=start, end=end, multiplier=multiplier, reason=reason
+    )
     mechanic = parse_uuid(mechanic_id, "Mechanic", ValidationError)
     ov = s.mechanic_availability_overrides
     with engine.begin() as conn:
@@ -250,19 +321,37 @@ def set_override(engine: Engine, actor: Actor | None, mechanic_id: Any, day: Any
         _check_not_past(row.timezone, override.date, now)
         before = _existing_override(conn, mechanic, override.date)
         _calendar_unchanged(conn, row, seen, before)
-        values = {"is_available": override.is_available, "start_time": override.start, "end_time": override.end,
-                  "price_multiplier": override.multiplier, "reason": override.reason}
+        values = {
+            "is_available": override.is_available,
+            "start_time": override.start,
+            "end_time": override.end,
+            "price_multiplier": override.multiplier,
+            "reason": override.reason,
+        }
         if before is None:
             conn.execute(ov.insert().values(mechanic_id=mechanic, date=override.date, **values))
         else:
             conn.execute(ov.update().where(ov.c.mechanic_id == mechanic, ov.c.date == override.date).values(**values))
-        record_audit(conn, actor, "override.set", CALENDAR, mechanic,
-                     before=before and _override_snapshot(before), after=_override_snapshot(override))
+        record_audit(
+            conn,
+            actor,
+            "override.set",
+            CALENDAR,
+            mechanic,
+            before=before and _override_snapshot(before),
+            after=_override_snapshot(override),
+        )
     return override
 
 
-def delete_override(engine: Engine, actor: Actor | None, mechanic_id: Any, day: Any,
-                    now: dt.datetime | None = None, seen: Override | object = UNCHECKED) -> None:
+def delete_override(
+    engine: Engine,
+    actor: Actor | None,
+    mechanic_id: Any,
+    day: Any,
+    now: dt.datetime | None = None,
+    seen: Override | object = UNCHECKED,
+) -> None:
     """Remove the override of a mechanic's local date (today or later): the weekly hours apply
     again. ``seen``: the override the editor saw; ChangedMeanwhile if it was changed since."""
     require_role(actor, *EDITOR_ROLES)
@@ -284,8 +373,9 @@ def delete_override(engine: Engine, actor: Actor | None, mechanic_id: Any, day: 
 # --- mechanic timezone and base prices ----------------------------------------------------
 
 
-def set_mechanic_timezone(engine: Engine, actor: Actor | None, mechanic_id: Any, timezone: Any, *,
-                          seen: str | object = UNCHECKED) -> str:
+def set_mechanic_timezone(
+    engine: Engine, actor: Actor | None, mechanic_id: Any, timezone: Any, *, seen: str | object = UNCHECKED
+) -> str:
     """Change the IANA timezone a mechanic's hours are read in. ``seen``: the timezone the
     editor saw; ChangedMeanwhile if it was changed since."""
     require_role(actor, *EDITOR_ROLES)
@@ -299,13 +389,15 @@ def set_mechanic_timezone(engine: Engine, actor: Actor | None, mechanic_id: Any,
         _calendar_unchanged(conn, row, seen, before)
         if before != name:
             conn.execute(m.update().where(m.c.user_id == mechanic).values(timezone=name))
-            record_audit(conn, actor, "timezone.set", CALENDAR, mechanic,
-                         before={"timezone": before}, after={"timezone": name})
+            record_audit(
+                conn, actor, "timezone.set", CALENDAR, mechanic, before={"timezone": before}, after={"timezone": name}
+            )
     return name
 
 
-def set_base_price(engine: Engine, actor: Actor | None, session_type: Any, price: Any, *,
-                   seen_cents: int | None | object = UNCHECKED) -> int:
+def set_base_price(
+    engine: Engine, actor: Actor | None, session_type: Any, price: Any, *, seen_cents: int | None | object = UNCHECKED
+) -> int:
     """Set the base price of a session type from dollars (e.g. ``"49.99"``); returns cents.
     Sessions already booked keep their own price. ``seen_cents``: the price the editor saw
     (None: not set); ChangedMeanwhile saying who changed it and when if it is no longer so."""
@@ -316,8 +408,9 @@ def set_base_price(engine: Engine, actor: Actor | None, session_type: Any, price
     bp = s.session_base_prices
     with engine.begin() as conn:
         actor = require_current_role(conn, actor, *EDITOR_ROLES)
-        before = conn.execute(locking(conn, sa.select(bp.c.price_cents)
-                                       .where(bp.c.session_type == session_type))).scalar()
+        before = conn.execute(
+            locking(conn, sa.select(bp.c.price_cents).where(bp.c.session_type == session_type))
+        ).scalar()
         unchanged_since_seen(conn, seen_cents, before, f"The {session_type} base price", BASE_PRICE, session_type)
         if before == cents:
             return cents
@@ -326,6 +419,13 @@ def set_base_price(engine: Engine, actor: Actor | None, session_type: Any, price
             conn.execute(bp.insert().values(session_type=session_type, **values))
         else:
             conn.execute(bp.update().where(bp.c.session_type == session_type).values(**values))
-        record_audit(conn, actor, "base_price.set", BASE_PRICE, session_type,
-                     before=None if before is None else {"price_cents": before}, after={"price_cents": cents})
+        record_audit(
+            conn,
+            actor,
+            "base_price.set",
+            BASE_PRICE,
+            session_type,
+            before=None if before is None else {"price_cents": before},
+            after={"price_cents": cents},
+        )
     return cents

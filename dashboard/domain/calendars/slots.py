@@ -38,9 +38,10 @@ import datetime as dt
 import math
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -52,7 +53,7 @@ from dashboard.core.period import timezones
 from dashboard.core.settings import DEFAULTS, Settings
 from dashboard.core.validation import parse_text, parse_uuid
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 MULTIPLIER_MIN = Decimal(s.MULTIPLIER_MIN)
 MULTIPLIER_MAX = Decimal(s.MULTIPLIER_MAX)
@@ -72,8 +73,16 @@ class ValidationError(Invalid):
         self.row_errors = dict(row_errors or {})
 
 
-BOOKING_REASONS = ("taken", "outside_hours", "day_off", "too_soon", "price_changed", "not_taking_bookings",
-                   "no_price", "invalid")
+BOOKING_REASONS = (
+    "taken",
+    "outside_hours",
+    "day_off",
+    "too_soon",
+    "price_changed",
+    "not_taking_bookings",
+    "no_price",
+    "invalid",
+)
 
 
 class BookingRejected(Conflict):
@@ -234,8 +243,13 @@ def _two_decimals(value: Any, what: str, low: Decimal, high: Decimal, out_of_ran
 
 def parse_multiplier(value: Any) -> Decimal:
     """A price multiplier from MULTIPLIER_MIN to MULTIPLIER_MAX with at most two decimals."""
-    return _two_decimals(value, "Multiplier", MULTIPLIER_MIN, MULTIPLIER_MAX,
-                         f"Multiplier must be from {MULTIPLIER_MIN} to {MULTIPLIER_MAX}, got {str(value)[:20]}.")
+    return _two_decimals(
+        value,
+        "Multiplier",
+        MULTIPLIER_MIN,
+        MULTIPLIER_MAX,
+        f"Multiplier must be from {MULTIPLIER_MIN} to {MULTIPLIER_MAX}, got {str(value)[:20]}.",
+    )
 
 
 def is_known_timezone(name: Any) -> bool:
@@ -252,8 +266,13 @@ def parse_timezone(name: Any) -> ZoneInfo:
 
 def parse_base_price(value: Any) -> int:
     """A base price in dollars (e.g. ``49.99``) as whole cents, above zero and at most $1,000."""
-    dollars = _two_decimals(value, "Price", CENT, Decimal(MAX_BASE_PRICE_CENTS) / 100,
-                            f"Price must be above $0.00 and at most ${MAX_BASE_PRICE_CENTS / 100:,.2f}.")
+    dollars = _two_decimals(
+        value,
+        "Price",
+        CENT,
+        Decimal(MAX_BASE_PRICE_CENTS) / 100,
+        f"Price must be above $0.00 and at most ${MAX_BASE_PRICE_CENTS / 100:,.2f}.",
+    )
     return int(dollars * 100)
 
 
@@ -285,13 +304,11 @@ def overlaps(slots: Sequence[WeeklySlot]) -> list[tuple[int, int]]:
     for positions in by_day.values():
         positions.sort(key=lambda p: (slots[p].start, slots[p].end))
         for i, first in enumerate(positions):
-            for second in positions[i + 1:]:
+            for second in positions[i + 1 :]:
                 if slots[second].start >= slots[first].end:
                     break
                 pairs.append((min(first, second), max(first, second)))
     return sorted(pairs)
-
-
 
 
 def _slot_id(value: Any) -> uuid.UUID | None:
@@ -317,8 +334,10 @@ def parse_slot_row(row: Mapping[str, Any]) -> WeeklySlot:
     available = row.get("is_available")
     values["is_available"] = True if _blank(available) else bool(available)
     if "start" in values and "end" in values and values["start"] >= values["end"]:
-        problems.append(f"Start {values['start']:%H:%M} must be before end {values['end']:%H:%M} "
-                        "(a slot cannot cross midnight: split it in two).")
+        problems.append(
+            f"Start {values['start']:%H:%M} must be before end {values['end']:%H:%M} "
+            "(a slot cannot cross midnight: split it in two)."
+        )
     if problems:
         raise ValidationError(" ".join(problems))
     return WeeklySlot(**values)
@@ -345,16 +364,19 @@ def validate_weekly_rows(rows: Sequence[Mapping[str, Any]]) -> list[WeeklySlot]:
         raise ValidationError("The same slot appears twice; reload the page.")
     if errors:
         count = len(errors)
-        raise ValidationError(f"{count} row{'s' if count > 1 else ''} need{'' if count > 1 else 's'} fixing.",
-                              {p: errors[p] for p in sorted(errors)})
+        raise ValidationError(
+            f"{count} row{'s' if count > 1 else ''} need{'' if count > 1 else 's'} fixing.",
+            {p: errors[p] for p in sorted(errors)},
+        )
     return [parsed[p] for p in sorted(parsed)]
 
 
 def _hours(row: Mapping[str, Any]) -> WeeklySlot | None:
     """A row's day and hours when those are valid, so overlaps are found even if another cell is not."""
     try:
-        slot = WeeklySlot(parse_day(row.get("day_of_week")), parse_time(row.get("start_time")),
-                          parse_time(row.get("end_time")))
+        slot = WeeklySlot(
+            parse_day(row.get("day_of_week")), parse_time(row.get("start_time")), parse_time(row.get("end_time"))
+        )
     except ValidationError:
         return None
     return slot if slot.start < slot.end else None
@@ -444,8 +466,9 @@ def minutes_by_hour(windows: Iterable[Window], zone: ZoneInfo) -> dict[tuple[dt.
         at = window.start
         while at < window.end:
             local = at.astimezone(zone)
-            boundary = at + dt.timedelta(minutes=60 - local.minute, seconds=-local.second,
-                                         microseconds=-local.microsecond)
+            boundary = at + dt.timedelta(
+                minutes=60 - local.minute, seconds=-local.second, microseconds=-local.microsecond
+            )
             upto = min(boundary, window.end)
             minutes = (upto - at).total_seconds() / 60
             cell = cells[(local.date(), local.hour)]
@@ -462,10 +485,14 @@ def weekly_slots(conn: Connection, mechanic_ids: Sequence[uuid.UUID]) -> dict[uu
     """The weekly slots of each mechanic, by day and start."""
     sl = s.mechanic_availability_slots
     slots = defaultdict(list)
-    for row in conn.execute(sa.select(sl).where(sl.c.mechanic_id.in_(mechanic_ids))
-                            .order_by(sl.c.mechanic_id, sl.c.day_of_week, sl.c.start_time)):
-        slots[row.mechanic_id].append(WeeklySlot(row.day_of_week, row.start_time, row.end_time,
-                                                 row.price_multiplier, row.is_available, row.id))
+    for row in conn.execute(
+        sa.select(sl)
+        .where(sl.c.mechanic_id.in_(mechanic_ids))
+        .order_by(sl.c.mechanic_id, sl.c.day_of_week, sl.c.start_time)
+    ):
+        slots[row.mechanic_id].append(
+            WeeklySlot(row.day_of_week, row.start_time, row.end_time, row.price_multiplier, row.is_available, row.id)
+        )
     return slots
 
 
@@ -490,18 +517,33 @@ def load_calendars(
     high = dt.datetime.combine(first_day + dt.timedelta(days=days + 2), dt.time(), UTC)
     slots = weekly_slots(conn, ids)
     overrides, booked = defaultdict(list), defaultdict(list)
-    for row in conn.execute(sa.select(ov).where(
-            ov.c.mechanic_id.in_(ids), ov.c.date >= first_day, ov.c.date < first_day + dt.timedelta(days=days))):
-        overrides[row.mechanic_id].append(Override(row.date, row.is_available, row.start_time, row.end_time,
-                                                   row.price_multiplier, row.reason))
+    for row in conn.execute(
+        sa.select(ov).where(
+            ov.c.mechanic_id.in_(ids), ov.c.date >= first_day, ov.c.date < first_day + dt.timedelta(days=days)
+        )
+    ):
+        overrides[row.mechanic_id].append(
+            Override(row.date, row.is_available, row.start_time, row.end_time, row.price_multiplier, row.reason)
+        )
     if bookings:
-        for row in conn.execute(sa.select(se.c.mechanic_id, se.c.scheduled_at).where(
-                se.c.mechanic_id.in_(ids), se.c.status.in_(BLOCKING_STATUSES),
-                se.c.scheduled_at >= low, se.c.scheduled_at < high)):
+        for row in conn.execute(
+            sa.select(se.c.mechanic_id, se.c.scheduled_at).where(
+                se.c.mechanic_id.in_(ids),
+                se.c.status.in_(BLOCKING_STATUSES),
+                se.c.scheduled_at >= low,
+                se.c.scheduled_at < high,
+            )
+        ):
             booked[row.mechanic_id].append(row.scheduled_at.astimezone(UTC))
     return {
-        row.user_id: Calendar(row.user_id, row.timezone, tuple(slots[row.user_id]),
-                              tuple(overrides[row.user_id]), tuple(sorted(booked[row.user_id])), row.is_active)
+        row.user_id: Calendar(
+            row.user_id,
+            row.timezone,
+            tuple(slots[row.user_id]),
+            tuple(overrides[row.user_id]),
+            tuple(sorted(booked[row.user_id])),
+            row.is_active,
+        )
         for row in mechanics
     }
 
@@ -557,15 +599,18 @@ def check_booking(
             local_day = start.astimezone(calendar.zone).date()
             if not availability_windows(calendar, local_day, 1):
                 raise BookingRejected(f"The mechanic does not work on {local_day:%a %d %b %Y} (their date).", "day_off")
-            raise BookingRejected("That time is not an open start time in the mechanic's availability.",
-                                  "outside_hours")
+            raise BookingRejected(
+                "That time is not an open start time in the mechanic's availability.", "outside_hours"
+            )
         if start < now + dt.timedelta(minutes=rules.notice_minutes):
             raise BookingRejected(f"Bookings need at least {rules.notice_minutes} minutes' notice.", "too_soon")
-        raise BookingRejected("That time clashes with a booked session (including the "
-                              f"{rules.buffer_minutes}-minute buffer).", "taken")
+        raise BookingRejected(
+            f"That time clashes with a booked session (including the {rules.buffer_minutes}-minute buffer).", "taken"
+        )
     if quoted_price_cents is not None and quoted_price_cents != slot.price_cents:
-        raise BookingRejected(f"The price is now ${slot.price_cents / 100:,.2f}; confirm the new price.",
-                              "price_changed")
+        raise BookingRejected(
+            f"The price is now ${slot.price_cents / 100:,.2f}; confirm the new price.", "price_changed"
+        )
     return slot
 
 
@@ -583,16 +628,26 @@ def _date(value: Any, what: str) -> dt.date:
     return value
 
 
-def slots_by_day(engine: Engine, mechanic_id: Any, *, start: Any, end: Any, zone: str, session_type: str,
-                 now: dt.datetime | None = None, rules: SlotRules = SlotRules()) -> dict[str, list[dict]]:
+def slots_by_day(
+    engine: Engine,
+    mechanic_id: Any,
+    *,
+    start: Any,
+    end: Any,
+    zone: str,
+    session_type: str,
+    now: dt.datetime | None = None,
+    rules: SlotRules = SlotRules(),
+) -> dict[str, list[dict]]:
     """A mechanic's bookable starts on the dates ``start`` to ``end`` (both included, at most
     ``MAX_SLOT_DAYS``) as the customer's ``zone`` shows them: ``{"2026-03-09": [slot, ...]}``
     with every date present, each slot ``start`` and ``end`` (aware, in ``zone``),
     ``price_cents`` and ``multiplier`` (text, two decimals). The same rules as ``check_booking``.
     """
     if session_type not in s.SESSION_TYPES:
-        raise ValidationError(f"Unknown session type {str(session_type)[:20]!r}; "
-                              f"use one of {', '.join(s.SESSION_TYPES)}.")
+        raise ValidationError(
+            f"Unknown session type {str(session_type)[:20]!r}; use one of {', '.join(s.SESSION_TYPES)}."
+        )
     shown_in = parse_timezone(zone)
     first, last = _date(start, "start"), _date(end, "end")
     if last < first:
@@ -613,11 +668,18 @@ def slots_by_day(engine: Engine, mechanic_id: Any, *, start: Any, end: Any, zone
     if base is None:
         raise ValidationError(f"No base price is set for {session_type} sessions yet.")
     found: dict[str, list[dict]] = {(first + dt.timedelta(days=n)).isoformat(): [] for n in range(days)}
-    for slot in bookable_slots(calendar, first - dt.timedelta(days=1), days + 2, now=now, rules=rules,
-                               base_price_cents=base):
+    for slot in bookable_slots(
+        calendar, first - dt.timedelta(days=1), days + 2, now=now, rules=rules, base_price_cents=base
+    ):
         local = slot.start_utc.astimezone(shown_in)
         day = found.get(local.date().isoformat())
         if day is not None:
-            day.append({"start": local, "end": slot.end_utc.astimezone(shown_in), "price_cents": slot.price_cents,
-                        "multiplier": f"{slot.multiplier:.2f}"})
+            day.append(
+                {
+                    "start": local,
+                    "end": slot.end_utc.astimezone(shown_in),
+                    "price_cents": slot.price_cents,
+                    "multiplier": f"{slot.multiplier:.2f}",
+                }
+            )
     return found

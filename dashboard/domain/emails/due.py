@@ -39,9 +39,17 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dashboard.core.schema import EMAIL_MILESTONES, email_outbox, mechanics, profiles, requests, session_files, sessions, users
+from dashboard.core.schema import (
+    EMAIL_MILESTONES,
+    email_outbox,
+    mechanics,
+    profiles,
+    requests,
+    session_files,
+    sessions,
+    users,
+)
 from dashboard.core.settings import DEFAULTS
-
 
 CUSTOMER_MILESTONES = EMAIL_MILESTONES[:5]
 BEFORE_START = ("booking_confirmed", "mechanic_assigned", "session_starting")  # late once the session starts
@@ -67,8 +75,7 @@ EVENT_TIME = {
 
 PROBLEMS = {
     "no_mechanic": "No mechanic has accepted the session, and its scheduled time has passed.",
-    "mechanic_no_show": "The mechanic accepted the session but has not started it, "
-                        "2 minutes after being nudged.",
+    "mechanic_no_show": "The mechanic accepted the session but has not started it, 2 minutes after being nudged.",
     "live_without_mechanic": "The session is live but has no mechanic on it.",
 }
 
@@ -85,8 +92,10 @@ def problem(now: dt.datetime) -> sa.ColumnElement:
     """The session's problem code (a key of PROBLEMS), or NULL."""
     return sa.case(
         (sa.and_(s.c.status == "scheduled", s.c.scheduled_at <= now - NO_MECHANIC_AFTER), "no_mechanic"),
-        (sa.and_(s.c.status == "accepted", s.c.started_at.is_(None), s.c.scheduled_at <= now - NO_SHOW_AFTER),
-         "mechanic_no_show"),
+        (
+            sa.and_(s.c.status == "accepted", s.c.started_at.is_(None), s.c.scheduled_at <= now - NO_SHOW_AFTER),
+            "mechanic_no_show",
+        ),
         (sa.and_(s.c.status == "live", s.c.mechanic_id.is_(None)), "live_without_mechanic"),
         else_=sa.null(),
     )
@@ -94,22 +103,44 @@ def problem(now: dt.datetime) -> sa.ColumnElement:
 
 def facts_select(now: dt.datetime) -> sa.Select:
     """One row per session with everything the email templates and rules read."""
-    file_count = (sa.select(sa.func.count()).select_from(session_files)
-                  .where(session_files.c.session_id == s.c.id).scalar_subquery())
+    file_count = (
+        sa.select(sa.func.count())
+        .select_from(session_files)
+        .where(session_files.c.session_id == s.c.id)
+        .scalar_subquery()
+    )
     return sa.select(
-        s.c.id.label("session_id"), s.c.status, s.c.session_type, s.c.created_at, s.c.scheduled_at,
-        s.c.accepted_at, s.c.started_at, s.c.ended_at, s.c.price_cents, s.c.mechanic_id,
-        s.c.findings, s.c.steps_taken, s.c.parts_needed, s.c.next_steps, s.c.summary_submitted_at,
+        s.c.id.label("session_id"),
+        s.c.status,
+        s.c.session_type,
+        s.c.created_at,
+        s.c.scheduled_at,
+        s.c.accepted_at,
+        s.c.started_at,
+        s.c.ended_at,
+        s.c.price_cents,
+        s.c.mechanic_id,
+        s.c.findings,
+        s.c.steps_taken,
+        s.c.parts_needed,
+        s.c.next_steps,
+        s.c.summary_submitted_at,
         customer_user.c.email.label("customer_email"),
         profiles.c.full_name.label("customer_name"),
         profiles.c.timezone.label("customer_timezone"),
         sa.func.coalesce(profiles.c.email_opt_out, sa.false()).label("opted_out"),
         mechanics.c.display_name.label("mechanic_name"),
-        mechanics.c.specialties, mechanics.c.avg_rating, mechanics.c.total_reviews, mechanics.c.years_experience,
+        mechanics.c.specialties,
+        mechanics.c.avg_rating,
+        mechanics.c.total_reviews,
+        mechanics.c.years_experience,
         mechanics.c.timezone.label("mechanic_timezone"),
         mechanic_user.c.email.label("mechanic_email"),
-        requests.c.vehicle_make, requests.c.vehicle_model, requests.c.vehicle_year,
-        requests.c.category, requests.c.description,
+        requests.c.vehicle_make,
+        requests.c.vehicle_model,
+        requests.c.vehicle_year,
+        requests.c.category,
+        requests.c.description,
         file_count.label("file_count"),
         nudge_due(now).label("nudge_due"),
         problem(now).label("problem"),
@@ -126,15 +157,18 @@ def _due_rule(milestone: str, now: dt.datetime, since: dt.datetime) -> sa.Column
     recent = now - OPERATIONAL_WINDOW
     rules = {
         "booking_confirmed": sa.and_(s.c.status.in_(BOOKED), s.c.scheduled_at >= since, s.c.created_at <= now),
-        "mechanic_assigned": sa.and_(s.c.status.in_(ASSIGNED), s.c.scheduled_at >= since,
-                                     s.c.mechanic_id.is_not(None), s.c.accepted_at <= now),
-        "session_starting": sa.and_(s.c.status.in_(BOOKED), s.c.scheduled_at >= since,
-                                    s.c.scheduled_at <= now + STARTING_LEAD),
+        "mechanic_assigned": sa.and_(
+            s.c.status.in_(ASSIGNED), s.c.scheduled_at >= since, s.c.mechanic_id.is_not(None), s.c.accepted_at <= now
+        ),
+        "session_starting": sa.and_(
+            s.c.status.in_(BOOKED), s.c.scheduled_at >= since, s.c.scheduled_at <= now + STARTING_LEAD
+        ),
         "session_ended": sa.and_(s.c.status == "completed", s.c.ended_at >= since, s.c.ended_at <= now),
         "summary_delivered": sa.and_(s.c.ended_at >= since, s.c.summary_submitted_at <= now),
         "mechanic_nudge": sa.and_(s.c.status == "accepted", s.c.scheduled_at >= recent, nudge_due(now)),
-        "support_alert": sa.and_(s.c.status.in_(("scheduled", "accepted", "live")), s.c.scheduled_at >= recent,
-                                 problem(now).is_not(None)),
+        "support_alert": sa.and_(
+            s.c.status.in_(("scheduled", "accepted", "live")), s.c.scheduled_at >= recent, problem(now).is_not(None)
+        ),
     }
     return rules[milestone]
 

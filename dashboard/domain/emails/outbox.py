@@ -55,11 +55,16 @@ from dashboard.core.auth import Actor, require_current_role, require_role
 from dashboard.core.db import locking
 from dashboard.core.errors import ChangedMeanwhile, Conflict, Invalid, NotFound
 from dashboard.core.schema import EMAIL_MILESTONES, email_outbox, sessions
+from dashboard.domain.emails.due import (
+    BEFORE_START,
+    CUSTOMER_MILESTONES,
+    EVENT_TIME,
+    OPERATIONAL_WINDOW,
+    due_select,
+    facts_select,
+)
 from dashboard.domain.emails.sender import Outcome
 from dashboard.domain.emails.settings import EmailSettings
-from dashboard.domain.emails.due import (
-    BEFORE_START, CUSTOMER_MILESTONES, EVENT_TIME, OPERATIONAL_WINDOW, due_select, facts_select,
-)
 
 o = email_outbox
 KEY_PREFIX = "pitwall-batch/"
@@ -73,15 +78,19 @@ INSERT_CHUNK = 1000
 def recipient(milestone: str, facts, settings: EmailSettings) -> str:
     """Who gets the email: the customer, the mechanic (nudge) or the support inbox ('' if unknown)."""
     address = {"mechanic_nudge": facts["mechanic_email"], "support_alert": settings.support_email}.get(
-        milestone, facts["customer_email"])
+        milestone, facts["customer_email"]
+    )
     return (address or "").strip()
 
 
 def skip_reason(milestone: str, facts, now: dt.datetime, settings: EmailSettings) -> str | None:
     """Why this email must not be sent now, or None to send it (see the module docstring)."""
     if not recipient(milestone, facts, settings):
-        return ("no support address configured (PITWALL_SUPPORT_EMAIL)" if milestone == "support_alert"
-                else "no email address")
+        return (
+            "no support address configured (PITWALL_SUPPORT_EMAIL)"
+            if milestone == "support_alert"
+            else "no email address"
+        )
     if milestone in CUSTOMER_MILESTONES and facts["opted_out"]:
         return "customer opted out of emails"
     if facts["status"] == "cancelled":
@@ -117,12 +126,20 @@ def enqueue(conn: Connection, now: dt.datetime, settings: EmailSettings) -> coll
         for facts in conn.execute(due_select(milestone, now, since)).mappings():
             reason = skip_reason(milestone, facts, now, settings)
             status = "skipped" if reason else "pending"
-            rows[status].append({"session_id": facts["session_id"], "milestone": milestone,
-                                 "recipient": recipient(milestone, facts, settings), "status": status,
-                                 "skip_reason": reason, "next_attempt_at": now, "updated_at": now})
+            rows[status].append(
+                {
+                    "session_id": facts["session_id"],
+                    "milestone": milestone,
+                    "recipient": recipient(milestone, facts, settings),
+                    "status": status,
+                    "skip_reason": reason,
+                    "next_attempt_at": now,
+                    "updated_at": now,
+                }
+            )
         for status, group in rows.items():
             for start in range(0, len(group), INSERT_CHUNK):
-                chunk = insert.values(group[start:start + INSERT_CHUNK]).returning(o.c.id)
+                chunk = insert.values(group[start : start + INSERT_CHUNK]).returning(o.c.id)
                 added[status] += len(conn.execute(chunk).all())
     return added
 
@@ -181,10 +198,18 @@ def _claim_resend(conn: Connection, now: dt.datetime, settings: EmailSettings) -
         return None  # another worker holds part of this batch
     started = min(row.batch_started_at or row.created_at for row in rows)
     if now - started > KEY_TRUSTED_FOR:
-        _set(conn, [r.id for r in rows], now, status="uncertain", last_error=(
-            f"Its batch may have reached Resend (first sent {started:%Y-%m-%d %H:%M} UTC, no answer recorded), "
-            f"and Resend forgets the batch's idempotency key after {IDEMPOTENCY_WINDOW.total_seconds() / 3600:g} h: "
-            "sending it again could deliver it twice. Check Resend's log, then mark it as sent or send it again."))
+        _set(
+            conn,
+            [r.id for r in rows],
+            now,
+            status="uncertain",
+            last_error=(
+                f"Its batch may have reached Resend (first sent {started:%Y-%m-%d %H:%M} UTC, no answer recorded), "
+                "and Resend forgets the batch's idempotency key after "
+                f"{IDEMPOTENCY_WINDOW.total_seconds() / 3600:g} h: "
+                "sending it again could deliver it twice. Check Resend's log, then mark it as sent or send it again."
+            ),
+        )
         return Batch(key, [], {}, collections.Counter(uncertain=len(rows)))
     facts = _facts(conn, rows, now)
     to_send, held = [], []
@@ -200,16 +225,25 @@ def _claim_resend(conn: Connection, now: dt.datetime, settings: EmailSettings) -
     if not to_send:  # nothing left to ask Resend with: the rules decide
         finished = _settle_held(conn, held, now)
         return Batch(key, [], facts, finished)
-    _set(conn, [r.id for r in to_send], now, status="sending", attempts=o.c.attempts + 1,
-         next_attempt_at=now + settings.lease)
+    _set(
+        conn,
+        [r.id for r in to_send],
+        now,
+        status="sending",
+        attempts=o.c.attempts + 1,
+        next_attempt_at=now + settings.lease,
+    )
     _set(conn, [h.row.id for h in held], now, status="sending", next_attempt_at=now + settings.lease)
     return Batch(key, to_send, facts, collections.Counter(), held, resend=True)
 
 
 def _claim_fresh(conn: Connection, now: dt.datetime, settings: EmailSettings) -> Batch | None:
     fresh = sa.and_(o.c.status == "pending", o.c.next_attempt_at <= now, o.c.provider_message_id.is_(None))
-    rows = conn.execute(locking(conn, sa.select(o).where(fresh).order_by(o.c.next_attempt_at)
-                                .limit(settings.batch_size), skip_locked=True)).all()
+    rows = conn.execute(
+        locking(
+            conn, sa.select(o).where(fresh).order_by(o.c.next_attempt_at).limit(settings.batch_size), skip_locked=True
+        )
+    ).all()
     if not rows:
         return None
     facts = _facts(conn, rows, now)
@@ -224,8 +258,16 @@ def _claim_fresh(conn: Connection, now: dt.datetime, settings: EmailSettings) ->
     for reason, ids in skipped.items():
         _set(conn, ids, now, status="skipped", skip_reason=reason)
     key = f"{KEY_PREFIX}{uuid.uuid4()}"
-    _set(conn, [r.id for r in to_send], now, status="sending", attempts=o.c.attempts + 1,
-         next_attempt_at=now + settings.lease, provider_message_id=key, batch_started_at=now)
+    _set(
+        conn,
+        [r.id for r in to_send],
+        now,
+        status="sending",
+        attempts=o.c.attempts + 1,
+        next_attempt_at=now + settings.lease,
+        provider_message_id=key,
+        batch_started_at=now,
+    )
     return Batch(key, to_send, facts, collections.Counter(skipped=sum(map(len, skipped.values()))))
 
 
@@ -262,8 +304,9 @@ def backoff(attempts: int, retry_after: float | None) -> dt.timedelta:
     return max(delay, dt.timedelta(seconds=retry_after or 0))
 
 
-def record(conn: Connection, batch: Batch, outcome: Outcome, render_errors: dict, now: dt.datetime,
-           settings: EmailSettings) -> collections.Counter:
+def record(
+    conn: Connection, batch: Batch, outcome: Outcome, render_errors: dict, now: dt.datetime, settings: EmailSettings
+) -> collections.Counter:
     """Write Resend's answer for ``batch`` (rows that could not be rendered fail with their error).
     Only rows still ``sending`` under this batch's key are touched. Returns rows per new status
     (``pending``: to be retried)."""
@@ -286,8 +329,7 @@ def record(conn: Connection, batch: Batch, outcome: Outcome, render_errors: dict
             return done
         done.update(_settle_held(conn, batch.held, now))
         if outcome.kind == "failed":
-            update([row.id for row in sent_rows], status="failed", last_error=outcome.message,
-                   provider_message_id=None)
+            update([row.id for row in sent_rows], status="failed", last_error=outcome.message, provider_message_id=None)
             return done
     refused = {sent_rows[i].id: message for i, message in outcome.errors.items()}
     for error, refused_ids in _group(refused).items():
@@ -298,37 +340,65 @@ def record(conn: Connection, batch: Batch, outcome: Outcome, render_errors: dict
     return done
 
 
-def _record_retry(conn: Connection, mine, batch: Batch, sent_rows: list, outcome: Outcome, now: dt.datetime,
-                  settings: EmailSettings, update, done: collections.Counter) -> None:
+def _record_retry(
+    conn: Connection,
+    mine,
+    batch: Batch,
+    sent_rows: list,
+    outcome: Outcome,
+    now: dt.datetime,
+    settings: EmailSettings,
+    update,
+    done: collections.Counter,
+) -> None:
     """Not answered (5xx, network) or rate-limited (429): back to ``pending`` after a backoff,
     or ``failed`` when every row's attempts are used up."""
     ids = [row.id for row in sent_rows]
     tried = {row.id: row.attempts + (0 if outcome.rate_limited else 1) for row in sent_rows}
     if not outcome.rate_limited and all(n >= settings.max_attempts for n in tried.values()):
-        update(ids, status="failed", provider_message_id=None,
-               last_error=f"gave up after {max(tried.values(), default=0)} attempts: {outcome.message}")
+        update(
+            ids,
+            status="failed",
+            provider_message_id=None,
+            last_error=f"gave up after {max(tried.values(), default=0)} attempts: {outcome.message}",
+        )
         done.update(_settle_held(conn, batch.held, now))
         return
     keep_key = batch.resend or not outcome.rate_limited  # a 429 on a first request: never processed
     next_at = now + backoff(max(tried.values(), default=1), outcome.retry_after)
-    update(ids, status="pending", last_error=outcome.message, next_attempt_at=next_at,
-           attempts=o.c.attempts - (1 if outcome.rate_limited else 0),
-           **({} if keep_key else {"provider_message_id": None, "batch_started_at": None}))
+    update(
+        ids,
+        status="pending",
+        last_error=outcome.message,
+        next_attempt_at=next_at,
+        attempts=o.c.attempts - (1 if outcome.rate_limited else 0),
+        **({} if keep_key else {"provider_message_id": None, "batch_started_at": None}),
+    )
     held_ids = [h.row.id for h in batch.held]
     if held_ids:  # still undecided: they wait with their batch, due at the same time
-        conn.execute(o.update().where(mine, o.c.id.in_(held_ids)).values(
-            status="pending", updated_at=now, next_attempt_at=next_at))
+        conn.execute(
+            o.update()
+            .where(mine, o.c.id.in_(held_ids))
+            .values(status="pending", updated_at=now, next_attempt_at=next_at)
+        )
 
 
-def _record_sent(conn: Connection, mine, accepted: list, message: str, now: dt.datetime,
-                 done: collections.Counter) -> None:
+def _record_sent(
+    conn: Connection, mine, accepted: list, message: str, now: dt.datetime, done: collections.Counter
+) -> None:
     """Mark the rows of ``accepted`` (row, Resend's id or None) sent."""
     if not accepted:
         return
     conn.execute(
-        o.update().where(mine, o.c.id == sa.bindparam("row_id")).values(
-            status="sent", sent_at=now, updated_at=now, provider_message_id=sa.bindparam("email_id"),
-            last_error=message or None),
+        o.update()
+        .where(mine, o.c.id == sa.bindparam("row_id"))
+        .values(
+            status="sent",
+            sent_at=now,
+            updated_at=now,
+            provider_message_id=sa.bindparam("email_id"),
+            last_error=message or None,
+        ),
         [{"row_id": row.id, "email_id": email_id} for row, email_id in accepted],
     )
     done["sent"] += len(accepted)
@@ -369,17 +439,29 @@ def decide(engine: Engine, actor: Actor | None, outbox_id: uuid.UUID, decision: 
         if row is None:
             raise NotFound(f"There is no email {outbox_id} in the outbox.")
         if row["status"] != status:
-            raise Conflict(f"Only {status} emails can be {'retried' if decision == 'retry' else 'decided on'}; "
-                           f"this one is {row['status']}.")
+            raise Conflict(
+                f"Only {status} emails can be {'retried' if decision == 'retry' else 'decided on'}; "
+                f"this one is {row['status']}."
+            )
         change = {**values, "next_attempt_at": now, "provider_message_id": None, "batch_started_at": None}
         if decision == "mark_sent":
-            change = {**values, "sent_at": row["batch_started_at"] or now, "provider_message_id": None,
-                      "last_error": "Marked as sent by an admin after checking Resend's log."}
-        changed = conn.execute(o.update().where(o.c.id == outbox_id, o.c.status == status)
-                               .values(updated_at=now, **change)).rowcount
+            change = {
+                **values,
+                "sent_at": row["batch_started_at"] or now,
+                "provider_message_id": None,
+                "last_error": "Marked as sent by an admin after checking Resend's log.",
+            }
+        changed = conn.execute(
+            o.update().where(o.c.id == outbox_id, o.c.status == status).values(updated_at=now, **change)
+        ).rowcount
         if changed != 1:  # the job or another admin changed it meanwhile
             raise ChangedMeanwhile("This email changed meanwhile: reload the page and decide again.")
-        record_audit(conn, actor, action, "email_outbox", outbox_id,
-                     before={k: row[k] for k in ("status", "attempts", "last_error")},
-                     after=dict(values))
-
+        record_audit(
+            conn,
+            actor,
+            action,
+            "email_outbox",
+            outbox_id,
+            before={k: row[k] for k in ("status", "attempts", "last_error")},
+            after=dict(values),
+        )

@@ -21,10 +21,10 @@ import datetime as dt
 import re
 import tomllib
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import css_inline
@@ -32,8 +32,8 @@ import jinja2
 from markupsafe import Markup, escape
 
 from dashboard.core.settings import ROOT
-from dashboard.domain.emails.settings import EmailSettings
 from dashboard.domain.emails.due import PROBLEMS
+from dashboard.domain.emails.settings import EmailSettings
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 THEME_FILE = ROOT / ".streamlit" / "config.toml"
@@ -70,8 +70,14 @@ class Brand:
 
 def load_brand(name: str, theme_file: Path = THEME_FILE) -> Brand:
     theme = tomllib.loads(theme_file.read_text()).get("theme", {}) if theme_file.exists() else {}
-    keys = {"primary": "primaryColor", "text": "textColor", "link": "linkColor", "card": "backgroundColor",
-            "canvas": "secondaryBackgroundColor", "border": "borderColor"}
+    keys = {
+        "primary": "primaryColor",
+        "text": "textColor",
+        "link": "linkColor",
+        "card": "backgroundColor",
+        "canvas": "secondaryBackgroundColor",
+        "border": "borderColor",
+    }
     colours = {field: theme[key] for field, key in keys.items() if _HEX.match(str(theme.get(key, "")))}
     return Brand(name=name, **colours)
 
@@ -186,7 +192,8 @@ def email_context(milestone: str, facts: Mapping, settings: EmailSettings, brand
     session_url = f"{settings.app_url}/sessions/{session_id}"
     customer_name = clean(facts.get("customer_name"))
     tz = {"mechanic_nudge": facts.get("mechanic_timezone"), "support_alert": "UTC"}.get(
-        milestone, facts.get("customer_timezone"))
+        milestone, facts.get("customer_timezone")
+    )
     specialties = [clean(item) for item in facts.get("specialties") or []]
     years = facts.get("years_experience")
     category = facts.get("category")
@@ -230,20 +237,36 @@ def sample_facts(now: dt.datetime) -> dict:
     scheduled = now.replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=2)
     return {
         "session_id": "3f1c2a9e-5b7d-4e21-9a0c-7d2b8e6f4a10",
-        "status": "completed", "session_type": "video", "price_cents": 4900, "file_count": 3,
-        "created_at": now - dt.timedelta(days=1), "scheduled_at": scheduled,
-        "accepted_at": now - dt.timedelta(hours=20), "started_at": scheduled,
-        "ended_at": scheduled + dt.timedelta(minutes=38), "summary_submitted_at": scheduled + dt.timedelta(hours=1),
-        "customer_email": "jordan.lee@example.com", "customer_name": "Jordan Lee",
-        "customer_timezone": "America/Chicago", "opted_out": False,
-        "mechanic_name": "Priya Natarajan", "mechanic_email": "priya@example.com",
-        "mechanic_timezone": "Europe/London", "specialties": ["brakes", "electrical", "diagnostics"],
-        "avg_rating": Decimal("4.86"), "total_reviews": 212, "years_experience": 14,
-        "vehicle_year": 2017, "vehicle_make": "Honda", "vehicle_model": "Civic", "category": "brakes",
+        "status": "completed",
+        "session_type": "video",
+        "price_cents": 4900,
+        "file_count": 3,
+        "created_at": now - dt.timedelta(days=1),
+        "scheduled_at": scheduled,
+        "accepted_at": now - dt.timedelta(hours=20),
+        "started_at": scheduled,
+        "ended_at": scheduled + dt.timedelta(minutes=38),
+        "summary_submitted_at": scheduled + dt.timedelta(hours=1),
+        "customer_email": "jordan.lee@example.com",
+        "customer_name": "Jordan Lee",
+        "customer_timezone": "America/Chicago",
+        "opted_out": False,
+        "mechanic_name": "Priya Natarajan",
+        "mechanic_email": "priya@example.com",
+        "mechanic_timezone": "Europe/London",
+        "specialties": ["brakes", "electrical", "diagnostics"],
+        "avg_rating": Decimal("4.86"),
+        "total_reviews": 212,
+        "years_experience": 14,
+        "vehicle_year": 2017,
+        "vehicle_make": "Honda",
+        "vehicle_model": "Civic",
+        "category": "brakes",
         "description": "Grinding noise when braking at low speed.\nStarted last week, worse in the morning.",
         "findings": "Front pads worn to the backing plate; rotors scored.",
         "steps_taken": "Walked through a visual check of both front wheels over video.",
         "parts_needed": "Front brake pads (pair)\nFront rotors (pair)",
         "next_steps": "Stop driving long distances and book a pad and rotor replacement this week.",
-        "problem": "mechanic_no_show", "nudge_due": True,
+        "problem": "mechanic_no_show",
+        "nudge_due": True,
     }

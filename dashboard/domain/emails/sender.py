@@ -9,6 +9,7 @@ from resend.exceptions import NoContentError, ResendError
 
 from dashboard.domain.emails.settings import EmailSettings
 
+
 @dataclass(frozen=True)
 class Outcome:
     """``sent``: Resend took the emails (``ids`` by position, None where unknown; ``errors``
@@ -38,8 +39,9 @@ def send_batch(settings: EmailSettings, emails: list[dict], key: str) -> Outcome
         return Outcome("retry", "Resend answered without content")
     errors = {int(e["index"]): str(e.get("message", "rejected")) for e in answer.get("errors") or []}
     accepted = iter(item["id"] for item in answer["data"])
-    return Outcome("sent", ids=[None if i in errors else next(accepted, None) for i in range(len(emails))],
-                   errors=errors)
+    return Outcome(
+        "sent", ids=[None if i in errors else next(accepted, None) for i in range(len(emails))], errors=errors
+    )
 
 
 def _outcome_of_error(exc: ResendError) -> Outcome:

@@ -9,17 +9,17 @@ import collections
 import contextlib
 import datetime as dt
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from dashboard.core.audit import record_audit
 from dashboard.core.auth import Actor, require_current_role
-from dashboard.core.settings import ConfigError
 from dashboard.core.db import is_duckdb
 from dashboard.core.schema import email_outbox
+from dashboard.core.settings import ConfigError
 from dashboard.domain.emails.outbox import Batch, claim, enqueue, record
 from dashboard.domain.emails.render import Brand, email_context, load_brand, render
 from dashboard.domain.emails.sender import Outcome, send_batch
@@ -33,7 +33,7 @@ _embedded_run = threading.Lock()
 
 
 def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass
@@ -45,19 +45,23 @@ class RunResult:
 
     def summary(self) -> str:
         new = sum(self.enqueued.values())
-        line = (f"enqueued {new} ({self.enqueued['pending']} to send, {self.enqueued['skipped']} skipped); "
-                f"sent {self.outcomes['sent']}, failed {self.outcomes['failed']}, "
-                f"skipped {self.outcomes['skipped']}, to retry {self.outcomes['pending']}, "
-                f"uncertain {self.outcomes['uncertain']} "
-                f"in {self.requests} request{'s' if self.requests != 1 else ''}")
+        line = (
+            f"enqueued {new} ({self.enqueued['pending']} to send, {self.enqueued['skipped']} skipped); "
+            f"sent {self.outcomes['sent']}, failed {self.outcomes['failed']}, "
+            f"skipped {self.outcomes['skipped']}, to retry {self.outcomes['pending']}, "
+            f"uncertain {self.outcomes['uncertain']} "
+            f"in {self.requests} request{'s' if self.requests != 1 else ''}"
+        )
         return line + (f"; stopped early: {self.stopped}" if self.stopped else "")
 
 
 def check_ready(engine: Engine, settings: EmailSettings) -> None:
     """Raise ConfigError with the fix if the job cannot run against this database."""
     if not settings.api_key:
-        raise ConfigError("RESEND_API_KEY is not set (or [resend] api_key in .streamlit/secrets.toml): "
-                          "the email job needs it to send.")
+        raise ConfigError(
+            "RESEND_API_KEY is not set (or [resend] api_key in .streamlit/secrets.toml): "
+            "the email job needs it to send."
+        )
     if not sa.inspect(engine).has_table(email_outbox.name):
         raise ConfigError("The database has no email_outbox table: run `python -m dashboard migrate` first.")
 
@@ -81,8 +85,9 @@ def run_once(engine: Engine, settings: EmailSettings, clock: Clock = utc_now) ->
                 result.outcomes.update(done)
                 result.requests += 1
                 if outcome.kind == "retry":
-                    result.stopped = ("Resend rate limit" if outcome.rate_limited
-                                      else f"Resend did not answer ({outcome.message})")
+                    result.stopped = (
+                        "Resend rate limit" if outcome.rate_limited else f"Resend did not answer ({outcome.message})"
+                    )
                     break
     return result
 
@@ -98,8 +103,9 @@ def render_batch(rows: list, facts: dict, settings: EmailSettings, brand: Brand)
     return emails, render_errors
 
 
-def _send(engine: Engine, batch: Batch, settings: EmailSettings, brand: Brand,
-          clock: Clock) -> tuple[Outcome, collections.Counter]:
+def _send(
+    engine: Engine, batch: Batch, settings: EmailSettings, brand: Brand, clock: Clock
+) -> tuple[Outcome, collections.Counter]:
     emails, render_errors = render_batch(batch.rows, batch.facts, settings, brand)
     outcome = send_batch(settings, emails, batch.key) if emails else Outcome("sent")
     if outcome.earlier:
@@ -117,8 +123,13 @@ def _first_answer(batch: Batch, settings: EmailSettings, brand: Brand, conflict:
     again = send_batch(settings, emails, batch.key)
     if again.kind != "sent" or again.earlier:
         return conflict  # the content changed since: the ids stay unknown
-    return Outcome("sent", "sent by an earlier request under this idempotency key", ids=again.ids,
-                   errors=again.errors, earlier=True)
+    return Outcome(
+        "sent",
+        "sent by an earlier request under this idempotency key",
+        ids=again.ids,
+        errors=again.errors,
+        earlier=True,
+    )
 
 
 def _email(row, facts, settings: EmailSettings, brand: Brand) -> dict:
@@ -148,6 +159,12 @@ def run_now(engine: Engine, actor: Actor | None, settings: EmailSettings, clock:
         return result
     finally:
         with engine.begin() as conn:
-            record_audit(conn, actor, "email.run_now", "email_job", clock().isoformat(),
-                         after={"summary": result.summary()} if result else None,
-                         reason=None if result else "the run stopped with an error")
+            record_audit(
+                conn,
+                actor,
+                "email.run_now",
+                "email_job",
+                clock().isoformat(),
+                after={"summary": result.summary()} if result else None,
+                reason=None if result else "the run stopped with an error",
+            )

@@ -61,8 +61,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -119,8 +120,9 @@ def _metadata(value: Mapping | None) -> dict | None:
     try:
         text = json.dumps(dict(value), allow_nan=False)
     except (TypeError, ValueError):
-        raise CrmInputError("Interaction metadata must hold only JSON values "
-                            "(text, finite numbers, lists, objects).") from None
+        raise CrmInputError(
+            "Interaction metadata must hold only JSON values (text, finite numbers, lists, objects)."
+        ) from None
     if _has_nul(value):
         raise CrmInputError("Interaction metadata contains a NUL character.")
     if len(text.encode()) > MAX_METADATA_BYTES:
@@ -138,8 +140,7 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-def parse_moment(value: Any, what: str = "The interaction time",
-                 error: type[Exception] = CrmInputError) -> dt.datetime:
+def parse_moment(value: Any, what: str = "The interaction time", error: type[Exception] = CrmInputError) -> dt.datetime:
     """When something happened: a datetime with a timezone (or its ISO 8601 text), not in the future."""
     if isinstance(value, str):
         try:
@@ -150,23 +151,29 @@ def parse_moment(value: Any, what: str = "The interaction time",
         raise error(f"{what} must be a date and time with a timezone.")
     if value.tzinfo is None or value.utcoffset() is None:
         raise error(f"{what} needs a timezone: send a date and time with a timezone.")
-    if value > dt.datetime.now(dt.timezone.utc) + FUTURE_TOLERANCE:
+    if value > dt.datetime.now(dt.UTC) + FUTURE_TOLERANCE:
         raise error(f"{what} {value:%Y-%m-%d %H:%M %Z} is in the future.")
     return value
 
 
-def _interaction_values(*, customer_id: Any, interaction_type: Any, session_id: Any, metadata: Mapping | None,
-                        occurred_at: Any) -> dict:
+def _interaction_values(
+    *, customer_id: Any, interaction_type: Any, session_id: Any, metadata: Mapping | None, occurred_at: Any
+) -> dict:
     """The row of an interaction, checked for everything that needs no database."""
     if not isinstance(interaction_type, str) or interaction_type not in s.INTERACTION_TYPES:
-        raise CrmInputError(f"Unknown interaction type {str(interaction_type)[:40]!r}; "
-                            f"use one of {', '.join(s.INTERACTION_TYPES)}.")
+        raise CrmInputError(
+            f"Unknown interaction type {str(interaction_type)[:40]!r}; use one of {', '.join(s.INTERACTION_TYPES)}."
+        )
     customer = parse_uuid(customer_id, "Customer", CrmInputError)
     session = None if session_id is None else parse_uuid(session_id, "Session", CrmInputError)
     if session is None and interaction_type in NEEDS_SESSION:
         raise CrmInputError(f"A {interaction_type!r} interaction needs the session it is about.")
-    values = {"customer_id": customer, "interaction_type": interaction_type, "session_id": session,
-              "metadata": _metadata(metadata)}
+    values = {
+        "customer_id": customer,
+        "interaction_type": interaction_type,
+        "session_id": session,
+        "metadata": _metadata(metadata),
+    }
     if occurred_at is not None:
         values["created_at"] = parse_moment(occurred_at)
     return values
@@ -187,24 +194,43 @@ def _check_owners(values: Mapping, customers: set, session_owners: Mapping) -> N
 
 def _known(conn: Connection, customers: set, sessions: set) -> tuple[set, dict]:
     """Which of ``customers`` exist, and the customer of each of ``sessions`` that exists."""
-    found = set(conn.execute(sa.select(s.users.c.id).where(s.users.c.id.in_(customers))).scalars()) \
-        if customers else set()
-    owners = dict(conn.execute(sa.select(s.sessions.c.id, s.sessions.c.customer_id)
-                               .where(s.sessions.c.id.in_(sessions))).all()) if sessions else {}
+    found = (
+        set(conn.execute(sa.select(s.users.c.id).where(s.users.c.id.in_(customers))).scalars()) if customers else set()
+    )
+    owners = (
+        dict(
+            conn.execute(
+                sa.select(s.sessions.c.id, s.sessions.c.customer_id).where(s.sessions.c.id.in_(sessions))
+            ).all()
+        )
+        if sessions
+        else {}
+    )
     return found, owners
 
 
-def record_interaction(conn: Connection, *, customer_id: Any, interaction_type: str, session_id: Any = None,
-                       metadata: Mapping | None = None, occurred_at: dt.datetime | None = None,
-                       event_id: uuid.UUID | None = None) -> uuid.UUID:
+def record_interaction(
+    conn: Connection,
+    *,
+    customer_id: Any,
+    interaction_type: str,
+    session_id: Any = None,
+    metadata: Mapping | None = None,
+    occurred_at: dt.datetime | None = None,
+    event_id: uuid.UUID | None = None,
+) -> uuid.UUID:
     """Insert one interaction and return its id; CrmInputError (nothing written) if it breaks a rule.
 
     ``event_id``: the sender's id of the event (unique), for interactions that must be
     recorded once."""
-    values = _interaction_values(customer_id=customer_id, interaction_type=interaction_type, session_id=session_id,
-                                 metadata=metadata, occurred_at=occurred_at)
-    customers, owners = _known(conn, {values["customer_id"]},
-                               {values["session_id"]} - {None})
+    values = _interaction_values(
+        customer_id=customer_id,
+        interaction_type=interaction_type,
+        session_id=session_id,
+        metadata=metadata,
+        occurred_at=occurred_at,
+    )
+    customers, owners = _known(conn, {values["customer_id"]}, {values["session_id"]} - {None})
     _check_owners(values, customers, owners)
     new_id = uuid.uuid4()
     conn.execute(s.crm_interactions.insert().values(id=new_id, event_id=event_id, **values))
@@ -238,9 +264,13 @@ def _event_values(event: Any) -> tuple[uuid.UUID, dict]:
         if metadata is not None and not isinstance(metadata, Mapping):
             raise CrmInputError("Interaction metadata must be a JSON object.")
         metadata = {**(metadata or {}), "request_id": str(request)}
-    return event_id, _interaction_values(customer_id=event["customer_id"], interaction_type=event["interaction_type"],
-                                         session_id=event.get("session_id"), metadata=metadata,
-                                         occurred_at=event["occurred_at"])
+    return event_id, _interaction_values(
+        customer_id=event["customer_id"],
+        interaction_type=event["interaction_type"],
+        session_id=event.get("session_id"),
+        metadata=metadata,
+        occurred_at=event["occurred_at"],
+    )
 
 
 def record_interactions(engine: Engine, events: Sequence[Mapping]) -> IngestResult:
@@ -273,8 +303,9 @@ def _write_events(engine: Engine, parsed: list[tuple[int, uuid.UUID, dict]]) -> 
     (written, duplicates, rejected)."""
     rejected = []
     with engine.begin() as conn:
-        customers, owners = _known(conn, {v["customer_id"] for _, _, v in parsed},
-                                   {v["session_id"] for _, _, v in parsed} - {None})
+        customers, owners = _known(
+            conn, {v["customer_id"] for _, _, v in parsed}, {v["session_id"] for _, _, v in parsed} - {None}
+        )
         rows, seen, duplicates = [], set(), 0
         for position, event_id, values in parsed:
             try:
@@ -292,10 +323,14 @@ def _write_events(engine: Engine, parsed: list[tuple[int, uuid.UUID, dict]]) -> 
             i = s.crm_interactions
             # one statement compiled once, sent as multi-row batches (insertmanyvalues)
             partial = i.c.event_id.isnot(None) if conn.dialect.name == "postgresql" else None
-            accepted = len(conn.execute(
-                pg_insert(i).on_conflict_do_nothing(index_elements=[i.c.event_id], index_where=partial)
-                .returning(i.c.id), rows
-            ).all())
+            accepted = len(
+                conn.execute(
+                    pg_insert(i)
+                    .on_conflict_do_nothing(index_elements=[i.c.event_id], index_where=partial)
+                    .returning(i.c.id),
+                    rows,
+                ).all()
+            )
         duplicates += len(rows) - accepted
     return accepted, duplicates, rejected
 
@@ -315,14 +350,18 @@ class FunnelSpec:
         steps = tuple(self.steps)
         unknown = [step for step in steps if step not in s.INTERACTION_TYPES]
         if unknown:
-            raise CrmInputError(f"Unknown funnel step {str(unknown[0])[:40]!r}; "
-                                f"choose from {', '.join(s.INTERACTION_TYPES)}.")
+            raise CrmInputError(
+                f"Unknown funnel step {str(unknown[0])[:40]!r}; choose from {', '.join(s.INTERACTION_TYPES)}."
+            )
         if not MIN_STEPS <= len(steps) <= s.FUNNEL_MAX_STEPS:
             raise CrmInputError(f"Choose {MIN_STEPS} to {s.FUNNEL_MAX_STEPS} steps; {len(steps)} chosen.")
         if len(set(steps)) != len(steps):
             raise CrmInputError("Each step can appear once in a funnel.")
-        if isinstance(self.window_days, bool) or not isinstance(self.window_days, int) \
-                or not 1 <= self.window_days <= MAX_WINDOW_DAYS:
+        if (
+            isinstance(self.window_days, bool)
+            or not isinstance(self.window_days, int)
+            or not 1 <= self.window_days <= MAX_WINDOW_DAYS
+        ):
             raise CrmInputError(f"The conversion window must be a whole number of days from 1 to {MAX_WINDOW_DAYS}.")
         problem = period_problem(self.period.start, self.period.end)
         if problem:
@@ -350,7 +389,7 @@ def step_column(k: int) -> str:
 def serving_funnel(steps: Sequence[str]) -> tuple[str, ...] | None:
     """The tracked funnel whose roll-up serves ``steps`` (they are its first steps), if any."""
     steps = tuple(steps)
-    return next((tracked for tracked in TRACKED_FUNNELS if tracked[:len(steps)] == steps), None)
+    return next((tracked for tracked in TRACKED_FUNNELS if tracked[: len(steps)] == steps), None)
 
 
 def steps_key(steps: Sequence[str]) -> str:
@@ -364,9 +403,15 @@ def _window(value: dt.timedelta) -> sa.BindParameter:
     return sa.bindparam(None, value, type_=sa.Interval())
 
 
-def journeys_from_entries(entries: sa.FromClause, steps: Sequence[str], *, window: dt.timedelta | None = None,
-                          events_from: dt.datetime | None = None, events_until: dt.datetime | None = None,
-                          attributes: bool = False) -> sa.Select:
+def journeys_from_entries(
+    entries: sa.FromClause,
+    steps: Sequence[str],
+    *,
+    window: dt.timedelta | None = None,
+    events_from: dt.datetime | None = None,
+    events_until: dt.datetime | None = None,
+    attributes: bool = False,
+) -> sa.Select:
     """Per row of ``entries`` (a CTE of customer_id, entry_at, any other columns): the earliest
     time of each later step in order (``step2_at`` ...), NULL where not reached. Each step is a
     CTE over the entries that reached the step before, so the database computes it once.
@@ -411,13 +456,19 @@ def journeys_from_entries(entries: sa.FromClause, steps: Sequence[str], *, windo
     return sa.select(*columns).select_from(joined)
 
 
-def _first_ranked(entries: sa.FromClause, source: sa.FromClause, on: sa.ColumnElement[bool],
-                  columns: list, order_by: list, name: str) -> sa.CTE:
+def _first_ranked(
+    entries: sa.FromClause, source: sa.FromClause, on: sa.ColumnElement[bool], columns: list, order_by: list, name: str
+) -> sa.CTE:
     """Per entry, the first row of ``source`` matching ``on`` in ``order_by``."""
     ranked = (
-        sa.select(entries.c.customer_id, entries.c.entry_at, *columns,
-                  sa.func.row_number().over(partition_by=[entries.c.customer_id, entries.c.entry_at],
-                                            order_by=order_by).label("rank"))
+        sa.select(
+            entries.c.customer_id,
+            entries.c.entry_at,
+            *columns,
+            sa.func.row_number()
+            .over(partition_by=[entries.c.customer_id, entries.c.entry_at], order_by=order_by)
+            .label("rank"),
+        )
         .select_from(entries.join(source, on))
         .subquery(f"{name}_ranked")
     )
@@ -427,17 +478,31 @@ def _first_ranked(entries: sa.FromClause, source: sa.FromClause, on: sa.ColumnEl
 def _vehicle_at_entry(entries: sa.FromClause) -> sa.CTE:
     r = s.requests
     return _first_ranked(
-        entries, r, sa.and_(r.c.customer_id == entries.c.customer_id, r.c.created_at <= entries.c.entry_at),
-        [r.c.vehicle_make], [r.c.created_at.desc(), r.c.vehicle_make.asc().nulls_last()], "vehicle")
+        entries,
+        r,
+        sa.and_(r.c.customer_id == entries.c.customer_id, r.c.created_at <= entries.c.entry_at),
+        [r.c.vehicle_make],
+        [r.c.created_at.desc(), r.c.vehicle_make.asc().nulls_last()],
+        "vehicle",
+    )
 
 
 def _first_session(entries: sa.FromClause) -> sa.CTE:
     i, ses = s.crm_interactions, s.sessions
     source = i.outerjoin(ses, ses.c.id == i.c.session_id)
-    on = sa.and_(i.c.customer_id == entries.c.customer_id, i.c.interaction_type == "session",
-                 i.c.created_at >= entries.c.entry_at)
-    return _first_ranked(entries, source, on, [i.c.created_at.label("session_at"), ses.c.mechanic_id],
-                         [i.c.created_at, ses.c.mechanic_id.asc().nulls_last()], "first_session")
+    on = sa.and_(
+        i.c.customer_id == entries.c.customer_id,
+        i.c.interaction_type == "session",
+        i.c.created_at >= entries.c.entry_at,
+    )
+    return _first_ranked(
+        entries,
+        source,
+        on,
+        [i.c.created_at.label("session_at"), ses.c.mechanic_id],
+        [i.c.created_at, ses.c.mechanic_id.asc().nulls_last()],
+        "first_session",
+    )
 
 
 def journeys_from_events(spec: FunnelSpec, *, attributes: bool = False) -> sa.Subquery:
@@ -450,8 +515,14 @@ def journeys_from_events(spec: FunnelSpec, *, attributes: bool = False) -> sa.Su
         .group_by(i.c.customer_id)
         .cte("entries")
     )
-    return journeys_from_entries(entries, spec.steps, window=spec.window, events_from=start,
-                                 events_until=end + spec.window, attributes=attributes).subquery("journeys")
+    return journeys_from_entries(
+        entries,
+        spec.steps,
+        window=spec.window,
+        events_from=start,
+        events_until=end + spec.window,
+        attributes=attributes,
+    ).subquery("journeys")
 
 
 def journeys_from_rollup(spec: FunnelSpec, funnel_id: int) -> sa.Subquery:
@@ -461,8 +532,12 @@ def journeys_from_rollup(spec: FunnelSpec, funnel_id: int) -> sa.Subquery:
     steps = [p.c[step_column(k)] for k in range(2, len(spec.steps) + 1)]
     return (
         sa.select(p.c.customer_id, p.c.entry_at, *steps, p.c.vehicle_make, p.c.session_at, p.c.mechanic_id)
-        .where(p.c.funnel_id == funnel_id, p.c.entry_at >= start, p.c.entry_at < end,
-               sa.or_(p.c.prev_entry_at.is_(None), p.c.prev_entry_at < start))
+        .where(
+            p.c.funnel_id == funnel_id,
+            p.c.entry_at >= start,
+            p.c.entry_at < end,
+            sa.or_(p.c.prev_entry_at.is_(None), p.c.prev_entry_at < start),
+        )
         .subquery("journeys")
     )
 
@@ -475,9 +550,11 @@ def usable_rollup(steps: Sequence[str]) -> sa.ColumnElement[bool]:
     tracked = serving_funnel(steps)
     if tracked is None:
         return sa.false()
-    return sa.and_(r.c.steps == steps_key(tracked), r.c.refreshed_at.isnot(None),
-                   sa.or_(sa.exists().where(p.c.funnel_id == r.c.id),
-                          ~sa.exists().where(i.c.interaction_type == tracked[0])))
+    return sa.and_(
+        r.c.steps == steps_key(tracked),
+        r.c.refreshed_at.isnot(None),
+        sa.or_(sa.exists().where(p.c.funnel_id == r.c.id), ~sa.exists().where(i.c.interaction_type == tracked[0])),
+    )
 
 
 def rollup_id(conn: Connection, steps: Sequence[str]) -> int | None:
@@ -489,8 +566,7 @@ def rollup_id(conn: Connection, steps: Sequence[str]) -> int | None:
 SOURCES = ("auto", "events", "rollup")
 
 
-def journeys(conn: Connection, spec: FunnelSpec, source: str = "auto", *,
-             attributes: bool = False) -> sa.Subquery:
+def journeys(conn: Connection, spec: FunnelSpec, source: str = "auto", *, attributes: bool = False) -> sa.Subquery:
     """The journeys of ``spec``: from the roll-up (``source="rollup"``), from raw events
     (``"events"``), or from the roll-up when a built one serves the steps (``"auto"``)."""
     if source not in SOURCES:

@@ -24,8 +24,8 @@ advisory lock makes two runs take turns, DuckDB allows one writer anyway.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -33,7 +33,13 @@ from sqlalchemy.engine import Connection, Engine
 from dashboard.core import schema as s
 from dashboard.core.audit import record_audit
 from dashboard.core.auth import Actor, require_current_role, require_role
-from dashboard.domain.funnel.interactions import TRACKED_FUNNELS, journeys_from_entries, rollup_id, step_column, steps_key
+from dashboard.domain.funnel.interactions import (
+    TRACKED_FUNNELS,
+    journeys_from_entries,
+    rollup_id,
+    step_column,
+    steps_key,
+)
 
 OVERLAP = dt.timedelta(minutes=10)
 # A run that finds more changed customers than this many and this share of the rows rebuilds.
@@ -51,33 +57,47 @@ class RefreshResult:
 
     def summary(self) -> str:
         how = "rebuilt" if self.rebuilt else "refreshed"
-        return (f"funnel {self.funnel}: {how} from {self.new_events:,} interactions, "
-                f"{self.customers:,} customers recomputed, {self.rows:,} rows")
+        return (
+            f"funnel {self.funnel}: {how} from {self.new_events:,} interactions, "
+            f"{self.customers:,} customers recomputed, {self.rows:,} rows"
+        )
 
 
 def progress_rows(funnel_id: int, steps: Sequence[str], customers: sa.Select | None) -> sa.Select:
     """The progress rows of ``steps`` for ``customers`` (a select of ids; None: everyone),
     one per distinct step-1 time, in the order of the columns of ``progress_columns``."""
     i = s.crm_interactions
-    entry_events = (sa.select(i.c.customer_id, i.c.created_at.label("entry_at"))
-                    .where(i.c.interaction_type == steps[0]).distinct())
+    entry_events = (
+        sa.select(i.c.customer_id, i.c.created_at.label("entry_at")).where(i.c.interaction_type == steps[0]).distinct()
+    )
     if customers is not None:
         entry_events = entry_events.where(i.c.customer_id.in_(customers))
     events = entry_events.subquery("entry_events")
     entries = sa.select(
-        events.c.customer_id, events.c.entry_at,
-        sa.func.lag(events.c.entry_at).over(partition_by=events.c.customer_id, order_by=events.c.entry_at)
+        events.c.customer_id,
+        events.c.entry_at,
+        sa.func.lag(events.c.entry_at)
+        .over(partition_by=events.c.customer_id, order_by=events.c.entry_at)
         .label("prev_entry_at"),
     ).cte("entries")
     journeys = journeys_from_entries(entries, steps, attributes=True).subquery("journeys")
-    return (sa.select(sa.literal(funnel_id, sa.Integer).label("funnel_id"),
-                      *[journeys.c[name] for name in progress_columns(steps)[1:]])
-            .order_by(journeys.c.entry_at))
+    return sa.select(
+        sa.literal(funnel_id, sa.Integer).label("funnel_id"),
+        *[journeys.c[name] for name in progress_columns(steps)[1:]],
+    ).order_by(journeys.c.entry_at)
 
 
 def progress_columns(steps: Sequence[str]) -> list[str]:
-    return ["funnel_id", "customer_id", "entry_at", "prev_entry_at",
-            *[step_column(k) for k in range(2, len(steps) + 1)], "vehicle_make", "session_at", "mechanic_id"]
+    return [
+        "funnel_id",
+        "customer_id",
+        "entry_at",
+        "prev_entry_at",
+        *[step_column(k) for k in range(2, len(steps) + 1)],
+        "vehicle_make",
+        "session_at",
+        "mechanic_id",
+    ]
 
 
 def _funnel_row(conn: Connection, steps: Sequence[str]) -> tuple[int, dt.datetime | None]:
@@ -112,13 +132,23 @@ def _refresh_one(conn: Connection, steps: Sequence[str], rebuild: bool) -> Refre
     conn.execute(delete if changed is None else delete.where(p.c.customer_id.in_(changed)))
     if rebuild or new_events:
         conn.execute(p.insert().from_select(progress_columns(steps), progress_rows(funnel_id, steps, changed)))
-    conn.execute(r.update().where(r.c.id == funnel_id).values(
-        processed_until=sa.func.now() - sa.bindparam(None, OVERLAP, type_=sa.Interval()), refreshed_at=sa.func.now()))
+    conn.execute(
+        r.update()
+        .where(r.c.id == funnel_id)
+        .values(
+            processed_until=sa.func.now() - sa.bindparam(None, OVERLAP, type_=sa.Interval()), refreshed_at=sa.func.now()
+        )
+    )
     return RefreshResult(steps_key(steps), rebuild, new_events, customers, _rows(conn, funnel_id))
 
 
-def refresh(engine: Engine, *, rebuild: bool = False, funnels: Sequence[Sequence[str]] = TRACKED_FUNNELS,
-            actor: Actor | None = None) -> list[RefreshResult]:
+def refresh(
+    engine: Engine,
+    *,
+    rebuild: bool = False,
+    funnels: Sequence[Sequence[str]] = TRACKED_FUNNELS,
+    actor: Actor | None = None,
+) -> list[RefreshResult]:
     """Bring the roll-up of every tracked funnel up to date, in one transaction.
 
     The scheduled job runs without an ``actor``; a refresh asked for in the app passes the
@@ -133,8 +163,14 @@ def refresh(engine: Engine, *, rebuild: bool = False, funnels: Sequence[Sequence
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_KEY)))
         results = [_refresh_one(conn, steps, rebuild) for steps in funnels]
         if actor is not None:
-            record_audit(conn, actor, "funnel_rollup.refresh", "crm_funnel_rollups", "tracked funnels",
-                         after={r.funnel: r.rows for r in results})
+            record_audit(
+                conn,
+                actor,
+                "funnel_rollup.refresh",
+                "crm_funnel_rollups",
+                "tracked funnels",
+                after={r.funnel: r.rows for r in results},
+            )
     if engine.dialect.name == "postgresql" and any(r.rebuilt for r in results):
         # A rebuild replaced every row: reclaim the old ones now, so scans stay short.
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

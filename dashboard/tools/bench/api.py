@@ -62,20 +62,42 @@ class Sample:
 def pick_sample(engine: Engine) -> Sample:
     """The active mechanic with the most weekly hours who offers a video slot in the next 14 days."""
     m, sl, ses = s.mechanics, s.mechanic_availability_slots, s.sessions
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     with engine.connect() as conn:
-        mechanics = conn.execute(
-            sa.select(m.c.user_id).join(sl, sl.c.mechanic_id == m.c.user_id).where(m.c.is_active)
-            .group_by(m.c.user_id).order_by(sa.func.count().desc(), m.c.user_id).limit(20)).scalars().all()
-        session = conn.execute(sa.select(ses.c.id, ses.c.customer_id).where(ses.c.status == "completed")
-                               .order_by(ses.c.ended_at.desc()).limit(1)).first()
-        customers = tuple(conn.execute(sa.select(s.profiles.c.id).order_by(s.profiles.c.created_at.desc())
-                                       .limit(BATCH_EVENTS)).scalars())
+        mechanics = (
+            conn.execute(
+                sa.select(m.c.user_id)
+                .join(sl, sl.c.mechanic_id == m.c.user_id)
+                .where(m.c.is_active)
+                .group_by(m.c.user_id)
+                .order_by(sa.func.count().desc(), m.c.user_id)
+                .limit(20)
+            )
+            .scalars()
+            .all()
+        )
+        session = conn.execute(
+            sa.select(ses.c.id, ses.c.customer_id)
+            .where(ses.c.status == "completed")
+            .order_by(ses.c.ended_at.desc())
+            .limit(1)
+        ).first()
+        customers = tuple(
+            conn.execute(
+                sa.select(s.profiles.c.id).order_by(s.profiles.c.created_at.desc()).limit(BATCH_EVENTS)
+            ).scalars()
+        )
     if session is None or not customers:
         raise SystemExit("error: the database holds no completed session: load demo data first")
     for mechanic in mechanics:
-        days = slots_by_day(engine, mechanic, start=today, end=today + dt.timedelta(days=SLOT_DAYS - 1), zone="UTC",
-                            session_type="video")
+        days = slots_by_day(
+            engine,
+            mechanic,
+            start=today,
+            end=today + dt.timedelta(days=SLOT_DAYS - 1),
+            zone="UTC",
+            session_type="video",
+        )
         offered = [slot["start"] for day in days.values() for slot in day]
         if offered:
             return Sample(mechanic, session.customer_id, session.id, offered[len(offered) // 2], today, customers)
@@ -91,10 +113,24 @@ def _free_port() -> int:
 def start_server(url: str, workers: int) -> tuple[subprocess.Popen, str]:
     """``python -m dashboard api`` on a free loopback port; returns the process and its base URL once healthy."""
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": url, "PITWALL_API_KEY_RATE": "1000000",
-           "PITWALL_API_CUSTOMER_RATE": "1000000"}
-    server = subprocess.Popen([sys.executable, "-m", "dashboard", "api", "--host", HOST, "--port", str(port),
-                               "--workers", str(workers), "--log-level", "warning"], env=env)
+    env = {**os.environ, "DATABASE_URL": url, "PITWALL_API_KEY_RATE": "1000000", "PITWALL_API_CUSTOMER_RATE": "1000000"}
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dashboard",
+            "api",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
     base = f"http://{HOST}:{port}"
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -147,13 +183,22 @@ class Load:
 
     def slots(self, client: httpx.Client) -> httpx.Response:
         last = self.sample.first_day + dt.timedelta(days=SLOT_DAYS - 1)
-        return client.get(f"/v1/mechanics/{self.sample.mechanic_id}/slots",
-                          params={"start": self.sample.first_day.isoformat(), "end": last.isoformat(),
-                                  "timeZone": "UTC", "session_type": "video"})
+        return client.get(
+            f"/v1/mechanics/{self.sample.mechanic_id}/slots",
+            params={
+                "start": self.sample.first_day.isoformat(),
+                "end": last.isoformat(),
+                "timeZone": "UTC",
+                "session_type": "video",
+            },
+        )
 
     def booking_check(self, client: httpx.Client) -> httpx.Response:
-        body = {"mechanic_id": str(self.sample.mechanic_id), "start": self.sample.booking_start.isoformat(),
-                "session_type": "video"}
+        body = {
+            "mechanic_id": str(self.sample.mechanic_id),
+            "start": self.sample.booking_start.isoformat(),
+            "session_type": "video",
+        }
         return client.post("/v1/bookings/check", json=body, headers=self._key())
 
     def profile(self, client: httpx.Client) -> httpx.Response:
@@ -166,18 +211,27 @@ class Load:
         return client.get(f"/v1/customers/{self.sample.customer_id}/upsells")
 
     def quote(self, client: httpx.Client) -> httpx.Response:
-        return client.get("/v1/follow-ups/quote", params={"parent_session_id": str(self.sample.session_id),
-                                                          "follow_up_type": "quick_question"})
+        return client.get(
+            "/v1/follow-ups/quote",
+            params={"parent_session_id": str(self.sample.session_id), "follow_up_type": "quick_question"},
+        )
 
     def ingest(self, client: httpx.Client) -> httpx.Response:
-        now = dt.datetime.now(dt.timezone.utc).isoformat()
+        now = dt.datetime.now(dt.UTC).isoformat()
         ids = [uuid.uuid4() for _ in range(BATCH_EVENTS)]
         with self._lock:
             self.event_ids += ids
         customers = self.sample.event_customers
-        events = [{"event_id": str(event_id), "customer_id": str(customers[n % len(customers)]),
-                   "interaction_type": "upsell_shown", "occurred_at": now, "metadata": {"source": "bench"}}
-                  for n, event_id in enumerate(ids)]
+        events = [
+            {
+                "event_id": str(event_id),
+                "customer_id": str(customers[n % len(customers)]),
+                "interaction_type": "upsell_shown",
+                "occurred_at": now,
+                "metadata": {"source": "bench"},
+            }
+            for n, event_id in enumerate(ids)
+        ]
         return client.post("/v1/crm/interactions", json={"events": events}, headers=self._key())
 
     MIX = ("slots", "profile", "reviews", "booking_check", "upsells", "quote")
@@ -209,6 +263,7 @@ def sequential(load: Load, call, samples: int) -> list[float]:
 
 def ingest_rate(load: Load, batches: int) -> tuple[int, float]:
     """(events accepted, events per second) of ``batches`` batches from SENDERS senders at once."""
+
     def send(count: int) -> int:
         accepted = 0
         with load.client() as client:
@@ -248,29 +303,33 @@ def mixed(load: Load, clients: int, seconds: float) -> dict:
         list(pool.map(client_loop, range(clients)))
     elapsed = time.perf_counter() - started
     timings = [ms for ms, _ in results]
-    return {"requests": len(results), "per_second": len(results) / elapsed,
-            "p95": percentile(timings, 0.95) if timings else float("nan"),
-            "errors": sum(1 for _, ok in results if not ok)}
+    return {
+        "requests": len(results),
+        "per_second": len(results) / elapsed,
+        "p95": percentile(timings, 0.95) if timings else float("nan"),
+        "errors": sum(1 for _, ok in results if not ok),
+    }
 
 
 def cleanup(engine: Engine, load: Load) -> None:
     """Delete what the run wrote: its interactions and stored idempotent replies."""
     with engine.begin() as conn:
         for chunk in range(0, len(load.event_ids), 1000):
-            ids = load.event_ids[chunk:chunk + 1000]
+            ids = load.event_ids[chunk : chunk + 1000]
             conn.execute(s.crm_interactions.delete().where(s.crm_interactions.c.event_id.in_(ids)))
         for chunk in range(0, len(load.idempotency_keys), 1000):
-            keys = load.idempotency_keys[chunk:chunk + 1000]
+            keys = load.idempotency_keys[chunk : chunk + 1000]
             conn.execute(s.api_idempotency.delete().where(s.api_idempotency.c.idempotency_key.in_(keys)))
 
 
-def run(engine: Engine, url: str, *, workers: int, samples: int, batches: int, clients: int,
-        seconds: float) -> list[str]:
+def run(
+    engine: Engine, url: str, *, workers: int, samples: int, batches: int, clients: int, seconds: float
+) -> list[str]:
     """The figures of one run, as lines to print."""
     from api.auth import create_key, revoke_key
 
     sample = pick_sample(engine)
-    name = f"benchmark {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} {uuid.uuid4().hex[:6]}"
+    name = f"benchmark {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} {uuid.uuid4().hex[:6]}"
     key = create_key(engine, name)
     engine.dispose()  # the server's workers open their own connections (DuckDB: the one writer)
     server, load = None, None

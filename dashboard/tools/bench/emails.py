@@ -37,9 +37,9 @@ import time
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dashboard.core.settings import ROOT, ConfigError
 from dashboard.core.db import make_engine
 from dashboard.core.schema import email_outbox, profiles, sessions, users
+from dashboard.core.settings import ROOT, ConfigError
 from dashboard.domain.emails.outbox import IDEMPOTENCY_WINDOW, claim, enqueue
 from dashboard.domain.emails.render import load_brand
 from dashboard.domain.emails.sender import send_batch
@@ -67,15 +67,19 @@ def _run(url: str, settings: EmailSettings, later: float = 0.0) -> RunResult:
 def _book(engine, count: int) -> list:
     """Book ``count`` sessions (copies of the latest ones) for customers who accept email."""
     now = utc_now()
-    latest = (sa.select(sessions.c.request_id, sessions.c.customer_id, sessions.c.session_type,
-                        sessions.c.price_cents)
-              .join(profiles, profiles.c.id == sessions.c.customer_id)
-              .join(users, users.c.id == sessions.c.customer_id)
-              .where(sa.not_(profiles.c.email_opt_out), users.c.email.contains("@"))
-              .order_by(sessions.c.created_at.desc()).limit(count).subquery())
+    latest = (
+        sa.select(sessions.c.request_id, sessions.c.customer_id, sessions.c.session_type, sessions.c.price_cents)
+        .join(profiles, profiles.c.id == sessions.c.customer_id)
+        .join(users, users.c.id == sessions.c.customer_id)
+        .where(sa.not_(profiles.c.email_opt_out), users.c.email.contains("@"))
+        .order_by(sessions.c.created_at.desc())
+        .limit(count)
+        .subquery()
+    )
     booked = sa.select(latest, sa.literal("scheduled"), sa.literal(now + dt.timedelta(days=1)), sa.literal(now))
     insert = sessions.insert().from_select(
-        ["request_id", "customer_id", "session_type", "price_cents", "status", "scheduled_at", "created_at"], booked)
+        ["request_id", "customer_id", "session_type", "price_cents", "status", "scheduled_at", "created_at"], booked
+    )
     with engine.begin() as conn:
         return list(conn.execute(insert.returning(sessions.c.id)).scalars())
 
@@ -97,16 +101,22 @@ def _bench(url: str, count: int, workers: int) -> int:
             results = list(pool.map(_run, [url] * workers, [settings] * workers))
             elapsed = time.perf_counter() - started
         delivered = collections.Counter(
-            tag["value"] for d in server.deliveries[before:] for tag in d.email["tags"] if tag["name"] == "outbox_id")
+            tag["value"] for d in server.deliveries[before:] for tag in d.email["tags"] if tag["name"] == "outbox_id"
+        )
         with engine.connect() as conn:
-            by_status = dict(conn.execute(sa.select(email_outbox.c.status, sa.func.count())
-                                          .group_by(email_outbox.c.status)).all())
+            by_status = dict(
+                conn.execute(sa.select(email_outbox.c.status, sa.func.count()).group_by(email_outbox.c.status)).all()
+            )
         engine.dispose()
     sent = sum(r.outcomes["sent"] for r in results)
-    print(f"workers {workers}: sent {sent:,} emails in {sum(r.requests for r in results)} batch requests "
-          f"in {elapsed:.2f} s = {sent / elapsed:,.0f} emails/s")
-    print(f"delivered {len(delivered):,} distinct emails, duplicates {sum(delivered.values()) - len(delivered)}; "
-          f"outbox now {by_status}")
+    print(
+        f"workers {workers}: sent {sent:,} emails in {sum(r.requests for r in results)} batch requests "
+        f"in {elapsed:.2f} s = {sent / elapsed:,.0f} emails/s"
+    )
+    print(
+        f"delivered {len(delivered):,} distinct emails, duplicates {sum(delivered.values()) - len(delivered)}; "
+        f"outbox now {by_status}"
+    )
     return 0 if sent == booked and len(delivered) == booked else 1
 
 
@@ -121,8 +131,11 @@ def _stale_batch(engine, settings: EmailSettings, server: LocalResend) -> int:
     send_batch(settings, emails, batch.key)
     age = IDEMPOTENCY_WINDOW + dt.timedelta(hours=1)
     with engine.begin() as conn:
-        conn.execute(email_outbox.update().where(email_outbox.c.provider_message_id == batch.key)
-                     .values(batch_started_at=now - age))
+        conn.execute(
+            email_outbox.update()
+            .where(email_outbox.c.provider_message_id == batch.key)
+            .values(batch_started_at=now - age)
+        )
     server.age_keys(age.total_seconds())
     return len(emails)
 
@@ -130,11 +143,21 @@ def _stale_batch(engine, settings: EmailSettings, server: LocalResend) -> int:
 def _kill_a_worker_mid_batch(url: str, server: LocalResend, batch_size: int) -> None:
     """Start ``python -m dashboard emails --once`` and SIGKILL it while Resend holds its first answer."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PITWALL_", "RESEND_", "DATABASE_"))}
-    env.update(DATABASE_URL=url, RESEND_API_KEY=server.api_key, RESEND_API_URL=server.url,
-               PITWALL_EMAIL_BATCH_SIZE=str(batch_size), PITWALL_SECRETS=str(ROOT / "absent-secrets.toml"))
+    env.update(
+        DATABASE_URL=url,
+        RESEND_API_KEY=server.api_key,
+        RESEND_API_URL=server.url,
+        PITWALL_EMAIL_BATCH_SIZE=str(batch_size),
+        PITWALL_SECRETS=str(ROOT / "absent-secrets.toml"),
+    )
     held = server.hold_next()
-    worker = subprocess.Popen([sys.executable, "-m", "dashboard", "emails", "--once"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "dashboard", "emails", "--once"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         if not held.wait(60):
             raise RuntimeError("the worker to be killed never sent its batch")
@@ -172,17 +195,23 @@ def _faults(url: str, count: int, workers: int) -> int:
                     break
         elapsed = time.perf_counter() - started
         counts = collections.Counter(
-            tag["value"] for d in server.deliveries[before:] for tag in d.email["tags"] if tag["name"] == "outbox_id")
+            tag["value"] for d in server.deliveries[before:] for tag in d.email["tags"] if tag["name"] == "outbox_id"
+        )
         with engine.connect() as conn:
-            rows = conn.execute(sa.select(email_outbox.c.id, email_outbox.c.status).where(
-                email_outbox.c.session_id.in_(booked), email_outbox.c.milestone == "booking_confirmed")).all()
+            rows = conn.execute(
+                sa.select(email_outbox.c.id, email_outbox.c.status).where(
+                    email_outbox.c.session_id.in_(booked), email_outbox.c.milestone == "booking_confirmed"
+                )
+            ).all()
         engine.dispose()
     by_status = collections.Counter(row.status for row in rows)
     duplicated = sum(counts[str(row.id)] - 1 for row in rows if counts[str(row.id)] > 1)
     lost = len(booked) - by_status["sent"] - by_status["skipped"] - by_status["uncertain"]
-    print(f"faults, {workers} workers, {elapsed:.1f} s: emails due {len(booked):,}, sent {by_status['sent']:,}, "
-          f"skipped {by_status['skipped']:,}, duplicated {duplicated}, lost {lost}, "
-          f"held as uncertain {by_status['uncertain']}")
+    print(
+        f"faults, {workers} workers, {elapsed:.1f} s: emails due {len(booked):,}, sent {by_status['sent']:,}, "
+        f"skipped {by_status['skipped']:,}, duplicated {duplicated}, lost {lost}, "
+        f"held as uncertain {by_status['uncertain']}"
+    )
     return 0 if duplicated == 0 and lost == 0 else 1
 
 
@@ -200,8 +229,9 @@ def run(engine: Engine, *, emails: int, workers: int, faults: bool) -> int:
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{copy}" TEMPLATE "{source}"'))
     except sa.exc.OperationalError as exc:
-        raise ConfigError(f"Cannot copy {source}: {str(exc.orig).splitlines()[0]} "
-                          "(close the other connections to it and try again)") from None
+        raise ConfigError(
+            f"Cannot copy {source}: {str(exc.orig).splitlines()[0]} (close the other connections to it and try again)"
+        ) from None
     print(f"copied {source} to {copy} in {time.perf_counter() - started:.1f} s")
     try:
         measure = _faults if faults else _bench

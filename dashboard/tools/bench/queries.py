@@ -32,8 +32,9 @@ def run_cases(engine: Engine, ctx: BenchContext, repeat: int, only: str | None =
                 started = time.perf_counter()
                 count = case.run(conn, ctx)
                 timings.append((time.perf_counter() - started) * 1000)
-        rows.append({"query": case.name, "rows": count, "cold_ms": timings[0],
-                     "warm_ms": statistics.median(timings[1:])})
+        rows.append(
+            {"query": case.name, "rows": count, "cold_ms": timings[0], "warm_ms": statistics.median(timings[1:])}
+        )
     return rows
 
 

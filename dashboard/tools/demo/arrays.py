@@ -29,7 +29,7 @@ def uuids(rng: np.random.Generator, n: int) -> pa.StringArray:
     hexed[:, 0::2], hexed[:, 1::2] = _HEX[b >> 4], _HEX[b & 15]
     out = np.full((n, 36), ord("-"), np.uint8)
     for dashes, (a, b) in enumerate(((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))):
-        out[:, a + dashes:b + dashes] = hexed[:, a:b]
+        out[:, a + dashes : b + dashes] = hexed[:, a:b]
     offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(out))
 
@@ -78,8 +78,7 @@ def json_object(**fields) -> pa.Array:
 
 
 def local_to_utc(naive: np.ndarray, zone: str) -> np.ndarray:
-    index = pd.DatetimeIndex(naive).tz_localize(zone, ambiguous=np.zeros(len(naive), bool),
-                                                nonexistent="shift_forward")
+    index = pd.DatetimeIndex(naive).tz_localize(zone, ambiguous=np.zeros(len(naive), bool), nonexistent="shift_forward")
     return index.tz_convert("UTC").tz_localize(None).to_numpy().astype("datetime64[us]")
 
 

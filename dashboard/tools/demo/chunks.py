@@ -16,8 +16,17 @@ from dashboard.tools.demo.mechanics import Mechanics
 from dashboard.tools.demo.plan import Plan
 from dashboard.tools.demo.reviews import reviews_table
 from dashboard.tools.demo.sessions import (
-    customer_tables, customers, extensions_table, files_table, follow_ups, lifecycle, requests, requests_table,
-    sessions, sessions_table)
+    customer_tables,
+    customers,
+    extensions_table,
+    files_table,
+    follow_ups,
+    lifecycle,
+    requests,
+    requests_table,
+    sessions,
+    sessions_table,
+)
 from dashboard.tools.demo.upsells import upsells, upsells_table
 
 
@@ -30,11 +39,20 @@ def _chunk(plan: Plan, mech: Mechanics, number: int, first: int, n: int) -> dict
     rng = np.random.default_rng([plan.seed, 1, number])
     c = customers(rng, plan, first, n)
     req = requests(rng, plan, c)
-    ses = sessions(rng, plan, mech, c, req, np.where(c["premium"][req["cust"]], .9, .76), .4, .6)
+    ses = sessions(rng, plan, mech, c, req, np.where(c["premium"][req["cust"]], 0.9, 0.76), 0.4, 0.6)
     follow = follow_ups(rng, plan, req, ses)
     kind = follow["follow_up"]
-    follow_ses = sessions(rng, plan, mech, c, follow, np.array([0, .6, .7])[kind], np.array([0, .1, .4])[kind],
-                          np.array([0, 0, .4])[kind], preferred=ses["mech"][follow["parent"]])
+    follow_ses = sessions(
+        rng,
+        plan,
+        mech,
+        c,
+        follow,
+        np.array([0, 0.6, 0.7])[kind],
+        np.array([0, 0.1, 0.4])[kind],
+        np.array([0, 0, 0.4])[kind],
+        preferred=ses["mech"][follow["parent"]],
+    )
     follow_ses["req"] += len(req["cust"])
     req, ses = _concat(req, follow), _concat(ses, follow_ses)
     req["session"] = np.full(len(req["cust"]), -1)

@@ -24,7 +24,9 @@ def _scale(text: str) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=_scale, required=True, help="1 = about 5,000 customers (0 < N <= 1000)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--anchor", type=dt.date.fromisoformat, help="the demo's today, YYYY-MM-DD (default: today UTC)")
+    parser.add_argument(
+        "--anchor", type=dt.date.fromisoformat, help="the demo's today, YYYY-MM-DD (default: today UTC)"
+    )
     parser.add_argument("--replace", action="store_true", help="empty the demo's tables first")
 
 
@@ -35,8 +37,10 @@ def run(engine: Engine, args: argparse.Namespace) -> int:
         raise DatabaseNotEmpty("The database already has data: nothing loaded. Add --replace to empty it first.")
     started = time.monotonic()
     counts = generate(engine, args.scale, args.seed, args.anchor, replace=args.replace)
-    print(f"Loaded {sum(counts.values()):,} rows in {time.monotonic() - started:.1f} s "
-          f"(scale {args.scale:g}, seed {args.seed}):")
+    print(
+        f"Loaded {sum(counts.values()):,} rows in {time.monotonic() - started:.1f} s "
+        f"(scale {args.scale:g}, seed {args.seed}):"
+    )
     for name, rows in counts.items():
         print(f"  {name:<32} {rows:>12,}")
     return 0

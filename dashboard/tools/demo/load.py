@@ -29,9 +29,19 @@ DUCKDB_LOAD_MEMORY = "3GB"
 
 # Tables the generator fills, in load order (parents before children).
 TABLES = (
-    s.users, s.profiles, s.mechanic_availability_slots, s.mechanic_availability_overrides,
-    s.requests, s.sessions, s.session_files, s.session_extensions, s.mechanic_reviews,
-    s.upsell_recommendations, s.crm_interactions, s.email_outbox, s.mechanics,
+    s.users,
+    s.profiles,
+    s.mechanic_availability_slots,
+    s.mechanic_availability_overrides,
+    s.requests,
+    s.sessions,
+    s.session_files,
+    s.session_extensions,
+    s.mechanic_reviews,
+    s.upsell_recommendations,
+    s.crm_interactions,
+    s.email_outbox,
+    s.mechanics,
 )
 
 
@@ -61,8 +71,7 @@ class _PostgresSink:
             if pa.types.is_list(field.type):
                 literal = join("{", pc.binary_join(data.column(i), ","), "}")
                 data = data.set_column(i, field.name, literal)
-        sql = (f"COPY {_table_sql(self._conn, table)} ({_columns_sql(self._conn, data)}) "
-               "FROM STDIN (FORMAT csv, FREEZE)")
+        sql = f"COPY {_table_sql(self._conn, table)} ({_columns_sql(self._conn, data)}) FROM STDIN (FORMAT csv, FREEZE)"
         with self._cursor.copy(sql) as copy:
             for batch in data.to_batches(max_chunksize=200_000):
                 buffer = io.BytesIO()
@@ -84,7 +93,8 @@ class _DuckDBSink:
     def write(self, table: sa.Table, data: pa.Table) -> None:
         columns = _columns_sql(self._conn, data)
         self._raw.from_arrow(data).query(
-            "demo_rows", f"INSERT INTO {_table_sql(self._conn, table)} ({columns}) SELECT {columns} FROM demo_rows")
+            "demo_rows", f"INSERT INTO {_table_sql(self._conn, table)} ({columns}) SELECT {columns} FROM demo_rows"
+        )
 
 
 def _existing(conn: Connection, tables) -> list[sa.Table]:
@@ -93,8 +103,7 @@ def _existing(conn: Connection, tables) -> list[sa.Table]:
 
 
 def _has_rows(conn: Connection, tables) -> bool:
-    return any(conn.execute(sa.select(sa.literal(1)).select_from(t).limit(1)).first()
-               for t in _existing(conn, tables))
+    return any(conn.execute(sa.select(sa.literal(1)).select_from(t).limit(1)).first() for t in _existing(conn, tables))
 
 
 def has_data(engine: Engine) -> bool:
@@ -108,8 +117,9 @@ def _with_dependents(tables) -> list[sa.Table]:
     out = list(tables)
     grew = True
     while grew:
-        extra = [t for t in s.metadata.sorted_tables
-                 if t not in out and any(fk.column.table in out for fk in t.foreign_keys)]
+        extra = [
+            t for t in s.metadata.sorted_tables if t not in out and any(fk.column.table in out for fk in t.foreign_keys)
+        ]
         out += extra
         grew = bool(extra)
     return out
@@ -135,20 +145,26 @@ def _without_keys(conn: Connection, tables):
     Building them once afterwards (sorted, in parallel) beats maintaining them row by row,
     and a failed load rolls the whole transaction back, definitions included.
     """
-    scope = ("WITH target AS (SELECT to_regclass(name)::oid AS oid "
-             "FROM unnest(CAST(:names AS text[])) AS name) ")
+    scope = "WITH target AS (SELECT to_regclass(name)::oid AS oid FROM unnest(CAST(:names AS text[])) AS name) "
     names = {"names": [t.fullname for t in tables]}
-    constraints = conn.execute(sa.text(
-        scope + "SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname), "
-        "format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid)), "
-        "c.contype = 'f' FROM pg_constraint c WHERE c.contype IN ('p', 'u', 'f') AND ("
-        "c.conrelid IN (SELECT oid FROM target) OR (c.contype = 'f' AND c.confrelid IN (SELECT oid FROM target)))"
-    ), names).all()
-    indexes = conn.execute(sa.text(
-        scope + "SELECT format('DROP INDEX %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid) "
-        "FROM pg_index i WHERE i.indrelid IN (SELECT oid FROM target) AND NOT EXISTS ("
-        "SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype IN ('p', 'u', 'x'))"
-    ), names).all()
+    constraints = conn.execute(
+        sa.text(
+            scope + "SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname), "
+            "format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, "
+            "pg_get_constraintdef(c.oid)), "
+            "c.contype = 'f' FROM pg_constraint c WHERE c.contype IN ('p', 'u', 'f') AND ("
+            "c.conrelid IN (SELECT oid FROM target) OR (c.contype = 'f' AND c.confrelid IN (SELECT oid FROM target)))"
+        ),
+        names,
+    ).all()
+    indexes = conn.execute(
+        sa.text(
+            scope + "SELECT format('DROP INDEX %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid) "
+            "FROM pg_index i WHERE i.indrelid IN (SELECT oid FROM target) AND NOT EXISTS ("
+            "SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype IN ('p', 'u', 'x'))"
+        ),
+        names,
+    ).all()
     foreign = [c for c in constraints if c[2]]
     keys = [c for c in constraints if not c[2]]
     for drop, *_ in foreign + keys + indexes:
@@ -176,21 +192,39 @@ def _add_settings(conn: Connection) -> None:
     The catalogue's first service of each type is the active one; the others are the older
     offers that past recommendations show.
     """
-    conn.execute(sa.text(
-        f"INSERT INTO {_table_sql(conn, s.staff_roles)} (email, role, display_name) "
-        "VALUES (:email, :role, :name) ON CONFLICT (email) DO NOTHING"),
-        [{"email": e, "role": r, "name": n} for e, r, n in STAFF])
-    conn.execute(sa.text(
-        f"INSERT INTO {_table_sql(conn, s.session_base_prices)} (session_type, price_cents) "
-        "VALUES (:type, :cents) ON CONFLICT (session_type) DO NOTHING"),
-        [{"type": t, "cents": c} for t, c in BASE_PRICE_CENTS.items()])
-    conn.execute(sa.text(
-        f"INSERT INTO {_table_sql(conn, s.upsell_services)} "
-        "(id, recommendation_type, title, description, price_cents, is_active) "
-        "VALUES (:id, :type, :title, :description, :cents, :active) ON CONFLICT DO NOTHING"),
-        [{"id": uuid.uuid5(uuid.NAMESPACE_URL, f"pitwall-demo:{title}"), "type": kind, "title": title,
-          "description": description, "cents": cents, "active": i == 0}
-         for kind, offers in UPSELLS.items() for i, (title, description, cents) in enumerate(offers)])
+    conn.execute(
+        sa.text(
+            f"INSERT INTO {_table_sql(conn, s.staff_roles)} (email, role, display_name) "
+            "VALUES (:email, :role, :name) ON CONFLICT (email) DO NOTHING"
+        ),
+        [{"email": e, "role": r, "name": n} for e, r, n in STAFF],
+    )
+    conn.execute(
+        sa.text(
+            f"INSERT INTO {_table_sql(conn, s.session_base_prices)} (session_type, price_cents) "
+            "VALUES (:type, :cents) ON CONFLICT (session_type) DO NOTHING"
+        ),
+        [{"type": t, "cents": c} for t, c in BASE_PRICE_CENTS.items()],
+    )
+    conn.execute(
+        sa.text(
+            f"INSERT INTO {_table_sql(conn, s.upsell_services)} "
+            "(id, recommendation_type, title, description, price_cents, is_active) "
+            "VALUES (:id, :type, :title, :description, :cents, :active) ON CONFLICT DO NOTHING"
+        ),
+        [
+            {
+                "id": uuid.uuid5(uuid.NAMESPACE_URL, f"pitwall-demo:{title}"),
+                "type": kind,
+                "title": title,
+                "description": description,
+                "cents": cents,
+                "active": i == 0,
+            }
+            for kind, offers in UPSELLS.items()
+            for i, (title, description, cents) in enumerate(offers)
+        ],
+    )
 
 
 class _Progress:
@@ -203,8 +237,9 @@ class _Progress:
 
     def add(self, table: str, rows: int) -> None:
         if table not in self._bars:
-            self._bars[table] = tqdm(desc=table, unit=" rows", unit_scale=True, disable=not self._enabled,
-                                     position=len(self._bars) + 1)
+            self._bars[table] = tqdm(
+                desc=table, unit=" rows", unit_scale=True, disable=not self._enabled, position=len(self._bars) + 1
+            )
         self._bars[table].update(rows)
 
     def close(self) -> None:
@@ -212,15 +247,22 @@ class _Progress:
             bar.close()
 
 
-def generate(engine: Engine, scale: float, seed: int = 7, anchor: dt.date | None = None,
-             progress: bool = True, *, replace: bool = False) -> dict[str, int]:
+def generate(
+    engine: Engine,
+    scale: float,
+    seed: int = 7,
+    anchor: dt.date | None = None,
+    progress: bool = True,
+    *,
+    replace: bool = False,
+) -> dict[str, int]:
     """Migrate, then load the demo data in one transaction; returns rows per table.
 
     Raises DatabaseNotEmpty if the demo's tables hold rows, unless ``replace`` (which empties
     them, the audit log and the tables that reference them first).
     """
     upgrade(engine)
-    plan = Plan(scale, seed, anchor or dt.datetime.now(dt.timezone.utc).date())
+    plan = Plan(scale, seed, anchor or dt.datetime.now(dt.UTC).date())
     counts = {t.name: 0 for t in TABLES}
     bars = _Progress(progress, plan.customers)
     try:

@@ -10,12 +10,32 @@ import sqlalchemy as sa
 from dashboard.core import schema as s
 from dashboard.domain.calendars.slots import SlotRules
 from dashboard.tools.demo.arrays import (
-    NAT, US, day_of_week, join, local_to_utc, minutes, pick, take, text, ts, utc_offset_minutes, utc_to_local, uuids,
-    weighted_order)
+    NAT,
+    US,
+    day_of_week,
+    join,
+    local_to_utc,
+    minutes,
+    pick,
+    take,
+    text,
+    ts,
+    utc_offset_minutes,
+    utc_to_local,
+    uuids,
+    weighted_order,
+)
 from dashboard.tools.demo.plan import HISTORY_DAYS, UPCOMING_DAYS, Plan
 from dashboard.tools.demo.vocabulary import (
-    CATEGORY_LABELS, CATEGORY_WEIGHTS, FIRST_NAMES, LAST_NAMES, MECHANIC_ROLES, MECHANIC_STYLES, MECHANIC_ZONES,
-    OVERRIDE_REASONS)
+    CATEGORY_LABELS,
+    CATEGORY_WEIGHTS,
+    FIRST_NAMES,
+    LAST_NAMES,
+    MECHANIC_ROLES,
+    MECHANIC_STYLES,
+    MECHANIC_ZONES,
+    OVERRIDE_REASONS,
+)
 
 RULES = SlotRules()  # the app's session length and buffer
 # A booked session holds its length plus a buffer either side (50 minutes), so bookable starts
@@ -43,8 +63,15 @@ class Mechanics:
         self.first_names = pick(rng, FIRST_NAMES, m)
         last = pick(rng, LAST_NAMES, m)
         self.names = join(self.first_names, " ", last)
-        self.emails = pc.utf8_lower(join(self.first_names, ".", pc.replace_substring(last, "'", ""),
-                                         text(np.arange(1, m + 1)), "@mechanics.example.com"))
+        self.emails = pc.utf8_lower(
+            join(
+                self.first_names,
+                ".",
+                pc.replace_substring(last, "'", ""),
+                text(np.arange(1, m + 1)),
+                "@mechanics.example.com",
+            )
+        )
         self.zone = rng.choice(len(MECHANIC_ZONES), size=m, p=[z[1] for z in MECHANIC_ZONES])
         self.region = np.array([z[2] for z in MECHANIC_ZONES])[self.zone]
         self.quality = rng.beta(5, 2, size=m)  # share of "good mechanic" in the rating mix
@@ -56,10 +83,12 @@ class Mechanics:
         # A quarter joined during the history; inactive ones left at some point of it.
         joined_late = rng.random(m) < 0.25
         self.join_day = np.where(joined_late, rng.integers(2, HISTORY_DAYS - 30, m), -rng.integers(60, 1500, m))
-        self.leave_day = np.where(self.is_active, self.days,
-                                  rng.integers(np.maximum(self.join_day, 0) + 20, HISTORY_DAYS + 2))
-        self.created_at = (self.origin + self.join_day.astype("timedelta64[D]")).astype("datetime64[us]") \
-            + minutes(rng.uniform(8 * 60, 18 * 60, m))
+        self.leave_day = np.where(
+            self.is_active, self.days, rng.integers(np.maximum(self.join_day, 0) + 20, HISTORY_DAYS + 2)
+        )
+        self.created_at = (self.origin + self.join_day.astype("timedelta64[D]")).astype("datetime64[us]") + minutes(
+            rng.uniform(8 * 60, 18 * 60, m)
+        )
 
         self._slots(rng)
         self._days_off(rng, plan)
@@ -72,10 +101,17 @@ class Mechanics:
     def _slots(self, rng):
         """Weekly slots: per working day a quiet morning, the day and often a peak evening."""
         m = self.n
-        patterns = np.array([  # working days, Sunday first
-            [0, 1, 1, 1, 1, 1, 0], [0, 1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1, 1], [1, 1, 0, 0, 1, 1, 1],
-            [1, 1, 1, 1, 1, 1, 1]], bool)
-        works = patterns[rng.choice(len(patterns), m, p=[.35, .25, .15, .15, .10])]  # (m, 7)
+        patterns = np.array(
+            [  # working days, Sunday first
+                [0, 1, 1, 1, 1, 1, 0],
+                [0, 1, 1, 1, 1, 1, 1],
+                [0, 0, 1, 1, 1, 1, 1],
+                [1, 1, 0, 0, 1, 1, 1],
+                [1, 1, 1, 1, 1, 1, 1],
+            ],
+            bool,
+        )
+        works = patterns[rng.choice(len(patterns), m, p=[0.35, 0.25, 0.15, 0.15, 0.10])]  # (m, 7)
         shift = rng.choice([-2, -1, 0, 1, 2], m)[:, None]  # half-hours, per mechanic
         weekend = np.array([1, 0, 0, 0, 0, 0, 1], bool)
         day_start = np.where(weekend, 18, 18 + shift) + rng.choice([0, 0, 1, 2], (m, 7))
@@ -83,7 +119,7 @@ class Mechanics:
         morning = ~weekend & (rng.random((m, 1)) < 0.4)
         evening = ~weekend & (rng.random((m, 1)) < 0.7)
         evening_end = day_end + rng.choice([4, 6, 8], (m, 1))
-        peak = rng.choice([1.25, 1.5], (m, 1), p=[.6, .4])
+        peak = rng.choice([1.25, 1.5], (m, 1), p=[0.6, 0.4])
         segments = (  # (exists, start, end, multiplier), half-hours of the local day
             (works & morning, day_start - 4, day_start, np.full((m, 7), 0.9)),
             (works, day_start, day_end, np.where(weekend, peak, 1.0)),
@@ -115,11 +151,15 @@ class Mechanics:
         vacation = np.nonzero(rng.random(m) < 0.3)[0]
         length = rng.integers(3, 11, len(vacation))
         v_mech = np.repeat(vacation, length)
-        v_day = np.repeat(rng.integers(0, self.days + 30, len(vacation)), length) \
-            + np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length)
+        v_day = (
+            np.repeat(rng.integers(0, self.days + 30, len(vacation)), length)
+            + np.arange(length.sum())
+            - np.repeat(np.cumsum(length) - length, length)
+        )
         mech, day = np.concatenate([mech, v_mech]), np.concatenate([day, v_day])
-        reasons = np.concatenate([np.array(OVERRIDE_REASONS, object)[reason_idx],
-                                  np.full(len(v_mech), "Vacation", object)])
+        reasons = np.concatenate(
+            [np.array(OVERRIDE_REASONS, object)[reason_idx], np.full(len(v_mech), "Vacation", object)]
+        )
         _, first = np.unique(mech * 100_000 + day, return_index=True)
         self.days_off = dict(mech=mech[first], day=day[first], reason=reasons[first])
 
@@ -146,17 +186,18 @@ class Mechanics:
     def _details(self, rng):
         m = self.n
         self.years = np.clip(np.round(rng.gamma(2.2, 6, m)), 1, 45).astype(np.int64)
-        self.sla = rng.choice([5, 10, 15, 20, 30], m, p=[.3, .3, .2, .1, .1])
-        k = rng.choice([1, 2, 3, 4], m, p=[.2, .4, .3, .1])
+        self.sla = rng.choice([5, 10, 15, 20, 30], m, p=[0.3, 0.3, 0.2, 0.1, 0.1])
+        k = rng.choice([1, 2, 3, 4], m, p=[0.2, 0.4, 0.3, 0.1])
         order = weighted_order(rng, m, CATEGORY_WEIGHTS[:-1])
-        values = np.concatenate([order[i, :k[i]] for i in range(m)])
+        values = np.concatenate([order[i, : k[i]] for i in range(m)])
         offsets = np.concatenate([[0], np.cumsum(k)]).astype(np.int32)
         self.specialties = pa.ListArray.from_arrays(pa.array(offsets), take(s.REQUEST_CATEGORIES, values))
         role = take(MECHANIC_ROLES, rng.integers(0, len(MECHANIC_ROLES), m))
         main = take(CATEGORY_LABELS, order[:, 0])
         style = take(MECHANIC_STYLES, rng.integers(0, len(MECHANIC_STYLES), m))
-        self.bio = join(role, " with ", text(self.years), " years on the tools. Most of my work is ",
-                        main, " problems. ", style)
+        self.bio = join(
+            role, " with ", text(self.years), " years on the tools. Most of my work is ", main, " problems. ", style
+        )
 
     def _pick_table(self, plan: Plan):
         """Cumulative pick weights per (fortnight, customer region, UTC two-hour slot of the week).
@@ -174,8 +215,13 @@ class Mechanics:
         mid = np.arange(self.fortnights) * 14 + 7
         employed = (mid[:, None] >= self.join_day) & (mid[:, None] < self.leave_day)  # (fortnights, m)
         near = np.where(np.arange(3)[:, None] == self.region, 3.0, 0.35)  # (regions, m)
-        w = (self.popularity * employed[:, None, None, :] * near[None, :, None, :]
-             * (0.03 + open_share.T)[None, None, :, :] + 1e-9).reshape(-1, m)
+        w = (
+            self.popularity
+            * employed[:, None, None, :]
+            * near[None, :, None, :]
+            * (0.03 + open_share.T)[None, None, :, :]
+            + 1e-9
+        ).reshape(-1, m)
         cdf = np.cumsum(w, axis=1)
         self._pick_cdf = (cdf / cdf[:, -1:] + np.arange(len(w))[:, None]).ravel()
 
@@ -251,44 +297,49 @@ class Mechanics:
         sl = self.slots
         n = len(sl["mech"])
         half_hour = (sl["start"] * 30 * 60e6).astype(np.int64)
-        slots = pa.table({
-            "id": uuids(rng, n),
-            "mechanic_id": self.ids.take(pa.array(sl["mech"])),
-            "day_of_week": pa.array(sl["dow"], pa.int32()),
-            "start_time": pa.array(half_hour, pa.time64("us")),
-            "end_time": pa.array((sl["end"] * 30 * 60e6).astype(np.int64), pa.time64("us")),
-            "is_available": pa.array(sl["available"]),
-            "price_multiplier": pc.cast(pa.array(sl["mult"]), pa.decimal128(3, 2)),
-            "created_at": ts(self.created_at[sl["mech"]]),
-        })
+        slots = pa.table(
+            {
+                "id": uuids(rng, n),
+                "mechanic_id": self.ids.take(pa.array(sl["mech"])),
+                "day_of_week": pa.array(sl["dow"], pa.int32()),
+                "start_time": pa.array(half_hour, pa.time64("us")),
+                "end_time": pa.array((sl["end"] * 30 * 60e6).astype(np.int64), pa.time64("us")),
+                "is_available": pa.array(sl["available"]),
+                "price_multiplier": pc.cast(pa.array(sl["mult"]), pa.decimal128(3, 2)),
+                "created_at": ts(self.created_at[sl["mech"]]),
+            }
+        )
         off = self.days_off
         dates = self.origin + off["day"].astype("timedelta64[D]")
-        overrides = pa.table({
-            "id": uuids(rng, len(dates)),
-            "mechanic_id": self.ids.take(pa.array(off["mech"])),
-            "date": pa.array(dates, pa.date32()),
-            "is_available": pa.array(np.zeros(len(dates), bool)),
-            "reason": pa.array(off["reason"].tolist(), pa.string()),
-            "created_at": ts(np.minimum(dates.astype("datetime64[us]") - np.timedelta64(14, "D"), plan.now)),
-        })
+        overrides = pa.table(
+            {
+                "id": uuids(rng, len(dates)),
+                "mechanic_id": self.ids.take(pa.array(off["mech"])),
+                "date": pa.array(dates, pa.date32()),
+                "is_available": pa.array(np.zeros(len(dates), bool)),
+                "reason": pa.array(off["reason"].tolist(), pa.string()),
+                "created_at": ts(np.minimum(dates.astype("datetime64[us]") - np.timedelta64(14, "D"), plan.now)),
+            }
+        )
         users = pa.table({"id": self.ids, "email": self.emails, "created_at": ts(self.created_at)})
-        return {s.users: users, s.mechanic_availability_slots: slots,
-                s.mechanic_availability_overrides: overrides}
+        return {s.users: users, s.mechanic_availability_slots: slots, s.mechanic_availability_overrides: overrides}
 
     def mechanics_table(self) -> pa.Table:
         count = self.rating_count
         # Round half up to cents in integers, so both backends hold the same value.
         cents = (200 * self.rating_sum + count) // np.maximum(2 * count, 1)
-        return pa.table({
-            "user_id": self.ids,
-            "display_name": self.names,
-            "timezone": take([z[0] for z in MECHANIC_ZONES], self.zone),
-            "is_active": pa.array(self.is_active),
-            "created_at": ts(self.created_at),
-            "specialties": self.specialties,
-            "avg_rating": pc.cast(pa.array(cents / 100), pa.decimal128(3, 2)),
-            "total_reviews": pa.array(count, pa.int32()),
-            "response_sla_minutes": pa.array(self.sla, pa.int32()),
-            "bio": self.bio,
-            "years_experience": pa.array(self.years, pa.int32()),
-        })
+        return pa.table(
+            {
+                "user_id": self.ids,
+                "display_name": self.names,
+                "timezone": take([z[0] for z in MECHANIC_ZONES], self.zone),
+                "is_active": pa.array(self.is_active),
+                "created_at": ts(self.created_at),
+                "specialties": self.specialties,
+                "avg_rating": pc.cast(pa.array(cents / 100), pa.decimal128(3, 2)),
+                "total_reviews": pa.array(count, pa.int32()),
+                "response_sla_minutes": pa.array(self.sla, pa.int32()),
+                "bio": self.bio,
+                "years_experience": pa.array(self.years, pa.int32()),
+            }
+        )

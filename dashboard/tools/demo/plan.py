@@ -32,9 +32,8 @@ class Plan:
 
     @property
     def mechanics(self) -> int:
-        return max(5, round(60 * self.scale ** 0.72))
+        return max(5, round(60 * self.scale**0.72))
 
     def chunks(self) -> list[tuple[int, int]]:
         """(first customer number, customers) per chunk."""
-        return [(lo, min(CHUNK_CUSTOMERS, self.customers - lo))
-                for lo in range(0, self.customers, CHUNK_CUSTOMERS)]
+        return [(lo, min(CHUNK_CUSTOMERS, self.customers - lo)) for lo in range(0, self.customers, CHUNK_CUSTOMERS)]

@@ -12,12 +12,22 @@ from dashboard.tools.demo.arrays import NAT, fill, flat, join, minutes, null_unl
 from dashboard.tools.demo.mechanics import Mechanics
 from dashboard.tools.demo.plan import Plan
 from dashboard.tools.demo.vocabulary import (
-    BURST_TEXTS, CATEGORY_LABELS, FIRST_NAMES, HIDDEN_TEXTS, PROFANE_SENTENCES, PROMO_SENTENCES, REVIEW_CLOSINGS,
-    REVIEW_MIDDLES, REVIEW_OPENINGS, SHORT_NEGATIVE, SUPPORT_EMAIL)
+    BURST_TEXTS,
+    CATEGORY_LABELS,
+    FIRST_NAMES,
+    HIDDEN_TEXTS,
+    PROFANE_SENTENCES,
+    PROMO_SENTENCES,
+    REVIEW_CLOSINGS,
+    REVIEW_MIDDLES,
+    REVIEW_OPENINGS,
+    SHORT_NEGATIVE,
+    SUPPORT_EMAIL,
+)
 
 REVIEW_MIX = {  # P(5, 4, 3, 2, 1 stars) for a good and for a poor mechanic
-    "good": np.array([.72, .19, .04, .02, .03]),
-    "poor": np.array([.42, .26, .12, .08, .12]),
+    "good": np.array([0.72, 0.19, 0.04, 0.02, 0.03]),
+    "poor": np.array([0.42, 0.26, 0.12, 0.08, 0.12]),
 }
 
 
@@ -32,16 +42,21 @@ def _flag_list(flag: np.ndarray) -> pa.ListArray:
     """One flag per row as text[], null where ``flag`` is empty."""
     has = flag != ""
     offsets = np.concatenate([[0], np.cumsum(has)]).astype(np.int32)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flag[has].tolist(), pa.string()),
-                                    mask=pa.array(~has))
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flag[has].tolist(), pa.string()), mask=pa.array(~has))
 
 
 def _contact_details(rng, k: int) -> pa.Array:
     """A phone number or an e-mail address in a sentence, as people leave them in reviews."""
-    phone = join("Text me at (", text(rng.choice([212, 312, 415, 503, 617, 702], k)), ") 555-01",
-                 pc.utf8_lpad(text(rng.integers(0, 100, k)), 2, "0"), " if you want details.")
-    email = pc.utf8_lower(join("Email me at ", pick(rng, FIRST_NAMES, k), ".",
-                               text(rng.integers(10, 99, k)), "@gmail.com for details."))
+    phone = join(
+        "Text me at (",
+        text(rng.choice([212, 312, 415, 503, 617, 702], k)),
+        ") 555-01",
+        pc.utf8_lpad(text(rng.integers(0, 100, k)), 2, "0"),
+        " if you want details.",
+    )
+    email = pc.utf8_lower(
+        join("Email me at ", pick(rng, FIRST_NAMES, k), ".", text(rng.integers(10, 99, k)), "@gmail.com for details.")
+    )
     return pc.if_else(pa.array(rng.random(k) < 0.5), phone, email)
 
 
@@ -58,9 +73,15 @@ def reviews_table(rng, plan: Plan, req: dict, ses: dict, mech: Mechanics, c: dic
     openings, i = _banded(rng, REVIEW_OPENINGS, band)
     middles, j = _banded(rng, REVIEW_MIDDLES, band)
     closings, last = _banded(rng, REVIEW_CLOSINGS, band)
-    text = pc.utf8_rtrim_whitespace(join(
-        fill(openings, i, mech.first_names.take(pa.array(m))), " ",
-        fill(middles, j, take(CATEGORY_LABELS, req["category"][ses["req"][row]])), " ", take(closings, last)))
+    text = pc.utf8_rtrim_whitespace(
+        join(
+            fill(openings, i, mech.first_names.take(pa.array(m))),
+            " ",
+            fill(middles, j, take(CATEGORY_LABELS, req["category"][ses["req"][row]])),
+            " ",
+            take(closings, last),
+        )
+    )
 
     age = (plan.now - created) / np.timedelta64(1, "D")
     u = rng.random(k)
@@ -68,7 +89,9 @@ def reviews_table(rng, plan: Plan, req: dict, ses: dict, mech: Mechanics, c: dic
     flag = np.full(k, "", object)
     flag[status == "pending"] = rng.choice(
         ["personal_data", "link_or_promo", "profanity", "short_negative", "duplicate_text"],
-        (status == "pending").sum(), p=[.22, .2, .18, .2, .2])
+        (status == "pending").sum(),
+        p=[0.22, 0.2, 0.18, 0.2, 0.2],
+    )
     reason = np.full(k, "", object)
     reason[status == "hidden"] = rng.choice(s.HIDE_REASONS, (status == "hidden").sum())
     flag[reason == "personal_information"] = "personal_data"
@@ -83,9 +106,11 @@ def reviews_table(rng, plan: Plan, req: dict, ses: dict, mech: Mechanics, c: dic
         text = pc.if_else(pa.array(flag == "duplicate_text"), text.take(pa.array(rng.choice(sources, k))), text)
     else:
         flag[flag == "duplicate_text"] = "profanity"
-    add = {"personal_data": _contact_details(rng, k),
-           "link_or_promo": take(PROMO_SENTENCES, rng.integers(0, len(PROMO_SENTENCES), k)),
-           "profanity": take(PROFANE_SENTENCES, rng.integers(0, len(PROFANE_SENTENCES), k))}
+    add = {
+        "personal_data": _contact_details(rng, k),
+        "link_or_promo": take(PROMO_SENTENCES, rng.integers(0, len(PROMO_SENTENCES), k)),
+        "profanity": take(PROFANE_SENTENCES, rng.integers(0, len(PROFANE_SENTENCES), k)),
+    }
     for name, sentence in add.items():
         text = pc.if_else(pa.array(flag == name), join(text, " ", sentence), text)
     text = pc.if_else(pa.array(short), take(SHORT_NEGATIVE, rng.integers(0, len(SHORT_NEGATIVE), k)), text)
@@ -99,24 +124,27 @@ def reviews_table(rng, plan: Plan, req: dict, ses: dict, mech: Mechanics, c: dic
     published = status == "published"
     mech.rating_sum += np.bincount(m[published], weights=rating[published], minlength=mech.n).astype(np.int64)
     mech.rating_count += np.bincount(m[published], minlength=mech.n)
-    return pa.table({
-        "id": uuids(rng, k),
-        "session_id": ses["ids"].take(pa.array(row)),
-        "mechanic_id": mech.ids.take(pa.array(m)),
-        "customer_id": c["ids"].take(pa.array(ses["cust"][row])),
-        "rating": pa.array(rating, pa.int32()),
-        "review_text": text,
-        "text_fingerprint": _fingerprints(text),
-        "helpful_count": pa.array(rng.poisson(0.2 + age / 90), pa.int32()),
-        "created_at": ts(created),
-        "status": pa.array(status.tolist(), pa.string()),
-        "flags": _flag_list(flag),
-        "hidden_reason": null_unless(reason != "", pa.array(reason.tolist(), pa.string())),
-        "moderated_by": null_unless(moderated, take((SUPPORT_EMAIL, "admin@pitwall.demo"),
-                                                    (rng.random(k) < 0.3).astype(int))),
-        "moderated_at": ts(np.where(moderated, moderated_at, NAT)),
-        "rules_applied_at": ts(created),  # flagged when written
-    })
+    return pa.table(
+        {
+            "id": uuids(rng, k),
+            "session_id": ses["ids"].take(pa.array(row)),
+            "mechanic_id": mech.ids.take(pa.array(m)),
+            "customer_id": c["ids"].take(pa.array(ses["cust"][row])),
+            "rating": pa.array(rating, pa.int32()),
+            "review_text": text,
+            "text_fingerprint": _fingerprints(text),
+            "helpful_count": pa.array(rng.poisson(0.2 + age / 90), pa.int32()),
+            "created_at": ts(created),
+            "status": pa.array(status.tolist(), pa.string()),
+            "flags": _flag_list(flag),
+            "hidden_reason": null_unless(reason != "", pa.array(reason.tolist(), pa.string())),
+            "moderated_by": null_unless(
+                moderated, take((SUPPORT_EMAIL, "admin@pitwall.demo"), (rng.random(k) < 0.3).astype(int))
+            ),
+            "moderated_at": ts(np.where(moderated, moderated_at, NAT)),
+            "rules_applied_at": ts(created),  # flagged when written
+        }
+    )
 
 
 def _fingerprints(text: pa.Array) -> pa.Array:

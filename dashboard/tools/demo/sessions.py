@@ -14,14 +14,45 @@ from dashboard.core import schema as s
 from dashboard.domain import followups
 from dashboard.domain.calendars.slots import price_cents
 from dashboard.tools.demo.arrays import (
-    NAT, day_of_week, fill, flat, join, minutes, null_unless, pick, take, take_or_null, text, ts, utc_offset_minutes,
-    uuids)
+    NAT,
+    day_of_week,
+    fill,
+    flat,
+    join,
+    minutes,
+    null_unless,
+    pick,
+    take,
+    take_or_null,
+    text,
+    ts,
+    utc_offset_minutes,
+    uuids,
+)
 from dashboard.tools.demo.mechanics import Mechanics
 from dashboard.tools.demo.plan import HISTORY_DAYS, Plan
 from dashboard.tools.demo.vocabulary import (
-    BASE_PRICE_CENTS, CATEGORY_LABELS, CATEGORY_WEIGHTS, CHANNEL_WEIGHTS, CLASSICS, CONTEXTS, CUSTOMER_FILES,
-    CUSTOMER_ZONES, FINDINGS, FIRST_NAMES, FOLLOW_UP_CANCEL_REASONS, FOLLOW_UP_TEXTS, HOUR_WEIGHTS, LAST_NAMES,
-    MECHANIC_FILES, NEXT_STEPS, PARTS, STEPS_TAKEN, SYMPTOMS, VEHICLES)
+    BASE_PRICE_CENTS,
+    CATEGORY_LABELS,
+    CATEGORY_WEIGHTS,
+    CHANNEL_WEIGHTS,
+    CLASSICS,
+    CONTEXTS,
+    CUSTOMER_FILES,
+    CUSTOMER_ZONES,
+    FINDINGS,
+    FIRST_NAMES,
+    FOLLOW_UP_CANCEL_REASONS,
+    FOLLOW_UP_TEXTS,
+    HOUR_WEIGHTS,
+    LAST_NAMES,
+    MECHANIC_FILES,
+    NEXT_STEPS,
+    PARTS,
+    STEPS_TAKEN,
+    SYMPTOMS,
+    VEHICLES,
+)
 
 FOLLOW_UP_RULES = followups.FollowUpRules()  # the app's window and SLA targets
 
@@ -30,8 +61,15 @@ def customers(rng, plan: Plan, first: int, n: int) -> dict:
     c: dict = {"n": n, "ids": uuids(rng, n)}
     c["first"] = pick(rng, FIRST_NAMES, n)
     c["last"] = pick(rng, LAST_NAMES, n)
-    c["emails"] = pc.utf8_lower(join(c["first"], ".", pc.replace_substring(c["last"], "'", ""),
-                                     text(np.arange(first + 1, first + n + 1)), "@example.com"))
+    c["emails"] = pc.utf8_lower(
+        join(
+            c["first"],
+            ".",
+            pc.replace_substring(c["last"], "'", ""),
+            text(np.arange(first + 1, first + n + 1)),
+            "@example.com",
+        )
+    )
     c["zone"] = rng.choice(len(CUSTOMER_ZONES), n, p=[z[1] for z in CUSTOMER_ZONES])
     c["region"] = np.array([z[2] for z in CUSTOMER_ZONES])[c["zone"]]
     c["premium"] = rng.random(n) < 0.2
@@ -45,8 +83,7 @@ def customers(rng, plan: Plan, first: int, n: int) -> dict:
 def _vehicles(rng, plan: Plan, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Index into VEHICLES + CLASSICS and model year: mostly recent, a tail of old cars and classics."""
     classic = rng.random(n) < 0.02
-    vehicle = np.where(classic, len(VEHICLES) + rng.integers(0, len(CLASSICS), n),
-                       rng.integers(0, len(VEHICLES), n))
+    vehicle = np.where(classic, len(VEHICLES) + rng.integers(0, len(CLASSICS), n), rng.integers(0, len(VEHICLES), n))
     age = np.round(rng.gamma(1.6, 4.5, n))
     year = np.where(classic, rng.integers(1962, 1986, n), np.clip(plan.anchor.year + 1 - age, 1985, None))
     return vehicle, year.astype(np.int64)
@@ -63,7 +100,8 @@ def requests(rng, plan: Plan, c: dict) -> dict:
     """Intake requests: the first at sign-up, more for active customers; growth and weekends favoured."""
     days = np.arange(HISTORY_DAYS)
     weights = (1 + 1.5 * days / HISTORY_DAYS) * np.where(
-        np.isin(day_of_week(plan.start.astype("datetime64[D]") + days.astype("timedelta64[D]")), (0, 6)), 1.3, 1.0)
+        np.isin(day_of_week(plan.start.astype("datetime64[D]") + days.astype("timedelta64[D]")), (0, 6)), 1.3, 1.0
+    )
     cdf = np.cumsum(weights) / weights.sum()
     offsets = np.array([utc_offset_minutes(z[0], plan.anchor) for z in CUSTOMER_ZONES])[c["zone"]]
     n = c["n"]
@@ -85,16 +123,19 @@ def requests(rng, plan: Plan, c: dict) -> dict:
     second = rng.random(k) < 0.15
     other_vehicle, other_year = _vehicles(rng, plan, k)
     return {
-        "cust": cust, "created": created,
+        "cust": cust,
+        "created": created,
         "category": rng.choice(len(s.REQUEST_CATEGORIES), k, p=CATEGORY_WEIGHTS),
         "vehicle": np.where(second, other_vehicle, c["vehicle"][cust]),
         "year": np.where(second, other_year, c["year"][cust]),
-        "follow_up": np.full(k, -1), "parent": np.full(k, -1),
+        "follow_up": np.full(k, -1),
+        "parent": np.full(k, -1),
     }
 
 
-def sessions(rng, plan: Plan, mech: Mechanics, c: dict, req: dict, take, booked_share, video_share,
-             preferred=None) -> dict:
+def sessions(
+    rng, plan: Plan, mech: Mechanics, c: dict, req: dict, take, booked_share, video_share, preferred=None
+) -> dict:
     """Sessions from requests (``take`` = chance per request), booked ahead (``booked_share``)
     or for now, with the ``preferred`` mechanic per request if given; consistent timestamps.
     Requests no mechanic can take get no session."""
@@ -104,8 +145,9 @@ def sessions(rng, plan: Plan, mech: Mechanics, c: dict, req: dict, take, booked_
     booked = rng.random(k) < np.broadcast_to(booked_share, len(req["cust"]))[r]
     lead = np.where(booked, np.clip(rng.lognormal(np.log(20 * 60), 1.0, k), 60, 6 * 1440), rng.uniform(1, 10, k))
     wanted = created + minutes(lead)
-    m, scheduled, mult = mech.book(rng, wanted, c["region"][req["cust"][r]], ~booked,
-                                   None if preferred is None else preferred[r])
+    m, scheduled, mult = mech.book(
+        rng, wanted, c["region"][req["cust"][r]], ~booked, None if preferred is None else preferred[r]
+    )
     keep = m >= 0
     r, created, m, scheduled, mult = r[keep], created[keep], m[keep], scheduled[keep], mult[keep]
     k = len(r)
@@ -114,7 +156,7 @@ def sessions(rng, plan: Plan, mech: Mechanics, c: dict, req: dict, take, booked_
     late = np.where(rng.random(k) < 0.85, rng.uniform(0, 3, k), rng.uniform(3, 15, k))
     started = np.maximum(scheduled, accepted) + minutes(late)
     extension = np.where(rng.random(k) < 0.1, rng.choice([10, 15, 20], k), 0)
-    ext_status = np.where(extension > 0, rng.choice(len(s.EXTENSION_STATUSES), k, p=[0, .1, .25, .65]), -1)
+    ext_status = np.where(extension > 0, rng.choice(len(s.EXTENSION_STATUSES), k, p=[0, 0.1, 0.25, 0.65]), -1)
     extended = np.isin(ext_status, (1, 3))
     duration = np.where(video, 15 + rng.gamma(2, 10, k), 10 + rng.gamma(2, 8, k)) + extension * extended
     ended = started + minutes(duration)
@@ -122,25 +164,35 @@ def sessions(rng, plan: Plan, mech: Mechanics, c: dict, req: dict, take, booked_
     status = np.full(k, "completed", object)
     pick = rng.random(k)
     future = scheduled >= plan.now
-    status[future] = np.select([pick < .2, pick < .55], ["pending", "scheduled"], "accepted")[future]
+    status[future] = np.select([pick < 0.2, pick < 0.55], ["pending", "scheduled"], "accepted")[future]
     status[~future & (pick < 0.08)] = "cancelled"
     status[(status == "completed") & (started >= plan.now)] = "accepted"  # booked just before now
     status[(status == "completed") & (ended >= plan.now)] = "live"
     status[(status == "accepted") & (accepted >= plan.now)] = "scheduled"
     was_accepted = np.isin(status, ("accepted", "live", "completed")) | (
-        (status == "cancelled") & (pick < .04) & (accepted < plan.now))
+        (status == "cancelled") & (pick < 0.04) & (accepted < plan.now)
+    )
     done = status == "completed"
     went_ahead = done | (status == "live")
     summary = np.where(done & (rng.random(k) < 0.93), ended + minutes(rng.lognormal(np.log(25), 0.8, k)), NAT)
     summary = np.where(summary < plan.now, summary, NAT)
-    cancelled = np.where(status == "cancelled", created + (scheduled - created) * rng.uniform(.2, 1, k), NAT)
+    cancelled = np.where(status == "cancelled", created + (scheduled - created) * rng.uniform(0.2, 1, k), NAT)
     return {
-        "req": r, "cust": req["cust"][r], "mech": np.where(status == "pending", -1, m),
-        "video": video, "status": status, "created": created, "scheduled": scheduled,
+        "req": r,
+        "cust": req["cust"][r],
+        "mech": np.where(status == "pending", -1, m),
+        "video": video,
+        "status": status,
+        "created": created,
+        "scheduled": scheduled,
         "accepted": np.where(was_accepted, accepted, NAT),
-        "started": np.where(went_ahead, started, NAT), "ended": np.where(done, ended, NAT),
-        "summary": summary, "cancelled": cancelled, "price": _prices(video, mult),
-        "ext_minutes": np.where(went_ahead, extension, 0), "ext_status": ext_status,
+        "started": np.where(went_ahead, started, NAT),
+        "ended": np.where(done, ended, NAT),
+        "summary": summary,
+        "cancelled": cancelled,
+        "price": _prices(video, mult),
+        "ext_minutes": np.where(went_ahead, extension, 0),
+        "ext_status": ext_status,
     }
 
 
@@ -161,14 +213,18 @@ def follow_ups(rng, plan: Plan, req: dict, ses: dict) -> dict:
     keep = (created < plan.now) & (created <= ses["ended"][parent] + np.timedelta64(FOLLOW_UP_RULES.window_days, "D"))
     parent, created = parent[keep], created[keep]
     k = len(parent)
-    kind = rng.choice(len(s.FOLLOW_UP_TYPES), k, p=[.55, .25, .20])
+    kind = rng.choice(len(s.FOLLOW_UP_TYPES), k, p=[0.55, 0.25, 0.20])
     base = ses["req"][parent]
     return {
-        "cust": ses["cust"][parent], "created": created,
-        "category": np.where(kind == 2, rng.choice(len(s.REQUEST_CATEGORIES), k, p=CATEGORY_WEIGHTS),
-                             req["category"][base]),
-        "vehicle": req["vehicle"][base], "year": req["year"][base],
-        "follow_up": kind, "parent": parent,
+        "cust": ses["cust"][parent],
+        "created": created,
+        "category": np.where(
+            kind == 2, rng.choice(len(s.REQUEST_CATEGORIES), k, p=CATEGORY_WEIGHTS), req["category"][base]
+        ),
+        "vehicle": req["vehicle"][base],
+        "year": req["year"][base],
+        "follow_up": kind,
+        "parent": parent,
     }
 
 
@@ -191,34 +247,53 @@ def lifecycle(rng, plan: Plan, mech: Mechanics, c: dict, req: dict, ses: dict) -
 
     # Most are answered well within the type's target, some late, a few only after days.
     target = np.array([FOLLOW_UP_RULES.sla(t) for t in s.FOLLOW_UP_TYPES])[kind]
-    pace = rng.choice(3, n, p=[.8, .14, .06])
-    median = np.select([pace == 0, pace == 1], [.3 * target, 1.2 * target], 1.5 * 1440)
-    response = minutes(np.minimum(median * rng.lognormal(0, np.where(pace == 0, .6, .5)), 6 * 1440))
-    written = created + response * rng.uniform(.05, .4, n)  # assigned to write the answer
+    pace = rng.choice(3, n, p=[0.8, 0.14, 0.06])
+    median = np.select([pace == 0, pace == 1], [0.3 * target, 1.2 * target], 1.5 * 1440)
+    response = minutes(np.minimum(median * rng.lognormal(0, np.where(pace == 0, 0.6, 0.5)), 6 * 1440))
+    written = created + response * rng.uniform(0.05, 0.4, n)  # assigned to write the answer
     parent = ses["mech"][req["parent"][f]]
     day = (written - mech.origin.astype("datetime64[us]")) // np.timedelta64(1, "D")
-    stays = (rng.random(n) < .9) & (day >= mech.join_day[parent]) & (day < mech.leave_day[parent])
+    stays = (rng.random(n) < 0.9) & (day >= mech.join_day[parent]) & (day < mech.leave_day[parent])
     writer = np.where(stays, parent, mech.pick(rng, written, c["region"][cust]))
-    cancel = ~has & (rng.random(n) < np.array([.06, .4, .5])[kind])
+    cancel = ~has & (rng.random(n) < np.array([0.06, 0.4, 0.5])[kind])
 
-    cancelled = np.where(has, ses["cancelled"][at], np.where(cancel, created + response * rng.uniform(.1, 1, n), NAT))
+    cancelled = np.where(has, ses["cancelled"][at], np.where(cancel, created + response * rng.uniform(0.1, 1, n), NAT))
     assignee = np.where(has, ses["mech"][at], writer)
     assigned = np.where(has, ses["created"][at], written)
     assigned = np.where((assignee >= 0) & ~(assigned >= cancelled), assigned, NAT)  # not if cancelled first
-    answered = np.where(has, np.where(ses["status"][at] == "completed", ses["ended"][at], NAT),
-                        np.where(cancel, NAT, created + response))
-    closed = answered + minutes(np.minimum(rng.lognormal(np.log(1440), .8, n), 7 * 1440))
-    assigned, answered, closed, cancelled = (np.where(x < plan.now, x, NAT)
-                                             for x in (assigned, answered, closed, cancelled))
-    state = np.select([~np.isnat(closed), ~np.isnat(answered), ~np.isnat(cancelled), ~np.isnat(assigned)],
-                      ["closed", "answered", "cancelled", "assigned"], "open")
+    answered = np.where(
+        has,
+        np.where(ses["status"][at] == "completed", ses["ended"][at], NAT),
+        np.where(cancel, NAT, created + response),
+    )
+    closed = answered + minutes(np.minimum(rng.lognormal(np.log(1440), 0.8, n), 7 * 1440))
+    assigned, answered, closed, cancelled = (
+        np.where(x < plan.now, x, NAT) for x in (assigned, answered, closed, cancelled)
+    )
+    state = np.select(
+        [~np.isnat(closed), ~np.isnat(answered), ~np.isnat(cancelled), ~np.isnat(assigned)],
+        ["closed", "answered", "cancelled", "assigned"],
+        "open",
+    )
     reason = np.where(has, 0, rng.integers(1, len(FOLLOW_UP_CANCEL_REASONS), n))
-    prices = np.array([[followups.DEFAULT_PRICES.get((p, t), BASE_PRICE_CENTS[followups.NEW_SESSION_TYPE])
-                        for t in s.FOLLOW_UP_TYPES] for p in s.PLANS])
+    prices = np.array(
+        [
+            [
+                followups.DEFAULT_PRICES.get((p, t), BASE_PRICE_CENTS[followups.NEW_SESSION_TYPE])
+                for t in s.FOLLOW_UP_TYPES
+            ]
+            for p in s.PLANS
+        ]
+    )
 
     k = len(req["cust"])
-    out = {"state": np.full(k, "", object), "assignee": np.full(k, -1), "reason": np.full(k, -1),
-           "price": np.full(k, -1), **{x: np.full(k, NAT) for x in ("assigned", "answered", "closed", "cancelled")}}
+    out = {
+        "state": np.full(k, "", object),
+        "assignee": np.full(k, -1),
+        "reason": np.full(k, -1),
+        "price": np.full(k, -1),
+        **{x: np.full(k, NAT) for x in ("assigned", "answered", "closed", "cancelled")},
+    }
     out["state"][f], out["price"][f] = state, prices[c["premium"][cust].astype(int), kind]
     out["assignee"][f] = np.where(np.isnat(assigned), -1, assignee)
     out["reason"][f] = np.where(state == "cancelled", reason, -1)
@@ -234,19 +309,37 @@ def requests_table(rng, plan: Plan, c: dict, req: dict, ses: dict, mech: Mechani
     sst = np.where(has, ses["status"][at], "")
     age_days = (plan.now - req["created"]) / np.timedelta64(1, "D")
     status = np.select(
-        [sst == "completed", sst == "cancelled", np.isin(sst, ("scheduled", "accepted", "live")), sst == "pending",
-         age_days <= 7],
+        [
+            sst == "completed",
+            sst == "cancelled",
+            np.isin(sst, ("scheduled", "accepted", "live")),
+            sst == "pending",
+            age_days <= 7,
+        ],
         ["completed", "cancelled", "matched", "open", "open"],
-        np.where(rng.random(k) < .65, "cancelled", "open"))
+        np.where(rng.random(k) < 0.65, "cancelled", "open"),
+    )
     updated = np.select(
-        [has & (status == "completed"), has & (status == "cancelled"), status == "cancelled",
-         has & ~np.isnat(ses["accepted"][at]), has],
-        [ses["ended"][at], ses["cancelled"][at], req["created"] + minutes(rng.uniform(3, 7, k) * 1440),
-         ses["accepted"][at], ses["created"][at]],
-        NAT)
+        [
+            has & (status == "completed"),
+            has & (status == "cancelled"),
+            status == "cancelled",
+            has & ~np.isnat(ses["accepted"][at]),
+            has,
+        ],
+        [
+            ses["ended"][at],
+            ses["cancelled"][at],
+            req["created"] + minutes(rng.uniform(3, 7, k) * 1440),
+            ses["accepted"][at],
+            ses["created"][at],
+        ],
+        NAT,
+    )
     # Follow-ups: the platform status of their state, updated at their last step.
-    status = np.select([req["state"] == state for state in followups.PLATFORM_STATUS],
-                       list(followups.PLATFORM_STATUS.values()), status)
+    status = np.select(
+        [req["state"] == state for state in followups.PLATFORM_STATUS], list(followups.PLATFORM_STATUS.values()), status
+    )
     last_step = np.fmax.reduce(np.stack([req[x] for x in ("created", "assigned", "answered", "closed", "cancelled")]))
     updated = np.where(req["state"] != "", last_step, updated)
 
@@ -259,33 +352,40 @@ def requests_table(rng, plan: Plan, c: dict, req: dict, ses: dict, mech: Mechani
     fu = req["follow_up"]
     question = fill(FOLLOW_UP_TEXTS[0], rng.integers(0, 3, k), label)
     extension = fill(FOLLOW_UP_TEXTS[1], rng.integers(0, 2, k), label)
-    description = pc.if_else(pa.array(fu == 0), question, pc.if_else(
-        pa.array(fu == 1), extension, pc.if_else(pa.array(fu == 2), join("New issue: ", description), description)))
+    description = pc.if_else(
+        pa.array(fu == 0),
+        question,
+        pc.if_else(
+            pa.array(fu == 1), extension, pc.if_else(pa.array(fu == 2), join("New issue: ", description), description)
+        ),
+    )
     follow_up_type = null_unless(fu >= 0, take(s.FOLLOW_UP_TYPES, np.maximum(fu, 0)))
-    return pa.table({
-        "id": req["ids"],
-        "customer_id": c["ids"].take(pa.array(req["cust"])),
-        "vehicle_make": take(make, req["vehicle"]),
-        "vehicle_model": take(model, req["vehicle"]),
-        "vehicle_year": pa.array(req["year"], pa.int32()),
-        "category": take(s.REQUEST_CATEGORIES, req["category"]),
-        "description": description,
-        "status": pa.array(status.tolist(), pa.string()),
-        "created_at": ts(req["created"]),
-        "updated_at": ts(updated),
-        "parent_session_id": take_or_null(ses["ids"], req["parent"]),
-        "is_follow_up": pa.array(fu >= 0),
-        "follow_up_type": follow_up_type,
-        "follow_up_state": null_unless(fu >= 0, pa.array(req["state"].tolist(), pa.string())),
-        "assigned_mechanic_id": take_or_null(mech.ids, req["assignee"]),
-        "assigned_at": ts(req["assigned"]),
-        "answered_at": ts(req["answered"]),
-        "closed_at": ts(req["closed"]),
-        "cancelled_at": ts(req["cancelled"]),
-        "cancel_reason": take_or_null(pa.array(FOLLOW_UP_CANCEL_REASONS), req["reason"]),
-        "follow_up_price_cents": null_unless(fu >= 0, pa.array(req["price"], pa.int32())),
-        "rules_applied_at": null_unless(fu >= 0, ts(req["created"])),  # priced when created
-    })
+    return pa.table(
+        {
+            "id": req["ids"],
+            "customer_id": c["ids"].take(pa.array(req["cust"])),
+            "vehicle_make": take(make, req["vehicle"]),
+            "vehicle_model": take(model, req["vehicle"]),
+            "vehicle_year": pa.array(req["year"], pa.int32()),
+            "category": take(s.REQUEST_CATEGORIES, req["category"]),
+            "description": description,
+            "status": pa.array(status.tolist(), pa.string()),
+            "created_at": ts(req["created"]),
+            "updated_at": ts(updated),
+            "parent_session_id": take_or_null(ses["ids"], req["parent"]),
+            "is_follow_up": pa.array(fu >= 0),
+            "follow_up_type": follow_up_type,
+            "follow_up_state": null_unless(fu >= 0, pa.array(req["state"].tolist(), pa.string())),
+            "assigned_mechanic_id": take_or_null(mech.ids, req["assignee"]),
+            "assigned_at": ts(req["assigned"]),
+            "answered_at": ts(req["answered"]),
+            "closed_at": ts(req["closed"]),
+            "cancelled_at": ts(req["cancelled"]),
+            "cancel_reason": take_or_null(pa.array(FOLLOW_UP_CANCEL_REASONS), req["reason"]),
+            "follow_up_price_cents": null_unless(fu >= 0, pa.array(req["price"], pa.int32())),
+            "rules_applied_at": null_unless(fu >= 0, ts(req["created"])),  # priced when created
+        }
+    )
 
 
 def sessions_table(rng, c: dict, req: dict, ses: dict, mech: Mechanics) -> pa.Table:
@@ -293,55 +393,69 @@ def sessions_table(rng, c: dict, req: dict, ses: dict, mech: Mechanics) -> pa.Ta
     category = req["category"][ses["req"]]
     has_summary = ~np.isnat(ses["summary"])
     finding = category * 3 + rng.integers(0, 3, k)
-    steps = join(take(STEPS_TAKEN, rng.integers(0, len(STEPS_TAKEN), k)), " ",
-                 take(STEPS_TAKEN, rng.integers(0, len(STEPS_TAKEN), k)))
-    return pa.table({
-        "id": ses["ids"],
-        "request_id": req["ids"].take(pa.array(ses["req"])),
-        "customer_id": c["ids"].take(pa.array(ses["cust"])),
-        "mechanic_id": take_or_null(mech.ids, ses["mech"]),
-        "session_type": pa.array(np.where(ses["video"], "video", "chat").tolist(), pa.string()),
-        "status": pa.array(ses["status"].tolist(), pa.string()),
-        "scheduled_at": ts(ses["scheduled"]),
-        "accepted_at": ts(ses["accepted"]),
-        "started_at": ts(ses["started"]),
-        "ended_at": ts(ses["ended"]),
-        "price_cents": pa.array(ses["price"], pa.int32()),
-        "findings": null_unless(has_summary, take(flat(FINDINGS), finding)),
-        "steps_taken": null_unless(has_summary, steps),
-        "parts_needed": null_unless(has_summary, take(flat(PARTS), finding)),
-        "next_steps": null_unless(has_summary, take(NEXT_STEPS, rng.integers(0, len(NEXT_STEPS), k))),
-        "summary_submitted_at": ts(ses["summary"]),
-        "created_at": ts(ses["created"]),
-    })
+    steps = join(
+        take(STEPS_TAKEN, rng.integers(0, len(STEPS_TAKEN), k)),
+        " ",
+        take(STEPS_TAKEN, rng.integers(0, len(STEPS_TAKEN), k)),
+    )
+    return pa.table(
+        {
+            "id": ses["ids"],
+            "request_id": req["ids"].take(pa.array(ses["req"])),
+            "customer_id": c["ids"].take(pa.array(ses["cust"])),
+            "mechanic_id": take_or_null(mech.ids, ses["mech"]),
+            "session_type": pa.array(np.where(ses["video"], "video", "chat").tolist(), pa.string()),
+            "status": pa.array(ses["status"].tolist(), pa.string()),
+            "scheduled_at": ts(ses["scheduled"]),
+            "accepted_at": ts(ses["accepted"]),
+            "started_at": ts(ses["started"]),
+            "ended_at": ts(ses["ended"]),
+            "price_cents": pa.array(ses["price"], pa.int32()),
+            "findings": null_unless(has_summary, take(flat(FINDINGS), finding)),
+            "steps_taken": null_unless(has_summary, steps),
+            "parts_needed": null_unless(has_summary, take(flat(PARTS), finding)),
+            "next_steps": null_unless(has_summary, take(NEXT_STEPS, rng.integers(0, len(NEXT_STEPS), k))),
+            "summary_submitted_at": ts(ses["summary"]),
+            "created_at": ts(ses["created"]),
+        }
+    )
 
 
 def files_table(rng, c: dict, ses: dict, mech: Mechanics) -> pa.Table:
     went_ahead = np.nonzero(~np.isnat(ses["started"]) & (rng.random(len(ses["cust"])) < 0.3))[0]
-    row = np.repeat(went_ahead, rng.choice([1, 2, 3], len(went_ahead), p=[.6, .3, .1]))
+    row = np.repeat(went_ahead, rng.choice([1, 2, 3], len(went_ahead), p=[0.6, 0.3, 0.1]))
     k = len(row)
     by_customer = rng.random(k) < 0.8
-    pool = np.where(by_customer, rng.integers(0, len(CUSTOMER_FILES), k),
-                    len(CUSTOMER_FILES) + rng.integers(0, len(MECHANIC_FILES), k))
+    pool = np.where(
+        by_customer,
+        rng.integers(0, len(CUSTOMER_FILES), k),
+        len(CUSTOMER_FILES) + rng.integers(0, len(MECHANIC_FILES), k),
+    )
     name, kind, size = zip(*(CUSTOMER_FILES + MECHANIC_FILES))
     ids = uuids(rng, k)
     session_ids = ses["ids"].take(pa.array(row))
     names = take(name, pool)
     started = ses["started"][row]
-    created = np.where(by_customer, ses["created"][row] + (started - ses["created"][row]) * rng.random(k),
-                       started + minutes(rng.uniform(2, 10, k)))
-    uploader = pc.if_else(pa.array(by_customer), c["ids"].take(pa.array(ses["cust"][row])),
-                          take_or_null(mech.ids, ses["mech"][row]))
-    return pa.table({
-        "id": ids,
-        "session_id": session_ids,
-        "uploaded_by": uploader,
-        "file_name": names,
-        "storage_path": join("sessions/", session_ids, "/", ids, "/", names),
-        "content_type": take(kind, pool),
-        "size_bytes": pa.array((np.asarray(size)[pool] * rng.lognormal(0, 0.5, k)).astype(np.int64)),
-        "created_at": ts(created),
-    })
+    created = np.where(
+        by_customer,
+        ses["created"][row] + (started - ses["created"][row]) * rng.random(k),
+        started + minutes(rng.uniform(2, 10, k)),
+    )
+    uploader = pc.if_else(
+        pa.array(by_customer), c["ids"].take(pa.array(ses["cust"][row])), take_or_null(mech.ids, ses["mech"][row])
+    )
+    return pa.table(
+        {
+            "id": ids,
+            "session_id": session_ids,
+            "uploaded_by": uploader,
+            "file_name": names,
+            "storage_path": join("sessions/", session_ids, "/", ids, "/", names),
+            "content_type": take(kind, pool),
+            "size_bytes": pa.array((np.asarray(size)[pool] * rng.lognormal(0, 0.5, k)).astype(np.int64)),
+            "created_at": ts(created),
+        }
+    )
 
 
 def extensions_table(rng, ses: dict) -> pa.Table:
@@ -354,27 +468,31 @@ def extensions_table(rng, ses: dict) -> pa.Table:
     created = started + minutes(rng.uniform(8, 14, k))
     ended = ses["ended"][row]
     created = np.where(np.isnat(ended), created, np.minimum(created, ended))
-    return pa.table({
-        "id": uuids(rng, k),
-        "session_id": ses["ids"].take(pa.array(row)),
-        "minutes": pa.array(ext_minutes, pa.int32()),
-        "price_cents": pa.array(ext_minutes * np.where(ses["video"][row], 150, 100), pa.int32()),
-        "status": take(s.EXTENSION_STATUSES, status),
-        "created_at": ts(created),
-    })
+    return pa.table(
+        {
+            "id": uuids(rng, k),
+            "session_id": ses["ids"].take(pa.array(row)),
+            "minutes": pa.array(ext_minutes, pa.int32()),
+            "price_cents": pa.array(ext_minutes * np.where(ses["video"][row], 150, 100), pa.int32()),
+            "status": take(s.EXTENSION_STATUSES, status),
+            "created_at": ts(created),
+        }
+    )
 
 
 def customer_tables(c: dict) -> dict[sa.Table, pa.Table]:
     signup = ts(c["signup"])
     return {
         s.users: pa.table({"id": c["ids"], "email": c["emails"], "created_at": signup}),
-        s.profiles: pa.table({
-            "id": c["ids"],
-            "full_name": join(c["first"], " ", c["last"]),
-            "plan": take(s.PLANS, c["premium"].astype(int)),
-            "timezone": take([z[0] for z in CUSTOMER_ZONES], c["zone"]),
-            "email_opt_out": pa.array(c["opt_out"]),
-            "acquisition_channel": take(s.ACQUISITION_CHANNELS, c["channel"]),
-            "created_at": signup,
-        }),
+        s.profiles: pa.table(
+            {
+                "id": c["ids"],
+                "full_name": join(c["first"], " ", c["last"]),
+                "plan": take(s.PLANS, c["premium"].astype(int)),
+                "timezone": take([z[0] for z in CUSTOMER_ZONES], c["zone"]),
+                "email_opt_out": pa.array(c["opt_out"]),
+                "acquisition_channel": take(s.ACQUISITION_CHANNELS, c["channel"]),
+                "created_at": signup,
+            }
+        ),
     }

@@ -1,4 +1,5 @@
-"""Baseline: the platform tables, created only where absent (auth.users, profiles, mechanics, requests, sessions, session_files, session_extensions)."""
+"""Baseline: the platform tables, created only where absent (auth.users, profiles, mechanics,
+requests, sessions, session_files, session_extensions)."""
 
 from alembic import op
 

@@ -21,8 +21,16 @@ def upgrade() -> None:
     conn = op.get_bind()
     apply_step(conn, "16")
     if conn.execute(sa.select(sa.func.count()).select_from(upsell_services)).scalar_one() == 0:
-        conn.execute(upsell_services.insert(), [
-            {"recommendation_type": kind, "title": title, "description": text, "price_cents": cents,
-             "updated_by": "migration 16"}
-            for kind, title, text, cents in STARTING_CATALOGUE
-        ])
+        conn.execute(
+            upsell_services.insert(),
+            [
+                {
+                    "recommendation_type": kind,
+                    "title": title,
+                    "description": text,
+                    "price_cents": cents,
+                    "updated_by": "migration 16",
+                }
+                for kind, title, text, cents in STARTING_CATALOGUE
+            ],
+        )

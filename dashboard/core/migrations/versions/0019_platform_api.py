@@ -34,11 +34,16 @@ def upgrade() -> None:
     conn = op.get_bind()
     apply_step(conn, "19")
     conn.execute(sa.text("UPDATE mechanic_reviews SET rules_applied_at = created_at WHERE rules_applied_at IS NULL"))
-    conn.execute(sa.text("UPDATE requests SET rules_applied_at = created_at "
-                         "WHERE is_follow_up AND rules_applied_at IS NULL"))
+    conn.execute(
+        sa.text("UPDATE requests SET rules_applied_at = created_at WHERE is_follow_up AND rules_applied_at IS NULL")
+    )
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text(NOTIFY_FUNCTION))
         for table, condition in TRIGGERS.items():
             conn.execute(sa.text(f"DROP TRIGGER IF EXISTS pitwall_intake_notify ON {table}"))
-            conn.execute(sa.text(f"CREATE TRIGGER pitwall_intake_notify AFTER INSERT ON {table} "
-                                 f"FOR EACH ROW WHEN ({condition}) EXECUTE FUNCTION pitwall_intake_notify()"))
+            conn.execute(
+                sa.text(
+                    f"CREATE TRIGGER pitwall_intake_notify AFTER INSERT ON {table} "
+                    f"FOR EACH ROW WHEN ({condition}) EXECUTE FUNCTION pitwall_intake_notify()"
+                )
+            )
