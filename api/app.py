@@ -63,7 +63,7 @@ def create_app(settings: ApiSettings | None = None, engine: Engine | None = None
     if engine is None:
         engine = make_engine(settings.app.database_url)
         if settings.app.embedded:
-            from dashboard.tools.demo import load_if_empty
+            from dashboard.tools.demo.load import load_if_empty
 
             load_if_empty(engine, scale=settings.app.demo_scale, progress=False)
     read_engine = make_engine(settings.app.read_url) if settings.app.read_url else engine

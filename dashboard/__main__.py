@@ -32,10 +32,10 @@ import sqlalchemy as sa
 from dashboard.core.db import DatabaseUnavailable, check_connection, explain_failure, is_duckdb, make_engine
 from dashboard.core.errors import Refused
 from dashboard.core.settings import ConfigError, load_settings, normalize_url
-from dashboard.tools import demo
+from dashboard.tools.demo import command as demo
 
 PROG = "python -m dashboard"
-USER_ERRORS = (ConfigError, DatabaseUnavailable, Refused, demo.DatabaseNotEmpty)  # "error: <message>", exit 2
+USER_ERRORS = (ConfigError, DatabaseUnavailable, Refused)  # "error: <message>", exit 2
 
 
 def _ranged(kind: type, low: float, high: float, *, above: bool = False) -> Callable[[str], float]:

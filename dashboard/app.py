@@ -124,7 +124,7 @@ def no_access_page(email: str, verified: bool = True) -> None:
 @st.cache_resource(show_spinner=False)
 def prepare_embedded(url: str, scale: float) -> None:
     """Migrate the embedded database and fill it with demo data if it is empty, once per server."""
-    from dashboard.tools.demo import load_if_empty
+    from dashboard.tools.demo.load import load_if_empty
 
     load_if_empty(ui.engine_for(url), scale=scale)
 

@@ -13,7 +13,7 @@ from dashboard.core.db import make_engine
 from dashboard.core.period import DEFAULT_DAYS, Period, default_period, period_from_params, period_problem
 from dashboard.core.schema import audit_log, staff_roles
 from dashboard.core.settings import ConfigError, load_settings
-from dashboard.tools.demo import load_if_empty
+from dashboard.tools.demo.load import load_if_empty
 from dashboard.ui import access
 from dashboard.ui import components as ui
 from tests.factories import add_mechanic, add_session, add_user

@@ -29,7 +29,8 @@ from dashboard.domain import followups, reviews
 from dashboard.domain.calendars import slots
 from dashboard.domain.emails.settings import load_email_settings
 from dashboard.domain.funnel.interactions import DEFAULT_STEPS, FunnelSpec
-from dashboard.tools import demo
+from dashboard.tools.demo import command as demo_command
+from dashboard.tools.demo import load as demo
 from dashboard.tools.demo.arrays import uuids
 from dashboard.tools.demo.emails import EMAIL_BACKLOG, EMAIL_MAX_ATTEMPTS
 from dashboard.tools.demo.load import TABLES
@@ -667,7 +668,7 @@ def test_load_if_empty_loads_once(engine):
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser()
-    demo.add_arguments(parser)
+    demo_command.add_arguments(parser)
     return parser
 
 

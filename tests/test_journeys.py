@@ -24,7 +24,7 @@ from dashboard.domain.calendars.edits import save_weekly_slots
 from dashboard.domain.calendars.slots import DAY_NAMES, day_of_week
 from dashboard.domain.followups import create_follow_up
 from dashboard.domain.reviews import submit_review
-from dashboard.tools.demo import load_if_empty
+from dashboard.tools.demo.load import load_if_empty
 from dashboard.ui import access
 from dashboard.ui.components import fmt_money
 from tests.browser_support import (

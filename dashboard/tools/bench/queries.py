@@ -46,7 +46,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def ensure_demo_data(engine: Engine, scale: float, seed: int) -> str:
-    from dashboard.tools.demo import load_if_empty
+    from dashboard.tools.demo.load import load_if_empty
 
     started = time.perf_counter()
     loaded = load_if_empty(engine, scale=scale, seed=seed)

@@ -31,8 +31,3 @@ timeline), ``sessions`` (customers, requests, sessions, follow-ups), ``reviews``
 rows, one chunk ahead), ``load`` (the database: ``generate``, ``load_if_empty``, ``has_data``)
 and ``command`` (the ``demo`` command's arguments and run).
 """
-
-from dashboard.tools.demo.command import add_arguments, run
-from dashboard.tools.demo.load import DatabaseNotEmpty, generate, has_data, load_if_empty
-
-__all__ = ["DatabaseNotEmpty", "add_arguments", "generate", "has_data", "load_if_empty", "run"]

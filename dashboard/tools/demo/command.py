@@ -8,8 +8,6 @@ import time
 
 from sqlalchemy.engine import Engine
 
-from dashboard.tools.demo.load import DatabaseNotEmpty, generate, has_data
-
 
 def _scale(text: str) -> float:
     try:
@@ -33,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(engine: Engine, args: argparse.Namespace) -> int:
     """Load the demo data and print the rows per table. Raises ``DatabaseNotEmpty`` when the
     database has data and ``--replace`` was not given; the command line reports it."""
+    from dashboard.tools.demo.load import DatabaseNotEmpty, generate, has_data  # numpy and pyarrow: only when run
+
     if not args.replace and has_data(engine):
         raise DatabaseNotEmpty("The database already has data: nothing loaded. Add --replace to empty it first.")
     started = time.monotonic()

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from dashboard.core import schema as s
 from dashboard.core.db import is_duckdb
+from dashboard.core.errors import Conflict
 from dashboard.core.migrate import upgrade
 from dashboard.domain.funnel import rollups
 from dashboard.tools.demo.arrays import join
@@ -45,7 +46,7 @@ TABLES = (
 )
 
 
-class DatabaseNotEmpty(RuntimeError):
+class DatabaseNotEmpty(Conflict):
     """The database already holds data; ``str()`` is one line for people."""
 
 
