@@ -39,6 +39,7 @@ from api.schemas import (
     UpsellsOut,
 )
 from dashboard.core.db import check_connection
+from dashboard.core.errors import NotFound
 from dashboard.core.migrate import current_revision, head_revision
 from dashboard.core.schema import sessions, users
 from dashboard.domain import followups, reviews, upsells
@@ -68,15 +69,15 @@ def _own_session(conn, session_id: uuid.UUID, customer_id: uuid.UUID) -> None:
     """404 unless the session exists and is the customer's."""
     owner = conn.execute(sa.select(sessions.c.customer_id).where(sessions.c.id == session_id)).scalar()
     if owner != customer_id:
-        raise Problem(404, "not_found", f"No session with id {session_id}.")
+        raise NotFound(f"No session with id {session_id}.")
 
 
 def _known_customer(conn, principal: Principal, customer_id: uuid.UUID) -> None:
     """404 unless the caller may see the customer and the customer exists."""
     if principal.kind == "customer" and principal.customer_id != customer_id:
-        raise Problem(404, "not_found", f"No customer with id {customer_id}.")
+        raise NotFound(f"No customer with id {customer_id}.")
     if conn.execute(sa.select(users.c.id).where(users.c.id == customer_id)).first() is None:
-        raise Problem(404, "not_found", f"No customer with id {customer_id}.")
+        raise NotFound(f"No customer with id {customer_id}.")
 
 
 def _json(value: Any) -> Any:
@@ -145,7 +146,7 @@ def mechanic_profile(mechanic_id: str, request: Request, principal: Caller):
     with _read(request) as conn:
         found = mechanic_queries.public_profile(conn, mid)
     if found is None:
-        raise Problem(404, "not_found", f"No mechanic with id {mid}.")
+        raise NotFound(f"No mechanic with id {mid}.")
     return _json(found)
 
 
@@ -163,7 +164,7 @@ def mechanic_reviews(
     mid = parse_id(mechanic_id, "mechanic")
     with _read(request) as conn:
         if not mechanic_queries.is_public(conn, mid):
-            raise Problem(404, "not_found", f"No mechanic with id {mid}.")
+            raise NotFound(f"No mechanic with id {mid}.")
         rows, next_cursor = mechanic_queries.published_reviews_page(conn, mid, after=cursor, limit=limit)
     return {"data": _json(rows), "next_cursor": next_cursor}
 
