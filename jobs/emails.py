@@ -9,12 +9,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dashboard.core.db import explain_failure
 from dashboard.domain.emails.settings import EmailSettings
-from dashboard.domain.emails.worker import run_once, utc_now
+from dashboard.domain.emails.worker import run_once
+from jobs import report_run
 
 
 def run_loop(
@@ -22,11 +21,5 @@ def run_loop(
 ) -> None:
     """Run every ``interval`` seconds until ``stop`` is set; a failed run is reported and retried."""
     while not stop.is_set():
-        try:
-            report(f"{utc_now():%Y-%m-%d %H:%M:%S} UTC {run_once(engine, settings).summary()}")
-        except sa.exc.DBAPIError as exc:  # the database went away: say so, and try again next time
-            url = engine.url.render_as_string(hide_password=False)
-            report(
-                f"{utc_now():%Y-%m-%d %H:%M:%S} UTC run failed, retrying in {interval:g} s: {explain_failure(exc, url)}"
-            )
+        report_run(engine, lambda: run_once(engine, settings).summary(), interval, report)
         stop.wait(interval)

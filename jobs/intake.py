@@ -14,12 +14,11 @@ import datetime as dt
 import threading
 from collections.abc import Callable
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dashboard.core.db import explain_failure
 from dashboard.domain.followups import FollowUpRules
 from dashboard.domain.intake import run_once
+from jobs import report_run
 
 CHANNEL = "pitwall_intake"  # the channel migration 19's trigger notifies
 
@@ -37,13 +36,7 @@ def run_loop(
     while not stop.is_set():
         if engine.dialect.name == "postgresql" and listener is None:
             listener = _listen(engine, report)
-        try:
-            report(f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC {run_once(engine, rules).summary()}")
-        except sa.exc.DBAPIError as exc:  # the database went away: say so, and try again
-            report(
-                f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC run failed, retrying in {interval:g} s: "
-                f"{explain_failure(exc, engine.url.render_as_string(hide_password=False))}"
-            )
+        report_run(engine, lambda: run_once(engine, rules).summary(), interval, report)
         if listener is None:
             stop.wait(interval)
         elif not _wait_for_notification(listener, interval, stop):
