@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import signal
 import sys
@@ -32,28 +31,11 @@ import sqlalchemy as sa
 from dashboard.core.db import DatabaseUnavailable, check_connection, explain_failure, is_duckdb, make_engine
 from dashboard.core.errors import Refused
 from dashboard.core.settings import ConfigError, load_settings, normalize_url
+from dashboard.core.validation import ranged
 from dashboard.tools.demo import command as demo
 
 PROG = "python -m dashboard"
 USER_ERRORS = (ConfigError, DatabaseUnavailable, Refused)  # "error: <message>", exit 2
-
-
-def _ranged(kind: type, low: float, high: float, *, above: bool = False) -> Callable[[str], float]:
-    """An argparse type: a ``kind`` number from ``low`` (excluded when ``above``) to ``high``."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if math.isnan(value) or value > high or value < low or (above and value == low):
-            raise argparse.ArgumentTypeError(
-                f"must be {'more than' if above else 'from'} {low:g} "
-                f"{'and at most' if above else 'to'} {high:g}, got {text}"
-            )
-        return value
-
-    return parse
 
 
 def _until_stopped(loop: Callable[[threading.Event], None]) -> int:
@@ -208,7 +190,7 @@ def _job_mode(parser: argparse.ArgumentParser, once: str, loop: str, interval: f
     mode.add_argument("--loop", action="store_true", help=loop)
     parser.add_argument(
         "--interval",
-        type=_ranged(float, 0, 86_400, above=True),
+        type=ranged(float, 0, 86_400, above=True),
         default=interval,
         help=f"seconds between runs with --loop (default {interval:g})",
     )
@@ -234,18 +216,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench = command("bench", _bench, "time every page query on demo data (loaded first if the database is empty)")
     bench.add_argument(
         "--scale",
-        type=_ranged(float, 0, 1000, above=True),
+        type=ranged(float, 0, 1000, above=True),
         default=1.0,
         help="demo scale to load if the database is empty (default 1)",
     )
     bench.add_argument("--seed", type=int, default=7)
-    bench.add_argument("--repeat", type=_ranged(int, 1, 1000), default=3, help="warm runs per query (median reported)")
+    bench.add_argument("--repeat", type=ranged(int, 1, 1000), default=3, help="warm runs per query (median reported)")
     bench.add_argument("--only", help="run only the queries whose name starts with this")
     what = bench.add_mutually_exclusive_group()
     what.add_argument("--api", action="store_true", help="measure the platform API over HTTP instead")
     what.add_argument(
         "--emails",
-        type=_ranged(int, 1, 1_000_000),
+        type=ranged(int, 1, 1_000_000),
         nargs="?",
         const=10_000,
         metavar="N",
@@ -253,21 +235,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--workers",
-        type=_ranged(int, 1, 16),
+        type=ranged(int, 1, 16),
         help="API worker processes (default 2, at most 8) or email job processes (default 1)",
     )
     api = bench.add_argument_group("with --api")
     api.add_argument(
-        "--samples", type=_ranged(int, 1, 10_000), default=200, help="timed slot and booking requests (default 200)"
+        "--samples", type=ranged(int, 1, 10_000), default=200, help="timed slot and booking requests (default 200)"
     )
     api.add_argument(
-        "--batches", type=_ranged(int, 1, 1_000), default=40, help="ingest batches of 500 events (default 40)"
+        "--batches", type=ranged(int, 1, 1_000), default=40, help="ingest batches of 500 events (default 40)"
     )
     api.add_argument(
-        "--clients", type=_ranged(int, 1, 200), default=50, help="concurrent clients of the mixed load (default 50)"
+        "--clients", type=ranged(int, 1, 200), default=50, help="concurrent clients of the mixed load (default 50)"
     )
     api.add_argument(
-        "--seconds", type=_ranged(float, 0, 600, above=True), default=30, help="length of the mixed load (default 30)"
+        "--seconds", type=ranged(float, 0, 600, above=True), default=30, help="length of the mixed load (default 30)"
     )
     bench.add_argument_group("with --emails").add_argument(
         "--faults",
@@ -292,14 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--rebuild", action="store_true", help="recompute every customer, not only the changed"
     )
     command("upsells", _upsells, "create upsell recommendations for recent summaries").add_argument(
-        "--days", type=_ranged(int, 1, 366), default=7, help="summaries of the last N days (default 7, at most 366)"
+        "--days", type=ranged(int, 1, 366), default=7, help="summaries of the last N days (default 7, at most 366)"
     )
 
     serve = command("api", _api, "serve the platform API with uvicorn")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=_ranged(int, 0, 65_535), default=8000, help="port (default 8000)")
+    serve.add_argument("--port", type=ranged(int, 0, 65_535), default=8000, help="port (default 8000)")
     serve.add_argument(
-        "--workers", type=_ranged(int, 1, 64), default=1, help="worker processes (PostgreSQL only above 1)"
+        "--workers", type=ranged(int, 1, 64), default=1, help="worker processes (PostgreSQL only above 1)"
     )
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 

@@ -1,8 +1,11 @@
-"""Input checks shared by the domain modules."""
+"""Input checks shared by the domain modules and the command line."""
 
 from __future__ import annotations
 
+import argparse
+import math
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 
@@ -33,3 +36,22 @@ def parse_text(
     if len(text) > limit:
         raise error(f"{what} is {len(text):,} characters; the limit is {limit:,}.")
     return text
+
+
+def ranged(kind: type, low: float, high: float, *, above: bool = False) -> Callable[[str], float]:
+    """An argparse type: a ``kind`` number from ``low`` (excluded when ``above``) to ``high``
+    (the command line's options, the demo command's ``--scale``)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if math.isnan(value) or value > high or value < low or (above and value == low):
+            raise argparse.ArgumentTypeError(
+                f"must be {'more than' if above else 'from'} {low:g} "
+                f"{'and at most' if above else 'to'} {high:g}, got {text}"
+            )
+        return value
+
+    return parse

@@ -8,19 +8,16 @@ import time
 
 from sqlalchemy.engine import Engine
 
-
-def _scale(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value <= 1000:
-        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 1000, got {text}")
-    return value
+from dashboard.core.validation import ranged
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scale", type=_scale, required=True, help="1 = about 5,000 customers (0 < N <= 1000)")
+    parser.add_argument(
+        "--scale",
+        type=ranged(float, 0, 1000, above=True),
+        required=True,
+        help="1 = about 5,000 customers (0 < N <= 1000)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--anchor", type=dt.date.fromisoformat, help="the demo's today, YYYY-MM-DD (default: today UTC)"
