@@ -11,6 +11,7 @@ sets it for the runs under ``faketime``, which cannot move the server's clock.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -207,3 +208,34 @@ def shop(monkeypatch, tmp_path, pg_engine):
         refresh_aggregates(conn)
     st.cache_data.clear()  # the test database's URL is the same for every test: forget earlier results
     return {"engine": pg_engine, "rita": rita, "waiting": waiting}
+
+
+@pytest.fixture(scope="session")
+def journey_demo(tmp_path_factory):
+    """The browser journeys' demo database, built once a run (``tests.journey_support.build_demo``)."""
+    from tests.journey_support import build_demo
+
+    return build_demo(tmp_path_factory.mktemp("journeys") / "template.duckdb")
+
+
+@pytest.fixture
+def journey_app(journey_demo, tmp_path):
+    """``journey_app(role, prepare=None)``: the URL of the app running as the demo ``role`` on its own
+    copy of the journeys' demo; ``prepare(engine)``, if given, writes the rows a journey needs on
+    that copy before the app starts."""
+    from tests.browser_support import serve
+
+    with contextlib.ExitStack() as servers:
+
+        def start(role: str, prepare=None) -> str:
+            database = tmp_path / f"{role}.duckdb"
+            shutil.copy(journey_demo.path, database)
+            if prepare is not None:
+                engine = make_engine(f"duckdb:///{database}")
+                try:
+                    prepare(engine)
+                finally:
+                    engine.dispose()
+            return servers.enter_context(serve(database, PITWALL_DEMO_ROLE=role))
+
+        yield start

@@ -66,3 +66,26 @@ def test_a_multiline_value_stays_one_row_in_every_column():
 def test_streamlit_table_download_is_off():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["client"]["disableDataExport"] is True
+
+
+def test_codes_read_as_labels_and_unknown_codes_as_words():
+    from dashboard.ui.labels import action_label, label
+
+    assert label("channel", "paid_search") == "Paid search"
+    assert label("plan", "premium") == "Premium"
+    assert label("hide_reason", "profanity") == "Profanity"
+    assert label("actor", "migration") == "Database upgrade"
+    assert label("session_status", "on_hold") == "On hold"  # a value added later still reads as words
+    assert label("plan", None) == "—"
+    assert action_label("slot.update") == "Weekly slot changed"
+    assert action_label("follow_up.answer") == "Follow-up answered"
+
+
+def test_name_links_carry_the_id_to_the_server_and_the_name_after_the_hash():
+    from dashboard.ui.links import customer_url, mechanic_url, page_url, with_name
+
+    assert customer_url("c1") == "customers?customer=c1"
+    assert mechanic_url("m1") == "mechanics?mechanic=m1"
+    assert page_url("reviews.py", status="pending", flag=None) == "reviews?status=pending"
+    assert page_url("emails.py", q="a&b=c") == "emails?q=a%26b%3Dc"
+    assert with_name("customers?customer=c1", "Ann <b>") == "customers?customer=c1#Ann <b>"

@@ -63,6 +63,7 @@ HIDE_REASONS = (
     "advertising",
     "not_genuine_experience",
     "off_topic",
+    "profanity",  # step 20
 )
 STAFF_ROLES = ("admin", "support", "manager")
 EMAIL_MILESTONES = (
@@ -290,7 +291,9 @@ mechanic_reviews = sa.Table(
     sa.CheckConstraint("rating >= 1 AND rating <= 5", name="rating"),
     sa.CheckConstraint("helpful_count >= 0", name="helpful"),
     sa.CheckConstraint(_in("status", REVIEW_STATUSES), name="status", info={"step": "12"}),
-    sa.CheckConstraint(_in("hidden_reason", HIDE_REASONS), name="hidden_reason", info={"step": "12"}),
+    sa.CheckConstraint(
+        _in("hidden_reason", HIDE_REASONS[:5]), name="hidden_reason", info={"step": "12", "replaced_in": "20"}
+    ),
     sa.CheckConstraint(
         "(status = 'hidden') = (hidden_reason IS NOT NULL)", name="hidden_has_reason", info={"step": "12"}
     ),
@@ -841,10 +844,25 @@ _index(
 
 # --- end of 19 ----------------------------------------------------------------------
 
+# --- 20 console: the profanity hide reason, the recorded answer of a follow-up ---------
+# (dashboard/domain/reviews.py and dashboard/domain/followups.py hold the rules that use these)
+
+mechanic_reviews.append_constraint(
+    sa.CheckConstraint(_in("hidden_reason", HIDE_REASONS), name="hidden_reason", info={"step": "20"})
+)
+FOLLOW_UP_ANSWER_MAX = 4_000  # characters of a recorded answer
+# What the customer was told, and which staff member recorded it (the mechanic who answered
+# is the assigned one; answered_at is step 15's).
+for _column in _step("20", sa.Column("answer_text", sa.Text), sa.Column("answered_by", sa.Text)):
+    requests.append_column(_column)
+
+# --- end of 20 ----------------------------------------------------------------------
+
 # Migration steps in order; 13 and later are Pitwall's feature steps
 # (13: reputation moderation, 14: scheduling and pricing, 15: follow-up lifecycle, 16: CRM upsell catalogue,
-# 17: indexes for period filters, 18: email outbox uncertain status, 19: platform API and intake).
-STEPS = ("base", "08", "09", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19")
+# 17: indexes for period filters, 18: email outbox uncertain status, 19: platform API and intake,
+# 20: console).
+STEPS = ("base", "08", "09", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20")
 
 
 def step_of(item, table: sa.Table | None = None) -> str:

@@ -102,6 +102,7 @@ HIDE_REASON_LABELS = {
     "advertising": "Advertising",
     "not_genuine_experience": "Not a genuine experience",
     "off_topic": "Off topic",
+    "profanity": "Profanity",
 }
 # The hide reason that usually fits a flag, offered first when hiding a flagged review.
 SUGGESTED_REASONS = {
