@@ -400,3 +400,31 @@ def weekly(conn: Connection, *, period: Period) -> pd.DataFrame:
             ),
         }
     )
+
+
+def answer_events(customer_id) -> sa.Select:
+    """The recorded answers to a customer's follow-ups, for the customer lookup's timeline
+    (``queries.customers.timeline`` can add it to its union): ``happened_at`` (when it was
+    answered), ``title`` ("Answered by <mechanic> · recorded by <staff name>") and ``detail``
+    (the answer as written: show it as plain text)."""
+    assigned = mechanics.alias("answering")
+    recorder = sa.func.coalesce(staff_roles.c.display_name, r.c.answered_by)
+    title = sa.func.concat(
+        "Answered by ",
+        sa.func.coalesce(assigned.c.display_name, "a mechanic no longer listed"),
+        " · recorded by ",
+        recorder,
+    )
+    return (
+        sa.select(
+            r.c.answered_at.label("happened_at"),
+            sa.cast(title, sa.Text).label("title"),
+            sa.cast(r.c.answer_text, sa.Text).label("detail"),
+        )
+        .select_from(
+            r.outerjoin(assigned, assigned.c.user_id == r.c.assigned_mechanic_id).outerjoin(
+                staff_roles, staff_roles.c.email == r.c.answered_by
+            )
+        )
+        .where(r.c.customer_id == customer_id, r.c.is_follow_up, r.c.answer_text.isnot(None))
+    )

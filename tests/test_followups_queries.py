@@ -14,7 +14,7 @@ from dashboard.core import schema as s
 from dashboard.core.period import Period
 from dashboard.core.settings import load_settings
 from dashboard.domain.followups import FollowUpRules
-from queries.followups import assignee_options, queue, summary, weekly
+from queries.followups import answer_events, assignee_options, queue, summary, weekly
 from tests.factories import add_follow_up, add_mechanic, add_session, add_user
 
 UTC = dt.UTC
@@ -122,7 +122,7 @@ def queue_db(engine):
         }
         conn.execute(s.requests.insert().values(customer_id=cal, created_at=NOW))  # not a follow-up
     names = {rid: name for name, rid in ids.items()}
-    return {"ids": ids, "names": names, "rita": rita, "bo": bo, "cal_session": cal_session}
+    return {"ids": ids, "names": names, "rita": rita, "bo": bo, "cal_session": cal_session, "pia": pia}
 
 
 def named(frame, names) -> list[str]:
@@ -299,6 +299,15 @@ def test_answer_and_who_recorded_it(engine, queue_db):
     )
     assert rows["m2"].answered_by_name == "left@example.com"  # no longer on the staff list: the email
     assert rows["legacy"].answer_text is None and rows["legacy"].answered_by_name is None
+    with engine.connect() as conn:  # the customer lookup's timeline rows: Pia's answer (Cal's other one is his)
+        events = conn.execute(answer_events(queue_db["pia"])).all()
+    assert [tuple(e) for e in events] == [
+        (
+            NOW - dt.timedelta(days=1) + 480 * MINUTE,
+            "Answered by Rita · recorded by Sue Support",
+            "Use <b>5W-30</b> **oil**",
+        )
+    ]
 
 
 @pytest.fixture
