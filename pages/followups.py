@@ -205,51 +205,52 @@ def mechanic_chooser(row, now: dt.datetime) -> None:
         )
 
 
-def answerer(row) -> None:
-    """Record the answer the assigned mechanic gave: required, kept as plain text."""
-    follow_up_id = str(row.id)
-    mechanic = row.assigned_mechanic_name or "the mechanic"
-    ui.confirm(
-        "Record answer…",
-        f"What did {ui.escape_markdown(mechanic)} tell the customer? It is saved with your name and the time, "
+# The steps that need a text: what opens the popover, what it asks ({mechanic}: the assigned one),
+# its button, the text field (its key is "<field>_<id>") and the write.
+TEXT_STEPS = {
+    "answer": dict(
+        opener="Record answer…",
+        question="What did {mechanic} tell the customer? It is saved with your name and the time, "
         "and the follow-up is answered.",
-        "Save answer",
-        act,
-        (
-            "answer",
-            lambda engine, actor: fu.mark_answered(
-                engine, actor, follow_up_id, answer=st.session_state.get(f"answer_text_{follow_up_id}")
-            ),
-        ),
-        key=f"answer_{follow_up_id}",
+        confirm="Save answer",
         icon=":material/done:",
-        inputs=lambda: st.text_area(
-            "Answer",
-            key=f"answer_text_{follow_up_id}",
-            max_chars=fu.ANSWER_MAX,
-            placeholder="e.g. Yes, it is safe for 300 km; book a brake check this week.",
-        ),
-    )
-
-
-def canceller(follow_up_id: str) -> None:
-    ui.confirm(
-        "Cancel…",
-        "The customer's question is closed without an answer. Say why:",
-        "Cancel follow-up",
-        act,
-        (
-            "cancel",
-            lambda engine, actor: fu.cancel(engine, actor, follow_up_id, st.session_state[f"reason_{follow_up_id}"]),
-        ),
-        key=f"cancel_{follow_up_id}",
+        label="Answer",
+        field="answer_text",
+        widget=st.text_area,
+        limit=fu.ANSWER_MAX,
+        placeholder="e.g. Yes, it is safe for 300 km; book a brake check this week.",
+        write=lambda engine, actor, follow_up_id, text: fu.mark_answered(engine, actor, follow_up_id, answer=text),
+    ),
+    "cancel": dict(
+        opener="Cancel…",
+        question="The customer's question is closed without an answer. Say why:",
+        confirm="Cancel follow-up",
         icon=":material/cancel:",
-        inputs=lambda: st.text_input(
-            "Reason to cancel",
-            key=f"reason_{follow_up_id}",
-            max_chars=fu.CANCEL_REASON_MAX,
-            placeholder="e.g. the customer found the answer",
-        ),
+        label="Reason to cancel",
+        field="reason",
+        widget=st.text_input,
+        limit=fu.CANCEL_REASON_MAX,
+        placeholder="e.g. the customer found the answer",
+        write=fu.cancel,
+    ),
+}
+
+
+def text_step(row, action: str) -> None:
+    """A step of ``TEXT_STEPS``: a popover with its question, its text field and the button
+    ``<action>_<id>`` that saves it (the text is checked on the server)."""
+    follow_up_id, step = str(row.id), TEXT_STEPS[action]
+    key = f"{step['field']}_{follow_up_id}"
+    mechanic = ui.escape_markdown(row.assigned_mechanic_name or "the mechanic")
+    ui.confirm(
+        step["opener"],
+        step["question"].format(mechanic=mechanic),
+        step["confirm"],
+        act,
+        (action, lambda engine, actor: step["write"](engine, actor, follow_up_id, st.session_state.get(key))),
+        key=f"{action}_{follow_up_id}",
+        icon=step["icon"],
+        inputs=lambda: step["widget"](step["label"], key=key, max_chars=step["limit"], placeholder=step["placeholder"]),
     )
 
 
@@ -290,7 +291,7 @@ def card(row, tz: str, now: dt.datetime, names: dict[str, str], load: dict[str, 
             if row.state in fu.WAITING:
                 mechanic_chooser(row, now)
             if row.state == "assigned":
-                answerer(row)
+                text_step(row, "answer")
             if row.state == "answered":
                 st.button(
                     "Close",
@@ -301,7 +302,7 @@ def card(row, tz: str, now: dt.datetime, names: dict[str, str], load: dict[str, 
                     args=("close", lambda e, a: fu.close(e, a, follow_up_id)),
                 )
             if row.state in fu.WAITING:
-                canceller(follow_up_id)
+                text_step(row, "cancel")
 
 
 def export(frame: pd.DataFrame, tz: str) -> bytes:

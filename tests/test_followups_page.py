@@ -16,10 +16,9 @@ from streamlit.testing.v1 import AppTest
 from dashboard.core import schema as s
 from dashboard.core.auth import Actor
 from dashboard.core.period import Period
-from dashboard.core.settings import Settings
 from dashboard.domain.followups import STATE, assign, create_follow_up, prices
-from dashboard.ui import components as ui
 from tests.factories import add_mechanic, add_session, add_user, staff_fixture
+from tests.page_support import open_any_page
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 SUPPORT = Actor("sue@example.com", "support")
@@ -250,21 +249,9 @@ def test_the_picker_puts_matching_free_mechanics_first(queue_db):
 
 def open_with_link(engine, **params) -> AppTest:
     """The page alone, as support staff, opened from a link with ``params``."""
-    at = AppTest.from_file(str(APP.parents[1] / "pages" / "followups.py"), default_timeout=60)
-    settings = Settings(
-        database_url=engine.url.render_as_string(hide_password=False),
-        read_url=None,
-        source="environment",
-        allow_anonymous=True,
-        demo_scale=1,
-        secrets={},
-    )
     today = dt.date.today()
-    at.session_state["_pitwall_context"] = ui.Context(
-        settings, SUPPORT, Period(today - dt.timedelta(days=29), today, "UTC")
-    )
-    at.query_params.update(params)
-    return at.run()
+    period = Period(today - dt.timedelta(days=29), today, "UTC")
+    return open_any_page(engine, period, SUPPORT, APP.parents[1] / "pages" / "followups.py", params)
 
 
 def test_links_open_the_queue_filtered(queue_db):
