@@ -199,6 +199,13 @@ CASES: tuple[Case, ...] = (
         Case(f"emails.{status}", emails.awaiting_decision, lambda conn, ctx, status=status: {"status": status})
         for status in emails.DECISION_STATUSES
     ),
+    Case("emails.failure_groups", emails.failure_groups),
+    Case(
+        "emails.failed_outage",
+        emails.awaiting_decision,
+        lambda conn, ctx: {"status": "failed", "cause": "outage", "limit": 20},
+    ),
+    Case("emails.job_state", emails.job_state, lambda conn, ctx: {"now": ctx.end, "lookback": dt.timedelta(days=2)}),
     Case("followups.queue", followups.queue, lambda conn, ctx: {"now": ctx.end, "limit": 20}),
     Case(
         "followups.queue_filtered",
