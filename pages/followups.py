@@ -26,6 +26,7 @@ from dashboard.core.auth import Actor
 from dashboard.core.schema import FOLLOW_UP_PRICE_MAX_CENTS, FOLLOW_UP_STATES, FOLLOW_UP_TYPES, PLANS
 from dashboard.domain import followups as fu
 from dashboard.ui import components as ui
+from dashboard.ui.downloads import csv_download
 from dashboard.ui.exports import as_csv
 from dashboard.ui.labels import label
 from dashboard.ui.links import customer_url, mechanic_url
@@ -587,13 +588,9 @@ else:
             f"{' these filters' if filtered else ''}; showing {len(queue):,}, {ORDER_LABELS[order].lower()}."
         )
         rows = ui.query_later(queries.queue, limit=queries.QUEUE_LIMIT, **filters)
-        st.download_button(
-            "Download (CSV)",
+        csv_download(
             lambda: export(rows(), tz),
             file_name="follow-ups.csv",
-            mime="text/csv",
-            icon=":material/download:",
-            on_click="ignore",
             help=f"These follow-ups, at most {queries.QUEUE_LIMIT:,}, with names and times to the second ({tz}).",
             key="followup_export",
         )
