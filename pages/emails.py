@@ -27,6 +27,7 @@ from dashboard.domain.emails.render import email_context, load_brand, render, sa
 from dashboard.domain.emails.settings import EmailSettings
 from dashboard.domain.emails.worker import run_now, run_now_blocker, run_running, utc_now
 from dashboard.ui import components as ui
+from dashboard.ui.axes import count_axis
 from dashboard.ui.downloads import csv_download
 from dashboard.ui.exports import as_csv
 from dashboard.ui.labels import label
@@ -42,6 +43,7 @@ STATUS_COLORS = {
     "skipped": "#94A3B8",
     "uncertain": "#7C3AED",
 }
+GROUPS_PER_ROW = 3
 SHOWN = 20  # cards per list (a cause's failures, the uncertain ones)
 TABS = {"outbox": "Outbox", "failed": "Failed emails", "uncertain": "Uncertain emails", "templates": "Templates"}
 BULK_WHAT = {"outage": "the Resend outage", "rate_limited": "the rate limit"}  # "Retry all N failed by …"
@@ -95,14 +97,15 @@ def recipient_url(row) -> str | None:
 
 
 def note(row, tz: str) -> str:
-    """Why an email was skipped, its last error, or when it is tried next."""
+    """When it was sent, why it was skipped, its last error, or when it is tried next."""
+    if row.status == "sent":
+        return f"Sent {to_the_second(row.sent_at, tz)}"
     if isinstance(row.skip_reason, str):
         return f"Skipped: {row.skip_reason}"
-    if isinstance(row.last_error, str):
-        return row.last_error
+    error = row.last_error if isinstance(row.last_error, str) else None
     if row.status == "pending":
-        return f"Next attempt {to_the_second(row.next_attempt_at, tz)}"
-    return ""
+        return f"Next attempt {to_the_second(row.next_attempt_at, tz)}" + (f" · last error: {error}" if error else "")
+    return error or ""
 
 
 def outbox_frame(outbox: pd.DataFrame, tz: str) -> pd.DataFrame:
@@ -114,26 +117,28 @@ def outbox_frame(outbox: pd.DataFrame, tz: str) -> pd.DataFrame:
             "milestone": [label("milestone", m) for m in outbox.milestone],
             "status": [label("email_status", v) for v in outbox.status],
             "queued": column_to_the_second(outbox.created_at, tz),
-            "sent": column_to_the_second(outbox.sent_at, tz),
-            "attempts": outbox.attempts,
             "note": [note(row, tz) for row in outbox.itertuples()],
         }
     )
 
 
 def outbox_export(outbox: pd.DataFrame, tz: str) -> bytes:
-    frame = outbox_frame(outbox, tz)
+    frame = outbox_frame(outbox, tz).assign(
+        to=[n or "" for n in outbox.recipient_name],
+        sent=column_to_the_second(outbox.sent_at, tz),
+        attempts=outbox.attempts,
+    )
     return as_csv(
-        frame.assign(to=[n or "" for n in outbox.recipient_name]).rename(
+        frame.rename(
             columns={
                 "to": "To",
                 "address": "Address",
                 "milestone": "Milestone",
                 "status": "Status",
                 "queued": f"Queued ({tz})",
+                "note": "Sent, why skipped, last error or next attempt",
                 "sent": f"Sent ({tz})",
                 "attempts": "Attempts",
-                "note": "Why skipped, last error or next attempt",
             }
         )
     )
@@ -146,11 +151,13 @@ def outbox_table(outbox, tz: str) -> None:
             "to": name_column("To", help="The customer's lookup or the mechanic's profile.", pinned=True),
             "address": st.column_config.TextColumn("Address", width="medium"),
             "milestone": "Milestone",
-            "status": "Status",
+            "status": st.column_config.TextColumn("Status", width="small"),
             "queued": f"Queued ({tz})",
-            "sent": f"Sent ({tz})",
-            "attempts": st.column_config.NumberColumn("Attempts", width="small"),
-            "note": st.column_config.TextColumn("Why skipped, last error or next attempt", width="large"),
+            "note": st.column_config.TextColumn(
+                "What happened",
+                width="medium",
+                help="When it was sent, why it was skipped, its last error, or its next attempt.",
+            ),
         },
         hide_index=True,
     )
@@ -244,9 +251,11 @@ def failed_tab(tz: str) -> None:
         ui.empty_state("No email has failed.", "Emails Resend refuses, or that run out of attempts, show here.")
         return
     st.caption(f"{ui.plural(int(groups.emails.sum()), 'failed email')} of any date, by cause, most first.")
-    with st.container(horizontal=True, key="failure_groups"):
-        for group in groups.itertuples():
-            failure_group(group, tz)
+    rows = list(groups.itertuples())
+    for start in range(0, len(rows), GROUPS_PER_ROW):  # at most three side by side: each stays readable at 1280 px
+        for column, group in zip(st.columns(GROUPS_PER_ROW), rows[start : start + GROUPS_PER_ROW]):
+            with column:
+                failure_group(group, tz)
     cause = st.segmented_control(
         "Show the emails of",
         list(groups.cause),
@@ -399,7 +408,10 @@ else:
         },
     )
     fig.update_traces(hovertemplate="%{x|%a %d %b %Y}: %{y:,} %{fullData.name}<extra></extra>")
-    fig.update_layout(legend=dict(title=None, xanchor="right", x=1), yaxis=dict(tickformat=",d"))
+    fig.update_layout(
+        legend=dict(title=None, xanchor="right", x=1),
+        yaxis=count_axis(shown.groupby("day").emails.sum().max() if len(shown) else 0),
+    )
     ui.chart(fig, title="Emails queued per day, by status", x_title=f"Day ({period.tz})", y_title="Emails (count)")
 
 outbox_tab, failed_tab_, uncertain_tab, templates_tab = st.tabs(

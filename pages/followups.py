@@ -26,6 +26,7 @@ from dashboard.core.auth import Actor
 from dashboard.core.schema import FOLLOW_UP_PRICE_MAX_CENTS, FOLLOW_UP_STATES, FOLLOW_UP_TYPES, PLANS
 from dashboard.domain import followups as fu
 from dashboard.ui import components as ui
+from dashboard.ui.axes import count_axis
 from dashboard.ui.downloads import csv_download
 from dashboard.ui.exports import as_csv
 from dashboard.ui.labels import label
@@ -381,7 +382,7 @@ def weekly_chart(period) -> None:
             tickmode="auto",
             tickformat=",.1f",
         ),
-        yaxis=dict(tickformat=",d"),
+        yaxis=count_axis(weeks.follow_ups.max()),
         legend=dict(yanchor="bottom", y=1.0, xanchor="right", x=1),
     )
     # A tick on Mondays, at most about a dozen of them.

@@ -79,7 +79,9 @@ def test_support_journey(journey_app, journey_demo):
         card.locator(f".st-key-assign_default_{journey_demo.follow_up_id} button").click()
         expect(page.get_by_text("Follow-up assigned.")).to_be_visible()
         expect(card).to_contain_text("Assigned ·")
-        card.locator(f".st-key-answer_{journey_demo.follow_up_id} button").click()
+        card.get_by_role("button", name="Record answer…").click()
+        page.get_by_label("Answer", exact=True).fill("Yes, for a day or two while the pads bed in.")
+        page.locator(f".st-key-answer_{journey_demo.follow_up_id} button").click()
         expect(page.get_by_text("Follow-up marked answered.")).to_be_visible()
         expect(card).to_have_count(0)  # answered: no longer waiting
         step(page, "support", 4, "follow-up-answered")
