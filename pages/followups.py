@@ -144,7 +144,7 @@ def parent_summary(row, tz: str) -> None:
         mechanic = row.parent_mechanic_name or "no mechanic"
         ended = ui.fmt_datetime(row.parent_ended_at, tz) if pd.notna(row.parent_ended_at) else "not ended"
         st.markdown(
-            f"**{(row.parent_session_type or 'session').capitalize()} session** with "
+            f"**{label('session_type', row.parent_session_type) if row.parent_session_type else 'A'} session** with "
             f"{ui.escape_markdown(mechanic)}, ended {ended}"
         )
         if pd.isna(row.summary_submitted_at):
