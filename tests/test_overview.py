@@ -7,13 +7,17 @@ Every expected value below is counted by hand from the rows.
 """
 
 import datetime as dt
+import math
 import uuid
+from decimal import Decimal
 
 import pytest
 
 from dashboard.core import schema as s
 from dashboard.core.period import Period
-from queries.overview import kpis, open_follow_ups, sessions_completed_per_day
+from queries.calendars import hour_grid
+from queries.overview import emails_to_decide, kpis, open_follow_ups, sessions_completed_per_day, week_capacity
+from tests.factories import add_mechanic, add_session, add_user
 
 PERIOD = Period(dt.date(2024, 3, 1), dt.date(2024, 3, 10), "America/New_York")
 
@@ -180,3 +184,77 @@ def test_sessions_per_day_in_the_display_timezone(overview_db):
         dt.date(2024, 3, 1): 1,
         dt.date(2024, 3, 2): 2,
     }
+
+
+def test_emails_to_decide_counts_failed_and_uncertain_of_any_date(overview_db):
+    with overview_db.begin() as conn:
+        conn.execute(
+            s.email_outbox.insert().values(
+                session_id=S["s6"],
+                milestone="session_ended",
+                recipient="c1@example.com",
+                status="uncertain",
+                created_at=utc(2020, 1, 1),
+            )
+        )
+    with overview_db.connect() as conn:
+        row = emails_to_decide(conn).iloc[0]
+    assert (row.failed, row.uncertain) == (3, 1)  # s1, s3 and s4 failed (one of them before the period); s6
+
+
+MONDAY = dt.date(2024, 3, 4)
+
+
+@pytest.fixture
+def week_db(engine):
+    """One mechanic in UTC open Monday 09:00-12:00 at the base price and Tuesday 17:00-19:00 at
+    x1.50 (peak), with a session booked Monday 10:00 and Tuesday 17:00 (30 minutes each), one
+    cancelled Tuesday 18:00 (it frees its time), and an inactive mechanic open all Monday."""
+    with engine.begin() as conn:
+        mechanic = add_mechanic(conn, "Mo", timezone="UTC")
+        away = add_mechanic(conn, "Away", timezone="UTC", is_active=False)
+        conn.execute(
+            s.mechanic_availability_slots.insert(),
+            [
+                {
+                    "mechanic_id": who,
+                    "day_of_week": day,
+                    "start_time": dt.time(start),
+                    "end_time": dt.time(end),
+                    "price_multiplier": Decimal(multiplier),
+                }
+                for who, day, start, end, multiplier in (
+                    (mechanic, 1, 9, 12, "1.00"),
+                    (mechanic, 2, 17, 19, "1.50"),
+                    (away, 1, 0, 23, "1.50"),
+                )
+            ],
+        )
+        customer = add_user(conn)
+        for at, status in ((utc(2024, 3, 4, 10), "accepted"), (utc(2024, 3, 5, 17), "accepted")):
+            add_session(conn, customer, mechanic, status, scheduled_at=at)
+        add_session(conn, customer, mechanic, "cancelled", scheduled_at=utc(2024, 3, 5, 18))
+    return engine
+
+
+def test_week_capacity_is_the_hour_grids_and_the_peak_hours_still_open(week_db):
+    def capacity(now):
+        with week_db.connect() as conn:
+            return week_capacity(conn, week_start=MONDAY, tz="UTC", session_minutes=30, now=now).iloc[0]
+
+    monday_noon = capacity(utc(2024, 3, 4, 12))
+    assert (monday_noon.available_hours, monday_noon.booked_hours) == (5.0, 1.0)  # 3 h + 2 h open; 2 x 30 min
+    assert monday_noon.utilisation == pytest.approx(0.2)
+    assert monday_noon.unfilled_peak_hours == 1.5  # Tuesday 17:00 (30 min left) and 18:00 (cancelled: free)
+    assert capacity(utc(2024, 3, 5, 18, 30)).unfilled_peak_hours == 1.0  # from the current hour on
+    assert capacity(utc(2024, 3, 6, 9)).unfilled_peak_hours == 0.0  # the peak hours are past
+    with week_db.connect() as conn:
+        grid = hour_grid(conn, mechanic_ids=None, week_start=MONDAY, tz="UTC", session_minutes=30)
+    assert monday_noon.utilisation == grid.booked_minutes.sum() / grid.available_minutes.sum()
+
+
+def test_week_capacity_without_availability_is_empty_not_an_error(engine):
+    with engine.connect() as conn:
+        row = week_capacity(conn, week_start=MONDAY, tz="UTC", session_minutes=30, now=utc(2024, 3, 4)).iloc[0]
+    assert (row.available_hours, row.booked_hours, row.unfilled_peak_hours) == (0, 0, 0)
+    assert math.isnan(row.utilisation)

@@ -282,6 +282,12 @@ CASES: tuple[Case, ...] = (
     Case("overview.kpis", overview.kpis, lambda conn, ctx: {"period": ctx.period}),
     Case("overview.open_follow_ups", overview.open_follow_ups),
     Case("overview.sessions_per_day", overview.sessions_completed_per_day, lambda conn, ctx: {"period": ctx.period}),
+    Case("overview.emails_to_decide", overview.emails_to_decide),
+    Case(
+        "overview.week_capacity",
+        overview.week_capacity,
+        lambda conn, ctx: {"week_start": _week(ctx), "tz": "UTC", "session_minutes": 30, "now": ctx.end},
+    ),
     Case("reviews.queue", reviews.moderation_queue),
     Case(
         "reviews.queue_flagged_low_ratings",
