@@ -355,8 +355,9 @@ def main() -> None:
     if login:
         actor = actor_or_stop(settings)
     page = navigation(actor.role)
+    period = period_in_url(period_control())  # first under the menu, so its messages stay in view
     identity_sidebar(actor, login)
-    ui.set_context(ui.Context(settings=settings, actor=actor, period=period_in_url(period_control())))
+    ui.set_context(ui.Context(settings=settings, actor=actor, period=period))
     try:
         page.run()
     except ui.UNREACHABLE_ERRORS as exc:  # also from pages that read on a connection of their own
