@@ -53,7 +53,7 @@ DONE = {"publish": "Published", "hide": "Hid", "restore": "Restored"}
 WHY_HIDE = {
     "personal_data": "it shows personal information",
     "link_or_promo": "it advertises",
-    "profanity": "it swears",
+    "profanity": "it has profanity",
 }
 
 
@@ -164,15 +164,10 @@ def save_setting() -> None:
 def decision_notice() -> None:
     """What the last decision did, with Undo (U); or what the undo did."""
     last, undone = st.session_state.get(LAST), st.session_state.get(UNDONE)
-    if not last and not undone:
-        return
-    with st.container(border=True, horizontal=True, vertical_alignment="center", key="decision_notice"):
-        if last:
-            st.markdown(f":material/check_circle: {last[1]}", width="content")
-            st.button("Undo", key="undo_last", icon=":material/undo:", shortcut="U", on_click=undo_last)
-        else:
-            st.markdown(f":material/undo: {undone}", width="content")
-        st.button("Dismiss", key="dismiss_notice", type="tertiary", on_click=dismiss)
+    if last:
+        ui.undo_toast(last[1], key="decision_notice", on_undo=undo_last, on_dismiss=dismiss)
+    elif undone:
+        ui.undo_toast(undone, key="decision_notice", on_undo=None, on_dismiss=dismiss)
 
 
 # --- the cards ------------------------------------------------------------------------
@@ -187,7 +182,6 @@ def hide_controls(
     primary: bool = False,
     shortcut: str | None = None,
     focus_next: str | None = None,
-    help: str | None = None,
 ) -> None:
     reason = st.selectbox(
         "Reason to hide",
@@ -208,7 +202,6 @@ def hide_controls(
         args=(review_ids, "hide", key, focus_next),
         disabled=not review_ids or reason is None,
         shortcut=shortcut,
-        help=help if reason is not None else "Pick a reason first.",
     )
 
 
@@ -283,6 +276,17 @@ def waited(created_at, now: dt.datetime) -> str:
     return ui.fmt_duration((now - pd.Timestamp(created_at)).total_seconds() / 60)
 
 
+def suggestion_text(suggested: str, flags: list[str]) -> str:
+    if suggested == "hide":
+        why = next(WHY_HIDE[flag] for flag in flags if flag in WHY_HIDE)
+        return f"Suggested: hide, {why}."
+    if not flags:
+        return "Suggested: publish; nothing flagged it."
+    if suggested_reason(flags) is None:
+        return "Suggested: publish; to hide it, pick a reason."
+    return "Suggested: publish; a mild flag."
+
+
 def review_card(row, focus: bool, focus_next: str | None, tz: str, now: dt.datetime) -> None:
     review_id = str(row.id)
     with st.container(border=True, key=f"review_{review_id}"):
@@ -292,13 +296,14 @@ def review_card(row, focus: bool, focus_next: str | None, tz: str, now: dt.datet
             customer_url(row.customer_id) if row.customer_id is not None else None,
             "a deleted account",
         )
-        age = f" · **waiting {waited(row.created_at, now)}**" if row.status == "pending" else ""
         st.markdown(
             f"**{ui.fmt_stars(row.rating)}** for **{mechanic}** · by {author}"
-            f" · written {ui.fmt_datetime(row.created_at, tz)}{age}"
+            f" · written {ui.fmt_datetime(row.created_at, tz)}"
         )
-        if row.flags or row.status == "hidden" or row.helpful_count:
+        if row.flags or row.status != "published" or row.helpful_count:
             with ui.badge_row():
+                if row.status == "pending":
+                    ui.status_badge(f"Waiting {waited(row.created_at, now)}", "warning")
                 for flag in row.flags:
                     st.badge(label("review_flag", flag), color=FLAG_COLORS.get(flag, "gray"), icon=":material/flag:")
                 if row.status == "hidden":
@@ -312,7 +317,6 @@ def review_card(row, focus: bool, focus_next: str | None, tz: str, now: dt.datet
         else:
             st.caption("No text: a rating only.")
         suggested = suggested_action(row.flags) if row.status == "pending" else None
-        why = next((WHY_HIDE[f] for f in row.flags if f in WHY_HIDE), None)
         with st.container(horizontal=True, vertical_alignment="center"):
             st.checkbox("Select", key=f"select_{review_id}")
             if row.status == "pending":
@@ -324,7 +328,6 @@ def review_card(row, focus: bool, focus_next: str | None, tz: str, now: dt.datet
                     on_click=act,
                     args=([review_id], "publish", None, focus_next),
                     shortcut="P" if focus else None,
-                    help="Suggested: nothing in it breaks the rules." if suggested == "publish" else None,
                 )
             if row.status in ("pending", "published"):
                 hide_controls(
@@ -335,7 +338,6 @@ def review_card(row, focus: bool, focus_next: str | None, tz: str, now: dt.datet
                     primary=suggested == "hide",
                     shortcut="H" if focus else None,
                     focus_next=focus_next,
-                    help=f"Suggested: {why}." if suggested == "hide" else None,
                 )
             if row.status == "hidden":
                 st.button(
@@ -345,6 +347,8 @@ def review_card(row, focus: bool, focus_next: str | None, tz: str, now: dt.datet
                     on_click=act,
                     args=([review_id], "restore", None, focus_next),
                 )
+            if suggested:
+                st.caption(suggestion_text(suggested, row.flags))
         if row.moderated_by:
             st.caption(
                 f"Last moderated by {ui.escape_markdown(row.moderated_by)} on {ui.fmt_datetime(row.moderated_at, tz)}."
@@ -387,19 +391,19 @@ def bulk_bar(review_ids: list[str], status: str) -> None:
 def scope_text(status: str, in_period: bool, oldest, tz: str, now: dt.datetime) -> str:
     """What the list covers: waiting now (and for how long) or by date, and the period only when used."""
     what = {
-        "pending": "waiting now, oldest first",
-        "published": "published, newest first",
-        "hidden": "hidden, newest first",
+        "pending": "Waiting now, oldest first",
+        "published": "Published, newest first",
+        "hidden": "Hidden, newest first",
     }[status]
     if status == "pending" and oldest is not None and not pd.isna(oldest):
         what += f"; the oldest has waited {waited(oldest, now)}"
     period = ui.period()
     dates = (
-        f"written {period.start:%d %b %Y} – {period.end:%d %b %Y} (the sidebar's period)"
+        f"Written {period.start:%d %b %Y} – {period.end:%d %b %Y}, the sidebar's period"
         if in_period
-        else "written on any date (the sidebar's period applies only with “Written in the period”)"
+        else "Any date: the sidebar's period applies only with “Written in the period”"
     )
-    return f"{what}; {dates}. Times in {tz}."
+    return f"{what}. {dates}. Times in {tz}."
 
 
 # --- the page ---------------------------------------------------------------------------
@@ -515,12 +519,10 @@ else:
             on_click=turn_page,
             args=(page.number + 1,),
         )
-        keyboard.focus_buttons(FOCUS, ids, past_end=functools.partial(turn_page_by, page))
-    scope = scope_text(status, in_period, size.oldest.iloc[0], tz, now)
+        keyboard.focus_buttons(FOCUS, ids, "review", past_end=functools.partial(turn_page_by, page))
     st.caption(
-        scope[0].upper()
-        + scope[1:]
-        + " Keys: J and K move between reviews, P publishes, H hides with the suggested reason, U undoes."
+        scope_text(status, in_period, size.oldest.iloc[0], tz, now)
+        + " Keys: J/K next/previous review, P publish, H hide, U undo."
     )
     bulk_bar(ids, status)
     for position, row in enumerate(queue.itertuples(index=False)):

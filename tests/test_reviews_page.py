@@ -164,9 +164,9 @@ def test_the_queue_pages_through_any_backlog_oldest_first(shop):
     at = open_reviews()
     assert not at.exception
     assert "**1–20 of 45**" in text(at.markdown) and cards(at) == [str(r) for r in older[:20]]
-    assert "Waiting now, oldest first; the oldest has waited 1d 20h" in text(at.caption)
-    assert "any date" in text(at.caption)  # the sidebar period is not used, and it says so
-    assert "**waiting 1d 20h**" in text(at.markdown)  # the waiting age on each card
+    assert "Waiting now, oldest first; the oldest has waited 1d 20h." in text(at.caption)
+    assert "Any date: the sidebar" in text(at.caption)  # the sidebar period is not used, and it says so
+    assert ":orange-badge[:material/schedule: Waiting 1d 20h]" in text(at.markdown)  # the age on each card
     previous = next(b for b in at.button if b.label == "Previous page")
     assert previous.proto.disabled
     next(b for b in at.button if b.label == "Next page").click().run()
@@ -220,8 +220,8 @@ def test_undo_takes_a_decision_back_and_refreshes_the_ratings(shop):
     with engine.connect() as conn:
         rating = conn.execute(sa.select(s.mechanics.c.avg_rating).where(s.mechanics.c.user_id == shop["rita"]))
         assert float(rating.scalar_one()) == 4.0  # (5 + 3) / 2
-    assert button(at, "undo_last").shortcut == "u"
-    at.button(key="undo_last").click().run()
+    assert button(at, "decision_notice_undo").shortcut == "u"
+    at.button(key="decision_notice_undo").click().run()
     assert not at.exception and not at.error
     assert status_of(engine, waiting) == "pending" and "Undone: 1 review back as before." in text(at.markdown)
     assert cards(at) == [str(waiting)]  # back in the queue
@@ -239,7 +239,7 @@ def test_undo_takes_a_decision_back_and_refreshes_the_ratings(shop):
             .where(s.mechanic_reviews.c.id == waiting)
             .values(status="published", hidden_reason=None, moderated_at=sa.func.now())
         )
-    at.button(key="undo_last").click().run()
+    at.button(key="decision_notice_undo").click().run()
     assert "was changed" in text(at.error) and status_of(engine, waiting) == "published"  # refused, nothing written
 
 

@@ -45,27 +45,25 @@ def move_focus(state_key: str, ids: Sequence[str], step: int, past_end: Callable
         st.session_state.pop(state_key, None)
 
 
-def focus_buttons(state_key: str, ids: Sequence[str], past_end: Callable[[int], bool] | None = None) -> None:
-    """ "Previous" (K) and "Next" (J) buttons that move the focus through ``ids``."""
+def focus_buttons(state_key: str, ids: Sequence[str], noun: str, past_end: Callable[[int], bool] | None = None) -> None:
+    """Buttons "Previous <noun>" (K) and "Next <noun>" (J) that move the focus through ``ids``."""
     st.button(
-        "Previous",
+        f"Previous {noun}",
         key=f"{state_key}_previous",
         icon=":material/keyboard_arrow_up:",
         type="tertiary",
         shortcut="K",
         on_click=move_focus,
         args=(state_key, ids, -1, past_end),
-        help="Focus the review above",
     )
     st.button(
-        "Next",
+        f"Next {noun}",
         key=f"{state_key}_next",
         icon=":material/keyboard_arrow_down:",
         type="tertiary",
         shortcut="J",
         on_click=move_focus,
         args=(state_key, ids, 1, past_end),
-        help="Focus the review below",
     )
 
 
