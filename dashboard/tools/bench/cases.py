@@ -294,6 +294,9 @@ CASES: tuple[Case, ...] = (
         reviews.moderation_queue,
         lambda conn, ctx: {"flags": ("profanity", "personal_data"), "ratings": (1, 2)},
     ),
+    Case("reviews.queue_page_50", reviews.moderation_queue, lambda conn, ctx: {"limit": 20, "offset": 980}),
+    Case("reviews.queue_size", reviews.queue_size),
+    Case("reviews.queue_size_published", reviews.queue_size, lambda conn, ctx: {"status": "published"}),
     Case("reviews.queue_flag_counts", reviews.queue_flag_counts),
     Case(
         "reviews.customer_history", reviews.recent_reviews, lambda conn, ctx: {"customer_id": ctx.sample["customer_id"]}
