@@ -199,6 +199,13 @@ CASES: tuple[Case, ...] = (
         Case(f"emails.{status}", emails.awaiting_decision, lambda conn, ctx, status=status: {"status": status})
         for status in emails.DECISION_STATUSES
     ),
+    Case("emails.failure_groups", emails.failure_groups),
+    Case(
+        "emails.failed_outage",
+        emails.awaiting_decision,
+        lambda conn, ctx: {"status": "failed", "cause": "outage", "limit": 20},
+    ),
+    Case("emails.job_state", emails.job_state, lambda conn, ctx: {"now": ctx.end, "lookback": dt.timedelta(days=2)}),
     Case("followups.queue", followups.queue, lambda conn, ctx: {"now": ctx.end, "limit": 20}),
     Case(
         "followups.queue_filtered",
@@ -221,8 +228,14 @@ CASES: tuple[Case, ...] = (
             "limit": 20,
         },
     ),
+    Case("followups.queue_due_soon", followups.queue, lambda conn, ctx: {"now": ctx.end, "due": "soon", "limit": 20}),
     Case("followups.summary", followups.summary, lambda conn, ctx: {"now": ctx.end}),
-    Case("followups.mechanic_load", followups.mechanic_load),
+    Case("followups.assignee_options", followups.assignee_options, lambda conn, ctx: {"now": ctx.end}),
+    Case(
+        "followups.assignee_options_category",
+        followups.assignee_options,
+        lambda conn, ctx: {"now": ctx.end, "category": s.REQUEST_CATEGORIES[0]},
+    ),
     Case("followups.weekly", followups.weekly, lambda conn, ctx: {"period": ctx.period}),
     Case("funnel.steps", funnel.funnel, lambda conn, ctx: {"spec": _spec(ctx)}),
     Case("funnel.steps_from_events", funnel.funnel, lambda conn, ctx: {"spec": _spec(ctx), "source": "events"}),
