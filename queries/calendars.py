@@ -425,10 +425,20 @@ def pricing_audit(conn: Connection, *, mechanic_id: str | None = None, limit: in
     )
     for column in ("before", "after"):  # DuckDB returns JSON as text
         frame[column] = [json.loads(v) if isinstance(v, str) else v for v in frame[column]]
-    frame["change"] = [
-        " → ".join(_describe(side) for side in (b, a) if side) for b, a in zip(frame["before"], frame["after"])
-    ]
+    frame["change"] = [_change(b, a) for b, a in zip(frame["before"], frame["after"])]
     return frame
+
+
+def _change(before: dict | None, after: dict | None) -> str:
+    """Before -> after in one line, the words both start with said once:
+    "Monday 09:00-17:00 x1.00 → x2.00"."""
+    if not (before and after):
+        return _describe(before or after) if before or after else ""
+    old, new = _describe(before).split(" "), _describe(after).split(" ")
+    same = 0
+    while same < min(len(old), len(new)) - 1 and old[same] == new[same]:
+        same += 1
+    return f"{' '.join(old)} → {' '.join(new[same:])}"
 
 
 def _describe(snapshot: dict) -> str:

@@ -71,45 +71,61 @@ def slots(engine, mechanic) -> list[tuple]:
         ]
 
 
-def edit(at: AppTest, mechanic: str, edited=None, added=None) -> AppTest:
-    at.session_state[f"slots_{mechanic}_0"] = {
+def edit(at: AppTest, mechanic: str, edited=None, added=None, deleted=None) -> AppTest:
+    """What the grid on screen sends when the manager edits cells, adds or deletes rows."""
+    at.session_state[at.session_state["calendar_editor_key"]] = {
         "edited_rows": edited or {},
         "added_rows": added or [],
-        "deleted_rows": [],
+        "deleted_rows": deleted or [],
     }
     return at.run()
 
 
-def test_editing_flow_rejects_an_invalid_row_and_saves_a_valid_one(calendar):
+def grid(at: AppTest):
+    """The slot editor's rows as drawn: the editable cells, the prices beside them and each row's problem."""
+    return at.data_editor[0].value
+
+
+def test_editing_flow_marks_the_bad_cells_and_saves_a_valid_change(calendar):
     engine, mechanic = calendar
     at = open_page(engine, MANAGER, mechanic, "Weekly slots")
     assert not at.exception
-    assert len(at.data_editor) == 1 and len(at.data_editor[0].value) == 7
+    assert len(at.data_editor) == 1 and len(grid(at)) == 7
+    assert set(grid(at).video_price) == {"$49.99"} and set(grid(at).problem) == {""}
+    assert "chat_price" not in grid(at)  # no base price for chat: no column
+    buttons = {button.label: button for button in at.button}
+    assert buttons["Save weekly slots"].disabled and buttons["Discard changes"].disabled
     before = slots(engine, mechanic)
 
     # Monday (row 2, after Sunday) gets an overlapping extra slot and a multiplier out of range
     at = edit(
         at,
         mechanic,
-        edited={1: {"multiplier": 3.5}},
-        added=[{"day": "Monday", "start": "16:00", "end": "18:00", "available": True, "multiplier": 1.0}],
+        edited={1: {"multiplier": "3.5"}},
+        added=[{"day": "Monday", "start": "16:00", "end": "18:00", "available": True, "multiplier": "1.00"}],
     )
     assert not at.exception
-    assert "2 rows need fixing" in at.error[0].value
-    problems = at.dataframe[-1].value
-    assert problems.Row.tolist() == [2, 8]
-    assert "from 0.50 to 3.00" in problems.Problem[0] and "Overlaps Monday 16:00-18:00 (row 8)" in problems.Problem[0]
-    assert "Save weekly slots" not in [button.label for button in at.button]
+    assert at.error[0].value == "**2 rows need fixing\\.** Nothing is saved until every row is valid."
+    rows = grid(at)
+    assert rows.multiplier[1] == "⚠ 3.5" and rows.video_price[1] == "—"  # the bad cell itself, and no price
+    assert "Multiplier must be from 0.50 to 3.00, got 3.5." in rows.problem[1]
+    assert "Overlaps Monday 16:00-18:00 (row 8)" in rows.problem[1]
+    assert rows.problem[7] == "Overlaps Monday 09:00-17:00 (row 2)." and rows.video_price[7] == "$49.99"
+    assert rows.problem[0] == "" and len(at.dataframe) == 1  # the grid alone: no problem table, no preview
+    assert next(b for b in at.button if b.label == "Save weekly slots").disabled
     assert slots(engine, mechanic) == before
 
-    # a valid change: Monday at 1.50x and an evening slot; previewed, then saved
+    # fixed in the grid: Monday at 1.50x, the evening slot moved to 17:00-19:00 at 2.00x
     at = edit(
         at,
         mechanic,
-        edited={1: {"multiplier": 1.5}},
-        added=[{"day": "Monday", "start": "17:00", "end": "19:00", "available": True, "multiplier": 2.0}],
+        edited={1: {"multiplier": "⚠ 1.5"}, 7: {"start": "17:00:00.000", "end": "19:00", "multiplier": "2"}},
     )
     assert not at.exception and not at.error
+    rows = grid(at)
+    assert rows.multiplier.tolist()[1:2] + rows.multiplier.tolist()[7:] == ["1.5", "2"]
+    assert rows.video_price[1] == "$74.99" and rows.video_price[7] == "$99.98"  # 49.99 x 1.5 = 74.985 -> 74.99
+    assert "2 unsaved changes." in [caption.value for caption in at.caption]
     preview = at.dataframe[-1].value
     assert len(preview) == 14
     monday = preview[preview.day.str.startswith("Mon")].iloc[-1]  # a whole Monday ahead: 16 starts, 4 more after
@@ -122,12 +138,54 @@ def test_editing_flow_rejects_an_invalid_row_and_saves_a_valid_one(calendar):
         (1, dt.time(9), dt.time(17), Decimal("1.50")),
         (1, dt.time(17), dt.time(19), Decimal("2.00")),
     ]
-    assert len(at.data_editor[0].value) == 8  # a fresh editor shows the saved schedule
+    assert len(grid(at)) == 8  # a fresh editor shows the saved schedule
+    assert "No unsaved changes." in [caption.value for caption in at.caption]
     with engine.connect() as conn:
         actions = conn.execute(
             sa.select(s.audit_log.c.action, s.audit_log.c.actor_email).where(s.audit_log.c.actor_email == MANAGER.email)
         ).all()
     assert sorted(actions)[-2:] == [("slot.create", MANAGER.email), ("slot.update", MANAGER.email)]
+
+
+def test_discard_brings_back_the_saved_slots(calendar):
+    engine, mechanic = calendar
+    at = open_page(engine, MANAGER, mechanic, "Weekly slots")
+    before = slots(engine, mechanic)
+    at = edit(at, mechanic, edited={0: {"multiplier": "2.00"}}, deleted=[6])
+    assert len(grid(at)) == 6 and grid(at).video_price[0] == "$99.98"
+    discard = next(button for button in at.button if button.label == "Discard changes")
+    assert not discard.disabled
+    discard.click().run()
+    assert not at.exception
+    assert len(grid(at)) == 7 and set(grid(at).multiplier) == {"1.00"} and set(grid(at).video_price) == {"$49.99"}
+    assert next(b for b in at.button if b.label == "Discard changes").disabled
+    assert slots(engine, mechanic) == before
+
+
+@pytest.mark.parametrize(
+    "typed, message",
+    [
+        ("abc", "Multiplier 'abc' is not a number."),
+        ("0.4", "Multiplier must be from 0.50 to 3.00, got 0.4."),
+        ("1" * 40, "Multiplier must be from 0.50 to 3.00, got 11111111111111111111."),
+        ("1e400", "Multiplier must be from 0.50 to 3.00, got 1e400."),
+        ("1.5\x00", "Multiplier '1.5\\x00' is not a number."),
+        ("<b>2</b>", "Multiplier '<b>2</b>' is not a number."),
+        ("1.255", "Multiplier must be a number with at most two decimals, got 1.255."),
+        ("", "Multiplier is required."),
+    ],
+)
+def test_bad_multipliers_are_marked_in_their_cell_and_nothing_is_saved(calendar, typed, message):
+    engine, mechanic = calendar
+    at = open_page(engine, MANAGER, mechanic, "Weekly slots")
+    before = slots(engine, mechanic)
+    at = edit(at, mechanic, edited={2: {"multiplier": typed}})
+    assert not at.exception
+    assert "1 row needs fixing" in at.error[0].value
+    rows = grid(at)
+    assert rows.multiplier[2].startswith("⚠") and rows.problem[2] == message and rows.video_price[2] == "—"
+    assert next(b for b in at.button if b.label == "Save weekly slots").disabled
+    assert slots(engine, mechanic) == before
 
 
 @pytest.mark.parametrize(
