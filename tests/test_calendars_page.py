@@ -8,18 +8,20 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from dashboard.core import schema as s
+from dashboard.core.audit import record_audit
 from dashboard.core.auth import Actor
 from dashboard.core.period import Period
-from dashboard.domain.calendars.edits import save_weekly_slots, set_base_price
+from dashboard.domain.calendars.edits import BASE_PRICE, save_weekly_slots, set_base_price
 from dashboard.domain.calendars.slots import weekly_slots as weekly_slots_of
 from dashboard.ui import components as ui
-from tests.factories import add_mechanic, add_session, add_staff, staff_fixture, weekly_slot
+from tests.factories import HOSTILE, add_mechanic, add_session, add_staff, staff_fixture, weekly_slot
 from tests.page_support import open_any_page
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "calendars.py"
@@ -274,3 +276,110 @@ def test_a_save_from_an_out_of_date_view_keeps_the_slot_another_manager_added(ca
     assert "changed by mo@example.com at" in at.error[0].value.replace("\\", "").replace("\u2060", "")
     assert len(slots(engine, mechanic)) == len(seen) + 1  # the other manager's slot is still there
     assert len(at.data_editor[0].value) == len(seen) + 1  # and the fresh editor shows it
+
+
+def week_cells(at: AppTest):
+    """The week grid: hours (index) by days, each cell a price, "Booked" or "—"."""
+    return at.dataframe[0].value
+
+
+def test_the_week_shows_each_open_hour_at_its_price_in_money(calendar):
+    engine, mechanic = calendar
+    at = open_page(engine, MANAGER, mechanic, "Week")
+    for _ in range(2):  # the week after next: only the session written here is in it
+        next(button for button in at.button if button.label == "Next week").click().run()
+    monday = dt.date.today() + dt.timedelta(days=14 - dt.date.today().weekday())
+    wednesday_ten = dt.datetime.combine(monday + dt.timedelta(days=2), dt.time(10), ZoneInfo("Europe/Berlin"))
+    with engine.begin() as conn:
+        add_session(conn, uuid.UUID(mechanic), uuid.UUID(mechanic), "scheduled", scheduled_at=wednesday_ten)
+    ui.clear_query_cache()
+    at.run()
+    assert not at.exception
+    cells = week_cells(at)
+    assert list(cells.index) == [f"{hour:02d}:00" for hour in range(9, 17)]  # Berlin is the display timezone
+    assert list(cells.columns)[0] == f"{monday:%a %d %b}" and len(cells.columns) == 7
+    wednesday = f"{monday + dt.timedelta(days=2):%a %d %b}"
+    assert cells.loc["10:00", wednesday] == "Booked"
+    assert (cells.drop(columns=wednesday) == "$49.99").all().all()
+    assert cells[wednesday].tolist().count("$49.99") == 7
+    assert any("Booked" in caption.value and "not available" in caption.value for caption in at.caption)
+
+    at.segmented_control(key="calendar_week_type").set_value("chat").run()
+    assert "No base price is set for chat sessions" in at.info[0].value
+    assert week_cells(at).loc["09:00", wednesday] == "Open"
+
+
+def test_a_link_opens_the_mechanics_calendar_and_the_choice_stays_in_the_url(calendar):
+    engine, mechanic = calendar
+    today = dt.date.today()
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.session_state["_pitwall_context"] = open_any_page(
+        engine, Period(today, today, "Europe/Berlin"), MANAGER, PAGE
+    ).session_state["_pitwall_context"]
+    at.query_params["mechanic"] = mechanic
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="calendar_mechanic").value == mechanic
+    assert "Mia Berlin's profile](mechanics?mechanic=" in " ".join(c.value for c in at.caption)
+    at.selectbox(key="calendar_mechanic").set_value("all").run()
+    assert "mechanic" not in at.query_params
+    unknown = AppTest.from_file(str(PAGE), default_timeout=60)
+    unknown.session_state["_pitwall_context"] = at.session_state["_pitwall_context"]
+    unknown.query_params["mechanic"] = "<script>x</script>"
+    unknown.run()
+    assert not unknown.exception and unknown.selectbox(key="calendar_mechanic").value == "all"
+
+
+def test_previous_this_and_next_week(calendar):
+    engine, mechanic = calendar
+    at = open_page(engine, MANAGER, mechanic, "Week")
+    this_monday = dt.date.today() - dt.timedelta(days=dt.date.today().weekday())
+    press = lambda name: next(b for b in at.button if b.label == name).click().run()  # noqa: E731
+    press("Previous week")
+    assert week_cells(at).columns[0] == f"{this_monday - dt.timedelta(days=7):%a %d %b}"
+    press("Next week")
+    press("Next week")
+    assert week_cells(at).columns[0] == f"{this_monday + dt.timedelta(days=7):%a %d %b}"
+    at.segmented_control(key="calendar_view").set_value("Base prices").run()
+    at.segmented_control(key="calendar_view").set_value("Week").run()  # the week is kept across views
+    assert week_cells(at).columns[0] == f"{this_monday + dt.timedelta(days=7):%a %d %b}"
+    press("This week")
+    assert week_cells(at).columns[0] == f"{this_monday:%a %d %b}"
+
+
+def test_the_audit_trail_speaks_in_labels(calendar):
+    engine, mechanic = calendar
+    with engine.begin() as conn:
+        record_audit(
+            conn, Actor("migration", "admin"), "base_price.set", BASE_PRICE, "chat", None, {"price_cents": 1999}
+        )
+    at = open_page(engine, MANAGER, "all", "Audit trail")
+    assert not at.exception
+    trail = at.dataframe[0].value
+    assert list(trail.columns) == ["When (Europe/Berlin)", "Who", "What", "Mechanic or price", "Change", "Note"]
+    assert trail.Who.tolist()[0] == "Database upgrade" and set(trail.Who[1:]) == {MANAGER.email}
+    assert set(trail.What) == {"Base price set", "Weekly slot added"}
+    assert trail["Mechanic or price"].tolist()[0] == "calendars#Chat sessions"
+    assert f"mechanics?mechanic={mechanic}#Mia Berlin" in trail["Mechanic or price"].tolist()
+    assert trail.Change.tolist()[0] == "$19.99"
+    assert not any("slot.create" in str(v) or "migration" in str(v) for v in trail.to_numpy().ravel())
+
+
+@pytest.mark.parametrize("reason", [HOSTILE[0], HOSTILE[-1]])
+def test_a_reason_in_html_or_markdown_stays_text(calendar, reason):
+    engine, mechanic = calendar
+    at = open_page(engine, MANAGER, mechanic, "Days off")
+    at.text_input(key="override_reason_0").set_value(reason).run()
+    next(button for button in at.button if button.label == "Save override").click().run()
+    assert not at.exception and not at.error
+    assert at.dataframe[0].value.Reason.tolist() == [reason.strip()]  # a table cell: shown as text
+    at.segmented_control(key="calendar_view").set_value("Audit trail").run()
+    assert at.dataframe[0].value.Change.tolist()[0].endswith(f"time off: {reason.strip()}")
+
+
+def test_a_reason_with_a_nul_character_is_refused(calendar):
+    engine, mechanic = calendar
+    at = open_page(engine, MANAGER, mechanic, "Days off")
+    at.text_input(key="override_reason_0").set_value("Holiday\x00").run()
+    assert "contains a NUL character" in at.info[0].value
+    assert not [button for button in at.button if button.label == "Save override"]
