@@ -340,6 +340,7 @@ def heatmaps(mechanic: str, week_start: dt.date, tz: str) -> None:
 
 EDIT_COLUMNS = ["slot_id", "day", "start", "end", "available", "multiplier"]
 MARK = "⚠"
+GRIDS_DRAWN = "calendar_grids_drawn"
 PROBLEM_STYLE = "background-color: rgba(255, 75, 75, 0.2)"
 
 
@@ -448,6 +449,12 @@ def draft_key(mechanic: str, version: int) -> str:
     return f"slots_draft_{mechanic}_{version}"
 
 
+def next_grid_key(mechanic: str) -> str:
+    """A key no grid of this session had: a grid drawn afresh must not take up an old one's edits."""
+    st.session_state[GRIDS_DRAWN] = st.session_state.get(GRIDS_DRAWN, 0) + 1
+    return f"slots_{mechanic}_{st.session_state[GRIDS_DRAWN]}"
+
+
 def discard(mechanic: str, version: int) -> None:
     st.session_state.pop(draft_key(mechanic, version), None)
     st.toast("Changes discarded: the saved weekly slots are back.", icon=":material/undo:")
@@ -482,13 +489,12 @@ def weekly_slots(mechanic: str, editable: bool) -> None:
     key = draft_key(mechanic, version)
     if key not in st.session_state:
         stored = stored_draft(ui.run_query(calendars.weekly_slots, mechanic_id=mechanic))
-        st.session_state[key] = {"seen": stored, "rows": stored, "rev": 0}
+        st.session_state[key] = {"seen": stored, "rows": stored, "grid": next_grid_key(mechanic)}
     draft = st.session_state[key]
-    editor_key = f"slots_{mechanic}_{version}_{draft['rev']}"
-    pending = st.session_state.get(editor_key) or {}
+    pending = st.session_state.get(draft["grid"]) or {}
     if any(pending.get(part) for part in ("edited_rows", "added_rows", "deleted_rows")):
-        draft.update(rows=apply_edits(draft["rows"], pending), rev=draft["rev"] + 1)
-        editor_key = f"slots_{mechanic}_{version}_{draft['rev']}"
+        draft.update(rows=apply_edits(draft["rows"], pending), grid=next_grid_key(mechanic))
+    editor_key = draft["grid"]
     st.session_state["calendar_editor_key"] = editor_key  # the grid on screen (the page tests edit it)
     prices = {
         row.session_type: int(row.price_cents)
@@ -522,12 +528,18 @@ def weekly_slots(mechanic: str, editable: bool) -> None:
             st.caption(f"{ui.plural(changed, 'unsaved change')}." if changed else "No unsaved changes.")
     if problem is not None:
         st.error(
-            f"**{ui.escape_markdown(problem)}** Nothing is saved until every row is valid.", icon=":material/error:"
+            f"**{ui.escape_markdown(problem)}** Nothing is saved until every row is valid. "
+            + " ".join(
+                f"Row {position + 1}: {ui.escape_markdown(' '.join(messages))}"
+                for position, messages in list(problem.row_errors.items())[:3]
+            ),
+            icon=":material/error:",
         )
     price_columns = {
         f"{t}_price": st.column_config.TextColumn(
             f"{label('session_type', t)} price",
             disabled=True,
+            width=80,
             help=f"Base price {ui.fmt_money(base)} x the multiplier.",
         )
         for t, base in prices.items()
@@ -540,20 +552,27 @@ def weekly_slots(mechanic: str, editable: bool) -> None:
         hide_index=True,
         column_order=["day", "start", "end", "available", "multiplier", *price_columns, "problem"],
         column_config={
-            "day": st.column_config.SelectboxColumn("Day", options=[DAY_NAMES[d] for d in MONDAY_FIRST], required=True),
-            "start": st.column_config.TimeColumn("Start", format="HH:mm", step=dt.timedelta(minutes=15), required=True),
-            "end": st.column_config.TimeColumn("End", format="HH:mm", step=dt.timedelta(minutes=15), required=True),
+            "day": st.column_config.SelectboxColumn(
+                "Day", options=[DAY_NAMES[d] for d in MONDAY_FIRST], required=True, width=95
+            ),
+            "start": st.column_config.TimeColumn(
+                "Start", format="HH:mm", step=dt.timedelta(minutes=15), required=True, width=65
+            ),
+            "end": st.column_config.TimeColumn(
+                "End", format="HH:mm", step=dt.timedelta(minutes=15), required=True, width=65
+            ),
             "available": st.column_config.CheckboxColumn(
-                "Available", default=True, help="Unticked: the hours are kept but not bookable."
+                "Available", default=True, width=85, help="Unticked: the hours are kept but not bookable."
             ),
             # Text, so any value typed stays visible with its problem instead of being refused or clamped.
             "multiplier": st.column_config.TextColumn(
                 "Multiplier",
                 default="1.00",
+                width=95,
                 help=f"From {MULTIPLIER_MIN} to {MULTIPLIER_MAX}, two decimals at most.",
             ),
             **price_columns,
-            "problem": st.column_config.TextColumn("Problem", disabled=True, width="large"),
+            "problem": st.column_config.TextColumn("Problem", disabled=True, width=300),
         },
     )
     if not prices:

@@ -107,7 +107,7 @@ def test_editing_flow_marks_the_bad_cells_and_saves_a_valid_change(calendar):
         added=[{"day": "Monday", "start": "16:00", "end": "18:00", "available": True, "multiplier": "1.00"}],
     )
     assert not at.exception
-    assert at.error[0].value == "**2 rows need fixing\\.** Nothing is saved until every row is valid."
+    assert at.error[0].value.startswith("**2 rows need fixing\\.** Nothing is saved until every row is valid. Row 2: ")
     rows = grid(at)
     assert rows.multiplier[1] == "⚠ 3.5" and rows.video_price[1] == "—"  # the bad cell itself, and no price
     assert "Multiplier must be from 0.50 to 3.00, got 3.5." in rows.problem[1]
