@@ -152,11 +152,11 @@ def results(matches: pd.DataFrame, text: str, tz: str) -> str | None:
     if len(matches) > q.SEARCH_LIMIT:
         st.warning(
             f"More than {q.SEARCH_LIMIT} customers match; the first {q.SEARCH_LIMIT} are listed. "
-            "Refine your search: type more of the email or the full name.",
+            "Refine your search: type more of the email or the full name. Select a row to open a customer.",
             icon=":material/manage_search:",
         )
     else:
-        st.caption(f"{len(matches):,} matches: pick one.")
+        st.caption(f"{len(matches):,} matches: select a row to open the customer.")
     picked = st.dataframe(
         shown.assign(
             customer=[
@@ -164,7 +164,7 @@ def results(matches: pd.DataFrame, text: str, tz: str) -> str | None:
                 for cid, name, email in zip(shown.customer_id, shown.full_name, shown.email)
             ],
             plan=shown.plan.map(lambda code: label("plan", code)),
-            last_activity=shown.last_activity.dt.tz_convert(tz),
+            last_activity=[ui.fmt_datetime(at, tz) for at in shown.last_activity],
         ),
         hide_index=True,
         column_order=["customer", "email", "plan", "last_activity"],
@@ -172,7 +172,7 @@ def results(matches: pd.DataFrame, text: str, tz: str) -> str | None:
             "customer": name_column("Name", help="Opens the customer in a new tab.", pinned=True),
             "email": "Email",
             "plan": "Plan",
-            "last_activity": st.column_config.DatetimeColumn(f"Last activity ({tz})", format="D MMM YYYY, HH:mm"),
+            "last_activity": f"Last activity ({tz})",
         },
         on_select="rerun",
         selection_mode="single-row",

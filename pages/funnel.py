@@ -136,9 +136,7 @@ def breakdown_tab(spec: FunnelSpec) -> None:
     dimension = left.selectbox(
         "Break down by", list(q.BREAKDOWNS), format_func=q.BREAKDOWNS.get, key="funnel_breakdown"
     )
-    top_n = right.slider(
-        "Largest groups shown (the rest are summed as “(other)”)", 1, q.MAX_TOP_N, 8, key="funnel_top_n"
-    )
+    top_n = right.slider("Largest groups shown (the rest are summed as “Other”)", 1, q.MAX_TOP_N, 8, key="funnel_top_n")
     frame = ui.run_query(q.breakdown, "the breakdown", spec=spec, dimension=dimension, top_n=top_n)
     frame = frame.assign(group=frame.group.map(lambda group: group_label(dimension, group)))
     fig = px.bar(frame, x="conversion", y="group", orientation="h", custom_data=[spec.steps[0], spec.steps[-1]])

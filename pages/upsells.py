@@ -6,6 +6,8 @@ Numbers follow the recommendations shown in the period to what became of them (s
 service is previewed as the card the customer sees (the fields of the API's ``UpsellCard``).
 """
 
+import html
+
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
@@ -13,13 +15,15 @@ import streamlit as st
 from dashboard.core.schema import RECOMMENDATION_TYPES
 from dashboard.domain.upsells import save_service
 from dashboard.ui import components as ui
-from dashboard.ui.labels import label
+from dashboard.ui.labels import actor_label, label
 from dashboard.ui.links import mechanic_url, name_column, with_name
 from queries import upsells as q
 
 NEW = "new"
 MONEY_TICKS = "$,.2f"  # axis ticks like the tiles: $1,234.50
 CARDS_PER_ROW = 3
+CARD_STYLE = """<style>.pw-card-call { background: #C2410C; color: #fff; border-radius: 0.5rem; padding: 0.45rem;
+text-align: center; font-weight: 600; }</style>"""
 # The button of the card in the customer's app for each type (the API sends the card's kind;
 # the app draws the button).
 CALLS_TO_ACTION = {
@@ -225,14 +229,8 @@ def card(service) -> None:
         if service.description:
             st.markdown(ui.escape_markdown(service.description))
         st.markdown(f"### {ui.fmt_money(service.price_cents)}")
-        st.button(
-            CALLS_TO_ACTION.get(service.recommendation_type, "Add"),
-            key=f"card_{service.service_id}",
-            type="primary",
-            disabled=True,
-            help="What the customer taps; here it does nothing.",
-            width="stretch",
-        )
+        call = html.escape(CALLS_TO_ACTION.get(service.recommendation_type, "Add"))
+        st.html(f'<div class="pw-card-call" title="What the customer taps">{call}</div>{CARD_STYLE}')
         if not service.is_active:
             ui.status_badge("Not offered: inactive", icon=":material/pause_circle:")
 
@@ -248,11 +246,11 @@ def card_previews(frame) -> None:
 
 def catalogue() -> None:
     frame = ui.run_query(q.catalogue)
-    st.caption("The services offered now, one active per type; a recommendation keeps the price it was shown at.")
+    st.caption("Every service as it is now, one active per type; a recommendation keeps the price it was shown at.")
     st.dataframe(
         frame.assign(
             price=frame.price_cents / 100,
-            updated_by=frame.updated_by.fillna("—"),
+            updated_by=frame.updated_by.map(actor_label),
             recommendation_type=frame.recommendation_type.map(type_label),
         ),
         hide_index=True,

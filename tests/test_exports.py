@@ -103,3 +103,12 @@ def test_export_times_are_to_the_second_in_the_display_timezone():
         "Name,When (UTC)",
         "'=Ann,2024-03-10 06:59:59",  # the id stays out, the name is inert
     ]
+
+
+def test_who_changed_something_reads_as_a_person_or_a_label():
+    from dashboard.ui.labels import actor_label
+
+    assert actor_label("migration 16") == "Database upgrade"
+    assert actor_label("intake job") == "Intake job"
+    assert actor_label("ada@pitwall.test") == "ada@pitwall.test"
+    assert actor_label(None) == "—"
