@@ -176,6 +176,31 @@ CASES: tuple[Case, ...] = (
         },
     ),
     Case("calendars.pricing_audit", calendars.pricing_audit),
+    Case(
+        "calendars.week_prices",
+        calendars.week_prices,
+        lambda conn, ctx: {
+            "mechanic_id": _mechanic(ctx),
+            "week_start": _week(ctx),
+            "tz": "America/New_York",
+            "session_type": "video",
+        },
+    ),
+    Case(
+        "calendars.utilisation_this_week",
+        calendars.utilisation_this_week,
+        lambda conn, ctx: {"tz": "America/New_York", "today": ctx.end.date()},
+    ),
+    Case(
+        "calendars.demand_by_hour_of_week",
+        calendars.demand_by_hour_of_week,
+        lambda conn, ctx: {"tz": "America/New_York", **_bounds(ctx)},
+    ),
+    Case(
+        "calendars.unfilled_peak_hours",
+        calendars.unfilled_peak_hours,
+        lambda conn, ctx: {"tz": "America/New_York", "today": ctx.end.date()},
+    ),
     Case("customers.search_name", customers.search, lambda conn, ctx: {"text": "smith"}),
     Case("customers.search_email", customers.search, lambda conn, ctx: {"text": "james.smith1"}),
     Case("customers.customer", customers.customer, lambda conn, ctx: {"customer_id": ctx.sample["customer_id"]}),
@@ -295,12 +320,21 @@ CASES: tuple[Case, ...] = (
     Case("overview.kpis", overview.kpis, lambda conn, ctx: {"period": ctx.period}),
     Case("overview.open_follow_ups", overview.open_follow_ups),
     Case("overview.sessions_per_day", overview.sessions_completed_per_day, lambda conn, ctx: {"period": ctx.period}),
+    Case("overview.emails_to_decide", overview.emails_to_decide),
+    Case(
+        "overview.week_capacity",
+        overview.week_capacity,
+        lambda conn, ctx: {"week_start": _week(ctx), "tz": "UTC", "session_minutes": 30, "now": ctx.end},
+    ),
     Case("reviews.queue", reviews.moderation_queue),
     Case(
         "reviews.queue_flagged_low_ratings",
         reviews.moderation_queue,
         lambda conn, ctx: {"flags": ("profanity", "personal_data"), "ratings": (1, 2)},
     ),
+    Case("reviews.queue_page_50", reviews.moderation_queue, lambda conn, ctx: {"limit": 20, "offset": 980}),
+    Case("reviews.queue_size", reviews.queue_size),
+    Case("reviews.queue_size_published", reviews.queue_size, lambda conn, ctx: {"status": "published"}),
     Case("reviews.queue_flag_counts", reviews.queue_flag_counts),
     Case(
         "reviews.customer_history", reviews.recent_reviews, lambda conn, ctx: {"customer_id": ctx.sample["customer_id"]}
