@@ -27,7 +27,7 @@ from dashboard.domain.emails.render import email_context, load_brand, render, sa
 from dashboard.domain.emails.settings import EmailSettings
 from dashboard.domain.emails.worker import run_now, run_now_blocker, run_running, utc_now
 from dashboard.ui import components as ui
-from dashboard.ui.axes import count_axis
+from dashboard.ui.axes import whole_ticks
 from dashboard.ui.downloads import csv_download
 from dashboard.ui.exports import as_csv
 from dashboard.ui.labels import label
@@ -250,7 +250,9 @@ def failed_tab(tz: str) -> None:
     if groups.empty:
         ui.empty_state("No email has failed.", "Emails Resend refuses, or that run out of attempts, show here.")
         return
-    st.caption(f"{ui.plural(int(groups.emails.sum()), 'failed email')} of any date, by cause, most first.")
+    ui.scope_caption(
+        ui.ALL_TIME, f"{ui.plural(int(groups.emails.sum()), 'failed email')} of any date, by cause, most first."
+    )
     rows = list(groups.itertuples())
     for start in range(0, len(rows), GROUPS_PER_ROW):  # at most three side by side: each stays readable at 1280 px
         for column, group in zip(st.columns(GROUPS_PER_ROW), rows[start : start + GROUPS_PER_ROW]):
@@ -387,7 +389,7 @@ ui.kpi_row(
         ),
     ]
 )
-st.caption(f"Emails queued from {period.start:%d %b %Y} to {period.end:%d %b %Y} ({period.tz}).")
+ui.scope_caption(period, "Emails by the day they were queued.")
 
 if per_day.empty:
     ui.empty_state(
@@ -408,11 +410,16 @@ else:
         },
     )
     fig.update_traces(hovertemplate="%{x|%a %d %b %Y}: %{y:,} %{fullData.name}<extra></extra>")
-    fig.update_layout(
-        legend=dict(title=None, xanchor="right", x=1),
-        yaxis=count_axis(shown.groupby("day").emails.sum().max() if len(shown) else 0),
+    fig.update_layout(legend=dict(title=None, xanchor="right", x=1))
+    whole_ticks(fig, shown.groupby("day").emails.sum().max() if len(shown) else 0)
+    ui.mark_partial(fig, sorted(shown.day.unique()), "day", period.tz)  # today, drawn "so far"
+    ui.chart(
+        fig,
+        title="Emails queued per day, by status",
+        x_title=f"Day ({period.tz})",
+        y_title="Emails (count)",
+        y_format="count",
     )
-    ui.chart(fig, title="Emails queued per day, by status", x_title=f"Day ({period.tz})", y_title="Emails (count)")
 
 outbox_tab, failed_tab_, uncertain_tab, templates_tab = st.tabs(
     list(TABS.values()), default=TABS.get(wanted_tab, TABS["outbox"]), key="emails_tab"

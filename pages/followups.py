@@ -26,7 +26,7 @@ from dashboard.core.auth import Actor
 from dashboard.core.schema import FOLLOW_UP_PRICE_MAX_CENTS, FOLLOW_UP_STATES, FOLLOW_UP_TYPES, PLANS
 from dashboard.domain import followups as fu
 from dashboard.ui import components as ui
-from dashboard.ui.axes import count_axis
+from dashboard.ui.axes import whole_ticks
 from dashboard.ui.downloads import csv_download
 from dashboard.ui.exports import as_csv
 from dashboard.ui.labels import label
@@ -46,7 +46,6 @@ SLA_BADGES = {  # sla_state -> (label, tone, icon)
 ORDER_LABELS = {"due": "Most overdue first", "oldest": "Oldest first"}
 DUE_LABELS = {"overdue": "Past their target", "soon": f"Due within {queries.SOON_MINUTES // 60} h"}
 URL_STATES = ("open", "assigned")  # ?state= values (one state of the waiting ones)
-PARTIAL_OPACITY = 0.45  # a week only partly in the period is drawn lighter
 WEEK_MS = 7 * 24 * 3600 * 1000
 SUMMARY_PARTS = {
     "findings": "Findings",
@@ -149,10 +148,10 @@ def parent_summary(row, tz: str) -> None:
         )
         if pd.isna(row.summary_submitted_at):
             st.caption("The mechanic has not written a summary.")
-        for column, label in SUMMARY_PARTS.items():
+        for column, part in SUMMARY_PARTS.items():
             text = getattr(row, column)
             if text:
-                st.markdown(f"**{label}**")
+                st.markdown(f"**{part}**")
                 st.text(text)
 
 
@@ -335,8 +334,8 @@ def export(frame: pd.DataFrame, tz: str) -> bytes:
 
 
 def partial_weeks(weeks: pd.DataFrame) -> pd.Series:
-    """Weeks only partly in the period (its first or last, e.g. the week in progress).
-    Kept here so the page can switch to a shared partial-bucket helper in one place."""
+    """Weeks only partly in the period (its first or last; ``ui.mark_partial`` also draws the
+    week in progress as "so far")."""
     return weeks.days < 7
 
 
@@ -354,10 +353,6 @@ def weekly_chart(period) -> None:
                 y=weeks.follow_ups,
                 name="Follow-ups asked",
                 customdata=note,
-                marker=dict(
-                    opacity=[PARTIAL_OPACITY if p else 1.0 for p in partial],
-                    pattern=dict(shape=["/" if p else "" for p in partial]),
-                ),
                 hovertemplate="Week of %{x|%d %b %Y}%{customdata}: %{y:,} asked<extra></extra>",
             ),
             go.Scatter(
@@ -367,7 +362,6 @@ def weekly_chart(period) -> None:
                 yaxis="y2",
                 mode="lines+markers",
                 customdata=note,
-                marker=dict(symbol=["circle-open" if p else "circle" for p in partial], size=8),
                 hovertemplate="Week of %{x|%d %b %Y}%{customdata}: %{y:,.1f} h median<extra></extra>",
             ),
         ]
@@ -382,23 +376,22 @@ def weekly_chart(period) -> None:
             tickmode="auto",
             tickformat=",.1f",
         ),
-        yaxis=count_axis(weeks.follow_ups.max()),
         legend=dict(yanchor="bottom", y=1.0, xanchor="right", x=1),
     )
     # A tick on Mondays, at most about a dozen of them.
     fig.update_xaxes(tick0=weeks.week.iloc[0], dtick=WEEK_MS * max(1, len(weeks) // 12), tickformat="%d %b")
+    whole_ticks(fig, weeks.follow_ups.max())
+    ui.mark_partial(fig, list(weeks.week), "week", period.tz)  # the week in progress, drawn "so far"
     ui.chart(
         fig,
         title="Follow-ups asked per week and their median time to answer",
         x_title=f"Week starting Monday ({period.tz})",
         y_title="Follow-ups asked (count)",
+        y_format="count",
     )
     if partial.any():
         shown = [f"{w:%d %b} ({d} of 7 days)" for w, d, p in zip(weeks.week, weeks.days, partial) if p]
-        st.caption(
-            f"Drawn lighter and hatched: {', '.join(shown)}, only partly in the period, so their counts are "
-            "not comparable with full weeks."
-        )
+        st.caption(f"Only partly in the period: {', '.join(shown)}; their counts are not comparable with full weeks.")
     if weeks.answered.sum() == 0:
         st.caption(
             "None of the follow-ups asked in this period has been answered here yet, so there is "
@@ -518,9 +511,12 @@ ui.kpi_row(
         ui.Kpi("Unassigned", ui.fmt_count(counts.open), help="Open follow-ups no mechanic has been assigned yet."),
     ]
 )
-st.caption(
-    f"Waiting now, whatever the period ({ui.plural(int(counts.answered), 'follow-up')} answered and not closed yet). "
-    f"Ages as of {ui.fmt_datetime(now, tz)} ({tz})."
+ui.scope_caption(
+    ui.NOW,
+    ui.escape_markdown(
+        f"{ui.plural(int(counts.answered), 'follow-up')} answered and not closed yet. "
+        f"Ages as of {ui.fmt_datetime(now, tz)} ({tz})."
+    ),
 )
 
 load_frame = ui.run_query(queries.assignee_options, now=now)
