@@ -64,7 +64,7 @@ def test_support_records_an_answer_and_sees_it(journey_app):
         card = page.get_by_test_id("stVerticalBlock").filter(has_text=QUESTION).last
         expect(card).to_contain_text("Due soon")
         expect(page.get_by_test_id("stMetric").filter(has_text="Due within 2 h")).to_be_visible()
-        expect(page.get_by_text("Waiting now, whatever the period")).to_be_visible()
+        expect(page.get_by_text("Now, whatever the period in the sidebar.")).to_be_visible()
         cards = page.locator("[class*='st-key-followup_']").filter(has=page.get_by_test_id("stText"))
         for n in range(cards.count()):  # only follow-ups due within 2 h: none overdue, each with time left
             expect(cards.nth(n)).to_contain_text(re.compile(r"(Due soon|On track) · (\d+h )?\d+m left"))
@@ -123,3 +123,7 @@ def test_support_records_an_answer_and_sees_it(journey_app):
         page.set_viewport_size({"width": 1920, "height": 1080})
         settle(page)
         step(page, "support-followups", 4, "answer-shown-1920")
+        chart = page.locator(".js-plotly-plot").first
+        chart.scroll_into_view_if_needed()
+        expect(page.get_by_text("Only partly in the period:")).to_be_visible()  # the first or last week
+        step(page, "support-followups", 5, "weekly-chart-1920")

@@ -693,6 +693,8 @@ def mark_partial(fig: go.Figure, buckets: Sequence, grain: str, tz: str, *, toda
                     line=dict(color=trace.line.color or color, dash="dash"),
                     hovertemplate=trace.hovertemplate,
                     showlegend=True,
+                    xaxis=trace.xaxis,  # on the same axes as the line it continues (e.g. a second y axis)
+                    yaxis=trace.yaxis,
                 )
             )
             trace.update(y=[None if mark else y for y, mark in zip(ys, marks)], line_color=trace.line.color or color)
