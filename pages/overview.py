@@ -36,7 +36,7 @@ def support_tiles(now: dt.datetime) -> list[ui.HomeTile]:
     else:
         todo, tone = "The queue is clear.", "good"
     counts = ui.run_query(followups.summary, now=now, rules=FollowUpRules.from_settings(ui.settings())).iloc[0]
-    late, soon = int(counts.breached), int(counts.due_soon)
+    late, soon = int(counts.breached), int(counts.soon)  # soon: what the page's ?due=soon lists
     return [
         ui.HomeTile(
             "Reviews waiting",
@@ -69,7 +69,7 @@ def support_tiles(now: dt.datetime) -> list[ui.HomeTile]:
             "Open due soon",
             {"due": "soon"},
             "warning" if soon else "good",
-            help="Waiting follow-ups close to their first-response target, as the Follow-ups page counts them.",
+            help="Waiting follow-ups due within the next 2 hours, as the Follow-ups page counts them.",
         ),
     ]
 
