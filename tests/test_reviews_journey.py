@@ -67,6 +67,7 @@ def test_support_moderates_with_the_keyboard(journey_app, journey_demo):
         page.keyboard.press("j")
         settle(page)
         expect(cards[1]).to_have_css("outline-style", "solid")
+        expect(cards[1]).to_be_in_viewport(ratio=0.9)  # scrolled into view
         expect(cards[0]).to_have_css("outline-style", "none")
         page.keyboard.press("k")
         settle(page)
