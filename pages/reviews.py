@@ -32,7 +32,7 @@ from dashboard.domain.reviews import (
 from dashboard.ui import components as ui
 from dashboard.ui import keyboard
 from dashboard.ui.labels import label
-from dashboard.ui.links import customer_url, name_column, page_url, with_name
+from dashboard.ui.links import customer_url, mechanic_url, name_column, with_name
 from dashboard.ui.paging import Page, page_of
 from queries import mechanics as mechanic_queries
 from queries import reviews as review_queries
@@ -208,11 +208,6 @@ def hide_controls(
     )
 
 
-def profile_url(mechanic_id) -> str:
-    """The mechanic's profile tab (``links.mechanic_url`` alone opens the leaderboard today)."""
-    return page_url("mechanics.py", view="Profile", mechanic=mechanic_id)
-
-
 def person_link(name: str | None, url: str | None, missing: str) -> str:
     """Markdown: the person's name (escaped) linking to their page, or ``missing``."""
     if not name or url is None:
@@ -226,7 +221,7 @@ def history_table(frame: pd.DataFrame, review_id, other: str, tz: str) -> None:
         st.caption("No other reviews.")
         return
     if other == "mechanic_name":
-        names = [with_name(profile_url(m), n) for m, n in zip(frame.mechanic_id, frame.mechanic_name)]
+        names = [with_name(mechanic_url(m), n) for m, n in zip(frame.mechanic_id, frame.mechanic_name)]
     else:
         names = [
             with_name(customer_url(c), n or "deleted account") if c is not None else None
@@ -297,7 +292,7 @@ def suggestion_text(suggested: str, flags: list[str]) -> str:
 def review_card(row, focus: bool, focus_next: str | None, tz: str, now: dt.datetime) -> None:
     review_id = str(row.id)
     with st.container(border=True, key=f"review_{review_id}"):
-        mechanic = person_link(row.mechanic_name, profile_url(row.mechanic_id), "an unknown mechanic")
+        mechanic = person_link(row.mechanic_name, mechanic_url(row.mechanic_id), "an unknown mechanic")
         author = person_link(
             row.customer_name or row.customer_email,
             customer_url(row.customer_id) if row.customer_id is not None else None,
@@ -516,7 +511,7 @@ else:
     ids = [str(rid) for rid in queue.id]
     focus = keyboard.focused(FOCUS, ids)
     with st.container(horizontal=True, vertical_alignment="center", key="queue_pager"):
-        st.markdown(f"**{page.range_text()}**", width="content")
+        st.markdown(f"**{page.range_text('review')}**", width="content")
         st.button(
             "Previous page",
             icon=":material/chevron_left:",

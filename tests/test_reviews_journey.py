@@ -51,7 +51,7 @@ def test_support_moderates_with_the_keyboard(journey_app, journey_demo):
     total, first, second = rows["waiting"], journey_demo.review_id, str(rows["mild"][0])
     with browser_page() as page:
         open_page(page, f"{url}/reviews", "Review moderation")
-        expect(page.get_by_text(f"1–20 of {total:,}", exact=True)).to_be_visible()
+        expect(page.get_by_text(f"1–20 of {total:,} reviews", exact=True)).to_be_visible()
         cards = [page.locator(f".st-key-review_{rid}") for rid in (first, second)]
         expect(cards[0]).to_have_css("outline-style", "solid")  # the focus ring starts on the oldest
         expect(cards[1]).to_have_css("outline-style", "none")
@@ -97,7 +97,7 @@ def test_support_moderates_with_the_keyboard(journey_app, journey_demo):
 
         total -= 1
         page.get_by_role("button", name="Next page").click()
-        expect(page.get_by_text(f"21–40 of {total:,}", exact=True)).to_be_visible()
+        expect(page.get_by_text(f"21–40 of {total:,} reviews", exact=True)).to_be_visible()
         assert "page=2" in page.url
         settle(page)
         page.get_by_role("button", name="Select all shown").click()
