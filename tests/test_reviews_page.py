@@ -103,7 +103,10 @@ def test_bulk_publish_and_filters(shop):
     at.button(key="bulk_publish").click().run()
     assert not at.exception and not at.error
     assert {status_of(shop["engine"], rid) for rid in (second, shop["waiting"])} == {"published"}
-    assert "The queue is clear." in text(at.info)
+    assert "The queue is clear." in text(at.info) and "Published 2 reviews." in text(at.markdown)
+    at.button(key="decision_notice_undo").click().run()  # a bulk decision is undone as one
+    assert {status_of(shop["engine"], rid) for rid in (second, shop["waiting"])} == {"pending"}
+    assert "Undone: 2 reviews back as before." in text(at.markdown) and "**1–2 of 2 reviews**" in text(at.markdown)
 
 
 @pytest.fixture
@@ -278,6 +281,11 @@ def test_unknown_link_parameters_say_so_and_show_the_waiting_queue(shop):
     assert "<b>" not in "\n".join(str(w.value) for w in at.warning)  # escaped
     assert cards(at) == [str(shop["waiting"])]
     assert "status" not in at.query_params and "flag" not in at.query_params  # taken out of the URL
+
+    at = open_reviews(status="pend\x00ing", flag="profanity'; DROP TABLE mechanic_reviews; --")
+    assert not at.exception and cards(at) == [str(shop["waiting"])]
+    assert "is not one of pending, published or hidden" in text(at.warning)
+    assert "is not a flag reviews get" in text(at.warning)
 
     at = open_reviews(status="hidden")
     assert at.segmented_control(key="status_pick").value == "hidden"
