@@ -539,7 +539,7 @@ def weekly_slots(mechanic: str, editable: bool) -> None:
         f"{t}_price": st.column_config.TextColumn(
             f"{label('session_type', t)} price",
             disabled=True,
-            width=80,
+            width=75,
             help=f"Base price {ui.fmt_money(base)} x the multiplier.",
         )
         for t, base in prices.items()
@@ -553,13 +553,13 @@ def weekly_slots(mechanic: str, editable: bool) -> None:
         column_order=["day", "start", "end", "available", "multiplier", *price_columns, "problem"],
         column_config={
             "day": st.column_config.SelectboxColumn(
-                "Day", options=[DAY_NAMES[d] for d in MONDAY_FIRST], required=True, width=95
+                "Day", options=[DAY_NAMES[d] for d in MONDAY_FIRST], required=True, width=90
             ),
             "start": st.column_config.TimeColumn(
-                "Start", format="HH:mm", step=dt.timedelta(minutes=15), required=True, width=65
+                "Start", format="HH:mm", step=dt.timedelta(minutes=15), required=True, width=60
             ),
             "end": st.column_config.TimeColumn(
-                "End", format="HH:mm", step=dt.timedelta(minutes=15), required=True, width=65
+                "End", format="HH:mm", step=dt.timedelta(minutes=15), required=True, width=60
             ),
             "available": st.column_config.CheckboxColumn(
                 "Available", default=True, width=85, help="Unticked: the hours are kept but not bookable."
@@ -836,7 +836,7 @@ def peak_pricing(mechanic: str, editable: bool, version: int) -> None:
 
 def base_prices(editable: bool, version: int) -> None:
     st.caption(
-        "A slot's price is the base price x its multiplier, rounded half up to whole cents. "
+        "A slot's price is the base price times its multiplier, to the cent. "
         "Sessions already booked keep the price they were booked at."
     )
     prices = ui.run_query(calendars.base_prices)
@@ -848,7 +848,7 @@ def base_prices(editable: bool, version: int) -> None:
             )
             if current:
                 st.caption(
-                    f"Set by {ui.escape_markdown(row.updated_by or 'the platform')} on "
+                    f"Set by {ui.escape_markdown(who_label(row.updated_by or 'platform'))} on "
                     f"{ui.fmt_datetime(row.updated_at, TZ, date_only=True)}"
                 )
             if editable:
