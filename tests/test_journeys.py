@@ -33,7 +33,7 @@ def test_admin_journey(journey_app):
             page.get_by_test_id("stDownloadButton").locator("button").click()
         assert download.value.suggested_filename.startswith("drop-off-step-1-")
         lines = open(download.value.path(), encoding="utf-8").read().splitlines()
-        assert "email" in lines[0].split(",") and len(lines) > 1, lines[:2]
+        assert "Email" in lines[0].split(",") and len(lines) > 1, lines[:2]
         step(page, "admin", 3, "funnel-drop-off")
 
         open_page(page, f"{url}/upsells", "Upsells")
