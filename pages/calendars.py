@@ -48,6 +48,7 @@ from queries import calendars
 
 ALL = "all"
 VIEWS = ("Week", "Heatmaps", "Weekly slots", "Days off", "Peak pricing", "Base prices", "Audit trail")
+VIEW_PARAMS = dict(zip(("week", "heatmaps", "slots", "days-off", "peak", "prices", "audit"), VIEWS))  # ?view=
 PREVIEW_DAYS = 14
 BUSIEST_SHOWN = 25
 MONDAY_FIRST = (1, 2, 3, 4, 5, 6, 0)
@@ -914,7 +915,7 @@ def audit_trail(mechanic: str, tz: str) -> None:
             "Note": st.column_config.TextColumn(width=100),
         },
     )
-    st.caption(f"The latest {len(trail):,} change{'' if len(trail) == 1 else 's'}, newest first (all time).")
+    ui.scope_caption(ui.ALL_TIME, f"The latest {len(trail):,} change{'' if len(trail) == 1 else 's'}, newest first.")
 
 
 # --- the page -----------------------------------------------------------------------------
@@ -948,9 +949,12 @@ if unknown:
         f"until it is fixed: {ui.escape_markdown(', '.join(unknown[:10]))}.",
         icon=":material/schedule:",
     )
-# A link opens one mechanic's calendar (``?mechanic=<id>``); the choice is kept in the URL.
+# A link opens one mechanic's calendar (``?mechanic=<id>``) and a view (``?view=heatmaps``); the
+# choices are kept in the URL.
 if "calendar_mechanic" not in st.session_state and st.query_params.get("mechanic") in NAMES:
     st.session_state["calendar_mechanic"] = st.query_params["mechanic"]
+if "calendar_view" not in st.session_state and st.query_params.get("view") in VIEW_PARAMS:
+    st.session_state["calendar_view"] = VIEW_PARAMS[st.query_params["view"]]
 
 
 @st.fragment
@@ -963,17 +967,18 @@ def calendar() -> None:
     elif st.query_params.get("mechanic") != mechanic:
         st.query_params["mechanic"] = mechanic
     view = st.segmented_control("View", VIEWS, default="Week", required=True, key="calendar_view")
+    wanted = next(param for param, name in VIEW_PARAMS.items() if name == view)
+    if st.query_params.get("view") != wanted:
+        st.query_params["view"] = wanted
     week_start = None
     if view in ("Week", "Heatmaps"):
         week_start = week_picker()
-        st.caption(
-            f"Week of {week_start:%a %d %b} – {week_start + dt.timedelta(days=6):%a %d %b %Y}, "
-            f"in {ui.escape_markdown(TZ)}: this page uses its own week, not the sidebar's period."
-            + (
-                f" [Open {ui.escape_markdown(NAMES[mechanic])}'s profile]({mechanic_url(mechanic)})"
-                if mechanic != ALL
-                else ""
-            )
+        ui.scope_caption(
+            f"week of {week_start:%a %d %b} – {week_start + dt.timedelta(days=6):%a %d %b %Y} "
+            f"in {ui.escape_markdown(TZ)}",
+            f"[Open {ui.escape_markdown(NAMES[mechanic])}'s profile]({mechanic_url(mechanic)})"
+            if mechanic != ALL
+            else None,
         )
     version = ui.data_version()
     if view == "Week":

@@ -326,8 +326,17 @@ def test_a_link_opens_the_mechanics_calendar_and_the_choice_stays_in_the_url(cal
     unknown = AppTest.from_file(str(PAGE), default_timeout=60)
     unknown.session_state["_pitwall_context"] = at.session_state["_pitwall_context"]
     unknown.query_params["mechanic"] = "<script>x</script>"
+    unknown.query_params["view"] = "<b>peak</b>"
     unknown.run()
     assert not unknown.exception and unknown.selectbox(key="calendar_mechanic").value == "all"
+    assert unknown.segmented_control(key="calendar_view").value == "Week"
+    home = AppTest.from_file(str(PAGE), default_timeout=60)  # the manager's home links to a view
+    home.session_state["_pitwall_context"] = at.session_state["_pitwall_context"]
+    home.query_params["view"] = "heatmaps"
+    home.run()
+    assert not home.exception and home.segmented_control(key="calendar_view").value == "Heatmaps"
+    home.segmented_control(key="calendar_view").set_value("Peak pricing").run()
+    assert home.query_params["view"] == "peak"
 
 
 def test_previous_this_and_next_week(calendar):
