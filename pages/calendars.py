@@ -696,7 +696,7 @@ def days_off(mechanic: str, editable: bool, version: int) -> None:
     try:
         override = parse_override(day, is_available=hours, start=start, end=end, multiplier=multiplier, reason=reason)
     except ValidationError as exc:
-        st.info(str(exc), icon=":material/edit_note:")
+        st.info(ui.escape_markdown(exc), icon=":material/edit_note:")
         override = None
     if override is not None:
         now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
@@ -812,10 +812,14 @@ def peak_pricing(mechanic: str, editable: bool, version: int) -> None:
     )
     if not repriced.empty:
         st.dataframe(
-            repriced[["display_name", "slots_repriced", "hours_repriced", "slots_split_off"]],
+            repriced.assign(
+                display_name=[
+                    with_name(mechanic_url(i), n) for i, n in zip(repriced.mechanic_id, repriced.display_name)
+                ]
+            )[["display_name", "slots_repriced", "hours_repriced", "slots_split_off"]],
             hide_index=True,
             column_config={
-                "display_name": "Mechanic",
+                "display_name": name_column("Mechanic", help="Opens their profile.", pinned=True),
                 "slots_repriced": "Slots repriced",
                 "hours_repriced": st.column_config.NumberColumn("Hours a week", format="%.1f"),
                 "slots_split_off": "Slots split off",
