@@ -898,6 +898,7 @@ def audit_trail(mechanic: str, tz: str) -> None:
         else with_name(page_url("calendars.py"), f"{label('session_type', subject)} sessions")
         for kind, entity, subject in zip(trail.entity_type, trail.entity_id, trail.subject)
     ]
+    notes = trail.reason.fillna("")
     st.dataframe(
         pd.DataFrame(
             {
@@ -906,16 +907,17 @@ def audit_trail(mechanic: str, tz: str) -> None:
                 "What": [action_label(a) for a in trail.action],
                 "Mechanic or price": subjects,
                 "Change": trail.change,
-                "Note": trail.reason.fillna(""),
+                "Note": notes,
             }
         ),
         hide_index=True,
+        column_order=None if notes.any() else [f"When ({tz})", "Who", "What", "Mechanic or price", "Change"],
         column_config={
-            f"When ({tz})": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm:ss", pinned=True, width=150),
-            "Who": st.column_config.TextColumn(width=160),
+            f"When ({tz})": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm:ss", pinned=True, width=145),
+            "Who": st.column_config.TextColumn(width=170),
             "What": st.column_config.TextColumn(width=140),
             "Mechanic or price": name_column("Mechanic or price", help="A mechanic's name opens their profile."),
-            "Change": st.column_config.TextColumn(width=260),
+            "Change": st.column_config.TextColumn(width=240),
             "Note": st.column_config.TextColumn(width=100),
         },
     )
