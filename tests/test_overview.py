@@ -343,6 +343,7 @@ def homes(monkeypatch, pg_engine, oidc_secrets):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_URL", pg_engine.url.render_as_string(hide_password=False))
     home_rows(pg_engine)
+    ui.clear_query_cache()  # results cached by an earlier test on this database (emptied since) are stale
 
     def open_home(role: str) -> AppTest:
         at = AppTest.from_file(str(APP), default_timeout=90)

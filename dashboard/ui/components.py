@@ -73,8 +73,11 @@ pio.templates["pitwall"] = go.layout.Template(
 )
 pio.templates.default = "pitwall"
 
-# The dark theme's chart colours: text and lines that read on Streamlit's dark background.
+# The dark theme's chart colours: the brand colours lighter (as chartCategoricalColors of
+# [theme.dark] in .streamlit/config.toml), text and lines that read on the dark background.
+DARK_COLORS = ["#F97316", "#2DD4BF", "#60A5FA", "#FACC15", "#C084FC", "#94A3B8"]
 DARK_CHART = dict(
+    colorway=DARK_COLORS,
     font=dict(color="#E5E7EB"),
     title=dict(font=dict(color="#E5E7EB")),
     xaxis=dict(linecolor="#4B5563", tickcolor="#4B5563", gridcolor="#374151", zerolinecolor="#4B5563"),
@@ -643,8 +646,20 @@ def chart(
         if kind is not None:
             fig.update_layout({f"{axis}axis": _axis_format(kind, _axis_values(fig, axis))})
     if _dark_theme():
-        fig.update_layout(DARK_CHART)
+        _in_dark_colours(fig)
     st.plotly_chart(inert_figure(fig), theme=None, config={"displaylogo": False})
+
+
+def _in_dark_colours(fig: go.Figure) -> None:
+    """The figure's brand colours (bars, lines, markers) swapped for their dark-theme peers."""
+    fig.update_layout(DARK_CHART)
+    dark = dict(zip(BRAND_COLORS, DARK_COLORS))
+    for trace in fig.data:
+        for part in ("marker", "line"):
+            holder = getattr(trace, part, None)
+            color = getattr(holder, "color", None) if holder is not None else None
+            if isinstance(color, str) and color in dark:
+                holder.color = dark[color]
 
 
 def _dark_theme() -> bool:
