@@ -235,5 +235,5 @@ elif role == "manager":
 else:
     ui.home_tiles(admin_tiles(period))
 
-st.subheader(f"The marketplace {ui.scope_text(period)}", anchor=False)
+st.subheader(f"The marketplace {ui.scope_text(period)}", anchor=False)  # "in the last 30 days", "today"
 headline(period)

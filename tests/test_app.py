@@ -166,7 +166,9 @@ def test_a_period_says_its_scope():
     today = dt.date(2024, 6, 30)
     assert default_period("UTC", today).label == "the last 30 days"
     assert preset_period("this_month", "UTC", today).label == "this month"
-    assert preset_period("last_month", "UTC", today).label == "the last month"
+    assert preset_period("last_month", "UTC", today).label == "May 2024"
+    assert ui.scope_text(preset_period("today", "UTC", today)) == "today"  # not "in today"
+    assert ui.scope_text(preset_period("last_month", "UTC", today)) == "in May 2024"
     custom = Period(dt.date(2024, 3, 1), dt.date(2024, 3, 10), "UTC")
     assert custom.label == "01 Mar 2024 – 10 Mar 2024"
     assert Period(dt.date(2024, 3, 1), dt.date(2024, 3, 1)).label == "01 Mar 2024"

@@ -358,9 +358,9 @@ ALL_TIME = "all time"  # every row ever, whatever the period
 
 
 def scope_text(scope: Period | str) -> str:
-    """A number's scope as its tile says it: "in the last 30 days", "in 01 Mar 2024 – 10 Mar
-    2024", "now" or "all time" (a Period, ``NOW``, ``ALL_TIME`` or words of your own)."""
-    return f"in {scope.label}" if isinstance(scope, Period) else scope
+    """A number's scope as its tile says it: "in the last 30 days", "today", "in 01 Mar 2024 –
+    10 Mar 2024", "now" or "all time" (a Period, ``NOW``, ``ALL_TIME`` or words of your own)."""
+    return scope.scope if isinstance(scope, Period) else scope
 
 
 def _sentence(text: str) -> str:
