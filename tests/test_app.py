@@ -432,6 +432,10 @@ def test_a_preset_applies_at_once_and_stays_relative_in_the_url(demo_app):
     at.selectbox(key="filter_tz").set_value("Pacific/Kiritimati").run()  # UTC+14
     kiritimati = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=14)).date()
     assert at.query_params["to"] == str(kiritimati) and at.query_params["preset"] == "last_7_days"
+    # a session left open overnight: the relative period moves on to the new today
+    at.session_state["filter_dates"] = "2024-01-01 – 2024-01-07"
+    at.run()
+    assert at.text_input(key="filter_dates").value == f"{kiritimati - dt.timedelta(days=6)} – {kiritimati}"
     # dates picked on the calendar make the period custom; the URL drops the preset
     at.date_input(key="filter_calendar").set_value((dt.date(2024, 1, 1), dt.date(2024, 1, 31))).run()
     assert at.selectbox(key="filter_preset").value == "custom"
