@@ -282,6 +282,10 @@ def test_the_bucket_not_over_yet_is_drawn_as_so_far():
     solid, dashed = line.data
     assert list(solid.y) == [1.0, None] and (list(dashed.y), dashed.line.dash) == ([1.0, 0.2], "dash")
     assert dashed.name == "SLA met (so far)"
+    stacked = px.bar(x=[weeks[0], weeks[0], weeks[1]], y=[5, 3, 2], color=["sent", "failed", "sent"])
+    assert ui.mark_partial(stacked, weeks, "week", "UTC", today=dt.date(2024, 3, 13))  # "failed": no bar this week
+    sent, failed = stacked.data
+    assert list(sent.marker.opacity) == [1.0, ui.PARTIAL_OPACITY] and failed.marker.opacity is None
     done = px.bar(x=weeks, y=[100, 90])
     assert not ui.mark_partial(done, weeks, "week", "UTC", today=dt.date(2024, 3, 18))
     assert not done.layout.annotations
