@@ -112,14 +112,25 @@ def trend(conn: Connection, *, period: Period, grain: str = "week") -> pd.DataFr
 
 
 def by_mechanic(conn: Connection, *, period: Period) -> pd.DataFrame:
-    """Metrics per mechanic who held the session a recommendation followed, most revenue first
-    (recommendations without a session or mechanic are left out)."""
+    """Metrics per mechanic who held the session a recommendation followed, most revenue first:
+    every active mechanic (zeros when none of theirs was shown in the period) and any inactive
+    one with recommendations in it (recommendations without a session or mechanic are left out)."""
     rec, ses, m = s.upsell_recommendations, s.sessions, s.mechanics
-    query = (
-        sa.select(sa.cast(m.c.user_id, sa.Text), m.c.display_name, *_counts())
-        .select_from(rec.join(ses, ses.c.id == rec.c.session_id).join(m, m.c.user_id == ses.c.mechanic_id))
+    per_mechanic = (
+        sa.select(ses.c.mechanic_id, *_counts())
+        .select_from(rec.join(ses, ses.c.id == rec.c.session_id))
         .where(_shown_in(period))
-        .group_by(m.c.user_id, m.c.display_name)
+        .group_by(ses.c.mechanic_id)
+        .subquery("per_mechanic")
+    )
+    query = (
+        sa.select(
+            sa.cast(m.c.user_id, sa.Text),
+            m.c.display_name,
+            *[sa.cast(sa.func.coalesce(per_mechanic.c[c], 0), sa.BigInteger).label(c) for c in COUNTS],
+        )
+        .select_from(m.outerjoin(per_mechanic, per_mechanic.c.mechanic_id == m.c.user_id))
+        .where(sa.or_(m.c.is_active, per_mechanic.c.mechanic_id.isnot(None)))
         .order_by(sa.literal_column("revenue_cents").desc(), m.c.display_name, m.c.user_id)
     )
     return _with_rates(pd.DataFrame(conn.execute(query).all(), columns=["mechanic_id", "display_name", *COUNTS]))

@@ -762,3 +762,25 @@ def inert_figure(fig: go.Figure) -> go.Figure:
     for axis in (fig.layout[key] for key in fig.layout if key.startswith(("xaxis", "yaxis"))):
         axis.update({name: _inert(axis[name]) for name in _AXIS_TEXT if axis[name] is not None})
     return fig
+
+
+# --- a notice with Undo (the review queue's decisions) ------------------------------
+
+_UNDO_TOAST_STYLE = """<style>
+.st-key-{key} {{
+  position: fixed; right: 1.5rem; bottom: 1.5rem; z-index: 999990; width: auto; max-width: 32rem;
+  padding: 0.5rem 0.75rem; border-radius: 0.6rem; background: #1F2937; box-shadow: 0 8px 24px rgba(0,0,0,.25);
+}}
+.st-key-{key} [data-testid="stMarkdown"] p {{ color: #F9FAFB; margin: 0; }}
+</style>"""
+
+
+def undo_toast(message: str, *, key: str, on_undo: Callable | None, on_dismiss: Callable) -> None:
+    """A toast that stays until dismissed, with Undo (key U) when ``on_undo`` is given: what a
+    write did (``message``, escaped), bottom right over the page, wherever the reader scrolled."""
+    st.html(_UNDO_TOAST_STYLE.format(key=key))
+    with st.container(horizontal=True, vertical_alignment="center", key=key):
+        st.markdown(f":material/check_circle: {escape_markdown(message)}", width="content")
+        if on_undo is not None:
+            st.button("Undo", key=f"{key}_undo", icon=":material/undo:", shortcut="U", on_click=on_undo)
+        st.button("Dismiss", key=f"{key}_dismiss", icon=":material/close:", on_click=on_dismiss)
