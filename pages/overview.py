@@ -28,10 +28,18 @@ PURPOSE = {
 
 
 def support_tiles(now: dt.datetime) -> list[ui.HomeTile]:
-    queue = ui.run_query(reviews.moderation_queue, loading="the review queue", status="pending", limit=1)
-    waiting = int(queue.matching.iloc[0]) if len(queue) else 0
+    queue = ui.run_query(  # the review queue's own count, with its unfiltered arguments
+        reviews.queue_size,
+        loading="the review queue",
+        status="pending",
+        flags=(),
+        ratings=(),
+        mechanic_id=None,
+        period=None,
+    ).iloc[0]
+    waiting = int(queue.reviews)
     if waiting:
-        age = ui.fmt_duration((now - pd.Timestamp(queue.created_at.iloc[0]).to_pydatetime()).total_seconds() / 60)
+        age = ui.fmt_duration((now - pd.Timestamp(queue.oldest).to_pydatetime()).total_seconds() / 60)
         todo, tone = f"The oldest has waited {age}: moderate it first.", "warning"
     else:
         todo, tone = "The queue is clear.", "good"
