@@ -18,7 +18,7 @@ from dashboard.domain.calendars.slots import SlotRules
 from dashboard.domain.followups import FollowUpRules
 from dashboard.domain.funnel.interactions import DEFAULT_STEPS, DEFAULT_WINDOW_DAYS, FunnelSpec
 from dashboard.ui import components as ui
-from queries import followups, funnel, overview, reviews, upsells
+from queries import emails, followups, funnel, overview, reviews, upsells
 
 PURPOSE = {
     "support": "What needs doing now in the review queue and the follow-ups, then how the marketplace did.",
@@ -132,8 +132,8 @@ def admin_tiles(period) -> list[ui.HomeTile]:
     entered, booked = int(steps.customers.loc["intake"]), int(steps.customers.loc["session"])
     sales = ui.run_query(upsells.summary, loading="upsell revenue", period=period)
     sold, before = sales.loc["current"], sales.loc["previous"]
-    emails = ui.run_query(overview.emails_to_decide, loading="email health").iloc[0]
-    failed, uncertain = int(emails.failed), int(emails.uncertain)
+    failed = int(ui.run_query(emails.failure_groups, loading="failed emails").emails.sum())
+    uncertain = int(ui.run_query(overview.uncertain_emails, loading="uncertain emails").uncertain.iloc[0])
     return [
         ui.HomeTile(
             "Intake → session",

@@ -21,7 +21,7 @@ from dashboard.core.period import Period
 from dashboard.domain.funnel.interactions import STEP_LABELS
 from dashboard.ui import components as ui
 from queries.calendars import hour_grid
-from queries.overview import emails_to_decide, kpis, open_follow_ups, sessions_completed_per_day, week_capacity
+from queries.overview import kpis, open_follow_ups, sessions_completed_per_day, uncertain_emails, week_capacity
 from tests.factories import add_follow_up, add_mechanic, add_review, add_session, add_user, journeys_for
 
 PERIOD = Period(dt.date(2024, 3, 1), dt.date(2024, 3, 10), "America/New_York")
@@ -191,20 +191,23 @@ def test_sessions_per_day_in_the_display_timezone(overview_db):
     }
 
 
-def test_emails_to_decide_counts_failed_and_uncertain_of_any_date(overview_db):
+def test_uncertain_emails_are_counted_of_any_date(overview_db):
     with overview_db.begin() as conn:
         conn.execute(
-            s.email_outbox.insert().values(
-                session_id=S["s6"],
-                milestone="session_ended",
-                recipient="c1@example.com",
-                status="uncertain",
-                created_at=utc(2020, 1, 1),
-            )
+            s.email_outbox.insert(),
+            [
+                {
+                    "session_id": S[sid],
+                    "milestone": "session_ended",
+                    "recipient": "c1@example.com",
+                    "status": "uncertain",
+                    "created_at": at,
+                }
+                for sid, at in (("s6", utc(2020, 1, 1)), ("s3", utc(2024, 3, 5)))
+            ],
         )
     with overview_db.connect() as conn:
-        row = emails_to_decide(conn).iloc[0]
-    assert (row.failed, row.uncertain) == (3, 1)  # s1, s3 and s4 failed (one of them before the period); s6
+        assert uncertain_emails(conn).loc[0, "uncertain"] == 2  # one long before any period; failed ones not
 
 
 MONDAY = dt.date(2024, 3, 4)
@@ -421,5 +424,6 @@ def test_the_admin_home_shows_the_funnel_revenue_and_email_health_of_their_pages
     assert steps.loc[STEP_LABELS["session"], "first"] == "66.7%"
     upsells_page = follow(homes("admin"), "Open upsells", "upsells", "")
     assert tile(upsells_page, "Revenue") == "$49.00"
-    follow(homes("admin"), "Open failed", "emails", "status=failed")
+    emails_page = follow(homes("admin"), "Open failed", "emails", "status=failed")
+    assert "2 failed emails of any date" in page_text(emails_page)
     follow(homes("admin"), "Open uncertain", "emails", "status=uncertain")
