@@ -48,6 +48,7 @@ from queries import calendars
 
 ALL = "all"
 VIEWS = ("Week", "Heatmaps", "Weekly slots", "Days off", "Peak pricing", "Base prices", "Audit trail")
+LINKED_VIEWS = {"heatmaps": "Heatmaps", "peak": "Peak pricing"}  # a link's ``?view=`` and the view it opens
 PREVIEW_DAYS = 14
 BUSIEST_SHOWN = 25
 MONDAY_FIRST = (1, 2, 3, 4, 5, 6, 0)
@@ -962,7 +963,8 @@ def calendar() -> None:
         st.query_params.pop("mechanic", None)
     elif st.query_params.get("mechanic") != mechanic:
         st.query_params["mechanic"] = mechanic
-    view = st.segmented_control("View", VIEWS, default="Week", required=True, key="calendar_view")
+    linked = LINKED_VIEWS.get(st.query_params.get("view"), "Week")  # ?view=heatmaps|peak (the Overview's tiles)
+    view = st.segmented_control("View", VIEWS, default=linked, required=True, key="calendar_view")
     week_start = None
     if view in ("Week", "Heatmaps"):
         week_start = week_picker()

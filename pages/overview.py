@@ -44,7 +44,7 @@ def support_tiles(now: dt.datetime) -> list[ui.HomeTile]:
     else:
         todo, tone = "The queue is clear.", "good"
     counts = ui.run_query(followups.summary, now=now, rules=FollowUpRules.from_settings(ui.settings())).iloc[0]
-    late, soon = int(counts.breached), int(counts.due_soon)
+    late, soon = int(counts.breached), int(counts.soon)
     return [
         ui.HomeTile(
             "Reviews waiting",
@@ -69,7 +69,7 @@ def support_tiles(now: dt.datetime) -> list[ui.HomeTile]:
             help="Waiting follow-ups older than their type's first-response target.",
         ),
         ui.HomeTile(
-            "Follow-ups due soon",
+            f"Follow-ups due within {followups.SOON_MINUTES // 60} h",
             ui.fmt_count(soon),
             ui.NOW,
             "Assign these before they are late." if soon else "None is close to its target.",
@@ -77,7 +77,8 @@ def support_tiles(now: dt.datetime) -> list[ui.HomeTile]:
             "Open due soon",
             {"due": "soon"},
             "warning" if soon else "good",
-            help="Waiting follow-ups close to their first-response target, as the Follow-ups page counts them.",
+            help="Waiting follow-ups whose first-response target falls within the next "
+            f"{followups.SOON_MINUTES // 60} hours.",
         ),
     ]
 

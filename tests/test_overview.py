@@ -385,17 +385,18 @@ def test_the_support_home_shows_the_queues_figures_and_opens_them_filtered(homes
     assert [metric.label for metric in at.metric][:3] == [
         "Reviews waiting",
         "Follow-ups past their target",
-        "Follow-ups due soon",
+        "Follow-ups due within 2 h",
     ]
     assert tile(at, "Reviews waiting") == "3"
     assert "The oldest has waited 2d 0h" in page_text(at)
-    assert (tile(at, "Follow-ups past their target"), tile(at, "Follow-ups due soon")) == ("1", "1")
+    assert (tile(at, "Follow-ups past their target"), tile(at, "Follow-ups due within 2 h")) == ("1", "1")
     assert "Now" in page_text(at)  # the queues are snapshots, whatever the period
     reviews_page = follow(at, "Open the queue", "reviews", "status=pending")
     assert re.search(r"\b1–3 of 3\b", page_text(reviews_page)), page_text(reviews_page)
     followups_page = follow(homes("support"), "Open late ones", "followups", "due=overdue")
     assert tile(followups_page, "Past their target") == "1"
-    follow(homes("support"), "Open due soon", "followups", "due=soon")
+    soon_page = follow(homes("support"), "Open due soon", "followups", "due=soon")
+    assert re.search(r"\b1 follow-up\b", page_text(soon_page)), page_text(soon_page)
 
 
 def test_the_manager_home_shows_the_weeks_utilisation_of_the_calendars_page(homes):
@@ -406,9 +407,10 @@ def test_the_manager_home_shows_the_weeks_utilisation_of_the_calendars_page(home
     assert "0.5 of 35.0 available hours are booked" in page_text(at)
     assert "This week (from" in page_text(at)
     calendars_page = follow(at, "Open heatmaps", "calendars", "view=heatmaps")
-    calendars_page.segmented_control(key="calendar_view").set_value("Heatmaps").run()
+    assert calendars_page.segmented_control(key="calendar_view").value == "Heatmaps"  # the link opened that view
     assert tile(calendars_page, "Utilisation") == ui.fmt_percent(0.5 / 35)
-    follow(homes("manager"), "Review peak pricing", "calendars", "view=peak")
+    peak = follow(homes("manager"), "Review peak pricing", "calendars", "view=peak")
+    assert peak.segmented_control(key="calendar_view").value == "Peak pricing"
 
 
 def test_the_admin_home_shows_the_funnel_revenue_and_email_health_of_their_pages(homes):
