@@ -286,6 +286,10 @@ def test_the_bucket_not_over_yet_is_drawn_as_so_far():
     assert ui.mark_partial(stacked, weeks, "week", "UTC", today=dt.date(2024, 3, 13))  # "failed": no bar this week
     sent, failed = stacked.data
     assert list(sent.marker.opacity) == [1.0, ui.PARTIAL_OPACITY] and failed.marker.opacity is None
+    twin = px.bar(x=weeks, y=[100, 11])
+    twin.add_scatter(x=weeks, y=[4.0, 2.0], yaxis="y2", name="Median hours")
+    ui.mark_partial(twin, weeks, "week", "UTC", today=dt.date(2024, 3, 13))
+    assert twin.data[-1].yaxis == "y2"  # the dashed part stays on the axis of the line it continues
     done = px.bar(x=weeks, y=[100, 90])
     assert not ui.mark_partial(done, weeks, "week", "UTC", today=dt.date(2024, 3, 18))
     assert not done.layout.annotations

@@ -710,6 +710,8 @@ def mark_partial(fig: go.Figure, buckets: Sequence, grain: str, tz: str, *, toda
                 name=f"{trace.name} ({SO_FAR})" if trace.name else SO_FAR.capitalize(),
                 line=dict(color=color, dash="dash"),
                 hovertemplate=trace.hovertemplate,
+                xaxis=trace.xaxis,  # on the same axes as the line it continues (e.g. a second y axis)
+                yaxis=trace.yaxis,
             )
         )
         trace.update(y=[None if mark else y for y, mark in zip(ys, marks)], line_color=color)
