@@ -78,16 +78,16 @@ def leaderboard_view() -> None:
             "years_experience",
         ],
         column_config={
-            "rank": st.column_config.NumberColumn("Rank", width="small", pinned=True),
+            "rank": st.column_config.NumberColumn("Rank", width=56, pinned=True),
             "mechanic": name_column("Mechanic", help="Opens the mechanic's profile.", pinned=True),
-            "bayesian_rating": st.column_config.NumberColumn(
-                "Ranking score", format="%.2f", help=SCORE_HELP, width="small"
+            "bayesian_rating": st.column_config.NumberColumn("Score", format="%.2f", help=SCORE_HELP, width=72),
+            "avg_rating": st.column_config.NumberColumn("Average", format="%.2f ★", width=84),
+            "total_reviews": st.column_config.NumberColumn("Reviews", format="localized", width=76),
+            "specialties": st.column_config.ListColumn("Specialties", width=210),
+            "response_sla_minutes": st.column_config.NumberColumn(
+                "SLA", format="%d min", width=72, help="Accepts a request within this time."
             ),
-            "avg_rating": st.column_config.NumberColumn("Average", format="%.2f ★", width="small"),
-            "total_reviews": st.column_config.NumberColumn("Reviews", format="localized", width="small"),
-            "specialties": st.column_config.ListColumn("Specialties", width="medium"),
-            "response_sla_minutes": st.column_config.NumberColumn("Response SLA", format="%d min", width="small"),
-            "years_experience": st.column_config.NumberColumn("Experience", format="%d yrs", width="small"),
+            "years_experience": st.column_config.NumberColumn("Experience", format="%d yrs", width=92),
         },
         hide_index=True,
         key="leaderboard",
@@ -234,6 +234,11 @@ def profile_view() -> None:
         ]
     )
 
+    period = ui.period()
+    st.caption(
+        f"Ratings and rank are all time; response times cover {period.start:%d %b %Y} – {period.end:%d %b %Y} "
+        f"({period.tz}), the sidebar period."
+    )
     distribution = ui.run_query(mechanic_queries.rating_distribution, mechanic_id=mechanic_id)
     ratings_column, responses_column = st.columns(2)
     with ratings_column:

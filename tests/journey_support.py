@@ -159,3 +159,13 @@ def choose(page, label: str, option: str) -> None:
     box.fill(option)
     page.get_by_role("option", name=option, exact=True).click()
     settle(page)
+
+
+def open_link(page, x: float, y: float) -> None:
+    """Click the link drawn in a table cell at ``x``, ``y`` (the grid is a canvas); link cells
+    open in a new tab, ``page.context.pages[-1]`` once this returns. The pointer rests on the
+    cell first: the grid takes a click as a link's only over a link it has hovered."""
+    with page.context.expect_page():
+        page.mouse.move(x - 4, y)
+        page.mouse.move(x, y, steps=4)
+        page.mouse.click(x, y)
