@@ -203,7 +203,7 @@ def test_demo_role_is_ignored_on_another_database(app_env, pg_engine):
 
 def refresh_the_rollup(at: AppTest) -> AppTest:
     at.switch_page("../pages/funnel.py").run()
-    return next(b for b in at.button if b.label == "Refresh the roll-up").click().run()
+    return next(b for b in at.button if b.label == "Refresh the figures").click().run()
 
 
 def last_audit_actor(url: str) -> tuple:
