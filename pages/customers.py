@@ -85,7 +85,7 @@ def profile(customer_id: str, tz: str) -> None:
             ),
         ]
     )
-    st.caption("Everything about this customer is all time; the sidebar period does not apply here.")
+    ui.scope_caption(ui.ALL_TIME, "Everything about this customer, from their first request on.")
     recommend(customer_id)
     timeline(customer_id, tz)
 

@@ -23,7 +23,6 @@ from queries import reviews as review_queries
 
 REVIEWS_SHOWN = 30
 BOARD_ROWS = 15  # rows of the leaderboard before it scrolls
-COUNT_TICKS = ",d"  # axis ticks like the tiles: 2,560
 SCORE_HELP = (
     "The rating the ranking uses: the average of the mechanic's published reviews, pulled "
     "toward the average of all mechanics while they have only a few."
@@ -57,10 +56,10 @@ def leaderboard_view() -> None:
         )
         return
     ids = [str(mid) for mid in board.user_id]
-    st.caption(
-        f"All {len(board):,} active mechanics, all time (the sidebar period does not apply): "
-        "ranked by their reviews, where a few reviews count for little until there are more. "
-        "Click a name or pick a row for the profile; click a column to sort."
+    ui.scope_caption(
+        ui.ALL_TIME,
+        f"All {len(board):,} active mechanics, ranked by their reviews: a few reviews count for little until "
+        "there are more. Click a name or pick a row for the profile; click a column to sort.",
     )
     st.dataframe(
         board.assign(
@@ -143,12 +142,13 @@ def response_view(mechanic_id: uuid.UUID, sla: int) -> None:
         return
     fig = px.bar(weekly, x="week", y="within_sla_share")
     fig.update_traces(hovertemplate="Week of %{x|%d %b %Y}: %{y:.0%} within SLA<extra></extra>")
-    fig.update_yaxes(tickformat=".0%", range=[0, 1])
+    fig.update_yaxes(range=[0, 1])
     ui.chart(
         fig,
         title=f"Share of sessions accepted within the {sla}-minute SLA",
         x_title=f"Week ({period.tz})",
         y_title="Within SLA (share of sessions)",
+        y_format="percent",
     )
     fig = px.line(weekly, x="week", y="median_minutes", markers=True)
     fig.add_hline(y=sla, line_dash="dash", annotation_text=f"SLA {sla} min")
@@ -167,8 +167,7 @@ def rating_chart(distribution: pd.DataFrame) -> None:
     )
     fig.update_yaxes(categoryorder="array", categoryarray=[f"{s} ★" for s in range(1, 6)])
     fig.update_traces(hovertemplate="%{y}: %{x:,} reviews<extra></extra>")
-    fig.update_xaxes(tickformat=COUNT_TICKS)
-    ui.chart(fig, title="Published reviews by stars", x_title="Reviews (count)", y_title="Stars")
+    ui.chart(fig, title="Published reviews by stars", x_title="Reviews (count)", y_title="Stars", x_format="count")
 
 
 def profile_view() -> None:
