@@ -185,7 +185,11 @@ def profile_view() -> None:
     if chosen is not None and st.query_params.get("mechanic") != chosen:
         st.query_params["mechanic"] = chosen
     if chosen is None:
-        ui.empty_state("Choose a mechanic.", "Pick one above, or click a row of the leaderboard.")
+        linked = st.query_params.get("mechanic")
+        if linked is not None and linked not in names:
+            ui.empty_state("This link does not name a mechanic.", "Pick one above, or click a row of the leaderboard.")
+        else:
+            ui.empty_state("Choose a mechanic.", "Pick one above, or click a row of the leaderboard.")
         return
     mechanic_id = uuid.UUID(chosen)
     profile = ui.run_query(mechanic_queries.profile, mechanic_id=mechanic_id).iloc[0]

@@ -167,6 +167,16 @@ def test_search_by_email_or_name(people):
     assert found(people, "_100%") == ["bob_100%@example.com"]  # wildcards match themselves
     assert found(people, "%%%") == [] and found(people, "!!!") == []
     assert found(people, "x'); DROP TABLE users; --") == []
+    with people.connect() as conn:  # each match with its plan and latest interaction (none: missing)
+        matches = q.search(conn, text="ann").set_index("email")
+    assert matches.loc["ann@example.com", ["full_name", "plan"]].tolist() == ["Ann O'Neil", "standard"]
+    assert matches.loc["ann@example.com", "last_activity"] == pd.Timestamp(at(1))
+    assert pd.isna(matches.loc["joann@example.com", "last_activity"])
+
+
+def test_search_refuses_control_characters(people):
+    with pytest.raises(Invalid, match="control character"), people.connect() as conn:
+        q.search(conn, text="ann\x00@example.com")
 
 
 @pytest.mark.parametrize("text", ["ab", "   ", "x" * 101, None])
