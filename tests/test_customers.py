@@ -306,7 +306,7 @@ def test_page_lists_the_matches_and_opens_the_one_picked(people):
     assert about["Upsell clicked"] == "Maintenance plan · Brake care plan"
     mechanic = dict(zip(timeline.kind, timeline.mechanic))
     assert mechanic["Session"] == f"mechanics?mechanic={U['mech']}#Mo Mechanic"
-    assert pd.isna(mechanic["Email"])
+    assert mechanic["Email"] == ""  # no mechanic: an empty cell
 
 
 def test_one_match_opens_directly_and_markup_stays_text(people):
