@@ -5,7 +5,7 @@ URLs are relative to the app ("customers?customer=…"), so they work under any 
 Each page reads the parameters it is linked with (documented in docs/ui.md):
 - customers: ``customer`` (an id: open that customer) or ``q`` (search text);
 - mechanics: ``mechanic`` (an id: open the profile);
-- calendars: ``mechanic`` (an id: open that calendar);
+- calendars: ``mechanic`` (an id: open that calendar) and ``view`` (heatmaps, peak, …: docs/calendars.md);
 - reviews, followups, emails: the filters named in their docs.
 """
 
