@@ -244,6 +244,27 @@ def test_profile_and_timeline(people):
     assert str(events.happened_at.dt.tz) == "UTC"
 
 
+def test_the_timeline_shows_a_recorded_answer_as_written(people):
+    r = s.requests
+    with people.begin() as conn:
+        conn.execute(
+            r.update()
+            .where(r.c.customer_id == U["ann"], r.c.is_follow_up)
+            .values(
+                follow_up_state="answered",
+                assigned_mechanic_id=U["mech"],
+                answered_at=at(6),
+                answer_text="Ceramic <b>pads</b>, **not** metal",
+                answered_by=SUPPORT.email,
+            )
+        )
+        events = q.timeline(conn, customer_id=U["ann"])
+    answer = events[events.kind == "Follow-up answered"].iloc[0]
+    assert answer.happened_at == pd.Timestamp(at(6))
+    assert answer.title == "Answered by Mo Mechanic · recorded by Sam Support"
+    assert answer.detail == "Ceramic <b>pads</b>, **not** metal"  # as written; the page shows it in a table
+
+
 def recommended(engine, who, now) -> list:
     with engine.connect() as conn:
         return q.recommended_next(conn, customer_id=U[who], now=now).values.tolist()
