@@ -292,6 +292,10 @@ def period_control() -> Period:
         for notice in notices:
             st.warning(ui.escape_markdown(notice), icon=":material/link_off:")
     today = today_in(state.filter_tz)
+    if state.filter_preset != CUSTOM:  # a relative period moves on at midnight, also in an open session
+        shown, _ = parse_range(state.filter_dates, today)
+        if shown and shown != preset_range(state.filter_preset, today):
+            _show_range(*preset_range(state.filter_preset, today))
     with st.sidebar:
         st.selectbox("Period", list(PRESETS), format_func=PRESETS.get, key="filter_preset", on_change=_preset_chosen)
         with st.container(horizontal=True, vertical_alignment="bottom", gap="small"):

@@ -2,8 +2,8 @@
 
 Cohort view: each function takes the recommendations **shown** in the period (whole days in
 the display timezone) and counts what became of them up to now, so a recommendation
-shown on the last day can still be clicked or bought later. (Overview's upsell revenue
-counts purchases made in the period instead.)
+shown on the last day can still be clicked or bought later. (The admin's home on Overview
+shows ``summary``'s revenue, so both pages give the same figure.)
 
 Metrics of a group: shown, clicked, purchased, revenue_cents (price of the purchased ones),
 ctr (clicked / shown), conversion (purchased / shown), click_to_purchase (purchased /

@@ -320,7 +320,7 @@ CASES: tuple[Case, ...] = (
     Case("overview.kpis", overview.kpis, lambda conn, ctx: {"period": ctx.period}),
     Case("overview.open_follow_ups", overview.open_follow_ups),
     Case("overview.sessions_per_day", overview.sessions_completed_per_day, lambda conn, ctx: {"period": ctx.period}),
-    Case("overview.emails_to_decide", overview.emails_to_decide),
+    Case("overview.uncertain_emails", overview.uncertain_emails),
     Case(
         "overview.week_capacity",
         overview.week_capacity,
