@@ -31,10 +31,11 @@ def mechanic_url(mechanic_id: object) -> str:
     return page_url("mechanics.py", mechanic=mechanic_id)
 
 
-def name_column(label: str, help: str | None = None, pinned: bool = False):
+def name_column(label: str, help: str | None = None, pinned: bool = False, width=None):
     """A table column of links whose text is the name in the URL's ``#`` part, e.g.
-    ``customers?customer=…#Jane Doe`` shows "Jane Doe" (see ``with_name``)."""
-    return st.column_config.LinkColumn(label, help=help, display_text=r"#(.*)$", pinned=pinned)
+    ``customers?customer=…#Jane Doe`` shows "Jane Doe" (see ``with_name``). A click opens
+    the page in a new browser tab (Streamlit's link cells always do)."""
+    return st.column_config.LinkColumn(label, help=help, display_text=r"#(.*)$", pinned=pinned, width=width)
 
 
 def with_name(url: str, name: object) -> str:

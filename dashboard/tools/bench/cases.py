@@ -186,21 +186,6 @@ CASES: tuple[Case, ...] = (
             "session_type": "video",
         },
     ),
-    Case(
-        "calendars.utilisation_this_week",
-        calendars.utilisation_this_week,
-        lambda conn, ctx: {"tz": "America/New_York", "today": ctx.end.date()},
-    ),
-    Case(
-        "calendars.demand_by_hour_of_week",
-        calendars.demand_by_hour_of_week,
-        lambda conn, ctx: {"tz": "America/New_York", **_bounds(ctx)},
-    ),
-    Case(
-        "calendars.unfilled_peak_hours",
-        calendars.unfilled_peak_hours,
-        lambda conn, ctx: {"tz": "America/New_York", "today": ctx.end.date()},
-    ),
     Case("customers.search_name", customers.search, lambda conn, ctx: {"text": "smith"}),
     Case("customers.search_email", customers.search, lambda conn, ctx: {"text": "james.smith1"}),
     Case("customers.customer", customers.customer, lambda conn, ctx: {"customer_id": ctx.sample["customer_id"]}),
