@@ -2,8 +2,12 @@
 
 Cohort view: each function takes the recommendations **shown** in the period (whole days in
 the display timezone) and counts what became of them up to now, so a recommendation
-shown on the last day can still be clicked or bought later. (Overview's upsell revenue
-counts purchases made in the period instead.)
+shown on the last day can still be clicked or bought later.
+
+Upsell revenue of a period is one figure for every page: ``revenue``, the price of the
+purchases **made** in the period (``dashboard.domain.overview``), which does not change
+after the period ends. The cohort's ``revenue_cents`` (purchases of what was shown in the
+period) is the basis of revenue per shown only.
 
 Metrics of a group: shown, clicked, purchased, revenue_cents (price of the purchased ones),
 ctr (clicked / shown), conversion (purchased / shown), click_to_purchase (purchased /
@@ -25,6 +29,7 @@ from dashboard.core import schema as s
 from dashboard.core.errors import Invalid
 from dashboard.core.period import Period
 from dashboard.core.validation import parse_uuid
+from dashboard.domain import overview as rollups
 from queries.customers import open_recommendations, recommended_next
 from queries.funnel import GRAINS, bucket_starts
 
@@ -69,6 +74,19 @@ def summary(conn: Connection, *, period: Period) -> pd.DataFrame:
     ]
     frame = pd.DataFrame(conn.execute(sa.union_all(*parts)).mappings().all())
     return _with_rates(frame).set_index("period").loc[["current", "previous"]]
+
+
+def revenue(conn: Connection, *, period: Period) -> pd.DataFrame:
+    """Upsell revenue: two rows indexed by ``period`` (``current`` and ``previous``, the equal
+    period before) with ``purchases`` and ``revenue_cents`` of the upsells purchased in them.
+    Overview and the Upsells page both show this figure."""
+    metrics = ["upsell_purchases", "upsell_revenue_cents"]
+    parts = rollups.windows_rows(conn, [rollups.UPSELL_SOURCE], s.kpi_buckets, metrics, rollups.by_period(period))
+    found = {row[0]: row[1:] for row in conn.execute(rollups.summed(parts, metrics))}
+    return pd.DataFrame(
+        [(p, *[int(v or 0) for v in found.get(p, (0, 0))]) for p in ("current", "previous")],
+        columns=["period", "purchases", "revenue_cents"],
+    ).set_index("period")
 
 
 def performance(conn: Connection, *, period: Period, by: str = "recommendation_type") -> pd.DataFrame:

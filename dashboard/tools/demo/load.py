@@ -19,6 +19,7 @@ from dashboard.core import schema as s
 from dashboard.core.db import is_duckdb
 from dashboard.core.errors import Conflict
 from dashboard.core.migrate import upgrade
+from dashboard.domain import overview
 from dashboard.domain.funnel import rollups
 from dashboard.tools.demo.arrays import join
 from dashboard.tools.demo.chunks import chunks_ahead
@@ -272,6 +273,8 @@ def generate(
                 raise DatabaseNotEmpty("The database already has data; use --replace to empty it first.")
             _clear(conn, _with_dependents((*TABLES, s.audit_log)) if replace else TABLES)
             sink = _DuckDBSink(conn) if is_duckdb(conn) else _PostgresSink(conn)
+            if not is_duckdb(conn):
+                conn.execute(overview.BULK_LOAD)  # the roll-ups are rebuilt once, below
 
             def write(table: sa.Table, data: pa.Table) -> None:
                 sink.write(table, data)
@@ -294,6 +297,7 @@ def generate(
         conn.execute(sa.text("CHECKPOINT" if is_duckdb(conn) else "ANALYZE"))
         conn.commit()
     counts[s.crm_funnel_progress.name] = sum(r.rows for r in rollups.refresh(engine, rebuild=True))
+    counts[s.kpi_buckets.name] = overview.refresh(engine, rebuild=True).buckets
     counts[s.staff_roles.name] = len(STAFF)
     return counts
 

@@ -1,0 +1,344 @@
+"""The headline counts and their roll-ups: ``python -m dashboard overview [--rebuild]``.
+
+Each headline metric is defined once here, as a *source*: a table, the time that places a
+row in a period, which rows count and what they add. The queries
+(``queries/overview.py``, ``queries/emails.py``, ``queries/upsells.py``) and the roll-up
+refresh all build their SQL from these definitions, so a figure read from the roll-up and
+the same figure read from the raw rows cannot drift apart.
+
+- sessions completed: sessions with status ``completed``, placed by ``ended_at``;
+- intake requests: requests that are not follow-ups, by ``created_at``; converted: those of
+  them with a completed session (at any time up to now);
+- reviews published: reviews whose status is ``published``, by ``created_at``, with the sum
+  of their ratings (average rating = rating sum / reviews);
+- upsell revenue: the price of the upsell recommendations **purchased** in the period, by
+  ``purchased_at`` (money is counted when it comes in; the Upsells page's cohort view,
+  recommendations shown in the period, counts their purchases up to now instead);
+- emails: outbox rows by ``created_at``, milestone and status.
+
+Roll-ups (``kpi_buckets``, ``email_buckets``) hold these per 15 minutes of UTC. A period is
+whole days in a display timezone; every UTC offset in use since 1980 is a multiple of 15
+minutes, so its bounds fall on bucket edges, and the part of a period that does not (a
+zone with another offset, the half-open ends of any range) is read from the raw rows.
+
+Exact while rows change: on PostgreSQL a trigger on each source table (migration 21) marks
+the bucket of every row inserted, updated or deleted in ``rollup_dirty``, whoever writes
+it (Pitwall, the platform, a console); the queries read marked buckets from the raw rows and
+the rest from the roll-up, and ``refresh`` recomputes the marked buckets and clears them.
+How often the refresh runs changes only how many buckets are read raw, never a figure. The
+intake and email jobs refresh after each run; cron ``python -m dashboard overview`` works too.
+
+DuckDB (the embedded demo) has no triggers: its queries read the raw rows, which its
+column scans answer in milliseconds at demo sizes; ``refresh`` rebuilds there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from dashboard.core import schema as s
+from dashboard.core.period import Period
+
+BUCKET = dt.timedelta(minutes=s.ROLLUP_BUCKET_MINUTES)
+LOCK_KEY = 7_160_021  # pg_advisory_xact_lock key of the refresh
+BULK_LOAD = sa.text(f"SET LOCAL {s.ROLLUP_BULK_LOAD_SETTING} = 'on'")  # in a bulk load: mark nothing, rebuild after
+KPI_METRICS = tuple(c.name for c in s.kpi_buckets.columns if c.name != "bucket_start")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Rows of ``table`` placed in time by ``time``, those matching ``where``, adding ``values``."""
+
+    table: sa.Table
+    time: sa.Column
+    where: Callable[[], list[sa.ColumnElement[bool]]]
+    values: Callable[[], dict[str, sa.ColumnElement]]
+    dimensions: tuple[str, ...] = field(default=())  # grouping columns kept in the roll-up
+
+
+def _completed_session_of_request() -> sa.ColumnElement[bool]:
+    ses, r = s.sessions, s.requests
+    return sa.exists().where(ses.c.request_id == r.c.id, ses.c.status == "completed")
+
+
+KPI_SOURCES = (
+    Source(
+        s.sessions,
+        s.sessions.c.ended_at,
+        lambda: [s.sessions.c.status == "completed"],
+        lambda: {"sessions_completed": sa.func.count()},
+    ),
+    Source(
+        s.requests,
+        s.requests.c.created_at,
+        lambda: [sa.not_(s.requests.c.is_follow_up)],
+        lambda: {
+            "intake_requests": sa.func.count(),
+            "converted_requests": sa.func.count().filter(_completed_session_of_request()),
+        },
+    ),
+    Source(
+        s.mechanic_reviews,
+        s.mechanic_reviews.c.created_at,
+        lambda: [s.mechanic_reviews.c.status == "published"],
+        lambda: {"reviews_published": sa.func.count(), "rating_sum": sa.func.sum(s.mechanic_reviews.c.rating)},
+    ),
+    Source(
+        s.upsell_recommendations,
+        s.upsell_recommendations.c.purchased_at,
+        lambda: [s.upsell_recommendations.c.purchased_at.isnot(None)],
+        lambda: {
+            "upsell_purchases": sa.func.count(),
+            "upsell_revenue_cents": sa.func.sum(s.upsell_recommendations.c.price_cents),
+        },
+    ),
+)
+SESSIONS_SOURCE, UPSELL_SOURCE = KPI_SOURCES[0], KPI_SOURCES[3]
+EMAIL_SOURCE = Source(
+    s.email_outbox,
+    s.email_outbox.c.created_at,
+    lambda: [],
+    lambda: {"emails": sa.func.count()},
+    dimensions=("milestone", "status"),
+)
+
+
+def bucket_of(ts: sa.ColumnElement) -> sa.ColumnElement:
+    """The start of the 15-minute UTC bucket of ``ts`` (PostgreSQL and DuckDB)."""
+    seconds = int(BUCKET.total_seconds())
+    epoch = sa.func.floor(sa.extract("epoch", ts) / seconds) * seconds
+    return sa.func.to_timestamp(sa.cast(epoch, sa.Double)).label("bucket_start")
+
+
+def floor_bucket(when: dt.datetime) -> dt.datetime:
+    seconds = int(BUCKET.total_seconds())
+    return dt.datetime.fromtimestamp(when.timestamp() // seconds * seconds, dt.UTC)
+
+
+def ceil_bucket(when: dt.datetime) -> dt.datetime:
+    floor = floor_bucket(when)
+    return floor if floor == when else floor + BUCKET
+
+
+Key = Callable[[sa.ColumnElement], list[sa.ColumnElement]]
+"""What to group by, from a timestamp: e.g. its bucket, its local day, a period's label."""
+
+
+def source_rows(
+    source: Source,
+    key: Key,
+    where: Sequence[sa.ColumnElement[bool]],
+    metrics: Sequence[str],
+    select_from: sa.FromClause | None = None,
+) -> sa.Select:
+    """``source`` aggregated by ``key`` (and its dimensions) over the rows matching ``where``,
+    one column per name of ``metrics`` (0 for the metrics of other sources)."""
+    values = source.values()
+    keys = [*key(source.time), *[source.table.c[d] for d in source.dimensions]]
+    columns = [
+        sa.cast(sa.func.coalesce(values[m], 0) if m in values else sa.literal(0), sa.BigInteger).label(m)
+        for m in metrics
+    ]
+    varying = [k for k in keys if not getattr(getattr(k, "element", k), "is_literal", False)]  # no constant
+    query = sa.select(*keys, *columns).where(*source.where(), *where).group_by(*varying)
+    return query.select_from(select_from) if select_from is not None else query
+
+
+def in_range(source: Source, start: dt.datetime, end: dt.datetime) -> list[sa.ColumnElement[bool]]:
+    return [source.time >= start, source.time < end]
+
+
+def in_dirty(source: Source, start: dt.datetime, end: dt.datetime) -> tuple[list, sa.FromClause]:
+    """Rows of ``source`` in the buckets marked dirty between ``start`` and ``end`` (bucket edges):
+    the where clause and the join that serve them (an index range per marked bucket)."""
+    d = s.rollup_dirty
+    joined = d.join(
+        source.table,
+        sa.and_(source.time >= d.c.bucket_start, source.time < d.c.bucket_start + sa.literal(BUCKET, sa.Interval)),
+    )
+    return [d.c.bucket_start >= start, d.c.bucket_start < end], joined
+
+
+def rollup_ready(conn: Connection) -> bool:
+    """Whether the queries may read the roll-ups: PostgreSQL (whose triggers keep them exact)
+    and built at least once."""
+    if conn.dialect.name != "postgresql":
+        return False
+    w = s.intake_watermarks
+    return conn.execute(sa.select(w.c.updated_at).where(w.c.name == WATERMARK)).first() is not None
+
+
+WATERMARK = "overview_rollups"  # its row in intake_watermarks: when the roll-ups were last refreshed
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    rebuilt: bool
+    buckets: int  # buckets recomputed
+
+    def summary(self) -> str:
+        return f"overview roll-ups: {'rebuilt' if self.rebuilt else 'refreshed'}, {self.buckets:,} buckets recomputed"
+
+
+def _recompute(conn: Connection, buckets: Sequence[dt.datetime] | None) -> None:
+    """Replace the roll-ups' rows of ``buckets`` (None: every bucket) with what the raw rows say."""
+    k, e = s.kpi_buckets, s.email_buckets
+    bucket_key: Key = lambda ts: [bucket_of(ts)]  # noqa: E731
+    if buckets is None:
+        conn.execute(k.delete())
+        conn.execute(e.delete())
+        where = lambda source: []  # noqa: E731
+    else:
+        conn.execute(k.delete().where(k.c.bucket_start.in_(buckets)))
+        conn.execute(e.delete().where(e.c.bucket_start.in_(buckets)))
+        where = lambda source: [sa.or_(*[sa.and_(*in_range(source, b, b + BUCKET)) for b in buckets])]  # noqa: E731
+    if buckets == []:
+        return
+    parts = [source_rows(src, bucket_key, where(src), KPI_METRICS) for src in KPI_SOURCES]
+    rows = sa.union_all(*parts).subquery("rows")
+    conn.execute(
+        k.insert().from_select(
+            ["bucket_start", *KPI_METRICS],
+            sa.select(rows.c.bucket_start, *[sa.func.sum(rows.c[m]) for m in KPI_METRICS]).group_by(
+                rows.c.bucket_start
+            ),
+        )
+    )
+    conn.execute(
+        e.insert().from_select(
+            ["bucket_start", "milestone", "status", "emails"],
+            source_rows(EMAIL_SOURCE, bucket_key, where(EMAIL_SOURCE), ["emails"]),
+        )
+    )
+
+
+MAX_BUCKETS_PER_RUN = 500  # more marked buckets than this: recompute everything in one pass
+
+
+def refresh(engine: Engine, *, rebuild: bool = False) -> RefreshResult:
+    """Recompute the marked buckets (every bucket on ``rebuild``, the first run, or DuckDB),
+    in one transaction; two runs at once take turns (PostgreSQL advisory lock)."""
+    w, d = s.intake_watermarks, s.rollup_dirty
+    with engine.begin() as conn:
+        postgres = conn.dialect.name == "postgresql"
+        if postgres:
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_KEY)))
+        built = conn.execute(sa.select(w.c.name).where(w.c.name == WATERMARK)).first() is not None
+        rebuild = rebuild or not built or not postgres
+        # Take the marks first: a change committed after this statement marks its bucket again
+        # (for the next run), and every change committed before it is in the recomputation below.
+        if rebuild:
+            conn.execute(d.delete())
+            marked = None
+        else:
+            marked = sorted(conn.execute(d.delete().returning(d.c.bucket_start)).scalars())
+            if len(marked) > MAX_BUCKETS_PER_RUN:
+                marked, rebuild = None, True
+        _recompute(conn, marked)
+        count = (
+            len(marked)
+            if marked is not None
+            else conn.execute(sa.select(sa.func.count()).select_from(s.kpi_buckets)).scalar_one()
+        )
+        if built:
+            conn.execute(w.update().where(w.c.name == WATERMARK).values(updated_at=sa.func.now()))
+        else:
+            conn.execute(w.insert().values(name=WATERMARK, updated_at=sa.func.now()))
+    return RefreshResult(rebuild, count)
+
+
+# --- reading: the roll-up where it is exact, the raw rows elsewhere ---------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """``[start, end)`` grouped by ``key``; ``aligned``: whether every boundary ``key`` draws inside the
+    window (e.g. local midnights) falls on a bucket edge, so whole buckets can serve it."""
+
+    start: dt.datetime
+    end: dt.datetime
+    key: Key
+    aligned: bool = True
+
+
+def windows_rows(
+    conn: Connection,
+    sources: Sequence[Source],
+    rollup: sa.Table,
+    metrics: Sequence[str],
+    windows: Sequence[Window],
+) -> sa.Subquery:
+    """Partial sums of ``metrics`` per key (and dimensions) over ``windows``, for the caller to add up
+    by key: from ``rollup`` for the clean whole buckets of each window (when ``rollup_ready``), and from
+    the raw rows of ``sources`` for the marked buckets and the partial edges (or everything)."""
+    use_rollup = rollup_ready(conn)
+    dims = sources[0].dimensions
+    parts: list[sa.Select] = []
+
+    def raw(start: dt.datetime, end: dt.datetime, key: Key) -> None:
+        if start < end:
+            parts.extend(source_rows(src, key, in_range(src, start, end), metrics) for src in sources)
+
+    for w in windows:
+        first, last = ceil_bucket(w.start), floor_bucket(w.end)
+        if not (use_rollup and w.aligned and first < last):
+            raw(w.start, w.end, w.key)
+            continue
+        raw(w.start, first, w.key)
+        raw(last, w.end, w.key)
+        d = s.rollup_dirty
+        keys = [*w.key(rollup.c.bucket_start), *[rollup.c[name] for name in dims]]
+        parts.append(
+            sa.select(*keys, *[sa.cast(rollup.c[m], sa.BigInteger).label(m) for m in metrics]).where(
+                rollup.c.bucket_start >= first,
+                rollup.c.bucket_start < last,
+                ~sa.exists().where(d.c.bucket_start == rollup.c.bucket_start),
+            )
+        )
+        for src in sources:
+            where, joined = in_dirty(src, first, last)
+            parts.append(source_rows(src, w.key, where, metrics, select_from=joined))
+    return sa.union_all(*parts).subquery("parts")
+
+
+def summed(parts: sa.Subquery, metrics: Sequence[str]) -> sa.Select:
+    """``parts`` (of ``windows_rows``) added up by their key and dimension columns."""
+    keys = [c for c in parts.c if c.name not in metrics]
+    return sa.select(*keys, *[sa.func.sum(parts.c[m]).label(m) for m in metrics]).group_by(*keys)
+
+
+def local_day(tz: str) -> Key:
+    return lambda ts: [sa.cast(sa.func.timezone(tz, ts), sa.Date).label("day")]
+
+
+def labelled(label: str) -> Key:
+    """A constant key (inline SQL text: DuckDB groups by no parameter), e.g. ``current``."""
+    if not label.isidentifier():
+        raise ValueError(f"not a label: {label!r}")
+    return lambda ts: [sa.literal_column(f"'{label}'", sa.Text).label("period")]
+
+
+def on_bucket_edges(*instants: dt.datetime) -> bool:
+    return all(floor_bucket(t) == t for t in instants)
+
+
+def by_local_day(period: Period) -> Window:
+    """The period grouped by its local days; whole buckets serve it when every local midnight
+    inside it falls on a bucket edge."""
+    zone = ZoneInfo(period.tz)
+    midnights = [
+        dt.datetime.combine(period.start + dt.timedelta(days=i), dt.time(), zone).astimezone(dt.UTC)
+        for i in range(1, period.days)
+    ]
+    return Window(*period.bounds(), local_day(period.tz), on_bucket_edges(*midnights))
+
+
+def by_period(period: Period) -> list[Window]:
+    """The period and the equal period before, keyed ``current`` and ``previous`` (column ``period``)."""
+    return [Window(*p.bounds(), labelled(label)) for label, p in (("current", period), ("previous", period.previous()))]
