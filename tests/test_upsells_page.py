@@ -95,3 +95,30 @@ def test_an_invalid_service_is_refused_with_its_reason(sold):
 def test_support_reads_the_catalogue_without_editing(sold):
     at = open_page(sold, SUPPORT)
     assert not at.get("form") and "Follow-up call" in at.dataframe[-1].value.title.tolist()
+
+
+def test_overview_and_upsells_show_the_same_revenue(sold):
+    """One definition: the upsells bought in the period, whenever they were shown. $19 (P1, bought
+    on 1 June) + $15 (shown in April, bought on 10 May); the $20 shown in June and bought in July
+    is outside the period, so the cohort's $39 ($19 + $20) is not the revenue."""
+    rec = s.upsell_recommendations
+    with sold.begin() as conn:
+        customer = conn.execute(sa.select(rec.c.customer_id).where(rec.c.session_id == S["s1"])).scalar()
+        for cents, shown, bought in (
+            (1500, dt.datetime(2024, 4, 20, tzinfo=dt.UTC), dt.datetime(2024, 5, 10, tzinfo=dt.UTC)),
+            (2000, dt.datetime(2024, 6, 20, tzinfo=dt.UTC), dt.datetime(2024, 7, 5, tzinfo=dt.UTC)),
+        ):
+            conn.execute(
+                rec.insert().values(
+                    customer_id=customer,
+                    recommendation_type="maintenance_plan",
+                    service_title="Plan",
+                    price_cents=cents,
+                    shown_at=shown,
+                    purchased_at=bought,
+                )
+            )
+    overview = open_any_page(sold, PERIOD, ADMIN, PAGE.parent / "overview.py")
+    upsells = open_page(sold)
+    shown = {m.label: m.value for m in overview.metric}["Upsell revenue"]
+    assert shown == {m.label: m.value for m in upsells.metric}["Revenue"] == "$34.00"

@@ -111,7 +111,7 @@ EMAIL_SOURCE = Source(
 
 def bucket_of(ts: sa.ColumnElement) -> sa.ColumnElement:
     """The start of the 15-minute UTC bucket of ``ts`` (PostgreSQL and DuckDB)."""
-    seconds = int(BUCKET.total_seconds())
+    seconds = sa.literal_column(str(int(BUCKET.total_seconds())))  # inline: one expression to group by
     epoch = sa.func.floor(sa.extract("epoch", ts) / seconds) * seconds
     return sa.func.to_timestamp(sa.cast(epoch, sa.Double)).label("bucket_start")
 
@@ -146,7 +146,7 @@ def source_rows(
         for m in metrics
     ]
     varying = [k for k in keys if not getattr(getattr(k, "element", k), "is_literal", False)]  # no constant
-    query = sa.select(*keys, *columns).where(*source.where(), *where).group_by(*varying)
+    query = sa.select(*keys, *columns).where(source.time.isnot(None), *source.where(), *where).group_by(*varying)
     return query.select_from(select_from) if select_from is not None else query
 
 
