@@ -60,12 +60,10 @@ def kpis(conn: Connection, *, period: Period) -> pd.DataFrame:
         rollups.windows_rows(conn, rollups.KPI_SOURCES, s.kpi_buckets, rollups.KPI_METRICS, windows),
         rollups.KPI_METRICS,
     )
-    mail = rollups.windows_rows(conn, [rollups.EMAIL_SOURCE], s.email_buckets, ["emails"], windows)
-    failed = (
-        sa.select(mail.c.period, sa.func.sum(mail.c.emails).label("emails_failed"))
-        .where(mail.c.status == "failed")
-        .group_by(mail.c.period)
+    mail = rollups.windows_rows(
+        conn, [rollups.EMAIL_SOURCE], s.email_buckets, ["emails"], windows, only={"status": ["failed"]}
     )
+    failed = sa.select(mail.c.period, sa.func.sum(mail.c.emails)).group_by(mail.c.period)
     found = {row.period: row for row in conn.execute(kpi).mappings()}
     failed_by = dict(conn.execute(failed).all())
     revenue = upsells.revenue(conn, period=period)

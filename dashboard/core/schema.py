@@ -914,6 +914,13 @@ _index(
     postgresql_where=mechanic_reviews.c.status == "published",
     info={"step": "21"},
 )
+# Conversions: an intake request's completed session (the roll-up's rebuild and its raw edges).
+_index(
+    "ix_sessions_request_completed",
+    sessions.c.request_id,
+    postgresql_where=sessions.c.status == "completed",
+    info={"step": "21"},
+)
 # Customer search ("contains", case-insensitive) by email and by name: trigram indexes, where
 # the database has the pg_trgm extension (the migration creates it when it may).
 _index(

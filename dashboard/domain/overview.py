@@ -154,15 +154,15 @@ def in_range(source: Source, start: dt.datetime, end: dt.datetime) -> list[sa.Co
     return [source.time >= start, source.time < end]
 
 
-def in_dirty(source: Source, start: dt.datetime, end: dt.datetime) -> tuple[list, sa.FromClause]:
-    """Rows of ``source`` in the buckets marked dirty between ``start`` and ``end`` (bucket edges):
-    the where clause and the join that serve them (an index range per marked bucket)."""
-    d = s.rollup_dirty
-    joined = d.join(
-        source.table,
-        sa.and_(source.time >= d.c.bucket_start, source.time < d.c.bucket_start + sa.literal(BUCKET, sa.Interval)),
-    )
-    return [d.c.bucket_start >= start, d.c.bucket_start < end], joined
+def in_buckets(source: Source, buckets: Sequence[dt.datetime]) -> list:
+    """Rows of ``source`` in ``buckets`` (starts, sorted): one index range per run of adjacent buckets."""
+    runs: list[list[dt.datetime]] = []
+    for b in buckets:
+        if runs and runs[-1][1] == b:
+            runs[-1][1] = b + BUCKET
+        else:
+            runs.append([b, b + BUCKET])
+    return [sa.or_(*[sa.and_(*in_range(source, start, end)) for start, end in runs])]
 
 
 def rollup_ready(conn: Connection) -> bool:
@@ -197,7 +197,7 @@ def _recompute(conn: Connection, buckets: Sequence[dt.datetime] | None) -> None:
     else:
         conn.execute(k.delete().where(k.c.bucket_start.in_(buckets)))
         conn.execute(e.delete().where(e.c.bucket_start.in_(buckets)))
-        where = lambda source: [sa.or_(*[sa.and_(*in_range(source, b, b + BUCKET)) for b in buckets])]  # noqa: E731
+        where = lambda source: in_buckets(source, buckets)  # noqa: E731
     if buckets == []:
         return
     parts = [source_rows(src, bucket_key, where(src), KPI_METRICS) for src in KPI_SOURCES]
@@ -273,37 +273,59 @@ def windows_rows(
     rollup: sa.Table,
     metrics: Sequence[str],
     windows: Sequence[Window],
+    only: dict[str, Sequence[str]] | None = None,
 ) -> sa.Subquery:
     """Partial sums of ``metrics`` per key (and dimensions) over ``windows``, for the caller to add up
     by key: from ``rollup`` for the clean whole buckets of each window (when ``rollup_ready``), and from
-    the raw rows of ``sources`` for the marked buckets and the partial edges (or everything)."""
+    the raw rows of ``sources`` for the marked buckets and the partial edges (or everything).
+    ``only``: the values of dimensions to keep, e.g. ``{"status": ["failed"]}``."""
+    only = {name: values for name, values in (only or {}).items() if values}
     use_rollup = rollup_ready(conn)
     dims = sources[0].dimensions
     parts: list[sa.Select] = []
 
-    def raw(start: dt.datetime, end: dt.datetime, key: Key) -> None:
-        if start < end:
-            parts.extend(source_rows(src, key, in_range(src, start, end), metrics) for src in sources)
+    def raw(where: Callable[[Source], list], key: Key) -> None:
+        for src in sources:
+            kept = [src.table.c[name].in_(values) for name, values in only.items()]
+            parts.append(source_rows(src, key, [*where(src), *kept], metrics))
 
-    for w in windows:
+    def whole(w: Window) -> tuple[dt.datetime, dt.datetime] | None:
         first, last = ceil_bucket(w.start), floor_bucket(w.end)
-        if not (use_rollup and w.aligned and first < last):
-            raw(w.start, w.end, w.key)
+        return (first, last) if use_rollup and w.aligned and first < last else None
+
+    spans = [span for span in map(whole, windows) if span]
+    d = s.rollup_dirty
+    marked = (
+        conn.execute(
+            sa.select(d.c.bucket_start)
+            .where(d.c.bucket_start >= min(a for a, _ in spans), d.c.bucket_start < max(b for _, b in spans))
+            .order_by(d.c.bucket_start)
+        )
+        .scalars()
+        .all()
+        if spans
+        else []
+    )
+    for w in windows:
+        span = whole(w)
+        if span is None:
+            raw(lambda src, w=w: in_range(src, w.start, w.end), w.key)
             continue
-        raw(w.start, first, w.key)
-        raw(last, w.end, w.key)
-        d = s.rollup_dirty
+        first, last = span
+        for start, end in ((w.start, first), (last, w.end)):  # the partial edges
+            if start < end:
+                raw(lambda src, start=start, end=end: in_range(src, start, end), w.key)
+        dirty = [b for b in marked if first <= b < last]
+        if dirty:  # changed since the last refresh: from the raw rows
+            raw(lambda src, dirty=dirty: in_buckets(src, dirty), w.key)
         keys = [*w.key(rollup.c.bucket_start), *[rollup.c[name] for name in dims]]
+        clean = [rollup.c.bucket_start.not_in(dirty)] if dirty else []
+        clean += [rollup.c[name].in_(values) for name, values in only.items()]
         parts.append(
             sa.select(*keys, *[sa.cast(rollup.c[m], sa.BigInteger).label(m) for m in metrics]).where(
-                rollup.c.bucket_start >= first,
-                rollup.c.bucket_start < last,
-                ~sa.exists().where(d.c.bucket_start == rollup.c.bucket_start),
+                rollup.c.bucket_start >= first, rollup.c.bucket_start < last, *clean
             )
         )
-        for src in sources:
-            where, joined = in_dirty(src, first, last)
-            parts.append(source_rows(src, w.key, where, metrics, select_from=joined))
     return sa.union_all(*parts).subquery("parts")
 
 
