@@ -132,13 +132,15 @@ def trend(conn: Connection, *, period: Period, grain: str = "week") -> pd.DataFr
 def by_mechanic(conn: Connection, *, period: Period) -> pd.DataFrame:
     """Metrics per mechanic who held the session a recommendation followed, most revenue first
     (recommendations without a session or mechanic are left out)."""
-    rec, ses, m = s.upsell_recommendations, s.sessions, s.mechanics
+    m, metrics = s.mechanics, list(rollups.UPSELL_MECHANIC_METRICS)
+    window = rollups.Window(*period.bounds(), rollups.labelled("period"))  # no inner boundary: any zone
+    parts = rollups.windows_rows(conn, [rollups.UPSELL_MECHANIC_SOURCE], s.upsell_mechanic_buckets, metrics, [window])
+    per = sa.select(parts.c.mechanic_id, *[sa.func.sum(parts.c[c]).label(c) for c in metrics])
+    per = per.group_by(parts.c.mechanic_id).subquery("per_mechanic")
     query = (
-        sa.select(sa.cast(m.c.user_id, sa.Text), m.c.display_name, *_counts())
-        .select_from(rec.join(ses, ses.c.id == rec.c.session_id).join(m, m.c.user_id == ses.c.mechanic_id))
-        .where(_shown_in(period))
-        .group_by(m.c.user_id, m.c.display_name)
-        .order_by(sa.literal_column("revenue_cents").desc(), m.c.display_name, m.c.user_id)
+        sa.select(sa.cast(m.c.user_id, sa.Text), m.c.display_name, *[sa.cast(per.c[c], sa.BigInteger) for c in COUNTS])
+        .select_from(per.join(m, m.c.user_id == per.c.mechanic_id))
+        .order_by(per.c.revenue_cents.desc(), m.c.display_name, m.c.user_id)
     )
     return _with_rates(pd.DataFrame(conn.execute(query).all(), columns=["mechanic_id", "display_name", *COUNTS]))
 

@@ -276,7 +276,12 @@ def _figures(engine, tz: str) -> tuple:
         per_day = sessions_completed_per_day(conn, period=period)
         mail = emails.status_counts_per_day(conn, period=period)
         revenue = upsells.revenue(conn, period=period).loc["current", "revenue_cents"]
+        by_mechanic = upsells.by_mechanic(conn, period=Period(dt.date(2026, 2, 1), dt.date(2026, 2, 28), tz))
     assert now.upsell_revenue_cents == revenue  # one definition
+    # the three were shown 20 days before they were bought: 17, 18 and 20 February, in every zone
+    assert by_mechanic[["display_name", "shown", "clicked", "purchased", "revenue_cents"]].values.tolist() == [
+        ["Mo", 3, 0, 3, 4700]
+    ]
     assert (now.intake_requests, now.converted_requests, now.emails_failed) == (2, 1, 1)
     figures = (int(now.sessions_completed), int(now.reviews_published), float(now.avg_rating), int(revenue))
     return figures, tuple(per_day.sessions), sorted(zip(mail.status, mail.emails))

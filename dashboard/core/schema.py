@@ -898,6 +898,17 @@ email_buckets = sa.Table(
     info={"step": "21"},
 )
 
+# Upsell recommendations per 15 minutes of shown_at and mechanic of their session: shown,
+# clicked, purchased and the revenue of the purchased ones (up to now).
+upsell_mechanic_buckets = sa.Table(
+    "upsell_mechanic_buckets",
+    metadata,
+    sa.Column("bucket_start", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("mechanic_id", sa.Uuid, primary_key=True),
+    *[sa.Column(name, sa.BigInteger, nullable=False) for name in ("shown", "clicked", "purchased", "revenue_cents")],
+    info={"step": "21"},
+)
+
 # Buckets whose rows changed since the roll-ups were last refreshed: a PostgreSQL trigger on
 # each source table marks them (also for the platform's own writes), the queries read them
 # from the raw rows, and the refresh recomputes them and clears the mark.
@@ -919,6 +930,13 @@ _index(
     "ix_sessions_request_completed",
     sessions.c.request_id,
     postgresql_where=sessions.c.status == "completed",
+    info={"step": "21"},
+)
+# Overview's "Open follow-ups" now: counted from this small index alone.
+_index(
+    "ix_requests_follow_up_waiting",
+    requests.c.status,
+    postgresql_where=sa.and_(requests.c.is_follow_up, requests.c.status.in_(("open", "matched"))),
     info={"step": "21"},
 )
 # Customer search ("contains", case-insensitive) by email and by name: trigram indexes, where

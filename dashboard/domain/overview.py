@@ -59,7 +59,11 @@ class Source:
     time: sa.Column
     where: Callable[[], list[sa.ColumnElement[bool]]]
     values: Callable[[], dict[str, sa.ColumnElement]]
-    dimensions: tuple[str, ...] = field(default=())  # grouping columns kept in the roll-up
+    dimensions: tuple[sa.Column, ...] = field(default=())  # grouping columns kept in the roll-up (by name)
+    joined: Callable[[], sa.FromClause] | None = None  # what to read from, when not ``table`` alone
+
+    def column(self, name: str) -> sa.Column:
+        return next(c for c in self.dimensions if c.name == name)
 
 
 def _completed_session_of_request() -> sa.ColumnElement[bool]:
@@ -105,8 +109,25 @@ EMAIL_SOURCE = Source(
     s.email_outbox.c.created_at,
     lambda: [],
     lambda: {"emails": sa.func.count()},
-    dimensions=("milestone", "status"),
+    dimensions=(s.email_outbox.c.milestone, s.email_outbox.c.status),
 )
+# The Upsells page's cohort by mechanic: recommendations by the time they were **shown**, with the
+# mechanic of the session they followed (none: left out), and what became of them up to now.
+_rec = s.upsell_recommendations
+UPSELL_MECHANIC_SOURCE = Source(
+    _rec,
+    _rec.c.shown_at,
+    lambda: [s.sessions.c.mechanic_id.isnot(None)],
+    lambda: {
+        "shown": sa.func.count(),
+        "clicked": sa.func.count(_rec.c.clicked_at),
+        "purchased": sa.func.count(_rec.c.purchased_at),
+        "revenue_cents": sa.func.sum(_rec.c.price_cents).filter(_rec.c.purchased_at.isnot(None)),
+    },
+    dimensions=(s.sessions.c.mechanic_id,),
+    joined=lambda: _rec.join(s.sessions, s.sessions.c.id == _rec.c.session_id),
+)
+UPSELL_MECHANIC_METRICS = ("shown", "clicked", "purchased", "revenue_cents")
 
 
 def bucket_of(ts: sa.ColumnElement) -> sa.ColumnElement:
@@ -140,13 +161,15 @@ def source_rows(
     """``source`` aggregated by ``key`` (and its dimensions) over the rows matching ``where``,
     one column per name of ``metrics`` (0 for the metrics of other sources)."""
     values = source.values()
-    keys = [*key(source.time), *[source.table.c[d] for d in source.dimensions]]
+    keys = [*key(source.time), *source.dimensions]
     columns = [
         sa.cast(sa.func.coalesce(values[m], 0) if m in values else sa.literal(0), sa.BigInteger).label(m)
         for m in metrics
     ]
     varying = [k for k in keys if not getattr(getattr(k, "element", k), "is_literal", False)]  # no constant
     query = sa.select(*keys, *columns).where(source.time.isnot(None), *source.where(), *where).group_by(*varying)
+    if select_from is None and source.joined is not None:
+        select_from = source.joined()
     return query.select_from(select_from) if select_from is not None else query
 
 
@@ -163,6 +186,26 @@ def in_buckets(source: Source, buckets: Sequence[dt.datetime]) -> list:
         else:
             runs.append([b, b + BUCKET])
     return [sa.or_(*[sa.and_(*in_range(source, start, end)) for start, end in runs])]
+
+
+def _marked(conn: Connection, start: dt.datetime, end: dt.datetime) -> list[dt.datetime] | None:
+    """In one round trip: the buckets marked between ``start`` and ``end``, or None when the
+    roll-ups were never built (then they serve nothing)."""
+    w, d = s.intake_watermarks, s.rollup_dirty
+    one = sa.select(sa.literal(1).label("one")).subquery("one")
+    query = (
+        sa.select(w.c.name, d.c.bucket_start)
+        .select_from(
+            one.outerjoin(w, w.c.name == WATERMARK).outerjoin(
+                d, sa.and_(d.c.bucket_start >= start, d.c.bucket_start < end)
+            )
+        )
+        .order_by(d.c.bucket_start)
+    )
+    rows = conn.execute(query).all()
+    if rows[0].name is None:
+        return None
+    return [row.bucket_start for row in rows if row.bucket_start is not None]
 
 
 def rollup_ready(conn: Connection) -> bool:
@@ -188,15 +231,13 @@ class RefreshResult:
 
 def _recompute(conn: Connection, buckets: Sequence[dt.datetime] | None) -> None:
     """Replace the roll-ups' rows of ``buckets`` (None: every bucket) with what the raw rows say."""
-    k, e = s.kpi_buckets, s.email_buckets
+    k = s.kpi_buckets
     bucket_key: Key = lambda ts: [bucket_of(ts)]  # noqa: E731
+    for table in (s.kpi_buckets, s.email_buckets, s.upsell_mechanic_buckets):
+        conn.execute(table.delete().where(*([] if buckets is None else [table.c.bucket_start.in_(buckets)])))
     if buckets is None:
-        conn.execute(k.delete())
-        conn.execute(e.delete())
         where = lambda source: []  # noqa: E731
     else:
-        conn.execute(k.delete().where(k.c.bucket_start.in_(buckets)))
-        conn.execute(e.delete().where(e.c.bucket_start.in_(buckets)))
         where = lambda source: in_buckets(source, buckets)  # noqa: E731
     if buckets == []:
         return
@@ -210,12 +251,12 @@ def _recompute(conn: Connection, buckets: Sequence[dt.datetime] | None) -> None:
             ),
         )
     )
-    conn.execute(
-        e.insert().from_select(
-            ["bucket_start", "milestone", "status", "emails"],
-            source_rows(EMAIL_SOURCE, bucket_key, where(EMAIL_SOURCE), ["emails"]),
-        )
-    )
+    for table, source, metrics in (
+        (s.email_buckets, EMAIL_SOURCE, ["emails"]),
+        (s.upsell_mechanic_buckets, UPSELL_MECHANIC_SOURCE, list(UPSELL_MECHANIC_METRICS)),
+    ):
+        names = ["bucket_start", *[c.name for c in source.dimensions], *metrics]
+        conn.execute(table.insert().from_select(names, source_rows(source, bucket_key, where(source), metrics)))
 
 
 MAX_BUCKETS_PER_RUN = 500  # more marked buckets than this: recompute everything in one pass
@@ -280,13 +321,13 @@ def windows_rows(
     the raw rows of ``sources`` for the marked buckets and the partial edges (or everything).
     ``only``: the values of dimensions to keep, e.g. ``{"status": ["failed"]}``."""
     only = {name: values for name, values in (only or {}).items() if values}
-    use_rollup = rollup_ready(conn)
-    dims = sources[0].dimensions
+    use_rollup = conn.dialect.name == "postgresql"
+    dims = [c.name for c in sources[0].dimensions]
     parts: list[sa.Select] = []
 
     def raw(where: Callable[[Source], list], key: Key) -> None:
         for src in sources:
-            kept = [src.table.c[name].in_(values) for name, values in only.items()]
+            kept = [src.column(name).in_(values) for name, values in only.items()]
             parts.append(source_rows(src, key, [*where(src), *kept], metrics))
 
     def whole(w: Window) -> tuple[dt.datetime, dt.datetime] | None:
@@ -294,18 +335,9 @@ def windows_rows(
         return (first, last) if use_rollup and w.aligned and first < last else None
 
     spans = [span for span in map(whole, windows) if span]
-    d = s.rollup_dirty
-    marked = (
-        conn.execute(
-            sa.select(d.c.bucket_start)
-            .where(d.c.bucket_start >= min(a for a, _ in spans), d.c.bucket_start < max(b for _, b in spans))
-            .order_by(d.c.bucket_start)
-        )
-        .scalars()
-        .all()
-        if spans
-        else []
-    )
+    marked = _marked(conn, min(a for a, _ in spans), max(b for _, b in spans)) if spans else []
+    if marked is None:  # not built yet
+        spans, use_rollup = [], False
     for w in windows:
         span = whole(w)
         if span is None:

@@ -67,12 +67,19 @@ def trigger_statements() -> list[str]:
         _MARK_FUNCTION,
         *_row_trigger(
             "sessions",
-            ("status", "ended_at", "request_id"),
+            ("status", "ended_at", "request_id", "mechanic_id"),
             mark.format("r.ended_at")
-            + " PERFORM pitwall_mark_bucket(q.created_at) FROM requests q WHERE q.id = r.request_id;",
+            + " PERFORM pitwall_mark_bucket(q.created_at) FROM requests q WHERE q.id = r.request_id;"
+            + " IF TG_OP <> 'UPDATE' OR NEW.mechanic_id IS DISTINCT FROM OLD.mechanic_id THEN"
+            + " PERFORM pitwall_mark_bucket(u.shown_at) FROM upsell_recommendations u WHERE u.session_id = r.id;"
+            + " END IF;",
         ),
         *_row_trigger("requests", ("created_at", "is_follow_up"), mark.format("r.created_at")),
         *_row_trigger("mechanic_reviews", ("status", "rating", "created_at"), mark.format("r.created_at")),
-        *_row_trigger("upsell_recommendations", ("purchased_at", "price_cents"), mark.format("r.purchased_at")),
+        *_row_trigger(
+            "upsell_recommendations",
+            ("shown_at", "clicked_at", "purchased_at", "price_cents", "session_id"),
+            mark.format("r.purchased_at") + " " + mark.format("r.shown_at"),
+        ),
         *_row_trigger("email_outbox", ("status", "milestone", "created_at"), mark.format("r.created_at")),
     ]
