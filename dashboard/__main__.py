@@ -7,6 +7,7 @@
     emails --once | --loop       send the milestone emails that are due (cron | systemd, containers)
     intake --once | --loop       apply Pitwall's rules to the rows the platform wrote itself
     funnel [--rebuild]           bring the CRM funnel roll-up up to date (cron)
+    overview [--rebuild]         fold changed buckets into the overview's roll-ups (cron; the intake job does it too)
     upsells [--days N]           create upsell recommendations for recent summaries (cron)
     api                          serve the platform API (--host, --port, --workers)
     keys create NAME | list | revoke NAME   the platform API's service keys
@@ -144,6 +145,13 @@ def _funnel(engine, args) -> int:
 
     for result in refresh(engine, rebuild=args.rebuild):
         print(result.summary())
+    return 0
+
+
+def _overview(engine, args) -> int:
+    from dashboard.domain.overview import refresh
+
+    print(refresh(engine, rebuild=args.rebuild).summary())
     return 0
 
 
@@ -317,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     command("funnel", _funnel, "bring the CRM funnel roll-up up to date").add_argument(
         "--rebuild", action="store_true", help="recompute every customer, not only the changed"
+    )
+    command("overview", _overview, "fold the changed buckets into the overview's roll-ups").add_argument(
+        "--rebuild", action="store_true", help="recompute every bucket"
     )
     command("upsells", _upsells, "create upsell recommendations for recent summaries").add_argument(
         "--days", type=ranged(int, 1, 366), default=7, help="summaries of the last N days (default 7, at most 366)"
