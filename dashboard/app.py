@@ -25,11 +25,16 @@ from dashboard.core.auth import Actor, role_for_email  # noqa: E402
 from dashboard.core.db import DatabaseUnavailable, check_connection, explain_failure  # noqa: E402
 from dashboard.core.migrate import current_revision, head_revision  # noqa: E402
 from dashboard.core.period import (  # noqa: E402
+    CUSTOM,
     EARLIEST,
+    PRESETS,
+    RANGE_SEPARATOR,
     Period,
+    format_range,
     latest_allowed,
+    parse_range,
     period_from_params,
-    period_problem,
+    preset_range,
     timezones,
     today_in,
 )
@@ -269,35 +274,107 @@ def identity_sidebar(actor: Actor, login: bool) -> None:
             st.logout()
 
 
-def period_inputs() -> tuple:
-    """The period widgets; on a session's first run they start from the link's ``from``, ``to``, ``tz``."""
-    if "filter_from" not in st.session_state:
+PERIOD_KEY = "_pitwall_period"  # the last valid period: what the pages show while a choice is not valid
+
+
+def _show_range(start, end) -> None:
+    """Put two days in both date widgets (from a callback, before they are drawn)."""
+    st.session_state.update(filter_dates=format_range(start, end), filter_calendar=(start, end))
+
+
+def _preset_chosen() -> None:
+    """A preset replaces the dates at once ("Custom" keeps them for editing); after a timezone
+    change, a preset's days follow that timezone's today."""
+    state = st.session_state
+    if state.filter_preset != CUSTOM:
+        _show_range(*preset_range(state.filter_preset, today_in(state.filter_tz)))
+
+
+def _custom_unless_preset(start, end) -> None:
+    state = st.session_state
+    if state.filter_preset != CUSTOM and (start, end) != preset_range(state.filter_preset, today_in(state.filter_tz)):
+        state.filter_preset = CUSTOM
+
+
+def _dates_typed() -> None:
+    """Typed dates (applied on Enter) make the period custom, unless they are the preset's days."""
+    state = st.session_state
+    chosen, _ = parse_range(state.filter_dates, today_in(state.filter_tz))
+    if chosen:
+        state.filter_calendar = chosen
+        _custom_unless_preset(*chosen)
+
+
+def _calendar_picked() -> None:
+    """Days picked on the calendar go into the text field; one day picked waits for the second."""
+    state = st.session_state
+    picked = tuple(day for day in state.filter_calendar or () if day is not None)
+    if len(picked) == 2:
+        state.filter_dates = format_range(*picked)
+        _custom_unless_preset(*picked)
+    else:
+        state.filter_dates = f"{picked[0].isoformat()}{RANGE_SEPARATOR}" if picked else ""
+
+
+def period_control() -> Period:
+    """The period picker in the sidebar: a preset, the days (typed, applied on Enter, or picked on
+    a calendar) and the display timezone. On a session's first run it starts from the link's
+    ``preset``, ``from``, ``to`` and ``tz``.
+
+    Days that are not a usable period yet (one day picked, the end before the start, a typo,
+    too long) are explained under the field, and the pages keep the last valid period meanwhile."""
+    state = st.session_state
+    if PERIOD_KEY not in state:
         period, notices = period_from_params(st.query_params.to_dict())
-        st.session_state.update(filter_from=period.start, filter_to=period.end, filter_tz=period.tz)
+        state.update({PERIOD_KEY: period, "filter_preset": period.preset, "filter_tz": period.tz})
+        _show_range(period.start, period.end)
         for notice in notices:
             st.warning(ui.escape_markdown(notice), icon=":material/link_off:")
-    latest = latest_allowed(today_in(st.session_state.filter_tz))
+    today = today_in(state.filter_tz)
     with st.sidebar:
-        start = st.date_input("From", key="filter_from", min_value=EARLIEST, max_value=latest)
-        end = st.date_input("To", key="filter_to", min_value=EARLIEST, max_value=latest)
+        st.selectbox("Period", list(PRESETS), format_func=PRESETS.get, key="filter_preset", on_change=_preset_chosen)
+        with st.container(horizontal=True, vertical_alignment="bottom", gap="small"):
+            st.text_input(
+                "Days",
+                key="filter_dates",
+                on_change=_dates_typed,
+                max_chars=60,
+                placeholder="YYYY-MM-DD – YYYY-MM-DD",
+                help="Type the first and the last day and press Enter, or pick them on the calendar.",
+            )
+            with st.popover("", icon=":material/calendar_month:", help="Pick the days on a calendar"):
+                st.date_input(
+                    "First and last day",
+                    key="filter_calendar",
+                    min_value=EARLIEST,
+                    max_value=latest_allowed(today),
+                    format="YYYY-MM-DD",
+                    on_change=_calendar_picked,
+                )
+        chosen, problem = parse_range(state.filter_dates, today)
+        if problem:
+            st.warning(f"**Not applied.** {problem} Showing {state[PERIOD_KEY].span}.", icon=":material/date_range:")
         tz = st.selectbox(
             "Display timezone",
             timezones(),
             key="filter_tz",
+            on_change=_preset_chosen,
             help="Days start at midnight in this timezone, and times are shown in it.",
         )
-    return start, end, tz
+    kept = state[PERIOD_KEY]
+    start, end = chosen or (kept.start, kept.end)
+    preset = state.filter_preset if chosen else kept.preset
+    state[PERIOD_KEY] = Period(start, end, tz, preset)
+    return state[PERIOD_KEY]
 
 
-def period_or_stop(start, end, tz: str) -> Period:
-    """The chosen period, written to the URL so the view can be shared; a clear message if it is not valid."""
-    problem = period_problem(start, end)
-    if problem:
-        st.warning(f"**Choose a valid period.** {problem}", icon=":material/date_range:")
-        st.stop()
-    period = Period(start, end, tz)
+def period_in_url(period: Period) -> Period:
+    """Write the period to the URL so the view can be shared (only when it changed)."""
     params = period.to_params()
-    if any(st.query_params.get(key) != value for key, value in params.items()):
+    stale = [key for key in ("preset",) if key not in params and key in st.query_params]
+    if stale or any(st.query_params.get(key) != value for key, value in params.items()):
+        for key in stale:
+            del st.query_params[key]
         st.query_params.update(params)
     return period
 
@@ -317,8 +394,9 @@ def main() -> None:
     if login:
         actor = actor_or_stop(settings)
     page = navigation(actor.role)
+    period = period_in_url(period_control())  # first under the menu, so its messages stay in view
     identity_sidebar(actor, login)
-    ui.set_context(ui.Context(settings=settings, actor=actor, period=period_or_stop(*period_inputs())))
+    ui.set_context(ui.Context(settings=settings, actor=actor, period=period))
     try:
         page.run()
     except ui.UNREACHABLE_ERRORS as exc:  # also from pages that read on a connection of their own

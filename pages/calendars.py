@@ -1,24 +1,25 @@
-"""Mechanic calendars & pricing: weekly availability, days off, price multipliers and base
-prices, with what customers can book.
+"""Mechanic calendars & pricing: the week hour by hour with prices, weekly slots, days off,
+peak multipliers and base prices, and their audit trail.
 
-Times are shown in the sidebar's display timezone, with the mechanic's own wall clock
-beside them. Managers and admins edit; anyone else reads. Every change goes through
+The week and the heatmaps are in the sidebar's display timezone, weekly slots and days off on
+the mechanic's own clock. Managers and admins edit; anyone else reads. Every change goes through
 ``dashboard.domain.calendars.edits`` (role check on the server, validation, one transaction,
-audit row) and is previewed first as the bookable slots and prices of the next 14 days.
+audit row) and is previewed first as the bookable slots and prices of the next 14 days. The
+pickers and each view are fragments: changing one reruns only its part of the page.
+``?mechanic=<id>`` opens that mechanic's calendar.
 """
 
 import datetime as dt
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 import plotly.express as px
-import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.core.period import timezones, today_in
 from dashboard.core.schema import SESSION_TYPES
 from dashboard.domain.calendars.edits import (
+    CALENDAR,
     EDITOR_ROLES,
     delete_override,
     parse_override,
@@ -36,17 +37,20 @@ from dashboard.domain.calendars.slots import (
     SlotRules,
     ValidationError,
     is_known_timezone,
+    parse_multiplier,
+    price_cents,
     validate_weekly_rows,
 )
 from dashboard.ui import components as ui
+from dashboard.ui.labels import LABELS, action_label, label
+from dashboard.ui.links import mechanic_url, name_column, page_url, with_name
 from queries import calendars
 
 ALL = "all"
 VIEWS = ("Week", "Heatmaps", "Weekly slots", "Days off", "Peak pricing", "Base prices", "Audit trail")
 PREVIEW_DAYS = 14
-TIMELINE_MECHANICS = 25
+BUSIEST_SHOWN = 25
 MONDAY_FIRST = (1, 2, 3, 4, 5, 6, 0)
-DAY0 = dt.datetime(2000, 1, 3)  # any Monday: the week view draws every day on it
 MULTIPLIER_INPUT = {
     "min_value": float(MULTIPLIER_MIN),
     "max_value": float(MULTIPLIER_MAX),
@@ -67,10 +71,6 @@ def mechanic_label(mechanic_id: str) -> str:
     if mechanic_id == ALL:
         return "All active mechanics"
     return f"{NAMES[mechanic_id]} · {ZONES[mechanic_id]}"
-
-
-def _hhmm(value) -> str:
-    return f"{value:%H:%M}" if isinstance(value, dt.time) else "?"
 
 
 def local_times(values, tz: str) -> pd.Series:
@@ -122,129 +122,129 @@ def preview_table(before: pd.DataFrame, after: pd.DataFrame, today: dt.date) -> 
     )
 
 
-# --- views ------------------------------------------------------------------------------
+# --- the week: hours and prices in money --------------------------------------------------
+
+CLOSED = "—"
+WEEK_KEPT = "calendar_week_kept"
+OPEN_STYLE = "background-color: rgba(33, 195, 84, 0.16)"
+BOOKED_STYLE = "background-color: rgba(28, 131, 225, 0.22); font-weight: 600"
 
 
-def timeline_rows(frame: pd.DataFrame, by_day: bool) -> pd.DataFrame:
-    """Bars for px.timeline from start/end in the display timezone; by day: cut at midnight and
-    drawn on DAY0 with one row per day, else one row per mechanic over the week."""
-    rows = []
-    for row in frame.to_dict("records"):
-        start, end = row["start"], row["end"]
-        while start < end:
-            midnight = dt.datetime.combine(start.date() + dt.timedelta(days=1), dt.time())
-            cut = min(end, midnight) if by_day else end
-            offset = dt.datetime.combine(start.date(), dt.time()) - DAY0 if by_day else dt.timedelta(0)
-            rows.append(
-                {
-                    **row,
-                    "row": f"{start:%a %d %b}" if by_day else row["display_name"],
-                    "start": start - offset,
-                    "end": cut - offset,
-                }
-            )
-            start = cut
-    return pd.DataFrame(rows)
+def price_text(low, high) -> str:
+    if pd.isna(low):
+        return "Open"
+    return ui.fmt_money(low) if low == high else f"{ui.fmt_money(low)}–{ui.fmt_money(high)}"
 
 
+def hour_cell(row) -> str:
+    """What one hour of the week grid says: booked, the price of a session starting then, or closed."""
+    if row.sessions:
+        return "Booked" if row.sessions == 1 else f"{row.sessions} booked"
+    if row.open_starts:
+        return price_text(row.price_low_cents, row.price_high_cents)
+    return CLOSED
+
+
+def week_grid(prices: pd.DataFrame) -> pd.DataFrame:
+    """Hours (rows, only from the first to the last hour with anything in the week) by days (columns)."""
+    busy = prices[(prices.open_starts > 0) | (prices.sessions > 0)]
+    if busy.empty:
+        return pd.DataFrame()
+    hours = range(int(busy.hour.min()), int(busy.hour.max()) + 1)
+    cells = prices.assign(
+        text=[hour_cell(row) for row in prices.itertuples()], day=[f"{d:%a %d %b}" for d in prices.local_date]
+    )
+    table = cells.pivot(index="hour", columns="day", values="text").reindex(index=hours)
+    table = table[list(dict.fromkeys(cells.day))]
+    table.index = [f"{hour:02d}:00" for hour in hours]
+    table.index.name = "Hour"
+    return table
+
+
+def cell_style(text: str) -> str:
+    if text == CLOSED:
+        return ""
+    return BOOKED_STYLE if text.endswith("ooked") else OPEN_STYLE
+
+
+def session_type_picker(title: str, key: str) -> str:
+    return st.segmented_control(
+        title,
+        SESSION_TYPES,
+        default="video",
+        required=True,
+        format_func=lambda t: f"{label('session_type', t)} sessions",
+        key=key,
+    )
+
+
+def change_week(days: int) -> None:
+    """Previous/next week (``days`` -7 or 7), or this week (0)."""
+    week = today_in(TZ) if days == 0 else st.session_state[WEEK_KEPT] + dt.timedelta(days=days)
+    st.session_state[WEEK_KEPT] = st.session_state["calendar_week"] = week
+
+
+def keep_week() -> None:
+    st.session_state[WEEK_KEPT] = st.session_state["calendar_week"]
+
+
+def week_picker() -> dt.date:
+    """The week shown (its Monday): a date in it, or the previous, this or the next week."""
+    st.session_state.setdefault(WEEK_KEPT, today_in(TZ))  # kept while other views are shown
+    st.session_state.setdefault("calendar_week", st.session_state[WEEK_KEPT])
+    with ui.filter_bar():
+        st.date_input("Week of", key="calendar_week", on_change=keep_week, width=160)
+        st.button("Previous week", icon=":material/chevron_left:", on_click=change_week, args=(-7,))
+        st.button("This week", on_click=change_week, args=(0,))
+        st.button("Next week", icon=":material/chevron_right:", icon_position="right", on_click=change_week, args=(7,))
+    week_of = st.session_state[WEEK_KEPT]
+    return week_of - dt.timedelta(days=week_of.weekday())
+
+
+@st.fragment
 def week_view(mechanic: str, week_start: dt.date, tz: str) -> None:
-    start, end = calendars.week_bounds(week_start, tz)
     if mechanic == ALL:
-        shown = ui.run_query(calendars.busiest_mechanics, start=start, end=end, limit=TIMELINE_MECHANICS)
-        ids = tuple(shown.mechanic_id)
-        st.caption(
-            (
-                "Every active mechanic"
-                if len(ids) == len(NAMES)
-                else f"The {len(ids)} busiest of {len(NAMES):,} active mechanics"
-            )
-            + " this week, one row each. Pick a mechanic above to see their week day by day."
-        )
-    else:
-        ids = (mechanic,)
-    windows = ui.run_query(calendars.availability, loading="availability", mechanic_ids=ids, start=start, end=end)
-    sessions = ui.run_query(calendars.booked_sessions, mechanic_ids=ids, start=start, end=end)
-    if windows.empty and sessions.empty:
+        busiest_this_week(week_start, tz)
+        return
+    session_type = session_type_picker("Prices for", "calendar_week_type")
+    week = {"mechanic_id": mechanic, "week_start": week_start, "tz": tz}
+    prices = ui.run_query(calendars.week_prices, loading="the week", session_type=session_type, rules=RULES, **week)
+    grid = week_grid(prices)
+    if grid.empty:
         ui.empty_state(
-            "No availability and no sessions this week.",
+            "No open hours and no sessions this week.",
             "Pick another week, or add weekly slots in the Weekly slots view.",
         )
         return
-    by_day = mechanic != ALL
-    bars = pd.DataFrame(
-        {
-            "display_name": windows.mechanic_id.map(NAMES),
-            "start": local_times(windows.start_utc, tz),
-            "end": local_times(windows.end_utc, tz),
-            "multiplier": windows.multiplier,
-            "detail": [
-                f"{row.source} hours · x{row.multiplier:.2f} · {_their_clock(row.start_utc, row.end_utc, row.timezone)}"
-                for row in windows.itertuples()
-            ],
-        }
-    )
-    length = dt.timedelta(minutes=RULES.session_minutes)
-    booked = pd.DataFrame(
-        {
-            "display_name": sessions.display_name,
-            "start": local_times(sessions.scheduled_at, tz),
-            "end": local_times(sessions.scheduled_at + length, tz),
-            "detail": [
-                f"{row.session_type} session · {row.status} · {ui.fmt_money(row.price_cents)} · "
-                f"{_their_clock(row.scheduled_at, row.scheduled_at + length, ZONES[row.mechanic_id])}"
-                for row in sessions.itertuples()
-            ],
-        }
-    )
-    fig = (
-        px.timeline(
-            timeline_rows(bars, by_day),
-            x_start="start",
-            x_end="end",
-            y="row",
-            color="multiplier",
-            color_continuous_scale="Oranges",
-            range_color=(0.5, 2.0),
-            custom_data=["detail"],
+    if prices[prices.open_starts > 0].price_low_cents.isna().all() and prices.open_starts.sum():
+        st.info(
+            f"No base price is set for {label('session_type', session_type).lower()} sessions, so open hours "
+            "show no price: set one in Base prices.",
+            icon=":material/sell:",
         )
-        if not bars.empty
-        else go.Figure()
+    st.caption(
+        f"**Legend:** a price = open, what a {label('session_type', session_type).lower()} session starting in that "
+        f"hour costs · **Booked** = a session starts then · **{CLOSED}** = not available. "
+        f"Hours in {ui.escape_markdown(tz)}; {ui.escape_markdown(NAMES[mechanic])} works on "
+        f"{ui.escape_markdown(ZONES[mechanic])} time."
     )
-    if not booked.empty:
-        session_fig = px.timeline(
-            timeline_rows(booked, by_day), x_start="start", x_end="end", y="row", custom_data=["detail"]
-        )
-        session_fig.update_traces(marker_color="#1F2937", width=0.35, name="Booked session", showlegend=True)
-        fig.add_traces(session_fig.data)
-    fig.update_traces(hovertemplate="%{customdata[0]}<extra></extra>")
-    fig.update_layout(barmode="overlay")
-    fig.update_xaxes(type="date")
-    if by_day:
-        labels = [f"{week_start + dt.timedelta(days=n):%a %d %b}" for n in range(7)]
-        fig.update_xaxes(range=[DAY0, DAY0 + dt.timedelta(days=1)], tickformat="%H:%M")
-    else:
-        labels = [NAMES[i] for i in ids]
-    fig.update_yaxes(categoryorder="array", categoryarray=labels[::-1], range=[-0.5, len(labels) - 0.5])
-    fig.update_layout(
-        height=160 + 36 * len(labels),
-        coloraxis_colorbar_title_text="Price<br>multiplier (×)",
-        legend=dict(yanchor="bottom", y=1.0, xanchor="right", x=1),
+    st.dataframe(
+        grid.style.map(cell_style),
+        height=36 * (len(grid) + 1) + 3,
+        column_config={"_index": st.column_config.TextColumn(f"Hour ({tz})", pinned=True)},
     )
-    ui.chart(
-        fig,
-        title="Availability (coloured by price multiplier) and booked sessions",
-        x_title=f"{'Time of day' if by_day else 'Day'} ({tz})",
-        y_title="Day" if by_day else "Mechanic",
-    )
-    if by_day and not sessions.empty:
+    start, end = calendars.week_bounds(week_start, tz)
+    sessions = ui.run_query(calendars.booked_sessions, mechanic_ids=(mechanic,), start=start, end=end)
+    if not sessions.empty:
+        st.subheader("Booked this week", anchor=False)
         clock = st.column_config.DatetimeColumn(format="ddd D MMM, HH:mm")
         st.dataframe(
             pd.DataFrame(
                 {
                     f"Start ({tz})": local_times(sessions.scheduled_at, tz),
                     f"Their clock ({ZONES[mechanic]})": local_times(sessions.scheduled_at, ZONES[mechanic]),
-                    "Type": sessions.session_type,
-                    "Status": sessions.status,
+                    "Type": [label("session_type", t) for t in sessions.session_type],
+                    "Status": [label("session_status", t) for t in sessions.status],
                     "Price": [ui.fmt_money(c) for c in sessions.price_cents],
                 }
             ),
@@ -253,12 +253,32 @@ def week_view(mechanic: str, week_start: dt.date, tz: str) -> None:
         )
 
 
-def _their_clock(start, end, zone: str) -> str:
-    """A stretch of time on the mechanic's own clock, e.g. "their time Mon 14:30–22:30 (Asia/Kolkata)"."""
-    if not is_known_timezone(zone):
-        return f"their timezone {zone!r} is not valid"
-    tz = ZoneInfo(zone)
-    return f"their time {start.astimezone(tz):%a %H:%M}–{end.astimezone(tz):%H:%M} ({zone})"
+def busiest_this_week(week_start: dt.date, tz: str) -> None:
+    start, end = calendars.week_bounds(week_start, tz)
+    shown = ui.run_query(calendars.busiest_mechanics, start=start, end=end, limit=BUSIEST_SHOWN)
+    st.caption(
+        (
+            "Every active mechanic"
+            if len(shown) == len(NAMES)
+            else f"The {len(shown)} busiest of {len(NAMES):,} active mechanics"
+        )
+        + " this week. Pick a mechanic above to see their week hour by hour with prices."
+    )
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "Mechanic": [with_name(mechanic_url(i), n) for i, n in zip(shown.mechanic_id, shown.display_name)],
+                "Calendar": [page_url("calendars.py", mechanic=i) for i in shown.mechanic_id],
+                "Timezone": shown.timezone,
+                "Sessions booked": shown.sessions,
+            }
+        ),
+        hide_index=True,
+        column_config={
+            "Mechanic": name_column("Mechanic", help="Opens their profile.", pinned=True),
+            "Calendar": st.column_config.LinkColumn("Calendar", display_text="Open calendar"),
+        },
+    )
 
 
 def heatmaps(mechanic: str, week_start: dt.date, tz: str) -> None:
@@ -310,6 +330,20 @@ def heatmaps(mechanic: str, week_start: dt.date, tz: str) -> None:
     )
 
 
+# --- the weekly slot editor ------------------------------------------------------------------
+#
+# The editor shows a draft kept in session state: each edit the grid reports is applied to the
+# draft and the grid is drawn afresh from it (a new key), so the read-only columns beside the
+# multiplier (the resulting prices, the problem of each row) follow every edit. Streamlit's grid
+# styles only read-only cells and checks a typed value by refusing it, so a bad multiplier is
+# marked in its own cell with MARK and explained in the row's Problem cell, highlighted.
+
+EDIT_COLUMNS = ["slot_id", "day", "start", "end", "available", "multiplier"]
+MARK = "⚠"
+GRIDS_DRAWN = "calendar_grids_drawn"
+PROBLEM_STYLE = "background-color: rgba(255, 75, 75, 0.2)"
+
+
 def slot_rows(table: pd.DataFrame) -> list[dict]:
     """The slots table's rows as ``save_weekly_slots`` reads them."""
     return [
@@ -325,12 +359,115 @@ def slot_rows(table: pd.DataFrame) -> list[dict]:
     ]
 
 
-def weekly_slots(mechanic: str, editable: bool, version: int) -> None:
+def stored_draft(slots: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "slot_id": slots.slot_id,
+            "day": [DAY_NAMES[d] for d in slots.day_of_week],
+            "start": slots.start_time,
+            "end": slots.end_time,
+            "available": slots.is_available.astype(bool),
+            "multiplier": [f"{m:.2f}" for m in slots.price_multiplier],
+        },
+        columns=EDIT_COLUMNS,
+    )
+
+
+def _cell(column: str, value):
+    """A value the grid sent, as the draft keeps it (times as times, the multiplier as its text)."""
+    if value is None:
+        return None
+    if column in ("start", "end"):
+        if isinstance(value, dt.time):
+            return value
+        try:
+            return pd.Timestamp(str(value)).time()  # the grid sends "09:30:00.000"
+        except (ValueError, TypeError, OverflowError):
+            return None
+    if column == "multiplier":
+        return str(value).replace(MARK, "").strip()
+    if column == "available":
+        return bool(value)
+    return str(value)
+
+
+def apply_edits(draft: pd.DataFrame, state: dict) -> pd.DataFrame:
+    """``draft`` with the grid's edit state (edited, deleted and added rows) applied."""
+    rows = draft.to_dict("records")
+    for position, changes in (state.get("edited_rows") or {}).items():
+        if 0 <= int(position) < len(rows):
+            rows[int(position)].update({k: _cell(k, v) for k, v in changes.items() if k in EDIT_COLUMNS[1:]})
+    deleted = {int(position) for position in state.get("deleted_rows") or []}
+    rows = [row for position, row in enumerate(rows) if position not in deleted]
+    for added in state.get("added_rows") or []:
+        new = {"slot_id": None, "day": None, "start": None, "end": None, "available": True, "multiplier": "1.00"}
+        new.update({k: _cell(k, v) for k, v in added.items() if k in EDIT_COLUMNS[1:]})
+        rows.append(new)
+    return pd.DataFrame(rows, columns=EDIT_COLUMNS)
+
+
+def _multiplier_or_none(value) -> Decimal | None:
+    try:
+        return parse_multiplier(value)
+    except ValidationError:
+        return None
+
+
+def checked_draft(draft: pd.DataFrame, prices: dict[str, int]) -> tuple[pd.DataFrame, ValidationError | None]:
+    """The draft as the grid shows it: a bad multiplier marked, the resulting price of each
+    session type with a base price, and each row's problem; and the validation error, if any."""
+    try:
+        validate_weekly_rows(slot_rows(draft))
+        problem = None
+    except ValidationError as exc:
+        problem = exc
+    errors = problem.row_errors if problem is not None else {}
+    multipliers = [_multiplier_or_none(m) for m in draft.multiplier]
+    shown = draft.copy()
+    shown["multiplier"] = [
+        text if m is not None or text is None else f"{MARK} {text}" for text, m in zip(draft.multiplier, multipliers)
+    ]
+    for session_type, base in prices.items():
+        shown[f"{session_type}_price"] = [
+            ui.fmt_money(price_cents(base, m)) if m is not None else "—" for m in multipliers
+        ]
+    shown["problem"] = [" ".join(errors.get(position, [])) for position in range(len(draft))]
+    return shown, problem
+
+
+def changes_between(seen: pd.DataFrame, draft: pd.DataFrame) -> int:
+    """How many slots the draft adds, changes or removes."""
+    before = {row["id"]: row for row in slot_rows(seen)}
+    after = slot_rows(draft)
+    kept = {row["id"] for row in after if row["id"] in before}
+    added = sum(row["id"] not in before for row in after)
+    changed = sum(row != before[row["id"]] for row in after if row["id"] in before)
+    return added + changed + len(set(before) - kept)
+
+
+def draft_key(mechanic: str, version: int) -> str:
+    return f"slots_draft_{mechanic}_{version}"
+
+
+def next_grid_key(mechanic: str) -> str:
+    """A key no grid of this session had: a grid drawn afresh must not take up an old one's edits."""
+    st.session_state[GRIDS_DRAWN] = st.session_state.get(GRIDS_DRAWN, 0) + 1
+    return f"slots_{mechanic}_{st.session_state[GRIDS_DRAWN]}"
+
+
+def discard(mechanic: str, version: int) -> None:
+    st.session_state.pop(draft_key(mechanic, version), None)
+    st.toast("Changes discarded: the saved weekly slots are back.", icon=":material/undo:")
+
+
+@st.fragment
+def weekly_slots(mechanic: str, editable: bool) -> None:
+    ui.write_notice()
+    version = ui.data_version()
     zone = ZONES[mechanic]
     st.caption(
-        f"Hours are {ui.escape_markdown(NAMES[mechanic])}'s own clock ({ui.escape_markdown(zone)}). "
-        "A slot may not cross midnight: split it. Touching slots join up, so splitting a slot into price "
-        "bands never removes a start time; a session is priced by the slot it starts in."
+        f"Hours on {ui.escape_markdown(NAMES[mechanic])}'s own clock ({ui.escape_markdown(zone)}); "
+        "a slot cannot cross midnight, so split it in two."
     )
     if editable:
         with st.expander("Mechanic's timezone", expanded=not is_known_timezone(zone)):
@@ -349,68 +486,101 @@ def weekly_slots(mechanic: str, editable: bool, version: int) -> None:
                     lambda r: f"Timezone set to {r}.",
                 ),
             )
-    slots = ui.run_query(calendars.weekly_slots, mechanic_id=mechanic)
-    table = pd.DataFrame(
-        {
-            "slot_id": slots.slot_id,
-            "day": [DAY_NAMES[d] for d in slots.day_of_week],
-            "start": slots.start_time,
-            "end": slots.end_time,
-            "available": slots.is_available,
-            "multiplier": slots.price_multiplier,
-        }
-    )
-    key = f"slots_{mechanic}_{version}"
-    edited = st.data_editor(
-        table,
-        key=key,
+    key = draft_key(mechanic, version)
+    if key not in st.session_state:
+        stored = stored_draft(ui.run_query(calendars.weekly_slots, mechanic_id=mechanic))
+        st.session_state[key] = {"seen": stored, "rows": stored, "grid": next_grid_key(mechanic)}
+    draft = st.session_state[key]
+    pending = st.session_state.get(draft["grid"]) or {}
+    if any(pending.get(part) for part in ("edited_rows", "added_rows", "deleted_rows")):
+        draft.update(rows=apply_edits(draft["rows"], pending), grid=next_grid_key(mechanic))
+    editor_key = draft["grid"]
+    st.session_state["calendar_editor_key"] = editor_key  # the grid on screen (the page tests edit it)
+    prices = {
+        row.session_type: int(row.price_cents)
+        for row in ui.run_query(calendars.base_prices).itertuples()
+        if pd.notna(row.price_cents)
+    }
+    shown, problem = checked_draft(draft["rows"], prices)
+    changed = changes_between(draft["seen"], draft["rows"])
+    rows, seen = slot_rows(draft["rows"]), slot_rows(draft["seen"])
+    if editable:
+        with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+            st.button(
+                "Save weekly slots",
+                type="primary",
+                disabled=not changed or problem is not None,
+                icon=":material/save:",
+                help="Fix the rows marked ⚠ first." if problem is not None else None,
+                on_click=write,
+                args=(
+                    lambda: save_weekly_slots(ui.write_engine(), ACTOR, mechanic, rows, seen=seen),
+                    lambda r: f"Weekly slots saved: {r.created} added, {r.updated} changed, {r.deleted} removed.",
+                ),
+            )
+            st.button(
+                "Discard changes",
+                disabled=not changed,
+                icon=":material/undo:",
+                on_click=discard,
+                args=(mechanic, version),
+            )
+            st.caption(f"{ui.plural(changed, 'unsaved change')}." if changed else "No unsaved changes.")
+    if problem is not None:
+        st.error(
+            f"**{ui.escape_markdown(problem)}** Nothing is saved until every row is valid. "
+            + " ".join(
+                f"Row {position + 1}: {ui.escape_markdown(' '.join(messages))}"
+                for position, messages in list(problem.row_errors.items())[:3]
+            ),
+            icon=":material/error:",
+        )
+    price_columns = {
+        f"{t}_price": st.column_config.TextColumn(
+            f"{label('session_type', t)} price",
+            disabled=True,
+            width=80,
+            help=f"Base price {ui.fmt_money(base)} x the multiplier.",
+        )
+        for t, base in prices.items()
+    }
+    st.data_editor(
+        shown.style.map(lambda text: PROBLEM_STYLE if text else "", subset=["problem"]),
+        key=editor_key,
         num_rows="dynamic" if editable else "fixed",
         disabled=not editable,
         hide_index=True,
-        column_order=["day", "start", "end", "available", "multiplier"],
+        column_order=["day", "start", "end", "available", "multiplier", *price_columns, "problem"],
         column_config={
-            "day": st.column_config.SelectboxColumn("Day", options=[DAY_NAMES[d] for d in MONDAY_FIRST], required=True),
-            "start": st.column_config.TimeColumn("Start", format="HH:mm", step=dt.timedelta(minutes=15), required=True),
-            "end": st.column_config.TimeColumn("End", format="HH:mm", step=dt.timedelta(minutes=15), required=True),
+            "day": st.column_config.SelectboxColumn(
+                "Day", options=[DAY_NAMES[d] for d in MONDAY_FIRST], required=True, width=95
+            ),
+            "start": st.column_config.TimeColumn(
+                "Start", format="HH:mm", step=dt.timedelta(minutes=15), required=True, width=65
+            ),
+            "end": st.column_config.TimeColumn(
+                "End", format="HH:mm", step=dt.timedelta(minutes=15), required=True, width=65
+            ),
             "available": st.column_config.CheckboxColumn(
-                "Available", default=True, help="Unticked: the hours are kept but not bookable."
+                "Available", default=True, width=85, help="Unticked: the hours are kept but not bookable."
             ),
-            # No min/max here: an out-of-range value gets the validation message below instead of a silent clamp.
-            "multiplier": st.column_config.NumberColumn(
+            # Text, so any value typed stays visible with its problem instead of being refused or clamped.
+            "multiplier": st.column_config.TextColumn(
                 "Multiplier",
-                default=1.0,
-                step=0.01,
-                format="%.2f",
-                help=f"Price = base price x multiplier ({MULTIPLIER_MIN}-{MULTIPLIER_MAX}).",
+                default="1.00",
+                width=95,
+                help=f"From {MULTIPLIER_MIN} to {MULTIPLIER_MAX}, two decimals at most.",
             ),
+            **price_columns,
+            "problem": st.column_config.TextColumn("Problem", disabled=True, width=300),
         },
     )
-    rows, seen = slot_rows(edited), slot_rows(table)
-    state = st.session_state.get(key, {})
-    changed = any(state.get(part) for part in ("edited_rows", "added_rows", "deleted_rows"))
-    try:
-        new = tuple(validate_weekly_rows(rows))
-    except ValidationError as exc:
-        st.error(f"**{ui.escape_markdown(exc)}** Nothing is saved until every row is valid.", icon=":material/error:")
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "Row": position + 1,
-                        "Day": rows[position]["day_of_week"],
-                        "Hours": f"{_hhmm(rows[position]['start_time'])}–{_hhmm(rows[position]['end_time'])}",
-                        "Problem": " ".join(messages),
-                    }
-                    for position, messages in exc.row_errors.items()
-                ]
-            ),
-            hide_index=True,
-        )
+    if not prices:
+        st.caption("No base prices yet, so no prices beside the multipliers: set them in Base prices.")
+    if problem is not None:
         return
     if is_known_timezone(zone):
-        session_type = st.segmented_control(
-            "Preview prices for", SESSION_TYPES, default="video", required=True, key="calendar_preview_type"
-        )
+        session_type = session_type_picker("Preview prices for", "calendar_preview_type")
         now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
         current = ui.run_query(
             calendars.bookable,
@@ -429,7 +599,7 @@ def weekly_slots(mechanic: str, editable: bool, version: int) -> None:
                 session_type=session_type,
                 now=now,
                 rules=RULES,
-                slots=new,
+                slots=tuple(validate_weekly_rows(rows)),
             )
             if changed
             else current
@@ -441,18 +611,6 @@ def weekly_slots(mechanic: str, editable: bool, version: int) -> None:
             "No preview: this mechanic's timezone is not an IANA name, so they offer no slots. "
             "Set it under Mechanic's timezone.",
             icon=":material/schedule:",
-        )
-    if editable:
-        st.button(
-            "Save weekly slots",
-            type="primary",
-            disabled=not changed,
-            icon=":material/save:",
-            on_click=write,
-            args=(
-                lambda: save_weekly_slots(ui.write_engine(), ACTOR, mechanic, rows, seen=seen),
-                lambda r: f"Weekly slots saved: {r.created} added, {r.updated} changed, {r.deleted} removed.",
-            ),
         )
 
 
@@ -685,7 +843,9 @@ def base_prices(editable: bool, version: int) -> None:
     for column, row in zip(st.columns(len(prices)), prices.itertuples()):
         with column.container(border=True):
             current = None if pd.isna(row.price_cents) else int(row.price_cents)
-            st.metric(f"{row.session_type.capitalize()} session", ui.fmt_money(current) if current else "Not set")
+            st.metric(
+                f"{label('session_type', row.session_type)} session", ui.fmt_money(current) if current else "Not set"
+            )
             if current:
                 st.caption(
                     f"Set by {ui.escape_markdown(row.updated_by or 'the platform')} on "
@@ -710,9 +870,16 @@ def base_prices(editable: bool, version: int) -> None:
                         lambda t=row.session_type, k=key, seen=current: set_base_price(
                             ui.write_engine(), ACTOR, t, f"{st.session_state[k]:.2f}", seen_cents=seen
                         ),
-                        lambda cents, t=row.session_type: f"{t.capitalize()} base price set to {ui.fmt_money(cents)}.",
+                        lambda cents, t=row.session_type: (
+                            f"{label('session_type', t)} base price set to {ui.fmt_money(cents)}."
+                        ),
                     ),
                 )
+
+
+def who_label(email: str) -> str:
+    """Staff by their email; the platform's own writers (a migration, the intake job) by their label."""
+    return label("actor", email) if email in LABELS["actor"] else email
 
 
 def audit_trail(mechanic: str, tz: str) -> None:
@@ -720,40 +887,51 @@ def audit_trail(mechanic: str, tz: str) -> None:
     if trail.empty:
         ui.empty_state("No calendar or price changes yet.", "Changes made here are listed with who made them.")
         return
+    subjects = [
+        with_name(mechanic_url(entity), subject)
+        if kind == CALENDAR
+        else with_name(page_url("calendars.py"), f"{label('session_type', subject)} sessions")
+        for kind, entity, subject in zip(trail.entity_type, trail.entity_id, trail.subject)
+    ]
     st.dataframe(
         pd.DataFrame(
             {
                 f"When ({tz})": local_times(trail.created_at, tz),
-                "Who": trail.actor_email,
-                "Role": trail.actor_role,
-                "Action": trail.action,
-                "Mechanic or type": trail.subject,
+                "Who": [who_label(email) for email in trail.actor_email],
+                "What": [action_label(a) for a in trail.action],
+                "Mechanic or price": subjects,
                 "Change": trail.change,
                 "Note": trail.reason.fillna(""),
             }
         ),
         hide_index=True,
-        column_config={f"When ({tz})": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm")},
+        column_config={
+            f"When ({tz})": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm:ss", pinned=True, width=150),
+            "Who": st.column_config.TextColumn(width=160),
+            "What": st.column_config.TextColumn(width=140),
+            "Mechanic or price": name_column("Mechanic or price", help="A mechanic's name opens their profile."),
+            "Change": st.column_config.TextColumn(width=260),
+            "Note": st.column_config.TextColumn(width=100),
+        },
     )
-    st.caption(f"The latest {len(trail):,} change{'' if len(trail) == 1 else 's'}, newest first.")
+    st.caption(f"The latest {len(trail):,} change{'' if len(trail) == 1 else 's'}, newest first (all time).")
 
 
 # --- the page -----------------------------------------------------------------------------
 
 ui.page_header(
     "Mechanic calendars & pricing",
-    "Who is available when, at what price, and what customers can book: edit weekly hours, "
-    "days off and multipliers, and preview the next 14 days before saving.",
+    "When each mechanic can be booked and at what price; changes are previewed before they are saved.",
 )
 ACTOR = ui.actor()
 EDITABLE = ACTOR.role in EDITOR_ROLES
 TZ = ui.period().tz
 RULES = SlotRules.from_settings(ui.settings())
 
-ui.write_notice()
 if not EDITABLE:
     st.info(
-        f"Read-only: only {' and '.join(EDITOR_ROLES)} staff can change calendars and prices.",
+        f"Read-only: only {' and '.join(label('role', r).lower() for r in EDITOR_ROLES)} staff can change "
+        "calendars and prices.",
         icon=":material/visibility:",
     )
 
@@ -770,30 +948,53 @@ if unknown:
         f"until it is fixed: {ui.escape_markdown(', '.join(unknown[:10]))}.",
         icon=":material/schedule:",
     )
+# A link opens one mechanic's calendar (``?mechanic=<id>``); the choice is kept in the URL.
+if "calendar_mechanic" not in st.session_state and st.query_params.get("mechanic") in NAMES:
+    st.session_state["calendar_mechanic"] = st.query_params["mechanic"]
 
-left, right = st.columns([3, 1])
-mechanic = left.selectbox("Mechanic", [ALL, *NAMES], format_func=mechanic_label, key="calendar_mechanic")
-week_of = right.date_input("Week of", value=today_in(TZ), key="calendar_week")
-week_start = week_of - dt.timedelta(days=week_of.weekday())
-view = st.segmented_control("View", VIEWS, default="Week", required=True, key="calendar_view")
-version = ui.data_version()
 
-if view == "Week":
-    week_view(mechanic, week_start, TZ)
-elif view == "Heatmaps":
-    heatmaps(mechanic, week_start, TZ)
-elif view == "Peak pricing":
-    peak_pricing(mechanic, EDITABLE, version)
-elif view == "Base prices":
-    base_prices(EDITABLE, version)
-elif view == "Audit trail":
-    audit_trail(mechanic, TZ)
-elif mechanic == ALL:
-    ui.empty_state(
-        "Pick a mechanic to see their weekly slots and days off.",
-        "Choose one in Mechanic above; Peak pricing and Base prices work across mechanics.",
-    )
-elif view == "Weekly slots":
-    weekly_slots(mechanic, EDITABLE, version)
-else:
-    days_off(mechanic, EDITABLE, version)
+@st.fragment
+def calendar() -> None:
+    """The mechanic, week and view pickers and the chosen view: changing them reruns only this part."""
+    ui.write_notice()
+    mechanic = st.selectbox("Mechanic", [ALL, *NAMES], format_func=mechanic_label, key="calendar_mechanic", width=420)
+    if mechanic == ALL:
+        st.query_params.pop("mechanic", None)
+    elif st.query_params.get("mechanic") != mechanic:
+        st.query_params["mechanic"] = mechanic
+    view = st.segmented_control("View", VIEWS, default="Week", required=True, key="calendar_view")
+    week_start = None
+    if view in ("Week", "Heatmaps"):
+        week_start = week_picker()
+        st.caption(
+            f"Week of {week_start:%a %d %b} – {week_start + dt.timedelta(days=6):%a %d %b %Y}, "
+            f"in {ui.escape_markdown(TZ)}: this page uses its own week, not the sidebar's period."
+            + (
+                f" [Open {ui.escape_markdown(NAMES[mechanic])}'s profile]({mechanic_url(mechanic)})"
+                if mechanic != ALL
+                else ""
+            )
+        )
+    version = ui.data_version()
+    if view == "Week":
+        week_view(mechanic, week_start, TZ)
+    elif view == "Heatmaps":
+        heatmaps(mechanic, week_start, TZ)
+    elif view == "Peak pricing":
+        peak_pricing(mechanic, EDITABLE, version)
+    elif view == "Base prices":
+        base_prices(EDITABLE, version)
+    elif view == "Audit trail":
+        audit_trail(mechanic, TZ)
+    elif mechanic == ALL:
+        ui.empty_state(
+            "Pick a mechanic to see their weekly slots and days off.",
+            "Choose one in Mechanic above; Peak pricing and Base prices work across mechanics.",
+        )
+    elif view == "Weekly slots":
+        weekly_slots(mechanic, EDITABLE)
+    else:
+        days_off(mechanic, EDITABLE, version)
+
+
+calendar()

@@ -1,47 +1,39 @@
-"""Emails (admin): the milestone emails the job queued, sent, skipped or failed,
-the last error of the failed ones with a retry, the uncertain ones (their batch
-may have reached Resend, too long ago to re-send safely) with "Mark as sent" and
-"Send again", and a preview of every template.
+"""Emails (admin): the milestone emails the job queued, sent, skipped or failed; the
+failed ones grouped by cause (``dashboard.domain.emails.failures``) with a retry only where
+it can help and one "Retry all" for a Resend outage or rate limit; the uncertain ones (their
+batch may have reached Resend, too long ago to re-send safely) with "Mark as sent" and
+"Send again"; a preview of every template; "Run now", which says why when it cannot run.
 
-The sidebar's period filters by the day an email was queued, in the display
-timezone. Retry, the decisions on uncertain emails and "Run now" check the admin
-role on the server, write an audit row and clear the cached queries. Addresses and errors are shown with
-``st.dataframe``/``st.code`` or escaped, never as Markdown or HTML; the template
+The sidebar's period filters by the day an email was queued, in the display timezone; the
+failed and uncertain tabs list emails of any date. ``?status=failed|uncertain`` opens that
+tab. Retry, the decisions and "Run now" check the admin role on the server, write an audit
+row and clear the cached queries. Names, addresses and errors are shown as plain text
+(``st.text``/``st.code``/dataframes) or escaped, never as Markdown or HTML; the template
 previews render a built-in sample session, not data from the database.
 """
 
 import uuid
 
+import pandas as pd
 import plotly.express as px
 import sqlalchemy as sa
 import streamlit as st
 
 from dashboard.core.errors import ConfigError
 from dashboard.core.schema import EMAIL_MILESTONES, EMAIL_STATUSES
-from dashboard.domain.emails.outbox import decide
+from dashboard.domain.emails.failures import BY_CODE
+from dashboard.domain.emails.outbox import decide, retry_cause
 from dashboard.domain.emails.render import email_context, load_brand, render, sample_facts
 from dashboard.domain.emails.settings import EmailSettings
-from dashboard.domain.emails.worker import run_now, utc_now
+from dashboard.domain.emails.worker import run_now, run_now_blocker, run_running, utc_now
 from dashboard.ui import components as ui
+from dashboard.ui.downloads import csv_download
+from dashboard.ui.exports import as_csv
+from dashboard.ui.labels import label
+from dashboard.ui.links import customer_url, mechanic_url, name_column, with_name
+from dashboard.ui.times import column_to_the_second, to_the_second
 from queries import emails as q
 
-MILESTONE_LABELS = {
-    "booking_confirmed": "Booking confirmed",
-    "mechanic_assigned": "Mechanic assigned",
-    "session_starting": "Session starting",
-    "session_ended": "Session ended",
-    "summary_delivered": "Summary delivered",
-    "mechanic_nudge": "Mechanic nudge",
-    "support_alert": "Support alert",
-}
-STATUS_LABELS = {
-    "pending": "Waiting",
-    "sending": "Sending",
-    "sent": "Sent",
-    "failed": "Failed",
-    "skipped": "Skipped",
-    "uncertain": "Uncertain",
-}
 STATUS_COLORS = {
     "sent": "#0F766E",
     "pending": "#A16207",
@@ -50,12 +42,15 @@ STATUS_COLORS = {
     "skipped": "#94A3B8",
     "uncertain": "#7C3AED",
 }
-SHOWN = 20  # cards per tab (failed, uncertain)
+SHOWN = 20  # cards per list (a cause's failures, the uncertain ones)
+TABS = {"outbox": "Outbox", "failed": "Failed emails", "uncertain": "Uncertain emails", "templates": "Templates"}
+BULK_WHAT = {"outage": "the Resend outage", "rate_limited": "the rate limit"}  # "Retry all N failed by …"
 DECIDED = {
     "retry": ("Queued again: the job sends it on its next run.", ":material/replay:"),
     "send_again": ("Queued again: the job checks the rules and sends it on its next run.", ":material/replay:"),
     "mark_sent": ("Recorded as sent.", ":material/check_circle:"),
 }
+LINKS = {"customer": customer_url, "mechanic": mechanic_url}
 
 
 @ui.write_action
@@ -63,6 +58,16 @@ def decide_email(outbox_id: uuid.UUID, decision: str) -> None:
     """Button callback: the decision on the server (role checked there), then refresh every cached query."""
     message, icon = DECIDED[decision]
     ui.run_write(lambda: decide(ui.write_engine(), ui.actor(), outbox_id, decision, utc_now()), message, icon=icon)
+
+
+@ui.write_action
+def retry_group(cause: str, seen: tuple) -> None:
+    """Button callback: every failed email of ``cause`` queued again, if the group is still as seen."""
+    ui.run_write(
+        lambda: retry_cause(ui.write_engine(), ui.actor(), cause, seen=seen, now=utc_now()),
+        lambda count: f"Queued {ui.plural(count, 'email')} again: the job sends them on its next run.",
+        icon=":material/replay:",
+    )
 
 
 @ui.write_action
@@ -81,63 +86,117 @@ def run_job() -> None:
         st.session_state["emails_last_run"] = result.summary()
 
 
+def recipient_url(row) -> str | None:
+    """The lookup or profile of the person an email is for, carrying their name; None for others."""
+    link = LINKS.get(row.recipient_kind)
+    if link is None or pd.isna(row.recipient_id) or row.recipient_name is None:
+        return None
+    return with_name(link(row.recipient_id), row.recipient_name)
+
+
+def note(row, tz: str) -> str:
+    """Why an email was skipped, its last error, or when it is tried next."""
+    if isinstance(row.skip_reason, str):
+        return f"Skipped: {row.skip_reason}"
+    if isinstance(row.last_error, str):
+        return row.last_error
+    if row.status == "pending":
+        return f"Next attempt {to_the_second(row.next_attempt_at, tz)}"
+    return ""
+
+
+def outbox_frame(outbox: pd.DataFrame, tz: str) -> pd.DataFrame:
+    """The outbox as people read it: who (a link where the address is a person's), labels, times to the second."""
+    return pd.DataFrame(
+        {
+            "to": [recipient_url(row) for row in outbox.itertuples()],
+            "address": outbox.recipient,
+            "milestone": [label("milestone", m) for m in outbox.milestone],
+            "status": [label("email_status", v) for v in outbox.status],
+            "queued": column_to_the_second(outbox.created_at, tz),
+            "sent": column_to_the_second(outbox.sent_at, tz),
+            "attempts": outbox.attempts,
+            "note": [note(row, tz) for row in outbox.itertuples()],
+        }
+    )
+
+
+def outbox_export(outbox: pd.DataFrame, tz: str) -> bytes:
+    frame = outbox_frame(outbox, tz)
+    return as_csv(
+        frame.assign(to=[n or "" for n in outbox.recipient_name]).rename(
+            columns={
+                "to": "To",
+                "address": "Address",
+                "milestone": "Milestone",
+                "status": "Status",
+                "queued": f"Queued ({tz})",
+                "sent": f"Sent ({tz})",
+                "attempts": "Attempts",
+                "note": "Why skipped, last error or next attempt",
+            }
+        )
+    )
+
+
 def outbox_table(outbox, tz: str) -> None:
     st.dataframe(
-        outbox.assign(
-            created_at=outbox.created_at.dt.tz_convert(tz),
-            sent_at=[ui.fmt_datetime(t, tz) for t in outbox.sent_at],
-            next_attempt_at=[ui.fmt_datetime(t, tz) for t in outbox.next_attempt_at],
-            skip_reason=outbox.skip_reason.fillna(""),
-            last_error=outbox.last_error.fillna(""),
-            milestone=outbox.milestone.map(MILESTONE_LABELS),
-            status=outbox.status.map(STATUS_LABELS),
-        ),
-        column_order=[
-            "created_at",
-            "milestone",
-            "status",
-            "recipient",
-            "attempts",
-            "sent_at",
-            "next_attempt_at",
-            "skip_reason",
-            "last_error",
-        ],
+        outbox_frame(outbox, tz),
         column_config={
-            "created_at": st.column_config.DatetimeColumn(f"Queued ({tz})", format="D MMM YYYY, HH:mm"),
+            "to": name_column("To", help="The customer's lookup or the mechanic's profile.", pinned=True),
+            "address": st.column_config.TextColumn("Address", width="medium"),
             "milestone": "Milestone",
             "status": "Status",
-            "recipient": "To",
-            "attempts": "Attempts",
-            "sent_at": f"Sent ({tz})",
-            "next_attempt_at": f"Next attempt ({tz})",
-            "skip_reason": "Why skipped",
-            "last_error": st.column_config.TextColumn("Last error", width="large"),
+            "queued": f"Queued ({tz})",
+            "sent": f"Sent ({tz})",
+            "attempts": st.column_config.NumberColumn("Attempts", width="small"),
+            "note": st.column_config.TextColumn("Why skipped, last error or next attempt", width="large"),
         },
         hide_index=True,
     )
-    if len(outbox) == q.OUTBOX_LIMIT:
-        st.caption(f"The newest {q.OUTBOX_LIMIT:,} emails; narrow the filters to see older ones.")
+    with st.container(horizontal=True, vertical_alignment="center"):
+        if len(outbox) == q.OUTBOX_LIMIT:
+            st.caption(f"The newest {q.OUTBOX_LIMIT:,} emails; narrow the filters to see older ones.")
+        csv_download(
+            lambda: outbox_export(outbox, tz),
+            file_name="outbox.csv",
+            help=f"These emails with names, labels and times to the second ({tz}).",
+            key="emails_export",
+        )
+
+
+def recipient_line(row) -> None:
+    """Who the email is for: a link to the person where the address is theirs, and the address (plain text)."""
+    url = recipient_url(row)
+    if url is not None:
+        st.markdown(f"To [{ui.escape_markdown(row.recipient_name)}]({url.rsplit('#', 1)[0]})")
+    elif row.recipient_kind == "support":
+        st.markdown("To the support inbox")
+    st.text(f"Address: {row.recipient or 'no address'}")
 
 
 def email_card(row, when: str, missing: str) -> None:
     """What an admin decides on: the milestone, attempts, recipient and last error, as plain text."""
-    st.markdown(f"**{MILESTONE_LABELS[row.milestone]}** · {ui.plural(row.attempts, 'attempt')} · {when}")
-    st.text(f"To: {row.recipient or 'no address'}")
+    st.markdown(f"**{label('milestone', row.milestone)}** · {ui.plural(row.attempts, 'attempt')} · {when}")
+    recipient_line(row)
     st.code(row.last_error or missing, language=None, wrap_lines=True)
 
 
 def failed_card(row, tz: str) -> None:
-    with st.container(border=True):
-        email_card(row, f"failed {ui.fmt_datetime(row.updated_at, tz)}", "No error recorded.")
-        st.button(
-            "Retry", key=f"retry_{row.id}", icon=":material/replay:", on_click=decide_email, args=(row.id, "retry")
-        )
+    cause = BY_CODE[row.cause]
+    with st.container(border=True, key=f"failed_{row.id}"):
+        email_card(row, f"failed {to_the_second(row.updated_at, tz)}", "No error recorded.")
+        if cause.retry:
+            st.button(
+                "Retry", key=f"retry_{row.id}", icon=":material/replay:", on_click=decide_email, args=(row.id, "retry")
+            )
+        else:
+            st.caption(f"No retry: {cause.sentence}")
 
 
 def uncertain_card(row, tz: str) -> None:
     with st.container(border=True):
-        email_card(row, f"its batch was first sent {ui.fmt_datetime(row.batch_started_at, tz)}", "No answer recorded.")
+        email_card(row, f"its batch was first sent {to_the_second(row.batch_started_at, tz)}", "No answer recorded.")
         with st.container(horizontal=True):
             st.button(
                 "Mark as sent",
@@ -157,10 +216,85 @@ def uncertain_card(row, tz: str) -> None:
             )
 
 
+def failure_group(group, tz: str) -> None:
+    """One cause: how many, what it means, and the one thing to do."""
+    cause = BY_CODE[group.cause]
+    with st.container(border=True, key=f"cause_{cause.code}"):
+        st.markdown(
+            f"**{cause.label}** · {ui.plural(int(group.emails), 'email')} · latest {to_the_second(group.latest_at, tz)}"
+        )
+        st.caption(cause.sentence)
+        if cause.bulk:
+            seen = (int(group.emails), group.latest_at.to_pydatetime())
+            ui.confirm(
+                f"Retry all {int(group.emails):,} failed by {BULK_WHAT[cause.code]}",
+                f"Queue these {ui.plural(int(group.emails), 'email')} again? The job sends them on its next run "
+                "and applies every rule first (opted out, cancelled, too old).",
+                f"Retry {ui.plural(int(group.emails), 'email')}",
+                retry_group,
+                (cause.code, seen),
+                key=f"retry_cause_{cause.code}",
+                icon=":material/replay:",
+            )
+
+
+def failed_tab(tz: str) -> None:
+    groups = ui.run_query(q.failure_groups, loading="failures by cause")
+    if groups.empty:
+        ui.empty_state("No email has failed.", "Emails Resend refuses, or that run out of attempts, show here.")
+        return
+    st.caption(f"{ui.plural(int(groups.emails.sum()), 'failed email')} of any date, by cause, most first.")
+    with st.container(horizontal=True, key="failure_groups"):
+        for group in groups.itertuples():
+            failure_group(group, tz)
+    cause = st.segmented_control(
+        "Show the emails of",
+        list(groups.cause),
+        format_func=lambda c: BY_CODE[c].label,
+        default=groups.cause.iloc[0],
+        required=True,
+        key="emails_cause",
+    )
+    failed = ui.run_query(q.awaiting_decision, loading="failed emails", status="failed", cause=cause, limit=SHOWN)
+    for row in failed.itertuples():
+        failed_card(row, tz)
+    if len(failed) == SHOWN:
+        st.caption(f"The {SHOWN} most recent of this cause; filter the outbox by status Failed to see all.")
+
+
+def run_now_control(settings: EmailSettings) -> None:
+    """ "Run now", and beside it why it cannot run when it cannot."""
+    minute = utc_now().replace(second=0, microsecond=0)
+    state = ui.run_query(q.job_state, loading="the job's state", now=minute, lookback=settings.lookback).iloc[0]
+    blocker = run_now_blocker(
+        ui.actor().role,
+        settings,
+        running=run_running(),
+        due=int(state.due + state.new),
+        in_flight=int(state.in_flight),
+    )
+    with st.container(horizontal=True, vertical_alignment="center", key="run_now"):
+        st.button(
+            "Run now",
+            icon=":material/send:",
+            on_click=run_job,
+            disabled=blocker is not None,
+            help="Send the emails that are due now, inside the app (the embedded database allows one writer).",
+        )
+        st.caption(
+            blocker
+            or f"{ui.plural(int(state.due), 'email')} due now" + (", and milestones to queue." if state.new else ".")
+        )
+
+
 def template_preview(settings) -> None:
     with ui.filter_bar():
         milestone = st.selectbox(
-            "Template", EMAIL_MILESTONES, format_func=MILESTONE_LABELS.get, key="emails_template", width=360
+            "Template",
+            EMAIL_MILESTONES,
+            format_func=lambda m: label("milestone", m),
+            key="emails_template",
+            width=360,
         )
         width = st.segmented_control("Width", ["Desktop", "Phone"], default="Desktop", key="emails_width")
     preview = render(
@@ -187,6 +321,12 @@ ui.page_header(
 )
 ui.write_notice(st.warning)
 
+wanted_tab = st.query_params.get("status")
+if wanted_tab is not None and wanted_tab not in q.DECISION_STATUSES:
+    st.warning(
+        ui.escape_markdown(f"The link's status “{wanted_tab[:40]}” was ignored (use failed or uncertain)."),
+        icon=":material/link_off:",
+    )
 period = ui.period()
 settings = EmailSettings.from_settings(ui.settings())
 with ui.filter_bar():
@@ -194,7 +334,7 @@ with ui.filter_bar():
         st.multiselect(
             "Milestones",
             EMAIL_MILESTONES,
-            format_func=MILESTONE_LABELS.get,
+            format_func=lambda m: label("milestone", m),
             placeholder="All milestones",
             key="emails_milestones",
             width=360,
@@ -204,21 +344,13 @@ with ui.filter_bar():
         st.multiselect(
             "Statuses",
             EMAIL_STATUSES,
-            format_func=STATUS_LABELS.get,
+            format_func=lambda v: label("email_status", v),
             placeholder="All statuses",
             key="emails_statuses",
             width=280,
         )
     )
-    st.button(
-        "Run now",
-        icon=":material/send:",
-        on_click=run_job,
-        disabled=not settings.api_key,
-        help="Send the emails that are due now, inside the app (the embedded database allows one writer)."
-        if settings.api_key
-        else "Set RESEND_API_KEY (or [resend] api_key in the secrets) to send emails.",
-    )
+run_now_control(settings)
 if "emails_last_run" in st.session_state:
     st.success(f"Run finished: {st.session_state.pop('emails_last_run')}.", icon=":material/check_circle:")
 
@@ -255,21 +387,23 @@ if per_day.empty:
 else:
     shown = per_day[per_day.status.isin(statuses)] if statuses else per_day
     fig = px.bar(
-        shown.assign(status=shown.status.map(STATUS_LABELS)),
+        shown.assign(status=[label("email_status", v) for v in shown.status]),
         x="day",
         y="emails",
         color="status",
-        color_discrete_map={STATUS_LABELS[k]: v for k, v in STATUS_COLORS.items()},
+        color_discrete_map={label("email_status", k): v for k, v in STATUS_COLORS.items()},
         category_orders={
-            "status": [STATUS_LABELS[s] for s in ("sent", "pending", "sending", "skipped", "failed", "uncertain")]
+            "status": [
+                label("email_status", v) for v in ("sent", "pending", "sending", "skipped", "failed", "uncertain")
+            ]
         },
     )
     fig.update_traces(hovertemplate="%{x|%a %d %b %Y}: %{y:,} %{fullData.name}<extra></extra>")
-    fig.update_layout(legend=dict(title=None, xanchor="right", x=1))
+    fig.update_layout(legend=dict(title=None, xanchor="right", x=1), yaxis=dict(tickformat=",d"))
     ui.chart(fig, title="Emails queued per day, by status", x_title=f"Day ({period.tz})", y_title="Emails (count)")
 
-outbox_tab, failed_tab, uncertain_tab, templates_tab = st.tabs(
-    ["Outbox", "Failed emails", "Uncertain emails", "Templates"]
+outbox_tab, failed_tab_, uncertain_tab, templates_tab = st.tabs(
+    list(TABS.values()), default=TABS.get(wanted_tab, TABS["outbox"]), key="emails_tab"
 )
 with outbox_tab:
     outbox = ui.run_query(q.outbox, loading="the outbox", period=period, milestones=milestones, statuses=statuses)
@@ -278,14 +412,8 @@ with outbox_tab:
     else:
         outbox_table(outbox, period.tz)
 
-with failed_tab:
-    failed = ui.run_query(q.awaiting_decision, loading="failed emails", status="failed", limit=SHOWN)
-    if failed.empty:
-        ui.empty_state("No email has failed.", "Emails Resend refuses, or that run out of attempts, show here.")
-    for row in failed.itertuples():
-        failed_card(row, period.tz)
-    if len(failed) == SHOWN:
-        st.caption(f"The {SHOWN} most recent failures; filter the outbox by status Failed to see all.")
+with failed_tab_:
+    failed_tab(period.tz)
 
 with uncertain_tab:
     uncertain = ui.run_query(q.awaiting_decision, loading="uncertain emails", status="uncertain", limit=SHOWN)

@@ -1,10 +1,16 @@
 """Follow-ups: customers' questions on their past sessions, most overdue first.
 
 Support and admin staff assign each follow-up to a mechanic (by default the one
-of the parent session), mark it answered, close it, or cancel it with a reason;
-every action is checked and audited on the server (``dashboard.domain.followups``). The
-SLA state shows as a coloured badge that also says it in words. What customers
-and mechanics wrote is shown as plain text, never as Markdown or HTML.
+of the parent session; the picker shows each mechanic's specialties, rating, open load
+and whether they have hours left today), record the answer the mechanic gave, close it,
+or cancel it with a reason; every action is checked and audited on the server
+(``dashboard.domain.followups``). The SLA state shows as a coloured badge that also says
+it in words. What customers, mechanics and staff wrote is shown as plain text, never as
+Markdown or HTML.
+
+The queue is what waits now, whatever the sidebar's period; the weekly chart is the
+period's. Links open it filtered (``docs/followups.md``): ``?due=overdue|soon`` and
+``?state=open|assigned``.
 """
 
 import datetime as dt
@@ -20,6 +26,11 @@ from dashboard.core.auth import Actor
 from dashboard.core.schema import FOLLOW_UP_PRICE_MAX_CENTS, FOLLOW_UP_STATES, FOLLOW_UP_TYPES, PLANS
 from dashboard.domain import followups as fu
 from dashboard.ui import components as ui
+from dashboard.ui.downloads import csv_download
+from dashboard.ui.exports import as_csv
+from dashboard.ui.labels import label
+from dashboard.ui.links import customer_url, mechanic_url
+from dashboard.ui.times import column_to_the_second, to_the_second
 from queries import followups as queries
 from queries import mechanics as mechanic_queries
 
@@ -32,6 +43,9 @@ SLA_BADGES = {  # sla_state -> (label, tone, icon)
     "missed": ("Answered late", "neutral", ":material/history:"),
 }
 ORDER_LABELS = {"due": "Most overdue first", "oldest": "Oldest first"}
+DUE_LABELS = {"overdue": "Past their target", "soon": f"Due within {queries.SOON_MINUTES // 60} h"}
+URL_STATES = ("open", "assigned")  # ?state= values (one state of the waiting ones)
+PARTIAL_OPACITY = 0.45  # a week only partly in the period is drawn lighter
 WEEK_MS = 7 * 24 * 3600 * 1000
 SUMMARY_PARTS = {
     "findings": "Findings",
@@ -80,12 +94,48 @@ def sla_badge(row) -> None:
 
 def state_badge(row) -> None:
     if row.state in ("assigned", "answered", "closed") and row.assigned_mechanic_name:
-        text = f"{fu.STATE_LABELS[row.state]} · {row.assigned_mechanic_name}"
+        text = f"{label('follow_up_state', row.state)} · {row.assigned_mechanic_name}"
     elif row.state == "cancelled" and row.cancel_reason:
         text = f"Cancelled · {row.cancel_reason}"
     else:
-        text = fu.STATE_LABELS[row.state]
+        text = label("follow_up_state", row.state)
     ui.status_badge(text, icon=":material/person:" if row.state == "assigned" else None)
+
+
+def linked(name: str, url: str) -> str:
+    """A Markdown link whose text is ``name`` as plain text."""
+    return f"[{ui.escape_markdown(name)}]({url})"
+
+
+def answer_block(row, tz: str) -> None:
+    """Who answered (the assigned mechanic), who recorded it, when, and what, as plain text."""
+    if not row.answer_text:
+        if row.state in ("answered", "closed"):
+            st.caption("Answered before answers were recorded here: no text kept.")
+        return
+    mechanic = (
+        linked(row.assigned_mechanic_name, mechanic_url(row.assigned_mechanic_id))
+        if row.assigned_mechanic_name
+        else "a mechanic no longer listed"
+    )
+    recorder = ui.escape_markdown(row.answered_by_name or "someone no longer on the staff list")
+    with st.container(key=f"answer_shown_{row.id}"):
+        st.markdown(
+            f":material/forum: **Answer** from {mechanic}, recorded by {recorder} · "
+            f"{to_the_second(row.answered_at, tz)}"
+        )
+        st.text(row.answer_text)
+
+
+def assignee_label(option) -> str:
+    """``Name — Brakes, Engine · 4.70 ★ · 3 open · free today`` (plain text)."""
+    parts = [option.display_name]
+    if option.specialties:
+        parts[0] += " — " + ", ".join(ui.specialty_label(s) for s in option.specialties)
+    parts.append(ui.fmt_rating(option.avg_rating) if option.total_reviews else "no rating yet")
+    parts.append(f"{option.open_items:,} open")
+    parts.append("free today" if option.free_today else "no hours left today")
+    return " · ".join(parts)
 
 
 def parent_summary(row, tz: str) -> None:
@@ -105,8 +155,9 @@ def parent_summary(row, tz: str) -> None:
                 st.text(text)
 
 
-def mechanic_chooser(row, names: dict[str, str], load: dict[str, int]) -> None:
-    """A popover to choose any active mechanic, with their open load; built only while open."""
+def mechanic_chooser(row, now: dt.datetime) -> None:
+    """A popover to choose any active mechanic, best matches for the follow-up's category
+    first, each with specialties, rating, open load and hours left today; built only while open."""
     follow_up_id = str(row.id)
     reassign = row.state == "assigned"
     popover = st.popover(
@@ -118,15 +169,25 @@ def mechanic_chooser(row, names: dict[str, str], load: dict[str, int]) -> None:
     with popover:
         if not popover.open:
             return
+        options = ui.run_query(queries.assignee_options, loading="the mechanics", now=now, category=row.category)
+        labels = {str(o.user_id): assignee_label(o) for o in options.itertuples()}
         current = str(row.assigned_mechanic_id if reassign else row.parent_mechanic_id)
-        options = list(names)
         choice = st.selectbox(
-            "Mechanic (follow-ups waiting on them)",
-            options,
+            "Mechanic",
+            list(labels),
             key=f"mechanic_{follow_up_id}",
-            index=options.index(current) if current in names else None,
+            index=list(labels).index(current) if current in labels else None,
             placeholder="Choose a mechanic…",
-            format_func=lambda m: f"{names[m]} · {load[m]:,} open",
+            format_func=labels.get,
+            width=520,
+        )
+        st.caption(
+            (
+                f"Those with {label('category', row.category).lower()} among their specialties first, then "
+                if row.category
+                else ""
+            )
+            + "those with hours left today (in their timezone), fewest open follow-ups, best rated."
         )
         seen = row.assigned_mechanic_id if reassign else None  # who this page showed as assigned
 
@@ -145,31 +206,60 @@ def mechanic_chooser(row, names: dict[str, str], load: dict[str, int]) -> None:
         )
 
 
-def canceller(follow_up_id: str) -> None:
-    ui.confirm(
-        "Cancel…",
-        "The customer's question is closed without an answer. Say why:",
-        "Cancel follow-up",
-        act,
-        (
-            "cancel",
-            lambda engine, actor: fu.cancel(engine, actor, follow_up_id, st.session_state[f"reason_{follow_up_id}"]),
-        ),
-        key=f"cancel_{follow_up_id}",
+# The steps that need a text: what opens the popover, what it asks ({mechanic}: the assigned one),
+# its button, the text field (its key is "<field>_<id>") and the write.
+TEXT_STEPS = {
+    "answer": dict(
+        opener="Record answer…",
+        question="What did {mechanic} tell the customer? It is saved with your name and the time, "
+        "and the follow-up is answered.",
+        confirm="Save answer",
+        icon=":material/done:",
+        label="Answer",
+        field="answer_text",
+        widget=st.text_area,
+        limit=fu.ANSWER_MAX,
+        placeholder="e.g. Yes, it is safe for 300 km; book a brake check this week.",
+        write=lambda engine, actor, follow_up_id, text: fu.mark_answered(engine, actor, follow_up_id, answer=text),
+    ),
+    "cancel": dict(
+        opener="Cancel…",
+        question="The customer's question is closed without an answer. Say why:",
+        confirm="Cancel follow-up",
         icon=":material/cancel:",
-        inputs=lambda: st.text_input(
-            "Reason to cancel",
-            key=f"reason_{follow_up_id}",
-            max_chars=fu.CANCEL_REASON_MAX,
-            placeholder="e.g. the customer found the answer",
-        ),
+        label="Reason to cancel",
+        field="reason",
+        widget=st.text_input,
+        limit=fu.CANCEL_REASON_MAX,
+        placeholder="e.g. the customer found the answer",
+        write=fu.cancel,
+    ),
+}
+
+
+def text_step(row, action: str) -> None:
+    """A step of ``TEXT_STEPS``: a popover with its question, its text field and the button
+    ``<action>_<id>`` that saves it (the text is checked on the server)."""
+    follow_up_id, step = str(row.id), TEXT_STEPS[action]
+    key = f"{step['field']}_{follow_up_id}"
+    mechanic = ui.escape_markdown(row.assigned_mechanic_name or "the mechanic")
+    ui.confirm(
+        step["opener"],
+        step["question"].format(mechanic=mechanic),
+        step["confirm"],
+        act,
+        (action, lambda engine, actor: step["write"](engine, actor, follow_up_id, st.session_state.get(key))),
+        key=f"{action}_{follow_up_id}",
+        icon=step["icon"],
+        inputs=lambda: step["widget"](step["label"], key=key, max_chars=step["limit"], placeholder=step["placeholder"]),
     )
 
 
-def card(row, tz: str, names: dict[str, str], load: dict[str, int]) -> None:
+def card(row, tz: str, now: dt.datetime, names: dict[str, str], load: dict[str, int]) -> None:
     follow_up_id = str(row.id)
     with st.container(border=True, key=f"followup_{follow_up_id}"):
-        customer = row.customer_name or row.customer_email or "a deleted account"
+        customer = row.customer_name or row.customer_email
+        who = linked(customer, customer_url(row.customer_id)) if customer else "a deleted account"
         price = (
             "price not recorded"
             if pd.isna(row.price_cents)
@@ -178,14 +268,15 @@ def card(row, tz: str, names: dict[str, str], load: dict[str, int]) -> None:
             else ui.fmt_money(row.price_cents)
         )
         st.markdown(
-            f"**{fu.TYPE_LABELS[row.follow_up_type]}** from {ui.escape_markdown(customer)} "
-            f"({row.plan}) · asked {ui.fmt_duration(row.age_minutes)} ago, "
+            f"**{label('follow_up_type', row.follow_up_type)}** from {who} "
+            f"({label('plan', row.plan)}) · asked {ui.fmt_duration(row.age_minutes)} ago, "
             f"{ui.fmt_datetime(row.created_at, tz)} · {price}"
         )
         with ui.badge_row():
             sla_badge(row)
             state_badge(row)
         st.text(row.description or "(no text)")
+        answer_block(row, tz)
         with st.container(horizontal=True, vertical_alignment="center"):
             parent_summary(row, tz)
             parent = str(row.parent_mechanic_id)
@@ -199,16 +290,9 @@ def card(row, tz: str, names: dict[str, str], load: dict[str, int]) -> None:
                     args=("assign", lambda e, a: fu.assign(e, a, follow_up_id)),
                 )
             if row.state in fu.WAITING:
-                mechanic_chooser(row, names, load)
+                mechanic_chooser(row, now)
             if row.state == "assigned":
-                st.button(
-                    "Mark answered",
-                    key=f"answer_{follow_up_id}",
-                    type="primary",
-                    icon=":material/done:",
-                    on_click=act,
-                    args=("answer", lambda e, a: fu.mark_answered(e, a, follow_up_id)),
-                )
+                text_step(row, "answer")
             if row.state == "answered":
                 st.button(
                     "Close",
@@ -219,7 +303,40 @@ def card(row, tz: str, names: dict[str, str], load: dict[str, int]) -> None:
                     args=("close", lambda e, a: fu.close(e, a, follow_up_id)),
                 )
             if row.state in fu.WAITING:
-                canceller(follow_up_id)
+                text_step(row, "cancel")
+
+
+def export(frame: pd.DataFrame, tz: str) -> bytes:
+    """The follow-ups as a spreadsheet: names and labels, not ids and codes; times to the second."""
+    return as_csv(
+        pd.DataFrame(
+            {
+                f"Asked ({tz})": column_to_the_second(frame.created_at, tz),
+                "Type": [label("follow_up_type", t) for t in frame.follow_up_type],
+                "State": [label("follow_up_state", t) for t in frame.state],
+                "Response target": [SLA_BADGES[v][0] if isinstance(v, str) else "" for v in frame.sla_state],
+                f"Due ({tz})": column_to_the_second(frame.due_at, tz),
+                "Customer": frame.customer_name.fillna(frame.customer_email).fillna(""),
+                "Customer email": frame.customer_email.fillna(""),
+                "Plan": [label("plan", p) for p in frame.plan],
+                "Question": frame.description.fillna(""),
+                "Mechanic": frame.assigned_mechanic_name.fillna(""),
+                f"Assigned ({tz})": column_to_the_second(frame.assigned_at, tz),
+                "Answer": frame.answer_text.fillna(""),
+                "Answer recorded by": frame.answered_by_name.fillna(""),
+                f"Answered ({tz})": column_to_the_second(frame.answered_at, tz),
+                f"Closed ({tz})": column_to_the_second(frame.closed_at, tz),
+                "Cancel reason": frame.cancel_reason.fillna(""),
+                "Price": ["" if pd.isna(c) else ui.fmt_money(c) for c in frame.price_cents],
+            }
+        )
+    )
+
+
+def partial_weeks(weeks: pd.DataFrame) -> pd.Series:
+    """Weeks only partly in the period (its first or last, e.g. the week in progress).
+    Kept here so the page can switch to a shared partial-bucket helper in one place."""
+    return weeks.days < 7
 
 
 def weekly_chart(period) -> None:
@@ -227,13 +344,20 @@ def weekly_chart(period) -> None:
     if weeks.follow_ups.sum() == 0:
         ui.empty_state("No follow-ups were asked in this period.", "Choose a longer period in the sidebar.")
         return
+    partial = partial_weeks(weeks)
+    note = ["" if not p else f" (partial: {d} of 7 days in the period)" for p, d in zip(partial, weeks.days)]
     fig = go.Figure(
         [
             go.Bar(
                 x=weeks.week,
                 y=weeks.follow_ups,
                 name="Follow-ups asked",
-                hovertemplate="Week of %{x|%d %b %Y}: %{y:,} asked<extra></extra>",
+                customdata=note,
+                marker=dict(
+                    opacity=[PARTIAL_OPACITY if p else 1.0 for p in partial],
+                    pattern=dict(shape=["/" if p else "" for p in partial]),
+                ),
+                hovertemplate="Week of %{x|%d %b %Y}%{customdata}: %{y:,} asked<extra></extra>",
             ),
             go.Scatter(
                 x=weeks.week,
@@ -241,7 +365,9 @@ def weekly_chart(period) -> None:
                 name="Median time to answer",
                 yaxis="y2",
                 mode="lines+markers",
-                hovertemplate="Week of %{x|%d %b %Y}: %{y:.1f} h median<extra></extra>",
+                customdata=note,
+                marker=dict(symbol=["circle-open" if p else "circle" for p in partial], size=8),
+                hovertemplate="Week of %{x|%d %b %Y}%{customdata}: %{y:,.1f} h median<extra></extra>",
             ),
         ]
     )
@@ -253,7 +379,9 @@ def weekly_chart(period) -> None:
             rangemode="tozero",
             showgrid=False,
             tickmode="auto",
+            tickformat=",.1f",
         ),
+        yaxis=dict(tickformat=",d"),
         legend=dict(yanchor="bottom", y=1.0, xanchor="right", x=1),
     )
     # A tick on Mondays, at most about a dozen of them.
@@ -264,9 +392,15 @@ def weekly_chart(period) -> None:
         x_title=f"Week starting Monday ({period.tz})",
         y_title="Follow-ups asked (count)",
     )
+    if partial.any():
+        shown = [f"{w:%d %b} ({d} of 7 days)" for w, d, p in zip(weeks.week, weeks.days, partial) if p]
+        st.caption(
+            f"Drawn lighter and hatched: {', '.join(shown)}, only partly in the period, so their counts are "
+            "not comparable with full weeks."
+        )
     if weeks.answered.sum() == 0:
         st.caption(
-            "None of the follow-ups asked in this period has been marked answered here yet, so there is "
+            "None of the follow-ups asked in this period has been answered here yet, so there is "
             "no time to answer to show."
         )
 
@@ -276,7 +410,7 @@ def pricing(rules: fu.FollowUpRules) -> None:
         current = fu.prices(conn)
     frame = pd.DataFrame(
         {
-            "type": [fu.TYPE_LABELS[t] for t in FOLLOW_UP_TYPES],
+            "type": [label("follow_up_type", t) for t in FOLLOW_UP_TYPES],
             **{
                 plan: [
                     None if current[plan, t].cents is None else current[plan, t].cents / 100 for t in FOLLOW_UP_TYPES
@@ -291,7 +425,7 @@ def pricing(rules: fu.FollowUpRules) -> None:
         "sla": st.column_config.TextColumn("First-response target", disabled=True),
         **{
             plan: st.column_config.NumberColumn(
-                f"{plan.capitalize()} ($)",
+                f"{label('plan', plan)} ($)",
                 min_value=0.0,
                 step=0.01,
                 max_value=FOLLOW_UP_PRICE_MAX_CENTS / 100,
@@ -309,7 +443,8 @@ def pricing(rules: fu.FollowUpRules) -> None:
     else:
         st.dataframe(frame, column_config=columns, hide_index=True)
     sources = [
-        f"{p.plan} {fu.TYPE_LABELS[p.follow_up_type].lower()}s: set by {ui.escape_markdown(p.updated_by)}"
+        f"{label('plan', p.plan)} {label('follow_up_type', p.follow_up_type).lower()}s: "
+        f"set by {ui.escape_markdown(p.updated_by)}"
         for p in current.values()
         if p.source == "rule"
     ]
@@ -324,13 +459,44 @@ def pricing(rules: fu.FollowUpRules) -> None:
     )
 
 
+def filters_from_url() -> list[str]:
+    """The filters a link asked for (``?state=``, ``?due=``) as the widgets' first values;
+    what it asked that this page does not know is said, not guessed."""
+    ignored = []
+    wanted_state, wanted_due = st.query_params.get("state"), st.query_params.get("due")
+    if "followup_states" not in st.session_state:
+        st.session_state["followup_states"] = [wanted_state] if wanted_state in URL_STATES else list(fu.WAITING)
+        if wanted_state is not None and wanted_state not in URL_STATES:
+            ignored.append(f"state “{wanted_state[:40]}” (use open or assigned)")
+    if "followup_due" not in st.session_state:
+        st.session_state["followup_due"] = wanted_due if wanted_due in queries.DUE_FILTERS else None
+        if wanted_due is not None and wanted_due not in queries.DUE_FILTERS:
+            ignored.append(f"due “{wanted_due[:40]}” (use overdue or soon)")
+    return ignored
+
+
+def filters_to_url(states: list[str], due: str | None) -> None:
+    """Keep the link filters in the URL, so that a reload or a shared link shows the same queue."""
+    wanted = {"state": states[0] if len(states) == 1 and states[0] in URL_STATES else None, "due": due}
+    for key, value in wanted.items():
+        if value is None:
+            st.query_params.pop(key, None)
+        elif st.query_params.get(key) != value:
+            st.query_params[key] = value
+
+
 ui.page_header(
     "Follow-ups",
-    "Customers' questions on their past sessions: assign each to a mechanic and see it "
-    "answered within its first-response target.",
+    "Customers' questions on their past sessions: assign each to a mechanic and record the answer "
+    "within its response target.",
 )
 RULES = fu.FollowUpRules.from_settings(ui.settings())
 ui.write_notice()
+ignored = filters_from_url()
+if ignored:
+    st.warning(
+        ui.escape_markdown(f"The link's filter {' and '.join(ignored)} was ignored."), icon=":material/link_off:"
+    )
 
 tz = ui.period().tz
 now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)  # ages move on once a minute
@@ -341,14 +507,22 @@ ui.kpi_row(
         ui.Kpi(
             "Past their target",
             ui.fmt_count(counts.breached),
-            help="Waiting follow-ups older than their type's first-response target.",
+            help="Waiting follow-ups older than their type's response target, right now.",
+        ),
+        ui.Kpi(
+            DUE_LABELS["soon"],
+            ui.fmt_count(counts.soon),
+            help=f"Waiting follow-ups whose target is in the next {queries.SOON_MINUTES // 60} hours, right now.",
         ),
         ui.Kpi("Unassigned", ui.fmt_count(counts.open), help="Open follow-ups no mechanic has been assigned yet."),
-        ui.Kpi("Answered, to close", ui.fmt_count(counts.answered), help="Answered follow-ups not closed yet."),
     ]
 )
+st.caption(
+    f"Waiting now, whatever the period ({ui.plural(int(counts.answered), 'follow-up')} answered and not closed yet). "
+    f"Ages as of {ui.fmt_datetime(now, tz)} ({tz})."
+)
 
-load_frame = ui.run_query(queries.mechanic_load)
+load_frame = ui.run_query(queries.assignee_options, now=now)
 names = dict(zip(load_frame.user_id.astype(str), load_frame.display_name))
 load = dict(zip(load_frame.user_id.astype(str), load_frame.open_items))
 all_mechanics = ui.run_query(mechanic_queries.mechanic_options)
@@ -359,14 +533,22 @@ with ui.filter_bar():
         "State",
         FOLLOW_UP_STATES,
         selection_mode="multi",
-        default=list(fu.WAITING),
-        format_func=fu.STATE_LABELS.get,
+        format_func=lambda s: label("follow_up_state", s),
         key="followup_states",
     )
-    types = st.pills(
-        "Type", FOLLOW_UP_TYPES, selection_mode="multi", format_func=fu.TYPE_LABELS.get, key="followup_types"
+    due = st.segmented_control(
+        "Target", list(DUE_LABELS), format_func=DUE_LABELS.get, key="followup_due", help="Waiting follow-ups only."
     )
-    plans = st.pills("Plan", PLANS, selection_mode="multi", format_func=str.capitalize, key="followup_plans")
+    types = st.pills(
+        "Type",
+        FOLLOW_UP_TYPES,
+        selection_mode="multi",
+        format_func=lambda t: label("follow_up_type", t),
+        key="followup_types",
+    )
+    plans = st.pills(
+        "Plan", PLANS, selection_mode="multi", format_func=lambda p: label("plan", p), key="followup_plans"
+    )
     mechanic = st.selectbox(
         "Assigned to",
         list(mechanic_names),
@@ -379,20 +561,20 @@ with ui.filter_bar():
     order = st.segmented_control(
         "Order", list(ORDER_LABELS), format_func=ORDER_LABELS.get, default="due", required=True, key="followup_order"
     )
+filters_to_url(states, due)
 
-queue = ui.run_query(
-    queries.queue,
-    loading="the follow-up queue",
+filters = dict(
     now=now,
     rules=RULES,
     states=tuple(states),
     types=tuple(types),
     plans=tuple(plans),
     mechanic_id=uuid.UUID(mechanic) if mechanic else None,
+    due=due,
     order=order,
-    limit=PAGE_SIZE,
 )
-filtered = bool(types or plans or mechanic) or set(states) != set(fu.WAITING)
+queue = ui.run_query(queries.queue, loading="the follow-up queue", limit=PAGE_SIZE, **filters)
+filtered = bool(types or plans or mechanic or due) or set(states) != set(fu.WAITING)
 if queue.empty:
     if counts.waiting == 0 and not filtered:
         ui.empty_state("Every follow-up is answered.", "New questions from customers will wait here for a mechanic.")
@@ -400,14 +582,22 @@ if queue.empty:
         ui.empty_state("No follow-ups match these filters.", "Clear a filter or choose other states.")
 else:
     matching = int(queue.matching.iloc[0])
-    st.caption(
-        f"{ui.plural(matching, 'follow-up')} {'match' if matching != 1 else 'matches'}"
-        f"{' these filters' if filtered else ''}; showing {len(queue):,}, {ORDER_LABELS[order].lower()}. "
-        f"Ages as of {ui.fmt_datetime(now, tz)} ({tz})."
-    )
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.caption(
+            f"{ui.plural(matching, 'follow-up')} {'match' if matching != 1 else 'matches'}"
+            f"{' these filters' if filtered else ''}; showing {len(queue):,}, {ORDER_LABELS[order].lower()}."
+        )
+        rows = ui.query_later(queries.queue, limit=queries.QUEUE_LIMIT, **filters)
+        csv_download(
+            lambda: export(rows(), tz),
+            file_name="follow-ups.csv",
+            help=f"These follow-ups, at most {queries.QUEUE_LIMIT:,}, with names and times to the second ({tz}).",
+            key="followup_export",
+        )
     for row in queue.itertuples(index=False):
-        card(row, tz, names, load)
+        card(row, tz, now, names, load)
 
+st.subheader("Per week in the period")
 weekly_chart(ui.period())
 with st.expander("Prices and response targets", icon=":material/sell:"):
     pricing(RULES)

@@ -22,25 +22,53 @@ from dashboard.domain.funnel.interactions import (
 )
 from dashboard.domain.funnel.rollups import refresh
 from dashboard.ui import components as ui
-from dashboard.ui.exports import as_csv
+from dashboard.ui.exports import export_frame
+from dashboard.ui.labels import label
+from dashboard.ui.links import customer_url, name_column, with_name
 from queries import funnel as q
 
 PREVIEW_ROWS = 200
 CSV_LIMIT = 100_000
 GRAIN_LABELS = {"day": "Day", "week": "Week", "month": "Month"}
+COUNT_TICKS = ",d"  # axis ticks like the tiles: 2,560
+# The groups the breakdown makes up itself, as words.
+GROUP_WORDS = {q.OTHER: "Other", q.UNKNOWN: "Unknown", q.NO_SESSION: "No session"}
+GROUP_LABELS = {"plan": lambda g: label("plan", g), "acquisition_channel": lambda g: label("channel", g)}
 
 
 def in_tz(frame: pd.DataFrame, columns, tz: str) -> pd.DataFrame:
     return frame.assign(**{c: frame[c].dt.tz_convert(tz) for c in columns})
 
 
+def group_label(dimension: str, group: str) -> str:
+    """A breakdown group as people read it: the label of a plan or channel, a specialty's name,
+    a vehicle make as the customer typed it."""
+    if group in GROUP_WORDS:
+        return GROUP_WORDS[group]
+    if dimension == "specialty":
+        return ui.specialty_label(group)
+    return GROUP_LABELS.get(dimension, str)(group)
+
+
+def with_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """Drop-off rows with the plan and channel as labels and the name as a link to the customer."""
+    return frame.assign(
+        plan=frame.plan.map(lambda code: label("plan", code)),
+        acquisition_channel=frame.acquisition_channel.map(lambda code: label("channel", code)),
+        customer=[
+            with_name(customer_url(cid), name or email)
+            for cid, name, email in zip(frame.customer_id, frame.full_name, frame.email)
+        ],
+    )
+
+
 @ui.write_action
 def rebuild_rollup() -> None:
     """Button callback: refresh the roll-up on the server (admins only, audited)."""
-    with st.spinner("Refreshing the roll-up from the new interactions…", show_time=True):
+    with st.spinner("Counting the new interactions…", show_time=True):
         ui.run_write(
             lambda: refresh(ui.write_engine(), actor=ui.actor()),
-            lambda results: f"Roll-up refreshed from {sum(r.new_events for r in results):,} interactions.",
+            lambda results: f"Figures refreshed with {sum(r.new_events for r in results):,} new interactions.",
         )
 
 
@@ -53,21 +81,20 @@ def source_caption(spec: FunnelSpec) -> None:
             pending = int(row.pending_events)
             refreshed = ui.fmt_datetime(row.refreshed_at, spec.period.tz)
             st.caption(
-                f"From the roll-up refreshed {refreshed} ({spec.period.tz})"
-                + (f"; {pending:,} newer interactions are not in it yet." if pending else ".")
+                f"Figures as of {refreshed} ({spec.period.tz})"
+                + (f"; {pending:,} newer interactions are not counted yet." if pending else ".")
             )
         elif tracked:
-            st.caption("Computed from raw interactions: the roll-up for these steps is not built yet.")
+            st.caption("Counted from every interaction until these figures are first refreshed.")
         else:
-            st.caption("Computed from raw interactions (no roll-up keeps these steps; it can take a few seconds).")
+            st.caption("Counted from every interaction for these steps, which can take a few seconds.")
         if tracked:
             st.button(
-                "Refresh the roll-up",
+                "Refresh the figures",
                 icon=":material/refresh:",
                 on_click=rebuild_rollup,
                 type="tertiary",
-                help="Reads the interactions recorded since the last refresh (the job `python -m dashboard funnel` "
-                "does the same on a schedule).",
+                help="Counts the interactions recorded since the last refresh; this also happens on a schedule.",
             )
 
 
@@ -76,7 +103,7 @@ def funnel_chart(frame: pd.DataFrame) -> None:
         go.Funnel(
             y=frame.label,
             x=frame.customers,
-            textinfo="value+percent initial",
+            texttemplate="%{x:,} (%{percentInitial:.1%})",
             hovertemplate="%{y}: %{x:,} customers, %{percentPrevious:.1%} of the step before<extra></extra>",
         )
     )
@@ -90,10 +117,10 @@ def steps_table(frame: pd.DataFrame) -> None:
             previous=frame.from_previous.map(ui.fmt_percent),
             median=(frame.median_seconds / 60).map(ui.fmt_duration),
         ),
-        column_order=["step", "label", "customers", "first", "previous", "median"],
+        column_order=["label", "step", "customers", "first", "previous", "median"],
         column_config={
-            "step": st.column_config.NumberColumn("Step", format="%d"),
-            "label": "Step name",
+            "step": st.column_config.NumberColumn("Step", format="%d", width="small"),
+            "label": st.column_config.TextColumn("Step name", pinned=True),
             "customers": st.column_config.NumberColumn("Customers", format="localized"),
             "first": "From step 1",
             "previous": "From the step before",
@@ -103,18 +130,15 @@ def steps_table(frame: pd.DataFrame) -> None:
     )
 
 
+@st.fragment
 def breakdown_tab(spec: FunnelSpec) -> None:
     left, right = st.columns([2, 3])
     dimension = left.selectbox(
         "Break down by", list(q.BREAKDOWNS), format_func=q.BREAKDOWNS.get, key="funnel_breakdown"
     )
-    top_n = right.slider(
-        "Largest groups shown (the rest are summed as “(other)”)", 1, q.MAX_TOP_N, 8, key="funnel_top_n"
-    )
+    top_n = right.slider("Largest groups shown (the rest are summed as “Other”)", 1, q.MAX_TOP_N, 8, key="funnel_top_n")
     frame = ui.run_query(q.breakdown, "the breakdown", spec=spec, dimension=dimension, top_n=top_n)
-    if dimension != "vehicle_make":  # the other dimensions hold codes; "(other)" and the like stay as they are
-        label = ui.specialty_label if dimension == "specialty" else ui.code_label
-        frame = frame.assign(group=frame.group.map(lambda g: g if g.startswith("(") else label(g)))
+    frame = frame.assign(group=frame.group.map(lambda group: group_label(dimension, group)))
     fig = px.bar(frame, x="conversion", y="group", orientation="h", custom_data=[spec.steps[0], spec.steps[-1]])
     fig.update_traces(hovertemplate="%{y}: %{x:.1%} (%{customdata[1]:,} of %{customdata[0]:,})<extra></extra>")
     fig.update_layout(yaxis={"autorange": "reversed"}, xaxis={"tickformat": ".0%"}, height=140 + 36 * len(frame))
@@ -129,7 +153,7 @@ def breakdown_tab(spec: FunnelSpec) -> None:
         ui.in_percent(frame, ["conversion"]),
         hide_index=True,
         column_config={
-            "group": q.BREAKDOWNS[dimension],
+            "group": st.column_config.TextColumn(q.BREAKDOWNS[dimension], pinned=True),
             **{step: st.column_config.NumberColumn(STEP_LABELS[step], format="localized") for step in spec.steps},
             "conversion": ui.percent_column("Conversion"),
         },
@@ -140,6 +164,7 @@ def breakdown_tab(spec: FunnelSpec) -> None:
     )
 
 
+@st.fragment
 def time_tab(spec: FunnelSpec) -> None:
     numbers = list(range(1, len(spec.steps) + 1))
     left, right = st.columns(2)
@@ -165,6 +190,7 @@ def time_tab(spec: FunnelSpec) -> None:
         return
     fig = px.bar(frame, x="bin", y="customers")
     fig.update_traces(hovertemplate="%{x}: %{y:,} customers<extra></extra>")
+    fig.update_yaxes(tickformat=COUNT_TICKS)
     ui.chart(
         fig,
         title=f"Time from “{STEP_LABELS[spec.steps[low - 1]]}” to “{STEP_LABELS[spec.steps[high - 1]]}”",
@@ -173,6 +199,7 @@ def time_tab(spec: FunnelSpec) -> None:
     )
 
 
+@st.fragment
 def trend_tab(spec: FunnelSpec) -> None:
     grain = st.segmented_control(
         "Entries by",
@@ -209,6 +236,7 @@ def trend_tab(spec: FunnelSpec) -> None:
         st.caption("Open markers: some customers who entered then can still convert inside the window.")
 
 
+@st.fragment
 def drop_off_tab(spec: FunnelSpec, steps: pd.DataFrame) -> None:
     numbers = list(range(1, len(spec.steps)))
     label = {k: f"Reached “{STEP_LABELS[spec.steps[k - 1]]}”, not “{STEP_LABELS[spec.steps[k]]}”" for k in numbers}
@@ -224,12 +252,12 @@ def drop_off_tab(spec: FunnelSpec, steps: pd.DataFrame) -> None:
     )
     st.caption(f"{count:,} customers; the latest {min(count, PREVIEW_ROWS):,} shown. Times in {spec.period.tz}.")
     st.dataframe(
-        preview,
+        with_labels(preview),
         hide_index=True,
+        column_order=["customer", "email", "plan", "acquisition_channel", "entered_at", "reached_at"],
         column_config={
-            "customer_id": None,
+            "customer": name_column("Customer", help="Opens the customer's lookup.", pinned=True),
             "email": "Email",
-            "full_name": "Name",
             "plan": "Plan",
             "acquisition_channel": "Channel",
             "entered_at": st.column_config.DatetimeColumn("Entered", format="D MMM YYYY, HH:mm"),
@@ -238,9 +266,22 @@ def drop_off_tab(spec: FunnelSpec, steps: pd.DataFrame) -> None:
     )
 
     rows = ui.query_later(q.drop_off, spec=spec, step=step, limit=CSV_LIMIT)
+    tz = spec.period.tz
 
     def csv() -> bytes:  # runs on the click, outside this page's run
-        return as_csv(in_tz(rows(), ["entered_at", "reached_at"], spec.period.tz))
+        return export_frame(
+            with_labels(rows()),
+            {
+                "full_name": "Name",
+                "email": "Email",
+                "plan": "Plan",
+                "acquisition_channel": "Channel",
+                "entered_at": f"Entered ({tz})",
+                "reached_at": f"Reached the step ({tz})",
+            },
+            times=("entered_at", "reached_at"),
+            tz=tz,
+        )
 
     st.download_button(
         f"Download {min(count, CSV_LIMIT):,} as CSV",
@@ -254,11 +295,7 @@ def drop_off_tab(spec: FunnelSpec, steps: pd.DataFrame) -> None:
         st.caption(f"The file holds the latest {CSV_LIMIT:,}; narrow the period for the rest.")
 
 
-ui.page_header(
-    "CRM funnel",
-    "Where customers fall out between intake, session and a follow-up sale: "
-    "each customer counted once, from their first step in the period.",
-)
+ui.page_header("CRM funnel", "Where customers drop out between intake, session and a follow-up sale.")
 ui.write_notice()
 
 steps_column, window_column = st.columns([4, 1], vertical_alignment="bottom")
@@ -304,7 +341,7 @@ ui.kpi_row(
             help=f"Customers whose first “{STEP_LABELS[spec.steps[0]]}” in the period starts their funnel.",
         ),
         ui.Kpi("Converted", ui.fmt_count(last.customers), help=f"Reached “{last.label}” within the window."),
-        ui.Kpi("Conversion", ui.fmt_percent(last.from_first), help="Converted / entered."),
+        ui.Kpi("Conversion", ui.fmt_percent(last.from_first), help="The share of entered customers who converted."),
         ui.Kpi(
             "Biggest drop",
             f"{ui.fmt_percent(1 - worst.from_previous)} lost",
@@ -313,7 +350,8 @@ ui.kpi_row(
     ]
 )
 st.caption(
-    f"{spec.period.start:%d %b %Y} – {spec.period.end:%d %b %Y} ({spec.period.tz}), window {spec.window_days} days."
+    f"Customers whose first step was in {spec.period.start:%d %b %Y} – {spec.period.end:%d %b %Y} "
+    f"({spec.period.tz}), each counted once; later steps count within {spec.window_days} days of it."
 )
 funnel_chart(steps)
 steps_table(steps)

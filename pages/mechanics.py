@@ -1,8 +1,9 @@
 """Mechanic profiles: the leaderboard by Bayesian rating, and one mechanic's profile.
 
-The profile shows the mechanic's details, star rating and Bayesian score, the
-rating distribution, their reviews (hidden ones marked, as staff see them)
-and measured response times against their SLA in the sidebar period.
+The leaderboard lists every active mechanic, all time. The profile shows the mechanic's
+details, star rating and ranking score, the rating distribution, their reviews (hidden ones
+marked, as staff see them; each author links to their customer lookup) and measured response
+times against their SLA in the sidebar period. ``?mechanic=<id>`` opens that profile.
 Names, bios and review text are escaped; nothing users wrote is rendered as markup.
 """
 
@@ -13,12 +14,20 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from dashboard.domain.reviews import HIDE_REASON_LABELS, PRIOR_WEIGHT, highlight_html
+from dashboard.domain.reviews import highlight_html
 from dashboard.ui import components as ui
+from dashboard.ui.labels import label
+from dashboard.ui.links import customer_url, mechanic_url, name_column, with_name
 from queries import mechanics as mechanic_queries
 from queries import reviews as review_queries
 
 REVIEWS_SHOWN = 30
+BOARD_ROWS = 15  # rows of the leaderboard before it scrolls
+COUNT_TICKS = ",d"  # axis ticks like the tiles: 2,560
+SCORE_HELP = (
+    "The rating the ranking uses: the average of the mechanic's published reviews, pulled "
+    "toward the average of all mechanics while they have only a few."
+)
 
 
 def open_profile(mechanic_ids: list[str]) -> None:
@@ -48,11 +57,19 @@ def leaderboard_view() -> None:
         )
         return
     ids = [str(mid) for mid in board.user_id]
+    st.caption(
+        f"All {len(board):,} active mechanics, all time (the sidebar period does not apply): "
+        "ranked by their reviews, where a few reviews count for little until there are more. "
+        "Click a name or pick a row for the profile; click a column to sort."
+    )
     st.dataframe(
-        board.assign(specialties=[[ui.specialty_label(x) for x in listed] for listed in board.specialties]),
+        board.assign(
+            specialties=[[ui.specialty_label(x) for x in listed] for listed in board.specialties],
+            mechanic=[with_name(mechanic_url(mid), name) for mid, name in zip(ids, board.display_name)],
+        ),
         column_order=[
             "rank",
-            "display_name",
+            "mechanic",
             "bayesian_rating",
             "avg_rating",
             "total_reviews",
@@ -61,27 +78,22 @@ def leaderboard_view() -> None:
             "years_experience",
         ],
         column_config={
-            "rank": st.column_config.NumberColumn("Rank", width="small"),
-            "display_name": "Mechanic",
+            "rank": st.column_config.NumberColumn("Rank", width="small", pinned=True),
+            "mechanic": name_column("Mechanic", help="Opens the mechanic's profile.", pinned=True),
             "bayesian_rating": st.column_config.NumberColumn(
-                "Bayesian rating", format="%.2f", help="The rating used for ranking (see below)."
+                "Ranking score", format="%.2f", help=SCORE_HELP, width="small"
             ),
-            "avg_rating": st.column_config.NumberColumn("Average rating", format="%.2f ★"),
-            "total_reviews": st.column_config.NumberColumn("Reviews", format="localized"),
-            "specialties": st.column_config.ListColumn("Specialties"),
-            "response_sla_minutes": st.column_config.NumberColumn("Response SLA", format="%d min"),
-            "years_experience": st.column_config.NumberColumn("Experience", format="%d yrs"),
+            "avg_rating": st.column_config.NumberColumn("Average", format="%.2f ★", width="small"),
+            "total_reviews": st.column_config.NumberColumn("Reviews", format="localized", width="small"),
+            "specialties": st.column_config.ListColumn("Specialties", width="medium"),
+            "response_sla_minutes": st.column_config.NumberColumn("Response SLA", format="%d min", width="small"),
+            "years_experience": st.column_config.NumberColumn("Experience", format="%d yrs", width="small"),
         },
         hide_index=True,
         key="leaderboard",
-        height=35 * (min(len(board), 15) + 1) + 3,
+        height=35 * (min(len(board), BOARD_ROWS) + 1) + 3,
         on_select=functools.partial(open_profile, ids),
         selection_mode="single-row",
-    )
-    st.caption(
-        f"Ranked by Bayesian rating = ({PRIOR_WEIGHT} × C + n × average) / ({PRIOR_WEIGHT} + n), where n is the "
-        f"mechanic's published reviews and C = {board.global_mean.iloc[0]:.2f} the mean of all published reviews: "
-        "a few reviews count for little until there are more. Active mechanics only; click a row for the profile."
     )
 
 
@@ -99,13 +111,18 @@ def reviews_list(mechanic_id: uuid.UUID, total: int, tz: str) -> None:
     )
     for row in shown.itertuples(index=False):
         with st.container(border=True):
-            author = ui.escape_markdown(row.customer_name or "a deleted account")
+            author = (
+                f"[{ui.escape_markdown(row.customer_name or row.customer_email)}]({customer_url(row.customer_id)})"
+                if pd.notna(row.customer_id)
+                else "a deleted account"
+            )
             st.markdown(
                 f"**{ui.fmt_stars(row.rating)}** · by {author} · {ui.fmt_datetime(row.created_at, tz, date_only=True)}"
             )
             if row.status == "hidden":
                 ui.status_badge(
-                    f"Hidden from customers: {HIDE_REASON_LABELS[row.hidden_reason]}", icon=":material/visibility_off:"
+                    f"Hidden from customers: {label('hide_reason', row.hidden_reason)}",
+                    icon=":material/visibility_off:",
                 )
             if row.review_text:
                 ui.review_text(highlight_html(row.review_text))
@@ -150,6 +167,7 @@ def rating_chart(distribution: pd.DataFrame) -> None:
     )
     fig.update_yaxes(categoryorder="array", categoryarray=[f"{s} ★" for s in range(1, 6)])
     fig.update_traces(hovertemplate="%{y}: %{x:,} reviews<extra></extra>")
+    fig.update_xaxes(tickformat=COUNT_TICKS)
     ui.chart(fig, title="Published reviews by stars", x_title="Reviews (count)", y_title="Stars")
 
 
@@ -179,7 +197,7 @@ def profile_view() -> None:
         ui.status_badge("Inactive", icon=":material/pause_circle:")
     ui.specialty_badges(profile.specialties)
     facts = [
-        f"Rank {int(profile['rank'])} of {profile.ranked_mechanics:,} by Bayesian rating"
+        f"Rank {int(profile['rank'])} of {profile.ranked_mechanics:,} active mechanics"
         if profile.is_active
         else "Not ranked while inactive"
     ]
@@ -195,14 +213,9 @@ def profile_view() -> None:
             ui.Kpi(
                 "Rating",
                 ui.fmt_rating(profile.avg_rating) if profile.total_reviews else "—",
-                help=f"Mean of {profile.total_reviews:,} published reviews.",
+                help=f"All time: the average of {profile.total_reviews:,} published reviews.",
             ),
-            ui.Kpi(
-                "Bayesian rating",
-                f"{profile.bayesian_rating:.2f}",
-                help=f"({PRIOR_WEIGHT} × C + n × average) / ({PRIOR_WEIGHT} + n) with C = "
-                f"{profile.global_mean:.2f}, the mean of all published reviews.",
-            ),
+            ui.Kpi("Ranking score", f"{profile.bayesian_rating:.2f}", help=f"All time. {SCORE_HELP}"),
             ui.Kpi(
                 "Response SLA",
                 ui.fmt_duration(profile.response_sla_minutes),
@@ -211,12 +224,12 @@ def profile_view() -> None:
             ui.Kpi(
                 "Median response",
                 "—" if summary.sessions == 0 else ui.fmt_duration(summary.median_minutes),
-                help=f"Request created → session accepted, {summary.sessions:,} sessions accepted in the period.",
+                help=f"In the period: from the request to the session accepted, {summary.sessions:,} sessions.",
             ),
             ui.Kpi(
                 "Within SLA",
                 ui.fmt_percent(summary.within_sla_share),
-                help="Share of the period's accepted sessions accepted within the SLA.",
+                help="In the period: the share of sessions accepted within the SLA.",
             ),
         ]
     )
@@ -235,6 +248,8 @@ def profile_view() -> None:
 
 
 ui.page_header("Mechanic profiles", "Who the best-rated mechanics are, and how each one is reviewed and responds.")
+if "mechanic" in st.query_params and "view" not in st.query_params:  # a link to a profile (?mechanic=<id>)
+    st.session_state["view"] = "Profile"
 leaderboard_tab, profile_tab = st.tabs(["Leaderboard", "Profile"], key="view", on_change="rerun", bind="query-params")
 if leaderboard_tab.open:
     with leaderboard_tab:

@@ -1,20 +1,42 @@
 """Upsells: what the follow-up offers shown after a session earn, and the catalogue they come from.
 
 Numbers follow the recommendations shown in the period to what became of them (see
-``queries.upsells``). The catalogue is edited here by admins; ``dashboard.domain.upsells`` checks
-the role again, validates and audits every change.
+``queries.upsells``); the catalogue is as it is now. It is edited here by admins;
+``dashboard.domain.upsells`` checks the role again, validates and audits every change. Each
+service is previewed as the card the customer sees (the fields of the API's ``UpsellCard``).
 """
+
+import html
 
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.core.schema import RECOMMENDATION_TYPES
-from dashboard.domain.upsells import TYPE_LABELS, save_service
+from dashboard.domain.upsells import save_service
 from dashboard.ui import components as ui
+from dashboard.ui.labels import actor_label, label
+from dashboard.ui.links import mechanic_url, name_column, with_name
 from queries import upsells as q
 
 NEW = "new"
+MONEY_TICKS = "$,.2f"  # axis ticks like the tiles: $1,234.50
+CARDS_PER_ROW = 3
+CARD_STYLE = """<style>.pw-card-call { background: #C2410C; color: #fff; border-radius: 0.5rem; padding: 0.45rem;
+text-align: center; font-weight: 600; }</style>"""
+# The button of the card in the customer's app for each type (the API sends the card's kind;
+# the app draws the button).
+CALLS_TO_ACTION = {
+    "follow_up": "Book the follow-up",
+    "maintenance_plan": "Start the plan",
+    "premium_upgrade": "Upgrade now",
+}
+
+
+def type_label(code: str) -> str:
+    return label("recommendation", code)
+
+
 RATES = {
     "shown": st.column_config.NumberColumn("Shown", format="localized"),
     "clicked": st.column_config.NumberColumn("Clicked", format="localized"),
@@ -86,6 +108,7 @@ def kpis(period) -> int:
     return int(now.shown)
 
 
+@st.fragment
 def performance(period) -> None:
     by = st.segmented_control(
         "Group by",
@@ -105,12 +128,20 @@ def performance(period) -> None:
             hovertemplate="%{y}: %{x:,}<extra></extra>",
         )
     )
+    fig.update_traces(texttemplate="%{x:,} (%{percentInitial:.1%})")
     fig.update_layout(height=320)
     ui.chart(fig, title="Shown → clicked → bought", x_title="Recommendations (count)", y_title="")
+    first = "service_title" if by == "service" else "recommendation_type"
     st.dataframe(
-        table(frame).assign(recommendation_type=frame.recommendation_type.map(TYPE_LABELS)),
+        table(frame).assign(recommendation_type=frame.recommendation_type.map(type_label)),
         hide_index=True,
-        column_config={"recommendation_type": "Type", "service_title": "Service", **RATES, **MONEY},
+        column_config={
+            "recommendation_type": st.column_config.TextColumn("Type", pinned=first == "recommendation_type"),
+            "service_title": st.column_config.TextColumn("Service", pinned=True),
+            **RATES,
+            **MONEY,
+        },
+        column_order=[first, *(["recommendation_type"] if by == "service" else []), *RATES, "revenue", "per_shown"],
     )
 
 
@@ -127,6 +158,7 @@ def weekly(period) -> None:
         "%{customdata[1]:.1%} clicked, %{customdata[2]:.1%} bought<extra></extra>"
     )
     fig.update_xaxes(tickvals=frame.bucket, tickformat="%d %b")
+    fig.update_yaxes(tickformat=MONEY_TICKS)
     ui.chart(
         fig, title="Revenue by week shown", x_title=f"Week starting Monday ({period.tz})", y_title="Revenue (dollars)"
     )
@@ -140,14 +172,30 @@ def weekly(period) -> None:
 def mechanics(period) -> None:
     frame = ui.run_query(q.by_mechanic, loading="revenue by mechanic", period=period)
     if frame.empty:
+        ui.empty_state("There are no mechanics yet.", "Mechanics appear here once they join.")
+        return
+    if frame.shown.sum() == 0:
         ui.empty_state(
             "No recommendation in the period followed a session with a mechanic.",
             "Choose a longer period in the sidebar.",
         )
-        return
-    st.caption("The mechanic who held the session each recommendation followed; most revenue first.")
+    st.caption(
+        f"All {len(frame):,} mechanics, by the revenue of the offers shown after their sessions "
+        f"{period.start:%d %b %Y} – {period.end:%d %b %Y}; "
+        "click a column to sort, a name for the profile."
+    )
     st.dataframe(
-        table(frame), hide_index=True, column_config={"mechanic_id": None, "display_name": "Mechanic", **RATES, **MONEY}
+        table(frame).assign(
+            mechanic=[with_name(mechanic_url(mid), name) for mid, name in zip(frame.mechanic_id, frame.display_name)]
+        ),
+        hide_index=True,
+        column_order=["mechanic", "revenue", "shown", "clicked", "purchased", "ctr", "conversion", "per_shown"],
+        column_config={
+            "mechanic": name_column("Mechanic", help="Opens the mechanic's profile.", pinned=True),
+            **RATES,
+            **MONEY,
+        },
+        height=min(len(frame), 15) * 35 + 38,
     )
 
 
@@ -175,30 +223,52 @@ def save(choice: str, seen_updated_at) -> None:
     )
 
 
+def card(service) -> None:
+    """``service`` as the card the customer's app shows: its type, title, description, price and
+    button (what ``GET /v1/customers/{id}/upsells`` sends for it); every text inert."""
+    with st.container(border=True, height="stretch"):
+        st.caption(ui.escape_markdown(type_label(service.recommendation_type)))
+        st.markdown(f"**{ui.escape_markdown(service.title)}**")
+        if service.description:
+            st.markdown(ui.escape_markdown(service.description))
+        st.markdown(f"### {ui.fmt_money(service.price_cents)}")
+        call = html.escape(CALLS_TO_ACTION.get(service.recommendation_type, "Add"))
+        st.html(f'<div class="pw-card-call" title="What the customer taps">{call}</div>{CARD_STYLE}')
+        if not service.is_active:
+            ui.status_badge("Not offered: inactive", icon=":material/pause_circle:")
+
+
+def card_previews(frame) -> None:
+    st.subheader("As the customer sees them", anchor=False)
+    st.caption("Each service as the card offered in the customer's app after a session; inactive ones are not offered.")
+    for start in range(0, len(frame), CARDS_PER_ROW):
+        for column, service in zip(st.columns(CARDS_PER_ROW), frame.iloc[start : start + CARDS_PER_ROW].itertuples()):
+            with column:
+                card(service)
+
+
 def catalogue() -> None:
     frame = ui.run_query(q.catalogue)
-    st.caption(
-        "The engine offers each type's active service at its price; a recommendation keeps the price it was shown at."
-    )
+    st.caption("Every service as it is now, one active per type; a recommendation keeps the price it was shown at.")
     st.dataframe(
         frame.assign(
             price=frame.price_cents / 100,
-            updated_by=frame.updated_by.fillna("—"),
-            recommendation_type=frame.recommendation_type.map(TYPE_LABELS),
+            updated_by=frame.updated_by.map(actor_label),
+            recommendation_type=frame.recommendation_type.map(type_label),
         ),
         hide_index=True,
+        column_order=["title", "recommendation_type", "price", "is_active", "updated_at", "updated_by"],
         column_config={
-            "service_id": None,
-            "price_cents": None,
+            "title": st.column_config.TextColumn("Service", pinned=True),
             "recommendation_type": "Type",
-            "title": "Service",
-            "description": st.column_config.TextColumn("Description", width="large"),
             "price": st.column_config.NumberColumn("Price", format="dollar"),
             "is_active": "Active",
             "updated_by": "Changed by",
             "updated_at": st.column_config.DatetimeColumn("Changed", format="D MMM YYYY"),
         },
     )
+    if not frame.empty:
+        card_previews(frame)
     if ui.actor().role != "admin":
         return
     titles = dict(zip(frame.service_id, frame.title))
@@ -213,7 +283,7 @@ def catalogue() -> None:
         st.selectbox(
             "Type",
             RECOMMENDATION_TYPES,
-            format_func=TYPE_LABELS.get,
+            format_func=type_label,
             key=f"service_type_{choice}",
             index=0 if row is None else RECOMMENDATION_TYPES.index(row.recommendation_type),
         )
@@ -247,15 +317,11 @@ def catalogue() -> None:
         )
 
 
-ui.page_header(
-    "Upsells",
-    "What the follow-up offers shown after a session earn: shown, clicked, bought, "
-    "by type, service, week and mechanic.",
-)
+ui.page_header("Upsells", "What the offers shown after a session earn, and the services they offer.")
 ui.write_notice()
 
 period = ui.period()
-overview, by_week, by_mechanic, services = st.tabs(["Performance", "By week", "By mechanic", "Catalogue"])
+overview, by_week, by_mechanic, services = st.tabs(["Performance", "By week", "By mechanic", "Catalogue (now)"])
 with overview:
     if kpis(period) == 0:
         ui.empty_state(

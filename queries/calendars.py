@@ -381,8 +381,9 @@ def peak_preview(
 
 def pricing_audit(conn: Connection, *, mechanic_id: str | None = None, limit: int = 200) -> pd.DataFrame:
     """The latest calendar and base-price changes, newest first: created_at, actor_email, actor_role,
-    action, subject (the mechanic's name, or the session type for base prices), before, after (dicts),
-    reason and change (before -> after in one line)."""
+    action, entity_type, entity_id (the mechanic's id, or the session type), subject (the mechanic's
+    name, or the session type for base prices), before, after (dicts), reason and change (before ->
+    after in one line)."""
     a, m = s.audit_log, s.mechanics
     where = [a.c.entity_type.in_([CALENDAR, BASE_PRICE])]
     if mechanic_id is not None:
@@ -393,6 +394,8 @@ def pricing_audit(conn: Connection, *, mechanic_id: str | None = None, limit: in
             a.c.actor_email,
             a.c.actor_role,
             a.c.action,
+            a.c.entity_type,
+            a.c.entity_id,
             sa.func.coalesce(m.c.display_name, a.c.entity_id).label("subject"),
             a.c.before,
             a.c.after,
@@ -407,14 +410,35 @@ def pricing_audit(conn: Connection, *, mechanic_id: str | None = None, limit: in
     )
     frame = pd.DataFrame(
         conn.execute(query).mappings().all(),
-        columns=["created_at", "actor_email", "actor_role", "action", "subject", "before", "after", "reason"],
+        columns=[
+            "created_at",
+            "actor_email",
+            "actor_role",
+            "action",
+            "entity_type",
+            "entity_id",
+            "subject",
+            "before",
+            "after",
+            "reason",
+        ],
     )
     for column in ("before", "after"):  # DuckDB returns JSON as text
         frame[column] = [json.loads(v) if isinstance(v, str) else v for v in frame[column]]
-    frame["change"] = [
-        " → ".join(_describe(side) for side in (b, a) if side) for b, a in zip(frame["before"], frame["after"])
-    ]
+    frame["change"] = [_change(b, a) for b, a in zip(frame["before"], frame["after"])]
     return frame
+
+
+def _change(before: dict | None, after: dict | None) -> str:
+    """Before -> after in one line, the words both start with said once:
+    "Monday 09:00-17:00 x1.00 → x2.00"."""
+    if not (before and after):
+        return _describe(before or after) if before or after else ""
+    old, new = _describe(before).split(" "), _describe(after).split(" ")
+    same = 0
+    while same < min(len(old), len(new)) - 1 and old[same] == new[same]:
+        same += 1
+    return f"{' '.join(old)} → {' '.join(new[same:])}"
 
 
 def _describe(snapshot: dict) -> str:
@@ -428,3 +452,139 @@ def _describe(snapshot: dict) -> str:
         return f"{snapshot['day']} {hours}" + ("" if snapshot["is_available"] else " (unavailable)")
     what = hours if snapshot["start_time"] else "time off"
     return f"{snapshot['date']} {what}: {snapshot['reason']}"
+
+
+def week_prices(
+    conn: Connection,
+    *,
+    mechanic_id: str,
+    week_start: dt.date,
+    tz: str,
+    session_type: str,
+    rules: SlotRules = SlotRules(),
+) -> pd.DataFrame:
+    """One mechanic's week hour by hour, for the calendar's week grid: one row per local date
+    and hour of ``tz`` for 7 days from ``week_start`` with open_starts (session starts their
+    hours allow in that hour, notice and bookings aside), price_low_cents and price_high_cents
+    (those starts' prices for ``session_type``, from the slot rules' ``price_cents``, the one the
+    API quotes; NaN when closed or without a base price) and sessions (booked, not cancelled,
+    starting in that hour). An inactive mechanic has no open starts."""
+    start, end = week_bounds(week_start, tz)
+    zone = ZoneInfo(tz)
+    base = price_list(conn).get(session_type)
+    cells: dict[tuple[dt.date, int], list] = {}
+    open_rules = replace(rules, notice_minutes=0)
+    for calendar in _calendars(conn, (mechanic_id,), start.date() - dt.timedelta(days=1), 10, bookings=False):
+        if not calendar.is_active:  # not taking bookings: no prices to show
+            continue
+        first_day = start.astimezone(calendar.zone).date() - dt.timedelta(days=1)
+        for slot in bookable_slots(
+            calendar, first_day, 9, now=start - dt.timedelta(days=2), rules=open_rules, base_price_cents=base
+        ):
+            if not start <= slot.start_utc < end:
+                continue
+            local = slot.start_utc.astimezone(zone)
+            cell = cells.setdefault((local.date(), local.hour), [0, None, None])
+            cell[0] += 1
+            if slot.price_cents is not None:
+                cell[1] = slot.price_cents if cell[1] is None else min(cell[1], slot.price_cents)
+                cell[2] = slot.price_cents if cell[2] is None else max(cell[2], slot.price_cents)
+    grid = pd.DataFrame([{"local_date": week_start + dt.timedelta(days=d), "hour": h} for d in range(7) for h in HOURS])
+    found = [cells.get((d, h), [0, None, None]) for d, h in zip(grid.local_date, grid.hour)]
+    grid["open_starts"] = [cell[0] for cell in found]
+    grid["price_low_cents"] = pd.array([cell[1] for cell in found], dtype="Float64").astype(float)
+    grid["price_high_cents"] = pd.array([cell[2] for cell in found], dtype="Float64").astype(float)
+    booked = booked_by_hour(conn, mechanic_ids=(mechanic_id,), start=start, end=end, tz=tz)
+    grid = grid.merge(booked, on=["local_date", "hour"], how="left")
+    grid["sessions"] = grid["sessions"].fillna(0).astype(int)
+    return grid
+
+
+def _this_week(tz: str, today: dt.date | None) -> dt.date:
+    day = today or dt.datetime.now(ZoneInfo(tz)).date()
+    return day - dt.timedelta(days=day.weekday())
+
+
+def utilisation_this_week(
+    conn: Connection, *, tz: str, today: dt.date | None = None, session_minutes: int = SlotRules().session_minutes
+) -> pd.DataFrame:
+    """Booked against available hours of every active mechanic in the week (Monday to Sunday of
+    ``tz``) that holds ``today`` (default: today in ``tz``), for the manager's home. One row:
+    week_start, week_end (the Sunday), available_hours (their weekly hours and date overrides),
+    booked_hours (sessions not cancelled x ``session_minutes``), utilisation (booked / available,
+    NaN without availability)."""
+    week_start = _this_week(tz, today)
+    grid = hour_grid(conn, mechanic_ids=None, week_start=week_start, tz=tz, session_minutes=session_minutes)
+    available = float(grid.available_minutes.sum()) / 60
+    booked = float(grid.booked_minutes.sum()) / 60
+    return pd.DataFrame(
+        [
+            {
+                "week_start": week_start,
+                "week_end": week_start + dt.timedelta(days=6),
+                "available_hours": available,
+                "booked_hours": booked,
+                "utilisation": booked / available if available else float("nan"),
+            }
+        ]
+    )
+
+
+PEAK_HISTORY_WEEKS = 4
+PEAK_FILL_THRESHOLD = 0.8  # demand at 80% of what the open hours hold counts as too little availability
+
+
+def demand_by_hour_of_week(conn: Connection, *, tz: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    """Sessions (not cancelled) scheduled in [start, end) per weekday and hour of ``tz``:
+    day_of_week (0=Sunday), hour, sessions."""
+    se = s.sessions
+    local = sa.func.timezone(tz, se.c.scheduled_at)
+    day = sa.cast(sa.extract("dow", local), sa.Integer).label("day_of_week")
+    hour = sa.cast(sa.extract("hour", local), sa.Integer).label("hour")
+    query = (
+        sa.select(day, hour, sa.func.count().label("sessions"))
+        .where(se.c.status.in_(BLOCKING_STATUSES), se.c.scheduled_at >= start, se.c.scheduled_at < end)
+        .group_by(day, hour)
+        .order_by(day, hour)
+    )
+    return pd.DataFrame(conn.execute(query).mappings().all(), columns=["day_of_week", "hour", "sessions"])
+
+
+def unfilled_peak_hours(
+    conn: Connection,
+    *,
+    tz: str,
+    today: dt.date | None = None,
+    limit: int = 5,
+    session_minutes: int = SlotRules().session_minutes,
+) -> pd.DataFrame:
+    """The hours of the week most in demand that this week's availability does not cover, for the
+    manager's home (docs/calendars.md). Demand: sessions (not cancelled) that started in that weekday
+    and hour of ``tz`` over the four weeks before this one, per week. Room: the sessions this week's
+    open hours in that weekday and hour can hold (available minutes / ``session_minutes``, all active
+    mechanics). An hour is unfilled when its demand reaches 80% of its room (or it has demand and no
+    room); the ``limit`` with the most demand first: day_of_week (0=Sunday), day (its date this week),
+    hour, sessions_per_week, room (sessions), available_hours."""
+    week_start = _this_week(tz, today)
+    start, end = week_bounds(week_start, tz)
+    history, _ = week_bounds(week_start - dt.timedelta(weeks=PEAK_HISTORY_WEEKS), tz)
+    demand = demand_by_hour_of_week(conn, tz=tz, start=history, end=start)
+    grid = hour_grid(conn, mechanic_ids=None, week_start=week_start, tz=tz, session_minutes=session_minutes)
+    grid["day_of_week"] = [(day.weekday() + 1) % 7 for day in grid.local_date]
+    table = demand.merge(
+        grid[["day_of_week", "hour", "local_date", "available_minutes"]], on=["day_of_week", "hour"], how="left"
+    )
+    table["sessions_per_week"] = table.sessions / PEAK_HISTORY_WEEKS
+    table["room"] = table.available_minutes.fillna(0) / session_minutes
+    table["available_hours"] = table.available_minutes.fillna(0) / 60
+    unfilled = table[table.sessions_per_week >= PEAK_FILL_THRESHOLD * table.room]
+    unfilled = unfilled.sort_values(
+        ["sessions_per_week", "room", "day_of_week", "hour"], ascending=[False, True, True, True]
+    )
+    return (
+        unfilled.rename(columns={"local_date": "day"})[
+            ["day_of_week", "day", "hour", "sessions_per_week", "room", "available_hours"]
+        ]
+        .head(limit)
+        .reset_index(drop=True)
+    )

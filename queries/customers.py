@@ -16,11 +16,10 @@ from sqlalchemy.engine import Connection
 from dashboard.core import schema as s
 from dashboard.core.errors import Invalid
 from dashboard.core.validation import parse_uuid
-from dashboard.domain.funnel.interactions import STEP_LABELS
 from dashboard.domain.upsells import OPEN_DAYS, new_recommendations
 
 SEARCH_MIN, SEARCH_MAX, SEARCH_LIMIT = 3, 100, 50
-SEARCH_COLUMNS = ["customer_id", "email", "full_name", "plan", "acquisition_channel", "created_at"]
+SEARCH_COLUMNS = ["customer_id", "email", "full_name", "plan", "acquisition_channel", "created_at", "last_activity"]
 
 
 def _like(text: str) -> str:
@@ -30,11 +29,14 @@ def _like(text: str) -> str:
 
 def search(conn: Connection, *, text: str, limit: int = SEARCH_LIMIT) -> pd.DataFrame:
     """Customers whose email or name contains ``text`` (case-insensitive), an exact email
-    first, then by email; at most ``limit``."""
+    first, then by email; at most ``limit``. ``last_activity``: their latest interaction
+    (None without any)."""
     term = " ".join(str(text or "").split())
     if not SEARCH_MIN <= len(term) <= SEARCH_MAX:
         raise Invalid(f"Type {SEARCH_MIN} to {SEARCH_MAX} characters of an email or name.")
-    u, p, m = s.users, s.profiles, s.mechanics
+    if not term.isprintable():
+        raise Invalid("Search for letters, digits and punctuation only; the text holds a control character.")
+    u, p, m, i = s.users, s.profiles, s.mechanics, s.crm_interactions
     pattern = _like(term)
     # The accounts whose email matches, and those whose name matches: each served by its own
     # trigram index on PostgreSQL (an OR across the two tables would scan them both).
@@ -42,14 +44,25 @@ def search(conn: Connection, *, text: str, limit: int = SEARCH_LIMIT) -> pd.Data
         sa.select(u.c.id).where(u.c.email.ilike(pattern, escape="!")),
         sa.select(p.c.id).where(p.c.full_name.ilike(pattern, escape="!")),
     ).subquery("matches")
+    latest = sa.select(sa.func.max(i.c.created_at)).where(i.c.customer_id == u.c.id).scalar_subquery()
     query = (
-        sa.select(sa.cast(u.c.id, sa.Text), u.c.email, p.c.full_name, p.c.plan, p.c.acquisition_channel, u.c.created_at)
+        sa.select(
+            sa.cast(u.c.id, sa.Text),
+            u.c.email,
+            p.c.full_name,
+            p.c.plan,
+            p.c.acquisition_channel,
+            u.c.created_at,
+            latest.label("last_activity"),
+        )
         .select_from(matches.join(u, u.c.id == matches.c.id).outerjoin(p, p.c.id == u.c.id))
         .where(~sa.exists().where(m.c.user_id == u.c.id))
         .order_by((sa.func.lower(u.c.email) == term.lower()).desc(), u.c.email)
         .limit(limit)
     )
-    return pd.DataFrame(conn.execute(query).all(), columns=SEARCH_COLUMNS)
+    frame = pd.DataFrame(conn.execute(query).all(), columns=SEARCH_COLUMNS)
+    frame["last_activity"] = pd.to_datetime(frame["last_activity"], utc=True)
+    return frame
 
 
 def _count(table: sa.Table, *where) -> sa.ScalarSelect:
@@ -85,7 +98,18 @@ def customer(conn: Connection, *, customer_id) -> pd.DataFrame:
     return pd.DataFrame(conn.execute(query).mappings().all())
 
 
-TIMELINE_COLUMNS = ["happened_at", "kind", "title", "detail", "amount_cents"]
+TIMELINE_COLUMNS = [
+    "happened_at",
+    "kind",
+    "category",
+    "subtype",
+    "status",
+    "title",
+    "mechanic_id",
+    "mechanic_name",
+    "detail",
+    "amount_cents",
+]
 
 
 def _words(*parts: sa.ColumnElement, sep: str = " ") -> sa.ColumnElement:
@@ -95,20 +119,32 @@ def _words(*parts: sa.ColumnElement, sep: str = " ") -> sa.ColumnElement:
 
 def timeline(conn: Connection, *, customer_id) -> pd.DataFrame:
     """Everything about a customer, latest first: requests, follow-ups, sessions, summaries,
-    reviews, interactions, recommendations shown/clicked/purchased and emails to them."""
+    reviews, interactions, recommendations shown/clicked/purchased and emails to them.
+
+    Columns: happened_at, kind ("Request", "Follow-up question", "Session", "Summary",
+    "Review", "Interaction", "Upsell shown|clicked|purchased", "Email"), the stored codes
+    ``category`` (a request's), ``subtype`` (follow-up type, session type, interaction type,
+    recommendation type or email milestone) and ``status``; ``title`` (a vehicle, a rating,
+    a service), ``mechanic_id``/``mechanic_name`` (who held the session or was reviewed),
+    ``detail`` (what was written) and ``amount_cents``."""
     cid = parse_uuid(customer_id, "Customer", Invalid)
     u, r, ses, m, rev = s.users, s.requests, s.sessions, s.mechanics, s.mechanic_reviews
     i, rec, mail = s.crm_interactions, s.upsell_recommendations, s.email_outbox
-    none = sa.null().cast(sa.Integer)
+    none = sa.null().cast(sa.Text)
 
-    def row(at, kind, title, detail, amount=none) -> list:
+    def row(at, kind, *, category=none, subtype=none, status=none, title=none, mechanic=None, detail=none, amount=None):
         kind = sa.literal(kind, sa.Text) if isinstance(kind, str) else kind
         return [
             at.label("happened_at"),
             kind.label("kind"),
+            sa.cast(category, sa.Text).label("category"),
+            sa.cast(subtype, sa.Text).label("subtype"),
+            sa.cast(status, sa.Text).label("status"),
             sa.cast(title, sa.Text).label("title"),
+            sa.cast(none if mechanic is None else mechanic.c.user_id, sa.Text).label("mechanic_id"),
+            sa.cast(none if mechanic is None else mechanic.c.display_name, sa.Text).label("mechanic_name"),
             sa.cast(detail, sa.Text).label("detail"),
-            sa.cast(amount, sa.Integer).label("amount_cents"),
+            sa.cast(sa.null() if amount is None else amount, sa.Integer).label("amount_cents"),
         ]
 
     vehicle = _words(sa.cast(r.c.vehicle_year, sa.Text), r.c.vehicle_make, r.c.vehicle_model)
@@ -119,42 +155,55 @@ def timeline(conn: Connection, *, customer_id) -> pd.DataFrame:
         sa.literal("Next steps: ") + ses.c.next_steps,
         sep=" | ",
     )
-    label = sa.case(*[(i.c.interaction_type == kind, text) for kind, text in STEP_LABELS.items()])
     parts = [
         sa.select(
             *row(
                 r.c.created_at,
                 sa.case((r.c.is_follow_up, "Follow-up question"), else_="Request"),
-                _words(r.c.category, r.c.follow_up_type, vehicle, r.c.status, sep=" · "),
-                r.c.description,
+                category=r.c.category,
+                subtype=r.c.follow_up_type,
+                status=r.c.status,
+                title=vehicle,
+                detail=r.c.description,
             )
         ).where(r.c.customer_id == cid),
         sa.select(
             *row(
                 sa.func.coalesce(ses.c.ended_at, ses.c.started_at, ses.c.scheduled_at, ses.c.created_at),
                 "Session",
-                _words(ses.c.session_type, ses.c.status, m.c.display_name, sep=" · "),
-                none,
-                ses.c.price_cents,
+                subtype=ses.c.session_type,
+                status=ses.c.status,
+                mechanic=m,
+                amount=ses.c.price_cents,
             )
         )
         .select_from(with_mechanic)
         .where(ses.c.customer_id == cid),
-        sa.select(*row(ses.c.summary_submitted_at, "Summary", m.c.display_name, summary))
+        sa.select(*row(ses.c.summary_submitted_at, "Summary", mechanic=m, detail=summary))
         .select_from(with_mechanic)
         .where(ses.c.customer_id == cid, ses.c.summary_submitted_at.isnot(None)),
         sa.select(
             *row(
                 rev.c.created_at,
                 "Review",
-                _words(sa.cast(rev.c.rating, sa.Text) + sa.literal(" of 5"), rev.c.status, sep=" · "),
-                rev.c.review_text,
+                status=rev.c.status,
+                title=sa.cast(rev.c.rating, sa.Text) + sa.literal(" of 5"),
+                mechanic=m,
+                detail=rev.c.review_text,
             )
-        ).where(rev.c.customer_id == cid),
-        sa.select(*row(i.c.created_at, "Interaction", label, none)).where(i.c.customer_id == cid),
+        )
+        .select_from(rev.outerjoin(m, m.c.user_id == rev.c.mechanic_id))
+        .where(rev.c.customer_id == cid),
+        sa.select(*row(i.c.created_at, "Interaction", subtype=i.c.interaction_type)).where(i.c.customer_id == cid),
         *[
             sa.select(
-                *row(at, f"Upsell {what}", rec.c.service_title, rec.c.recommendation_type, rec.c.price_cents)
+                *row(
+                    at,
+                    f"Upsell {what}",
+                    subtype=rec.c.recommendation_type,
+                    title=rec.c.service_title,
+                    amount=rec.c.price_cents,
+                )
             ).where(rec.c.customer_id == cid, at.isnot(None))
             for what, at in (
                 ("shown", rec.c.shown_at),
@@ -166,8 +215,9 @@ def timeline(conn: Connection, *, customer_id) -> pd.DataFrame:
             *row(
                 sa.func.coalesce(mail.c.sent_at, mail.c.created_at),
                 "Email",
-                mail.c.milestone,
-                _words(mail.c.status, mail.c.last_error, mail.c.skip_reason, sep=" · "),
+                subtype=mail.c.milestone,
+                status=mail.c.status,
+                detail=_words(mail.c.last_error, mail.c.skip_reason, sep=" · "),
             )
         )
         .select_from(mail.join(ses, ses.c.id == mail.c.session_id).join(u, u.c.id == ses.c.customer_id))

@@ -33,17 +33,22 @@ from dashboard.core.schema import (
     profiles,
     requests,
     sessions,
+    staff_roles,
     users,
 )
+from dashboard.domain.calendars.slots import availability_windows, load_calendars
 from dashboard.domain.followups import STATE, WAITING, FollowUpRules
 
 QUEUE_LIMIT = 200
 DUE_SOON_SHARE = 0.25
+SOON_MINUTES = 120  # ``due="soon"``: waiting, not overdue, due within the next 2 hours
+DUE_FILTERS = ("overdue", "soon")
 ORDERS = ("due", "oldest")  # most overdue first (earliest due time), or oldest first
 QUEUE_COLUMNS = (
     "id",
     "created_at",
     "follow_up_type",
+    "category",
     "state",
     "description",
     "price_cents",
@@ -58,6 +63,9 @@ QUEUE_COLUMNS = (
     "closed_at",
     "cancelled_at",
     "cancel_reason",
+    "answer_text",
+    "answered_by",
+    "answered_by_name",
     "parent_session_id",
     "parent_session_type",
     "parent_ended_at",
@@ -81,6 +89,9 @@ TEXT_COLUMNS = (
     "customer_email",
     "assigned_mechanic_name",
     "cancel_reason",
+    "answer_text",
+    "answered_by",
+    "answered_by_name",
     "parent_mechanic_name",
     "findings",
     "steps_taken",
@@ -144,6 +155,17 @@ def _plan() -> sa.ColumnElement:
     return sa.func.coalesce(profiles.c.plan, "standard")
 
 
+def _due_filter(due: str, sla: dict[str, sa.ColumnElement], now: dt.datetime) -> sa.ColumnElement:
+    """``overdue``: waiting and past the target; ``soon``: waiting and due within ``SOON_MINUTES``."""
+    _checked([due], DUE_FILTERS, "due filter")
+    waiting = STATE.in_(WAITING)
+    due_at = sla["due_at"].element
+    at = _at(now)
+    if due == "overdue":
+        return waiting & (at > due_at)
+    return waiting & (due_at >= at) & (due_at <= at + _seconds(sa.literal(SOON_MINUTES * 60, sa.Integer)))
+
+
 def _filters(states: Sequence[str], types: Sequence[str], plans: Sequence[str], mechanic_id) -> list:
     where = [r.c.is_follow_up]
     if states:
@@ -166,23 +188,29 @@ def queue(
     types: Sequence[str] = (),
     plans: Sequence[str] = (),
     mechanic_id=None,
+    due: str | None = None,
     order: str = "due",
     limit: int = QUEUE_LIMIT,
 ) -> pd.DataFrame:
     """Follow-ups in ``states`` (any when empty) of ``types``, for customers on ``plans``,
-    assigned to ``mechanic_id``; most overdue first (``order="due"``: earliest due time)
-    or oldest first; at most ``limit``. ``QUEUE_COLUMNS``: the follow-up, its customer,
-    assignee, parent session with its summary, SLA columns, and ``matching`` (how many
-    match the filters in all).
+    assigned to ``mechanic_id``, ``due`` (None: any; ``overdue``: past their target;
+    ``soon``: due within the next ``SOON_MINUTES``, both waiting only); most overdue first
+    (``order="due"``: earliest due time) or oldest first; at most ``limit``.
+    ``QUEUE_COLUMNS``: the follow-up, its customer, assignee, the answer and who recorded it,
+    parent session with its summary, SLA columns, and ``matching`` (how many match the
+    filters in all).
 
     The page's rows are chosen first and only they are joined to their details."""
     _checked([order], ORDERS, "order")
     sla = _sla_columns(rules, now)
     key = sla["due_at"] if order == "due" else r.c.created_at
+    where = _filters(states, types, plans, mechanic_id)
+    if due is not None:
+        where.append(_due_filter(due, sla, now))
     chosen = (
         sa.select(r.c.id, key.label("sort_key"), sa.func.count().over().label("matching"))
         .select_from(r.outerjoin(profiles, profiles.c.id == r.c.customer_id) if plans else r)
-        .where(*_filters(states, types, plans, mechanic_id))
+        .where(*where)
         .order_by(key, r.c.created_at, r.c.id)
         .limit(limit)
         .subquery("chosen")
@@ -195,6 +223,7 @@ def queue(
             r.c.id,
             r.c.created_at,
             r.c.follow_up_type,
+            r.c.category,
             STATE.label("state"),
             r.c.description,
             r.c.follow_up_price_cents.label("price_cents"),
@@ -209,6 +238,9 @@ def queue(
             r.c.closed_at,
             r.c.cancelled_at,
             r.c.cancel_reason,
+            r.c.answer_text,
+            r.c.answered_by,
+            sa.func.coalesce(staff_roles.c.display_name, r.c.answered_by).label("answered_by_name"),
             r.c.parent_session_id,
             parent.c.session_type.label("parent_session_type"),
             parent.c.ended_at.label("parent_ended_at"),
@@ -228,6 +260,7 @@ def queue(
             .outerjoin(profiles, profiles.c.id == r.c.customer_id)
             .outerjoin(users, users.c.id == r.c.customer_id)
             .outerjoin(assigned, assigned.c.user_id == r.c.assigned_mechanic_id)
+            .outerjoin(staff_roles, staff_roles.c.email == r.c.answered_by)
             .outerjoin(parent, parent.c.id == r.c.parent_session_id)
             .outerjoin(parent_mechanic, parent_mechanic.c.user_id == parent.c.mechanic_id)
         )
@@ -241,9 +274,11 @@ def queue(
 
 def summary(conn: Connection, *, now: dt.datetime, rules: FollowUpRules = FollowUpRules()) -> pd.DataFrame:
     """One row, whatever the filters: ``open`` (unassigned), ``assigned``, ``waiting`` (both),
-    ``breached`` and ``due_soon`` (of the waiting ones) and ``answered`` (to close)."""
+    ``breached`` and ``due_soon`` (of the waiting ones), ``soon`` (waiting, due within the next
+    ``SOON_MINUTES``: the queue's ``due="soon"``) and ``answered`` (to close)."""
+    sla = _sla_columns(rules, now)
     counted = (
-        sa.select(STATE.label("state"), _sla_columns(rules, now)["sla_state"])
+        sa.select(STATE.label("state"), sla["sla_state"], _due_filter("soon", sla, now).label("soon"))
         .where(r.c.is_follow_up, STATE.in_((*WAITING, "answered")))
         .subquery("counted")
     )
@@ -251,34 +286,88 @@ def summary(conn: Connection, *, now: dt.datetime, rules: FollowUpRules = Follow
         *[sa.func.count().filter(counted.c.state == s).label(s) for s in ("open", "assigned", "answered")],
         sa.func.count().filter(counted.c.state.in_(WAITING)).label("waiting"),
         *[sa.func.count().filter(counted.c.sla_state == s).label(s) for s in ("breached", "due_soon")],
+        sa.func.count().filter(counted.c.soon).label("soon"),
     )
     return pd.DataFrame(conn.execute(query).mappings().all()).astype("int64")
 
 
-def mechanic_load(conn: Connection) -> pd.DataFrame:
-    """Active mechanics by name: ``user_id``, ``display_name`` and ``open_items``
-    (follow-ups assigned to them and not answered yet)."""
+ASSIGNEE_COLUMNS = (
+    "user_id",
+    "display_name",
+    "specialties",
+    "avg_rating",
+    "total_reviews",
+    "open_items",
+    "matches",
+    "free_today",
+)
+
+
+def assignee_options(conn: Connection, *, now: dt.datetime, category: str | None = None) -> pd.DataFrame:
+    """Active mechanics to assign a follow-up to, best matches first: ``ASSIGNEE_COLUMNS``, with
+    ``specialties`` (a list), ``avg_rating`` (None before a first review), ``open_items``
+    (follow-ups assigned to them and not answered yet), ``matches`` (``category`` is one of
+    their specialties) and ``free_today`` (availability left today in their own timezone, by
+    the calendar rules: ``dashboard.domain.calendars.slots.availability_windows``, ignoring
+    sessions booked in it). Order: matching the category, free today, fewest open, best
+    rated, then by name.
+
+    One SQL query counts the load per mechanic; the calendars' loader reads the hours."""
+    _at(now)  # checks it is timezone-aware
+    m = mechanics
     load = (
         sa.select(r.c.assigned_mechanic_id, sa.func.count().label("open_items"))
         .where(r.c.follow_up_state == "assigned")
         .group_by(r.c.assigned_mechanic_id)
         .subquery("load")
     )
+    open_items = sa.func.coalesce(load.c.open_items, 0)
+    matches = m.c.specialties.any(category) if category else sa.false()
+    rated = m.c.total_reviews > 0
     query = (
         sa.select(
-            mechanics.c.user_id, mechanics.c.display_name, sa.func.coalesce(load.c.open_items, 0).label("open_items")
+            m.c.user_id,
+            m.c.display_name,
+            m.c.specialties,
+            sa.case((rated, sa.cast(m.c.avg_rating, sa.Double))).label("avg_rating"),
+            m.c.total_reviews,
+            open_items.label("open_items"),
+            sa.func.coalesce(matches, sa.false()).label("matches"),
         )
-        .select_from(mechanics.outerjoin(load, load.c.assigned_mechanic_id == mechanics.c.user_id))
-        .where(mechanics.c.is_active)
-        .order_by(mechanics.c.display_name, mechanics.c.user_id)
+        .select_from(m.outerjoin(load, load.c.assigned_mechanic_id == m.c.user_id))
+        .where(m.c.is_active)
+        .order_by(
+            sa.func.coalesce(matches, sa.false()).desc(),
+            open_items,
+            sa.case((rated, m.c.avg_rating), else_=-1).desc(),
+            m.c.display_name,
+            m.c.user_id,
+        )
     )
-    frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=["user_id", "display_name", "open_items"])
-    return frame.astype({"open_items": "int64"})
+    frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=list(ASSIGNEE_COLUMNS[:-1]))
+    frame["specialties"] = [list(v) if isinstance(v, (list, tuple)) else [] for v in frame["specialties"]]
+    moment = now
+    first_day = moment.astimezone(dt.UTC).date() - dt.timedelta(days=1)
+    calendars = load_calendars(conn, list(frame.user_id), first_day, 3, bookings=False) if len(frame) else {}
+
+    def free_today(mechanic_id) -> bool:
+        calendar = calendars.get(mechanic_id)
+        if calendar is None:
+            return False
+        today = moment.astimezone(calendar.zone).date()
+        return any(window.end > moment for window in availability_windows(calendar, today, 1))
+
+    frame["free_today"] = [free_today(mechanic_id) for mechanic_id in frame.user_id]
+    frame = frame.astype({"open_items": "int64", "total_reviews": "int64", "matches": bool, "free_today": bool})
+    frame["avg_rating"] = frame["avg_rating"].astype("float64")
+    order = frame.sort_values(["matches", "free_today"], ascending=False, kind="stable")
+    return order.reset_index(drop=True)
 
 
 def weekly(conn: Connection, *, period: Period) -> pd.DataFrame:
     """One row per week (Monday in the period's timezone) that overlaps the period:
-    ``week``, ``follow_ups`` asked in the period that week, how many of them were
+    ``week``, ``days`` (how many of its days are in the period: fewer than 7 for a partial
+    first or last week), ``follow_ups`` asked in the period that week, how many of them were
     ``answered``, and their ``median_hours_to_answer`` (NaN when none)."""
     start, end = period.bounds()
     week = sa.cast(sa.func.date_trunc("week", sa.func.timezone(period.tz, r.c.created_at)), sa.Date).label("week")
@@ -300,10 +389,42 @@ def weekly(conn: Connection, *, period: Period) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "week": weeks,
+            "days": pd.Series(
+                [(min(w + dt.timedelta(days=6), period.end) - max(w, period.start)).days + 1 for w in weeks],
+                dtype="int64",
+            ),
             "follow_ups": pd.Series([found[w].follow_ups if w in found else 0 for w in weeks], dtype="int64"),
             "answered": pd.Series([found[w].answered if w in found else 0 for w in weeks], dtype="int64"),
             "median_hours_to_answer": pd.Series(
                 [found[w].median_hours_to_answer if w in found else None for w in weeks], dtype="float64"
             ),
         }
+    )
+
+
+def answer_events(customer_id) -> sa.Select:
+    """The recorded answers to a customer's follow-ups, for the customer lookup's timeline
+    (``queries.customers.timeline`` can add it to its union): ``happened_at`` (when it was
+    answered), ``title`` ("Answered by <mechanic> · recorded by <staff name>") and ``detail``
+    (the answer as written: show it as plain text)."""
+    assigned = mechanics.alias("answering")
+    recorder = sa.func.coalesce(staff_roles.c.display_name, r.c.answered_by)
+    title = sa.func.concat(
+        "Answered by ",
+        sa.func.coalesce(assigned.c.display_name, "a mechanic no longer listed"),
+        " · recorded by ",
+        recorder,
+    )
+    return (
+        sa.select(
+            r.c.answered_at.label("happened_at"),
+            sa.cast(title, sa.Text).label("title"),
+            sa.cast(r.c.answer_text, sa.Text).label("detail"),
+        )
+        .select_from(
+            r.outerjoin(assigned, assigned.c.user_id == r.c.assigned_mechanic_id).outerjoin(
+                staff_roles, staff_roles.c.email == r.c.answered_by
+            )
+        )
+        .where(r.c.customer_id == customer_id, r.c.is_follow_up, r.c.answer_text.isnot(None))
     )

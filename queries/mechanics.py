@@ -32,7 +32,6 @@ from dashboard.core.schema import mechanic_reviews, mechanics, requests, session
 from dashboard.core.validation import parse_uuid
 from dashboard.domain.reviews import PRIOR_WEIGHT
 
-LEADERBOARD_LIMIT = 50
 REVIEWS_PAGE_MAX = 100
 m = mechanics
 
@@ -79,8 +78,9 @@ def _frame(conn: Connection, query: sa.Select) -> pd.DataFrame:
     return frame.astype({"avg_rating": "float64", "bayesian_rating": "float64", "global_mean": "float64"})
 
 
-def leaderboard(conn: Connection, *, specialty: str | None = None, limit: int = LEADERBOARD_LIMIT) -> pd.DataFrame:
-    """Active mechanics ranked by Bayesian rating (ties: more reviews first, then name).
+def leaderboard(conn: Connection, *, specialty: str | None = None, limit: int | None = None) -> pd.DataFrame:
+    """Active mechanics ranked by Bayesian rating (ties: more reviews first, then name): all of
+    them, or the first ``limit``. All time: the ratings are the stored aggregates.
 
     Columns: rank, user_id, display_name, specialties, avg_rating, total_reviews,
     bayesian_rating, response_sla_minutes, years_experience, global_mean (C).

@@ -28,9 +28,10 @@ from sqlalchemy.engine import Connection
 
 from dashboard.core import schema as s
 from dashboard.core.period import Period
-from dashboard.core.schema import requests
+from dashboard.core.schema import email_outbox, requests
 from dashboard.domain import overview as rollups
 from queries import upsells
+from queries.calendars import hour_grid
 
 KPI_COLUMNS = (
     "sessions_completed",
@@ -107,3 +108,42 @@ def sessions_completed_per_day(conn: Connection, *, period: Period) -> pd.DataFr
     all_days = [period.start + dt.timedelta(days=i) for i in range(period.days)]
     sessions_per_day = pd.Series([counts.get(day, 0) for day in all_days], dtype="int64")
     return pd.DataFrame({"day": all_days, "sessions": sessions_per_day})
+
+
+# --- figures of the role homes that no page's query gives -----------------------------------
+
+
+def emails_to_decide(conn: Connection) -> pd.DataFrame:
+    """One row, a snapshot of every date: ``failed`` and ``uncertain``, the outbox rows waiting
+    for an admin's decision now (the Emails page's Failed and Uncertain tabs)."""
+    status = email_outbox.c.status
+    query = sa.select(*[sa.func.count().filter(status == s).label(s) for s in ("failed", "uncertain")]).where(
+        status.in_(("failed", "uncertain"))
+    )
+    return pd.DataFrame(conn.execute(query).mappings().all()).astype("int64")
+
+
+def week_capacity(
+    conn: Connection, *, week_start: dt.date, tz: str, session_minutes: int, now: dt.datetime
+) -> pd.DataFrame:
+    """One row for the week from ``week_start`` over every active mechanic, from the calendars
+    page's hour grid (``queries.calendars.hour_grid``, so utilisation is the same figure there):
+    ``available_hours``, ``booked_hours``, ``utilisation`` (booked / available, NaN without
+    availability) and ``unfilled_peak_hours``: hours still open for booking from ``now`` on at a
+    peak price (an hour whose mean multiplier is above 1), available minus booked."""
+    grid = hour_grid(conn, mechanic_ids=None, week_start=week_start, tz=tz, session_minutes=session_minutes)
+    available, booked = grid.available_minutes.sum(), grid.booked_minutes.sum()
+    local_now = pd.Timestamp(now).tz_convert(tz)
+    ahead = (grid.local_date > local_now.date()) | (
+        (grid.local_date == local_now.date()) & (grid.hour >= local_now.hour)
+    )
+    peak = ahead & (grid.multiplier > 1)
+    unfilled = (grid.available_minutes - grid.booked_minutes).clip(lower=0)[peak].sum()
+    return pd.DataFrame(
+        {
+            "available_hours": [available / 60],
+            "booked_hours": [booked / 60],
+            "utilisation": [booked / available if available else float("nan")],
+            "unfilled_peak_hours": [unfilled / 60],
+        }
+    )

@@ -17,6 +17,7 @@ from dashboard.core.period import Period
 from dashboard.core.schema import REVIEW_FLAGS, REVIEW_STATUSES, mechanic_reviews, mechanics, profiles, users
 
 QUEUE_LIMIT = 200
+MAX_OFFSET = 10_000_000  # far beyond any backlog; a bigger one is a bad link
 REVIEW_COLUMNS = (
     "id",
     "created_at",
@@ -82,23 +83,16 @@ def _frame(conn: Connection, query: sa.Select, columns: Sequence[str]) -> pd.Dat
     return frame
 
 
-def moderation_queue(
-    conn: Connection,
+def _queue_where(
     *,
     status: str = "pending",
     flags: Sequence[str] = (),
     ratings: Sequence[int] = (),
     mechanic_id=None,
     period: Period | None = None,
-    oldest_first: bool = True,
-    limit: int = QUEUE_LIMIT,
-) -> pd.DataFrame:
-    """Reviews in ``status``, oldest first (or newest first), at most ``limit``;
-    ``REVIEW_COLUMNS`` plus ``matching`` (how many match the filters in all).
-
-    ``flags``: reviews with any of these flags; ``ratings``: any of these ratings;
-    ``period``: written within it.
-    """
+) -> list[sa.ColumnElement]:
+    """The queue's filters: reviews in ``status``; with any of ``flags``; with any of
+    ``ratings``; of ``mechanic_id``; written within ``period``."""
     _checked([status], REVIEW_STATUSES, "status")
     r = mechanic_reviews
     where = [r.c.status == status]
@@ -111,11 +105,37 @@ def moderation_queue(
     if period is not None:
         start, end = period.bounds()
         where += [r.c.created_at >= start, r.c.created_at < end]
+    return where
+
+
+def moderation_queue(
+    conn: Connection, *, oldest_first: bool = True, limit: int = QUEUE_LIMIT, offset: int = 0, **filters
+) -> pd.DataFrame:
+    """One page of the reviews that match ``filters`` (``status``, default pending; ``flags``:
+    any of these; ``ratings``: any of these; ``mechanic_id``; ``period``: written within it),
+    oldest first (or newest first), at most ``limit`` after skipping ``offset``;
+    ``REVIEW_COLUMNS`` plus ``matching`` (how many match the filters in all). The waiting
+    queue is served by the partial index ``ix_mechanic_reviews_pending`` (pending reviews'
+    created_at).
+    """
+    if not 0 <= offset <= MAX_OFFSET or not 0 < limit <= QUEUE_LIMIT:
+        raise ValueError(f"offset 0..{MAX_OFFSET:,} and limit 1..{QUEUE_LIMIT}, got {offset!r} and {limit!r}")
+    where = _queue_where(**filters)
+    r = mechanic_reviews
     # Counted apart from the page of rows, so that only the rows shown are joined to names.
     matching = sa.select(sa.func.count()).select_from(r).where(*where).scalar_subquery()
     order = (r.c.created_at, r.c.id) if oldest_first else (r.c.created_at.desc(), r.c.id.desc())
-    query = _reviews_select(matching.label("matching")).where(*where).order_by(*order).limit(limit)
+    query = _reviews_select(matching.label("matching")).where(*where).order_by(*order).limit(limit).offset(offset)
     return _frame(conn, query, (*REVIEW_COLUMNS, "matching"))
+
+
+def queue_size(conn: Connection, **filters) -> pd.DataFrame:
+    """How many reviews ``moderation_queue`` pages over with these ``filters`` (one row:
+    ``reviews``) and, of those, the oldest one's ``created_at`` (None when there are none)."""
+    r = mechanic_reviews
+    where = _queue_where(**filters)
+    row = conn.execute(sa.select(sa.func.count(), sa.func.min(r.c.created_at)).select_from(r).where(*where)).one()
+    return pd.DataFrame({"reviews": [int(row[0])], "oldest": [row[1]]})
 
 
 def queue_flag_counts(conn: Connection) -> pd.DataFrame:

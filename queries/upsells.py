@@ -130,17 +130,24 @@ def trend(conn: Connection, *, period: Period, grain: str = "week") -> pd.DataFr
 
 
 def by_mechanic(conn: Connection, *, period: Period) -> pd.DataFrame:
-    """Metrics per mechanic who held the session a recommendation followed, most revenue first
-    (recommendations without a session or mechanic are left out)."""
+    """Metrics per mechanic who held the session a recommendation followed, most revenue first:
+    every active mechanic (zeros when none of theirs was shown in the period) and any inactive
+    one with recommendations in it (recommendations without a session or mechanic are left out).
+    Read from the 15-minute cohort roll-up where it is exact (``dashboard.domain.overview``)."""
     m, metrics = s.mechanics, list(rollups.UPSELL_MECHANIC_METRICS)
     window = rollups.Window(*period.bounds(), rollups.labelled("period"))  # no inner boundary: any zone
     parts = rollups.windows_rows(conn, [rollups.UPSELL_MECHANIC_SOURCE], s.upsell_mechanic_buckets, metrics, [window])
-    per = sa.select(parts.c.mechanic_id, *[sa.func.sum(parts.c[c]).label(c) for c in metrics])
-    per = per.group_by(parts.c.mechanic_id).subquery("per_mechanic")
+    per_mechanic = sa.select(parts.c.mechanic_id, *[sa.func.sum(parts.c[c]).label(c) for c in metrics])
+    per_mechanic = per_mechanic.group_by(parts.c.mechanic_id).subquery("per_mechanic")
     query = (
-        sa.select(sa.cast(m.c.user_id, sa.Text), m.c.display_name, *[sa.cast(per.c[c], sa.BigInteger) for c in COUNTS])
-        .select_from(per.join(m, m.c.user_id == per.c.mechanic_id))
-        .order_by(per.c.revenue_cents.desc(), m.c.display_name, m.c.user_id)
+        sa.select(
+            sa.cast(m.c.user_id, sa.Text),
+            m.c.display_name,
+            *[sa.cast(sa.func.coalesce(per_mechanic.c[c], 0), sa.BigInteger).label(c) for c in COUNTS],
+        )
+        .select_from(m.outerjoin(per_mechanic, per_mechanic.c.mechanic_id == m.c.user_id))
+        .where(sa.or_(m.c.is_active, per_mechanic.c.mechanic_id.isnot(None)))
+        .order_by(sa.literal_column("revenue_cents").desc(), m.c.display_name, m.c.user_id)
     )
     return _with_rates(pd.DataFrame(conn.execute(query).all(), columns=["mechanic_id", "display_name", *COUNTS]))
 

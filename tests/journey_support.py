@@ -159,3 +159,29 @@ def choose(page, label: str, option: str) -> None:
     box.fill(option)
     page.get_by_role("option", name=option, exact=True).click()
     settle(page)
+
+
+def edit_cell(page, grid, row: int, column: int, value: str) -> None:
+    """Type ``value`` into the text cell of ``grid`` (an editable ``stDataFrame``, drawn on a canvas)
+    at ``row`` and ``column`` (0 = the first data column): select the row's first cell, move right
+    with the arrow keys and start typing, which opens the cell's editor (Enter or Space could tick a
+    checkbox on the way). A busy machine may drop the first clicks or keys on a new grid, so this
+    tries again until the editor opens."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    grid.locator("tbody tr").first.wait_for(state="attached")  # the grid has drawn its rows
+    editor = page.locator("[id^=gdg-overlay-] textarea, [id^=gdg-overlay-] input").first
+    for _ in range(5):
+        box = grid.bounding_box()
+        page.mouse.click(box["x"] + 70, box["y"] + 52 + 35 * row)
+        for _ in range(column):
+            page.keyboard.press("ArrowRight")
+        page.keyboard.type(value[:1])
+        try:
+            editor.wait_for(timeout=3000)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    editor.fill(value)
+    editor.press("Enter")
+    settle(page)

@@ -14,9 +14,11 @@ from dashboard.ui import components as ui
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 
 
-def open_any_page(engine, period: Period, actor: Actor, page: Path) -> AppTest:
-    """Run ``page`` as ``actor`` on ``engine`` with ``period`` in the sidebar (the app shell's context)."""
+def open_any_page(engine, period: Period, actor: Actor, page: Path, query: dict | None = None) -> AppTest:
+    """Run ``page`` as ``actor`` on ``engine`` with ``period`` in the sidebar (the app shell's context),
+    opened from a link with the URL parameters ``query``."""
     at = AppTest.from_file(str(page), default_timeout=60)
+    at.query_params.update(query or {})
     settings = Settings(
         database_url=engine.url.render_as_string(hide_password=False),
         read_url=None,

@@ -10,7 +10,17 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from dashboard.core.db import make_engine
-from dashboard.core.period import DEFAULT_DAYS, Period, default_period, period_from_params, period_problem
+from dashboard.core.period import (
+    DEFAULT_DAYS,
+    Period,
+    default_period,
+    incomplete_buckets,
+    parse_range,
+    period_from_params,
+    period_problem,
+    preset_period,
+    preset_range,
+)
 from dashboard.core.schema import audit_log, staff_roles
 from dashboard.core.settings import ConfigError, load_settings
 from dashboard.tools.demo.load import load_if_empty
@@ -118,6 +128,110 @@ def test_period_from_a_link():
         assert period == default_period("UTC", today) and f"the last {DEFAULT_DAYS} days instead" in notices[0]
 
 
+def test_presets_count_whole_days_up_to_today():
+    today = dt.date(2024, 3, 15)
+    assert preset_range("today", today) == (today, today)
+    assert preset_range("last_7_days", today) == (dt.date(2024, 3, 9), today)
+    assert preset_range("last_30_days", today) == (dt.date(2024, 2, 15), today)  # 2024 is a leap year
+    assert preset_range("last_90_days", today) == (dt.date(2023, 12, 17), today)
+    assert preset_range("this_month", today) == (dt.date(2024, 3, 1), today)
+    assert preset_range("last_month", today) == (dt.date(2024, 2, 1), dt.date(2024, 2, 29))  # leap day included
+    # month boundaries: the first of a month, January, a 31-day month before a 30-day one
+    assert preset_range("this_month", dt.date(2024, 3, 1)) == (dt.date(2024, 3, 1), dt.date(2024, 3, 1))
+    assert preset_range("last_month", dt.date(2024, 1, 10)) == (dt.date(2023, 12, 1), dt.date(2023, 12, 31))
+    assert preset_range("last_month", dt.date(2023, 3, 31)) == (dt.date(2023, 2, 1), dt.date(2023, 2, 28))
+    assert preset_range("last_month", dt.date(2024, 5, 31)) == (dt.date(2024, 4, 1), dt.date(2024, 4, 30))
+    assert preset_range("last_7_days", dt.date(2024, 3, 3)) == (dt.date(2024, 2, 26), dt.date(2024, 3, 3))
+    with pytest.raises(ValueError, match="not a relative preset"):
+        preset_range("custom", today)
+
+
+def test_a_preset_counts_days_in_its_timezone():
+    # 23:30 on 31 March in UTC is already 1 April in Tokyo and still 31 March in New York.
+    instant = dt.datetime(2024, 3, 31, 23, 30, tzinfo=dt.UTC)
+    tokyo = instant.astimezone(dt.timezone(dt.timedelta(hours=9))).date()
+    assert preset_period("this_month", "Asia/Tokyo", tokyo) == Period(
+        dt.date(2024, 4, 1), dt.date(2024, 4, 1), "Asia/Tokyo"
+    )
+    assert preset_period("last_month", "Asia/Tokyo", tokyo).span == "01 Mar 2024 – 31 Mar 2024"
+    period = preset_period("today", "America/New_York", dt.date(2024, 3, 10))  # the day clocks go forward
+    assert period.bounds() == (
+        dt.datetime(2024, 3, 10, 5, tzinfo=dt.UTC),
+        dt.datetime(2024, 3, 11, 4, tzinfo=dt.UTC),  # a 23-hour day
+    )
+    assert period.label == "today" and period.preset == "today"
+
+
+def test_a_period_says_its_scope():
+    today = dt.date(2024, 6, 30)
+    assert default_period("UTC", today).label == "the last 30 days"
+    assert preset_period("this_month", "UTC", today).label == "this month"
+    assert preset_period("last_month", "UTC", today).label == "the last month"
+    custom = Period(dt.date(2024, 3, 1), dt.date(2024, 3, 10), "UTC")
+    assert custom.label == "01 Mar 2024 – 10 Mar 2024"
+    assert Period(dt.date(2024, 3, 1), dt.date(2024, 3, 1)).label == "01 Mar 2024"
+    assert ui.scope_text(custom) == "in 01 Mar 2024 – 10 Mar 2024"
+    assert ui.scope_text(default_period("UTC", today)) == "in the last 30 days"
+    assert ui.scope_text(ui.NOW) == "now" and ui.scope_text(ui.ALL_TIME) == "all time"
+    # how a period was chosen is not part of what it is: the same days share cached results
+    assert preset_period("last_30_days", "UTC", today) == Period(dt.date(2024, 6, 1), today, "UTC")
+    assert custom.includes_today(dt.date(2024, 3, 10)) and not custom.includes_today(dt.date(2024, 3, 11))
+
+
+def test_a_link_keeps_a_preset_relative():
+    today = dt.date(2024, 6, 30)
+    link = default_period("UTC", dt.date(2024, 5, 1)).to_params()  # made on 1 May
+    assert link == {"from": "2024-04-02", "to": "2024-05-01", "tz": "UTC", "preset": "last_30_days"}
+    period, notices = period_from_params(link, today)  # opened on 30 June: still the last 30 days
+    assert (period, period.preset, notices) == (default_period("UTC", today), "last_30_days", [])
+    fixed = {"from": "2024-03-01", "to": "2024-03-10", "tz": "UTC", "preset": "custom"}
+    assert period_from_params(fixed, today)[0] == Period(dt.date(2024, 3, 1), dt.date(2024, 3, 10), "UTC")
+    period, notices = period_from_params({**fixed, "preset": "<b>fortnight</b>"}, today)
+    assert period == Period(dt.date(2024, 3, 1), dt.date(2024, 3, 10), "UTC")
+    assert "not one of the choices: using its dates" in notices[0]
+
+
+def test_typed_days_are_read_or_explained():
+    today = dt.date(2024, 6, 30)
+    march = (dt.date(2024, 3, 1), dt.date(2024, 3, 10))
+    for typed in (
+        "2024-03-01 – 2024-03-10",
+        "2024-03-01 to 2024-03-10",
+        " 2024/3/1 - 2024/03/10 ",
+        "2024-03-01..2024-03-10",
+    ):
+        assert parse_range(typed, today) == (march, None), typed
+    assert parse_range("2024-02-29", today) == ((dt.date(2024, 2, 29), dt.date(2024, 2, 29)), None)  # one day
+    problems = {
+        "2024-03-01 –": "Type the last day too",
+        "– 2024-03-10": "Type the first day too",
+        "2023-02-29 – 2023-03-01": "2023-02-29 is not a date",
+        "2024-03-10 – 2024-03-01": "before the start date",
+        "2023-01-01 – 2024-06-30": "the longest is 366 days",
+        "1999-12-31 – 2000-01-02": "Dates must lie between 01 Jan 2000",
+        "99999999-01-01 – 2024-01-01": "Type the first and the last day",
+        "last week": "Type the first and the last day",
+        "2024-03-01 – 2024-03-10'; DROP TABLE sessions; --": "Type the first and the last day",
+        "2024-03-01\x00 – 2024-03-10": "Type the first and the last day",
+        "": "Type the first and the last day",
+    }
+    for typed, problem in problems.items():
+        chosen, message = parse_range(typed, today)
+        assert chosen is None and problem in message, typed
+
+
+def test_incomplete_buckets_are_the_ones_not_over_yet():
+    today = dt.date(2024, 3, 13)  # a Wednesday
+    days = [dt.date(2024, 3, 12), dt.date(2024, 3, 13)]
+    assert incomplete_buckets(days, "day", today) == [False, True]
+    weeks = [dt.date(2024, 3, 4), dt.date(2024, 3, 11)]
+    assert incomplete_buckets(weeks, "week", today) == [False, True]
+    assert incomplete_buckets(weeks, "week", dt.date(2024, 3, 18)) == [False, False]  # the Monday after
+    months = [dt.date(2024, 1, 1), dt.date(2024, 2, 1), dt.date(2024, 3, 1)]
+    assert incomplete_buckets(months, "month", dt.date(2024, 2, 29)) == [False, True, True]
+    assert incomplete_buckets(months, "month", dt.date(2024, 3, 1)) == [False, False, True]
+
+
 def test_period_problems():
     assert period_problem(dt.date(2024, 1, 1), dt.date(2024, 1, 1)) is None
     assert "before the start" in period_problem(dt.date(2024, 1, 2), dt.date(2024, 1, 1))
@@ -174,8 +288,15 @@ def test_every_page_runs_on_demo_data_as_the_demo_admin(demo_app):
         assert not at.exception, page.file
         assert [title.value for title in at.title] == [page.title]
     at.switch_page("../pages/overview.py").run()
-    assert len(at.metric) == 6
-    assert "Sessions completed" in [metric.label for metric in at.metric]
+    labels = [metric.label for metric in at.metric]
+    assert labels == [
+        "Intake → session",
+        "Upsell revenue",
+        "Emails failed",
+        "Emails uncertain",
+        "Sessions completed",
+        "Average rating",
+    ]  # the admin's home tiles, then the period's headline numbers
     assert len(at.get("plotly_chart")) == 1  # sessions completed in the last 30 days, one of them ours
 
 
@@ -203,7 +324,7 @@ def test_demo_role_is_ignored_on_another_database(app_env, pg_engine):
 
 def refresh_the_rollup(at: AppTest) -> AppTest:
     at.switch_page("../pages/funnel.py").run()
-    return next(b for b in at.button if b.label == "Refresh the roll-up").click().run()
+    return next(b for b in at.button if b.label == "Refresh the figures").click().run()
 
 
 def last_audit_actor(url: str) -> tuple:
@@ -233,14 +354,34 @@ def test_the_anonymous_admin_writes_where_anonymous_use_is_allowed(app_env, pg_e
 
 def test_period_round_trips_through_the_url(demo_app):
     at = run_app({"from": "2024-03-01", "to": "2024-03-10", "tz": "Europe/Berlin"})
-    assert [d.value for d in at.date_input] == [dt.date(2024, 3, 1), dt.date(2024, 3, 10)]
+    assert at.selectbox(key="filter_preset").value == "custom"
+    assert at.text_input(key="filter_dates").value == "2024-03-01 – 2024-03-10"
+    assert at.date_input(key="filter_calendar").value == (dt.date(2024, 3, 1), dt.date(2024, 3, 10))
     assert at.selectbox(key="filter_tz").value == "Europe/Berlin"
     assert not at.warning
-    at.date_input(key="filter_from").set_value(dt.date(2024, 2, 1))
-    at.selectbox(key="filter_tz").set_value("Asia/Tokyo")
-    at.run()
+    at.text_input(key="filter_dates").input("2024-02-01 – 2024-03-10").run()  # typed, then Enter
+    at.selectbox(key="filter_tz").set_value("Asia/Tokyo").run()
     assert at.query_params == {"from": "2024-02-01", "to": "2024-03-10", "tz": "Asia/Tokyo"}
-    assert "01 Feb 2024 – 10 Mar 2024 (39 days, Asia/Tokyo)" in text(at.caption)
+    assert "In 01 Feb 2024 – 10 Mar 2024 (39 days, Asia/Tokyo)" in text(at.caption)
+
+
+def test_a_preset_applies_at_once_and_stays_relative_in_the_url(demo_app):
+    at = run_app({"from": "2024-03-01", "to": "2024-03-10", "tz": "UTC"})
+    at.selectbox(key="filter_preset").set_value("last_7_days").run()
+    today = dt.datetime.now(dt.UTC).date()
+    week = (today - dt.timedelta(days=6), today)
+    assert at.text_input(key="filter_dates").value == f"{week[0]} – {week[1]}"
+    assert at.query_params == {"from": str(week[0]), "to": str(week[1]), "tz": "UTC", "preset": "last_7_days"}
+    assert "The marketplace in the last 7 days" in [header.value for header in at.subheader]
+    # a timezone change moves a relative period to that timezone's today
+    at.selectbox(key="filter_tz").set_value("Pacific/Kiritimati").run()  # UTC+14
+    kiritimati = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=14)).date()
+    assert at.query_params["to"] == str(kiritimati) and at.query_params["preset"] == "last_7_days"
+    # dates picked on the calendar make the period custom; the URL drops the preset
+    at.date_input(key="filter_calendar").set_value((dt.date(2024, 1, 1), dt.date(2024, 1, 31))).run()
+    assert at.selectbox(key="filter_preset").value == "custom"
+    assert at.text_input(key="filter_dates").value == "2024-01-01 – 2024-01-31"
+    assert at.query_params == {"from": "2024-01-01", "to": "2024-01-31", "tz": "Pacific/Kiritimati"}
 
 
 def test_invalid_link_falls_back_to_defaults_with_a_notice(demo_app):
@@ -253,13 +394,36 @@ def test_invalid_link_falls_back_to_defaults_with_a_notice(demo_app):
     assert [title.value for title in at.title] == ["Overview"]
 
 
-def test_end_before_start_shows_a_message_instead_of_the_page(demo_app):
+@pytest.mark.parametrize(
+    "typed, problem",
+    [
+        ("2024-03-10 – 2024-02-20", "before the start date"),
+        ("2024-03-01 –", "Type the last day too"),
+        ("2024-02-30 – 2024-03-01", "2024-02-30 is not a date"),
+        ("<b>yesterday</b>", "Type the first and the last day"),
+    ],
+)
+def test_an_invalid_range_is_explained_beside_the_control_and_the_page_stays(demo_app, typed, problem):
     at = run_app({"from": "2024-03-01", "to": "2024-03-10", "tz": "UTC"})
-    at.date_input(key="filter_to").set_value(dt.date(2024, 2, 20)).run()
+    metrics = [(metric.label, metric.value) for metric in at.metric]
+    at.text_input(key="filter_dates").input(typed).run()
     assert not at.exception
-    assert "before the start date" in text(at.warning)
-    assert not at.title and not at.metric
-    assert at.query_params["to"] == "2024-03-10"  # the URL keeps the last valid period
+    assert problem in text(at.sidebar.warning) and "Showing 01 Mar 2024 – 10 Mar 2024" in text(at.sidebar.warning)
+    assert not at.main.warning
+    assert [title.value for title in at.title] == ["Overview"]  # the page keeps its title and figures
+    assert [(metric.label, metric.value) for metric in at.metric] == metrics
+    assert at.query_params["from"] == "2024-03-01" and at.query_params["to"] == "2024-03-10"
+    at.text_input(key="filter_dates").input("2024-03-02 – 2024-03-10").run()  # corrected
+    assert not at.sidebar.warning and at.query_params["from"] == "2024-03-02"
+
+
+def test_one_day_picked_on_the_calendar_waits_for_the_second(demo_app):
+    at = run_app({"from": "2024-03-01", "to": "2024-03-10", "tz": "UTC"})
+    at.date_input(key="filter_calendar").set_value((dt.date(2024, 4, 1),)).run()
+    assert at.text_input(key="filter_dates").value == "2024-04-01 – "
+    assert "Type the last day too" in text(at.sidebar.warning)
+    assert at.query_params["from"] == "2024-03-01"
+    assert [title.value for title in at.title] == ["Overview"]
 
 
 def test_postgres_without_login_is_refused(app_env, empty_pg_url):

@@ -89,7 +89,7 @@ WRITES = {
         ),
     ),
     "follow-up assign": ("manager", lambda e, a: followups.assign(e, a, SOME_ID)),
-    "follow-up answered": ("manager", lambda e, a: followups.mark_answered(e, a, SOME_ID)),
+    "follow-up answered": ("manager", lambda e, a: followups.mark_answered(e, a, SOME_ID, answer="Yes, drive on.")),
     "follow-up close": ("manager", lambda e, a: followups.close(e, a, SOME_ID)),
     "follow-up cancel": ("manager", lambda e, a: followups.cancel(e, a, SOME_ID, "asked twice")),
     "weekly slots": ("support", lambda e, a: edits.save_weekly_slots(e, a, SOME_ID, [])),
@@ -107,6 +107,10 @@ WRITES = {
     "upsell catalogue": ("manager", lambda e, a: upsells.save_service(e, a, None, **SERVICE)),
     "funnel roll-up refresh": ("manager", lambda e, a: rollups.refresh(e, actor=a)),
     "email decision": ("support", lambda e, a: outbox.decide(e, a, SOME_ID, "retry", dt.datetime.now(dt.UTC))),
+    "email bulk retry": (
+        "support",
+        lambda e, a: outbox.retry_cause(e, a, "outage", seen=(1, None), now=dt.datetime.now(dt.UTC)),
+    ),
     "email run now": ("manager", lambda e, a: worker.run_now(e, a, load_email_settings({}))),
 }
 

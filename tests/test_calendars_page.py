@@ -8,18 +8,20 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from dashboard.core import schema as s
+from dashboard.core.audit import record_audit
 from dashboard.core.auth import Actor
 from dashboard.core.period import Period
-from dashboard.domain.calendars.edits import save_weekly_slots, set_base_price
+from dashboard.domain.calendars.edits import BASE_PRICE, save_weekly_slots, set_base_price
 from dashboard.domain.calendars.slots import weekly_slots as weekly_slots_of
 from dashboard.ui import components as ui
-from tests.factories import add_mechanic, add_session, add_staff, staff_fixture, weekly_slot
+from tests.factories import HOSTILE, add_mechanic, add_session, add_staff, staff_fixture, weekly_slot
 from tests.page_support import open_any_page
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "calendars.py"
@@ -71,45 +73,61 @@ def slots(engine, mechanic) -> list[tuple]:
         ]
 
 
-def edit(at: AppTest, mechanic: str, edited=None, added=None) -> AppTest:
-    at.session_state[f"slots_{mechanic}_0"] = {
+def edit(at: AppTest, mechanic: str, edited=None, added=None, deleted=None) -> AppTest:
+    """What the grid on screen sends when the manager edits cells, adds or deletes rows."""
+    at.session_state[at.session_state["calendar_editor_key"]] = {
         "edited_rows": edited or {},
         "added_rows": added or [],
-        "deleted_rows": [],
+        "deleted_rows": deleted or [],
     }
     return at.run()
 
 
-def test_editing_flow_rejects_an_invalid_row_and_saves_a_valid_one(calendar):
+def grid(at: AppTest):
+    """The slot editor's rows as drawn: the editable cells, the prices beside them and each row's problem."""
+    return at.data_editor[0].value
+
+
+def test_editing_flow_marks_the_bad_cells_and_saves_a_valid_change(calendar):
     engine, mechanic = calendar
     at = open_page(engine, MANAGER, mechanic, "Weekly slots")
     assert not at.exception
-    assert len(at.data_editor) == 1 and len(at.data_editor[0].value) == 7
+    assert len(at.data_editor) == 1 and len(grid(at)) == 7
+    assert set(grid(at).video_price) == {"$49.99"} and set(grid(at).problem) == {""}
+    assert "chat_price" not in grid(at)  # no base price for chat: no column
+    buttons = {button.label: button for button in at.button}
+    assert buttons["Save weekly slots"].disabled and buttons["Discard changes"].disabled
     before = slots(engine, mechanic)
 
     # Monday (row 2, after Sunday) gets an overlapping extra slot and a multiplier out of range
     at = edit(
         at,
         mechanic,
-        edited={1: {"multiplier": 3.5}},
-        added=[{"day": "Monday", "start": "16:00", "end": "18:00", "available": True, "multiplier": 1.0}],
+        edited={1: {"multiplier": "3.5"}},
+        added=[{"day": "Monday", "start": "16:00", "end": "18:00", "available": True, "multiplier": "1.00"}],
     )
     assert not at.exception
-    assert "2 rows need fixing" in at.error[0].value
-    problems = at.dataframe[-1].value
-    assert problems.Row.tolist() == [2, 8]
-    assert "from 0.50 to 3.00" in problems.Problem[0] and "Overlaps Monday 16:00-18:00 (row 8)" in problems.Problem[0]
-    assert "Save weekly slots" not in [button.label for button in at.button]
+    assert at.error[0].value.startswith("**2 rows need fixing\\.** Nothing is saved until every row is valid. Row 2: ")
+    rows = grid(at)
+    assert rows.multiplier[1] == "⚠ 3.5" and rows.video_price[1] == "—"  # the bad cell itself, and no price
+    assert "Multiplier must be from 0.50 to 3.00, got 3.5." in rows.problem[1]
+    assert "Overlaps Monday 16:00-18:00 (row 8)" in rows.problem[1]
+    assert rows.problem[7] == "Overlaps Monday 09:00-17:00 (row 2)." and rows.video_price[7] == "$49.99"
+    assert rows.problem[0] == "" and len(at.dataframe) == 1  # the grid alone: no problem table, no preview
+    assert next(b for b in at.button if b.label == "Save weekly slots").disabled
     assert slots(engine, mechanic) == before
 
-    # a valid change: Monday at 1.50x and an evening slot; previewed, then saved
+    # fixed in the grid: Monday at 1.50x, the evening slot moved to 17:00-19:00 at 2.00x
     at = edit(
         at,
         mechanic,
-        edited={1: {"multiplier": 1.5}},
-        added=[{"day": "Monday", "start": "17:00", "end": "19:00", "available": True, "multiplier": 2.0}],
+        edited={1: {"multiplier": "⚠ 1.5"}, 7: {"start": "17:00:00.000", "end": "19:00", "multiplier": "2"}},
     )
     assert not at.exception and not at.error
+    rows = grid(at)
+    assert rows.multiplier.tolist()[1:2] + rows.multiplier.tolist()[7:] == ["1.5", "2"]
+    assert rows.video_price[1] == "$74.99" and rows.video_price[7] == "$99.98"  # 49.99 x 1.5 = 74.985 -> 74.99
+    assert "2 unsaved changes." in [caption.value for caption in at.caption]
     preview = at.dataframe[-1].value
     assert len(preview) == 14
     monday = preview[preview.day.str.startswith("Mon")].iloc[-1]  # a whole Monday ahead: 16 starts, 4 more after
@@ -122,12 +140,54 @@ def test_editing_flow_rejects_an_invalid_row_and_saves_a_valid_one(calendar):
         (1, dt.time(9), dt.time(17), Decimal("1.50")),
         (1, dt.time(17), dt.time(19), Decimal("2.00")),
     ]
-    assert len(at.data_editor[0].value) == 8  # a fresh editor shows the saved schedule
+    assert len(grid(at)) == 8  # a fresh editor shows the saved schedule
+    assert "No unsaved changes." in [caption.value for caption in at.caption]
     with engine.connect() as conn:
         actions = conn.execute(
             sa.select(s.audit_log.c.action, s.audit_log.c.actor_email).where(s.audit_log.c.actor_email == MANAGER.email)
         ).all()
     assert sorted(actions)[-2:] == [("slot.create", MANAGER.email), ("slot.update", MANAGER.email)]
+
+
+def test_discard_brings_back_the_saved_slots(calendar):
+    engine, mechanic = calendar
+    at = open_page(engine, MANAGER, mechanic, "Weekly slots")
+    before = slots(engine, mechanic)
+    at = edit(at, mechanic, edited={0: {"multiplier": "2.00"}}, deleted=[6])
+    assert len(grid(at)) == 6 and grid(at).video_price[0] == "$99.98"
+    discard = next(button for button in at.button if button.label == "Discard changes")
+    assert not discard.disabled
+    discard.click().run()
+    assert not at.exception
+    assert len(grid(at)) == 7 and set(grid(at).multiplier) == {"1.00"} and set(grid(at).video_price) == {"$49.99"}
+    assert next(b for b in at.button if b.label == "Discard changes").disabled
+    assert slots(engine, mechanic) == before
+
+
+@pytest.mark.parametrize(
+    "typed, message",
+    [
+        ("abc", "Multiplier 'abc' is not a number."),
+        ("0.4", "Multiplier must be from 0.50 to 3.00, got 0.4."),
+        ("1" * 40, "Multiplier must be from 0.50 to 3.00, got 11111111111111111111."),
+        ("1e400", "Multiplier must be from 0.50 to 3.00, got 1e400."),
+        ("1.5\x00", "Multiplier '1.5\\x00' is not a number."),
+        ("<b>2</b>", "Multiplier '<b>2</b>' is not a number."),
+        ("1.255", "Multiplier must be a number with at most two decimals, got 1.255."),
+        ("", "Multiplier is required."),
+    ],
+)
+def test_bad_multipliers_are_marked_in_their_cell_and_nothing_is_saved(calendar, typed, message):
+    engine, mechanic = calendar
+    at = open_page(engine, MANAGER, mechanic, "Weekly slots")
+    before = slots(engine, mechanic)
+    at = edit(at, mechanic, edited={2: {"multiplier": typed}})
+    assert not at.exception
+    assert "1 row needs fixing" in at.error[0].value
+    rows = grid(at)
+    assert rows.multiplier[2].startswith("⚠") and rows.problem[2] == message and rows.video_price[2] == "—"
+    assert next(b for b in at.button if b.label == "Save weekly slots").disabled
+    assert slots(engine, mechanic) == before
 
 
 @pytest.mark.parametrize(
@@ -216,3 +276,110 @@ def test_a_save_from_an_out_of_date_view_keeps_the_slot_another_manager_added(ca
     assert "changed by mo@example.com at" in at.error[0].value.replace("\\", "").replace("\u2060", "")
     assert len(slots(engine, mechanic)) == len(seen) + 1  # the other manager's slot is still there
     assert len(at.data_editor[0].value) == len(seen) + 1  # and the fresh editor shows it
+
+
+def week_cells(at: AppTest):
+    """The week grid: hours (index) by days, each cell a price, "Booked" or "—"."""
+    return at.dataframe[0].value
+
+
+def test_the_week_shows_each_open_hour_at_its_price_in_money(calendar):
+    engine, mechanic = calendar
+    at = open_page(engine, MANAGER, mechanic, "Week")
+    for _ in range(2):  # the week after next: only the session written here is in it
+        next(button for button in at.button if button.label == "Next week").click().run()
+    monday = dt.date.today() + dt.timedelta(days=14 - dt.date.today().weekday())
+    wednesday_ten = dt.datetime.combine(monday + dt.timedelta(days=2), dt.time(10), ZoneInfo("Europe/Berlin"))
+    with engine.begin() as conn:
+        add_session(conn, uuid.UUID(mechanic), uuid.UUID(mechanic), "scheduled", scheduled_at=wednesday_ten)
+    ui.clear_query_cache()
+    at.run()
+    assert not at.exception
+    cells = week_cells(at)
+    assert list(cells.index) == [f"{hour:02d}:00" for hour in range(9, 17)]  # Berlin is the display timezone
+    assert list(cells.columns)[0] == f"{monday:%a %d %b}" and len(cells.columns) == 7
+    wednesday = f"{monday + dt.timedelta(days=2):%a %d %b}"
+    assert cells.loc["10:00", wednesday] == "Booked"
+    assert (cells.drop(columns=wednesday) == "$49.99").all().all()
+    assert cells[wednesday].tolist().count("$49.99") == 7
+    assert any("Booked" in caption.value and "not available" in caption.value for caption in at.caption)
+
+    at.segmented_control(key="calendar_week_type").set_value("chat").run()
+    assert "No base price is set for chat sessions" in at.info[0].value
+    assert week_cells(at).loc["09:00", wednesday] == "Open"
+
+
+def test_a_link_opens_the_mechanics_calendar_and_the_choice_stays_in_the_url(calendar):
+    engine, mechanic = calendar
+    today = dt.date.today()
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.session_state["_pitwall_context"] = open_any_page(
+        engine, Period(today, today, "Europe/Berlin"), MANAGER, PAGE
+    ).session_state["_pitwall_context"]
+    at.query_params["mechanic"] = mechanic
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="calendar_mechanic").value == mechanic
+    assert "Mia Berlin's profile](mechanics?mechanic=" in " ".join(c.value for c in at.caption)
+    at.selectbox(key="calendar_mechanic").set_value("all").run()
+    assert "mechanic" not in at.query_params
+    unknown = AppTest.from_file(str(PAGE), default_timeout=60)
+    unknown.session_state["_pitwall_context"] = at.session_state["_pitwall_context"]
+    unknown.query_params["mechanic"] = "<script>x</script>"
+    unknown.run()
+    assert not unknown.exception and unknown.selectbox(key="calendar_mechanic").value == "all"
+
+
+def test_previous_this_and_next_week(calendar):
+    engine, mechanic = calendar
+    at = open_page(engine, MANAGER, mechanic, "Week")
+    this_monday = dt.date.today() - dt.timedelta(days=dt.date.today().weekday())
+    press = lambda name: next(b for b in at.button if b.label == name).click().run()  # noqa: E731
+    press("Previous week")
+    assert week_cells(at).columns[0] == f"{this_monday - dt.timedelta(days=7):%a %d %b}"
+    press("Next week")
+    press("Next week")
+    assert week_cells(at).columns[0] == f"{this_monday + dt.timedelta(days=7):%a %d %b}"
+    at.segmented_control(key="calendar_view").set_value("Base prices").run()
+    at.segmented_control(key="calendar_view").set_value("Week").run()  # the week is kept across views
+    assert week_cells(at).columns[0] == f"{this_monday + dt.timedelta(days=7):%a %d %b}"
+    press("This week")
+    assert week_cells(at).columns[0] == f"{this_monday:%a %d %b}"
+
+
+def test_the_audit_trail_speaks_in_labels(calendar):
+    engine, mechanic = calendar
+    with engine.begin() as conn:
+        record_audit(
+            conn, Actor("migration", "admin"), "base_price.set", BASE_PRICE, "chat", None, {"price_cents": 1999}
+        )
+    at = open_page(engine, MANAGER, "all", "Audit trail")
+    assert not at.exception
+    trail = at.dataframe[0].value
+    assert list(trail.columns) == ["When (Europe/Berlin)", "Who", "What", "Mechanic or price", "Change", "Note"]
+    assert trail.Who.tolist()[0] == "Database upgrade" and set(trail.Who[1:]) == {MANAGER.email}
+    assert set(trail.What) == {"Base price set", "Weekly slot added"}
+    assert trail["Mechanic or price"].tolist()[0] == "calendars#Chat sessions"
+    assert f"mechanics?mechanic={mechanic}#Mia Berlin" in trail["Mechanic or price"].tolist()
+    assert trail.Change.tolist()[0] == "$19.99"
+    assert not any("slot.create" in str(v) or "migration" in str(v) for v in trail.to_numpy().ravel())
+
+
+@pytest.mark.parametrize("reason", [HOSTILE[0], HOSTILE[-1]])
+def test_a_reason_in_html_or_markdown_stays_text(calendar, reason):
+    engine, mechanic = calendar
+    at = open_page(engine, MANAGER, mechanic, "Days off")
+    at.text_input(key="override_reason_0").set_value(reason).run()
+    next(button for button in at.button if button.label == "Save override").click().run()
+    assert not at.exception and not at.error
+    assert at.dataframe[0].value.Reason.tolist() == [reason.strip()]  # a table cell: shown as text
+    at.segmented_control(key="calendar_view").set_value("Audit trail").run()
+    assert at.dataframe[0].value.Change.tolist()[0].endswith(f"time off: {reason.strip()}")
+
+
+def test_a_reason_with_a_nul_character_is_refused(calendar):
+    engine, mechanic = calendar
+    at = open_page(engine, MANAGER, mechanic, "Days off")
+    at.text_input(key="override_reason_0").set_value("Holiday\x00").run()
+    assert "contains a NUL character" in at.info[0].value
+    assert not [button for button in at.button if button.label == "Save override"]

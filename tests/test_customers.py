@@ -7,6 +7,7 @@ import datetime as dt
 import uuid
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -16,7 +17,7 @@ from dashboard.core.errors import Invalid
 from dashboard.core.period import Period
 from dashboard.ui import components as ui
 from queries import customers as q
-from tests.factories import staff_fixture
+from tests.factories import add_user, staff_fixture
 from tests.page_support import open_any_page
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "customers.py"
@@ -174,6 +175,10 @@ def test_search_needs_3_to_100_characters(engine, text):
         q.search(conn, text=text)
 
 
+def cells(row, columns) -> list:
+    return [None if pd.isna(value) else value for value in row[columns]]
+
+
 def test_profile_and_timeline(people):
     with people.connect() as conn:
         profile = q.customer(conn, customer_id=str(U["ann"])).iloc[0]
@@ -201,16 +206,31 @@ def test_profile_and_timeline(people):
         "Request",
     ]
     by_kind = events.set_index("kind")
-    assert by_kind.loc["Request", "title"] == "brakes · 2015 Toyota Corolla · open"
+    codes = ["category", "subtype", "status", "title"]
+    assert cells(by_kind.loc["Request"], codes) == ["brakes", None, "open", "2015 Toyota Corolla"]
     assert by_kind.loc["Request", "detail"] == "Squeals when braking"
-    assert by_kind.loc["Follow-up question", "title"] == "brakes · quick_question · open"
-    assert by_kind.loc["Session", "title"] == "video · completed · Mo Mechanic"
+    assert cells(by_kind.loc["Follow-up question"], codes) == ["brakes", "quick_question", "open", None]
+    assert cells(by_kind.loc["Session"], ["subtype", "status", "mechanic_id", "mechanic_name"]) == [
+        "video",
+        "completed",
+        str(U["mech"]),
+        "Mo Mechanic",
+    ]
     assert by_kind.loc["Session", "amount_cents"] == 4900
     assert by_kind.loc["Summary", "detail"] == "Findings: Pads worn | Parts: Brake pads | Next steps: Replace this week"
-    assert by_kind.loc["Review", "title"] == "5 of 5 · published"
-    assert by_kind.loc["Interaction", "title"] == "Intake request"
-    assert by_kind.loc["Email", "title"] == "summary_delivered"  # the mechanic's nudge is not the customer's
-    assert by_kind.loc["Upsell clicked", "amount_cents"] == 7900
+    assert by_kind.loc["Summary", "mechanic_name"] == "Mo Mechanic"
+    assert cells(by_kind.loc["Review"], ["title", "status", "mechanic_name"]) == [
+        "5 of 5",
+        "published",
+        "Mo Mechanic",
+    ]
+    assert by_kind.loc["Interaction", "subtype"] == "intake"
+    assert cells(by_kind.loc["Email"], ["subtype", "status"]) == ["summary_delivered", "sent"]  # not the nudge
+    assert cells(by_kind.loc["Upsell clicked"], ["subtype", "title", "amount_cents"]) == [
+        "maintenance_plan",
+        "Brake care plan",
+        7900,
+    ]
     assert str(events.happened_at.dt.tz) == "UTC"
 
 
@@ -245,23 +265,111 @@ def search_for(page: AppTest, text: str) -> AppTest:
     return page
 
 
-def test_page_finds_a_customer_and_shows_everything(people):
+def test_page_lists_the_matches_and_opens_the_one_picked(people):
     page = search_for(open_page(people), "ann")
-    assert page.selectbox(key="customer_choice").options == [
-        "Ann O'Neil · ann@example.com",
-        "Jo Ann *Bold* · joann@example.com",
+    assert "2 matches: select a row to open the customer." in [c.value for c in page.caption]
+    matches = page.dataframe[0].value
+    assert matches.customer.tolist() == [  # the name links to the customer, the # part is what shows
+        f"customers?customer={U['ann']}#Ann O'Neil",
+        f"customers?customer={U['joann']}#Jo Ann *Bold*",
     ]
+    assert matches.plan.tolist() == ["Standard", "Standard"]  # labels, not codes
+    assert matches.last_activity.tolist() == ["01 Mar 2024, 12:00", "—"]  # Ann's intake; Jo Ann did nothing yet
+    assert not page.subheader  # nobody opened before a pick
+    assert page.query_params["q"] == "ann"
+
+    page.query_params["customer"] = str(U["ann"])  # what picking a row does
+    page.run()
     assert [h.value for h in page.subheader] == ["Ann O'Neil"]
+    assert any("Standard plan · came from referral" in c.value for c in page.caption)
     assert {m.label: m.value for m in page.metric}["Sessions completed"] == "1"
     assert "Recommended next: Follow\\-up call" in page.success[0].value  # the open one lapsed long ago
-    assert len(page.dataframe[0].value) == 9
-    page.selectbox(key="customer_choice").set_value(str(U["joann"])).run()
+    timeline = page.dataframe[-1].value
+    assert len(timeline) == 9
+    about = dict(zip(timeline.kind, timeline.about))
+    assert about["Request"] == "Brakes · 2015 Toyota Corolla · Open"
+    assert about["Follow-up question"] == "Brakes · Quick question · Open"
+    assert about["Session"] == "Video · Completed"
+    assert about["Review"] == "5 of 5 · Published"
+    assert about["Interaction"] == "Intake request"
+    assert about["Email"] == "Summary delivered · Sent"
+    assert about["Upsell clicked"] == "Maintenance plan · Brake care plan"
+    mechanic = dict(zip(timeline.kind, timeline.mechanic))
+    assert mechanic["Session"] == f"mechanics?mechanic={U['mech']}#Mo Mechanic"
+    assert pd.isna(mechanic["Email"])
+
+
+def test_one_match_opens_directly_and_markup_stays_text(people):
+    page = search_for(open_page(people), "joann@example.com")
+    assert "1 match." in [c.value for c in page.caption]
     assert [h.value for h in page.subheader] == ["Jo Ann \\*Bold\\*"]  # escaped, not bold
     assert "Nothing has happened for this customer yet" in page.info[-1].value
+    assert page.query_params["customer"] == str(U["joann"])
 
 
-def test_page_bad_searches(people):
+def test_links_open_a_customer_or_a_search(people):
+    page = linked(people, q="bob")
+    assert page.text_input(key="customer_search_text").value == "bob"
+    assert page.dataframe[0].value.email.tolist() == ["bob1100x@example.com", "bob_100%@example.com"]
+    page = linked(people, customer=str(U["newbie"]))
+    assert [h.value for h in page.subheader] == [ui.escape_markdown("new@example.com")]  # no name: the email
+
+
+@pytest.mark.parametrize(
+    "customer, message",
+    [
+        (str(uuid.uuid4()), "No customer has this id"),
+        ("not-an-id", "does not name a customer"),
+        ("1' OR '1'='1", "does not name a customer"),
+    ],
+)
+def test_a_link_to_an_unknown_or_malformed_customer(people, customer, message):
     page = open_page(people)
-    assert "at least 3 characters" in page.caption[-1].value
-    assert "3 to 100 characters" in search_for(page, "ab").warning[0].value
-    assert "No customer matches" in search_for(page, "zzz").info[0].value
+    page.query_params["customer"] = customer
+    page.run()
+    assert not page.exception and not page.subheader
+    assert message in page.info[-1].value
+
+
+def test_more_matches_than_the_list_holds_say_refine(people):
+    with people.begin() as conn:
+        for n in range(q.SEARCH_LIMIT + 1):
+            add_user(conn, f"Many Match {n:02d}", email=f"many{n:02d}@example.com")
+    page = search_for(open_page(people), "many")
+    assert f"More than {q.SEARCH_LIMIT} customers match" in page.warning[0].value
+    assert "Refine your search" in page.warning[0].value
+    assert len(page.dataframe[0].value) == q.SEARCH_LIMIT
+
+
+@pytest.mark.parametrize(
+    "text, shown",
+    [
+        ("ab", "3 to 100 characters"),
+        ("ann\x00", "control character"),
+        ("<b>ann</b>", "No customer matches"),
+        ("x'); DROP TABLE users; --", "No customer matches"),
+        ("**ann**", "No customer matches"),
+    ],
+)
+def test_page_bad_searches(people, text, shown):
+    page = search_for(open_page(people), text)
+    assert shown in (page.warning[0].value if page.warning else page.info[0].value)
+    with people.connect() as conn:  # nothing dropped
+        assert len(q.search(conn, text="example.com")) == 5
+
+
+def linked(engine, **params) -> AppTest:
+    """The page opened from a link carrying ``params``."""
+    page = AppTest.from_file(str(PAGE), default_timeout=60)
+    page.session_state["_pitwall_context"] = open_page(engine).session_state["_pitwall_context"]
+    for key, value in params.items():
+        page.query_params[key] = value
+    return page.run()
+
+
+def test_page_before_a_search_and_a_huge_one(people):
+    assert "at least 3 characters" in open_page(people).caption[-1].value
+    page = linked(people, q="a" * 10_000)  # cut to what the box takes, then searched
+    assert not page.exception
+    assert page.text_input(key="customer_search_text").value == "a" * q.SEARCH_MAX
+    assert "No customer matches" in page.info[0].value

@@ -1,11 +1,13 @@
 """The Emails page with streamlit's AppTest, on both databases: the outbox and its
-filters, the failed list with an audited, role-checked retry, "Run now" through
-the loopback Resend, and the template previews."""
+filters (names linking to the customer), the failures grouped by cause with an audited,
+role-checked retry only where it helps and a bulk retry of an outage, "Run now" through the
+loopback Resend and why it is unavailable, ``?status=`` links, and the template previews."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -54,7 +56,7 @@ def outbox(engine, resend_api, monkeypatch, tmp_path):
                     "recipient": "<b>x</b>@example.com",
                     "status": "failed",
                     "attempts": 1,
-                    "last_error": "422 validation_error: Invalid `to` field",
+                    "last_error": "gave up after 5 attempts: 503 application_error: Service Unavailable",
                 },
             ],
         ).scalar_one()
@@ -109,8 +111,9 @@ def uncertain(outbox):
         ]
 
 
-def open_page(engine, actor: Actor = ADMIN) -> AppTest:
+def open_page(engine, actor: Actor = ADMIN, **query) -> AppTest:
     at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.query_params.update(query)
     settings = load_settings(
         {
             **os.environ,
@@ -123,6 +126,22 @@ def open_page(engine, actor: Actor = ADMIN) -> AppTest:
     at.run()
     assert not at.exception, at.exception
     return at
+
+
+def text(elements) -> str:
+    return re.sub(r"\\(.)", r"\1", "\n".join(str(element.value) for element in elements))
+
+
+def opened_tab(at: AppTest) -> int:
+    """The position of the tab the page opens with (0: Outbox)."""
+
+    def blocks(node):
+        yield node
+        for child in getattr(node, "children", {}).values():
+            yield from blocks(child)
+
+    tabs = [b.proto.tab_container for b in blocks(at.main) if getattr(b, "type", None) == "tab_container"]
+    return tabs[0].default_tab_index  # the page's tabs (the template preview's come inside the last one)
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -145,6 +164,10 @@ def test_the_page_shows_counts_outbox_failures_and_template_previews(outbox):
     )
     table = at.dataframe[0].value
     assert sorted(table["status"]) == ["Failed", "Sent", "Skipped"]
+    assert set(table["milestone"]) == {"Session ended", "Booking confirmed", "Mechanic assigned"}
+    assert all(url.startswith("customers?customer=") and url.endswith("#Sam Driver") for url in table["to"].dropna())
+    assert table["to"].isna().sum() == 1  # the failed one's address is not the customer's: shown as the address
+    assert re.fullmatch(r"\d\d \w{3} \d{4}, \d\d:\d\d:\d\d", table["queued"].iloc[0])  # to the second
     assert metric(at, "Uncertain") == "0"
     assert any("No email is uncertain." in i.value for i in at.info)
     assert at.multiselect(key="emails_statuses").options == [  # one label per status in the schema's CHECK
@@ -155,10 +178,11 @@ def test_the_page_shows_counts_outbox_failures_and_template_previews(outbox):
         "Skipped",
         "Uncertain",
     ]
-    assert "customer opted out of emails" in set(table["skip_reason"])
-    assert at.code[0].value == "422 validation_error: Invalid `to` field"
-    assert "To: <b>x</b>@example.com" in [t.value for t in at.text]  # plain text, never markup
+    assert "Skipped: customer opted out of emails" in set(table["note"])
+    assert at.code[0].value == "gave up after 5 attempts: 503 application_error: Service Unavailable"
+    assert "Address: <b>x</b>@example.com" in [t.value for t in at.text]  # plain text, never markup
     assert at.button(key=f"retry_{failed_id}")
+    assert "**Resend outage** · 1 email · latest" in text(at.markdown)
     assert any("**Subject:** Your session is booked for" in m.value for m in at.markdown)
     assert "Hi Jordan, thanks for booking" in at.code[-1].value  # the plain-text part
 
@@ -186,8 +210,9 @@ def test_only_admins_can_retry_or_run_the_job(outbox):
     at = open_page(engine, SUPPORT)
     at.button(key=f"retry_{failed_id}").click().run()
     assert "Only admin staff can do this" in at.warning[0].value
-    at.button[0].click().run()  # Run now
-    assert "Only admin staff can do this" in at.warning[0].value
+    run = next(b for b in at.button if b.label == "Run now")
+    assert run.disabled
+    assert "Only admins can run the email job; you are signed in as support." in text(at.caption)
     with engine.connect() as conn:
         assert (
             conn.execute(sa.select(s.email_outbox.c.status).where(s.email_outbox.c.id == failed_id)).scalar_one()
@@ -213,7 +238,63 @@ def test_run_now_is_disabled_without_an_api_key(outbox, monkeypatch):
     monkeypatch.delenv("RESEND_API_KEY")
     at = open_page(outbox[0])
     run = next(b for b in at.button if b.label == "Run now")
-    assert run.disabled and "RESEND_API_KEY" in run.help
+    assert run.disabled
+    assert "No Resend key is configured: set RESEND_API_KEY" in text(at.caption)  # said beside it, not only on hover
+
+
+def test_run_now_says_when_nothing_is_due(outbox, resend_api):
+    engine = outbox[0]
+    at = open_page(engine)
+    assert "0 emails due now, and milestones to queue." in text(at.caption)
+    next(b for b in at.button if b.label == "Run now").click().run()
+    assert "Run finished" in at.success[0].value
+    at.run()
+    assert next(b for b in at.button if b.label == "Run now").disabled
+    assert "Nothing is due: no email waits to be sent and no milestone is due yet." in text(at.caption)
+
+
+def test_an_address_failure_offers_no_retry_and_an_outage_a_bulk_one(outbox):
+    engine, failed_id, _ = outbox
+    with engine.begin() as conn:
+        sid = conn.execute(sa.select(s.email_outbox.c.session_id).where(s.email_outbox.c.id == failed_id)).scalar()
+        bad_address = conn.execute(
+            s.email_outbox.insert()
+            .returning(s.email_outbox.c.id)
+            .values(
+                session_id=sid,
+                milestone="summary_delivered",
+                recipient="nobody",
+                status="failed",
+                attempts=1,
+                last_error="rejected by Resend: Invalid `to` field. <b>x</b>",
+                updated_at=NOW - dt.timedelta(minutes=1),
+                created_at=NOW - dt.timedelta(minutes=2),
+            )
+        ).scalar_one()
+    at = open_page(engine, status="failed")
+    assert opened_tab(at) == 1  # the link opened the Failed emails tab
+    assert "2 failed emails of any date, by cause, most first." in text(at.caption)
+    shown = text(at.markdown)
+    assert "**Resend outage** · 1 email" in shown and "**Suppressed or invalid address** · 1 email" in shown
+    assert "Resend will not deliver to these addresses" in text(at.caption)
+    at.segmented_control(key="emails_cause").set_value("address").run()
+    assert f"retry_{bad_address}" not in [b.key for b in at.button]
+    assert "No retry: Resend will not deliver to these addresses" in text(at.caption)
+    assert "rejected by Resend: Invalid `to` field. <b>x</b>" in [c.value for c in at.code]  # plain text
+
+    at.button(key="retry_cause_outage").click().run()  # "Retry all 1 failed by the Resend outage", confirmed
+    assert not at.exception and not at.warning
+    with engine.connect() as conn:
+        statuses = dict(conn.execute(sa.select(s.email_outbox.c.id, s.email_outbox.c.status)).all())
+    assert (statuses[failed_id], statuses[bad_address]) == ("pending", "failed")
+    assert [(a["action"], a["entity_id"]) for a in audit_rows(engine)] == [("email.retry", str(failed_id))]
+    assert "**Resend outage**" not in text(at.markdown)
+
+
+def test_links_with_an_unknown_status_say_so(outbox):
+    at = open_page(outbox[0], status="<script>x</script>")
+    assert "The link's status “<script>x</script>” was ignored (use failed or uncertain)." in text(at.warning)
+    assert opened_tab(at) == 0  # the Outbox
 
 
 def test_admins_mark_uncertain_emails_as_sent_or_send_them_again_audited(outbox, uncertain):

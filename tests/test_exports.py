@@ -89,3 +89,26 @@ def test_name_links_carry_the_id_to_the_server_and_the_name_after_the_hash():
     assert page_url("reviews.py", status="pending", flag=None) == "reviews?status=pending"
     assert page_url("emails.py", q="a&b=c") == "emails?q=a%26b%3Dc"
     assert with_name("customers?customer=c1", "Ann <b>") == "customers?customer=c1#Ann <b>"
+
+
+def test_export_times_are_to_the_second_in_the_display_timezone():
+    from dashboard.ui.exports import export_frame, export_time
+
+    instants = pd.Series([pd.Timestamp("2024-03-10T06:59:59.987654Z"), pd.Timestamp("2024-03-10T07:00:00Z"), None])
+    # New York moves to summer time at 07:00 UTC on 10 March 2024; microseconds are cut, not rounded
+    assert export_time(instants, "America/New_York").tolist()[:2] == ["2024-03-10 01:59:59", "2024-03-10 03:00:00"]
+    assert pd.isna(export_time(instants, "UTC").iloc[2])
+    frame = pd.DataFrame({"customer_id": ["c1"], "full_name": ["=Ann"], "at": [instants.iloc[0]]})
+    assert export_frame(frame, {"full_name": "Name", "at": "When (UTC)"}, times=("at",)).decode().splitlines() == [
+        "Name,When (UTC)",
+        "'=Ann,2024-03-10 06:59:59",  # the id stays out, the name is inert
+    ]
+
+
+def test_who_changed_something_reads_as_a_person_or_a_label():
+    from dashboard.ui.labels import actor_label
+
+    assert actor_label("migration 16") == "Database upgrade"
+    assert actor_label("intake job") == "Intake job"
+    assert actor_label("ada@pitwall.test") == "ada@pitwall.test"
+    assert actor_label(None) == "—"

@@ -16,6 +16,7 @@ from dashboard.core.auth import Actor, PermissionDenied
 from dashboard.core.errors import ChangedMeanwhile, ConfigError, NotFound
 from dashboard.core.settings import load_settings
 from dashboard.domain.followups import (
+    ANSWER_MAX,
     STATE,
     TEXT_MAX,
     FollowUpError,
@@ -42,6 +43,7 @@ staff = staff_fixture(SUPPORT, OTHER_SUPPORT, ADMIN, OTHER_ADMIN, MANAGER)
 NOW = dt.datetime(2024, 3, 10, 12, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
 QUESTION = "Is it safe to keep driving until the weekend?"
+ANSWER = "Yes, but replace the pads within 300 km."
 
 
 @pytest.fixture
@@ -428,7 +430,7 @@ def test_limit_of_waiting_follow_ups_per_session(engine, world):
         ask(engine, session, cal)
     assert ask(engine, world["cal_otto"], cal)  # another session has its own limit
     assign(engine, SUPPORT, first.id, at=NOW)
-    mark_answered(engine, SUPPORT, first.id, at=NOW)  # answered: no longer waiting
+    mark_answered(engine, SUPPORT, first.id, answer=ANSWER, at=NOW)  # answered: no longer waiting
     third = ask(engine, session, cal)
     cancel(engine, SUPPORT, second.id, "Asked twice", at=NOW)
     assert ask(engine, session, cal).id not in (first.id, second.id, third.id)
@@ -451,7 +453,7 @@ def test_lifecycle_with_timestamps_audit_and_purchase(engine, world):
         NOW + HOUR,
     )
     assign(engine, OTHER_SUPPORT, created.id, world["bo"], seen_mechanic_id=world["rita"], at=NOW + 2 * HOUR)
-    mark_answered(engine, ADMIN, str(created.id), at=NOW + 3 * HOUR)
+    mark_answered(engine, ADMIN, str(created.id), answer=ANSWER, at=NOW + 3 * HOUR)
     row = follow_up(engine, created.id)
     assert (row["state"], row["status"], row["assigned_mechanic_id"], row["answered_at"]) == (
         "answered",
@@ -459,6 +461,7 @@ def test_lifecycle_with_timestamps_audit_and_purchase(engine, world):
         world["bo"],
         NOW + 3 * HOUR,
     )
+    assert (row["answer_text"], row["answered_by"]) == (ANSWER, ADMIN.email)
     close(engine, SUPPORT, created.id, at=NOW + 4 * HOUR)
     row = follow_up(engine, created.id)
     assert (row["state"], row["status"], row["closed_at"]) == ("closed", "completed", NOW + 4 * HOUR)
@@ -482,7 +485,12 @@ def test_lifecycle_with_timestamps_audit_and_purchase(engine, world):
             "follow_up.answer",
             ADMIN.email,
             {"state": "assigned", "assigned_mechanic_id": bo},
-            {"state": "answered", "answered_at": str(NOW + 3 * HOUR)},
+            {
+                "state": "answered",
+                "answered_at": str(NOW + 3 * HOUR),
+                "answer_text": ANSWER,
+                "answered_by": ADMIN.email,
+            },
         ),
         (
             "follow_up.close",
@@ -504,10 +512,57 @@ def test_lifecycle_with_timestamps_audit_and_purchase(engine, world):
     }
 
 
+def test_the_answer_is_recorded_as_written(engine, world):
+    created = ask(engine, world["cal_rita"], world["cal"])
+    assign(engine, SUPPORT, created.id, at=NOW)
+    hostile = "  <script>alert(1)</script> **bold** [x](javascript:alert(1)) '; DROP TABLE requests; --  "
+    mark_answered(engine, OTHER_SUPPORT, created.id, answer=hostile, at=NOW + HOUR)
+    row = follow_up(engine, created.id)
+    assert (row["answer_text"], row["answered_by"], row["answered_at"]) == (
+        hostile.strip(),  # stored as written (stripped); pages show it as plain text
+        OTHER_SUPPORT.email,
+        NOW + HOUR,
+    )
+    entry = audit(engine)[-1]
+    assert (entry["action"], entry["actor_email"], entry["after"]["answer_text"]) == (
+        "follow_up.answer",
+        OTHER_SUPPORT.email,
+        hostile.strip(),
+    )
+
+
+def test_bad_answers_are_refused_and_write_nothing(engine, world):
+    created = ask(engine, world["cal_rita"], world["cal"]).id
+    assign(engine, SUPPORT, created, at=NOW)
+    before = (follow_up(engine, created), len(audit(engine)), purchases(engine))
+    for answer, message in [
+        (None, "The answer is required"),
+        ("", "The answer is required"),
+        ("  \n\t ", "The answer is required"),
+        (42, "The answer must be text, not int"),
+        (["yes"], "The answer must be text, not list"),
+        ("yes\x00no", "The answer contains a NUL character"),
+        ("x" * (ANSWER_MAX + 1), f"The answer is {ANSWER_MAX + 1:,} characters; the limit is {ANSWER_MAX:,}"),
+    ]:
+        with pytest.raises(FollowUpError, match=message):
+            mark_answered(engine, SUPPORT, created, answer=answer)
+    with pytest.raises(FollowUpError, match="'nope' is not a valid id"):
+        mark_answered(engine, SUPPORT, "nope", answer=ANSWER)
+    with pytest.raises(PermissionDenied):
+        mark_answered(engine, MANAGER, created, answer=ANSWER)
+    with pytest.raises(PermissionDenied):  # the role is read again on the server: demoted since
+        mark_answered(engine, Actor("gone@example.com", "support"), created, answer=ANSWER)
+    assert (follow_up(engine, created), len(audit(engine)), purchases(engine)) == before
+    mark_answered(engine, SUPPORT, created, answer="x" * ANSWER_MAX, at=NOW)  # the longest answer is fine
+    with pytest.raises(FollowUpError, match="is answered; only assigned follow-ups can be marked answered"):
+        mark_answered(engine, SUPPORT, created, answer="again")  # answered once
+    assert follow_up(engine, created)["answer_text"] == "x" * ANSWER_MAX
+
+
 def test_free_answers_record_no_purchase(engine, world):
     created = ask(engine, world["pia_rita"], world["pia"])
     assign(engine, SUPPORT, created.id, at=NOW)
-    mark_answered(engine, SUPPORT, created.id, at=NOW)
+    mark_answered(engine, SUPPORT, created.id, answer=ANSWER, at=NOW)
     assert purchases(engine) == []
 
 
@@ -540,17 +595,23 @@ def test_steps_out_of_order_are_refused_and_write_nothing(engine, world):
     fresh = ask(engine, world["cal_rita"], world["cal"]).id
     done = ask(engine, world["pia_rita"], world["pia"]).id
     assign(engine, SUPPORT, done, at=NOW)
-    mark_answered(engine, SUPPORT, done, at=NOW)
+    mark_answered(engine, SUPPORT, done, answer=ANSWER, at=NOW)
     close(engine, SUPPORT, done, at=NOW)
     before = (follow_up(engine, fresh), follow_up(engine, done), len(audit(engine)))
     for step, message in [
-        (lambda: mark_answered(engine, SUPPORT, fresh), "is open: assign it to a mechanic before marking it answered"),
+        (
+            lambda: mark_answered(engine, SUPPORT, fresh, answer=ANSWER),
+            "is open: assign it to a mechanic before marking it answered",
+        ),
         (lambda: close(engine, SUPPORT, fresh), "is open; only answered follow-ups can be closed"),
-        (lambda: mark_answered(engine, SUPPORT, done), "is closed; only assigned follow-ups can be marked answered"),
+        (
+            lambda: mark_answered(engine, SUPPORT, done, answer=ANSWER),
+            "is closed; only assigned follow-ups can be marked answered",
+        ),
         (lambda: assign(engine, SUPPORT, done), "is closed; only open or assigned follow-ups can be assigned"),
         (lambda: cancel(engine, SUPPORT, done, "late"), "is closed; only open or assigned follow-ups can be cancelled"),
         (lambda: close(engine, SUPPORT, done), "is closed; only answered"),
-        (lambda: mark_answered(engine, SUPPORT, uuid.uuid4()), "No follow-up with id"),
+        (lambda: mark_answered(engine, SUPPORT, uuid.uuid4(), answer=ANSWER), "No follow-up with id"),
         (lambda: close(engine, SUPPORT, "42"), "Follow-up '42' is not a valid id"),
         (lambda: assign(engine, SUPPORT, fresh, "nobody"), "Mechanic 'nobody' is not a valid id"),
     ]:
@@ -617,7 +678,7 @@ def test_platform_follow_ups_take_their_state_from_the_status(engine, world):
     }
     assign(engine, SUPPORT, rows["matched"], at=NOW)
     assert follow_up(engine, rows["matched"])["follow_up_state"] == "assigned"
-    mark_answered(engine, SUPPORT, rows["matched"], at=NOW)
+    mark_answered(engine, SUPPORT, rows["matched"], answer=ANSWER, at=NOW)
     assert purchases(engine) == []  # no price was recorded
     with pytest.raises(FollowUpError, match="is closed"):
         assign(engine, SUPPORT, rows["completed"])
@@ -633,7 +694,7 @@ def test_overview_counts_what_waits_for_an_answer(engine, world):
     ]
     assign(engine, SUPPORT, ids[1], at=NOW)
     assign(engine, SUPPORT, ids[2], at=NOW)
-    mark_answered(engine, SUPPORT, ids[2], at=NOW)
+    mark_answered(engine, SUPPORT, ids[2], answer=ANSWER, at=NOW)
     cancel(engine, SUPPORT, ids[3], "duplicate", at=NOW)
     with engine.connect() as conn:
         waiting = summary(conn, now=NOW).loc[0, "waiting"]

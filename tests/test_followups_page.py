@@ -1,4 +1,5 @@
-"""The Follow-ups page with streamlit's AppTest on PostgreSQL: queue actions, a conflict,
+"""The Follow-ups page with streamlit's AppTest on PostgreSQL: queue actions, recording an
+answer (and refusing bad ones), the assignee picker, the link filters, the export, a conflict,
 the empty state, prices, and support staff signed in."""
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.core import schema as s
 from dashboard.core.auth import Actor
+from dashboard.core.period import Period
 from dashboard.domain.followups import STATE, assign, create_follow_up, prices
 from tests.factories import add_mechanic, add_session, add_user, staff_fixture
+from tests.page_support import open_any_page
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 SUPPORT = Actor("sue@example.com", "support")
@@ -77,7 +80,7 @@ def test_queue_actions_from_assign_to_close(queue_db):
     engine, cal, pia = queue_db["engine"], queue_db["cal"], queue_db["pia"]
     at = open_page()
     assert not at.exception
-    assert [metric(at, label) for label in ("Waiting for an answer", "Unassigned", "Answered, to close")] == [
+    assert [metric(at, label) for label in ("Waiting for an answer", "Unassigned", "Due within 2 h")] == [
         "2",
         "1",
         "0",
@@ -91,12 +94,21 @@ def test_queue_actions_from_assign_to_close(queue_db):
     at.button(key=f"assign_default_{cal}").click().run()
     assert not at.exception and not at.error
     assert (row(engine, cal)["state"], row(engine, cal)["assigned_mechanic_id"]) == ("assigned", queue_db["rita"])
+    at.button(key=f"answer_{cal}").click().run()  # no answer written yet
+    assert "The answer is required." in text(at.error)
+    assert row(engine, cal)["state"] == "assigned"
+    at.text_area(key=f"answer_text_{cal}").set_value(EVIL).run()
     at.button(key=f"answer_{cal}").click().run()
-    assert row(engine, cal)["state"] == "answered"
-    assert metric(at, "Answered, to close") == "1"
+    assert not at.error
+    assert (row(engine, cal)["state"], row(engine, cal)["answer_text"]) == ("answered", EVIL)
+    assert "1 follow-up answered and not closed yet" in text(at.caption)
 
     at.pills(key="followup_states").set_value(["answered"]).run()
     assert "Answered in time" in text(at.markdown)
+    assert EVIL in [t.value for t in at.text]  # the answer, as plain text
+    shown = text(at.markdown)
+    assert "Answer** from [Rita \\*R\\*](mechanics?mechanic=" in "\n".join(m.value for m in at.markdown)
+    assert re.search(r"recorded by [^·]+ · \d\d \w{3} \d{4}, \d\d:\d\d:\d\d", shown)
     at.button(key=f"close_{cal}").click().run()
     assert row(engine, cal)["state"] == "closed"
 
@@ -126,7 +138,10 @@ def test_reassign_shows_each_mechanics_load(queue_db):
     pia = queue_db["pia"]
     at = open_page(**{f"choose_{pia}": True})  # the "Reassign…" popover is open
     chooser = at.selectbox(key=f"mechanic_{pia}")
-    assert chooser.options == ["Bo · 1 open", "Rita *R* · 0 open"]  # options are plain text
+    assert chooser.options == [  # plain text; nobody has hours today, so fewest open first
+        "Rita *R* · no rating yet · 0 open · no hours left today",
+        "Bo · no rating yet · 1 open · no hours left today",
+    ]
     assert chooser.value == str(queue_db["bo"])
     chooser.set_value(str(queue_db["rita"])).run()
     at.button(key=f"assign_{pia}").click().run()
@@ -180,8 +195,12 @@ def test_support_staff_work_the_queue_but_only_read_prices(queue_db, oidc_secret
     assert not at.exception
     assert not at.data_editor and not at.form_submit_button
     assert [d.value.type.tolist() for d in at.dataframe] == [["Quick question", "Mini extension", "New issue"]]
+    at.text_area(key=f"answer_text_{queue_db['pia']}").set_value("Yes, drive on.").run()
     at.button(key=f"answer_{queue_db['pia']}").click().run()
-    assert row(engine, queue_db["pia"])["state"] == "answered"
+    assert (row(engine, queue_db["pia"])["state"], row(engine, queue_db["pia"])["answered_by"]) == (
+        "answered",
+        "sam@example.com",
+    )
     with engine.connect() as conn:
         assert (
             conn.execute(
@@ -189,3 +208,79 @@ def test_support_staff_work_the_queue_but_only_read_prices(queue_db, oidc_secret
             ).scalar_one()
             == "sam@example.com"
         )
+
+
+def test_bad_answers_change_nothing(queue_db):
+    engine, pia = queue_db["engine"], queue_db["pia"]
+    at = open_page()
+    before = row(engine, pia)
+    for answer, message in [
+        ("   ", "The answer is required."),
+        ("yes\x00no", "The answer contains a NUL character."),
+    ]:
+        at.text_area(key=f"answer_text_{pia}").set_value(answer).run()
+        at.button(key=f"answer_{pia}").click().run()
+        assert not at.exception
+        assert message in text(at.error)
+        assert row(engine, pia) == before
+    # longer than ANSWER_MAX cannot be typed (the text area's limit); the domain refuses it too (test_followups.py)
+    assert at.text_area(key=f"answer_text_{pia}").max_chars == 4000
+
+
+def test_the_picker_puts_matching_free_mechanics_first(queue_db):
+    engine, cal = queue_db["engine"], queue_db["cal"]
+    now = dt.datetime.now(dt.UTC)
+    with engine.begin() as conn:
+        conn.execute(s.requests.update().where(s.requests.c.id == cal).values(category="brakes"))
+        ivy = add_mechanic(conn, "Ivy", specialties=["brakes", "engine"], avg_rating=4.7, total_reviews=3)
+        conn.execute(  # hours all day in UTC: free today unless it is the last minute of the day
+            s.mechanic_availability_slots.insert().values(
+                mechanic_id=ivy,
+                day_of_week=(now.weekday() + 1) % 7,
+                start_time=dt.time(0),
+                end_time=dt.time(23, 59, 59),
+            )
+        )
+    at = open_page(**{f"choose_{cal}": True})
+    options = at.selectbox(key=f"mechanic_{cal}").options
+    assert options[0] == "Ivy — Brakes, Engine · 4.70 ★ · 0 open · free today"
+    assert "Those with brakes among their specialties first" in text(at.caption)
+
+
+def open_with_link(engine, **params) -> AppTest:
+    """The page alone, as support staff, opened from a link with ``params``."""
+    today = dt.date.today()
+    period = Period(today - dt.timedelta(days=29), today, "UTC")
+    return open_any_page(engine, period, SUPPORT, APP.parents[1] / "pages" / "followups.py", params)
+
+
+def test_links_open_the_queue_filtered(queue_db):
+    engine, cal, pia = queue_db["engine"], queue_db["cal"], queue_db["pia"]
+    with engine.begin() as conn:  # Pia's question is past its target (4 h), Cal's due in 30 minutes
+        now = dt.datetime.now(dt.UTC)
+        conn.execute(s.requests.update().where(s.requests.c.id == pia).values(created_at=now - dt.timedelta(hours=5)))
+        conn.execute(
+            s.requests.update().where(s.requests.c.id == cal).values(created_at=now - dt.timedelta(minutes=210))
+        )
+
+    def shown(at) -> set:  # the waiting follow-ups on the page: each has its Cancel button
+        return {rid for rid in (cal, pia) if f"cancel_{rid}" in [b.key for b in at.button]}
+
+    overdue = open_with_link(engine, due="overdue")
+    assert not overdue.exception
+    assert shown(overdue) == {pia} and overdue.segmented_control(key="followup_due").value == "overdue"
+    soon = open_with_link(engine, due="soon")
+    assert shown(soon) == {cal}
+    assigned = open_with_link(engine, state="assigned")
+    assert shown(assigned) == {pia} and assigned.pills(key="followup_states").value == ["assigned"]
+    opened = open_with_link(engine, state="open", due="overdue")
+    assert shown(opened) == set()
+    assert "No follow-ups match these filters." in text(opened.info)
+    bad = open_with_link(engine, state="<b>x</b>", due="9999999999999999999")
+    assert not bad.exception and shown(bad) == {cal, pia}
+    assert (
+        "state “<b>x</b>” (use open or assigned) and due “9999999999999999999” (use overdue or soon) was ignored"
+        in (text(bad.warning))
+    )
+    bad.segmented_control(key="followup_due").set_value("overdue").run()
+    assert bad.query_params["due"] == "overdue"  # the URL follows the filter

@@ -1,5 +1,7 @@
 """Follow-up queries on both backends: SLA states around their boundaries, queue order and
-filters, counts, the mechanics' load and the weekly trend in the display timezone."""
+filters (the home's "overdue" and "due soon" links too), counts, the assignee picker's
+options (specialties, rating, open load, free today by the calendar rules) and the weekly
+trend in the display timezone."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from dashboard.core import schema as s
 from dashboard.core.period import Period
 from dashboard.core.settings import load_settings
 from dashboard.domain.followups import FollowUpRules
-from queries.followups import mechanic_load, queue, summary, weekly
+from queries.followups import answer_events, assignee_options, queue, summary, weekly
 from tests.factories import add_follow_up, add_mechanic, add_session, add_user
 
 UTC = dt.UTC
@@ -120,7 +122,7 @@ def queue_db(engine):
         }
         conn.execute(s.requests.insert().values(customer_id=cal, created_at=NOW))  # not a follow-up
     names = {rid: name for name, rid in ids.items()}
-    return {"ids": ids, "names": names, "rita": rita, "bo": bo, "cal_session": cal_session}
+    return {"ids": ids, "names": names, "rita": rita, "bo": bo, "cal_session": cal_session, "pia": pia}
 
 
 def named(frame, names) -> list[str]:
@@ -247,14 +249,165 @@ def test_summary_counts(engine, queue_db):
     with engine.connect() as conn:
         counts = summary(conn, now=NOW).iloc[0].to_dict()
         later = summary(conn, now=NOW + SECOND).iloc[0].to_dict()
-    assert counts == {"open": 4, "assigned": 2, "answered": 1, "waiting": 6, "breached": 1, "due_soon": 3}
-    assert (later["breached"], later["due_soon"]) == (2, 3)  # q1 crossed its due time, q4 its 3/4 mark
+    assert counts == {
+        "open": 4,
+        "assigned": 2,
+        "answered": 1,
+        "waiting": 6,
+        "breached": 1,
+        "due_soon": 3,
+        "soon": 3,  # q1 (due now), q3 and q4 (in 60 min and 60 min 1 s); n1 and legacy2 are 4 h and 3.5 h away
+    }
+    assert (later["breached"], later["due_soon"], later["soon"]) == (2, 3, 2)  # q1 crossed its due time
 
 
-def test_mechanic_load_counts_assigned_follow_ups_of_active_mechanics(engine, queue_db):
+def test_due_filters_of_the_links(engine, queue_db):
+    names = queue_db["names"]
     with engine.connect() as conn:
-        load = mechanic_load(conn)
-    assert list(zip(load.display_name, load.open_items)) == [("Bo", 0), ("Rita", 2)]  # Otto is inactive
+        overdue = queue(conn, now=NOW, due="overdue")
+        soon = queue(conn, now=NOW, due="soon")
+        soon_all_states = queue(conn, now=NOW, states=(), due="soon")
+        soon_later = queue(conn, now=NOW + SECOND, due="soon")
+        open_soon = queue(conn, now=NOW, states=("open",), due="soon")
+        with pytest.raises(ValueError, match="unknown due filter"):
+            queue(conn, now=NOW, due="late")
+    assert named(overdue, names) == ["q2"] and set(overdue.matching) == {1}
+    assert named(soon, names) == ["q1", "q3", "q4"] == named(soon_all_states, names)  # waiting ones only
+    assert named(soon_later, names) == ["q3", "q4"]  # q1 is overdue one second later
+    assert named(open_soon, names) == ["q1", "q3"]
+
+
+def test_answer_and_who_recorded_it(engine, queue_db):
+    with engine.begin() as conn:
+        conn.execute(s.staff_roles.insert().values(email="sue@example.com", role="support", display_name="Sue Support"))
+        conn.execute(
+            s.requests.update()
+            .where(s.requests.c.id == queue_db["ids"]["m1"])
+            .values(answer_text="Use <b>5W-30</b> **oil**", answered_by="sue@example.com")
+        )
+        conn.execute(
+            s.requests.update()
+            .where(s.requests.c.id == queue_db["ids"]["m2"])
+            .values(answer_text="Gone", answered_by="left@example.com")
+        )
+        frame = queue(conn, now=NOW, states=("answered", "closed"))
+    rows = {queue_db["names"][row.id]: row for row in frame.itertuples()}
+    assert (rows["m1"].answer_text, rows["m1"].answered_by, rows["m1"].answered_by_name) == (
+        "Use <b>5W-30</b> **oil**",
+        "sue@example.com",
+        "Sue Support",
+    )
+    assert rows["m2"].answered_by_name == "left@example.com"  # no longer on the staff list: the email
+    assert rows["legacy"].answer_text is None and rows["legacy"].answered_by_name is None
+    with engine.connect() as conn:  # the customer lookup's timeline rows: Pia's answer (Cal's other one is his)
+        events = conn.execute(answer_events(queue_db["pia"])).all()
+    assert [tuple(e) for e in events] == [
+        (
+            NOW - dt.timedelta(days=1) + 480 * MINUTE,
+            "Answered by Rita · recorded by Sue Support",
+            "Use <b>5W-30</b> **oil**",
+        )
+    ]
+
+
+@pytest.fixture
+def assignee_db(engine):
+    """NOW is Sunday 10 March 2024 12:00 UTC (13:00 in Berlin, 08:00 in New York, which moved to
+    summer time at 02:00 that day, 21:00 in Tokyo).
+
+    | mechanic | timezone         | specialties    | rating     | open | today's hours (local)       | free |
+    |----------|------------------|----------------|------------|------|-----------------------------|------|
+    | Ana      | Europe/Berlin    | brakes, engine | 4.70 (10)  | 1    | Sunday 08-20                | yes  |
+    | Ben      | America/New_York | brakes         | 4.90 (20)  | 2    | Sunday 06-08 (ends now)     | no   |
+    | Cy       | UTC              | tyres          | none (0)   | 0    | Sunday 13-14, day off today | no   |
+    | Dee      | Asia/Tokyo       | none           | none (0)   | 0    | override: 22-23 today       | yes  |
+    | Otto     | UTC (inactive)   |                |            |      |                             |      |
+    Ana also has an answered follow-up and Cy a cancelled one (not open load)."""
+    with engine.begin() as conn:
+        ana = add_mechanic(
+            conn, "Ana", timezone="Europe/Berlin", specialties=["brakes", "engine"], avg_rating=4.7, total_reviews=10
+        )
+        ben = add_mechanic(
+            conn, "Ben", timezone="America/New_York", specialties=["brakes"], avg_rating=4.9, total_reviews=20
+        )
+        cy = add_mechanic(conn, "Cy", timezone="UTC", specialties=["tyres"])
+        dee = add_mechanic(conn, "Dee", timezone="Asia/Tokyo")
+        add_mechanic(conn, "Otto", is_active=False, specialties=["brakes"])
+        slot = s.mechanic_availability_slots.insert()
+        conn.execute(
+            slot,
+            [
+                {"mechanic_id": ana, "day_of_week": 0, "start_time": dt.time(8), "end_time": dt.time(20)},
+                {"mechanic_id": ben, "day_of_week": 0, "start_time": dt.time(6), "end_time": dt.time(8)},
+                {"mechanic_id": ben, "day_of_week": 1, "start_time": dt.time(6), "end_time": dt.time(20)},
+                {"mechanic_id": cy, "day_of_week": 0, "start_time": dt.time(13), "end_time": dt.time(14)},
+            ],
+        )
+        conn.execute(
+            s.mechanic_availability_overrides.insert(),
+            [
+                {
+                    "mechanic_id": cy,
+                    "date": dt.date(2024, 3, 10),
+                    "is_available": False,
+                    "start_time": None,
+                    "end_time": None,
+                },
+                {
+                    "mechanic_id": dee,
+                    "date": dt.date(2024, 3, 10),
+                    "is_available": True,
+                    "start_time": dt.time(22),
+                    "end_time": dt.time(23),
+                },
+            ],
+        )
+        customer = add_user(conn)
+        session = add_session(conn, customer, ana, ended_at=NOW - dt.timedelta(days=1))
+        for mechanic, state in [(ana, "assigned"), (ana, "answered"), (ben, "assigned"), (ben, "assigned")]:
+            answered = {"answered_at": NOW} if state == "answered" else {}
+            add_follow_up(
+                conn, customer, session, created_at=NOW - MINUTE, state=state, assigned_mechanic_id=mechanic, **answered
+            )
+        add_follow_up(
+            conn, customer, session, created_at=NOW - MINUTE, state="cancelled", cancelled_at=NOW, cancel_reason="x"
+        )
+    return {"Ana": ana, "Ben": ben, "Cy": cy, "Dee": dee}
+
+
+def options(frame) -> list[tuple]:
+    return [
+        (
+            row.display_name,
+            row.specialties,
+            row.avg_rating if row.avg_rating == row.avg_rating else None,
+            row.open_items,
+            row.matches,
+            row.free_today,
+        )
+        for row in frame.itertuples()
+    ]
+
+
+def test_assignee_options_best_matches_first(engine, assignee_db):
+    with engine.connect() as conn:
+        brakes = assignee_options(conn, now=NOW, category="brakes")
+        anything = assignee_options(conn, now=NOW)
+        monday = assignee_options(conn, now=NOW + dt.timedelta(hours=12))  # Monday 00:00 UTC
+        with pytest.raises(ValueError, match="timezone-aware"):
+            assignee_options(conn, now=NOW.replace(tzinfo=None))
+    assert options(brakes) == [
+        ("Ana", ["brakes", "engine"], 4.7, 1, True, True),
+        ("Ben", ["brakes"], 4.9, 2, True, False),
+        ("Dee", [], None, 0, False, True),
+        ("Cy", ["tyres"], None, 0, False, False),
+    ]
+    # no category: free today first, then fewest open, best rated, by name
+    assert [row.display_name for row in anything.itertuples()] == ["Dee", "Ana", "Cy", "Ben"]
+    assert not anything.matches.any()
+    # Monday 00:00 UTC: still Sunday 20:00 in New York, so Ben's Monday hours do not count yet; it is
+    # Monday in Berlin and Tokyo, where Ana and Dee have no hours
+    assert not monday.free_today.any()
 
 
 @pytest.fixture
@@ -300,3 +453,4 @@ def test_weekly_volume_and_median_in_the_display_timezone(engine, weekly_db):
     assert rows(berlin) == [("2024-03-04", 4, 3, 4.0), ("2024-03-11", 2, 1, 1.0)]  # median of 2, 4, 9 hours
     assert rows(utc) == [("2024-03-04", 4, 4, 3.0), ("2024-03-11", 2, 0, None), ("2024-03-18", 0, 0, None)]
     assert rows(midweek) == [("2024-03-04", 3, 3, 4.0), ("2024-03-11", 1, 0, None)]  # from Wednesday
+    assert (list(berlin.days), list(midweek.days)) == ([7, 7], [5, 2])  # Wednesday to Sunday, Monday and Tuesday

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard.core import schema as s
@@ -52,11 +53,12 @@ def test_the_funnel_by_hand(page_db):
     assert steps.customers.tolist() == [8, 6, 3, 2, 1]
     assert steps["median"].tolist() == ["—", "1d 0h", "0s", "1d 10h", "0s"]
     assert steps["previous"].tolist() == ["—", "75.0%", "50.0%", "66.7%", "50.0%"]
-    assert "not built yet" in captions(at)
+    assert "until these figures are first refreshed" in captions(at)
+    assert "roll-up" not in captions(at).lower()  # no internals in the copy
     assert len(at.get("plotly_chart")) >= 3  # funnel, breakdown, time to convert, trend
     breakdown = at.dataframe[1].value
     assert breakdown.intake.sum() == 8 and "(other)" not in breakdown.group.tolist()
-    assert sorted(breakdown.group.tolist()) == ["(unknown)", "Premium", "Standard"]  # labels, not the stored codes
+    assert sorted(breakdown.group.tolist()) == ["Premium", "Standard", "Unknown"]  # labels, not the stored codes
 
 
 def test_tabs_follow_their_controls(page_db):
@@ -67,10 +69,14 @@ def test_tabs_follow_their_controls(page_db):
     at.selectbox(key="funnel_drop_step").set_value(2)
     at.run()
     assert not at.exception
-    assert at.dataframe[1].value.group.tolist() == ["(no session)", "(unknown)", "(other)"]
+    assert at.dataframe[1].value.group.tolist() == ["No session", "Unknown", "Other"]
     drop = at.dataframe[2].value
     assert sorted(drop.email) == ["c@example.com", "e@example.com", "j@example.com"]
     assert str(drop.reached_at.dt.tz) == "America/New_York"
+    by_email = drop.set_index("email")
+    assert by_email.loc["c@example.com", ["plan", "acquisition_channel"]].tolist() == ["Standard", "Paid search"]
+    assert by_email.loc["j@example.com", ["plan", "acquisition_channel"]].tolist() == ["—", "—"]  # no profile
+    assert by_email.loc["c@example.com", "customer"] == f"customers?customer={C['C']}#Customer C"  # a link
     assert [b.label for b in at.get("download_button")] == ["Download 3 as CSV"]
 
 
@@ -78,7 +84,7 @@ def test_a_funnel_without_a_roll_up_and_bad_steps(page_db):
     at = open_page(page_db)
     at.multiselect(key="funnel_steps").set_value(["intake", "purchase"]).run()
     assert metrics(at)["Converted"] == "2"  # A and J bought
-    assert "no roll-up keeps these steps" in captions(at)
+    assert "Counted from every interaction for these steps" in captions(at)
     assert not at.button  # nothing to refresh
     at.multiselect(key="funnel_steps").set_value(["intake"]).run()
     assert not at.exception
@@ -96,7 +102,7 @@ def test_the_admin_refreshes_the_roll_up(page_db):
     at = open_page(page_db)
     at.button[0].click().run()
     assert not at.exception
-    assert "From the roll-up refreshed" in captions(at)
+    assert "Figures as of" in captions(at)
     assert metrics(at)["Entered"] == "8"
     with page_db.connect() as conn:
         audit = conn.execute(sa.select(s.audit_log.c.action, s.audit_log.c.actor_email)).all()
@@ -119,3 +125,29 @@ def test_a_vehicle_make_with_markup_is_drawn_as_text(page_db):
     drawn = [json.dumps(json.loads(chart.proto.spec)["data"]) for chart in at.get("plotly_chart")]
     assert not [data for data in drawn if "<a href" in data]
     assert any('&lt;a href=\\"https://evil.example\\"&gt;Ford&lt;/a&gt;' in data for data in drawn)
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """The download buttons a page draws: file name -> the function that makes the file."""
+    made = {}
+    draw = st.download_button
+
+    def recording(label, data, *args, **kwargs):
+        made[kwargs.get("file_name")] = data
+        return draw(label, data, *args, **kwargs)
+
+    monkeypatch.setattr(st, "download_button", recording)
+    return made
+
+
+def test_the_drop_off_file_has_names_labels_and_times_to_the_second(page_db, downloads):
+    at = open_page(page_db)
+    at.selectbox(key="funnel_drop_step").set_value(4).run()
+    assert not at.exception
+    (csv,) = [make for name, make in downloads.items() if name.startswith("drop-off-step-4-")]
+    # B entered with the intake of 4 March 09:00 UTC and clicked on 8 March 09:00 UTC (EST, UTC-5)
+    assert csv().decode().splitlines() == [
+        "Name,Email,Plan,Channel,Entered (America/New_York),Reached the step (America/New_York)",
+        "Customer B,b@example.com,Standard,Paid search,2024-03-04 04:00:00,2024-03-08 04:00:00",
+    ]

@@ -7,7 +7,7 @@ to test-artifacts/journey-<role>-<step>.png.
 from __future__ import annotations
 
 from tests.browser_support import browser_page, open_page, settle
-from tests.journey_support import QUESTION, choose, step
+from tests.journey_support import QUESTION, choose, edit_cell, step
 
 
 def test_admin_journey(journey_app):
@@ -33,7 +33,7 @@ def test_admin_journey(journey_app):
             page.get_by_test_id("stDownloadButton").locator("button").click()
         assert download.value.suggested_filename.startswith("drop-off-step-1-")
         lines = open(download.value.path(), encoding="utf-8").read().splitlines()
-        assert "email" in lines[0].split(",") and len(lines) > 1, lines[:2]
+        assert "Email" in lines[0].split(",") and len(lines) > 1, lines[:2]
         step(page, "admin", 3, "funnel-drop-off")
 
         open_page(page, f"{url}/upsells", "Upsells")
@@ -94,7 +94,6 @@ def test_support_journey(journey_app, journey_demo):
 
 
 def test_manager_journey(journey_app, journey_demo):
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
     url = journey_app("manager")
@@ -117,28 +116,12 @@ def test_manager_journey(journey_app, journey_demo):
         step(page, "manager", 1, "weekly-slots")
 
         def set_first_multiplier(value: str) -> None:
-            """Double-click the first row's Multiplier cell (the grid's last column, drawn on a
-            canvas) to open its editor; a busy machine may drop the first clicks on a new grid."""
-            expect(editor.locator("tbody tr").first).to_be_attached()  # the grid has drawn its rows
-            cell = page.locator("[id^=gdg-overlay-] input")
-            for _ in range(5):
-                box = editor.bounding_box()
-                page.mouse.dblclick(box["x"] + box["width"] - 40, box["y"] + 52)
-                try:
-                    cell.wait_for(timeout=3000)
-                    break
-                except PlaywrightTimeout:
-                    continue
-            cell.fill(value)
-            cell.press("Enter")
-            settle(page)
+            edit_cell(page, editor, 0, 4, value)  # Day, Start, End, Available, Multiplier
 
         set_first_multiplier("9")
         error = page.get_by_test_id("stAlertContentError")
         expect(error).to_contain_text("1 row needs fixing. Nothing is saved until every row is valid.")
-        expect(page.get_by_test_id("stDataFrame").filter(has_text="Problem")).to_contain_text(
-            "Multiplier must be from 0.50 to 3.00, got 9"
-        )
+        expect(editor).to_contain_text("Multiplier must be from 0.50 to 3.00, got 9")  # beside the cell
         step(page, "manager", 2, "invalid-multiplier")
 
         set_first_multiplier("2")

@@ -7,17 +7,25 @@ Every expected value below is counted by hand from the rows.
 """
 
 import datetime as dt
+import math
+import re
 import uuid
+from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from streamlit.testing.v1 import AppTest
 
 from dashboard.core import schema as s
 from dashboard.core.period import Period
 from dashboard.domain import overview as rollups
+from dashboard.domain.funnel.interactions import STEP_LABELS
+from dashboard.ui import components as ui
 from queries import emails, upsells
-from queries.overview import kpis, open_follow_ups, sessions_completed_per_day
-from tests.factories import add_mechanic, add_request, add_review, add_session, add_user
+from queries.calendars import hour_grid
+from queries.overview import emails_to_decide, kpis, open_follow_ups, sessions_completed_per_day, week_capacity
+from tests.factories import add_follow_up, add_mechanic, add_request, add_review, add_session, add_user, journeys_for
 
 PERIOD = Period(dt.date(2024, 3, 1), dt.date(2024, 3, 10), "America/New_York")
 
@@ -184,6 +192,240 @@ def test_sessions_per_day_in_the_display_timezone(overview_db):
         dt.date(2024, 3, 1): 1,
         dt.date(2024, 3, 2): 2,
     }
+
+
+def test_emails_to_decide_counts_failed_and_uncertain_of_any_date(overview_db):
+    with overview_db.begin() as conn:
+        conn.execute(
+            s.email_outbox.insert().values(
+                session_id=S["s6"],
+                milestone="session_ended",
+                recipient="c1@example.com",
+                status="uncertain",
+                created_at=utc(2020, 1, 1),
+            )
+        )
+    with overview_db.connect() as conn:
+        row = emails_to_decide(conn).iloc[0]
+    assert (row.failed, row.uncertain) == (3, 1)  # s1, s3 and s4 failed (one of them before the period); s6
+
+
+MONDAY = dt.date(2024, 3, 4)
+
+
+@pytest.fixture
+def week_db(engine):
+    """One mechanic in UTC open Monday 09:00-12:00 at the base price and Tuesday 17:00-19:00 at
+    x1.50 (peak), with a session booked Monday 10:00 and Tuesday 17:00 (30 minutes each), one
+    cancelled Tuesday 18:00 (it frees its time), and an inactive mechanic open all Monday."""
+    with engine.begin() as conn:
+        mechanic = add_mechanic(conn, "Mo", timezone="UTC")
+        away = add_mechanic(conn, "Away", timezone="UTC", is_active=False)
+        conn.execute(
+            s.mechanic_availability_slots.insert(),
+            [
+                {
+                    "mechanic_id": who,
+                    "day_of_week": day,
+                    "start_time": dt.time(start),
+                    "end_time": dt.time(end),
+                    "price_multiplier": Decimal(multiplier),
+                }
+                for who, day, start, end, multiplier in (
+                    (mechanic, 1, 9, 12, "1.00"),
+                    (mechanic, 2, 17, 19, "1.50"),
+                    (away, 1, 0, 23, "1.50"),
+                )
+            ],
+        )
+        customer = add_user(conn)
+        for at, status in ((utc(2024, 3, 4, 10), "accepted"), (utc(2024, 3, 5, 17), "accepted")):
+            add_session(conn, customer, mechanic, status, scheduled_at=at)
+        add_session(conn, customer, mechanic, "cancelled", scheduled_at=utc(2024, 3, 5, 18))
+    return engine
+
+
+def test_week_capacity_is_the_hour_grids_and_the_peak_hours_still_open(week_db):
+    def capacity(now):
+        with week_db.connect() as conn:
+            return week_capacity(conn, week_start=MONDAY, tz="UTC", session_minutes=30, now=now).iloc[0]
+
+    monday_noon = capacity(utc(2024, 3, 4, 12))
+    assert (monday_noon.available_hours, monday_noon.booked_hours) == (5.0, 1.0)  # 3 h + 2 h open; 2 x 30 min
+    assert monday_noon.utilisation == pytest.approx(0.2)
+    assert monday_noon.unfilled_peak_hours == 1.5  # Tuesday 17:00 (30 min left) and 18:00 (cancelled: free)
+    assert capacity(utc(2024, 3, 5, 18, 30)).unfilled_peak_hours == 1.0  # from the current hour on
+    assert capacity(utc(2024, 3, 6, 9)).unfilled_peak_hours == 0.0  # the peak hours are past
+    with week_db.connect() as conn:
+        grid = hour_grid(conn, mechanic_ids=None, week_start=MONDAY, tz="UTC", session_minutes=30)
+    assert monday_noon.utilisation == grid.booked_minutes.sum() / grid.available_minutes.sum()
+
+
+def test_week_capacity_without_availability_is_empty_not_an_error(engine):
+    with engine.connect() as conn:
+        row = week_capacity(conn, week_start=MONDAY, tz="UTC", session_minutes=30, now=utc(2024, 3, 4)).iloc[0]
+    assert (row.available_hours, row.booked_hours, row.unfilled_peak_hours) == (0, 0, 0)
+    assert math.isnan(row.utilisation)
+
+
+# --- the role homes: each tile's figure is its page's ------------------------------------------
+
+APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+HOME_PERIOD = {"from": "2024-03-01", "to": "2024-03-10", "tz": "UTC"}
+STAFF = {"admin": "ada@pitwall.test", "support": "sam@pitwall.test", "manager": "max@pitwall.test"}
+NOW = dt.datetime.now(dt.UTC)
+
+
+def home_rows(engine) -> None:
+    """What every home counts, written relative to now (queues, this week) or in HOME_PERIOD:
+    3 reviews waiting (the oldest 2 days); quick questions (target 4 h) past their target
+    (asked 5 h ago), due soon (3 h 30 ago) and on track (10 min ago); 2 failed emails and 1
+    uncertain; a mechanic open every day 09:00-12:00 and 17:00-19:00 at x1.50 with one session
+    booked today; 2 of 3 customers with an intake in the period had a session; one upsell was
+    bought in the period, for $25.00 (shown on 25 February; the $49.00 one shown in the period
+    was bought after it)."""
+    with engine.begin() as conn:
+        conn.execute(s.staff_roles.insert(), [{"email": email, "role": role} for role, email in STAFF.items()])
+        mechanic = add_mechanic(conn, "Mo", timezone="UTC")
+        customer = add_user(conn, "Cleo")
+        for age in (dt.timedelta(days=2, minutes=30), dt.timedelta(hours=1), dt.timedelta(minutes=5)):
+            add_review(conn, mechanic, 4, "pending", customer_id=customer, created_at=NOW - age)
+        add_review(conn, mechanic, 5, "published", customer_id=customer, created_at=NOW - dt.timedelta(days=3))
+        parent = add_session(conn, customer, mechanic, ended_at=NOW - dt.timedelta(days=1))
+        for age in (dt.timedelta(hours=5), dt.timedelta(hours=3, minutes=30), dt.timedelta(minutes=10)):
+            add_follow_up(conn, customer, parent, created_at=NOW - age)
+        conn.execute(
+            s.mechanic_availability_slots.insert(),
+            [
+                {
+                    "mechanic_id": mechanic,
+                    "day_of_week": day,
+                    "start_time": dt.time(start),
+                    "end_time": dt.time(end),
+                    "price_multiplier": Decimal(multiplier),
+                }
+                for day in range(7)
+                for start, end, multiplier in ((9, 12, "1.00"), (17, 19, "1.50"))
+            ],
+        )
+        today_nine = dt.datetime.combine(NOW.date(), dt.time(9), dt.UTC)
+        booked = add_session(conn, customer, mechanic, "accepted", scheduled_at=today_nine)
+        email = {"recipient": "cleo@example.com", "created_at": NOW - dt.timedelta(days=40)}
+        conn.execute(
+            s.email_outbox.insert(),
+            [
+                {**email, "session_id": parent, "milestone": "booking_confirmed", "status": "failed"},
+                {**email, "session_id": parent, "milestone": "session_ended", "status": "failed"},
+                {**email, "session_id": booked, "milestone": "booking_confirmed", "status": "uncertain"},
+                {**email, "session_id": booked, "milestone": "session_ended", "status": "sent"},
+            ],
+        )
+        journeys_for(
+            conn,
+            {
+                "ann": [("intake", "2024-03-02 10:00"), ("session", "2024-03-03 10:00", "ann-1")],
+                "bob": [("intake", "2024-03-04 10:00")],
+                "cat": [("intake", "2024-03-05 10:00"), ("session", "2024-03-06 10:00", "cat-1")],
+            },
+        )
+        offer = {"customer_id": customer, "recommendation_type": "maintenance_plan", "service_title": "Plan"}
+        conn.execute(
+            s.upsell_recommendations.insert(),
+            [
+                {**offer, "price_cents": 4900, "shown_at": utc(2024, 3, 2), "purchased_at": utc(2024, 3, 12)},
+                {**offer, "price_cents": 9900, "shown_at": utc(2024, 3, 3), "purchased_at": None},
+                {**offer, "price_cents": 1900, "shown_at": utc(2024, 3, 9), "purchased_at": None},
+                {**offer, "price_cents": 2500, "shown_at": utc(2024, 2, 25), "purchased_at": utc(2024, 3, 4)},
+            ],
+        )
+
+
+@pytest.fixture
+def homes(monkeypatch, pg_engine, oidc_secrets):
+    """``homes(role)``: the app signed in as that role's staff member, on the Overview of HOME_PERIOD."""
+    for name in ("DATABASE_READ_URL", "PITWALL_DUCKDB_PATH", "PITWALL_ALLOW_ANONYMOUS", "PITWALL_DEMO_ROLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", pg_engine.url.render_as_string(hide_password=False))
+    home_rows(pg_engine)
+
+    def open_home(role: str) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=90)
+        at.query_params.update(HOME_PERIOD)
+        at.user = {"is_logged_in": True, "email": STAFF[role], "email_verified": True}
+        at.run()
+        assert not at.exception, at.exception
+        assert [title.value for title in at.title] == ["Overview"]
+        return at
+
+    return open_home
+
+
+def tile(at: AppTest, label: str) -> str:
+    return next(metric.value for metric in at.metric if metric.label == label)
+
+
+def follow(at: AppTest, link_label: str, page: str, query: str) -> AppTest:
+    """Check the tile's link (page and filter), then open that page with the link's filter."""
+    link = next(link for link in at.page_link if link.value == link_label)
+    assert (link.proto.page, link.proto.query_string) == (page, query)
+    for pair in filter(None, query.split("&")):
+        key, value = pair.split("=")
+        at.query_params[key] = value
+    at.switch_page(f"../pages/{page}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def page_text(at: AppTest) -> str:
+    return "\n".join(str(element.value) for element in (*at.caption, *at.markdown)).replace("\\", "")
+
+
+def test_the_support_home_shows_the_queues_figures_and_opens_them_filtered(homes):
+    at = homes("support")
+    assert [metric.label for metric in at.metric][:3] == [
+        "Reviews waiting",
+        "Follow-ups past their target",
+        "Follow-ups due soon",
+    ]
+    assert tile(at, "Reviews waiting") == "3"
+    assert "The oldest has waited 2d 0h" in page_text(at)
+    assert (tile(at, "Follow-ups past their target"), tile(at, "Follow-ups due soon")) == ("1", "1")
+    assert "Now" in page_text(at)  # the queues are snapshots, whatever the period
+    reviews_page = follow(at, "Open the queue", "reviews", "status=pending")
+    assert re.search(r"\b3 reviews\b", page_text(reviews_page)), page_text(reviews_page)
+    followups_page = follow(homes("support"), "Open late ones", "followups", "due=overdue")
+    assert tile(followups_page, "Past their target") == "1"
+    follow(homes("support"), "Open due soon", "followups", "due=soon")
+
+
+def test_the_manager_home_shows_the_weeks_utilisation_of_the_calendars_page(homes):
+    at = homes("manager")
+    assert [metric.label for metric in at.metric][:2] == ["Utilisation", "Unfilled peak hours"]
+    # 7 days x 5 h open = 35 h; one 30-minute session booked: 0.5 / 35 = 1.4%
+    assert tile(at, "Utilisation") == ui.fmt_percent(0.5 / 35)
+    assert "0.5 of 35.0 available hours are booked" in page_text(at)
+    assert "This week (from" in page_text(at)
+    calendars_page = follow(at, "Open heatmaps", "calendars", "view=heatmaps")
+    calendars_page.segmented_control(key="calendar_view").set_value("Heatmaps").run()
+    assert tile(calendars_page, "Utilisation") == ui.fmt_percent(0.5 / 35)
+    follow(homes("manager"), "Review peak pricing", "calendars", "view=peak")
+
+
+def test_the_admin_home_shows_the_funnel_revenue_and_email_health_of_their_pages(homes):
+    at = homes("admin")
+    labels = [metric.label for metric in at.metric]
+    assert labels[:4] == ["Intake → session", "Upsell revenue", "Emails failed", "Emails uncertain"]
+    assert tile(at, "Intake → session") == "66.7%"  # ann and cat of ann, bob, cat
+    assert tile(at, "Upsell revenue") == "$25.00"  # bought in the period (shown before it)
+    assert (tile(at, "Emails failed"), tile(at, "Emails uncertain")) == ("2", "1")  # of any date
+    assert "In 01 Mar 2024 – 10 Mar 2024" in page_text(at)
+    funnel_page = follow(at, "Open the funnel", "funnel", "")
+    steps = funnel_page.dataframe[0].value.set_index("label")
+    assert steps.loc[STEP_LABELS["session"], "first"] == "66.7%"
+    upsells_page = follow(homes("admin"), "Open upsells", "upsells", "")
+    assert tile(upsells_page, "Revenue") == "$25.00"
+    follow(homes("admin"), "Open failed", "emails", "status=failed")
+    follow(homes("admin"), "Open uncertain", "emails", "status=uncertain")
 
 
 # --- the roll-ups (15-minute buckets of UTC) equal the raw rows, in zones of every offset kind ---

@@ -13,9 +13,10 @@ import sqlalchemy as sa
 
 from dashboard.core import schema as s
 from dashboard.core.auth import Actor, PermissionDenied
-from dashboard.core.errors import NotFound
+from dashboard.core.errors import ChangedMeanwhile, NotFound
 from dashboard.domain.reviews import (
     REVIEW_TEXT_MAX,
+    SUGGESTED_REASONS,
     ReviewError,
     Span,
     bayesian_rating,
@@ -27,8 +28,10 @@ from dashboard.domain.reviews import (
     refresh_aggregates,
     set_moderation_required,
     submit_review,
+    suggested_action,
     suggested_reason,
     text_fingerprint,
+    undo_moderation,
     vote_helpful,
 )
 from tests.factories import NOW, add_mechanic, add_review, add_session, add_user, staff_fixture
@@ -113,8 +116,30 @@ def test_context_flags_and_flag_order():
 
 def test_suggested_hide_reason_follows_the_flags():
     assert suggested_reason(["short_negative", "review_burst", "link_or_promo"]) == "advertising"
+    assert suggested_reason(["profanity"]) == "profanity"  # the reason that matches its flag
+    assert suggested_reason(["personal_data", "profanity"]) == "personal_information"
+    assert suggested_reason(["duplicate_text"]) == "not_genuine_experience"
     assert suggested_reason(["short_negative"]) is None
     assert suggested_reason([]) is None
+    assert set(SUGGESTED_REASONS.values()) <= set(s.HIDE_REASONS)
+
+
+@pytest.mark.parametrize(
+    "flags,action",
+    [
+        (["personal_data"], "hide"),
+        (["link_or_promo"], "hide"),
+        (["profanity"], "hide"),
+        (["short_negative"], "publish"),
+        (["duplicate_text"], "publish"),
+        (["review_burst"], "publish"),
+        (["short_negative", "duplicate_text", "review_burst"], "publish"),
+        (["short_negative", "profanity"], "hide"),  # one rule broken is enough
+        ([], "publish"),  # every review waits for moderation: nothing against it
+    ],
+)
+def test_suggested_action_hides_broken_rules_and_publishes_mild_flags(flags, action):
+    assert suggested_action(flags) == action
 
 
 def test_fingerprint_ignores_case_spacing_and_punctuation_but_not_short_texts():
@@ -338,7 +363,7 @@ def test_moderation_transitions_change_aggregates_and_write_audit(engine):
         refresh_aggregates(conn)
     assert tuple(_mechanic(engine, mechanic)) == (Decimal("5.00"), 1)
 
-    assert moderate(engine, SUPPORT, [queued], "publish") == 1
+    assert moderate(engine, SUPPORT, [queued], "publish").count == 1
     assert tuple(_mechanic(engine, mechanic)) == (Decimal("3.50"), 2)
     moderate(engine, ADMIN, [kept], "hide", reason="not_genuine_experience")
     assert tuple(_mechanic(engine, mechanic)) == (Decimal("2.00"), 1)
@@ -404,7 +429,7 @@ def test_bulk_moderation_is_all_or_nothing(engine):
     with pytest.raises(ReviewError, match=rf"Cannot publish: review {done} is published"):
         moderate(engine, SUPPORT, [first, second, done], "publish")
     assert {r["status"] for r in _reviews(engine) if r["id"] != done} == {"pending"}
-    assert moderate(engine, SUPPORT, [first, str(second)], "hide", reason="advertising") == 2
+    assert moderate(engine, SUPPORT, [first, str(second)], "hide", reason="advertising").count == 2
     assert len(_audit(engine)) == 2
 
 
@@ -429,6 +454,84 @@ def test_bad_moderation_is_rejected_and_nothing_written(engine):
             moderate(engine, kw.get("actor", SUPPORT), kw.get("ids", [review]), kw["action"], kw.get("reason"))
     assert _reviews(engine)[0]["status"] == "pending"
     assert _audit(engine) == []
+
+
+def test_undo_returns_reviews_to_where_they_were_with_an_audit_row_each(engine):
+    with engine.begin() as conn:
+        mechanic = add_mechanic(conn)
+        shown = add_review(conn, mechanic, 5)
+        first = add_review(conn, mechanic, 1, "pending", flags=["short_negative"])
+        second = add_review(conn, mechanic, 3, "pending", flags=["personal_data"])
+        refresh_aggregates(conn)
+    published = moderate(engine, SUPPORT, [first, second], "publish")
+    assert tuple(_mechanic(engine, mechanic)) == (Decimal("3.00"), 3)
+    assert undo_moderation(engine, ADMIN, [str(first), second], seen=published.seen).count == 2
+    rows = {r["id"]: r for r in _reviews(engine)}
+    assert {(rows[rid]["status"], rows[rid]["moderated_by"], rows[rid]["moderated_at"]) for rid in (first, second)} == {
+        ("pending", None, None)  # waiting again, as if nobody had decided
+    }
+    assert tuple(_mechanic(engine, mechanic)) == (Decimal("5.00"), 1)  # the aggregates follow
+
+    hidden = moderate(engine, SUPPORT, [shown], "hide", reason="off_topic")  # a published review hidden...
+    undo_moderation(engine, SUPPORT, [shown], seen=hidden.seen)  # ...is published again, not queued
+    row = next(r for r in _reviews(engine) if r["id"] == shown)
+    assert (row["status"], row["hidden_reason"], row["moderated_by"]) == ("published", None, SUPPORT.email)
+    assert tuple(_mechanic(engine, mechanic)) == (Decimal("5.00"), 1)
+
+    undos = [a for a in _audit(engine) if a["action"] == "review.undo"]
+    assert [(a["entity_id"], a["actor_email"], a["before"], a["after"], a["reason"]) for a in undos] == [
+        *sorted(
+            (
+                (str(rid), ADMIN.email, {"status": "published", "hidden_reason": None})
+                + ({"status": "pending", "hidden_reason": None}, "undo review.publish")
+                for rid in (first, second)
+            ),
+        ),
+        (
+            str(shown),
+            SUPPORT.email,
+            {"status": "hidden", "hidden_reason": "off_topic"},
+            {"status": "published", "hidden_reason": None},
+            "undo review.hide",
+        ),
+    ]
+
+
+def test_undo_is_refused_when_it_cannot_apply_and_writes_nothing(engine):
+    with engine.begin() as conn:
+        mechanic = add_mechanic(conn)
+        review = add_review(conn, mechanic, 4, "pending", flags=["review_burst"])
+        other = add_review(conn, mechanic, 2, "pending")
+        never = add_review(conn, mechanic, 2, "pending")
+    done = moderate(engine, SUPPORT, [review], "publish")
+    hidden_since = moderate(engine, SUPPORT, [other], "publish")
+    moderate(engine, ADMIN, [other], "hide", reason="advertising")  # changed after the publish was seen
+    audit_rows = len(_audit(engine))
+    cases = [
+        (PermissionDenied, "Only support or admin staff", dict(actor=MANAGER)),
+        (PermissionDenied, "Sign in", dict(actor=None)),
+        (NotFound, "No review with id", dict(ids=[review, uuid.uuid4()])),
+        (ReviewError, "'abc' is not a valid id", dict(ids=["abc"])),
+        (ReviewError, "Select at least one review", dict(ids=[])),
+        (ReviewError, "list of ids", dict(ids=str(review))),
+        (ReviewError, "Say what you saw of review", dict(seen={})),
+        (ReviewError, "Say what you saw: each", dict(seen=[review])),
+        (
+            ChangedMeanwhile,
+            f"changed by {ADMIN.email}",
+            dict(ids=[review, other], seen={**done.seen, **hidden_since.seen}),
+        ),
+        (ReviewError, "has no moderation to undo", dict(ids=[never], seen={never: None})),
+    ]
+    for error, message, kw in cases:
+        with pytest.raises(error, match=message):
+            undo_moderation(engine, kw.get("actor", SUPPORT), kw.get("ids", [review]), seen=kw.get("seen", done.seen))
+    assert {r["id"]: r["status"] for r in _reviews(engine)} == {review: "published", other: "hidden", never: "pending"}
+    assert len(_audit(engine)) == audit_rows
+
+    undo_moderation(engine, SUPPORT, [review], seen=done.seen)
+    with pytest.raises(ChangedMeanwhile, match=f"changed by {SUPPORT.email}"):  # undone already
+        undo_moderation(engine, SUPPORT, [review], seen=done.seen)
 
 
 def test_concurrent_publishes_keep_the_aggregate_exact(pg_engine):

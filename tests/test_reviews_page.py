@@ -3,6 +3,7 @@ the ``shop`` fixture is in conftest."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 
@@ -12,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.core import schema as s
 from dashboard.domain.reviews import moderation_required
-from tests.factories import add_review
+from tests.factories import NOW, add_review
 from tests.page_support import APP, open_page
 
 
@@ -75,7 +76,8 @@ def test_hide_with_a_reason_writes_an_audit_row(shop):
     assert (audit["action"], audit["actor_role"], audit["reason"]) == ("review.hide", "admin", "off_topic")
     assert json.loads(json.dumps(audit["after"])) == {"status": "hidden", "hidden_reason": "off_topic"}
 
-    at.segmented_control(key="show").set_value("hidden").run()
+    at.segmented_control(key="status_pick").set_value("hidden").run()
+    assert at.query_params["status"] == "hidden"  # the link contract
     assert "Hidden: Off topic" in text(at.markdown)
     at.button(key=f"restore_{waiting}").click().run()
     assert status_of(shop["engine"], waiting) == "published"
@@ -89,13 +91,16 @@ def test_bulk_publish_and_filters(shop):
     with shop["engine"].begin() as conn:
         second = add_review(conn, shop["rita"], 1, "pending", flags=["short_negative"], review_text="Bad")
     at = open_page(AppTest.from_file(str(APP), default_timeout=60).run(), "reviews.py")
-    assert "2 reviews match; showing the oldest 2" in text(at.caption)
-    at.multiselect(key="queue_flags").set_value(["short_negative"]).run()
-    assert "1 review matches these filters" in text(at.caption)
-    at.multiselect(key="queue_flags").set_value([]).run()
-    at.button[0].click().run()  # Select all shown
+    assert "**1–2 of 2**" in text(at.markdown)
+    at.multiselect(key="flag_pick").set_value(["short_negative"]).run()
+    assert "**1 of 1**" in text(at.markdown) and at.query_params["flag"] == "short_negative"
+    at.multiselect(key="flag_pick").set_value([]).run()
+    next(b for b in at.button if b.label == "Select all shown").click().run()
     assert at.checkbox(key=f"select_{second}").value
-    next(b for b in at.button if b.label == "Publish 2 selected").click().run()
+    popover = next(p for p in at.get("popover") if p.proto.popover.label == "Publish 2 selected")
+    assert "**2 reviews** become public on their mechanics' profiles" in text(popover.markdown)
+    assert {status_of(shop["engine"], rid) for rid in (second, shop["waiting"])} == {"pending"}  # not yet
+    at.button(key="bulk_publish").click().run()
     assert not at.exception and not at.error
     assert {status_of(shop["engine"], rid) for rid in (second, shop["waiting"])} == {"published"}
     assert "The queue is clear." in text(at.info)
@@ -128,3 +133,153 @@ def test_support_moderates_and_a_manager_only_reads_profiles(staff_login):
     at = open_page(at, "mechanics.py")
     assert not at.exception and len(at.dataframe) == 1
     assert not [b for b in at.button if b.label in ("Publish", "Hide")]
+
+
+# --- paging, suggested actions, undo, keyboard, bad links ----------------------------------
+
+
+def open_reviews(**params) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    for name, value in params.items():
+        at.query_params[name] = value
+    return open_page(at, "reviews.py")
+
+
+def cards(at: AppTest) -> list[str]:
+    """The review ids of the cards shown, top to bottom."""
+    return [key.removeprefix("publish_") for key in (b.key or "" for b in at.button) if key.startswith("publish_")]
+
+
+def button(at: AppTest, key: str):
+    return at.button(key=key).proto
+
+
+def test_the_queue_pages_through_any_backlog_oldest_first(shop):
+    engine = shop["engine"]
+    with engine.begin() as conn:  # 44 more waiting, each older than the shop's (written at NOW)
+        older = [
+            add_review(conn, shop["rita"], 4, "pending", flags=["review_burst"], created_at=NOW - dt.timedelta(hours=i))
+            for i in range(44, 0, -1)
+        ]
+    at = open_reviews()
+    assert not at.exception
+    assert "**1–20 of 45**" in text(at.markdown) and cards(at) == [str(r) for r in older[:20]]
+    assert "Waiting now, oldest first; the oldest has waited 1d 20h." in text(at.caption)
+    assert "Any date: the sidebar" in text(at.caption)  # the sidebar period is not used, and it says so
+    assert ":orange-badge[:material/schedule: Waiting 1d 20h]" in text(at.markdown)  # the age on each card
+    previous = next(b for b in at.button if b.label == "Previous page")
+    assert previous.proto.disabled
+    next(b for b in at.button if b.label == "Next page").click().run()
+    assert "**21–40 of 45**" in text(at.markdown) and at.query_params["page"] == "2"
+    assert cards(at) == [str(r) for r in older[20:40]]
+    next(b for b in at.button if b.label == "Next page").click().run()
+    assert "**41–45 of 45**" in text(at.markdown) and cards(at)[-1] == str(shop["waiting"])
+    assert next(b for b in at.button if b.label == "Next page").proto.disabled
+
+    at = open_reviews(page="99")  # a link past the end: the last page, and why
+    assert "There is no page 99 (the list has 3 pages): showing the last." in text(at.warning)
+    assert "**41–45 of 45**" in text(at.markdown)
+    for bad in ("abc", "-1", "0", "1e9", "9" * 40):
+        at = open_reviews(page=bad)
+        assert not at.exception
+        assert "is not a page number: showing page 1." in text(at.warning), bad
+        assert "**1–20 of 45**" in text(at.markdown)
+
+
+def test_the_suggested_action_is_the_primary_button(shop):
+    engine = shop["engine"]
+    with engine.begin() as conn:
+        rude = add_review(conn, shop["rita"], 2, "pending", flags=["profanity"], review_text="What a load of shit")
+        short = add_review(conn, shop["rita"], 1, "pending", flags=["short_negative"], review_text="Bad")
+        repeat = add_review(
+            conn, shop["rita"], 5, "pending", flags=["duplicate_text"], review_text="Great job, thanks!"
+        )
+    at = open_reviews()
+    personal = str(shop["waiting"])
+    for review, primary, reason in [
+        (personal, "hide", "personal_information"),
+        (rude, "hide", "profanity"),
+        (short, "publish", None),
+        (repeat, "publish", "not_genuine_experience"),
+    ]:
+        kinds = {
+            action: button(at, key).type
+            for action, key in (("publish", f"publish_{review}"), ("hide", f"hide_reason_{review}"))
+        }
+        assert kinds == {primary: "primary", ({"hide", "publish"} - {primary}).pop(): "secondary"}, review
+        assert at.selectbox(key=f"reason_{review}").value == reason
+    assert button(at, f"hide_reason_{short}").disabled  # no reason suggested for a short negative: pick one
+    assert "Profanity" in at.selectbox(key=f"reason_{rude}").options
+
+
+def test_undo_takes_a_decision_back_and_refreshes_the_ratings(shop):
+    engine, waiting = shop["engine"], shop["waiting"]
+    at = open_reviews()
+    at.button(key=f"publish_{waiting}").click().run()
+    assert status_of(engine, waiting) == "published" and "Published 1 review." in text(at.markdown)
+    with engine.connect() as conn:
+        rating = conn.execute(sa.select(s.mechanics.c.avg_rating).where(s.mechanics.c.user_id == shop["rita"]))
+        assert float(rating.scalar_one()) == 4.0  # (5 + 3) / 2
+    assert button(at, "decision_notice_undo").shortcut == "u"
+    at.button(key="decision_notice_undo").click().run()
+    assert not at.exception and not at.error
+    assert status_of(engine, waiting) == "pending" and "Undone: 1 review back as before." in text(at.markdown)
+    assert cards(at) == [str(waiting)]  # back in the queue
+    with engine.connect() as conn:
+        rating = conn.execute(sa.select(s.mechanics.c.avg_rating).where(s.mechanics.c.user_id == shop["rita"]))
+        assert float(rating.scalar_one()) == 5.0
+        actions = [a for (a,) in conn.execute(sa.select(s.audit_log.c.action).order_by(s.audit_log.c.created_at))]
+    assert actions == ["review.publish", "review.undo"]
+
+    at.button(key=f"hide_reason_{waiting}").click().run()  # hidden with the suggested reason
+    assert "Hid 1 review." in text(at.markdown) and status_of(engine, waiting) == "hidden"
+    with engine.begin() as conn:  # someone restores it before the undo
+        conn.execute(
+            s.mechanic_reviews.update()
+            .where(s.mechanic_reviews.c.id == waiting)
+            .values(status="published", hidden_reason=None, moderated_at=sa.func.now())
+        )
+    at.button(key="decision_notice_undo").click().run()
+    assert "was changed" in text(at.error) and status_of(engine, waiting) == "published"  # refused, nothing written
+
+
+def test_keys_act_on_the_focused_review_only(shop):
+    with shop["engine"].begin() as conn:
+        older = add_review(
+            conn, shop["rita"], 2, "pending", flags=["short_negative"], created_at=NOW - dt.timedelta(hours=3)
+        )
+    at = open_reviews()
+    first, second = str(older), str(shop["waiting"])
+    assert cards(at) == [first, second]
+    assert (button(at, "review_focus_next").shortcut, button(at, "review_focus_previous").shortcut) == ("j", "k")
+    assert (button(at, f"publish_{first}").shortcut, button(at, f"hide_reason_{first}").shortcut) == ("p", "h")
+    assert (button(at, f"publish_{second}").shortcut, button(at, f"hide_reason_{second}").shortcut) == ("", "")
+    assert f".st-key-review_{first} {{ outline" in html(at)  # the focus ring
+    at.button(key="review_focus_next").click().run()  # J
+    assert button(at, f"publish_{first}").shortcut == "" and button(at, f"hide_reason_{second}").shortcut == "h"
+    assert f".st-key-review_{second} {{ outline" in html(at)
+    at.button(key="review_focus_next").click().run()  # J on the last: stays (one page only)
+    assert button(at, f"publish_{second}").shortcut == "p"
+    at.button(key="review_focus_previous").click().run()  # K
+    assert button(at, f"publish_{first}").shortcut == "p"
+    at.button(key=f"publish_{first}").click().run()  # P: published, the focus moves on to the next review
+    assert status_of(shop["engine"], older) == "published"
+    assert button(at, f"publish_{second}").shortcut == "p"
+
+
+def test_unknown_link_parameters_say_so_and_show_the_waiting_queue(shop):
+    at = open_reviews(status="<b>deleted</b>", flag="spam")
+    assert not at.exception
+    warnings = text(at.warning)
+    assert "The link's status '<b>deleted</b>' is not one of pending, published or hidden" in warnings
+    assert "The link's flag 'spam' is not a flag reviews get: left out." in warnings
+    assert "<b>" not in "\n".join(str(w.value) for w in at.warning)  # escaped
+    assert cards(at) == [str(shop["waiting"])]
+
+    at = open_reviews(status="hidden")
+    assert at.segmented_control(key="status_pick").value == "hidden"
+    assert "No hidden reviews match these filters." in text(at.info)
+    at = open_reviews(flag="personal_data")
+    assert at.multiselect(key="flag_pick").value == ["personal_data"] and cards(at) == [str(shop["waiting"])]
+    at = open_reviews(flag="short_negative")
+    assert cards(at) == [] and "No waiting reviews match these filters." in text(at.info)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
 import pytest
 
 from dashboard.core.period import Period
+from dashboard.ui.paging import Page, page_of
 from queries import reviews as rq
 from tests.factories import NOW, add_mechanic, add_review, add_user, read
 
@@ -83,3 +85,55 @@ def test_recent_reviews_of_a_customer_and_a_mechanic(engine):
 def test_empty_database_gives_empty_queue_with_columns(engine):
     assert read(engine, rq.moderation_queue).empty
     assert list(read(engine, rq.moderation_queue).columns) == [*rq.REVIEW_COLUMNS, "matching"]
+
+
+def test_paging_counts_and_ranges(engine):
+    """The page of rows, the count and "N–M of K" at the edges: empty, exactly one page, a last partial page."""
+    size = 3
+
+    def page(number, **filters):
+        total = int(read(engine, rq.queue_size, **filters)["reviews"].iloc[0])
+        at, notice = page_of(str(number), total, size)
+        rows = read(engine, rq.moderation_queue, limit=size, offset=at.offset, **filters)
+        return at.range_text(), list(rows["id"]), notice
+
+    empty = read(engine, rq.queue_size)
+    assert int(empty["reviews"].iloc[0]) == 0 and pd.isna(empty["oldest"].iloc[0])
+    assert page(1) == ("0 of 0", [], None)
+    assert page(2)[2] == "There is no page 2 (the list has 1 page): showing the last."
+
+    with engine.begin() as conn:
+        rita = add_mechanic(conn, "Rita")
+        waiting = [
+            add_review(conn, rita, 4, "pending", created_at=NOW - (10 - i) * DAY, flags=["review_burst"])
+            for i in range(7)
+        ]
+        add_review(conn, rita, 5, "published", created_at=NOW - 20 * DAY)
+    sizes = read(engine, rq.queue_size)
+    assert int(sizes["reviews"].iloc[0]) == 7
+    assert pd.Timestamp(sizes["oldest"].iloc[0]) == pd.Timestamp(NOW - 10 * DAY)
+    assert page(1) == ("1–3 of 7", waiting[:3], None)
+    assert page(2) == ("4–6 of 7", waiting[3:6], None)
+    assert page(3) == ("7 of 7", waiting[6:], None)  # the last page, partial
+    assert page(4) == ("7 of 7", waiting[6:], "There is no page 4 (the list has 3 pages): showing the last.")
+    assert page(1, status="published")[0] == "1 of 1"
+    with engine.begin() as conn:
+        for _ in range(2):
+            add_review(conn, rita, 3, "pending", created_at=NOW)
+    assert page(3) == ("7–9 of 9", page(3)[1], None)  # exactly full pages
+    assert int(read(engine, rq.queue_size, flags=["review_burst"])["reviews"].iloc[0]) == 7
+    assert page(1, ratings=[3]) == ("1–2 of 2", page(1, ratings=[3])[1], None)
+    for bad in (dict(offset=-1), dict(limit=0), dict(limit=10_000), dict(offset=10**12)):
+        with pytest.raises(ValueError):
+            read(engine, rq.moderation_queue, **bad)
+
+
+def test_page_numbers_from_a_link():
+    assert page_of(None, 45, 20) == (Page(1, 20, 45), None)
+    assert page_of("2", 45, 20) == (Page(2, 20, 45), None)
+    assert Page(2, 20, 45).range_text() == "21–40 of 45" and Page(3, 20, 45).range_text() == "41–45 of 45"
+    assert Page(1, 20, 20).range_text() == "1–20 of 20" and not Page(1, 20, 20).has_next
+    assert Page(1, 20, 29_775).range_text() == "1–20 of 29,775" and Page(1, 20, 29_775).pages == 1489
+    for bad in ("0", "-1", "two", "1.5", " ", "9" * 30, "\x00"):
+        page, notice = page_of(bad, 45, 20)
+        assert page.number == 1 and "is not a page number" in notice, bad

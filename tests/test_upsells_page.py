@@ -5,6 +5,7 @@ and audited, refused when invalid), read-only use."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ from dashboard.core.period import Period
 from dashboard.domain.upsells import refresh_recommendations
 from dashboard.ui import components as ui
 from queries import upsells as q
-from tests.factories import staff_fixture
+from queries.overview import kpis
+from tests.factories import HOSTILE, add_mechanic, staff_fixture
 from tests.page_support import open_any_page
 from tests.upsells_scenario import ADMIN, NOW, SUPPORT, S
 
@@ -64,8 +66,10 @@ def test_performance_by_hand(sold):
         "Revenue": "$19.00",
         "Revenue per shown": "$2.11",
     }
-    assert at.dataframe[0].value.shown.sum() == 9
-    assert "No recommendation in the period followed a session with a mechanic" in at.info[0].value
+    by_type = at.dataframe[0].value
+    assert by_type.shown.sum() == 9
+    assert sorted(by_type.recommendation_type) == ["Follow-up session", "Maintenance plan", "Premium upgrade"]
+    assert "There are no mechanics yet" in at.info[0].value
 
 
 def test_admin_adds_a_service_from_the_form(sold):
@@ -97,6 +101,44 @@ def test_support_reads_the_catalogue_without_editing(sold):
     assert not at.get("form") and "Follow-up call" in at.dataframe[-1].value.title.tolist()
 
 
+def test_the_leaderboard_lists_every_mechanic_with_a_link_to_the_profile(sold):
+    with sold.begin() as conn:
+        ann = add_mechanic(conn, "Ann Wrench")
+        quiet = [add_mechanic(conn, f"Quiet {n}") for n in range(3)]
+        add_mechanic(conn, "Gone", is_active=False)  # inactive, nothing shown: left out
+        conn.execute(s.sessions.update().where(s.sessions.c.id == S["s1"]).values(mechanic_id=ann))
+    at = open_page(sold)
+    board = at.dataframe[2].value
+    assert board.mechanic.tolist() == [f"mechanics?mechanic={ann}#Ann Wrench"] + [
+        f"mechanics?mechanic={m}#Quiet {n}" for n, m in enumerate(quiet)
+    ]
+    assert board.revenue.tolist() == [19.0, 0.0, 0.0, 0.0] and board.shown.tolist() == [1, 0, 0, 0]
+    assert any("All 4 mechanics" in c.value and "01 May 2024 – 30 Jun 2024" in c.value for c in at.caption)
+
+
+def test_each_service_is_previewed_as_the_customers_card_and_stays_text(sold):
+    with sold.begin() as conn:
+        conn.execute(
+            s.upsell_services.update()
+            .where(s.upsell_services.c.recommendation_type == "premium_upgrade")
+            .values(title=HOSTILE[0][:80], description="<img src=x onerror=alert(1)> **big** [x](http://evil.test)")
+        )
+    at = open_page(sold)
+    catalogue = at.dataframe[-1].value
+    assert set(catalogue.recommendation_type) == {"Follow-up session", "Maintenance plan", "Premium upgrade"}
+    calls = [
+        re.search(r">([^<]*)</div>", h.proto.body).group(1) for h in at.get("html") if "pw-card-call" in h.proto.body
+    ]
+    assert len(calls) == len(catalogue)  # one card per service, each with the button the customer taps
+    assert set(calls) == {"Book the follow-up", "Start the plan", "Upgrade now"}
+    assert set(catalogue.updated_by) <= {"Database upgrade", "—"}  # who changed it, not "migration 16"
+    texts = [m.value for m in at.markdown if "-badge[" not in m.value]  # the badges are the page's own
+    assert f"**{ui.escape_markdown(HOSTILE[0][:80])}**" in texts  # the title, escaped: drawn as typed
+    assert ui.escape_markdown("<img src=x onerror=alert(1)> **big** [x](http://evil.test)") in texts
+    assert not [text for text in texts if re.search(r"(?<!\\)[<\[]", text)]  # no markup left unescaped
+    assert "### $9.99" in texts and "### $19.00" in texts
+
+
 def test_overview_and_upsells_show_the_same_revenue(sold):
     """One definition: the upsells bought in the period, whenever they were shown. $19 (P1, bought
     on 1 June) + $15 (shown in April, bought on 10 May); the $20 shown in June and bought in July
@@ -118,7 +160,8 @@ def test_overview_and_upsells_show_the_same_revenue(sold):
                     purchased_at=bought,
                 )
             )
-    overview = open_any_page(sold, PERIOD, ADMIN, PAGE.parent / "overview.py")
+    with sold.connect() as conn:  # the admin home's tile reads this function too (tests/test_overview.py)
+        revenue = q.revenue(conn, period=PERIOD).loc["current", "revenue_cents"]
+        assert kpis(conn, period=PERIOD).loc["current", "upsell_revenue_cents"] == revenue == 3400
     upsells = open_page(sold)
-    shown = {m.label: m.value for m in overview.metric}["Upsell revenue"]
-    assert shown == {m.label: m.value for m in upsells.metric}["Revenue"] == "$34.00"
+    assert {m.label: m.value for m in upsells.metric}["Revenue"] == "$34.00"

@@ -30,8 +30,10 @@ to support and admin staff only. Assigning defaults to the parent session's
 mechanic when active. Assigning is compare-and-set: the caller says whom it saw
 assigned (nobody for an open follow-up), and if someone else changed that
 meanwhile it gets ``ChangedMeanwhile`` and nothing changes; on PostgreSQL the
-row is locked, so of two people assigning at once exactly one wins. Answering a
-follow-up that had a price records a ``purchase`` interaction for the CRM funnel.
+row is locked, so of two people assigning at once exactly one wins. Answering records
+what the assigned mechanic told the customer (``answer_text``, stored as written and shown
+as plain text) and which staff member recorded it (``answered_by``); a follow-up that had
+a price also records a ``purchase`` interaction for the CRM funnel.
 
 The platform's ``requests.status`` keeps its meaning and follows the state
 (``PLATFORM_STATUS``). Follow-ups the platform created that Pitwall has not
@@ -65,6 +67,7 @@ from dashboard.core.auth import Actor, require_current_role, require_role
 from dashboard.core.db import locking, one_writer
 from dashboard.core.errors import ChangedMeanwhile, Invalid, NotFound
 from dashboard.core.schema import (
+    FOLLOW_UP_ANSWER_MAX,
     FOLLOW_UP_PRICE_MAX_CENTS,
     FOLLOW_UP_TYPES,
     PLANS,
@@ -82,6 +85,7 @@ from dashboard.core.validation import parse_text, parse_uuid
 UTC = dt.UTC
 TEXT_MAX = 2000
 CANCEL_REASON_MAX = 300
+ANSWER_MAX = FOLLOW_UP_ANSWER_MAX
 HANDLERS = ("support", "admin")  # who creates follow-ups and moves them along
 ENTITY = "follow_up"
 PRICE_ENTITY = "follow_up_price"
@@ -720,15 +724,23 @@ def assign(
     return mechanic.user_id
 
 
-def mark_answered(engine: Engine, actor: Actor | None, follow_up_id, *, at: dt.datetime | None = None) -> None:
-    """An assigned follow-up was answered; a paid one also records a ``purchase`` interaction."""
+def mark_answered(
+    engine: Engine, actor: Actor | None, follow_up_id, *, answer=None, at: dt.datetime | None = None
+) -> None:
+    """Record the answer the assigned mechanic gave to an assigned follow-up: ``answer`` (what the
+    customer was told: required, at most ``ANSWER_MAX`` characters, no NUL) is stored as written
+    in ``answer_text``, with the staff member who recorded it (``answered_by``, their email) and
+    ``answered_at``; the audit row holds the answer too. A paid follow-up also records a
+    ``purchase`` interaction. FollowUpError (nothing written) for a missing or bad answer or a
+    follow-up that is not assigned."""
     require_role(actor, *HANDLERS)
     follow_up_id = parse_uuid(follow_up_id, "Follow-up", FollowUpError)
+    answer = _text(answer, "The answer", ANSWER_MAX)
     at = _moment(at)
     with engine.begin() as conn:
         actor = require_current_role(conn, actor, *HANDLERS)
         row = _follow_up(conn, follow_up_id, "answer")
-        _move(conn, actor, row, "answer", at, {"answered_at": at})
+        _move(conn, actor, row, "answer", at, {"answered_at": at, "answer_text": answer, "answered_by": actor.email})
         if row.follow_up_price_cents:
             conn.execute(
                 crm_interactions.insert().values(

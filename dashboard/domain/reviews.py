@@ -26,7 +26,13 @@ Reviews the platform stores itself get the same checks and flags from the intake
 review's rules ran.
 
 Moderation (``moderate``): support and admin staff publish, hide (with one of
-``HIDE_REASONS``) or restore reviews; each change writes an audit row.
+``HIDE_REASONS``) or restore reviews; each change writes an audit row. The queue suggests an
+action per review (``suggested_action``): hide, with the flag's reason, when a flag is
+evidence of a broken rule (``HIDE_FLAGS``: personal data, a link or promo, profanity);
+publish otherwise (a short negative review, a repeated text or a burst of reviews is
+usually a customer's real experience). ``undo_moderation`` takes a moderation back: each
+review returns to the state its last moderation found it in (a published or hidden review
+from the queue: waiting again), unless it changed since.
 
 Aggregates: ``mechanics.avg_rating`` and ``total_reviews`` count published
 reviews only and are recomputed in the transaction that changes a review's
@@ -52,10 +58,11 @@ import datetime as dt
 import functools
 import hashlib
 import html
+import json
 import numbers
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -64,13 +71,14 @@ from profanex import Filter
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
 
-from dashboard.core.audit import record_audit
+from dashboard.core.audit import record_audit, unchanged_since_seen
 from dashboard.core.auth import Actor, require_current_role, require_role
 from dashboard.core.db import locking
 from dashboard.core.errors import Invalid, NotFound
 from dashboard.core.schema import (
     HIDE_REASONS,
     REVIEW_FLAGS,
+    audit_log,
     mechanic_reviews,
     mechanics,
     review_helpful_votes,
@@ -108,10 +116,12 @@ HIDE_REASON_LABELS = {
 SUGGESTED_REASONS = {
     "personal_data": "personal_information",
     "link_or_promo": "advertising",
-    "profanity": "harmful_or_illegal",
+    "profanity": "profanity",
     "duplicate_text": "not_genuine_experience",
     "review_burst": "not_genuine_experience",
 }
+# Flags that are evidence a review breaks the rules: the queue suggests hiding it.
+HIDE_FLAGS = ("personal_data", "link_or_promo", "profanity")
 # action -> (statuses it applies to, resulting status)
 ACTIONS = {
     "publish": (("pending",), "published"),
@@ -197,6 +207,11 @@ def suggested_reason(flags: Iterable[str]) -> str | None:
     """The hide reason of the first flag (in ``REVIEW_FLAGS`` order) that suggests one."""
     present = set(flags)
     return next((SUGGESTED_REASONS[f] for f in REVIEW_FLAGS if f in present and f in SUGGESTED_REASONS), None)
+
+
+def suggested_action(flags: Iterable[str]) -> str:
+    """ "hide" when a flag is evidence of a broken rule (``HIDE_FLAGS``), else "publish"."""
+    return "hide" if set(flags) & set(HIDE_FLAGS) else "publish"
 
 
 def text_fingerprint(text: str | None) -> str | None:
@@ -493,13 +508,58 @@ def _refresh_if_published(conn: Connection, review, status: str) -> None:
         refresh_aggregates(conn, [review.mechanic_id])
 
 
-def moderate(engine: Engine, actor: Actor, review_ids: Iterable, action: str, reason: str | None = None) -> int:
+@dataclass(frozen=True)
+class Moderation:
+    """What ``moderate`` (or ``undo_moderation``) did: ``action`` on ``seen``'s reviews;
+    ``seen`` maps each review id to its ``moderated_at`` after the change, what
+    ``undo_moderation`` checks to refuse taking back a review that changed since."""
+
+    action: str
+    seen: dict[uuid.UUID, dt.datetime | None]
+
+    @property
+    def count(self) -> int:
+        return len(self.seen)
+
+    @property
+    def review_ids(self) -> list[uuid.UUID]:
+        return list(self.seen)
+
+
+def _moderation_marks(conn: Connection, ids: list[uuid.UUID]) -> dict[uuid.UUID, dt.datetime | None]:
+    r = mechanic_reviews
+    return dict(conn.execute(sa.select(r.c.id, r.c.moderated_at).where(r.c.id.in_(ids)).order_by(r.c.id)).all())
+
+
+def _moderation_ids(review_ids: Iterable) -> list[uuid.UUID]:
+    if isinstance(review_ids, (str, bytes)) or not isinstance(review_ids, Iterable):
+        raise ReviewError("Give the reviews as a list of ids.")
+    ids = sorted({parse_uuid(rid, "Review", ReviewError) for rid in review_ids})
+    if not ids:
+        raise ReviewError("Select at least one review.")
+    return ids
+
+
+def _lock_reviews(conn: Connection, ids: list[uuid.UUID], *columns) -> tuple[list, dict]:
+    """Lock the reviews' mechanics, then the reviews (NotFound naming the unknown ids):
+    (the mechanics' ids, {review id: row of ``columns``})."""
+    r = mechanic_reviews
+    owners = dict(conn.execute(sa.select(r.c.id, r.c.mechanic_id).where(r.c.id.in_(ids))).all())
+    missing = [str(rid) for rid in ids if rid not in owners]
+    if missing:
+        raise NotFound(f"No review with id {', '.join(missing)}.")
+    mechanic_ids = _lock_mechanics(conn, owners.values())
+    query = sa.select(r.c.id, *columns).where(r.c.id.in_(ids)).order_by(r.c.id)
+    return mechanic_ids, {row.id: row for row in conn.execute(locking(conn, query))}
+
+
+def moderate(engine: Engine, actor: Actor, review_ids: Iterable, action: str, reason: str | None = None) -> Moderation:
     """Publish, hide (with a reason from HIDE_REASONS) or restore reviews, all or none.
 
     Only support and admin staff may moderate. Each review changed gets an
     audit row with the actor, the reason and its state before and after; the
-    mechanics' aggregates change in the same transaction. Returns how many
-    reviews changed.
+    mechanics' aggregates change in the same transaction. Returns what changed
+    (``Moderation``: its ``count``, and what ``undo_moderation`` needs).
     """
     require_role(actor, *MODERATORS)
     if action not in ACTIONS:
@@ -508,24 +568,12 @@ def moderate(engine: Engine, actor: Actor, review_ids: Iterable, action: str, re
         raise ReviewError(f"Hiding needs a reason: one of {', '.join(HIDE_REASONS)}.")
     if action != "hide" and reason is not None:
         raise ReviewError("Only hiding takes a reason.")
-    ids = sorted({parse_uuid(rid, "Review", ReviewError) for rid in review_ids})
-    if not ids:
-        raise ReviewError("Select at least one review.")
+    ids = _moderation_ids(review_ids)
     allowed_from, new_status = ACTIONS[action]
     r = mechanic_reviews
     with engine.begin() as conn:
         actor = require_current_role(conn, actor, *MODERATORS)
-        owners = dict(conn.execute(sa.select(r.c.id, r.c.mechanic_id).where(r.c.id.in_(ids))).all())
-        missing = [str(rid) for rid in ids if rid not in owners]
-        if missing:
-            raise NotFound(f"No review with id {', '.join(missing)}.")
-        mechanic_ids = _lock_mechanics(conn, owners.values())
-        before = {
-            row.id: row
-            for row in conn.execute(
-                locking(conn, sa.select(r.c.id, r.c.status, r.c.hidden_reason).where(r.c.id.in_(ids)).order_by(r.c.id))
-            )
-        }
+        mechanic_ids, before = _lock_reviews(conn, ids, r.c.status, r.c.hidden_reason)
         wrong = [f"{rid} is {row.status}" for rid, row in before.items() if row.status not in allowed_from]
         if wrong:
             raise ReviewError(f"Cannot {action}: review {'; '.join(wrong)}.")
@@ -552,7 +600,100 @@ def moderate(engine: Engine, actor: Actor, review_ids: Iterable, action: str, re
                 after={"status": new_status, "hidden_reason": hidden_reason},
                 reason=reason,
             )
-    return len(ids)
+        return Moderation(action, _moderation_marks(conn, ids))
+
+
+UNDOABLE = tuple(f"review.{action}" for action in ACTIONS)
+
+
+def _last_moderations(conn: Connection, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
+    """The latest moderation audit row (action, before, after) of each review that has one."""
+    a = audit_log
+    rows = conn.execute(
+        sa.select(a.c.entity_id, a.c.action, a.c.before, a.c.after)
+        .where(
+            a.c.entity_type == "mechanic_review",
+            a.c.entity_id.in_([str(rid) for rid in ids]),
+            a.c.action.in_((*UNDOABLE, "review.undo")),
+        )
+        .order_by(a.c.created_at, a.c.id)
+    ).all()
+    last = {uuid.UUID(row.entity_id): row for row in rows}  # the newest wins
+    return {
+        rid: {"action": row.action, "before": _snapshot(row.before), "after": _snapshot(row.after)}
+        for rid, row in last.items()
+        if row.action in UNDOABLE
+    }
+
+
+def _snapshot(value) -> dict:
+    """An audit row's before/after as a dict (DuckDB hands JSON back as text)."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return value or {}
+
+
+def undo_moderation(engine: Engine, actor: Actor, review_ids: Iterable, *, seen) -> Moderation:
+    """Take back the last moderation of each review, all or none: it returns to the status
+    (and hidden reason) its last publish, hide or restore found it in, from the audit trail;
+    a review from the queue waits again (no moderator on it). ``seen``: each review's
+    ``moderated_at`` as that moderation left it (``Moderation.seen``).
+
+    Only support and admin staff may (role re-read). Refused, nothing written: an unknown id
+    (NotFound), a review without a moderation to take back or with nothing said of what was
+    seen (ReviewError), one moderated or changed since (ChangedMeanwhile, saying by whom).
+    Each review gets a ``review.undo`` audit row; the mechanics' aggregates are recomputed.
+    """
+    require_role(actor, *MODERATORS)
+    ids = _moderation_ids(review_ids)
+    if not isinstance(seen, Mapping):
+        raise ReviewError("Say what you saw: each review's moderation time, by review id.")
+    seen = {parse_uuid(rid, "Review", ReviewError): at for rid, at in seen.items()}
+    r = mechanic_reviews
+    with engine.begin() as conn:
+        actor = require_current_role(conn, actor, *MODERATORS)
+        mechanic_ids, now = _lock_reviews(conn, ids, r.c.status, r.c.hidden_reason, r.c.moderated_at)
+        last = _last_moderations(conn, ids)
+        for rid in ids:
+            if rid not in seen:
+                raise ReviewError(f"Say what you saw of review {rid}: its moderation time.")
+            expected = last[rid]["after"].get("status") if rid in last else now[rid].status
+            unchanged_since_seen(
+                conn,
+                (seen[rid], expected),
+                (now[rid].moderated_at, now[rid].status),
+                f"Review {rid}",
+                "mechanic_review",
+                rid,
+            )
+            if rid not in last:
+                raise ReviewError(f"Review {rid} has no moderation to undo.")
+        for rid in ids:
+            before = last[rid]["before"]
+            status, hidden_reason = before.get("status", "pending"), before.get("hidden_reason")
+            decided = status != "pending"  # back in the queue: no moderator on it
+            conn.execute(
+                r.update()
+                .where(r.c.id == rid)
+                .values(
+                    status=status,
+                    hidden_reason=hidden_reason,
+                    moderated_by=actor.email if decided else None,
+                    moderated_at=sa.func.now() if decided else None,
+                )
+            )
+            record_audit(
+                conn,
+                actor,
+                "review.undo",
+                "mechanic_review",
+                rid,
+                before={"status": now[rid].status, "hidden_reason": now[rid].hidden_reason},
+                after={"status": status, "hidden_reason": hidden_reason},
+                reason=f"undo {last[rid]['action']}",
+            )
+        refresh_aggregates(conn, mechanic_ids)
+        return Moderation("undo", _moderation_marks(conn, ids))
 
 
 def vote_helpful(engine: Engine, *, review_id, voter_id) -> bool:

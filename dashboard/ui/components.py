@@ -29,7 +29,8 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -43,7 +44,7 @@ from sqlalchemy.engine import Engine
 from dashboard.core.auth import Actor, vouch_for
 from dashboard.core.db import explain_failure, make_engine
 from dashboard.core.errors import ChangedMeanwhile, DatabaseUnavailable, PermissionDenied, Refused
-from dashboard.core.period import Period
+from dashboard.core.period import Period, incomplete_buckets, today_in
 from dashboard.core.settings import Settings
 from dashboard.ui import access
 
@@ -54,6 +55,8 @@ NO_CHANGE = "no change"
 # Brand: "pit-lane orange" first, then colours that stay apart for colour-blind viewers.
 BRAND_COLORS = ["#C2410C", "#0F766E", "#1D4ED8", "#A16207", "#7E22CE", "#475569"]
 FONT = '"Source Sans", sans-serif'  # the font Streamlit ships and the theme uses
+# Numbers on axes as in tiles: "2,560", never "2.56k" or "2560".
+_AXIS_NUMBERS = dict(automargin=True, title=dict(standoff=12), separatethousands=True, exponentformat="none")
 pio.templates["pitwall"] = go.layout.Template(
     layout=dict(
         colorway=BRAND_COLORS,
@@ -62,22 +65,22 @@ pio.templates["pitwall"] = go.layout.Template(
         paper_bgcolor="rgba(0,0,0,0)",
         plot_bgcolor="rgba(0,0,0,0)",
         margin=dict(l=16, r=16, t=56, b=16),
-        xaxis=dict(
-            showgrid=False,
-            linecolor="#CBD5E1",
-            ticks="outside",
-            tickcolor="#CBD5E1",
-            automargin=True,
-            title=dict(standoff=12),
-        ),
-        yaxis=dict(
-            gridcolor="#E5E7EB", zerolinecolor="#CBD5E1", rangemode="tozero", automargin=True, title=dict(standoff=12)
-        ),
+        xaxis=dict(showgrid=False, linecolor="#CBD5E1", ticks="outside", tickcolor="#CBD5E1", **_AXIS_NUMBERS),
+        yaxis=dict(gridcolor="#E5E7EB", zerolinecolor="#CBD5E1", rangemode="tozero", **_AXIS_NUMBERS),
         legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
         hoverlabel=dict(font=dict(family=FONT)),
+        coloraxis=dict(colorbar=dict(separatethousands=True, exponentformat="none")),
     )
 )
 pio.templates.default = "pitwall"
+
+# The dark theme's chart colours: text and lines that read on Streamlit's dark background.
+DARK_CHART = dict(
+    font=dict(color="#E5E7EB"),
+    title=dict(font=dict(color="#E5E7EB")),
+    xaxis=dict(linecolor="#4B5563", tickcolor="#4B5563", gridcolor="#374151", zerolinecolor="#4B5563"),
+    yaxis=dict(linecolor="#4B5563", tickcolor="#4B5563", gridcolor="#374151", zerolinecolor="#4B5563"),
+)
 
 _CONTEXT_KEY = "_pitwall_context"
 
@@ -368,6 +371,40 @@ def plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
+# --- scope: what every number covers ------------------------------------------------
+
+NOW = "now"  # a snapshot: what is true at this moment, whatever the period
+ALL_TIME = "all time"  # every row ever, whatever the period
+
+
+def scope_text(scope: Period | str) -> str:
+    """A number's scope as its tile says it: "in the last 30 days", "in 01 Mar 2024 – 10 Mar
+    2024", "now" or "all time" (a Period, ``NOW``, ``ALL_TIME`` or words of your own)."""
+    return f"in {scope.label}" if isinstance(scope, Period) else scope
+
+
+def _sentence(text: str) -> str:
+    """``text`` with its first letter in capitals (and nothing else changed)."""
+    return text[:1].upper() + text[1:]
+
+
+_SCOPE_ICONS = {NOW: ":material/schedule:", ALL_TIME: ":material/history:"}
+
+
+def scope_caption(scope: Period | str, note: str | None = None) -> None:
+    """One line under numbers or a table saying what they cover: the period (its days and
+    timezone), ``NOW`` or ``ALL_TIME`` (both say the sidebar's period does not apply).
+    ``note`` (Markdown) follows it."""
+    if isinstance(scope, Period):
+        text = f":material/date_range: {_sentence(scope_text(scope))}"
+        if scope.preset != "custom":
+            text += f": {scope.span}"
+        text += f" ({scope.tz})."
+    else:
+        text = f"{_SCOPE_ICONS.get(scope, ':material/info:')} {_sentence(scope)}, whatever the period in the sidebar."
+    st.caption(text + (f" {note}" if note else ""))
+
+
 def code_label(code: str) -> str:
     """A stored code such as ``paid_search`` as people read it: "Paid search"."""
     return code.replace("_", " ").capitalize()
@@ -404,38 +441,97 @@ class Kpi:
     delta: str | None = None  # from change(); None hides it
     help: str | None = None
     lower_is_better: bool = False
+    scope: Period | str | None = None  # what the value covers (``scope_text``), shown under the label
 
 
 KPIS_PER_ROW = 4  # more would cut values short at 1280 px
 
 
+def _metric(kpi, border: bool) -> None:
+    flat = kpi.delta == NO_CHANGE
+    st.metric(
+        kpi.label,
+        kpi.value,
+        kpi.delta,
+        help=kpi.help,
+        border=border,
+        height="stretch" if border else "content",
+        delta_color="off" if flat else ("inverse" if kpi.lower_is_better else "normal"),
+        delta_arrow="off" if flat else "auto",
+    )
+
+
+def _scope_line(scope: Period | str) -> None:
+    icon = _SCOPE_ICONS.get(scope, ":material/date_range:") if isinstance(scope, str) else ":material/date_range:"
+    st.caption(f"{icon} {_sentence(scope_text(scope))}")
+
+
 def kpi_row(kpis: Sequence[Kpi]) -> None:
-    """KPIs side by side, each with its change against the previous period; more than
-    ``KPIS_PER_ROW`` go on balanced rows of one grid (five: three, then two)."""
+    """KPIs side by side, each with its change against the previous period and, when given, its
+    scope on a line of its own; more than ``KPIS_PER_ROW`` go on balanced rows of one grid
+    (five: three, then two)."""
     rows = math.ceil(len(kpis) / KPIS_PER_ROW)
     per_row = math.ceil(len(kpis) / rows)
     columns = [column for _ in range(rows) for column in st.columns(per_row)]
     for column, kpi in zip(columns, kpis):
-        flat = kpi.delta == NO_CHANGE
-        column.metric(
-            kpi.label,
-            kpi.value,
-            kpi.delta,
-            help=kpi.help,
-            border=True,
-            height="stretch",
-            delta_color="off" if flat else ("inverse" if kpi.lower_is_better else "normal"),
-            delta_arrow="off" if flat else "auto",
-        )
+        if kpi.scope is None:
+            with column:
+                _metric(kpi, border=True)
+            continue
+        with column.container(border=True, height="stretch", gap="small"):
+            _metric(kpi, border=False)
+            _scope_line(kpi.scope)
 
 
-def _span(period: Period) -> str:
-    return f"{period.start:%d %b %Y} – {period.end:%d %b %Y}"
+PAGES_DIR = Path(__file__).resolve().parents[2] / "pages"
+
+
+@dataclass(frozen=True)
+class HomeTile:
+    """A tile of a role's home: a figure, what it covers, what needs doing about it now, and
+    the link to the page behind it, filtered (``page`` under pages/, ``query_params`` per the
+    page's link contract in docs/ui.md)."""
+
+    label: str
+    value: str
+    scope: Period | str  # what the value covers (``scope_text``)
+    todo: str  # one short sentence (Markdown): what needs doing now
+    page: str
+    link: str  # the link's words, e.g. "Open the queue"
+    query_params: dict[str, str] = field(default_factory=dict)
+    tone: str = "neutral"  # a key of TONES: "bad" when something is late, "good" when all is done
+    delta: str | None = None
+    lower_is_better: bool = False
+    help: str | None = None
+
+
+def home_tiles(tiles: Sequence[HomeTile]) -> None:
+    """Tiles side by side (at most ``KPIS_PER_ROW`` a row), each a bordered card: the figure,
+    its scope, one sentence on what to do, and one link that opens the page behind it."""
+    for start in range(0, len(tiles), KPIS_PER_ROW):
+        row = tiles[start : start + KPIS_PER_ROW]
+        for column, tile in zip(st.columns(len(row)), row):
+            with column.container(border=True, height="stretch", gap="small"):
+                _metric(tile, border=False)
+                _scope_line(tile.scope)
+                color, icon = TONES[tile.tone]
+                st.markdown(f":{color}[{icon}] {tile.todo}" if icon else tile.todo)
+                st.page_link(
+                    PAGES_DIR / tile.page,
+                    label=tile.link,
+                    icon=":material/arrow_forward:",
+                    query_params=tile.query_params or None,
+                )
 
 
 def comparison_caption(period: Period) -> None:
     """Under a KPI row: which days the values cover and what the changes compare with."""
-    st.caption(f"{_span(period)} ({period.days} days, {period.tz}); changes compare with {_span(period.previous())}.")
+    scope = _sentence(scope_text(period))
+    days = f"{period.span}, " if period.preset != "custom" else ""
+    st.caption(
+        f":material/date_range: {scope} ({days}{plural(period.days, 'day')}, {period.tz}); "
+        f"changes compare with {period.previous().span}."
+    )
 
 
 def filter_bar():
@@ -517,13 +613,120 @@ def error_state(title: str, detail: str, checks: Sequence[str] = ()) -> None:
         st.markdown("**What to check**\n" + "\n".join(f"- {check}" for check in checks))
 
 
-def chart(fig: go.Figure, *, title: str, x_title: str, y_title: str) -> None:
-    """Render a plotly figure in the brand template; axis titles carry units. The data's
-    text is made inert first (``inert_figure``), so pages pass names and labels as they are."""
+# Axis formats (d3) that read like the fmt_* helpers: ``"count"`` 2,560; ``"money"`` $1,234 (whole
+# dollars; $1.50 below $10) of values in dollars, not cents; ``"percent"`` 12% of ratios (0.12);
+# ``"date"`` 08 Jul 2026. HOVER has the matching hover formats, for hovertemplates:
+# ``"%{y:" + ui.HOVER["money"] + "}"`` shows $1,234.50 like fmt_money.
+HOVER = {"count": ",", "money": "$,.2f", "percent": ".1%", "date": "%d %b %Y", "rating": ".2f"}
+AXIS_FORMATS = ("count", "money", "percent", "date", "rating")
+
+
+def _axis_format(kind: str, values: Sequence) -> dict:
+    if kind not in AXIS_FORMATS:
+        raise ValueError(f"axis format must be one of {', '.join(AXIS_FORMATS)}, not {kind!r}")
+    if kind == "date":
+        return dict(tickformat="%d %b %Y", hoverformat=HOVER["date"])
+    if kind == "percent":
+        return dict(tickformat=".0%", hoverformat=HOVER["percent"])
+    if kind == "rating":
+        return dict(tickformat=".1f", hoverformat=HOVER["rating"])
+    if kind == "money":
+        largest = max((abs(v) for v in values if isinstance(v, (int, float)) and not _missing(v)), default=0)
+        return dict(tickprefix=CURRENCY, tickformat=",.2f" if largest < 10 else ",.0f", hoverformat=",.2f")
+    return dict(tickformat=",~f", hoverformat=",")
+
+
+def _axis_values(fig: go.Figure, axis: str) -> list:
+    values = []
+    for trace in fig.data:
+        data = trace[axis] if axis in trace else None
+        if data is not None:
+            values.extend(v for v in np.asarray(data, dtype=object).ravel().tolist() if isinstance(v, (int, float)))
+    return values
+
+
+def chart(
+    fig: go.Figure,
+    *,
+    title: str,
+    x_title: str,
+    y_title: str,
+    x_format: str | None = None,
+    y_format: str | None = None,
+) -> None:
+    """Render a plotly figure in the brand template; axis titles carry units. ``x_format`` and
+    ``y_format`` (``AXIS_FORMATS``: count, money, percent, date, rating) format that axis's ticks
+    and hover values like the fmt_* helpers; without them numbers still get thousands separators
+    and never an SI suffix. The data's text is made inert first (``inert_figure``), so pages pass
+    names and labels as they are. Colours follow the viewer's light or dark theme."""
     fig.update_layout(
         template="pitwall", title_text=_inert(title), xaxis_title=_inert(x_title), yaxis_title=_inert(y_title)
     )
+    for axis, kind in (("x", x_format), ("y", y_format)):
+        if kind is not None:
+            fig.update_layout({f"{axis}axis": _axis_format(kind, _axis_values(fig, axis))})
+    if _dark_theme():
+        fig.update_layout(DARK_CHART)
     st.plotly_chart(inert_figure(fig), theme=None, config={"displaylogo": False})
+
+
+def _dark_theme() -> bool:
+    try:
+        return st.context.theme.type == "dark"
+    except AttributeError:  # outside a browser session (tests), or an older Streamlit
+        return False
+
+
+PARTIAL_OPACITY = 0.45
+SO_FAR = "so far"
+
+
+def mark_partial(fig: go.Figure, buckets: Sequence, grain: str, tz: str, *, today=None) -> bool:
+    """Draw the buckets that are not complete yet (``grain`` day, week or month starting on
+    ``buckets``, local dates in ``tz``; usually the current one) apart from the complete ones:
+    bars lighter and hatched, a line dashed from its last complete point, each with "so far"
+    in the hover and a "so far" note over it. ``buckets`` are the x values of the figure's
+    traces. Returns True when a bucket was marked (say so in the chart's caption, e.g.
+    "The last week is not over: its bar shows it so far.")."""
+    partial = incomplete_buckets(buckets, grain, today or today_in(tz))
+    if not any(partial):
+        return False
+    marks = [bool(flag) for flag in partial]
+    new_traces = []
+    for index, trace in enumerate(fig.data):
+        color = BRAND_COLORS[index % len(BRAND_COLORS)]
+        if trace.type == "bar":
+            trace.update(
+                marker=dict(
+                    color=trace.marker.color or color,
+                    opacity=[PARTIAL_OPACITY if mark else 1.0 for mark in marks],
+                    pattern=dict(shape=["/" if mark else "" for mark in marks], fillmode="overlay"),
+                )
+            )
+        elif trace.type == "scatter":
+            ys = list(trace.y)
+            first = marks.index(True)
+            start = max(first - 1, 0)
+            new_traces.append(
+                go.Scatter(
+                    x=list(trace.x)[start:],
+                    y=ys[start:],
+                    mode=trace.mode or "lines",
+                    name=f"{trace.name} ({SO_FAR})" if trace.name else SO_FAR.capitalize(),
+                    line=dict(color=trace.line.color or color, dash="dash"),
+                    hovertemplate=trace.hovertemplate,
+                    showlegend=True,
+                )
+            )
+            trace.update(y=[None if mark else y for y, mark in zip(ys, marks)], line_color=trace.line.color or color)
+    for trace in new_traces:
+        fig.add_trace(trace)
+    for bucket, mark in zip(buckets, marks):
+        if mark:
+            fig.add_annotation(
+                x=bucket, y=1, yref="paper", text=SO_FAR, showarrow=False, yanchor="top", font=dict(size=12)
+            )
+    return True
 
 
 # Plotly draws a subset of HTML (<a href>, <b>, <br>, ...) found in labels, hovers, legends and
@@ -555,3 +758,25 @@ def inert_figure(fig: go.Figure) -> go.Figure:
     for axis in (fig.layout[key] for key in fig.layout if key.startswith(("xaxis", "yaxis"))):
         axis.update({name: _inert(axis[name]) for name in _AXIS_TEXT if axis[name] is not None})
     return fig
+
+
+# --- a notice with Undo (the review queue's decisions) ------------------------------
+
+_UNDO_TOAST_STYLE = """<style>
+.st-key-{key} {{
+  position: fixed; right: 1.5rem; bottom: 1.5rem; z-index: 999990; width: auto; max-width: 32rem;
+  padding: 0.5rem 0.75rem; border-radius: 0.6rem; background: #1F2937; box-shadow: 0 8px 24px rgba(0,0,0,.25);
+}}
+.st-key-{key} [data-testid="stMarkdown"] p {{ color: #F9FAFB; margin: 0; }}
+</style>"""
+
+
+def undo_toast(message: str, *, key: str, on_undo: Callable | None, on_dismiss: Callable) -> None:
+    """A toast that stays until dismissed, with Undo (key U) when ``on_undo`` is given: what a
+    write did (``message``, escaped), bottom right over the page, wherever the reader scrolled."""
+    st.html(_UNDO_TOAST_STYLE.format(key=key))
+    with st.container(horizontal=True, vertical_alignment="center", key=key):
+        st.markdown(f":material/check_circle: {escape_markdown(message)}", width="content")
+        if on_undo is not None:
+            st.button("Undo", key=f"{key}_undo", icon=":material/undo:", shortcut="U", on_click=on_undo)
+        st.button("Dismiss", key=f"{key}_dismiss", icon=":material/close:", on_click=on_dismiss)

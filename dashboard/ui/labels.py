@@ -114,6 +114,16 @@ def label(family: str, code: str | None) -> str:
     return LABELS[family].get(code) or words(str(code))
 
 
+def actor_label(who: str | None) -> str:
+    """Who changed something, for people: a staff member's email as it is, the platform, a job
+    or a database upgrade (``migration 16``) by its label."""
+    if who is None or who != who:
+        return "—"
+    if who.startswith("migration"):
+        return LABELS["actor"]["migration"]
+    return LABELS["actor"].get(who, who)
+
+
 def action_label(action: str) -> str:
     """An audit action for people: ``slot.update`` -> "Weekly slot changed"."""
     subject, _, verb = action.partition(".")

@@ -45,6 +45,7 @@ import collections
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
@@ -63,6 +64,7 @@ from dashboard.domain.emails.due import (
     due_select,
     facts_select,
 )
+from dashboard.domain.emails.failures import BY_CODE, CAUSE, classify
 from dashboard.domain.emails.sender import Outcome
 from dashboard.domain.emails.settings import EmailSettings
 
@@ -424,44 +426,83 @@ DECISIONS = {
 def decide(engine: Engine, actor: Actor | None, outbox_id: uuid.UUID, decision: str, now: dt.datetime) -> None:
     """An admin's decision on one email (admin only, audited): ``retry`` a failed email or
     ``send_again`` an uncertain one (``pending`` with fresh attempts: the job's next batch applies
-    the rules again and sends it under a new key), or ``mark_sent`` an uncertain one."""
+    the rules again and sends it under a new key), or ``mark_sent`` an uncertain one. A retry of
+    an email whose failure a retry cannot cure (``failures.classify``: a suppressed or invalid
+    address) is refused."""
     require_role(actor, "admin")
     if decision not in DECISIONS:
         raise Invalid(f"Unknown decision {decision!r}.")
-    status, action, values = DECISIONS[decision]
     try:
         outbox_id = uuid.UUID(str(outbox_id))
     except ValueError:
         raise Invalid(f"{str(outbox_id)[:40]!r} is not an email id.") from None
     with engine.begin() as conn:
         actor = require_current_role(conn, actor, "admin")
-        row = conn.execute(sa.select(o).where(o.c.id == outbox_id)).mappings().one_or_none()
-        if row is None:
-            raise NotFound(f"There is no email {outbox_id} in the outbox.")
-        if row["status"] != status:
-            raise Conflict(
-                f"Only {status} emails can be {'retried' if decision == 'retry' else 'decided on'}; "
-                f"this one is {row['status']}."
+        _decide(conn, actor, outbox_id, decision, now)
+
+
+def retry_cause(engine: Engine, actor: Actor | None, cause: str, *, seen: tuple[int, Any], now: dt.datetime) -> int:
+    """Retry every failed email of ``cause`` at once (a cause offered in bulk: a Resend outage,
+    a rate limit), each through ``decide``'s rule and audited as its own retry, all or none.
+    ``seen``: (how many, the latest ``updated_at``) the admin saw in the group; if the group is no
+    longer so (the job or another admin changed it), ChangedMeanwhile and nothing changes.
+    Returns how many were queued again."""
+    require_role(actor, "admin")
+    group = BY_CODE.get(cause) if isinstance(cause, str) else None
+    if group is None:
+        raise Invalid(f"Unknown cause of failure {str(cause)[:40]!r}.")
+    if not group.bulk:
+        raise Invalid(f"{group.label}: these emails are retried one by one, after a look at each, not all at once.")
+    if not (isinstance(seen, tuple) and len(seen) == 2 and isinstance(seen[0], int) and not isinstance(seen[0], bool)):
+        raise Invalid("Say how many emails of the group you saw, and the latest change among them.")
+    with engine.begin() as conn:
+        actor = require_current_role(conn, actor, "admin")
+        in_group = sa.and_(o.c.status == "failed", CAUSE == group.code)
+        rows = conn.execute(locking(conn, sa.select(o.c.id, o.c.updated_at).where(in_group).order_by(o.c.id))).all()
+        latest = max((row.updated_at for row in rows if row.updated_at is not None), default=None)
+        if (len(rows), latest) != seen or not rows:
+            raise ChangedMeanwhile(
+                f"The group “{group.label}” changed meanwhile (now {len(rows):,} emails, you saw {seen[0]:,}): "
+                "nothing was retried. Look at it again, then retry."
             )
-        change = {**values, "next_attempt_at": now, "provider_message_id": None, "batch_started_at": None}
-        if decision == "mark_sent":
-            change = {
-                **values,
-                "sent_at": row["batch_started_at"] or now,
-                "provider_message_id": None,
-                "last_error": "Marked as sent by an admin after checking Resend's log.",
-            }
-        changed = conn.execute(
-            o.update().where(o.c.id == outbox_id, o.c.status == status).values(updated_at=now, **change)
-        ).rowcount
-        if changed != 1:  # the job or another admin changed it meanwhile
-            raise ChangedMeanwhile("This email changed meanwhile: reload the page and decide again.")
-        record_audit(
-            conn,
-            actor,
-            action,
-            "email_outbox",
-            outbox_id,
-            before={k: row[k] for k in ("status", "attempts", "last_error")},
-            after=dict(values),
+        for row in rows:
+            _decide(conn, actor, row.id, "retry", now)
+    return len(rows)
+
+
+def _decide(conn: Connection, actor: Actor, outbox_id: uuid.UUID, decision: str, now: dt.datetime) -> None:
+    """``decide``'s rule and write in the caller's transaction (the role already checked)."""
+    status, action, values = DECISIONS[decision]
+    row = conn.execute(sa.select(o).where(o.c.id == outbox_id)).mappings().one_or_none()
+    if row is None:
+        raise NotFound(f"There is no email {outbox_id} in the outbox.")
+    if row["status"] != status:
+        raise Conflict(
+            f"Only {status} emails can be {'retried' if decision == 'retry' else 'decided on'}; "
+            f"this one is {row['status']}."
         )
+    if decision == "retry" and not classify(row["last_error"]).retry:
+        cause = classify(row["last_error"])
+        raise Conflict(f"{cause.label}: {cause.sentence}")
+    change = {**values, "next_attempt_at": now, "provider_message_id": None, "batch_started_at": None}
+    if decision == "mark_sent":
+        change = {
+            **values,
+            "sent_at": row["batch_started_at"] or now,
+            "provider_message_id": None,
+            "last_error": "Marked as sent by an admin after checking Resend's log.",
+        }
+    changed = conn.execute(
+        o.update().where(o.c.id == outbox_id, o.c.status == status).values(updated_at=now, **change)
+    ).rowcount
+    if changed != 1:  # the job or another admin changed it meanwhile
+        raise ChangedMeanwhile("This email changed meanwhile: reload the page and decide again.")
+    record_audit(
+        conn,
+        actor,
+        action,
+        "email_outbox",
+        outbox_id,
+        before={k: row[k] for k in ("status", "attempts", "last_error")},
+        after=dict(values),
+    )

@@ -148,6 +148,33 @@ def _email(row, facts, settings: EmailSettings, brand: Brand) -> dict:
     return email
 
 
+def run_running() -> bool:
+    """A run holds the embedded database's one writer in this process right now."""
+    return _embedded_run.locked()
+
+
+def run_now_blocker(
+    role: str | None, settings: EmailSettings, *, running: bool, due: int, in_flight: int
+) -> str | None:
+    """Why "Run now" cannot be used now, as a sentence for the page, or None when it can: not an
+    admin, no Resend key, a run already sending (``running`` here, or ``in_flight`` rows another
+    worker holds under a lease), or nothing due (``due``: outbox rows due now plus milestones due
+    and not queued yet)."""
+    if role != "admin":
+        return f"Only admins can run the email job; you are signed in as {role or 'nobody'}."
+    if not settings.api_key:
+        return "No Resend key is configured: set RESEND_API_KEY (or [resend] api_key in .streamlit/secrets.toml)."
+    if running or in_flight:
+        return (
+            "A run is sending emails right now"
+            + (f" ({in_flight:,} in flight)" if in_flight else "")
+            + ": wait for it to finish, then reload the page."
+        )
+    if not due:
+        return "Nothing is due: no email waits to be sent and no milestone is due yet."
+    return None
+
+
 def run_now(engine: Engine, actor: Actor | None, settings: EmailSettings, clock: Clock = utc_now) -> RunResult:
     """The Emails page's "Run now": one run inside the app (admin only), audited with its result."""
     with engine.begin() as conn:

@@ -176,6 +176,31 @@ CASES: tuple[Case, ...] = (
         },
     ),
     Case("calendars.pricing_audit", calendars.pricing_audit),
+    Case(
+        "calendars.week_prices",
+        calendars.week_prices,
+        lambda conn, ctx: {
+            "mechanic_id": _mechanic(ctx),
+            "week_start": _week(ctx),
+            "tz": "America/New_York",
+            "session_type": "video",
+        },
+    ),
+    Case(
+        "calendars.utilisation_this_week",
+        calendars.utilisation_this_week,
+        lambda conn, ctx: {"tz": "America/New_York", "today": ctx.end.date()},
+    ),
+    Case(
+        "calendars.demand_by_hour_of_week",
+        calendars.demand_by_hour_of_week,
+        lambda conn, ctx: {"tz": "America/New_York", **_bounds(ctx)},
+    ),
+    Case(
+        "calendars.unfilled_peak_hours",
+        calendars.unfilled_peak_hours,
+        lambda conn, ctx: {"tz": "America/New_York", "today": ctx.end.date()},
+    ),
     Case("customers.search_name", customers.search, lambda conn, ctx: {"text": "smith"}),
     Case("customers.search_email", customers.search, lambda conn, ctx: {"text": "james.smith1"}),
     Case("customers.customer", customers.customer, lambda conn, ctx: {"customer_id": ctx.sample["customer_id"]}),
@@ -199,6 +224,13 @@ CASES: tuple[Case, ...] = (
         Case(f"emails.{status}", emails.awaiting_decision, lambda conn, ctx, status=status: {"status": status})
         for status in emails.DECISION_STATUSES
     ),
+    Case("emails.failure_groups", emails.failure_groups),
+    Case(
+        "emails.failed_outage",
+        emails.awaiting_decision,
+        lambda conn, ctx: {"status": "failed", "cause": "outage", "limit": 20},
+    ),
+    Case("emails.job_state", emails.job_state, lambda conn, ctx: {"now": ctx.end, "lookback": dt.timedelta(days=2)}),
     Case("followups.queue", followups.queue, lambda conn, ctx: {"now": ctx.end, "limit": 20}),
     Case(
         "followups.queue_filtered",
@@ -221,8 +253,14 @@ CASES: tuple[Case, ...] = (
             "limit": 20,
         },
     ),
+    Case("followups.queue_due_soon", followups.queue, lambda conn, ctx: {"now": ctx.end, "due": "soon", "limit": 20}),
     Case("followups.summary", followups.summary, lambda conn, ctx: {"now": ctx.end}),
-    Case("followups.mechanic_load", followups.mechanic_load),
+    Case("followups.assignee_options", followups.assignee_options, lambda conn, ctx: {"now": ctx.end}),
+    Case(
+        "followups.assignee_options_category",
+        followups.assignee_options,
+        lambda conn, ctx: {"now": ctx.end, "category": s.REQUEST_CATEGORIES[0]},
+    ),
     Case("followups.weekly", followups.weekly, lambda conn, ctx: {"period": ctx.period}),
     Case("funnel.steps", funnel.funnel, lambda conn, ctx: {"spec": _spec(ctx)}),
     Case("funnel.steps_from_events", funnel.funnel, lambda conn, ctx: {"spec": _spec(ctx), "source": "events"}),
@@ -282,12 +320,21 @@ CASES: tuple[Case, ...] = (
     Case("overview.kpis", overview.kpis, lambda conn, ctx: {"period": ctx.period}),
     Case("overview.open_follow_ups", overview.open_follow_ups),
     Case("overview.sessions_per_day", overview.sessions_completed_per_day, lambda conn, ctx: {"period": ctx.period}),
+    Case("overview.emails_to_decide", overview.emails_to_decide),
+    Case(
+        "overview.week_capacity",
+        overview.week_capacity,
+        lambda conn, ctx: {"week_start": _week(ctx), "tz": "UTC", "session_minutes": 30, "now": ctx.end},
+    ),
     Case("reviews.queue", reviews.moderation_queue),
     Case(
         "reviews.queue_flagged_low_ratings",
         reviews.moderation_queue,
         lambda conn, ctx: {"flags": ("profanity", "personal_data"), "ratings": (1, 2)},
     ),
+    Case("reviews.queue_page_50", reviews.moderation_queue, lambda conn, ctx: {"limit": 20, "offset": 980}),
+    Case("reviews.queue_size", reviews.queue_size),
+    Case("reviews.queue_size_published", reviews.queue_size, lambda conn, ctx: {"status": "published"}),
     Case("reviews.queue_flag_counts", reviews.queue_flag_counts),
     Case(
         "reviews.customer_history", reviews.recent_reviews, lambda conn, ctx: {"customer_id": ctx.sample["customer_id"]}
