@@ -83,12 +83,43 @@ class PageRun:
     error: str | None = None
 
 
+def _widget_state(element):
+    """The state the browser would send back for a widget the last run drew (the value it shows),
+    or None for a widget whose value the benchmark leaves alone (buttons, uploads, ...)."""
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+    kind = element.WhichOneof("type")
+    proto = getattr(element, kind) if kind else None
+    state = WidgetState(id=getattr(proto, "id", ""))
+    if not state.id:
+        return None
+    if kind == "selectbox":
+        if proto.set_value:
+            state.string_value = proto.raw_value
+        elif proto.HasField("default") and 0 <= proto.default < len(proto.options):
+            state.string_value = proto.options[proto.default]
+        else:
+            return None
+    elif kind in ("text_input", "text_area"):
+        state.string_value = proto.value if proto.set_value else proto.default
+    elif kind == "date_input":
+        state.string_array_value.data[:] = list(proto.value if proto.set_value else proto.default)
+    elif kind == "checkbox":
+        state.bool_value = proto.value if proto.set_value else proto.default
+    else:
+        return None
+    return state
+
+
 @dataclass
 class Session:
-    """One browser tab's worth of the protocol: a websocket, the app's pages, runs on request."""
+    """One browser tab's worth of the protocol: a websocket, the app's pages, runs on request.
+    Like the browser, each rerun sends back the values of the widgets the last run drew (the
+    sidebar's period, say), so the session keeps them."""
 
     ws: object
     pages: dict[str, str] = field(default_factory=dict)  # title -> page_script_hash
+    widgets: dict[str, object] = field(default_factory=dict)  # widget id -> its WidgetState
 
     @classmethod
     async def open(cls, base: str) -> Session:
@@ -116,9 +147,10 @@ class Session:
         msg = BackMsg()
         msg.rerun_script.query_string = ""
         msg.rerun_script.page_script_hash = page_hash
-        msg.rerun_script.widget_states.SetInParent()
+        msg.rerun_script.widget_states.widgets.extend(self.widgets.values())
         started = time.perf_counter()
         error = None
+        drawn: dict[str, object] = {}
         try:
             await self.ws.send(msg.SerializeToString())
             async with asyncio.timeout(ANSWER_TIMEOUT):
@@ -129,6 +161,10 @@ class Session:
                         self.pages = {p.page_name: p.page_script_hash for p in forward.navigation.app_pages}
                     elif kind == "delta" and forward.delta.new_element.WhichOneof("type") == "exception":
                         error = error or f"exception: {forward.delta.new_element.exception.message[:200]}"
+                    elif kind == "delta" and forward.delta.HasField("new_element"):
+                        state = _widget_state(forward.delta.new_element)
+                        if state is not None:
+                            drawn[state.id] = state
                     elif kind == "session_event" and forward.session_event.HasField("script_compilation_exception"):
                         error = error or "the script did not compile"
                     elif kind == "script_finished":
@@ -137,6 +173,7 @@ class Session:
                             continue  # the script asked for a rerun of itself: wait for that one
                         if status != "FINISHED_SUCCESSFULLY":
                             error = error or status
+                        self.widgets = drawn or self.widgets
                         break
         except TimeoutError:
             error = f"no answer within {ANSWER_TIMEOUT:g} s"
