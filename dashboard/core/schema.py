@@ -955,6 +955,15 @@ _index(
     postgresql_ops={"full_name": "gin_trgm_ops"},
     info={"step": "21", "extension": "pg_trgm"},
 )
+# The roll-up funnel of a period from the index alone (counts: 0.8 s -> 80 ms at scale 100; the
+# medians' sorts remain).
+_index(
+    "ix_crm_funnel_progress_funnel_entry_steps",
+    crm_funnel_progress.c.funnel_id,
+    crm_funnel_progress.c.entry_at,
+    postgresql_include=["prev_entry_at", *[f"step{k}_at" for k in range(2, FUNNEL_MAX_STEPS + 1)]],
+    info={"step": "21"},
+)
 # Upsell performance by mechanic: the recommendations shown in the period with their session.
 _index(
     "ix_upsell_recommendations_shown_session",
