@@ -330,7 +330,17 @@ def period_control() -> Period:
         _show_range(period.start, period.end)
         for notice in notices:
             st.warning(ui.escape_markdown(notice), icon=":material/link_off:")
+    elif any(key not in state for key in ("filter_preset", "filter_dates", "filter_tz")):
+        # A run that stopped before the sidebar (the database down) drops the widgets' state:
+        # they start again from the period last applied.
+        kept = state[PERIOD_KEY]
+        state.update({"filter_preset": kept.preset, "filter_tz": kept.tz})
+        _show_range(kept.start, kept.end)
     today = today_in(state.filter_tz)
+    if state.filter_preset != CUSTOM:  # a relative period moves on at midnight, also in an open session
+        shown, _ = parse_range(state.filter_dates, today)
+        if shown and shown != preset_range(state.filter_preset, today):
+            _show_range(*preset_range(state.filter_preset, today))
     with st.sidebar:
         st.selectbox("Period", list(PRESETS), format_func=PRESETS.get, key="filter_preset", on_change=_preset_chosen)
         with st.container(horizontal=True, vertical_alignment="bottom", gap="small"):

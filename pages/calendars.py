@@ -48,6 +48,7 @@ from queries import calendars
 
 ALL = "all"
 VIEWS = ("Week", "Heatmaps", "Weekly slots", "Days off", "Peak pricing", "Base prices", "Audit trail")
+VIEW_PARAMS = dict(zip(("week", "heatmaps", "slots", "days-off", "peak", "prices", "audit"), VIEWS))  # ?view=
 PREVIEW_DAYS = 14
 BUSIEST_SHOWN = 25
 MONDAY_FIRST = (1, 2, 3, 4, 5, 6, 0)
@@ -539,7 +540,7 @@ def weekly_slots(mechanic: str, editable: bool) -> None:
         f"{t}_price": st.column_config.TextColumn(
             f"{label('session_type', t)} price",
             disabled=True,
-            width=80,
+            width=75,
             help=f"Base price {ui.fmt_money(base)} x the multiplier.",
         )
         for t, base in prices.items()
@@ -553,13 +554,13 @@ def weekly_slots(mechanic: str, editable: bool) -> None:
         column_order=["day", "start", "end", "available", "multiplier", *price_columns, "problem"],
         column_config={
             "day": st.column_config.SelectboxColumn(
-                "Day", options=[DAY_NAMES[d] for d in MONDAY_FIRST], required=True, width=95
+                "Day", options=[DAY_NAMES[d] for d in MONDAY_FIRST], required=True, width=90
             ),
             "start": st.column_config.TimeColumn(
-                "Start", format="HH:mm", step=dt.timedelta(minutes=15), required=True, width=65
+                "Start", format="HH:mm", step=dt.timedelta(minutes=15), required=True, width=60
             ),
             "end": st.column_config.TimeColumn(
-                "End", format="HH:mm", step=dt.timedelta(minutes=15), required=True, width=65
+                "End", format="HH:mm", step=dt.timedelta(minutes=15), required=True, width=60
             ),
             "available": st.column_config.CheckboxColumn(
                 "Available", default=True, width=85, help="Unticked: the hours are kept but not bookable."
@@ -695,7 +696,7 @@ def days_off(mechanic: str, editable: bool, version: int) -> None:
     try:
         override = parse_override(day, is_available=hours, start=start, end=end, multiplier=multiplier, reason=reason)
     except ValidationError as exc:
-        st.info(str(exc), icon=":material/edit_note:")
+        st.info(ui.escape_markdown(exc), icon=":material/edit_note:")
         override = None
     if override is not None:
         now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
@@ -811,10 +812,14 @@ def peak_pricing(mechanic: str, editable: bool, version: int) -> None:
     )
     if not repriced.empty:
         st.dataframe(
-            repriced[["display_name", "slots_repriced", "hours_repriced", "slots_split_off"]],
+            repriced.assign(
+                display_name=[
+                    with_name(mechanic_url(i), n) for i, n in zip(repriced.mechanic_id, repriced.display_name)
+                ]
+            )[["display_name", "slots_repriced", "hours_repriced", "slots_split_off"]],
             hide_index=True,
             column_config={
-                "display_name": "Mechanic",
+                "display_name": name_column("Mechanic", help="Opens their profile.", pinned=True),
                 "slots_repriced": "Slots repriced",
                 "hours_repriced": st.column_config.NumberColumn("Hours a week", format="%.1f"),
                 "slots_split_off": "Slots split off",
@@ -836,7 +841,7 @@ def peak_pricing(mechanic: str, editable: bool, version: int) -> None:
 
 def base_prices(editable: bool, version: int) -> None:
     st.caption(
-        "A slot's price is the base price x its multiplier, rounded half up to whole cents. "
+        "A slot's price is the base price times its multiplier, to the cent. "
         "Sessions already booked keep the price they were booked at."
     )
     prices = ui.run_query(calendars.base_prices)
@@ -848,7 +853,7 @@ def base_prices(editable: bool, version: int) -> None:
             )
             if current:
                 st.caption(
-                    f"Set by {ui.escape_markdown(row.updated_by or 'the platform')} on "
+                    f"Set by {ui.escape_markdown(who_label(row.updated_by or 'platform'))} on "
                     f"{ui.fmt_datetime(row.updated_at, TZ, date_only=True)}"
                 )
             if editable:
@@ -893,6 +898,7 @@ def audit_trail(mechanic: str, tz: str) -> None:
         else with_name(page_url("calendars.py"), f"{label('session_type', subject)} sessions")
         for kind, entity, subject in zip(trail.entity_type, trail.entity_id, trail.subject)
     ]
+    notes = trail.reason.fillna("")
     st.dataframe(
         pd.DataFrame(
             {
@@ -901,20 +907,21 @@ def audit_trail(mechanic: str, tz: str) -> None:
                 "What": [action_label(a) for a in trail.action],
                 "Mechanic or price": subjects,
                 "Change": trail.change,
-                "Note": trail.reason.fillna(""),
+                "Note": notes,
             }
         ),
         hide_index=True,
+        column_order=None if notes.any() else [f"When ({tz})", "Who", "What", "Mechanic or price", "Change"],
         column_config={
-            f"When ({tz})": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm:ss", pinned=True, width=150),
-            "Who": st.column_config.TextColumn(width=160),
+            f"When ({tz})": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm:ss", pinned=True, width=145),
+            "Who": st.column_config.TextColumn(width=170),
             "What": st.column_config.TextColumn(width=140),
             "Mechanic or price": name_column("Mechanic or price", help="A mechanic's name opens their profile."),
-            "Change": st.column_config.TextColumn(width=260),
+            "Change": st.column_config.TextColumn(width=240),
             "Note": st.column_config.TextColumn(width=100),
         },
     )
-    st.caption(f"The latest {len(trail):,} change{'' if len(trail) == 1 else 's'}, newest first (all time).")
+    ui.scope_caption(ui.ALL_TIME, f"The latest {len(trail):,} change{'' if len(trail) == 1 else 's'}, newest first.")
 
 
 # --- the page -----------------------------------------------------------------------------
@@ -948,9 +955,12 @@ if unknown:
         f"until it is fixed: {ui.escape_markdown(', '.join(unknown[:10]))}.",
         icon=":material/schedule:",
     )
-# A link opens one mechanic's calendar (``?mechanic=<id>``); the choice is kept in the URL.
+# A link opens one mechanic's calendar (``?mechanic=<id>``) and a view (``?view=heatmaps``); the
+# choices are kept in the URL.
 if "calendar_mechanic" not in st.session_state and st.query_params.get("mechanic") in NAMES:
     st.session_state["calendar_mechanic"] = st.query_params["mechanic"]
+if "calendar_view" not in st.session_state and st.query_params.get("view") in VIEW_PARAMS:
+    st.session_state["calendar_view"] = VIEW_PARAMS[st.query_params["view"]]
 
 
 @st.fragment
@@ -963,17 +973,18 @@ def calendar() -> None:
     elif st.query_params.get("mechanic") != mechanic:
         st.query_params["mechanic"] = mechanic
     view = st.segmented_control("View", VIEWS, default="Week", required=True, key="calendar_view")
+    wanted = next(param for param, name in VIEW_PARAMS.items() if name == view)
+    if st.query_params.get("view") != wanted:
+        st.query_params["view"] = wanted
     week_start = None
     if view in ("Week", "Heatmaps"):
         week_start = week_picker()
-        st.caption(
-            f"Week of {week_start:%a %d %b} – {week_start + dt.timedelta(days=6):%a %d %b %Y}, "
-            f"in {ui.escape_markdown(TZ)}: this page uses its own week, not the sidebar's period."
-            + (
-                f" [Open {ui.escape_markdown(NAMES[mechanic])}'s profile]({mechanic_url(mechanic)})"
-                if mechanic != ALL
-                else ""
-            )
+        ui.scope_caption(
+            f"week of {week_start:%a %d %b} – {week_start + dt.timedelta(days=6):%a %d %b %Y} "
+            f"in {ui.escape_markdown(TZ)}",
+            f"[Open {ui.escape_markdown(NAMES[mechanic])}'s profile]({mechanic_url(mechanic)})"
+            if mechanic != ALL
+            else None,
         )
     version = ui.data_version()
     if view == "Week":

@@ -22,6 +22,9 @@ from queries import customers as q
 
 SEARCH_KEY = "customer_search_text"
 RESULTS_SHOWN = 8  # rows of the results list before it scrolls
+# Pixel widths of the timeline's columns: 820 in all, the page's width at 1280 px (wider
+# screens stretch them alike).
+TIMELINE_WIDTHS = {"happened_at": 130, "kind": 110, "about": 190, "mechanic": 140, "detail": 170, "amount": 80}
 # Which label family each code of a timeline row belongs to, by the row's kind.
 TIMELINE_CODES = {
     "Request": {"category": "category", "status": "request_status"},
@@ -64,12 +67,12 @@ def profile(customer_id: str, tz: str) -> None:
         return
     row = found.iloc[0]
     st.subheader(ui.escape_markdown(row.full_name or row.email), anchor=False)
-    st.caption(
-        f"{ui.escape_markdown(row.email)} · {label('plan', row.plan)} plan · "
-        f"came from {label('channel', row.acquisition_channel).lower()} · "
-        f"lives in {ui.escape_markdown(row.timezone or 'an unknown timezone')} · "
-        f"joined {ui.fmt_datetime(row.created_at, tz, date_only=True)}"
-    )
+    facts = [ui.escape_markdown(row.email), f"{label('plan', row.plan)} plan"]
+    if pd.notna(row.acquisition_channel):
+        facts.append(f"came from {label('channel', row.acquisition_channel).lower()}")
+    facts.append(f"lives in {ui.escape_markdown(row.timezone or 'an unknown timezone')}")
+    facts.append(f"joined {ui.fmt_datetime(row.created_at, tz, date_only=True)}")
+    st.caption(" · ".join(facts))
     ui.kpi_row(
         [
             ui.Kpi("Requests", ui.fmt_count(row.requests), help="All time."),
@@ -82,7 +85,7 @@ def profile(customer_id: str, tz: str) -> None:
             ),
         ]
     )
-    st.caption("Everything about this customer is all time; the sidebar period does not apply here.")
+    ui.scope_caption(ui.ALL_TIME, "Everything about this customer, from their first request on.")
     recommend(customer_id)
     timeline(customer_id, tz)
 
@@ -122,7 +125,7 @@ def timeline(customer_id: str, tz: str) -> None:
             happened_at=events.happened_at.dt.tz_convert(tz),
             about=[about(event) for _, event in events.iterrows()],
             mechanic=[
-                None if pd.isna(mid) else with_name(mechanic_url(mid), name)
+                "" if pd.isna(mid) else with_name(mechanic_url(mid), name)
                 for mid, name in zip(events.mechanic_id, events.mechanic_name)
             ],
             detail=events.detail.fillna(""),
@@ -131,12 +134,16 @@ def timeline(customer_id: str, tz: str) -> None:
         hide_index=True,
         column_order=["happened_at", "kind", "about", "mechanic", "detail", "amount"],
         column_config={
-            "happened_at": st.column_config.DatetimeColumn("When", format="D MMM YYYY, HH:mm", pinned=True),
-            "kind": "What",
-            "about": st.column_config.TextColumn("About", width="medium"),
-            "mechanic": name_column("Mechanic", help="Opens the mechanic's profile."),
-            "detail": st.column_config.TextColumn("Detail", width="medium"),
-            "amount": st.column_config.TextColumn("Amount", width="small"),
+            "happened_at": st.column_config.DatetimeColumn(
+                "When", format="D MMM YYYY, HH:mm", pinned=True, width=TIMELINE_WIDTHS["happened_at"]
+            ),
+            "kind": st.column_config.TextColumn("What", width=TIMELINE_WIDTHS["kind"]),
+            "about": st.column_config.TextColumn("About", width=TIMELINE_WIDTHS["about"]),
+            "mechanic": name_column(
+                "Mechanic", help="Opens the mechanic's profile.", width=TIMELINE_WIDTHS["mechanic"]
+            ),
+            "detail": st.column_config.TextColumn("Detail", width=TIMELINE_WIDTHS["detail"]),
+            "amount": st.column_config.TextColumn("Amount", width=TIMELINE_WIDTHS["amount"]),
         },
         row_height=56,
     )

@@ -22,6 +22,7 @@ from dashboard.domain.funnel.interactions import (
 )
 from dashboard.domain.funnel.rollups import refresh
 from dashboard.ui import components as ui
+from dashboard.ui.downloads import csv_download
 from dashboard.ui.exports import export_frame
 from dashboard.ui.labels import label
 from dashboard.ui.links import customer_url, name_column, with_name
@@ -30,7 +31,6 @@ from queries import funnel as q
 PREVIEW_ROWS = 200
 CSV_LIMIT = 100_000
 GRAIN_LABELS = {"day": "Day", "week": "Week", "month": "Month"}
-COUNT_TICKS = ",d"  # axis ticks like the tiles: 2,560
 # The groups the breakdown makes up itself, as words.
 GROUP_WORDS = {q.OTHER: "Other", q.UNKNOWN: "Unknown", q.NO_SESSION: "No session"}
 GROUP_LABELS = {"plan": lambda g: label("plan", g), "acquisition_channel": lambda g: label("channel", g)}
@@ -141,13 +141,14 @@ def breakdown_tab(spec: FunnelSpec) -> None:
     frame = frame.assign(group=frame.group.map(lambda group: group_label(dimension, group)))
     fig = px.bar(frame, x="conversion", y="group", orientation="h", custom_data=[spec.steps[0], spec.steps[-1]])
     fig.update_traces(hovertemplate="%{y}: %{x:.1%} (%{customdata[1]:,} of %{customdata[0]:,})<extra></extra>")
-    fig.update_layout(yaxis={"autorange": "reversed"}, xaxis={"tickformat": ".0%"}, height=140 + 36 * len(frame))
+    fig.update_layout(yaxis={"autorange": "reversed"}, height=140 + 36 * len(frame))
     ui.chart(
         fig,
         title=f"Conversion from {STEP_LABELS[spec.steps[0]].lower()} to "
         f"{STEP_LABELS[spec.steps[-1]].lower()} by {q.BREAKDOWNS[dimension].lower()}",
         x_title="Conversion (share of entered customers)",
         y_title=q.BREAKDOWNS[dimension],
+        x_format="percent",
     )
     st.dataframe(
         ui.in_percent(frame, ["conversion"]),
@@ -190,12 +191,12 @@ def time_tab(spec: FunnelSpec) -> None:
         return
     fig = px.bar(frame, x="bin", y="customers")
     fig.update_traces(hovertemplate="%{x}: %{y:,} customers<extra></extra>")
-    fig.update_yaxes(tickformat=COUNT_TICKS)
     ui.chart(
         fig,
         title=f"Time from “{STEP_LABELS[spec.steps[low - 1]]}” to “{STEP_LABELS[spec.steps[high - 1]]}”",
         x_title="Time between the steps",
         y_title="Customers (count)",
+        y_format="count",
     )
 
 
@@ -223,7 +224,6 @@ def trend_tab(spec: FunnelSpec) -> None:
             "<extra></extra>",
         )
     )
-    fig.update_layout(yaxis={"tickformat": ".0%"})
     if grain != "day":  # one tick per bucket, on its first day
         fig.update_xaxes(tickvals=frame.bucket, tickformat="%d %b" if grain == "week" else "%b %Y")
     ui.chart(
@@ -231,6 +231,7 @@ def trend_tab(spec: FunnelSpec) -> None:
         title=f"Conversion to “{STEP_LABELS[spec.steps[-1]]}” by {grain} of entry",
         x_title=f"{GRAIN_LABELS[grain]} of entry ({spec.period.tz})",
         y_title="Conversion (share of entered)",
+        y_format="percent",
     )
     if not frame.complete.all():
         st.caption("Open markers: some customers who entered then can still convert inside the window.")
@@ -283,13 +284,12 @@ def drop_off_tab(spec: FunnelSpec, steps: pd.DataFrame) -> None:
             tz=tz,
         )
 
-    st.download_button(
-        f"Download {min(count, CSV_LIMIT):,} as CSV",
+    csv_download(
         csv,
-        on_click="ignore",
-        mime="text/csv",
         file_name=f"drop-off-step-{step}-{spec.period.start}-{spec.period.end}.csv",
-        icon=":material/download:",
+        help=f"The latest {min(count, CSV_LIMIT):,} of these customers: name, email, plan, channel and when, "
+        f"to the second in {tz}.",
+        key=f"drop_off_csv_{step}",
     )
     if count > CSV_LIMIT:
         st.caption(f"The file holds the latest {CSV_LIMIT:,}; narrow the period for the rest.")

@@ -23,7 +23,6 @@ from queries import reviews as review_queries
 
 REVIEWS_SHOWN = 30
 BOARD_ROWS = 15  # rows of the leaderboard before it scrolls
-COUNT_TICKS = ",d"  # axis ticks like the tiles: 2,560
 SCORE_HELP = (
     "The rating the ranking uses: the average of the mechanic's published reviews, pulled "
     "toward the average of all mechanics while they have only a few."
@@ -57,10 +56,10 @@ def leaderboard_view() -> None:
         )
         return
     ids = [str(mid) for mid in board.user_id]
-    st.caption(
-        f"All {len(board):,} active mechanics, all time (the sidebar period does not apply): "
-        "ranked by their reviews, where a few reviews count for little until there are more. "
-        "Click a name or pick a row for the profile; click a column to sort."
+    ui.scope_caption(
+        ui.ALL_TIME,
+        f"All {len(board):,} active mechanics, ranked by their reviews: a few reviews count for little until "
+        "there are more. Click a name or pick a row for the profile; click a column to sort.",
     )
     st.dataframe(
         board.assign(
@@ -78,16 +77,16 @@ def leaderboard_view() -> None:
             "years_experience",
         ],
         column_config={
-            "rank": st.column_config.NumberColumn("Rank", width="small", pinned=True),
+            "rank": st.column_config.NumberColumn("Rank", width=56, pinned=True),
             "mechanic": name_column("Mechanic", help="Opens the mechanic's profile.", pinned=True),
-            "bayesian_rating": st.column_config.NumberColumn(
-                "Ranking score", format="%.2f", help=SCORE_HELP, width="small"
+            "bayesian_rating": st.column_config.NumberColumn("Score", format="%.2f", help=SCORE_HELP, width=72),
+            "avg_rating": st.column_config.NumberColumn("Average", format="%.2f ★", width=84),
+            "total_reviews": st.column_config.NumberColumn("Reviews", format="localized", width=76),
+            "specialties": st.column_config.ListColumn("Specialties", width=210),
+            "response_sla_minutes": st.column_config.NumberColumn(
+                "SLA", format="%d min", width=72, help="Accepts a request within this time."
             ),
-            "avg_rating": st.column_config.NumberColumn("Average", format="%.2f ★", width="small"),
-            "total_reviews": st.column_config.NumberColumn("Reviews", format="localized", width="small"),
-            "specialties": st.column_config.ListColumn("Specialties", width="medium"),
-            "response_sla_minutes": st.column_config.NumberColumn("Response SLA", format="%d min", width="small"),
-            "years_experience": st.column_config.NumberColumn("Experience", format="%d yrs", width="small"),
+            "years_experience": st.column_config.NumberColumn("Experience", format="%d yrs", width=92),
         },
         hide_index=True,
         key="leaderboard",
@@ -143,12 +142,13 @@ def response_view(mechanic_id: uuid.UUID, sla: int) -> None:
         return
     fig = px.bar(weekly, x="week", y="within_sla_share")
     fig.update_traces(hovertemplate="Week of %{x|%d %b %Y}: %{y:.0%} within SLA<extra></extra>")
-    fig.update_yaxes(tickformat=".0%", range=[0, 1])
+    fig.update_yaxes(range=[0, 1])
     ui.chart(
         fig,
         title=f"Share of sessions accepted within the {sla}-minute SLA",
         x_title=f"Week ({period.tz})",
         y_title="Within SLA (share of sessions)",
+        y_format="percent",
     )
     fig = px.line(weekly, x="week", y="median_minutes", markers=True)
     fig.add_hline(y=sla, line_dash="dash", annotation_text=f"SLA {sla} min")
@@ -167,8 +167,7 @@ def rating_chart(distribution: pd.DataFrame) -> None:
     )
     fig.update_yaxes(categoryorder="array", categoryarray=[f"{s} ★" for s in range(1, 6)])
     fig.update_traces(hovertemplate="%{y}: %{x:,} reviews<extra></extra>")
-    fig.update_xaxes(tickformat=COUNT_TICKS)
-    ui.chart(fig, title="Published reviews by stars", x_title="Reviews (count)", y_title="Stars")
+    ui.chart(fig, title="Published reviews by stars", x_title="Reviews (count)", y_title="Stars", x_format="count")
 
 
 def profile_view() -> None:
@@ -186,7 +185,11 @@ def profile_view() -> None:
     if chosen is not None and st.query_params.get("mechanic") != chosen:
         st.query_params["mechanic"] = chosen
     if chosen is None:
-        ui.empty_state("Choose a mechanic.", "Pick one above, or click a row of the leaderboard.")
+        linked = st.query_params.get("mechanic")
+        if linked is not None and linked not in names:
+            ui.empty_state("This link does not name a mechanic.", "Pick one above, or click a row of the leaderboard.")
+        else:
+            ui.empty_state("Choose a mechanic.", "Pick one above, or click a row of the leaderboard.")
         return
     mechanic_id = uuid.UUID(chosen)
     profile = ui.run_query(mechanic_queries.profile, mechanic_id=mechanic_id).iloc[0]
@@ -234,6 +237,11 @@ def profile_view() -> None:
         ]
     )
 
+    period = ui.period()
+    st.caption(
+        f"Ratings and rank are all time; response times cover {period.start:%d %b %Y} – {period.end:%d %b %Y} "
+        f"({period.tz}), the sidebar period."
+    )
     distribution = ui.run_query(mechanic_queries.rating_distribution, mechanic_id=mechanic_id)
     ratings_column, responses_column = st.columns(2)
     with ratings_column:

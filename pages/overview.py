@@ -18,7 +18,7 @@ from dashboard.domain.calendars.slots import SlotRules
 from dashboard.domain.followups import FollowUpRules
 from dashboard.domain.funnel.interactions import DEFAULT_STEPS, DEFAULT_WINDOW_DAYS, FunnelSpec
 from dashboard.ui import components as ui
-from queries import followups, funnel, overview, reviews, upsells
+from queries import emails, followups, funnel, overview, reviews, upsells
 
 PURPOSE = {
     "support": "What needs doing now in the review queue and the follow-ups, then how the marketplace did.",
@@ -28,15 +28,23 @@ PURPOSE = {
 
 
 def support_tiles(now: dt.datetime) -> list[ui.HomeTile]:
-    queue = ui.run_query(reviews.moderation_queue, loading="the review queue", status="pending", limit=1)
-    waiting = int(queue.matching.iloc[0]) if len(queue) else 0
+    queue = ui.run_query(  # the review queue's own count, with its unfiltered arguments
+        reviews.queue_size,
+        loading="the review queue",
+        status="pending",
+        flags=(),
+        ratings=(),
+        mechanic_id=None,
+        period=None,
+    ).iloc[0]
+    waiting = int(queue.reviews)
     if waiting:
-        age = ui.fmt_duration((now - pd.Timestamp(queue.created_at.iloc[0]).to_pydatetime()).total_seconds() / 60)
+        age = ui.fmt_duration((now - pd.Timestamp(queue.oldest).to_pydatetime()).total_seconds() / 60)
         todo, tone = f"The oldest has waited {age}: moderate it first.", "warning"
     else:
         todo, tone = "The queue is clear.", "good"
     counts = ui.run_query(followups.summary, now=now, rules=FollowUpRules.from_settings(ui.settings())).iloc[0]
-    late, soon = int(counts.breached), int(counts.due_soon)
+    late, soon = int(counts.breached), int(counts.soon)
     return [
         ui.HomeTile(
             "Reviews waiting",
@@ -61,7 +69,7 @@ def support_tiles(now: dt.datetime) -> list[ui.HomeTile]:
             help="Waiting follow-ups older than their type's first-response target.",
         ),
         ui.HomeTile(
-            "Follow-ups due soon",
+            f"Follow-ups due within {followups.SOON_MINUTES // 60} h",
             ui.fmt_count(soon),
             ui.NOW,
             "Assign these before they are late." if soon else "None is close to its target.",
@@ -69,7 +77,8 @@ def support_tiles(now: dt.datetime) -> list[ui.HomeTile]:
             "Open due soon",
             {"due": "soon"},
             "warning" if soon else "good",
-            help="Waiting follow-ups close to their first-response target, as the Follow-ups page counts them.",
+            help="Waiting follow-ups whose first-response target falls within the next "
+            f"{followups.SOON_MINUTES // 60} hours.",
         ),
     ]
 
@@ -124,8 +133,8 @@ def admin_tiles(period) -> list[ui.HomeTile]:
     entered, booked = int(steps.customers.loc["intake"]), int(steps.customers.loc["session"])
     sales = ui.run_query(upsells.revenue, loading="upsell revenue", period=period)  # the Upsells page's figure
     sold, before = sales.loc["current"], sales.loc["previous"]
-    emails = ui.run_query(overview.emails_to_decide, loading="email health").iloc[0]
-    failed, uncertain = int(emails.failed), int(emails.uncertain)
+    failed = int(ui.run_query(emails.failure_groups, loading="failed emails").emails.sum())
+    uncertain = int(ui.run_query(overview.uncertain_emails, loading="uncertain emails").uncertain.iloc[0])
     return [
         ui.HomeTile(
             "Intake → session",
@@ -235,5 +244,5 @@ elif role == "manager":
 else:
     ui.home_tiles(admin_tiles(period))
 
-st.subheader(f"The marketplace {ui.scope_text(period)}", anchor=False)
+st.subheader(f"The marketplace {ui.scope_text(period)}", anchor=False)  # "in the last 30 days", "today"
 headline(period)

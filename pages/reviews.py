@@ -69,12 +69,15 @@ def url_filters() -> tuple[str, list[str], list[str]]:
             f"The link's status {status[:30]!r} is not one of pending, published or hidden: showing waiting reviews."
         )
         status = "pending"
+        st.query_params.pop("status", None)  # the URL says what is shown
     flags = []
     for flag in st.query_params.get_all("flag"):
         if flag not in REVIEW_FLAGS:
             notices.append(f"The link's flag {flag[:30]!r} is not a flag reviews get: left out.")
         elif flag not in flags:
             flags.append(flag)
+    if flags != st.query_params.get_all("flag"):
+        set_param("flag", flags)
     return status, flags, notices
 
 
@@ -230,13 +233,14 @@ def history_table(frame: pd.DataFrame, review_id, other: str, tz: str) -> None:
             rating=frame.rating.map(ui.fmt_stars),
             status=[label("review_status", code) for code in frame.status],
             person=names,
+            review_text=frame.review_text.fillna("—"),
         ),
-        column_order=["created_at", "rating", "status", "person", "review_text"],
+        column_order=["person", "created_at", "rating", "status", "review_text"],
         column_config={
             "created_at": st.column_config.DatetimeColumn("Written", format="D MMM YYYY, HH:mm:ss"),
             "rating": "Rating",
             "status": "Status",
-            "person": name_column("Mechanic" if other == "mechanic_name" else "Customer"),
+            "person": name_column("Mechanic" if other == "mechanic_name" else "Customer", pinned=True),
             "review_text": st.column_config.TextColumn("Text", width="large"),
         },
         hide_index=True,
@@ -253,23 +257,21 @@ def history(row, tz: str) -> None:
     with panel:
         if not panel.open:
             return
-        by_customer, of_mechanic = st.columns(2)
-        with by_customer:
-            st.markdown("**By the customer**")
-            if row.customer_id is None:
-                st.caption("The customer's account was deleted.")
-            else:
-                history_table(
-                    ui.run_query(review_queries.recent_reviews, customer_id=row.customer_id),
-                    row.id,
-                    "mechanic_name",
-                    tz,
-                )
-        with of_mechanic:
-            st.markdown(f"**Of {ui.escape_markdown(row.mechanic_name or 'the mechanic')}**")
+        # one above the other: side by side, five columns do not fit at 1280 px
+        st.markdown("**By the customer**")
+        if row.customer_id is None:
+            st.caption("The customer's account was deleted.")
+        else:
             history_table(
-                ui.run_query(review_queries.recent_reviews, mechanic_id=row.mechanic_id), row.id, "customer_name", tz
+                ui.run_query(review_queries.recent_reviews, customer_id=row.customer_id),
+                row.id,
+                "mechanic_name",
+                tz,
             )
+        st.markdown(f"**Of {ui.escape_markdown(row.mechanic_name or 'the mechanic')}**")
+        history_table(
+            ui.run_query(review_queries.recent_reviews, mechanic_id=row.mechanic_id), row.id, "customer_name", tz
+        )
 
 
 def waited(created_at, now: dt.datetime) -> str:
@@ -482,6 +484,7 @@ size = ui.run_query(review_queries.queue_size, **filters)
 page, page_notice = page_of(st.query_params.get("page"), int(size.reviews.iloc[0]), PAGE_SIZE)
 if page_notice:
     st.warning(page_notice, icon=":material/link_off:")
+    turn_page(page.number) if page.number > 1 else st.query_params.pop("page", None)
 queue = ui.run_query(
     review_queries.moderation_queue,
     loading="the reviews",
@@ -494,6 +497,11 @@ filtered = bool(flags or ratings or mechanic or in_period)
 if queue.empty:
     if status == "pending" and not filtered:
         ui.empty_state("The queue is clear.", "Reviews that get a flag wait here for a decision; none are waiting now.")
+    elif not filtered:
+        ui.empty_state(
+            f"No {label('review_status', status).lower()} reviews yet.",
+            "Reviews show here once a moderator publishes or hides them, or they pass every check.",
+        )
     else:
         ui.empty_state(
             f"No {label('review_status', status).lower()} reviews match these filters.",
@@ -503,7 +511,7 @@ else:
     ids = [str(rid) for rid in queue.id]
     focus = keyboard.focused(FOCUS, ids)
     with st.container(horizontal=True, vertical_alignment="center", key="queue_pager"):
-        st.markdown(f"**{page.range_text()}**", width="content")
+        st.markdown(f"**{page.range_text('review')}**", width="content")
         st.button(
             "Previous page",
             icon=":material/chevron_left:",

@@ -20,7 +20,6 @@ from dashboard.ui.links import mechanic_url, name_column, with_name
 from queries import upsells as q
 
 NEW = "new"
-MONEY_TICKS = "$,.2f"  # axis ticks like the tiles: $1,234.50
 CARDS_PER_ROW = 3
 CARD_STYLE = """<style>.pw-card-call { background: #C2410C; color: #fff; border-radius: 0.5rem; padding: 0.45rem;
 text-align: center; font-weight: 600; }</style>"""
@@ -130,7 +129,7 @@ def performance(period) -> None:
     )
     fig.update_traces(texttemplate="%{x:,} (%{percentInitial:.1%})")
     fig.update_layout(height=320)
-    ui.chart(fig, title="Shown → clicked → bought", x_title="Recommendations (count)", y_title="")
+    ui.chart(fig, title="Shown → clicked → bought", x_title="Recommendations (count)", y_title="", x_format="count")
     first = "service_title" if by == "service" else "recommendation_type"
     st.dataframe(
         table(frame).assign(recommendation_type=frame.recommendation_type.map(type_label)),
@@ -158,9 +157,12 @@ def weekly(period) -> None:
         "%{customdata[1]:.1%} clicked, %{customdata[2]:.1%} bought<extra></extra>"
     )
     fig.update_xaxes(tickvals=frame.bucket, tickformat="%d %b")
-    fig.update_yaxes(tickformat=MONEY_TICKS)
     ui.chart(
-        fig, title="Revenue by week shown", x_title=f"Week starting Monday ({period.tz})", y_title="Revenue (dollars)"
+        fig,
+        title="Revenue by week shown",
+        x_title=f"Week starting Monday ({period.tz})",
+        y_title="Revenue (dollars)",
+        y_format="money",
     )
     st.dataframe(
         table(frame),
@@ -179,10 +181,10 @@ def mechanics(period) -> None:
             "No recommendation in the period followed a session with a mechanic.",
             "Choose a longer period in the sidebar.",
         )
-    st.caption(
-        f"All {len(frame):,} mechanics, by the revenue of the offers shown after their sessions "
-        f"{period.start:%d %b %Y} – {period.end:%d %b %Y}; "
-        "click a column to sort, a name for the profile."
+    ui.scope_caption(
+        period,
+        f"All {len(frame):,} mechanics, by the revenue of the offers shown after their sessions; "
+        "click a column to sort, a name for the profile.",
     )
     st.dataframe(
         table(frame).assign(
@@ -249,7 +251,7 @@ def card_previews(frame) -> None:
 
 def catalogue() -> None:
     frame = ui.run_query(q.catalogue)
-    st.caption("Every service as it is now, one active per type; a recommendation keeps the price it was shown at.")
+    ui.scope_caption(ui.NOW, "One active service per type; a recommendation keeps the price it was shown at.")
     st.dataframe(
         frame.assign(
             price=frame.price_cents / 100,

@@ -17,6 +17,7 @@ from dashboard.core import schema as s
 from dashboard.core.errors import Invalid
 from dashboard.core.validation import parse_uuid
 from dashboard.domain.upsells import OPEN_DAYS, new_recommendations
+from queries.followups import answer_events
 
 SEARCH_MIN, SEARCH_MAX, SEARCH_LIMIT = 3, 100, 50
 SEARCH_COLUMNS = ["customer_id", "email", "full_name", "plan", "acquisition_channel", "created_at", "last_activity"]
@@ -121,8 +122,9 @@ def timeline(conn: Connection, *, customer_id) -> pd.DataFrame:
     """Everything about a customer, latest first: requests, follow-ups, sessions, summaries,
     reviews, interactions, recommendations shown/clicked/purchased and emails to them.
 
-    Columns: happened_at, kind ("Request", "Follow-up question", "Session", "Summary",
-    "Review", "Interaction", "Upsell shown|clicked|purchased", "Email"), the stored codes
+    Columns: happened_at, kind ("Request", "Follow-up question", "Follow-up answered" (who
+    answered and who recorded it, the answer as written: ``queries.followups.answer_events``),
+    "Session", "Summary", "Review", "Interaction", "Upsell shown|clicked|purchased", "Email"), the stored codes
     ``category`` (a request's), ``subtype`` (follow-up type, session type, interaction type,
     recommendation type or email milestone) and ``status``; ``title`` (a vehicle, a rating,
     a service), ``mechanic_id``/``mechanic_name`` (who held the session or was reviewed),
@@ -155,7 +157,9 @@ def timeline(conn: Connection, *, customer_id) -> pd.DataFrame:
         sa.literal("Next steps: ") + ses.c.next_steps,
         sep=" | ",
     )
+    answers = answer_events(cid).subquery("answers")
     parts = [
+        sa.select(*row(answers.c.happened_at, "Follow-up answered", title=answers.c.title, detail=answers.c.detail)),
         sa.select(
             *row(
                 r.c.created_at,

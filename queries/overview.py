@@ -113,13 +113,11 @@ def sessions_completed_per_day(conn: Connection, *, period: Period) -> pd.DataFr
 # --- figures of the role homes that no page's query gives -----------------------------------
 
 
-def emails_to_decide(conn: Connection) -> pd.DataFrame:
-    """One row, a snapshot of every date: ``failed`` and ``uncertain``, the outbox rows waiting
-    for an admin's decision now (the Emails page's Failed and Uncertain tabs)."""
-    status = email_outbox.c.status
-    query = sa.select(*[sa.func.count().filter(status == s).label(s) for s in ("failed", "uncertain")]).where(
-        status.in_(("failed", "uncertain"))
-    )
+def uncertain_emails(conn: Connection) -> pd.DataFrame:
+    """One row, a snapshot of every date: ``uncertain``, the outbox rows that may have reached
+    Resend and wait for an admin's decision now (the Emails page's Uncertain tab; the failed
+    ones are counted by ``queries.emails.failure_groups``, as the Failed tab shows them)."""
+    query = sa.select(sa.func.count().label("uncertain")).where(email_outbox.c.status == "uncertain")
     return pd.DataFrame(conn.execute(query).mappings().all()).astype("int64")
 
 

@@ -122,10 +122,11 @@ def moderation_queue(
         raise ValueError(f"offset 0..{MAX_OFFSET:,} and limit 1..{QUEUE_LIMIT}, got {offset!r} and {limit!r}")
     where = _queue_where(**filters)
     r = mechanic_reviews
-    # Counted apart from the page of rows, so that only the rows shown are joined to names.
+    # The page's ids first, then only those rows joined to names; counted apart, likewise.
     matching = sa.select(sa.func.count()).select_from(r).where(*where).scalar_subquery()
     order = (r.c.created_at, r.c.id) if oldest_first else (r.c.created_at.desc(), r.c.id.desc())
-    query = _reviews_select(matching.label("matching")).where(*where).order_by(*order).limit(limit).offset(offset)
+    page = sa.select(r.c.id).where(*where).order_by(*order).limit(limit).offset(offset)
+    query = _reviews_select(matching.label("matching")).where(r.c.id.in_(page)).order_by(*order)
     return _frame(conn, query, (*REVIEW_COLUMNS, "matching"))
 
 

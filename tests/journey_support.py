@@ -185,3 +185,13 @@ def edit_cell(page, grid, row: int, column: int, value: str) -> None:
     editor.fill(value)
     editor.press("Enter")
     settle(page)
+
+
+def open_link(page, x: float, y: float) -> None:
+    """Click the link drawn in a table cell at ``x``, ``y`` (the grid is a canvas); link cells
+    open in a new tab, ``page.context.pages[-1]`` once this returns. The pointer rests on the
+    cell first: the grid takes a click as a link's only over a link it has hovered."""
+    with page.context.expect_page():
+        page.mouse.move(x - 4, y)
+        page.mouse.move(x, y, steps=4)
+        page.mouse.click(x, y)

@@ -166,7 +166,9 @@ def test_a_period_says_its_scope():
     today = dt.date(2024, 6, 30)
     assert default_period("UTC", today).label == "the last 30 days"
     assert preset_period("this_month", "UTC", today).label == "this month"
-    assert preset_period("last_month", "UTC", today).label == "the last month"
+    assert preset_period("last_month", "UTC", today).label == "May 2024"
+    assert ui.scope_text(preset_period("today", "UTC", today)) == "today"  # not "in today"
+    assert ui.scope_text(preset_period("last_month", "UTC", today)) == "in May 2024"
     custom = Period(dt.date(2024, 3, 1), dt.date(2024, 3, 10), "UTC")
     assert custom.label == "01 Mar 2024 – 10 Mar 2024"
     assert Period(dt.date(2024, 3, 1), dt.date(2024, 3, 1)).label == "01 Mar 2024"
@@ -189,6 +191,16 @@ def test_a_link_keeps_a_preset_relative():
     period, notices = period_from_params({**fixed, "preset": "<b>fortnight</b>"}, today)
     assert period == Period(dt.date(2024, 3, 1), dt.date(2024, 3, 10), "UTC")
     assert "not one of the choices: using its dates" in notices[0]
+
+
+def test_a_hostile_link_falls_back_with_a_short_notice():
+    today = dt.date(2024, 6, 30)
+    for hostile in ("x" * 10_000, "<script>alert(1)</script>", "last_30_days'; DROP TABLE users; --", "\x00"):
+        period, notices = period_from_params(
+            {"preset": hostile, "from": hostile, "to": "9" * 400, "tz": hostile}, today
+        )
+        assert period == default_period("UTC", today)
+        assert len(notices) == 3 and all(len(notice) < 200 for notice in notices), notices
 
 
 def test_typed_days_are_read_or_explained():
@@ -230,6 +242,57 @@ def test_incomplete_buckets_are_the_ones_not_over_yet():
     months = [dt.date(2024, 1, 1), dt.date(2024, 2, 1), dt.date(2024, 3, 1)]
     assert incomplete_buckets(months, "month", dt.date(2024, 2, 29)) == [False, True, True]
     assert incomplete_buckets(months, "month", dt.date(2024, 3, 1)) == [False, False, True]
+
+
+def test_charts_format_axes_like_the_tiles():
+    import plotly.express as px
+
+    frame = {"day": [dt.date(2024, 3, d) for d in (1, 2, 3)], "cents": [125_000, 253_611_00, 2_560_00]}
+    fig = px.bar(x=frame["day"], y=[c / 100 for c in frame["cents"]])
+    ui.chart(fig, title="Revenue", x_title="Day (UTC)", y_title="Revenue ($)", x_format="date", y_format="money")
+    assert (fig.layout.yaxis.tickprefix, fig.layout.yaxis.tickformat) == ("$", ",.0f")  # $253,611
+    assert fig.layout.yaxis.hoverformat == ",.2f" and fig.layout.xaxis.tickformat == "%d %b %Y"
+    small = px.line(x=[1, 2], y=[1.5, 2.5])
+    ui.chart(small, title="t", x_title="x", y_title="y ($)", y_format="money")
+    assert small.layout.yaxis.tickformat == ",.2f"  # $1.50, not $2
+    share = px.line(x=[1, 2], y=[0.123, 0.5])
+    ui.chart(share, title="t", x_title="x", y_title="Share (%)", y_format="percent")
+    assert (share.layout.yaxis.tickformat, share.layout.yaxis.hoverformat) == (".0%", ui.HOVER["percent"])
+    count = px.bar(x=[1, 2], y=[2560, 253611])
+    ui.chart(count, title="t", x_title="x", y_title="Sessions (count)", y_format="count")
+    assert count.layout.yaxis.tickformat == ",~f"  # 253,611: never 253.611k
+    template = count.layout.template.layout.yaxis
+    assert (template.separatethousands, template.exponentformat) == (True, "none")  # also without a format
+    with pytest.raises(ValueError, match="axis format must be one of"):
+        ui.chart(px.bar(x=[1], y=[1]), title="t", x_title="x", y_title="y", y_format="dollars")
+
+
+def test_the_bucket_not_over_yet_is_drawn_as_so_far():
+    import plotly.express as px
+
+    weeks = [dt.date(2024, 3, 4), dt.date(2024, 3, 11)]
+    bars = px.bar(x=weeks, y=[100, 11])
+    assert ui.mark_partial(bars, weeks, "week", "UTC", today=dt.date(2024, 3, 13))
+    marker = bars.data[0].marker
+    assert list(marker.opacity) == [1.0, ui.PARTIAL_OPACITY] and list(marker.pattern.shape) == ["", "/"]
+    assert [a.text for a in bars.layout.annotations] == ["so far"]
+    line = px.line(x=weeks, y=[1.0, 0.2])
+    line.data[0].name = "SLA met"
+    assert ui.mark_partial(line, weeks, "week", "UTC", today=dt.date(2024, 3, 13))
+    solid, dashed = line.data
+    assert list(solid.y) == [1.0, None] and (list(dashed.y), dashed.line.dash) == ([1.0, 0.2], "dash")
+    assert dashed.name == "SLA met (so far)"
+    stacked = px.bar(x=[weeks[0], weeks[0], weeks[1]], y=[5, 3, 2], color=["sent", "failed", "sent"])
+    assert ui.mark_partial(stacked, weeks, "week", "UTC", today=dt.date(2024, 3, 13))  # "failed": no bar this week
+    sent, failed = stacked.data
+    assert list(sent.marker.opacity) == [1.0, ui.PARTIAL_OPACITY] and failed.marker.opacity is None
+    twin = px.bar(x=weeks, y=[100, 11])
+    twin.add_scatter(x=weeks, y=[4.0, 2.0], yaxis="y2", name="Median hours")
+    ui.mark_partial(twin, weeks, "week", "UTC", today=dt.date(2024, 3, 13))
+    assert twin.data[-1].yaxis == "y2"  # the dashed part stays on the axis of the line it continues
+    done = px.bar(x=weeks, y=[100, 90])
+    assert not ui.mark_partial(done, weeks, "week", "UTC", today=dt.date(2024, 3, 18))
+    assert not done.layout.annotations
 
 
 def test_period_problems():
@@ -377,6 +440,10 @@ def test_a_preset_applies_at_once_and_stays_relative_in_the_url(demo_app):
     at.selectbox(key="filter_tz").set_value("Pacific/Kiritimati").run()  # UTC+14
     kiritimati = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=14)).date()
     assert at.query_params["to"] == str(kiritimati) and at.query_params["preset"] == "last_7_days"
+    # a session left open overnight: the relative period moves on to the new today
+    at.session_state["filter_dates"] = "2024-01-01 – 2024-01-07"
+    at.run()
+    assert at.text_input(key="filter_dates").value == f"{kiritimati - dt.timedelta(days=6)} – {kiritimati}"
     # dates picked on the calendar make the period custom; the URL drops the preset
     at.date_input(key="filter_calendar").set_value((dt.date(2024, 1, 1), dt.date(2024, 1, 31))).run()
     assert at.selectbox(key="filter_preset").value == "custom"

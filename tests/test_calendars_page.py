@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.core import schema as s
 from dashboard.core.audit import record_audit
 from dashboard.core.auth import Actor
-from dashboard.core.period import Period
+from dashboard.core.period import Period, today_in
 from dashboard.domain.calendars.edits import BASE_PRICE, save_weekly_slots, set_base_price
 from dashboard.domain.calendars.slots import weekly_slots as weekly_slots_of
 from dashboard.ui import components as ui
@@ -288,7 +288,8 @@ def test_the_week_shows_each_open_hour_at_its_price_in_money(calendar):
     at = open_page(engine, MANAGER, mechanic, "Week")
     for _ in range(2):  # the week after next: only the session written here is in it
         next(button for button in at.button if button.label == "Next week").click().run()
-    monday = dt.date.today() + dt.timedelta(days=14 - dt.date.today().weekday())
+    today = today_in("Europe/Berlin")  # the display timezone's date, as the page reads it
+    monday = today + dt.timedelta(days=14 - today.weekday())
     wednesday_ten = dt.datetime.combine(monday + dt.timedelta(days=2), dt.time(10), ZoneInfo("Europe/Berlin"))
     with engine.begin() as conn:
         add_session(conn, uuid.UUID(mechanic), uuid.UUID(mechanic), "scheduled", scheduled_at=wednesday_ten)
@@ -326,14 +327,24 @@ def test_a_link_opens_the_mechanics_calendar_and_the_choice_stays_in_the_url(cal
     unknown = AppTest.from_file(str(PAGE), default_timeout=60)
     unknown.session_state["_pitwall_context"] = at.session_state["_pitwall_context"]
     unknown.query_params["mechanic"] = "<script>x</script>"
+    unknown.query_params["view"] = "<b>peak</b>"
     unknown.run()
     assert not unknown.exception and unknown.selectbox(key="calendar_mechanic").value == "all"
+    assert unknown.segmented_control(key="calendar_view").value == "Week"
+    home = AppTest.from_file(str(PAGE), default_timeout=60)  # the manager's home links to a view
+    home.session_state["_pitwall_context"] = at.session_state["_pitwall_context"]
+    home.query_params["view"] = "heatmaps"
+    home.run()
+    assert not home.exception and home.segmented_control(key="calendar_view").value == "Heatmaps"
+    home.segmented_control(key="calendar_view").set_value("Peak pricing").run()
+    assert home.query_params["view"] == "peak"
 
 
 def test_previous_this_and_next_week(calendar):
     engine, mechanic = calendar
     at = open_page(engine, MANAGER, mechanic, "Week")
-    this_monday = dt.date.today() - dt.timedelta(days=dt.date.today().weekday())
+    today = today_in("Europe/Berlin")
+    this_monday = today - dt.timedelta(days=today.weekday())
     press = lambda name: next(b for b in at.button if b.label == name).click().run()  # noqa: E731
     press("Previous week")
     assert week_cells(at).columns[0] == f"{this_monday - dt.timedelta(days=7):%a %d %b}"

@@ -10,14 +10,13 @@ shown in UTC.
 from __future__ import annotations
 
 import datetime as dt
-import math
 
 import pytest
 
 from dashboard.domain.calendars.edits import save_weekly_slots, set_base_price
 from queries import calendars as q
 from tests.factories import add_mechanic, add_session, weekly_slot
-from tests.test_calendars_queries import MANAGER, UTC, WEEK, staff, z
+from tests.test_calendars_queries import MANAGER, WEEK, staff, z
 
 __all__ = ["staff"]  # the staff fixture the edits need
 WEDNESDAY = dt.date(2026, 3, 11)
@@ -78,61 +77,3 @@ def test_week_prices_in_the_mechanics_own_zone_and_an_empty_week(engine, flo):
         [9, 4999.0],
     ]
     assert idle.open_starts.sum() == 0  # an inactive mechanic offers nothing
-
-
-def test_utilisation_this_week_counts_every_active_mechanics_hours(engine, flo):
-    with engine.connect() as conn:
-        week = q.utilisation_this_week(conn, tz="UTC", today=WEDNESDAY)
-        earlier = q.utilisation_this_week(conn, tz="UTC", today=dt.date(2026, 3, 1))
-    # Flo: Monday 3 h + Tuesday 1 h; Gus is retired. Booked: 2 sessions x 30 minutes.
-    assert week.to_dict("records") == [
-        {
-            "week_start": WEEK,
-            "week_end": dt.date(2026, 3, 15),
-            "available_hours": 4.0,
-            "booked_hours": 1.0,
-            "utilisation": 0.25,
-        }
-    ]
-    assert earlier.week_start[0] == dt.date(2026, 2, 23) and earlier.available_hours[0] == 4.0
-    assert earlier.booked_hours[0] == 0.0 and earlier.utilisation[0] == 0.0
-
-
-def test_unfilled_peak_hours_are_the_most_wanted_hours_without_room(engine, flo):
-    mechanic = flo[0]
-    with engine.begin() as conn:
-        for week in range(4):  # the four weeks before 9 March
-            monday = dt.datetime(2026, 2, 9, tzinfo=UTC) + dt.timedelta(weeks=week)
-            add_session(conn, mechanic, mechanic, scheduled_at=monday + dt.timedelta(hours=8, minutes=15))
-            tuesday = monday + dt.timedelta(days=1, hours=8)
-            add_session(conn, mechanic, mechanic, scheduled_at=tuesday)
-            add_session(conn, mechanic, mechanic, scheduled_at=tuesday + dt.timedelta(minutes=20))
-            add_session(conn, mechanic, mechanic, "cancelled", scheduled_at=monday + dt.timedelta(days=2, hours=14))
-        for day in (13, 20):
-            add_session(conn, mechanic, mechanic, scheduled_at=dt.datetime(2026, 2, day, 15, tzinfo=UTC))
-        add_session(conn, mechanic, mechanic, scheduled_at=z("2026-03-13T15:00"))  # this week: not history
-    with engine.connect() as conn:
-        peaks = q.unfilled_peak_hours(conn, tz="UTC", today=WEDNESDAY)
-        one = q.unfilled_peak_hours(conn, tz="UTC", today=WEDNESDAY, limit=1)
-    # Monday 08:00: 1 a week, room for 2 (60 minutes / 30): 50% full, not unfilled.
-    # Tuesday 08:00: 2 a week, room for 2: unfilled. Friday 15:00: 2 in 4 weeks, no room at all.
-    assert peaks.values.tolist() == [
-        [2, dt.date(2026, 3, 10), 8, 2.0, 2.0, 1.0],
-        [5, dt.date(2026, 3, 13), 15, 0.5, 0.0, 0.0],
-    ]
-    assert len(one) == 1 and one.hour[0] == 8
-
-
-def test_no_demand_means_no_unfilled_hours(engine, flo):
-    with engine.connect() as conn:
-        peaks = q.unfilled_peak_hours(conn, tz="UTC", today=dt.date(2026, 1, 7))
-        week = q.utilisation_this_week(conn, tz="Pacific/Kiritimati", today=dt.date(2026, 1, 7))
-    assert peaks.empty and list(peaks.columns) == [
-        "day_of_week",
-        "day",
-        "hour",
-        "sessions_per_week",
-        "room",
-        "available_hours",
-    ]
-    assert week.available_hours[0] == 4.0 and not math.isnan(week.utilisation[0])

@@ -167,6 +167,16 @@ def test_search_by_email_or_name(people):
     assert found(people, "_100%") == ["bob_100%@example.com"]  # wildcards match themselves
     assert found(people, "%%%") == [] and found(people, "!!!") == []
     assert found(people, "x'); DROP TABLE users; --") == []
+    with people.connect() as conn:  # each match with its plan and latest interaction (none: missing)
+        matches = q.search(conn, text="ann").set_index("email")
+    assert matches.loc["ann@example.com", ["full_name", "plan"]].tolist() == ["Ann O'Neil", "standard"]
+    assert matches.loc["ann@example.com", "last_activity"] == pd.Timestamp(at(1))
+    assert pd.isna(matches.loc["joann@example.com", "last_activity"])
+
+
+def test_search_refuses_control_characters(people):
+    with pytest.raises(Invalid, match="control character"), people.connect() as conn:
+        q.search(conn, text="ann\x00@example.com")
 
 
 @pytest.mark.parametrize("text", ["ab", "   ", "x" * 101, None])
@@ -234,6 +244,27 @@ def test_profile_and_timeline(people):
     assert str(events.happened_at.dt.tz) == "UTC"
 
 
+def test_the_timeline_shows_a_recorded_answer_as_written(people):
+    r = s.requests
+    with people.begin() as conn:
+        conn.execute(
+            r.update()
+            .where(r.c.customer_id == U["ann"], r.c.is_follow_up)
+            .values(
+                follow_up_state="answered",
+                assigned_mechanic_id=U["mech"],
+                answered_at=at(6),
+                answer_text="Ceramic <b>pads</b>, **not** metal",
+                answered_by=SUPPORT.email,
+            )
+        )
+        events = q.timeline(conn, customer_id=U["ann"])
+    answer = events[events.kind == "Follow-up answered"].iloc[0]
+    assert answer.happened_at == pd.Timestamp(at(6))
+    assert answer.title == "Answered by Mo Mechanic · recorded by Sam Support"
+    assert answer.detail == "Ceramic <b>pads</b>, **not** metal"  # as written; the page shows it in a table
+
+
 def recommended(engine, who, now) -> list:
     with engine.connect() as conn:
         return q.recommended_next(conn, customer_id=U[who], now=now).values.tolist()
@@ -296,7 +327,7 @@ def test_page_lists_the_matches_and_opens_the_one_picked(people):
     assert about["Upsell clicked"] == "Maintenance plan · Brake care plan"
     mechanic = dict(zip(timeline.kind, timeline.mechanic))
     assert mechanic["Session"] == f"mechanics?mechanic={U['mech']}#Mo Mechanic"
-    assert pd.isna(mechanic["Email"])
+    assert mechanic["Email"] == ""  # no mechanic: an empty cell
 
 
 def test_one_match_opens_directly_and_markup_stays_text(people):

@@ -120,7 +120,7 @@ PINNED_DIGESTS = {
     "profiles": (250, "d51cb1c64df7fdf3"),
     "mechanic_availability_slots": (60, "8b215edb67d11e29"),
     "mechanic_availability_overrides": (33, "980b601a625cf491"),
-    "requests": (608, "015847e519ba324c"),
+    "requests": (608, "54e6e6659fc7721f"),
     "sessions": (436, "31991de9b0cd40ff"),
     "session_files": (190, "f1c56d7e4088d5e1"),
     "session_extensions": (50, "6b0efb0a758e2d7d"),

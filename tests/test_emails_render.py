@@ -119,7 +119,8 @@ def test_the_html_is_a_600px_column_with_inlined_css_dark_mode_and_nothing_remot
 
 
 def test_brand_colours_are_the_app_theme():
-    theme = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["theme"]
+    """Emails are light whatever the reader's system: they take the light theme's colours."""
+    theme = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["theme"]["light"]
     assert BRAND.primary == theme["primaryColor"] and BRAND.text == theme["textColor"]
     button = next(
         attrs

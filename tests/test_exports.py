@@ -91,17 +91,19 @@ def test_name_links_carry_the_id_to_the_server_and_the_name_after_the_hash():
     assert with_name("customers?customer=c1", "Ann <b>") == "customers?customer=c1#Ann <b>"
 
 
-def test_export_times_are_to_the_second_in_the_display_timezone():
-    from dashboard.ui.exports import export_frame, export_time
+def test_an_export_has_the_columns_asked_for_with_times_to_the_second_in_the_display_timezone():
+    from dashboard.ui.exports import export_frame
 
-    instants = pd.Series([pd.Timestamp("2024-03-10T06:59:59.987654Z"), pd.Timestamp("2024-03-10T07:00:00Z"), None])
     # New York moves to summer time at 07:00 UTC on 10 March 2024; microseconds are cut, not rounded
-    assert export_time(instants, "America/New_York").tolist()[:2] == ["2024-03-10 01:59:59", "2024-03-10 03:00:00"]
-    assert pd.isna(export_time(instants, "UTC").iloc[2])
-    frame = pd.DataFrame({"customer_id": ["c1"], "full_name": ["=Ann"], "at": [instants.iloc[0]]})
-    assert export_frame(frame, {"full_name": "Name", "at": "When (UTC)"}, times=("at",)).decode().splitlines() == [
-        "Name,When (UTC)",
-        "'=Ann,2024-03-10 06:59:59",  # the id stays out, the name is inert
+    instants = [pd.Timestamp("2024-03-10T06:59:59.987654Z"), pd.Timestamp("2024-03-10T07:00:00Z"), None]
+    frame = pd.DataFrame({"customer_id": ["c1", "c2", "c3"], "full_name": ["=Ann", "Bo", None], "at": instants})
+    assert export_frame(
+        frame, {"full_name": "Name", "at": "When (America/New_York)"}, times=("at",), tz="America/New_York"
+    ).decode().splitlines() == [
+        "Name,When (America/New_York)",
+        '\'=Ann,"10 Mar 2024, 01:59:59"',  # the id stays out, the name is inert
+        'Bo,"10 Mar 2024, 03:00:00"',
+        ",",
     ]
 
 

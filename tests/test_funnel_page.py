@@ -77,7 +77,7 @@ def test_tabs_follow_their_controls(page_db):
     assert by_email.loc["c@example.com", ["plan", "acquisition_channel"]].tolist() == ["Standard", "Paid search"]
     assert by_email.loc["j@example.com", ["plan", "acquisition_channel"]].tolist() == ["—", "—"]  # no profile
     assert by_email.loc["c@example.com", "customer"] == f"customers?customer={C['C']}#Customer C"  # a link
-    assert [b.label for b in at.get("download_button")] == ["Download 3 as CSV"]
+    assert [b.label for b in at.get("download_button")] == ["Download (CSV)"]
 
 
 def test_a_funnel_without_a_roll_up_and_bad_steps(page_db):
@@ -149,5 +149,5 @@ def test_the_drop_off_file_has_names_labels_and_times_to_the_second(page_db, dow
     # B entered with the intake of 4 March 09:00 UTC and clicked on 8 March 09:00 UTC (EST, UTC-5)
     assert csv().decode().splitlines() == [
         "Name,Email,Plan,Channel,Entered (America/New_York),Reached the step (America/New_York)",
-        "Customer B,b@example.com,Standard,Paid search,2024-03-04 04:00:00,2024-03-08 04:00:00",
+        'Customer B,b@example.com,Standard,Paid search,"04 Mar 2024, 04:00:00","08 Mar 2024, 04:00:00"',
     ]

@@ -30,7 +30,7 @@ def test_admin_journey(journey_app):
         page.get_by_role("tab", name="Drop-off list").click()
         settle(page)
         with page.expect_download() as download:
-            page.get_by_test_id("stDownloadButton").locator("button").click()
+            page.get_by_role("button", name="Download (CSV)").click()
         assert download.value.suggested_filename.startswith("drop-off-step-1-")
         lines = open(download.value.path(), encoding="utf-8").read().splitlines()
         assert "Email" in lines[0].split(",") and len(lines) > 1, lines[:2]

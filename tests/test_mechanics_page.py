@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.domain.reviews import refresh_aggregates
@@ -20,7 +21,8 @@ def test_leaderboard_filters_by_specialty(shop):
         f"mechanics?mechanic={board.user_id.iloc[1]}#Bo",
     ]
     copy = " ".join(c.value for c in at.caption)
-    assert "All 2 active mechanics, all time" in copy and "Bayesian" not in copy and "×" not in copy
+    assert "All time, whatever the period" in copy and "All 2 active mechanics" in copy
+    assert "Bayesian" not in copy and "×" not in copy
     at.selectbox(key="specialty").set_value("engine").run()
     assert list(at.dataframe[0].value["display_name"]) == ["Bo"]
 
@@ -45,3 +47,12 @@ def test_a_link_opens_the_profile_and_the_author_links_to_the_customer(shop):
     assert {m.label for m in at.metric} >= {"Rating", "Ranking score", "Median response"}
     reviews = [m.value for m in at.markdown if "by [" in m.value]
     assert reviews and all("](customers?customer=" in text for text in reviews)
+
+
+@pytest.mark.parametrize("mechanic", ["not-an-id", "00000000-0000-0000-0000-000000000000", "<b>x</b>' OR 1=1"])
+def test_a_link_to_an_unknown_or_malformed_mechanic_says_so(shop, mechanic):
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params["mechanic"] = mechanic
+    at = open_page(at.run(), "mechanics.py")
+    assert not at.exception and not at.header
+    assert "This link does not name a mechanic" in at.info[-1].value

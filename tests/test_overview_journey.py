@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlparse
 from tests.browser_support import browser_page, open_page, settle
 from tests.journey_support import JOURNEY_TIMEZONE, choose, step
 
-SUPPORT_TILES = ("Reviews waiting", "Follow-ups past their target", "Follow-ups due soon")
+SUPPORT_TILES = ("Reviews waiting", "Follow-ups past their target", "Follow-ups due within 2 h")
 MANAGER_TILES = ("Utilisation", "Unfilled peak hours")
 ADMIN_TILES = ("Intake → session", "Upsell revenue", "Emails failed", "Emails uncertain")
 

@@ -91,9 +91,9 @@ def test_bulk_publish_and_filters(shop):
     with shop["engine"].begin() as conn:
         second = add_review(conn, shop["rita"], 1, "pending", flags=["short_negative"], review_text="Bad")
     at = open_page(AppTest.from_file(str(APP), default_timeout=60).run(), "reviews.py")
-    assert "**1–2 of 2**" in text(at.markdown)
+    assert "**1–2 of 2 reviews**" in text(at.markdown)
     at.multiselect(key="flag_pick").set_value(["short_negative"]).run()
-    assert "**1 of 1**" in text(at.markdown) and at.query_params["flag"] == "short_negative"
+    assert "**1 of 1 review**" in text(at.markdown) and at.query_params["flag"] == "short_negative"
     at.multiselect(key="flag_pick").set_value([]).run()
     next(b for b in at.button if b.label == "Select all shown").click().run()
     assert at.checkbox(key=f"select_{second}").value
@@ -103,7 +103,10 @@ def test_bulk_publish_and_filters(shop):
     at.button(key="bulk_publish").click().run()
     assert not at.exception and not at.error
     assert {status_of(shop["engine"], rid) for rid in (second, shop["waiting"])} == {"published"}
-    assert "The queue is clear." in text(at.info)
+    assert "The queue is clear." in text(at.info) and "Published 2 reviews." in text(at.markdown)
+    at.button(key="decision_notice_undo").click().run()  # a bulk decision is undone as one
+    assert {status_of(shop["engine"], rid) for rid in (second, shop["waiting"])} == {"pending"}
+    assert "Undone: 2 reviews back as before." in text(at.markdown) and "**1–2 of 2 reviews**" in text(at.markdown)
 
 
 @pytest.fixture
@@ -163,27 +166,29 @@ def test_the_queue_pages_through_any_backlog_oldest_first(shop):
         ]
     at = open_reviews()
     assert not at.exception
-    assert "**1–20 of 45**" in text(at.markdown) and cards(at) == [str(r) for r in older[:20]]
+    assert "**1–20 of 45 reviews**" in text(at.markdown) and cards(at) == [str(r) for r in older[:20]]
     assert "Waiting now, oldest first; the oldest has waited 1d 20h." in text(at.caption)
     assert "Any date: the sidebar" in text(at.caption)  # the sidebar period is not used, and it says so
     assert ":orange-badge[:material/schedule: Waiting 1d 20h]" in text(at.markdown)  # the age on each card
     previous = next(b for b in at.button if b.label == "Previous page")
     assert previous.proto.disabled
     next(b for b in at.button if b.label == "Next page").click().run()
-    assert "**21–40 of 45**" in text(at.markdown) and at.query_params["page"] == "2"
+    assert "**21–40 of 45 reviews**" in text(at.markdown) and at.query_params["page"] == "2"
     assert cards(at) == [str(r) for r in older[20:40]]
     next(b for b in at.button if b.label == "Next page").click().run()
-    assert "**41–45 of 45**" in text(at.markdown) and cards(at)[-1] == str(shop["waiting"])
+    assert "**41–45 of 45 reviews**" in text(at.markdown) and cards(at)[-1] == str(shop["waiting"])
     assert next(b for b in at.button if b.label == "Next page").proto.disabled
 
     at = open_reviews(page="99")  # a link past the end: the last page, and why
     assert "There is no page 99 (the list has 3 pages): showing the last." in text(at.warning)
-    assert "**41–45 of 45**" in text(at.markdown)
+    assert (
+        "**41–45 of 45 reviews**" in text(at.markdown) and at.query_params["page"] == "3"
+    )  # the URL says what is shown
     for bad in ("abc", "-1", "0", "1e9", "9" * 40):
         at = open_reviews(page=bad)
         assert not at.exception
         assert "is not a page number: showing page 1." in text(at.warning), bad
-        assert "**1–20 of 45**" in text(at.markdown)
+        assert "**1–20 of 45 reviews**" in text(at.markdown)
 
 
 def test_the_suggested_action_is_the_primary_button(shop):
@@ -275,10 +280,16 @@ def test_unknown_link_parameters_say_so_and_show_the_waiting_queue(shop):
     assert "The link's flag 'spam' is not a flag reviews get: left out." in warnings
     assert "<b>" not in "\n".join(str(w.value) for w in at.warning)  # escaped
     assert cards(at) == [str(shop["waiting"])]
+    assert "status" not in at.query_params and "flag" not in at.query_params  # taken out of the URL
+
+    at = open_reviews(status="pend\x00ing", flag="profanity'; DROP TABLE mechanic_reviews; --")
+    assert not at.exception and cards(at) == [str(shop["waiting"])]
+    assert "is not one of pending, published or hidden" in text(at.warning)
+    assert "is not a flag reviews get" in text(at.warning)
 
     at = open_reviews(status="hidden")
     assert at.segmented_control(key="status_pick").value == "hidden"
-    assert "No hidden reviews match these filters." in text(at.info)
+    assert "No hidden reviews yet." in text(at.info)
     at = open_reviews(flag="personal_data")
     assert at.multiselect(key="flag_pick").value == ["personal_data"] and cards(at) == [str(shop["waiting"])]
     at = open_reviews(flag="short_negative")

@@ -134,6 +134,11 @@ def test_page_numbers_from_a_link():
     assert Page(2, 20, 45).range_text() == "21–40 of 45" and Page(3, 20, 45).range_text() == "41–45 of 45"
     assert Page(1, 20, 20).range_text() == "1–20 of 20" and not Page(1, 20, 20).has_next
     assert Page(1, 20, 29_775).range_text() == "1–20 of 29,775" and Page(1, 20, 29_775).pages == 1489
+    assert Page(1, 20, 29_775).range_text("review") == "1–20 of 29,775 reviews"
+    assert (
+        Page(1, 20, 1).range_text("review") == "1 of 1 review"
+        and Page(1, 20, 0).range_text("review") == "0 of 0 reviews"
+    )
     for bad in ("0", "-1", "two", "1.5", " ", "9" * 30, "\x00"):
         page, notice = page_of(bad, 45, 20)
         assert page.number == 1 and "is not a page number" in notice, bad

@@ -107,6 +107,10 @@ def test_the_leaderboard_lists_every_mechanic_with_a_link_to_the_profile(sold):
         quiet = [add_mechanic(conn, f"Quiet {n}") for n in range(3)]
         add_mechanic(conn, "Gone", is_active=False)  # inactive, nothing shown: left out
         conn.execute(s.sessions.update().where(s.sessions.c.id == S["s1"]).values(mechanic_id=ann))
+    with sold.connect() as conn:
+        listed = q.by_mechanic(conn, period=PERIOD)
+    assert listed.display_name.tolist() == ["Ann Wrench", "Quiet 0", "Quiet 1", "Quiet 2"]
+    assert listed.revenue_cents.tolist() == [1900, 0, 0, 0] and listed.conversion.isna().tolist()[1:] == [True] * 3
     at = open_page(sold)
     board = at.dataframe[2].value
     assert board.mechanic.tolist() == [f"mechanics?mechanic={ann}#Ann Wrench"] + [

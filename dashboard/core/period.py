@@ -87,12 +87,19 @@ class Period:
 
     @property
     def label(self) -> str:
-        """The period as a number's scope reads it: "today", "the last 30 days", "this month",
-        or its days ("01 Mar 2024 – 10 Mar 2024")."""
+        """The period as people name it: "today", "the last 30 days", "this month", the month
+        for last month ("November 2026"), or its days ("01 Mar 2024 – 10 Mar 2024")."""
         if self.preset == CUSTOM:
             return self.span
-        name = PRESETS[self.preset]
-        return name.lower() if self.preset in ("today", "this_month") else f"the {name.lower()}"
+        if self.preset == "last_month":
+            return f"{self.start:%B %Y}"
+        name = PRESETS[self.preset].lower()
+        return name if self.preset in ("today", "this_month") else f"the {name}"
+
+    @property
+    def scope(self) -> str:
+        """What a number of the period covers: "today", "this month", else "in <label>"."""
+        return self.label if self.preset in ("today", "this_month") else f"in {self.label}"
 
     def includes_today(self, today: dt.date | None = None) -> bool:
         """True while the period is not over yet (its last day is today or later)."""

@@ -74,8 +74,11 @@ pio.templates["pitwall"] = go.layout.Template(
 )
 pio.templates.default = "pitwall"
 
-# The dark theme's chart colours: text and lines that read on Streamlit's dark background.
+# The dark theme's chart colours: the brand colours lighter (as chartCategoricalColors of
+# [theme.dark] in .streamlit/config.toml), text and lines that read on the dark background.
+DARK_COLORS = ["#F97316", "#2DD4BF", "#60A5FA", "#FACC15", "#C084FC", "#94A3B8"]
 DARK_CHART = dict(
+    colorway=DARK_COLORS,
     font=dict(color="#E5E7EB"),
     title=dict(font=dict(color="#E5E7EB")),
     xaxis=dict(linecolor="#4B5563", tickcolor="#4B5563", gridcolor="#374151", zerolinecolor="#4B5563"),
@@ -378,9 +381,9 @@ ALL_TIME = "all time"  # every row ever, whatever the period
 
 
 def scope_text(scope: Period | str) -> str:
-    """A number's scope as its tile says it: "in the last 30 days", "in 01 Mar 2024 – 10 Mar
-    2024", "now" or "all time" (a Period, ``NOW``, ``ALL_TIME`` or words of your own)."""
-    return f"in {scope.label}" if isinstance(scope, Period) else scope
+    """A number's scope as its tile says it: "in the last 30 days", "today", "in 01 Mar 2024 –
+    10 Mar 2024", "now" or "all time" (a Period, ``NOW``, ``ALL_TIME`` or words of your own)."""
+    return scope.scope if isinstance(scope, Period) else scope
 
 
 def _sentence(text: str) -> str:
@@ -666,8 +669,20 @@ def chart(
         if kind is not None:
             fig.update_layout({f"{axis}axis": _axis_format(kind, _axis_values(fig, axis))})
     if _dark_theme():
-        fig.update_layout(DARK_CHART)
+        _in_dark_colours(fig)
     st.plotly_chart(inert_figure(fig), theme=None, config={"displaylogo": False})
+
+
+def _in_dark_colours(fig: go.Figure) -> None:
+    """The figure's brand colours (bars, lines, markers) swapped for their dark-theme peers."""
+    fig.update_layout(DARK_CHART)
+    dark = dict(zip(BRAND_COLORS, DARK_COLORS))
+    for trace in fig.data:
+        for part in ("marker", "line"):
+            holder = getattr(trace, part, None)
+            color = getattr(holder, "color", None) if holder is not None else None
+            if isinstance(color, str) and color in dark:
+                holder.color = dark[color]
 
 
 def _dark_theme() -> bool:
@@ -688,45 +703,59 @@ def mark_partial(fig: go.Figure, buckets: Sequence, grain: str, tz: str, *, toda
     in the hover and a "so far" note over it. ``buckets`` are the x values of the figure's
     traces. Returns True when a bucket was marked (say so in the chart's caption, e.g.
     "The last week is not over: its bar shows it so far.")."""
-    partial = incomplete_buckets(buckets, grain, today or today_in(tz))
-    if not any(partial):
+    partial = {_day(b) for b, flag in zip(buckets, incomplete_buckets(buckets, grain, today or today_in(tz))) if flag}
+    if not partial:
         return False
-    marks = [bool(flag) for flag in partial]
     new_traces = []
     for index, trace in enumerate(fig.data):
-        color = BRAND_COLORS[index % len(BRAND_COLORS)]
+        if trace.type not in ("bar", "scatter") or trace.x is None:
+            continue
+        marks = [_day(x) in partial for x in trace.x]
+        if not any(marks):
+            continue
+        color = _given(trace.marker.color, BRAND_COLORS[index % len(BRAND_COLORS)])
         if trace.type == "bar":
             trace.update(
                 marker=dict(
-                    color=trace.marker.color or color,
+                    color=color,
                     opacity=[PARTIAL_OPACITY if mark else 1.0 for mark in marks],
                     pattern=dict(shape=["/" if mark else "" for mark in marks], fillmode="overlay"),
                 )
             )
-        elif trace.type == "scatter":
-            ys = list(trace.y)
-            first = marks.index(True)
-            start = max(first - 1, 0)
-            new_traces.append(
-                go.Scatter(
-                    x=list(trace.x)[start:],
-                    y=ys[start:],
-                    mode=trace.mode or "lines",
-                    name=f"{trace.name} ({SO_FAR})" if trace.name else SO_FAR.capitalize(),
-                    line=dict(color=trace.line.color or color, dash="dash"),
-                    hovertemplate=trace.hovertemplate,
-                    showlegend=True,
-                )
+            continue
+        color = _given(trace.line.color, color)
+        ys, start = list(trace.y), max(marks.index(True) - 1, 0)
+        new_traces.append(
+            go.Scatter(
+                x=list(trace.x)[start:],
+                y=ys[start:],
+                mode=trace.mode or "lines",
+                name=f"{trace.name} ({SO_FAR})" if trace.name else SO_FAR.capitalize(),
+                line=dict(color=color, dash="dash"),
+                hovertemplate=trace.hovertemplate,
+                xaxis=trace.xaxis,  # on the same axes as the line it continues (e.g. a second y axis)
+                yaxis=trace.yaxis,
             )
-            trace.update(y=[None if mark else y for y, mark in zip(ys, marks)], line_color=trace.line.color or color)
+        )
+        trace.update(y=[None if mark else y for y, mark in zip(ys, marks)], line_color=color)
     for trace in new_traces:
         fig.add_trace(trace)
-    for bucket, mark in zip(buckets, marks):
-        if mark:
-            fig.add_annotation(
-                x=bucket, y=1, yref="paper", text=SO_FAR, showarrow=False, yanchor="top", font=dict(size=12)
-            )
+    for bucket in sorted(partial):
+        fig.add_annotation(x=bucket, y=1, yref="paper", text=SO_FAR, showarrow=False, yanchor="top", font=dict(size=12))
     return True
+
+
+def _day(value):
+    """A bucket's x value (a date, a timestamp, an ISO string) as a date, to compare buckets."""
+    try:
+        return pd.Timestamp(value).date()
+    except (ValueError, TypeError):
+        return value
+
+
+def _given(color, fallback):
+    """A trace's colour when it has one (a colour or a list of them), else ``fallback``."""
+    return fallback if color is None else color
 
 
 # Plotly draws a subset of HTML (<a href>, <b>, <br>, ...) found in labels, hovers, legends and

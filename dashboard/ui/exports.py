@@ -43,20 +43,13 @@ def as_csv(frame: pd.DataFrame) -> bytes:
     return safe.to_csv(index=False).encode()
 
 
-EXPORT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-
-
-def export_time(values: pd.Series, tz: str) -> pd.Series:
-    """UTC instants as an export shows them: to the second in the display timezone ``tz``
-    (``2024-05-01 06:00:00``), empty where missing. Put the timezone in the column's header."""
-    instants = pd.to_datetime(values, utc=True)
-    return instants.dt.tz_convert(tz).dt.strftime(EXPORT_TIME_FORMAT).where(instants.notna(), None)
-
-
 def export_frame(
     frame: pd.DataFrame, columns: dict[str, str], *, times: tuple[str, ...] = (), tz: str = "UTC"
 ) -> bytes:
     """``frame``'s ``columns`` (name -> header, in that order) as a CSV for a download, the
-    ``times`` columns through ``export_time`` in ``tz``; ids a page keeps for links stay out."""
-    shown = frame.assign(**{column: export_time(frame[column], tz) for column in times})
+    ``times`` columns to the second in ``tz`` (``dashboard.ui.times``, blank when missing; say
+    the timezone in their headers); ids a page keeps for links stay out."""
+    from dashboard.ui.times import column_to_the_second
+
+    shown = frame.assign(**{column: column_to_the_second(frame[column], tz) for column in times})
     return as_csv(shown[list(columns)].rename(columns=columns))

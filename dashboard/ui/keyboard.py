@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 import streamlit as st
 
 _RING = """<style>
-.st-key-{key} {{ outline: 3px solid #2563EB; outline-offset: 3px; border-radius: 0.6rem; }}
+.st-key-{key} {{ outline: 3px solid #2563EB; outline-offset: 3px; border-radius: 0.6rem; scroll-margin-top: 4rem; }}
 </style>"""
 _SCROLL = """<script>
 (() => {{
   const card = document.querySelector(".st-key-{key}");
-  if (card) card.scrollIntoView({{block: "nearest", behavior: "instant"}});
+  if (card) card.scrollIntoView({{block: "start", behavior: "instant"}});
 }})();
 </script>"""
 

@@ -5,7 +5,7 @@ URLs are relative to the app ("customers?customer=…"), so they work under any 
 Each page reads the parameters it is linked with (documented in docs/ui.md):
 - customers: ``customer`` (an id: open that customer) or ``q`` (search text);
 - mechanics: ``mechanic`` (an id: open the profile);
-- calendars: ``mechanic`` (an id: open that calendar);
+- calendars: ``mechanic`` (an id: open that calendar) and ``view`` (heatmaps, peak, …: docs/calendars.md);
 - reviews, followups, emails: the filters named in their docs.
 """
 
@@ -31,10 +31,11 @@ def mechanic_url(mechanic_id: object) -> str:
     return page_url("mechanics.py", mechanic=mechanic_id)
 
 
-def name_column(label: str, help: str | None = None, pinned: bool = False):
+def name_column(label: str, help: str | None = None, pinned: bool = False, width=None):
     """A table column of links whose text is the name in the URL's ``#`` part, e.g.
-    ``customers?customer=…#Jane Doe`` shows "Jane Doe" (see ``with_name``)."""
-    return st.column_config.LinkColumn(label, help=help, display_text=r"#(.*)$", pinned=pinned)
+    ``customers?customer=…#Jane Doe`` shows "Jane Doe" (see ``with_name``). A click opens
+    the page in a new browser tab (Streamlit's link cells always do)."""
+    return st.column_config.LinkColumn(label, help=help, display_text=r"#(.*)$", pinned=pinned, width=width)
 
 
 def with_name(url: str, name: object) -> str:

@@ -42,11 +42,13 @@ class Page:
     def has_next(self) -> bool:
         return self.number < self.pages
 
-    def range_text(self) -> str:
-        """``1–20 of 29,775``; ``1 of 1``; ``0 of 0`` for an empty list."""
-        if self.first == self.last:
-            return f"{self.last:,} of {self.total:,}"
-        return f"{self.first:,}–{self.last:,} of {self.total:,}"
+    def range_text(self, noun: str | None = None) -> str:
+        """``1–20 of 29,775``; ``1 of 1``; ``0 of 0`` for an empty list; with ``noun``
+        ("review"): ``1–20 of 29,775 reviews``, ``1 of 1 review``."""
+        shown = f"{self.last:,}" if self.first == self.last else f"{self.first:,}–{self.last:,}"
+        if noun is None:
+            return f"{shown} of {self.total:,}"
+        return f"{shown} of {self.total:,} {noun}{'' if self.total == 1 else 's'}"
 
 
 def page_of(raw: object, total: int, size: int) -> tuple[Page, str | None]:

@@ -186,21 +186,6 @@ CASES: tuple[Case, ...] = (
             "session_type": "video",
         },
     ),
-    Case(
-        "calendars.utilisation_this_week",
-        calendars.utilisation_this_week,
-        lambda conn, ctx: {"tz": "America/New_York", "today": ctx.end.date()},
-    ),
-    Case(
-        "calendars.demand_by_hour_of_week",
-        calendars.demand_by_hour_of_week,
-        lambda conn, ctx: {"tz": "America/New_York", **_bounds(ctx)},
-    ),
-    Case(
-        "calendars.unfilled_peak_hours",
-        calendars.unfilled_peak_hours,
-        lambda conn, ctx: {"tz": "America/New_York", "today": ctx.end.date()},
-    ),
     Case("customers.search_name", customers.search, lambda conn, ctx: {"text": "smith"}),
     Case("customers.search_email", customers.search, lambda conn, ctx: {"text": "james.smith1"}),
     Case("customers.customer", customers.customer, lambda conn, ctx: {"customer_id": ctx.sample["customer_id"]}),
@@ -320,7 +305,7 @@ CASES: tuple[Case, ...] = (
     Case("overview.kpis", overview.kpis, lambda conn, ctx: {"period": ctx.period}),
     Case("overview.open_follow_ups", overview.open_follow_ups),
     Case("overview.sessions_per_day", overview.sessions_completed_per_day, lambda conn, ctx: {"period": ctx.period}),
-    Case("overview.emails_to_decide", overview.emails_to_decide),
+    Case("overview.uncertain_emails", overview.uncertain_emails),
     Case(
         "overview.week_capacity",
         overview.week_capacity,
