@@ -2,10 +2,12 @@
 
     migrate                      upgrade the database to the code's schema (safe to run again)
     demo                         load deterministic demo data (--scale, --seed, --replace)
-    bench                        time the page queries; --api the platform API; --emails [N] the email job
+    bench                        time the page queries; --pages the pages in a browser; --load the app server
+                                 without a browser; --api the platform API; --emails [N] the email job
     emails --once | --loop       send the milestone emails that are due (cron | systemd, containers)
     intake --once | --loop       apply Pitwall's rules to the rows the platform wrote itself
     funnel [--rebuild]           bring the CRM funnel roll-up up to date (cron)
+    overview [--rebuild]         fold changed buckets into the overview's roll-ups (cron; the intake job does it too)
     upsells [--days N]           create upsell recommendations for recent summaries (cron)
     api                          serve the platform API (--host, --port, --workers)
     keys create NAME | list | revoke NAME   the platform API's service keys
@@ -72,6 +74,24 @@ def _bench(engine, args) -> int:
     from dashboard.tools.bench.queries import ensure_demo_data, format_table, run_cases
 
     print(ensure_demo_data(engine, args.scale, args.seed))
+    url = engine.url.render_as_string(hide_password=False)
+    if args.pages:
+        from dashboard.tools.bench import pages
+
+        engine.dispose()  # DuckDB: the app server opens the file itself
+        for line in pages.run(url, samples=args.samples or 5):
+            _print(line)
+        return 0
+    if args.load:
+        from dashboard.tools.bench import load
+
+        engine.dispose()
+        lines, clean = load.run(
+            url, samples=args.samples or 5, sessions=args.sessions, interval=args.interval, seconds=args.seconds
+        )
+        for line in lines:
+            _print(line)
+        return 0 if clean else 1
     if args.api:
         from dashboard.tools.bench import api
 
@@ -79,9 +99,9 @@ def _bench(engine, args) -> int:
             raise ConfigError("--workers must be from 1 to 8 with --api")
         for line in api.run(
             engine,
-            engine.url.render_as_string(hide_password=False),
+            url,
             workers=args.workers or 2,
-            samples=args.samples,
+            samples=args.samples or 200,
             batches=args.batches,
             clients=args.clients,
             seconds=args.seconds,
@@ -125,6 +145,13 @@ def _funnel(engine, args) -> int:
 
     for result in refresh(engine, rebuild=args.rebuild):
         print(result.summary())
+    return 0
+
+
+def _overview(engine, args) -> int:
+    from dashboard.domain.overview import refresh
+
+    print(refresh(engine, rebuild=args.rebuild).summary())
     return 0
 
 
@@ -226,6 +253,17 @@ def build_parser() -> argparse.ArgumentParser:
     what = bench.add_mutually_exclusive_group()
     what.add_argument("--api", action="store_true", help="measure the platform API over HTTP instead")
     what.add_argument(
+        "--pages",
+        action="store_true",
+        help="time every page in headless Chromium over the real app instead (sidebar, full load, a timezone change)",
+    )
+    what.add_argument(
+        "--load",
+        action="store_true",
+        help="measure the app server's work per warm page and a load run of --sessions sessions, "
+        "without a browser (Streamlit's websocket protocol, loopback only), instead",
+    )
+    what.add_argument(
         "--emails",
         type=ranged(int, 1, 1_000_000),
         nargs="?",
@@ -238,9 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=ranged(int, 1, 16),
         help="API worker processes (default 2, at most 8) or email job processes (default 1)",
     )
-    api = bench.add_argument_group("with --api")
+    api = bench.add_argument_group("with --api, --pages or --load")
     api.add_argument(
-        "--samples", type=ranged(int, 1, 10_000), default=200, help="timed slot and booking requests (default 200)"
+        "--samples",
+        type=ranged(int, 1, 10_000),
+        help="timed slot and booking requests (--api, default 200); visits per page (--pages, --load: default 5)",
     )
     api.add_argument(
         "--batches", type=ranged(int, 1, 1_000), default=40, help="ingest batches of 500 events (default 40)"
@@ -249,7 +289,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--clients", type=ranged(int, 1, 200), default=50, help="concurrent clients of the mixed load (default 50)"
     )
     api.add_argument(
-        "--seconds", type=ranged(float, 0, 600, above=True), default=30, help="length of the mixed load (default 30)"
+        "--seconds",
+        type=ranged(float, 0, 600, above=True),
+        default=30,
+        help="length of the mixed load (--api) or of the load run (--load) (default 30)",
+    )
+    load = bench.add_argument_group("with --load")
+    load.add_argument(
+        "--sessions", type=ranged(int, 1, 100), default=20, help="concurrent app sessions (default 20, at most 100)"
+    )
+    load.add_argument(
+        "--interval",
+        type=ranged(float, 0.5, 60),
+        default=5,
+        help="seconds between a session's page changes (default 5)",
     )
     bench.add_argument_group("with --emails").add_argument(
         "--faults",
@@ -272,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     command("funnel", _funnel, "bring the CRM funnel roll-up up to date").add_argument(
         "--rebuild", action="store_true", help="recompute every customer, not only the changed"
+    )
+    command("overview", _overview, "fold the changed buckets into the overview's roll-ups").add_argument(
+        "--rebuild", action="store_true", help="recompute every bucket"
     )
     command("upsells", _upsells, "create upsell recommendations for recent summaries").add_argument(
         "--days", type=ranged(int, 1, 366), default=7, help="summaries of the last N days (default 7, at most 366)"

@@ -11,6 +11,7 @@ as a traceback.
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,12 +127,50 @@ def no_access_page(email: str, verified: bool = True) -> None:
 # --- the database ------------------------------------------------------------------
 
 
+class DemoLoad:
+    """The first-run load of the embedded demo, in a thread of its own: how far it has got."""
+
+    def __init__(self) -> None:
+        self.share, self.stage = 0.0, "Starting"
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+    def tell(self, share: float, stage: str) -> None:
+        self.share, self.stage = share, stage
+
+
 @st.cache_resource(show_spinner=False)
-def prepare_embedded(url: str, scale: float) -> None:
-    """Migrate the embedded database and fill it with demo data if it is empty, once per server."""
+def prepare_embedded(url: str, scale: float) -> DemoLoad:
+    """Migrate the embedded database and fill it with demo data if it is empty, once per server,
+    in the background: the page shows its progress meanwhile instead of a blank spinner."""
     from dashboard.tools.demo.load import load_if_empty
 
-    load_if_empty(ui.engine_for(url), scale=scale)
+    load = DemoLoad()
+
+    def run() -> None:
+        try:
+            load_if_empty(ui.engine_for(url), scale=scale, progress=False, on_progress=load.tell)
+        except BaseException as exc:  # shown on the page; a click on "Try again" starts over
+            load.error = exc
+        finally:
+            load.done.set()
+
+    threading.Thread(target=run, name="pitwall-demo-load", daemon=True).start()
+    return load
+
+
+def demo_ready_or_wait(settings: Settings) -> None:
+    """Until the demo data is in, a page with a progress bar that follows the load (rerun twice a second)."""
+    load = prepare_embedded(settings.database_url, settings.demo_scale)
+    if not load.done.wait(timeout=0.5):
+        ui.page_header("Preparing the demo", "Pitwall fills its embedded database with demo data on the first start.")
+        st.progress(load.share, text=f"{load.stage}…")
+        st.caption("This takes a few seconds at the default size; the console opens by itself when it is done.")
+        st.rerun()
+    if load.error is not None:
+        prepare_embedded.clear()
+        detail = explain_failure(load.error, settings.database_url)
+        stop_with_error("The demo database could not be prepared", detail, database_checks(settings))
 
 
 @st.cache_resource(show_spinner=False)
@@ -148,6 +187,8 @@ def migrated_revision(url: str) -> str:
 
 
 def database_or_stop(settings: Settings) -> None:
+    if settings.embedded:  # first: nothing else may touch the file while the demo loads
+        demo_ready_or_wait(settings)
     urls = [settings.database_url] + ([settings.read_url] if settings.read_url else [])
     try:
         for url in urls:
@@ -155,8 +196,6 @@ def database_or_stop(settings: Settings) -> None:
     except DatabaseUnavailable as exc:
         stop_with_error("The database is not available", str(exc), database_checks(settings))
     if settings.embedded:
-        with st.spinner("Preparing the demo database (first start only)…"):
-            prepare_embedded(settings.database_url, settings.demo_scale)
         return
     try:
         migrated_revision(settings.database_url)

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from dashboard.domain.followups import FollowUpRules
 from dashboard.domain.intake import run_once
+from dashboard.domain.overview import refresh as refresh_rollups
 from jobs import report_run
 
 CHANNEL = "pitwall_intake"  # the channel migration 19's trigger notifies
@@ -36,7 +37,7 @@ def run_loop(
     while not stop.is_set():
         if engine.dialect.name == "postgresql" and listener is None:
             listener = _listen(engine, report)
-        report_run(engine, lambda: run_once(engine, rules).summary(), interval, report)
+        report_run(engine, lambda: _run(engine, rules), interval, report)
         if listener is None:
             stop.wait(interval)
         elif not _wait_for_notification(listener, interval, stop):
@@ -44,6 +45,12 @@ def run_loop(
             listener = None
     if listener is not None:
         listener.close()
+
+
+def _run(engine: Engine, rules: FollowUpRules) -> str:
+    """One run, then the overview's roll-ups folded in (the marked buckets, usually a few)."""
+    summary = run_once(engine, rules).summary()
+    return f"{summary}; {refresh_rollups(engine).summary()}"
 
 
 def _listen(engine: Engine, report: Callable[[str], None]):

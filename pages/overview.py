@@ -131,7 +131,7 @@ def admin_tiles(period) -> list[ui.HomeTile]:
         funnel.funnel, "the funnel", spec=FunnelSpec(DEFAULT_STEPS, period, DEFAULT_WINDOW_DAYS)
     ).set_index("interaction_type")
     entered, booked = int(steps.customers.loc["intake"]), int(steps.customers.loc["session"])
-    sales = ui.run_query(upsells.summary, loading="upsell revenue", period=period)
+    sales = ui.run_query(upsells.revenue, loading="upsell revenue", period=period)  # the Upsells page's figure
     sold, before = sales.loc["current"], sales.loc["previous"]
     failed = int(ui.run_query(emails.failure_groups, loading="failed emails").emails.sum())
     uncertain = int(ui.run_query(overview.uncertain_emails, loading="uncertain emails").uncertain.iloc[0])
@@ -152,12 +152,12 @@ def admin_tiles(period) -> list[ui.HomeTile]:
             "Upsell revenue",
             ui.fmt_money(sold.revenue_cents),
             period,
-            f"{int(sold.purchased):,} bought of {int(sold.shown):,} shown: see which offers sell.",
+            f"{int(sold.purchases):,} bought in the period: see which offers sell.",
             "upsells.py",
             "Open upsells",
             delta=ui.change(sold.revenue_cents, before.revenue_cents, ui.fmt_money),
-            help="Price of the recommendations shown in the period that were bought (up to now), as the Upsells "
-            "page counts it; the change compares with the period before.",
+            help="Price of the upsells bought in the period, as the Upsells page counts it; the change compares "
+            "with the period before.",
         ),
         ui.HomeTile(
             "Emails failed",

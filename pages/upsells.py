@@ -67,6 +67,7 @@ def kpis(period) -> int:
     """The KPI row; returns how many recommendations were shown in the period."""
     summary = ui.run_query(q.summary, period=period)
     now, before = summary.loc["current"], summary.loc["previous"]
+    revenue = ui.run_query(q.revenue, period=period)  # the figure Overview shows too
     ui.kpi_row(
         [
             ui.Kpi(
@@ -89,9 +90,11 @@ def kpis(period) -> int:
             ),
             ui.Kpi(
                 "Revenue",
-                ui.fmt_money(now.revenue_cents),
-                ui.change(now.revenue_cents, before.revenue_cents, ui.fmt_money),
-                help="Price of the recommendations shown in the period and bought (up to now).",
+                ui.fmt_money(revenue.loc["current", "revenue_cents"]),
+                ui.change(
+                    revenue.loc["current", "revenue_cents"], revenue.loc["previous", "revenue_cents"], ui.fmt_money
+                ),
+                help="Price of the upsells bought in the period.",
             ),
             ui.Kpi(
                 "Revenue per shown",

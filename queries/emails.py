@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dashboard.core.period import Period
-from dashboard.core.schema import EMAIL_MILESTONES, email_outbox, mechanics, profiles, sessions, users
+from dashboard.core.schema import EMAIL_MILESTONES, email_buckets, email_outbox, mechanics, profiles, sessions, users
+from dashboard.domain import overview as rollups
 from dashboard.domain.emails.due import CUSTOMER_MILESTONES, due_select
 from dashboard.domain.emails.failures import CAUSE
 
@@ -109,13 +110,17 @@ def outbox(
 
 def status_counts_per_day(conn: Connection, *, period: Period, milestones: tuple[str, ...] = ()) -> pd.DataFrame:
     """Columns ``day`` (local date in the period's timezone), ``status`` and ``emails``:
-    outbox rows created per day and status, only the (day, status) pairs that occur."""
-    local_day = sa.cast(sa.func.timezone(period.tz, email_outbox.c.created_at), sa.Date).label("day")
-    rows = sa.select(local_day, email_outbox.c.status).where(*_outbox_filter(period, milestones, ())).subquery("rows")
+    outbox rows created per day and status, only the (day, status) pairs that occur.
+    Read from the 15-minute roll-up where it is exact (``dashboard.domain.overview``)."""
+    parts = rollups.windows_rows(
+        conn, [rollups.EMAIL_SOURCE], email_buckets, ["emails"], [rollups.by_local_day(period)]
+    )
+    where = [parts.c.milestone.in_(milestones)] if milestones else []
     query = (
-        sa.select(rows.c.day, rows.c.status, sa.func.count().label("emails"))
-        .group_by(rows.c.day, rows.c.status)
-        .order_by(rows.c.day, rows.c.status)
+        sa.select(parts.c.day, parts.c.status, sa.func.sum(parts.c.emails).label("emails"))
+        .where(*where)
+        .group_by(parts.c.day, parts.c.status)
+        .order_by(parts.c.day, parts.c.status)
     )
     frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=["day", "status", "emails"])
     return frame.astype({"emails": "int64"})

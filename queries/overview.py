@@ -13,6 +13,9 @@ Definitions (each over ``[start, end)`` of the period):
 - upsell revenue: ``price_cents`` of upsell recommendations purchased in the period;
 - emails failed: outbox rows created in the period whose status is ``failed``.
 Open follow-ups is a snapshot (follow-up requests open or matched now), not a period value.
+The period figures are defined once, in ``dashboard.domain.overview``, and read from its
+15-minute roll-ups where they are exact (the raw rows elsewhere); upsell revenue is
+``queries.upsells.revenue``, the same figure the Upsells page shows.
 """
 
 from __future__ import annotations
@@ -23,8 +26,11 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dashboard.core import schema as s
 from dashboard.core.period import Period
-from dashboard.core.schema import email_outbox, mechanic_reviews, requests, sessions, upsell_recommendations
+from dashboard.core.schema import email_outbox, requests
+from dashboard.domain import overview as rollups
+from queries import upsells
 from queries.calendars import hour_grid
 
 KPI_COLUMNS = (
@@ -38,10 +44,6 @@ KPI_COLUMNS = (
 )
 
 
-def _between(column: sa.ColumnElement, start: dt.datetime, end: dt.datetime) -> sa.ColumnElement[bool]:
-    return sa.and_(column >= start, column < end)
-
-
 def _count(table: sa.Table, *where: sa.ColumnElement[bool]) -> sa.ScalarSelect:
     return sa.select(sa.func.count()).select_from(table).where(*where).scalar_subquery()
 
@@ -51,52 +53,38 @@ def kpis(conn: Connection, *, period: Period) -> pd.DataFrame:
     indexed by ``period``: the columns of ``KPI_COLUMNS`` plus ``conversion_rate``
     (converted / intake requests; NaN without intake requests). ``avg_rating`` is NaN without reviews.
 
-    Each table is read once for both periods (aggregates with FILTER), which halves the
-    scans of a query per period.
+    One query: the roll-ups for the whole 15-minute buckets of both periods, the raw rows for
+    the rest (``dashboard.domain.overview``). Upsell revenue is ``queries.upsells.revenue``.
     """
-    windows = {"current": period.bounds(), "previous": period.previous().bounds()}
-    first, last = windows["previous"][0], windows["current"][1]
-
-    def per_period(metric: str, column: sa.ColumnElement, aggregate) -> list[sa.Label]:
-        return [aggregate().filter(_between(column, *windows[p])).label(f"{p}_{metric}") for p in windows]
-
-    count = sa.func.count
-    intake = sa.and_(sa.not_(requests.c.is_follow_up), _between(requests.c.created_at, first, last))
-    has_completed_session = sa.exists().where(sessions.c.request_id == requests.c.id, sessions.c.status == "completed")
-    parts = [
-        sa.select(*per_period("sessions_completed", sessions.c.ended_at, count)).where(
-            sessions.c.status == "completed", _between(sessions.c.ended_at, first, last)
-        ),
-        sa.select(*per_period("intake_requests", requests.c.created_at, count)).where(intake),
-        sa.select(*per_period("converted_requests", requests.c.created_at, count)).where(intake, has_completed_session),
-        sa.select(
-            *per_period("reviews_published", mechanic_reviews.c.created_at, count),
-            *per_period(
-                "avg_rating",
-                mechanic_reviews.c.created_at,
-                lambda: sa.func.avg(sa.cast(mechanic_reviews.c.rating, sa.Double)),
-            ),
-        ).where(mechanic_reviews.c.status == "published", _between(mechanic_reviews.c.created_at, first, last)),
-        sa.select(
-            *per_period(
-                "upsell_revenue_cents",
-                upsell_recommendations.c.purchased_at,
-                lambda: sa.func.sum(upsell_recommendations.c.price_cents),
-            )
-        ).where(_between(upsell_recommendations.c.purchased_at, first, last)),
-        sa.select(*per_period("emails_failed", email_outbox.c.created_at, count)).where(
-            email_outbox.c.status == "failed", _between(email_outbox.c.created_at, first, last)
-        ),
-    ]
-    subqueries = [part.subquery(f"part{i}") for i, part in enumerate(parts)]
-    one_row_each = subqueries[0]
-    for sub in subqueries[1:]:
-        one_row_each = one_row_each.join(sub, sa.true())
-    row = conn.execute(sa.select(*[c for sub in subqueries for c in sub.c]).select_from(one_row_each)).mappings().one()
-    frame = pd.DataFrame([{"period": p, **{m: row[f"{p}_{m}"] for m in KPI_COLUMNS}} for p in windows]).set_index(
-        "period"
+    windows = rollups.by_period(period)
+    kpi = rollups.summed(
+        rollups.windows_rows(conn, rollups.KPI_SOURCES, s.kpi_buckets, rollups.KPI_METRICS, windows),
+        rollups.KPI_METRICS,
     )
-    frame["upsell_revenue_cents"] = frame["upsell_revenue_cents"].fillna(0)
+    mail = rollups.windows_rows(
+        conn, [rollups.EMAIL_SOURCE], s.email_buckets, ["emails"], windows, only={"status": ["failed"]}
+    )
+    failed = sa.select(mail.c.period, sa.func.sum(mail.c.emails)).group_by(mail.c.period)
+    found = {row.period: row for row in conn.execute(kpi).mappings()}
+    failed_by = dict(conn.execute(failed).all())
+    revenue = upsells.revenue(conn, period=period)
+    rows = []
+    for p in ("current", "previous"):
+        row = found.get(p, {})
+        reviews = int(row.get("reviews_published") or 0)
+        rows.append(
+            {
+                "period": p,
+                "sessions_completed": row.get("sessions_completed") or 0,
+                "intake_requests": row.get("intake_requests") or 0,
+                "converted_requests": row.get("converted_requests") or 0,
+                "reviews_published": reviews,
+                "avg_rating": (int(row["rating_sum"]) / reviews) if reviews else float("nan"),
+                "upsell_revenue_cents": revenue.loc[p, "revenue_cents"],
+                "emails_failed": failed_by.get(p) or 0,
+            }
+        )
+    frame = pd.DataFrame(rows).set_index("period")[list(KPI_COLUMNS)]
     frame = frame.astype({c: "int64" for c in KPI_COLUMNS if c != "avg_rating"}).astype({"avg_rating": "float64"})
     frame["conversion_rate"] = frame.converted_requests / frame.intake_requests.where(frame.intake_requests > 0)
     return frame
@@ -113,15 +101,10 @@ def open_follow_ups(conn: Connection) -> pd.DataFrame:
 def sessions_completed_per_day(conn: Connection, *, period: Period) -> pd.DataFrame:
     """Columns ``day`` (local date in the period's timezone) and ``sessions``,
     one row for every day of the period, zero where none were completed."""
-    start, end = period.bounds()
-    local_day = sa.cast(sa.func.timezone(period.tz, sessions.c.ended_at), sa.Date).label("day")
-    days = (
-        sa.select(local_day)
-        .where(sessions.c.status == "completed", _between(sessions.c.ended_at, start, end))
-        .subquery("completed")
+    parts = rollups.windows_rows(
+        conn, [rollups.SESSIONS_SOURCE], s.kpi_buckets, ["sessions_completed"], [rollups.by_local_day(period)]
     )
-    query = sa.select(days.c.day, sa.func.count().label("sessions")).group_by(days.c.day)
-    counts = {row.day: row.sessions for row in conn.execute(query)}
+    counts = dict(conn.execute(rollups.summed(parts, ["sessions_completed"])).all())
     all_days = [period.start + dt.timedelta(days=i) for i in range(period.days)]
     sessions_per_day = pd.Series([counts.get(day, 0) for day in all_days], dtype="int64")
     return pd.DataFrame({"day": all_days, "sessions": sessions_per_day})

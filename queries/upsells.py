@@ -2,8 +2,12 @@
 
 Cohort view: each function takes the recommendations **shown** in the period (whole days in
 the display timezone) and counts what became of them up to now, so a recommendation
-shown on the last day can still be clicked or bought later. (The admin's home on Overview
-shows ``summary``'s revenue, so both pages give the same figure.)
+shown on the last day can still be clicked or bought later.
+
+Upsell revenue of a period is one figure for every page: ``revenue``, the price of the
+purchases **made** in the period (``dashboard.domain.overview``), which does not change
+after the period ends. The cohort's ``revenue_cents`` (purchases of what was shown in the
+period) is the basis of revenue per shown only.
 
 Metrics of a group: shown, clicked, purchased, revenue_cents (price of the purchased ones),
 ctr (clicked / shown), conversion (purchased / shown), click_to_purchase (purchased /
@@ -25,6 +29,7 @@ from dashboard.core import schema as s
 from dashboard.core.errors import Invalid
 from dashboard.core.period import Period
 from dashboard.core.validation import parse_uuid
+from dashboard.domain import overview as rollups
 from queries.customers import open_recommendations, recommended_next
 from queries.funnel import GRAINS, bucket_starts
 
@@ -71,6 +76,19 @@ def summary(conn: Connection, *, period: Period) -> pd.DataFrame:
     return _with_rates(frame).set_index("period").loc[["current", "previous"]]
 
 
+def revenue(conn: Connection, *, period: Period) -> pd.DataFrame:
+    """Upsell revenue: two rows indexed by ``period`` (``current`` and ``previous``, the equal
+    period before) with ``purchases`` and ``revenue_cents`` of the upsells purchased in them.
+    Overview and the Upsells page both show this figure."""
+    metrics = ["upsell_purchases", "upsell_revenue_cents"]
+    parts = rollups.windows_rows(conn, [rollups.UPSELL_SOURCE], s.kpi_buckets, metrics, rollups.by_period(period))
+    found = {row[0]: row[1:] for row in conn.execute(rollups.summed(parts, metrics))}
+    return pd.DataFrame(
+        [(p, *[int(v or 0) for v in found.get(p, (0, 0))]) for p in ("current", "previous")],
+        columns=["period", "purchases", "revenue_cents"],
+    ).set_index("period")
+
+
 def performance(conn: Connection, *, period: Period, by: str = "recommendation_type") -> pd.DataFrame:
     """Metrics per recommendation type, or per service (``by="service"``: type and title),
     most revenue first."""
@@ -114,15 +132,13 @@ def trend(conn: Connection, *, period: Period, grain: str = "week") -> pd.DataFr
 def by_mechanic(conn: Connection, *, period: Period) -> pd.DataFrame:
     """Metrics per mechanic who held the session a recommendation followed, most revenue first:
     every active mechanic (zeros when none of theirs was shown in the period) and any inactive
-    one with recommendations in it (recommendations without a session or mechanic are left out)."""
-    rec, ses, m = s.upsell_recommendations, s.sessions, s.mechanics
-    per_mechanic = (
-        sa.select(ses.c.mechanic_id, *_counts())
-        .select_from(rec.join(ses, ses.c.id == rec.c.session_id))
-        .where(_shown_in(period))
-        .group_by(ses.c.mechanic_id)
-        .subquery("per_mechanic")
-    )
+    one with recommendations in it (recommendations without a session or mechanic are left out).
+    Read from the 15-minute cohort roll-up where it is exact (``dashboard.domain.overview``)."""
+    m, metrics = s.mechanics, list(rollups.UPSELL_MECHANIC_METRICS)
+    window = rollups.Window(*period.bounds(), rollups.labelled("period"))  # no inner boundary: any zone
+    parts = rollups.windows_rows(conn, [rollups.UPSELL_MECHANIC_SOURCE], s.upsell_mechanic_buckets, metrics, [window])
+    per_mechanic = sa.select(parts.c.mechanic_id, *[sa.func.sum(parts.c[c]).label(c) for c in metrics])
+    per_mechanic = per_mechanic.group_by(parts.c.mechanic_id).subquery("per_mechanic")
     query = (
         sa.select(
             sa.cast(m.c.user_id, sa.Text),

@@ -80,6 +80,11 @@ def test_bench_reports_unreachable_database_in_one_line(capsys):
         ["--api", "--seconds", "inf"],
         ["--emails", "0"],
         ["--api", "--emails"],
+        ["--load", "--sessions", "0"],
+        ["--load", "--sessions", "1000"],
+        ["--load", "--interval", "0"],
+        ["--pages", "--load"],
+        ["--pages", "--api"],
     ],
 )
 def test_bench_rejects_bad_arguments(args):
@@ -131,3 +136,27 @@ def test_api_bench_reports_every_figure(tmp_path, capsys):
         assert conn.execute(sa.select(sa.func.count()).select_from(s.api_idempotency)).scalar_one() == 0
         assert conn.execute(sa.select(s.api_keys.c.revoked_at)).scalar_one() is not None
     engine.dispose()
+
+
+def test_load_bench_drives_the_app_over_its_websocket(tmp_path, capsys):
+    """The protocol client against a real app for a few seconds, 2 sessions: every page's server
+    time and the load run's figures, with 0 errors (the figures, not their values)."""
+    url = f"duckdb:///{tmp_path / 'load-bench.duckdb'}"
+    args = ["--load", "--scale", "0.01", "--database", url, "--samples", "1", "--sessions", "2"]
+    assert cli(["bench", *args, "--interval", "1", "--seconds", "3"]) == 0
+    out = capsys.readouterr().out
+    rows = re.findall(r"^(\S.*?)\s+(\d+)\s+(\d+)\s+0$", out, re.M)
+    assert {page for page, *_ in rows} >= {"Overview", "CRM funnel", "Emails"}, out
+    assert all(int(p50) <= int(p95) for _, p50, p95 in rows)
+    assert re.search(r"median of the pages' p50: \d+ ms", out)
+    found = re.search(r"load: 2 sessions, a page every 1 s each, for 3 s: (\d+) pages, .* (\d+) errors", out)
+    assert found and int(found[1]) >= 2 and found[2] == "0", out
+
+
+def test_load_client_goes_to_loopback_only():
+    import asyncio
+
+    from dashboard.tools.bench.load import Session
+
+    with pytest.raises(ValueError, match="127.0.0.1 only"):
+        asyncio.run(Session.open("http://example.com:8501"))

@@ -14,15 +14,18 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from dashboard.core import schema as s
 from dashboard.core.period import Period
+from dashboard.domain import overview as rollups
 from dashboard.domain.funnel.interactions import STEP_LABELS
 from dashboard.ui import components as ui
+from queries import emails, upsells
 from queries.calendars import hour_grid
 from queries.overview import kpis, open_follow_ups, sessions_completed_per_day, uncertain_emails, week_capacity
-from tests.factories import add_follow_up, add_mechanic, add_review, add_session, add_user, journeys_for
+from tests.factories import add_follow_up, add_mechanic, add_request, add_review, add_session, add_user, journeys_for
 
 PERIOD = Period(dt.date(2024, 3, 1), dt.date(2024, 3, 10), "America/New_York")
 
@@ -281,8 +284,9 @@ def home_rows(engine) -> None:
     3 reviews waiting (the oldest 2 days); quick questions (target 4 h) past their target
     (asked 5 h ago), due soon (3 h 30 ago) and on track (10 min ago); 2 failed emails and 1
     uncertain; a mechanic open every day 09:00-12:00 and 17:00-19:00 at x1.50 with one session
-    booked today; 2 of 3 customers with an intake in the period had a session; 1 of the 3
-    recommendations shown in the period was bought, for $49.00."""
+    booked today; 2 of 3 customers with an intake in the period had a session; one upsell was
+    bought in the period, for $25.00 (shown on 25 February; the $49.00 one shown in the period
+    was bought after it)."""
     with engine.begin() as conn:
         conn.execute(s.staff_roles.insert(), [{"email": email, "role": role} for role, email in STAFF.items()])
         mechanic = add_mechanic(conn, "Mo", timezone="UTC")
@@ -418,14 +422,145 @@ def test_the_admin_home_shows_the_funnel_revenue_and_email_health_of_their_pages
     labels = [metric.label for metric in at.metric]
     assert labels[:4] == ["Intake → session", "Upsell revenue", "Emails failed", "Emails uncertain"]
     assert tile(at, "Intake → session") == "66.7%"  # ann and cat of ann, bob, cat
-    assert tile(at, "Upsell revenue") == "$49.00"  # shown in the period and bought (after it, too)
+    assert tile(at, "Upsell revenue") == "$25.00"  # bought in the period (shown before it)
     assert (tile(at, "Emails failed"), tile(at, "Emails uncertain")) == ("2", "1")  # of any date
     assert "In 01 Mar 2024 – 10 Mar 2024" in page_text(at)
     funnel_page = follow(at, "Open the funnel", "funnel", "")
     steps = funnel_page.dataframe[0].value.set_index("label")
     assert steps.loc[STEP_LABELS["session"], "first"] == "66.7%"
     upsells_page = follow(homes("admin"), "Open upsells", "upsells", "")
-    assert tile(upsells_page, "Revenue") == "$49.00"
+    assert tile(upsells_page, "Revenue") == "$25.00"
     emails_page = follow(homes("admin"), "Open failed", "emails", "status=failed")
     assert "2 failed emails of any date" in page_text(emails_page)
     follow(homes("admin"), "Open uncertain", "emails", "status=uncertain")
+
+
+# --- the roll-ups (15-minute buckets of UTC) equal the raw rows, in zones of every offset kind ---
+#
+# Period 10-11 March 2026 in UTC, Asia/Kolkata (+5:30) and Asia/Kathmandu (+5:45):
+#   UTC       [03-10 00:00Z, 03-12 00:00Z)
+#   Kolkata   [03-09 18:30Z, 03-11 18:30Z)
+#   Kathmandu [03-09 18:15Z, 03-11 18:15Z)
+# Rows (UTC):                                       UTC  Kolkata  Kathmandu
+#   completed sessions ended a 03-10 00:05          in   in       in
+#                            b 03-10 18:40          in   in       in
+#                            c 03-11 23:50          in   out      out
+#                            d 03-09 18:20          out  out      in
+#                         conv 03-10 09:30          in   in       in      -> 4 / 3 / 4
+#   a cancelled session ended 03-10 12:00: never counted
+#   intake q1 03-10 09:00 (conv's request), q2 03-11 09:00; a follow-up: not intake -> 2 requests, 1 converted
+#   published reviews 5 at 03-10 10:00, 2 at 03-11 18:29; a pending 4 at 03-10 11:00
+#                                                   2 (avg 3.5)  2 (3.5)  1 (5.0)
+#   upsells bought 1500 at 03-10 00:00, 2500 at 03-12 00:00, 700 at 03-09 18:20
+#                                                   1500  1500  2200
+#   emails failed 03-10 05:00, sent 03-10 05:10 and 03-11 20:00 (Kolkata, Kathmandu: 12 March)
+#                                                   per day: failed 1 and sent 1 on 10 March; UTC: sent 1 on 11 March
+
+ROLLUP_DAYS = (dt.date(2026, 3, 10), dt.date(2026, 3, 11))
+EXPECTED = {  # zone: sessions, reviews, average rating, revenue
+    "UTC": (4, 2, 3.5, 1500),
+    "Asia/Kolkata": (3, 2, 3.5, 1500),
+    "Asia/Kathmandu": (4, 1, 5.0, 2200),
+}
+SESSIONS_PER_DAY = {"UTC": (3, 1), "Asia/Kolkata": (2, 1), "Asia/Kathmandu": (3, 1)}
+
+
+@pytest.fixture
+def rollup_db(engine):
+    with engine.begin() as conn:
+        customer, mechanic = add_user(conn), add_mechanic(conn, "Mo")
+        for ended in (
+            utc(2026, 3, 10, 0, 5),
+            utc(2026, 3, 10, 18, 40),
+            utc(2026, 3, 11, 23, 50),
+            utc(2026, 3, 9, 18, 20),
+        ):
+            add_session(conn, customer, mechanic, ended_at=ended)
+        add_session(conn, customer, mechanic, "cancelled", ended_at=utc(2026, 3, 10, 12))
+        conv = add_session(
+            conn, customer, mechanic, ended_at=utc(2026, 3, 10, 9, 30), request={"created_at": utc(2026, 3, 10, 9)}
+        )
+        add_request(conn, customer, created_at=utc(2026, 3, 11, 9))
+        add_request(
+            conn,
+            customer,
+            created_at=utc(2026, 3, 10, 9),
+            is_follow_up=True,
+            parent_session_id=conv,
+            follow_up_type="quick_question",
+        )
+        add_review(conn, mechanic, 5, created_at=utc(2026, 3, 10, 10))
+        add_review(conn, mechanic, 2, created_at=utc(2026, 3, 11, 18, 29))
+        pending = add_review(conn, mechanic, 4, "pending", created_at=utc(2026, 3, 10, 11))
+        for cents, bought in ((1500, utc(2026, 3, 10)), (2500, utc(2026, 3, 12)), (700, utc(2026, 3, 9, 18, 20))):
+            conn.execute(
+                s.upsell_recommendations.insert().values(
+                    customer_id=customer,
+                    session_id=conv,
+                    recommendation_type="follow_up",
+                    service_title="Follow-up check",
+                    price_cents=cents,
+                    shown_at=bought - dt.timedelta(days=20),
+                    purchased_at=bought,
+                )
+            )
+        conn.execute(
+            s.email_outbox.insert(),
+            [
+                {"session_id": conv, "milestone": m, "recipient": "c@example.com", "status": st, "created_at": at}
+                for m, st, at in (
+                    ("booking_confirmed", "failed", utc(2026, 3, 10, 5)),
+                    ("session_ended", "sent", utc(2026, 3, 10, 5, 10)),
+                    ("summary_delivered", "sent", utc(2026, 3, 11, 20)),
+                )
+            ],
+        )
+    return engine, pending
+
+
+def _figures(engine, tz: str) -> tuple:
+    period = Period(*ROLLUP_DAYS, tz)
+    with engine.connect() as conn:
+        now = kpis(conn, period=period).loc["current"]
+        per_day = sessions_completed_per_day(conn, period=period)
+        mail = emails.status_counts_per_day(conn, period=period)
+        revenue = upsells.revenue(conn, period=period).loc["current", "revenue_cents"]
+        by_mechanic = upsells.by_mechanic(conn, period=Period(dt.date(2026, 2, 1), dt.date(2026, 2, 28), tz))
+    assert now.upsell_revenue_cents == revenue  # one definition
+    # the three were shown 20 days before they were bought: 17, 18 and 20 February, in every zone
+    assert by_mechanic[["display_name", "shown", "clicked", "purchased", "revenue_cents"]].values.tolist() == [
+        ["Mo", 3, 0, 3, 4700]
+    ]
+    assert (now.intake_requests, now.converted_requests, now.emails_failed) == (2, 1, 1)
+    figures = (int(now.sessions_completed), int(now.reviews_published), float(now.avg_rating), int(revenue))
+    return figures, tuple(per_day.sessions), sorted(zip(mail.status, mail.emails))
+
+
+@pytest.mark.parametrize("tz", list(EXPECTED))
+def test_the_roll_ups_give_the_raw_figures_in_every_kind_of_zone(rollup_db, tz):
+    engine, _ = rollup_db
+    mail = [("failed", 1), ("sent", 1)] + ([("sent", 1)] if tz == "UTC" else [])
+    expected = (EXPECTED[tz], SESSIONS_PER_DAY[tz], mail)
+    assert _figures(engine, tz) == expected  # from the raw rows: the roll-ups are not built yet
+    result = rollups.refresh(engine, rebuild=True)
+    assert result.buckets > 0
+    with engine.connect() as conn:
+        assert rollups.rollup_ready(conn) == (engine.dialect.name == "postgresql")
+        assert conn.execute(sa.select(sa.func.count()).select_from(s.rollup_dirty)).scalar_one() == 0
+    assert _figures(engine, tz) == expected  # PostgreSQL: from the roll-up
+
+
+def test_a_change_shows_at_once_and_the_refresh_folds_it_in(rollup_db):
+    engine, pending = rollup_db
+    rollups.refresh(engine, rebuild=True)
+    with engine.begin() as conn:  # as the platform or a console would: no Pitwall code involved
+        conn.execute(s.mechanic_reviews.update().where(s.mechanic_reviews.c.id == pending).values(status="published"))
+    expected = (4, 3, pytest.approx(11 / 3), 1500)  # ratings 5, 2 and 4
+    assert _figures(engine, "UTC")[0] == expected
+    with engine.connect() as conn:
+        marked = conn.execute(sa.select(s.rollup_dirty.c.bucket_start)).scalars().all()
+    if engine.dialect.name == "postgresql":
+        assert marked == [utc(2026, 3, 10, 11)]  # the trigger marked the review's bucket
+    result = rollups.refresh(engine)
+    assert result.buckets == (1 if engine.dialect.name == "postgresql" else result.buckets)
+    assert _figures(engine, "UTC")[0] == expected

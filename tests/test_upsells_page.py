@@ -18,6 +18,7 @@ from dashboard.core.period import Period
 from dashboard.domain.upsells import refresh_recommendations
 from dashboard.ui import components as ui
 from queries import upsells as q
+from queries.overview import kpis
 from tests.factories import HOSTILE, add_mechanic, staff_fixture
 from tests.page_support import open_any_page
 from tests.upsells_scenario import ADMIN, NOW, SUPPORT, S
@@ -140,3 +141,31 @@ def test_each_service_is_previewed_as_the_customers_card_and_stays_text(sold):
     assert ui.escape_markdown("<img src=x onerror=alert(1)> **big** [x](http://evil.test)") in texts
     assert not [text for text in texts if re.search(r"(?<!\\)[<\[]", text)]  # no markup left unescaped
     assert "### $9.99" in texts and "### $19.00" in texts
+
+
+def test_overview_and_upsells_show_the_same_revenue(sold):
+    """One definition: the upsells bought in the period, whenever they were shown. $19 (P1, bought
+    on 1 June) + $15 (shown in April, bought on 10 May); the $20 shown in June and bought in July
+    is outside the period, so the cohort's $39 ($19 + $20) is not the revenue."""
+    rec = s.upsell_recommendations
+    with sold.begin() as conn:
+        customer = conn.execute(sa.select(rec.c.customer_id).where(rec.c.session_id == S["s1"])).scalar()
+        for cents, shown, bought in (
+            (1500, dt.datetime(2024, 4, 20, tzinfo=dt.UTC), dt.datetime(2024, 5, 10, tzinfo=dt.UTC)),
+            (2000, dt.datetime(2024, 6, 20, tzinfo=dt.UTC), dt.datetime(2024, 7, 5, tzinfo=dt.UTC)),
+        ):
+            conn.execute(
+                rec.insert().values(
+                    customer_id=customer,
+                    recommendation_type="maintenance_plan",
+                    service_title="Plan",
+                    price_cents=cents,
+                    shown_at=shown,
+                    purchased_at=bought,
+                )
+            )
+    with sold.connect() as conn:  # the admin home's tile reads this function too (tests/test_overview.py)
+        revenue = q.revenue(conn, period=PERIOD).loc["current", "revenue_cents"]
+        assert kpis(conn, period=PERIOD).loc["current", "upsell_revenue_cents"] == revenue == 3400
+    upsells = open_page(sold)
+    assert {m.label: m.value for m in upsells.metric}["Revenue"] == "$34.00"

@@ -79,7 +79,11 @@ def schema_as_of(step: str) -> sa.MetaData:
         for index in table.indexes:
             if step_of(index, table) in steps:
                 sa.Index(
-                    index.name, *[copy.c[c.name] for c in index.columns], unique=index.unique, **index.dialect_kwargs
+                    index.name,
+                    *[copy.c[c.name] for c in index.columns],
+                    unique=index.unique,
+                    info=dict(index.info),
+                    **index.dialect_kwargs,
                 ).ddl_if(dialect="postgresql")
     return md
 
@@ -162,9 +166,27 @@ def _add_missing(conn: Connection, table: sa.Table, step: str) -> None:
                 conn.execute(sa.schema.AddConstraint(cons))
 
 
+def _extension_ready(conn: Connection, name: str, tried: dict[str, bool]) -> bool:
+    """Whether PostgreSQL extension ``name`` is installed, creating it once when it is available
+    and this role may (pg_trgm is a trusted extension: a database owner may create it)."""
+    if name not in tried:
+        try:
+            with conn.begin_nested():
+                conn.execute(sa.text(f'CREATE EXTENSION IF NOT EXISTS "{name}"'))
+        except sa.exc.DBAPIError:
+            pass  # not available, or not allowed: the indexes that need it are left out
+        installed = sa.text("SELECT 1 FROM pg_extension WHERE extname = :name")
+        tried[name] = conn.execute(installed, {"name": name}).first() is not None
+    return tried[name]
+
+
 def apply_step(conn: Connection, step: str) -> None:
-    """Bring the database to ``step`` of ``dashboard.core.schema``; safe to run again."""
+    """Bring the database to ``step`` of ``dashboard.core.schema``; safe to run again.
+
+    An index that needs an extension (``info["extension"]``) is created only where that
+    extension is installed or can be."""
     target = schema_as_of(step)
+    extensions: dict[str, bool] = {}
     if conn.dialect.name == "postgresql":
         for schema in {t.schema for t in target.tables.values() if t.schema}:
             conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
@@ -177,7 +199,9 @@ def apply_step(conn: Connection, step: str) -> None:
             _add_missing(conn, table, step)
         if conn.dialect.name == "postgresql":
             for index in table.indexes:
-                conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+                needs = index.info.get("extension")
+                if needs is None or _extension_ready(conn, needs, extensions):
+                    conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

@@ -858,11 +858,127 @@ for _column in _step("20", sa.Column("answer_text", sa.Text), sa.Column("answere
 
 # --- end of 20 ----------------------------------------------------------------------
 
+# --- 21 speed: the overview's roll-ups, indexes for customer search ------------------
+# (dashboard/domain/overview.py keeps the roll-ups; queries/overview.py, queries/emails.py and
+#  queries/upsells.py read them; docs/overview.md has the design)
+
+ROLLUP_BUCKET_MINUTES = 15  # every UTC offset in use since 1980 is a multiple of 15 minutes
+# SET LOCAL to 'on' in a transaction: the roll-ups' triggers mark nothing (a bulk load rebuilds them after)
+ROLLUP_BULK_LOAD_SETTING = "pitwall.bulk_load"
+
+# The headline counts per 15 minutes (UTC): a period in any display timezone is a whole
+# number of buckets, and its partial edges (an offset that is not a multiple) are read raw.
+kpi_buckets = sa.Table(
+    "kpi_buckets",
+    metadata,
+    sa.Column("bucket_start", sa.DateTime(timezone=True), primary_key=True),
+    *[
+        sa.Column(name, sa.BigInteger, nullable=False, server_default="0")
+        for name in (
+            "sessions_completed",
+            "intake_requests",
+            "converted_requests",
+            "reviews_published",
+            "rating_sum",
+            "upsell_purchases",
+            "upsell_revenue_cents",
+        )
+    ],
+    info={"step": "21"},
+)
+
+# Outbox rows per 15 minutes of created_at, milestone and status.
+email_buckets = sa.Table(
+    "email_buckets",
+    metadata,
+    sa.Column("bucket_start", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("milestone", sa.Text, primary_key=True),
+    sa.Column("status", sa.Text, primary_key=True),
+    sa.Column("emails", sa.BigInteger, nullable=False),
+    info={"step": "21"},
+)
+
+# Upsell recommendations per 15 minutes of shown_at and mechanic of their session: shown,
+# clicked, purchased and the revenue of the purchased ones (up to now).
+upsell_mechanic_buckets = sa.Table(
+    "upsell_mechanic_buckets",
+    metadata,
+    sa.Column("bucket_start", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("mechanic_id", sa.Uuid, primary_key=True),
+    *[sa.Column(name, sa.BigInteger, nullable=False) for name in ("shown", "clicked", "purchased", "revenue_cents")],
+    info={"step": "21"},
+)
+
+# Buckets whose rows changed since the roll-ups were last refreshed: a PostgreSQL trigger on
+# each source table marks them (also for the platform's own writes), the queries read them
+# from the raw rows, and the refresh recomputes them and clears the mark.
+rollup_dirty = sa.Table(
+    "rollup_dirty",
+    metadata,
+    sa.Column("bucket_start", sa.DateTime(timezone=True), primary_key=True),
+    info={"step": "21"},
+)
+
+_index(
+    "ix_mechanic_reviews_published_created",
+    mechanic_reviews.c.created_at,
+    postgresql_where=mechanic_reviews.c.status == "published",
+    info={"step": "21"},
+)
+# Conversions: an intake request's completed session (the roll-up's rebuild and its raw edges).
+_index(
+    "ix_sessions_request_completed",
+    sessions.c.request_id,
+    postgresql_where=sessions.c.status == "completed",
+    info={"step": "21"},
+)
+# Overview's "Open follow-ups" now: counted from this small index alone.
+_index(
+    "ix_requests_follow_up_waiting",
+    requests.c.status,
+    postgresql_where=sa.and_(requests.c.is_follow_up, requests.c.status.in_(("open", "matched"))),
+    info={"step": "21"},
+)
+# Customer search ("contains", case-insensitive) by email and by name: trigram indexes, where
+# the database has the pg_trgm extension (the migration creates it when it may).
+_index(
+    "ix_users_email_trgm",
+    users.c.email,
+    postgresql_using="gin",
+    postgresql_ops={"email": "gin_trgm_ops"},
+    info={"step": "21", "extension": "pg_trgm"},
+)
+_index(
+    "ix_profiles_full_name_trgm",
+    profiles.c.full_name,
+    postgresql_using="gin",
+    postgresql_ops={"full_name": "gin_trgm_ops"},
+    info={"step": "21", "extension": "pg_trgm"},
+)
+# The roll-up funnel of a period from the index alone (counts: 0.8 s -> 80 ms at scale 100; the
+# medians' sorts remain).
+_index(
+    "ix_crm_funnel_progress_funnel_entry_steps",
+    crm_funnel_progress.c.funnel_id,
+    crm_funnel_progress.c.entry_at,
+    postgresql_include=["prev_entry_at", *[f"step{k}_at" for k in range(2, FUNNEL_MAX_STEPS + 1)]],
+    info={"step": "21"},
+)
+# Upsell performance by mechanic: the recommendations shown in the period with their session.
+_index(
+    "ix_upsell_recommendations_shown_session",
+    upsell_recommendations.c.shown_at,
+    postgresql_include=["session_id", "clicked_at", "purchased_at", "price_cents"],
+    info={"step": "21"},
+)
+
+# --- end of 21 ----------------------------------------------------------------------
+
 # Migration steps in order; 13 and later are Pitwall's feature steps
 # (13: reputation moderation, 14: scheduling and pricing, 15: follow-up lifecycle, 16: CRM upsell catalogue,
 # 17: indexes for period filters, 18: email outbox uncertain status, 19: platform API and intake,
-# 20: console).
-STEPS = ("base", "08", "09", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20")
+# 20: console, 21: speed).
+STEPS = ("base", "08", "09", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20", "21")
 
 
 def step_of(item, table: sa.Table | None = None) -> str:

@@ -331,6 +331,7 @@ CASES: tuple[Case, ...] = (
     Case("upsells.by_service", upsells.performance, lambda conn, ctx: {"period": ctx.period, "by": "service"}),
     Case("upsells.trend_week", upsells.trend, lambda conn, ctx: {"period": ctx.period}),
     Case("upsells.by_mechanic", upsells.by_mechanic, lambda conn, ctx: {"period": ctx.period}),
+    Case("upsells.revenue", upsells.revenue, lambda conn, ctx: {"period": ctx.period}),
     Case(
         "upsells.customer_cards",
         upsells.customer_cards,

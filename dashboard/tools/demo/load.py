@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import io
 import uuid
+from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,7 +19,8 @@ from tqdm import tqdm
 from dashboard.core import schema as s
 from dashboard.core.db import is_duckdb
 from dashboard.core.errors import Conflict
-from dashboard.core.migrate import upgrade
+from dashboard.core.migrate import schema_as_of, upgrade
+from dashboard.domain import overview
 from dashboard.domain.funnel import rollups
 from dashboard.tools.demo.arrays import join
 from dashboard.tools.demo.chunks import chunks_ahead
@@ -132,9 +134,12 @@ def _clear(conn: Connection, tables) -> None:
         # Dropped and created anew (DuckDB's tables have no foreign keys): a DELETE keeps the
         # old rows' versions and index entries in memory until the commit, which at scale 100
         # is more than the load's memory cap.
+        # As the migrations leave it: without the constraints a later step replaced (e.g. step 12's
+        # hidden_reason check, which step 20 widened to "profanity").
+        current = schema_as_of(s.STEPS[-1])
         for table in tables:
             conn.execute(sa.text(f"DROP TABLE {_table_sql(conn, table)}"))
-            table.create(conn)
+            current.tables[table.key].create(conn)
     else:
         conn.execute(sa.text(f"TRUNCATE {', '.join(_table_sql(conn, t) for t in tables)} CASCADE"))
 
@@ -228,11 +233,16 @@ def _add_settings(conn: Connection) -> None:
     )
 
 
-class _Progress:
-    """A tqdm bar per table (rows loaded) and one for customers."""
+Progress = Callable[[float, str], None]
+"""Told the share of the load done (0 to 1) and what it is doing, e.g. for a progress bar."""
 
-    def __init__(self, enabled: bool, customers: int):
+
+class _Progress:
+    """A tqdm bar per table (rows loaded) and one for customers; ``hook`` is told the share done."""
+
+    def __init__(self, enabled: bool, customers: int, hook: Progress | None = None):
         self._enabled = enabled
+        self._hook, self._total, self._done = hook, max(customers, 1), 0
         self._bars: dict[str, tqdm] = {}
         self.customers = tqdm(total=customers, desc="customers", unit="", unit_scale=True, disable=not enabled)
 
@@ -242,6 +252,15 @@ class _Progress:
                 desc=table, unit=" rows", unit_scale=True, disable=not self._enabled, position=len(self._bars) + 1
             )
         self._bars[table].update(rows)
+
+    def customers_done(self, n: int) -> None:
+        self.customers.update(n)
+        self._done += n
+        self.tell(0.9 * self._done / self._total, f"Generating customers: {self._done:,} of {self._total:,}")
+
+    def tell(self, share: float, stage: str) -> None:
+        if self._hook is not None:
+            self._hook(min(share, 1.0), stage)
 
     def close(self) -> None:
         for bar in (self.customers, *self._bars.values()):
@@ -256,6 +275,7 @@ def generate(
     progress: bool = True,
     *,
     replace: bool = False,
+    on_progress: Progress | None = None,
 ) -> dict[str, int]:
     """Migrate, then load the demo data in one transaction; returns rows per table.
 
@@ -265,13 +285,16 @@ def generate(
     upgrade(engine)
     plan = Plan(scale, seed, anchor or dt.datetime.now(dt.UTC).date())
     counts = {t.name: 0 for t in TABLES}
-    bars = _Progress(progress, plan.customers)
+    bars = _Progress(progress, plan.customers, on_progress)
+    bars.tell(0.0, "Creating the tables")
     try:
         with engine.begin() as conn:
             if not replace and _has_rows(conn, TABLES):
                 raise DatabaseNotEmpty("The database already has data; use --replace to empty it first.")
             _clear(conn, _with_dependents((*TABLES, s.audit_log)) if replace else TABLES)
             sink = _DuckDBSink(conn) if is_duckdb(conn) else _PostgresSink(conn)
+            if not is_duckdb(conn):
+                conn.execute(overview.BULK_LOAD)  # the roll-ups are rebuilt once, below
 
             def write(table: sa.Table, data: pa.Table) -> None:
                 sink.write(table, data)
@@ -285,24 +308,29 @@ def generate(
                 for n, tables in chunks_ahead(plan, mech):
                     for table, data in tables.items():
                         write(table, data)
-                    bars.customers.update(n)
+                    bars.customers_done(n)
                 write(s.mechanics, mech.mechanics_table())
             _add_settings(conn)
     finally:
         bars.close()
+    bars.tell(0.92, "Building the summaries")
     with engine.connect() as conn:
         conn.execute(sa.text("CHECKPOINT" if is_duckdb(conn) else "ANALYZE"))
         conn.commit()
     counts[s.crm_funnel_progress.name] = sum(r.rows for r in rollups.refresh(engine, rebuild=True))
+    counts[s.kpi_buckets.name] = overview.refresh(engine, rebuild=True).buckets
     counts[s.staff_roles.name] = len(STAFF)
     return counts
 
 
-def load_if_empty(engine: Engine, scale: float, seed: int = 7, progress: bool = True) -> bool:
-    """Migrate; load the demo data only if there are no users yet. Returns whether it loaded."""
+def load_if_empty(
+    engine: Engine, scale: float, seed: int = 7, progress: bool = True, on_progress: Progress | None = None
+) -> bool:
+    """Migrate; load the demo data only if there are no users yet. Returns whether it loaded;
+    ``on_progress`` (see ``Progress``) follows the load."""
     upgrade(engine)
     with engine.connect() as conn:
         if conn.execute(sa.select(sa.literal(1)).select_from(s.users).limit(1)).first():
             return False
-    generate(engine, scale, seed, progress=progress)
+    generate(engine, scale, seed, progress=progress, on_progress=on_progress)
     return True
