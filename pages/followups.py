@@ -139,7 +139,12 @@ def assignee_label(option) -> str:
 
 
 def parent_summary(row, tz: str) -> None:
-    with st.popover("Parent session", icon=":material/description:"):
+    """The parent session's summary in a popover, built only while open (20 cards' worth of
+    hidden text would cost every rerun)."""
+    popover = st.popover("Parent session", icon=":material/description:", key=f"parent_{row.id}", on_change="rerun")
+    with popover:
+        if not popover.open:
+            return
         mechanic = row.parent_mechanic_name or "no mechanic"
         ended = ui.fmt_datetime(row.parent_ended_at, tz) if pd.notna(row.parent_ended_at) else "not ended"
         st.markdown(
@@ -252,6 +257,7 @@ def text_step(row, action: str) -> None:
         key=f"{action}_{follow_up_id}",
         icon=step["icon"],
         inputs=lambda: step["widget"](step["label"], key=key, max_chars=step["limit"], placeholder=step["placeholder"]),
+        open_key=f"open_{action}_{follow_up_id}",
     )
 
 

@@ -538,8 +538,13 @@ else:
         review_card(row, ids[position] == focus, neighbour, tz, now)
     keyboard.focus_ring(f"review_{focus}", FOCUS)
 
-if ui.actor().role == "admin":
-    with st.expander("Moderation setting", icon=":material/settings:"):
+
+def moderation_setting() -> None:
+    """Admins: whether every new review waits here; read from the database only while open."""
+    setting = st.expander("Moderation setting", icon=":material/settings:", key="moderation_setting", on_change="rerun")
+    with setting:
+        if not setting.open:
+            return
         with ui.write_engine().connect() as conn:
             required = moderation_required(conn)
         st.toggle(
@@ -549,3 +554,7 @@ if ui.actor().role == "admin":
             on_change=save_setting,
             help="Off: reviews without a flag are published at once. On: every review waits here.",
         )
+
+
+if ui.actor().role == "admin":
+    moderation_setting()

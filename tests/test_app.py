@@ -596,3 +596,12 @@ def test_staff_sees_the_pages_of_their_role(login_app):
         conn.execute(sa.delete(staff_roles))
     at.run()
     assert [title.value for title in at.title] == ["No access"]
+
+
+def test_the_server_skips_a_full_garbage_collection_after_each_run():
+    """Streamlit's default ``gc.collect(2)`` after every script run held each answer (and every
+    other session) for as long as a full collection over the query caches takes."""
+    import tomllib
+
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text())
+    assert config["runner"]["postScriptGC"] is False

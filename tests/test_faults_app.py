@@ -231,6 +231,8 @@ def test_the_database_going_down_in_the_middle_of_a_page_shows_the_message(clust
     server, engine, _ = cluster
     at = open_app("reviews.py")
     assert "Moderation setting" in [e.label for e in at.expander]
+    at.session_state["moderation_setting"] = True  # the expander open: the setting is read on each run
+    at.run()
     locker = make_engine(server.url)
     with locker.connect() as conn:
         conn.execute(sa.text("LOCK TABLE review_settings IN ACCESS EXCLUSIVE MODE"))  # until the server stops

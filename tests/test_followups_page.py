@@ -78,7 +78,8 @@ def metric(at: AppTest, label: str) -> str:
 
 def test_queue_actions_from_assign_to_close(queue_db):
     engine, cal, pia = queue_db["engine"], queue_db["cal"], queue_db["pia"]
-    at = open_page()
+    # the parent sessions' popovers open (their content is built only while open)
+    at = open_page(**{f"parent_{cal}": True, f"parent_{pia}": True})
     assert not at.exception
     assert [metric(at, label) for label in ("Waiting for an answer", "Unassigned", "Due within 2 h")] == [
         "2",
@@ -94,6 +95,8 @@ def test_queue_actions_from_assign_to_close(queue_db):
     at.button(key=f"assign_default_{cal}").click().run()
     assert not at.exception and not at.error
     assert (row(engine, cal)["state"], row(engine, cal)["assigned_mechanic_id"]) == ("assigned", queue_db["rita"])
+    at.session_state[f"open_answer_{cal}"] = True  # "Record answer…" open
+    at.run()
     at.button(key=f"answer_{cal}").click().run()  # no answer written yet
     assert "The answer is required." in text(at.error)
     assert row(engine, cal)["state"] == "assigned"
@@ -113,6 +116,8 @@ def test_queue_actions_from_assign_to_close(queue_db):
     assert row(engine, cal)["state"] == "closed"
 
     at.pills(key="followup_states").set_value(["open", "assigned"]).run()
+    at.session_state[f"open_cancel_{pia}"] = True  # "Cancel…" open
+    at.run()
     at.button(key=f"cancel_{pia}").click().run()  # no reason yet
     assert "The reason to cancel is required." in text(at.error)
     assert row(engine, pia)["state"] == "assigned"
@@ -191,6 +196,7 @@ def test_support_staff_work_the_queue_but_only_read_prices(queue_db, oidc_secret
         conn.execute(s.staff_roles.insert().values(email="sam@example.com", role="support"))
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.user = {"is_logged_in": True, "email": "sam@example.com", "email_verified": True}
+    at.session_state[f"open_answer_{queue_db['pia']}"] = True  # "Record answer…" open
     at = at.run().switch_page("../pages/followups.py").run()
     assert not at.exception
     assert not at.data_editor and not at.form_submit_button
@@ -212,7 +218,7 @@ def test_support_staff_work_the_queue_but_only_read_prices(queue_db, oidc_secret
 
 def test_bad_answers_change_nothing(queue_db):
     engine, pia = queue_db["engine"], queue_db["pia"]
-    at = open_page()
+    at = open_page(**{f"open_answer_{pia}": True})  # "Record answer…" open
     before = row(engine, pia)
     for answer, message in [
         ("   ", "The answer is required."),
@@ -263,8 +269,8 @@ def test_links_open_the_queue_filtered(queue_db):
             s.requests.update().where(s.requests.c.id == cal).values(created_at=now - dt.timedelta(minutes=210))
         )
 
-    def shown(at) -> set:  # the waiting follow-ups on the page: each has its Cancel button
-        return {rid for rid in (cal, pia) if f"cancel_{rid}" in [b.key for b in at.button]}
+    def shown(at) -> set:  # the waiting follow-ups on the page: each has its "Cancel…" popover
+        return {rid for rid in (cal, pia) if any(f"open_cancel_{rid}" in p.proto.id for p in at.get("popover"))}
 
     overdue = open_with_link(engine, due="overdue")
     assert not overdue.exception

@@ -82,6 +82,8 @@ def test_hide_with_a_reason_writes_an_audit_row(shop):
     at.button(key=f"restore_{waiting}").click().run()
     assert status_of(shop["engine"], waiting) == "published"
 
+    at.session_state["moderation_setting"] = True  # the expander open
+    at.run()
     at.toggle(key="moderate_all").set_value(True).run()
     with shop["engine"].connect() as conn:
         assert moderation_required(conn)

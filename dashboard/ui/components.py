@@ -593,11 +593,17 @@ def confirm(
     icon: str | None = None,
     disabled: bool = False,
     inputs: Callable[[], object] | None = None,
+    open_key: str | None = None,
 ) -> None:
     """A destructive action in two clicks: ``label`` opens a popover that says what will
     happen (``question``, Markdown), draws ``inputs()`` if given (e.g. a reason), and holds
-    the button ``key`` that calls ``on_confirm(*args)``."""
-    with st.popover(label, icon=icon, disabled=disabled):
+    the button ``key`` that calls ``on_confirm(*args)``. With ``open_key`` (the popover's
+    key: ``True`` in the session while open) the popover's content is built only while it
+    is open, which saves the server its widgets on every rerun of a page with many of them."""
+    popover = st.popover(label, icon=icon, disabled=disabled, key=open_key, on_change="rerun" if open_key else "ignore")
+    with popover:
+        if open_key and not popover.open:
+            return
         st.markdown(question)
         if inputs:
             inputs()

@@ -11,6 +11,7 @@ Each page reads the parameters it is linked with (documented in docs/ui.md):
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -23,10 +24,17 @@ def page_url(file: str, **params: object) -> str:
     return Path(file).stem + (f"?{query}" if query else "")
 
 
+# Every rerun of a page with a table of names builds their links again (the leaderboard: one per
+# mechanic), so the links of recently shown ids are kept.
+LINKS_KEPT = 50_000
+
+
+@functools.lru_cache(maxsize=LINKS_KEPT)
 def customer_url(customer_id: object) -> str:
     return page_url("customers.py", customer=customer_id)
 
 
+@functools.lru_cache(maxsize=LINKS_KEPT)
 def mechanic_url(mechanic_id: object) -> str:
     return page_url("mechanics.py", mechanic=mechanic_id)
 
