@@ -11,6 +11,7 @@ Each page reads the parameters it is linked with (documented in docs/ui.md):
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -23,10 +24,13 @@ def page_url(file: str, **params: object) -> str:
     return Path(file).stem + (f"?{query}" if query else "")
 
 
+# A table links every row's name, on every rerun: the same ids' URLs are remembered.
+@functools.lru_cache(maxsize=8192, typed=True)
 def customer_url(customer_id: object) -> str:
     return page_url("customers.py", customer=customer_id)
 
 
+@functools.lru_cache(maxsize=8192, typed=True)
 def mechanic_url(mechanic_id: object) -> str:
     return page_url("mechanics.py", mechanic=mechanic_id)
 
