@@ -12,14 +12,17 @@ row and clear the cached queries. Names, addresses and errors are shown as plain
 previews render a built-in sample session, not data from the database.
 """
 
+import datetime as dt
 import uuid
 
 import pandas as pd
 import plotly.express as px
+import plotly.graph_objects as go
 import sqlalchemy as sa
 import streamlit as st
 
 from dashboard.core.errors import ConfigError
+from dashboard.core.period import today_in
 from dashboard.core.schema import EMAIL_MILESTONES, EMAIL_STATUSES
 from dashboard.domain.emails.failures import BY_CODE
 from dashboard.domain.emails.outbox import decide, retry_cause
@@ -298,6 +301,27 @@ def run_now_control(settings: EmailSettings) -> None:
         )
 
 
+def per_day_figure(shown: pd.DataFrame, tz: str, today: dt.date) -> go.Figure:
+    """Emails queued per day stacked by status (labels, the status colours), today drawn "so far"."""
+    fig = px.bar(
+        shown.assign(status=[label("email_status", v) for v in shown.status]),
+        x="day",
+        y="emails",
+        color="status",
+        color_discrete_map={label("email_status", k): v for k, v in STATUS_COLORS.items()},
+        category_orders={
+            "status": [
+                label("email_status", v) for v in ("sent", "pending", "sending", "skipped", "failed", "uncertain")
+            ]
+        },
+    )
+    fig.update_traces(hovertemplate="%{x|%a %d %b %Y}: %{y:,} %{fullData.name}<extra></extra>")
+    fig.update_layout(legend=dict(title=None, xanchor="right", x=1))
+    whole_ticks(fig, shown.groupby("day").emails.sum().max() if len(shown) else 0)
+    ui.mark_partial(fig, sorted(shown.day.unique()), "day", tz, today=today)  # today, drawn "so far"
+    return fig
+
+
 def template_preview(settings) -> None:
     with ui.filter_bar():
         milestone = st.selectbox(
@@ -397,24 +421,11 @@ if per_day.empty:
     )
 else:
     shown = per_day[per_day.status.isin(statuses)] if statuses else per_day
-    fig = px.bar(
-        shown.assign(status=[label("email_status", v) for v in shown.status]),
-        x="day",
-        y="emails",
-        color="status",
-        color_discrete_map={label("email_status", k): v for k, v in STATUS_COLORS.items()},
-        category_orders={
-            "status": [
-                label("email_status", v) for v in ("sent", "pending", "sending", "skipped", "failed", "uncertain")
-            ]
-        },
-    )
-    fig.update_traces(hovertemplate="%{x|%a %d %b %Y}: %{y:,} %{fullData.name}<extra></extra>")
-    fig.update_layout(legend=dict(title=None, xanchor="right", x=1))
-    whole_ticks(fig, shown.groupby("day").emails.sum().max() if len(shown) else 0)
-    ui.mark_partial(fig, sorted(shown.day.unique()), "day", period.tz)  # today, drawn "so far"
     ui.chart(
-        fig,
+        per_day_figure,
+        shown,
+        period.tz,
+        today_in(period.tz),
         title="Emails queued per day, by status",
         x_title=f"Day ({period.tz})",
         y_title="Emails (count)",

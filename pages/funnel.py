@@ -98,16 +98,58 @@ def source_caption(spec: FunnelSpec) -> None:
             )
 
 
-def funnel_chart(frame: pd.DataFrame) -> None:
-    fig = go.Figure(
+def funnel_figure(labels: list, customers: list) -> go.Figure:
+    return go.Figure(
         go.Funnel(
-            y=frame.label,
-            x=frame.customers,
+            y=labels,
+            x=customers,
             texttemplate="%{x:,} (%{percentInitial:.1%})",
             hovertemplate="%{y}: %{x:,} customers, %{percentPrevious:.1%} of the step before<extra></extra>",
         )
     )
-    ui.chart(fig, title="Customers reaching each step", x_title="Customers (count)", y_title="")
+
+
+def funnel_chart(frame: pd.DataFrame) -> None:
+    ui.chart(
+        funnel_figure,
+        frame.label.tolist(),
+        frame.customers.tolist(),
+        title="Customers reaching each step",
+        x_title="Customers (count)",
+        y_title="",
+    )
+
+
+def breakdown_figure(frame: pd.DataFrame, first: str, last: str) -> go.Figure:
+    fig = px.bar(frame, x="conversion", y="group", orientation="h", custom_data=[first, last])
+    fig.update_traces(hovertemplate="%{y}: %{x:.1%} (%{customdata[1]:,} of %{customdata[0]:,})<extra></extra>")
+    fig.update_layout(yaxis={"autorange": "reversed"}, height=140 + 36 * len(frame))
+    return fig
+
+
+def time_figure(frame: pd.DataFrame) -> go.Figure:
+    fig = px.bar(frame, x="bin", y="customers")
+    fig.update_traces(hovertemplate="%{x}: %{y:,} customers<extra></extra>")
+    return fig
+
+
+def trend_figure(frame: pd.DataFrame, grain: str) -> go.Figure:
+    state = frame.complete.map({True: "final", False: "window still open"})
+    fig = go.Figure(
+        go.Scatter(
+            x=frame.bucket,
+            y=frame.conversion,
+            mode="lines+markers",
+            connectgaps=True,
+            marker={"size": 9, "symbol": frame.complete.map({True: "circle", False: "circle-open"})},
+            customdata=list(zip(frame.entered, frame.converted, state)),
+            hovertemplate="%{x|%d %b %Y}: %{y:.1%} (%{customdata[1]:,} of %{customdata[0]:,}; %{customdata[2]})"
+            "<extra></extra>",
+        )
+    )
+    if grain != "day":  # one tick per bucket, on its first day
+        fig.update_xaxes(tickvals=frame.bucket, tickformat="%d %b" if grain == "week" else "%b %Y")
+    return fig
 
 
 def steps_table(frame: pd.DataFrame) -> None:
@@ -139,11 +181,11 @@ def breakdown_tab(spec: FunnelSpec) -> None:
     top_n = right.slider("Largest groups shown (the rest are summed as “Other”)", 1, q.MAX_TOP_N, 8, key="funnel_top_n")
     frame = ui.run_query(q.breakdown, "the breakdown", spec=spec, dimension=dimension, top_n=top_n)
     frame = frame.assign(group=frame.group.map(lambda group: group_label(dimension, group)))
-    fig = px.bar(frame, x="conversion", y="group", orientation="h", custom_data=[spec.steps[0], spec.steps[-1]])
-    fig.update_traces(hovertemplate="%{y}: %{x:.1%} (%{customdata[1]:,} of %{customdata[0]:,})<extra></extra>")
-    fig.update_layout(yaxis={"autorange": "reversed"}, height=140 + 36 * len(frame))
     ui.chart(
-        fig,
+        breakdown_figure,
+        frame,
+        spec.steps[0],
+        spec.steps[-1],
         title=f"Conversion from {STEP_LABELS[spec.steps[0]].lower()} to "
         f"{STEP_LABELS[spec.steps[-1]].lower()} by {q.BREAKDOWNS[dimension].lower()}",
         x_title="Conversion (share of entered customers)",
@@ -189,10 +231,9 @@ def time_tab(spec: FunnelSpec) -> None:
             "Widen the period or the conversion window.",
         )
         return
-    fig = px.bar(frame, x="bin", y="customers")
-    fig.update_traces(hovertemplate="%{x}: %{y:,} customers<extra></extra>")
     ui.chart(
-        fig,
+        time_figure,
+        frame,
         title=f"Time from “{STEP_LABELS[spec.steps[low - 1]]}” to “{STEP_LABELS[spec.steps[high - 1]]}”",
         x_title="Time between the steps",
         y_title="Customers (count)",
@@ -211,23 +252,10 @@ def trend_tab(spec: FunnelSpec) -> None:
         key="funnel_grain",
     )
     frame = ui.run_query(q.trend, "the trend", spec=spec, grain=grain)
-    state = frame.complete.map({True: "final", False: "window still open"})
-    fig = go.Figure(
-        go.Scatter(
-            x=frame.bucket,
-            y=frame.conversion,
-            mode="lines+markers",
-            connectgaps=True,
-            marker={"size": 9, "symbol": frame.complete.map({True: "circle", False: "circle-open"})},
-            customdata=list(zip(frame.entered, frame.converted, state)),
-            hovertemplate="%{x|%d %b %Y}: %{y:.1%} (%{customdata[1]:,} of %{customdata[0]:,}; %{customdata[2]})"
-            "<extra></extra>",
-        )
-    )
-    if grain != "day":  # one tick per bucket, on its first day
-        fig.update_xaxes(tickvals=frame.bucket, tickformat="%d %b" if grain == "week" else "%b %Y")
     ui.chart(
-        fig,
+        trend_figure,
+        frame,
+        grain,
         title=f"Conversion to “{STEP_LABELS[spec.steps[-1]]}” by {grain} of entry",
         x_title=f"{GRAIN_LABELS[grain]} of entry ({spec.period.tz})",
         y_title="Conversion (share of entered)",

@@ -11,9 +11,10 @@ import datetime as dt
 
 import pandas as pd
 import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.core.period import today_in
+from dashboard.core.period import incomplete_buckets, today_in
 from dashboard.domain.calendars.slots import SlotRules
 from dashboard.domain.followups import FollowUpRules
 from dashboard.domain.funnel.interactions import DEFAULT_STEPS, DEFAULT_WINDOW_DAYS, FunnelSpec
@@ -186,6 +187,16 @@ def admin_tiles(period) -> list[ui.HomeTile]:
     ]
 
 
+def sessions_figure(per_day: pd.DataFrame, tz: str, today: dt.date) -> go.Figure:
+    """Sessions completed per day, today's bar drawn "so far"."""
+    fig = px.bar(per_day, x="day", y="sessions")
+    fig.update_traces(
+        hovertemplate="%{x|" + ui.HOVER["date"] + "}: %{y:" + ui.HOVER["count"] + "} sessions<extra></extra>"
+    )
+    ui.mark_partial(fig, per_day.day, "day", tz, today=today)
+    return fig
+
+
 def headline(period) -> None:
     kpis = ui.run_query(overview.kpis, loading="the headline numbers", period=period)
     current, before = kpis.loc["current"], kpis.loc["previous"]
@@ -214,20 +225,19 @@ def headline(period) -> None:
             "No sessions were completed in this period.", "Choose earlier dates or a longer period in the sidebar."
         )
         return
-    fig = px.bar(per_day, x="day", y="sessions")
-    fig.update_traces(
-        hovertemplate="%{x|" + ui.HOVER["date"] + "}: %{y:" + ui.HOVER["count"] + "} sessions<extra></extra>"
-    )
-    partial = ui.mark_partial(fig, per_day.day, "day", period.tz)
+    today = today_in(period.tz)
     ui.chart(
-        fig,
+        sessions_figure,
+        per_day,
+        period.tz,
+        today,
         title="Sessions completed per day",
         x_title=f"Day ({period.tz})",
         y_title="Sessions completed (count)",
         x_format="date",
         y_format="count",
     )
-    if partial:
+    if any(incomplete_buckets(per_day.day, "day", today)):
         st.caption("Today is not over: its bar, lighter and hatched, shows the sessions so far.")
 
 

@@ -107,6 +107,32 @@ def kpis(period) -> int:
     return int(now.shown)
 
 
+def funnel_figure(totals: list) -> go.Figure:
+    """Shown, clicked and bought as a funnel (``totals`` in that order)."""
+    fig = go.Figure(
+        go.Funnel(
+            y=["Shown", "Clicked", "Bought"],
+            x=totals,
+            textinfo="value+percent initial",
+            hovertemplate="%{y}: %{x:,}<extra></extra>",
+        )
+    )
+    fig.update_traces(texttemplate="%{x:,} (%{percentInitial:.1%})")
+    fig.update_layout(height=320)
+    return fig
+
+
+def weekly_figure(frame) -> go.Figure:
+    """Revenue per week shown, with what was shown, clicked and bought in the hover."""
+    fig = px.bar(money_columns(frame), x="bucket", y="revenue", custom_data=["shown", "ctr", "conversion"])
+    fig.update_traces(
+        hovertemplate="Week of %{x|%d %b %Y}: $%{y:,.2f}; %{customdata[0]:,} shown, "
+        "%{customdata[1]:.1%} clicked, %{customdata[2]:.1%} bought<extra></extra>"
+    )
+    fig.update_xaxes(tickvals=frame.bucket, tickformat="%d %b")
+    return fig
+
+
 @st.fragment
 def performance(period) -> None:
     by = st.segmented_control(
@@ -119,17 +145,14 @@ def performance(period) -> None:
     )
     frame = ui.run_query(q.performance, loading="upsell performance", period=period, by=by)
     totals = frame[["shown", "clicked", "purchased"]].sum()
-    fig = go.Figure(
-        go.Funnel(
-            y=["Shown", "Clicked", "Bought"],
-            x=totals.tolist(),
-            textinfo="value+percent initial",
-            hovertemplate="%{y}: %{x:,}<extra></extra>",
-        )
+    ui.chart(
+        funnel_figure,
+        totals.tolist(),
+        title="Shown → clicked → bought",
+        x_title="Recommendations (count)",
+        y_title="",
+        x_format="count",
     )
-    fig.update_traces(texttemplate="%{x:,} (%{percentInitial:.1%})")
-    fig.update_layout(height=320)
-    ui.chart(fig, title="Shown → clicked → bought", x_title="Recommendations (count)", y_title="", x_format="count")
     first = "service_title" if by == "service" else "recommendation_type"
     st.dataframe(
         table(frame).assign(recommendation_type=frame.recommendation_type.map(type_label)),
@@ -151,14 +174,9 @@ def weekly(period) -> None:
             "No recommendation was shown in this period.", "Choose earlier dates or a longer period in the sidebar."
         )
         return
-    fig = px.bar(money_columns(frame), x="bucket", y="revenue", custom_data=["shown", "ctr", "conversion"])
-    fig.update_traces(
-        hovertemplate="Week of %{x|%d %b %Y}: $%{y:,.2f}; %{customdata[0]:,} shown, "
-        "%{customdata[1]:.1%} clicked, %{customdata[2]:.1%} bought<extra></extra>"
-    )
-    fig.update_xaxes(tickvals=frame.bucket, tickformat="%d %b")
     ui.chart(
-        fig,
+        weekly_figure,
+        frame,
         title="Revenue by week shown",
         x_title=f"Week starting Monday ({period.tz})",
         y_title="Revenue (dollars)",

@@ -26,7 +26,7 @@ from dashboard.core.settings import ConfigError, load_settings
 from dashboard.tools.demo.load import load_if_empty
 from dashboard.ui import access
 from dashboard.ui import components as ui
-from tests.factories import add_mechanic, add_session, add_user
+from tests.factories import HOSTILE, add_mechanic, add_session, add_user
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "dashboard" / "app.py"
@@ -265,6 +265,33 @@ def test_charts_format_axes_like_the_tiles():
     assert (template.separatethousands, template.exponentformat) == (True, "none")  # also without a format
     with pytest.raises(ValueError, match="axis format must be one of"):
         ui.chart(px.bar(x=[1], y=[1]), title="t", x_title="x", y_title="y", y_format="dollars")
+
+
+def test_a_chart_from_a_builder_is_made_once_per_data_and_stays_inert(monkeypatch):
+    import pandas as pd
+    import plotly.express as px
+
+    made, sent = [], []
+
+    def bars(frame, today):
+        made.append(today)
+        fig = px.bar(frame, x="value", y="group")
+        ui.mark_partial(fig, [today], "day", "UTC", today=today)
+        return fig
+
+    monkeypatch.setattr(ui.st, "plotly_chart", lambda fig, **options: sent.append(fig))
+    ui._finished_chart.clear()
+    frame = pd.DataFrame({"group": [HOSTILE[0], "B&B"], "value": [1, 2_560]})
+    today = dt.date(2024, 3, 13)
+    for _ in range(2):  # a rerun with the same data reuses the finished figure
+        ui.chart(bars, frame, today, title="By <b>make</b>", x_title="Sessions", y_title="Make", x_format="count")
+    ui.chart(bars, frame.assign(value=[3, 4]), today, title="By <b>make</b>", x_title="Sessions", y_title="Make")
+    assert made == [today, today] and sent[0] is sent[1] and sent[2] is not sent[0]
+    spec = sent[0].to_dict()
+    assert list(spec["data"][0]["y"]) == ['&lt;a href="https://evil.example/a"&gt;Ford&lt;/a&gt;', "B&amp;B"]
+    assert spec["layout"]["title"]["text"] == "By &lt;b&gt;make&lt;/b&gt;"
+    assert spec["layout"]["xaxis"]["tickformat"] == ",~f" and spec["layout"]["xaxis"]["title"]["text"] == "Sessions"
+    assert [a["text"] for a in spec["layout"]["annotations"]] == ["so far"]
 
 
 def test_the_bucket_not_over_yet_is_drawn_as_so_far():
