@@ -508,11 +508,17 @@ class HomeTile:
     help: str | None = None
 
 
+TILES_PER_ROW = 3  # a tile holds a sentence and a link too: four would cut "$12,380.88" short at 1280 px
+
+
 def home_tiles(tiles: Sequence[HomeTile]) -> None:
-    """Tiles side by side (at most ``KPIS_PER_ROW`` a row), each a bordered card: the figure,
-    its scope, one sentence on what to do, and one link that opens the page behind it."""
-    for start in range(0, len(tiles), KPIS_PER_ROW):
-        row = tiles[start : start + KPIS_PER_ROW]
+    """Tiles side by side on balanced rows of at most ``TILES_PER_ROW`` (four: two and two), each
+    a bordered card: the figure, its scope, one sentence on what to do, and one link that opens
+    the page behind it."""
+    rows = math.ceil(len(tiles) / TILES_PER_ROW)
+    per_row = math.ceil(len(tiles) / rows) if rows else 0
+    for start in range(0, len(tiles), per_row or 1):
+        row = tiles[start : start + per_row]
         for column, tile in zip(st.columns(len(row)), row):
             with column.container(border=True, height="stretch", gap="small"):
                 _metric(tile, border=False)
