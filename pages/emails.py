@@ -31,8 +31,7 @@ from dashboard.domain.emails.settings import EmailSettings
 from dashboard.domain.emails.worker import run_now, run_now_blocker, run_running, utc_now
 from dashboard.ui import components as ui
 from dashboard.ui.axes import whole_ticks
-from dashboard.ui.downloads import csv_download
-from dashboard.ui.exports import as_csv
+from dashboard.ui.exports import as_csv, csv_download
 from dashboard.ui.labels import label
 from dashboard.ui.links import customer_url, mechanic_url, name_column, with_name
 from dashboard.ui.times import column_to_the_second, to_the_second

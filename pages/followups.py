@@ -27,8 +27,7 @@ from dashboard.core.schema import FOLLOW_UP_PRICE_MAX_CENTS, FOLLOW_UP_STATES, F
 from dashboard.domain import followups as fu
 from dashboard.ui import components as ui
 from dashboard.ui.axes import whole_ticks
-from dashboard.ui.downloads import csv_download
-from dashboard.ui.exports import as_csv
+from dashboard.ui.exports import as_csv, csv_download
 from dashboard.ui.labels import label
 from dashboard.ui.links import customer_url, mechanic_url
 from dashboard.ui.times import column_to_the_second, to_the_second

@@ -22,8 +22,7 @@ from dashboard.domain.funnel.interactions import (
 )
 from dashboard.domain.funnel.rollups import refresh
 from dashboard.ui import components as ui
-from dashboard.ui.downloads import csv_download
-from dashboard.ui.exports import export_frame
+from dashboard.ui.exports import csv_download, export_frame
 from dashboard.ui.labels import label
 from dashboard.ui.links import customer_url, name_column, with_name
 from queries import funnel as q

@@ -18,8 +18,10 @@ import datetime as dt
 import decimal
 import numbers
 import re
+from collections.abc import Callable
 
 import pandas as pd
+import streamlit as st
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x85\u2028\u2029]+")
@@ -53,3 +55,19 @@ def export_frame(
 
     shown = frame.assign(**{column: column_to_the_second(frame[column], tz) for column in times})
     return as_csv(shown[list(columns)].rename(columns=columns))
+
+
+# The file of a download button is made only when it is clicked (``make`` returns the bytes,
+# e.g. from ``as_csv``), so drawing the page costs nothing.
+def csv_download(make: Callable[[], bytes], *, file_name: str, help: str, key: str) -> None:
+    """A "Download (CSV)" button for ``file_name``; ``help`` says what it holds."""
+    st.download_button(
+        "Download (CSV)",
+        make,
+        file_name=file_name,
+        mime="text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+        help=help,
+        key=key,
+    )
