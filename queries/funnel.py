@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dashboard.core import schema as s
-from dashboard.core.period import Period
+from dashboard.core.period import Period, next_bucket
 from dashboard.domain.funnel.interactions import (
     STEP_LABELS,
     CrmInputError,
@@ -192,14 +192,8 @@ def bucket_starts(period: Period, grain: str) -> list[dt.date]:
     starts, day = [], floor(period.start)
     while day <= period.end:
         starts.append(day)
-        day = _next_bucket(day, grain)
+        day = next_bucket(day, grain)
     return starts
-
-
-def _next_bucket(day: dt.date, grain: str) -> dt.date:
-    if grain == "month":
-        return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    return day + dt.timedelta(days=7 if grain == "week" else 1)
 
 
 def trend(
@@ -231,7 +225,7 @@ def trend(
     converted = pd.Series([counts.get(day, (0, 0))[1] for day in starts], dtype="int64")
     now = now or dt.datetime.now(dt.UTC)
     last_entry = [
-        Period(day, min(_next_bucket(day, grain) - dt.timedelta(days=1), spec.period.end), spec.period.tz).bounds()[1]
+        Period(day, min(next_bucket(day, grain) - dt.timedelta(days=1), spec.period.end), spec.period.tz).bounds()[1]
         for day in starts
     ]
     return pd.DataFrame(
