@@ -128,7 +128,10 @@ def test_manager_journey(journey_app, journey_demo):
 
         set_first_multiplier("2")
         expect(error).to_have_count(0)
-        expect(preview.locator("tbody tr").filter(has_text=journey_demo.doubled_price).first).to_be_attached()
+        # the preview is redrawn after the editor's run: a busy machine takes seconds
+        expect(preview.locator("tbody tr").filter(has_text=journey_demo.doubled_price).first).to_be_attached(
+            timeout=30_000
+        )
         assert any(journey_demo.doubled_price in row for row in prices_on_slot_day())
         step(page, "manager", 3, "preview")
 

@@ -99,6 +99,7 @@ def test_admin_home_and_period_picker(journey_app):
         span = f"{start:%d %b %Y} – {end:%d %b %Y}"
         expect(page.get_by_role("heading", name=f"The marketplace in {span}")).to_be_visible()
         assert params(page) == {"from": str(start), "to": str(end), "tz": "UTC"}, page.url
+        settle(page)  # the heading shows before the run has drawn the tiles below it
         figures = page.get_by_test_id("stMetricValue").all_inner_texts()
         step(page, "admin", 3, "home-typed-days")
 
@@ -108,6 +109,7 @@ def test_admin_home_and_period_picker(journey_app):
         expect(sidebar_warning).to_contain_text("before the start date")
         expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible()
         expect(page.get_by_role("heading", name=f"The marketplace in {span}")).to_be_visible()
+        settle(page)
         assert page.get_by_test_id("stMetricValue").all_inner_texts() == figures
         assert params(page) == {"from": str(start), "to": str(end), "tz": "UTC"}, page.url
         step(page, "admin", 4, "home-invalid-range")
