@@ -12,7 +12,6 @@ Definitions (each over ``[start, end)`` of the period):
 - average rating: mean rating of the reviews created in the period that are published;
 - upsell revenue: ``price_cents`` of upsell recommendations purchased in the period;
 - emails failed: outbox rows created in the period whose status is ``failed``.
-Open follow-ups is a snapshot (follow-up requests open or matched now), not a period value.
 The period figures are defined once, in ``dashboard.domain.overview``, and read from its
 15-minute roll-ups where they are exact (the raw rows elsewhere); upsell revenue is
 ``queries.upsells.revenue``, the same figure the Upsells page shows.
@@ -28,7 +27,7 @@ from sqlalchemy.engine import Connection
 
 from dashboard.core import schema as s
 from dashboard.core.period import Period
-from dashboard.core.schema import email_outbox, requests
+from dashboard.core.schema import email_outbox
 from dashboard.domain import overview as rollups
 from queries import upsells
 from queries.calendars import hour_grid
@@ -42,10 +41,6 @@ KPI_COLUMNS = (
     "upsell_revenue_cents",
     "emails_failed",
 )
-
-
-def _count(table: sa.Table, *where: sa.ColumnElement[bool]) -> sa.ScalarSelect:
-    return sa.select(sa.func.count()).select_from(table).where(*where).scalar_subquery()
 
 
 def kpis(conn: Connection, *, period: Period) -> pd.DataFrame:
@@ -88,14 +83,6 @@ def kpis(conn: Connection, *, period: Period) -> pd.DataFrame:
     frame = frame.astype({c: "int64" for c in KPI_COLUMNS if c != "avg_rating"}).astype({"avg_rating": "float64"})
     frame["conversion_rate"] = frame.converted_requests / frame.intake_requests.where(frame.intake_requests > 0)
     return frame
-
-
-def open_follow_ups(conn: Connection) -> pd.DataFrame:
-    """One row, column ``open_follow_ups``: follow-up requests waiting now (open or matched)."""
-    query = sa.select(
-        _count(requests, requests.c.is_follow_up, requests.c.status.in_(("open", "matched"))).label("open_follow_ups")
-    )
-    return pd.DataFrame(conn.execute(query).mappings().all()).astype("int64")
 
 
 def sessions_completed_per_day(conn: Connection, *, period: Period) -> pd.DataFrame:

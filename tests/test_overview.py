@@ -24,7 +24,7 @@ from dashboard.domain.funnel.interactions import STEP_LABELS
 from dashboard.ui import components as ui
 from queries import emails, upsells
 from queries.calendars import hour_grid
-from queries.overview import kpis, open_follow_ups, sessions_completed_per_day, uncertain_emails, week_capacity
+from queries.overview import kpis, sessions_completed_per_day, uncertain_emails, week_capacity
 from tests.factories import add_follow_up, add_mechanic, add_request, add_review, add_session, add_user, journeys_for
 
 PERIOD = Period(dt.date(2024, 3, 1), dt.date(2024, 3, 10), "America/New_York")
@@ -169,11 +169,6 @@ def test_kpis_of_an_empty_period_are_zero_or_missing(overview_db):
     current = frame.loc["current"]
     assert (current.sessions_completed, current.intake_requests, current.upsell_revenue_cents) == (0, 0, 0)
     assert current.isna()[["avg_rating", "conversion_rate"]].all()
-
-
-def test_open_follow_ups_counts_open_and_matched_now(overview_db):
-    with overview_db.connect() as conn:
-        assert open_follow_ups(conn).loc[0, "open_follow_ups"] == 2  # f1 open, f2 matched
 
 
 def test_sessions_per_day_in_the_display_timezone(overview_db):

@@ -932,13 +932,6 @@ _index(
     postgresql_where=sessions.c.status == "completed",
     info={"step": "21"},
 )
-# Overview's "Open follow-ups" now: counted from this small index alone.
-_index(
-    "ix_requests_follow_up_waiting",
-    requests.c.status,
-    postgresql_where=sa.and_(requests.c.is_follow_up, requests.c.status.in_(("open", "matched"))),
-    info={"step": "21"},
-)
 # Customer search ("contains", case-insensitive) by email and by name: trigram indexes, where
 # the database has the pg_trgm extension (the migration creates it when it may).
 _index(

@@ -303,7 +303,6 @@ CASES: tuple[Case, ...] = (
         lambda conn, ctx: {"mechanic_id": ctx.sample["mechanic_id"], "period": ctx.period},
     ),
     Case("overview.kpis", overview.kpis, lambda conn, ctx: {"period": ctx.period}),
-    Case("overview.open_follow_ups", overview.open_follow_ups),
     Case("overview.sessions_per_day", overview.sessions_completed_per_day, lambda conn, ctx: {"period": ctx.period}),
     Case("overview.uncertain_emails", overview.uncertain_emails),
     Case(
