@@ -109,6 +109,7 @@ def test_manager_journey(journey_app, journey_demo):
         preview = page.get_by_test_id("stDataFrame").filter(has_text="Starts after saving").first
 
         def prices_on_slot_day() -> list[str]:
+            preview.scroll_into_view_if_needed()  # the grid redraws its rows only where they can be seen
             expect(preview.locator("tbody tr")).to_have_count(14)
             rows = preview.locator("tbody tr").all_inner_texts()
             return [row for row in rows if row.startswith(journey_demo.slot_day)]
@@ -128,7 +129,8 @@ def test_manager_journey(journey_app, journey_demo):
 
         set_first_multiplier("2")
         expect(error).to_have_count(0, timeout=30_000)  # the editor's run takes seconds on a busy machine
-        # the preview is redrawn after the editor's run: a busy machine takes seconds
+        # the preview is redrawn after the editor's run (a busy machine takes seconds), in view
+        preview.scroll_into_view_if_needed()
         expect(preview.locator("tbody tr").filter(has_text=journey_demo.doubled_price).first).to_be_attached(
             timeout=30_000
         )
