@@ -970,8 +970,8 @@ _index(
 # Migration steps in order; 13 and later are Pitwall's feature steps
 # (13: reputation moderation, 14: scheduling and pricing, 15: follow-up lifecycle, 16: CRM upsell catalogue,
 # 17: indexes for period filters, 18: email outbox uncertain status, 19: platform API and intake,
-# 20: console, 21: speed).
-STEPS = ("base", "08", "09", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20", "21")
+# 20: console, 21: speed, 22: more roll-ups and indexes for speed).
+STEPS = ("base", "08", "09", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20", "21", "22")
 
 
 def step_of(item, table: sa.Table | None = None) -> str:

@@ -1,0 +1,13 @@
+"""22 speed, continued: roll-ups and indexes that keep every page query within its budget at scale.
+"""
+
+from alembic import op
+
+from dashboard.core.migrate import apply_step
+
+revision = "0022_speed_rollups"
+down_revision = "0021_speed"
+
+
+def upgrade() -> None:
+    apply_step(op.get_bind(), "22")
