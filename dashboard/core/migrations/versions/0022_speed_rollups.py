@@ -1,5 +1,4 @@
-"""22 speed, continued: roll-ups and indexes that keep every page query within its budget at scale.
-"""
+"""22 speed, continued: roll-ups and indexes that keep every page query within its budget at scale."""
 
 from alembic import op
 
