@@ -126,11 +126,17 @@ def serve(database: Path, script: str = "dashboard/app.py", **env_settings: str)
     assert "Traceback" not in log.read_text(), log.read_text()
 
 
+EXPECT_TIMEOUT_MS = 15_000
+
+
 @contextlib.contextmanager
 def browser_page():
-    """A 1280x800 page of headless chromium that accepts downloads."""
-    from playwright.sync_api import sync_playwright
+    """A 1280x800 page of headless chromium that accepts downloads. Its assertions wait up to
+    EXPECT_TIMEOUT_MS for the page to get there: on a busy machine (CI runs suites side by side)
+    one script run can take seconds."""
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

@@ -165,25 +165,32 @@ def edit_cell(page, grid, row: int, column: int, value: str) -> None:
     """Type ``value`` into the text cell of ``grid`` (an editable ``stDataFrame``, drawn on a canvas)
     at ``row`` and ``column`` (0 = the first data column): select the row's first cell, move right
     with the arrow keys and start typing, which opens the cell's editor (Enter or Space could tick a
-    checkbox on the way). A busy machine may drop the first clicks or keys on a new grid, so this
-    tries again until the editor opens."""
+    checkbox on the way).
+
+    The slot editor draws its grid afresh after every edit the server takes, so the edit counts once
+    the grid typed into is gone; until then settling proves nothing (the run may not have started).
+    A busy machine may drop the first clicks or keys on a new grid, or an edit: this tries again."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     grid.locator("tbody tr").first.wait_for(state="attached")  # the grid has drawn its rows
     editor = page.locator("[id^=gdg-overlay-] textarea, [id^=gdg-overlay-] input").first
     for _ in range(5):
-        box = grid.bounding_box()
+        typed_into = grid.element_handle()
+        box = typed_into.bounding_box()
         page.mouse.click(box["x"] + 70, box["y"] + 52 + 35 * row)
         for _ in range(column):
             page.keyboard.press("ArrowRight")
         page.keyboard.type(value[:1])
         try:
             editor.wait_for(timeout=3000)
+            editor.fill(value)
+            editor.press("Enter")
+            page.wait_for_function("grid => !grid.isConnected", arg=typed_into, timeout=15_000)
             break
         except PlaywrightTimeout:
             page.keyboard.press("Escape")
-    editor.fill(value)
-    editor.press("Enter")
+    else:
+        raise AssertionError(f"the grid never took {value!r} in row {row}, column {column}")
     settle(page)
 
 
