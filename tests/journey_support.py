@@ -164,30 +164,38 @@ def choose(page, label: str, option: str) -> None:
 def edit_cell(page, grid, row: int, column: int, value: str) -> None:
     """Type ``value`` into the text cell of ``grid`` (an editable ``stDataFrame``, drawn on a canvas)
     at ``row`` and ``column`` (0 = the first data column): select the row's first cell, move right
-    with the arrow keys and start typing, which opens the cell's editor (Enter or Space could tick a
-    checkbox on the way).
+    with the arrow keys and start typing, which opens the cell's editor.
 
-    The slot editor draws its grid afresh after every edit the server takes, so the edit counts once
-    the grid typed into is gone; until then settling proves nothing (the run may not have started).
-    A busy machine may drop the first clicks or keys on a new grid, or an edit: this tries again."""
+    Each move is checked on the grid's accessible cells before the next: on a busy machine a key can
+    land before the click has selected a cell, and a key typed on a checkbox cell ticks it. The slot
+    editor draws its grid afresh after every edit the server takes, so the edit counts once the grid
+    typed into is gone (settling before then proves nothing: the run may not have started). A
+    dropped click, key or edit is tried again."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
+
+    def selected(col: int) -> None:
+        cell = grid.get_by_test_id(f"glide-cell-{col + 1}-{row}")  # the grid's row markers are column 0
+        expect(cell).to_have_attribute("aria-selected", "true", timeout=3000)
 
     grid.locator("tbody tr").first.wait_for(state="attached")  # the grid has drawn its rows
     editor = page.locator("[id^=gdg-overlay-] textarea, [id^=gdg-overlay-] input").first
     for _ in range(5):
         typed_into = grid.element_handle()
         box = typed_into.bounding_box()
-        page.mouse.click(box["x"] + 70, box["y"] + 52 + 35 * row)
-        for _ in range(column):
-            page.keyboard.press("ArrowRight")
-        page.keyboard.type(value[:1])
         try:
+            page.mouse.click(box["x"] + 70, box["y"] + 52 + 35 * row)
+            selected(0)
+            for col in range(1, column + 1):
+                page.keyboard.press("ArrowRight")
+                selected(col)
+            page.keyboard.type(value[:1])
             editor.wait_for(timeout=3000)
             editor.fill(value)
             editor.press("Enter")
             page.wait_for_function("grid => !grid.isConnected", arg=typed_into, timeout=15_000)
             break
-        except PlaywrightTimeout:
+        except (AssertionError, PlaywrightTimeout):
             page.keyboard.press("Escape")
     else:
         raise AssertionError(f"the grid never took {value!r} in row {row}, column {column}")
