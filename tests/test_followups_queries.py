@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import uuid
 
 import pytest
+import sqlalchemy as sa
 
 from dashboard.core import schema as s
 from dashboard.core.period import Period
@@ -454,3 +456,26 @@ def test_weekly_volume_and_median_in_the_display_timezone(engine, weekly_db):
     assert rows(utc) == [("2024-03-04", 4, 4, 3.0), ("2024-03-11", 2, 0, None), ("2024-03-18", 0, 0, None)]
     assert rows(midweek) == [("2024-03-04", 3, 3, 4.0), ("2024-03-11", 1, 0, None)]  # from Wednesday
     assert (list(berlin.days), list(midweek.days)) == ([7, 7], [5, 2])  # Wednesday to Sunday, Monday and Tuesday
+
+
+def test_the_queues_filters_are_the_indexed_expressions(pg_engine):
+    """The state filter is the expression step 22 indexes (its constants are inline SQL: bound
+    parameters would make it another expression, which no index serves), and the assignee filter
+    has an index of its own: the plans of the default queue and of one mechanic's use them."""
+    statements = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append((statement, parameters))
+
+    with pg_engine.connect() as conn:
+        sa.event.listen(conn, "before_cursor_execute", record)
+        queue(conn, now=NOW)
+        queue(conn, now=NOW, states=("open", "assigned", "answered"), mechanic_id=uuid.uuid4())
+        sa.event.remove(conn, "before_cursor_execute", record)
+        conn.exec_driver_sql("SET enable_seqscan = off")  # an empty table: the planner would read it all
+        plans = [
+            "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}", params)) for sql, params in statements
+        ]
+    assert "Index Cond: (COALESCE(follow_up_state" in plans[0]
+    assert "ix_requests_follow_up_state_created" in plans[0]
+    assert "ix_requests_follow_up_mechanic_state" in plans[1]
