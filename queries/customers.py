@@ -31,7 +31,11 @@ def _like(text: str) -> str:
 def search(conn: Connection, *, text: str, limit: int = SEARCH_LIMIT) -> pd.DataFrame:
     """Customers whose email or name contains ``text`` (case-insensitive), an exact email
     first, then by email; at most ``limit``. ``last_activity``: their latest interaction
-    (None without any)."""
+    (None without any).
+
+    The emails that match and the names that match are each found with their trigram index on
+    PostgreSQL; only the accounts matched by name alone are looked up for their email, and only
+    the ``limit`` chosen are joined to their profile and latest interaction."""
     term = " ".join(str(text or "").split())
     if not SEARCH_MIN <= len(term) <= SEARCH_MAX:
         raise Invalid(f"Type {SEARCH_MIN} to {SEARCH_MAX} characters of an email or name.")
@@ -39,27 +43,48 @@ def search(conn: Connection, *, text: str, limit: int = SEARCH_LIMIT) -> pd.Data
         raise Invalid("Search for letters, digits and punctuation only; the text holds a control character.")
     u, p, m, i = s.users, s.profiles, s.mechanics, s.crm_interactions
     pattern = _like(term)
-    # The accounts whose email matches, and those whose name matches: each served by its own
-    # trigram index on PostgreSQL (an OR across the two tables would scan them both).
-    matches = sa.union(
-        sa.select(u.c.id).where(u.c.email.ilike(pattern, escape="!")),
-        sa.select(p.c.id).where(p.c.full_name.ilike(pattern, escape="!")),
-    ).subquery("matches")
-    latest = sa.select(sa.func.max(i.c.created_at)).where(i.c.customer_id == u.c.id).scalar_subquery()
+    # Materialized: the planner would otherwise look up every name match's email before
+    # dropping those the email search already found (most of them, as emails hold names).
+    by_email = (
+        sa.select(u.c.id, u.c.email, u.c.created_at)
+        .where(u.c.email.ilike(pattern, escape="!"))
+        .cte("by_email")
+        .prefix_with("MATERIALIZED")
+    )
+    by_name_only = (
+        sa.select(p.c.id)
+        .where(p.c.full_name.ilike(pattern, escape="!"), ~sa.exists().where(by_email.c.id == p.c.id))
+        .cte("by_name_only")
+        .prefix_with("MATERIALIZED")
+    )
+    found = sa.union_all(
+        sa.select(by_email),
+        sa.select(u.c.id, u.c.email, u.c.created_at).join(by_name_only, by_name_only.c.id == u.c.id),
+    ).subquery("found")
+
+    def exact_first(email: sa.ColumnElement) -> tuple:
+        return (sa.func.lower(email) == term.lower()).desc(), email
+
+    chosen = (
+        sa.select(found)
+        .where(~sa.exists().where(m.c.user_id == found.c.id))
+        .order_by(*exact_first(found.c.email))
+        .limit(limit)
+        .subquery("chosen")
+    )
+    latest = sa.select(sa.func.max(i.c.created_at)).where(i.c.customer_id == chosen.c.id).scalar_subquery()
     query = (
         sa.select(
-            sa.cast(u.c.id, sa.Text),
-            u.c.email,
+            sa.cast(chosen.c.id, sa.Text),
+            chosen.c.email,
             p.c.full_name,
             p.c.plan,
             p.c.acquisition_channel,
-            u.c.created_at,
+            chosen.c.created_at,
             latest.label("last_activity"),
         )
-        .select_from(matches.join(u, u.c.id == matches.c.id).outerjoin(p, p.c.id == u.c.id))
-        .where(~sa.exists().where(m.c.user_id == u.c.id))
-        .order_by((sa.func.lower(u.c.email) == term.lower()).desc(), u.c.email)
-        .limit(limit)
+        .select_from(chosen.outerjoin(p, p.c.id == chosen.c.id))
+        .order_by(*exact_first(chosen.c.email))
     )
     frame = pd.DataFrame(conn.execute(query).all(), columns=SEARCH_COLUMNS)
     frame["last_activity"] = pd.to_datetime(frame["last_activity"], utc=True)

@@ -18,6 +18,7 @@ current plan (``standard`` without a profile).
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
@@ -29,6 +30,8 @@ from dashboard.core.schema import (
     FOLLOW_UP_STATES,
     FOLLOW_UP_TYPES,
     PLANS,
+    mechanic_availability_overrides,
+    mechanic_availability_slots,
     mechanics,
     profiles,
     requests,
@@ -36,7 +39,7 @@ from dashboard.core.schema import (
     staff_roles,
     users,
 )
-from dashboard.domain.calendars.slots import availability_windows, load_calendars
+from dashboard.domain.calendars.slots import Calendar, Override, WeeklySlot, availability_windows, day_of_week
 from dashboard.domain.followups import STATE, WAITING, FollowUpRules
 
 QUEUE_LIMIT = 200
@@ -303,6 +306,94 @@ ASSIGNEE_COLUMNS = (
 )
 
 
+STEADY_HOURS = 25  # a local day lies within 25 hours either side of any instant of it
+
+
+def _local_day(zone: sa.ColumnElement, now: dt.datetime) -> sa.ColumnElement:
+    return sa.cast(sa.func.timezone(zone, _at(now)), sa.Date)
+
+
+def _weekday(day: sa.ColumnElement) -> sa.ColumnElement:
+    """0=Sunday..6=Saturday, as ``day_of_week`` counts (PostgreSQL and DuckDB)."""
+    return sa.cast(sa.extract("dow", day), sa.Integer)
+
+
+def _hours_left_today(now: dt.datetime) -> sa.ColumnElement:
+    """Per mechanic (a correlated ``mechanics`` row joined to its override of today, ``ov``):
+    whether a window of today's availability ends after ``now``, compared on their wall clock;
+    NULL where their zone's UTC offset changes within ``STEADY_HOURS`` of now (a daylight-saving
+    day, where the calendar rules' reading of a skipped or repeated time counts; see
+    ``_free_today``). Elsewhere a local time is the instant at that one offset, so this is
+    ``availability_windows``' answer: an override replaces the weekday's slots, all day off
+    when it is not available."""
+    m, weekly, ov = mechanics, mechanic_availability_slots, mechanic_availability_overrides
+    at, span = _at(now), dt.timedelta(hours=STEADY_HOURS)
+    local_now = sa.func.timezone(m.c.timezone, at)
+    day = _local_day(m.c.timezone, now)
+    span_seconds = _seconds(sa.literal(STEADY_HOURS * 3600, sa.Integer))
+    steady = (sa.func.timezone(m.c.timezone, _at(now - span)) == local_now - span_seconds) & (
+        sa.func.timezone(m.c.timezone, _at(now + span)) == local_now + span_seconds
+    )
+    weekly_left = sa.exists().where(
+        weekly.c.mechanic_id == m.c.user_id,
+        weekly.c.day_of_week == _weekday(day),
+        weekly.c.is_available,
+        day + weekly.c.end_time > local_now,
+    )
+    left = sa.case(
+        (ov.c.id.is_(None), weekly_left),
+        (~ov.c.is_available, sa.false()),
+        (ov.c.start_time.is_(None), weekly_left),
+        else_=day + ov.c.end_time > local_now,
+    )
+    return sa.case((steady, left))
+
+
+def _free_today(conn: Connection, now: dt.datetime, zones: Sequence[str]) -> set:
+    """The active mechanics of ``zones`` with availability left today in their own timezone (a
+    window that ends after ``now``) by the calendar rules (``availability_windows``), reading only
+    today's hours: each one's weekly slots of their local weekday and their override of that date."""
+    m, weekly, ov = mechanics, mechanic_availability_slots, mechanic_availability_overrides
+    today = (
+        sa.select(m.c.user_id, m.c.timezone, _local_day(m.c.timezone, now).label("day"))
+        .where(m.c.is_active, m.c.timezone.in_(zones))
+        .subquery("today")
+    )
+    query = sa.select(
+        today,
+        ov.c.is_available,
+        ov.c.start_time,
+        ov.c.end_time,
+        ov.c.price_multiplier,
+        weekly.c.start_time,
+        weekly.c.end_time,
+        weekly.c.price_multiplier,
+    ).select_from(
+        today.outerjoin(ov, (ov.c.mechanic_id == today.c.user_id) & (ov.c.date == today.c.day)).outerjoin(
+            weekly,
+            (weekly.c.mechanic_id == today.c.user_id)
+            & (weekly.c.day_of_week == _weekday(today.c.day))
+            & weekly.c.is_available,
+        )
+    )
+    zone_of, days, slots, overrides = {}, {}, defaultdict(list), {}
+    for mechanic_id, zone, day, *override, start, end, multiplier in conn.execute(query):
+        if mechanic_id not in days:
+            zone_of[mechanic_id], days[mechanic_id] = zone, day
+            if override[0] is not None:
+                overrides[mechanic_id] = (Override(day, *override),)
+        if start is not None:
+            slots[mechanic_id].append(WeeklySlot(day_of_week(day), start, end, multiplier))
+    free = set()
+    for mechanic_id in slots.keys() | overrides.keys():
+        calendar = Calendar(
+            mechanic_id, zone_of[mechanic_id], tuple(slots[mechanic_id]), overrides.get(mechanic_id, ())
+        )
+        if any(window.end > now for window in availability_windows(calendar, days[mechanic_id], 1)):
+            free.add(mechanic_id)
+    return free
+
+
 def assignee_options(conn: Connection, *, now: dt.datetime, category: str | None = None) -> pd.DataFrame:
     """Active mechanics to assign a follow-up to, best matches first: ``ASSIGNEE_COLUMNS``, with
     ``specialties`` (a list), ``avg_rating`` (None before a first review), ``open_items``
@@ -312,9 +403,10 @@ def assignee_options(conn: Connection, *, now: dt.datetime, category: str | None
     sessions booked in it). Order: matching the category, free today, fewest open, best
     rated, then by name.
 
-    One SQL query counts the load per mechanic; the calendars' loader reads the hours."""
-    _at(now)  # checks it is timezone-aware
-    m = mechanics
+    One query, served by indexes (the assigned follow-ups' for the load, today's override and
+    weekday slots of each mechanic for ``free_today``); on a daylight-saving day in a mechanic's
+    zone a second one reads that zone's hours for the calendar rules."""
+    m, ov = mechanics, mechanic_availability_overrides
     load = (
         sa.select(r.c.assigned_mechanic_id, sa.func.count().label("open_items"))
         .where(r.c.follow_up_state == "assigned")
@@ -324,6 +416,7 @@ def assignee_options(conn: Connection, *, now: dt.datetime, category: str | None
     open_items = sa.func.coalesce(load.c.open_items, 0)
     matches = m.c.specialties.any(category) if category else sa.false()
     rated = m.c.total_reviews > 0
+    today = _local_day(m.c.timezone, now)  # checks that now is timezone-aware
     query = (
         sa.select(
             m.c.user_id,
@@ -333,8 +426,14 @@ def assignee_options(conn: Connection, *, now: dt.datetime, category: str | None
             m.c.total_reviews,
             open_items.label("open_items"),
             sa.func.coalesce(matches, sa.false()).label("matches"),
+            _hours_left_today(now).label("free_today"),
+            m.c.timezone,
         )
-        .select_from(m.outerjoin(load, load.c.assigned_mechanic_id == m.c.user_id))
+        .select_from(
+            m.outerjoin(load, load.c.assigned_mechanic_id == m.c.user_id).outerjoin(
+                ov, (ov.c.mechanic_id == m.c.user_id) & (ov.c.date == today)
+            )
+        )
         .where(m.c.is_active)
         .order_by(
             sa.func.coalesce(matches, sa.false()).desc(),
@@ -344,21 +443,15 @@ def assignee_options(conn: Connection, *, now: dt.datetime, category: str | None
             m.c.user_id,
         )
     )
-    frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=list(ASSIGNEE_COLUMNS[:-1]))
+    frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=[*ASSIGNEE_COLUMNS, "timezone"])
     frame["specialties"] = [list(v) if isinstance(v, (list, tuple)) else [] for v in frame["specialties"]]
-    moment = now
-    first_day = moment.astimezone(dt.UTC).date() - dt.timedelta(days=1)
-    calendars = load_calendars(conn, list(frame.user_id), first_day, 3, bookings=False) if len(frame) else {}
-
-    def free_today(mechanic_id) -> bool:
-        calendar = calendars.get(mechanic_id)
-        if calendar is None:
-            return False
-        today = moment.astimezone(calendar.zone).date()
-        return any(window.end > moment for window in availability_windows(calendar, today, 1))
-
-    frame["free_today"] = [free_today(mechanic_id) for mechanic_id in frame.user_id]
-    frame = frame.astype({"open_items": "int64", "total_reviews": "int64", "matches": bool, "free_today": bool})
+    unsettled = frame.free_today.isna()
+    if unsettled.any():  # a daylight-saving day in their zone: the calendar rules decide
+        free = _free_today(conn, now, sorted(set(frame.timezone[unsettled])))
+        frame.loc[unsettled, "free_today"] = [mechanic_id in free for mechanic_id in frame.user_id[unsettled]]
+    frame = frame.drop(columns="timezone").astype(
+        {"open_items": "int64", "total_reviews": "int64", "matches": bool, "free_today": bool}
+    )
     frame["avg_rating"] = frame["avg_rating"].astype("float64")
     order = frame.sort_values(["matches", "free_today"], ascending=False, kind="stable")
     return order.reset_index(drop=True)

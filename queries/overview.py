@@ -7,14 +7,10 @@ which PostgreSQL and DuckDB both provide.
 
 Definitions (each over ``[start, end)`` of the period):
 - sessions completed: sessions with status ``completed`` whose ``ended_at`` is in the period;
-- intake requests: requests that are not follow-ups, created in the period;
-  converted: those of them with a completed session (at any time up to now);
-- average rating: mean rating of the reviews created in the period that are published;
-- upsell revenue: ``price_cents`` of upsell recommendations purchased in the period;
-- emails failed: outbox rows created in the period whose status is ``failed``.
+- average rating: mean rating of the reviews created in the period that are published.
 The period figures are defined once, in ``dashboard.domain.overview``, and read from its
-15-minute roll-ups where they are exact (the raw rows elsewhere); upsell revenue is
-``queries.upsells.revenue``, the same figure the Upsells page shows.
+15-minute roll-ups where they are exact (the raw rows elsewhere). The role homes' tiles read
+the queries of the pages they open instead (``pages/overview.py``).
 """
 
 from __future__ import annotations
@@ -29,40 +25,22 @@ from dashboard.core import schema as s
 from dashboard.core.period import Period
 from dashboard.core.schema import email_outbox
 from dashboard.domain import overview as rollups
-from queries import upsells
 from queries.calendars import hour_grid
 
-KPI_COLUMNS = (
-    "sessions_completed",
-    "intake_requests",
-    "converted_requests",
-    "reviews_published",
-    "avg_rating",
-    "upsell_revenue_cents",
-    "emails_failed",
-)
+KPI_COLUMNS = ("sessions_completed", "reviews_published", "avg_rating")
 
 
 def kpis(conn: Connection, *, period: Period) -> pd.DataFrame:
     """Two rows, ``current`` (the period) and ``previous`` (the equal period before),
-    indexed by ``period``: the columns of ``KPI_COLUMNS`` plus ``conversion_rate``
-    (converted / intake requests; NaN without intake requests). ``avg_rating`` is NaN without reviews.
+    indexed by ``period``: the columns of ``KPI_COLUMNS``; ``avg_rating`` is NaN without reviews.
 
     One query: the roll-ups for the whole 15-minute buckets of both periods, the raw rows for
-    the rest (``dashboard.domain.overview``). Upsell revenue is ``queries.upsells.revenue``.
-    """
-    windows = rollups.by_period(period)
-    kpi = rollups.summed(
-        rollups.windows_rows(conn, rollups.KPI_SOURCES, s.kpi_buckets, rollups.KPI_METRICS, windows),
-        rollups.KPI_METRICS,
+    the rest (``dashboard.domain.overview``)."""
+    metrics = ["sessions_completed", "reviews_published", "rating_sum"]
+    parts = rollups.windows_rows(
+        conn, [rollups.SESSIONS_SOURCE, rollups.REVIEWS_SOURCE], s.kpi_buckets, metrics, rollups.by_period(period)
     )
-    mail = rollups.windows_rows(
-        conn, [rollups.EMAIL_SOURCE], s.email_buckets, ["emails"], windows, only={"status": ["failed"]}
-    )
-    failed = sa.select(mail.c.period, sa.func.sum(mail.c.emails)).group_by(mail.c.period)
-    found = {row.period: row for row in conn.execute(kpi).mappings()}
-    failed_by = dict(conn.execute(failed).all())
-    revenue = upsells.revenue(conn, period=period)
+    found = {row.period: row for row in conn.execute(rollups.summed(parts, metrics)).mappings()}
     rows = []
     for p in ("current", "previous"):
         row = found.get(p, {})
@@ -70,19 +48,13 @@ def kpis(conn: Connection, *, period: Period) -> pd.DataFrame:
         rows.append(
             {
                 "period": p,
-                "sessions_completed": row.get("sessions_completed") or 0,
-                "intake_requests": row.get("intake_requests") or 0,
-                "converted_requests": row.get("converted_requests") or 0,
+                "sessions_completed": int(row.get("sessions_completed") or 0),
                 "reviews_published": reviews,
                 "avg_rating": (int(row["rating_sum"]) / reviews) if reviews else float("nan"),
-                "upsell_revenue_cents": revenue.loc[p, "revenue_cents"],
-                "emails_failed": failed_by.get(p) or 0,
             }
         )
     frame = pd.DataFrame(rows).set_index("period")[list(KPI_COLUMNS)]
-    frame = frame.astype({c: "int64" for c in KPI_COLUMNS if c != "avg_rating"}).astype({"avg_rating": "float64"})
-    frame["conversion_rate"] = frame.converted_requests / frame.intake_requests.where(frame.intake_requests > 0)
-    return frame
+    return frame.astype({"sessions_completed": "int64", "reviews_published": "int64", "avg_rating": "float64"})
 
 
 def sessions_completed_per_day(conn: Connection, *, period: Period) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from dashboard.core.errors import Invalid
 from dashboard.core.period import Period
 from dashboard.ui import components as ui
 from queries import customers as q
-from tests.factories import add_user, staff_fixture
+from tests.factories import add_mechanic, add_user, staff_fixture
 from tests.page_support import open_any_page
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "customers.py"
@@ -172,6 +172,25 @@ def test_search_by_email_or_name(people):
     assert matches.loc["ann@example.com", ["full_name", "plan"]].tolist() == ["Ann O'Neil", "standard"]
     assert matches.loc["ann@example.com", "last_activity"] == pd.Timestamp(at(1))
     assert pd.isna(matches.loc["joann@example.com", "last_activity"])
+
+
+def test_search_keeps_the_first_matches_by_email_whichever_way_they_matched(engine):
+    """Emails that contain "kit" or names that do, by email: aa.kit is a mechanic (left out before
+    the limit), kit@ the exact email (first when searched in full), Amy Kitson matches by her
+    name alone, mkit@ has no profile, zed.kit matches by both."""
+    with engine.begin() as conn:
+        add_mechanic(conn, "Kit the mechanic", email="aa.kit@pitwall.test")
+        add_user(conn, "Amy Kitson", email="amy@pitwall.test")
+        add_user(conn, "Kit", email="kit@pitwall.test")
+        conn.execute(s.users.insert().values(id=uuid.uuid4(), email="mkit@pitwall.test"))
+        add_user(conn, "Zed Kitt", email="zed.kit@pitwall.test")
+        add_user(conn, "Bo", email="bo@pitwall.test")
+    with engine.connect() as conn:
+        first = q.search(conn, text="KIT", limit=3)
+        full = q.search(conn, text="kit@pitwall.test", limit=2)
+    assert first.email.tolist() == ["amy@pitwall.test", "kit@pitwall.test", "mkit@pitwall.test"]
+    assert first.full_name.tolist()[:2] == ["Amy Kitson", "Kit"] and pd.isna(first.full_name.iloc[2])
+    assert full.email.tolist() == ["kit@pitwall.test", "mkit@pitwall.test"]  # exact first; aa.kit@ a mechanic
 
 
 def test_search_refuses_control_characters(people):

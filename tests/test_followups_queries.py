@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import uuid
 
 import pytest
+import sqlalchemy as sa
 
 from dashboard.core import schema as s
 from dashboard.core.period import Period
@@ -410,6 +412,85 @@ def test_assignee_options_best_matches_first(engine, assignee_db):
     assert not monday.free_today.any()
 
 
+def free_today(engine, now: dt.datetime, calendars: dict) -> dict[str, bool]:
+    """``calendars``: name -> (timezone, weekly slots (day, start h, end h[, available]), overrides
+    (date, available[, start h, end h])); each becomes an active mechanic. Their ``free_today``."""
+    with engine.begin() as conn:
+        for name, (zone, weekly, overrides) in calendars.items():
+            mechanic = add_mechanic(conn, name, timezone=zone)
+            for day, start, end, *available in weekly:
+                conn.execute(
+                    s.mechanic_availability_slots.insert().values(
+                        mechanic_id=mechanic,
+                        day_of_week=day,
+                        start_time=start,
+                        end_time=end,
+                        is_available=available[0] if available else True,
+                    )
+                )
+            for date, available, *hours in overrides:
+                conn.execute(
+                    s.mechanic_availability_overrides.insert().values(
+                        mechanic_id=mechanic,
+                        date=date,
+                        is_available=available,
+                        start_time=hours[0] if hours else None,
+                        end_time=hours[1] if hours else None,
+                    )
+                )
+    with engine.connect() as conn:
+        frame = assignee_options(conn, now=now)
+    return dict(zip(frame.display_name, frame.free_today))
+
+
+def t(hour: int, minute: int = 0) -> dt.time:
+    return dt.time(hour, minute)
+
+
+def test_free_today_by_each_mechanics_own_day_and_override(engine):
+    """Wednesday 12 June 2024 03:00 UTC, no clock change near in these zones (Wednesday = 3):
+
+    | mechanic | zone (local time now)            | today's hours                                   | free |
+    |----------|----------------------------------|-------------------------------------------------|------|
+    | Early    | UTC (Wed 03:00)                  | 01:00-03:00 (ends now); 05-06 unavailable       | no   |
+    | Late     | Asia/Kolkata (Wed 08:30)         | 08:00-09:00                                     | yes  |
+    | Off      | Europe/Berlin (Wed 05:00)        | 09-18, but a day off today                      | no   |
+    | Swap     | UTC                              | 05-06, replaced by today's override 01:00-02:00 | no   |
+    | Open     | UTC                              | an override "available" without hours: 03-03:30 | yes  |
+    | West     | America/Los_Angeles (Tue 20:00)  | Tuesday 19-21 (Wednesday's off day is tomorrow) | yes  |
+    """
+    wednesday = dt.date(2024, 6, 12)
+    found = free_today(
+        engine,
+        dt.datetime(2024, 6, 12, 3, tzinfo=UTC),
+        {
+            "Early": ("UTC", [(3, t(1), t(3)), (3, t(5), t(6), False)], []),
+            "Late": ("Asia/Kolkata", [(3, t(8), t(9))], []),
+            "Off": ("Europe/Berlin", [(3, t(9), t(18))], [(wednesday, False)]),
+            "Swap": ("UTC", [(3, t(5), t(6))], [(wednesday, True, t(1), t(2))]),
+            "Open": ("UTC", [(3, t(3), t(3, 30))], [(wednesday, True)]),
+            "West": ("America/Los_Angeles", [(2, t(19), t(21)), (3, t(8), t(9))], [(wednesday, False)]),
+        },
+    )
+    assert found == {"Early": False, "Late": True, "Off": False, "Swap": False, "Open": True, "West": True}
+
+
+def test_free_today_on_a_clock_change_reads_a_repeated_time_as_its_first_occurrence(engine):
+    """Sunday 3 November 2024 06:10 UTC: New York has just turned back from 02:00 EDT to 01:00 EST
+    (it is 01:10 EST). Fall's hours end at 01:30, the first 01:30 (EDT, 05:30 UTC), already past
+    (by the wall clock 01:30 is still ahead); Late's end at 02:00 EST (07:00 UTC); Utc's at 07:00 UTC."""
+    found = free_today(
+        engine,
+        dt.datetime(2024, 11, 3, 6, 10, tzinfo=UTC),
+        {
+            "Fall": ("America/New_York", [(0, t(0), t(1, 30))], []),
+            "Late": ("America/New_York", [(0, t(1), t(2))], []),
+            "Utc": ("UTC", [(0, t(6), t(7))], []),
+        },
+    )
+    assert found == {"Fall": False, "Late": True, "Utc": True}
+
+
 @pytest.fixture
 def weekly_db(engine):
     """Follow-ups around the week boundaries of Berlin (UTC+1 in March 2024) and UTC,
@@ -454,3 +535,26 @@ def test_weekly_volume_and_median_in_the_display_timezone(engine, weekly_db):
     assert rows(utc) == [("2024-03-04", 4, 4, 3.0), ("2024-03-11", 2, 0, None), ("2024-03-18", 0, 0, None)]
     assert rows(midweek) == [("2024-03-04", 3, 3, 4.0), ("2024-03-11", 1, 0, None)]  # from Wednesday
     assert (list(berlin.days), list(midweek.days)) == ([7, 7], [5, 2])  # Wednesday to Sunday, Monday and Tuesday
+
+
+def test_the_queues_filters_are_the_indexed_expressions(pg_engine):
+    """The state filter is the expression step 22 indexes (its constants are inline SQL: bound
+    parameters would make it another expression, which no index serves), and the assignee filter
+    has an index of its own: the plans of the default queue and of one mechanic's use them."""
+    statements = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append((statement, parameters))
+
+    with pg_engine.connect() as conn:
+        sa.event.listen(conn, "before_cursor_execute", record)
+        queue(conn, now=NOW)
+        queue(conn, now=NOW, states=("open", "assigned", "answered"), mechanic_id=uuid.uuid4())
+        sa.event.remove(conn, "before_cursor_execute", record)
+        conn.exec_driver_sql("SET enable_seqscan = off")  # an empty table: the planner would read it all
+        plans = [
+            "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}", params)) for sql, params in statements
+        ]
+    assert "Index Cond: (COALESCE(follow_up_state" in plans[0]
+    assert "ix_requests_follow_up_state_created" in plans[0]
+    assert "ix_requests_follow_up_mechanic_state" in plans[1]

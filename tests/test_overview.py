@@ -25,7 +25,7 @@ from dashboard.ui import components as ui
 from queries import emails, upsells
 from queries.calendars import hour_grid
 from queries.overview import kpis, sessions_completed_per_day, uncertain_emails, week_capacity
-from tests.factories import add_follow_up, add_mechanic, add_request, add_review, add_session, add_user, journeys_for
+from tests.factories import add_follow_up, add_mechanic, add_review, add_session, add_user, journeys_for
 
 PERIOD = Period(dt.date(2024, 3, 1), dt.date(2024, 3, 10), "America/New_York")
 
@@ -39,7 +39,6 @@ def ids(*names):
 
 
 U = ids("c1", "c2", "mech")
-R = ids("r1", "r2", "r3", "r4", "r5", "f1", "f2", "f3")
 S = ids("s1", "s2", "s3", "s4", "s5", "s6", "s7")
 
 
@@ -48,46 +47,20 @@ def overview_db(engine):
     with engine.begin() as conn:
         conn.execute(s.users.insert(), [{"id": U[n], "email": f"{n}@example.com"} for n in U])
         conn.execute(s.mechanics.insert().values(user_id=U["mech"], display_name="Mo"))
-        conn.execute(
-            s.requests.insert(),
-            [
-                {"id": R["r1"], "customer_id": U["c1"], "created_at": utc(2024, 3, 2, 12)},  # current, converted
-                {"id": R["r2"], "customer_id": U["c1"], "created_at": utc(2024, 3, 5, 12)},  # current, cancelled only
-                {"id": R["r3"], "customer_id": U["c2"], "created_at": utc(2024, 3, 9, 12)},  # current, converted
-                {"id": R["r4"], "customer_id": U["c2"], "created_at": utc(2024, 2, 25, 12)},  # previous, converted
-                # 29 Feb 23:59 in New York (1 March in UTC): the previous period
-                {"id": R["r5"], "customer_id": U["c2"], "created_at": utc(2024, 3, 1, 4, 59)},
-            ],
-        )
         session = {"customer_id": U["c1"], "mechanic_id": U["mech"], "status": "completed", "ended_at": None}
         conn.execute(
             s.sessions.insert(),
             [
-                {**session, "id": S["s1"], "request_id": R["r1"], "ended_at": utc(2024, 3, 2, 13)},  # 2 Mar
-                {**session, "id": S["s2"], "request_id": R["r2"], "status": "cancelled"},
+                {**session, "id": S["s1"], "ended_at": utc(2024, 3, 2, 13)},  # 2 Mar
+                {**session, "id": S["s2"], "status": "cancelled"},
                 # 10 Mar 23:30 EDT (11 March in UTC): the last local day of the period
-                {**session, "id": S["s3"], "request_id": R["r3"], "ended_at": utc(2024, 3, 11, 3, 30)},
+                {**session, "id": S["s3"], "ended_at": utc(2024, 3, 11, 3, 30)},
                 # 29 Feb 23:30 EST (1 March in UTC): the previous period
-                {**session, "id": S["s4"], "request_id": R["r4"], "ended_at": utc(2024, 3, 1, 4, 30)},
+                {**session, "id": S["s4"], "ended_at": utc(2024, 3, 1, 4, 30)},
                 # 11 Mar 00:00 EDT: just outside the period
-                {**session, "id": S["s5"], "request_id": None, "ended_at": utc(2024, 3, 11, 4)},
-                {**session, "id": S["s6"], "request_id": None, "ended_at": utc(2024, 3, 2, 23, 30)},  # 2 Mar
-                {**session, "id": S["s7"], "request_id": None, "status": "accepted"},
-            ],
-        )
-        follow_up = {
-            "customer_id": U["c1"],
-            "is_follow_up": True,
-            "parent_session_id": S["s1"],
-            "follow_up_type": "quick_question",
-            "created_at": utc(2024, 3, 3),
-        }
-        conn.execute(
-            s.requests.insert(),
-            [
-                {**follow_up, "id": R["f1"], "status": "open"},
-                {**follow_up, "id": R["f2"], "status": "matched", "created_at": utc(2024, 1, 1)},
-                {**follow_up, "id": R["f3"], "status": "completed"},
+                {**session, "id": S["s5"], "ended_at": utc(2024, 3, 11, 4)},
+                {**session, "id": S["s6"], "ended_at": utc(2024, 3, 2, 23, 30)},  # 2 Mar
+                {**session, "id": S["s7"], "status": "accepted"},
             ],
         )
         review = {"mechanic_id": U["mech"], "customer_id": U["c1"], "status": "published", "hidden_reason": None}
@@ -106,17 +79,6 @@ def overview_db(engine):
                 },
                 {**review, "session_id": S["s4"], "rating": 4, "created_at": utc(2024, 2, 28)},
                 {**review, "session_id": S["s5"], "rating": 3, "created_at": utc(2024, 3, 5), "status": "pending"},
-            ],
-        )
-        upsell = {"customer_id": U["c1"], "recommendation_type": "maintenance_plan", "service_title": "Plan"}
-        conn.execute(
-            s.upsell_recommendations.insert(),
-            [
-                {**upsell, "price_cents": 4900, "purchased_at": utc(2024, 3, 4)},
-                {**upsell, "price_cents": 12000, "purchased_at": utc(2024, 3, 10, 23)},
-                {**upsell, "price_cents": 9900, "purchased_at": None},
-                {**upsell, "price_cents": 2500, "purchased_at": utc(2024, 3, 11, 4)},  # just outside
-                {**upsell, "price_cents": 1500, "purchased_at": utc(2024, 2, 21)},
             ],
         )
         email = {"recipient": "c1@example.com", "status": "failed"}
@@ -149,26 +111,21 @@ def test_kpis_of_the_period_and_the_previous_one(overview_db):
     with overview_db.connect() as conn:
         frame = kpis(conn, period=PERIOD)
     assert list(frame.index) == ["current", "previous"]
+    # what the page's headline shows; its tiles read their own pages' queries
+    assert list(frame.columns) == ["sessions_completed", "reviews_published", "avg_rating"]
     current, previous = frame.loc["current"], frame.loc["previous"]
     assert current.sessions_completed == 3  # s1, s3, s6
     assert previous.sessions_completed == 1  # s4
-    assert (current.intake_requests, current.converted_requests) == (3, 2)  # r1, r2, r3; r1 and r3
-    assert current.conversion_rate == pytest.approx(2 / 3)
-    assert (previous.intake_requests, previous.converted_requests) == (2, 1)  # r4, r5; r4
-    assert previous.conversion_rate == pytest.approx(0.5)
     assert (current.reviews_published, current.avg_rating) == (2, pytest.approx(3.5))  # 5 and 2
     assert (previous.reviews_published, previous.avg_rating) == (1, pytest.approx(4.0))
-    assert current.upsell_revenue_cents == 4900 + 12000
-    assert previous.upsell_revenue_cents == 1500
-    assert (current.emails_failed, previous.emails_failed) == (2, 1)
 
 
 def test_kpis_of_an_empty_period_are_zero_or_missing(overview_db):
     with overview_db.connect() as conn:
         frame = kpis(conn, period=Period(dt.date(2020, 1, 1), dt.date(2020, 1, 7), "UTC"))
     current = frame.loc["current"]
-    assert (current.sessions_completed, current.intake_requests, current.upsell_revenue_cents) == (0, 0, 0)
-    assert current.isna()[["avg_rating", "conversion_rate"]].all()
+    assert (current.sessions_completed, current.reviews_published) == (0, 0)
+    assert math.isnan(current.avg_rating)
 
 
 def test_sessions_per_day_in_the_display_timezone(overview_db):
@@ -443,7 +400,6 @@ def test_the_admin_home_shows_the_funnel_revenue_and_email_health_of_their_pages
 #                            d 03-09 18:20          out  out      in
 #                         conv 03-10 09:30          in   in       in      -> 4 / 3 / 4
 #   a cancelled session ended 03-10 12:00: never counted
-#   intake q1 03-10 09:00 (conv's request), q2 03-11 09:00; a follow-up: not intake -> 2 requests, 1 converted
 #   published reviews 5 at 03-10 10:00, 2 at 03-11 18:29; a pending 4 at 03-10 11:00
 #                                                   2 (avg 3.5)  2 (3.5)  1 (5.0)
 #   upsells bought 1500 at 03-10 00:00, 2500 at 03-12 00:00, 700 at 03-09 18:20
@@ -472,18 +428,7 @@ def rollup_db(engine):
         ):
             add_session(conn, customer, mechanic, ended_at=ended)
         add_session(conn, customer, mechanic, "cancelled", ended_at=utc(2026, 3, 10, 12))
-        conv = add_session(
-            conn, customer, mechanic, ended_at=utc(2026, 3, 10, 9, 30), request={"created_at": utc(2026, 3, 10, 9)}
-        )
-        add_request(conn, customer, created_at=utc(2026, 3, 11, 9))
-        add_request(
-            conn,
-            customer,
-            created_at=utc(2026, 3, 10, 9),
-            is_follow_up=True,
-            parent_session_id=conv,
-            follow_up_type="quick_question",
-        )
+        conv = add_session(conn, customer, mechanic, ended_at=utc(2026, 3, 10, 9, 30))
         add_review(conn, mechanic, 5, created_at=utc(2026, 3, 10, 10))
         add_review(conn, mechanic, 2, created_at=utc(2026, 3, 11, 18, 29))
         pending = add_review(conn, mechanic, 4, "pending", created_at=utc(2026, 3, 10, 11))
@@ -521,12 +466,10 @@ def _figures(engine, tz: str) -> tuple:
         mail = emails.status_counts_per_day(conn, period=period)
         revenue = upsells.revenue(conn, period=period).loc["current", "revenue_cents"]
         by_mechanic = upsells.by_mechanic(conn, period=Period(dt.date(2026, 2, 1), dt.date(2026, 2, 28), tz))
-    assert now.upsell_revenue_cents == revenue  # one definition
     # the three were shown 20 days before they were bought: 17, 18 and 20 February, in every zone
     assert by_mechanic[["display_name", "shown", "clicked", "purchased", "revenue_cents"]].values.tolist() == [
         ["Mo", 3, 0, 3, 4700]
     ]
-    assert (now.intake_requests, now.converted_requests, now.emails_failed) == (2, 1, 1)
     figures = (int(now.sessions_completed), int(now.reviews_published), float(now.avg_rating), int(revenue))
     return figures, tuple(per_day.sessions), sorted(zip(mail.status, mail.emails))
 

@@ -51,6 +51,13 @@ def _replaced(table: sa.Table, step: str) -> list[sa.Constraint]:
     return [c for c in full.constraints if c.info.get("replaced_in") == step]
 
 
+def _on(copy: sa.Table, expression: sa.ColumnElement) -> sa.ColumnElement:
+    """An index's column or expression (e.g. ``coalesce(a, b)``) over the same columns of ``copy``."""
+    return sa.sql.visitors.replacement_traverse(
+        expression, {}, lambda element: copy.c[element.name] if isinstance(element, sa.Column) else None
+    )
+
+
 def schema_as_of(step: str) -> sa.MetaData:
     """A MetaData holding every table, column, constraint and index up to ``step``."""
     steps = _upto(step)
@@ -80,7 +87,7 @@ def schema_as_of(step: str) -> sa.MetaData:
             if step_of(index, table) in steps:
                 sa.Index(
                     index.name,
-                    *[copy.c[c.name] for c in index.columns],
+                    *[_on(copy, expression) for expression in index.expressions],
                     unique=index.unique,
                     info=dict(index.info),
                     **index.dialect_kwargs,

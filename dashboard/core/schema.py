@@ -967,6 +967,37 @@ _index(
 
 # --- end of 21 ----------------------------------------------------------------------
 
+# --- 22 speed, continued: indexes for the follow-up queue's filters ------------------
+
+# A follow-up's state: the stored one, else read from the platform's status (completed is closed,
+# cancelled is cancelled, anything else open); ``dashboard.domain.followups.STATE``. Its constants
+# are inline SQL, so that a query filtering on it is the indexed expression itself.
+FOLLOW_UP_STATE = sa.func.coalesce(
+    requests.c.follow_up_state,
+    sa.case(
+        (requests.c.status == sa.literal_column("'completed'"), sa.literal_column("'closed'", sa.Text)),
+        (requests.c.status == sa.literal_column("'cancelled'"), sa.literal_column("'cancelled'", sa.Text)),
+        else_=sa.literal_column("'open'", sa.Text),
+    ),
+)
+# The queue by state (waiting ones by default, the support home's counts) and by assignee.
+_index(
+    "ix_requests_follow_up_state_created",
+    FOLLOW_UP_STATE,
+    requests.c.created_at,
+    postgresql_where=requests.c.is_follow_up,
+    info={"step": "22"},
+)
+_index(
+    "ix_requests_follow_up_mechanic_state",
+    requests.c.assigned_mechanic_id,
+    FOLLOW_UP_STATE,
+    postgresql_where=requests.c.is_follow_up,
+    info={"step": "22"},
+)
+
+# --- end of 22 ----------------------------------------------------------------------
+
 # Migration steps in order; 13 and later are Pitwall's feature steps
 # (13: reputation moderation, 14: scheduling and pricing, 15: follow-up lifecycle, 16: CRM upsell catalogue,
 # 17: indexes for period filters, 18: email outbox uncertain status, 19: platform API and intake,

@@ -69,6 +69,7 @@ from dashboard.core.errors import ChangedMeanwhile, Invalid, NotFound
 from dashboard.core.schema import (
     FOLLOW_UP_ANSWER_MAX,
     FOLLOW_UP_PRICE_MAX_CENTS,
+    FOLLOW_UP_STATE,
     FOLLOW_UP_TYPES,
     PLANS,
     crm_interactions,
@@ -124,13 +125,9 @@ DEFAULT_PRICES = {
 }
 NEW_SESSION_TYPE = "chat"
 
-# The follow-up's state; see the module docstring for follow-ups without a stored one.
-STATE = sa.func.coalesce(
-    requests.c.follow_up_state,
-    sa.case(
-        (requests.c.status == "completed", "closed"), (requests.c.status == "cancelled", "cancelled"), else_="open"
-    ),
-)
+# The follow-up's state; see the module docstring for follow-ups without a stored one (defined
+# beside the schema, which indexes it).
+STATE = FOLLOW_UP_STATE
 
 
 class FollowUpError(Invalid):

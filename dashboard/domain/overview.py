@@ -7,8 +7,6 @@ refresh all build their SQL from these definitions, so a figure read from the ro
 the same figure read from the raw rows cannot drift apart.
 
 - sessions completed: sessions with status ``completed``, placed by ``ended_at``;
-- intake requests: requests that are not follow-ups, by ``created_at``; converted: those of
-  them with a completed session (at any time up to now);
 - reviews published: reviews whose status is ``published``, by ``created_at``, with the sum
   of their ratings (average rating = rating sum / reviews);
 - upsell revenue: the price of the upsell recommendations **purchased** in the period, by
@@ -20,6 +18,8 @@ Roll-ups (``kpi_buckets``, ``email_buckets``) hold these per 15 minutes of UTC. 
 whole days in a display timezone; every UTC offset in use since 1980 is a multiple of 15
 minutes, so its bounds fall on bucket edges, and the part of a period that does not (a
 zone with another offset, the half-open ends of any range) is read from the raw rows.
+(``kpi_buckets`` keeps two columns of migration 21 that no page reads any more,
+``intake_requests`` and ``converted_requests``: the rows the refresh writes hold 0 there.)
 
 Exact while rows change: on PostgreSQL a trigger on each source table (migration 21) marks
 the bucket of every row inserted, updated or deleted in ``rollup_dirty``, whoever writes
@@ -49,7 +49,6 @@ from dashboard.core.period import Period
 BUCKET = dt.timedelta(minutes=s.ROLLUP_BUCKET_MINUTES)
 LOCK_KEY = 7_160_021  # pg_advisory_xact_lock key of the refresh
 BULK_LOAD = sa.text(f"SET LOCAL {s.ROLLUP_BULK_LOAD_SETTING} = 'on'")  # in a bulk load: mark nothing, rebuild after
-KPI_METRICS = tuple(c.name for c in s.kpi_buckets.columns if c.name != "bucket_start")
 
 
 @dataclass(frozen=True)
@@ -67,26 +66,12 @@ class Source:
         return next(c for c in self.dimensions if c.name == name)
 
 
-def _completed_session_of_request() -> sa.ColumnElement[bool]:
-    ses, r = s.sessions, s.requests
-    return sa.exists().where(ses.c.request_id == r.c.id, ses.c.status == "completed")
-
-
 KPI_SOURCES = (
     Source(
         s.sessions,
         s.sessions.c.ended_at,
         lambda: [s.sessions.c.status == "completed"],
         lambda: {"sessions_completed": sa.func.count()},
-    ),
-    Source(
-        s.requests,
-        s.requests.c.created_at,
-        lambda: [sa.not_(s.requests.c.is_follow_up)],
-        lambda: {
-            "intake_requests": sa.func.count(),
-            "converted_requests": sa.func.count().filter(_completed_session_of_request()),
-        },
     ),
     Source(
         s.mechanic_reviews,
@@ -104,7 +89,8 @@ KPI_SOURCES = (
         },
     ),
 )
-SESSIONS_SOURCE, UPSELL_SOURCE = KPI_SOURCES[0], KPI_SOURCES[3]
+SESSIONS_SOURCE, REVIEWS_SOURCE, UPSELL_SOURCE = KPI_SOURCES
+KPI_METRICS = tuple(name for source in KPI_SOURCES for name in source.values())  # kpi_buckets' columns filled
 EMAIL_SOURCE = Source(
     s.email_outbox,
     s.email_outbox.c.created_at,

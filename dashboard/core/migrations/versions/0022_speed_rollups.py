@@ -1,4 +1,8 @@
-"""22 speed, continued: roll-ups and indexes that keep every page query within its budget at scale."""
+"""22 speed, continued: roll-ups and indexes that keep every page query within its budget at scale.
+
+- the follow-up queue: an index on the follow-up state (stored, or read from the platform's status)
+  and the creation time, and one on the assigned mechanic and that state (PostgreSQL).
+"""
 
 from alembic import op
 
