@@ -989,6 +989,16 @@ upsell_service_buckets = sa.Table(
     info={"step": "22"},
 )
 upsell_service_days = _per_day("upsell_service_days", upsell_service_buckets)
+# The moderation queue's filters (flags, ratings, mechanic), its count and the flag counts from the
+# index alone: waiting reviews lie one per heap page across the whole table.
+_index(
+    "ix_mechanic_reviews_pending_queue",
+    mechanic_reviews.c.created_at,
+    mechanic_reviews.c.id,
+    postgresql_include=["rating", "flags", "mechanic_id"],
+    postgresql_where=mechanic_reviews.c.status == "pending",
+    info={"step": "22"},
+)
 
 # --- end of 22 ----------------------------------------------------------------------
 

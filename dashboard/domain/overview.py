@@ -110,7 +110,7 @@ KPI_SOURCES = (
         },
     ),
 )
-SESSIONS_SOURCE, UPSELL_SOURCE = KPI_SOURCES[0], KPI_SOURCES[3]
+SESSIONS_SOURCE, REVIEWS_SOURCE, UPSELL_SOURCE = KPI_SOURCES[0], KPI_SOURCES[2], KPI_SOURCES[3]
 EMAIL_SOURCE = Source(
     s.email_outbox,
     s.email_outbox.c.created_at,

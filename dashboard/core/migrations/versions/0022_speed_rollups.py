@@ -4,6 +4,7 @@
   cohort per mechanic, a level per UTC day (``upsell_service_days``, ``upsell_mechanic_days``); a trigger
   marks a recommendation's bucket when its type or title changes (PostgreSQL). The roll-ups' watermark
   is cleared, so until the next refresh rebuilds them all the queries read the raw rows.
+- ``ix_mechanic_reviews_pending_queue``: the moderation queue's filters and flag counts from the index.
 """
 
 import sqlalchemy as sa
