@@ -3,10 +3,16 @@
 Every row carries the review, its flags (a list, empty when none), and who
 wrote it about whom. Filters are whitelisted: statuses from
 ``REVIEW_STATUSES``, flags from ``REVIEW_FLAGS``, ratings 1..5.
+
+The waiting queue, its filters and its flag counts are read from the partial index
+``ix_mechanic_reviews_pending_queue`` alone. The published reviews of a period (or of all
+time) are counted as Overview counts "reviews published": from its roll-up where it is
+exact (``dashboard.domain.overview``), so the two figures are one.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 import pandas as pd
@@ -14,7 +20,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dashboard.core.period import Period
-from dashboard.core.schema import REVIEW_FLAGS, REVIEW_STATUSES, mechanic_reviews, mechanics, profiles, users
+from dashboard.core.schema import (
+    REVIEW_FLAGS,
+    REVIEW_STATUSES,
+    kpi_buckets,
+    mechanic_reviews,
+    mechanics,
+    profiles,
+    users,
+)
+from dashboard.domain import overview as rollups
 
 QUEUE_LIMIT = 200
 MAX_OFFSET = 10_000_000  # far beyond any backlog; a bigger one is a bad link
@@ -114,29 +129,44 @@ def moderation_queue(
     """One page of the reviews that match ``filters`` (``status``, default pending; ``flags``:
     any of these; ``ratings``: any of these; ``mechanic_id``; ``period``: written within it),
     oldest first (or newest first), at most ``limit`` after skipping ``offset``;
-    ``REVIEW_COLUMNS`` plus ``matching`` (how many match the filters in all). The waiting
-    queue is served by the partial index ``ix_mechanic_reviews_pending`` (pending reviews'
-    created_at).
+    ``REVIEW_COLUMNS`` plus ``matching`` (how many match the filters in all, as ``queue_size``).
     """
     if not 0 <= offset <= MAX_OFFSET or not 0 < limit <= QUEUE_LIMIT:
         raise ValueError(f"offset 0..{MAX_OFFSET:,} and limit 1..{QUEUE_LIMIT}, got {offset!r} and {limit!r}")
     where = _queue_where(**filters)
     r = mechanic_reviews
-    # The page's ids first, then only those rows joined to names; counted apart, likewise.
-    matching = sa.select(sa.func.count()).select_from(r).where(*where).scalar_subquery()
+    # The page's ids first, then only those rows joined to names.
     order = (r.c.created_at, r.c.id) if oldest_first else (r.c.created_at.desc(), r.c.id.desc())
     page = sa.select(r.c.id).where(*where).order_by(*order).limit(limit).offset(offset)
-    query = _reviews_select(matching.label("matching")).where(r.c.id.in_(page)).order_by(*order)
-    return _frame(conn, query, (*REVIEW_COLUMNS, "matching"))
+    frame = _frame(conn, _reviews_select().where(r.c.id.in_(page)).order_by(*order), REVIEW_COLUMNS)
+    return frame.assign(matching=_size(conn, **filters)[0])
+
+
+def _size(conn: Connection, **filters) -> tuple[int, dt.datetime | None]:
+    """How many reviews match ``filters`` (``_queue_where``) and the oldest one's created_at.
+    Published reviews filtered by nothing but the period are Overview's "reviews published"
+    between the first and the last of them."""
+    r = mechanic_reviews
+    where = _queue_where(**filters)
+    by_period_only = not (filters.get("flags") or filters.get("ratings") or filters.get("mechanic_id") is not None)
+    if filters.get("status") != "published" or not by_period_only:
+        count, oldest = conn.execute(sa.select(sa.func.count(), sa.func.min(r.c.created_at)).where(*where)).one()
+        return int(count), oldest
+    oldest, newest = conn.execute(
+        sa.select(sa.func.min(r.c.created_at), sa.func.max(r.c.created_at)).where(*where)
+    ).one()
+    if oldest is None:
+        return 0, None
+    window = rollups.Window(oldest, newest + dt.timedelta(microseconds=1), rollups.labelled("period"))
+    parts = rollups.windows_rows(conn, [rollups.REVIEWS_SOURCE], kpi_buckets, ["reviews_published"], [window])
+    return int(conn.execute(sa.select(sa.func.sum(parts.c.reviews_published))).scalar_one()), oldest
 
 
 def queue_size(conn: Connection, **filters) -> pd.DataFrame:
     """How many reviews ``moderation_queue`` pages over with these ``filters`` (one row:
     ``reviews``) and, of those, the oldest one's ``created_at`` (None when there are none)."""
-    r = mechanic_reviews
-    where = _queue_where(**filters)
-    row = conn.execute(sa.select(sa.func.count(), sa.func.min(r.c.created_at)).select_from(r).where(*where)).one()
-    return pd.DataFrame({"reviews": [int(row[0])], "oldest": [row[1]]})
+    count, oldest = _size(conn, **filters)
+    return pd.DataFrame({"reviews": [count], "oldest": [oldest]})
 
 
 def queue_flag_counts(conn: Connection) -> pd.DataFrame:

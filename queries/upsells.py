@@ -9,6 +9,10 @@ purchases **made** in the period (``dashboard.domain.overview``), which does not
 after the period ends. The cohort's ``revenue_cents`` (purchases of what was shown in the
 period) is the basis of revenue per shown only.
 
+The cohort is read from its roll-ups (per type and service title, and per mechanic; per 15
+minutes and per UTC day, ``dashboard.domain.overview``) where they are exact, and from the raw
+rows elsewhere, so the figures are the raw rows' in any display timezone.
+
 Metrics of a group: shown, clicked, purchased, revenue_cents (price of the purchased ones),
 ctr (clicked / shown), conversion (purchased / shown), click_to_purchase (purchased /
 clicked) and revenue_per_shown (cents); ratios are NaN for an empty group.
@@ -33,26 +37,27 @@ from dashboard.domain import overview as rollups
 from queries.customers import open_recommendations, recommended_next
 from queries.funnel import GRAINS, bucket_starts
 
-COUNTS = ["shown", "clicked", "purchased", "revenue_cents"]
+COUNTS = list(rollups.UPSELL_COHORT_METRICS)
 GROUPS = {"recommendation_type": "Recommendation type", "service": "Service"}
 
 
-def _shown_in(period: Period) -> sa.ColumnElement[bool]:
-    start, end = period.bounds()
-    rec = s.upsell_recommendations
-    return sa.and_(rec.c.shown_at >= start, rec.c.shown_at < end)
+def _cohort(
+    conn: Connection,
+    windows: list[rollups.Window],
+    by: list[str],
+    source: rollups.Source = rollups.UPSELL_SERVICE_SOURCE,
+    rollup: sa.Table = s.upsell_service_buckets,
+) -> sa.Subquery:
+    """COUNTS of the recommendations shown in ``windows``, per the key columns ``by``; from the
+    cohort's roll-ups where they are exact (``dashboard.domain.overview``)."""
+    parts = rollups.windows_rows(conn, [source], rollup, COUNTS, windows)
+    keys = [parts.c[name] for name in by]
+    sums = [sa.cast(sa.func.sum(parts.c[c]), sa.BigInteger).label(c) for c in COUNTS]
+    return sa.select(*keys, *sums).group_by(*keys).subquery("cohort")
 
 
-def _counts(rec: sa.FromClause = s.upsell_recommendations) -> list[sa.ColumnElement]:
-    """The counts of COUNTS over ``rec`` (recommendations, or rows with their column names)."""
-    return [
-        sa.func.count().label("shown"),
-        sa.func.count(rec.c.clicked_at).label("clicked"),
-        sa.func.count(rec.c.purchased_at).label("purchased"),
-        sa.cast(
-            sa.func.coalesce(sa.func.sum(rec.c.price_cents).filter(rec.c.purchased_at.isnot(None)), 0), sa.BigInteger
-        ).label("revenue_cents"),
-    ]
+def _whole(period: Period) -> rollups.Window:
+    return rollups.Window(*period.bounds(), rollups.labelled("period"))  # no inner boundary: any zone
 
 
 def _with_rates(frame: pd.DataFrame) -> pd.DataFrame:
@@ -68,12 +73,12 @@ def _with_rates(frame: pd.DataFrame) -> pd.DataFrame:
 
 def summary(conn: Connection, *, period: Period) -> pd.DataFrame:
     """Two rows indexed by ``period``: ``current`` and ``previous`` (the equal period before)."""
-    parts = [
-        sa.select(sa.literal(label, sa.Text).label("period"), *_counts()).where(_shown_in(p))
-        for label, p in (("current", period), ("previous", period.previous()))
-    ]
-    frame = pd.DataFrame(conn.execute(sa.union_all(*parts)).mappings().all())
-    return _with_rates(frame).set_index("period").loc[["current", "previous"]]
+    found = {row[0]: row[1:] for row in conn.execute(sa.select(_cohort(conn, rollups.by_period(period), ["period"])))}
+    frame = pd.DataFrame(
+        [(label, *found.get(label, (0,) * len(COUNTS))) for label in ("current", "previous")],
+        columns=["period", *COUNTS],
+    )
+    return _with_rates(frame).set_index("period")
 
 
 def revenue(conn: Connection, *, period: Period) -> pd.DataFrame:
@@ -94,35 +99,26 @@ def performance(conn: Connection, *, period: Period, by: str = "recommendation_t
     most revenue first."""
     if by not in GROUPS:
         raise ValueError(f"Unknown grouping {str(by)[:40]!r}; choose from {', '.join(GROUPS)}.")
-    rec = s.upsell_recommendations
-    keys = [rec.c.recommendation_type] + ([rec.c.service_title] if by == "service" else [])
-    query = (
-        sa.select(*keys, *_counts())
-        .where(_shown_in(period))
-        .group_by(*keys)
-        .order_by(sa.literal_column("revenue_cents").desc(), *keys)
-    )
-    return _with_rates(pd.DataFrame(conn.execute(query).all(), columns=[k.name for k in keys] + COUNTS))
+    keys = ["recommendation_type"] + (["service_title"] if by == "service" else [])
+    cohort = _cohort(conn, [_whole(period)], keys)
+    query = sa.select(cohort).order_by(cohort.c.revenue_cents.desc(), *[cohort.c[k] for k in keys])
+    return _with_rates(pd.DataFrame(conn.execute(query).all(), columns=keys + COUNTS))
 
 
 def trend(conn: Connection, *, period: Period, grain: str = "week") -> pd.DataFrame:
     """Metrics per local day, week (from Monday) or month of ``shown_at``, every bucket of the period listed."""
     if grain not in GRAINS:
         raise ValueError(f"Unknown grain {str(grain)[:20]!r}; choose from {', '.join(GRAINS)}.")
-    rec = s.upsell_recommendations
-    bucketed = (
-        sa.select(
-            sa.cast(sa.func.date_trunc(grain, sa.func.timezone(period.tz, rec.c.shown_at)), sa.Date).label("bucket"),
-            rec.c.clicked_at,
-            rec.c.purchased_at,
-            rec.c.price_cents,
-        )
-        .where(_shown_in(period))
-        .subquery("bucketed")
-    )
-    query = sa.select(bucketed.c.bucket, *_counts(bucketed)).group_by(bucketed.c.bucket)
-    found = {row[0]: row[1:] for row in conn.execute(query)}
     starts = bucket_starts(period, grain)
+
+    def bucket(ts: sa.ColumnElement) -> list[sa.ColumnElement]:
+        return [sa.cast(sa.func.date_trunc(grain, sa.func.timezone(period.tz, ts)), sa.Date).label("bucket")]
+
+    inner = rollups.local_midnights([day for day in starts if day > period.start], period.tz)
+    found = {
+        row[0]: row[1:]
+        for row in conn.execute(sa.select(_cohort(conn, [rollups.Window(*period.bounds(), bucket, inner)], ["bucket"])))
+    }
     frame = pd.DataFrame([found.get(day, (0, 0, 0, 0)) for day in starts], columns=COUNTS)
     return _with_rates(frame).assign(bucket=starts)[
         ["bucket", *COUNTS, "ctr", "conversion", "click_to_purchase", "revenue_per_shown"]
@@ -132,13 +128,11 @@ def trend(conn: Connection, *, period: Period, grain: str = "week") -> pd.DataFr
 def by_mechanic(conn: Connection, *, period: Period) -> pd.DataFrame:
     """Metrics per mechanic who held the session a recommendation followed, most revenue first:
     every active mechanic (zeros when none of theirs was shown in the period) and any inactive
-    one with recommendations in it (recommendations without a session or mechanic are left out).
-    Read from the 15-minute cohort roll-up where it is exact (``dashboard.domain.overview``)."""
-    m, metrics = s.mechanics, list(rollups.UPSELL_MECHANIC_METRICS)
-    window = rollups.Window(*period.bounds(), rollups.labelled("period"))  # no inner boundary: any zone
-    parts = rollups.windows_rows(conn, [rollups.UPSELL_MECHANIC_SOURCE], s.upsell_mechanic_buckets, metrics, [window])
-    per_mechanic = sa.select(parts.c.mechanic_id, *[sa.func.sum(parts.c[c]).label(c) for c in metrics])
-    per_mechanic = per_mechanic.group_by(parts.c.mechanic_id).subquery("per_mechanic")
+    one with recommendations in it (recommendations without a session or mechanic are left out)."""
+    m = s.mechanics
+    per_mechanic = _cohort(
+        conn, [_whole(period)], ["mechanic_id"], rollups.UPSELL_MECHANIC_SOURCE, s.upsell_mechanic_buckets
+    )
     query = (
         sa.select(
             sa.cast(m.c.user_id, sa.Text),

@@ -8,13 +8,15 @@ mechanic's rating, nothing is audited).
 Also: ``add_staff`` and ``staff_fixture`` (the staff list a test's writes check roles on),
 ``weekly_slot`` (a calendar row as the editor submits it), ``HOSTILE`` (user text that must
 stay text) and ``journeys_for`` (customers and their funnel events from one readable table); ``add_user_id``
-and ``read`` for query tests that work on an engine.
+and ``read`` for query tests that work on an engine; ``tables_read`` (which tables the queries read).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -256,3 +258,18 @@ def read(engine, query, **filters):
     """A query of ``queries/`` on its own connection."""
     with engine.connect() as conn:
         return query(conn, **filters)
+
+
+@contextmanager
+def tables_read(engine, *tables: sa.Table) -> Iterator[set[str]]:
+    """The names of ``tables`` that the statements run on ``engine`` read meanwhile (e.g. a roll-up)."""
+    found: set[str] = set()
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        found.update(table.name for table in tables if f"FROM {table.name}" in statement)
+
+    sa.event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield found
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", note)

@@ -7,10 +7,12 @@ import datetime as dt
 import pandas as pd
 import pytest
 
+from dashboard.core import schema as s
 from dashboard.core.period import Period
+from dashboard.domain import overview as rollups
 from dashboard.ui.paging import Page, page_of
 from queries import reviews as rq
-from tests.factories import NOW, add_mechanic, add_review, add_user, read
+from tests.factories import NOW, add_mechanic, add_review, add_user, read, tables_read
 
 DAY = dt.timedelta(days=1)
 
@@ -126,6 +128,56 @@ def test_paging_counts_and_ranges(engine):
     for bad in (dict(offset=-1), dict(limit=0), dict(limit=10_000), dict(offset=10**12)):
         with pytest.raises(ValueError):
             read(engine, rq.moderation_queue, **bad)
+
+
+def utc(*args) -> dt.datetime:
+    return dt.datetime(2026, *args, tzinfo=dt.UTC)
+
+
+def test_published_reviews_are_counted_like_overviews_reviews_published(engine):
+    """Published reviews filtered by nothing but the period: Overview's "reviews published", from
+    its roll-up on PostgreSQL once built. 10-11 March 2026 is [03-10 00:00Z, 03-12 00:00Z) in UTC
+    and [03-09 18:30Z, 03-11 18:30Z) in Asia/Kolkata (+5:30)."""
+    with engine.begin() as conn:
+        rita = add_mechanic(conn, "Rita")
+        for rating, created in ((5, utc(3, 9, 18, 20)), (4, utc(3, 10, 0, 5)), (2, utc(3, 10, 18, 29))):
+            add_review(conn, rita, rating, "published", created_at=created)
+        add_review(conn, rita, 5, "published", created_at=utc(3, 11, 18, 40))
+        waiting = add_review(conn, rita, 3, "pending", created_at=utc(3, 10, 11))
+        add_review(conn, rita, 1, "hidden", created_at=utc(3, 10, 12))
+    days = (dt.date(2026, 3, 10), dt.date(2026, 3, 11))
+
+    def sizes():
+        found = {
+            name: read(engine, rq.queue_size, status="published", **filters).iloc[0]
+            for name, filters in (
+                ("all", {}),
+                ("utc", {"period": Period(*days, "UTC")}),
+                ("kolkata", {"period": Period(*days, "Asia/Kolkata")}),
+                ("fives", {"ratings": [5]}),  # another filter: counted from the reviews
+            )
+        }
+        return {name: (int(row.reviews), pd.Timestamp(row.oldest)) for name, row in found.items()}
+
+    expected = {
+        "all": (4, pd.Timestamp(utc(3, 9, 18, 20))),
+        "utc": (3, pd.Timestamp(utc(3, 10, 0, 5))),
+        "kolkata": (2, pd.Timestamp(utc(3, 10, 0, 5))),
+        "fives": (2, pd.Timestamp(utc(3, 9, 18, 20))),
+    }
+    assert sizes() == expected  # from the raw rows: no roll-up built
+    rollups.refresh(engine, rebuild=True)
+    with tables_read(engine, s.kpi_buckets) as roll_ups:
+        assert sizes() == expected
+    assert roll_ups == ({"kpi_buckets"} if engine.dialect.name == "postgresql" else set())
+    with engine.begin() as conn:  # a moderator's decision written by another tool
+        conn.execute(s.mechanic_reviews.update().where(s.mechanic_reviews.c.id == waiting).values(status="published"))
+    changed = {**expected, "all": (5, expected["all"][1]), "utc": (4, expected["utc"][1])}
+    changed["kolkata"] = (3, expected["kolkata"][1])
+    assert sizes() == changed
+    assert list(read(engine, rq.moderation_queue, status="published")["matching"]) == [5] * 5
+    rollups.refresh(engine)
+    assert sizes() == changed
 
 
 def test_page_numbers_from_a_link():

@@ -967,7 +967,7 @@ _index(
 
 # --- end of 21 ----------------------------------------------------------------------
 
-# --- 22 speed, continued: indexes for the follow-up queue's filters ------------------
+# --- 22 speed, continued: coarser roll-ups and the indexes of the queues' filters -----
 
 # A follow-up's state: the stored one, else read from the platform's status (completed is closed,
 # cancelled is cancelled, anything else open); ``dashboard.domain.followups.STATE``. Its constants
@@ -993,6 +993,37 @@ _index(
     requests.c.assigned_mechanic_id,
     FOLLOW_UP_STATE,
     postgresql_where=requests.c.is_follow_up,
+    info={"step": "22"},
+)
+
+
+def _per_day(name: str, of: sa.Table) -> sa.Table:
+    """The rows of the 15-minute roll-up ``of`` summed per UTC day (``bucket_start`` its
+    midnight): the whole UTC days of a period read a 96th of the rows."""
+    return sa.Table(name, metadata, *[c._copy() for c in of.columns], info={"step": "22"})
+
+
+upsell_mechanic_days = _per_day("upsell_mechanic_days", upsell_mechanic_buckets)
+# Upsell recommendations per 15 minutes of shown_at, type and service title (the Upsells page's
+# cohort: summary, by type or service, trend): shown, clicked, purchased and their revenue (up to now).
+upsell_service_buckets = sa.Table(
+    "upsell_service_buckets",
+    metadata,
+    sa.Column("bucket_start", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("recommendation_type", sa.Text, primary_key=True),
+    sa.Column("service_title", sa.Text, primary_key=True),
+    *[c._copy() for c in upsell_mechanic_buckets.columns if not c.primary_key],  # the cohort's counts
+    info={"step": "22"},
+)
+upsell_service_days = _per_day("upsell_service_days", upsell_service_buckets)
+# The moderation queue's filters (flags, ratings, mechanic), its count and the flag counts from the
+# index alone: waiting reviews lie one per heap page across the whole table.
+_index(
+    "ix_mechanic_reviews_pending_queue",
+    mechanic_reviews.c.created_at,
+    mechanic_reviews.c.id,
+    postgresql_include=["rating", "flags", "mechanic_id"],
+    postgresql_where=mechanic_reviews.c.status == "pending",
     info={"step": "22"},
 )
 

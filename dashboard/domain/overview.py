@@ -14,17 +14,22 @@ the same figure read from the raw rows cannot drift apart.
   recommendations shown in the period, counts their purchases up to now instead);
 - emails: outbox rows by ``created_at``, milestone and status.
 
-Roll-ups (``kpi_buckets``, ``email_buckets``) hold these per 15 minutes of UTC. A period is
-whole days in a display timezone; every UTC offset in use since 1980 is a multiple of 15
-minutes, so its bounds fall on bucket edges, and the part of a period that does not (a
-zone with another offset, the half-open ends of any range) is read from the raw rows.
+Roll-ups (``kpi_buckets``, ``email_buckets``, the Upsells page's cohort per mechanic and per
+service) hold these per 15 minutes of UTC. A period is whole days in a display timezone; every
+UTC offset in use since 1980 is a multiple of 15 minutes, so its bounds fall on bucket edges, and
+the part of a period that does not (a zone with another offset, the half-open ends of any range)
+is read from the raw rows. The upsell cohort's roll-ups also keep a level per UTC day
+(``DAY_LEVELS``, the 15-minute rows summed): a query grouped by something that changes only at
+UTC midnights (the whole period, a day in UTC) reads the whole clean UTC days there and only its
+partial first and last days, and the days holding a marked bucket, per 15 minutes.
 (``kpi_buckets`` keeps two columns of migration 21 that no page reads any more,
 ``intake_requests`` and ``converted_requests``: the rows the refresh writes hold 0 there.)
 
-Exact while rows change: on PostgreSQL a trigger on each source table (migration 21) marks
+Exact while rows change: on PostgreSQL a trigger on each source table (migrations 21, 22) marks
 the bucket of every row inserted, updated or deleted in ``rollup_dirty``, whoever writes
 it (Pitwall, the platform, a console); the queries read marked buckets from the raw rows and
-the rest from the roll-up, and ``refresh`` recomputes the marked buckets and clears them.
+the rest from the roll-up, and ``refresh`` recomputes the marked buckets (and the days holding
+them) and clears them.
 How often the refresh runs changes only how many buckets are read raw, never a figure. The
 intake and email jobs refresh after each run; cron ``python -m dashboard overview`` works too.
 
@@ -36,7 +41,7 @@ roll-ups (the tests compare them with the raw rows there too).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -47,6 +52,7 @@ from dashboard.core import schema as s
 from dashboard.core.period import Period
 
 BUCKET = dt.timedelta(minutes=s.ROLLUP_BUCKET_MINUTES)
+DAY = dt.timedelta(days=1)
 LOCK_KEY = 7_160_021  # pg_advisory_xact_lock key of the refresh
 BULK_LOAD = sa.text(f"SET LOCAL {s.ROLLUP_BULK_LOAD_SETTING} = 'on'")  # in a bulk load: mark nothing, rebuild after
 
@@ -98,40 +104,62 @@ EMAIL_SOURCE = Source(
     lambda: {"emails": sa.func.count()},
     dimensions=(s.email_outbox.c.milestone, s.email_outbox.c.status),
 )
-# The Upsells page's cohort by mechanic: recommendations by the time they were **shown**, with the
-# mechanic of the session they followed (none: left out), and what became of them up to now.
+# The Upsells page's cohort: recommendations by the time they were **shown**, and what became of
+# them up to now; per type and service title, and per mechanic of the session they followed
+# (none: left out).
 _rec = s.upsell_recommendations
-UPSELL_MECHANIC_SOURCE = Source(
-    _rec,
-    _rec.c.shown_at,
-    lambda: [s.sessions.c.mechanic_id.isnot(None)],
-    lambda: {
+UPSELL_COHORT_METRICS = ("shown", "clicked", "purchased", "revenue_cents")
+
+
+def _cohort_values() -> dict[str, sa.ColumnElement]:
+    return {
         "shown": sa.func.count(),
         "clicked": sa.func.count(_rec.c.clicked_at),
         "purchased": sa.func.count(_rec.c.purchased_at),
         "revenue_cents": sa.func.sum(_rec.c.price_cents).filter(_rec.c.purchased_at.isnot(None)),
-    },
+    }
+
+
+UPSELL_SERVICE_SOURCE = Source(
+    _rec, _rec.c.shown_at, lambda: [], _cohort_values, dimensions=(_rec.c.recommendation_type, _rec.c.service_title)
+)
+UPSELL_MECHANIC_SOURCE = Source(
+    _rec,
+    _rec.c.shown_at,
+    lambda: [s.sessions.c.mechanic_id.isnot(None)],
+    _cohort_values,
     dimensions=(s.sessions.c.mechanic_id,),
     joined=lambda: _rec.join(s.sessions, s.sessions.c.id == _rec.c.session_id),
 )
-UPSELL_MECHANIC_METRICS = ("shown", "clicked", "purchased", "revenue_cents")
+# The roll-ups with dimensions: table, source, metrics.
+DIMENSIONED_ROLLUPS = (
+    (s.email_buckets, EMAIL_SOURCE, ("emails",)),
+    (s.upsell_mechanic_buckets, UPSELL_MECHANIC_SOURCE, UPSELL_COHORT_METRICS),
+    (s.upsell_service_buckets, UPSELL_SERVICE_SOURCE, UPSELL_COHORT_METRICS),
+)
+# The 15-minute roll-ups that also have a level per UTC day (``schema._per_day``): a window whose
+# key changes only at UTC midnights reads its whole days there, a 96th of the rows.
+DAY_LEVELS = {
+    s.upsell_mechanic_buckets: s.upsell_mechanic_days,
+    s.upsell_service_buckets: s.upsell_service_days,
+}
 
 
-def bucket_of(ts: sa.ColumnElement) -> sa.ColumnElement:
-    """The start of the 15-minute UTC bucket of ``ts`` (PostgreSQL and DuckDB)."""
-    seconds = sa.literal_column(str(int(BUCKET.total_seconds())))  # inline: one expression to group by
+def bucket_of(ts: sa.ColumnElement, grain: dt.timedelta = BUCKET) -> sa.ColumnElement:
+    """The start of the UTC bucket of ``ts`` (15 minutes, or ``grain``; PostgreSQL and DuckDB)."""
+    seconds = sa.literal_column(str(int(grain.total_seconds())))  # inline: one expression to group by
     epoch = sa.func.floor(sa.extract("epoch", ts) / seconds) * seconds
     return sa.func.to_timestamp(sa.cast(epoch, sa.Double)).label("bucket_start")
 
 
-def floor_bucket(when: dt.datetime) -> dt.datetime:
-    seconds = int(BUCKET.total_seconds())
+def floor_bucket(when: dt.datetime, grain: dt.timedelta = BUCKET) -> dt.datetime:
+    seconds = int(grain.total_seconds())
     return dt.datetime.fromtimestamp(when.timestamp() // seconds * seconds, dt.UTC)
 
 
-def ceil_bucket(when: dt.datetime) -> dt.datetime:
-    floor = floor_bucket(when)
-    return floor if floor == when else floor + BUCKET
+def ceil_bucket(when: dt.datetime, grain: dt.timedelta = BUCKET) -> dt.datetime:
+    floor = floor_bucket(when, grain)
+    return floor if floor == when else floor + grain
 
 
 Key = Callable[[sa.ColumnElement], list[sa.ColumnElement]]
@@ -164,15 +192,21 @@ def in_range(source: Source, start: dt.datetime, end: dt.datetime) -> list[sa.Co
     return [source.time >= start, source.time < end]
 
 
-def in_buckets(source: Source, buckets: Sequence[dt.datetime]) -> list:
-    """Rows of ``source`` in ``buckets`` (starts, sorted): one index range per run of adjacent buckets."""
+def _in_runs(column: sa.ColumnElement, starts: Sequence[dt.datetime], grain: dt.timedelta) -> sa.ColumnElement[bool]:
+    """``column`` in the buckets of ``grain`` starting at ``starts`` (sorted): one index range per
+    run of adjacent buckets."""
     runs: list[list[dt.datetime]] = []
-    for b in buckets:
+    for b in starts:
         if runs and runs[-1][1] == b:
-            runs[-1][1] = b + BUCKET
+            runs[-1][1] = b + grain
         else:
-            runs.append([b, b + BUCKET])
-    return [sa.or_(*[sa.and_(*in_range(source, start, end)) for start, end in runs])]
+            runs.append([b, b + grain])
+    return sa.or_(*[sa.and_(column >= start, column < end) for start, end in runs])
+
+
+def in_buckets(source: Source, buckets: Sequence[dt.datetime]) -> list:
+    """Rows of ``source`` in ``buckets`` (starts, sorted)."""
+    return [_in_runs(source.time, buckets, BUCKET)]
 
 
 def _marked(conn: Connection, start: dt.datetime, end: dt.datetime) -> list[dt.datetime] | None:
@@ -217,11 +251,15 @@ class RefreshResult:
 
 
 def _recompute(conn: Connection, buckets: Sequence[dt.datetime] | None) -> None:
-    """Replace the roll-ups' rows of ``buckets`` (None: every bucket) with what the raw rows say."""
+    """Replace the roll-ups' rows of ``buckets`` (None: every bucket) with what the raw rows say,
+    and the day levels' rows of their days with the sum of their 15-minute rows."""
     k = s.kpi_buckets
     bucket_key: Key = lambda ts: [bucket_of(ts)]  # noqa: E731
-    for table in (s.kpi_buckets, s.email_buckets, s.upsell_mechanic_buckets):
+    for table in (s.kpi_buckets, *[table for table, _, _ in DIMENSIONED_ROLLUPS]):
         conn.execute(table.delete().where(*([] if buckets is None else [table.c.bucket_start.in_(buckets)])))
+    days = None if buckets is None else sorted({floor_bucket(b, DAY) for b in buckets})
+    for table in DAY_LEVELS.values():
+        conn.execute(table.delete().where(*([] if days is None else [table.c.bucket_start.in_(days)])))
     if buckets is None:
         where = lambda source: []  # noqa: E731
     else:
@@ -238,12 +276,23 @@ def _recompute(conn: Connection, buckets: Sequence[dt.datetime] | None) -> None:
             ),
         )
     )
-    for table, source, metrics in (
-        (s.email_buckets, EMAIL_SOURCE, ["emails"]),
-        (s.upsell_mechanic_buckets, UPSELL_MECHANIC_SOURCE, list(UPSELL_MECHANIC_METRICS)),
-    ):
+    for table, source, metrics in DIMENSIONED_ROLLUPS:
         names = ["bucket_start", *[c.name for c in source.dimensions], *metrics]
-        conn.execute(table.insert().from_select(names, source_rows(source, bucket_key, where(source), metrics)))
+        in_time_order = source_rows(source, bucket_key, where(source), metrics).order_by("bucket_start")
+        conn.execute(table.insert().from_select(names, in_time_order))
+    for quarters, per_day in DAY_LEVELS.items():
+        dims = [c for c in quarters.primary_key.columns if c.name != "bucket_start"]
+        sums = [c for c in quarters.columns if not c.primary_key]
+        day = bucket_of(quarters.c.bucket_start, DAY)
+        conn.execute(
+            per_day.insert().from_select(
+                ["bucket_start", *[c.name for c in (*dims, *sums)]],
+                sa.select(day, *dims, *[sa.func.sum(c) for c in sums])
+                .where(*([] if days is None else [_in_runs(quarters.c.bucket_start, days, DAY)]))
+                .group_by(day, *dims)
+                .order_by(day),  # in time order: a period's rows on adjacent pages
+            )
+        )
 
 
 MAX_BUCKETS_PER_RUN = 500  # more marked buckets than this: recompute everything in one pass
@@ -289,13 +338,16 @@ def refresh(engine: Engine, *, rebuild: bool = False) -> RefreshResult:
 
 @dataclass(frozen=True)
 class Window:
-    """``[start, end)`` grouped by ``key``; ``aligned``: whether every boundary ``key`` draws inside the
-    window (e.g. local midnights) falls on a bucket edge, so whole buckets can serve it."""
+    """``[start, end)`` grouped by ``key``; ``inner``: the instants inside it where ``key`` changes
+    (e.g. local midnights). Whole buckets of a grain serve it where those fall on the grain's edges."""
 
     start: dt.datetime
     end: dt.datetime
     key: Key
-    aligned: bool = True
+    inner: tuple[dt.datetime, ...] = ()
+
+    def served_by(self, grain: dt.timedelta) -> bool:
+        return on_bucket_edges(*self.inner, grain=grain)
 
 
 def windows_rows(
@@ -308,7 +360,9 @@ def windows_rows(
 ) -> sa.Subquery:
     """Partial sums of ``metrics`` per key (and dimensions) over ``windows``, for the caller to add up
     by key: from ``rollup`` for the clean whole buckets of each window (when ``rollup_ready``), and from
-    the raw rows of ``sources`` for the marked buckets and the partial edges (or everything).
+    the raw rows of ``sources`` for the marked buckets and the partial edges (or everything). Where
+    ``rollup`` has a day level (``DAY_LEVELS``) and the window's key changes only at UTC midnights,
+    its whole clean UTC days are read there, the rest of its buckets from ``rollup``.
     ``only``: the values of dimensions to keep, e.g. ``{"status": ["failed"]}``."""
     only = {name: values for name, values in (only or {}).items() if values}
     use_rollup = conn.dialect.name == "postgresql"
@@ -322,7 +376,18 @@ def windows_rows(
 
     def whole(w: Window) -> tuple[dt.datetime, dt.datetime] | None:
         first, last = ceil_bucket(w.start), floor_bucket(w.end)
-        return (first, last) if use_rollup and w.aligned and first < last else None
+        return (first, last) if use_rollup and w.served_by(BUCKET) and first < last else None
+
+    def rolled_up(table: sa.Table, key: Key, ranges: list[tuple[dt.datetime, dt.datetime]], dirty: list) -> None:
+        """The rows of ``table`` in ``ranges`` but not in ``dirty`` (bucket starts)."""
+        ranges = [(start, end) for start, end in ranges if start < end]
+        if not ranges:
+            return
+        keys = [*key(table.c.bucket_start), *[table.c[name] for name in dims]]
+        where = [sa.or_(*[sa.and_(table.c.bucket_start >= start, table.c.bucket_start < end) for start, end in ranges])]
+        where += [table.c.bucket_start.not_in(dirty)] if dirty else []
+        where += [table.c[name].in_(values) for name, values in only.items()]
+        parts.append(sa.select(*keys, *[sa.cast(table.c[m], sa.BigInteger).label(m) for m in metrics]).where(*where))
 
     spans = [span for span in map(whole, windows) if span]
     marked = _marked(conn, min(a for a, _ in spans), max(b for _, b in spans)) if spans else []
@@ -340,14 +405,13 @@ def windows_rows(
         dirty = [b for b in marked if first <= b < last]
         if dirty:  # changed since the last refresh: from the raw rows
             raw(lambda src, dirty=dirty: in_buckets(src, dirty), w.key)
-        keys = [*w.key(rollup.c.bucket_start), *[rollup.c[name] for name in dims]]
-        clean = [rollup.c.bucket_start.not_in(dirty)] if dirty else []
-        clean += [rollup.c[name].in_(values) for name, values in only.items()]
-        parts.append(
-            sa.select(*keys, *[sa.cast(rollup.c[m], sa.BigInteger).label(m) for m in metrics]).where(
-                rollup.c.bucket_start >= first, rollup.c.bucket_start < last, *clean
-            )
-        )
+        fine = [(first, last)]
+        day_first, day_last = ceil_bucket(first, DAY), floor_bucket(last, DAY)
+        if rollup in DAY_LEVELS and w.served_by(DAY) and day_first < day_last:
+            dirty_days = sorted({floor_bucket(b, DAY) for b in dirty if day_first <= b < day_last})
+            rolled_up(DAY_LEVELS[rollup], w.key, [(day_first, day_last)], dirty_days)
+            fine = [(first, day_first), *[(day, day + DAY) for day in dirty_days], (day_last, last)]
+        rolled_up(rollup, w.key, fine, dirty)
     return sa.union_all(*parts).subquery("parts")
 
 
@@ -368,19 +432,20 @@ def labelled(label: str) -> Key:
     return lambda ts: [sa.literal_column(f"'{label}'", sa.Text).label("period")]
 
 
-def on_bucket_edges(*instants: dt.datetime) -> bool:
-    return all(floor_bucket(t) == t for t in instants)
+def on_bucket_edges(*instants: dt.datetime, grain: dt.timedelta = BUCKET) -> bool:
+    return all(floor_bucket(t, grain) == t for t in instants)
+
+
+def local_midnights(days: Iterable[dt.date], tz: str) -> tuple[dt.datetime, ...]:
+    """The UTC instants at which ``days`` start in ``tz``."""
+    zone = ZoneInfo(tz)
+    return tuple(dt.datetime.combine(day, dt.time(), zone).astimezone(dt.UTC) for day in days)
 
 
 def by_local_day(period: Period) -> Window:
-    """The period grouped by its local days; whole buckets serve it when every local midnight
-    inside it falls on a bucket edge."""
-    zone = ZoneInfo(period.tz)
-    midnights = [
-        dt.datetime.combine(period.start + dt.timedelta(days=i), dt.time(), zone).astimezone(dt.UTC)
-        for i in range(1, period.days)
-    ]
-    return Window(*period.bounds(), local_day(period.tz), on_bucket_edges(*midnights))
+    """The period grouped by its local days."""
+    days = [period.start + dt.timedelta(days=i) for i in range(1, period.days)]
+    return Window(*period.bounds(), local_day(period.tz), local_midnights(days, period.tz))
 
 
 def by_period(period: Period) -> list[Window]:
