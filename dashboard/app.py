@@ -160,13 +160,20 @@ def prepare_embedded(url: str, scale: float) -> DemoLoad:
 
 
 def demo_ready_or_wait(settings: Settings) -> None:
-    """Until the demo data is in, a page with a progress bar that follows the load (rerun twice a second)."""
+    """Until the demo data is in, a page with a progress bar that follows the load (redrawn twice a
+    second); then the same run goes on to the page asked for. A rerun instead would come back to the
+    home page: the page a link asked for is only known once the navigation is built."""
     load = prepare_embedded(settings.database_url, settings.demo_scale)
     if not load.done.wait(timeout=0.5):
-        ui.page_header("Preparing the demo", "Pitwall fills its embedded database with demo data on the first start.")
-        st.progress(load.share, text=f"{load.stage}…")
-        st.caption("This takes a few seconds at the default size; the console opens by itself when it is done.")
-        st.rerun()
+        waiting = st.empty()
+        while not load.done.wait(timeout=0.5):
+            with waiting.container():
+                ui.page_header(
+                    "Preparing the demo", "Pitwall fills its embedded database with demo data on the first start."
+                )
+                st.progress(load.share, text=f"{load.stage}…")
+                st.caption("This takes a few seconds at the default size; the console opens by itself when it is done.")
+        waiting.empty()
     if load.error is not None:
         prepare_embedded.clear()
         detail = explain_failure(load.error, settings.database_url)

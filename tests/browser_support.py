@@ -79,8 +79,8 @@ def start_app(
         PITWALL_DUCKDB_PATH=str(database),
         PITWALL_DEMO_SCALE=DEMO_SCALE,
         PITWALL_SECRETS=str(database.parent / "absent-secrets.toml"),
-        **env_settings,
     )
+    env.update(env_settings)
     port = free_port()
     with log.open("w") as out:
         server = subprocess.Popen(
