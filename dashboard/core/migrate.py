@@ -24,6 +24,7 @@ from alembic.config import Config
 from alembic.ddl.impl import DefaultImpl
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from dashboard.core.schema import STEPS, metadata, step_of
 
@@ -49,6 +50,11 @@ def _replaced(table: sa.Table, step: str) -> list[sa.Constraint]:
     """The constraints of ``table`` (in ``dashboard.core.schema``) that ``step`` replaces."""
     full = metadata.tables[table.key]
     return [c for c in full.constraints if c.info.get("replaced_in") == step]
+
+
+def _on_copy(expression, copy: sa.Table):
+    """An index's column or expression (e.g. ``updated_at DESC NULLS LAST``) over ``copy``'s columns."""
+    return replacement_traverse(expression, {}, lambda e: copy.c[e.name] if isinstance(e, sa.Column) else None)
 
 
 def schema_as_of(step: str) -> sa.MetaData:
@@ -80,7 +86,7 @@ def schema_as_of(step: str) -> sa.MetaData:
             if step_of(index, table) in steps:
                 sa.Index(
                     index.name,
-                    *[copy.c[c.name] for c in index.columns],
+                    *[_on_copy(expression, copy) for expression in index.expressions],
                     unique=index.unique,
                     info=dict(index.info),
                     **index.dialect_kwargs,
