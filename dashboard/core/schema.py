@@ -967,6 +967,35 @@ _index(
 
 # --- end of 21 ----------------------------------------------------------------------
 
+# --- 22 speed, continued: the email failures by cause -----------------------------------
+# (dashboard/domain/emails/failures.py holds the rule that fills failure_cause)
+
+# The cause of a row's last failure (a code of ``dashboard.domain.emails.failures``), read once
+# from its error when the job records the failure: the Emails page groups the failures by cause
+# from an index instead of reading every failed row's error.
+EMAIL_FAILURE_CAUSES = ("address", "template", "key", "rate_limited", "outage", "rejected", "other")
+for _column in _step("22", sa.Column("failure_cause", sa.Text)):
+    email_outbox.append_column(_column)
+email_outbox.append_constraint(
+    sa.CheckConstraint(_in("failure_cause", EMAIL_FAILURE_CAUSES), name="failure_cause", info={"step": "22"})
+)
+# The failed rows by cause, and the rows waiting for an admin's decision by status, each newest
+# change first as the Emails page lists them.
+for _name, _group, _rows in (
+    ("ix_email_outbox_failed_cause", email_outbox.c.failure_cause, email_outbox.c.status == "failed"),
+    ("ix_email_outbox_decision", email_outbox.c.status, email_outbox.c.status.in_(("failed", "uncertain"))),
+):
+    _index(
+        _name,
+        _group,
+        email_outbox.c.updated_at.desc().nulls_last(),
+        email_outbox.c.id,
+        postgresql_where=_rows,
+        info={"step": "22"},
+    )
+
+# --- end of 22 ----------------------------------------------------------------------
+
 # Migration steps in order; 13 and later are Pitwall's feature steps
 # (13: reputation moderation, 14: scheduling and pricing, 15: follow-up lifecycle, 16: CRM upsell catalogue,
 # 17: indexes for period filters, 18: email outbox uncertain status, 19: platform API and intake,
