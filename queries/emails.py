@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from dashboard.core.period import Period
 from dashboard.core.schema import EMAIL_MILESTONES, email_buckets, email_outbox, mechanics, profiles, sessions, users
 from dashboard.domain import overview as rollups
-from dashboard.domain.emails.due import CUSTOMER_MILESTONES, due_select
+from dashboard.domain.emails.due import CUSTOMER_MILESTONES, due_ids
 
 OUTBOX_LIMIT = 500
 OUTBOX_COLUMNS = (
@@ -199,7 +199,9 @@ def job_state(conn: Connection, *, now: dt.datetime, lookback: dt.timedelta) -> 
     ``in_flight`` (rows a worker is sending under a lease that has not run out), ``new`` (1 if a
     milestone of the last ``lookback`` is due and not queued yet, else 0: a run would queue it)."""
     waiting = o.c.status.in_(("pending", "sending"))
-    new = sa.or_(*[due_select(m, now, now - lookback).exists() for m in EMAIL_MILESTONES])
+    # The first due milestone answers: the nudge and the alert look back an hour only, so they are asked first.
+    operational_first = sorted(EMAIL_MILESTONES, key=lambda m: m in CUSTOMER_MILESTONES)
+    new = sa.or_(*[due_ids(m, now, now - lookback).exists() for m in operational_first])
     query = sa.select(
         sa.func.count().filter(waiting & (o.c.next_attempt_at <= now)).label("due"),
         sa.func.count().filter((o.c.status == "sending") & (o.c.next_attempt_at > now)).label("in_flight"),

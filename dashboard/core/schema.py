@@ -967,8 +967,8 @@ _index(
 
 # --- end of 21 ----------------------------------------------------------------------
 
-# --- 22 speed, continued: the email failures by cause -----------------------------------
-# (dashboard/domain/emails/failures.py holds the rule that fills failure_cause)
+# --- 22 speed, continued: the email job's due milestones and the failures by cause --------
+# (dashboard/domain/emails/due.py and failures.py hold the rules that use these)
 
 # The cause of a row's last failure (a code of ``dashboard.domain.emails.failures``), read once
 # from its error when the job records the failure: the Emails page groups the failures by cause
@@ -993,6 +993,33 @@ for _name, _group, _rows in (
         postgresql_where=_rows,
         info={"step": "22"},
     )
+# Whether a session's milestone is in the outbox yet, one index per milestone: the due queries
+# probe it for every session of the look-back window. The unique key leads with the session, so
+# one milestone's probes cross all its pages (361 MB at scale 100); this holds that milestone's
+# sessions alone (26 MB), which stay in memory.
+for _milestone in EMAIL_MILESTONES:
+    _index(
+        f"ix_email_outbox_{_milestone}_session",
+        email_outbox.c.session_id,
+        postgresql_where=email_outbox.c.milestone == _milestone,
+        info={"step": "22"},
+    )
+# The sessions of the look-back window with the columns of every due rule, from the index alone:
+# only the due ones are read from the table.
+_index(
+    "ix_sessions_status_scheduled_due",
+    sessions.c.status,
+    sessions.c.scheduled_at,
+    postgresql_include=["id", "created_at", "accepted_at", "started_at", "mechanic_id"],
+    info={"step": "22"},
+)
+_index(
+    "ix_sessions_ended_due",
+    sessions.c.ended_at,
+    postgresql_include=["id", "status", "summary_submitted_at"],
+    postgresql_where=sessions.c.ended_at.is_not(None),
+    info={"step": "22"},
+)
 
 # --- end of 22 ----------------------------------------------------------------------
 

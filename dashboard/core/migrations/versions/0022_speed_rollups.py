@@ -1,7 +1,7 @@
 """22 speed, continued: roll-ups and indexes that keep every page query within its budget at scale.
 
-Emails: the outbox's failure_cause (filled here for rows failed before), partial indexes of the failed rows by cause
-and of the rows awaiting an admin.
+Emails: the outbox's failure_cause (filled here for rows failed before), partial indexes of the failed rows by cause,
+of the rows awaiting an admin and of each milestone's sessions, covering indexes of sessions for the email job's rules.
 """
 
 from alembic import op
