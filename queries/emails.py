@@ -18,8 +18,7 @@ from sqlalchemy.engine import Connection
 from dashboard.core.period import Period
 from dashboard.core.schema import EMAIL_MILESTONES, email_buckets, email_outbox, mechanics, profiles, sessions, users
 from dashboard.domain import overview as rollups
-from dashboard.domain.emails.due import CUSTOMER_MILESTONES, due_select
-from dashboard.domain.emails.failures import CAUSE
+from dashboard.domain.emails.due import CUSTOMER_MILESTONES, due_ids
 
 OUTBOX_LIMIT = 500
 OUTBOX_COLUMNS = (
@@ -149,7 +148,7 @@ def awaiting_decision(
     columns DECISION_COLUMNS."""
     if status not in DECISION_STATUSES:
         raise ValueError(f"status must be one of {', '.join(DECISION_STATUSES)}, got {status!r}")
-    where = [o.c.status == status] + ([] if cause is None else [CAUSE == cause])
+    where = [o.c.status == status] + ([] if cause is None else [o.c.failure_cause == cause])
     chosen = (
         sa.select(o.c.id)
         .where(*where)
@@ -158,7 +157,7 @@ def awaiting_decision(
         .subquery("chosen")
     )
     query = (
-        _recipient(sa.select(*[o.c[name] for name in DECISION_COLUMNS[:8]], CAUSE.label("cause")))
+        _recipient(sa.select(*[o.c[name] for name in DECISION_COLUMNS[:8]], o.c.failure_cause.label("cause")))
         .join(chosen, chosen.c.id == o.c.id)
         .order_by(o.c.updated_at.desc().nulls_last(), o.c.id)
     )
@@ -170,18 +169,27 @@ def awaiting_decision(
 def failure_groups(conn: Connection) -> pd.DataFrame:
     """The failed emails (of any date) per cause (``dashboard.domain.emails.failures``), most
     first: ``cause``, ``emails``, ``latest_at`` (the latest change among them: what a bulk retry
-    checks it still sees) and ``example`` (one of their errors)."""
-    failed = sa.select(CAUSE.label("cause"), o.c.updated_at, o.c.last_error).where(o.c.status == "failed").subquery()
-    query = (
+    checks it still sees) and ``example`` (the error of the latest of them). Counted from the
+    index of the failed rows by cause; only the example is read from the table."""
+    groups = (
         sa.select(
-            failed.c.cause,
+            o.c.failure_cause.label("cause"),
             sa.func.count().label("emails"),
-            sa.func.max(failed.c.updated_at).label("latest_at"),
-            sa.func.max(failed.c.last_error).label("example"),
+            sa.func.max(o.c.updated_at).label("latest_at"),
         )
-        .group_by(failed.c.cause)
-        .order_by(sa.func.count().desc(), failed.c.cause)
+        .where(o.c.status == "failed")
+        .group_by(o.c.failure_cause)
+        .subquery("groups")
     )
+    latest = o.alias("latest")
+    example = (
+        sa.select(latest.c.last_error)
+        .where(latest.c.status == "failed", latest.c.failure_cause == groups.c.cause)
+        .order_by(latest.c.updated_at.desc().nulls_last(), latest.c.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    query = sa.select(groups, example.label("example")).order_by(groups.c.emails.desc(), groups.c.cause)
     frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=["cause", "emails", "latest_at", "example"])
     return frame.astype({"emails": "int64"})
 
@@ -191,7 +199,9 @@ def job_state(conn: Connection, *, now: dt.datetime, lookback: dt.timedelta) -> 
     ``in_flight`` (rows a worker is sending under a lease that has not run out), ``new`` (1 if a
     milestone of the last ``lookback`` is due and not queued yet, else 0: a run would queue it)."""
     waiting = o.c.status.in_(("pending", "sending"))
-    new = sa.or_(*[due_select(m, now, now - lookback).exists() for m in EMAIL_MILESTONES])
+    # The first due milestone answers: the nudge and the alert look back an hour only, so they are asked first.
+    operational_first = sorted(EMAIL_MILESTONES, key=lambda m: m in CUSTOMER_MILESTONES)
+    new = sa.or_(*[due_ids(m, now, now - lookback).exists() for m in operational_first])
     query = sa.select(
         sa.func.count().filter(waiting & (o.c.next_attempt_at <= now)).label("due"),
         sa.func.count().filter((o.c.status == "sending") & (o.c.next_attempt_at > now)).label("in_flight"),

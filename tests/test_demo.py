@@ -27,6 +27,7 @@ from dashboard.core.db import make_engine
 from dashboard.core.period import Period
 from dashboard.domain import followups, reviews
 from dashboard.domain.calendars import slots
+from dashboard.domain.emails.failures import CAUSE
 from dashboard.domain.emails.settings import load_email_settings
 from dashboard.domain.funnel.interactions import DEFAULT_STEPS, FunnelSpec
 from dashboard.tools.demo import command as demo_command
@@ -128,7 +129,7 @@ PINNED_DIGESTS = {
     "mechanic_reviews": (233, "490286d496635b0a"),
     "upsell_recommendations": (628, "6c34a7ca2b7d71a2"),
     "crm_interactions": (9172, "05e13bb8864c5443"),
-    "email_outbox": (2127, "c4d804744cdd05b5"),
+    "email_outbox": (2127, "4ce0eb3296c8021b"),  # with the cause of each failed one (step 22)
     "mechanics": (7, "35062e0282b303b0"),
 }
 
@@ -349,6 +350,13 @@ def test_emails_staff_and_settings(engine):
         },
     )
     assert _scalar(engine, "SELECT count(*) FROM email_outbox WHERE status = 'skipped'") > 0
+    with engine.connect() as conn:  # the cause the job stores with a failure, as its error reads
+        stored = conn.execute(
+            sa.select(s.email_outbox.c.status, s.email_outbox.c.failure_cause, CAUSE.label("read"))
+            .distinct()
+            .where(s.email_outbox.c.failure_cause.is_not(None) | (s.email_outbox.c.status == "failed"))
+        ).all()
+    assert stored and all(status == "failed" and cause == read for status, cause, read in stored)
     assert _scalar(engine, "SELECT count(*) FROM audit_log") == 0
     assert _scalar(engine, "SELECT role FROM staff_roles WHERE email = 'admin@pitwall.demo'") == "admin"
     assert _scalar(engine, "SELECT count(*) FROM session_base_prices") == len(s.SESSION_TYPES)

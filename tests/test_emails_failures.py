@@ -58,13 +58,15 @@ def test_only_address_failures_are_beyond_a_retry_and_only_transient_ones_go_in_
     assert [c.code for c in CAUSES if not c.retry] == ["address"]
     assert [c.code for c in CAUSES if c.bulk] == ["rate_limited", "outage"]
     assert OTHER.retry and not OTHER.bulk and BY_CODE["other"] is OTHER
+    assert tuple(BY_CODE) == s.EMAIL_FAILURE_CAUSES  # the codes the outbox's failure_cause accepts
     assert all(c.label and c.sentence.endswith(".") for c in (*CAUSES, OTHER))
 
 
 # --- retries ---------------------------------------------------------------------------
 
 
-def failed_rows(engine, errors: list[str | None]) -> list[uuid.UUID]:
+def failed_rows(engine, errors: dict[str, str]) -> list[uuid.UUID]:
+    """A failed email per error, with the cause the job stores for it (``errors``: error -> cause)."""
     with engine.begin() as conn:
         sid = add_session(conn, add_user(conn, DRIVER, email="c@example.com"), **booked())
         return [
@@ -77,11 +79,12 @@ def failed_rows(engine, errors: list[str | None]) -> list[uuid.UUID]:
                     status="failed",
                     attempts=5,
                     last_error=error,
+                    failure_cause=cause,
                     updated_at=NOW - n * MINUTE,
                 )
                 .returning(s.email_outbox.c.id)
             ).scalar_one()
-            for n, error in enumerate(errors)
+            for n, (error, cause) in enumerate(errors.items())
         ]
 
 
@@ -94,7 +97,11 @@ def snapshot(engine) -> tuple:
 
 def test_a_retry_is_refused_where_it_cannot_help(engine):
     (suppressed, outage) = failed_rows(
-        engine, ["rejected by Resend: the address is suppressed", "gave up after 5 attempts: 503 application_error"]
+        engine,
+        {
+            "rejected by Resend: the address is suppressed": "address",
+            "gave up after 5 attempts: 503 application_error": "outage",
+        },
     )
     before = snapshot(engine)
     with pytest.raises(Conflict, match="Suppressed or invalid address: Resend will not deliver to these addresses"):
@@ -119,8 +126,12 @@ def test_bulk_retry_of_an_outage_sends_them_through_resend(engine, resend_api):
     run_once(engine, settings, clock=lambda: NOW)
     resend_api.start()
     with engine.connect() as conn:
-        failed = conn.execute(sa.select(s.email_outbox.c.last_error).where(s.email_outbox.c.status == "failed")).all()
-    assert len(failed) == 3 and all(classify(e).code == "outage" for (e,) in failed)
+        failed = conn.execute(
+            sa.select(s.email_outbox.c.last_error, s.email_outbox.c.failure_cause).where(
+                s.email_outbox.c.status == "failed"
+            )
+        ).all()
+    assert len(failed) == 3 and all(classify(e).code == cause == "outage" for e, cause in failed)  # stored as read
     seen = seen_of(engine, "outage")
     assert seen[0] == 3
 
@@ -142,12 +153,12 @@ def test_bulk_retry_of_an_outage_sends_them_through_resend(engine, resend_api):
 def test_bulk_retry_refuses_permanent_causes_stale_views_and_bad_input(engine):
     failed_rows(
         engine,
-        [
-            "gave up after 5 attempts: 503 application_error",
-            "gave up after 5 attempts: 502 bad gateway",
-            "rejected by Resend: Invalid `to` field",
-            "could not render: KeyError",
-        ],
+        {
+            "gave up after 5 attempts: 503 application_error": "outage",
+            "gave up after 5 attempts: 502 bad gateway": "outage",
+            "rejected by Resend: Invalid `to` field": "address",
+            "could not render: KeyError": "template",
+        },
     )
     seen = seen_of(engine, "outage")
     before = snapshot(engine)

@@ -269,14 +269,20 @@ def test_5xx_fails_the_row_after_max_attempts(engine, resend_api):
     run_once(engine, settings, clock=at(NOW + HOUR))
     (row,) = outbox_rows(engine).values()
     assert row["status"] == "failed" and row["last_error"].startswith("gave up after 2 attempts: 500")
+    assert row["failure_cause"] == "outage"  # read once from the error, stored with it
     assert run_once(engine, settings, clock=at(NOW + 5 * HOUR)).requests == 0
 
 
 @pytest.mark.parametrize(
-    "status, name",
-    [(422, "validation_error"), (400, "validation_error"), (401, "missing_api_key"), (403, "invalid_api_key")],
+    "status, name, cause",
+    [
+        (422, "validation_error", "rejected"),
+        (400, "validation_error", "rejected"),
+        (401, "missing_api_key", "key"),
+        (403, "invalid_api_key", "key"),
+    ],
 )
-def test_client_errors_are_not_retried(engine, resend_api, status, name):
+def test_client_errors_are_not_retried(engine, resend_api, status, name, cause):
     with engine.begin() as conn:
         add_session(conn, add_user(conn, DRIVER, email="a@example.com"), **booked())
     settings = settings_for(resend_api)
@@ -285,6 +291,7 @@ def test_client_errors_are_not_retried(engine, resend_api, status, name):
     assert run_once(engine, settings, clock=at(NOW + 5 * HOUR)).requests == 0
     (row,) = outbox_rows(engine).values()
     assert row["status"] == "failed" and row["attempts"] == 1 and row["last_error"].startswith(f"{status} {name}")
+    assert row["failure_cause"] == cause
     assert len(resend_api.requests) == 1 and not resend_api.deliveries
 
 
@@ -297,6 +304,7 @@ def test_an_invalid_address_fails_alone(engine, resend_api):
     assert rows[(good, "booking_confirmed")]["status"] == "sent"
     assert rows[(bad, "booking_confirmed")]["status"] == "failed"
     assert rows[(bad, "booking_confirmed")]["last_error"].startswith("rejected by Resend: Invalid `to` field")
+    assert rows[(bad, "booking_confirmed")]["failure_cause"] == "address"
 
 
 def test_admin_retry_sends_a_failed_email_again_and_is_audited(engine, resend_api):
@@ -357,6 +365,7 @@ def test_a_row_out_of_attempts_fails_alone_and_its_batch_is_sent(engine, resend_
     rows = outbox_rows(engine)
     worn_row = rows[(worn, "booking_confirmed")]
     assert worn_row["status"] == "failed" and worn_row["last_error"].startswith("gave up after 5 attempts: 500")
+    assert worn_row["failure_cause"] == "outage"
     assert [
         (rows[(sid, "booking_confirmed")]["status"], rows[(sid, "booking_confirmed")]["attempts"]) for sid in fresh
     ] == [("sent", 2), ("sent", 2)]
@@ -445,6 +454,7 @@ def test_a_refused_address_stays_failed_when_the_first_answer_is_fetched_again(e
     )
     assert rows[(bad, "booking_confirmed")]["status"] == "failed"
     assert rows[(bad, "booking_confirmed")]["last_error"].startswith("rejected by Resend: Invalid `to` field")
+    assert rows[(bad, "booking_confirmed")]["failure_cause"] == "address"
 
 
 def test_a_batch_older_than_the_idempotency_window_is_held_for_an_admin(engine, resend_api):
@@ -554,17 +564,28 @@ def test_every_milestone_has_a_lateness_rule(resend_api, milestone, facts, reaso
     assert skip_reason(milestone, {**base, **on_time}, NOW, settings) is None
 
 
-def test_step_18_keeps_the_outbox_and_accepts_the_uncertain_status(tmp_path, request):
+def databases_at(revision: str, tmp_path, request):
+    """A new DuckDB file, then a new PostgreSQL database, each migrated up to ``revision`` only."""
     from alembic import command
 
     from dashboard.core.db import make_engine
-    from dashboard.core.migrate import alembic_config, upgrade
+    from dashboard.core.migrate import alembic_config
 
-    urls = [f"duckdb:///{tmp_path / 'at17.duckdb'}", request.getfixturevalue("empty_pg_url")]
-    for url in urls:
+    for url in (f"duckdb:///{tmp_path / 'old.duckdb'}", request.getfixturevalue("empty_pg_url")):
         engine = make_engine(url)
         with engine.begin() as conn:
-            command.upgrade(alembic_config(conn), "0017_period_indexes")
+            command.upgrade(alembic_config(conn), revision)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+
+def test_step_18_keeps_the_outbox_and_accepts_the_uncertain_status(tmp_path, request):
+    from dashboard.core.migrate import upgrade
+
+    for engine in databases_at("0017_period_indexes", tmp_path, request):
+        with engine.begin() as conn:
             customer = uuid.uuid4()
             conn.execute(s.users.insert().values(id=customer, email="a@example.com"))
             conn.execute(
@@ -597,7 +618,39 @@ def test_step_18_keeps_the_outbox_and_accepts_the_uncertain_status(tmp_path, req
             conn.execute(s.email_outbox.update().values(status="uncertain"))
         with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
             conn.execute(s.email_outbox.update().values(status="lost"))
-        engine.dispose()
+
+
+def test_step_22_stores_the_cause_of_the_emails_that_failed_before(tmp_path, request):
+    from dashboard.core.migrate import upgrade
+
+    for engine in databases_at("0021_speed", tmp_path, request):
+        with engine.begin() as conn:
+            customer = add_user(conn, DRIVER, email="a@example.com")
+            session_id = add_session(conn, customer, **booked())
+            for milestone, status, error in [
+                ("booking_confirmed", "failed", "gave up after 5 attempts: 503 service_unavailable: down"),
+                ("mechanic_assigned", "failed", "rejected by Resend: The address is on the suppression list."),
+                ("session_starting", "failed", None),
+                ("session_ended", "pending", "500 application_error: once"),  # failed before, queued again
+            ]:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO email_outbox (session_id, milestone, recipient, status, last_error) "
+                        "VALUES (:s, :m, 'a@example.com', :status, :error)"
+                    ),
+                    {"s": session_id, "m": milestone, "status": status, "error": error},
+                )
+        upgrade(engine)
+        with engine.begin() as conn:
+            causes = dict(conn.execute(sa.select(s.email_outbox.c.milestone, s.email_outbox.c.failure_cause)).all())
+        assert causes == {
+            "booking_confirmed": "outage",
+            "mechanic_assigned": "address",
+            "session_starting": "other",
+            "session_ended": None,  # only a failed row has a cause
+        }
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+            conn.execute(s.email_outbox.update().values(failure_cause="gremlins"))
 
 
 # --- PostgreSQL: two workers, and a worker killed mid-batch ---------------------------

@@ -35,6 +35,7 @@ def prepare(engine) -> None:
                     "status": "failed",
                     "attempts": 5,
                     "last_error": OUTAGE if n < 3 else SUPPRESSED,
+                    "failure_cause": "outage" if n < 3 else "address",
                     "created_at": now - dt.timedelta(hours=n),
                     "updated_at": now - dt.timedelta(minutes=n),
                 }

@@ -57,6 +57,7 @@ def outbox(engine, resend_api, monkeypatch, tmp_path):
                     "status": "failed",
                     "attempts": 1,
                     "last_error": "gave up after 5 attempts: 503 application_error: Service Unavailable",
+                    "failure_cause": "outage",
                 },
             ],
         ).scalar_one()
@@ -267,6 +268,7 @@ def test_an_address_failure_offers_no_retry_and_an_outage_a_bulk_one(outbox):
                 status="failed",
                 attempts=1,
                 last_error="rejected by Resend: Invalid `to` field. <b>x</b>",
+                failure_cause="address",
                 updated_at=NOW - dt.timedelta(minutes=1),
                 created_at=NOW - dt.timedelta(minutes=2),
             )

@@ -26,6 +26,7 @@ def _outbox_row(when: dt.datetime, milestone: str, status: str, **columns) -> di
         "created_at": when,
         "updated_at": when,
         "last_error": None,
+        "failure_cause": None,
         "skip_reason": None,
         **columns,
     }
@@ -45,6 +46,7 @@ def outbox_history(engine):
                     "failed",
                     session_id=sid,
                     last_error="500 application_error: boom",
+                    failure_cause="outage",
                 ),
                 # 2 March 03:00 UTC is still 1 March in Chicago
                 _outbox_row(
@@ -61,6 +63,7 @@ def outbox_history(engine):
                     "failed",
                     session_id=sid,
                     last_error="422 validation_error: bad",
+                    failure_cause="rejected",
                 ),
             ],
         )
@@ -152,7 +155,10 @@ ERRORS = {  # a stored error -> its cause, in every form the job writes
 
 @pytest.fixture
 def failures(engine):
-    """One failed email per error of ``ERRORS``, each a minute apart, and one sent and one waiting."""
+    """One failed email per error of ``ERRORS``, each a minute apart, failed before the outbox stored
+    their cause and classified as the migration to step 22 does; and one sent and one waiting."""
+    from dashboard.domain.emails.failures import classify_failed
+
     with engine.begin() as conn:
         sid = add_session(conn, add_user(conn, DRIVER, email="c@example.com"), **booked())
         rows = [
@@ -163,19 +169,20 @@ def failures(engine):
         conn.execute(s.email_outbox.insert(), rows)
         waiting = _outbox_row(NOW, "summary_delivered", "pending", session_id=sid)
         conn.execute(s.email_outbox.insert().values({**waiting, "next_attempt_at": NOW - dt.timedelta(minutes=1)}))
+        assert (classify_failed(conn), classify_failed(conn)) == (len(ERRORS), 0)  # once each
     return sid
 
 
 def test_failures_group_by_cause_as_the_classifier_reads_them(engine, failures):
-    from dashboard.domain.emails.failures import CAUSE, classify
+    from dashboard.domain.emails.failures import classify
 
+    o = s.email_outbox
     with engine.connect() as conn:
         groups = q.failure_groups(conn)
-        in_sql = dict(
-            conn.execute(sa.select(s.email_outbox.c.last_error, CAUSE).where(s.email_outbox.c.status == "failed")).all()
-        )
+        stored = dict(conn.execute(sa.select(o.c.last_error, o.c.failure_cause).where(o.c.status == "failed")).all())
+        others = conn.execute(sa.select(o.c.failure_cause).where(o.c.status != "failed")).scalars().all()
         outage = q.awaiting_decision(conn, status="failed", cause="outage")
-    assert in_sql == {error: cause for error, cause in ERRORS.items()}  # SQL agrees with the table
+    assert stored == ERRORS and others == [None, None]  # SQL agrees with the table, for the failed rows only
     assert {error: classify(error).code for error in ERRORS} == ERRORS  # and so does Python
     assert list(zip(groups.cause, groups.emails)) == [
         ("address", 4),
@@ -187,6 +194,7 @@ def test_failures_group_by_cause_as_the_classifier_reads_them(engine, failures):
         ("template", 1),
     ]
     assert groups.set_index("cause").latest_at["outage"] == NOW - dt.timedelta(minutes=8)  # the newest of its four
+    assert groups.set_index("cause").example["outage"] == "gave up after 5 attempts: 503 application_error: down"
     assert len(outage) == 4 and set(outage.cause) == {"outage"}
 
 

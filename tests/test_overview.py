@@ -265,12 +265,13 @@ def home_rows(engine) -> None:
         )
         today_nine = dt.datetime.combine(NOW.date(), dt.time(9), dt.UTC)
         booked = add_session(conn, customer, mechanic, "accepted", scheduled_at=today_nine)
-        email = {"recipient": "cleo@example.com", "created_at": NOW - dt.timedelta(days=40)}
+        email = {"recipient": "cleo@example.com", "created_at": NOW - dt.timedelta(days=40), "failure_cause": None}
+        failed = {"status": "failed", "failure_cause": "other"}  # no error recorded: a cause the console cannot tell
         conn.execute(
             s.email_outbox.insert(),
             [
-                {**email, "session_id": parent, "milestone": "booking_confirmed", "status": "failed"},
-                {**email, "session_id": parent, "milestone": "session_ended", "status": "failed"},
+                {**email, "session_id": parent, "milestone": "booking_confirmed", **failed},
+                {**email, "session_id": parent, "milestone": "session_ended", **failed},
                 {**email, "session_id": booked, "milestone": "booking_confirmed", "status": "uncertain"},
                 {**email, "session_id": booked, "milestone": "session_ended", "status": "sent"},
             ],

@@ -24,6 +24,7 @@ from alembic.config import Config
 from alembic.ddl.impl import DefaultImpl
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from dashboard.core.schema import STEPS, metadata, step_of
 
@@ -53,7 +54,7 @@ def _replaced(table: sa.Table, step: str) -> list[sa.Constraint]:
 
 def _on(copy: sa.Table, expression: sa.ColumnElement) -> sa.ColumnElement:
     """An index's column or expression (e.g. ``coalesce(a, b)``) over the same columns of ``copy``."""
-    return sa.sql.visitors.replacement_traverse(
+    return replacement_traverse(
         expression, {}, lambda element: copy.c[element.name] if isinstance(element, sa.Column) else None
     )
 

@@ -1027,6 +1027,60 @@ _index(
     info={"step": "22"},
 )
 
+# The email job's due milestones and the failures by cause (dashboard/domain/emails/due.py and
+# failures.py hold the rules that use these).
+
+# The cause of a row's last failure (a code of ``dashboard.domain.emails.failures``), read once
+# from its error when the job records the failure: the Emails page groups the failures by cause
+# from an index instead of reading every failed row's error.
+EMAIL_FAILURE_CAUSES = ("address", "template", "key", "rate_limited", "outage", "rejected", "other")
+for _column in _step("22", sa.Column("failure_cause", sa.Text)):
+    email_outbox.append_column(_column)
+email_outbox.append_constraint(
+    sa.CheckConstraint(_in("failure_cause", EMAIL_FAILURE_CAUSES), name="failure_cause", info={"step": "22"})
+)
+# The failed rows by cause, and the rows waiting for an admin's decision by status, each newest
+# change first as the Emails page lists them.
+for _name, _group, _rows in (
+    ("ix_email_outbox_failed_cause", email_outbox.c.failure_cause, email_outbox.c.status == "failed"),
+    ("ix_email_outbox_decision", email_outbox.c.status, email_outbox.c.status.in_(("failed", "uncertain"))),
+):
+    _index(
+        _name,
+        _group,
+        email_outbox.c.updated_at.desc().nulls_last(),
+        email_outbox.c.id,
+        postgresql_where=_rows,
+        info={"step": "22"},
+    )
+# Whether a session's milestone is in the outbox yet, one index per milestone: the due queries
+# probe it for every session of the look-back window. The unique key leads with the session, so
+# one milestone's probes cross all its pages (361 MB at scale 100); this holds that milestone's
+# sessions alone (26 MB), which stay in memory.
+for _milestone in EMAIL_MILESTONES:
+    _index(
+        f"ix_email_outbox_{_milestone}_session",
+        email_outbox.c.session_id,
+        postgresql_where=email_outbox.c.milestone == _milestone,
+        info={"step": "22"},
+    )
+# The sessions of the look-back window with the columns of every due rule, from the index alone:
+# only the due ones are read from the table.
+_index(
+    "ix_sessions_status_scheduled_due",
+    sessions.c.status,
+    sessions.c.scheduled_at,
+    postgresql_include=["id", "created_at", "accepted_at", "started_at", "mechanic_id"],
+    info={"step": "22"},
+)
+_index(
+    "ix_sessions_ended_due",
+    sessions.c.ended_at,
+    postgresql_include=["id", "status", "summary_submitted_at"],
+    postgresql_where=sessions.c.ended_at.is_not(None),
+    info={"step": "22"},
+)
+
 # --- end of 22 ----------------------------------------------------------------------
 
 # Migration steps in order; 13 and later are Pitwall's feature steps

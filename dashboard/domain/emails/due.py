@@ -3,9 +3,9 @@ templates read.
 
 ``now`` is the job's clock; each milestone is found by its own
 timestamp and state, within a look-back window (``since``) so that every rule is
-an index range scan (``ix_sessions_status_scheduled`` or ``ix_sessions_ended_at``)
+an index range scan (``ix_sessions_status_scheduled_due`` or ``ix_sessions_ended_due``)
 rather than a scan of all sessions. A milestone with an outbox row for the
-session is never due again. Whether a due email is sent or skipped (opted out,
+session is never due again (``due_ids``). Whether a due email is sent or skipped (opted out,
 late, too old) is ``dashboard.domain.emails.outbox.skip_reason``'s rule, applied when it is
 queued and again before each send.
 
@@ -173,10 +173,18 @@ def _due_rule(milestone: str, now: dt.datetime, since: dt.datetime) -> sa.Column
     return rules[milestone]
 
 
-def due_select(milestone: str, now: dt.datetime, since: dt.datetime) -> sa.Select:
-    """The facts of every session whose ``milestone`` is due at ``now`` and not yet in the outbox."""
+def due_ids(milestone: str, now: dt.datetime, since: dt.datetime) -> sa.Select:
+    """The ids of the sessions whose ``milestone`` is due at ``now`` and not yet in the outbox.
+    On PostgreSQL both sides come from indexes alone (``ix_sessions_status_scheduled_due`` or
+    ``ix_sessions_ended_due``, and the milestone's ``ix_email_outbox_<milestone>_session``)."""
     enqueued = sa.exists().where(email_outbox.c.session_id == s.c.id, email_outbox.c.milestone == milestone)
-    return facts_select(now).where(_due_rule(milestone, now, since), ~enqueued)
+    return sa.select(s.c.id).where(_due_rule(milestone, now, since), ~enqueued)
+
+
+def due_select(milestone: str, now: dt.datetime, since: dt.datetime) -> sa.Select:
+    """The facts of every session whose ``milestone`` is due at ``now`` and not yet in the outbox:
+    the due ones are found first (``due_ids``), then only their rows are read."""
+    return facts_select(now).where(s.c.id.in_(due_ids(milestone, now, since).correlate(None)))
 
 
 def due_milestones(conn: Connection, *, milestone: str, now: dt.datetime, since: dt.datetime) -> pd.DataFrame:

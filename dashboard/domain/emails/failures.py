@@ -19,9 +19,11 @@ in order, the first whose words occur in the lower-cased error wins:
 | ``rejected``   | 400, 422, validation error, rejected by Resend    | after the content is fixed  |
 | ``other``      | anything else, or no error recorded               | maybe: read the error       |
 
-``classify`` is the rule in Python; ``CAUSE`` the same rule as a SQL expression, for the
-page's counts per cause in SQL (``queries.emails.failure_groups``): both use "the words
-occur in the text" (``in`` / ``strpos``), and the tests check that they agree.
+``classify`` is the rule in Python: the job stores its code in the row's ``failure_cause``
+when it records the failure, and the Emails page groups and filters by that column
+(``queries.emails.failure_groups``). ``CAUSE`` is the same rule as a SQL expression, which
+fills the column of the failed rows written before it existed (``classify_failed``): both use
+"the words occur in the text" (``in`` / ``strpos``), and the tests check that they agree.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from dashboard.core.schema import email_outbox
 
@@ -149,3 +152,11 @@ def cause_expression(error: sa.ColumnElement) -> sa.ColumnElement:
 
 
 CAUSE = cause_expression(email_outbox.c.last_error)
+
+
+def classify_failed(conn: Connection) -> int:
+    """Store the cause of every failed row that has none yet (rows failed before step 22) from
+    its error, with ``CAUSE``; returns how many rows it classified."""
+    o = email_outbox
+    unclassified = sa.and_(o.c.status == "failed", o.c.failure_cause.is_(None))
+    return conn.execute(o.update().where(unclassified).values(failure_cause=CAUSE)).rowcount

@@ -64,7 +64,7 @@ from dashboard.domain.emails.due import (
     due_select,
     facts_select,
 )
-from dashboard.domain.emails.failures import BY_CODE, CAUSE, classify
+from dashboard.domain.emails.failures import BY_CODE, classify
 from dashboard.domain.emails.sender import Outcome
 from dashboard.domain.emails.settings import EmailSettings
 
@@ -282,9 +282,14 @@ def _claim_skip_reason(row, facts: dict, now: dt.datetime, settings: EmailSettin
 def _settle_held(conn: Connection, held: list[Held], now: dt.datetime) -> collections.Counter:
     """Record the held rows as what the rules made them (skipped or failed), out of their batch."""
     for item in held:
-        reason = {"skip_reason": item.reason} if item.status == "skipped" else {"last_error": item.reason}
-        _set(conn, [item.row.id], now, status=item.status, provider_message_id=None, **reason)
+        values = {"status": "skipped", "skip_reason": item.reason} if item.status == "skipped" else _failed(item.reason)
+        _set(conn, [item.row.id], now, provider_message_id=None, **values)
     return collections.Counter(item.status for item in held)
+
+
+def _failed(error: str) -> dict:
+    """The values of a row that failed with ``error``: its cause is read from the error once, here."""
+    return {"status": "failed", "last_error": error, "failure_cause": classify(error).code}
 
 
 def _facts(conn: Connection, rows: list, now: dt.datetime) -> dict:
@@ -324,18 +329,18 @@ def record(
         sent_rows = batch.first_rows  # the key's first request was processed: it held these rows
     else:
         for error, ids in _group(render_errors).items():
-            update(ids, status="failed", last_error=f"could not render: {error}", provider_message_id=None)
+            update(ids, **_failed(f"could not render: {error}"), provider_message_id=None)
         sent_rows = [row for row in batch.rows if row.id not in render_errors]
         if outcome.kind == "retry":
             _record_retry(conn, mine, batch, sent_rows, outcome, now, settings, update, done)
             return done
         done.update(_settle_held(conn, batch.held, now))
         if outcome.kind == "failed":
-            update([row.id for row in sent_rows], status="failed", last_error=outcome.message, provider_message_id=None)
+            update([row.id for row in sent_rows], **_failed(outcome.message), provider_message_id=None)
             return done
     refused = {sent_rows[i].id: message for i, message in outcome.errors.items()}
     for error, refused_ids in _group(refused).items():
-        update(refused_ids, status="failed", last_error=f"rejected by Resend: {error}", provider_message_id=None)
+        update(refused_ids, **_failed(f"rejected by Resend: {error}"), provider_message_id=None)
     ids = outcome.ids or [None] * len(sent_rows)
     accepted = [(row, email_id) for row, email_id in zip(sent_rows, ids) if row.id not in refused]
     _record_sent(conn, mine, accepted, outcome.message, now, done)
@@ -360,9 +365,8 @@ def _record_retry(
     if not outcome.rate_limited and all(n >= settings.max_attempts for n in tried.values()):
         update(
             ids,
-            status="failed",
+            **_failed(f"gave up after {max(tried.values(), default=0)} attempts: {outcome.message}"),
             provider_message_id=None,
-            last_error=f"gave up after {max(tried.values(), default=0)} attempts: {outcome.message}",
         )
         done.update(_settle_held(conn, batch.held, now))
         return
@@ -457,7 +461,7 @@ def retry_cause(engine: Engine, actor: Actor | None, cause: str, *, seen: tuple[
         raise Invalid("Say how many emails of the group you saw, and the latest change among them.")
     with engine.begin() as conn:
         actor = require_current_role(conn, actor, "admin")
-        in_group = sa.and_(o.c.status == "failed", CAUSE == group.code)
+        in_group = sa.and_(o.c.status == "failed", o.c.failure_cause == group.code)
         rows = conn.execute(locking(conn, sa.select(o.c.id, o.c.updated_at).where(in_group).order_by(o.c.id))).all()
         latest = max((row.updated_at for row in rows if row.updated_at is not None), default=None)
         if (len(rows), latest) != seen or not rows:

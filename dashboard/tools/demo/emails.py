@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dashboard.domain.emails.failures import classify
 from dashboard.tools.demo.arrays import NAT, minutes, null_unless, take, take_or_null, ts, uuids
 from dashboard.tools.demo.mechanics import Mechanics
 from dashboard.tools.demo.plan import Plan
@@ -82,6 +83,7 @@ def emails_table(rng, plan: Plan, c: dict, ses: dict, mech: Mechanics) -> pa.Tab
         -1,
     )
     sent = status == "sent"
+    causes = pa.array([classify(e).code for e in errors])  # what the job stores when it records the failure
     return pa.table(
         {
             "id": uuids(rng, k),
@@ -92,6 +94,7 @@ def emails_table(rng, plan: Plan, c: dict, ses: dict, mech: Mechanics) -> pa.Tab
             "attempts": pa.array(attempts, pa.int32()),
             "next_attempt_at": ts(np.select([retrying, done & ~sent], [tried_at + backoff, done_at], at)),
             "last_error": take_or_null(pa.array(errors), error),
+            "failure_cause": take_or_null(causes, np.where(status == "failed", error, -1)),
             "skip_reason": null_unless(skipped, pa.array(np.full(k, "customer opted out of emails").tolist())),
             "provider_message_id": null_unless(sent, uuids(rng, k)),
             "sent_at": ts(np.where(sent, done_at, NAT)),

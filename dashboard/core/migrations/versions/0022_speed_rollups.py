@@ -7,6 +7,9 @@
   marks a recommendation's bucket when its type or title changes (PostgreSQL). The roll-ups' watermark
   is cleared, so until the next refresh rebuilds them all the queries read the raw rows.
 - ``ix_mechanic_reviews_pending_queue``: the moderation queue's filters and flag counts from the index.
+- Emails: the outbox's ``failure_cause`` (filled here for rows failed before), partial indexes of the
+  failed rows by cause, of the rows awaiting an admin and of each milestone's sessions, covering indexes
+  of sessions for the email job's rules.
 """
 
 import sqlalchemy as sa
@@ -14,6 +17,7 @@ from alembic import op
 
 from dashboard.core.migrate import apply_step
 from dashboard.core.schema import ROLLUP_BULK_LOAD_SETTING, intake_watermarks
+from dashboard.domain.emails.failures import classify_failed
 from dashboard.domain.overview import WATERMARK
 
 revision = "0022_speed_rollups"
@@ -45,3 +49,4 @@ def upgrade() -> None:
         for statement in _SERVICE_TRIGGER:
             conn.execute(sa.text(statement))
     conn.execute(intake_watermarks.delete().where(intake_watermarks.c.name == WATERMARK))
+    classify_failed(conn)
