@@ -3,8 +3,10 @@
 Plain reads aggregate in SQL (sessions per local hour use ``timezone(tz, ts)``,
 which PostgreSQL and DuckDB both provide). Availability and bookable slots come
 from ``dashboard.domain.calendars.slots``, the one implementation of the slot rules, so
-what the page shows is exactly what customers are offered. A mechanic whose
-timezone is not an IANA name offers nothing here (the page lists them).
+what the page shows is exactly what customers are offered; the hour grid sums the same
+availability in SQL over every mechanic at once (``_windows``: the day's hours of the rules,
+their local times read by the rules' ``wall_clock``). A mechanic whose timezone is not an
+IANA name offers nothing here (the page lists them).
 
 ``mechanic_ids`` is a tuple of ids, or None for every active mechanic.
 """
@@ -13,8 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -35,10 +36,12 @@ from dashboard.domain.calendars.slots import (
     Window,
     availability_windows,
     bookable_slots,
+    day_of_week,
     is_known_timezone,
     load_calendars,
-    minutes_by_hour,
     parse_uuid,
+    wall_clock,
+    wall_seconds,
 )
 from dashboard.domain.calendars.slots import (
     base_prices as price_list,
@@ -194,19 +197,24 @@ def booked_by_hour(
     conn: Connection, *, mechanic_ids: Sequence[str] | None, start: dt.datetime, end: dt.datetime, tz: str
 ) -> pd.DataFrame:
     """Sessions (not cancelled) per local date and hour of ``tz`` in which they start:
-    local_date, hour, sessions."""
+    local_date, hour, sessions. (Counted per start time first: far fewer to convert to ``tz``.)"""
     se = s.sessions
-    local = sa.func.timezone(tz, se.c.scheduled_at)
-    local_date = sa.cast(local, sa.Date).label("local_date")
-    hour = sa.cast(sa.extract("hour", local), sa.Integer).label("hour")
-    query = (
-        sa.select(local_date, hour, sa.func.count().label("sessions"))
+    starts = (
+        sa.select(se.c.scheduled_at, sa.func.count().label("sessions"))
         .where(
             _who(se.c.mechanic_id, mechanic_ids),
             se.c.status.in_(BLOCKING_STATUSES),
             se.c.scheduled_at >= start,
             se.c.scheduled_at < end,
         )
+        .group_by(se.c.scheduled_at)
+        .subquery("starts")
+    )
+    local = sa.func.timezone(tz, starts.c.scheduled_at)
+    local_date = sa.cast(local, sa.Date).label("local_date")
+    hour = sa.cast(sa.extract("hour", local), sa.Integer).label("hour")
+    query = (
+        sa.select(local_date, hour, sa.cast(sa.func.sum(starts.c.sessions), sa.BigInteger).label("sessions"))
         .group_by(local_date, hour)
         .order_by(local_date, hour)
     )
@@ -250,6 +258,186 @@ def availability(
     return pd.DataFrame(rows, columns=["mechanic_id", "timezone", "start_utc", "end_utc", "multiplier", "source"])
 
 
+def _chosen(mechanic_ids: Sequence[str] | None) -> sa.ColumnElement[bool]:
+    """The rows of ``mechanics`` that ``mechanic_ids`` names (None: the active ones)."""
+    return s.mechanics.c.is_active if mechanic_ids is None else _who(s.mechanics.c.user_id, mechanic_ids)
+
+
+def _rows(name: str, columns: Sequence[tuple[str, sa.types.TypeEngine]], rows: Sequence[tuple]) -> sa.CTE:
+    """``rows`` as a table of the statement: SELECTs of bound values, which SQLAlchemy compiles
+    once per number of rows (it compiles a VALUES list on every run)."""
+    return sa.union_all(
+        *[
+            sa.select(*[sa.literal(value, kind).label(column) for value, (column, kind) in zip(row, columns)])
+            for row in rows
+        ]
+    ).cte(name)
+
+
+def _clock(dates: Sequence[dt.date], zones: Sequence[str]) -> tuple[sa.CTE, sa.CTE, Callable]:
+    """The local ``dates`` (local_date, day_of_week, midnight: its ``wall_seconds``), the
+    ``wall_clock`` of each of ``zones`` on them (timezone, switch, before, after), and
+    ``instant(wall, clock)``: the epoch second of a wall time on a clock's row."""
+    days = _rows(
+        "days",
+        [("local_date", sa.Date()), ("day_of_week", sa.Integer()), ("midnight", sa.BigInteger())],
+        [(day, day_of_week(day), wall_seconds(day)) for day in dates],
+    )
+    clocks = _rows(
+        "clocks",
+        [("timezone", sa.Text()), ("switch", sa.BigInteger()), ("before", sa.BigInteger()), ("after", sa.BigInteger())],
+        [(zone, *wall_clock(ZoneInfo(zone), dates[0], len(dates))) for zone in zones],
+    )
+
+    def instant(wall: sa.ColumnElement, clock: sa.FromClause) -> sa.ColumnElement:
+        return wall - sa.case((wall < clock.c.switch, clock.c.before), else_=clock.c.after)
+
+    return days, clocks, instant
+
+
+def _windows(chosen: sa.ColumnElement[bool], days: sa.CTE, clocks: sa.CTE, instant: Callable) -> sa.CTE:
+    """``availability_windows`` of the chosen mechanics on ``days`` in SQL, equal windows counted
+    once: window_start, window_end (epoch seconds), price_multiplier, mechanics (how many).
+
+    A weekly slot counts on each date with its weekday, less once for each mechanic whose override
+    replaces that date (time off, or its own hours, which count instead). Wall times become
+    instants on the mechanic's zone's clock (``_clock``), read to the second; a mechanic whose
+    zone has no clock counts nowhere."""
+    m, sl, ov = s.mechanics, s.mechanic_availability_slots, s.mechanic_availability_overrides
+    weekly = (
+        sa.select(m.c.timezone, sl.c.day_of_week, sl.c.start_time, sl.c.end_time, sl.c.price_multiplier)
+        .add_columns(sa.func.count().label("n"))
+        .join(m, m.c.user_id == sl.c.mechanic_id)
+        .where(chosen, sl.c.is_available)
+        .group_by(m.c.timezone, sl.c.day_of_week, sl.c.start_time, sl.c.end_time, sl.c.price_multiplier)
+        .subquery("weekly")
+    )
+    dated = (
+        sa.select(ov, m.c.timezone, days.c.day_of_week, days.c.midnight)
+        .join(m, m.c.user_id == ov.c.mechanic_id)
+        .join(days, days.c.local_date == ov.c.date)
+        .where(chosen)
+        .subquery("dated")
+    )
+    own_hours = dated.c.start_time.is_not(None)
+
+    def hours(times: sa.FromClause, day: sa.FromClause, mechanics: sa.ColumnElement) -> sa.Select:
+        return sa.select(
+            day.c.timezone,
+            (day.c.midnight + sa.cast(sa.extract("epoch", times.c.start_time), sa.Integer)).label("start_wall"),
+            (day.c.midnight + sa.cast(sa.extract("epoch", times.c.end_time), sa.Integer)).label("end_wall"),
+            times.c.price_multiplier,
+            mechanics.label("mechanics"),
+        )
+
+    weekly_days = (
+        sa.select(weekly, days.c.midnight)
+        .join(days, days.c.day_of_week == weekly.c.day_of_week)
+        .subquery("weekly_days")
+    )
+    local = sa.union_all(
+        hours(weekly_days, weekly_days, weekly_days.c.n),
+        hours(sl, dated, sa.literal(-1))
+        .join(
+            sl,
+            sa.and_(
+                sl.c.mechanic_id == dated.c.mechanic_id, sl.c.day_of_week == dated.c.day_of_week, sl.c.is_available
+            ),
+        )
+        .where(sa.or_(~dated.c.is_available, own_hours)),
+        hours(dated, dated, sa.literal(1)).where(dated.c.is_available, own_hours),
+    ).subquery("local")
+    window_start = instant(local.c.start_wall, clocks).label("window_start")
+    window_end = instant(local.c.end_wall, clocks).label("window_end")
+    return (
+        sa.select(window_start, window_end, local.c.price_multiplier, sa.func.sum(local.c.mechanics).label("mechanics"))
+        .join(clocks, clocks.c.timezone == local.c.timezone)
+        .where(window_start < window_end)  # what a spring-forward gap leaves of a slot: nothing
+        .group_by(window_start, window_end, local.c.price_multiplier)
+        .cte("windows")
+    )
+
+
+def _available_by_hour(
+    conn: Connection, *, mechanic_ids: Sequence[str] | None, week_start: dt.date, tz: str
+) -> dict[tuple[dt.date, int], tuple[float, float]]:
+    """Availability in the 7 days from ``week_start`` per local date and hour of ``tz``, summed
+    over the mechanics: ``{(local_date, hour): (available minutes, multiplier)}`` (their
+    minute-weighted mean) for the hours with any.
+
+    An hour of ``tz`` runs from the instant of its wall time to the next one's (so a skipped hour
+    is empty and one shown twice holds both). One sweep over the instants where a window or an
+    hour starts or ends: from each to the next, the mechanics available (and their multipliers)
+    are running sums, added up per hour."""
+    m = s.mechanics
+    chosen = _chosen(mechanic_ids)
+    found = conn.execute(sa.select(m.c.timezone).where(chosen).distinct()).scalars()
+    zones = sorted({zone for zone in found if is_known_timezone(zone)})
+    if not zones:
+        return {}
+    start, end = week_bounds(week_start, tz)
+    dates = [start.date() + dt.timedelta(days=n) for n in range(-1, (end.date() - start.date()).days + 2)]
+    days, clocks, instant = _clock(dates, sorted({*zones, tz}))
+    windows = _windows(chosen, days, clocks, instant)
+    hours = sa.func.generate_series(0, 23).table_valued("hour").render_derived("hours")
+    cell_wall = (days.c.midnight + 3600 * hours.c.hour).label("cell_wall")
+    cells = (
+        sa.select(days.c.local_date, hours.c.hour, cell_wall, instant(cell_wall, clocks).label("cell_start"))
+        .select_from(days)
+        .join(hours, sa.true())
+        .join(clocks, clocks.c.timezone == tz)
+        .where(days.c.local_date >= week_start, days.c.local_date < week_start + dt.timedelta(days=7))
+        .cte("cells")
+    )
+    n, multiplier, nothing = windows.c.mechanics, windows.c.price_multiplier, sa.null()
+    changes = sa.union_all(
+        sa.select(
+            cells.c.cell_start.label("at"),
+            cells.c.cell_wall,
+            sa.literal(0).label("mechanics"),
+            sa.literal(0).label("weighted"),
+        ),
+        sa.select(sa.literal(int(end.timestamp())), sa.literal(wall_seconds(week_start + dt.timedelta(days=7))), 0, 0),
+        sa.select(windows.c.window_start, nothing, n, n * multiplier),
+        sa.select(windows.c.window_end, nothing, -n, -n * multiplier),
+    ).subquery("changes")
+    points = (
+        sa.select(
+            changes.c.at,
+            sa.func.max(changes.c.cell_wall).label("cell_wall"),
+            sa.func.sum(changes.c.mechanics).label("mechanics"),
+            sa.func.sum(changes.c.weighted).label("weighted"),
+        )
+        .group_by(changes.c.at)
+        .subquery("points")
+    )
+    in_order = {"order_by": points.c.at}
+    swept = sa.select(
+        sa.func.max(points.c.cell_wall).over(**in_order).label("cell_wall"),  # the hour the instant is in
+        (sa.func.lead(points.c.at).over(**in_order) - points.c.at).label("seconds"),
+        sa.func.sum(points.c.mechanics).over(**in_order).label("mechanics"),
+        sa.func.sum(points.c.weighted).over(**in_order).label("weighted"),
+    ).subquery("swept")
+    seconds = sa.func.sum(swept.c.mechanics * swept.c.seconds)
+    query = (
+        sa.select(
+            cells.c.local_date,
+            cells.c.hour,
+            seconds.label("seconds"),
+            sa.func.sum(swept.c.weighted * swept.c.seconds).label("weighted"),
+        )
+        .select_from(swept)
+        .join(cells, cells.c.cell_wall == swept.c.cell_wall)
+        .group_by(cells.c.local_date, cells.c.hour)
+        .having(seconds > 0)
+        .order_by(cells.c.local_date, cells.c.hour)
+    )
+    return {
+        (day, hour): (float(seconds) / 60, float(weighted) / float(seconds))
+        for day, hour, seconds, weighted in conn.execute(query)
+    }
+
+
 def hour_grid(
     conn: Connection, *, mechanic_ids: Sequence[str] | None, week_start: dt.date, tz: str, session_minutes: int
 ) -> pd.DataFrame:
@@ -258,22 +446,22 @@ def hour_grid(
     NaN without availability), sessions starting in that hour, booked_minutes
     (sessions x session length) and utilisation (booked / available minutes, NaN without availability)."""
     start, end = week_bounds(week_start, tz)
-    zone = ZoneInfo(tz)
-    cells: dict[tuple[dt.date, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for calendar in _calendars(conn, mechanic_ids, start.date() - dt.timedelta(days=1), 10, bookings=False):
-        for key, (minutes, weighted) in minutes_by_hour(_clipped_windows(calendar, start, end), zone).items():
-            cells[key][0] += minutes
-            cells[key][1] += weighted
-    grid = pd.DataFrame([{"local_date": week_start + dt.timedelta(days=d), "hour": h} for d in range(7) for h in HOURS])
-    grid["available_minutes"] = [cells.get((d, h), [0.0])[0] for d, h in zip(grid.local_date, grid.hour)]
-    weighted = pd.Series([cells.get((d, h), [0.0, 0.0])[1] for d, h in zip(grid.local_date, grid.hour)])
-    available = grid["available_minutes"].where(grid["available_minutes"] > 0)
-    grid["multiplier"] = weighted / available
+    cells = [(week_start + dt.timedelta(days=d), h) for d in range(7) for h in HOURS]
+    available = _available_by_hour(conn, mechanic_ids=mechanic_ids, week_start=week_start, tz=tz)
     booked = booked_by_hour(conn, mechanic_ids=mechanic_ids, start=start, end=end, tz=tz)
-    grid = grid.merge(booked, on=["local_date", "hour"], how="left")
-    grid["sessions"] = grid["sessions"].fillna(0).astype(int)
+    sessions = dict(zip(zip(booked.local_date, booked.hour), booked.sessions))
+    closed = (0.0, float("nan"))
+    grid = pd.DataFrame(
+        {
+            "local_date": [day for day, _ in cells],
+            "hour": [hour for _, hour in cells],
+            "available_minutes": [available.get(cell, closed)[0] for cell in cells],
+            "multiplier": [available.get(cell, closed)[1] for cell in cells],
+            "sessions": [int(sessions.get(cell, 0)) for cell in cells],
+        }
+    )
     grid["booked_minutes"] = grid["sessions"] * session_minutes
-    grid["utilisation"] = grid["booked_minutes"] / available
+    grid["utilisation"] = grid["booked_minutes"] / grid["available_minutes"].where(grid["available_minutes"] > 0)
     return grid
 
 

@@ -24,7 +24,6 @@ from dashboard.domain.calendars.slots import (
     availability_windows,
     bookable_slots,
     day_of_week,
-    minutes_by_hour,
     overlaps,
     parse_base_price,
     parse_day,
@@ -33,6 +32,8 @@ from dashboard.domain.calendars.slots import (
     parse_timezone,
     price_cents,
     validate_weekly_rows,
+    wall_clock,
+    wall_seconds,
 )
 
 UTC = dt.UTC
@@ -288,14 +289,44 @@ def test_kolkata_seen_from_utc():
     assert starts(early, dt.date(2026, 3, 9)) == [
         z("2026-03-08", t) for t in ("20:30", "21:00", "21:30", "22:00", "22:30", "23:00", "23:30")
     ] + [z("2026-03-09", "00:00")]
-    cells = minutes_by_hour([window], ZoneInfo("UTC"))
-    assert cells == {
-        (dt.date(2026, 3, 8), 20): (30.0, 45.0),
-        (dt.date(2026, 3, 8), 21): (60.0, 90.0),
-        (dt.date(2026, 3, 8), 22): (60.0, 90.0),
-        (dt.date(2026, 3, 8), 23): (60.0, 90.0),
-        (dt.date(2026, 3, 9), 0): (30.0, 45.0),
-    }
+
+
+HOUR = 3600
+
+
+def wall(day: str, hhmm: str = "00:00") -> int:
+    """Seconds from 1970-01-01 00:00 to a wall time, worked out with plain calendar arithmetic."""
+    hours, minutes = map(int, hhmm.split(":"))
+    return (dt.date.fromisoformat(day) - dt.date(1970, 1, 1)).days * 86400 + hours * HOUR + minutes * 60
+
+
+def test_wall_seconds_count_from_1970():
+    assert wall_seconds(dt.date(1970, 1, 2)) == 86400
+    assert wall_seconds(dt.date(2026, 3, 8)) == 20520 * 86400  # 56 years of 365 days, 14 leap days, 66 days
+
+
+@pytest.mark.parametrize(
+    "zone, first, expected",
+    [
+        # no change in the range: one offset, the switch at the range's end (3 days on)
+        ("Asia/Kolkata", "2026-03-07", (wall("2026-03-10"), 5 * HOUR + 30 * 60, 5 * HOUR + 30 * 60)),
+        # New York springs forward at 02:00 EST: wall times up to 03:00 are read at -5, from 03:00 at -4
+        ("America/New_York", "2026-03-07", (wall("2026-03-08", "03:00"), -5 * HOUR, -4 * HOUR)),
+        # ... and falls back at 02:00 EDT: 01:30 is its first occurrence (-4), 02:00 is EST (-5)
+        ("America/New_York", "2026-10-31", (wall("2026-11-01", "02:00"), -4 * HOUR, -5 * HOUR)),
+        # Berlin falls back at 03:00 CEST: 02:30 is read as CEST (+2), 03:00 as CET (+1)
+        ("Europe/Berlin", "2026-10-24", (wall("2026-10-25", "03:00"), 2 * HOUR, HOUR)),
+    ],
+)
+def test_wall_clock_reads_local_times_as_the_slot_rules_do(zone, first, expected):
+    assert wall_clock(ZoneInfo(zone), dt.date.fromisoformat(first), 3) == expected
+
+
+def test_wall_clock_instants_match_the_slot_rules_across_the_spring_gap():
+    switch, before, after = wall_clock(ZoneInfo("America/New_York"), dt.date(2026, 3, 8), 1)
+    assert wall("2026-03-08", "02:30") < switch  # skipped: read at EST, 07:30Z (= 03:30 EDT)
+    assert wall("2026-03-08", "02:30") - before == z("2026-03-08", "07:30").timestamp()
+    assert wall("2026-03-08", "03:15") - after == z("2026-03-08", "07:15").timestamp()
 
 
 def test_day_of_week_counts_from_sunday():

@@ -967,6 +967,16 @@ _index(
 
 # --- end of 21 ----------------------------------------------------------------------
 
+# Booked sessions of a week with their mechanic from the index alone (the calendars' hour grid,
+# busiest mechanics and the manager home's utilisation: a heap read per session otherwise).
+_index(
+    "ix_sessions_status_scheduled_mechanic",
+    sessions.c.status,
+    sessions.c.scheduled_at,
+    postgresql_include=["mechanic_id"],
+    info={"step": "22"},
+)
+
 # Migration steps in order; 13 and later are Pitwall's feature steps
 # (13: reputation moderation, 14: scheduling and pricing, 15: follow-up lifecycle, 16: CRM upsell catalogue,
 # 17: indexes for period filters, 18: email outbox uncertain status, 19: platform API and intake,

@@ -63,6 +63,8 @@ BLOCKING_STATUSES = tuple(status for status in s.SESSION_STATUSES if status != "
 MAX_BASE_PRICE_CENTS = 100_000  # $1,000.00 per session
 REASON_MAX_CHARS = 200
 MAX_SLOT_DAYS = 31  # the longest range ``slots_by_day`` lists
+DAY_SECONDS = 24 * 3600
+WALL_EPOCH = dt.date(1970, 1, 1)  # wall clocks count seconds from its midnight (``wall_seconds``)
 
 
 class ValidationError(Invalid):
@@ -459,23 +461,30 @@ def bookable_slots(
     return slots
 
 
-def minutes_by_hour(windows: Iterable[Window], zone: ZoneInfo) -> dict[tuple[dt.date, int], tuple[float, float]]:
-    """Available minutes and minute-weighted multiplier sum per (local date, hour) of ``zone``."""
-    cells: dict[tuple[dt.date, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for window in windows:
-        at = window.start
-        while at < window.end:
-            local = at.astimezone(zone)
-            boundary = at + dt.timedelta(
-                minutes=60 - local.minute, seconds=-local.second, microseconds=-local.microsecond
-            )
-            upto = min(boundary, window.end)
-            minutes = (upto - at).total_seconds() / 60
-            cell = cells[(local.date(), local.hour)]
-            cell[0] += minutes
-            cell[1] += minutes * float(window.multiplier)
-            at = upto
-    return {key: (value[0], value[1]) for key, value in cells.items()}
+def wall_seconds(day: dt.date) -> int:
+    """A local date's midnight as seconds since 1970-01-01 00:00 of the same wall clock."""
+    return (day - WALL_EPOCH).days * DAY_SECONDS
+
+
+def wall_clock(zone: ZoneInfo, first_day: dt.date, days: int) -> tuple[int, int, int]:
+    """How ``_instant`` reads ``zone``'s clock on ``days`` local dates from ``first_day``, for SQL:
+    ``(switch, before, after)`` such that the wall time ``w`` (``wall_seconds`` + seconds after
+    midnight) is the instant ``w - before`` (epoch seconds) if ``w < switch``, else ``w - after``.
+    ``switch`` is the first wall time read with the new offset when the clock changes in the range
+    (zones change theirs months apart), else the range's end."""
+
+    def offset(wall: int) -> int:
+        local = dt.datetime.combine(WALL_EPOCH, dt.time()) + dt.timedelta(seconds=wall)
+        return wall - int(_instant(local.date(), local.time(), zone).timestamp())
+
+    low, high = wall_seconds(first_day), wall_seconds(first_day + dt.timedelta(days=days)) - 1
+    first, last = offset(low), offset(high)
+    if first == last:
+        return high + 1, first, first
+    while high - low > 1:  # offset(low) is the old offset, offset(high) the new one
+        middle = (low + high) // 2
+        low, high = (middle, high) if offset(middle) == first else (low, middle)
+    return high, first, last
 
 
 # --- reading calendars ------------------------------------------------------------------------

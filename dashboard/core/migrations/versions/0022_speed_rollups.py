@@ -1,4 +1,7 @@
-"""22 speed, continued: roll-ups and indexes that keep every page query within its budget at scale."""
+"""22 speed, continued: roll-ups and indexes that keep every page query within its budget at scale.
+
+- ix_sessions_status_scheduled_mechanic: a week's booked sessions with their mechanic, from the index.
+"""
 
 from alembic import op
 
