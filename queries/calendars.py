@@ -14,12 +14,14 @@ IANA name offers nothing here (the page lists them).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -36,10 +38,12 @@ from dashboard.domain.calendars.slots import (
     Window,
     availability_windows,
     bookable_slots,
+    bookable_starts,
     day_of_week,
     is_known_timezone,
     load_calendars,
     parse_uuid,
+    price_cents,
     wall_clock,
     wall_seconds,
 )
@@ -465,25 +469,40 @@ def hour_grid(
     return grid
 
 
+SLOT_COLUMNS = ["mechanic_id", "start_utc", "start_local", "timezone", "multiplier", "price_cents"]
+
+
 def _slot_frame(
     calendars: Sequence[Calendar], *, days: int, now: dt.datetime, rules: SlotRules, base_price_cents: int | None
 ) -> pd.DataFrame:
-    rows = []
-    for calendar in calendars:
-        first_day = now.astimezone(calendar.zone).date()
-        for slot in bookable_slots(calendar, first_day, days, now=now, rules=rules, base_price_cents=base_price_cents):
-            rows.append(
-                {
-                    "mechanic_id": str(calendar.mechanic_id),
-                    "start_utc": slot.start_utc,
-                    "start_local": slot.start_local.replace(tzinfo=None),
-                    "timezone": calendar.timezone,
-                    "multiplier": float(slot.multiplier),
-                    "price_cents": slot.price_cents,
-                }
-            )
+    """The calendars' ``bookable_starts`` as columns, each mechanic's from their today; the wall
+    clock of each start is read once per zone for all of its mechanics."""
+    found = bookable_starts(
+        calendars, [now.astimezone(calendar.zone).date() for calendar in calendars], days, now=now, rules=rules
+    )
+    if not len(found.start):
+        return pd.DataFrame([], columns=SLOT_COLUMNS)
+    price = functools.cache(lambda multiplier: price_cents(base_price_cents, multiplier))
+    zone = np.array([calendar.timezone for calendar in calendars], dtype=object)[found.calendar]
+    start_utc = pd.DatetimeIndex(found.start.astype("datetime64[us]")).tz_localize(dt.UTC)
+    start_local = np.empty(len(start_utc), dtype="datetime64[us]")
+    for name in set(zone):
+        mask = zone == name
+        start_local[mask] = start_utc[mask].tz_convert(name).tz_localize(None).to_numpy()
     return pd.DataFrame(
-        rows, columns=["mechanic_id", "start_utc", "start_local", "timezone", "multiplier", "price_cents"]
+        {
+            "mechanic_id": np.array([str(calendar.mechanic_id) for calendar in calendars], dtype=object)[
+                found.calendar
+            ],
+            "start_utc": start_utc,
+            "start_local": start_local,
+            "timezone": zone,
+            "multiplier": np.array([float(w.multiplier) for w in found.windows])[found.window],
+            "price_cents": [None] * len(found.start)
+            if base_price_cents is None
+            else np.array([price(w.multiplier) for w in found.windows])[found.window],
+        },
+        columns=SLOT_COLUMNS,
     )
 
 

@@ -23,6 +23,7 @@ from dashboard.domain.calendars.slots import (
     WeeklySlot,
     availability_windows,
     bookable_slots,
+    bookable_starts,
     day_of_week,
     overlaps,
     parse_base_price,
@@ -224,6 +225,41 @@ def test_new_york_spring_forward_skips_the_missing_hour():
     assert starts(in_gap, dt.date(2026, 3, 8)) == [z("2026-03-08", "07:30")]
     # both ends inside the gap: nothing left
     assert starts(cal("America/New_York", WeeklySlot(SUN, T(2, 30), T(3))), dt.date(2026, 3, 8)) == []
+
+
+def test_a_slot_the_gap_overlaps_keeps_its_own_multiplier():
+    # 01:00-02:30 is 06:00Z-07:30Z (02:30 read as EST), 03:00-04:00 EDT is 07:00Z-08:00Z: they
+    # overlap without touching, so each is its own run and 07:00Z is offered once by each
+    night = cal("America/New_York", WeeklySlot(SUN, T(1), T(2, 30)), WeeklySlot(SUN, T(3), T(4), Decimal("2.00")))
+    found = bookable_slots(night, dt.date(2026, 3, 8), 1, now=FAR_PAST)
+    assert [(f"{s.start_utc:%H:%M}", s.multiplier) for s in found] == [
+        ("06:00", Decimal("1.00")),
+        ("06:30", Decimal("1.00")),
+        ("07:00", Decimal("1.00")),
+        ("07:00", Decimal("2.00")),
+        ("07:30", Decimal("2.00")),
+    ]
+
+
+def test_bookable_starts_of_several_calendars_keep_their_bookings_apart():
+    # Ann's 10:00Z session blocks her 09:30, 10:00 and 10:30 (30-minute sessions, 10-minute
+    # buffer: 40 minutes either side); Bob, open 10:00-11:00 at x2.00, keeps both his starts.
+    monday = dt.date(2026, 3, 9)
+    ann = cal("UTC", WeeklySlot(MON, T(9), T(11)), booked=(z("2026-03-09", "10:00"),))
+    bob = cal("UTC", WeeklySlot(MON, T(10), T(11), Decimal("2.00")))
+    found = bookable_starts([ann, bob], [monday, monday], 1, now=FAR_PAST)
+    assert found.calendar.tolist() == [0, 1, 1]
+    assert [z("1970-01-01", "00:00") + dt.timedelta(microseconds=at) for at in found.start.tolist()] == [
+        z("2026-03-09", "09:00"),
+        z("2026-03-09", "10:00"),
+        z("2026-03-09", "10:30"),
+    ]
+    assert [found.windows[w].multiplier for w in found.window.tolist()] == [
+        Decimal("1.00"),
+        Decimal("2.00"),
+        Decimal("2.00"),
+    ]
+    assert len(bookable_starts([cal("UTC")], [monday], 1, now=FAR_PAST).start) == 0
 
 
 def test_new_york_fall_back_offers_the_repeated_hour_twice():
