@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -197,11 +198,9 @@ def booked_sessions(
     )
 
 
-def booked_by_hour(
-    conn: Connection, *, mechanic_ids: Sequence[str] | None, start: dt.datetime, end: dt.datetime, tz: str
-) -> pd.DataFrame:
-    """Sessions (not cancelled) per local date and hour of ``tz`` in which they start:
-    local_date, hour, sessions. (Counted per start time first: far fewer to convert to ``tz``.)"""
+def _booked_by_hour(mechanic_ids: Sequence[str] | None, start: dt.datetime, end: dt.datetime, tz: str) -> sa.Select:
+    """local_date, hour, sessions of ``booked_by_hour``: counted per start time first, far fewer
+    to convert to ``tz``."""
     se = s.sessions
     starts = (
         sa.select(se.c.scheduled_at, sa.func.count().label("sessions"))
@@ -217,11 +216,17 @@ def booked_by_hour(
     local = sa.func.timezone(tz, starts.c.scheduled_at)
     local_date = sa.cast(local, sa.Date).label("local_date")
     hour = sa.cast(sa.extract("hour", local), sa.Integer).label("hour")
-    query = (
-        sa.select(local_date, hour, sa.cast(sa.func.sum(starts.c.sessions), sa.BigInteger).label("sessions"))
-        .group_by(local_date, hour)
-        .order_by(local_date, hour)
-    )
+    return sa.select(
+        local_date, hour, sa.cast(sa.func.sum(starts.c.sessions), sa.BigInteger).label("sessions")
+    ).group_by(local_date, hour)
+
+
+def booked_by_hour(
+    conn: Connection, *, mechanic_ids: Sequence[str] | None, start: dt.datetime, end: dt.datetime, tz: str
+) -> pd.DataFrame:
+    """Sessions (not cancelled) per local date and hour of ``tz`` in which they start:
+    local_date, hour, sessions."""
+    query = _booked_by_hour(mechanic_ids, start, end, tz).order_by("local_date", "hour")
     return pd.DataFrame(conn.execute(query).mappings().all(), columns=["local_date", "hour", "sessions"])
 
 
@@ -363,22 +368,16 @@ def _windows(chosen: sa.ColumnElement[bool], days: sa.CTE, clocks: sa.CTE, insta
 
 
 def _available_by_hour(
-    conn: Connection, *, mechanic_ids: Sequence[str] | None, week_start: dt.date, tz: str
-) -> dict[tuple[dt.date, int], tuple[float, float]]:
-    """Availability in the 7 days from ``week_start`` per local date and hour of ``tz``, summed
-    over the mechanics: ``{(local_date, hour): (available minutes, multiplier)}`` (their
-    minute-weighted mean) for the hours with any.
+    chosen: sa.ColumnElement[bool], zones: Sequence[str], week_start: dt.date, tz: str
+) -> tuple[sa.CTE, sa.Subquery]:
+    """The hours of ``tz`` in the 7 days from ``week_start`` (local_date, hour, cell_wall: its
+    wall time) and the chosen mechanics' availability in each (cell_wall, seconds and weighted:
+    the seconds times their multipliers), ``zones`` being theirs.
 
-    An hour of ``tz`` runs from the instant of its wall time to the next one's (so a skipped hour
-    is empty and one shown twice holds both). One sweep over the instants where a window or an
-    hour starts or ends: from each to the next, the mechanics available (and their multipliers)
-    are running sums, added up per hour."""
-    m = s.mechanics
-    chosen = _chosen(mechanic_ids)
-    found = conn.execute(sa.select(m.c.timezone).where(chosen).distinct()).scalars()
-    zones = sorted({zone for zone in found if is_known_timezone(zone)})
-    if not zones:
-        return {}
+    An hour runs from the instant of its wall time to the next one's (so a skipped hour is empty
+    and one shown twice holds both). One sweep over the instants where a window or an hour starts
+    or ends: from each to the next, the mechanics available (and their multipliers) are running
+    sums, added up per hour."""
     start, end = week_bounds(week_start, tz)
     dates = [start.date() + dt.timedelta(days=n) for n in range(-1, (end.date() - start.date()).days + 2)]
     days, clocks, instant = _clock(dates, sorted({*zones, tz}))
@@ -422,24 +421,16 @@ def _available_by_hour(
         sa.func.sum(points.c.mechanics).over(**in_order).label("mechanics"),
         sa.func.sum(points.c.weighted).over(**in_order).label("weighted"),
     ).subquery("swept")
-    seconds = sa.func.sum(swept.c.mechanics * swept.c.seconds)
-    query = (
+    available = (
         sa.select(
-            cells.c.local_date,
-            cells.c.hour,
-            seconds.label("seconds"),
+            swept.c.cell_wall,
+            sa.func.sum(swept.c.mechanics * swept.c.seconds).label("seconds"),
             sa.func.sum(swept.c.weighted * swept.c.seconds).label("weighted"),
         )
-        .select_from(swept)
-        .join(cells, cells.c.cell_wall == swept.c.cell_wall)
-        .group_by(cells.c.local_date, cells.c.hour)
-        .having(seconds > 0)
-        .order_by(cells.c.local_date, cells.c.hour)
+        .group_by(swept.c.cell_wall)
+        .subquery("available")
     )
-    return {
-        (day, hour): (float(seconds) / 60, float(weighted) / float(seconds))
-        for day, hour, seconds, weighted in conn.execute(query)
-    }
+    return cells, available
 
 
 def hour_grid(
@@ -449,19 +440,25 @@ def hour_grid(
     available_minutes (summed over the mechanics), multiplier (their minute-weighted mean,
     NaN without availability), sessions starting in that hour, booked_minutes
     (sessions x session length) and utilisation (booked / available minutes, NaN without availability)."""
-    start, end = week_bounds(week_start, tz)
-    cells = [(week_start + dt.timedelta(days=d), h) for d in range(7) for h in HOURS]
-    available = _available_by_hour(conn, mechanic_ids=mechanic_ids, week_start=week_start, tz=tz)
-    booked = booked_by_hour(conn, mechanic_ids=mechanic_ids, start=start, end=end, tz=tz)
-    sessions = dict(zip(zip(booked.local_date, booked.hour), booked.sessions))
-    closed = (0.0, float("nan"))
+    chosen = _chosen(mechanic_ids)
+    found = conn.execute(sa.select(s.mechanics.c.timezone).where(chosen).distinct()).scalars()
+    cells, available = _available_by_hour(chosen, [zone for zone in found if is_known_timezone(zone)], week_start, tz)
+    booked = _booked_by_hour(mechanic_ids, *week_bounds(week_start, tz), tz).subquery("booked")
+    query = (
+        sa.select(cells.c.local_date, cells.c.hour, available.c.seconds, available.c.weighted, booked.c.sessions)
+        .select_from(cells)
+        .outerjoin(available, available.c.cell_wall == cells.c.cell_wall)
+        .outerjoin(booked, sa.and_(booked.c.local_date == cells.c.local_date, booked.c.hour == cells.c.hour))
+        .order_by(cells.c.local_date, cells.c.hour)
+    )
+    rows = conn.execute(query).all()
     grid = pd.DataFrame(
         {
-            "local_date": [day for day, _ in cells],
-            "hour": [hour for _, hour in cells],
-            "available_minutes": [available.get(cell, closed)[0] for cell in cells],
-            "multiplier": [available.get(cell, closed)[1] for cell in cells],
-            "sessions": [int(sessions.get(cell, 0)) for cell in cells],
+            "local_date": [row.local_date for row in rows],
+            "hour": [int(row.hour) for row in rows],
+            "available_minutes": [float(row.seconds or 0) / 60 for row in rows],
+            "multiplier": [float(row.weighted) / float(row.seconds) if row.seconds else math.nan for row in rows],
+            "sessions": [int(row.sessions or 0) for row in rows],
         }
     )
     grid["booked_minutes"] = grid["sessions"] * session_minutes
