@@ -1,12 +1,13 @@
 """Mechanic calendars: weekly slots, overrides, booked sessions, availability and prices.
 
 Plain reads aggregate in SQL (sessions per local hour use ``timezone(tz, ts)``,
-which PostgreSQL and DuckDB both provide). Availability and bookable slots come
-from ``dashboard.domain.calendars.slots``, the one implementation of the slot rules, so
-what the page shows is exactly what customers are offered; the hour grid sums the same
-availability in SQL over every mechanic at once (``_windows``: the day's hours of the rules,
-their local times read by the rules' ``wall_clock``). A mechanic whose timezone is not an
-IANA name offers nothing here (the page lists them).
+which PostgreSQL and DuckDB both provide). Availability and bookable slots follow the slot
+rules of ``dashboard.domain.calendars.slots``, so what the page shows is exactly what customers
+are offered. For many mechanics at once the hour grid and ``bookable`` read each day's hours in
+SQL (``_windows``: steps 1 and 2 of the rules, local times read with the rules' ``wall_clock``),
+and ``bookable`` runs the other steps on arrays (``open_starts``, as the booking check does);
+the tests hold them to the Python rules that ``preview`` and the booking check use. A
+mechanic whose timezone is not an IANA name offers nothing here (the page lists them).
 
 ``mechanic_ids`` is a tuple of ids, or None for every active mechanic.
 """
@@ -17,7 +18,7 @@ import datetime as dt
 import functools
 import json
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -32,9 +33,12 @@ from dashboard.core.period import Period
 from dashboard.domain.calendars.edits import BASE_PRICE, CALENDAR, apply_peak
 from dashboard.domain.calendars.slots import (
     BLOCKING_STATUSES,
+    SECOND_US,
     Calendar,
     Override,
     SlotRules,
+    Starts,
+    ValidationError,
     WeeklySlot,
     Window,
     availability_windows,
@@ -43,6 +47,8 @@ from dashboard.domain.calendars.slots import (
     day_of_week,
     is_known_timezone,
     load_calendars,
+    microseconds,
+    open_starts,
     parse_uuid,
     price_cents,
     wall_clock,
@@ -62,6 +68,17 @@ def _who(column: sa.ColumnElement, mechanic_ids: Sequence[str] | None) -> sa.Col
     if mechanic_ids is None:
         return column.in_(sa.select(s.mechanics.c.user_id).where(s.mechanics.c.is_active).scalar_subquery())
     return column.in_([parse_uuid(i, "Mechanic") for i in mechanic_ids])
+
+
+def _booked(mechanic_ids: Sequence[str] | None, start: dt.datetime, end: dt.datetime) -> list[sa.ColumnElement[bool]]:
+    """Sessions of the mechanics that hold their time (not cancelled), scheduled in [start, end)."""
+    se = s.sessions
+    return [
+        _who(se.c.mechanic_id, mechanic_ids),
+        se.c.status.in_(BLOCKING_STATUSES),
+        se.c.scheduled_at >= start,
+        se.c.scheduled_at < end,
+    ]
 
 
 def week_bounds(week_start: dt.date, tz: str, days: int = 7) -> tuple[dt.datetime, dt.datetime]:
@@ -184,12 +201,7 @@ def booked_sessions(
             se.c.price_cents,
         )
         .join(m, m.c.user_id == se.c.mechanic_id)
-        .where(
-            _who(se.c.mechanic_id, mechanic_ids),
-            se.c.status.in_(BLOCKING_STATUSES),
-            se.c.scheduled_at >= start,
-            se.c.scheduled_at < end,
-        )
+        .where(*_booked(mechanic_ids, start, end))
         .order_by(se.c.scheduled_at, se.c.id)
     )
     return pd.DataFrame(
@@ -204,12 +216,7 @@ def _booked_by_hour(mechanic_ids: Sequence[str] | None, start: dt.datetime, end:
     se = s.sessions
     starts = (
         sa.select(se.c.scheduled_at, sa.func.count().label("sessions"))
-        .where(
-            _who(se.c.mechanic_id, mechanic_ids),
-            se.c.status.in_(BLOCKING_STATUSES),
-            se.c.scheduled_at >= start,
-            se.c.scheduled_at < end,
-        )
+        .where(*_booked(mechanic_ids, start, end))
         .group_by(se.c.scheduled_at)
         .subquery("starts")
     )
@@ -268,8 +275,11 @@ def availability(
 
 
 def _chosen(mechanic_ids: Sequence[str] | None) -> sa.ColumnElement[bool]:
-    """The rows of ``mechanics`` that ``mechanic_ids`` names (None: the active ones)."""
-    return s.mechanics.c.is_active if mechanic_ids is None else _who(s.mechanics.c.user_id, mechanic_ids)
+    """The rows of ``mechanics`` that ``mechanic_ids`` names (None: the active ones); a malformed
+    id is a ValidationError, as for the calendar loader."""
+    if mechanic_ids is None:
+        return s.mechanics.c.is_active
+    return s.mechanics.c.user_id.in_([parse_uuid(i, "Mechanic", ValidationError) for i in mechanic_ids])
 
 
 def _rows(name: str, columns: Sequence[tuple[str, sa.types.TypeEngine]], rows: Sequence[tuple]) -> sa.CTE:
@@ -283,19 +293,35 @@ def _rows(name: str, columns: Sequence[tuple[str, sa.types.TypeEngine]], rows: S
     ).cte(name)
 
 
-def _clock(dates: Sequence[dt.date], zones: Sequence[str]) -> tuple[sa.CTE, sa.CTE, Callable]:
-    """The local ``dates`` (local_date, day_of_week, midnight: its ``wall_seconds``), the
-    ``wall_clock`` of each of ``zones`` on them (timezone, switch, before, after), and
-    ``instant(wall, clock)``: the epoch second of a wall time on a clock's row."""
+def _clock(zone_dates: Mapping[str, tuple[dt.date, dt.date]]) -> tuple[sa.CTE, sa.CTE, Callable]:
+    """Local dates and clocks for SQL: ``days``, every date from the first to the last of
+    ``zone_dates`` (local_date, day_of_week, midnight: its ``wall_seconds``); ``clocks``, for each
+    zone its first and last date and its ``wall_clock`` on them (timezone, first_day, last_day,
+    switch, before, after); and ``instant(wall, clock)``, the epoch second of a wall time on a
+    clock's row."""
+    first, last = min(low for low, _ in zone_dates.values()), max(high for _, high in zone_dates.values())
     days = _rows(
         "days",
         [("local_date", sa.Date()), ("day_of_week", sa.Integer()), ("midnight", sa.BigInteger())],
-        [(day, day_of_week(day), wall_seconds(day)) for day in dates],
+        [
+            (day, day_of_week(day), wall_seconds(day))
+            for day in (first + dt.timedelta(days=n) for n in range((last - first).days + 1))
+        ],
     )
     clocks = _rows(
         "clocks",
-        [("timezone", sa.Text()), ("switch", sa.BigInteger()), ("before", sa.BigInteger()), ("after", sa.BigInteger())],
-        [(zone, *wall_clock(ZoneInfo(zone), dates[0], len(dates))) for zone in zones],
+        [
+            ("timezone", sa.Text()),
+            ("first_day", sa.Date()),
+            ("last_day", sa.Date()),
+            ("switch", sa.BigInteger()),
+            ("before", sa.BigInteger()),
+            ("after", sa.BigInteger()),
+        ],
+        [
+            (zone, low, high, *wall_clock(ZoneInfo(zone), low, (high - low).days + 1))
+            for zone, (low, high) in sorted(zone_dates.items())
+        ],
     )
 
     def instant(wall: sa.ColumnElement, clock: sa.FromClause) -> sa.ColumnElement:
@@ -304,25 +330,29 @@ def _clock(dates: Sequence[dt.date], zones: Sequence[str]) -> tuple[sa.CTE, sa.C
     return days, clocks, instant
 
 
-def _windows(chosen: sa.ColumnElement[bool], days: sa.CTE, clocks: sa.CTE, instant: Callable) -> sa.CTE:
-    """``availability_windows`` of the chosen mechanics on ``days`` in SQL, equal windows counted
-    once: window_start, window_end (epoch seconds), price_multiplier, mechanics (how many).
+def _windows(
+    chosen: sa.ColumnElement[bool], days: sa.CTE, clocks: sa.CTE, instant: Callable, *, by_mechanic: bool = False
+) -> sa.CTE:
+    """``availability_windows`` of the chosen mechanics in SQL, on the dates of their zone's clock
+    (``_clock``), equal windows counted once: window_start, window_end (epoch seconds),
+    price_multiplier, mechanics (how many), and ``by_mechanic`` mechanic_id first (one each).
 
     A weekly slot counts on each date with its weekday, less once for each mechanic whose override
     replaces that date (time off, or its own hours, which count instead). Wall times become
-    instants on the mechanic's zone's clock (``_clock``), read to the second; a mechanic whose
-    zone has no clock counts nowhere."""
+    instants on the mechanic's zone's clock, read to the second; a mechanic whose zone has no
+    clock counts nowhere."""
     m, sl, ov = s.mechanics, s.mechanic_availability_slots, s.mechanic_availability_overrides
+    who = [m.c.user_id.label("mechanic_id")] if by_mechanic else []
     weekly = (
-        sa.select(m.c.timezone, sl.c.day_of_week, sl.c.start_time, sl.c.end_time, sl.c.price_multiplier)
+        sa.select(*who, m.c.timezone, sl.c.day_of_week, sl.c.start_time, sl.c.end_time, sl.c.price_multiplier)
         .add_columns(sa.func.count().label("n"))
         .join(m, m.c.user_id == sl.c.mechanic_id)
         .where(chosen, sl.c.is_available)
-        .group_by(m.c.timezone, sl.c.day_of_week, sl.c.start_time, sl.c.end_time, sl.c.price_multiplier)
+        .group_by(*who, m.c.timezone, sl.c.day_of_week, sl.c.start_time, sl.c.end_time, sl.c.price_multiplier)
         .subquery("weekly")
     )
     dated = (
-        sa.select(ov, m.c.timezone, days.c.day_of_week, days.c.midnight)
+        sa.select(ov, m.c.timezone, days.c.local_date, days.c.day_of_week, days.c.midnight)
         .join(m, m.c.user_id == ov.c.mechanic_id)
         .join(days, days.c.local_date == ov.c.date)
         .where(chosen)
@@ -332,7 +362,9 @@ def _windows(chosen: sa.ColumnElement[bool], days: sa.CTE, clocks: sa.CTE, insta
 
     def hours(times: sa.FromClause, day: sa.FromClause, mechanics: sa.ColumnElement) -> sa.Select:
         return sa.select(
+            *([day.c.mechanic_id] if by_mechanic else []),
             day.c.timezone,
+            day.c.local_date,
             (day.c.midnight + sa.cast(sa.extract("epoch", times.c.start_time), sa.Integer)).label("start_wall"),
             (day.c.midnight + sa.cast(sa.extract("epoch", times.c.end_time), sa.Integer)).label("end_wall"),
             times.c.price_multiplier,
@@ -340,7 +372,7 @@ def _windows(chosen: sa.ColumnElement[bool], days: sa.CTE, clocks: sa.CTE, insta
         )
 
     weekly_days = (
-        sa.select(weekly, days.c.midnight)
+        sa.select(weekly, days.c.local_date, days.c.midnight)
         .join(days, days.c.day_of_week == weekly.c.day_of_week)
         .subquery("weekly_days")
     )
@@ -358,11 +390,21 @@ def _windows(chosen: sa.ColumnElement[bool], days: sa.CTE, clocks: sa.CTE, insta
     ).subquery("local")
     window_start = instant(local.c.start_wall, clocks).label("window_start")
     window_end = instant(local.c.end_wall, clocks).label("window_end")
+    keys = [*([local.c.mechanic_id] if by_mechanic else []), window_start, window_end, local.c.price_multiplier]
+    mechanics = sa.func.sum(local.c.mechanics)
     return (
-        sa.select(window_start, window_end, local.c.price_multiplier, sa.func.sum(local.c.mechanics).label("mechanics"))
-        .join(clocks, clocks.c.timezone == local.c.timezone)
+        sa.select(*keys, mechanics.label("mechanics"))
+        .join(
+            clocks,
+            sa.and_(
+                clocks.c.timezone == local.c.timezone,
+                local.c.local_date >= clocks.c.first_day,
+                local.c.local_date <= clocks.c.last_day,
+            ),
+        )
         .where(window_start < window_end)  # what a spring-forward gap leaves of a slot: nothing
-        .group_by(window_start, window_end, local.c.price_multiplier)
+        .group_by(*keys)
+        .having(mechanics > 0)
         .cte("windows")
     )
 
@@ -379,8 +421,8 @@ def _available_by_hour(
     or ends: from each to the next, the mechanics available (and their multipliers) are running
     sums, added up per hour."""
     start, end = week_bounds(week_start, tz)
-    dates = [start.date() + dt.timedelta(days=n) for n in range(-1, (end.date() - start.date()).days + 2)]
-    days, clocks, instant = _clock(dates, sorted({*zones, tz}))
+    dates = (start.date() - dt.timedelta(days=1), end.date() + dt.timedelta(days=1))  # local dates lie within a day
+    days, clocks, instant = _clock(dict.fromkeys({*zones, tz}, dates))
     windows = _windows(chosen, days, clocks, instant)
     hours = sa.func.generate_series(0, 23).table_valued("hour").render_derived("hours")
     cell_wall = (days.c.midnight + 3600 * hours.c.hour).label("cell_wall")
@@ -470,34 +512,29 @@ SLOT_COLUMNS = ["mechanic_id", "start_utc", "start_local", "timezone", "multipli
 
 
 def _slot_frame(
-    calendars: Sequence[Calendar], *, days: int, now: dt.datetime, rules: SlotRules, base_price_cents: int | None
+    mechanic_ids: Sequence[str], zones: Sequence[str], found: Starts, base_price_cents: int | None
 ) -> pd.DataFrame:
-    """The calendars' ``bookable_starts`` as columns, each mechanic's from their today; the wall
-    clock of each start is read once per zone for all of its mechanics."""
-    found = bookable_starts(
-        calendars, [now.astimezone(calendar.zone).date() for calendar in calendars], days, now=now, rules=rules
-    )
+    """``found`` as ``bookable`` lists it, the calendar at position p being ``mechanic_ids[p]``
+    in ``zones[p]``; each start's wall clock is read once per zone for all of its mechanics."""
     if not len(found.start):
         return pd.DataFrame([], columns=SLOT_COLUMNS)
-    price = functools.cache(lambda multiplier: price_cents(base_price_cents, multiplier))
-    zone = np.array([calendar.timezone for calendar in calendars], dtype=object)[found.calendar]
+    zone = np.array(zones, dtype=object)[found.calendar]
     start_utc = pd.DatetimeIndex(found.start.astype("datetime64[us]")).tz_localize(dt.UTC)
     start_local = np.empty(len(start_utc), dtype="datetime64[us]")
     for name in set(zone):
         mask = zone == name
         start_local[mask] = start_utc[mask].tz_convert(name).tz_localize(None).to_numpy()
+    price = functools.cache(lambda multiplier: price_cents(base_price_cents, multiplier))
     return pd.DataFrame(
         {
-            "mechanic_id": np.array([str(calendar.mechanic_id) for calendar in calendars], dtype=object)[
-                found.calendar
-            ],
+            "mechanic_id": np.array(mechanic_ids, dtype=object)[found.calendar],
             "start_utc": start_utc,
             "start_local": start_local,
             "timezone": zone,
-            "multiplier": np.array([float(w.multiplier) for w in found.windows])[found.window],
+            "multiplier": np.array([float(x) for x in found.multipliers])[found.window],
             "price_cents": [None] * len(found.start)
             if base_price_cents is None
-            else np.array([price(w.multiplier) for w in found.windows])[found.window],
+            else np.array([price(x) for x in found.multipliers])[found.window],
         },
         columns=SLOT_COLUMNS,
     )
@@ -512,10 +549,52 @@ def bookable(
     now: dt.datetime,
     rules: SlotRules = SlotRules(),
 ) -> pd.DataFrame:
-    """Bookable starts for ``days`` local dates from each mechanic's today:
-    mechanic_id, start_utc, start_local (the mechanic's wall clock), timezone, multiplier, price_cents."""
-    calendars = _calendars(conn, mechanic_ids, now.date() - dt.timedelta(days=1), days + 2)
-    return _slot_frame(calendars, days=days, now=now, rules=rules, base_price_cents=price_list(conn).get(session_type))
+    """Bookable starts for ``days`` local dates from each mechanic's today, by mechanic and start:
+    mechanic_id, start_utc, start_local (the mechanic's wall clock), timezone, multiplier, price_cents.
+
+    The availability windows of every chosen mechanic come from SQL (``_windows``, as the hour
+    grid's), their starts from the slot rules on arrays (``open_starts``)."""
+    m, se = s.mechanics, s.sessions
+    chosen = _chosen(mechanic_ids)
+    found = conn.execute(sa.select(sa.cast(m.c.user_id, sa.Text), m.c.timezone).where(chosen).order_by(m.c.user_id))
+    mechanics = [(mechanic, zone) for mechanic, zone in found if is_known_timezone(zone)]
+    base_price_cents = price_list(conn).get(session_type)
+    if not mechanics or days < 1:
+        return pd.DataFrame([], columns=SLOT_COLUMNS)
+    position = {mechanic: n for n, (mechanic, _) in enumerate(mechanics)}
+    today = {zone: now.astimezone(ZoneInfo(zone)).date() for _, zone in mechanics}
+    clock = _clock({zone: (first, first + dt.timedelta(days=days - 1)) for zone, first in today.items()})
+    windows = _windows(chosen, *clock, by_mechanic=True)
+    rows = conn.execute(
+        sa.select(
+            sa.cast(windows.c.mechanic_id, sa.Text),
+            windows.c.window_start,
+            windows.c.window_end,
+            windows.c.price_multiplier,
+        ).order_by(windows.c.mechanic_id, windows.c.window_start)
+    ).all()
+    # every session that can be within a session and buffer of a start (local dates are within a day of UTC)
+    low = dt.datetime.combine(min(today.values()) - dt.timedelta(days=2), dt.time(), dt.UTC)
+    high = dt.datetime.combine(max(today.values()) + dt.timedelta(days=days + 2), dt.time(), dt.UTC)
+    booked = conn.execute(
+        sa.select(sa.cast(se.c.mechanic_id, sa.Text), se.c.scheduled_at)
+        .where(*_booked(mechanic_ids, low, high))
+        .order_by(se.c.mechanic_id, se.c.scheduled_at)
+    ).all()
+    booked = [(position[mechanic], at) for mechanic, at in booked if mechanic in position]
+    starts = open_starts(
+        [position[row[0]] for row in rows],
+        [row[1] * SECOND_US for row in rows],
+        [row[2] * SECOND_US for row in rows],
+        [row[3] for row in rows],
+        [owner for owner, _ in booked],
+        [microseconds(at) for _, at in booked],
+        now=now,
+        rules=rules,
+    )
+    return _slot_frame(
+        [mechanic for mechanic, _ in mechanics], [zone for _, zone in mechanics], starts, base_price_cents
+    )
 
 
 def preview(
@@ -529,7 +608,8 @@ def preview(
     slots: tuple[WeeklySlot, ...] | None = None,
     override: Override | None = None,
 ) -> pd.DataFrame:
-    """``bookable`` for one mechanic as it would be with unsaved weekly ``slots`` and/or ``override``."""
+    """``bookable`` for one mechanic as it would be with unsaved weekly ``slots`` and/or ``override``
+    (the slot rules in Python on the edited calendar: ``bookable_starts``)."""
     calendars = _calendars(conn, (mechanic_id,), now.date() - dt.timedelta(days=1), days + 2)
     if slots is not None:
         calendars = [replace(calendar, slots=slots) for calendar in calendars]
@@ -538,7 +618,15 @@ def preview(
             replace(calendar, overrides=tuple(o for o in calendar.overrides if o.date != override.date) + (override,))
             for calendar in calendars
         ]
-    return _slot_frame(calendars, days=days, now=now, rules=rules, base_price_cents=price_list(conn).get(session_type))
+    found = bookable_starts(
+        calendars, [now.astimezone(calendar.zone).date() for calendar in calendars], days, now=now, rules=rules
+    )
+    return _slot_frame(
+        [str(calendar.mechanic_id) for calendar in calendars],
+        [calendar.timezone for calendar in calendars],
+        found,
+        price_list(conn).get(session_type),
+    )
 
 
 def peak_preview(

@@ -254,7 +254,7 @@ def test_bookable_starts_of_several_calendars_keep_their_bookings_apart():
         z("2026-03-09", "10:00"),
         z("2026-03-09", "10:30"),
     ]
-    assert [found.windows[w].multiplier for w in found.window.tolist()] == [
+    assert [found.multipliers[w] for w in found.window.tolist()] == [
         Decimal("1.00"),
         Decimal("2.00"),
         Decimal("2.00"),

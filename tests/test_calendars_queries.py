@@ -193,6 +193,38 @@ def test_hour_grid_over_a_clock_change_with_overrides(autumn):
     }
 
 
+def test_bookable_over_the_clock_change_with_overrides_matches_the_preview(autumn):
+    """From Thursday 29 October 12:00Z (notice: 14:00Z), six days of each one's dates. Nia is off
+    on the 29th; on the 30th her 10:00-11:30 EDT (14:00Z-15:30Z) at x1.50 gives three starts; on
+    Sunday 1 November 00:00 EDT - 04:00 EST (04:00Z-09:00Z) at x2.00, her sessions at 05:30Z and
+    06:30Z block every start less than 40 minutes (session and buffer) from them. Omar's Monday
+    2 November 09:00 GMT gives two."""
+    with autumn.begin() as conn:
+        conn.execute(s.session_base_prices.insert().values(session_type="video", price_cents=4000))
+    now = z("2026-10-29T12:00")
+    with autumn.connect() as conn:
+        frame = q.bookable(conn, mechanic_ids=None, days=6, session_type="video", now=now)
+        previews = [
+            q.preview(conn, mechanic_id=mechanic, days=6, session_type="video", now=now)
+            for mechanic in frame.mechanic_id.unique()
+        ]
+    starts = zip(frame.timezone, frame.start_utc, frame.start_local, frame.multiplier, frame.price_cents)
+    assert sorted((zone, f"{at:%d %H:%M}", f"{local:%H:%M}", x, price) for zone, at, local, x, price in starts) == [
+        ("America/New_York", "01 04:00", "00:00", 2.0, 8000),  # EDT
+        ("America/New_York", "01 04:30", "00:30", 2.0, 8000),
+        ("America/New_York", "01 07:30", "02:30", 2.0, 8000),  # EST
+        ("America/New_York", "01 08:00", "03:00", 2.0, 8000),
+        ("America/New_York", "01 08:30", "03:30", 2.0, 8000),
+        ("America/New_York", "30 14:00", "10:00", 1.5, 6000),
+        ("America/New_York", "30 14:30", "10:30", 1.5, 6000),
+        ("America/New_York", "30 15:00", "11:00", 1.5, 6000),
+        ("Europe/London", "02 09:00", "09:00", 1.0, 4000),
+        ("Europe/London", "02 09:30", "09:30", 1.0, 4000),
+    ]
+    # the SQL windows of every mechanic at once are the slot rules' own, as the editor's preview reads them
+    assert pd.concat(previews, ignore_index=True).equals(frame)
+
+
 def test_hour_grid_skips_the_hour_the_clock_skips(engine):
     """Pat (New York) works Sundays 01:00-02:30 and 02:30-03:15 at x2.00. On 8 March 2026 the clock
     jumps from 02:00 to 03:00: 02:30 is read as 02:30 EST (07:30Z, as the slot rules read it) and

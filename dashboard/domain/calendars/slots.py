@@ -57,7 +57,8 @@ from dashboard.core.validation import parse_text, parse_uuid
 UTC = dt.UTC
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = dt.timedelta(microseconds=1)
-MINUTE_US = 60_000_000
+SECOND_US = 1_000_000
+MINUTE_US = 60 * SECOND_US
 DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 MULTIPLIER_MIN = Decimal(s.MULTIPLIER_MIN)
 MULTIPLIER_MAX = Decimal(s.MULTIPLIER_MAX)
@@ -431,44 +432,39 @@ def availability_windows(calendar: Calendar, first_day: dt.date, days: int) -> l
     return sorted(windows, key=lambda w: w.start)
 
 
-def _microseconds(at: dt.datetime) -> int:
+def microseconds(at: dt.datetime) -> int:
+    """An instant as microseconds since the epoch."""
     return (at - EPOCH) // MICROSECOND
 
 
 @dataclass(frozen=True)
 class Starts:
-    """The bookable starts of several calendars, on arrays (``bookable_starts``)."""
+    """The bookable starts of several calendars, on arrays (``open_starts``)."""
 
-    windows: list[Window]  # each calendar's availability windows, calendar after calendar
+    multipliers: list[Decimal]  # of each window, calendar after calendar
     calendar: np.ndarray  # for each start, the position of its calendar
     start: np.ndarray  # for each start, microseconds since the epoch (UTC)
     window: np.ndarray  # for each start, the position of the window it falls in (its multiplier's)
 
 
-def bookable_starts(
-    calendars: Sequence[Calendar],
-    first_days: Sequence[dt.date],
-    days: int,
+def open_starts(
+    owner: Sequence[int],
+    start: Sequence[int],
+    end: Sequence[int],
+    multipliers: list[Decimal],
+    booked_owner: Sequence[int],
+    booked: Sequence[int],
     *,
     now: dt.datetime,
     rules: SlotRules = SlotRules(),
 ) -> Starts:
-    """Every bookable start of each calendar on ``days`` local dates from its first day, calendar
-    after calendar and in time order: the rules of the module docstring, on arrays, so that a
-    page of many mechanics needs no Python object per start (``bookable_slots`` makes them)."""
-    windows: list[Window] = []
-    window_owners, booked_owners, booked = [], [], []
-    for position, (calendar, first_day) in enumerate(zip(calendars, first_days)):
-        found = availability_windows(calendar, first_day, days)
-        windows += found
-        window_owners += [position] * len(found)
-        booked_owners += [position] * len(calendar.booked)
-        booked += sorted(_microseconds(at) for at in calendar.booked)
-    if not windows:
-        return Starts(windows, *(np.empty(0, dtype=np.int64) for _ in range(3)))
-    owner = np.array(window_owners)
-    start = np.array([_microseconds(window.start) for window in windows], dtype=np.int64)
-    end = np.array([_microseconds(window.end) for window in windows], dtype=np.int64)
+    """Steps 3 to 6 of the rules of the module docstring on arrays, for many calendars at once:
+    availability windows (their calendar's position, start and end in microseconds since the
+    epoch, multiplier), by calendar and start, and booked sessions (calendar, start), likewise.
+    The starts come calendar after calendar and in time order."""
+    if not len(start):
+        return Starts(multipliers, *(np.empty(0, dtype=np.int64) for _ in range(3)))
+    owner, start, end = np.asarray(owner), np.asarray(start, dtype=np.int64), np.asarray(end, dtype=np.int64)
     length, step = rules.session_minutes * MINUTE_US, rules.interval_minutes * MINUTE_US
     clearance = length + rules.buffer_minutes * MINUTE_US
     # One key per calendar and instant, far enough apart that one calendar's never nears another's.
@@ -480,21 +476,51 @@ def bookable_starts(
 
     # runs: a calendar's windows that touch (one ends where the next starts)
     first = np.flatnonzero(np.r_[True, (owner[1:] != owner[:-1]) | (start[1:] != end[:-1])])
-    last = np.r_[first[1:], len(windows)] - 1
+    last = np.r_[first[1:], len(start)] - 1
     # starts every step from the run's start while a whole session fits
     counts = np.maximum((end[last] - length - start[first]) // step + 1, 0)
     run = np.repeat(np.arange(len(first)), counts)
     at = start[first][run] + step * (np.arange(counts.sum()) - (np.cumsum(counts) - counts)[run])
-    keep = at >= _microseconds(now) + rules.notice_minutes * MINUTE_US
+    keep = at >= microseconds(now) + rules.notice_minutes * MINUTE_US
     at_key = key(owner[first][run], at)
-    if booked:
+    if len(booked):
         # blocked when a booked session of the calendar starts less than `clearance` before or after
-        booked_key = key(np.array(booked_owners), np.array(booked, dtype=np.int64))
+        booked_key = key(np.asarray(booked_owner), np.asarray(booked, dtype=np.int64))
         near = np.minimum(np.searchsorted(booked_key, at_key - clearance, side="right"), len(booked) - 1)
         keep &= ~((booked_key[near] > at_key - clearance) & (booked_key[near] < at_key + clearance))
     run, at, at_key = run[keep], at[keep], at_key[keep]
     window = np.minimum(np.searchsorted(key(owner, start), at_key, side="right") - 1, last[run])
-    return Starts(windows, owner[first][run], at, window)
+    return Starts(multipliers, owner[first][run], at, window)
+
+
+def bookable_starts(
+    calendars: Sequence[Calendar],
+    first_days: Sequence[dt.date],
+    days: int,
+    *,
+    now: dt.datetime,
+    rules: SlotRules = SlotRules(),
+) -> Starts:
+    """Every bookable start of each calendar on ``days`` local dates from its first day
+    (``open_starts`` over their ``availability_windows``), with no Python object per start."""
+    windows: list[Window] = []
+    window_owners, booked_owners, booked = [], [], []
+    for position, (calendar, first_day) in enumerate(zip(calendars, first_days)):
+        found = availability_windows(calendar, first_day, days)
+        windows += found
+        window_owners += [position] * len(found)
+        booked_owners += [position] * len(calendar.booked)
+        booked += sorted(microseconds(at) for at in calendar.booked)
+    return open_starts(
+        window_owners,
+        [microseconds(window.start) for window in windows],
+        [microseconds(window.end) for window in windows],
+        [window.multiplier for window in windows],
+        booked_owners,
+        booked,
+        now=now,
+        rules=rules,
+    )
 
 
 def bookable_slots(
@@ -510,13 +536,11 @@ def bookable_slots(
     zone = calendar.zone
     found = bookable_starts([calendar], [first_day], days, now=now, rules=rules)
     length = dt.timedelta(minutes=rules.session_minutes)
-    prices = [None if base_price_cents is None else price_cents(base_price_cents, w.multiplier) for w in found.windows]
+    prices = [None if base_price_cents is None else price_cents(base_price_cents, x) for x in found.multipliers]
     slots = []
     for at, index in zip(found.start.tolist(), found.window.tolist()):
         start = EPOCH + dt.timedelta(microseconds=at)
-        slots.append(
-            Slot(start, start + length, start.astimezone(zone), found.windows[index].multiplier, prices[index])
-        )
+        slots.append(Slot(start, start + length, start.astimezone(zone), found.multipliers[index], prices[index]))
     return slots
 
 
