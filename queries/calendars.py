@@ -352,7 +352,13 @@ def _windows(
         .subquery("weekly")
     )
     dated = (
-        sa.select(ov, m.c.timezone, days.c.local_date, days.c.day_of_week, days.c.midnight)
+        sa.select(
+            *[ov.c[name] for name in ("mechanic_id", "is_available", "start_time", "end_time", "price_multiplier")],
+            m.c.timezone,
+            days.c.local_date,
+            days.c.day_of_week,
+            days.c.midnight,
+        )
         .join(m, m.c.user_id == ov.c.mechanic_id)
         .join(days, days.c.local_date == ov.c.date)
         .where(chosen)
