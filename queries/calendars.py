@@ -1,10 +1,13 @@
 """Mechanic calendars: weekly slots, overrides, booked sessions, availability and prices.
 
 Plain reads aggregate in SQL (sessions per local hour use ``timezone(tz, ts)``,
-which PostgreSQL and DuckDB both provide). Availability and bookable slots come
-from ``dashboard.domain.calendars.slots``, the one implementation of the slot rules, so
-what the page shows is exactly what customers are offered. A mechanic whose
-timezone is not an IANA name offers nothing here (the page lists them).
+which PostgreSQL and DuckDB both provide). Availability and bookable slots follow the slot
+rules of ``dashboard.domain.calendars.slots``, so what the page shows is exactly what customers
+are offered. For many mechanics at once the hour grid and ``bookable`` read each day's hours in
+SQL (``_windows``: steps 1 and 2 of the rules, local times read with the rules' ``wall_clock``),
+and ``bookable`` runs the other steps on arrays (``open_starts``, as the booking check does);
+the tests hold them to the Python rules that ``preview`` and the booking check use. A
+mechanic whose timezone is not an IANA name offers nothing here (the page lists them).
 
 ``mechanic_ids`` is a tuple of ids, or None for every active mechanic.
 """
@@ -12,13 +15,15 @@ timezone is not an IANA name offers nothing here (the page lists them).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
-from collections import defaultdict
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -28,17 +33,26 @@ from dashboard.core.period import Period
 from dashboard.domain.calendars.edits import BASE_PRICE, CALENDAR, apply_peak
 from dashboard.domain.calendars.slots import (
     BLOCKING_STATUSES,
+    SECOND_US,
     Calendar,
     Override,
     SlotRules,
+    Starts,
+    ValidationError,
     WeeklySlot,
     Window,
     availability_windows,
     bookable_slots,
+    bookable_starts,
+    day_of_week,
     is_known_timezone,
     load_calendars,
-    minutes_by_hour,
+    microseconds,
+    open_starts,
     parse_uuid,
+    price_cents,
+    wall_clock,
+    wall_seconds,
 )
 from dashboard.domain.calendars.slots import (
     base_prices as price_list,
@@ -54,6 +68,17 @@ def _who(column: sa.ColumnElement, mechanic_ids: Sequence[str] | None) -> sa.Col
     if mechanic_ids is None:
         return column.in_(sa.select(s.mechanics.c.user_id).where(s.mechanics.c.is_active).scalar_subquery())
     return column.in_([parse_uuid(i, "Mechanic") for i in mechanic_ids])
+
+
+def _booked(mechanic_ids: Sequence[str] | None, start: dt.datetime, end: dt.datetime) -> list[sa.ColumnElement[bool]]:
+    """Sessions of the mechanics that hold their time (not cancelled), scheduled in [start, end)."""
+    se = s.sessions
+    return [
+        _who(se.c.mechanic_id, mechanic_ids),
+        se.c.status.in_(BLOCKING_STATUSES),
+        se.c.scheduled_at >= start,
+        se.c.scheduled_at < end,
+    ]
 
 
 def week_bounds(week_start: dt.date, tz: str, days: int = 7) -> tuple[dt.datetime, dt.datetime]:
@@ -176,12 +201,7 @@ def booked_sessions(
             se.c.price_cents,
         )
         .join(m, m.c.user_id == se.c.mechanic_id)
-        .where(
-            _who(se.c.mechanic_id, mechanic_ids),
-            se.c.status.in_(BLOCKING_STATUSES),
-            se.c.scheduled_at >= start,
-            se.c.scheduled_at < end,
-        )
+        .where(*_booked(mechanic_ids, start, end))
         .order_by(se.c.scheduled_at, se.c.id)
     )
     return pd.DataFrame(
@@ -190,26 +210,30 @@ def booked_sessions(
     )
 
 
+def _booked_by_hour(mechanic_ids: Sequence[str] | None, start: dt.datetime, end: dt.datetime, tz: str) -> sa.Select:
+    """local_date, hour, sessions of ``booked_by_hour``: counted per start time first, far fewer
+    to convert to ``tz``."""
+    se = s.sessions
+    starts = (
+        sa.select(se.c.scheduled_at, sa.func.count().label("sessions"))
+        .where(*_booked(mechanic_ids, start, end))
+        .group_by(se.c.scheduled_at)
+        .subquery("starts")
+    )
+    local = sa.func.timezone(tz, starts.c.scheduled_at)
+    local_date = sa.cast(local, sa.Date).label("local_date")
+    hour = sa.cast(sa.extract("hour", local), sa.Integer).label("hour")
+    return sa.select(
+        local_date, hour, sa.cast(sa.func.sum(starts.c.sessions), sa.BigInteger).label("sessions")
+    ).group_by(local_date, hour)
+
+
 def booked_by_hour(
     conn: Connection, *, mechanic_ids: Sequence[str] | None, start: dt.datetime, end: dt.datetime, tz: str
 ) -> pd.DataFrame:
     """Sessions (not cancelled) per local date and hour of ``tz`` in which they start:
     local_date, hour, sessions."""
-    se = s.sessions
-    local = sa.func.timezone(tz, se.c.scheduled_at)
-    local_date = sa.cast(local, sa.Date).label("local_date")
-    hour = sa.cast(sa.extract("hour", local), sa.Integer).label("hour")
-    query = (
-        sa.select(local_date, hour, sa.func.count().label("sessions"))
-        .where(
-            _who(se.c.mechanic_id, mechanic_ids),
-            se.c.status.in_(BLOCKING_STATUSES),
-            se.c.scheduled_at >= start,
-            se.c.scheduled_at < end,
-        )
-        .group_by(local_date, hour)
-        .order_by(local_date, hour)
-    )
+    query = _booked_by_hour(mechanic_ids, start, end, tz).order_by("local_date", "hour")
     return pd.DataFrame(conn.execute(query).mappings().all(), columns=["local_date", "hour", "sessions"])
 
 
@@ -250,6 +274,213 @@ def availability(
     return pd.DataFrame(rows, columns=["mechanic_id", "timezone", "start_utc", "end_utc", "multiplier", "source"])
 
 
+def _chosen(mechanic_ids: Sequence[str] | None) -> sa.ColumnElement[bool]:
+    """The rows of ``mechanics`` that ``mechanic_ids`` names (None: the active ones); a malformed
+    id is a ValidationError, as for the calendar loader."""
+    if mechanic_ids is None:
+        return s.mechanics.c.is_active
+    return s.mechanics.c.user_id.in_([parse_uuid(i, "Mechanic", ValidationError) for i in mechanic_ids])
+
+
+def _rows(name: str, columns: Sequence[tuple[str, sa.types.TypeEngine]], rows: Sequence[tuple]) -> sa.CTE:
+    """``rows`` as a table of the statement: SELECTs of bound values, which SQLAlchemy compiles
+    once per number of rows (it compiles a VALUES list on every run)."""
+    return sa.union_all(
+        *[
+            sa.select(*[sa.literal(value, kind).label(column) for value, (column, kind) in zip(row, columns)])
+            for row in rows
+        ]
+    ).cte(name)
+
+
+def _clock(zone_dates: Mapping[str, tuple[dt.date, dt.date]]) -> tuple[sa.CTE, sa.CTE, Callable]:
+    """Local dates and clocks for SQL: ``days``, every date from the first to the last of
+    ``zone_dates`` (local_date, day_of_week, midnight: its ``wall_seconds``); ``clocks``, for each
+    zone its first and last date and its ``wall_clock`` on them (timezone, first_day, last_day,
+    switch, before, after); and ``instant(wall, clock)``, the epoch second of a wall time on a
+    clock's row."""
+    first, last = min(low for low, _ in zone_dates.values()), max(high for _, high in zone_dates.values())
+    days = _rows(
+        "days",
+        [("local_date", sa.Date()), ("day_of_week", sa.Integer()), ("midnight", sa.BigInteger())],
+        [
+            (day, day_of_week(day), wall_seconds(day))
+            for day in (first + dt.timedelta(days=n) for n in range((last - first).days + 1))
+        ],
+    )
+    clocks = _rows(
+        "clocks",
+        [
+            ("timezone", sa.Text()),
+            ("first_day", sa.Date()),
+            ("last_day", sa.Date()),
+            ("switch", sa.BigInteger()),
+            ("before", sa.BigInteger()),
+            ("after", sa.BigInteger()),
+        ],
+        [
+            (zone, low, high, *wall_clock(ZoneInfo(zone), low, (high - low).days + 1))
+            for zone, (low, high) in sorted(zone_dates.items())
+        ],
+    )
+
+    def instant(wall: sa.ColumnElement, clock: sa.FromClause) -> sa.ColumnElement:
+        return wall - sa.case((wall < clock.c.switch, clock.c.before), else_=clock.c.after)
+
+    return days, clocks, instant
+
+
+def _windows(
+    chosen: sa.ColumnElement[bool], days: sa.CTE, clocks: sa.CTE, instant: Callable, *, by_mechanic: bool = False
+) -> sa.CTE:
+    """``availability_windows`` of the chosen mechanics in SQL, on the dates of their zone's clock
+    (``_clock``), equal windows counted once: window_start, window_end (epoch seconds),
+    price_multiplier, mechanics (how many), and ``by_mechanic`` mechanic_id first (one each).
+
+    A weekly slot counts on each date with its weekday, less once for each mechanic whose override
+    replaces that date (time off, or its own hours, which count instead). Wall times become
+    instants on the mechanic's zone's clock, read to the second; a mechanic whose zone has no
+    clock counts nowhere."""
+    m, sl, ov = s.mechanics, s.mechanic_availability_slots, s.mechanic_availability_overrides
+    who = [m.c.user_id.label("mechanic_id")] if by_mechanic else []
+    weekly = (
+        sa.select(*who, m.c.timezone, sl.c.day_of_week, sl.c.start_time, sl.c.end_time, sl.c.price_multiplier)
+        .add_columns(sa.func.count().label("n"))
+        .join(m, m.c.user_id == sl.c.mechanic_id)
+        .where(chosen, sl.c.is_available)
+        .group_by(*who, m.c.timezone, sl.c.day_of_week, sl.c.start_time, sl.c.end_time, sl.c.price_multiplier)
+        .subquery("weekly")
+    )
+    dated = (
+        sa.select(
+            *[ov.c[name] for name in ("mechanic_id", "is_available", "start_time", "end_time", "price_multiplier")],
+            m.c.timezone,
+            days.c.local_date,
+            days.c.day_of_week,
+            days.c.midnight,
+        )
+        .join(m, m.c.user_id == ov.c.mechanic_id)
+        .join(days, days.c.local_date == ov.c.date)
+        .where(chosen)
+        .subquery("dated")
+    )
+    own_hours = dated.c.start_time.is_not(None)
+
+    def hours(times: sa.FromClause, day: sa.FromClause, mechanics: sa.ColumnElement) -> sa.Select:
+        return sa.select(
+            *([day.c.mechanic_id] if by_mechanic else []),
+            day.c.timezone,
+            day.c.local_date,
+            (day.c.midnight + sa.cast(sa.extract("epoch", times.c.start_time), sa.Integer)).label("start_wall"),
+            (day.c.midnight + sa.cast(sa.extract("epoch", times.c.end_time), sa.Integer)).label("end_wall"),
+            times.c.price_multiplier,
+            mechanics.label("mechanics"),
+        )
+
+    weekly_days = (
+        sa.select(weekly, days.c.local_date, days.c.midnight)
+        .join(days, days.c.day_of_week == weekly.c.day_of_week)
+        .subquery("weekly_days")
+    )
+    local = sa.union_all(
+        hours(weekly_days, weekly_days, weekly_days.c.n),
+        hours(sl, dated, sa.literal(-1))
+        .join(
+            sl,
+            sa.and_(
+                sl.c.mechanic_id == dated.c.mechanic_id, sl.c.day_of_week == dated.c.day_of_week, sl.c.is_available
+            ),
+        )
+        .where(sa.or_(~dated.c.is_available, own_hours)),
+        hours(dated, dated, sa.literal(1)).where(dated.c.is_available, own_hours),
+    ).subquery("local")
+    window_start = instant(local.c.start_wall, clocks).label("window_start")
+    window_end = instant(local.c.end_wall, clocks).label("window_end")
+    keys = [*([local.c.mechanic_id] if by_mechanic else []), window_start, window_end, local.c.price_multiplier]
+    mechanics = sa.func.sum(local.c.mechanics)
+    return (
+        sa.select(*keys, mechanics.label("mechanics"))
+        .join(
+            clocks,
+            sa.and_(
+                clocks.c.timezone == local.c.timezone,
+                local.c.local_date >= clocks.c.first_day,
+                local.c.local_date <= clocks.c.last_day,
+            ),
+        )
+        .where(window_start < window_end)  # what a spring-forward gap leaves of a slot: nothing
+        .group_by(*keys)
+        .having(mechanics > 0)
+        .cte("windows")
+    )
+
+
+def _available_by_hour(
+    chosen: sa.ColumnElement[bool], zones: Sequence[str], week_start: dt.date, tz: str
+) -> tuple[sa.CTE, sa.Subquery]:
+    """The hours of ``tz`` in the 7 days from ``week_start`` (local_date, hour, cell_wall: its
+    wall time) and the chosen mechanics' availability in each (cell_wall, seconds and weighted:
+    the seconds times their multipliers), ``zones`` being theirs.
+
+    An hour runs from the instant of its wall time to the next one's (so a skipped hour is empty
+    and one shown twice holds both). One sweep over the instants where a window or an hour starts
+    or ends: from each to the next, the mechanics available (and their multipliers) are running
+    sums, added up per hour."""
+    start, end = week_bounds(week_start, tz)
+    dates = (start.date() - dt.timedelta(days=1), end.date() + dt.timedelta(days=1))  # local dates lie within a day
+    days, clocks, instant = _clock(dict.fromkeys({*zones, tz}, dates))
+    windows = _windows(chosen, days, clocks, instant)
+    hours = sa.func.generate_series(0, 23).table_valued("hour").render_derived("hours")
+    cell_wall = (days.c.midnight + 3600 * hours.c.hour).label("cell_wall")
+    cells = (
+        sa.select(days.c.local_date, hours.c.hour, cell_wall, instant(cell_wall, clocks).label("cell_start"))
+        .select_from(days)
+        .join(hours, sa.true())
+        .join(clocks, clocks.c.timezone == tz)
+        .where(days.c.local_date >= week_start, days.c.local_date < week_start + dt.timedelta(days=7))
+        .cte("cells")
+    )
+    n, multiplier, nothing = windows.c.mechanics, windows.c.price_multiplier, sa.null()
+    changes = sa.union_all(
+        sa.select(
+            cells.c.cell_start.label("at"),
+            cells.c.cell_wall,
+            sa.literal(0).label("mechanics"),
+            sa.literal(0).label("weighted"),
+        ),
+        sa.select(sa.literal(int(end.timestamp())), sa.literal(wall_seconds(week_start + dt.timedelta(days=7))), 0, 0),
+        sa.select(windows.c.window_start, nothing, n, n * multiplier),
+        sa.select(windows.c.window_end, nothing, -n, -n * multiplier),
+    ).subquery("changes")
+    points = (
+        sa.select(
+            changes.c.at,
+            sa.func.max(changes.c.cell_wall).label("cell_wall"),
+            sa.func.sum(changes.c.mechanics).label("mechanics"),
+            sa.func.sum(changes.c.weighted).label("weighted"),
+        )
+        .group_by(changes.c.at)
+        .subquery("points")
+    )
+    in_order = {"order_by": points.c.at}
+    swept = sa.select(
+        sa.func.max(points.c.cell_wall).over(**in_order).label("cell_wall"),  # the hour the instant is in
+        (sa.func.lead(points.c.at).over(**in_order) - points.c.at).label("seconds"),
+        sa.func.sum(points.c.mechanics).over(**in_order).label("mechanics"),
+        sa.func.sum(points.c.weighted).over(**in_order).label("weighted"),
+    ).subquery("swept")
+    available = (
+        sa.select(
+            swept.c.cell_wall,
+            sa.func.sum(swept.c.mechanics * swept.c.seconds).label("seconds"),
+            sa.func.sum(swept.c.weighted * swept.c.seconds).label("weighted"),
+        )
+        .group_by(swept.c.cell_wall)
+        .subquery("available")
+    )
+    return cells, available
+
+
 def hour_grid(
     conn: Connection, *, mechanic_ids: Sequence[str] | None, week_start: dt.date, tz: str, session_minutes: int
 ) -> pd.DataFrame:
@@ -257,45 +488,61 @@ def hour_grid(
     available_minutes (summed over the mechanics), multiplier (their minute-weighted mean,
     NaN without availability), sessions starting in that hour, booked_minutes
     (sessions x session length) and utilisation (booked / available minutes, NaN without availability)."""
-    start, end = week_bounds(week_start, tz)
-    zone = ZoneInfo(tz)
-    cells: dict[tuple[dt.date, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for calendar in _calendars(conn, mechanic_ids, start.date() - dt.timedelta(days=1), 10, bookings=False):
-        for key, (minutes, weighted) in minutes_by_hour(_clipped_windows(calendar, start, end), zone).items():
-            cells[key][0] += minutes
-            cells[key][1] += weighted
-    grid = pd.DataFrame([{"local_date": week_start + dt.timedelta(days=d), "hour": h} for d in range(7) for h in HOURS])
-    grid["available_minutes"] = [cells.get((d, h), [0.0])[0] for d, h in zip(grid.local_date, grid.hour)]
-    weighted = pd.Series([cells.get((d, h), [0.0, 0.0])[1] for d, h in zip(grid.local_date, grid.hour)])
-    available = grid["available_minutes"].where(grid["available_minutes"] > 0)
-    grid["multiplier"] = weighted / available
-    booked = booked_by_hour(conn, mechanic_ids=mechanic_ids, start=start, end=end, tz=tz)
-    grid = grid.merge(booked, on=["local_date", "hour"], how="left")
-    grid["sessions"] = grid["sessions"].fillna(0).astype(int)
+    chosen = _chosen(mechanic_ids)
+    found = conn.execute(sa.select(s.mechanics.c.timezone).where(chosen).distinct()).scalars()
+    cells, available = _available_by_hour(chosen, [zone for zone in found if is_known_timezone(zone)], week_start, tz)
+    booked = _booked_by_hour(mechanic_ids, *week_bounds(week_start, tz), tz).subquery("booked")
+    query = (
+        sa.select(cells.c.local_date, cells.c.hour, available.c.seconds, available.c.weighted, booked.c.sessions)
+        .select_from(cells)
+        .outerjoin(available, available.c.cell_wall == cells.c.cell_wall)
+        .outerjoin(booked, sa.and_(booked.c.local_date == cells.c.local_date, booked.c.hour == cells.c.hour))
+        .order_by(cells.c.local_date, cells.c.hour)
+    )
+    rows = conn.execute(query).all()
+    grid = pd.DataFrame(
+        {
+            "local_date": [row.local_date for row in rows],
+            "hour": [int(row.hour) for row in rows],
+            "available_minutes": [float(row.seconds or 0) / 60 for row in rows],
+            "multiplier": [float(row.weighted) / float(row.seconds) if row.seconds else math.nan for row in rows],
+            "sessions": [int(row.sessions or 0) for row in rows],
+        }
+    )
     grid["booked_minutes"] = grid["sessions"] * session_minutes
-    grid["utilisation"] = grid["booked_minutes"] / available
+    grid["utilisation"] = grid["booked_minutes"] / grid["available_minutes"].where(grid["available_minutes"] > 0)
     return grid
 
 
+SLOT_COLUMNS = ["mechanic_id", "start_utc", "start_local", "timezone", "multiplier", "price_cents"]
+
+
 def _slot_frame(
-    calendars: Sequence[Calendar], *, days: int, now: dt.datetime, rules: SlotRules, base_price_cents: int | None
+    mechanic_ids: Sequence[str], zones: Sequence[str], found: Starts, base_price_cents: int | None
 ) -> pd.DataFrame:
-    rows = []
-    for calendar in calendars:
-        first_day = now.astimezone(calendar.zone).date()
-        for slot in bookable_slots(calendar, first_day, days, now=now, rules=rules, base_price_cents=base_price_cents):
-            rows.append(
-                {
-                    "mechanic_id": str(calendar.mechanic_id),
-                    "start_utc": slot.start_utc,
-                    "start_local": slot.start_local.replace(tzinfo=None),
-                    "timezone": calendar.timezone,
-                    "multiplier": float(slot.multiplier),
-                    "price_cents": slot.price_cents,
-                }
-            )
+    """``found`` as ``bookable`` lists it, the calendar at position p being ``mechanic_ids[p]``
+    in ``zones[p]``; each start's wall clock is read once per zone for all of its mechanics."""
+    if not len(found.start):
+        return pd.DataFrame([], columns=SLOT_COLUMNS)
+    zone = np.array(zones, dtype=object)[found.calendar]
+    start_utc = pd.DatetimeIndex(found.start.astype("datetime64[us]")).tz_localize(dt.UTC)
+    start_local = np.empty(len(start_utc), dtype="datetime64[us]")
+    for name in set(zone):
+        mask = zone == name
+        start_local[mask] = start_utc[mask].tz_convert(name).tz_localize(None).to_numpy()
+    price = functools.cache(lambda multiplier: price_cents(base_price_cents, multiplier))
     return pd.DataFrame(
-        rows, columns=["mechanic_id", "start_utc", "start_local", "timezone", "multiplier", "price_cents"]
+        {
+            "mechanic_id": np.array(mechanic_ids, dtype=object)[found.calendar],
+            "start_utc": start_utc,
+            "start_local": start_local,
+            "timezone": zone,
+            "multiplier": np.array([float(x) for x in found.multipliers])[found.window],
+            "price_cents": [None] * len(found.start)
+            if base_price_cents is None
+            else np.array([price(x) for x in found.multipliers])[found.window],
+        },
+        columns=SLOT_COLUMNS,
     )
 
 
@@ -308,10 +555,52 @@ def bookable(
     now: dt.datetime,
     rules: SlotRules = SlotRules(),
 ) -> pd.DataFrame:
-    """Bookable starts for ``days`` local dates from each mechanic's today:
-    mechanic_id, start_utc, start_local (the mechanic's wall clock), timezone, multiplier, price_cents."""
-    calendars = _calendars(conn, mechanic_ids, now.date() - dt.timedelta(days=1), days + 2)
-    return _slot_frame(calendars, days=days, now=now, rules=rules, base_price_cents=price_list(conn).get(session_type))
+    """Bookable starts for ``days`` local dates from each mechanic's today, by mechanic and start:
+    mechanic_id, start_utc, start_local (the mechanic's wall clock), timezone, multiplier, price_cents.
+
+    The availability windows of every chosen mechanic come from SQL (``_windows``, as the hour
+    grid's), their starts from the slot rules on arrays (``open_starts``)."""
+    m, se = s.mechanics, s.sessions
+    chosen = _chosen(mechanic_ids)
+    found = conn.execute(sa.select(sa.cast(m.c.user_id, sa.Text), m.c.timezone).where(chosen).order_by(m.c.user_id))
+    mechanics = [(mechanic, zone) for mechanic, zone in found if is_known_timezone(zone)]
+    base_price_cents = price_list(conn).get(session_type)
+    if not mechanics or days < 1:
+        return pd.DataFrame([], columns=SLOT_COLUMNS)
+    position = {mechanic: n for n, (mechanic, _) in enumerate(mechanics)}
+    today = {zone: now.astimezone(ZoneInfo(zone)).date() for _, zone in mechanics}
+    clock = _clock({zone: (first, first + dt.timedelta(days=days - 1)) for zone, first in today.items()})
+    windows = _windows(chosen, *clock, by_mechanic=True)
+    rows = conn.execute(
+        sa.select(
+            sa.cast(windows.c.mechanic_id, sa.Text),
+            windows.c.window_start,
+            windows.c.window_end,
+            windows.c.price_multiplier,
+        ).order_by(windows.c.mechanic_id, windows.c.window_start)
+    ).all()
+    # every session that can be within a session and buffer of a start (local dates are within a day of UTC)
+    low = dt.datetime.combine(min(today.values()) - dt.timedelta(days=2), dt.time(), dt.UTC)
+    high = dt.datetime.combine(max(today.values()) + dt.timedelta(days=days + 2), dt.time(), dt.UTC)
+    booked = conn.execute(
+        sa.select(sa.cast(se.c.mechanic_id, sa.Text), se.c.scheduled_at)
+        .where(*_booked(mechanic_ids, low, high))
+        .order_by(se.c.mechanic_id, se.c.scheduled_at)
+    ).all()
+    booked = [(position[mechanic], at) for mechanic, at in booked if mechanic in position]
+    starts = open_starts(
+        [position[row[0]] for row in rows],
+        [row[1] * SECOND_US for row in rows],
+        [row[2] * SECOND_US for row in rows],
+        [row[3] for row in rows],
+        [owner for owner, _ in booked],
+        [microseconds(at) for _, at in booked],
+        now=now,
+        rules=rules,
+    )
+    return _slot_frame(
+        [mechanic for mechanic, _ in mechanics], [zone for _, zone in mechanics], starts, base_price_cents
+    )
 
 
 def preview(
@@ -325,7 +614,8 @@ def preview(
     slots: tuple[WeeklySlot, ...] | None = None,
     override: Override | None = None,
 ) -> pd.DataFrame:
-    """``bookable`` for one mechanic as it would be with unsaved weekly ``slots`` and/or ``override``."""
+    """``bookable`` for one mechanic as it would be with unsaved weekly ``slots`` and/or ``override``
+    (the slot rules in Python on the edited calendar: ``bookable_starts``)."""
     calendars = _calendars(conn, (mechanic_id,), now.date() - dt.timedelta(days=1), days + 2)
     if slots is not None:
         calendars = [replace(calendar, slots=slots) for calendar in calendars]
@@ -334,7 +624,15 @@ def preview(
             replace(calendar, overrides=tuple(o for o in calendar.overrides if o.date != override.date) + (override,))
             for calendar in calendars
         ]
-    return _slot_frame(calendars, days=days, now=now, rules=rules, base_price_cents=price_list(conn).get(session_type))
+    found = bookable_starts(
+        calendars, [now.astimezone(calendar.zone).date() for calendar in calendars], days, now=now, rules=rules
+    )
+    return _slot_frame(
+        [str(calendar.mechanic_id) for calendar in calendars],
+        [calendar.timezone for calendar in calendars],
+        found,
+        price_list(conn).get(session_type),
+    )
 
 
 def peak_preview(

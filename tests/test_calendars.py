@@ -23,8 +23,8 @@ from dashboard.domain.calendars.slots import (
     WeeklySlot,
     availability_windows,
     bookable_slots,
+    bookable_starts,
     day_of_week,
-    minutes_by_hour,
     overlaps,
     parse_base_price,
     parse_day,
@@ -33,6 +33,8 @@ from dashboard.domain.calendars.slots import (
     parse_timezone,
     price_cents,
     validate_weekly_rows,
+    wall_clock,
+    wall_seconds,
 )
 
 UTC = dt.UTC
@@ -225,6 +227,41 @@ def test_new_york_spring_forward_skips_the_missing_hour():
     assert starts(cal("America/New_York", WeeklySlot(SUN, T(2, 30), T(3))), dt.date(2026, 3, 8)) == []
 
 
+def test_a_slot_the_gap_overlaps_keeps_its_own_multiplier():
+    # 01:00-02:30 is 06:00Z-07:30Z (02:30 read as EST), 03:00-04:00 EDT is 07:00Z-08:00Z: they
+    # overlap without touching, so each is its own run and 07:00Z is offered once by each
+    night = cal("America/New_York", WeeklySlot(SUN, T(1), T(2, 30)), WeeklySlot(SUN, T(3), T(4), Decimal("2.00")))
+    found = bookable_slots(night, dt.date(2026, 3, 8), 1, now=FAR_PAST)
+    assert [(f"{s.start_utc:%H:%M}", s.multiplier) for s in found] == [
+        ("06:00", Decimal("1.00")),
+        ("06:30", Decimal("1.00")),
+        ("07:00", Decimal("1.00")),
+        ("07:00", Decimal("2.00")),
+        ("07:30", Decimal("2.00")),
+    ]
+
+
+def test_bookable_starts_of_several_calendars_keep_their_bookings_apart():
+    # Ann's 10:00Z session blocks her 09:30, 10:00 and 10:30 (30-minute sessions, 10-minute
+    # buffer: 40 minutes either side); Bob, open 10:00-11:00 at x2.00, keeps both his starts.
+    monday = dt.date(2026, 3, 9)
+    ann = cal("UTC", WeeklySlot(MON, T(9), T(11)), booked=(z("2026-03-09", "10:00"),))
+    bob = cal("UTC", WeeklySlot(MON, T(10), T(11), Decimal("2.00")))
+    found = bookable_starts([ann, bob], [monday, monday], 1, now=FAR_PAST)
+    assert found.calendar.tolist() == [0, 1, 1]
+    assert [z("1970-01-01", "00:00") + dt.timedelta(microseconds=at) for at in found.start.tolist()] == [
+        z("2026-03-09", "09:00"),
+        z("2026-03-09", "10:00"),
+        z("2026-03-09", "10:30"),
+    ]
+    assert [found.multipliers[w] for w in found.window.tolist()] == [
+        Decimal("1.00"),
+        Decimal("2.00"),
+        Decimal("2.00"),
+    ]
+    assert len(bookable_starts([cal("UTC")], [monday], 1, now=FAR_PAST).start) == 0
+
+
 def test_new_york_fall_back_offers_the_repeated_hour_twice():
     night = cal("America/New_York", WeeklySlot(SUN, T(0), T(3)))
     # 00:00 EDT = 04:00Z to 03:00 EST = 08:00Z: four real hours
@@ -288,14 +325,44 @@ def test_kolkata_seen_from_utc():
     assert starts(early, dt.date(2026, 3, 9)) == [
         z("2026-03-08", t) for t in ("20:30", "21:00", "21:30", "22:00", "22:30", "23:00", "23:30")
     ] + [z("2026-03-09", "00:00")]
-    cells = minutes_by_hour([window], ZoneInfo("UTC"))
-    assert cells == {
-        (dt.date(2026, 3, 8), 20): (30.0, 45.0),
-        (dt.date(2026, 3, 8), 21): (60.0, 90.0),
-        (dt.date(2026, 3, 8), 22): (60.0, 90.0),
-        (dt.date(2026, 3, 8), 23): (60.0, 90.0),
-        (dt.date(2026, 3, 9), 0): (30.0, 45.0),
-    }
+
+
+HOUR = 3600
+
+
+def wall(day: str, hhmm: str = "00:00") -> int:
+    """Seconds from 1970-01-01 00:00 to a wall time, worked out with plain calendar arithmetic."""
+    hours, minutes = map(int, hhmm.split(":"))
+    return (dt.date.fromisoformat(day) - dt.date(1970, 1, 1)).days * 86400 + hours * HOUR + minutes * 60
+
+
+def test_wall_seconds_count_from_1970():
+    assert wall_seconds(dt.date(1970, 1, 2)) == 86400
+    assert wall_seconds(dt.date(2026, 3, 8)) == 20520 * 86400  # 56 years of 365 days, 14 leap days, 66 days
+
+
+@pytest.mark.parametrize(
+    "zone, first, expected",
+    [
+        # no change in the range: one offset, the switch at the range's end (3 days on)
+        ("Asia/Kolkata", "2026-03-07", (wall("2026-03-10"), 5 * HOUR + 30 * 60, 5 * HOUR + 30 * 60)),
+        # New York springs forward at 02:00 EST: wall times up to 03:00 are read at -5, from 03:00 at -4
+        ("America/New_York", "2026-03-07", (wall("2026-03-08", "03:00"), -5 * HOUR, -4 * HOUR)),
+        # ... and falls back at 02:00 EDT: 01:30 is its first occurrence (-4), 02:00 is EST (-5)
+        ("America/New_York", "2026-10-31", (wall("2026-11-01", "02:00"), -4 * HOUR, -5 * HOUR)),
+        # Berlin falls back at 03:00 CEST: 02:30 is read as CEST (+2), 03:00 as CET (+1)
+        ("Europe/Berlin", "2026-10-24", (wall("2026-10-25", "03:00"), 2 * HOUR, HOUR)),
+    ],
+)
+def test_wall_clock_reads_local_times_as_the_slot_rules_do(zone, first, expected):
+    assert wall_clock(ZoneInfo(zone), dt.date.fromisoformat(first), 3) == expected
+
+
+def test_wall_clock_instants_match_the_slot_rules_across_the_spring_gap():
+    switch, before, after = wall_clock(ZoneInfo("America/New_York"), dt.date(2026, 3, 8), 1)
+    assert wall("2026-03-08", "02:30") < switch  # skipped: read at EST, 07:30Z (= 03:30 EDT)
+    assert wall("2026-03-08", "02:30") - before == z("2026-03-08", "07:30").timestamp()
+    assert wall("2026-03-08", "03:15") - after == z("2026-03-08", "07:15").timestamp()
 
 
 def test_day_of_week_counts_from_sunday():

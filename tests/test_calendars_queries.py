@@ -13,12 +13,13 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
+from dashboard.core import schema as s
 from dashboard.core.auth import Actor
 from dashboard.domain.calendars.edits import save_weekly_slots, set_base_price, set_override
 from dashboard.domain.calendars.slots import Override, WeeklySlot
 from dashboard.tools.bench.cases import CASES, BenchContext
 from queries import calendars as q
-from tests.factories import add_mechanic, add_session, staff_fixture, weekly_slot
+from tests.factories import add_mechanic, add_session, add_user, staff_fixture, weekly_slot
 
 UTC = dt.UTC
 MANAGER = Actor("manager@example.com", "manager")
@@ -92,6 +93,155 @@ def test_hour_grid_in_the_mechanics_own_zone(engine, people):
     assert open_cells[["local_date", "hour", "available_minutes"]].values.tolist() == [
         [dt.date(2026, 3, 9), h, 60.0] for h in (2, 3, 4, 5)
     ]
+
+
+def test_hour_grid_counts_a_chosen_inactive_mechanic_and_no_unknown_timezone(engine, people):
+    with engine.connect() as conn:
+        grid = q.hour_grid(
+            conn, mechanic_ids=(people["cy"], people["dee"]), week_start=WEEK, tz="UTC", session_minutes=30
+        )
+    open_cells = grid[grid.available_minutes > 0]
+    assert open_cells[["local_date", "hour", "available_minutes"]].values.tolist() == [
+        [dt.date(2026, 3, 9), h, 60.0] for h in (9, 10, 11)
+    ]  # Cy, retired but chosen; Dee's zone is not an IANA name
+
+
+AUTUMN = dt.date(2026, 10, 26)  # a Monday; New York falls back on Sunday 1 November (02:00 EDT -> 01:00 EST)
+
+
+def slot_rows(*rows) -> list[dict]:
+    return [
+        {"mechanic_id": who, "day_of_week": day, "start_time": start, "end_time": end, "price_multiplier": Decimal(x)}
+        for who, day, start, end, x in rows
+    ]
+
+
+@pytest.fixture
+def autumn(engine):
+    """Nia (New York): Sundays 00:00-04:00 at x2.00, Thursdays 09:00-10:00 (off on 29 October),
+    Fridays 09:00-17:00 (on 30 October only 10:00-11:30, at x1.50). Omar (London, on GMT since
+    25 October): Mondays 09:00-10:00, and 14:00-15:00 on Tuesday 27 October, a day he has no hours.
+    Nia's sessions: 1 November 01:30 EDT (05:30Z) and 01:30 EST (06:30Z); one at 02:10 EST cancelled."""
+    with engine.begin() as conn:
+        nia = add_mechanic(conn, "Nia", timezone="America/New_York")
+        omar = add_mechanic(conn, "Omar", timezone="Europe/London")
+        conn.execute(
+            s.mechanic_availability_slots.insert(),
+            slot_rows(
+                (nia, 0, dt.time(0), dt.time(4), "2.00"),
+                (nia, 4, dt.time(9), dt.time(10), "1.00"),
+                (nia, 5, dt.time(9), dt.time(17), "1.00"),
+                (omar, 1, dt.time(9), dt.time(10), "1.00"),
+            ),
+        )
+        conn.execute(
+            s.mechanic_availability_overrides.insert(),
+            [
+                {
+                    "mechanic_id": who,
+                    "date": day,
+                    "is_available": start is not None,
+                    "start_time": start,
+                    "end_time": end,
+                    "price_multiplier": Decimal(x),
+                    "reason": reason,
+                }
+                for who, day, start, end, x, reason in (
+                    (nia, dt.date(2026, 10, 29), None, None, "1.00", "Dentist"),
+                    (nia, dt.date(2026, 10, 30), dt.time(10), dt.time(11, 30), "1.50", "Half day"),
+                    (omar, dt.date(2026, 10, 27), dt.time(14), dt.time(15), "1.00", "Cover"),
+                )
+            ],
+        )
+        customer = add_user(conn)
+        for at, status in (("05:30", "scheduled"), ("06:30", "accepted"), ("07:10", "cancelled")):
+            add_session(conn, customer, nia, status, scheduled_at=z(f"2026-11-01T{at}"))
+    return engine
+
+
+def open_hours(grid: pd.DataFrame) -> dict:
+    cells = grid[grid.available_minutes > 0]
+    return {
+        (d.day, h): (m, x)
+        for d, h, m, x in zip(cells.local_date, cells.hour, cells.available_minutes, cells.multiplier)
+    }
+
+
+def test_hour_grid_over_a_clock_change_with_overrides(autumn):
+    with autumn.connect() as conn:
+        grid = q.hour_grid(conn, mechanic_ids=None, week_start=AUTUMN, tz="America/New_York", session_minutes=30)
+        in_utc = q.hour_grid(conn, mechanic_ids=None, week_start=AUTUMN, tz="UTC", session_minutes=30)
+    assert open_hours(grid) == {
+        (26, 5): (60.0, 1.0),  # Omar's Monday 09:00 GMT
+        (27, 10): (60.0, 1.0),  # Omar's extra Tuesday 14:00 GMT
+        (30, 10): (60.0, 1.5),  # Nia's half day replaces her Friday; Thursday 29 is off
+        (30, 11): (30.0, 1.5),
+        (1, 0): (60.0, 2.0),  # Nia's Sunday 00:00 EDT - 04:00 EST is five hours
+        (1, 1): (120.0, 2.0),  # 01:00 happens twice
+        (1, 2): (60.0, 2.0),
+        (1, 3): (60.0, 2.0),
+    }
+    cells = grid.set_index(["local_date", "hour"])
+    assert cells.loc[(dt.date(2026, 11, 1), 1), ["sessions", "booked_minutes", "utilisation"]].tolist() == [2, 60, 0.5]
+    assert grid.sessions.sum() == 2 and grid.available_minutes.sum() == 510.0
+    assert open_hours(in_utc) == {
+        (26, 9): (60.0, 1.0),
+        (27, 14): (60.0, 1.0),
+        (30, 14): (60.0, 1.5),
+        (30, 15): (30.0, 1.5),
+        **{(1, h): (60.0, 2.0) for h in (4, 5, 6, 7, 8)},
+    }
+
+
+def test_bookable_over_the_clock_change_with_overrides_matches_the_preview(autumn):
+    """From Thursday 29 October 12:00Z (notice: 14:00Z), six days of each one's dates. Nia is off
+    on the 29th; on the 30th her 10:00-11:30 EDT (14:00Z-15:30Z) at x1.50 gives three starts; on
+    Sunday 1 November 00:00 EDT - 04:00 EST (04:00Z-09:00Z) at x2.00, her sessions at 05:30Z and
+    06:30Z block every start less than 40 minutes (session and buffer) from them. Omar's Monday
+    2 November 09:00 GMT gives two."""
+    with autumn.begin() as conn:
+        conn.execute(s.session_base_prices.insert().values(session_type="video", price_cents=4000))
+    now = z("2026-10-29T12:00")
+    with autumn.connect() as conn:
+        frame = q.bookable(conn, mechanic_ids=None, days=6, session_type="video", now=now)
+        previews = [
+            q.preview(conn, mechanic_id=mechanic, days=6, session_type="video", now=now)
+            for mechanic in frame.mechanic_id.unique()
+        ]
+    starts = zip(frame.timezone, frame.start_utc, frame.start_local, frame.multiplier, frame.price_cents)
+    assert sorted((zone, f"{at:%d %H:%M}", f"{local:%H:%M}", x, price) for zone, at, local, x, price in starts) == [
+        ("America/New_York", "01 04:00", "00:00", 2.0, 8000),  # EDT
+        ("America/New_York", "01 04:30", "00:30", 2.0, 8000),
+        ("America/New_York", "01 07:30", "02:30", 2.0, 8000),  # EST
+        ("America/New_York", "01 08:00", "03:00", 2.0, 8000),
+        ("America/New_York", "01 08:30", "03:30", 2.0, 8000),
+        ("America/New_York", "30 14:00", "10:00", 1.5, 6000),
+        ("America/New_York", "30 14:30", "10:30", 1.5, 6000),
+        ("America/New_York", "30 15:00", "11:00", 1.5, 6000),
+        ("Europe/London", "02 09:00", "09:00", 1.0, 4000),
+        ("Europe/London", "02 09:30", "09:30", 1.0, 4000),
+    ]
+    # the SQL windows of every mechanic at once are the slot rules' own, as the editor's preview reads them
+    assert pd.concat(previews, ignore_index=True).equals(frame)
+
+
+def test_hour_grid_skips_the_hour_the_clock_skips(engine):
+    """Pat (New York) works Sundays 01:00-02:30 and 02:30-03:15 at x2.00. On 8 March 2026 the clock
+    jumps from 02:00 to 03:00: 02:30 is read as 02:30 EST (07:30Z, as the slot rules read it) and
+    03:15 EDT is 07:15Z, so the second slot holds nothing."""
+    with engine.begin() as conn:
+        pat = add_mechanic(conn, "Pat", timezone="America/New_York")
+        conn.execute(
+            s.mechanic_availability_slots.insert(),
+            slot_rows((pat, 0, dt.time(1), dt.time(2, 30), "1.00"), (pat, 0, dt.time(2, 30), dt.time(3, 15), "2.00")),
+        )
+    spring = dt.date(2026, 3, 2)
+    with engine.connect() as conn:
+        grid = q.hour_grid(conn, mechanic_ids=None, week_start=spring, tz="America/New_York", session_minutes=30)
+        in_utc = q.hour_grid(conn, mechanic_ids=None, week_start=spring, tz="UTC", session_minutes=30)
+    assert open_hours(grid) == {(8, 1): (60.0, 1.0), (8, 3): (30.0, 1.0)}  # 01:00 EST; 03:00-03:30 EDT
+    assert math.isnan(grid.set_index(["local_date", "hour"]).loc[(dt.date(2026, 3, 8), 2), "multiplier"])
+    assert open_hours(in_utc) == {(8, 6): (60.0, 1.0), (8, 7): (30.0, 1.0)}
 
 
 def test_booked_by_hour_groups_in_the_viewers_zone(engine, people):

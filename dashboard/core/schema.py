@@ -1066,6 +1066,8 @@ for _milestone in EMAIL_MILESTONES:
     )
 # The sessions of the look-back window with the columns of every due rule, from the index alone:
 # only the due ones are read from the table.
+# It also serves a week's booked sessions with their mechanic (the calendars' hour grid, the
+# busiest mechanics, the manager home's utilisation), which would otherwise read a page per session.
 _index(
     "ix_sessions_status_scheduled_due",
     sessions.c.status,

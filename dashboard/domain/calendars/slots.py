@@ -33,8 +33,8 @@ Bookable slots
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
+import functools
 import math
 import uuid
 from collections import defaultdict
@@ -44,6 +44,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -54,6 +55,10 @@ from dashboard.core.settings import DEFAULTS, Settings
 from dashboard.core.validation import parse_text, parse_uuid
 
 UTC = dt.UTC
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = dt.timedelta(microseconds=1)
+SECOND_US = 1_000_000
+MINUTE_US = 60 * SECOND_US
 DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 MULTIPLIER_MIN = Decimal(s.MULTIPLIER_MIN)
 MULTIPLIER_MAX = Decimal(s.MULTIPLIER_MAX)
@@ -63,6 +68,8 @@ BLOCKING_STATUSES = tuple(status for status in s.SESSION_STATUSES if status != "
 MAX_BASE_PRICE_CENTS = 100_000  # $1,000.00 per session
 REASON_MAX_CHARS = 200
 MAX_SLOT_DAYS = 31  # the longest range ``slots_by_day`` lists
+DAY_SECONDS = 24 * 3600
+WALL_EPOCH = dt.date(1970, 1, 1)  # wall clocks count seconds from its midnight (``wall_seconds``)
 
 
 class ValidationError(Invalid):
@@ -261,7 +268,13 @@ def parse_timezone(name: Any) -> ZoneInfo:
     text = "" if _blank(name) else str(name).strip()
     if not is_known_timezone(text):
         raise ValidationError(f"{str(name)[:40]!r} is not an IANA timezone name such as Europe/Berlin.")
-    return ZoneInfo(text)
+    return _zone(text)
+
+
+@functools.cache
+def _zone(name: str) -> ZoneInfo:
+    """ZoneInfo keeps only the last few zones it made; a page of many mechanics uses more."""
+    return ZoneInfo(name)
 
 
 def parse_base_price(value: Any) -> int:
@@ -385,6 +398,7 @@ def _hours(row: Mapping[str, Any]) -> WeeklySlot | None:
 # --- expansion ------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=65_536)  # mechanics of one zone share their dates and hours
 def _instant(day: dt.date, time: dt.time, zone: ZoneInfo) -> dt.datetime:
     """The UTC instant of a local date and time (fold=0, see the module docstring)."""
     return dt.datetime.combine(day, time, tzinfo=zone).astimezone(UTC)
@@ -418,15 +432,95 @@ def availability_windows(calendar: Calendar, first_day: dt.date, days: int) -> l
     return sorted(windows, key=lambda w: w.start)
 
 
-def _runs(windows: Sequence[Window]) -> list[list[Window]]:
-    """Windows grouped into runs of touching windows."""
-    runs: list[list[Window]] = []
-    for window in windows:
-        if runs and runs[-1][-1].end == window.start:
-            runs[-1].append(window)
-        else:
-            runs.append([window])
-    return runs
+def microseconds(at: dt.datetime) -> int:
+    """An instant as microseconds since the epoch."""
+    return (at - EPOCH) // MICROSECOND
+
+
+@dataclass(frozen=True)
+class Starts:
+    """The bookable starts of several calendars, on arrays (``open_starts``)."""
+
+    multipliers: list[Decimal]  # of each window, calendar after calendar
+    calendar: np.ndarray  # for each start, the position of its calendar
+    start: np.ndarray  # for each start, microseconds since the epoch (UTC)
+    window: np.ndarray  # for each start, the position of the window it falls in (its multiplier's)
+
+
+def open_starts(
+    owner: Sequence[int],
+    start: Sequence[int],
+    end: Sequence[int],
+    multipliers: list[Decimal],
+    booked_owner: Sequence[int],
+    booked: Sequence[int],
+    *,
+    now: dt.datetime,
+    rules: SlotRules = SlotRules(),
+) -> Starts:
+    """Steps 3 to 6 of the rules of the module docstring on arrays, for many calendars at once:
+    availability windows (their calendar's position, start and end in microseconds since the
+    epoch, multiplier), by calendar and start, and booked sessions (calendar, start), likewise.
+    The starts come calendar after calendar and in time order."""
+    if not len(start):
+        return Starts(multipliers, *(np.empty(0, dtype=np.int64) for _ in range(3)))
+    owner, start, end = np.asarray(owner), np.asarray(start, dtype=np.int64), np.asarray(end, dtype=np.int64)
+    length, step = rules.session_minutes * MINUTE_US, rules.interval_minutes * MINUTE_US
+    clearance = length + rules.buffer_minutes * MINUTE_US
+    # One key per calendar and instant, far enough apart that one calendar's never nears another's.
+    base = min(start.min(), min(booked, default=start.min())) - clearance
+    span = max(end.max(), max(booked, default=end.max())) - base + 2 * clearance
+
+    def key(positions: np.ndarray, instants: np.ndarray) -> np.ndarray:
+        return positions * span + (instants - base)
+
+    # runs: a calendar's windows that touch (one ends where the next starts)
+    first = np.flatnonzero(np.r_[True, (owner[1:] != owner[:-1]) | (start[1:] != end[:-1])])
+    last = np.r_[first[1:], len(start)] - 1
+    # starts every step from the run's start while a whole session fits
+    counts = np.maximum((end[last] - length - start[first]) // step + 1, 0)
+    run = np.repeat(np.arange(len(first)), counts)
+    at = start[first][run] + step * (np.arange(counts.sum()) - (np.cumsum(counts) - counts)[run])
+    keep = at >= microseconds(now) + rules.notice_minutes * MINUTE_US
+    at_key = key(owner[first][run], at)
+    if len(booked):
+        # blocked when a booked session of the calendar starts less than `clearance` before or after
+        booked_key = key(np.asarray(booked_owner), np.asarray(booked, dtype=np.int64))
+        near = np.minimum(np.searchsorted(booked_key, at_key - clearance, side="right"), len(booked) - 1)
+        keep &= ~((booked_key[near] > at_key - clearance) & (booked_key[near] < at_key + clearance))
+    run, at, at_key = run[keep], at[keep], at_key[keep]
+    window = np.minimum(np.searchsorted(key(owner, start), at_key, side="right") - 1, last[run])
+    return Starts(multipliers, owner[first][run], at, window)
+
+
+def bookable_starts(
+    calendars: Sequence[Calendar],
+    first_days: Sequence[dt.date],
+    days: int,
+    *,
+    now: dt.datetime,
+    rules: SlotRules = SlotRules(),
+) -> Starts:
+    """Every bookable start of each calendar on ``days`` local dates from its first day
+    (``open_starts`` over their ``availability_windows``), with no Python object per start."""
+    windows: list[Window] = []
+    window_owners, booked_owners, booked = [], [], []
+    for position, (calendar, first_day) in enumerate(zip(calendars, first_days)):
+        found = availability_windows(calendar, first_day, days)
+        windows += found
+        window_owners += [position] * len(found)
+        booked_owners += [position] * len(calendar.booked)
+        booked += sorted(microseconds(at) for at in calendar.booked)
+    return open_starts(
+        window_owners,
+        [microseconds(window.start) for window in windows],
+        [microseconds(window.end) for window in windows],
+        [window.multiplier for window in windows],
+        booked_owners,
+        booked,
+        now=now,
+        rules=rules,
+    )
 
 
 def bookable_slots(
@@ -440,42 +534,40 @@ def bookable_slots(
 ) -> list[Slot]:
     """Every bookable start on ``days`` local dates from ``first_day``, in time order."""
     zone = calendar.zone
+    found = bookable_starts([calendar], [first_day], days, now=now, rules=rules)
     length = dt.timedelta(minutes=rules.session_minutes)
-    step = dt.timedelta(minutes=rules.interval_minutes)
-    clearance = length + dt.timedelta(minutes=rules.buffer_minutes)
-    earliest = now + dt.timedelta(minutes=rules.notice_minutes)
-    booked = sorted(calendar.booked)
+    prices = [None if base_price_cents is None else price_cents(base_price_cents, x) for x in found.multipliers]
     slots = []
-    for run in _runs(availability_windows(calendar, first_day, days)):
-        start, end = run[0].start, run[-1].end
-        while start + length <= end:
-            # blocked when a booked session starts less than `clearance` before or after
-            near = bisect.bisect_right(booked, start - clearance)
-            if start >= earliest and not (near < len(booked) and booked[near] < start + clearance):
-                multiplier = next(w.multiplier for w in run if w.start <= start < w.end)
-                price = None if base_price_cents is None else price_cents(base_price_cents, multiplier)
-                slots.append(Slot(start, start + length, start.astimezone(zone), multiplier, price))
-            start += step
+    for at, index in zip(found.start.tolist(), found.window.tolist()):
+        start = EPOCH + dt.timedelta(microseconds=at)
+        slots.append(Slot(start, start + length, start.astimezone(zone), found.multipliers[index], prices[index]))
     return slots
 
 
-def minutes_by_hour(windows: Iterable[Window], zone: ZoneInfo) -> dict[tuple[dt.date, int], tuple[float, float]]:
-    """Available minutes and minute-weighted multiplier sum per (local date, hour) of ``zone``."""
-    cells: dict[tuple[dt.date, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for window in windows:
-        at = window.start
-        while at < window.end:
-            local = at.astimezone(zone)
-            boundary = at + dt.timedelta(
-                minutes=60 - local.minute, seconds=-local.second, microseconds=-local.microsecond
-            )
-            upto = min(boundary, window.end)
-            minutes = (upto - at).total_seconds() / 60
-            cell = cells[(local.date(), local.hour)]
-            cell[0] += minutes
-            cell[1] += minutes * float(window.multiplier)
-            at = upto
-    return {key: (value[0], value[1]) for key, value in cells.items()}
+def wall_seconds(day: dt.date) -> int:
+    """A local date's midnight as seconds since 1970-01-01 00:00 of the same wall clock."""
+    return (day - WALL_EPOCH).days * DAY_SECONDS
+
+
+def wall_clock(zone: ZoneInfo, first_day: dt.date, days: int) -> tuple[int, int, int]:
+    """How ``_instant`` reads ``zone``'s clock on ``days`` local dates from ``first_day``, for SQL:
+    ``(switch, before, after)`` such that the wall time ``w`` (``wall_seconds`` + seconds after
+    midnight) is the instant ``w - before`` (epoch seconds) if ``w < switch``, else ``w - after``.
+    ``switch`` is the first wall time read with the new offset when the clock changes in the range
+    (zones change theirs months apart), else the range's end."""
+
+    def offset(wall: int) -> int:
+        local = dt.datetime.combine(WALL_EPOCH, dt.time()) + dt.timedelta(seconds=wall)
+        return wall - int(_instant(local.date(), local.time(), zone).timestamp())
+
+    low, high = wall_seconds(first_day), wall_seconds(first_day + dt.timedelta(days=days)) - 1
+    first, last = offset(low), offset(high)
+    if first == last:
+        return high + 1, first, first
+    while high - low > 1:  # offset(low) is the old offset, offset(high) the new one
+        middle = (low + high) // 2
+        low, high = (middle, high) if offset(middle) == first else (low, middle)
+    return high, first, last
 
 
 # --- reading calendars ------------------------------------------------------------------------
@@ -486,10 +578,18 @@ def weekly_slots(conn: Connection, mechanic_ids: Sequence[uuid.UUID]) -> dict[uu
     sl = s.mechanic_availability_slots
     slots = defaultdict(list)
     for row in conn.execute(
-        sa.select(sl)
+        sa.select(
+            sl.c.id,
+            sl.c.mechanic_id,
+            sl.c.day_of_week,
+            sl.c.start_time,
+            sl.c.end_time,
+            sl.c.price_multiplier,
+            sl.c.is_available,
+        )
         .where(sl.c.mechanic_id.in_(mechanic_ids))
         .order_by(sl.c.mechanic_id, sl.c.day_of_week, sl.c.start_time)
-    ):
+    ).all():
         slots[row.mechanic_id].append(
             WeeklySlot(row.day_of_week, row.start_time, row.end_time, row.price_multiplier, row.is_available, row.id)
         )
@@ -521,7 +621,7 @@ def load_calendars(
         sa.select(ov).where(
             ov.c.mechanic_id.in_(ids), ov.c.date >= first_day, ov.c.date < first_day + dt.timedelta(days=days)
         )
-    ):
+    ).all():
         overrides[row.mechanic_id].append(
             Override(row.date, row.is_available, row.start_time, row.end_time, row.price_multiplier, row.reason)
         )
@@ -533,7 +633,7 @@ def load_calendars(
                 se.c.scheduled_at >= low,
                 se.c.scheduled_at < high,
             )
-        ):
+        ).all():
             booked[row.mechanic_id].append(row.scheduled_at.astimezone(UTC))
     return {
         row.user_id: Calendar(

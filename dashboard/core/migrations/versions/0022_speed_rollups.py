@@ -9,7 +9,7 @@
 - ``ix_mechanic_reviews_pending_queue``: the moderation queue's filters and flag counts from the index.
 - Emails: the outbox's ``failure_cause`` (filled here for rows failed before), partial indexes of the
   failed rows by cause, of the rows awaiting an admin and of each milestone's sessions, covering indexes
-  of sessions for the email job's rules.
+  of sessions for the email job's rules (they serve the calendars' week of booked sessions too).
 """
 
 import sqlalchemy as sa
