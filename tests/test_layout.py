@@ -38,6 +38,10 @@ ALLOWED = {
 ORDER = ["core", "domain", "queries", "ui", "jobs", "api", "tools"]
 # (importer, module, name) imports allowed beyond ALLOWED.
 DEMO_LOAD = {(importer, "dashboard.tools.demo.load", "load_if_empty") for importer in ("dashboard.app", "api.app")}
+# Step 22 stores the failure cause of the emails failed before it with the email rules' own SQL form.
+MIGRATION_BACKFILL = {
+    ("dashboard.core.migrations.versions.0022_speed_rollups", "dashboard.domain.emails.failures", "classify_failed")
+}
 TOOLS_MAY_IMPORT_FROM_TESTS = {"tests.local_resend"}
 
 
@@ -117,7 +121,7 @@ def violations(modules: dict[str, str], others: set[str] = frozenset()) -> list[
                 )
                 found.append(f"{importer} imports {target} (line {line}: `{statement}`): {why}")
                 continue
-            if (importer, target, name) in DEMO_LOAD:
+            if (importer, target, name) in DEMO_LOAD | MIGRATION_BACKFILL:
                 continue
             allowed = ALLOWED.get(importer_layer, set())
             if target_layer not in allowed:

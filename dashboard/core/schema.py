@@ -865,6 +865,8 @@ for _column in _step("20", sa.Column("answer_text", sa.Text), sa.Column("answere
 ROLLUP_BUCKET_MINUTES = 15  # every UTC offset in use since 1980 is a multiple of 15 minutes
 # SET LOCAL to 'on' in a transaction: the roll-ups' triggers mark nothing (a bulk load rebuilds them after)
 ROLLUP_BULK_LOAD_SETTING = "pitwall.bulk_load"
+# The roll-ups' row in intake_watermarks: when they were last refreshed (none: not built, read the raw rows).
+ROLLUP_WATERMARK = "overview_rollups"
 
 # The headline counts per 15 minutes (UTC): a period in any display timezone is a whole
 # number of buckets, and its partial edges (an offset that is not a multiple) are read raw.

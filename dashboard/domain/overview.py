@@ -217,7 +217,7 @@ def _marked(conn: Connection, start: dt.datetime, end: dt.datetime) -> list[dt.d
     query = (
         sa.select(w.c.name, d.c.bucket_start)
         .select_from(
-            one.outerjoin(w, w.c.name == WATERMARK).outerjoin(
+            one.outerjoin(w, w.c.name == s.ROLLUP_WATERMARK).outerjoin(
                 d, sa.and_(d.c.bucket_start >= start, d.c.bucket_start < end)
             )
         )
@@ -235,10 +235,7 @@ def rollup_ready(conn: Connection) -> bool:
     if conn.dialect.name != "postgresql":
         return False
     w = s.intake_watermarks
-    return conn.execute(sa.select(w.c.updated_at).where(w.c.name == WATERMARK)).first() is not None
-
-
-WATERMARK = "overview_rollups"  # its row in intake_watermarks: when the roll-ups were last refreshed
+    return conn.execute(sa.select(w.c.updated_at).where(w.c.name == s.ROLLUP_WATERMARK)).first() is not None
 
 
 @dataclass(frozen=True)
@@ -309,7 +306,7 @@ def refresh(engine: Engine, *, rebuild: bool = False) -> RefreshResult:
         postgres = conn.dialect.name == "postgresql"
         if postgres:
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_KEY)))
-        built = conn.execute(sa.select(w.c.name).where(w.c.name == WATERMARK)).first() is not None
+        built = conn.execute(sa.select(w.c.name).where(w.c.name == s.ROLLUP_WATERMARK)).first() is not None
         rebuild = rebuild or not built or not postgres
         # Take the marks first: a change committed after this statement marks its bucket again
         # (for the next run), and every change committed before it is in the recomputation below.
@@ -327,9 +324,9 @@ def refresh(engine: Engine, *, rebuild: bool = False) -> RefreshResult:
             else conn.execute(sa.select(sa.func.count()).select_from(s.kpi_buckets)).scalar_one()
         )
         if built:
-            conn.execute(w.update().where(w.c.name == WATERMARK).values(updated_at=sa.func.now()))
+            conn.execute(w.update().where(w.c.name == s.ROLLUP_WATERMARK).values(updated_at=sa.func.now()))
         else:
-            conn.execute(w.insert().values(name=WATERMARK, updated_at=sa.func.now()))
+            conn.execute(w.insert().values(name=s.ROLLUP_WATERMARK, updated_at=sa.func.now()))
     return RefreshResult(rebuild, count)
 
 

@@ -16,9 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 
 from dashboard.core.migrate import apply_step
-from dashboard.core.schema import ROLLUP_BULK_LOAD_SETTING, intake_watermarks
+from dashboard.core.schema import ROLLUP_BULK_LOAD_SETTING, ROLLUP_WATERMARK, intake_watermarks
 from dashboard.domain.emails.failures import classify_failed
-from dashboard.domain.overview import WATERMARK
 
 revision = "0022_speed_rollups"
 down_revision = "0021_speed"
@@ -48,5 +47,5 @@ def upgrade() -> None:
     if conn.dialect.name == "postgresql":
         for statement in _SERVICE_TRIGGER:
             conn.execute(sa.text(statement))
-    conn.execute(intake_watermarks.delete().where(intake_watermarks.c.name == WATERMARK))
+    conn.execute(intake_watermarks.delete().where(intake_watermarks.c.name == ROLLUP_WATERMARK))
     classify_failed(conn)
