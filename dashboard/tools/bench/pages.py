@@ -42,17 +42,49 @@ SETTLE_MS = 60_000
 TARGETS = {"sidebar": 0.5, "full": 1.5, "interaction": 0.5}  # seconds
 ZONES = ("Europe/Berlin", "America/New_York")
 
-# In every tab, before the app's own code: count the messages the app sends to the server, and
-# note when a script run starts (the app's root element says "running"), so an interaction
-# knows whether it asked for a run and when that run began.
+# In every tab, before the app's own code: watch the app's websocket. Every message is a protobuf
+# whose top-level fields are read here (no decoding beyond that): the browser asking for a run
+# (BackMsg ``rerun_script``, field 11), and the server saying a run is over (ForwardMsg
+# ``script_finished``, field 6, a status other than 2, FINISHED_EARLY_FOR_RERUN). ``waiting`` is
+# true from a request until a run ends after it; a fast run can start and end within one frame
+# of the page, so the page's own "running" flag alone would miss it.
 WATCH_RUNS = """
-window.__bench = {sent: 0, ran: false};
-const send = WebSocket.prototype.send;
-WebSocket.prototype.send = function (...args) { window.__bench.sent += 1; return send.apply(this, args); };
-new MutationObserver(() => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  if (app && app.getAttribute('data-test-script-state') === 'running') window.__bench.ran = true;
-}).observe(document, {attributes: true, subtree: true, attributeFilter: ['data-test-script-state']});
+window.__bench = {requests: 0, waiting: false};
+const fields = (bytes, found) => {  // calls found(field, varint value or null) per top-level field
+  let i = 0;
+  const varint = () => {
+    let value = 0, scale = 1, b;
+    do { b = bytes[i++]; value += (b & 0x7f) * scale; scale *= 128; } while (b & 0x80);
+    return value;
+  };
+  while (i < bytes.length) {
+    const key = varint(), field = Math.floor(key / 8), wire = key % 8;
+    if (wire === 0) found(field, varint());
+    else if (wire === 2) { found(field, null); const length = varint(); i += length; }
+    else if (wire === 1) i += 8;
+    else if (wire === 5) i += 4;
+    else return;
+  }
+};
+const Native = window.WebSocket;
+window.WebSocket = class extends Native {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener('message', (event) => {
+      if (event.data instanceof ArrayBuffer) fields(new Uint8Array(event.data), (field, value) => {
+        if (field === 6 && value !== 2) window.__bench.waiting = false;
+      });
+    });
+  }
+  send(data) {
+    if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) {
+      fields(new Uint8Array(data.buffer || data, data.byteOffset || 0, data.byteLength), (field) => {
+        if (field === 11) { window.__bench.requests += 1; window.__bench.waiting = true; }
+      });
+    }
+    return super.send(data);
+  }
+};
 """
 
 
@@ -74,14 +106,14 @@ def _url_path(file: str) -> str:
 
 
 def _timed(page, act: Callable[[], None], shown: Callable[[], None]) -> float:
-    """Seconds from ``act()`` until ``shown()`` passes and, if ``act`` sent the server anything,
-    the run it asked for began and the page settled."""
-    sent = page.evaluate("window.__bench.ran = false, window.__bench.sent")
+    """Seconds from ``act()`` until ``shown()`` passes and, if ``act`` asked the server for a run
+    (of the page or of a fragment), that run is over and the page settled."""
+    requests = page.evaluate("window.__bench.requests")
     started = time.perf_counter()
     act()
     shown()
-    if page.evaluate("window.__bench.sent") > sent:
-        page.wait_for_function("window.__bench.ran", timeout=SETTLE_MS)
+    if page.evaluate("window.__bench.requests") > requests:
+        page.wait_for_function("!window.__bench.waiting", timeout=SETTLE_MS)
         settle(page)
     return time.perf_counter() - started
 
