@@ -202,7 +202,7 @@ def week_picker() -> dt.date:
     return week_of - dt.timedelta(days=week_of.weekday())
 
 
-@st.fragment
+@ui.fragment
 def week_view(mechanic: str, week_start: dt.date, tz: str) -> None:
     if mechanic == ALL:
         busiest_this_week(week_start, tz)
@@ -461,7 +461,7 @@ def discard(mechanic: str, version: int) -> None:
     st.toast("Changes discarded: the saved weekly slots are back.", icon=":material/undo:")
 
 
-@st.fragment
+@ui.fragment
 def weekly_slots(mechanic: str, editable: bool) -> None:
     ui.write_notice()
     version = ui.data_version()
@@ -963,7 +963,7 @@ if "calendar_view" not in st.session_state and st.query_params.get("view") in VI
     st.session_state["calendar_view"] = VIEW_PARAMS[st.query_params["view"]]
 
 
-@st.fragment
+@ui.fragment
 def calendar() -> None:
     """The mechanic, week and view pickers and the chosen view: changing them reruns only this part."""
     ui.write_notice()

@@ -14,8 +14,10 @@ A page reads its context, runs queries and renders::
 
 Writes run in a button callback decorated with ``write_action``, through ``run_write``:
 it runs the write (with ``write_engine()`` and ``actor()``), refreshes the cached queries
-and toasts what was done, or keeps the refusal's message for ``write_notice()``, which the
-page shows near its top on the rerun the click causes.
+and toasts what was done on the rerun the click causes (``show_toasts``), or keeps the
+refusal's message for ``write_notice()``, which the page shows near its top on that rerun.
+A part of a page that reruns on its own is a ``fragment``; a write clicked in it reruns the
+whole page. Tabs build only the open one (``tabbed``).
 Text from users (reviews, names, emails) goes through ``escape_markdown`` before
 it reaches any Markdown, or is shown with ``st.text``/``st.dataframe``.
 """
@@ -99,7 +101,9 @@ class Context:
 
 
 def set_context(context: Context) -> None:
+    """Called by the app before each full run of a page (not before a fragment's own run)."""
     st.session_state[_CONTEXT_KEY] = context
+    st.session_state[_WRITES_DRAWN_KEY] = st.session_state.get(_WRITES_KEY, 0)
 
 
 def _context() -> Context:
@@ -205,6 +209,9 @@ def clear_query_cache() -> None:
 
 UNREACHABLE_ERRORS = (DatabaseUnavailable, sa.exc.OperationalError, sa.exc.InterfaceError)
 _WRITE_FAILED_KEY = "_pitwall_write_failed"
+_WRITES_KEY = "_pitwall_writes"  # how many write callbacks this session ran
+_WRITES_DRAWN_KEY = "_pitwall_writes_drawn"  # ... when the page last ran in full
+_TOASTS_KEY = "_pitwall_toasts"  # (text, icon) of the writes done since the last toast
 
 
 def write_action(callback: Callable) -> Callable:
@@ -215,12 +222,38 @@ def write_action(callback: Callable) -> Callable:
 
     @functools.wraps(callback)
     def run(*args, **kwargs):
+        st.session_state[_WRITES_KEY] = st.session_state.get(_WRITES_KEY, 0) + 1
         try:
             return callback(*args, **kwargs)
         except UNREACHABLE_ERRORS as exc:
             detail = explain_failure(exc, _context().settings.database_url)
             print(f"pitwall: a change was not saved: {detail}", file=sys.stderr)
             st.session_state[_WRITE_FAILED_KEY] = detail
+
+    return run
+
+
+def show_toasts() -> None:
+    """Toast what the writes clicked last did (``run_write`` keeps it: a toast made in a callback
+    is lost when the click reruns the whole page from a ``fragment``). The app calls this before
+    each page, and each ``fragment`` before its part."""
+    for text, icon in st.session_state.pop(_TOASTS_KEY, []):
+        st.toast(text, icon=icon)
+
+
+def fragment(part: Callable) -> Callable:
+    """``st.fragment`` for a part of a page: a widget in it reruns only that part (not the sidebar,
+    nor the rest of the page). A write clicked in it (a ``write_action`` callback, done or refused)
+    reruns the whole page instead, so the figures, notices and toasts outside the part follow."""
+
+    @st.fragment
+    @functools.wraps(part)
+    def run(*args, **kwargs):
+        state = st.session_state
+        if _WRITES_DRAWN_KEY in state and state[_WRITES_DRAWN_KEY] != state.get(_WRITES_KEY, 0):
+            st.rerun()
+        show_toasts()
+        return part(*args, **kwargs)
 
     return run
 
@@ -257,7 +290,7 @@ def run_write(
         return None
     _refresh()
     if done is not None:
-        st.toast(done(result) if callable(done) else done, icon=icon)
+        st.session_state.setdefault(_TOASTS_KEY, []).append((done(result) if callable(done) else done, icon))
     return result
 
 
@@ -541,6 +574,18 @@ def comparison_caption(period: Period) -> None:
         f":material/date_range: {scope} ({days}{plural(period.days, 'day')}, {period.tz}); "
         f"changes compare with {period.previous().span}."
     )
+
+
+def tabbed(views: dict[str, Callable[[], None]], *, key: str, on_change: Callable | None = None) -> None:
+    """Tabs (label -> what draws it) that build only the open one: a hidden tab's queries, charts
+    and widgets cost nothing. Picking a tab reruns the page (in a ``fragment``: that part), after
+    ``on_change`` if given; ``st.session_state[key]`` is the open tab's label (set it before the
+    tabs are drawn to open another)."""
+    tabs = st.tabs(list(views), key=key, on_change=on_change or "rerun")
+    for tab, draw in zip(tabs, views.values()):
+        if tab.open:
+            with tab:
+                draw()
 
 
 def filter_bar():
