@@ -81,25 +81,26 @@ def save_prices(current: dict) -> None:
     )
 
 
-def sla_badge(row) -> None:
+def sla_badge(row) -> list[str]:
+    """The response target's state as a badge (none for a follow-up without one)."""
     if pd.isna(row.sla_state):
-        return
+        return []
     label, tone, icon = SLA_BADGES[row.sla_state]
     if row.sla_state == "breached":
         label += f" · {ui.fmt_duration(row.minutes_to_due)} over"
     elif row.sla_state in ("due_soon", "on_track"):
         label += f" · {ui.fmt_duration(row.minutes_to_due)} left"
-    ui.status_badge(label, tone, icon)
+    return [ui.status(label, tone, icon)]
 
 
-def state_badge(row) -> None:
+def state_badge(row) -> str:
     if row.state in ("assigned", "answered", "closed") and row.assigned_mechanic_name:
         text = f"{label('follow_up_state', row.state)} · {row.assigned_mechanic_name}"
     elif row.state == "cancelled" and row.cancel_reason:
         text = f"Cancelled · {row.cancel_reason}"
     else:
         text = label("follow_up_state", row.state)
-    ui.status_badge(text, icon=":material/person:" if row.state == "assigned" else None)
+    return ui.status(text, icon=":material/person:" if row.state == "assigned" else None)
 
 
 def linked(name: str, url: str) -> str:
@@ -278,9 +279,7 @@ def card(row, tz: str, now: dt.datetime, names: dict[str, str], load: dict[str, 
             f"({label('plan', row.plan)}) · asked {ui.fmt_duration(row.age_minutes)} ago, "
             f"{ui.fmt_datetime(row.created_at, tz)} · {price}"
         )
-        with ui.badge_row():
-            sla_badge(row)
-            state_badge(row)
+        ui.badges([*sla_badge(row), state_badge(row)])
         st.text(row.description or "(no text)")
         answer_block(row, tz)
         with st.container(horizontal=True, vertical_alignment="center"):

@@ -108,6 +108,7 @@ def reviews_list(mechanic_id: uuid.UUID, total: int, tz: str) -> None:
         f"The newest {len(shown):,} published and hidden reviews ({total:,} published in all). "
         "Hidden reviews are visible to staff only."
     )
+    ui.review_styles()
     for row in shown.itertuples(index=False):
         with st.container(border=True):
             author = (

@@ -289,6 +289,17 @@ def suggestion_text(suggested: str, flags: list[str]) -> str:
     return "Suggested: publish; a mild flag."
 
 
+def card_badges(row, now: dt.datetime) -> list[str]:
+    """A card's badges: how long it has waited, its flags, why it is hidden, how many found it helpful."""
+    shown = [ui.status(f"Waiting {waited(row.created_at, now)}", "warning")] if row.status == "pending" else []
+    shown += [ui.badge(label("review_flag", f), FLAG_COLORS.get(f, "gray"), ":material/flag:") for f in row.flags]
+    if row.status == "hidden":
+        shown.append(ui.status(f"Hidden: {label('hide_reason', row.hidden_reason)}", icon=":material/visibility_off:"))
+    if row.helpful_count:
+        shown.append(ui.status(f"{row.helpful_count:,} found it helpful", "good", icon=":material/thumb_up:"))
+    return shown
+
+
 def review_card(row, focus: bool, focus_next: str | None, tz: str, now: dt.datetime) -> None:
     review_id = str(row.id)
     with st.container(border=True, key=f"review_{review_id}"):
@@ -302,18 +313,7 @@ def review_card(row, focus: bool, focus_next: str | None, tz: str, now: dt.datet
             f"**{ui.fmt_stars(row.rating)}** for **{mechanic}** · by {author}"
             f" · written {ui.fmt_datetime(row.created_at, tz)}"
         )
-        if row.flags or row.status != "published" or row.helpful_count:
-            with ui.badge_row():
-                if row.status == "pending":
-                    ui.status_badge(f"Waiting {waited(row.created_at, now)}", "warning")
-                for flag in row.flags:
-                    st.badge(label("review_flag", flag), color=FLAG_COLORS.get(flag, "gray"), icon=":material/flag:")
-                if row.status == "hidden":
-                    ui.status_badge(
-                        f"Hidden: {label('hide_reason', row.hidden_reason)}", icon=":material/visibility_off:"
-                    )
-                if row.helpful_count:
-                    ui.status_badge(f"{row.helpful_count:,} found it helpful", "good", icon=":material/thumb_up:")
+        ui.badges(card_badges(row, now))
         if row.review_text:
             ui.review_text(highlight_html(row.review_text, find_spans(row.review_text)))
         else:
@@ -549,6 +549,7 @@ def queue_part() -> None:
             + " Keys: J/K next/previous review, P publish, H hide, U undo."
         )
         bulk_bar(ids, status)
+        ui.review_styles()
         for position, row in enumerate(queue.itertuples(index=False)):
             neighbour = ids[position + 1] if position + 1 < len(ids) else (ids[position - 1] if position else None)
             review_card(row, ids[position] == focus, neighbour, tz, now)

@@ -603,22 +603,33 @@ TONES = {
 }
 
 
-def badge_row():
-    """Badges side by side: ``with ui.badge_row(): ui.status_badge(...)``."""
-    return st.container(horizontal=True, gap="small")
+def badge(text: str, color: str, icon: str | None = None) -> str:
+    """A badge as Markdown (``text`` escaped), what ``st.badge`` draws: put several side by side with
+    ``badges``, one element however many there are (a badge each costs the browser a lot more to draw)."""
+    return f":{color}-badge[{f'{icon} ' if icon else ''}{escape_markdown(text)}]"
+
+
+def status(text: str, tone: str = "neutral", icon: str | None = None) -> str:
+    """A state as a coloured badge that also says it in words (``text`` is escaped), for ``badges``."""
+    color, default_icon = TONES[tone]
+    return badge(text, color, icon or default_icon)
+
+
+def badges(parts: Iterable[str]) -> None:
+    """Badges (``badge``, ``status``) side by side on one line; nothing when there are none."""
+    line = "\u2003".join(parts)  # an em space apart: the gap they had each in a row of their own
+    if line:
+        st.markdown(line)
 
 
 def status_badge(text: str, tone: str = "neutral", icon: str | None = None) -> None:
     """A state as a coloured badge that also says it in words (``text`` is escaped)."""
-    color, default_icon = TONES[tone]
-    st.badge(escape_markdown(text), color=color, icon=icon or default_icon)
+    badges([status(text, tone, icon)])
 
 
 def specialty_badges(specialties: Iterable[str]) -> None:
     """A mechanic's specialties as badges, in one row."""
-    with badge_row():
-        for specialty in specialties:
-            st.badge(escape_markdown(specialty_label(specialty)), color="blue", icon=":material/build:")
+    badges(badge(specialty_label(specialty), "blue", ":material/build:") for specialty in specialties)
 
 
 _REVIEW_STYLE = """<style>
@@ -628,9 +639,16 @@ _REVIEW_STYLE = """<style>
 </style>"""
 
 
+def review_styles() -> None:
+    """The look of ``review_text``, once on a page of reviews (not once in each: every style sheet
+    added makes the browser restyle the page)."""
+    st.html(_REVIEW_STYLE)
+
+
 def review_text(markup: str) -> None:
-    """A review's text, already escaped into safe HTML (``dashboard.domain.reviews.highlight_html``)."""
-    st.html(f'{_REVIEW_STYLE}<div class="pw-review">{markup}</div>')
+    """A review's text, already escaped into safe HTML (``dashboard.domain.reviews.highlight_html``),
+    drawn as ``review_styles`` says."""
+    st.html(f'<div class="pw-review">{markup}</div>')
 
 
 def confirm(
