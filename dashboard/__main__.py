@@ -73,13 +73,15 @@ def _bench(engine, args) -> int:
     from dashboard.tools.bench.cases import bench_context
     from dashboard.tools.bench.queries import ensure_demo_data, format_table, run_cases
 
-    print(ensure_demo_data(engine, args.scale, args.seed))
-    url = engine.url.render_as_string(hide_password=False)
     if args.pages:
         from dashboard.tools.bench import pages
 
+        pages.chosen_pages(args.only)  # a title that matches no page: said before any data is loaded
+    print(ensure_demo_data(engine, args.scale, args.seed))
+    url = engine.url.render_as_string(hide_password=False)
+    if args.pages:
         engine.dispose()  # DuckDB: the app server opens the file itself
-        for line in pages.run(url, samples=args.samples or 5):
+        for line in pages.run(url, samples=args.samples or 5, only=args.only):
             _print(line)
         return 0
     if args.load:
@@ -249,13 +251,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--seed", type=int, default=7)
     bench.add_argument("--repeat", type=ranged(int, 1, 1000), default=3, help="warm runs per query (median reported)")
-    bench.add_argument("--only", help="run only the queries whose name starts with this")
+    bench.add_argument(
+        "--only", help="run only the queries whose name starts with this (--pages: the pages whose title does)"
+    )
     what = bench.add_mutually_exclusive_group()
     what.add_argument("--api", action="store_true", help="measure the platform API over HTTP instead")
     what.add_argument(
         "--pages",
         action="store_true",
-        help="time every page in headless Chromium over the real app instead (sidebar, full load, a timezone change)",
+        help="time every page in headless Chromium over the real app instead (sidebar, full load, a timezone "
+        "change, the page's main control)",
     )
     what.add_argument(
         "--load",

@@ -407,6 +407,7 @@ def main() -> None:
     if not login and actor is None:
         anonymous_refused_page(settings)
     write_failure_notice()
+    ui.show_toasts()
     database_or_stop(settings)
     if login:
         actor = actor_or_stop(settings)

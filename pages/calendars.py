@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import pandas as pd
 import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.core.period import timezones, today_in
@@ -202,7 +203,7 @@ def week_picker() -> dt.date:
     return week_of - dt.timedelta(days=week_of.weekday())
 
 
-@st.fragment
+@ui.fragment
 def week_view(mechanic: str, week_start: dt.date, tz: str) -> None:
     if mechanic == ALL:
         busiest_this_week(week_start, tz)
@@ -282,6 +283,24 @@ def busiest_this_week(week_start: dt.date, tz: str) -> None:
     )
 
 
+HEATMAPS = {  # column -> colour scale, cell format, the scale's bounds
+    "multiplier": ("Oranges", ".2f", (0.5, 2.0)),
+    "utilisation": ("Teal", ".0%", (0, 1)),
+}
+
+
+def heatmap_figure(grid: pd.DataFrame, column: str) -> go.Figure:
+    """``column`` of the hour grid by day (rows) and hour (columns), each cell labelled."""
+    scale, fmt, (low, high) = HEATMAPS[column]
+    labels = [f"{day:%a %d %b}" for day in grid.local_date]
+    table = grid.assign(day=labels).pivot(index="day", columns="hour", values=column)
+    table = table.reindex(list(dict.fromkeys(labels)))
+    fig = px.imshow(table, text_auto=fmt, aspect="auto", color_continuous_scale=scale, zmin=low, zmax=high)
+    fig.update_traces(hovertemplate="%{y} %{x}:00 · %{z:" + fmt + "}<extra></extra>")
+    fig.update_xaxes(dtick=1)
+    return fig
+
+
 def heatmaps(mechanic: str, week_start: dt.date, tz: str) -> None:
     grid = ui.run_query(
         calendars.hour_grid,
@@ -312,19 +331,11 @@ def heatmaps(mechanic: str, week_start: dt.date, tz: str) -> None:
             ),
         ]
     )
-    labels = [f"{day:%a %d %b}" for day in grid.local_date]
-    for column, title, scale, fmt, bounds in (
-        ("multiplier", "Price multiplier by hour (mean over open mechanics)", "Oranges", ".2f", (0.5, 2.0)),
-        ("utilisation", "Utilisation by hour (booked / available)", "Teal", ".0%", (0, 1)),
+    for column, title in (
+        ("multiplier", "Price multiplier by hour (mean over open mechanics)"),
+        ("utilisation", "Utilisation by hour (booked / available)"),
     ):
-        table = grid.assign(day=labels).pivot(index="day", columns="hour", values=column)
-        table = table.reindex(list(dict.fromkeys(labels)))
-        fig = px.imshow(
-            table, text_auto=fmt, aspect="auto", color_continuous_scale=scale, zmin=bounds[0], zmax=bounds[1]
-        )
-        fig.update_traces(hovertemplate="%{y} %{x}:00 · %{z:" + fmt + "}<extra></extra>")
-        fig.update_xaxes(dtick=1)
-        ui.chart(fig, title=title, x_title=f"Hour of day ({tz})", y_title="Day")
+        ui.chart(heatmap_figure, grid, column, title=title, x_title=f"Hour of day ({tz})", y_title="Day")
     st.caption(
         "Empty cells have no availability. Hours are in the display timezone; each mechanic's hours "
         "are set on their own clock."
@@ -461,7 +472,7 @@ def discard(mechanic: str, version: int) -> None:
     st.toast("Changes discarded: the saved weekly slots are back.", icon=":material/undo:")
 
 
-@st.fragment
+@ui.fragment
 def weekly_slots(mechanic: str, editable: bool) -> None:
     ui.write_notice()
     version = ui.data_version()
@@ -963,7 +974,7 @@ if "calendar_view" not in st.session_state and st.query_params.get("view") in VI
     st.session_state["calendar_view"] = VIEW_PARAMS[st.query_params["view"]]
 
 
-@st.fragment
+@ui.fragment
 def calendar() -> None:
     """The mechanic, week and view pickers and the chosen view: changing them reruns only this part."""
     ui.write_notice()

@@ -6,8 +6,9 @@ batch may have reached Resend, too long ago to re-send safely) with "Mark as sen
 
 The sidebar's period filters by the day an email was queued, in the display timezone; the
 failed and uncertain tabs list emails of any date. ``?status=failed|uncertain`` opens that
-tab. Retry, the decisions and "Run now" check the admin role on the server, write an audit
-row and clear the cached queries. Names, addresses and errors are shown as plain text
+tab, and picking a tab puts it in the URL; only the open tab is built. Retry, the decisions
+and "Run now" check the admin role on the server, write an audit row and clear the cached
+queries. Names, addresses and errors are shown as plain text
 (``st.text``/``st.code``/dataframes) or escaped, never as Markdown or HTML; the template
 previews render a built-in sample session, not data from the database.
 """
@@ -48,6 +49,7 @@ STATUS_COLORS = {
 GROUPS_PER_ROW = 3
 SHOWN = 20  # cards per list (a cause's failures, the uncertain ones)
 TABS = {"outbox": "Outbox", "failed": "Failed emails", "uncertain": "Uncertain emails", "templates": "Templates"}
+TAB_KEY = "emails_tab"
 BULK_WHAT = {"outage": "the Resend outage", "rate_limited": "the rate limit"}  # "Retry all N failed by …"
 DECIDED = {
     "retry": ("Queued again: the job sends it on its next run.", ":material/replay:"),
@@ -247,6 +249,14 @@ def failure_group(group, tz: str) -> None:
             )
 
 
+def outbox_tab(period, milestones: tuple, statuses: tuple) -> None:
+    outbox = ui.run_query(q.outbox, loading="the outbox", period=period, milestones=milestones, statuses=statuses)
+    if outbox.empty:
+        ui.empty_state("No emails match these filters.", "Clear the milestone or status filter, or widen the period.")
+    else:
+        outbox_table(outbox, period.tz)
+
+
 def failed_tab(tz: str) -> None:
     groups = ui.run_query(q.failure_groups, loading="failures by cause")
     if groups.empty:
@@ -273,6 +283,25 @@ def failed_tab(tz: str) -> None:
         failed_card(row, tz)
     if len(failed) == SHOWN:
         st.caption(f"The {SHOWN} most recent of this cause; filter the outbox by status Failed to see all.")
+
+
+def uncertain_tab(tz: str) -> None:
+    uncertain = ui.run_query(q.awaiting_decision, loading="uncertain emails", status="uncertain", limit=SHOWN)
+    if uncertain.empty:
+        ui.empty_state(
+            "No email is uncertain.",
+            "An email whose batch may have reached Resend more than "
+            "a day before the job could check shows here, for you to decide.",
+        )
+    else:
+        st.caption(
+            "Find each email in Resend's log (by recipient and time), then mark it as sent, "
+            "or send it again if Resend has no trace of it."
+        )
+    for row in uncertain.itertuples():
+        uncertain_card(row, tz)
+    if len(uncertain) == SHOWN:
+        st.caption(f"The {SHOWN} most recent; filter the outbox by status Uncertain to see all.")
 
 
 def run_now_control(settings: EmailSettings) -> None:
@@ -345,6 +374,30 @@ def template_preview(settings) -> None:
     st.caption(
         "Rendered with a sample session. Subject and preheader come from the template; "
         "the preheader is the hidden preview line mail apps show after the subject."
+    )
+
+
+def tab_picked() -> None:
+    """A tab picked: the URL says which (``?status=`` for the failed and uncertain ones)."""
+    status = next((code for code, name in TABS.items() if name == st.session_state[TAB_KEY]), None)
+    if status in q.DECISION_STATUSES:
+        st.query_params["status"] = status
+    else:
+        st.query_params.pop("status", None)
+
+
+@ui.fragment
+def views(period, milestones: tuple, statuses: tuple, settings: EmailSettings) -> None:
+    """The tabs: only the open one is built, and a tab or a control in it reruns this part."""
+    ui.tabbed(
+        {
+            TABS["outbox"]: lambda: outbox_tab(period, milestones, statuses),
+            TABS["failed"]: lambda: failed_tab(period.tz),
+            TABS["uncertain"]: lambda: uncertain_tab(period.tz),
+            TABS["templates"]: lambda: template_preview(settings),
+        },
+        key=TAB_KEY,
+        on_change=tab_picked,
     )
 
 
@@ -431,36 +484,6 @@ else:
         y_format="count",
     )
 
-outbox_tab, failed_tab_, uncertain_tab, templates_tab = st.tabs(
-    list(TABS.values()), default=TABS.get(wanted_tab, TABS["outbox"]), key="emails_tab"
-)
-with outbox_tab:
-    outbox = ui.run_query(q.outbox, loading="the outbox", period=period, milestones=milestones, statuses=statuses)
-    if outbox.empty:
-        ui.empty_state("No emails match these filters.", "Clear the milestone or status filter, or widen the period.")
-    else:
-        outbox_table(outbox, period.tz)
-
-with failed_tab_:
-    failed_tab(period.tz)
-
-with uncertain_tab:
-    uncertain = ui.run_query(q.awaiting_decision, loading="uncertain emails", status="uncertain", limit=SHOWN)
-    if uncertain.empty:
-        ui.empty_state(
-            "No email is uncertain.",
-            "An email whose batch may have reached Resend more than "
-            "a day before the job could check shows here, for you to decide.",
-        )
-    else:
-        st.caption(
-            "Find each email in Resend's log (by recipient and time), then mark it as sent, "
-            "or send it again if Resend has no trace of it."
-        )
-    for row in uncertain.itertuples():
-        uncertain_card(row, period.tz)
-    if len(uncertain) == SHOWN:
-        st.caption(f"The {SHOWN} most recent; filter the outbox by status Uncertain to see all.")
-
-with templates_tab:
-    template_preview(settings)
+if wanted_tab in q.DECISION_STATUSES:  # a link's tab, opened until another one is picked
+    st.session_state[TAB_KEY] = TABS[wanted_tab]
+views(period, milestones, statuses, settings)

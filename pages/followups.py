@@ -23,6 +23,7 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 
 from dashboard.core.auth import Actor
+from dashboard.core.period import today_in
 from dashboard.core.schema import FOLLOW_UP_PRICE_MAX_CENTS, FOLLOW_UP_STATES, FOLLOW_UP_TYPES, PLANS
 from dashboard.domain import followups as fu
 from dashboard.ui import components as ui
@@ -80,25 +81,26 @@ def save_prices(current: dict) -> None:
     )
 
 
-def sla_badge(row) -> None:
+def sla_badge(row) -> list[str]:
+    """The response target's state as a badge (none for a follow-up without one)."""
     if pd.isna(row.sla_state):
-        return
+        return []
     label, tone, icon = SLA_BADGES[row.sla_state]
     if row.sla_state == "breached":
         label += f" · {ui.fmt_duration(row.minutes_to_due)} over"
     elif row.sla_state in ("due_soon", "on_track"):
         label += f" · {ui.fmt_duration(row.minutes_to_due)} left"
-    ui.status_badge(label, tone, icon)
+    return [ui.status(label, tone, icon)]
 
 
-def state_badge(row) -> None:
+def state_badge(row) -> str:
     if row.state in ("assigned", "answered", "closed") and row.assigned_mechanic_name:
         text = f"{label('follow_up_state', row.state)} · {row.assigned_mechanic_name}"
     elif row.state == "cancelled" and row.cancel_reason:
         text = f"Cancelled · {row.cancel_reason}"
     else:
         text = label("follow_up_state", row.state)
-    ui.status_badge(text, icon=":material/person:" if row.state == "assigned" else None)
+    return ui.status(text, icon=":material/person:" if row.state == "assigned" else None)
 
 
 def linked(name: str, url: str) -> str:
@@ -277,9 +279,7 @@ def card(row, tz: str, now: dt.datetime, names: dict[str, str], load: dict[str, 
             f"({label('plan', row.plan)}) · asked {ui.fmt_duration(row.age_minutes)} ago, "
             f"{ui.fmt_datetime(row.created_at, tz)} · {price}"
         )
-        with ui.badge_row():
-            sla_badge(row)
-            state_badge(row)
+        ui.badges([*sla_badge(row), state_badge(row)])
         st.text(row.description or "(no text)")
         answer_block(row, tz)
         with st.container(horizontal=True, vertical_alignment="center"):
@@ -344,13 +344,12 @@ def partial_weeks(weeks: pd.DataFrame) -> pd.Series:
     return weeks.days < 7
 
 
-def weekly_chart(period) -> None:
-    weeks = ui.run_query(queries.weekly, loading="weekly volumes", period=period)
-    if weeks.follow_ups.sum() == 0:
-        ui.empty_state("No follow-ups were asked in this period.", "Choose a longer period in the sidebar.")
-        return
-    partial = partial_weeks(weeks)
-    note = ["" if not p else f" (partial: {d} of 7 days in the period)" for p, d in zip(partial, weeks.days)]
+def weekly_figure(weeks: pd.DataFrame, tz: str, today: dt.date) -> go.Figure:
+    """Follow-ups asked per week (bars) and their median time to answer (a line on its own axis),
+    the week in progress drawn "so far"."""
+    note = [
+        "" if not p else f" (partial: {d} of 7 days in the period)" for p, d in zip(partial_weeks(weeks), weeks.days)
+    ]
     fig = go.Figure(
         [
             go.Bar(
@@ -386,9 +385,21 @@ def weekly_chart(period) -> None:
     # A tick on Mondays, at most about a dozen of them.
     fig.update_xaxes(tick0=weeks.week.iloc[0], dtick=WEEK_MS * max(1, len(weeks) // 12), tickformat="%d %b")
     whole_ticks(fig, weeks.follow_ups.max())
-    ui.mark_partial(fig, list(weeks.week), "week", period.tz)  # the week in progress, drawn "so far"
+    ui.mark_partial(fig, list(weeks.week), "week", tz, today=today)  # the week in progress, drawn "so far"
+    return fig
+
+
+def weekly_chart(period) -> None:
+    weeks = ui.run_query(queries.weekly, loading="weekly volumes", period=period)
+    if weeks.follow_ups.sum() == 0:
+        ui.empty_state("No follow-ups were asked in this period.", "Choose a longer period in the sidebar.")
+        return
+    partial = partial_weeks(weeks)
     ui.chart(
-        fig,
+        weekly_figure,
+        weeks,
+        period.tz,
+        today_in(period.tz),
         title="Follow-ups asked per week and their median time to answer",
         x_title=f"Week starting Monday ({period.tz})",
         y_title="Follow-ups asked (count)",
@@ -484,6 +495,92 @@ def filters_to_url(states: list[str], due: str | None) -> None:
             st.query_params[key] = value
 
 
+@ui.fragment
+def queue_part(tz: str, now: dt.datetime, waiting: int) -> None:
+    """The filters and the cards: a filter, or a popover opened on a card, reruns this part only."""
+    load_frame = ui.run_query(queries.assignee_options, now=now)
+    names = dict(zip(load_frame.user_id.astype(str), load_frame.display_name))
+    load = dict(zip(load_frame.user_id.astype(str), load_frame.open_items))
+    all_mechanics = ui.run_query(mechanic_queries.mechanic_options)
+    mechanic_names = dict(zip(all_mechanics.user_id.astype(str), all_mechanics.display_name))
+
+    with ui.filter_bar():
+        states = st.pills(
+            "State",
+            FOLLOW_UP_STATES,
+            selection_mode="multi",
+            format_func=lambda s: label("follow_up_state", s),
+            key="followup_states",
+        )
+        due = st.segmented_control(
+            "Target", list(DUE_LABELS), format_func=DUE_LABELS.get, key="followup_due", help="Waiting follow-ups only."
+        )
+        types = st.pills(
+            "Type",
+            FOLLOW_UP_TYPES,
+            selection_mode="multi",
+            format_func=lambda t: label("follow_up_type", t),
+            key="followup_types",
+        )
+        plans = st.pills(
+            "Plan", PLANS, selection_mode="multi", format_func=lambda p: label("plan", p), key="followup_plans"
+        )
+        mechanic = st.selectbox(
+            "Assigned to",
+            list(mechanic_names),
+            index=None,
+            format_func=mechanic_names.get,
+            placeholder="Any mechanic",
+            key="followup_mechanic",
+            width=240,
+        )
+        order = st.segmented_control(
+            "Order",
+            list(ORDER_LABELS),
+            format_func=ORDER_LABELS.get,
+            default="due",
+            required=True,
+            key="followup_order",
+        )
+    filters_to_url(states, due)
+
+    filters = dict(
+        now=now,
+        rules=RULES,
+        states=tuple(states),
+        types=tuple(types),
+        plans=tuple(plans),
+        mechanic_id=uuid.UUID(mechanic) if mechanic else None,
+        due=due,
+        order=order,
+    )
+    queue = ui.run_query(queries.queue, loading="the follow-up queue", limit=PAGE_SIZE, **filters)
+    filtered = bool(types or plans or mechanic or due) or set(states) != set(fu.WAITING)
+    if queue.empty:
+        if waiting == 0 and not filtered:
+            ui.empty_state(
+                "Every follow-up is answered.", "New questions from customers will wait here for a mechanic."
+            )
+        else:
+            ui.empty_state("No follow-ups match these filters.", "Clear a filter or choose other states.")
+    else:
+        matching = int(queue.matching.iloc[0])
+        with st.container(horizontal=True, vertical_alignment="center"):
+            st.caption(
+                f"{ui.plural(matching, 'follow-up')} {'match' if matching != 1 else 'matches'}"
+                f"{' these filters' if filtered else ''}; showing {len(queue):,}, {ORDER_LABELS[order].lower()}."
+            )
+            rows = ui.query_later(queries.queue, limit=queries.QUEUE_LIMIT, **filters)
+            csv_download(
+                lambda: export(rows(), tz),
+                file_name="follow-ups.csv",
+                help=f"These follow-ups, at most {queries.QUEUE_LIMIT:,}, with names and times to the second ({tz}).",
+                key="followup_export",
+            )
+        for row in queue.itertuples(index=False):
+            card(row, tz, now, names, load)
+
+
 ui.page_header(
     "Follow-ups",
     "Customers' questions on their past sessions: assign each to a mechanic and record the answer "
@@ -524,82 +621,13 @@ ui.scope_caption(
     ),
 )
 
-load_frame = ui.run_query(queries.assignee_options, now=now)
-names = dict(zip(load_frame.user_id.astype(str), load_frame.display_name))
-load = dict(zip(load_frame.user_id.astype(str), load_frame.open_items))
-all_mechanics = ui.run_query(mechanic_queries.mechanic_options)
-mechanic_names = dict(zip(all_mechanics.user_id.astype(str), all_mechanics.display_name))
-
-with ui.filter_bar():
-    states = st.pills(
-        "State",
-        FOLLOW_UP_STATES,
-        selection_mode="multi",
-        format_func=lambda s: label("follow_up_state", s),
-        key="followup_states",
-    )
-    due = st.segmented_control(
-        "Target", list(DUE_LABELS), format_func=DUE_LABELS.get, key="followup_due", help="Waiting follow-ups only."
-    )
-    types = st.pills(
-        "Type",
-        FOLLOW_UP_TYPES,
-        selection_mode="multi",
-        format_func=lambda t: label("follow_up_type", t),
-        key="followup_types",
-    )
-    plans = st.pills(
-        "Plan", PLANS, selection_mode="multi", format_func=lambda p: label("plan", p), key="followup_plans"
-    )
-    mechanic = st.selectbox(
-        "Assigned to",
-        list(mechanic_names),
-        index=None,
-        format_func=mechanic_names.get,
-        placeholder="Any mechanic",
-        key="followup_mechanic",
-        width=240,
-    )
-    order = st.segmented_control(
-        "Order", list(ORDER_LABELS), format_func=ORDER_LABELS.get, default="due", required=True, key="followup_order"
-    )
-filters_to_url(states, due)
-
-filters = dict(
-    now=now,
-    rules=RULES,
-    states=tuple(states),
-    types=tuple(types),
-    plans=tuple(plans),
-    mechanic_id=uuid.UUID(mechanic) if mechanic else None,
-    due=due,
-    order=order,
-)
-queue = ui.run_query(queries.queue, loading="the follow-up queue", limit=PAGE_SIZE, **filters)
-filtered = bool(types or plans or mechanic or due) or set(states) != set(fu.WAITING)
-if queue.empty:
-    if counts.waiting == 0 and not filtered:
-        ui.empty_state("Every follow-up is answered.", "New questions from customers will wait here for a mechanic.")
-    else:
-        ui.empty_state("No follow-ups match these filters.", "Clear a filter or choose other states.")
-else:
-    matching = int(queue.matching.iloc[0])
-    with st.container(horizontal=True, vertical_alignment="center"):
-        st.caption(
-            f"{ui.plural(matching, 'follow-up')} {'match' if matching != 1 else 'matches'}"
-            f"{' these filters' if filtered else ''}; showing {len(queue):,}, {ORDER_LABELS[order].lower()}."
-        )
-        rows = ui.query_later(queries.queue, limit=queries.QUEUE_LIMIT, **filters)
-        csv_download(
-            lambda: export(rows(), tz),
-            file_name="follow-ups.csv",
-            help=f"These follow-ups, at most {queries.QUEUE_LIMIT:,}, with names and times to the second ({tz}).",
-            key="followup_export",
-        )
-    for row in queue.itertuples(index=False):
-        card(row, tz, now, names, load)
+queue_part(tz, now, int(counts.waiting))
 
 st.subheader("Per week in the period")
 weekly_chart(ui.period())
-with st.expander("Prices and response targets", icon=":material/sell:"):
-    pricing(RULES)
+prices_panel = st.expander(
+    "Prices and response targets", icon=":material/sell:", key="followup_prices_open", on_change="rerun"
+)
+with prices_panel:
+    if prices_panel.open:  # read from the database, and its editor drawn, only while open
+        pricing(RULES)

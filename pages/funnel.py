@@ -171,7 +171,6 @@ def steps_table(frame: pd.DataFrame) -> None:
     )
 
 
-@st.fragment
 def breakdown_tab(spec: FunnelSpec) -> None:
     left, right = st.columns([2, 3])
     dimension = left.selectbox(
@@ -206,7 +205,6 @@ def breakdown_tab(spec: FunnelSpec) -> None:
     )
 
 
-@st.fragment
 def time_tab(spec: FunnelSpec) -> None:
     numbers = list(range(1, len(spec.steps) + 1))
     left, right = st.columns(2)
@@ -240,7 +238,6 @@ def time_tab(spec: FunnelSpec) -> None:
     )
 
 
-@st.fragment
 def trend_tab(spec: FunnelSpec) -> None:
     grain = st.segmented_control(
         "Entries by",
@@ -264,7 +261,6 @@ def trend_tab(spec: FunnelSpec) -> None:
         st.caption("Open markers: some customers who entered then can still convert inside the window.")
 
 
-@st.fragment
 def drop_off_tab(spec: FunnelSpec, steps: pd.DataFrame) -> None:
     numbers = list(range(1, len(spec.steps)))
     label = {k: f"Reached “{STEP_LABELS[spec.steps[k - 1]]}”, not “{STEP_LABELS[spec.steps[k]]}”" for k in numbers}
@@ -320,6 +316,20 @@ def drop_off_tab(spec: FunnelSpec, steps: pd.DataFrame) -> None:
     )
     if count > CSV_LIMIT:
         st.caption(f"The file holds the latest {CSV_LIMIT:,}; narrow the period for the rest.")
+
+
+@ui.fragment
+def details(spec: FunnelSpec, steps: pd.DataFrame) -> None:
+    """The tabs under the funnel: only the open one is built, and a tab or a control in it reruns this part."""
+    ui.tabbed(
+        {
+            "Breakdown": lambda: breakdown_tab(spec),
+            "Time to convert": lambda: time_tab(spec),
+            "Trend": lambda: trend_tab(spec),
+            "Drop-off list": lambda: drop_off_tab(spec, steps),
+        },
+        key="funnel_tab",
+    )
 
 
 ui.page_header("CRM funnel", "Where customers drop out between intake, session and a follow-up sale.")
@@ -382,13 +392,4 @@ st.caption(
 )
 funnel_chart(steps)
 steps_table(steps)
-
-breakdown, timing, trend, drop = st.tabs(["Breakdown", "Time to convert", "Trend", "Drop-off list"])
-with breakdown:
-    breakdown_tab(spec)
-with timing:
-    time_tab(spec)
-with trend:
-    trend_tab(spec)
-with drop:
-    drop_off_tab(spec, steps)
+details(spec, steps)

@@ -12,6 +12,7 @@ import uuid
 
 import pandas as pd
 import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.domain.reviews import highlight_html
@@ -108,6 +109,7 @@ def reviews_list(mechanic_id: uuid.UUID, total: int, tz: str) -> None:
         f"The newest {len(shown):,} published and hidden reviews ({total:,} published in all). "
         "Hidden reviews are visible to staff only."
     )
+    ui.review_styles()
     for row in shown.itertuples(index=False):
         with st.container(border=True):
             author = (
@@ -140,34 +142,45 @@ def response_view(mechanic_id: uuid.UUID, sla: int) -> None:
     if weekly.empty:
         ui.empty_state("No sessions were accepted in this period.", "Choose a longer period in the sidebar.")
         return
-    fig = px.bar(weekly, x="week", y="within_sla_share")
-    fig.update_traces(hovertemplate="Week of %{x|%d %b %Y}: %{y:.0%} within SLA<extra></extra>")
-    fig.update_yaxes(range=[0, 1])
     ui.chart(
-        fig,
+        within_sla_figure,
+        weekly,
         title=f"Share of sessions accepted within the {sla}-minute SLA",
         x_title=f"Week ({period.tz})",
         y_title="Within SLA (share of sessions)",
         y_format="percent",
     )
-    fig = px.line(weekly, x="week", y="median_minutes", markers=True)
-    fig.add_hline(y=sla, line_dash="dash", annotation_text=f"SLA {sla} min")
-    fig.update_traces(hovertemplate="Week of %{x|%d %b %Y}: median %{y:.1f} min<extra></extra>")
     ui.chart(
-        fig,
+        median_response_figure,
+        weekly,
+        sla,
         title="Median time from request to acceptance",
         x_title=f"Week ({period.tz})",
         y_title="Median response (minutes)",
     )
 
 
-def rating_chart(distribution: pd.DataFrame) -> None:
+def rating_figure(distribution: pd.DataFrame) -> go.Figure:
     fig = px.bar(
         distribution.assign(label=distribution.stars.map(lambda s: f"{s} ★")), x="reviews", y="label", orientation="h"
     )
     fig.update_yaxes(categoryorder="array", categoryarray=[f"{s} ★" for s in range(1, 6)])
     fig.update_traces(hovertemplate="%{y}: %{x:,} reviews<extra></extra>")
-    ui.chart(fig, title="Published reviews by stars", x_title="Reviews (count)", y_title="Stars", x_format="count")
+    return fig
+
+
+def within_sla_figure(weekly: pd.DataFrame) -> go.Figure:
+    fig = px.bar(weekly, x="week", y="within_sla_share")
+    fig.update_traces(hovertemplate="Week of %{x|%d %b %Y}: %{y:.0%} within SLA<extra></extra>")
+    fig.update_yaxes(range=[0, 1])
+    return fig
+
+
+def median_response_figure(weekly: pd.DataFrame, sla: int) -> go.Figure:
+    fig = px.line(weekly, x="week", y="median_minutes", markers=True)
+    fig.add_hline(y=sla, line_dash="dash", annotation_text=f"SLA {sla} min")
+    fig.update_traces(hovertemplate="Week of %{x|%d %b %Y}: median %{y:.1f} min<extra></extra>")
+    return fig
 
 
 def profile_view() -> None:
@@ -249,7 +262,14 @@ def profile_view() -> None:
         if distribution.reviews.sum() == 0:
             ui.empty_state("No published reviews yet.", "The distribution shows once reviews are published.")
         else:
-            rating_chart(distribution)
+            ui.chart(
+                rating_figure,
+                distribution,
+                title="Published reviews by stars",
+                x_title="Reviews (count)",
+                y_title="Stars",
+                x_format="count",
+            )
     with responses_column:
         response_view(mechanic_id, int(profile.response_sla_minutes))
     reviews_list(mechanic_id, int(profile.total_reviews), ui.period().tz)

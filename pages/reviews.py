@@ -289,6 +289,17 @@ def suggestion_text(suggested: str, flags: list[str]) -> str:
     return "Suggested: publish; a mild flag."
 
 
+def card_badges(row, now: dt.datetime) -> list[str]:
+    """A card's badges: how long it has waited, its flags, why it is hidden, how many found it helpful."""
+    shown = [ui.status(f"Waiting {waited(row.created_at, now)}", "warning")] if row.status == "pending" else []
+    shown += [ui.badge(label("review_flag", f), FLAG_COLORS.get(f, "gray"), ":material/flag:") for f in row.flags]
+    if row.status == "hidden":
+        shown.append(ui.status(f"Hidden: {label('hide_reason', row.hidden_reason)}", icon=":material/visibility_off:"))
+    if row.helpful_count:
+        shown.append(ui.status(f"{row.helpful_count:,} found it helpful", "good", icon=":material/thumb_up:"))
+    return shown
+
+
 def review_card(row, focus: bool, focus_next: str | None, tz: str, now: dt.datetime) -> None:
     review_id = str(row.id)
     with st.container(border=True, key=f"review_{review_id}"):
@@ -302,18 +313,7 @@ def review_card(row, focus: bool, focus_next: str | None, tz: str, now: dt.datet
             f"**{ui.fmt_stars(row.rating)}** for **{mechanic}** · by {author}"
             f" · written {ui.fmt_datetime(row.created_at, tz)}"
         )
-        if row.flags or row.status != "published" or row.helpful_count:
-            with ui.badge_row():
-                if row.status == "pending":
-                    ui.status_badge(f"Waiting {waited(row.created_at, now)}", "warning")
-                for flag in row.flags:
-                    st.badge(label("review_flag", flag), color=FLAG_COLORS.get(flag, "gray"), icon=":material/flag:")
-                if row.status == "hidden":
-                    ui.status_badge(
-                        f"Hidden: {label('hide_reason', row.hidden_reason)}", icon=":material/visibility_off:"
-                    )
-                if row.helpful_count:
-                    ui.status_badge(f"{row.helpful_count:,} found it helpful", "good", icon=":material/thumb_up:")
+        ui.badges(card_badges(row, now))
         if row.review_text:
             ui.review_text(highlight_html(row.review_text, find_spans(row.review_text)))
         else:
@@ -408,137 +408,6 @@ def scope_text(status: str, in_period: bool, oldest, tz: str, now: dt.datetime) 
     return f"{what}. {dates}. Times in {tz}."
 
 
-# --- the page ---------------------------------------------------------------------------
-
-ui.page_header(
-    "Review moderation",
-    "Publish or hide what customers wrote about their mechanic; flagged reviews wait here, oldest first.",
-)
-ui.write_notice()
-status, flags, url_notices = url_filters()
-for notice in url_notices:
-    st.warning(ui.escape_markdown(notice), icon=":material/link_off:")
-decision_notice()
-
-tz = ui.period().tz
-now = dt.datetime.now(dt.UTC)
-flag_counts = ui.run_query(review_queries.queue_flag_counts)
-waiting = dict(zip(flag_counts.flag, flag_counts.reviews))
-mechanics = ui.run_query(mechanic_queries.mechanic_options)
-mechanic_names = dict(zip(mechanics.user_id.astype(str), mechanics.display_name))
-
-st.session_state["status_pick"] = status  # the URL decides; the widgets write it back
-st.session_state["flag_pick"] = flags
-with ui.filter_bar():
-    st.segmented_control(
-        "Show",
-        list(REVIEW_STATUSES),
-        format_func=lambda code: label("review_status", code),
-        required=True,
-        key="status_pick",
-        on_change=status_changed,
-    )
-    ratings = st.pills(
-        "Stars",
-        [1, 2, 3, 4, 5],
-        selection_mode="multi",
-        key="queue_ratings",
-        format_func=lambda r: f"{r}★",
-        on_change=restart_paging,
-    )
-with ui.filter_bar():
-    st.multiselect(
-        "Flags",
-        REVIEW_FLAGS,
-        key="flag_pick",
-        placeholder="Any flag",
-        width=300,
-        format_func=lambda flag: f"{label('review_flag', flag)} ({waiting[flag]:,} waiting)",
-        on_change=flags_changed,
-    )
-    mechanic = st.selectbox(
-        "Mechanic",
-        list(mechanic_names),
-        index=None,
-        format_func=mechanic_names.get,
-        placeholder="All mechanics",
-        key="queue_mechanic",
-        width=260,
-        on_change=restart_paging,
-    )
-    in_period = st.toggle(
-        "Written in the period",
-        key="queue_in_period",
-        help="Only reviews written in the period chosen in the sidebar; off shows every date.",
-        on_change=restart_paging,
-    )
-
-filters = dict(
-    status=status,
-    flags=tuple(flags),
-    ratings=tuple(ratings),
-    mechanic_id=uuid.UUID(mechanic) if mechanic else None,
-    period=ui.period() if in_period else None,
-)
-size = ui.run_query(review_queries.queue_size, **filters)
-page, page_notice = page_of(st.query_params.get("page"), int(size.reviews.iloc[0]), PAGE_SIZE)
-if page_notice:
-    st.warning(page_notice, icon=":material/link_off:")
-    turn_page(page.number) if page.number > 1 else st.query_params.pop("page", None)
-queue = ui.run_query(
-    review_queries.moderation_queue,
-    loading="the reviews",
-    oldest_first=status == "pending",
-    limit=PAGE_SIZE,
-    offset=page.offset,
-    **filters,
-)
-filtered = bool(flags or ratings or mechanic or in_period)
-if queue.empty:
-    if status == "pending" and not filtered:
-        ui.empty_state("The queue is clear.", "Reviews that get a flag wait here for a decision; none are waiting now.")
-    elif not filtered:
-        ui.empty_state(
-            f"No {label('review_status', status).lower()} reviews yet.",
-            "Reviews show here once a moderator publishes or hides them, or they pass every check.",
-        )
-    else:
-        ui.empty_state(
-            f"No {label('review_status', status).lower()} reviews match these filters.",
-            "Clear a filter, or turn off “Written in the period”.",
-        )
-else:
-    ids = [str(rid) for rid in queue.id]
-    focus = keyboard.focused(FOCUS, ids)
-    with st.container(horizontal=True, vertical_alignment="center", key="queue_pager"):
-        st.markdown(f"**{page.range_text('review')}**", width="content")
-        st.button(
-            "Previous page",
-            icon=":material/chevron_left:",
-            disabled=not page.has_previous,
-            on_click=turn_page,
-            args=(page.number - 1,),
-        )
-        st.button(
-            "Next page",
-            icon=":material/chevron_right:",
-            icon_position="right",
-            disabled=not page.has_next,
-            on_click=turn_page,
-            args=(page.number + 1,),
-        )
-        keyboard.focus_buttons(FOCUS, ids, "review", past_end=functools.partial(turn_page_by, page))
-    st.caption(
-        scope_text(status, in_period, size.oldest.iloc[0], tz, now)
-        + " Keys: J/K next/previous review, P publish, H hide, U undo."
-    )
-    bulk_bar(ids, status)
-    for position, row in enumerate(queue.itertuples(index=False)):
-        neighbour = ids[position + 1] if position + 1 < len(ids) else (ids[position - 1] if position else None)
-        review_card(row, ids[position] == focus, neighbour, tz, now)
-    keyboard.focus_ring(f"review_{focus}", FOCUS)
-
-
 def moderation_setting() -> None:
     """Admins: whether every new review waits here; read from the database only while open."""
     setting = st.expander("Moderation setting", icon=":material/settings:", key="moderation_setting", on_change="rerun")
@@ -556,5 +425,143 @@ def moderation_setting() -> None:
         )
 
 
+# --- the page ---------------------------------------------------------------------------
+
+
+@ui.fragment
+def queue_part() -> None:
+    """The filters and the reviews: a filter, a page, J/K or a ticked review reruns this part only."""
+    status, flags, url_notices = url_filters()
+    for notice in url_notices:
+        st.warning(ui.escape_markdown(notice), icon=":material/link_off:")
+    tz = ui.period().tz
+    now = dt.datetime.now(dt.UTC)
+    flag_counts = ui.run_query(review_queries.queue_flag_counts)
+    waiting = dict(zip(flag_counts.flag, flag_counts.reviews))
+    mechanics = ui.run_query(mechanic_queries.mechanic_options)
+    mechanic_names = dict(zip(mechanics.user_id.astype(str), mechanics.display_name))
+
+    st.session_state["status_pick"] = status  # the URL decides; the widgets write it back
+    st.session_state["flag_pick"] = flags
+    with ui.filter_bar():
+        st.segmented_control(
+            "Show",
+            list(REVIEW_STATUSES),
+            format_func=lambda code: label("review_status", code),
+            required=True,
+            key="status_pick",
+            on_change=status_changed,
+        )
+        ratings = st.pills(
+            "Stars",
+            [1, 2, 3, 4, 5],
+            selection_mode="multi",
+            key="queue_ratings",
+            format_func=lambda r: f"{r}★",
+            on_change=restart_paging,
+        )
+    with ui.filter_bar():
+        st.multiselect(
+            "Flags",
+            REVIEW_FLAGS,
+            key="flag_pick",
+            placeholder="Any flag",
+            width=300,
+            format_func=lambda flag: f"{label('review_flag', flag)} ({waiting[flag]:,} waiting)",
+            on_change=flags_changed,
+        )
+        mechanic = st.selectbox(
+            "Mechanic",
+            list(mechanic_names),
+            index=None,
+            format_func=mechanic_names.get,
+            placeholder="All mechanics",
+            key="queue_mechanic",
+            width=260,
+            on_change=restart_paging,
+        )
+        in_period = st.toggle(
+            "Written in the period",
+            key="queue_in_period",
+            help="Only reviews written in the period chosen in the sidebar; off shows every date.",
+            on_change=restart_paging,
+        )
+
+    filters = dict(
+        status=status,
+        flags=tuple(flags),
+        ratings=tuple(ratings),
+        mechanic_id=uuid.UUID(mechanic) if mechanic else None,
+        period=ui.period() if in_period else None,
+    )
+    size = ui.run_query(review_queries.queue_size, **filters)
+    page, page_notice = page_of(st.query_params.get("page"), int(size.reviews.iloc[0]), PAGE_SIZE)
+    if page_notice:
+        st.warning(page_notice, icon=":material/link_off:")
+        turn_page(page.number) if page.number > 1 else st.query_params.pop("page", None)
+    queue = ui.run_query(
+        review_queries.moderation_queue,
+        loading="the reviews",
+        oldest_first=status == "pending",
+        limit=PAGE_SIZE,
+        offset=page.offset,
+        **filters,
+    )
+    filtered = bool(flags or ratings or mechanic or in_period)
+    if queue.empty:
+        if status == "pending" and not filtered:
+            ui.empty_state(
+                "The queue is clear.", "Reviews that get a flag wait here for a decision; none are waiting now."
+            )
+        elif not filtered:
+            ui.empty_state(
+                f"No {label('review_status', status).lower()} reviews yet.",
+                "Reviews show here once a moderator publishes or hides them, or they pass every check.",
+            )
+        else:
+            ui.empty_state(
+                f"No {label('review_status', status).lower()} reviews match these filters.",
+                "Clear a filter, or turn off “Written in the period”.",
+            )
+    else:
+        ids = [str(rid) for rid in queue.id]
+        focus = keyboard.focused(FOCUS, ids)
+        with st.container(horizontal=True, vertical_alignment="center", key="queue_pager"):
+            st.markdown(f"**{page.range_text('review')}**", width="content")
+            st.button(
+                "Previous page",
+                icon=":material/chevron_left:",
+                disabled=not page.has_previous,
+                on_click=turn_page,
+                args=(page.number - 1,),
+            )
+            st.button(
+                "Next page",
+                icon=":material/chevron_right:",
+                icon_position="right",
+                disabled=not page.has_next,
+                on_click=turn_page,
+                args=(page.number + 1,),
+            )
+            keyboard.focus_buttons(FOCUS, ids, "review", past_end=functools.partial(turn_page_by, page))
+        st.caption(
+            scope_text(status, in_period, size.oldest.iloc[0], tz, now)
+            + " Keys: J/K next/previous review, P publish, H hide, U undo."
+        )
+        bulk_bar(ids, status)
+        ui.review_styles()
+        for position, row in enumerate(queue.itertuples(index=False)):
+            neighbour = ids[position + 1] if position + 1 < len(ids) else (ids[position - 1] if position else None)
+            review_card(row, ids[position] == focus, neighbour, tz, now)
+        keyboard.focus_ring(f"review_{focus}", FOCUS)
+
+
+ui.page_header(
+    "Review moderation",
+    "Publish or hide what customers wrote about their mechanic; flagged reviews wait here, oldest first.",
+)
+ui.write_notice()
+decision_notice()
+queue_part()
 if ui.actor().role == "admin":
     moderation_setting()

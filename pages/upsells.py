@@ -133,7 +133,6 @@ def weekly_figure(frame) -> go.Figure:
     return fig
 
 
-@st.fragment
 def performance(period) -> None:
     by = st.segmented_control(
         "Group by",
@@ -337,21 +336,30 @@ def catalogue() -> None:
         )
 
 
-ui.page_header("Upsells", "What the offers shown after a session earn, and the services they offer.")
-ui.write_notice()
-
-period = ui.period()
-overview, by_week, by_mechanic, services = st.tabs(["Performance", "By week", "By mechanic", "Catalogue (now)"])
-with overview:
+def performance_tab(period) -> None:
     if kpis(period) == 0:
         ui.empty_state(
             "No recommendation was shown in this period.", "Choose earlier dates or a longer period in the sidebar."
         )
     else:
         performance(period)
-with by_week:
-    weekly(period)
-with by_mechanic:
-    mechanics(period)
-with services:
-    catalogue()
+
+
+@ui.fragment
+def views(period) -> None:
+    """The page's tabs: only the open one is built, and a tab or a control in it reruns this part."""
+    ui.tabbed(
+        {
+            "Performance": lambda: performance_tab(period),
+            "By week": lambda: weekly(period),
+            "By mechanic": lambda: mechanics(period),
+            "Catalogue (now)": catalogue,
+        },
+        key="upsell_tab",
+    )
+
+
+ui.page_header("Upsells", "What the offers shown after a session earn, and the services they offer.")
+ui.write_notice()
+
+views(ui.period())

@@ -16,6 +16,7 @@ from dashboard.__main__ import main as cli
 from dashboard.core import schema as s
 from dashboard.core.db import make_engine
 from dashboard.tools.bench.cases import CASES
+from tests.browser_support import require_chromium
 
 
 def _query_functions() -> dict[str, object]:
@@ -160,3 +161,36 @@ def test_load_client_goes_to_loopback_only():
 
     with pytest.raises(ValueError, match="127.0.0.1 only"):
         asyncio.run(Session.open("http://example.com:8501"))
+
+
+def test_pages_bench_says_when_no_page_has_the_title(capsys):
+    assert cli(["bench", "--pages", "--only", "Nowhere", "--database", "duckdb:///:memory:"]) == 2
+    assert capsys.readouterr().err == "error: no page's title starts with 'Nowhere' (--only)\n"
+
+
+def test_pages_bench_times_a_page_in_the_browser(tmp_path, capsys):
+    """Headless Chromium over a real app at demo scale on DuckDB, one page (``--only``), two
+    samples: the report has that page's row with a figure in every column (not their values)."""
+    require_chromium()
+    url = f"duckdb:///{tmp_path / 'pages-bench.duckdb'}"
+    args = ["--pages", "--scale", "0.01", "--database", url, "--samples", "2", "--only", "CRM"]
+    assert cli(["bench", *args]) == 0
+    out = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(out) if line.startswith("page"))
+    columns = re.split(r"\s{2,}", out[header])
+    assert columns == [
+        "page",
+        "sidebar p50 s",
+        "p95 s",
+        "full load p50 s",
+        "timezone s",
+        "interaction",
+        "first s",
+        "again p50 s",
+    ]
+    rows = out[header + 1 : -1]
+    assert len(rows) == 1, out  # the one page --only chose
+    cells = re.split(r"\s{2,}", rows[0])
+    assert cells[0] == "CRM funnel" and cells[5] == "breakdown", cells
+    assert all(re.fullmatch(r"\d+\.\d\d", cell) for cell in cells[1:5] + cells[6:]), cells
+    assert out[-1].startswith("targets: sidebar (warm) 0.5 s, full load 1.5 s")

@@ -145,6 +145,13 @@ def opened_tab(at: AppTest) -> int:
     return tabs[0].default_tab_index  # the page's tabs (the template preview's come inside the last one)
 
 
+def open_tab(at: AppTest, label: str) -> AppTest:
+    at.session_state["emails_tab"] = label  # what a click on the tab sets
+    at.run()
+    assert not at.exception
+    return at
+
+
 def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
@@ -170,7 +177,6 @@ def test_the_page_shows_counts_outbox_failures_and_template_previews(outbox):
     assert table["to"].isna().sum() == 1  # the failed one's address is not the customer's: shown as the address
     assert re.fullmatch(r"\d\d \w{3} \d{4}, \d\d:\d\d:\d\d", table["queued"].iloc[0])  # to the second
     assert metric(at, "Uncertain") == "0"
-    assert any("No email is uncertain." in i.value for i in at.info)
     assert at.multiselect(key="emails_statuses").options == [  # one label per status in the schema's CHECK
         "Waiting",
         "Sending",
@@ -180,22 +186,28 @@ def test_the_page_shows_counts_outbox_failures_and_template_previews(outbox):
         "Uncertain",
     ]
     assert "Skipped: customer opted out of emails" in set(table["note"])
+    assert not at.code and not at.info  # the other tabs are built only when opened
+
+    open_tab(at, "Uncertain emails")
+    assert any("No email is uncertain." in i.value for i in at.info)
+    open_tab(at, "Failed emails")
     assert at.code[0].value == "gave up after 5 attempts: 503 application_error: Service Unavailable"
     assert "Address: <b>x</b>@example.com" in [t.value for t in at.text]  # plain text, never markup
     assert at.button(key=f"retry_{failed_id}")
     assert "**Resend outage** · 1 email · latest" in text(at.markdown)
+    open_tab(at, "Templates")
     assert any("**Subject:** Your session is booked for" in m.value for m in at.markdown)
     assert "Hi Jordan, thanks for booking" in at.code[-1].value  # the plain-text part
 
     at.selectbox(key="emails_template").set_value("summary_delivered").run()
     assert any("**Subject:** Your session summary from Priya Natarajan" in m.value for m in at.markdown)
-    at.multiselect(key="emails_statuses").set_value(["failed"]).run()
+    open_tab(at, "Outbox").multiselect(key="emails_statuses").set_value(["failed"]).run()
     assert list(at.dataframe[0].value["status"]) == ["Failed"]
 
 
 def test_retry_queues_the_email_again_and_is_audited(outbox):
     engine, failed_id, _ = outbox
-    at = open_page(engine)
+    at = open_page(engine, status="failed")
     at.button(key=f"retry_{failed_id}").click().run()
     assert not at.exception and not at.warning
     with engine.connect() as conn:
@@ -208,7 +220,7 @@ def test_retry_queues_the_email_again_and_is_audited(outbox):
 
 def test_only_admins_can_retry_or_run_the_job(outbox):
     engine, failed_id, _ = outbox
-    at = open_page(engine, SUPPORT)
+    at = open_page(engine, SUPPORT, status="failed")
     at.button(key=f"retry_{failed_id}").click().run()
     assert "Only admin staff can do this" in at.warning[0].value
     run = next(b for b in at.button if b.label == "Run now")
@@ -302,7 +314,7 @@ def test_links_with_an_unknown_status_say_so(outbox):
 def test_admins_mark_uncertain_emails_as_sent_or_send_them_again_audited(outbox, uncertain):
     engine = outbox[0]
     mark, again = uncertain
-    at = open_page(engine)
+    at = open_page(engine, status="uncertain")
     assert metric(at, "Uncertain") == "2"
     assert "Its batch may have reached Resend" in [c.value for c in at.code]
     at.button(key=f"mark_sent_{mark}").click().run()
@@ -324,7 +336,7 @@ def test_admins_mark_uncertain_emails_as_sent_or_send_them_again_audited(outbox,
 
 def test_only_admins_decide_on_uncertain_emails(outbox, uncertain):
     engine = outbox[0]
-    at = open_page(engine, SUPPORT)
+    at = open_page(engine, SUPPORT, status="uncertain")
     at.button(key=f"mark_sent_{uncertain[0]}").click().run()
     assert "Only admin staff can do this" in at.warning[0].value
     at.button(key=f"send_again_{uncertain[1]}").click().run()

@@ -91,6 +91,7 @@ def test_queue_actions_from_assign_to_close(queue_db):
     assert "Worn **pads**" in [t.value for t in at.text]  # the parent session's summary
     assert "2 follow-ups match; showing 2, most overdue first." in text(at.caption)
     assert at.button(key=f"assign_default_{cal}").label == "Assign to Rita \\*R\\* · 0 open"
+    assert not at.data_editor and not at.form_submit_button  # the prices are read only while their panel is open
 
     at.button(key=f"assign_default_{cal}").click().run()
     assert not at.exception and not at.error
@@ -175,7 +176,7 @@ def test_empty_queue_and_chart(app_db):
 def test_admin_saves_prices(queue_db):
     engine = queue_db["engine"]
     edits = {"edited_rows": {0: {"standard": 7.25}, 2: {"premium": 0.0}}, "added_rows": [], "deleted_rows": []}
-    at = open_page(followup_price_editor=edits)
+    at = open_page(followup_prices_open=True, followup_price_editor=edits)  # the expander open, the prices edited
     at.form_submit_button[0].click().run()
     assert not at.exception and not at.error
     with engine.connect() as conn:
@@ -197,6 +198,7 @@ def test_support_staff_work_the_queue_but_only_read_prices(queue_db, oidc_secret
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.user = {"is_logged_in": True, "email": "sam@example.com", "email_verified": True}
     at.session_state[f"open_answer_{queue_db['pia']}"] = True  # "Record answer…" open
+    at.session_state["followup_prices_open"] = True  # "Prices and response targets" open
     at = at.run().switch_page("../pages/followups.py").run()
     assert not at.exception
     assert not at.data_editor and not at.form_submit_button

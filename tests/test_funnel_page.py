@@ -55,22 +55,36 @@ def test_the_funnel_by_hand(page_db):
     assert steps["previous"].tolist() == ["—", "75.0%", "50.0%", "66.7%", "50.0%"]
     assert "until these figures are first refreshed" in captions(at)
     assert "roll-up" not in captions(at).lower()  # no internals in the copy
-    assert len(at.get("plotly_chart")) >= 3  # funnel, breakdown, time to convert, trend
+    assert [t.label for t in at.tabs] == ["Breakdown", "Time to convert", "Trend", "Drop-off list"]
+    assert len(at.get("plotly_chart")) == 2  # the funnel and the open tab's breakdown: hidden tabs are not built
     breakdown = at.dataframe[1].value
     assert breakdown.intake.sum() == 8 and "(other)" not in breakdown.group.tolist()
     assert sorted(breakdown.group.tolist()) == ["Premium", "Standard", "Unknown"]  # labels, not the stored codes
+
+
+def open_tab(at: AppTest, label: str) -> AppTest:
+    at.session_state["funnel_tab"] = label  # what a click on the tab sets
+    at.run()
+    assert not at.exception
+    return at
 
 
 def test_tabs_follow_their_controls(page_db):
     at = open_page(page_db)
     at.selectbox(key="funnel_breakdown").set_value("specialty")
     at.slider(key="funnel_top_n").set_value(2)
-    at.segmented_control(key="funnel_grain").set_value("day")
-    at.selectbox(key="funnel_drop_step").set_value(2)
     at.run()
     assert not at.exception
     assert at.dataframe[1].value.group.tolist() == ["No session", "Unknown", "Other"]
-    drop = at.dataframe[2].value
+
+    open_tab(at, "Trend").segmented_control(key="funnel_grain").set_value("day").run()
+    assert not at.exception and not at.dataframe[1:]  # the breakdown's table is not built while hidden
+    trend = json.loads(at.get("plotly_chart")[1].proto.spec)["data"][0]
+    assert len(trend["x"]) > 1  # entries by day
+
+    open_tab(at, "Drop-off list").selectbox(key="funnel_drop_step").set_value(2).run()
+    assert not at.exception
+    drop = at.dataframe[1].value
     assert sorted(drop.email) == ["c@example.com", "e@example.com", "j@example.com"]
     assert str(drop.reached_at.dt.tz) == "America/New_York"
     by_email = drop.set_index("email")
@@ -142,7 +156,7 @@ def downloads(monkeypatch):
 
 
 def test_the_drop_off_file_has_names_labels_and_times_to_the_second(page_db, downloads):
-    at = open_page(page_db)
+    at = open_tab(open_page(page_db), "Drop-off list")
     at.selectbox(key="funnel_drop_step").set_value(4).run()
     assert not at.exception
     (csv,) = [make for name, make in downloads.items() if name.startswith("drop-off-step-4-")]

@@ -43,8 +43,14 @@ def sold(upsell_db, monkeypatch, tmp_path):
     return upsell_db
 
 
-def open_page(engine, actor: Actor = ADMIN) -> AppTest:
-    return open_any_page(engine, PERIOD, actor, PAGE)
+def open_page(engine, actor: Actor = ADMIN, tab: str | None = None) -> AppTest:
+    """The page as ``actor`` sees it, on its first tab or on ``tab`` (what a click on it sets)."""
+    at = open_any_page(engine, PERIOD, actor, PAGE)
+    if tab is not None:
+        at.session_state["upsell_tab"] = tab
+        at.run()
+        assert not at.exception, at.exception
+    return at
 
 
 def test_performance_by_hand(sold):
@@ -68,11 +74,12 @@ def test_performance_by_hand(sold):
     by_type = at.dataframe[0].value
     assert by_type.shown.sum() == 9
     assert sorted(by_type.recommendation_type) == ["Follow-up session", "Maintenance plan", "Premium upgrade"]
-    assert "There are no mechanics yet" in at.info[0].value
+    assert len(at.dataframe) == 1 and not at.info  # the other tabs are built only when opened
+    assert "There are no mechanics yet" in open_page(sold, tab="By mechanic").info[0].value
 
 
 def test_admin_adds_a_service_from_the_form(sold):
-    at = open_page(sold)
+    at = open_page(sold, tab="Catalogue (now)")
     at.text_input(key="service_title_new").input("Repair check call")
     at.number_input(key="service_price_new").set_value(29.5)
     at.button(key="FormSubmitter:service_new-Save").click().run()
@@ -87,7 +94,7 @@ def test_admin_adds_a_service_from_the_form(sold):
 
 
 def test_an_invalid_service_is_refused_with_its_reason(sold):
-    at = open_page(sold)
+    at = open_page(sold, tab="Catalogue (now)")
     at.text_input(key="service_title_new").input("No price")
     at.button(key="FormSubmitter:service_new-Save").click().run()
     assert "Price is required" in at.error[0].value
@@ -96,7 +103,7 @@ def test_an_invalid_service_is_refused_with_its_reason(sold):
 
 
 def test_support_reads_the_catalogue_without_editing(sold):
-    at = open_page(sold, SUPPORT)
+    at = open_page(sold, SUPPORT, tab="Catalogue (now)")
     assert not at.get("form") and "Follow-up call" in at.dataframe[-1].value.title.tolist()
 
 
@@ -110,8 +117,8 @@ def test_the_leaderboard_lists_every_mechanic_with_a_link_to_the_profile(sold):
         listed = q.by_mechanic(conn, period=PERIOD)
     assert listed.display_name.tolist() == ["Ann Wrench", "Quiet 0", "Quiet 1", "Quiet 2"]
     assert listed.revenue_cents.tolist() == [1900, 0, 0, 0] and listed.conversion.isna().tolist()[1:] == [True] * 3
-    at = open_page(sold)
-    board = at.dataframe[2].value
+    at = open_page(sold, tab="By mechanic")
+    board = at.dataframe[0].value
     assert board.mechanic.tolist() == [f"mechanics?mechanic={ann}#Ann Wrench"] + [
         f"mechanics?mechanic={m}#Quiet {n}" for n, m in enumerate(quiet)
     ]
@@ -126,7 +133,7 @@ def test_each_service_is_previewed_as_the_customers_card_and_stays_text(sold):
             .where(s.upsell_services.c.recommendation_type == "premium_upgrade")
             .values(title=HOSTILE[0][:80], description="<img src=x onerror=alert(1)> **big** [x](http://evil.test)")
         )
-    at = open_page(sold)
+    at = open_page(sold, tab="Catalogue (now)")
     catalogue = at.dataframe[-1].value
     assert set(catalogue.recommendation_type) == {"Follow-up session", "Maintenance plan", "Premium upgrade"}
     calls = [

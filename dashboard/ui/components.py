@@ -14,8 +14,10 @@ A page reads its context, runs queries and renders::
 
 Writes run in a button callback decorated with ``write_action``, through ``run_write``:
 it runs the write (with ``write_engine()`` and ``actor()``), refreshes the cached queries
-and toasts what was done, or keeps the refusal's message for ``write_notice()``, which the
-page shows near its top on the rerun the click causes.
+and toasts what was done on the rerun the click causes (``show_toasts``), or keeps the
+refusal's message for ``write_notice()``, which the page shows near its top on that rerun.
+A part of a page that reruns on its own is a ``fragment``; a write clicked in it reruns the
+whole page. Tabs build only the open one (``tabbed``).
 Text from users (reviews, names, emails) goes through ``escape_markdown`` before
 it reaches any Markdown, or is shown with ``st.text``/``st.dataframe``.
 """
@@ -99,7 +101,9 @@ class Context:
 
 
 def set_context(context: Context) -> None:
+    """Called by the app before each full run of a page (not before a fragment's own run)."""
     st.session_state[_CONTEXT_KEY] = context
+    st.session_state[_WRITES_DRAWN_KEY] = st.session_state.get(_WRITES_KEY, 0)
 
 
 def _context() -> Context:
@@ -205,6 +209,9 @@ def clear_query_cache() -> None:
 
 UNREACHABLE_ERRORS = (DatabaseUnavailable, sa.exc.OperationalError, sa.exc.InterfaceError)
 _WRITE_FAILED_KEY = "_pitwall_write_failed"
+_WRITES_KEY = "_pitwall_writes"  # how many write callbacks this session ran
+_WRITES_DRAWN_KEY = "_pitwall_writes_drawn"  # ... when the page last ran in full
+_TOASTS_KEY = "_pitwall_toasts"  # (text, icon) of the writes done since the last toast
 
 
 def write_action(callback: Callable) -> Callable:
@@ -215,12 +222,38 @@ def write_action(callback: Callable) -> Callable:
 
     @functools.wraps(callback)
     def run(*args, **kwargs):
+        st.session_state[_WRITES_KEY] = st.session_state.get(_WRITES_KEY, 0) + 1
         try:
             return callback(*args, **kwargs)
         except UNREACHABLE_ERRORS as exc:
             detail = explain_failure(exc, _context().settings.database_url)
             print(f"pitwall: a change was not saved: {detail}", file=sys.stderr)
             st.session_state[_WRITE_FAILED_KEY] = detail
+
+    return run
+
+
+def show_toasts() -> None:
+    """Toast what the writes clicked last did (``run_write`` keeps it: a toast made in a callback
+    is lost when the click reruns the whole page from a ``fragment``). The app calls this before
+    each page, and each ``fragment`` before its part."""
+    for text, icon in st.session_state.pop(_TOASTS_KEY, []):
+        st.toast(text, icon=icon)
+
+
+def fragment(part: Callable) -> Callable:
+    """``st.fragment`` for a part of a page: a widget in it reruns only that part (not the sidebar,
+    nor the rest of the page). A write clicked in it (a ``write_action`` callback, done or refused)
+    reruns the whole page instead, so the figures, notices and toasts outside the part follow."""
+
+    @st.fragment
+    @functools.wraps(part)
+    def run(*args, **kwargs):
+        state = st.session_state
+        if _WRITES_DRAWN_KEY in state and state[_WRITES_DRAWN_KEY] != state.get(_WRITES_KEY, 0):
+            st.rerun()
+        show_toasts()
+        return part(*args, **kwargs)
 
     return run
 
@@ -257,7 +290,7 @@ def run_write(
         return None
     _refresh()
     if done is not None:
-        st.toast(done(result) if callable(done) else done, icon=icon)
+        st.session_state.setdefault(_TOASTS_KEY, []).append((done(result) if callable(done) else done, icon))
     return result
 
 
@@ -543,6 +576,18 @@ def comparison_caption(period: Period) -> None:
     )
 
 
+def tabbed(views: dict[str, Callable[[], None]], *, key: str, on_change: Callable | None = None) -> None:
+    """Tabs (label -> what draws it) that build only the open one: a hidden tab's queries, charts
+    and widgets cost nothing. Picking a tab reruns the page (in a ``fragment``: that part), after
+    ``on_change`` if given; ``st.session_state[key]`` is the open tab's label (set it before the
+    tabs are drawn to open another)."""
+    tabs = st.tabs(list(views), key=key, on_change=on_change or "rerun")
+    for tab, draw in zip(tabs, views.values()):
+        if tab.open:
+            with tab:
+                draw()
+
+
 def filter_bar():
     """A row of filters that wraps onto a second line on narrow screens; give each widget a ``width``."""
     return st.container(horizontal=True, vertical_alignment="bottom", gap="medium")
@@ -558,22 +603,33 @@ TONES = {
 }
 
 
-def badge_row():
-    """Badges side by side: ``with ui.badge_row(): ui.status_badge(...)``."""
-    return st.container(horizontal=True, gap="small")
+def badge(text: str, color: str, icon: str | None = None) -> str:
+    """A badge as Markdown (``text`` escaped), what ``st.badge`` draws: put several side by side with
+    ``badges``, one element however many there are (a badge each costs the browser a lot more to draw)."""
+    return f":{color}-badge[{f'{icon} ' if icon else ''}{escape_markdown(text)}]"
+
+
+def status(text: str, tone: str = "neutral", icon: str | None = None) -> str:
+    """A state as a coloured badge that also says it in words (``text`` is escaped), for ``badges``."""
+    color, default_icon = TONES[tone]
+    return badge(text, color, icon or default_icon)
+
+
+def badges(parts: Iterable[str]) -> None:
+    """Badges (``badge``, ``status``) side by side on one line; nothing when there are none."""
+    line = "\u2003".join(parts)  # an em space apart: the gap they had each in a row of their own
+    if line:
+        st.markdown(line)
 
 
 def status_badge(text: str, tone: str = "neutral", icon: str | None = None) -> None:
     """A state as a coloured badge that also says it in words (``text`` is escaped)."""
-    color, default_icon = TONES[tone]
-    st.badge(escape_markdown(text), color=color, icon=icon or default_icon)
+    badges([status(text, tone, icon)])
 
 
 def specialty_badges(specialties: Iterable[str]) -> None:
     """A mechanic's specialties as badges, in one row."""
-    with badge_row():
-        for specialty in specialties:
-            st.badge(escape_markdown(specialty_label(specialty)), color="blue", icon=":material/build:")
+    badges(badge(specialty_label(specialty), "blue", ":material/build:") for specialty in specialties)
 
 
 _REVIEW_STYLE = """<style>
@@ -583,9 +639,16 @@ _REVIEW_STYLE = """<style>
 </style>"""
 
 
+def review_styles() -> None:
+    """The look of ``review_text``, once on a page of reviews (not once in each: every style sheet
+    added makes the browser restyle the page)."""
+    st.html(_REVIEW_STYLE)
+
+
 def review_text(markup: str) -> None:
-    """A review's text, already escaped into safe HTML (``dashboard.domain.reviews.highlight_html``)."""
-    st.html(f'{_REVIEW_STYLE}<div class="pw-review">{markup}</div>')
+    """A review's text, already escaped into safe HTML (``dashboard.domain.reviews.highlight_html``),
+    drawn as ``review_styles`` says."""
+    st.html(f'<div class="pw-review">{markup}</div>')
 
 
 def confirm(
