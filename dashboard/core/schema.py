@@ -967,6 +967,17 @@ _index(
 
 # --- end of 21 ----------------------------------------------------------------------
 
+# --- 22 speed, continued: the funnel's raw events ----------------------------------------------
+
+# The raw-events funnel: a period's events of a type with their customer, from the index alone.
+_index(
+    "ix_crm_interactions_type_created_customer",
+    crm_interactions.c.interaction_type,
+    crm_interactions.c.created_at,
+    postgresql_include=["customer_id"],
+    info={"step": "22"},
+)
+
 # Migration steps in order; 13 and later are Pitwall's feature steps
 # (13: reputation moderation, 14: scheduling and pricing, 15: follow-up lifecycle, 16: CRM upsell catalogue,
 # 17: indexes for period filters, 18: email outbox uncertain status, 19: platform API and intake,

@@ -413,8 +413,9 @@ def journeys_from_entries(
     attributes: bool = False,
 ) -> sa.Select:
     """Per row of ``entries`` (a CTE of customer_id, entry_at, any other columns): the earliest
-    time of each later step in order (``step2_at`` ...), NULL where not reached. Each step is a
-    CTE over the entries that reached the step before, so the database computes it once.
+    time of each later step in order (``step2_at`` ...), NULL where not reached. Each step is
+    the first event of its type at or after the step before, looked up for each entry in the
+    index on (customer, type, time) (``entries`` in customer order keeps those lookups close).
 
     ``window`` limits each step to ``entry + window``; ``events_from``/``events_until`` only
     prune the events read (callers pass bounds no qualifying event lies outside of).
@@ -422,32 +423,18 @@ def journeys_from_entries(
     """
     i = s.crm_interactions
     key = (entries.c.customer_id, entries.c.entry_at)
-
-    def events_after(previous: sa.FromClause, at: sa.ColumnElement, kind: str) -> sa.ColumnElement[bool]:
-        conditions = [i.c.customer_id == previous.c.customer_id, i.c.interaction_type == kind, i.c.created_at >= at]
+    columns, joined, at = [*entries.c], entries, entries.c.entry_at
+    for k, kind in enumerate(steps[1:], start=2):
+        conditions = [i.c.customer_id == key[0], i.c.interaction_type == kind, i.c.created_at >= at]
         if window is not None:
-            conditions.append(i.c.created_at <= previous.c.entry_at + _window(window))
+            conditions.append(i.c.created_at <= key[1] + _window(window))
         if events_from is not None:
             conditions.append(i.c.created_at >= events_from)
         if events_until is not None:
             conditions.append(i.c.created_at <= events_until)
-        return sa.and_(*conditions)
-
-    reached = []
-    previous, at = entries, entries.c.entry_at
-    for k, kind in enumerate(steps[1:], start=2):
-        step = (
-            sa.select(previous.c.customer_id, previous.c.entry_at, sa.func.min(i.c.created_at).label("at"))
-            .select_from(previous.join(i, events_after(previous, at, kind)))
-            .group_by(previous.c.customer_id, previous.c.entry_at)
-            .cte(f"reach{k}")
-        )
-        reached.append(step)
-        previous, at = step, step.c.at
-    columns = [*entries.c] + [step.c.at.label(step_column(k)) for k, step in enumerate(reached, start=2)]
-    joined = entries
-    for step in reached:
-        joined = joined.outerjoin(step, sa.and_(step.c.customer_id == key[0], step.c.entry_at == key[1]))
+        step = sa.select(sa.func.min(i.c.created_at).label("at")).where(*conditions).lateral(f"reach{k}")
+        joined, at = joined.join(step, sa.true()), step.c.at
+        columns.append(at.label(step_column(k)))
     if attributes:
         vehicle, session = _vehicle_at_entry(entries), _first_session(entries)
         joined = joined.outerjoin(vehicle, sa.and_(vehicle.c.customer_id == key[0], vehicle.c.entry_at == key[1]))
@@ -513,6 +500,7 @@ def journeys_from_events(spec: FunnelSpec, *, attributes: bool = False) -> sa.Su
         sa.select(i.c.customer_id, sa.func.min(i.c.created_at).label("entry_at"))
         .where(i.c.interaction_type == spec.steps[0], i.c.created_at >= start, i.c.created_at < end)
         .group_by(i.c.customer_id)
+        .order_by(i.c.customer_id)
         .cte("entries")
     )
     return journeys_from_entries(

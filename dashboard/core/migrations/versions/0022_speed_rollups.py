@@ -1,4 +1,7 @@
-"""22 speed, continued: roll-ups and indexes that keep every page query within its budget at scale."""
+"""22 speed, continued: roll-ups and indexes that keep every page query within its budget at scale.
+
+- the funnel from raw events: an index of each type's events by time that holds their customer.
+"""
 
 from alembic import op
 
