@@ -43,6 +43,9 @@ plan and acquisition channel from the profile as it is now; vehicle make of the
 customer's latest request made at or before entry; mechanic specialty: the first listed
 specialty of the mechanic who held the customer's first completed session (the first
 ``session`` interaction) at or after entry and inside the window, else "(no session)".
+Raw events read the profile and the mechanic as they are now, the roll-up as they were
+when it last computed the customer's rows (a refresh recomputes the customers whose
+profile or whose mechanic's specialties changed since).
 
 Roll-up
 -------
@@ -53,7 +56,9 @@ customer and distinct step-1 time, the unbounded step times, the previous step-1
 and the attributes; a period's funnel is the rows whose entry is in the period and whose
 previous step-1 time is not (``journeys_from_rollup``). A funnel whose steps are a
 prefix of a tracked funnel reads the roll-up; any other computes from raw events
-(``journeys_from_events``). ``dashboard/domain/funnel/rollups.py`` keeps the roll-up fresh.
+(``journeys_from_events``). A period of whole UTC days reads the roll-up's daily counts
+instead of its rows (``dashboard/domain/funnel/daily.py``).
+``dashboard/domain/funnel/rollups.py`` keeps both fresh.
 """
 
 from __future__ import annotations
@@ -90,6 +95,10 @@ MIN_STEPS = 2
 DEFAULT_WINDOW_DAYS = 14
 MAX_WINDOW_DAYS = 90
 NEEDS_SESSION = ("session", "summary_viewed")
+# Breakdown dimensions, and the columns of a journey they come from (module docstring).
+DIMENSIONS = ("plan", "acquisition_channel", "vehicle_make", "specialty")
+ATTRIBUTES = ("vehicle_make", "session_at", "mechanic_id", "plan", "acquisition_channel", "specialty")
+UNKNOWN, NO_SESSION = "(unknown)", "(no session)"
 MAX_METADATA_BYTES = 4096
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 
@@ -419,7 +428,9 @@ def journeys_from_entries(
 
     ``window`` limits each step to ``entry + window``; ``events_from``/``events_until`` only
     prune the events read (callers pass bounds no qualifying event lies outside of).
-    ``attributes`` adds ``vehicle_make``, ``session_at`` and ``mechanic_id`` (module docstring).
+    ``attributes`` adds the breakdown attributes (module docstring): ``vehicle_make``,
+    ``session_at`` and ``mechanic_id`` (the first session's), ``plan``, ``acquisition_channel``
+    and ``specialty`` (the first listed specialty of the first session's mechanic).
     """
     i = s.crm_interactions
     key = (entries.c.customer_id, entries.c.entry_at)
@@ -437,9 +448,21 @@ def journeys_from_entries(
         columns.append(at.label(step_column(k)))
     if attributes:
         vehicle, session = _vehicle_at_entry(entries), _first_session(entries)
-        joined = joined.outerjoin(vehicle, sa.and_(vehicle.c.customer_id == key[0], vehicle.c.entry_at == key[1]))
-        joined = joined.outerjoin(session, sa.and_(session.c.customer_id == key[0], session.c.entry_at == key[1]))
-        columns += [vehicle.c.vehicle_make, session.c.session_at, session.c.mechanic_id]
+        p, m = s.profiles, s.mechanics
+        joined = (
+            joined.outerjoin(vehicle, sa.and_(vehicle.c.customer_id == key[0], vehicle.c.entry_at == key[1]))
+            .outerjoin(session, sa.and_(session.c.customer_id == key[0], session.c.entry_at == key[1]))
+            .outerjoin(p, p.c.id == key[0])
+            .outerjoin(m, m.c.user_id == session.c.mechanic_id)
+        )
+        columns += [
+            vehicle.c.vehicle_make,
+            session.c.session_at,
+            session.c.mechanic_id,
+            p.c.plan,
+            p.c.acquisition_channel,
+            m.c.specialties[1].label("specialty"),
+        ]
     return sa.select(*columns).select_from(joined)
 
 
@@ -519,7 +542,7 @@ def journeys_from_rollup(spec: FunnelSpec, funnel_id: int) -> sa.Subquery:
     start, end = spec.period.bounds()
     steps = [p.c[step_column(k)] for k in range(2, len(spec.steps) + 1)]
     return (
-        sa.select(p.c.customer_id, p.c.entry_at, *steps, p.c.vehicle_make, p.c.session_at, p.c.mechanic_id)
+        sa.select(p.c.customer_id, p.c.entry_at, *steps, *[p.c[name] for name in ATTRIBUTES])
         .where(
             p.c.funnel_id == funnel_id,
             p.c.entry_at >= start,
@@ -554,17 +577,33 @@ def rollup_id(conn: Connection, steps: Sequence[str]) -> int | None:
 SOURCES = ("auto", "events", "rollup")
 
 
-def journeys(conn: Connection, spec: FunnelSpec, source: str = "auto", *, attributes: bool = False) -> sa.Subquery:
-    """The journeys of ``spec``: from the roll-up (``source="rollup"``), from raw events
-    (``"events"``), or from the roll-up when a built one serves the steps (``"auto"``)."""
+def serving_rollup(conn: Connection, spec: FunnelSpec, source: str = "auto") -> int | None:
+    """The id of the roll-up that gives the numbers of ``spec``, None for raw events: ``source``
+    ``"rollup"`` (CrmInputError when none serves the steps), ``"events"``, or ``"auto"`` (the
+    roll-up when a built one serves the steps)."""
     if source not in SOURCES:
         raise CrmInputError(f"Unknown source {str(source)[:20]!r}.")
     funnel_id = rollup_id(conn, spec.steps) if source != "events" else None
+    if funnel_id is None and source == "rollup":
+        raise CrmInputError(f"No roll-up serves the funnel {steps_key(spec.steps)}; run `python -m dashboard funnel`.")
+    return funnel_id
+
+
+def journeys(spec: FunnelSpec, funnel_id: int | None, *, attributes: bool = False) -> sa.Subquery:
+    """The journeys of ``spec``: from the roll-up ``funnel_id`` (``serving_rollup``), or from raw
+    events when it is None (``attributes``: with the breakdown attributes)."""
     if funnel_id is not None:
         return journeys_from_rollup(spec, funnel_id)
-    if source == "rollup":
-        raise CrmInputError(f"No roll-up serves the funnel {steps_key(spec.steps)}; run `python -m dashboard funnel`.")
     return journeys_from_events(spec, attributes=attributes)
+
+
+def attribute(journey: sa.FromClause, dimension: str) -> sa.ColumnElement[str]:
+    """The journey's group in the breakdown ``dimension`` (one of DIMENSIONS) as the module
+    docstring defines it, leaving out the window: a specialty is its session's even when the
+    session is outside the window (the caller puts those journeys in NO_SESSION)."""
+    if dimension == "vehicle_make":
+        return sa.func.coalesce(sa.func.nullif(sa.func.trim(journey.c.vehicle_make), ""), UNKNOWN)
+    return sa.func.coalesce(journey.c[dimension], UNKNOWN)
 
 
 def within_window(journey: sa.FromClause, spec: FunnelSpec, at: sa.ColumnElement) -> sa.ColumnElement[bool]:

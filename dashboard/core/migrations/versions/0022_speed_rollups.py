@@ -1,6 +1,9 @@
 """22 speed, continued: roll-ups and indexes that keep every page query within its budget at scale.
 
 - the funnel from raw events: an index of each type's events by time that holds their customer.
+- the funnel roll-up's daily counts (``crm_funnel_daily_*``), and on ``crm_funnel_progress`` the
+  breakdown attributes it was counted with, the bin of each step's time since the one before and an
+  index per step on it (the medians). The first funnel refresh after the upgrade counts them.
 """
 
 from alembic import op
