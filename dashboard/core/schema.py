@@ -1004,6 +1004,17 @@ for _k in range(2, FUNNEL_MAX_STEPS + 1):
         info={"step": "22"},
     )
 
+# The drop-off list of step k: the latest journeys that reached it, from the index alone.
+for _k in range(2, FUNNEL_MAX_STEPS):
+    _index(
+        f"ix_crm_funnel_progress_step{_k}_reached",
+        crm_funnel_progress.c.funnel_id,
+        crm_funnel_progress.c[f"step{_k}_at"],
+        postgresql_include=["entry_at", "prev_entry_at", f"step{_k + 1}_at", "customer_id"],
+        postgresql_where=crm_funnel_progress.c[f"step{_k}_at"].isnot(None),
+        info={"step": "22"},
+    )
+
 
 def _daily_counts(name: str, *keys: sa.Column) -> sa.Table:
     """A table of entries counted per tracked funnel, UTC day and ``keys``, and the index its

@@ -4,6 +4,7 @@
 - the funnel roll-up's daily counts (``crm_funnel_daily_*``), and on ``crm_funnel_progress`` the
   breakdown attributes it was counted with, the bin of each step's time since the one before and an
   index per step on it (the medians). The first funnel refresh after the upgrade counts them.
+- the funnel's drop-off lists: an index per step of the journeys that reached it, by when.
 """
 
 from alembic import op
