@@ -15,7 +15,9 @@ from dashboard.domain.funnel.interactions import (
     DEFAULT_STEPS,
     DEFAULT_WINDOW_DAYS,
     MAX_WINDOW_DAYS,
+    NO_SESSION,
     STEP_LABELS,
+    UNKNOWN,
     CrmInputError,
     FunnelSpec,
     serving_funnel,
@@ -31,7 +33,7 @@ PREVIEW_ROWS = 200
 CSV_LIMIT = 100_000
 GRAIN_LABELS = {"day": "Day", "week": "Week", "month": "Month"}
 # The groups the breakdown makes up itself, as words.
-GROUP_WORDS = {q.OTHER: "Other", q.UNKNOWN: "Unknown", q.NO_SESSION: "No session"}
+GROUP_WORDS = {q.OTHER: "Other", UNKNOWN: "Unknown", NO_SESSION: "No session"}
 GROUP_LABELS = {"plan": lambda g: label("plan", g), "acquisition_channel": lambda g: label("channel", g)}
 
 

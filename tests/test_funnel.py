@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from dashboard.core import schema as s
 from dashboard.core.period import Period
+from dashboard.domain.funnel import daily
 from dashboard.domain.funnel.interactions import (
     DEFAULT_STEPS,
     CrmInputError,
@@ -25,11 +26,12 @@ from dashboard.domain.funnel.interactions import (
     IngestResult,
     record_interaction,
     record_interactions,
+    rollup_id,
 )
 from dashboard.domain.funnel.rollups import refresh
 from queries import funnel as q
 from tests.factories import journeys_for
-from tests.funnel_scenario import EVENTS, NY, UTC, C, S, utc
+from tests.funnel_scenario import EVENTS, NY, UTC, C, M, S, utc
 
 FULL = s.INTERACTION_TYPES  # the other tracked funnel (adds upsell_shown)
 H, D = 3600, 86400
@@ -168,7 +170,10 @@ def everything(engine, funnel_spec, source) -> dict:
     with engine.connect() as conn:
         out = {
             "funnel": q.funnel(conn, spec=funnel_spec, source=source),
-            "trend": q.trend(conn, spec=funnel_spec, grain="day", source=source, now=utc(2024, 5, 1)),
+            **{
+                f"trend_{grain}": q.trend(conn, spec=funnel_spec, grain=grain, source=source, now=utc(2024, 5, 1))
+                for grain in q.GRAINS
+            },
             "hist": q.time_to_convert(
                 conn, spec=funnel_spec, from_step=1, to_step=len(funnel_spec.steps), source=source
             ),
@@ -187,6 +192,9 @@ def assert_same(engine, specs) -> None:
             pd.testing.assert_frame_equal(raw[name], rolled[name], check_exact=False, obj=f"{name} {funnel_spec}")
 
 
+# 1-4 March in UTC: B enters again on 5 March and E on 11 March, after the period
+EARLY = Period(dt.date(2024, 3, 1), dt.date(2024, 3, 4), "UTC")
+LONDON = Period(NY.start, NY.end, "Europe/London")  # GMT in early March: the UTC days
 SPECS = [
     spec(),
     spec(window=2),
@@ -194,6 +202,13 @@ SPECS = [
     spec(steps=FULL),
     spec(steps=FULL[:3], window=1),
     spec(steps=DEFAULT_STEPS[:2], period=Period(dt.date(2024, 2, 1), dt.date(2024, 3, 31), "Asia/Tokyo")),
+    # whole UTC days: read from the daily counts
+    spec(period=UTC, window=2),
+    spec(period=UTC, steps=FULL),
+    spec(period=UTC, steps=FULL[:3], window=1),
+    spec(period=EARLY),
+    spec(period=LONDON, window=13),
+    spec(steps=DEFAULT_STEPS[:2], period=Period(dt.date(2024, 2, 1), dt.date(2024, 3, 31), "UTC")),
 ]
 
 
@@ -249,6 +264,123 @@ def test_an_emptied_rollup_is_not_used_and_rebuilt(crm_db):
     assert counts(crm_db, spec(), "auto") == [8, 6, 3, 2, 1]  # from raw events
     assert [(r.rebuilt, r.rows) for r in refresh(crm_db)] == [(True, 12), (True, 12)]
     assert counts(crm_db, spec(), "rollup") == [8, 6, 3, 2, 1]
+
+
+# --- the daily counts ----------------------------------------------------------------------
+# Progress rows of the default funnel (UTC times), one per distinct intake:
+# A 03-02 12:00 (session +1 h, summary +1 h, click 03-03 10:00, purchase 03-03 10:00)
+# B 03-04 09:00 (session 03-06 09:00, summary 03-06 10:00, click 03-08 09:00)
+# B 03-05 09:00, previous 03-04 09:00 (the same steps)      C 03-06 00:00 (session 03-19 23:59, ...)
+# D 03-07 00:00 (session and summary 03-21 00:00)           E 03-01 04:30 (session 03-11 05:00)
+# E 03-11 03:30, previous 03-01 04:30 (session 03-11 05:00)  F 02-20   I 03-09 12:00
+# J 03-08 15:00 (session 03-08 15:00)                        K 03-11 02:00   M 03-11 04:00
+
+
+def _daily_rows(engine, table, day: dt.date) -> set[tuple]:
+    columns = [c for c in table.primary_key.columns if c.name not in ("funnel_id", "day")]
+    with engine.connect() as conn:
+        funnel_id = rollup_id(conn, DEFAULT_STEPS)
+        rows = conn.execute(
+            sa.select(*columns, table.c.entries).where(table.c.funnel_id == funnel_id, table.c.day == day)
+        )
+        return {tuple(row) for row in rows}
+
+
+def test_the_daily_counts_hold_each_entry_by_day(crm_db):
+    refresh(crm_db)
+    # B's second entry: session +1 day, summary +25 h (2 days), click +3 days exactly
+    assert _daily_rows(crm_db, s.crm_funnel_daily_steps, dt.date(2024, 3, 5)) == {
+        (1, 0, 1),
+        (2, 1, 1),
+        (3, 2, 1),
+        (4, 3, 1),
+    }
+    # E's second entry follows one on 1 March; K and M enter that day for the first time
+    assert _daily_rows(crm_db, s.crm_funnel_daily_repeats, dt.date(2024, 3, 11)) == {
+        (dt.date(2024, 3, 1), 1, 0, 1),
+        (dt.date(2024, 3, 1), 2, 1, 1),  # session 1.5 h later
+    }
+    # signed: each entry +1 on its day, -1 on the day of the one before. On 4 March B's first
+    # entry counts +1 at steps 1-4 and B's second -1 at steps 1-4: its step 1 (0 days, bin 0) is
+    # taken back; its later steps took a day less, so they stay, +1 and -1 apart.
+    march_4 = _daily_rows(crm_db, s.crm_funnel_daily_gaps, dt.date(2024, 3, 4))
+    assert sorted(entries for *_, entries in march_4) == [-1, -1, -1, 1, 1, 1]
+    assert not [key for *key, _ in march_4 if key[:2] == [1, 0]]
+    # E's second entry takes back E's first on 1 March; K, M and E's second enter on 11 March
+    assert not [key for *key, _ in _daily_rows(crm_db, s.crm_funnel_daily_gaps, dt.date(2024, 3, 1)) if key[0] == 1]
+    assert (1, 0, 0, 3) in _daily_rows(crm_db, s.crm_funnel_daily_gaps, dt.date(2024, 3, 11))
+    assert (1, 0, 0, 1) in _daily_rows(crm_db, s.crm_funnel_daily_gaps, dt.date(2024, 3, 5))
+
+
+def test_whole_utc_days_are_counted_from_the_daily_counts(crm_db):
+    refresh(crm_db)
+    with crm_db.connect() as conn:
+        funnel_id = rollup_id(conn, DEFAULT_STEPS)
+        assert daily.serving_days(conn, spec(period=UTC), funnel_id) is not None
+        assert daily.serving_days(conn, spec(period=LONDON), funnel_id) is not None
+        assert daily.serving_days(conn, spec(), funnel_id) is None  # New York's midnights are 05:00 UTC
+        frame = q.funnel(conn, spec=spec(period=UTC), source="rollup")
+        early = q.funnel(conn, spec=spec(period=EARLY), source="rollup")
+        plans = q.breakdown(conn, spec=spec(period=EARLY), dimension="plan", source="rollup").set_index("group")
+        hist = q.time_to_convert(conn, spec=spec(period=EARLY), from_step=1, to_step=4, source="rollup")
+    assert frame.customers.tolist() == [7, 6, 3, 2, 1]  # A B C D E I J
+    # intake -> session: J 0, A 1 h, B 2 days, E 10 days 30 min, C 14 days - 60 s, D 14 days;
+    # session -> summary: A 0, B 1 h, D 0; -> click: A 21 h, B 47 h; -> purchase: A 0
+    assert frame.median_seconds.iloc[1:].tolist() == pytest.approx([(12 * D + 1800) / 2, 0, 34 * H, 0])
+    # 1-4 March: A, B (first entry), E (first entry). B's and E's next entries come after the
+    # period, so nothing of theirs is taken back.
+    assert early.customers.tolist() == [3, 3, 2, 2, 1]
+    assert early.median_seconds.iloc[1:].tolist() == pytest.approx([2 * D, 0.5 * H, 34 * H, 0])
+    assert plans.loc["standard", list(DEFAULT_STEPS)].tolist() == [2, 2, 1, 1, 0]  # B E
+    assert plans.loc["premium", list(DEFAULT_STEPS)].tolist() == [1, 1, 1, 1, 1]  # A
+    assert hist.customers.tolist() == [0, 0, 0, 1, 0, 1, 0]  # A 22 h, B 4 days
+
+
+def test_the_refresh_follows_profile_and_mechanic_changes(crm_db):
+    refresh(crm_db)
+    with crm_db.begin() as conn:
+        conn.execute(s.profiles.update().where(s.profiles.c.id == C["B"]).values(plan="premium"))
+        conn.execute(s.mechanics.update().where(s.mechanics.c.user_id == M["brakes"]).values(specialties=["engine"]))
+
+    def groups(dimension: str, source: str) -> dict:
+        with crm_db.connect() as conn:
+            frame = q.breakdown(conn, spec=spec(period=UTC), dimension=dimension, source=source)
+        return frame.set_index("group")[list(DEFAULT_STEPS)].T.to_dict("list")
+
+    # the roll-up holds what it counted until it is refreshed
+    assert groups("plan", "rollup")["premium"] == [2, 2, 2, 1, 1]  # A D
+    assert groups("specialty", "rollup")["brakes"] == [2, 2, 2, 1, 1]  # A D
+    results = refresh(crm_db)
+    assert [(r.rebuilt, r.new_events, r.customers) for r in results] == [(False, 0, 3)] * 2  # A B D
+    for source in ("rollup", "events"):
+        plans = groups("plan", source)
+        assert plans["premium"] == [3, 3, 3, 2, 1]  # A B D
+        assert plans["standard"] == [3, 2, 0, 0, 0]  # C E I
+        assert groups("specialty", source)["engine"] == [2, 2, 2, 1, 1]  # A D
+    assert_same(crm_db, SPECS)
+
+
+def test_a_deleted_customer_leaves_the_counts_at_the_next_refresh(crm_db):
+    refresh(crm_db)
+    with crm_db.begin() as conn:  # what deleting the customer does (foreign key, PostgreSQL)
+        conn.execute(s.crm_funnel_progress.delete().where(s.crm_funnel_progress.c.customer_id == C["A"]))
+    assert counts(crm_db, spec(period=UTC), "rollup") == [7, 6, 3, 2, 1]  # counted before the deletion
+    refresh(crm_db)
+    assert counts(crm_db, spec(period=UTC), "rollup") == [6, 5, 2, 1, 0]
+    with crm_db.begin() as conn:
+        conn.execute(s.crm_interactions.delete().where(s.crm_interactions.c.customer_id == C["A"]))
+    assert_same(crm_db, SPECS)
+
+
+def test_counts_missing_after_an_upgrade_are_built_by_the_next_refresh(crm_db):
+    refresh(crm_db)
+    with crm_db.begin() as conn:  # the roll-up before its daily counts existed
+        for counts_table in daily.TABLES:
+            conn.execute(counts_table.table.delete())
+    assert counts(crm_db, spec(period=UTC), "rollup") == [7, 6, 3, 2, 1]  # from the progress rows
+    assert [r.rebuilt for r in refresh(crm_db)] == [True, True]
+    assert _daily_rows(crm_db, s.crm_funnel_daily_steps, dt.date(2024, 3, 5))
+    assert_same(crm_db, SPECS)
 
 
 def test_the_pandas_peer_agrees(crm_db):

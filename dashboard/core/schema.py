@@ -1087,6 +1087,109 @@ _index(
 
 # --- end of 22 ----------------------------------------------------------------------
 
+# The raw-events funnel: a period's events of a type with their customer, from the index alone.
+_index(
+    "ix_crm_interactions_type_created_customer",
+    crm_interactions.c.interaction_type,
+    crm_interactions.c.created_at,
+    postgresql_include=["customer_id"],
+    info={"step": "22"},
+)
+
+# The funnel's daily counts (dashboard/domain/funnel/daily.py says what they count;
+# dashboard/domain/funnel/rollups.py keeps them with crm_funnel_progress; queries/funnel.py reads
+# them; docs/funnel.md has the design).
+
+# The progress rows keep the breakdown attributes they were counted with (the daily counts are
+# corrected row by row when a customer's rows are recomputed) and, per later step, the bin of the
+# time since the step before (the medians look for the middle journeys in one bin).
+for _column in _step(
+    "22",
+    sa.Column("plan", sa.Text),
+    sa.Column("acquisition_channel", sa.Text),
+    sa.Column("specialty", sa.Text),
+    *[sa.Column(f"step{k}_gap_bin", sa.SmallInteger) for k in range(2, FUNNEL_MAX_STEPS + 1)],
+):
+    crm_funnel_progress.append_column(_column)
+for _k in range(2, FUNNEL_MAX_STEPS + 1):
+    _index(
+        f"ix_crm_funnel_progress_step{_k}_gap",
+        crm_funnel_progress.c.funnel_id,
+        crm_funnel_progress.c[f"step{_k}_gap_bin"],
+        crm_funnel_progress.c.entry_at,
+        postgresql_include=["prev_entry_at", *([f"step{_k - 1}_at"] if _k > 2 else []), f"step{_k}_at"],
+        postgresql_where=crm_funnel_progress.c[f"step{_k}_at"].isnot(None),
+        info={"step": "22"},
+    )
+
+# The drop-off list of step k: the latest journeys that reached it, from the index alone.
+for _k in range(2, FUNNEL_MAX_STEPS):
+    _index(
+        f"ix_crm_funnel_progress_step{_k}_reached",
+        crm_funnel_progress.c.funnel_id,
+        crm_funnel_progress.c[f"step{_k}_at"],
+        postgresql_include=["entry_at", "prev_entry_at", f"step{_k + 1}_at", "customer_id"],
+        postgresql_where=crm_funnel_progress.c[f"step{_k}_at"].isnot(None),
+        info={"step": "22"},
+    )
+
+
+def _daily_counts(name: str, *keys: sa.Column) -> sa.Table:
+    """A table of entries counted per tracked funnel, UTC day and ``keys``, and the index its
+    queries read it by (the key columns in order, the count included)."""
+    table = sa.Table(
+        name,
+        metadata,
+        sa.Column("funnel_id", sa.Integer, primary_key=True),
+        *keys,
+        sa.Column("entries", sa.BigInteger, nullable=False),
+        _fk("funnel_id", "crm_funnel_rollups.id", "CASCADE"),
+        info={"step": "22"},
+    )
+    _index(f"ix_{name}_read", *table.primary_key.columns, postgresql_include=["entries"], info={"step": "22"})
+    return table
+
+
+def _key(name: str, type_: sa.types.TypeEngine = sa.SmallInteger) -> sa.Column:
+    return sa.Column(name, type_, primary_key=True)
+
+
+# Entries per UTC day of entry by the step they reached (1: every entry) and the whole days it took
+# from the entry (``within_days``: reached inside a window of W days iff within_days <= W).
+crm_funnel_daily_steps = _daily_counts(
+    "crm_funnel_daily_steps", _key("day", sa.Date), _key("step"), _key("within_days")
+)
+# The same for the entries whose previous entry was on ``prev_day`` (at most 366 days before).
+crm_funnel_daily_repeats = _daily_counts(
+    "crm_funnel_daily_repeats", _key("day", sa.Date), _key("prev_day", sa.Date), _key("step"), _key("within_days")
+)
+# The next three count every entry +1 on its day and -1 on the day of the customer's previous entry,
+# per breakdown group (``session_days``: the whole days to the session that gives the specialty, when
+# more than the step's), per bin of the time since the step before, and per from-step and bin of the
+# time to convert.
+crm_funnel_daily_groups = _daily_counts(
+    "crm_funnel_daily_groups",
+    _key("dimension", sa.Text),
+    _key("day", sa.Date),
+    _key("grp", sa.Text),
+    _key("session_days"),
+    _key("step"),
+    _key("within_days"),
+)
+crm_funnel_daily_gaps = _daily_counts(
+    "crm_funnel_daily_gaps", _key("day", sa.Date), _key("step"), _key("within_days"), _key("gap_bin")
+)
+crm_funnel_daily_durations = _daily_counts(
+    "crm_funnel_daily_durations",
+    _key("from_step"),
+    _key("step"),
+    _key("day", sa.Date),
+    _key("within_days"),
+    _key("duration_bin"),
+)
+
+# --- end of 22 (funnel) -----------------------------------------------------------------
+
 # Migration steps in order; 13 and later are Pitwall's feature steps
 # (13: reputation moderation, 14: scheduling and pricing, 15: follow-up lifecycle, 16: CRM upsell catalogue,
 # 17: indexes for period filters, 18: email outbox uncertain status, 19: platform API and intake,

@@ -43,6 +43,9 @@ plan and acquisition channel from the profile as it is now; vehicle make of the
 customer's latest request made at or before entry; mechanic specialty: the first listed
 specialty of the mechanic who held the customer's first completed session (the first
 ``session`` interaction) at or after entry and inside the window, else "(no session)".
+Raw events read the profile and the mechanic as they are now, the roll-up as they were
+when it last computed the customer's rows (a refresh recomputes the customers whose
+profile or whose mechanic's specialties changed since).
 
 Roll-up
 -------
@@ -53,7 +56,9 @@ customer and distinct step-1 time, the unbounded step times, the previous step-1
 and the attributes; a period's funnel is the rows whose entry is in the period and whose
 previous step-1 time is not (``journeys_from_rollup``). A funnel whose steps are a
 prefix of a tracked funnel reads the roll-up; any other computes from raw events
-(``journeys_from_events``). ``dashboard/domain/funnel/rollups.py`` keeps the roll-up fresh.
+(``journeys_from_events``). A period of whole UTC days reads the roll-up's daily counts
+instead of its rows (``dashboard/domain/funnel/daily.py``).
+``dashboard/domain/funnel/rollups.py`` keeps both fresh.
 """
 
 from __future__ import annotations
@@ -90,6 +95,10 @@ MIN_STEPS = 2
 DEFAULT_WINDOW_DAYS = 14
 MAX_WINDOW_DAYS = 90
 NEEDS_SESSION = ("session", "summary_viewed")
+# Breakdown dimensions, and the columns of a journey they come from (module docstring).
+DIMENSIONS = ("plan", "acquisition_channel", "vehicle_make", "specialty")
+ATTRIBUTES = ("vehicle_make", "session_at", "mechanic_id", "plan", "acquisition_channel", "specialty")
+UNKNOWN, NO_SESSION = "(unknown)", "(no session)"
 MAX_METADATA_BYTES = 4096
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 
@@ -413,46 +422,47 @@ def journeys_from_entries(
     attributes: bool = False,
 ) -> sa.Select:
     """Per row of ``entries`` (a CTE of customer_id, entry_at, any other columns): the earliest
-    time of each later step in order (``step2_at`` ...), NULL where not reached. Each step is a
-    CTE over the entries that reached the step before, so the database computes it once.
+    time of each later step in order (``step2_at`` ...), NULL where not reached. Each step is
+    the first event of its type at or after the step before, looked up for each entry in the
+    index on (customer, type, time) (``entries`` in customer order keeps those lookups close).
 
     ``window`` limits each step to ``entry + window``; ``events_from``/``events_until`` only
     prune the events read (callers pass bounds no qualifying event lies outside of).
-    ``attributes`` adds ``vehicle_make``, ``session_at`` and ``mechanic_id`` (module docstring).
+    ``attributes`` adds the breakdown attributes (module docstring): ``vehicle_make``,
+    ``session_at`` and ``mechanic_id`` (the first session's), ``plan``, ``acquisition_channel``
+    and ``specialty`` (the first listed specialty of the first session's mechanic).
     """
     i = s.crm_interactions
     key = (entries.c.customer_id, entries.c.entry_at)
-
-    def events_after(previous: sa.FromClause, at: sa.ColumnElement, kind: str) -> sa.ColumnElement[bool]:
-        conditions = [i.c.customer_id == previous.c.customer_id, i.c.interaction_type == kind, i.c.created_at >= at]
+    columns, joined, at = [*entries.c], entries, entries.c.entry_at
+    for k, kind in enumerate(steps[1:], start=2):
+        conditions = [i.c.customer_id == key[0], i.c.interaction_type == kind, i.c.created_at >= at]
         if window is not None:
-            conditions.append(i.c.created_at <= previous.c.entry_at + _window(window))
+            conditions.append(i.c.created_at <= key[1] + _window(window))
         if events_from is not None:
             conditions.append(i.c.created_at >= events_from)
         if events_until is not None:
             conditions.append(i.c.created_at <= events_until)
-        return sa.and_(*conditions)
-
-    reached = []
-    previous, at = entries, entries.c.entry_at
-    for k, kind in enumerate(steps[1:], start=2):
-        step = (
-            sa.select(previous.c.customer_id, previous.c.entry_at, sa.func.min(i.c.created_at).label("at"))
-            .select_from(previous.join(i, events_after(previous, at, kind)))
-            .group_by(previous.c.customer_id, previous.c.entry_at)
-            .cte(f"reach{k}")
-        )
-        reached.append(step)
-        previous, at = step, step.c.at
-    columns = [*entries.c] + [step.c.at.label(step_column(k)) for k, step in enumerate(reached, start=2)]
-    joined = entries
-    for step in reached:
-        joined = joined.outerjoin(step, sa.and_(step.c.customer_id == key[0], step.c.entry_at == key[1]))
+        step = sa.select(sa.func.min(i.c.created_at).label("at")).where(*conditions).lateral(f"reach{k}")
+        joined, at = joined.join(step, sa.true()), step.c.at
+        columns.append(at.label(step_column(k)))
     if attributes:
         vehicle, session = _vehicle_at_entry(entries), _first_session(entries)
-        joined = joined.outerjoin(vehicle, sa.and_(vehicle.c.customer_id == key[0], vehicle.c.entry_at == key[1]))
-        joined = joined.outerjoin(session, sa.and_(session.c.customer_id == key[0], session.c.entry_at == key[1]))
-        columns += [vehicle.c.vehicle_make, session.c.session_at, session.c.mechanic_id]
+        p, m = s.profiles, s.mechanics
+        joined = (
+            joined.outerjoin(vehicle, sa.and_(vehicle.c.customer_id == key[0], vehicle.c.entry_at == key[1]))
+            .outerjoin(session, sa.and_(session.c.customer_id == key[0], session.c.entry_at == key[1]))
+            .outerjoin(p, p.c.id == key[0])
+            .outerjoin(m, m.c.user_id == session.c.mechanic_id)
+        )
+        columns += [
+            vehicle.c.vehicle_make,
+            session.c.session_at,
+            session.c.mechanic_id,
+            p.c.plan,
+            p.c.acquisition_channel,
+            m.c.specialties[1].label("specialty"),
+        ]
     return sa.select(*columns).select_from(joined)
 
 
@@ -513,6 +523,7 @@ def journeys_from_events(spec: FunnelSpec, *, attributes: bool = False) -> sa.Su
         sa.select(i.c.customer_id, sa.func.min(i.c.created_at).label("entry_at"))
         .where(i.c.interaction_type == spec.steps[0], i.c.created_at >= start, i.c.created_at < end)
         .group_by(i.c.customer_id)
+        .order_by(i.c.customer_id)
         .cte("entries")
     )
     return journeys_from_entries(
@@ -531,7 +542,7 @@ def journeys_from_rollup(spec: FunnelSpec, funnel_id: int) -> sa.Subquery:
     start, end = spec.period.bounds()
     steps = [p.c[step_column(k)] for k in range(2, len(spec.steps) + 1)]
     return (
-        sa.select(p.c.customer_id, p.c.entry_at, *steps, p.c.vehicle_make, p.c.session_at, p.c.mechanic_id)
+        sa.select(p.c.customer_id, p.c.entry_at, *steps, *[p.c[name] for name in ATTRIBUTES])
         .where(
             p.c.funnel_id == funnel_id,
             p.c.entry_at >= start,
@@ -566,17 +577,33 @@ def rollup_id(conn: Connection, steps: Sequence[str]) -> int | None:
 SOURCES = ("auto", "events", "rollup")
 
 
-def journeys(conn: Connection, spec: FunnelSpec, source: str = "auto", *, attributes: bool = False) -> sa.Subquery:
-    """The journeys of ``spec``: from the roll-up (``source="rollup"``), from raw events
-    (``"events"``), or from the roll-up when a built one serves the steps (``"auto"``)."""
+def serving_rollup(conn: Connection, spec: FunnelSpec, source: str = "auto") -> int | None:
+    """The id of the roll-up that gives the numbers of ``spec``, None for raw events: ``source``
+    ``"rollup"`` (CrmInputError when none serves the steps), ``"events"``, or ``"auto"`` (the
+    roll-up when a built one serves the steps)."""
     if source not in SOURCES:
         raise CrmInputError(f"Unknown source {str(source)[:20]!r}.")
     funnel_id = rollup_id(conn, spec.steps) if source != "events" else None
+    if funnel_id is None and source == "rollup":
+        raise CrmInputError(f"No roll-up serves the funnel {steps_key(spec.steps)}; run `python -m dashboard funnel`.")
+    return funnel_id
+
+
+def journeys(spec: FunnelSpec, funnel_id: int | None, *, attributes: bool = False) -> sa.Subquery:
+    """The journeys of ``spec``: from the roll-up ``funnel_id`` (``serving_rollup``), or from raw
+    events when it is None (``attributes``: with the breakdown attributes)."""
     if funnel_id is not None:
         return journeys_from_rollup(spec, funnel_id)
-    if source == "rollup":
-        raise CrmInputError(f"No roll-up serves the funnel {steps_key(spec.steps)}; run `python -m dashboard funnel`.")
     return journeys_from_events(spec, attributes=attributes)
+
+
+def attribute(journey: sa.FromClause, dimension: str) -> sa.ColumnElement[str]:
+    """The journey's group in the breakdown ``dimension`` (one of DIMENSIONS) as the module
+    docstring defines it, leaving out the window: a specialty is its session's even when the
+    session is outside the window (the caller puts those journeys in NO_SESSION)."""
+    if dimension == "vehicle_make":
+        return sa.func.coalesce(sa.func.nullif(sa.func.trim(journey.c.vehicle_make), ""), UNKNOWN)
+    return sa.func.coalesce(journey.c[dimension], UNKNOWN)
 
 
 def within_window(journey: sa.FromClause, spec: FunnelSpec, at: sa.ColumnElement) -> sa.ColumnElement[bool]:

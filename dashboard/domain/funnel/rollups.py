@@ -1,13 +1,17 @@
 """The funnel roll-up: ``python -m dashboard funnel [--rebuild]``.
 
-Keeps ``crm_funnel_progress`` (what it holds: ``dashboard.domain.funnel.interactions``) fresh for every tracked
-funnel, so the funnel page reads a few columns of one row per entered customer instead
-of ordering millions of raw events:
+Keeps ``crm_funnel_progress`` (what it holds: ``dashboard.domain.funnel.interactions``) and its
+daily counts (``dashboard.domain.funnel.daily``) fresh for every tracked funnel, so the funnel
+page reads a few thousand counts, or a few columns of one row per entered customer, instead of
+ordering millions of raw events:
 
-- the first run for a funnel (or ``--rebuild``) computes the rows of every customer;
-- a later run reads only the interactions recorded since the previous run and recomputes
-  the rows of the customers they belong to, from those customers' whole history (an
-  ordered funnel depends on it). Rows of other customers are untouched.
+- the first run for a funnel (or ``--rebuild``, or a run that finds the counts missing) computes
+  the rows of every customer and counts them;
+- a later run recomputes the rows of the customers with interactions recorded since the
+  previous run, and of those whose profile (plan, channel) or first session's mechanic
+  (specialty) changed, from those customers' whole history (an ordered funnel depends on it),
+  taking their old rows out of the counts and adding the new ones. Rows of other customers are
+  untouched.
 
 "Recorded since" uses ``crm_interactions.recorded_at`` (the inserting transaction's start).
 A transaction that started before a run but committed after it is not in that run, so each
@@ -17,8 +21,9 @@ Transactions writing interactions must be shorter than ``OVERLAP``.
 
 When more than 10,000 customers and a tenth of the rows changed (a bulk load), the run rebuilds.
 Deleted interactions are noticed only by ``--rebuild``; a deleted customer's rows go with
-the customer (foreign key, PostgreSQL). A run is one transaction; on PostgreSQL an
-advisory lock makes two runs take turns, DuckDB allows one writer anyway.
+the customer (foreign key, PostgreSQL) and the next run recounts the funnel. A run is one
+transaction; on PostgreSQL an advisory lock makes two runs take turns, DuckDB allows one
+writer anyway.
 """
 
 from __future__ import annotations
@@ -33,9 +38,12 @@ from sqlalchemy.engine import Connection, Engine
 from dashboard.core import schema as s
 from dashboard.core.audit import record_audit
 from dashboard.core.auth import Actor, require_current_role, require_role
+from dashboard.domain.funnel import daily
 from dashboard.domain.funnel.interactions import (
+    ATTRIBUTES,
     TRACKED_FUNNELS,
     journeys_from_entries,
+    reached_at,
     rollup_id,
     step_column,
     steps_key,
@@ -81,23 +89,47 @@ def progress_rows(funnel_id: int, steps: Sequence[str], customers: sa.Select | N
         .label("prev_entry_at"),
     ).cte("entries")
     journeys = journeys_from_entries(entries, steps, attributes=True).subquery("journeys")
+    later = range(2, len(steps) + 1)
     return sa.select(
         sa.literal(funnel_id, sa.Integer).label("funnel_id"),
-        *[journeys.c[name] for name in progress_columns(steps)[1:]],
+        *[journeys.c[name] for name in ("customer_id", "entry_at", "prev_entry_at", *map(step_column, later))],
+        *[journeys.c[name] for name in ATTRIBUTES],
+        *[daily.gap_bin(reached_at(journeys, k - 1), reached_at(journeys, k)).label(_gap_bin(k)) for k in later],
     ).order_by(journeys.c.entry_at)
 
 
+def _gap_bin(k: int) -> str:
+    return f"step{k}_gap_bin"
+
+
 def progress_columns(steps: Sequence[str]) -> list[str]:
+    later = range(2, len(steps) + 1)
     return [
         "funnel_id",
         "customer_id",
         "entry_at",
         "prev_entry_at",
-        *[step_column(k) for k in range(2, len(steps) + 1)],
-        "vehicle_make",
-        "session_at",
-        "mechanic_id",
+        *map(step_column, later),
+        *ATTRIBUTES,
+        *map(_gap_bin, later),
     ]
+
+
+def _stale(funnel_id: int) -> sa.Select:
+    """The customers whose rows hold a plan, channel or specialty that is no longer theirs."""
+    p, pr, m = s.crm_funnel_progress, s.profiles, s.mechanics
+    return (
+        sa.select(p.c.customer_id)
+        .select_from(p.outerjoin(pr, pr.c.id == p.c.customer_id).outerjoin(m, m.c.user_id == p.c.mechanic_id))
+        .where(
+            p.c.funnel_id == funnel_id,
+            sa.or_(
+                pr.c.plan.is_distinct_from(p.c.plan),
+                pr.c.acquisition_channel.is_distinct_from(p.c.acquisition_channel),
+                m.c.specialties[1].is_distinct_from(p.c.specialty),
+            ),
+        )
+    )
 
 
 def _funnel_row(conn: Connection, steps: Sequence[str]) -> tuple[int, dt.datetime | None]:
@@ -116,22 +148,51 @@ def _rows(conn: Connection, funnel_id: int) -> int:
     return conn.execute(sa.select(sa.func.count()).select_from(p).where(p.c.funnel_id == funnel_id)).scalar_one()
 
 
+def _recompute(conn: Connection, funnel_id: int, steps: Sequence[str], customers: sa.Select) -> None:
+    """Replace the rows of ``customers`` (a select of ids) and their counts."""
+    p = s.crm_funnel_progress
+    theirs = sa.select(p).where(p.c.funnel_id == funnel_id, p.c.customer_id.in_(customers))
+    daily.add(conn, funnel_id, len(steps), theirs, -1)
+    conn.execute(p.delete().where(p.c.funnel_id == funnel_id, p.c.customer_id.in_(customers)))
+    conn.execute(p.insert().from_select(progress_columns(steps), progress_rows(funnel_id, steps, customers)))
+    daily.add(conn, funnel_id, len(steps), theirs, 1)
+
+
+# The customers a run recomputes (a temporary table: the list is read four times).
+_CHANGED = sa.Table(
+    "funnel_changed_customers",
+    sa.MetaData(),
+    sa.Column("customer_id", sa.Uuid, primary_key=True),
+    prefixes=["TEMPORARY"],
+)
+
+
 def _refresh_one(conn: Connection, steps: Sequence[str], rebuild: bool) -> RefreshResult:
     i, p, r = s.crm_interactions, s.crm_funnel_progress, s.crm_funnel_rollups
     funnel_id, processed_until = _funnel_row(conn, steps)
-    # never refreshed, or emptied since (as reloading the demo data does): start over
-    rebuild = rebuild or processed_until is None or rollup_id(conn, steps) != funnel_id
+    # never refreshed, emptied since (as reloading the demo data does), or not counted yet: start over
+    rebuild = (
+        rebuild or processed_until is None or rollup_id(conn, steps) != funnel_id or not daily.built(conn, funnel_id)
+    )
     new = [] if rebuild else [i.c.recorded_at > processed_until]
-    new_events, customers = conn.execute(
-        sa.select(sa.func.count(), sa.func.count(sa.distinct(i.c.customer_id))).where(*new)
-    ).one()
-    # After a bulk load most customers changed: computing everyone at once is faster.
-    rebuild = rebuild or customers > max(REBUILD_CUSTOMERS, REBUILD_SHARE * _rows(conn, funnel_id))
-    changed = None if rebuild else sa.select(i.c.customer_id).where(*new)
-    delete = p.delete().where(p.c.funnel_id == funnel_id)
-    conn.execute(delete if changed is None else delete.where(p.c.customer_id.in_(changed)))
-    if rebuild or new_events:
-        conn.execute(p.insert().from_select(progress_columns(steps), progress_rows(funnel_id, steps, changed)))
+    new_events = conn.execute(sa.select(sa.func.count()).select_from(i).where(*new)).scalar_one()
+    if not rebuild:
+        _CHANGED.create(conn)
+        changed = sa.union(sa.select(i.c.customer_id).where(*new), _stale(funnel_id))
+        conn.execute(_CHANGED.insert().from_select(["customer_id"], changed))
+        customers = conn.execute(sa.select(sa.func.count()).select_from(_CHANGED)).scalar_one()
+        # After a bulk load most customers changed: computing everyone at once is faster.
+        rebuild = customers > max(REBUILD_CUSTOMERS, REBUILD_SHARE * _rows(conn, funnel_id))
+        if customers and not rebuild:
+            _recompute(conn, funnel_id, steps, sa.select(_CHANGED.c.customer_id))
+        _CHANGED.drop(conn)
+        if not rebuild and not daily.agree(conn, funnel_id):
+            daily.recount(conn, funnel_id, len(steps))
+    if rebuild:
+        customers = conn.execute(sa.select(sa.func.count(sa.distinct(i.c.customer_id)))).scalar_one()
+        conn.execute(p.delete().where(p.c.funnel_id == funnel_id))
+        conn.execute(p.insert().from_select(progress_columns(steps), progress_rows(funnel_id, steps, None)))
+        daily.recount(conn, funnel_id, len(steps))
     conn.execute(
         r.update()
         .where(r.c.id == funnel_id)
@@ -174,5 +235,6 @@ def refresh(
     if engine.dialect.name == "postgresql" and any(r.rebuilt for r in results):
         # A rebuild replaced every row: reclaim the old ones now, so scans stay short.
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(sa.text("VACUUM (ANALYZE) crm_funnel_progress"))
+            for table in (s.crm_funnel_progress, *[counts.table for counts in daily.TABLES]):
+                conn.execute(sa.text(f"VACUUM (ANALYZE) {table.name}"))
     return results

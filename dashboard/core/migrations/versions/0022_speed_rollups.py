@@ -10,6 +10,11 @@
 - Emails: the outbox's ``failure_cause`` (filled here for rows failed before), partial indexes of the
   failed rows by cause, of the rows awaiting an admin and of each milestone's sessions, covering indexes
   of sessions for the email job's rules (they serve the calendars' week of booked sessions too).
+- The funnel from raw events: an index of each type's events by time that holds their customer.
+- The funnel roll-up's daily counts (``crm_funnel_daily_*``), and on ``crm_funnel_progress`` the
+  breakdown attributes it was counted with, the bin of each step's time since the one before and an
+  index per step on it (the medians). The first funnel refresh after the upgrade counts them.
+- The funnel's drop-off lists: an index per step of the journeys that reached it, by when.
 """
 
 import sqlalchemy as sa
