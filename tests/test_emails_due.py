@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import sqlalchemy as sa
 
 from dashboard.core import schema as s
 from dashboard.domain.emails import due as rules
@@ -87,28 +88,99 @@ def due(engine, labels: dict) -> dict[str, set[str]]:
         }
 
 
+BOOKED_NOW = {"booked", "unassigned_1", "unassigned_2"}
+ACCEPTED = {"accepted", "starts_in_5", "starts_in_6", "late_3", "late_5", "late_2h"}
+# The due sessions of ``sessions_at_each_edge`` per milestone.
+DUE = {
+    "booking_confirmed": BOOKED_NOW | ACCEPTED | {"accepted_later", "ended", "summarised", "live_alone"},
+    "mechanic_assigned": ACCEPTED,
+    "session_starting": {
+        "starts_in_5",
+        "ended",
+        "summarised",
+        "late_3",
+        "late_5",
+        "late_2h",
+        "unassigned_1",
+        "unassigned_2",
+        "live_alone",
+    },
+    "session_ended": {"ended", "summarised"},
+    "summary_delivered": {"summarised"},
+    "mechanic_nudge": {"late_3", "late_5"},
+    "support_alert": {"late_5", "unassigned_2", "live_alone"},
+}
+
+
 def test_each_milestone_is_due_by_its_own_rule(engine, sessions_at_each_edge):
-    booked_now = {"booked", "unassigned_1", "unassigned_2"}
-    accepted = {"accepted", "starts_in_5", "starts_in_6", "late_3", "late_5", "late_2h"}
-    assert due(engine, sessions_at_each_edge) == {
-        "booking_confirmed": booked_now | accepted | {"accepted_later", "ended", "summarised", "live_alone"},
-        "mechanic_assigned": accepted,
-        "session_starting": {
-            "starts_in_5",
-            "ended",
-            "summarised",
-            "late_3",
-            "late_5",
-            "late_2h",
-            "unassigned_1",
-            "unassigned_2",
-            "live_alone",
-        },
-        "session_ended": {"ended", "summarised"},
-        "summary_delivered": {"summarised"},
-        "mechanic_nudge": {"late_3", "late_5"},
-        "support_alert": {"late_5", "unassigned_2", "live_alone"},
-    }
+    assert due(engine, sessions_at_each_edge) == DUE
+
+
+def queue(engine, session_id, milestone: str, queued_at: dt.datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            s.email_outbox.insert().values(
+                session_id=session_id,
+                milestone=milestone,
+                recipient="c@example.com",
+                status="sent",
+                created_at=queued_at,
+            )
+        )
+
+
+# One due session per milestone, and when the window's rows are queued from as a rule: the look-back
+# (the last hour for the operational emails) less the 5 minutes' lead of the session-starting email.
+QUEUED_FROM = {
+    "booking_confirmed": ("booked", SINCE - 5 * MINUTE),
+    "mechanic_assigned": ("accepted", SINCE - 5 * MINUTE),
+    "session_starting": ("starts_in_5", SINCE - 5 * MINUTE),
+    "session_ended": ("ended", SINCE - 5 * MINUTE),
+    "summary_delivered": ("summarised", SINCE - 5 * MINUTE),
+    "mechanic_nudge": ("late_3", NOW - 65 * MINUTE),
+    "support_alert": ("late_5", NOW - 65 * MINUTE),
+}
+
+
+@pytest.mark.parametrize("milestone", s.EMAIL_MILESTONES)
+@pytest.mark.parametrize(
+    "queued", [dt.timedelta(days=-30), -dt.timedelta(microseconds=1), dt.timedelta(0), dt.timedelta(days=1)]
+)
+def test_a_queued_milestone_is_never_due_again_however_long_ago_it_was_queued(
+    engine, sessions_at_each_edge, milestone, queued
+):
+    label, queued_from = QUEUED_FROM[milestone]
+    queue(engine, sessions_at_each_edge[label], milestone, queued_from + queued)
+    assert due(engine, sessions_at_each_edge) == {**DUE, milestone: DUE[milestone] - {label}}
+
+
+def test_the_look_back_edge_holds_for_sessions_queued_before_and_after_it(engine, sessions_at_each_edge):
+    labels = dict(sessions_at_each_edge)
+    with engine.begin() as conn:
+        c = add_user(conn, DRIVER, email="edge@example.com")
+        labels["at_the_edge"] = add_session(conn, c, **booked(scheduled_at=SINCE, created_at=SINCE - 3 * MINUTE))
+        labels["edge_queued"] = add_session(conn, c, **booked(scheduled_at=SINCE, created_at=SINCE - 9 * MINUTE))
+    queue(engine, labels["edge_queued"], "booking_confirmed", SINCE - 9 * MINUTE)
+    found = due(engine, labels)
+    assert found["booking_confirmed"] == DUE["booking_confirmed"] | {"at_the_edge"}
+    assert found["session_starting"] == DUE["session_starting"] | {"at_the_edge", "edge_queued"}
+
+
+def test_a_session_whose_status_or_time_changed_after_it_was_queued_is_not_due_again(engine, sessions_at_each_edge):
+    S = sessions_at_each_edge
+    queue(engine, S["booked"], "booking_confirmed", SINCE - dt.timedelta(days=2))
+    queue(engine, S["starts_in_5"], "session_starting", NOW - 10 * MINUTE)
+    with engine.begin() as conn:
+        mechanic = conn.execute(sa.select(s.sessions.c.mechanic_id).where(s.sessions.c.id == S["accepted"])).scalar()
+        accept = {"status": "accepted", "mechanic_id": mechanic, "accepted_at": NOW - MINUTE}
+        conn.execute(s.sessions.update().where(s.sessions.c.id == S["booked"]).values(**accept))
+        conn.execute(
+            s.sessions.update().where(s.sessions.c.id == S["starts_in_5"]).values(scheduled_at=NOW + 2 * MINUTE)
+        )
+    found = due(engine, S)
+    assert found["booking_confirmed"] == DUE["booking_confirmed"] - {"booked"}
+    assert found["mechanic_assigned"] == DUE["mechanic_assigned"] | {"booked"}
+    assert found["session_starting"] == DUE["session_starting"] - {"starts_in_5"}
 
 
 def test_the_facts_name_the_problem_and_the_people(engine, sessions_at_each_edge):

@@ -1190,11 +1190,34 @@ crm_funnel_daily_durations = _daily_counts(
 
 # --- end of 22 (funnel) -----------------------------------------------------------------
 
+# --- 23 speed: the email job's outbox rows by time, the weekly follow-ups from an index --------
+
+# A milestone's outbox rows by when they were queued, with their session: the due rules read the
+# rows of the look-back window's sessions at once and probe the table for the few sessions left
+# (dashboard/domain/emails/due.py ``due_ids``).
+_index(
+    "ix_email_outbox_milestone_created_session",
+    email_outbox.c.milestone,
+    email_outbox.c.created_at,
+    postgresql_include=["session_id"],
+    info={"step": "23"},
+)
+# The follow-ups asked in a period with their answer time, from the index alone (the weekly chart).
+_index(
+    "ix_requests_follow_up_created_answered",
+    requests.c.created_at,
+    postgresql_include=["answered_at"],
+    postgresql_where=requests.c.is_follow_up,
+    info={"step": "23"},
+)
+
+# --- end of 23 ----------------------------------------------------------------------
+
 # Migration steps in order; 13 and later are Pitwall's feature steps
 # (13: reputation moderation, 14: scheduling and pricing, 15: follow-up lifecycle, 16: CRM upsell catalogue,
 # 17: indexes for period filters, 18: email outbox uncertain status, 19: platform API and intake,
-# 20: console, 21: speed, 22: more roll-ups and indexes for speed).
-STEPS = ("base", "08", "09", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20", "21", "22")
+# 20: console, 21: speed, 22: more roll-ups and indexes for speed, 23: indexes of the email job and weekly follow-ups).
+STEPS = ("base", "08", "09", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20", "21", "22", "23")
 
 
 def step_of(item, table: sa.Table | None = None) -> str:

@@ -175,21 +175,41 @@ def _due_rule(milestone: str, now: dt.datetime, since: dt.datetime) -> sa.Column
 
 def due_ids(milestone: str, now: dt.datetime, since: dt.datetime) -> sa.Select:
     """The ids of the sessions whose ``milestone`` is due at ``now`` and not yet in the outbox.
-    On PostgreSQL both sides come from indexes alone (``ix_sessions_status_scheduled_due`` or
-    ``ix_sessions_ended_due``, and the milestone's ``ix_email_outbox_<milestone>_session``)."""
-    enqueued = sa.exists().where(email_outbox.c.session_id == s.c.id, email_outbox.c.milestone == milestone)
-    return sa.select(s.c.id).where(_due_rule(milestone, now, since), ~enqueued)
+
+    Every session of the window is checked against every outbox row of the milestone, in two steps
+    that PostgreSQL takes from indexes alone: the milestone's rows queued since the window opened
+    (``_queued_from``) are read at once (``ix_email_outbox_milestone_created_session``) and rule out
+    the sessions they name; only the sessions left are probed one by one
+    (``ix_email_outbox_<milestone>_session``), so a row queued before (a booking confirmed days
+    ahead) still counts. The window's sessions come from ``ix_sessions_status_scheduled_due`` or
+    ``ix_sessions_ended_due``."""
+
+    def queued(*also: sa.ColumnElement[bool]) -> sa.Exists:
+        return sa.exists().where(email_outbox.c.session_id == s.c.id, email_outbox.c.milestone == milestone, *also)
+
+    recent = email_outbox.c.created_at >= _queued_from(milestone, now, since)
+    return sa.select(s.c.id).where(_due_rule(milestone, now, since), ~queued(recent), ~queued())
+
+
+def _queued_from(milestone: str, now: dt.datetime, since: dt.datetime) -> dt.datetime:
+    """When the outbox rows of the milestone's window are queued from, as a rule: its look-back
+    (the last hour for the operational emails) less the lead of the session-starting email."""
+    opens = since if milestone in CUSTOMER_MILESTONES else now - OPERATIONAL_WINDOW
+    return opens - STARTING_LEAD
 
 
 def due_select(milestone: str, now: dt.datetime, since: dt.datetime) -> sa.Select:
     """The facts of every session whose ``milestone`` is due at ``now`` and not yet in the outbox:
-    the due ones are found first (``due_ids``), then only their rows are read."""
-    return facts_select(now).where(s.c.id.in_(due_ids(milestone, now, since).correlate(None)))
+    the due ones are found first (``due_ids``, materialized: the planner cannot tell how few they
+    are), then only their rows are read."""
+    ids = due_ids(milestone, now, since).cte("due").prefix_with("MATERIALIZED")
+    return facts_select(now).where(s.c.id.in_(sa.select(ids.c.id)))
 
 
 def due_milestones(conn: Connection, *, milestone: str, now: dt.datetime, since: dt.datetime) -> pd.DataFrame:
     """The sessions whose ``milestone`` is due (see ``due_select``), one row each."""
-    return pd.DataFrame(conn.execute(due_select(milestone, now, since)).mappings().all())
+    result = conn.execute(due_select(milestone, now, since))
+    return pd.DataFrame(result.all(), columns=list(result.keys()))
 
 
 # --- the Emails page ----------------------------------------------------------------
