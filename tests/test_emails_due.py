@@ -130,10 +130,11 @@ def queue(engine, session_id, milestone: str, queued_at: dt.datetime) -> None:
 
 
 # One due session per milestone, and when the window's rows are queued from as a rule: the look-back
-# (the last hour for the operational emails) less the 5 minutes' lead of the session-starting email.
+# (the last hour for the operational emails) less the 5 minutes' lead of the session-starting email,
+# and 2 days more for the bookings and acceptances.
 QUEUED_FROM = {
-    "booking_confirmed": ("booked", SINCE - 5 * MINUTE),
-    "mechanic_assigned": ("accepted", SINCE - 5 * MINUTE),
+    "booking_confirmed": ("booked", SINCE - dt.timedelta(days=2) - 5 * MINUTE),
+    "mechanic_assigned": ("accepted", SINCE - dt.timedelta(days=2) - 5 * MINUTE),
     "session_starting": ("starts_in_5", SINCE - 5 * MINUTE),
     "session_ended": ("ended", SINCE - 5 * MINUTE),
     "summary_delivered": ("summarised", SINCE - 5 * MINUTE),

@@ -58,6 +58,10 @@ NUDGE_AFTER = dt.timedelta(minutes=3)
 NO_MECHANIC_AFTER = dt.timedelta(minutes=2)
 NO_SHOW_AFTER = NUDGE_AFTER + dt.timedelta(minutes=2)
 OPERATIONAL_WINDOW = dt.timedelta(hours=1)
+# Queued when the session is booked or accepted, ahead of its scheduled time; BOOKED_AHEAD: how far
+# ahead most are (the due rules read those rows at once and probe the older ones, ``due_ids``).
+QUEUED_AHEAD = ("booking_confirmed", "mechanic_assigned")
+BOOKED_AHEAD = dt.timedelta(days=2)
 DEFAULT_LOOKBACK = DEFAULTS["emails.lookback"]  # the job's default look-back for customer milestones
 BOOKED = ("scheduled", "accepted", "live", "completed")
 ASSIGNED = ("accepted", "live", "completed")
@@ -194,9 +198,11 @@ def due_ids(milestone: str, now: dt.datetime, since: dt.datetime) -> sa.Select:
 
 def _queued_from(milestone: str, now: dt.datetime, since: dt.datetime) -> dt.datetime:
     """When the outbox rows of the milestone's window are queued from, as a rule: its look-back
-    (the last hour for the operational emails) less the lead of the session-starting email."""
+    (the last hour for the operational emails) less the lead of the session-starting email, and
+    for a booking or an acceptance, which come before the scheduled times the window is on, less
+    ``BOOKED_AHEAD`` too."""
     opens = since if milestone in CUSTOMER_MILESTONES else now - OPERATIONAL_WINDOW
-    return opens - STARTING_LEAD
+    return opens - STARTING_LEAD - (BOOKED_AHEAD if milestone in QUEUED_AHEAD else dt.timedelta(0))
 
 
 def due_select(milestone: str, now: dt.datetime, since: dt.datetime) -> sa.Select:
