@@ -31,11 +31,12 @@ from dashboard.ui.axes import whole_ticks
 from dashboard.ui.exports import as_csv, csv_download
 from dashboard.ui.labels import label
 from dashboard.ui.links import customer_url, mechanic_url
+from dashboard.ui.paging import page_of
 from dashboard.ui.times import column_to_the_second, to_the_second
 from queries import followups as queries
 from queries import mechanics as mechanic_queries
 
-PAGE_SIZE = 20
+PAGE_SIZE = 10
 SLA_BADGES = {  # sla_state -> (label, tone, icon)
     "breached": ("Breached", "bad", None),
     "due_soon": ("Due soon", "warning", None),
@@ -485,6 +486,14 @@ def filters_from_url() -> list[str]:
     return ignored
 
 
+def turn_page(number: int) -> None:
+    st.query_params["page"] = str(number)
+
+
+def restart_paging() -> None:
+    st.query_params.pop("page", None)
+
+
 def filters_to_url(states: list[str], due: str | None) -> None:
     """Keep the link filters in the URL, so that a reload or a shared link shows the same queue."""
     wanted = {"state": states[0] if len(states) == 1 and states[0] in URL_STATES else None, "due": due}
@@ -511,9 +520,15 @@ def queue_part(tz: str, now: dt.datetime, waiting: int) -> None:
             selection_mode="multi",
             format_func=lambda s: label("follow_up_state", s),
             key="followup_states",
+            on_change=restart_paging,
         )
         due = st.segmented_control(
-            "Target", list(DUE_LABELS), format_func=DUE_LABELS.get, key="followup_due", help="Waiting follow-ups only."
+            "Target",
+            list(DUE_LABELS),
+            format_func=DUE_LABELS.get,
+            key="followup_due",
+            on_change=restart_paging,
+            help="Waiting follow-ups only.",
         )
         types = st.pills(
             "Type",
@@ -521,9 +536,15 @@ def queue_part(tz: str, now: dt.datetime, waiting: int) -> None:
             selection_mode="multi",
             format_func=lambda t: label("follow_up_type", t),
             key="followup_types",
+            on_change=restart_paging,
         )
         plans = st.pills(
-            "Plan", PLANS, selection_mode="multi", format_func=lambda p: label("plan", p), key="followup_plans"
+            "Plan",
+            PLANS,
+            selection_mode="multi",
+            format_func=lambda p: label("plan", p),
+            key="followup_plans",
+            on_change=restart_paging,
         )
         mechanic = st.selectbox(
             "Assigned to",
@@ -532,6 +553,7 @@ def queue_part(tz: str, now: dt.datetime, waiting: int) -> None:
             format_func=mechanic_names.get,
             placeholder="Any mechanic",
             key="followup_mechanic",
+            on_change=restart_paging,
             width=240,
         )
         order = st.segmented_control(
@@ -541,6 +563,7 @@ def queue_part(tz: str, now: dt.datetime, waiting: int) -> None:
             default="due",
             required=True,
             key="followup_order",
+            on_change=restart_paging,
         )
     filters_to_url(states, due)
 
@@ -554,7 +577,12 @@ def queue_part(tz: str, now: dt.datetime, waiting: int) -> None:
         due=due,
         order=order,
     )
-    queue = ui.run_query(queries.queue, loading="the follow-up queue", limit=PAGE_SIZE, **filters)
+    size = ui.run_query(queries.queue_size, **{k: v for k, v in filters.items() if k != "order"})
+    page, page_notice = page_of(st.query_params.get("page"), int(size.follow_ups.iloc[0]), PAGE_SIZE)
+    if page_notice:
+        st.warning(page_notice, icon=":material/link_off:")
+        turn_page(page.number) if page.number > 1 else restart_paging()
+    queue = ui.run_query(queries.queue, loading="the follow-up queue", limit=PAGE_SIZE, offset=page.offset, **filters)
     filtered = bool(types or plans or mechanic or due) or set(states) != set(fu.WAITING)
     if queue.empty:
         if waiting == 0 and not filtered:
@@ -564,11 +592,9 @@ def queue_part(tz: str, now: dt.datetime, waiting: int) -> None:
         else:
             ui.empty_state("No follow-ups match these filters.", "Clear a filter or choose other states.")
     else:
-        matching = int(queue.matching.iloc[0])
-        with st.container(horizontal=True, vertical_alignment="center"):
+        with ui.pager(page, "follow-up", turn_page, key="followup_pager"):
             st.caption(
-                f"{ui.plural(matching, 'follow-up')} {'match' if matching != 1 else 'matches'}"
-                f"{' these filters' if filtered else ''}; showing {len(queue):,}, {ORDER_LABELS[order].lower()}."
+                f"Matching these filters, {ORDER_LABELS[order].lower()}." if filtered else f"{ORDER_LABELS[order]}."
             )
             rows = ui.query_later(queries.queue, limit=queries.QUEUE_LIMIT, **filters)
             csv_download(

@@ -37,7 +37,7 @@ from dashboard.ui.paging import Page, page_of
 from queries import mechanics as mechanic_queries
 from queries import reviews as review_queries
 
-PAGE_SIZE = 20
+PAGE_SIZE = 10
 FOCUS = "review_focus"
 LAST = "_reviews_last_decision"  # (Moderation, what the notice says) of the last decision, for Undo
 UNDONE = "_reviews_undone"  # what the notice says after an undo
@@ -526,23 +526,7 @@ def queue_part() -> None:
     else:
         ids = [str(rid) for rid in queue.id]
         focus = keyboard.focused(FOCUS, ids)
-        with st.container(horizontal=True, vertical_alignment="center", key="queue_pager"):
-            st.markdown(f"**{page.range_text('review')}**", width="content")
-            st.button(
-                "Previous page",
-                icon=":material/chevron_left:",
-                disabled=not page.has_previous,
-                on_click=turn_page,
-                args=(page.number - 1,),
-            )
-            st.button(
-                "Next page",
-                icon=":material/chevron_right:",
-                icon_position="right",
-                disabled=not page.has_next,
-                on_click=turn_page,
-                args=(page.number + 1,),
-            )
+        with ui.pager(page, "review", turn_page, key="queue_pager"):
             keyboard.focus_buttons(FOCUS, ids, "review", past_end=functools.partial(turn_page_by, page))
         st.caption(
             scope_text(status, in_period, size.oldest.iloc[0], tz, now)

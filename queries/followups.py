@@ -182,6 +182,15 @@ def _filters(states: Sequence[str], types: Sequence[str], plans: Sequence[str], 
     return where
 
 
+def _matching(query: sa.Select, sla: dict, now: dt.datetime, filters: tuple) -> sa.Select:
+    """``query`` over the follow-ups that match ``filters`` (states, types, plans, mechanic_id, due)."""
+    states, types, plans, mechanic_id, due = filters
+    where = _filters(states, types, plans, mechanic_id)
+    if due is not None:
+        where.append(_due_filter(due, sla, now))
+    return query.select_from(r.outerjoin(profiles, profiles.c.id == r.c.customer_id) if plans else r).where(*where)
+
+
 def queue(
     conn: Connection,
     *,
@@ -194,28 +203,30 @@ def queue(
     due: str | None = None,
     order: str = "due",
     limit: int = QUEUE_LIMIT,
+    offset: int = 0,
 ) -> pd.DataFrame:
     """Follow-ups in ``states`` (any when empty) of ``types``, for customers on ``plans``,
     assigned to ``mechanic_id``, ``due`` (None: any; ``overdue``: past their target;
     ``soon``: due within the next ``SOON_MINUTES``, both waiting only); most overdue first
-    (``order="due"``: earliest due time) or oldest first; at most ``limit``.
-    ``QUEUE_COLUMNS``: the follow-up, its customer, assignee, the answer and who recorded it,
-    parent session with its summary, SLA columns, and ``matching`` (how many match the
-    filters in all).
+    (``order="due"``: earliest due time) or oldest first; at most ``limit``, from the
+    ``offset``-th on (a page). ``QUEUE_COLUMNS``: the follow-up, its customer, assignee, the
+    answer and who recorded it, parent session with its summary, SLA columns, and ``matching``
+    (how many match the filters in all).
 
     The page's rows are chosen first and only they are joined to their details."""
     _checked([order], ORDERS, "order")
     sla = _sla_columns(rules, now)
     key = sla["due_at"] if order == "due" else r.c.created_at
-    where = _filters(states, types, plans, mechanic_id)
-    if due is not None:
-        where.append(_due_filter(due, sla, now))
     chosen = (
-        sa.select(r.c.id, key.label("sort_key"), sa.func.count().over().label("matching"))
-        .select_from(r.outerjoin(profiles, profiles.c.id == r.c.customer_id) if plans else r)
-        .where(*where)
+        _matching(
+            sa.select(r.c.id, key.label("sort_key"), sa.func.count().over().label("matching")),
+            sla,
+            now,
+            (states, types, plans, mechanic_id, due),
+        )
         .order_by(key, r.c.created_at, r.c.id)
         .limit(limit)
+        .offset(offset)
         .subquery("chosen")
     )
     assigned = mechanics.alias("assigned")
@@ -273,6 +284,27 @@ def queue(
     for column in TEXT_COLUMNS:
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame
+
+
+def queue_size(
+    conn: Connection,
+    *,
+    now: dt.datetime,
+    rules: FollowUpRules = FollowUpRules(),
+    states: Sequence[str] = WAITING,
+    types: Sequence[str] = (),
+    plans: Sequence[str] = (),
+    mechanic_id=None,
+    due: str | None = None,
+) -> pd.DataFrame:
+    """How many follow-ups ``queue`` lists for these filters (one row: ``follow_ups``), to page it."""
+    query = _matching(
+        sa.select(sa.func.count().label("follow_ups")),
+        _sla_columns(rules, now),
+        now,
+        (states, types, plans, mechanic_id, due),
+    )
+    return pd.DataFrame(conn.execute(query).mappings().all(), columns=["follow_ups"])
 
 
 def summary(conn: Connection, *, now: dt.datetime, rules: FollowUpRules = FollowUpRules()) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from dashboard.core import schema as s
 from dashboard.core.auth import Actor
 from dashboard.core.period import Period
 from dashboard.domain.followups import STATE, assign, create_follow_up, prices
-from tests.factories import add_mechanic, add_session, add_user, staff_fixture
+from tests.factories import add_follow_up, add_mechanic, add_session, add_user, staff_fixture
 from tests.page_support import open_any_page
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
@@ -63,6 +63,39 @@ def open_page(**state) -> AppTest:
     return at.switch_page("../pages/followups.py").run()
 
 
+def asked_by(at: AppTest) -> list[str]:
+    """Who asked each follow-up shown, top to bottom (from the cards' first line)."""
+    return re.findall(r"\*\* from \[([^\]]+)\]", "\n".join(m.value for m in at.markdown))
+
+
+def test_the_queue_pages_through_any_backlog(queue_db):
+    engine, now = queue_db["engine"], dt.datetime.now(dt.UTC)
+    with engine.begin() as conn:  # ten more waiting, each older than Cal's and Pia's
+        for i in range(10):
+            customer = add_user(conn, f"Dee {i}")
+            session = add_session(conn, customer, queue_db["rita"], ended_at=now - dt.timedelta(days=3))
+            add_follow_up(conn, customer, session, created_at=now - dt.timedelta(hours=20 - i))
+    at = open_page()
+    assert not at.exception
+    assert "**1–10 of 12 follow-ups**" in text(at.markdown)
+    assert asked_by(at) == [f"Dee {i}" for i in range(10)]  # the same target: the oldest is the most overdue
+    assert next(b for b in at.button if b.label == "Previous page").proto.disabled
+    next(b for b in at.button if b.label == "Next page").click().run()
+    assert "**11–12 of 12 follow-ups**" in text(at.markdown) and at.query_params["page"] == "2"
+    assert asked_by(at) == ["Cal \\<b\\>C\\</b\\>", "Pia"]
+    assert next(b for b in at.button if b.label == "Next page").proto.disabled
+    at.selectbox(key="followup_mechanic").select(str(queue_db["bo"])).run()  # a filter starts again on page 1
+    assert "page" not in at.query_params and asked_by(at) == ["Pia"]
+    assert "**1 of 1 follow-up**" in text(at.markdown)
+
+    for raw, notice in (("9", "There is no page 9 (the list has 2 pages): showing the last."), ("x", "is not a page")):
+        at = AppTest.from_file(str(APP), default_timeout=60).run()
+        at.query_params["page"] = raw
+        at = at.switch_page("../pages/followups.py").run()
+        assert not at.exception and notice in text(at.warning)
+        assert ("**11–12 of 12 follow-ups**" if raw == "9" else "**1–10 of 12 follow-ups**") in text(at.markdown)
+
+
 def row(engine, follow_up_id) -> dict:
     with engine.connect() as conn:
         return dict(
@@ -89,7 +122,7 @@ def test_queue_actions_from_assign_to_close(queue_db):
     assert [t.value for t in at.text].count(EVIL) == 2  # plain text, never Markdown
     assert "Cal \\<b\\>C\\</b\\>" in "\n".join(m.value for m in at.markdown)
     assert "Worn **pads**" in [t.value for t in at.text]  # the parent session's summary
-    assert "2 follow-ups match; showing 2, most overdue first." in text(at.caption)
+    assert "**1–2 of 2 follow-ups**" in text(at.markdown) and "Most overdue first." in text(at.caption)
     assert at.button(key=f"assign_default_{cal}").label == "Assign to Rita \\*R\\* · 0 open"
     assert not at.data_editor and not at.form_submit_button  # the prices are read only while their panel is open
 

@@ -16,7 +16,7 @@ from dashboard.core import schema as s
 from dashboard.core.period import Period
 from dashboard.core.settings import load_settings
 from dashboard.domain.followups import FollowUpRules
-from queries.followups import answer_events, assignee_options, queue, summary, weekly
+from queries.followups import answer_events, assignee_options, queue, queue_size, summary, weekly
 from tests.factories import add_follow_up, add_mechanic, add_session, add_user
 
 UTC = dt.UTC
@@ -207,6 +207,25 @@ def test_queue_order(engine, queue_db):
     assert named(by_due, names) == ["q2", "q1", "q3", "q4", "legacy2", "n1"]
     assert named(oldest, names) == ["n1", "q2", "q1", "q3", "q4", "legacy2"]
     assert named(first_two, names) == ["q2", "q1"] and set(first_two.matching) == {6}
+
+
+def test_queue_pages_and_size(engine, queue_db):
+    names = queue_db["names"]
+    with engine.connect() as conn:
+        pages = [named(queue(conn, now=NOW, limit=4, offset=offset), names) for offset in (0, 4, 8)]
+        second = queue(conn, now=NOW, order="oldest", limit=2, offset=2)
+        sizes = [
+            queue_size(conn, now=NOW).follow_ups.iloc[0],
+            queue_size(conn, now=NOW, plans=("premium",)).follow_ups.iloc[0],
+            queue_size(conn, now=NOW, states=(), mechanic_id=queue_db["rita"]).follow_ups.iloc[0],
+            queue_size(conn, now=NOW, states=("open",), mechanic_id=queue_db["bo"]).follow_ups.iloc[0],
+        ]
+        with pytest.raises(ValueError, match="unknown"):
+            queue_size(conn, now=NOW, states=("waiting",))
+    # the six waiting ones by due time (test_queue_order), four a page
+    assert pages == [["q2", "q1", "q3", "q4"], ["legacy2", "n1"], []]
+    assert named(second, names) == ["q1", "q3"] and set(second.matching) == {6}
+    assert sizes == [6, 3, 3, 0]  # as many as test_queue_filters lists
 
 
 def test_queue_filters(engine, queue_db):

@@ -52,7 +52,7 @@ def test_support_moderates_with_the_keyboard(journey_app, journey_demo):
     total, first, second = rows["waiting"], journey_demo.review_id, str(rows["mild"][0])
     with browser_page() as page:
         open_page(page, f"{url}/reviews", "Review moderation")
-        expect(page.get_by_text(f"1–20 of {total:,} reviews", exact=True)).to_be_visible()
+        expect(page.get_by_text(f"1–10 of {total:,} reviews", exact=True)).to_be_visible()
         cards = [page.locator(f".st-key-review_{rid}") for rid in (first, second)]
         expect(cards[0]).to_have_css("outline-style", "solid")  # the focus ring starts on the oldest
         expect(cards[1]).to_have_css("outline-style", "none")
@@ -109,17 +109,17 @@ def test_support_moderates_with_the_keyboard(journey_app, journey_demo):
         total -= 1
         page.get_by_role("button", name="Next page").click()
         settle(page)
-        expect(page.get_by_text(f"21–40 of {total:,} reviews", exact=True)).to_be_visible(timeout=WAIT)
+        expect(page.get_by_text(f"11–20 of {total:,} reviews", exact=True)).to_be_visible(timeout=WAIT)
         assert "page=2" in page.url
         settle(page)
         page.get_by_role("button", name="Select all shown").click()
         settle(page)
-        page.get_by_role("button", name="Publish 20 selected").click()
-        question = page.get_by_text("20 reviews become public on their mechanics' profiles")
+        page.get_by_role("button", name="Publish 10 selected").click()
+        question = page.get_by_text("10 reviews become public on their mechanics' profiles")
         expect(question).to_be_visible(timeout=WAIT)  # asks first: nothing is published yet
         step(page, "support-reviews", 4, "bulk-publish-asks")
-        page.get_by_role("button", name="Publish 20 reviews").click()
+        page.get_by_role("button", name="Publish 10 reviews").click()
         settle(page)
-        expect(page.get_by_text("Published 20 reviews.")).to_be_visible(timeout=WAIT)
+        expect(page.get_by_text("Published 10 reviews.")).to_be_visible(timeout=WAIT)
         settle(page)
         step(page, "support-reviews", 5, "bulk-published")

@@ -24,6 +24,7 @@ it reaches any Markdown, or is shown with ``st.text``/``st.dataframe``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
 import math
@@ -49,6 +50,7 @@ from dashboard.core.errors import ChangedMeanwhile, DatabaseUnavailable, Permiss
 from dashboard.core.period import Period, incomplete_buckets, today_in
 from dashboard.core.settings import Settings
 from dashboard.ui import access
+from dashboard.ui.paging import Page
 
 QUERY_TTL_SECONDS = 300
 CURRENCY = "$"
@@ -586,6 +588,30 @@ def tabbed(views: dict[str, Callable[[], None]], *, key: str, on_change: Callabl
         if tab.open:
             with tab:
                 draw()
+
+
+@contextlib.contextmanager
+def pager(page: Page, noun: str, turn: Callable[[int], None], key: str):
+    """A row with the page's range ("21–40 of 29,775 reviews") and Previous/Next page, which call
+    ``turn`` with the page number; what the caller draws inside goes on the same row."""
+    with st.container(horizontal=True, vertical_alignment="center", key=key):
+        st.markdown(f"**{page.range_text(noun)}**", width="content")
+        st.button(
+            "Previous page",
+            icon=":material/chevron_left:",
+            disabled=not page.has_previous,
+            on_click=turn,
+            args=(page.number - 1,),
+        )
+        st.button(
+            "Next page",
+            icon=":material/chevron_right:",
+            icon_position="right",
+            disabled=not page.has_next,
+            on_click=turn,
+            args=(page.number + 1,),
+        )
+        yield
 
 
 def filter_bar():

@@ -239,6 +239,13 @@ CASES: tuple[Case, ...] = (
         },
     ),
     Case("followups.queue_due_soon", followups.queue, lambda conn, ctx: {"now": ctx.end, "due": "soon", "limit": 20}),
+    Case(
+        "followups.queue_page_50",
+        followups.queue,
+        lambda conn, ctx: {"now": ctx.end, "order": "oldest", "limit": 10, "offset": 490},
+    ),
+    Case("followups.queue_size", followups.queue_size, lambda conn, ctx: {"now": ctx.end}),
+    Case("followups.queue_size_overdue", followups.queue_size, lambda conn, ctx: {"now": ctx.end, "due": "overdue"}),
     Case("followups.summary", followups.summary, lambda conn, ctx: {"now": ctx.end}),
     Case("followups.assignee_options", followups.assignee_options, lambda conn, ctx: {"now": ctx.end}),
     Case(
