@@ -318,7 +318,10 @@ def test_whole_utc_days_are_counted_from_the_daily_counts(crm_db):
         funnel_id = rollup_id(conn, DEFAULT_STEPS)
         assert daily.serving_days(conn, spec(period=UTC), funnel_id) is not None
         assert daily.serving_days(conn, spec(period=LONDON), funnel_id) is not None
-        assert daily.serving_days(conn, spec(), funnel_id) is None  # New York's midnights are 05:00 UTC
+        # New York's midnights are 05:00 UTC: its whole UTC days 2-10 March, and its edges from the rows
+        assert daily.serving_days(conn, spec(), funnel_id) is not None
+        one_day = Period(dt.date(2024, 3, 5), dt.date(2024, 3, 5), "America/New_York")
+        assert daily.serving_days(conn, spec(period=one_day), funnel_id) is None  # no whole UTC day
         frame = q.funnel(conn, spec=spec(period=UTC), source="rollup")
         early = q.funnel(conn, spec=spec(period=EARLY), source="rollup")
         plans = q.breakdown(conn, spec=spec(period=EARLY), dimension="plan", source="rollup").set_index("group")
@@ -334,6 +337,27 @@ def test_whole_utc_days_are_counted_from_the_daily_counts(crm_db):
     assert plans.loc["standard", list(DEFAULT_STEPS)].tolist() == [2, 2, 1, 1, 0]  # B E
     assert plans.loc["premium", list(DEFAULT_STEPS)].tolist() == [1, 1, 1, 1, 1]  # A
     assert hist.customers.tolist() == [0, 0, 0, 1, 0, 1, 0]  # A 22 h, B 4 days
+
+
+def test_a_period_between_utc_midnights_counts_its_edges_from_the_rows(crm_db):
+    # New York's 1-10 March: entries from 03-01 05:00 to 03-11 04:00 UTC; its whole UTC days are 2-10
+    # March, its edges 03-01 05:00-24:00 and 03-11 00:00-04:00.
+    edges = {
+        "N": [("intake", utc(2024, 3, 1, 10)), ("session", utc(2024, 3, 1, 11), "N1"), ("intake", utc(2024, 3, 3, 9))],
+        "P": [("intake", utc(2024, 3, 1, 3)), ("intake", utc(2024, 3, 1, 6))],  # the first is before the period
+        "Q": [("intake", utc(2024, 3, 11, 3, 59))],
+    }
+    with crm_db.begin() as conn:
+        journeys_for(conn, edges, customers=C, sessions=S)
+    refresh(crm_db)
+    with crm_db.connect() as conn:
+        assert daily.serving_days(conn, spec(), rollup_id(conn, DEFAULT_STEPS)) is not None
+    # the scenario's 8, 6, 3, 2, 1; and N (first edge: its entry 03-03 follows that one, so it is not
+    # counted again), P (its 06:00 entry: the one before is before the period) and Q (last edge)
+    assert counts(crm_db, spec(), "events") == [11, 7, 3, 2, 1]
+    assert counts(crm_db, spec(), "rollup") == [11, 7, 3, 2, 1]
+    tokyo = Period(dt.date(2024, 3, 1), dt.date(2024, 3, 10), "Asia/Tokyo")  # from 02-29 15:00 UTC
+    assert_same(crm_db, [spec(), spec(window=2), spec(steps=FULL), spec(period=tokyo)])
 
 
 def test_the_refresh_follows_profile_and_mechanic_changes(crm_db):

@@ -1190,7 +1190,7 @@ crm_funnel_daily_durations = _daily_counts(
 
 # --- end of 22 (funnel) -----------------------------------------------------------------
 
-# --- 23 speed: the email job's outbox rows by time, the weekly follow-ups from an index --------
+# --- 23 speed: the email job's outbox rows by time, the weekly follow-ups, funnel edges ---------
 
 # A milestone's outbox rows by when they were queued, with their session: the due rules read the
 # rows of the look-back window's sessions at once and probe the table for the few sessions left
@@ -1211,12 +1211,23 @@ _index(
     info={"step": "23"},
 )
 
+# A funnel period between UTC midnights (a display timezone other than UTC): the entries whose
+# previous entry is in its first hours (dashboard/domain/funnel/daily.py, Days.progress_rows).
+_index(
+    "ix_crm_funnel_progress_funnel_prev",
+    crm_funnel_progress.c.funnel_id,
+    crm_funnel_progress.c.prev_entry_at,
+    postgresql_where=crm_funnel_progress.c.prev_entry_at.isnot(None),
+    info={"step": "23"},
+)
+
 # --- end of 23 ----------------------------------------------------------------------
 
 # Migration steps in order; 13 and later are Pitwall's feature steps
 # (13: reputation moderation, 14: scheduling and pricing, 15: follow-up lifecycle, 16: CRM upsell catalogue,
 # 17: indexes for period filters, 18: email outbox uncertain status, 19: platform API and intake,
-# 20: console, 21: speed, 22: more roll-ups and indexes for speed, 23: indexes of the email job and weekly follow-ups).
+# 20: console, 21: speed, 22: more roll-ups and indexes for speed, 23: indexes of the email job, weekly follow-ups
+# and funnel edges).
 STEPS = ("base", "08", "09", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20", "21", "22", "23")
 
 

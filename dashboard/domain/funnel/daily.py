@@ -26,10 +26,14 @@ period P = [start, end) and whose previous entry is not. Two ways to count that 
   Summed over P's days that is the entries in P minus every row whose previous entry is in P: the
   repeats in P, and also the rows that enter after P following an entry in P. Those last ones
   (customers who came back after the period: none when the period ends today) are read from
-  ``crm_funnel_progress`` and added back (``returning_after``).
+  ``crm_funnel_progress`` and added back (``Days.progress_rows``).
 
-A period whose first or last midnight is not a UTC midnight (a display timezone other than UTC)
-reads the progress rows instead, and so does a trend whose buckets are not whole UTC days.
+A period in a display timezone other than UTC starts and ends between UTC midnights: its whole
+UTC days come from the counts, and the hours at its edges from ``crm_funnel_progress`` (a few
+thousand rows): the entries in those hours whose previous entry is before the period are added,
+and the entries of the whole days whose previous entry is in the first hours are taken away
+(``Days.progress_rows``). A period holding no whole UTC day (a day in such a timezone) reads the
+progress rows instead, and so does a trend whose buckets are not whole UTC days.
 
 Medians: the gap bins give how many journeys lie below each bin, so the middle ones are found
 in one bin, whose journeys the queries read from ``crm_funnel_progress`` (an index per step on
@@ -272,7 +276,8 @@ def built(conn: Connection, funnel_id: int) -> bool:
 
 @dataclass(frozen=True)
 class Days:
-    """A period of whole UTC days ``[first, end)`` served by the counts of the funnel ``funnel_id``."""
+    """The counts of the funnel ``funnel_id`` serving the spec's period: its whole UTC days
+    ``[first, end)``, and its edges before and after them (module docstring)."""
 
     funnel_id: int
     spec: FunnelSpec
@@ -291,14 +296,47 @@ class Days:
             table.c.step <= steps,
             *[table.c[k] == v for k, v in only.items()],
         )
-        back = returning_after(self).subquery("returning")
         added = [
-            sa.select(*[values[k].label(k) for k in counts.keys], sa.literal(1).label("entries"))
-            .select_from(back)
+            sa.select(*[values[k].label(k) for k in counts.keys], sa.literal(sign).label("entries"))
+            .select_from(rows)
             .where(condition, *[values[k] == v for k, v in only.items()])
-            for values, condition in counts.parts(back, steps)
+            for n, (select, sign) in enumerate(self.progress_rows())
+            for rows in [select.cte(f"progress_{n}")]
+            for values, condition in counts.parts(rows, steps)
         ]
         return sa.union_all(stored, *added).subquery("counts")
+
+    def progress_rows(self) -> list[tuple[sa.Select, int]]:
+        """The progress rows counted on top of the whole days, each set with its sign: those that
+        enter after the days following an entry in them (+1), and for a period that starts or ends
+        between UTC midnights its first entries in the edges (+1) and the entries of the days whose
+        previous entry is in the first edge (-1)."""
+        p = s.crm_funnel_progress
+        start, end = self.spec.period.bounds()
+        days_start, days_end = _midnight(self.first), _midnight(self.end)
+        mine = p.c.funnel_id == self.funnel_id
+        found = [
+            (
+                sa.select(p).where(
+                    mine, p.c.entry_at >= days_end, p.c.prev_entry_at >= days_start, p.c.prev_entry_at < days_end
+                ),
+                1,
+            )
+        ]
+        first_entry = sa.or_(p.c.prev_entry_at.is_(None), p.c.prev_entry_at < start)
+        for low, high in ((start, days_start), (days_end, end)):
+            if low < high:
+                found.append((sa.select(p).where(mine, p.c.entry_at >= low, p.c.entry_at < high, first_entry), 1))
+        if start < days_start:
+            repeats = sa.select(p).where(
+                mine,
+                p.c.prev_entry_at >= start,
+                p.c.prev_entry_at < days_start,
+                p.c.entry_at >= days_start,
+                p.c.entry_at < days_end,
+            )
+            found.append((repeats, -1))
+        return found
 
     def gaps_in_bin(self, k: int, gap_bin: int, offset: int, limit: int) -> sa.Select:
         """``limit`` journeys of the period that reached step ``k`` (2..) in gap bin ``gap_bin``, from
@@ -324,22 +362,15 @@ class Days:
         )
 
 
-def returning_after(days: Days) -> sa.Select:
-    """The progress rows that enter after the period following an entry in it (module docstring)."""
-    p = s.crm_funnel_progress
-    start, end = days.spec.period.bounds()
-    return sa.select(p).where(
-        p.c.funnel_id == days.funnel_id, p.c.entry_at >= end, p.c.prev_entry_at >= start, p.c.prev_entry_at < end
-    )
-
-
-def _midnight_utc(at: dt.datetime) -> bool:
-    return at.astimezone(dt.UTC).time() == dt.time()
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), dt.UTC)
 
 
 def serving_days(conn: Connection, spec: FunnelSpec, funnel_id: int | None) -> Days | None:
-    """The daily counts of the roll-up ``funnel_id`` for ``spec``, when they serve its period."""
-    start, end = spec.period.bounds()
-    if funnel_id is None or not (_midnight_utc(start) and _midnight_utc(end)) or not built(conn, funnel_id):
+    """The daily counts of the roll-up ``funnel_id`` for ``spec``, when they serve its period: it
+    holds a whole UTC day."""
+    start, end = (at.astimezone(dt.UTC) for at in spec.period.bounds())
+    first = start.date() if start == _midnight(start.date()) else start.date() + dt.timedelta(days=1)
+    if funnel_id is None or first >= end.date() or not built(conn, funnel_id):
         return None
-    return Days(funnel_id, spec, start.date(), end.date())
+    return Days(funnel_id, spec, first, end.date())
