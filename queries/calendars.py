@@ -49,6 +49,7 @@ from dashboard.domain.calendars.slots import (
     load_calendars,
     microseconds,
     open_starts,
+    parse_timezone,
     parse_uuid,
     price_cents,
     wall_clock,
@@ -319,7 +320,7 @@ def _clock(zone_dates: Mapping[str, tuple[dt.date, dt.date]]) -> tuple[sa.CTE, s
             ("after", sa.BigInteger()),
         ],
         [
-            (zone, low, high, *wall_clock(ZoneInfo(zone), low, (high - low).days + 1))
+            (zone, low, high, *wall_clock(parse_timezone(zone), low, (high - low).days + 1))
             for zone, (low, high) in sorted(zone_dates.items())
         ],
     )
@@ -521,22 +522,24 @@ def _slot_frame(
     mechanic_ids: Sequence[str], zones: Sequence[str], found: Starts, base_price_cents: int | None
 ) -> pd.DataFrame:
     """``found`` as ``bookable`` lists it, the calendar at position p being ``mechanic_ids[p]``
-    in ``zones[p]``; each start's wall clock is read once per zone for all of its mechanics."""
+    in ``zones[p]``; each start's wall clock is read once per zone for all of its mechanics,
+    and the texts are taken from one copy per calendar."""
     if not len(found.start):
         return pd.DataFrame([], columns=SLOT_COLUMNS)
-    zone = np.array(zones, dtype=object)[found.calendar]
+    names = sorted(set(zones))
+    zone = np.array([names.index(name) for name in zones])[found.calendar]
     start_utc = pd.DatetimeIndex(found.start.astype("datetime64[us]")).tz_localize(dt.UTC)
     start_local = np.empty(len(start_utc), dtype="datetime64[us]")
-    for name in set(zone):
-        mask = zone == name
-        start_local[mask] = start_utc[mask].tz_convert(name).tz_localize(None).to_numpy()
+    for n, name in enumerate(names):
+        mask = zone == n
+        start_local[mask] = start_utc[mask].tz_convert(parse_timezone(name)).tz_localize(None).to_numpy()
     price = functools.cache(lambda multiplier: price_cents(base_price_cents, multiplier))
     return pd.DataFrame(
         {
-            "mechanic_id": np.array(mechanic_ids, dtype=object)[found.calendar],
+            "mechanic_id": pd.array(mechanic_ids, dtype="str").take(found.calendar),
             "start_utc": start_utc,
             "start_local": start_local,
-            "timezone": zone,
+            "timezone": pd.array(zones, dtype="str").take(found.calendar),
             "multiplier": np.array([float(x) for x in found.multipliers])[found.window],
             "price_cents": [None] * len(found.start)
             if base_price_cents is None
@@ -544,6 +547,12 @@ def _slot_frame(
         },
         columns=SLOT_COLUMNS,
     )
+
+
+def _columns(result: sa.Result, width: int) -> list[tuple]:
+    """A result's ``width`` columns, each as one tuple."""
+    rows = result.all()
+    return list(zip(*rows)) if rows else [()] * width
 
 
 def bookable(
@@ -568,17 +577,20 @@ def bookable(
     if not mechanics or days < 1:
         return pd.DataFrame([], columns=SLOT_COLUMNS)
     position = {mechanic: n for n, (mechanic, _) in enumerate(mechanics)}
-    today = {zone: now.astimezone(ZoneInfo(zone)).date() for _, zone in mechanics}
+    today = {zone: now.astimezone(parse_timezone(zone)).date() for _, zone in mechanics}
     clock = _clock({zone: (first, first + dt.timedelta(days=days - 1)) for zone, first in today.items()})
     windows = _windows(chosen, *clock, by_mechanic=True)
-    rows = conn.execute(
-        sa.select(
-            sa.cast(windows.c.mechanic_id, sa.Text),
-            windows.c.window_start,
-            windows.c.window_end,
-            windows.c.price_multiplier,
-        ).order_by(windows.c.mechanic_id, windows.c.window_start)
-    ).all()
+    owners, starts, ends, multipliers = _columns(
+        conn.execute(
+            sa.select(
+                sa.cast(windows.c.mechanic_id, sa.Text),
+                windows.c.window_start,
+                windows.c.window_end,
+                windows.c.price_multiplier,
+            ).order_by(windows.c.mechanic_id, windows.c.window_start)
+        ),
+        4,
+    )
     # every session that can be within a session and buffer of a start (local dates are within a day of UTC)
     low = dt.datetime.combine(min(today.values()) - dt.timedelta(days=2), dt.time(), dt.UTC)
     high = dt.datetime.combine(max(today.values()) + dt.timedelta(days=days + 2), dt.time(), dt.UTC)
@@ -588,18 +600,18 @@ def bookable(
         .order_by(se.c.mechanic_id, se.c.scheduled_at)
     ).all()
     booked = [(position[mechanic], at) for mechanic, at in booked if mechanic in position]
-    starts = open_starts(
-        [position[row[0]] for row in rows],
-        [row[1] * SECOND_US for row in rows],
-        [row[2] * SECOND_US for row in rows],
-        [row[3] for row in rows],
+    found = open_starts(
+        [position[mechanic] for mechanic in owners],
+        np.array(starts, dtype=np.int64) * SECOND_US,
+        np.array(ends, dtype=np.int64) * SECOND_US,
+        list(multipliers),
         [owner for owner, _ in booked],
         [microseconds(at) for _, at in booked],
         now=now,
         rules=rules,
     )
     return _slot_frame(
-        [mechanic for mechanic, _ in mechanics], [zone for _, zone in mechanics], starts, base_price_cents
+        [mechanic for mechanic, _ in mechanics], [zone for _, zone in mechanics], found, base_price_cents
     )
 
 
