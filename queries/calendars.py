@@ -47,7 +47,6 @@ from dashboard.domain.calendars.slots import (
     day_of_week,
     is_known_timezone,
     load_calendars,
-    microseconds,
     open_starts,
     parse_timezone,
     parse_uuid,
@@ -482,6 +481,23 @@ def _available_by_hour(
     return cells, available
 
 
+@functools.lru_cache(maxsize=64)
+def _hour_grid_query(
+    mechanic_ids: tuple[str, ...] | None, zones: tuple[str, ...], week_start: dt.date, tz: str
+) -> sa.Select:
+    """The statement of ``hour_grid``, ``zones`` being the mechanics'. Built once for the same
+    arguments (a page asks again on every rerun): its values depend on nothing else."""
+    cells, available = _available_by_hour(_chosen(mechanic_ids), zones, week_start, tz)
+    booked = _booked_by_hour(mechanic_ids, *week_bounds(week_start, tz), tz).subquery("booked")
+    return (
+        sa.select(cells.c.local_date, cells.c.hour, available.c.seconds, available.c.weighted, booked.c.sessions)
+        .select_from(cells)
+        .outerjoin(available, available.c.cell_wall == cells.c.cell_wall)
+        .outerjoin(booked, sa.and_(booked.c.local_date == cells.c.local_date, booked.c.hour == cells.c.hour))
+        .order_by(cells.c.local_date, cells.c.hour)
+    )
+
+
 def hour_grid(
     conn: Connection, *, mechanic_ids: Sequence[str] | None, week_start: dt.date, tz: str, session_minutes: int
 ) -> pd.DataFrame:
@@ -489,18 +505,10 @@ def hour_grid(
     available_minutes (summed over the mechanics), multiplier (their minute-weighted mean,
     NaN without availability), sessions starting in that hour, booked_minutes
     (sessions x session length) and utilisation (booked / available minutes, NaN without availability)."""
-    chosen = _chosen(mechanic_ids)
-    found = conn.execute(sa.select(s.mechanics.c.timezone).where(chosen).distinct()).scalars()
-    cells, available = _available_by_hour(chosen, [zone for zone in found if is_known_timezone(zone)], week_start, tz)
-    booked = _booked_by_hour(mechanic_ids, *week_bounds(week_start, tz), tz).subquery("booked")
-    query = (
-        sa.select(cells.c.local_date, cells.c.hour, available.c.seconds, available.c.weighted, booked.c.sessions)
-        .select_from(cells)
-        .outerjoin(available, available.c.cell_wall == cells.c.cell_wall)
-        .outerjoin(booked, sa.and_(booked.c.local_date == cells.c.local_date, booked.c.hour == cells.c.hour))
-        .order_by(cells.c.local_date, cells.c.hour)
-    )
-    rows = conn.execute(query).all()
+    ids = None if mechanic_ids is None else tuple(mechanic_ids)
+    found = conn.execute(sa.select(s.mechanics.c.timezone).where(_chosen(ids)).distinct()).scalars()
+    zones = tuple(sorted(zone for zone in found if is_known_timezone(zone)))
+    rows = conn.execute(_hour_grid_query(ids, zones, week_start, tz)).all()
     grid = pd.DataFrame(
         {
             "local_date": [row.local_date for row in rows],
@@ -555,6 +563,23 @@ def _columns(result: sa.Result, width: int) -> list[tuple]:
     return list(zip(*rows)) if rows else [()] * width
 
 
+@functools.lru_cache(maxsize=64)
+def _bookable_windows_query(
+    mechanic_ids: tuple[str, ...] | None, dates: tuple[tuple[str, dt.date, dt.date], ...]
+) -> sa.Select:
+    """The windows of ``bookable`` by mechanic and start, each zone's from its first to its last
+    date in ``dates``. Built once for the same arguments, as ``_hour_grid_query``."""
+    windows = _windows(
+        _chosen(mechanic_ids), *_clock({zone: (first, last) for zone, first, last in dates}), by_mechanic=True
+    )
+    return sa.select(
+        sa.cast(windows.c.mechanic_id, sa.Text),
+        windows.c.window_start,
+        windows.c.window_end,
+        windows.c.price_multiplier,
+    ).order_by(windows.c.mechanic_id, windows.c.window_start)
+
+
 def bookable(
     conn: Connection,
     *,
@@ -570,32 +595,26 @@ def bookable(
     The availability windows of every chosen mechanic come from SQL (``_windows``, as the hour
     grid's), their starts from the slot rules on arrays (``open_starts``)."""
     m, se = s.mechanics, s.sessions
-    chosen = _chosen(mechanic_ids)
-    found = conn.execute(sa.select(sa.cast(m.c.user_id, sa.Text), m.c.timezone).where(chosen).order_by(m.c.user_id))
+    ids = None if mechanic_ids is None else tuple(mechanic_ids)
+    found = conn.execute(
+        sa.select(sa.cast(m.c.user_id, sa.Text), m.c.timezone).where(_chosen(ids)).order_by(m.c.user_id)
+    )
     mechanics = [(mechanic, zone) for mechanic, zone in found if is_known_timezone(zone)]
     base_price_cents = price_list(conn).get(session_type)
     if not mechanics or days < 1:
         return pd.DataFrame([], columns=SLOT_COLUMNS)
     position = {mechanic: n for n, (mechanic, _) in enumerate(mechanics)}
-    today = {zone: now.astimezone(parse_timezone(zone)).date() for _, zone in mechanics}
-    clock = _clock({zone: (first, first + dt.timedelta(days=days - 1)) for zone, first in today.items()})
-    windows = _windows(chosen, *clock, by_mechanic=True)
-    owners, starts, ends, multipliers = _columns(
-        conn.execute(
-            sa.select(
-                sa.cast(windows.c.mechanic_id, sa.Text),
-                windows.c.window_start,
-                windows.c.window_end,
-                windows.c.price_multiplier,
-            ).order_by(windows.c.mechanic_id, windows.c.window_start)
-        ),
-        4,
-    )
+    today = {zone: now.astimezone(parse_timezone(zone)).date() for zone in {zone for _, zone in mechanics}}
+    dates = tuple(sorted((zone, first, first + dt.timedelta(days=days - 1)) for zone, first in today.items()))
+    owners, starts, ends, multipliers = _columns(conn.execute(_bookable_windows_query(ids, dates)), 4)
     # every session that can be within a session and buffer of a start (local dates are within a day of UTC)
     low = dt.datetime.combine(min(today.values()) - dt.timedelta(days=2), dt.time(), dt.UTC)
     high = dt.datetime.combine(max(today.values()) + dt.timedelta(days=days + 2), dt.time(), dt.UTC)
     booked = conn.execute(
-        sa.select(sa.cast(se.c.mechanic_id, sa.Text), se.c.scheduled_at)
+        sa.select(
+            sa.cast(se.c.mechanic_id, sa.Text),
+            sa.cast(sa.extract("epoch", se.c.scheduled_at) * SECOND_US, sa.BigInteger),  # microseconds since the epoch
+        )
         .where(*_booked(mechanic_ids, low, high))
         .order_by(se.c.mechanic_id, se.c.scheduled_at)
     ).all()
@@ -606,7 +625,7 @@ def bookable(
         np.array(ends, dtype=np.int64) * SECOND_US,
         list(multipliers),
         [owner for owner, _ in booked],
-        [microseconds(at) for _, at in booked],
+        [at for _, at in booked],
         now=now,
         rules=rules,
     )
