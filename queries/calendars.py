@@ -33,6 +33,7 @@ from dashboard.core.period import Period
 from dashboard.domain.calendars.edits import BASE_PRICE, CALENDAR, apply_peak
 from dashboard.domain.calendars.slots import (
     BLOCKING_STATUSES,
+    EPOCH,
     SECOND_US,
     Calendar,
     Override,
@@ -343,9 +344,19 @@ def _windows(
     clock counts nowhere."""
     m, sl, ov = s.mechanics, s.mechanic_availability_slots, s.mechanic_availability_overrides
     who = [m.c.user_id.label("mechanic_id")] if by_mechanic else []
+
+    def seconds(time: sa.ColumnElement) -> sa.ColumnElement:
+        """A wall time's seconds after midnight (PostgreSQL's epoch of a time is a slow numeric:
+        read once per slot, not again for each of its dates)."""
+        return sa.cast(sa.extract("epoch", time), sa.Integer)
+
     weekly = (
-        sa.select(*who, m.c.timezone, sl.c.day_of_week, sl.c.start_time, sl.c.end_time, sl.c.price_multiplier)
-        .add_columns(sa.func.count().label("n"))
+        sa.select(*who, m.c.timezone, sl.c.day_of_week, sl.c.price_multiplier)
+        .add_columns(
+            seconds(sl.c.start_time).label("start_seconds"),
+            seconds(sl.c.end_time).label("end_seconds"),
+            sa.func.count().label("n"),
+        )
         .join(m, m.c.user_id == sl.c.mechanic_id)
         .where(chosen, sl.c.is_available)
         .group_by(*who, m.c.timezone, sl.c.day_of_week, sl.c.start_time, sl.c.end_time, sl.c.price_multiplier)
@@ -366,13 +377,19 @@ def _windows(
     )
     own_hours = dated.c.start_time.is_not(None)
 
-    def hours(times: sa.FromClause, day: sa.FromClause, mechanics: sa.ColumnElement) -> sa.Select:
+    def hours(
+        day: sa.FromClause,
+        start: sa.ColumnElement,
+        end: sa.ColumnElement,
+        times: sa.FromClause,
+        mechanics: sa.ColumnElement,
+    ) -> sa.Select:
         return sa.select(
             *([day.c.mechanic_id] if by_mechanic else []),
             day.c.timezone,
             day.c.local_date,
-            (day.c.midnight + sa.cast(sa.extract("epoch", times.c.start_time), sa.Integer)).label("start_wall"),
-            (day.c.midnight + sa.cast(sa.extract("epoch", times.c.end_time), sa.Integer)).label("end_wall"),
+            (day.c.midnight + start).label("start_wall"),
+            (day.c.midnight + end).label("end_wall"),
             times.c.price_multiplier,
             mechanics.label("mechanics"),
         )
@@ -383,8 +400,8 @@ def _windows(
         .subquery("weekly_days")
     )
     local = sa.union_all(
-        hours(weekly_days, weekly_days, weekly_days.c.n),
-        hours(sl, dated, sa.literal(-1))
+        hours(weekly_days, weekly_days.c.start_seconds, weekly_days.c.end_seconds, weekly_days, weekly_days.c.n),
+        hours(dated, seconds(sl.c.start_time), seconds(sl.c.end_time), sl, sa.literal(-1))
         .join(
             sl,
             sa.and_(
@@ -392,7 +409,9 @@ def _windows(
             ),
         )
         .where(sa.or_(~dated.c.is_available, own_hours)),
-        hours(dated, dated, sa.literal(1)).where(dated.c.is_available, own_hours),
+        hours(dated, seconds(dated.c.start_time), seconds(dated.c.end_time), dated, sa.literal(1)).where(
+            dated.c.is_available, own_hours
+        ),
     ).subquery("local")
     window_start = instant(local.c.start_wall, clocks).label("window_start")
     window_end = instant(local.c.end_wall, clocks).label("window_end")
@@ -607,9 +626,12 @@ def bookable(
     today = {zone: now.astimezone(parse_timezone(zone)).date() for zone in {zone for _, zone in mechanics}}
     dates = tuple(sorted((zone, first, first + dt.timedelta(days=days - 1)) for zone, first in today.items()))
     owners, starts, ends, multipliers = _columns(conn.execute(_bookable_windows_query(ids, dates)), 4)
-    # every session that can be within a session and buffer of a start (local dates are within a day of UTC)
-    low = dt.datetime.combine(min(today.values()) - dt.timedelta(days=2), dt.time(), dt.UTC)
-    high = dt.datetime.combine(max(today.values()) + dt.timedelta(days=days + 2), dt.time(), dt.UTC)
+    if not starts:
+        return pd.DataFrame([], columns=SLOT_COLUMNS)
+    # every session that can be within a session and buffer of a start: in a window, from notice after now
+    clearance = dt.timedelta(minutes=rules.session_minutes + rules.buffer_minutes)
+    first = max(EPOCH + dt.timedelta(seconds=min(starts)), now + dt.timedelta(minutes=rules.notice_minutes))
+    low, high = first - clearance, EPOCH + dt.timedelta(seconds=max(ends)) + clearance
     booked = conn.execute(
         sa.select(
             sa.cast(se.c.mechanic_id, sa.Text),
