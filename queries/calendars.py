@@ -587,9 +587,13 @@ def _bookable_windows_query(
     mechanic_ids: tuple[str, ...] | None, dates: tuple[tuple[str, dt.date, dt.date], ...]
 ) -> sa.Select:
     """The windows of ``bookable`` by mechanic and start, each zone's from its first to its last
-    date in ``dates``. Built once for the same arguments, as ``_hour_grid_query``."""
+    date in ``dates``. Built once for the same arguments, as ``_hour_grid_query``; the chosen ids
+    are bound once (``_windows`` names the mechanics in three places)."""
+    picked = sa.select(s.mechanics.c.user_id).where(_chosen(mechanic_ids)).cte("picked")
     windows = _windows(
-        _chosen(mechanic_ids), *_clock({zone: (first, last) for zone, first, last in dates}), by_mechanic=True
+        s.mechanics.c.user_id.in_(sa.select(picked.c.user_id)),
+        *_clock({zone: (first, last) for zone, first, last in dates}),
+        by_mechanic=True,
     )
     return sa.select(
         sa.cast(windows.c.mechanic_id, sa.Text),
