@@ -95,9 +95,9 @@ def mechanics(conn: Connection, *, active_only: bool = True) -> pd.DataFrame:
     ).order_by(m.c.display_name, m.c.user_id)
     if active_only:
         query = query.where(m.c.is_active)
-    return pd.DataFrame(
-        conn.execute(query).mappings().all(), columns=["mechanic_id", "display_name", "timezone", "is_active"]
-    )
+    columns = ["mechanic_id", "display_name", "timezone", "is_active"]
+    found = _columns(conn.execute(query), len(columns))  # pandas reads a list of rows cell by cell
+    return pd.DataFrame(dict(zip(columns, found)) if found[0] else [], columns=columns)
 
 
 def weekly_slots(conn: Connection, *, mechanic_id: str) -> pd.DataFrame:
