@@ -33,6 +33,7 @@ from dashboard.core.period import Period
 from dashboard.domain.calendars.edits import BASE_PRICE, CALENDAR, apply_peak
 from dashboard.domain.calendars.slots import (
     BLOCKING_STATUSES,
+    EPOCH,
     SECOND_US,
     Calendar,
     Override,
@@ -47,8 +48,8 @@ from dashboard.domain.calendars.slots import (
     day_of_week,
     is_known_timezone,
     load_calendars,
-    microseconds,
     open_starts,
+    parse_timezone,
     parse_uuid,
     price_cents,
     wall_clock,
@@ -94,9 +95,9 @@ def mechanics(conn: Connection, *, active_only: bool = True) -> pd.DataFrame:
     ).order_by(m.c.display_name, m.c.user_id)
     if active_only:
         query = query.where(m.c.is_active)
-    return pd.DataFrame(
-        conn.execute(query).mappings().all(), columns=["mechanic_id", "display_name", "timezone", "is_active"]
-    )
+    columns = ["mechanic_id", "display_name", "timezone", "is_active"]
+    found = _columns(conn.execute(query), len(columns))  # pandas reads a list of rows cell by cell
+    return pd.DataFrame(dict(zip(columns, found)) if found[0] else [], columns=columns)
 
 
 def weekly_slots(conn: Connection, *, mechanic_id: str) -> pd.DataFrame:
@@ -319,7 +320,7 @@ def _clock(zone_dates: Mapping[str, tuple[dt.date, dt.date]]) -> tuple[sa.CTE, s
             ("after", sa.BigInteger()),
         ],
         [
-            (zone, low, high, *wall_clock(ZoneInfo(zone), low, (high - low).days + 1))
+            (zone, low, high, *wall_clock(parse_timezone(zone), low, (high - low).days + 1))
             for zone, (low, high) in sorted(zone_dates.items())
         ],
     )
@@ -343,9 +344,19 @@ def _windows(
     clock counts nowhere."""
     m, sl, ov = s.mechanics, s.mechanic_availability_slots, s.mechanic_availability_overrides
     who = [m.c.user_id.label("mechanic_id")] if by_mechanic else []
+
+    def seconds(time: sa.ColumnElement) -> sa.ColumnElement:
+        """A wall time's seconds after midnight (PostgreSQL's epoch of a time is a slow numeric:
+        read once per slot, not again for each of its dates)."""
+        return sa.cast(sa.extract("epoch", time), sa.Integer)
+
     weekly = (
-        sa.select(*who, m.c.timezone, sl.c.day_of_week, sl.c.start_time, sl.c.end_time, sl.c.price_multiplier)
-        .add_columns(sa.func.count().label("n"))
+        sa.select(*who, m.c.timezone, sl.c.day_of_week, sl.c.price_multiplier)
+        .add_columns(
+            seconds(sl.c.start_time).label("start_seconds"),
+            seconds(sl.c.end_time).label("end_seconds"),
+            sa.func.count().label("n"),
+        )
         .join(m, m.c.user_id == sl.c.mechanic_id)
         .where(chosen, sl.c.is_available)
         .group_by(*who, m.c.timezone, sl.c.day_of_week, sl.c.start_time, sl.c.end_time, sl.c.price_multiplier)
@@ -366,13 +377,19 @@ def _windows(
     )
     own_hours = dated.c.start_time.is_not(None)
 
-    def hours(times: sa.FromClause, day: sa.FromClause, mechanics: sa.ColumnElement) -> sa.Select:
+    def hours(
+        day: sa.FromClause,
+        start: sa.ColumnElement,
+        end: sa.ColumnElement,
+        times: sa.FromClause,
+        mechanics: sa.ColumnElement,
+    ) -> sa.Select:
         return sa.select(
             *([day.c.mechanic_id] if by_mechanic else []),
             day.c.timezone,
             day.c.local_date,
-            (day.c.midnight + sa.cast(sa.extract("epoch", times.c.start_time), sa.Integer)).label("start_wall"),
-            (day.c.midnight + sa.cast(sa.extract("epoch", times.c.end_time), sa.Integer)).label("end_wall"),
+            (day.c.midnight + start).label("start_wall"),
+            (day.c.midnight + end).label("end_wall"),
             times.c.price_multiplier,
             mechanics.label("mechanics"),
         )
@@ -383,8 +400,8 @@ def _windows(
         .subquery("weekly_days")
     )
     local = sa.union_all(
-        hours(weekly_days, weekly_days, weekly_days.c.n),
-        hours(sl, dated, sa.literal(-1))
+        hours(weekly_days, weekly_days.c.start_seconds, weekly_days.c.end_seconds, weekly_days, weekly_days.c.n),
+        hours(dated, seconds(sl.c.start_time), seconds(sl.c.end_time), sl, sa.literal(-1))
         .join(
             sl,
             sa.and_(
@@ -392,7 +409,9 @@ def _windows(
             ),
         )
         .where(sa.or_(~dated.c.is_available, own_hours)),
-        hours(dated, dated, sa.literal(1)).where(dated.c.is_available, own_hours),
+        hours(dated, seconds(dated.c.start_time), seconds(dated.c.end_time), dated, sa.literal(1)).where(
+            dated.c.is_available, own_hours
+        ),
     ).subquery("local")
     window_start = instant(local.c.start_wall, clocks).label("window_start")
     window_end = instant(local.c.end_wall, clocks).label("window_end")
@@ -481,6 +500,23 @@ def _available_by_hour(
     return cells, available
 
 
+@functools.lru_cache(maxsize=64)
+def _hour_grid_query(
+    mechanic_ids: tuple[str, ...] | None, zones: tuple[str, ...], week_start: dt.date, tz: str
+) -> sa.Select:
+    """The statement of ``hour_grid``, ``zones`` being the mechanics'. Built once for the same
+    arguments (a page asks again on every rerun): its values depend on nothing else."""
+    cells, available = _available_by_hour(_chosen(mechanic_ids), zones, week_start, tz)
+    booked = _booked_by_hour(mechanic_ids, *week_bounds(week_start, tz), tz).subquery("booked")
+    return (
+        sa.select(cells.c.local_date, cells.c.hour, available.c.seconds, available.c.weighted, booked.c.sessions)
+        .select_from(cells)
+        .outerjoin(available, available.c.cell_wall == cells.c.cell_wall)
+        .outerjoin(booked, sa.and_(booked.c.local_date == cells.c.local_date, booked.c.hour == cells.c.hour))
+        .order_by(cells.c.local_date, cells.c.hour)
+    )
+
+
 def hour_grid(
     conn: Connection, *, mechanic_ids: Sequence[str] | None, week_start: dt.date, tz: str, session_minutes: int
 ) -> pd.DataFrame:
@@ -488,18 +524,10 @@ def hour_grid(
     available_minutes (summed over the mechanics), multiplier (their minute-weighted mean,
     NaN without availability), sessions starting in that hour, booked_minutes
     (sessions x session length) and utilisation (booked / available minutes, NaN without availability)."""
-    chosen = _chosen(mechanic_ids)
-    found = conn.execute(sa.select(s.mechanics.c.timezone).where(chosen).distinct()).scalars()
-    cells, available = _available_by_hour(chosen, [zone for zone in found if is_known_timezone(zone)], week_start, tz)
-    booked = _booked_by_hour(mechanic_ids, *week_bounds(week_start, tz), tz).subquery("booked")
-    query = (
-        sa.select(cells.c.local_date, cells.c.hour, available.c.seconds, available.c.weighted, booked.c.sessions)
-        .select_from(cells)
-        .outerjoin(available, available.c.cell_wall == cells.c.cell_wall)
-        .outerjoin(booked, sa.and_(booked.c.local_date == cells.c.local_date, booked.c.hour == cells.c.hour))
-        .order_by(cells.c.local_date, cells.c.hour)
-    )
-    rows = conn.execute(query).all()
+    ids = None if mechanic_ids is None else tuple(mechanic_ids)
+    found = conn.execute(sa.select(s.mechanics.c.timezone).where(_chosen(ids)).distinct()).scalars()
+    zones = tuple(sorted(zone for zone in found if is_known_timezone(zone)))
+    rows = conn.execute(_hour_grid_query(ids, zones, week_start, tz)).all()
     grid = pd.DataFrame(
         {
             "local_date": [row.local_date for row in rows],
@@ -521,22 +549,24 @@ def _slot_frame(
     mechanic_ids: Sequence[str], zones: Sequence[str], found: Starts, base_price_cents: int | None
 ) -> pd.DataFrame:
     """``found`` as ``bookable`` lists it, the calendar at position p being ``mechanic_ids[p]``
-    in ``zones[p]``; each start's wall clock is read once per zone for all of its mechanics."""
+    in ``zones[p]``; each start's wall clock is read once per zone for all of its mechanics,
+    and the texts are taken from one copy per calendar."""
     if not len(found.start):
         return pd.DataFrame([], columns=SLOT_COLUMNS)
-    zone = np.array(zones, dtype=object)[found.calendar]
+    names = sorted(set(zones))
+    zone = np.array([names.index(name) for name in zones])[found.calendar]
     start_utc = pd.DatetimeIndex(found.start.astype("datetime64[us]")).tz_localize(dt.UTC)
     start_local = np.empty(len(start_utc), dtype="datetime64[us]")
-    for name in set(zone):
-        mask = zone == name
-        start_local[mask] = start_utc[mask].tz_convert(name).tz_localize(None).to_numpy()
+    for n, name in enumerate(names):
+        mask = zone == n
+        start_local[mask] = start_utc[mask].tz_convert(parse_timezone(name)).tz_localize(None).to_numpy()
     price = functools.cache(lambda multiplier: price_cents(base_price_cents, multiplier))
     return pd.DataFrame(
         {
-            "mechanic_id": np.array(mechanic_ids, dtype=object)[found.calendar],
+            "mechanic_id": pd.array(mechanic_ids, dtype="str").take(found.calendar),
             "start_utc": start_utc,
             "start_local": start_local,
-            "timezone": zone,
+            "timezone": pd.array(zones, dtype="str").take(found.calendar),
             "multiplier": np.array([float(x) for x in found.multipliers])[found.window],
             "price_cents": [None] * len(found.start)
             if base_price_cents is None
@@ -544,6 +574,33 @@ def _slot_frame(
         },
         columns=SLOT_COLUMNS,
     )
+
+
+def _columns(result: sa.Result, width: int) -> list[tuple]:
+    """A result's ``width`` columns, each as one tuple."""
+    rows = result.all()
+    return list(zip(*rows)) if rows else [()] * width
+
+
+@functools.lru_cache(maxsize=64)
+def _bookable_windows_query(
+    mechanic_ids: tuple[str, ...] | None, dates: tuple[tuple[str, dt.date, dt.date], ...]
+) -> sa.Select:
+    """The windows of ``bookable`` by mechanic and start, each zone's from its first to its last
+    date in ``dates``. Built once for the same arguments, as ``_hour_grid_query``; the chosen ids
+    are bound once (``_windows`` names the mechanics in three places)."""
+    picked = sa.select(s.mechanics.c.user_id).where(_chosen(mechanic_ids)).cte("picked")
+    windows = _windows(
+        s.mechanics.c.user_id.in_(sa.select(picked.c.user_id)),
+        *_clock({zone: (first, last) for zone, first, last in dates}),
+        by_mechanic=True,
+    )
+    return sa.select(
+        sa.cast(windows.c.mechanic_id, sa.Text),
+        windows.c.window_start,
+        windows.c.window_end,
+        windows.c.price_multiplier,
+    ).order_by(windows.c.mechanic_id, windows.c.window_start)
 
 
 def bookable(
@@ -561,45 +618,45 @@ def bookable(
     The availability windows of every chosen mechanic come from SQL (``_windows``, as the hour
     grid's), their starts from the slot rules on arrays (``open_starts``)."""
     m, se = s.mechanics, s.sessions
-    chosen = _chosen(mechanic_ids)
-    found = conn.execute(sa.select(sa.cast(m.c.user_id, sa.Text), m.c.timezone).where(chosen).order_by(m.c.user_id))
+    ids = None if mechanic_ids is None else tuple(mechanic_ids)
+    found = conn.execute(
+        sa.select(sa.cast(m.c.user_id, sa.Text), m.c.timezone).where(_chosen(ids)).order_by(m.c.user_id)
+    )
     mechanics = [(mechanic, zone) for mechanic, zone in found if is_known_timezone(zone)]
     base_price_cents = price_list(conn).get(session_type)
     if not mechanics or days < 1:
         return pd.DataFrame([], columns=SLOT_COLUMNS)
     position = {mechanic: n for n, (mechanic, _) in enumerate(mechanics)}
-    today = {zone: now.astimezone(ZoneInfo(zone)).date() for _, zone in mechanics}
-    clock = _clock({zone: (first, first + dt.timedelta(days=days - 1)) for zone, first in today.items()})
-    windows = _windows(chosen, *clock, by_mechanic=True)
-    rows = conn.execute(
-        sa.select(
-            sa.cast(windows.c.mechanic_id, sa.Text),
-            windows.c.window_start,
-            windows.c.window_end,
-            windows.c.price_multiplier,
-        ).order_by(windows.c.mechanic_id, windows.c.window_start)
-    ).all()
-    # every session that can be within a session and buffer of a start (local dates are within a day of UTC)
-    low = dt.datetime.combine(min(today.values()) - dt.timedelta(days=2), dt.time(), dt.UTC)
-    high = dt.datetime.combine(max(today.values()) + dt.timedelta(days=days + 2), dt.time(), dt.UTC)
+    today = {zone: now.astimezone(parse_timezone(zone)).date() for zone in {zone for _, zone in mechanics}}
+    dates = tuple(sorted((zone, first, first + dt.timedelta(days=days - 1)) for zone, first in today.items()))
+    owners, starts, ends, multipliers = _columns(conn.execute(_bookable_windows_query(ids, dates)), 4)
+    if not starts:
+        return pd.DataFrame([], columns=SLOT_COLUMNS)
+    # every session that can be within a session and buffer of a start: in a window, from notice after now
+    clearance = dt.timedelta(minutes=rules.session_minutes + rules.buffer_minutes)
+    first = max(EPOCH + dt.timedelta(seconds=min(starts)), now + dt.timedelta(minutes=rules.notice_minutes))
+    low, high = first - clearance, EPOCH + dt.timedelta(seconds=max(ends)) + clearance
     booked = conn.execute(
-        sa.select(sa.cast(se.c.mechanic_id, sa.Text), se.c.scheduled_at)
+        sa.select(
+            sa.cast(se.c.mechanic_id, sa.Text),
+            sa.cast(sa.extract("epoch", se.c.scheduled_at) * SECOND_US, sa.BigInteger),  # microseconds since the epoch
+        )
         .where(*_booked(mechanic_ids, low, high))
         .order_by(se.c.mechanic_id, se.c.scheduled_at)
     ).all()
     booked = [(position[mechanic], at) for mechanic, at in booked if mechanic in position]
-    starts = open_starts(
-        [position[row[0]] for row in rows],
-        [row[1] * SECOND_US for row in rows],
-        [row[2] * SECOND_US for row in rows],
-        [row[3] for row in rows],
+    found = open_starts(
+        [position[mechanic] for mechanic in owners],
+        np.array(starts, dtype=np.int64) * SECOND_US,
+        np.array(ends, dtype=np.int64) * SECOND_US,
+        list(multipliers),
         [owner for owner, _ in booked],
-        [microseconds(at) for _, at in booked],
+        [at for _, at in booked],
         now=now,
         rules=rules,
     )
     return _slot_frame(
-        [mechanic for mechanic, _ in mechanics], [zone for _, zone in mechanics], starts, base_price_cents
+        [mechanic for mechanic, _ in mechanics], [zone for _, zone in mechanics], found, base_price_cents
     )
 
 

@@ -301,6 +301,23 @@ def test_bookable_and_preview(engine, people):
     assert f"{asha.start_local.iloc[0]:%a %H:%M}" == "Mon 03:30" and set(asha.price_cents) == {7499}
 
 
+def test_bookable_keeps_clear_of_sessions_outside_the_window(engine):
+    """Eve (UTC) works Mondays 09:00-12:00; at 07:20Z the earliest start is 09:20 (two hours'
+    notice). Her sessions at 08:55 (before the window and the notice) and 12:05 (after the window)
+    block the starts less than 40 minutes (session and buffer) from them: 09:30 and 11:30."""
+    with engine.begin() as conn:
+        eve = add_mechanic(conn, "Eve", timezone="UTC")
+        add_session(conn, eve, eve, "scheduled", scheduled_at=z("2026-03-09T08:55"), price_cents=4999)
+        add_session(conn, eve, eve, "scheduled", scheduled_at=z("2026-03-09T12:05"), price_cents=4999)
+    save_weekly_slots(engine, MANAGER, eve, [weekly_slot(1, "09:00", "12:00")])
+    now = z("2026-03-09T07:20")
+    with engine.connect() as conn:
+        frame = q.bookable(conn, mechanic_ids=(str(eve),), days=1, session_type="video", now=now)
+        preview = q.preview(conn, mechanic_id=str(eve), days=1, session_type="video", now=now)
+    assert [f"{t:%H:%M}" for t in frame.start_utc] == ["10:00", "10:30", "11:00"]
+    assert preview.equals(frame)
+
+
 def test_availability_and_sessions_of_the_week(engine, people):
     start, end = q.week_bounds(WEEK, "UTC")
     with engine.connect() as conn:
