@@ -129,13 +129,13 @@ def _step_parts(rows: sa.FromClause, steps: int) -> list[Part]:
     return [({"step": _small(k), "within_days": _within(rows, k)}, _reached(rows, k)) for k in range(1, steps + 1)]
 
 
-def _group_parts(rows: sa.FromClause, steps: int) -> list[Part]:
+def _group_parts(rows: sa.FromClause, steps: int, dimensions: tuple[str, ...] = DIMENSIONS) -> list[Part]:
     """The group of each dimension; a specialty also keeps the whole days to its session when they
     exceed the step's (``session_days``; else 0: a window that holds the step holds the session)."""
     session = sa.and_(rows.c.session_at.isnot(None), rows.c.session_at <= rows.c.entry_at + LONGEST)
     to_session = days_to(rows.c.entry_at, rows.c.session_at)
     parts = []
-    for dimension in DIMENSIONS:
+    for dimension in dimensions:
         for step, reached in _step_parts(rows, steps):
             group, session_days = attribute(rows, dimension), _small(0)
             if dimension == "specialty":
@@ -175,13 +175,19 @@ class Counts:
     """A daily table and how a progress row counts in it."""
 
     table: sa.Table
-    parts: Callable[[sa.FromClause, int], list[Part]]
+    parts: Callable[..., list[Part]]  # (progress rows, steps): how a row counts
     signed: bool = True  # +1 on the entry's day, -1 on the previous entry's day
 
     @property
     def keys(self) -> list[str]:
         """The key columns the parts give (all but funnel_id and the days)."""
         return [c.name for c in self.table.primary_key.columns if c.name not in ("funnel_id", "day", "prev_day")]
+
+    def parts_of(self, rows: sa.FromClause, steps: int, only: dict) -> list[Part]:
+        """The parts, only those of the dimension ``only`` names when it names one (a breakdown)."""
+        if "dimension" in only:
+            return self.parts(rows, steps, dimensions=(only["dimension"],))
+        return self.parts(rows, steps)
 
 
 STEPS = Counts(s.crm_funnel_daily_steps, _step_parts, signed=False)
@@ -302,7 +308,7 @@ class Days:
             .where(condition, *[values[k] == v for k, v in only.items()])
             for n, (select, sign) in enumerate(self.progress_rows())
             for rows in [select.cte(f"progress_{n}")]
-            for values, condition in counts.parts(rows, steps)
+            for values, condition in counts.parts_of(rows, steps, only)
         ]
         return sa.union_all(stored, *added).subquery("counts")
 
