@@ -575,14 +575,15 @@ def queue_part(tz: str, now: dt.datetime, waiting: int) -> None:
         plans=tuple(plans),
         mechanic_id=uuid.UUID(mechanic) if mechanic else None,
         due=due,
-        order=order,
     )
-    size = ui.run_query(queries.queue_size, **{k: v for k, v in filters.items() if k != "order"})
+    size = ui.run_query(queries.queue_size, **filters)
     page, page_notice = page_of(st.query_params.get("page"), int(size.follow_ups.iloc[0]), PAGE_SIZE)
     if page_notice:
         st.warning(page_notice, icon=":material/link_off:")
         turn_page(page.number) if page.number > 1 else restart_paging()
-    queue = ui.run_query(queries.queue, loading="the follow-up queue", limit=PAGE_SIZE, offset=page.offset, **filters)
+    queue = ui.run_query(
+        queries.queue, loading="the follow-up queue", order=order, limit=PAGE_SIZE, offset=page.offset, **filters
+    )
     filtered = bool(types or plans or mechanic or due) or set(states) != set(fu.WAITING)
     if queue.empty:
         if waiting == 0 and not filtered:
@@ -596,7 +597,7 @@ def queue_part(tz: str, now: dt.datetime, waiting: int) -> None:
             st.caption(
                 f"Matching these filters, {ORDER_LABELS[order].lower()}." if filtered else f"{ORDER_LABELS[order]}."
             )
-            rows = ui.query_later(queries.queue, limit=queries.QUEUE_LIMIT, **filters)
+            rows = ui.query_later(queries.queue, order=order, limit=queries.QUEUE_LIMIT, **filters)
             csv_download(
                 lambda: export(rows(), tz),
                 file_name="follow-ups.csv",

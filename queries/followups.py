@@ -169,7 +169,18 @@ def _due_filter(due: str, sla: dict[str, sa.ColumnElement], now: dt.datetime) ->
     return waiting & (due_at >= at) & (due_at <= at + _seconds(sa.literal(SOON_MINUTES * 60, sa.Integer)))
 
 
-def _filters(states: Sequence[str], types: Sequence[str], plans: Sequence[str], mechanic_id) -> list:
+def _matching(
+    query: sa.Select,
+    sla: dict,
+    now: dt.datetime,
+    *,
+    states: Sequence[str],
+    types: Sequence[str],
+    plans: Sequence[str],
+    mechanic_id,
+    due: str | None,
+) -> sa.Select:
+    """``query`` over the follow-ups that match the filters (``queue`` says what each one keeps)."""
     where = [r.c.is_follow_up]
     if states:
         where.append(STATE.in_(_checked(states, FOLLOW_UP_STATES, "state")))
@@ -179,13 +190,6 @@ def _filters(states: Sequence[str], types: Sequence[str], plans: Sequence[str], 
         where.append(_plan().in_(_checked(plans, PLANS, "plan")))
     if mechanic_id is not None:
         where.append(r.c.assigned_mechanic_id == mechanic_id)
-    return where
-
-
-def _matching(query: sa.Select, sla: dict, now: dt.datetime, filters: tuple) -> sa.Select:
-    """``query`` over the follow-ups that match ``filters`` (states, types, plans, mechanic_id, due)."""
-    states, types, plans, mechanic_id, due = filters
-    where = _filters(states, types, plans, mechanic_id)
     if due is not None:
         where.append(_due_filter(due, sla, now))
     return query.select_from(r.outerjoin(profiles, profiles.c.id == r.c.customer_id) if plans else r).where(*where)
@@ -222,7 +226,11 @@ def queue(
             sa.select(r.c.id, key.label("sort_key"), sa.func.count().over().label("matching")),
             sla,
             now,
-            (states, types, plans, mechanic_id, due),
+            states=states,
+            types=types,
+            plans=plans,
+            mechanic_id=mechanic_id,
+            due=due,
         )
         .order_by(key, r.c.created_at, r.c.id)
         .limit(limit)
@@ -302,7 +310,11 @@ def queue_size(
         sa.select(sa.func.count().label("follow_ups")),
         _sla_columns(rules, now),
         now,
-        (states, types, plans, mechanic_id, due),
+        states=states,
+        types=types,
+        plans=plans,
+        mechanic_id=mechanic_id,
+        due=due,
     )
     return pd.DataFrame(conn.execute(query).mappings().all(), columns=["follow_ups"])
 
